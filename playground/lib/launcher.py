@@ -1,0 +1,234 @@
+"""The run command behind `make run` and `make test`.
+
+    python -m playground.lib.launcher run          # services, migrate, library, web + workers
+    python -m playground.lib.launcher exec -- CMD  # services around one command (the test suite)
+    python -m playground.lib.launcher services     # only PostgreSQL and Redis, until Ctrl-C
+
+``DATABASE_URL`` / ``REDIS_URL`` in the environment select external servers; when unset the
+embedded ones are started (or reused when already listening). Ctrl-C or SIGTERM stops everything
+started here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from playground.lib import paths
+from playground.lib.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceError
+
+log = logging.getLogger("playground.launcher")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        sys.exit(f"{name} must be an integer, got {raw!r}")
+
+
+@contextmanager
+def embedded_services() -> Iterator[None]:
+    """Start embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set; stop them after."""
+    base = paths.var_dir()
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        if not os.environ.get("DATABASE_URL"):
+            pg = EmbeddedPostgres(base)
+            t0 = time.monotonic()
+            pg.start()
+            started.append(pg)
+            how = "reused" if pg.reused else f"started in {time.monotonic() - t0:.1f} s"
+            print(f"PostgreSQL (embedded, {how}): {paths.embedded_database_url(base)}", flush=True)
+        if not os.environ.get("REDIS_URL"):
+            redis = EmbeddedRedis(base)
+            t0 = time.monotonic()
+            redis.start()
+            started.append(redis)
+            how = "reused" if redis.reused else f"started in {time.monotonic() - t0:.1f} s"
+            print(f"Redis (embedded, {how}): {paths.embedded_redis_url(base)}", flush=True)
+        yield
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so `kill PID` also stops the services in order."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], check=True, cwd=paths.REPO_DIR)  # noqa: S603
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def processes(host: str, port: int) -> dict[str, list[str]]:
+    """The long-running processes of the product (the Procfile, as argv lists)."""
+    py = sys.executable
+    cores = os.cpu_count() or 2
+    celery = [py, "-m", "celery", "-A", "playground", "worker", "--loglevel", "INFO"]
+    return {
+        "web": [
+            py,
+            "-m",
+            "uvicorn",
+            "playground.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(_env_int("PLAYGROUND_WEB_WORKERS", 1)),
+            "--proxy-headers",
+            "--timeout-graceful-shutdown",
+            "5",
+            "--no-server-header",
+        ],
+        "worker-sandbox": [
+            *celery,
+            "-Q",
+            "sandbox",
+            "-n",
+            "sandbox@%h",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(_env_int("PLAYGROUND_SANDBOX_WORKERS", cores)),
+        ],
+        "worker-llm": [
+            *celery,
+            "-Q",
+            "llm",
+            "-n",
+            "llm@%h",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(_env_int("PLAYGROUND_LLM_WORKERS", 16)),
+        ],
+        "worker-batch": [
+            *celery,
+            "-Q",
+            "batch",
+            "-n",
+            "batch@%h",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(_env_int("PLAYGROUND_BATCH_WORKERS", 1)),
+        ],
+    }
+
+
+def _announce_when_up(host: str, port: int, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                break
+        except OSError:
+            stop.wait(0.2)
+    else:
+        return
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"\n  The playground is running at http://{shown}:{port}/  (Ctrl-C stops it)\n", flush=True
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`make run`: the whole product with embedded defaults."""
+    from honcho.manager import Manager
+
+    host = os.environ.get("PLAYGROUND_HOST", "127.0.0.1")
+    port = _env_int("PLAYGROUND_PORT", 8000)
+    if not _port_free(host, port):
+        print(f"Port {port} on {host} is in use: stop what holds it or set PLAYGROUND_PORT.")
+        return 1
+    with _sigterm_as_interrupt(), embedded_services():
+        _manage("migrate", "--noinput", "--verbosity", "0")
+        _manage("load_library")
+        manager = Manager()
+        for name, argv in processes(host, port).items():
+            manager.add_process(name, shlex.join(argv), cwd=str(paths.REPO_DIR))
+        stop = threading.Event()
+        threading.Thread(target=_announce_when_up, args=(host, port, stop), daemon=True).start()
+        try:
+            manager.loop()  # handles SIGINT/SIGTERM itself: terminates, then kills after 5 s
+        finally:
+            stop.set()
+        return manager.returncode or 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Run one command with the services up (make test runs pytest this way)."""
+    if not args.command:
+        print("exec needs a command after --")
+        return 2
+    with _sigterm_as_interrupt(), embedded_services():
+        return subprocess.run(args.command, check=False).returncode  # noqa: S603
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    """Keep only PostgreSQL and Redis running, for `pytest` or `manage.py` from another shell."""
+    with _sigterm_as_interrupt(), embedded_services():
+        print("Services are up; Ctrl-C stops them.", flush=True)
+        signal.pause()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m playground.lib.launcher")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run", help="start the whole product").set_defaults(func=cmd_run)
+    p_exec = sub.add_parser("exec", help="run a command with the services up")
+    p_exec.add_argument("command", nargs=argparse.REMAINDER)
+    p_exec.set_defaults(func=cmd_exec)
+    sub.add_parser("services", help="only PostgreSQL and Redis").set_defaults(func=cmd_services)
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) and args.command[0] == "--":
+        args.command = args.command[1:]
+    try:
+        return int(args.func(args))
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except subprocess.CalledProcessError as exc:
+        print(f"error: {shlex.join(map(str, exc.cmd))} failed with code {exc.returncode}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Where the embedded services keep their data and sockets (shared by settings and the launcher)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+# Unix socket paths are limited to 107 bytes; PostgreSQL's socket name adds 17.
+_MAX_SOCKET_DIR = 80
+
+
+def var_dir() -> Path:
+    """The directory for local state (embedded databases, logs, the generated secret key)."""
+    return Path(os.environ.get("PLAYGROUND_VAR_DIR") or REPO_DIR / "var").resolve()
+
+
+def socket_dir(base: Path | None = None) -> Path:
+    """Directory for the embedded services' unix sockets; under /tmp when var/ is too deep."""
+    base = base or var_dir()
+    candidate = base / "run"
+    if len(str(candidate)) <= _MAX_SOCKET_DIR:
+        return candidate
+    digest = hashlib.sha256(str(base).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"playground-{digest}"  # noqa: S108 - deterministic, created 0700 by the launcher
+
+
+def embedded_database_url(base: Path | None = None) -> str:
+    """URL of the embedded PostgreSQL (unix socket, trust auth, database ``playground``)."""
+    return f"postgresql://postgres@/playground?host={socket_dir(base)}"
+
+
+def embedded_redis_url(base: Path | None = None) -> str:
+    """URL of the embedded Redis (unix socket)."""
+    return f"unix://{socket_dir(base)}/redis.sock?db=0"
