@@ -1,0 +1,193 @@
+"""Library browsing, program pages and the submit form."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from playground.programs.access import (
+    anon_token,
+    get_own_program,
+    get_program_for_user,
+    owns,
+)
+from playground.programs.forms import ProgramForm, raw_form_fields
+from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExample
+
+# The library's tabs, in display order: (key, label, what it holds).
+LIBRARY_TABS = [
+    ("cruxeval", "CRUXEval", "600 short functions with an input and the expected output"),
+    ("humaneval", "HumanEval", "164 problems with reference solutions and their tests"),
+    ("p3", "P3 puzzles", "1,372 programming puzzles: find x so that sat(x) is true"),
+    ("bbh", "BIG-Bench Hard", "27 reasoning tasks, 5,207 examples"),
+    ("user", "Shared by users", "programs that users made public"),
+]
+_TAB_KEYS = {key for key, _, _ in LIBRARY_TABS}
+_MAX_QUERY = 200
+
+
+def _page(request: HttpRequest, qs: QuerySet) -> Page:
+    return Paginator(qs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _template(request: HttpRequest, name: str, fragment: str) -> str:
+    """The whole page, or only its ``fragment`` partial for an htmx request that targets it."""
+    if request.htmx and request.htmx.target == fragment:  # type: ignore[attr-defined]
+        return f"{name}#{fragment}"
+    return name
+
+
+def library(request: HttpRequest) -> HttpResponse:
+    """Browse and search the built-in data sets and public user programs."""
+    tab = request.GET.get("dataset", "cruxeval")
+    if tab not in _TAB_KEYS:
+        tab = "cruxeval"
+    q = request.GET.get("q", "").strip()[:_MAX_QUERY]
+    module = request.GET.get("module", "").strip()[:100]
+    context: dict[str, object] = {"tab": tab, "q": q, "tabs": LIBRARY_TABS, "module": module}
+
+    if tab == "p3":
+        puzzles = Puzzle.objects.all()
+        if module:
+            puzzles = puzzles.filter(module=module)
+        if q:
+            puzzles = puzzles.filter(
+                Q(name__icontains=q) | Q(sat__icontains=q) | Q(sol_docstring__icontains=q)
+            )
+        context["modules"] = (
+            Puzzle.objects.order_by("module").values_list("module", flat=True).distinct()
+        )
+        context["page"] = _page(request, puzzles)
+    elif tab == "bbh":
+        if q:
+            examples = TaskExample.objects.select_related("task").filter(
+                Q(input__icontains=q) | Q(target__iexact=q) | Q(task__name__icontains=q)
+            )
+            context["page"] = _page(request, examples)
+            context["searching_examples"] = True
+        else:
+            tasks = Task.objects.annotate(n_examples=Count("examples"))
+            context["page"] = _page(request, tasks)
+    else:
+        programs = Program.objects.filter(dataset=tab, is_public=True)
+        if q:
+            programs = programs.filter(
+                Q(title__icontains=q) | Q(source__icontains=q) | Q(external_id__iexact=q)
+            )
+        context["page"] = _page(request, programs.select_related("owner"))
+    return render(request, _template(request, "programs/library.html", "results"), context)
+
+
+def program_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    program = get_program_for_user(request, pk)
+    return render(
+        request,
+        "programs/program_detail.html",
+        {"program": program, "is_owner": owns(request, program)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def program_new(request: HttpRequest) -> HttpResponse:
+    """Submit a program: the form re-renders with inline errors and keeps what was typed."""
+    if request.method == "POST":
+        form = ProgramForm(request.POST, request.FILES, raw_fields=raw_form_fields(request))
+        if form.is_valid():
+            program: Program = form.save(commit=False)
+            program.dataset = Dataset.USER
+            if request.user.is_authenticated:
+                program.owner = request.user
+            else:
+                program.anon_owner = anon_token(request, create=True) or ""
+            program.save()
+            messages.success(request, "Program saved.")
+            if request.htmx:  # type: ignore[attr-defined]
+                return HttpResponseClientRedirect(program.get_absolute_url())
+            return redirect(program)
+        template = "programs/program_form.html"
+        if request.htmx:  # type: ignore[attr-defined]
+            template += "#form"
+        return render(request, template, {"form": form})
+
+    initial: dict[str, object] = {}
+    copy_of = request.GET.get("copy")
+    if copy_of and copy_of.isdigit():
+        original = get_program_for_user(request, int(copy_of))
+        initial = {
+            "title": f"Copy of {original.display_title}"[:200],
+            "source": original.source,
+            "call": original.call,
+            "stdin": original.stdin,
+        }
+    return render(request, "programs/program_form.html", {"form": ProgramForm(initial=initial)})
+
+
+def my_programs(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        mine = Program.objects.filter(owner=request.user)
+    else:
+        token = anon_token(request)
+        mine = (
+            Program.objects.filter(owner__isnull=True, anon_owner=token)
+            if token
+            else Program.objects.none()
+        )
+    page = _page(request, mine.order_by("-id"))
+    return render(request, "programs/my_programs.html", {"page": page})
+
+
+@require_POST
+def program_visibility(request: HttpRequest, pk: int) -> HttpResponse:
+    program = get_own_program(request, pk)
+    program.is_public = request.POST.get("is_public") == "1"
+    program.save(update_fields=["is_public", "updated_at"])
+    messages.success(
+        request, "The program is now " + ("public." if program.is_public else "private.")
+    )
+    return redirect(program)
+
+
+@require_POST
+def program_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    program = get_own_program(request, pk)
+    program.delete()
+    messages.success(request, f"Deleted “{program.display_title}”.")
+    return redirect("programs:mine")
+
+
+def puzzle_detail(request: HttpRequest, name: str) -> HttpResponse:
+    puzzle = get_object_or_404(Puzzle, name=name)
+    siblings = Puzzle.objects.filter(family=puzzle.family).exclude(pk=puzzle.pk).only("name")[:20]
+    return render(request, "programs/puzzle_detail.html", {"puzzle": puzzle, "siblings": siblings})
+
+
+def task_detail(request: HttpRequest, name: str) -> HttpResponse:
+    task = get_object_or_404(Task, name=name)
+    q = request.GET.get("q", "").strip()[:_MAX_QUERY]
+    examples = task.examples.all()
+    if q:
+        examples = examples.filter(Q(input__icontains=q) | Q(target__iexact=q))
+    context = {
+        "task": task,
+        "q": q,
+        "page": _page(request, examples),
+        "total": task.examples.count(),
+    }
+    return render(request, _template(request, "programs/task_detail.html", "results"), context)
+
+
+def task_example(request: HttpRequest, name: str, index: int) -> HttpResponse:
+    example = get_object_or_404(
+        TaskExample.objects.select_related("task"), task__name=name, index=index
+    )
+    neighbours = {
+        "previous": TaskExample.objects.filter(task=example.task, index=index - 1).first(),
+        "next": TaskExample.objects.filter(task=example.task, index=index + 1).first(),
+    }
+    return render(request, "programs/task_example.html", {"example": example, **neighbours})
