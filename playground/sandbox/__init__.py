@@ -1,0 +1,42 @@
+"""Real execution: ``run`` executes a program in the sandbox and returns its trace (schema v1).
+
+Importable without a database or Django settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground.sandbox.limits import Limits
+from playground.sandbox.process import SandboxUnavailable, mode
+from playground.sandbox.schema import make_trace
+
+__all__ = ["Limits", "SandboxUnavailable", "mode", "run"]
+
+
+def run(
+    source: str, *, call: str | None = None, stdin: str = "", limits: Limits | None = None
+) -> dict[str, Any]:
+    """Run ``source`` (then evaluate ``call``) in a fresh sandbox; return the validated trace.
+
+    Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then).
+    """
+    from playground.sandbox.process import run_isolated
+
+    limits = limits or Limits()
+    for text, cap, what in (
+        (source, limits.max_source, "program"),
+        (stdin, limits.max_stdin, "input"),
+    ):
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > cap:
+            return make_trace(
+                status="crash",
+                steps=[],
+                error={
+                    "type": "LimitError",
+                    "message": f"The {what} is {size:,} bytes; the limit is {cap:,}.",
+                    "line": None,
+                },
+            )
+    return run_isolated(source, call or None, stdin, limits)

@@ -1,0 +1,156 @@
+"""Bounded ``repr`` strings that never run user code.
+
+Only exact built-in types are rendered through their own (C) repr; anything else, including
+subclasses of built-ins, is shown by its type name and, for plain instances, its attributes. So a
+user-defined ``__repr__``, ``__eq__``, ``__hash__`` or ``__getattr__`` is never called.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+MAX_CHARS = 300  # one value in a step
+MAX_ITEMS = 40  # elements shown of a container
+MAX_DEPTH = 4
+
+_SCALARS = (bool, float, complex, type(None), type(Ellipsis), type(NotImplemented))
+_IMMUTABLE_TYPES = frozenset({int, str, bytes, float, bool, complex, type(None), range})
+
+
+def is_immutable_scalar(value: object) -> bool:
+    """True for values whose repr cannot change while they stay the same object."""
+    return type(value) in _IMMUTABLE_TYPES
+
+
+def safe_repr(value: object, limit: int = MAX_CHARS, max_items: int = MAX_ITEMS) -> str:
+    """At most ``limit`` characters; containers show at most ``max_items`` elements each."""
+    parts: list[str] = []
+    _render(value, parts, [limit, max_items], MAX_DEPTH, set())
+    text = "".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _emit(parts: list[str], budget: list[int], text: str) -> bool:
+    parts.append(text)
+    budget[0] -= len(text)
+    return budget[0] > 0
+
+
+def _render(value: Any, parts: list[str], budget: list[int], depth: int, seen: set[int]) -> None:
+    t = type(value)
+    if t is str or t is bytes:
+        # Slice first: the repr of a 10 MB string is not built to show 300 characters of it.
+        head = value[: budget[0] + 2]
+        text = t.__repr__(head)
+        if len(head) < len(value):
+            text = text[:-1] + "..." + text[-1]
+        _emit(parts, budget, text)
+    elif t is int:
+        if value.bit_length() > 4000:
+            digits = int(value.bit_length() * 0.30103)
+            _emit(parts, budget, f"<int of about {digits} digits>")
+        else:
+            _emit(parts, budget, int.__repr__(value))
+    elif t in _SCALARS:
+        _emit(parts, budget, t.__repr__(value))
+    elif t is range:
+        _emit(parts, budget, range.__repr__(value))
+    elif t in (list, tuple, set, frozenset, dict):
+        _container(value, t, parts, budget, depth, seen)
+    elif t is types.FunctionType:
+        _emit(parts, budget, f"<function {value.__qualname__}>")
+    elif t is types.BuiltinFunctionType:
+        _emit(parts, budget, f"<built-in function {value.__name__}>")
+    elif t is types.ModuleType:
+        _emit(parts, budget, f"<module {_module_name(value)}>")
+    elif t is type:
+        _emit(parts, budget, f"<class {type.__getattribute__(value, '__qualname__')}>")
+    elif t is types.GeneratorType:
+        _emit(parts, budget, f"<generator {value.__qualname__}>")
+    else:
+        _instance(value, t, parts, budget, depth, seen)
+
+
+def _module_name(value: object) -> str:
+    name = object.__getattribute__(value, "__dict__").get("__name__", "?")
+    return name if type(name) is str else "?"
+
+
+def _container(
+    value: Any, t: type, parts: list[str], budget: list[int], depth: int, seen: set[int]
+) -> None:
+    if id(value) in seen:
+        _emit(parts, budget, "[...]" if t is list else "{...}")
+        return
+    if depth <= 0:
+        _emit(parts, budget, "[...]" if t is list else "(...)" if t is tuple else "{...}")
+        return
+    n = t.__len__(value)
+    if n == 0:
+        _emit(
+            parts,
+            budget,
+            {list: "[]", tuple: "()", set: "set()", frozenset: "frozenset()", dict: "{}"}[t],
+        )
+        return
+    opener, closer = {
+        list: ("[", "]"),
+        tuple: ("(", ")"),
+        set: ("{", "}"),
+        frozenset: ("frozenset({", "})"),
+        dict: ("{", "}"),
+    }[t]
+    seen.add(id(value))
+    _emit(parts, budget, opener)
+    if t is dict:
+        items = dict.items(value)
+    elif t in (set, frozenset):
+        # Sets iterate in hash order; sort the element reprs for a deterministic trace.
+        items = sorted(safe_repr(v, 60) for v in t.__iter__(value))
+    else:
+        items = t.__iter__(value)
+    for k, item in enumerate(items):
+        if k:
+            _emit(parts, budget, ", ")
+        if k >= budget[1] or budget[0] <= 0:
+            _emit(parts, budget, f"... ({n} items)")
+            break
+        if t is dict:
+            key, val = item
+            _render(key, parts, budget, depth - 1, seen)
+            _emit(parts, budget, ": ")
+            _render(val, parts, budget, depth - 1, seen)
+        elif t in (set, frozenset):
+            _emit(parts, budget, item)
+        else:
+            _render(item, parts, budget, depth - 1, seen)
+    if t is tuple and n == 1:
+        _emit(parts, budget, ",")
+    _emit(parts, budget, closer)
+    seen.discard(id(value))
+
+
+def _instance(
+    value: Any, t: type, parts: list[str], budget: list[int], depth: int, seen: set[int]
+) -> None:
+    name = type.__getattribute__(t, "__qualname__")
+    try:
+        attrs = object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        attrs = None
+    if type(attrs) is not dict or depth <= 0 or id(value) in seen:
+        _emit(parts, budget, f"<{name} object>")
+        return
+    seen.add(id(value))
+    _emit(parts, budget, f"{name}(")
+    for k, (key, val) in enumerate(dict.items(attrs)):
+        if k:
+            _emit(parts, budget, ", ")
+        if k >= budget[1] or budget[0] <= 0:
+            _emit(parts, budget, "...")
+            break
+        _emit(parts, budget, f"{key}=" if type(key) is str else "?=")
+        _render(val, parts, budget, depth - 1, seen)
+    _emit(parts, budget, ")")
+    seen.discard(id(value))

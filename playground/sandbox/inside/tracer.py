@@ -1,0 +1,263 @@
+"""The step recorder: ``sys.settrace`` over the user's code only, one step per event.
+
+A step is an event (``call``, ``line``, ``return``, ``exception``) in a frame of the user's
+program. Its ``locals`` are the variables of that frame whose values differ from the last time the
+frame was observed (so a ``line`` step shows the state on arrival at the line, before it runs, as
+Python Tutor does); its ``stdout`` is what was printed since the previous step. Values are bounded
+reprs from ``saferepr`` (no user code runs). Standard library only: this runs inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from saferepr import is_immutable_scalar, safe_repr  # type: ignore[import-not-found]
+
+PROGRAM = "<program>"
+BATCH = 200  # steps per emitted batch: streamed so a killed run still has its partial trace
+
+
+class LimitReached(BaseException):
+    """Raised (in-process mode) when a limit stops the program; carries the status."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Output:
+    """Replacement for ``sys.stdout``: keeps what was printed since the last step, capped."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, limit: int, on_limit: Callable[[str], None]) -> None:
+        self.limit = limit
+        self.total = 0
+        self.pending: list[str] = []
+        self.everything: list[str] = []
+        self.on_limit = on_limit
+
+    def write(self, text: str) -> int:
+        if type(text) is not str:
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.total += len(text.encode("utf-8", "surrogatepass"))
+        if self.total > self.limit:
+            keep = max(0, self.limit - (self.total - len(text)))
+            self.pending.append(text[:keep])
+            self.everything.append(text[:keep])
+            self.on_limit("output_limit")
+        self.pending.append(text)
+        self.everything.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> str:
+        if not self.pending:
+            return ""
+        text = "".join(self.pending)
+        self.pending.clear()
+        return text
+
+    def text(self) -> str:
+        return "".join(self.everything)
+
+
+class Tracer:
+    """Records steps of code compiled with filename ``<program>``."""
+
+    def __init__(
+        self,
+        *,
+        max_steps: int,
+        output: Output,
+        emit: Callable[[list[dict[str, Any]]], None],
+        on_limit: Callable[[str], None],
+    ) -> None:
+        self.max_steps = max_steps
+        self.output = output
+        self.emit = emit
+        self.on_limit = on_limit
+        self.count = 0
+        self.batch: list[dict[str, Any]] = []
+        self.snapshots: dict[FrameType, dict[str, tuple[Any, str]]] = {}
+
+    # sys.settrace entry point: decide per new frame whether it is the user's.
+    def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != PROGRAM:
+            return None
+        self._step(frame, "call", None)
+        return self.local_trace
+
+    def local_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            self._step(frame, "line", None)
+        elif event == "return":
+            self._step(frame, "return", arg)
+            self.snapshots.pop(frame, None)
+        elif event == "exception":
+            self._step(frame, "exception", arg)
+        return self.local_trace
+
+    def _changed(self, frame: FrameType) -> dict[str, str]:
+        snap = self.snapshots.get(frame)
+        if snap is None:
+            snap = self.snapshots[frame] = {}
+        changed: dict[str, str] = {}
+        module_level = frame.f_code.co_name == "<module>"
+        for name, value in frame.f_locals.items():
+            if module_level and (name.startswith("__") or type(value).__name__ == "module"):
+                continue
+            prev = snap.get(name)
+            if prev is not None and prev[0] is value and is_immutable_scalar(value):
+                continue
+            text = safe_repr(value)
+            if prev is None or prev[1] != text:
+                changed[name] = text
+                snap[name] = (value, text)
+        return changed
+
+    def _step(self, frame: FrameType, event: str, arg: Any) -> None:
+        self.count += 1
+        if self.count > self.max_steps:
+            self.on_limit("step_limit")
+        step: dict[str, Any] = {
+            "i": self.count - 1,
+            "line": frame.f_lineno or frame.f_code.co_firstlineno,
+            "event": event,
+            "func": frame.f_code.co_name,
+            "locals": self._changed(frame),
+            "stdout": self.output.take(),
+            "by": "python",
+        }
+        if event == "return":
+            step["locals"]["__return__"] = safe_repr(arg)
+        elif event == "exception":
+            exc_type, exc_value = arg[0], arg[1]
+            step["exception"] = f"{exc_type.__name__}: {_message(exc_value)}"
+        self.batch.append(step)
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.emit(batch)
+
+    def start(self) -> None:
+        sys.settrace(self.global_trace)
+
+    def stop(self) -> None:
+        sys.settrace(None)
+
+
+def _message(exc: BaseException) -> str:
+    """The exception's message without calling a user-defined ``__str__``."""
+    args = BaseException.__getattribute__(exc, "args")
+    if type(args) is tuple and len(args) == 1 and type(args[0]) is str:
+        return args[0][:1000]
+    if type(args) is tuple and not args:
+        return ""
+    return safe_repr(args, 1000)
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """``{"type", "message", "line"}`` of an exception, the line in the user's program."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == PROGRAM:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(exc, SyntaxError) and exc.filename == PROGRAM:
+        line = exc.lineno
+    return {"type": type(exc).__name__, "message": _message(exc), "line": line}
+
+
+class Execution:
+    """One traced run of ``source`` then ``call``. ``finish`` receives the final record: on normal
+    completion from ``run``, or on a limit from inside the program (``limit``), after which the
+    runner exits the process and the in-process mode raises ``LimitReached``."""
+
+    def __init__(
+        self,
+        source: str,
+        call: str | None,
+        *,
+        max_steps: int,
+        max_stdout: int,
+        emit: Callable[[list[dict[str, Any]]], None],
+        finish: Callable[[dict[str, Any]], None],
+        stdin: str = "",
+    ) -> None:
+        self.source, self.call, self.stdin = source, call, stdin
+        self.finish = finish
+        self.output = Output(max_stdout, self.limit)
+        self.tracer = Tracer(
+            max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
+        )
+        self.done = False
+
+    def _final(
+        self, status: str, result: str | None, error: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        self.tracer.flush()
+        return {
+            "status": status,
+            "result": result,
+            "error": error,
+            "stdout": self.output.text(),
+            "steps": self.tracer.count,
+        }
+
+    def limit(self, status: str) -> None:
+        """A limit was reached while the program runs: stop tracing and report what exists."""
+        if self.done:
+            raise LimitReached(status)
+        self.done = True
+        self.tracer.stop()
+        self.finish(self._final(status, None, None))
+        raise LimitReached(status)
+
+    def run(self) -> None:
+        import io
+
+        status, result, error = "ok", None, None
+        saved = sys.stdout, sys.stdin
+        sys.stdout = self.output  # type: ignore[assignment]
+        sys.stdin = io.StringIO(self.stdin)
+        globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        try:
+            code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
+            call_code = (
+                compile(self.call, "<call>", "eval", dont_inherit=True) if self.call else None
+            )
+            self.tracer.start()
+            try:
+                exec(code, globals_)  # noqa: S102 - running the program is the point
+                if call_code is not None:
+                    result = safe_repr(eval(call_code, globals_), 10_000, 5_000)  # noqa: S307
+            finally:
+                self.tracer.stop()
+        except LimitReached:
+            raise
+        except MemoryError as exc:
+            status, error = "memory_limit", error_info(exc)
+        except BaseException as exc:
+            status, error = "exception", error_info(exc)
+        finally:
+            sys.stdout, sys.stdin = saved
+        if not self.done:
+            self.done = True
+            self.finish(self._final(status, result, error))

@@ -1,0 +1,407 @@
+"""Start the runner in bubblewrap as an unprivileged user, feed it one program, collect its trace.
+
+Layers, all of them or nothing (fail closed): an unprivileged account (never root), bubblewrap
+namespaces with a read-only /usr and no /etc, project tree or sockets, an empty environment (also
+for bubblewrap's own pid 1), rlimits and a seccomp filter set by the runner before user code, and
+here a wall-clock kill, a cap on what is read back and validation of every byte of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from playground.sandbox.limits import Limits
+from playground.sandbox.schema import TraceInvalid, clean_error, clean_step, make_trace
+
+log = logging.getLogger(__name__)
+
+SANDBOX_USER = "playground-sandbox"
+INSIDE = Path(__file__).resolve().parent / "inside"
+_MAX_PROTOCOL_BYTES = 48 * 1024 * 1024
+_MAX_STDERR = 16 * 1024
+# bubblewrap's own pid 1 keeps the environment it was started with: give it nothing worth reading.
+_BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+_RUNNER_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin"}
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot be set up on this machine; the message says what is missing."""
+
+
+def mode() -> str:
+    """``bwrap`` (the default) or ``unsafe-local`` (no isolation: a single-user machine only)."""
+    value = os.environ.get("PLAYGROUND_SANDBOX", "bwrap").strip().lower() or "bwrap"
+    if value not in {"bwrap", "unsafe-local"}:
+        raise SandboxUnavailable(
+            f"PLAYGROUND_SANDBOX must be 'bwrap' or 'unsafe-local', not {value!r}"
+        )
+    return value
+
+
+@cache
+def _python() -> str:
+    """An interpreter the sandbox user can reach under /usr (pyenv's lives in root's home)."""
+    configured = os.environ.get("PLAYGROUND_SANDBOX_PYTHON")
+    for candidate in (configured, "/usr/bin/python3", "/usr/local/bin/python3"):
+        if (
+            candidate
+            and Path(candidate).is_file()
+            and str(Path(candidate).resolve()).startswith("/usr/")
+        ):
+            return candidate
+    raise SandboxUnavailable(
+        "No Python interpreter under /usr for the sandbox: install Debian's python3 "
+        "(apt-get install python3) or set PLAYGROUND_SANDBOX_PYTHON."
+    )
+
+
+@cache
+def _sandbox_account() -> pwd.struct_passwd | None:
+    """The unprivileged account that runs sandboxes when the worker is root (created once)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run(  # noqa: S603
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(SANDBOX_USER)
+
+
+@cache
+def runner_dir() -> Path:
+    """The runner's files, copied where the sandbox user can read them (the project may live in a
+    0700 home), in a directory only this process's user can write."""
+    sources = sorted(INSIDE.glob("*.py"))
+    spec = find_spec("pyseccomp")
+    if spec is None or spec.origin is None:
+        raise SandboxUnavailable("The pyseccomp package is missing (pip install pyseccomp).")
+    sources.append(Path(spec.origin))
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = (
+        Path(tempfile.gettempdir()) / f"playground-runner-{os.geteuid()}-{digest.hexdigest()[:16]}"
+    )
+    st = target.lstat() if target.exists() or target.is_symlink() else None
+    trusted = (
+        st is not None
+        and not target.is_symlink()
+        and st.st_uid == os.geteuid()
+        and not st.st_mode & 0o022
+    )
+    if not trusted:
+        staging = Path(tempfile.mkdtemp(prefix="playground-runner-"))
+        for path in sources:
+            shutil.copyfile(path, staging / path.name)
+            (staging / path.name).chmod(0o644)
+        staging.chmod(0o755)
+        if st is not None:  # someone else's or tampered: use our own fresh copy instead
+            return staging
+        try:
+            staging.rename(target)
+        except OSError:  # another worker won the race; its copy is as good as ours
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(
+            "bubblewrap is not installed: apt-get install bubblewrap (make test does this as root), "
+            "or set PLAYGROUND_SANDBOX=unsafe-local on a single-user machine."
+        )
+    argv = [
+        bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    # Merged /usr (Debian 12): /bin, /lib, /lib64 are symlinks into /usr; mirror them.
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / top
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{top}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{top}"]
+    argv += [
+        "--ro-bind", str(runner_dir()), "/runner",
+        "--proc", "/proc", "--dev", "/dev",
+        "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        "--remount-ro", "/dev", "--remount-ro", "/",
+        "--chdir", "/tmp", "--clearenv",
+    ]  # fmt: skip
+    for key, value in _RUNNER_ENV.items():
+        argv += ["--setenv", key, value]
+    argv += ["--info-fd", str(info_fd), _python(), "-s", "-S", "-B", "-P", "/runner/runner.py"]
+    return argv
+
+
+def _user_kwargs() -> dict[str, Any]:
+    account = _sandbox_account()
+    if account is None:
+        return {}
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+class _Collector:
+    """Parses the runner's JSON lines as they arrive, validating each step."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.buffer = b""
+        self.total = 0
+        self.steps: list[dict[str, Any]] = []
+        self.final: dict[str, Any] | None = None
+        self.problem: str | None = None
+        self.fatal: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        if self.total > _MAX_PROTOCOL_BYTES:
+            self.problem = self.problem or "output_limit"
+            return
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line and self.problem is None and self.final is None:
+                self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+            if type(message) is not dict:
+                raise TraceInvalid("not an object")
+            if "steps" in message:
+                batch = message["steps"]
+                if type(batch) is not list:
+                    raise TraceInvalid("steps is not a list")
+                for raw in batch:
+                    if len(self.steps) >= self.limits.max_steps:
+                        raise TraceInvalid("more steps than the limit")
+                    self.steps.append(
+                        clean_step(raw, len(self.steps), max_stdout=self.limits.max_stdout)
+                    )
+            elif "final" in message:
+                self.final = message["final"]
+                if type(self.final) is not dict:
+                    raise TraceInvalid("final is not an object")
+            elif "fatal" in message:
+                self.fatal = str(message["fatal"])[:500]
+            else:
+                raise TraceInvalid("unknown message")
+        except (ValueError, TraceInvalid) as exc:
+            log.warning("sandbox answered an invalid message: %s", exc)
+            self.problem = "invalid"
+
+
+def _assemble(
+    collector: _Collector, *, timed_out: bool, returncode: int, cpu_s: float, stderr: bytes,
+    limits: Limits, wall_ms: float,
+) -> dict[str, Any]:  # fmt: skip
+    steps = collector.steps
+    final = collector.final
+    if collector.problem == "output_limit":
+        return make_trace(status="output_limit", steps=steps, wall_ms=wall_ms,
+                          error={"type": "OutputLimit", "message": "The trace is larger than the limit.", "line": None})  # fmt: skip
+    if collector.problem == "invalid":
+        return make_trace(
+            status="crash", steps=steps, wall_ms=wall_ms,
+            error={"type": "TraceInvalid", "line": None,
+                   "message": "The program wrote something that is not a trace on the tracer's channel."},
+        )  # fmt: skip
+    if final is not None:
+        try:
+            status = final.get("status")
+            if status not in {
+                "ok",
+                "exception",
+                "step_limit",
+                "time_limit",
+                "memory_limit",
+                "output_limit",
+            }:
+                raise TraceInvalid("bad status")
+            result = final.get("result")
+            if result is not None and type(result) is not str:
+                raise TraceInvalid("bad result")
+            stdout = final.get("stdout", "")
+            if type(stdout) is not str:
+                raise TraceInvalid("bad stdout")
+            return make_trace(
+                status=status, steps=steps, stdout=stdout[: limits.max_stdout],
+                result=result[:10_000] if result is not None else None,
+                error=clean_error(final.get("error")), wall_ms=wall_ms,
+            )  # fmt: skip
+        except TraceInvalid:
+            return make_trace(status="crash", steps=steps, wall_ms=wall_ms,
+                              error={"type": "TraceInvalid", "message": "The final record is malformed.", "line": None})  # fmt: skip
+    stdout = "".join(step["stdout"] for step in steps)[: limits.max_stdout]
+    if timed_out:
+        return make_trace(status="time_limit", steps=steps, stdout=stdout, wall_ms=wall_ms,
+                          error={"type": "TimeLimit", "line": None,
+                                 "message": f"Stopped after {limits.wall_s:g} s of wall-clock time."})  # fmt: skip
+    if cpu_s >= limits.cpu_s - 0.05:
+        return make_trace(status="time_limit", steps=steps, stdout=stdout, wall_ms=wall_ms,
+                          error={"type": "TimeLimit", "line": None,
+                                 "message": f"Stopped after {limits.cpu_s} s of CPU time."})  # fmt: skip
+    if collector.fatal:
+        raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
+    detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+    signame = ""
+    if returncode < 0 or returncode > 128:
+        number = -returncode if returncode < 0 else returncode - 128
+        try:
+            signame = signal.Signals(number).name
+        except ValueError:
+            signame = f"signal {number}"
+    message = (
+        f"The program was killed by {signame}."
+        if signame
+        else f"The program exited with code {returncode}."
+    )
+    if detail:
+        message += " " + " | ".join(detail)[:500]
+    return make_trace(status="crash", steps=steps, stdout=stdout, wall_ms=wall_ms,
+                      error={"type": "Crash", "message": message, "line": None})  # fmt: skip
+
+
+def _check_bwrap_failure(returncode: int, stderr: bytes, collector: _Collector) -> None:
+    """bubblewrap itself failed (no user namespaces...): that is a setup problem, not a crash."""
+    text = stderr.decode("utf-8", "replace")
+    if collector.total == 0 and returncode == 1 and text.startswith("bwrap:"):
+        raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {text.strip()[:300]}")
+
+
+def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> dict[str, Any]:
+    """Run one program in a fresh sandbox process and return its validated trace."""
+    sandboxed = mode() == "bwrap"
+    request = json.dumps(
+        {
+            "source": source,
+            "call": call,
+            "stdin": stdin,
+            "limits": limits.for_runner(),
+            "isolated": sandboxed,
+        }
+    ).encode()
+    info_r, info_w = os.pipe()
+    try:
+        if sandboxed:
+            argv = _bwrap_argv(limits, info_w)
+            env = dict(_BWRAP_ENV)
+        else:
+            argv = [sys.executable, "-s", "-S", "-B", "-P", str(runner_dir() / "runner.py")]
+            env = dict(_RUNNER_ENV)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, pass_fds=(info_w,), start_new_session=True,
+            **(_user_kwargs() if sandboxed else {}),
+        )  # fmt: skip
+    finally:
+        os.close(info_w)
+    try:
+        return _supervise(proc, request, info_r, limits, t0)
+    finally:
+        os.close(info_r)
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes], request: bytes, info_r: int, limits: Limits, t0: float
+) -> dict[str, Any]:
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    collector = _Collector(limits)
+    stderr = b""
+    child_pid: int | None = None
+    try:
+        proc.stdin.write(request)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    deadline = t0 + limits.wall_s
+    timed_out = False
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    sel.register(info_r, selectors.EVENT_READ, "info")
+    open_streams = 2
+    while open_streams:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            timed_out = True
+            break
+        for key, _ in sel.select(timeout=remaining):
+            if key.data == "info":
+                data = os.read(info_r, 4096)
+                if data:
+                    try:
+                        child_pid = int(json.loads(data).get("child-pid"))
+                    except (ValueError, TypeError, AttributeError):
+                        child_pid = None
+                sel.unregister(info_r)
+                continue
+            data = os.read(key.fd, 65536)
+            if not data:
+                sel.unregister(key.fileobj)
+                open_streams -= 1
+            elif key.data == "out":
+                collector.feed(data)
+                if collector.problem is not None:
+                    timed_out = False
+                    open_streams = 0
+                    break
+            elif len(stderr) < _MAX_STDERR:
+                stderr += data[: _MAX_STDERR - len(stderr)]
+    sel.close()
+    if timed_out or collector.problem is not None:
+        _kill(proc, child_pid)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    proc.stderr.close()
+    wall_ms = (time.perf_counter() - t0) * 1000
+    if not timed_out and collector.final is None:
+        _check_bwrap_failure(proc.returncode, stderr, collector)
+    return _assemble(
+        collector, timed_out=timed_out, returncode=proc.returncode,
+        cpu_s=usage.ru_utime + usage.ru_stime, stderr=stderr, limits=limits, wall_ms=wall_ms,
+    )  # fmt: skip
+
+
+def _kill(proc: subprocess.Popen[bytes], child_pid: int | None) -> None:
+    """Kill the sandbox's pid 1 (the kernel then kills everything in its namespace, and
+    bubblewrap, its parent, exits); then, if bubblewrap is still there, its whole group."""
+    if child_pid:
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            # Peek (WNOWAIT) so that the caller's wait4 still collects the status and usage.
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+            time.sleep(0.005)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,109 @@
+"""Trace schema v1, and validation of what comes back from the sandbox (untrusted: the user's
+program shares a process with the tracer and can print anything on its descriptor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUSES = frozenset(
+    {
+        "ok",
+        "exception",
+        "step_limit",
+        "time_limit",
+        "memory_limit",
+        "output_limit",
+        "crash",
+        "parse_error",
+        "cancelled",
+    }  # fmt: skip
+)
+EVENTS = frozenset({"call", "line", "return", "exception"})
+MAX_NAME = 100
+MAX_VALUE = 300
+MAX_RESULT = 10_000
+MAX_LOCALS = 200
+MAX_FUNC = 200
+
+
+class TraceInvalid(ValueError):
+    """The sandbox answered something that is not a trace."""
+
+
+def _text(value: Any, limit: int, what: str) -> str:
+    if type(value) is not str:
+        raise TraceInvalid(f"{what} is not a string")
+    return value[:limit]
+
+
+def _int(value: Any, what: str, *, low: int = 0, high: int = 10**9) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise TraceInvalid(f"{what} is not an integer in range")
+    return value
+
+
+def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
+    """A validated copy of one step: known keys only, types checked, every string capped."""
+    if type(raw) is not dict:
+        raise TraceInvalid("a step is not an object")
+    if raw.get("i") != index:
+        raise TraceInvalid(f"step {index} is out of sequence")
+    event = raw.get("event")
+    if event not in EVENTS:
+        raise TraceInvalid(f"step {index} has an unknown event")
+    locals_ = raw.get("locals", {})
+    if type(locals_) is not dict or len(locals_) > MAX_LOCALS:
+        raise TraceInvalid(f"step {index} has bad locals")
+    step: dict[str, Any] = {
+        "i": index,
+        "line": _int(raw.get("line"), "line", high=1_000_000),
+        "event": event,
+        "func": _text(raw.get("func", ""), MAX_FUNC, "func"),
+        "locals": {
+            _text(k, MAX_NAME, "a variable name"): _text(v, MAX_VALUE, "a value")
+            for k, v in locals_.items()
+        },
+        "stdout": _text(raw.get("stdout", ""), max_stdout, "stdout"),
+        "by": "python" if raw.get("by", "python") == "python" else "lm",
+    }
+    if "exception" in raw:
+        step["exception"] = _text(raw["exception"], 1000, "exception")
+    return step
+
+
+def clean_error(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if type(raw) is not dict:
+        raise TraceInvalid("error is not an object")
+    line = raw.get("line")
+    return {
+        "type": _text(raw.get("type", ""), 100, "error type"),
+        "message": _text(raw.get("message", ""), 1000, "error message"),
+        "line": line if type(line) is int and 0 <= line <= 1_000_000 else None,
+    }
+
+
+def make_trace(
+    *,
+    status: str,
+    steps: list[dict[str, Any]],
+    stdout: str = "",
+    result: str | None = None,
+    error: dict[str, Any] | None = None,
+    wall_ms: float = 0.0,
+    source: str = "real",
+    method: str = "real",
+) -> dict[str, Any]:
+    assert status in STATUSES
+    return {
+        "schema": 1,
+        "source": source,
+        "method": method,
+        "status": status,
+        "steps": steps,
+        "stdout": stdout,
+        "result": result,
+        "error": error,
+        "stats": {"steps": len(steps), "wall_ms": round(wall_ms, 2)},
+    }
