@@ -8,7 +8,7 @@ LAUNCH := $(PY) -m playground.lib.launcher
 
 .PHONY: run test install system-deps lint typecheck pytest services bench clean
 
-run: install ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
+run: install system-deps ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
 	@$(LAUNCH) run
 
 test: install system-deps lint typecheck pytest ## Everything CI runs
@@ -21,9 +21,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# OS packages the tests need: Chromium for the end-to-end tests (bubblewrap comes with the sandbox).
+# OS packages: bubblewrap, Debian's python3 and libseccomp for the sandbox (make run and the
+# tests), Chromium for the end-to-end tests.
 system-deps:
 	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	test -x /usr/bin/python3 || missing="$$missing python3"; \
+	test -e /usr/lib/$$(uname -m)-linux-gnu/libseccomp.so.2 || missing="$$missing libseccomp2"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \

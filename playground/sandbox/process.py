@@ -8,11 +8,13 @@ here a wall-clock kill, a cap on what is read back and validation of every byte 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import pwd
+import select
 import selectors
 import shutil
 import signal
@@ -128,8 +130,8 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable(
-            "bubblewrap is not installed: apt-get install bubblewrap (make test does this as root), "
-            "or set PLAYGROUND_SANDBOX=unsafe-local on a single-user machine."
+            "bubblewrap is not installed: apt-get install bubblewrap (make test does this as "
+            "root), or set PLAYGROUND_SANDBOX=unsafe-local on a single-user machine."
         )
     argv = [
         bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
@@ -145,14 +147,54 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     argv += [
         "--ro-bind", str(runner_dir()), "/runner",
         "--proc", "/proc", "--dev", "/dev",
-        "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",  # noqa: S108 - inside
         "--remount-ro", "/dev", "--remount-ro", "/",
-        "--chdir", "/tmp", "--clearenv",
+        "--chdir", "/tmp", "--clearenv",  # noqa: S108
     ]  # fmt: skip
     for key, value in _RUNNER_ENV.items():
         argv += ["--setenv", key, value]
     argv += ["--info-fd", str(info_fd), _python(), "-s", "-S", "-B", "-P", "/runner/runner.py"]
     return argv
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@cache
+def _become_subreaper() -> None:
+    """bubblewrap's outer process can exit before reaping the sandbox's pid 1; as a subreaper this
+    process adopts such orphans and reaps them at once (the host's init may take its time, and
+    unreaped zombies count against the sandbox account's process limit)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_adopted(child_pid: int | None) -> None:
+    """Reap the sandbox's pid 1 if it was left to us as an orphan (only that pid: never another
+    thread's or another library's child)."""
+    if not child_pid:
+        return
+    deadline = time.monotonic() + 0.5
+    while True:
+        try:
+            pid, _ = os.waitpid(child_pid, os.WNOHANG)
+        except ChildProcessError:  # bubblewrap reaped it itself
+            return
+        if pid or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
+def _read_child_pid(info_r: int) -> int | None:
+    """bubblewrap's --info-fd JSON: the host pid of the sandbox's pid 1."""
+    ready, _, _ = select.select([info_r], [], [], 0.2)
+    if not ready:
+        return None
+    try:
+        return int(json.loads(os.read(info_r, 4096)).get("child-pid"))
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _user_kwargs() -> dict[str, Any]:
@@ -213,75 +255,97 @@ class _Collector:
             self.problem = "invalid"
 
 
+_RUNNER_STATUSES = frozenset(
+    {"ok", "exception", "step_limit", "time_limit", "memory_limit", "output_limit"}
+)
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "message": message, "line": None}
+
+
+def _from_final(
+    final: dict[str, Any], steps: list[dict[str, Any]], limits: Limits, wall_ms: float
+) -> dict[str, Any]:
+    status, result, stdout = final.get("status"), final.get("result"), final.get("stdout", "")
+    if status not in _RUNNER_STATUSES:
+        raise TraceInvalid("bad status")
+    if result is not None and type(result) is not str:
+        raise TraceInvalid("bad result")
+    if type(stdout) is not str:
+        raise TraceInvalid("bad stdout")
+    return make_trace(
+        status=status,
+        steps=steps,
+        stdout=stdout[: limits.max_stdout],
+        result=result[:10_000] if result is not None else None,
+        error=clean_error(final.get("error")),
+        wall_ms=wall_ms,
+    )
+
+
+def _signal_name(returncode: int) -> str:
+    """The signal that ended the process ("" if it exited); bwrap reports it as 128 + n."""
+    number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if not number:
+        return ""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _assemble(
-    collector: _Collector, *, timed_out: bool, returncode: int, cpu_s: float, stderr: bytes,
-    limits: Limits, wall_ms: float,
-) -> dict[str, Any]:  # fmt: skip
+    collector: _Collector,
+    *,
+    timed_out: bool,
+    returncode: int,
+    cpu_s: float,
+    stderr: bytes,
+    limits: Limits,
+    wall_ms: float,
+) -> dict[str, Any]:
+    """The trace from what the runner sent and how its process ended."""
     steps = collector.steps
-    final = collector.final
+
+    def trace(status: str, error: dict[str, Any] | None, stdout: str = "") -> dict[str, Any]:
+        return make_trace(status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms)
+
     if collector.problem == "output_limit":
-        return make_trace(status="output_limit", steps=steps, wall_ms=wall_ms,
-                          error={"type": "OutputLimit", "message": "The trace is larger than the limit.", "line": None})  # fmt: skip
+        return trace("output_limit", _error("OutputLimit", "The trace is larger than the limit."))
     if collector.problem == "invalid":
-        return make_trace(
-            status="crash", steps=steps, wall_ms=wall_ms,
-            error={"type": "TraceInvalid", "line": None,
-                   "message": "The program wrote something that is not a trace on the tracer's channel."},
-        )  # fmt: skip
-    if final is not None:
+        return trace(
+            "crash",
+            _error(
+                "TraceInvalid",
+                "The program wrote something that is not a trace on the tracer's channel.",
+            ),
+        )
+    if collector.final is not None:
         try:
-            status = final.get("status")
-            if status not in {
-                "ok",
-                "exception",
-                "step_limit",
-                "time_limit",
-                "memory_limit",
-                "output_limit",
-            }:
-                raise TraceInvalid("bad status")
-            result = final.get("result")
-            if result is not None and type(result) is not str:
-                raise TraceInvalid("bad result")
-            stdout = final.get("stdout", "")
-            if type(stdout) is not str:
-                raise TraceInvalid("bad stdout")
-            return make_trace(
-                status=status, steps=steps, stdout=stdout[: limits.max_stdout],
-                result=result[:10_000] if result is not None else None,
-                error=clean_error(final.get("error")), wall_ms=wall_ms,
-            )  # fmt: skip
+            return _from_final(collector.final, steps, limits, wall_ms)
         except TraceInvalid:
-            return make_trace(status="crash", steps=steps, wall_ms=wall_ms,
-                              error={"type": "TraceInvalid", "message": "The final record is malformed.", "line": None})  # fmt: skip
+            return trace("crash", _error("TraceInvalid", "The final record is malformed."))
     stdout = "".join(step["stdout"] for step in steps)[: limits.max_stdout]
     if timed_out:
-        return make_trace(status="time_limit", steps=steps, stdout=stdout, wall_ms=wall_ms,
-                          error={"type": "TimeLimit", "line": None,
-                                 "message": f"Stopped after {limits.wall_s:g} s of wall-clock time."})  # fmt: skip
-    if cpu_s >= limits.cpu_s - 0.05:
-        return make_trace(status="time_limit", steps=steps, stdout=stdout, wall_ms=wall_ms,
-                          error={"type": "TimeLimit", "line": None,
-                                 "message": f"Stopped after {limits.cpu_s} s of CPU time."})  # fmt: skip
+        message = f"Stopped after {limits.wall_s:g} s of wall-clock time."
+        return trace("time_limit", _error("TimeLimit", message), stdout)
+    signame = _signal_name(returncode)
+    # RLIMIT_CPU: SIGXCPU at the soft limit (the runner reports it itself), SIGKILL at the hard
+    # one (a program that ignores SIGXCPU). Our own wall-clock kill is `timed_out` above.
+    if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
+        message = f"Stopped after {limits.cpu_s} s of CPU time."
+        return trace("time_limit", _error("TimeLimit", message), stdout)
     if collector.fatal:
         raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
+    if signame:
+        message = f"The program was killed by {signame}."
+    else:
+        message = f"The program exited with code {returncode}."
     detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-    signame = ""
-    if returncode < 0 or returncode > 128:
-        number = -returncode if returncode < 0 else returncode - 128
-        try:
-            signame = signal.Signals(number).name
-        except ValueError:
-            signame = f"signal {number}"
-    message = (
-        f"The program was killed by {signame}."
-        if signame
-        else f"The program exited with code {returncode}."
-    )
     if detail:
         message += " " + " | ".join(detail)[:500]
-    return make_trace(status="crash", steps=steps, stdout=stdout, wall_ms=wall_ms,
-                      error={"type": "Crash", "message": message, "line": None})  # fmt: skip
+    return trace("crash", _error("Crash", message), stdout)
 
 
 def _check_bwrap_failure(returncode: int, stderr: bytes, collector: _Collector) -> None:
@@ -306,6 +370,7 @@ def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> d
     info_r, info_w = os.pipe()
     try:
         if sandboxed:
+            _become_subreaper()
             argv = _bwrap_argv(limits, info_w)
             env = dict(_BWRAP_ENV)
         else:
@@ -319,19 +384,28 @@ def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> d
         )  # fmt: skip
     finally:
         os.close(info_w)
+    child_pid: list[int | None] = [None]
     try:
-        return _supervise(proc, request, info_r, limits, t0)
+        return _supervise(proc, request, info_r, limits, t0, child_pid)
     finally:
         os.close(info_r)
+        if sandboxed:
+            _reap_adopted(child_pid[0])
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], request: bytes, info_r: int, limits: Limits, t0: float
+    proc: subprocess.Popen[bytes],
+    request: bytes,
+    info_r: int,
+    limits: Limits,
+    t0: float,
+    child_pid_out: list[int | None],
 ) -> dict[str, Any]:
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     collector = _Collector(limits)
     stderr = b""
-    child_pid: int | None = None
     try:
         proc.stdin.write(request)
         proc.stdin.close()
@@ -342,7 +416,6 @@ def _supervise(
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
-    sel.register(info_r, selectors.EVENT_READ, "info")
     open_streams = 2
     while open_streams:
         remaining = deadline - time.perf_counter()
@@ -350,15 +423,6 @@ def _supervise(
             timed_out = True
             break
         for key, _ in sel.select(timeout=remaining):
-            if key.data == "info":
-                data = os.read(info_r, 4096)
-                if data:
-                    try:
-                        child_pid = int(json.loads(data).get("child-pid"))
-                    except (ValueError, TypeError, AttributeError):
-                        child_pid = None
-                sel.unregister(info_r)
-                continue
             data = os.read(key.fd, 65536)
             if not data:
                 sel.unregister(key.fileobj)
@@ -372,6 +436,7 @@ def _supervise(
             elif len(stderr) < _MAX_STDERR:
                 stderr += data[: _MAX_STDERR - len(stderr)]
     sel.close()
+    child_pid = child_pid_out[0] = _read_child_pid(info_r)
     if timed_out or collector.problem is not None:
         _kill(proc, child_pid)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -391,17 +456,13 @@ def _kill(proc: subprocess.Popen[bytes], child_pid: int | None) -> None:
     """Kill the sandbox's pid 1 (the kernel then kills everything in its namespace, and
     bubblewrap, its parent, exits); then, if bubblewrap is still there, its whole group."""
     if child_pid:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             # Peek (WNOWAIT) so that the caller's wait4 still collects the status and usage.
             if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                 return
             time.sleep(0.005)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

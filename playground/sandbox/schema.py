@@ -16,7 +16,7 @@ STATUSES = frozenset(
         "crash",
         "parse_error",
         "cancelled",
-    }  # fmt: skip
+    }
 )
 EVENTS = frozenset({"call", "line", "return", "exception"})
 MAX_NAME = 100

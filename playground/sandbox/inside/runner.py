@@ -32,7 +32,7 @@ def _import_pyseccomp() -> Any:
     sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
     ctypes.util.find_library = lambda name: sonames.get(name) or real(name)
     try:
-        import pyseccomp  # type: ignore[import-not-found]
+        import pyseccomp
 
         return pyseccomp
     except (ImportError, OSError, RuntimeError):  # only acceptable in unsafe-local mode

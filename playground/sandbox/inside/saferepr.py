@@ -38,7 +38,7 @@ def _emit(parts: list[str], budget: list[int], text: str) -> bool:
 
 
 def _render(value: Any, parts: list[str], budget: list[int], depth: int, seen: set[int]) -> None:
-    t = type(value)
+    t: Any = type(value)
     if t is str or t is bytes:
         # Slice first: the repr of a 10 MB string is not built to show 300 characters of it.
         head = value[: budget[0] + 2]
@@ -78,7 +78,7 @@ def _module_name(value: object) -> str:
 
 
 def _container(
-    value: Any, t: type, parts: list[str], budget: list[int], depth: int, seen: set[int]
+    value: Any, t: Any, parts: list[str], budget: list[int], depth: int, seen: set[int]
 ) -> None:
     if id(value) in seen:
         _emit(parts, budget, "[...]" if t is list else "{...}")
@@ -104,7 +104,7 @@ def _container(
     seen.add(id(value))
     _emit(parts, budget, opener)
     if t is dict:
-        items = dict.items(value)
+        items: Any = dict.items(value)
     elif t in (set, frozenset):
         # Sets iterate in hash order; sort the element reprs for a deterministic trace.
         items = sorted(safe_repr(v, 60) for v in t.__iter__(value))
@@ -132,7 +132,7 @@ def _container(
 
 
 def _instance(
-    value: Any, t: type, parts: list[str], budget: list[int], depth: int, seen: set[int]
+    value: Any, t: Any, parts: list[str], budget: list[int], depth: int, seen: set[int]
 ) -> None:
     name = type.__getattribute__(t, "__qualname__")
     try:

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from saferepr import is_immutable_scalar, safe_repr  # type: ignore[import-not-found]
+try:  # in the project (tests, benchmarks)
+    from playground.sandbox.inside.saferepr import is_immutable_scalar, safe_repr
+except ImportError:  # in the sandbox, where /runner is on sys.path
+    from saferepr import is_immutable_scalar, safe_repr  # type: ignore[no-redef]
 
 PROGRAM = "<program>"
 BATCH = 200  # steps per emitted batch: streamed so a killed run still has its partial trace
@@ -235,7 +238,7 @@ class Execution:
 
         status, result, error = "ok", None, None
         saved = sys.stdout, sys.stdin
-        sys.stdout = self.output  # type: ignore[assignment]
+        sys.stdout = self.output
         sys.stdin = io.StringIO(self.stdin)
         globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
