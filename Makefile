@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAUNCH := $(PY) -m playground.lib.launcher
 
-.PHONY: run test install system-deps lint typecheck pytest services bench clean
+.PHONY: run test install system-deps test-deps lint typecheck pytest services bench clean
 
 run: install system-deps ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
 	@$(LAUNCH) run
 
-test: install system-deps lint typecheck pytest ## Everything CI runs
+test: install test-deps lint typecheck pytest ## Everything CI runs
 
 install: $(STAMP)
 
@@ -21,14 +21,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# OS packages: bubblewrap, Debian's python3 and libseccomp for the sandbox (make run and the
-# tests), Chromium for the end-to-end tests.
-system-deps:
-	@missing=""; \
-	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
-	test -x /usr/bin/python3 || missing="$$missing python3"; \
-	test -e /usr/lib/$$(uname -m)-linux-gnu/libseccomp.so.2 || missing="$$missing libseccomp2"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+# OS packages. The sandbox needs bubblewrap, Debian's python3 (the sandbox user cannot reach an
+# interpreter in root's home) and libseccomp; the end-to-end tests need Chromium.
+SANDBOX_CHECKS := bwrap:bubblewrap /usr/bin/python3:python3 /usr/lib/$(shell uname -m)-linux-gnu/libseccomp.so.2:libseccomp2
+TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium
+
+define ensure_packages
+	@missing=""; for check in $(1); do \
+	  what=$${check%%:*}; pkg=$${check##*:}; \
+	  if [ "$${what#/}" = "$$what" ]; then command -v "$$what" >/dev/null || missing="$$missing $$pkg"; \
+	  else test -e "$$what" || missing="$$missing $$pkg"; fi; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing OS packages:$$missing"; \
@@ -37,6 +40,13 @@ system-deps:
 	    echo "Missing OS packages:$$missing. Install them as root: sudo apt-get install$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+system-deps:
+	$(call ensure_packages,$(SANDBOX_CHECKS))
+
+test-deps:
+	$(call ensure_packages,$(TEST_CHECKS))
 
 lint: install
 	$(VENV)/bin/ruff check .
