@@ -8,6 +8,7 @@ here a wall-clock kill, a cap on what is read back and validation of every byte 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -21,7 +22,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -170,31 +174,50 @@ def _become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _reap_adopted(child_pid: int | None) -> None:
-    """Reap the sandbox's pid 1 if it was left to us as an orphan (only that pid: never another
-    thread's or another library's child)."""
-    if not child_pid:
+def _reap_adopted(pidfd: int | None) -> None:
+    """Reap the sandbox's pid 1 if bubblewrap left it to us as an orphan, then close its pidfd.
+    The pidfd names that very process, so a recycled pid can never make us reap (or wait for)
+    another thread's child."""
+    if pidfd is None:
         return
-    deadline = time.monotonic() + 0.5
-    while True:
-        try:
-            pid, _ = os.waitpid(child_pid, os.WNOHANG)
-        except ChildProcessError:  # bubblewrap reaped it itself
-            return
-        if pid or time.monotonic() > deadline:
-            return
-        time.sleep(0.002)
-
-
-def _read_child_pid(info_r: int) -> int | None:
-    """bubblewrap's --info-fd JSON: the host pid of the sandbox's pid 1."""
-    ready, _, _ = select.select([info_r], [], [], 0.2)
-    if not ready:
-        return None
     try:
-        return int(json.loads(os.read(info_r, 4096)).get("child-pid"))
-    except (ValueError, TypeError, AttributeError):
-        return None
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG) is not None:
+                    return
+            except ChildProcessError:  # not ours: bubblewrap reaped it itself
+                return
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+    finally:
+        os.close(pidfd)
+
+
+def _open_child(info_r: int, timeout: float = 5.0) -> int | None:
+    """A pidfd for the sandbox's pid 1, from bubblewrap's --info-fd JSON (written as soon as the
+    namespaces exist, while pid 1 is certainly alive: it waits for our request). bubblewrap may
+    write the JSON in several pieces; read until it parses (closing early would SIGPIPE it)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([info_r], [], [], remaining)
+        if not ready:
+            return None
+        chunk = os.read(info_r, 4096)
+        if not chunk:
+            return None
+        data += chunk
+        try:
+            child_pid = int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        try:
+            return os.pidfd_open(child_pid)
+        except OSError:
+            return None
+    return None
 
 
 def _user_kwargs() -> dict[str, Any]:
@@ -355,18 +378,19 @@ def _check_bwrap_failure(returncode: int, stderr: bytes, collector: _Collector) 
         raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {text.strip()[:300]}")
 
 
-def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> dict[str, Any]:
-    """Run one program in a fresh sandbox process and return its validated trace."""
+@dataclass
+class _Started:
+    """A sandbox process started ahead of time, blocked on reading its one request."""
+
+    proc: subprocess.Popen[bytes]
+    pidfd: int | None
+    info_r: int  # kept open until the run ends: bubblewrap must never write into a closed pipe
+    sandboxed: bool
+    tmp_mb: int
+
+
+def _start(limits: Limits) -> _Started:
     sandboxed = mode() == "bwrap"
-    request = json.dumps(
-        {
-            "source": source,
-            "call": call,
-            "stdin": stdin,
-            "limits": limits.for_runner(),
-            "isolated": sandboxed,
-        }
-    ).encode()
     info_r, info_w = os.pipe()
     try:
         if sandboxed:
@@ -376,7 +400,6 @@ def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> d
         else:
             argv = [sys.executable, "-s", "-S", "-B", "-P", str(runner_dir() / "runner.py")]
             env = dict(_RUNNER_ENV)
-        t0 = time.perf_counter()
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, pass_fds=(info_w,), start_new_session=True,
@@ -384,22 +407,116 @@ def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> d
         )  # fmt: skip
     finally:
         os.close(info_w)
-    child_pid: list[int | None] = [None]
+    pidfd = _open_child(info_r) if sandboxed else None
+    return _Started(proc, pidfd, info_r, sandboxed, limits.tmp_mb)
+
+
+class _WarmPool:
+    """A few sandboxes started in advance so a run does not wait for bubblewrap and the
+    interpreter to start. Each process runs exactly one program and is never reused: a program
+    cannot leave anything behind for the next one (or the next user).
+
+    One long-lived thread starts them: bubblewrap's --die-with-parent ties each sandbox to the
+    thread that started it (PR_SET_PDEATHSIG), so a short-lived starter thread would take its
+    sandboxes down with it; this one ends only with the process, and so do they."""
+
+    def __init__(self) -> None:
+        self.idle: deque[_Started] = deque()
+        self.wanted = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def size(self) -> int:
+        raw = os.environ.get("PLAYGROUND_SANDBOX_POOL", "1")
+        return max(0, min(int(raw) if raw.isdigit() else 1, 8))
+
+    def take(self, limits: Limits) -> _Started | None:
+        with self.wanted:
+            while self.idle:
+                started = self.idle.popleft()
+                usable = started.tmp_mb == limits.tmp_mb and started.sandboxed == (
+                    mode() == "bwrap"
+                )
+                if usable and started.proc.poll() is None:
+                    return started
+                _discard(started)
+        return None
+
+    def refill(self) -> None:
+        """Ask the starter thread to top the pool up (never delays the caller)."""
+        if self.size() == 0:
+            return
+        with self.wanted:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(
+                    target=self._starter, name="sandbox-pool", daemon=True
+                )
+                self.thread.start()
+                atexit.register(self.drain)
+            self.wanted.notify()
+
+    def _starter(self) -> None:
+        while True:
+            with self.wanted:
+                while len(self.idle) >= self.size():
+                    self.wanted.wait()
+            try:
+                started = _start(Limits())
+            except (OSError, SandboxUnavailable) as exc:
+                log.warning("could not pre-start a sandbox: %s", exc)
+                time.sleep(5)
+                continue
+            with self.wanted:
+                self.idle.append(started)
+
+    def drain(self) -> None:
+        with self.wanted:
+            while self.idle:
+                _discard(self.idle.popleft())
+
+
+def _discard(started: _Started) -> None:
+    """Close an unused sandbox: EOF on its request ends it; then reap it."""
+    with contextlib.suppress(OSError):
+        started.proc.stdin.close()  # type: ignore[union-attr]
     try:
-        return _supervise(proc, request, info_r, limits, t0, child_pid)
+        started.proc.wait(2)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(started.proc.pid, signal.SIGKILL)
+        started.proc.wait()
+    for stream in (started.proc.stdout, started.proc.stderr):
+        if stream is not None:
+            stream.close()
+    _reap_adopted(started.pidfd)
+    os.close(started.info_r)
+
+
+pool = _WarmPool()
+
+
+def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> dict[str, Any]:
+    """Run one program in a sandbox process of its own and return its validated trace."""
+    started = pool.take(limits) or _start(limits)
+    pool.refill()
+    request = json.dumps(
+        {
+            "source": source,
+            "call": call,
+            "stdin": stdin,
+            "limits": limits.for_runner(),
+            "isolated": started.sandboxed,
+        }
+    ).encode()
+    t0 = time.perf_counter()
+    try:
+        return _supervise(started.proc, request, limits, t0)
     finally:
-        os.close(info_r)
-        if sandboxed:
-            _reap_adopted(child_pid[0])
+        _reap_adopted(started.pidfd)
+        os.close(started.info_r)
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes],
-    request: bytes,
-    info_r: int,
-    limits: Limits,
-    t0: float,
-    child_pid_out: list[int | None],
+    proc: subprocess.Popen[bytes], request: bytes, limits: Limits, t0: float
 ) -> dict[str, Any]:
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -436,9 +553,8 @@ def _supervise(
             elif len(stderr) < _MAX_STDERR:
                 stderr += data[: _MAX_STDERR - len(stderr)]
     sel.close()
-    child_pid = child_pid_out[0] = _read_child_pid(info_r)
     if timed_out or collector.problem is not None:
-        _kill(proc, child_pid)
+        _kill(proc)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
@@ -452,17 +568,8 @@ def _supervise(
     )  # fmt: skip
 
 
-def _kill(proc: subprocess.Popen[bytes], child_pid: int | None) -> None:
-    """Kill the sandbox's pid 1 (the kernel then kills everything in its namespace, and
-    bubblewrap, its parent, exits); then, if bubblewrap is still there, its whole group."""
-    if child_pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            # Peek (WNOWAIT) so that the caller's wait4 still collects the status and usage.
-            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return
-            time.sleep(0.005)
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill bubblewrap (our child, not yet reaped, so its pid cannot have been recycled); its
+    --die-with-parent kills the sandbox's pid 1, and with it everything in the namespace."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)

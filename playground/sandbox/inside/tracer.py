@@ -167,6 +167,9 @@ class Tracer:
 
 def _message(exc: BaseException) -> str:
     """The exception's message without calling a user-defined ``__str__``."""
+    kind = type(exc)
+    if kind.__module__ == "builtins":  # a built-in exception: its __str__ is C code
+        return kind.__str__(exc)[:1000]
     args = BaseException.__getattribute__(exc, "args")
     if type(args) is tuple and len(args) == 1 and type(args[0]) is str:
         return args[0][:1000]
