@@ -9,4 +9,5 @@ def site(request: HttpRequest) -> dict[str, object]:
     return {
         "signup_enabled": settings.SIGNUP_ENABLED,
         "max_source_kb": settings.PLAYGROUND_MAX_SOURCE_BYTES // 1000,
+        "sandbox_unsafe": settings.PLAYGROUND_SANDBOX_UNSAFE,
     }

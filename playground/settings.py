@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "playground.programs",
+    "playground.runs",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +121,7 @@ def _celery_redis_url(url: str) -> str:
 CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = "sandbox"
+CELERY_TASK_ROUTES = {"playground.runs.tasks.execute_real_run": {"queue": "sandbox"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -180,6 +182,18 @@ PLAYGROUND_MAX_SOURCE_BYTES = env.int("PLAYGROUND_MAX_SOURCE_BYTES", default=100
 PLAYGROUND_MAX_STDIN_BYTES = env.int("PLAYGROUND_MAX_STDIN_BYTES", default=64_000)
 PLAYGROUND_MAX_CALL_CHARS = env.int("PLAYGROUND_MAX_CALL_CHARS", default=10_000)
 PLAYGROUND_PAGE_SIZE = env.int("PLAYGROUND_PAGE_SIZE", default=25)
+
+# The sandbox (real execution). PLAYGROUND_SANDBOX (bwrap | unsafe-local), PLAYGROUND_SANDBOX_POOL
+# and PLAYGROUND_SANDBOX_PYTHON are read by playground/sandbox/process.py, which needs no Django.
+PLAYGROUND_SANDBOX_UNSAFE = env.str("PLAYGROUND_SANDBOX", default="bwrap") == "unsafe-local"
+PLAYGROUND_SANDBOX_CPU_S = env.int("PLAYGROUND_SANDBOX_CPU_S", default=2)
+PLAYGROUND_SANDBOX_WALL_S = env.float("PLAYGROUND_SANDBOX_WALL_S", default=5.0)
+PLAYGROUND_SANDBOX_MEMORY_MB = env.int("PLAYGROUND_SANDBOX_MEMORY_MB", default=256)
+PLAYGROUND_SANDBOX_MAX_STEPS = env.int("PLAYGROUND_SANDBOX_MAX_STEPS", default=10_000)
+PLAYGROUND_SANDBOX_MAX_STDOUT = env.int("PLAYGROUND_SANDBOX_MAX_STDOUT", default=64_000)
+# How far a signed-in user may raise CPU time and steps for one run (anonymous: never above).
+PLAYGROUND_SANDBOX_CEILING_CPU_S = env.int("PLAYGROUND_SANDBOX_CEILING_CPU_S", default=10)
+PLAYGROUND_SANDBOX_CEILING_STEPS = env.int("PLAYGROUND_SANDBOX_CEILING_STEPS", default=100_000)
 
 # PLAYGROUND_HOST, PLAYGROUND_PORT and the PLAYGROUND_*_WORKERS counts are read by the launcher
 # (playground/lib/launcher.py), which starts the processes; Django itself does not need them.

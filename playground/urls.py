@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),
+    path("", include("playground.runs.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -6,8 +6,12 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-_READERS = [ROOT / "playground" / "settings.py", ROOT / "playground" / "lib" / "launcher.py",
-            ROOT / "playground" / "lib" / "paths.py"]  # fmt: skip
+_READERS = [
+    ROOT / "playground" / "settings.py",
+    ROOT / "playground" / "lib" / "launcher.py",
+    ROOT / "playground" / "lib" / "paths.py",
+    ROOT / "playground" / "sandbox" / "process.py",
+]
 _NAME = re.compile(r"""["']((?:PLAYGROUND_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL)["']""")
 
 

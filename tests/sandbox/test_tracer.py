@@ -10,6 +10,7 @@ import pytest
 from playground import sandbox
 from playground.sandbox.inside.saferepr import safe_repr
 from playground.sandbox.inside.tracer import Execution, LimitReached
+from playground.sandbox.process import pool
 
 
 def _trace(
@@ -123,6 +124,7 @@ def test_sandboxed_traces_are_deterministic() -> None:
 
 
 def test_missing_bubblewrap_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool.drain()  # a sandbox started earlier would still work
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap is not installed"):
         sandbox.run("print(1)")
@@ -130,6 +132,7 @@ def test_missing_bubblewrap_fails_closed(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_unsafe_local_mode_runs_without_isolation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYGROUND_SANDBOX", "unsafe-local")
+    pool.drain()
     trace = sandbox.run("print('hi')\n")
     assert trace["status"] == "ok"
     assert trace["stdout"] == "hi\n"

@@ -1,0 +1,137 @@
+"""``manage.py trace``: run a program in the sandbox and print its trace.
+
+    python manage.py trace prog.py --call "f([1, 2])"        # a readable step table
+    python manage.py trace - --json < prog.py                 # the trace as JSON
+    python manage.py trace --jsonl in.jsonl --out out.jsonl   # batch, spread over the cores
+
+Batch input lines: {"id": ..., "code": ..., "call": ...} (optional "stdin"); output lines:
+{"id": ..., "trace": {...}} in input order. A line that is not valid gets {"id", "error"}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TextIO
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from playground import sandbox
+
+
+class Command(BaseCommand):
+    help = "Run a Python program in the sandbox and print its execution trace."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", nargs="?", help="program file, or - for standard input")
+        parser.add_argument("--call", help="expression to evaluate after the program, e.g. 'f(1)'")
+        parser.add_argument("--stdin", default="", help="text given to the program as its input")
+        parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+        parser.add_argument("--jsonl", metavar="IN", help="batch mode: a JSON-lines file, or -")
+        parser.add_argument("--out", metavar="OUT", help="batch output file (default: stdout)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 2,
+            help="parallel sandboxes in batch mode",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["jsonl"]:
+                self._batch(options["jsonl"], options["out"], max(1, options["workers"]))
+                return
+            if not options["file"]:
+                raise CommandError("Give a program FILE (or -), or --jsonl IN for a batch.")
+            source = _read_source(options["file"])
+            trace = sandbox.run(source, call=options["call"], stdin=options["stdin"])
+        except sandbox.SandboxUnavailable as exc:
+            raise CommandError(str(exc)) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(trace, ensure_ascii=False, indent=1))
+        else:
+            self.stdout.write(format_table(trace, source))
+        if trace["status"] not in ("ok",):
+            sys.exit(1)
+
+    def _batch(self, path: str, out_path: str | None, workers: int) -> None:
+        # One warm sandbox per worker keeps every core busy without waiting for start-ups.
+        os.environ.setdefault("PLAYGROUND_SANDBOX_POOL", str(workers))
+        infile: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        out: Any = open(out_path, "w", encoding="utf-8") if out_path else self.stdout  # noqa: SIM115
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for record in pool.map(_run_line, _lines(infile)):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        finally:
+            if infile is not sys.stdin:
+                infile.close()
+            if out_path:
+                out.close()
+
+
+def _read_source(path: str) -> str:
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115
+    except OSError as exc:
+        raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not valid UTF-8 (byte offset {exc.start}).") from None
+
+
+def _lines(infile: TextIO) -> Iterator[str]:
+    for line in infile:
+        if line.strip():
+            yield line
+
+
+def _run_line(line: str) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise ValueError("each line must be an object with a string 'code'")
+        call = item.get("call")
+        if call is not None and not isinstance(call, str):
+            raise ValueError("'call' must be a string")
+        stdin = item.get("stdin", "")
+        trace = sandbox.run(item["code"], call=call, stdin=stdin if isinstance(stdin, str) else "")
+        return {"id": item.get("id"), "trace": trace}
+    except ValueError as exc:
+        ident = None
+        with contextlib.suppress(ValueError, AttributeError):
+            ident = json.loads(line).get("id")
+        return {"id": ident, "error": str(exc)}
+
+
+def format_table(trace: dict[str, Any], source: str) -> str:
+    """The trace as a table a person can read in a terminal."""
+    lines = source.splitlines()
+    rows = [f"{'step':>5} {'line':>5}  {'event':<9} {'function':<16} code / changes"]
+    for step in trace["steps"]:
+        code = lines[step["line"] - 1].strip() if 0 < step["line"] <= len(lines) else ""
+        rows.append(
+            f"{step['i']:>5} {step['line']:>5}  {step['event']:<9} {step['func'][:16]:<16} {code}"
+        )
+        changes = ", ".join(f"{k} = {v}" for k, v in step["locals"].items())
+        if changes:
+            rows.append(f"{'':>36}{changes}")
+        if step.get("exception"):
+            rows.append(f"{'':>36}raises {step['exception']}")
+        if step["stdout"]:
+            rows.append(f"{'':>36}prints {step['stdout']!r}")
+    rows.append("")
+    stats = trace["stats"]
+    rows.append(f"status: {trace['status']}  ({stats['steps']} steps, {stats['wall_ms']} ms)")
+    if trace.get("result") is not None:
+        rows.append(f"result: {trace['result']}")
+    if trace.get("error"):
+        err = trace["error"]
+        where = f" (line {err['line']})" if err.get("line") else ""
+        rows.append(f"error:  {err['type']}: {err['message']}{where}")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,83 @@
+"""Runs of a program (real, and later emulated by a model) and the traces they produce."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from playground.programs.models import Program
+
+
+class Run(models.Model):
+    """One execution request. The program's text is copied so a run never changes afterwards."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="runs")
+    method = models.CharField(max_length=16, default="real")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    source = models.TextField()
+    call = models.TextField(blank=True)
+    stdin = models.TextField(blank=True)
+    limits = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the sandbox limits."
+    )
+    error = models.TextField(blank=True, help_text="Why the run failed, for the user.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+    )
+    anon_owner = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["owner", "-id"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} of {self.program}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def real_trace(self) -> Trace | None:
+        return self.traces.filter(kind=Trace.Kind.REAL).first()
+
+
+class Trace(models.Model):
+    """A trace in schema v1 (see ARCHITECTURE.md), validated before it is stored."""
+
+    class Kind(models.TextChoices):
+        REAL = "real", "Real execution"
+        EMULATED = "emulated", "Emulated by a model"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="traces")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=16)
+    step_count = models.PositiveIntegerField(default=0)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "kind"], name="trace_one_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} trace of run #{self.run_id} ({self.status})"

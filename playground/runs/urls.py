@@ -1,0 +1,13 @@
+from django.urls import path
+
+from playground.runs import views
+
+app_name = "runs"
+
+urlpatterns = [
+    path("programs/<int:pk>/run/", views.run_program, name="start"),
+    path("runs/", views.my_runs, name="mine"),
+    path("runs/<int:pk>/", views.run_detail, name="detail"),
+    path("runs/<int:pk>/status/", views.run_status, name="status"),
+    path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
+]

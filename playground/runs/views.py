@@ -1,0 +1,92 @@
+"""Starting a run, its page (the trace viewer), its trace as JSON, and the run history."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+
+from playground.programs.access import anon_token, get_program_for_user
+from playground.runs.access import get_run_for_user, runs_of
+from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
+from playground.runs.services import start_real_run
+
+STATUS_TEXT = {
+    "ok": "Finished",
+    "exception": "Raised an exception",
+    "step_limit": "Stopped: step limit reached",
+    "time_limit": "Stopped: time limit reached",
+    "memory_limit": "Stopped: memory limit reached",
+    "output_limit": "Stopped: output limit reached",
+    "crash": "The program crashed",
+    "cancelled": "Cancelled",
+}
+
+
+def _requested_limits(request: HttpRequest) -> dict[str, int]:
+    requested: dict[str, int] = {}
+    for name in ADJUSTABLE:
+        raw = request.POST.get(name, "").strip()
+        if raw.isdigit():
+            requested[name] = int(raw)
+    return allowed_overrides(requested, authenticated=request.user.is_authenticated)
+
+
+@require_POST
+def run_program(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a program for real in the sandbox; the run page follows its progress."""
+    program = get_program_for_user(request, pk)
+    run = start_real_run(
+        program=program,
+        user=request.user,
+        anon_token=anon_token(request, create=True),
+        limits=_requested_limits(request),
+    )
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(run.get_absolute_url())
+    return redirect(run)
+
+
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_run_for_user(request, pk)
+    trace = run.real_trace if run.is_finished else None
+    context = {
+        "run": run,
+        "trace": trace.data if trace else None,
+        "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
+        "limits": default_limits(),
+    }
+    return render(request, "runs/run_detail.html", context)
+
+
+def run_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress fragment the run page polls; a finished run reloads the page."""
+    run = get_run_for_user(request, pk)
+    if run.is_finished and request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRefresh()
+    return render(request, "runs/run_detail.html#progress", {"run": run})
+
+
+def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """The run and its real trace (schema v1) as JSON."""
+    run = get_run_for_user(request, pk)
+    trace = run.real_trace
+    return JsonResponse(
+        {
+            "id": run.pk,
+            "program": run.program_id,
+            "status": run.status,
+            "error": run.error or None,
+            "trace": trace.data if trace else None,
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+def my_runs(request: HttpRequest) -> HttpResponse:
+    runs = runs_of(request).select_related("program").prefetch_related("traces")
+    page = Paginator(runs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "runs/my_runs.html", {"page": page, "status_text": STATUS_TEXT})

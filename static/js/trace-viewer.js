@@ -1,0 +1,151 @@
+// Step-through viewer for a trace (schema v1). Renders one step at a time, so a 10,000-step
+// trace costs no more than a short one; frame states are rebuilt from checkpoints.
+// Every string from the trace is set with textContent: nothing from a program becomes markup.
+(function () {
+  "use strict";
+  var dataEl = document.getElementById("trace-steps");
+  var viewer = document.getElementById("viewer");
+  if (!dataEl || !viewer) return;
+  var steps = JSON.parse(dataEl.textContent);
+  if (!steps.length) {
+    document.getElementById("step-info").textContent = "No steps were recorded.";
+    return;
+  }
+  var CHECKPOINT_EVERY = 256;
+  var checkpoints = []; // checkpoints[k] = state before applying step k * CHECKPOINT_EVERY
+  var slider = document.getElementById("step-slider");
+  var info = document.getElementById("step-info");
+  var framesEl = document.getElementById("frames");
+  var varsBody = document.querySelector("#vars tbody");
+  var outputEl = document.getElementById("output");
+  var current = -1;
+  var markedLines = [];
+
+  // Output so far: one string and the offset where each step's output ends.
+  var allOutput = "";
+  var outputEnd = new Array(steps.length);
+  for (var i = 0; i < steps.length; i++) {
+    allOutput += steps[i].stdout || "";
+    outputEnd[i] = allOutput.length;
+  }
+
+  function emptyState() { return { stack: [], popPending: false }; }
+  function copyState(s) {
+    return {
+      stack: s.stack.map(function (f) { return { func: f.func, vars: new Map(f.vars) }; }),
+      popPending: s.popPending,
+    };
+  }
+  function apply(state, step) {
+    if (state.popPending) { state.stack.pop(); state.popPending = false; }
+    if (step.event === "call" || state.stack.length === 0) {
+      state.stack.push({ func: step.func, vars: new Map() });
+    }
+    var frame = state.stack[state.stack.length - 1];
+    var names = Object.keys(step.locals || {});
+    for (var n = 0; n < names.length; n++) frame.vars.set(names[n], step.locals[names[n]]);
+    if (step.event === "return") state.popPending = true;
+  }
+  function stateAt(index) {
+    var k = Math.floor(index / CHECKPOINT_EVERY);
+    while (checkpoints.length <= k) {
+      var c = checkpoints.length;
+      var base = c === 0 ? emptyState() : copyState(checkpoints[c - 1]);
+      for (var j = (c - 1) * CHECKPOINT_EVERY; c > 0 && j < c * CHECKPOINT_EVERY; j++) apply(base, steps[j]);
+      checkpoints.push(base);
+    }
+    var state = copyState(checkpoints[k]);
+    for (var s = k * CHECKPOINT_EVERY; s <= index; s++) apply(state, steps[s]);
+    return state;
+  }
+
+  function markLine(line, cls) {
+    var el = document.getElementById("line-" + line);
+    if (el) { el.classList.add(cls); markedLines.push([el, cls]); }
+    return el;
+  }
+  function describe(step) {
+    var where = step.func === "<module>" ? "at module level" : "in " + step.func + "()";
+    if (step.event === "call") return "call " + (step.func === "<module>" ? "the program" : step.func + "()");
+    if (step.event === "return") return "return from " + (step.func === "<module>" ? "the program" : step.func + "()");
+    if (step.event === "exception") return "exception " + where + ": " + (step.exception || "");
+    return "line " + step.line + " " + where;
+  }
+  function row(name, value, changed) {
+    var tr = document.createElement("tr");
+    if (changed) tr.className = "changed";
+    var th = document.createElement("th");
+    th.textContent = name === "__return__" ? "return value" : name;
+    var td = document.createElement("td");
+    var code = document.createElement("code");
+    code.textContent = value;
+    td.appendChild(code);
+    tr.appendChild(th);
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function show(index) {
+    index = Math.max(0, Math.min(steps.length - 1, index));
+    if (index === current) return;
+    current = index;
+    var step = steps[index];
+    var state = stateAt(index);
+    markedLines.forEach(function (m) { m[0].classList.remove(m[1]); });
+    markedLines = [];
+    if (index > 0 && steps[index - 1].line !== step.line) markLine(steps[index - 1].line, "prev-line");
+    var el = markLine(step.line, step.event === "exception" ? "error-line" : "current-line");
+    if (el) el.scrollIntoView({ block: "nearest" });
+    slider.value = String(index);
+    info.textContent = "Step " + (index + 1) + " of " + steps.length + " · " + describe(step);
+
+    framesEl.textContent = "";
+    for (var f = state.stack.length - 1; f >= 0; f--) {
+      var li = document.createElement("li");
+      li.textContent = state.stack[f].func === "<module>" ? "module" : state.stack[f].func + "()";
+      if (f === state.stack.length - 1) li.className = "top";
+      framesEl.appendChild(li);
+    }
+    varsBody.textContent = "";
+    var top = state.stack[state.stack.length - 1];
+    var changed = step.locals || {};
+    if (top && top.vars.size) {
+      top.vars.forEach(function (value, name) { varsBody.appendChild(row(name, value, name in changed)); });
+    } else {
+      var tr = document.createElement("tr");
+      var td = document.createElement("td");
+      td.className = "muted";
+      td.textContent = "(no variables yet)";
+      tr.appendChild(td);
+      varsBody.appendChild(tr);
+    }
+    outputEl.textContent = allOutput.slice(0, outputEnd[index]);
+    outputEl.scrollTop = outputEl.scrollHeight;
+    if (history.replaceState) history.replaceState(null, "", "#step-" + (index + 1));
+  }
+
+  var pending = null;
+  slider.addEventListener("input", function () {
+    pending = Number(slider.value);
+    window.requestAnimationFrame(function () { if (pending !== null) { show(pending); pending = null; } });
+  });
+  viewer.querySelectorAll("[data-go]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var go = button.getAttribute("data-go");
+      show(go === "first" ? 0 : go === "last" ? steps.length - 1 : go === "prev" ? current - 1 : current + 1);
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    var typing = target instanceof HTMLElement && (target.isContentEditable ||
+      (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target !== slider));
+    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+    var moves = { ArrowRight: 1, ArrowLeft: -1 };
+    if (event.key in moves) { show(current + moves[event.key]); event.preventDefault(); }
+    else if (event.key === "Home") { show(0); event.preventDefault(); }
+    else if (event.key === "End") { show(steps.length - 1); event.preventDefault(); }
+  });
+
+  var fromHash = /^#step-(\d+)$/.exec(window.location.hash);
+  show(fromHash ? Number(fromHash[1]) - 1 : 0);
+})();

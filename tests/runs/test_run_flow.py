@@ -1,0 +1,133 @@
+"""Running a program for real: the run page, its JSON, limits, and failures the user can see."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from playground.runs.models import Run, Trace
+from playground.sandbox.process import pool
+from tests.factories import ProgramFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+SOURCE = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+
+
+@pytest.fixture
+def run_now(
+    settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> Callable[..., Any]:
+    """POST to the run button with the Celery task executed in-process (eager)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from playground.celery import app
+
+    app.conf.task_always_eager = True
+
+    def post(client: Client, program_id: int, **data: str) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(reverse("runs:start", args=[program_id]), data)
+
+    yield post
+    app.conf.task_always_eager = False
+
+
+def _own_program(client: Client, source: str = SOURCE, call: str = "f(4)") -> int:
+    response = client.post(reverse("programs:new"), {"source": source, "call": call})
+    assert response.status_code == 302
+    return int(response["Location"].strip("/").split("/")[-1])
+
+
+def test_run_stores_the_trace_and_shows_the_viewer(client: Client, run_now: Any) -> None:
+    program_id = _own_program(client)
+    response = run_now(client, program_id)
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == run.get_absolute_url()
+    assert run.status == Run.Status.DONE
+    trace = Trace.objects.get(run=run, kind=Trace.Kind.REAL)
+    assert trace.status == "ok"
+    assert trace.data["result"] == "6"
+
+    page = html.unescape(client.get(run.get_absolute_url()).content.decode())
+    assert "Finished" in page
+    assert "returned 6" in html.unescape(
+        page.replace('<code class="result">', "").replace("</code>", "")
+    )
+    assert 'id="trace-steps"' in page
+
+    body = client.get(reverse("runs:trace_json", args=[run.pk])).json()
+    assert body["status"] == "done"
+    assert body["trace"]["schema"] == 1
+    assert body["trace"]["steps"][0]["event"] == "call"
+
+
+def test_runs_are_private_to_whoever_started_them(client: Client, run_now: Any) -> None:
+    public = ProgramFactory(is_public=True, source=SOURCE, call="f(2)")
+    run_now(client, public.pk)
+    run = Run.objects.get()
+    for url in (run.get_absolute_url(), reverse("runs:status", args=[run.pk]),
+                reverse("runs:trace_json", args=[run.pk])):  # fmt: skip
+        assert client.get(url).status_code == 200
+        assert Client().get(url).status_code == 404
+    private = ProgramFactory(is_public=False)
+    assert run_now(Client(), private.pk).status_code == 404
+    assert Run.objects.count() == 1
+
+
+def test_anonymous_limits_only_go_down(client: Client, run_now: Any) -> None:
+    program_id = _own_program(client, "i = 0\nwhile True:\n    i += 1\n", "")
+    run_now(client, program_id, max_steps="50", cpu_s="30")
+    run = Run.objects.get()
+    assert run.limits == {"max_steps": 50, "cpu_s": 2}
+    trace = run.real_trace
+    assert trace is not None
+    assert trace.status == "step_limit"
+    assert trace.step_count == 50
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "Stopped: step limit reached" in page
+
+
+def test_signed_in_users_may_raise_limits_up_to_the_ceiling(client: Client, run_now: Any) -> None:
+    client.force_login(UserFactory())
+    program_id = _own_program(client)
+    run_now(client, program_id, max_steps="20000", cpu_s="500")
+    assert Run.objects.get().limits == {"max_steps": 20000, "cpu_s": 10}
+
+
+def test_missing_sandbox_fails_the_run_with_a_clear_message(
+    client: Client, run_now: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool.drain()  # a sandbox started earlier would still work
+    monkeypatch.setenv("PATH", "/nonexistent")  # bubblewrap cannot be found
+    program_id = _own_program(client)
+    run_now(client, program_id)
+    run = Run.objects.get()
+    assert run.status == Run.Status.FAILED
+    assert "bubblewrap is not installed" in run.error
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "bubblewrap is not installed" in page
+
+
+def test_unfinished_run_page_polls_and_reloads_when_done(client: Client) -> None:
+    program_id = _own_program(client)
+    client.post(reverse("runs:start", args=[program_id]))  # no worker: the run stays queued
+    run = Run.objects.get()
+    assert run.status == Run.Status.QUEUED
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert 'hx-trigger="every 1s"' in page
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.DONE)
+    response = client.get(reverse("runs:status", args=[run.pk]), headers={"HX-Request": "true"})
+    assert response["HX-Refresh"] == "true"
+
+
+def test_run_history_lists_only_my_runs(client: Client, run_now: Any) -> None:
+    program_id = _own_program(client)
+    run_now(client, program_id)
+    mine = client.get(reverse("runs:mine")).content.decode()
+    assert f"Run #{Run.objects.get().pk}" in mine
+    assert "Run #" not in Client().get(reverse("runs:mine")).content.decode()
