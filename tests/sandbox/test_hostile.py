@@ -175,7 +175,17 @@ def _network_programs(ports: dict[str, Any]) -> list[tuple[str, str, None, Any]]
     ]  # fmt: skip
 
 
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def _sandbox_processes() -> list[str]:
+    """Sandbox processes that this test process left: its descendants, and orphans adopted by
+    init (other programs on the machine may run sandboxes of their own meanwhile)."""
     try:
         uid = pwd.getpwnam(SANDBOX_USER).pw_uid if os.geteuid() == 0 else None
     except KeyError:
@@ -189,7 +199,12 @@ def _sandbox_processes() -> list[str]:
             owner = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             continue
-        if b"/runner/runner.py" in cmdline or (uid is not None and owner == uid):
+        if b"/runner/runner.py" not in cmdline and (uid is None or owner != uid):
+            continue
+        ancestor = _parent(int(pid))
+        while ancestor not in (0, 1, os.getpid()):
+            ancestor = _parent(ancestor)
+        if ancestor == os.getpid() or _parent(int(pid)) == 1:
             found.append(f"{pid} {cmdline[:120]!r}")
     return found
 
