@@ -27,12 +27,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from functools import cache
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from playground.sandbox.limits import Limits
-from playground.sandbox.schema import TraceInvalid, clean_error, clean_step, make_trace
+from playground.sandbox.schema import TraceInvalid, clean_error, clean_step, make_trace, storable
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +92,58 @@ def _sandbox_account() -> pwd.struct_passwd | None:
         return pwd.getpwnam(SANDBOX_USER)
 
 
+# The seccomp filter (built with libseccomp here, loaded by the runner as compiled BPF). What a
+# traced program never needs is refused with EPERM, so it surfaces as a PermissionError.
+_DENIED_SYSCALLS = (
+    "execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
+    "mount", "umount2", "unshare", "setns", "pivot_root", "chroot", "move_mount", "open_tree",
+    "fsopen", "fsmount", "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
+    "sendto", "sendmsg", "recvmsg", "kill", "tkill", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "bpf", "keyctl", "add_key", "request_key", "perf_event_open",
+    "userfaultfd", "personality", "seccomp", "memfd_create", "process_madvise", "pidfd_open",
+    "pidfd_send_signal", "pidfd_getfd", "name_to_handle_at", "open_by_handle_at", "kexec_load",
+    "init_module", "finit_module", "delete_module", "acct", "swapon", "swapoff", "reboot",
+    "sethostname", "setdomainname", "mknod", "mknodat",
+)  # fmt: skip
+_CLONE_THREAD = 0x00010000
+_TIOCSTI = 0x5412
+_RUNNER_PID = 2  # bubblewrap's init is pid 1 of the sandbox's pid namespace; the runner is pid 2
+
+
+def seccomp_program() -> bytes:
+    """The filter as BPF bytes (what seccomp_export_bpf writes)."""
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError, RuntimeError) as exc:
+        raise SandboxUnavailable(
+            f"libseccomp is not usable here ({exc}): apt-get install libseccomp2"
+        ) from None
+    flt = sc.SyscallFilter(sc.ALLOW)
+    deny = sc.ERRNO(1)  # EPERM
+    for name in _DENIED_SYSCALLS:
+        with contextlib.suppress(Exception):  # a syscall this kernel or libseccomp does not know
+            flt.add_rule(deny, name)
+    # clone: threads only. clone3 hides its flags in memory, so refuse it with ENOSYS and let the
+    # C library fall back to clone for threads.
+    flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
+    flt.add_rule(sc.ERRNO(38), "clone3")
+    flt.add_rule(deny, "tgkill", sc.Arg(0, sc.NE, _RUNNER_PID))  # raise()/abort() on itself only
+    flt.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI))
+    with tempfile.TemporaryFile() as f:
+        flt.export_bpf(f)
+        f.seek(0)
+        return f.read()
+
+
 @cache
 def runner_dir() -> Path:
-    """The runner's files, copied where the sandbox user can read them (the project may live in a
-    0700 home), in a directory only this process's user can write."""
-    sources = sorted(INSIDE.glob("*.py"))
-    spec = find_spec("pyseccomp")
-    if spec is None or spec.origin is None:
-        raise SandboxUnavailable("The pyseccomp package is missing (pip install pyseccomp).")
-    sources.append(Path(spec.origin))
+    """The runner's files, its compiled seccomp filter and their bytecode, in a directory the
+    sandbox user can read (the project may live in a 0700 home) and only we can write."""
+    files = {path.name: path.read_bytes() for path in sorted(INSIDE.glob("*.py"))}
+    files["seccomp.bpf"] = seccomp_program()
     digest = hashlib.sha256()
-    for path in sources:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0" + data)
     target = (
         Path(tempfile.gettempdir()) / f"playground-runner-{os.geteuid()}-{digest.hexdigest()[:16]}"
     )
@@ -115,19 +154,47 @@ def runner_dir() -> Path:
         and st.st_uid == os.geteuid()
         and not st.st_mode & 0o022
     )
-    if not trusted:
-        staging = Path(tempfile.mkdtemp(prefix="playground-runner-"))
-        for path in sources:
-            shutil.copyfile(path, staging / path.name)
-            (staging / path.name).chmod(0o644)
-        staging.chmod(0o755)
-        if st is not None:  # someone else's or tampered: use our own fresh copy instead
-            return staging
-        try:
-            staging.rename(target)
-        except OSError:  # another worker won the race; its copy is as good as ours
-            shutil.rmtree(staging, ignore_errors=True)
+    if trusted:
+        return target
+    staging = Path(tempfile.mkdtemp(prefix="playground-runner-"))
+    for name, data in files.items():
+        (staging / name).write_bytes(data)
+        (staging / name).chmod(0o644)
+    # Bytecode made by the sandbox's own interpreter: the runner's imports skip compiling.
+    with contextlib.suppress(SandboxUnavailable, OSError, subprocess.SubprocessError):
+        subprocess.run(  # noqa: S603
+            [_python(), "-s", "-S", "-m", "compileall", "-q", str(staging)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    for path in staging.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    staging.chmod(0o755)
+    if st is not None:  # someone else's or tampered: use our own fresh copy instead
+        return staging
+    try:
+        staging.rename(target)
+    except OSError:  # another worker won the race; its copy is as good as ours
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _bootstrap(directory: str) -> list[str]:
+    """Interpreter arguments that import the runner (as bytecode) from ``directory``."""
+    code = f"import sys; sys.path[:0] = [{directory!r}]; import runner; runner.main()"
+    return ["-s", "-S", "-B", "-P", "-c", code]
+
+
+def encode_request(
+    source: str, call: str | None, stdin: str, limits: Limits, isolated: bool
+) -> bytes:
+    """The runner's request: five length-prefixed fields (see inside/runner.py)."""
+    limits_text = ";".join(f"{k}={v}" for k, v in limits.for_runner().items())
+    fields = [source, call or "", stdin, limits_text, "1" if isolated else "0"]
+    out = bytearray()
+    for field in fields:
+        data = field.encode("utf-8", "surrogatepass")
+        out += f"{len(data)}:".encode() + data
+    return bytes(out)
 
 
 def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
@@ -157,7 +224,7 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     ]  # fmt: skip
     for key, value in _RUNNER_ENV.items():
         argv += ["--setenv", key, value]
-    argv += ["--info-fd", str(info_fd), _python(), "-s", "-S", "-B", "-P", "/runner/runner.py"]
+    argv += ["--info-fd", str(info_fd), _python(), *_bootstrap("/runner")]
     return argv
 
 
@@ -300,8 +367,8 @@ def _from_final(
     return make_trace(
         status=status,
         steps=steps,
-        stdout=stdout[: limits.max_stdout],
-        result=result[:10_000] if result is not None else None,
+        stdout=storable(stdout[: limits.max_stdout]),
+        result=storable(result[:10_000]) if result is not None else None,
         error=clean_error(final.get("error")),
         wall_ms=wall_ms,
     )
@@ -398,7 +465,7 @@ def _start(limits: Limits) -> _Started:
             argv = _bwrap_argv(limits, info_w)
             env = dict(_BWRAP_ENV)
         else:
-            argv = [sys.executable, "-s", "-S", "-B", "-P", str(runner_dir() / "runner.py")]
+            argv = [sys.executable, *_bootstrap(str(runner_dir()))]
             env = dict(_RUNNER_ENV)
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -497,22 +564,15 @@ pool = _WarmPool()
 def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> dict[str, Any]:
     """Run one program in a sandbox process of its own and return its validated trace."""
     started = pool.take(limits) or _start(limits)
-    pool.refill()
-    request = json.dumps(
-        {
-            "source": source,
-            "call": call,
-            "stdin": stdin,
-            "limits": limits.for_runner(),
-            "isolated": started.sandboxed,
-        }
-    ).encode()
+    request = encode_request(source, call, stdin, limits, started.sandboxed)
     t0 = time.perf_counter()
     try:
         return _supervise(started.proc, request, limits, t0)
     finally:
         _reap_adopted(started.pidfd)
         os.close(started.info_r)
+        # Start the next sandbox only now: started earlier, it competes for the CPU with this run.
+        pool.refill()
 
 
 def _supervise(

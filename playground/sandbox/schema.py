@@ -3,6 +3,7 @@ program shares a process with the tracer and can print anything on its descripto
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 STATUSES = frozenset(
@@ -30,10 +31,20 @@ class TraceInvalid(ValueError):
     """The sandbox answered something that is not a trace."""
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """PostgreSQL's jsonb refuses NUL and lone surrogates: show them as visible replacements."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(lambda m: "\u2400" if m.group() == "\x00" else "\ufffd", text)
+
+
 def _text(value: Any, limit: int, what: str) -> str:
     if type(value) is not str:
         raise TraceInvalid(f"{what} is not a string")
-    return value[:limit]
+    return storable(value[:limit])
 
 
 def _int(value: Any, what: str, *, low: int = 0, high: int = 10**9) -> int:

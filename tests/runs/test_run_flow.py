@@ -131,3 +131,17 @@ def test_run_history_lists_only_my_runs(client: Client, run_now: Any) -> None:
     mine = client.get(reverse("runs:mine")).content.decode()
     assert f"Run #{Run.objects.get().pk}" in mine
     assert "Run #" not in Client().get(reverse("runs:mine")).content.decode()
+
+
+def test_output_postgres_cannot_store_is_made_visible(client: Client, run_now: Any) -> None:
+    """NUL bytes and lone surrogates are refused by jsonb: they become visible replacements."""
+    program_id = _own_program(
+        client, "def f():\n    print('a\\x00b', chr(0xD800))\n    return 'x\\x00'\n", "f()"
+    )
+    run_now(client, program_id)
+    run = Run.objects.get()
+    assert run.status == Run.Status.DONE
+    trace = run.real_trace
+    assert trace is not None
+    assert trace.data["stdout"] == "a\u2400b \ufffd\n"
+    assert trace.data["result"] == "'x\\x00'"

@@ -1,61 +1,86 @@
 """The sandboxed process: read one request, lock the process down, run the program traced.
 
-Started as ``python3 -s -S -B -P /runner/runner.py`` inside bubblewrap (or, in the explicit
-unsafe-local mode, without it). Protocol: the request is one JSON object on standard input; the
-answer is JSON lines on the file descriptor that was standard output: ``{"steps": [...]}``
-batches, then one ``{"final": {...}}``. Everything here is untrusted by the parent: the user's
-code runs in this process and can write to that descriptor too.
+Started inside bubblewrap (or, in the explicit unsafe-local mode, without it) as
+``python3 -s -S -B -P -c "import sys; sys.path[:0] = ['/runner']; import runner; runner.main()"``.
+
+Start-up is on every run's critical path, so this imports only built-in or small modules
+(``_json`` rather than ``json``, ``_signal`` rather than ``signal``, no ``typing``) and the
+seccomp filter arrives compiled (``seccomp.bpf``, built by the parent with libseccomp).
+
+Protocol. Request on standard input: five length-prefixed fields (``<len>:<bytes>``): source,
+call, stdin, limits as ``key=value;...``, and ``1``/``0`` for isolation. Answer: JSON lines on the
+descriptor that was standard output: ``{"steps": [...]}`` batches, then one ``{"final": {...}}``.
+Everything here is untrusted by the parent: the user's code runs in this process too.
 """
 
 from __future__ import annotations
 
-import json
+import _json
+import _signal
 import os
 import resource
-import signal
 import sys
-from typing import Any
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import contextlib
 
 import tracer
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def _import_pyseccomp() -> Any:
-    """pyseccomp looks libraries up with ctypes.util.find_library, which needs /etc/ld.so.cache or
-    a compiler; neither exists in the sandbox, so answer with the sonames the loader resolves."""
-    import ctypes.util
-
-    real = ctypes.util.find_library
-    sonames = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
-    ctypes.util.find_library = lambda name: sonames.get(name) or real(name)
-    try:
-        import pyseccomp
-
-        return pyseccomp
-    except (ImportError, OSError, RuntimeError):  # only acceptable in unsafe-local mode
-        return None
-    finally:
-        ctypes.util.find_library = real
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
 
 
-pyseccomp = _import_pyseccomp()
+def _default(obj: object) -> object:
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
-_CLONE_THREAD = 0x00010000
-_TIOCSTI = 0x5412
-_EPERM, _ENOSYS = 1, 38
+
+# json.dumps(ensure_ascii=True, separators=(",", ":")) without importing json (and re, enum...).
+_encode = _json.make_encoder(
+    None, _default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+)
 
 
 def _write(fd: int, obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
-        "utf-8", "replace"
-    )
+    data = ("".join(_encode(obj, 0)) + "\n").encode("ascii")
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        view = view[os.write(fd, view) :]
+
+
+def parse_request(data: bytes) -> dict[str, Any]:
+    """Decode the five length-prefixed fields of a request."""
+    fields: list[str] = []
+    pos = 0
+    for _ in range(5):
+        colon = data.index(b":", pos)
+        length = int(data[pos:colon])
+        start = colon + 1
+        fields.append(data[start : start + length].decode("utf-8", "surrogatepass"))
+        pos = start + length
+    source, call, stdin, limits_text, isolated = fields
+    limits = {}
+    for item in limits_text.split(";"):
+        if item:
+            key, _, value = item.partition("=")
+            limits[key] = int(value)
+    return {
+        "source": source,
+        "call": call or None,
+        "stdin": stdin,
+        "limits": limits,
+        "isolated": isolated == "1",
+    }
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -71,38 +96,27 @@ def _set_limits(limits: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
 
 
-def _load_seccomp() -> None:
-    """Refuse what a traced program never needs, with EPERM so it surfaces as PermissionError."""
-    sc = pyseccomp
-    flt = sc.SyscallFilter(sc.ALLOW)
-    deny = sc.ERRNO(_EPERM)
-    for name in (
-        "execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
-        "mount", "umount2", "unshare", "setns", "pivot_root", "chroot", "move_mount", "open_tree",
-        "fsopen", "fsmount", "socket", "socketpair", "connect", "bind", "listen", "accept",
-        "accept4", "sendto", "sendmsg", "recvmsg", "kill", "tkill", "io_uring_setup",
-        "io_uring_enter", "io_uring_register", "bpf", "keyctl", "add_key", "request_key",
-        "perf_event_open", "userfaultfd", "personality", "seccomp", "memfd_create",
-        "process_madvise", "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "name_to_handle_at",
-        "open_by_handle_at", "kexec_load", "init_module", "finit_module", "delete_module",
-        "acct", "swapon", "swapoff", "reboot", "sethostname", "setdomainname", "mknod", "mknodat",
-    ):  # fmt: skip
-        try:
-            flt.add_rule(deny, name)
-        except Exception:  # noqa: S112 - a syscall this kernel/libseccomp does not know
-            continue
-    # clone: threads only (CLONE_THREAD set); clone3 hides its flags in memory, so refuse it with
-    # ENOSYS and let the C library fall back to clone for threads.
-    flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
-    flt.add_rule(sc.ERRNO(_ENOSYS), "clone3")
-    # Signals only to this process (raise(), abort()).
-    flt.add_rule(deny, "tgkill", sc.Arg(0, sc.NE, os.getpid()))
-    flt.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI))
-    flt.load()
+def _load_seccomp(path: str) -> None:
+    """Install the compiled filter (no exec, fork, ptrace, sockets...; see process.py)."""
+    import ctypes
+
+    with open(path, "rb") as f:
+        program = f.read()
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
 def main() -> None:
-    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    request = parse_request(_read_all(0))
     out = os.dup(1)  # the protocol descriptor; fd 1 itself goes nowhere from now on
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -110,14 +124,13 @@ def main() -> None:
     os.close(0)
 
     limits = request["limits"]
-    if request.get("isolated", True):
-        if pyseccomp is None:
-            _write(out, {"fatal": "pyseccomp is not available inside the sandbox"})
+    _set_limits(limits)
+    if request["isolated"]:
+        try:
+            _load_seccomp(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.bpf"))
+        except OSError as exc:
+            _write(out, {"fatal": f"could not load the seccomp filter: {exc}"})
             os._exit(3)
-        _set_limits(limits)
-        _load_seccomp()
-    else:
-        _set_limits(limits)
 
     def emit(steps: list[dict[str, Any]]) -> None:
         _write(out, {"steps": steps})
@@ -128,19 +141,17 @@ def main() -> None:
 
     execution = tracer.Execution(
         request["source"],
-        request.get("call") or None,
+        request["call"],
         max_steps=limits["max_steps"],
         max_stdout=limits["max_stdout"],
         emit=emit,
         finish=finish,
-        stdin=request.get("stdin", ""),
+        stdin=request["stdin"],
     )
-    signal.signal(signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
+    _signal.signal(_signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
-    with contextlib.suppress(tracer.LimitReached):
+    try:  # noqa: SIM105 - contextlib would cost start-up time in the sandbox
         execution.run()
+    except tracer.LimitReached:
+        pass
     os._exit(0)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,10 @@ user-defined ``__repr__``, ``__eq__``, ``__hash__`` or ``__getattr__`` is never 
 from __future__ import annotations
 
 import types
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_CHARS = 300  # one value in a step
 MAX_ITEMS = 40  # elements shown of a container

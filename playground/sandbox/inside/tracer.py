@@ -10,14 +10,17 @@ reprs from ``saferepr`` (no user code runs). Standard library only: this runs in
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from types import FrameType
-from typing import Any
 
-try:  # in the project (tests, benchmarks)
+try:  # in the sandbox, where /runner is on sys.path
+    from saferepr import is_immutable_scalar, safe_repr
+except ImportError:  # in the project (tests, benchmarks)
     from playground.sandbox.inside.saferepr import is_immutable_scalar, safe_repr
-except ImportError:  # in the sandbox, where /runner is on sys.path
-    from saferepr import is_immutable_scalar, safe_repr  # type: ignore[no-redef]
+
+TYPE_CHECKING = False  # typing and collections.abc cost milliseconds of start-up in the sandbox
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
 
 PROGRAM = "<program>"
 BATCH = 200  # steps per emitted batch: streamed so a killed run still has its partial trace
