@@ -37,4 +37,5 @@ class Limits:
             "file_mb": self.file_mb,
             "nproc": self.nproc,
             "recursion": self.recursion,
+            "wall_ms": int(self.wall_s * 1000),
         }

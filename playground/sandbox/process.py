@@ -185,11 +185,19 @@ def _bootstrap(directory: str) -> list[str]:
 
 
 def encode_request(
-    source: str, call: str | None, stdin: str, limits: Limits, isolated: bool
+    source: str,
+    call: str | None,
+    stdin: str,
+    limits: Limits,
+    isolated: bool,
+    mode: str | None = "one",
 ) -> bytes:
-    """The runner's request: five length-prefixed fields (see inside/runner.py)."""
+    """A request for the runner: length-prefixed fields (see inside/runner.py). The programs of
+    a batch after its header go without the mode field (``mode=None``)."""
     limits_text = ";".join(f"{k}={v}" for k, v in limits.for_runner().items())
     fields = [source, call or "", stdin, limits_text, "1" if isolated else "0"]
+    if mode is not None:
+        fields.append(mode)
     out = bytearray()
     for field in fields:
         data = field.encode("utf-8", "surrogatepass")
@@ -633,3 +641,103 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     --die-with-parent kills the sandbox's pid 1, and with it everything in the namespace."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+class BatchSandbox:
+    """One sandbox that runs many programs of ONE owner (a batch from the command line or an
+    evaluation), each in a fresh process forked from a pre-imported zygote inside the sandbox.
+    The zygote never runs user code and empties /tmp between programs; programs of different
+    owners must never share one (use ``run_isolated`` for those)."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.started: _Started | None = None
+        self.buffer = b""
+
+    def _ensure(self) -> _Started:
+        if self.started is not None and self.started.proc.poll() is None:
+            return self.started
+        self.close()
+        started = _start(self.limits)
+        header = encode_request("", None, "", self.limits, started.sandboxed, mode="batch")
+        assert started.proc.stdin is not None
+        started.proc.stdin.write(header)
+        started.proc.stdin.flush()
+        self.started, self.buffer = started, b""
+        return started
+
+    def _read(self, fd: int, deadline: float) -> bool:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return False
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    def run(self, source: str, call: str | None = None, stdin: str = "") -> dict[str, Any]:
+        """Run one program of the batch; the trace is validated exactly as for a single run."""
+        started = self._ensure()
+        assert started.proc.stdin is not None
+        assert started.proc.stdout is not None
+        fd = started.proc.stdout.fileno()
+        t0 = time.perf_counter()
+        # The zygote enforces the wall clock; this is the backstop if the zygote itself hangs.
+        deadline = t0 + self.limits.wall_s + 3
+        try:
+            started.proc.stdin.write(
+                encode_request(source, call, stdin, self.limits, started.sandboxed, None)
+            )
+            started.proc.stdin.flush()
+            while b":" not in self.buffer:
+                if not self._read(fd, deadline):
+                    raise TimeoutError
+            length, _, self.buffer = self.buffer.partition(b":")
+            size = int(length)
+            while len(self.buffer) < size or b"\n" not in self.buffer[size:]:
+                if not self._read(fd, deadline):
+                    raise TimeoutError
+        except (TimeoutError, ValueError, OSError):
+            self._kill()
+            return make_trace(
+                status="time_limit",
+                steps=[],
+                wall_ms=(time.perf_counter() - t0) * 1000,
+                error=_error("TimeLimit", "The sandbox stopped answering."),
+            )
+        data, rest = self.buffer[:size], self.buffer[size:]
+        done_line, _, self.buffer = rest.partition(b"\n")
+        collector = _Collector(self.limits)
+        collector.feed(data)
+        try:
+            done = json.loads(done_line)["done"]
+            returncode, timed_out = int(done["exit"]), bool(done["timed_out"])
+            cpu_s = int(done["cpu_ms"]) / 1000
+            if done.get("too_big"):
+                collector.problem = collector.problem or "output_limit"
+        except (ValueError, KeyError, TypeError):
+            self._kill()
+            return make_trace(
+                status="crash",
+                steps=collector.steps,
+                error=_error("TraceInvalid", "The batch sandbox answered nonsense."),
+            )
+        return _assemble(
+            collector, timed_out=timed_out, returncode=returncode, cpu_s=cpu_s, stderr=b"",
+            limits=self.limits, wall_ms=(time.perf_counter() - t0) * 1000,
+        )  # fmt: skip
+
+    def _kill(self) -> None:
+        if self.started is not None:
+            _kill(self.started.proc)
+            self.close()
+
+    def close(self) -> None:
+        """End the zygote (EOF on its requests) and reap everything."""
+        if self.started is not None:
+            _discard(self.started)
+            self.started = None

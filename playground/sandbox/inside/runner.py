@@ -7,10 +7,18 @@ Start-up is on every run's critical path, so this imports only built-in or small
 (``_json`` rather than ``json``, ``_signal`` rather than ``signal``, no ``typing``) and the
 seccomp filter arrives compiled (``seccomp.bpf``, built by the parent with libseccomp).
 
-Protocol. Request on standard input: five length-prefixed fields (``<len>:<bytes>``): source,
-call, stdin, limits as ``key=value;...``, and ``1``/``0`` for isolation. Answer: JSON lines on the
-descriptor that was standard output: ``{"steps": [...]}`` batches, then one ``{"final": {...}}``.
-Everything here is untrusted by the parent: the user's code runs in this process too.
+Protocol. A request is six length-prefixed fields (``<len>:<bytes>``): source, call, stdin,
+limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode.
+
+- Mode ``one``: run that program here. Answer: JSON lines on the descriptor that was standard
+  output: ``{"steps": [...]}`` batches, then one ``{"final": {...}}``. The user's code runs in
+  this process too, so the parent trusts none of it.
+- Mode ``batch`` (one owner's batch, e.g. ``manage.py trace --jsonl``): this process becomes a
+  zygote that never runs user code. It reads further requests (five fields each) and forks a
+  fresh child per program, which locks itself down and writes its lines to a pipe of its own
+  (it cannot reach the parent's channel); the zygote enforces the wall clock, relays the
+  child's output as one frame ``<len>:<lines>`` followed by ``{"done": {...}}``, and empties
+  /tmp. The interpreter and imports are paid once per batch instead of once per program.
 """
 
 from __future__ import annotations
@@ -49,38 +57,49 @@ def _write(fd: int, obj: dict[str, Any]) -> None:
         view = view[os.write(fd, view) :]
 
 
-def parse_request(data: bytes) -> dict[str, Any]:
-    """Decode the five length-prefixed fields of a request."""
-    fields: list[str] = []
-    pos = 0
-    for _ in range(5):
-        colon = data.index(b":", pos)
-        length = int(data[pos:colon])
-        start = colon + 1
-        fields.append(data[start : start + length].decode("utf-8", "surrogatepass"))
-        pos = start + length
-    source, call, stdin, limits_text, isolated = fields
-    limits = {}
-    for item in limits_text.split(";"):
-        if item:
-            key, _, value = item.partition("=")
-            limits[key] = int(value)
-    return {
-        "source": source,
-        "call": call or None,
-        "stdin": stdin,
-        "limits": limits,
-        "isolated": isolated == "1",
-    }
+class Reader:
+    """Length-prefixed fields from a descriptor, read exactly (nothing of the next request is
+    read ahead, so a forked child holds no other program in its memory)."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
 
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    def _exactly(self, n: int) -> bytes:
+        chunks: list[bytes] = []
+        while n:
+            chunk = os.read(self.fd, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def field(self) -> str:
+        digits = b""
+        while True:
+            c = os.read(self.fd, 1)
+            if not c:
+                raise EOFError
+            if c == b":":
+                break
+            digits += c
+        return self._exactly(int(digits)).decode("utf-8", "surrogatepass")
+
+    def request(self, count: int) -> dict[str, Any]:
+        fields = [self.field() for _ in range(count)]
+        limits = {}
+        for item in fields[3].split(";"):
+            if item:
+                key, _, value = item.partition("=")
+                limits[key] = int(value)
+        return {
+            "source": fields[0],
+            "call": fields[1] or None,
+            "stdin": fields[2],
+            "limits": limits,
+            "isolated": fields[4] == "1",
+            "mode": fields[5] if count > 5 else "one",
+        }
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -96,38 +115,40 @@ def _set_limits(limits: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
 
 
-def _load_seccomp(path: str) -> None:
-    """Install the compiled filter (no exec, fork, ptrace, sockets...; see process.py)."""
-    import ctypes
+class Seccomp:
+    """The compiled filter, read and wrapped once (a batch's zygote prepares it for every child)."""
 
-    with open(path, "rb") as f:
-        program = f.read()
+    def __init__(self) -> None:
+        import ctypes
 
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.bpf")
+        with open(path, "rb") as f:
+            program = f.read()
 
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        self.ctypes = ctypes
+        self.buffer = ctypes.create_string_buffer(program, len(program))
+        self.fprog = SockFprog(len(program) // 8, ctypes.cast(self.buffer, ctypes.c_void_p))
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    def load(self) -> None:
+        """Install the filter here (no exec, fork, ptrace, sockets...; see process.py)."""
+        prctl = self.libc.prctl
+        if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(self.ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, self.ctypes.byref(self.fprog), 0, 0) != 0:
+            raise OSError(self.ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
-def main() -> None:
-    request = parse_request(_read_all(0))
-    out = os.dup(1)  # the protocol descriptor; fd 1 itself goes nowhere from now on
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    os.close(0)
-
+def _run_one(request: dict[str, Any], out: int, seccomp: Seccomp | None = None) -> None:
+    """Lock this process down, run the request's program traced, write its lines; never returns."""
     limits = request["limits"]
     _set_limits(limits)
     if request["isolated"]:
         try:
-            _load_seccomp(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.bpf"))
+            (seccomp or Seccomp()).load()
         except OSError as exc:
             _write(out, {"fatal": f"could not load the seccomp filter: {exc}"})
             os._exit(3)
@@ -155,3 +176,98 @@ def main() -> None:
     except tracer.LimitReached:
         pass
     os._exit(0)
+
+
+def _empty_tmp(path: str = "/tmp") -> None:  # noqa: S108 - the sandbox's own tmpfs
+    """Remove what a program left in the sandbox's /tmp before the next one runs."""
+    for entry in os.scandir(path):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _empty_tmp(entry.path)
+                os.rmdir(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _relay_child(pid: int, r: int, wall_s: float, cap: int) -> tuple[bytes, bool, bool]:
+    """Read the child's lines until it exits or the wall clock runs out (then kill it)."""
+    import select
+    import time
+
+    deadline = time.monotonic() + wall_s
+    chunks: list[bytes] = []
+    size = 0
+    timed_out = too_big = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and not timed_out:
+            timed_out = True
+            os.kill(pid, 9)
+        ready, _, _ = select.select([r], [], [], max(remaining, 0.05) if not timed_out else 1.0)
+        if not ready:
+            continue
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            return b"".join(chunks), timed_out, too_big
+        size += len(chunk)
+        if size > cap:
+            if not too_big:
+                too_big = True
+                os.kill(pid, 9)
+            continue
+        chunks.append(chunk)
+
+
+def _zygote(reader: Reader, header: dict[str, Any], out: int) -> None:
+    limits = header["limits"]
+    wall_s = limits.get("wall_ms", 5000) / 1000
+    cap = limits.get("max_protocol", 48 << 20)
+    seccomp = Seccomp() if header["isolated"] else None
+    while True:
+        try:
+            request = reader.request(5)
+        except EOFError:
+            os._exit(0)
+        request["limits"] = limits
+        request["isolated"] = header["isolated"]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: no access to the parent's channel, nor to further requests
+            try:
+                os.close(r)
+                os.close(out)
+                os.close(0)
+                _run_one(request, w, seccomp)
+            finally:
+                os._exit(70)
+        os.close(w)
+        data, timed_out, too_big = _relay_child(pid, r, wall_s, cap)
+        os.close(r)
+        _, status, usage = os.wait4(pid, 0)
+        done = {
+            "exit": os.waitstatus_to_exitcode(status),
+            "timed_out": timed_out,
+            "too_big": too_big,
+            "cpu_ms": int((usage.ru_utime + usage.ru_stime) * 1000),
+        }
+        frame = str(len(data)).encode() + b":" + data
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(out, view) :]
+        _write(out, {"done": done})
+        _empty_tmp()
+
+
+def main() -> None:
+    reader = Reader(0)
+    request = reader.request(6)
+    out = os.dup(1)  # the protocol descriptor; fd 1 itself goes nowhere from now on
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    if request["mode"] == "batch":
+        _zygote(reader, request, out)
+    os.close(0)
+    _run_one(request, out)

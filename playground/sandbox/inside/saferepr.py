@@ -18,6 +18,7 @@ MAX_ITEMS = 40  # elements shown of a container
 MAX_DEPTH = 4
 
 _SCALARS = (bool, float, complex, type(None), type(Ellipsis), type(NotImplemented))
+_SMALL_INT = 10**18
 _IMMUTABLE_TYPES = frozenset({int, str, bytes, float, bool, complex, type(None), range})
 
 
@@ -28,6 +29,15 @@ def is_immutable_scalar(value: object) -> bool:
 
 def safe_repr(value: object, limit: int = MAX_CHARS, max_items: int = MAX_ITEMS) -> str:
     """At most ``limit`` characters; containers show at most ``max_items`` elements each."""
+    v: Any = value
+    t = type(v)
+    # Fast paths for the commonest values (most of a trace), skipping the general machinery.
+    if t is int and -_SMALL_INT < v < _SMALL_INT:
+        return int.__repr__(v)
+    if t is str and len(v) * 4 + 2 <= limit:
+        return str.__repr__(v)
+    if t is bool or v is None or t is float:
+        return str(repr(v))  # exact bool, None or float: the built-in repr
     parts: list[str] = []
     _render(value, parts, [limit, max_items], MAX_DEPTH, set())
     text = "".join(parts)

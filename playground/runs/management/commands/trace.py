@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from playground import sandbox
+from playground.sandbox.process import BatchSandbox
 
 
 class Command(BaseCommand):
@@ -33,11 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the trace as JSON")
         parser.add_argument("--jsonl", metavar="IN", help="batch mode: a JSON-lines file, or -")
         parser.add_argument("--out", metavar="OUT", help="batch output file (default: stdout)")
+        # Twice the cores: while one sandbox computes, its parent thread waits on a pipe.
         parser.add_argument(
             "--workers",
             type=int,
-            default=os.cpu_count() or 2,
-            help="parallel sandboxes in batch mode",
+            default=2 * (os.cpu_count() or 1),
+            help="parallel sandboxes in batch mode (default: twice the cores)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -59,14 +62,25 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _batch(self, path: str, out_path: str | None, workers: int) -> None:
-        # One warm sandbox per worker keeps every core busy without waiting for start-ups.
-        os.environ.setdefault("PLAYGROUND_SANDBOX_POOL", str(workers))
         infile: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         out: Any = open(out_path, "w", encoding="utf-8") if out_path else self.stdout  # noqa: SIM115
+        # One batch sandbox per worker thread: its zygote pays the interpreter start once, and
+        # each program still runs in a fresh process. All programs here belong to one owner.
+        local = threading.local()
+        sandboxes: list[BatchSandbox] = []
+
+        def run_line(line: str) -> dict[str, Any]:
+            if not hasattr(local, "sandbox"):
+                local.sandbox = BatchSandbox()
+                sandboxes.append(local.sandbox)
+            return _run_line(line, local.sandbox)
+
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for record in pool.map(_run_line, _lines(infile)):
+                for record in pool.map(run_line, _lines(infile)):
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                for sandbox_ in sandboxes:
+                    pool.submit(sandbox_.close)  # closed by the thread that started it
         finally:
             if infile is not sys.stdin:
                 infile.close()
@@ -91,7 +105,7 @@ def _lines(infile: TextIO) -> Iterator[str]:
             yield line
 
 
-def _run_line(line: str) -> dict[str, Any]:
+def _run_line(line: str, batch: BatchSandbox) -> dict[str, Any]:
     try:
         item = json.loads(line)
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
@@ -100,7 +114,11 @@ def _run_line(line: str) -> dict[str, Any]:
         if call is not None and not isinstance(call, str):
             raise ValueError("'call' must be a string")
         stdin = item.get("stdin", "")
-        trace = sandbox.run(item["code"], call=call, stdin=stdin if isinstance(stdin, str) else "")
+        code, stdin = item["code"], stdin if isinstance(stdin, str) else ""
+        limits = sandbox.Limits()
+        if len(code.encode("utf-8", "surrogatepass")) > limits.max_source:
+            raise ValueError(f"'code' is larger than {limits.max_source:,} bytes")
+        trace = batch.run(code, call, stdin)
         return {"id": item.get("id"), "trace": trace}
     except ValueError as exc:
         ident = None
