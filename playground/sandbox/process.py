@@ -424,7 +424,7 @@ def _assemble(
             return _from_final(collector.final, steps, limits, wall_ms)
         except TraceInvalid:
             return trace("crash", _error("TraceInvalid", "The final record is malformed."))
-    stdout = "".join(step["stdout"] for step in steps)[: limits.max_stdout]
+    stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
     if timed_out:
         message = f"Stopped after {limits.wall_s:g} s of wall-clock time."
         return trace("time_limit", _error("TimeLimit", message), stdout)

@@ -1,5 +1,17 @@
 """Trace schema v1, and validation of what comes back from the sandbox (untrusted: the user's
-program shares a process with the tracer and can print anything on its descriptor)."""
+program shares a process with the tracer and can print anything on its descriptor).
+
+A step is ``{"i", "line", "func"}`` plus, only when they differ from their default:
+
+- ``event``: ``call``, ``return`` or ``exception`` (default ``line``);
+- ``locals``: the variables that changed, name -> bounded repr (default ``{}``);
+- ``stdout``: what was printed since the previous step (default ``""``);
+- ``by``: ``"lm"`` for a step a model produced (default ``"python"``);
+- ``exception``: ``"Type: message"``, on exception events.
+
+Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
+quarter of the size of a Python Tutor style snapshot of every variable at every step.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +71,7 @@ def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
         raise TraceInvalid("a step is not an object")
     if raw.get("i") != index:
         raise TraceInvalid(f"step {index} is out of sequence")
-    event = raw.get("event")
+    event = raw.get("event", "line")
     if event not in EVENTS:
         raise TraceInvalid(f"step {index} has an unknown event")
     locals_ = raw.get("locals", {})
@@ -68,15 +80,20 @@ def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
     step: dict[str, Any] = {
         "i": index,
         "line": _int(raw.get("line"), "line", high=1_000_000),
-        "event": event,
         "func": _text(raw.get("func", ""), MAX_FUNC, "func"),
-        "locals": {
+    }
+    if event != "line":
+        step["event"] = event
+    if locals_:
+        step["locals"] = {
             _text(k, MAX_NAME, "a variable name"): _text(v, MAX_VALUE, "a value")
             for k, v in locals_.items()
-        },
-        "stdout": _text(raw.get("stdout", ""), max_stdout, "stdout"),
-        "by": "python" if raw.get("by", "python") == "python" else "lm",
-    }
+        }
+    stdout = _text(raw.get("stdout", ""), max_stdout, "stdout")
+    if stdout:
+        step["stdout"] = stdout
+    if raw.get("by", "python") != "python":
+        step["by"] = "lm"
     if "exception" in raw:
         step["exception"] = _text(raw["exception"], 1000, "exception")
     return step

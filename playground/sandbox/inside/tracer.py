@@ -138,18 +138,24 @@ class Tracer:
         self.count += 1
         if self.count > self.max_steps:
             self.on_limit("step_limit")
+        # Fields at their default are left out (see schema.py): most steps change nothing and
+        # print nothing, and the envelope would otherwise be most of a trace's size.
         step: dict[str, Any] = {
             "i": self.count - 1,
             "line": frame.f_lineno or frame.f_code.co_firstlineno,
-            "event": event,
             "func": frame.f_code.co_name,
-            "locals": self._changed(frame),
-            "stdout": self.output.take(),
-            "by": "python",
         }
+        if event != "line":
+            step["event"] = event
+        changed = self._changed(frame)
         if event == "return":
-            step["locals"]["__return__"] = safe_repr(arg)
-        elif event == "exception":
+            changed["__return__"] = safe_repr(arg)
+        if changed:
+            step["locals"] = changed
+        printed = self.output.take()
+        if printed:
+            step["stdout"] = printed
+        if event == "exception":
             exc_type, exc_value = arg[0], arg[1]
             step["exception"] = f"{exc_type.__name__}: {_message(exc_value)}"
         self.batch.append(step)

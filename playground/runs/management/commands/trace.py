@@ -133,15 +133,14 @@ def format_table(trace: dict[str, Any], source: str) -> str:
     rows = [f"{'step':>5} {'line':>5}  {'event':<9} {'function':<16} code / changes"]
     for step in trace["steps"]:
         code = lines[step["line"] - 1].strip() if 0 < step["line"] <= len(lines) else ""
-        rows.append(
-            f"{step['i']:>5} {step['line']:>5}  {step['event']:<9} {step['func'][:16]:<16} {code}"
-        )
-        changes = ", ".join(f"{k} = {v}" for k, v in step["locals"].items())
+        event = step.get("event", "line")
+        rows.append(f"{step['i']:>5} {step['line']:>5}  {event:<9} {step['func'][:16]:<16} {code}")
+        changes = ", ".join(f"{k} = {v}" for k, v in step.get("locals", {}).items())
         if changes:
             rows.append(f"{'':>36}{changes}")
         if step.get("exception"):
             rows.append(f"{'':>36}raises {step['exception']}")
-        if step["stdout"]:
+        if step.get("stdout"):
             rows.append(f"{'':>36}prints {step['stdout']!r}")
     rows.append("")
     stats = trace["stats"]
