@@ -480,6 +480,12 @@ def _start(limits: Limits) -> _Started:
             env=env, pass_fds=(info_w,), start_new_session=True,
             **(_user_kwargs() if sandboxed else {}),
         )  # fmt: skip
+    except OSError as exc:  # e.g. bwrap not executable by the sandbox account
+        os.close(info_r)
+        raise SandboxUnavailable(f"Could not start the sandbox: {exc}") from None
+    except BaseException:
+        os.close(info_r)
+        raise
     finally:
         os.close(info_w)
     pidfd = _open_child(info_r) if sandboxed else None
@@ -659,6 +665,14 @@ class BatchSandbox:
             return self.started
         self.close()
         started = _start(self.limits)
+        if started.sandboxed and started.pidfd is None:  # bubblewrap never created the sandbox
+            assert started.proc.stderr is not None
+            try:
+                started.proc.wait(5)
+                detail = started.proc.stderr.read(_MAX_STDERR).decode("utf-8", "replace").strip()
+            finally:
+                _discard(started)
+            raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {detail[:300]}")
         header = encode_request("", None, "", self.limits, started.sandboxed, mode="batch")
         assert started.proc.stdin is not None
         started.proc.stdin.write(header)

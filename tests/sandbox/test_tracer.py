@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from playground import sandbox
 from playground.sandbox.inside.saferepr import safe_repr
 from playground.sandbox.inside.tracer import Execution, LimitReached
-from playground.sandbox.process import pool
+from playground.sandbox.process import BatchSandbox, pool
 
 
 def _trace(
@@ -151,3 +154,27 @@ def test_oversized_program_is_refused_before_starting() -> None:
     trace = sandbox.run("x = 1\n" + "#" * 200_000)
     assert trace["status"] == "crash"
     assert "limit is 100,000" in trace["error"]["message"]
+
+
+def test_bubblewrap_that_cannot_create_namespaces_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host without unprivileged user namespaces: bwrap refuses, and so must we. (A stand-in
+    bwrap forces this error path; the sandbox account must be able to run it, hence /tmp.)"""
+    bin_dir = Path(tempfile.mkdtemp(prefix="fake-bwrap-"))
+    bin_dir.chmod(0o755)
+    fake = bin_dir / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    pool.drain()
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable, match="No permissions to create a new"):
+            sandbox.run("print(1)")
+        batch = BatchSandbox()
+        with pytest.raises(sandbox.SandboxUnavailable, match="No permissions to create a new"):
+            batch.run("print(1)")
+    finally:
+        shutil.rmtree(bin_dir)
