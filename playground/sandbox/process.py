@@ -30,6 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from playground.lib.accounts import ensure_system_user
 from playground.sandbox.limits import Limits
 from playground.sandbox.schema import TraceInvalid, clean_error, clean_step, make_trace, storable
 
@@ -80,16 +81,7 @@ def _sandbox_account() -> pwd.struct_passwd | None:
     """The unprivileged account that runs sandboxes when the worker is root (created once)."""
     if os.geteuid() != 0:
         return None
-    try:
-        return pwd.getpwnam(SANDBOX_USER)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run(  # noqa: S603
-            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(SANDBOX_USER)
+    return ensure_system_user(SANDBOX_USER)
 
 
 # The seccomp filter (built with libseccomp here, loaded by the runner as compiled BPF). What a
