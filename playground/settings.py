@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "channels",
     "playground.programs",
     "playground.runs",
+    "playground.llm",
 ]
 
 MIDDLEWARE = [
@@ -204,5 +205,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("PLAYGROUND_LOG_LEVEL", default="INFO")},
+    # One line per model request is noise; failures are reported by the client itself.
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)

@@ -95,7 +95,15 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
     py = sys.executable
     cores = os.cpu_count() or 2
     celery = [py, "-m", "celery", "-A", "playground", "worker", "--loglevel", "INFO"]
-    return {
+    extra: dict[str, list[str]] = {}
+    if os.environ.get("PLAYGROUND_EMBEDDED_LLM", "on") != "off":
+        from playground.llm.embedded import EmbeddedModelMissing, server_argv
+
+        try:
+            extra["llm-server"] = server_argv()
+        except EmbeddedModelMissing as exc:
+            print(f"The embedded model will not start: {exc}", flush=True)
+    return extra | {
         "web": [
             py,
             "-m",

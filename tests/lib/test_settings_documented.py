@@ -11,6 +11,8 @@ _READERS = [
     ROOT / "playground" / "lib" / "launcher.py",
     ROOT / "playground" / "lib" / "paths.py",
     ROOT / "playground" / "sandbox" / "process.py",
+    ROOT / "playground" / "llm" / "registry.py",
+    ROOT / "playground" / "lib" / "launcher.py",
 ]
 _NAME = re.compile(r"""["']((?:PLAYGROUND_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL)["']""")
 

@@ -1,0 +1,323 @@
+"""One streaming client for every OpenAI-compatible chat server (vLLM, llama.cpp, transformers
+serve, hosted APIs).
+
+    with stream_chat(model, messages, max_tokens=256) as stream:
+        for text in stream:          # text deltas as the server produces them
+            ...
+    stream.text, stream.completion_tokens, stream.ttft_s
+
+Timeouts for connecting, for the first token (and any later stall) and in total; bounded retries
+with backoff on connection errors only, never once a token has arrived; ``close()`` (or a set
+``cancel`` event) closes the connection so the engine stops generating; at most
+``max_concurrency`` streams per model in this process. Every failure is an ``LLMError`` whose
+message can be shown to a user.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse._decoders import SSEDecoder  # the parser of the well-kept httpx-sse package
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from playground.llm.registry import ModelSpec
+
+_MAX_ERROR_BODY = 2000
+
+
+class LLMError(Exception):
+    """A model call failed; ``str(exc)`` is a message for the user."""
+
+
+class ModelUnavailable(LLMError):
+    """The server could not be reached."""
+
+
+class ModelTimeout(LLMError):
+    """No first token in time, a stall, or the whole answer took too long."""
+
+
+class ModelProtocolError(LLMError):
+    """The server answered, but not with a valid OpenAI-compatible stream."""
+
+
+class Cancelled(LLMError):
+    """The caller cancelled the stream."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    first_token: float = 60.0  # also the longest allowed pause between two chunks
+    total: float = 300.0
+
+
+_semaphores: dict[str, threading.BoundedSemaphore] = {}
+_semaphores_lock = threading.Lock()
+
+
+def _semaphore(model: ModelSpec) -> threading.BoundedSemaphore:
+    with _semaphores_lock:
+        if model.name not in _semaphores:
+            _semaphores[model.name] = threading.BoundedSemaphore(max(1, model.max_concurrency))
+        return _semaphores[model.name]
+
+
+class ChatStream:
+    """An open streaming chat completion (use ``stream_chat``)."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        payload: dict[str, Any],
+        timeouts: Timeouts,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.model = model
+        self.payload = payload
+        self.timeouts = timeouts
+        self.cancel = cancel
+        self.text = ""
+        self.finish_reason: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens = 0  # content chunks, until the server reports its own count
+        self._reported_completion: int | None = None
+        self.ttft_s: float | None = None
+        self.elapsed_s = 0.0
+        self._client: httpx.Client | None = None
+        self._response: httpx.Response | None = None
+        self._holding = False
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------------
+    def open(self) -> ChatStream:
+        semaphore = _semaphore(self.model)
+        if not semaphore.acquire(timeout=self.timeouts.total):
+            raise ModelTimeout(f"The model {self.model.label} is busy: no free slot in time.")
+        self._holding = True
+        self._started = time.monotonic()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(
+                connect=self.timeouts.connect,
+                read=self.timeouts.first_token,
+                write=self.timeouts.connect,
+                pool=self.timeouts.connect,
+            )
+        )
+        try:
+            self._response = self._connect()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @retry(
+        retry=retry_if_exception_type(ModelUnavailable),
+        stop=stop_after_attempt(3),
+        wait=wait_exponential(multiplier=0.25, max=2),
+        reraise=True,
+    )
+    def _connect(self) -> httpx.Response:
+        assert self._client is not None
+        headers = {"Accept": "text/event-stream"}
+        if self.model.api_key:
+            headers["Authorization"] = f"Bearer {self.model.api_key}"
+        request = self._client.build_request(
+            "POST", self.model.chat_url, json=self.payload, headers=headers
+        )
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            raise ModelUnavailable(
+                f"The model server for {self.model.label} cannot be reached at "
+                f"{self.model.base_url} ({exc.__class__.__name__})."
+            ) from None
+        except httpx.ConnectTimeout:
+            raise ModelUnavailable(
+                f"The model server for {self.model.label} did not accept a connection within "
+                f"{self.timeouts.connect:g} s."
+            ) from None
+        except httpx.ReadTimeout:
+            raise ModelTimeout(
+                f"The model server for {self.model.label} sent no answer within "
+                f"{self.timeouts.first_token:g} s."
+            ) from None
+        if response.status_code != 200:
+            body = response.read()[:_MAX_ERROR_BODY].decode("utf-8", "replace")
+            response.close()
+            raise ModelProtocolError(
+                f"The model server answered HTTP {response.status_code}: {_summary(body)}"
+            )
+        kind = response.headers.get("content-type", "")
+        if "text/event-stream" not in kind:
+            response.close()
+            raise ModelProtocolError(f"The model server did not stream (content type {kind!r}).")
+        return response
+
+    # -- reading -----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[str]:
+        assert self._response is not None, "open() first"
+        decoder = SSEDecoder()
+        try:
+            for line in self._lines():
+                event = decoder.decode(line)
+                if event is None:
+                    continue
+                if event.data.strip() == "[DONE]":
+                    break
+                delta = self._parse(event.data)
+                if delta:
+                    if self.ttft_s is None:
+                        self.ttft_s = time.monotonic() - self._started
+                    self.text += delta
+                    self.completion_tokens += 1
+                    yield delta
+            if self.finish_reason is None:
+                raise ModelProtocolError(
+                    "The model server closed the stream before the answer was complete."
+                )
+            if self._reported_completion is not None:
+                self.completion_tokens = self._reported_completion
+        finally:
+            self.elapsed_s = time.monotonic() - self._started
+            self.close()
+
+    def _lines(self) -> Iterator[str]:
+        assert self._response is not None
+        pending = b""
+        try:
+            for chunk in self._response.iter_raw():
+                if self.cancel is not None and self.cancel.is_set():
+                    raise Cancelled("The run was cancelled.")
+                if time.monotonic() - self._started > self.timeouts.total:
+                    raise ModelTimeout(
+                        f"The model took longer than {self.timeouts.total:g} s in total."
+                    )
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    try:
+                        yield raw.decode("utf-8").rstrip("\r")
+                    except UnicodeDecodeError:
+                        raise ModelProtocolError(
+                            "The model server sent bytes that are not valid UTF-8."
+                        ) from None
+        except httpx.ReadTimeout:
+            what = "first token" if self.ttft_s is None else "next token"
+            raise ModelTimeout(
+                f"The model server sent no {what} within {self.timeouts.first_token:g} s."
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise ModelProtocolError(
+                f"The connection to the model server broke mid-answer ({exc.__class__.__name__})."
+            ) from None
+        if pending.strip():
+            try:
+                yield pending.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError:
+                raise ModelProtocolError(
+                    "The model server sent bytes that are not valid UTF-8."
+                ) from None
+            yield ""
+
+    def _parse(self, data: str) -> str:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            raise ModelProtocolError(
+                f"The model server sent something that is not JSON: {_summary(data)}"
+            ) from None
+        if not isinstance(message, dict):
+            raise ModelProtocolError("The model server sent an unexpected message.")
+        if "error" in message:
+            raise ModelProtocolError(
+                f"The model server reported an error: {_summary(str(message['error']))}"
+            )
+        usage = message.get("usage")
+        if isinstance(usage, dict):  # servers that report usage: trust their token counts
+            if isinstance(usage.get("prompt_tokens"), int):
+                self.prompt_tokens = usage["prompt_tokens"]
+            if isinstance(usage.get("completion_tokens"), int):
+                self._reported_completion = usage["completion_tokens"]
+        choices = message.get("choices")
+        if not isinstance(choices, list) or not choices:
+            if isinstance(usage, dict):
+                return ""
+            raise ModelProtocolError("The model server sent a chunk without choices.")
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        if choice.get("finish_reason"):
+            self.finish_reason = str(choice["finish_reason"])
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if content is not None and not isinstance(content, str):
+            raise ModelProtocolError("The model server sent content that is not text.")
+        return content or ""
+
+    # -- closing -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (the server stops generating) and free the model's slot."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._response is not None:
+            self._response.close()
+        if self._client is not None:
+            self._client.close()
+        if self._holding:
+            self._holding = False
+            _semaphore(self.model).release()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _summary(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def stream_chat(
+    model: ModelSpec,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int = 512,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    json_schema: dict[str, Any] | None = None,
+    timeouts: Timeouts | None = None,
+    cancel: threading.Event | None = None,
+) -> ChatStream:
+    """Open a streaming chat completion; iterate the result for text deltas."""
+    payload: dict[str, Any] = {
+        "model": model.model,
+        "messages": messages,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "stream_options": {"include_usage": True},
+    }
+    if seed is not None:
+        payload["seed"] = seed
+    if json_schema is not None and model.json_schema == "openai":
+        payload["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": json_schema, "strict": True},
+        }
+    elif json_schema is not None and model.json_schema == "json_object":
+        payload["response_format"] = {"type": "json_object", "schema": json_schema}
+    return ChatStream(model, payload, timeouts or Timeouts(), cancel).open()
