@@ -1,0 +1,55 @@
+"""Reading a predicted value and comparing it with the real one, without running anything."""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+_MAX_LITERAL = 20_000
+
+
+class NotALiteral(ValueError):
+    """The text is not a Python literal (we never evaluate anything else)."""
+
+
+def parse_literal(text: str) -> Any:
+    """``ast.literal_eval`` with a size cap; raises NotALiteral with the reason."""
+    text = text.strip()
+    if not text:
+        raise NotALiteral("the answer is empty")
+    if len(text) > _MAX_LITERAL:
+        raise NotALiteral(f"the answer is longer than {_MAX_LITERAL:,} characters")
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise NotALiteral(f"{text[:80]!r} is not a Python literal ({type(exc).__name__})") from None
+
+
+def same_value(predicted: Any, actual: Any) -> bool:
+    """Equal as Python compares them (1 == 1.0, but [1] != (1,)), with no user code involved:
+    both sides come from literal_eval, so only built-in types meet here."""
+    try:
+        return bool(predicted == actual)
+    except RecursionError:
+        return False
+
+
+def repeats_input(prediction_text: str, call: str) -> bool:
+    """LiveCodeBench's leakage rule: the prediction only restates an argument of the call."""
+    try:
+        node = ast.parse(call.strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    if not isinstance(node, ast.Call):
+        return False
+    prediction = " ".join(prediction_text.split())
+    for arg in [*node.args, *(k.value for k in node.keywords)]:
+        source = ast.get_source_segment(call.strip(), arg)
+        if source and " ".join(source.split()) == prediction:
+            return True
+        try:
+            if parse_literal(prediction) == ast.literal_eval(arg):
+                return True
+        except (NotALiteral, ValueError, SyntaxError, TypeError):
+            continue
+    return False
