@@ -122,7 +122,10 @@ def _celery_redis_url(url: str) -> str:
 CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 CELERY_TASK_DEFAULT_QUEUE = "sandbox"
-CELERY_TASK_ROUTES = {"playground.runs.tasks.execute_real_run": {"queue": "sandbox"}}
+CELERY_TASK_ROUTES = {
+    "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
+    "playground.runs.tasks.execute_emulation": {"queue": "llm"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

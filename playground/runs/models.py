@@ -22,7 +22,19 @@ class Run(models.Model):
     FINISHED = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="runs")
+    # "real" (the sandbox only) or an emulation method from playground.emulation.registry, which
+    # also runs the program for real to judge the model against it.
     method = models.CharField(max_length=16, default="real")
+    model = models.CharField(max_length=100, blank=True, help_text="Registry name of the model.")
+    temperature = models.FloatField(default=0.0)
+    seed = models.IntegerField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(default=512)
+    emulated_text = models.TextField(blank=True, help_text="The model's answer, as it streamed.")
+    emulation_done = models.BooleanField(default=False)
+    prediction = models.TextField(blank=True)
+    verdict = models.JSONField(default=dict, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     source = models.TextField()
     call = models.TextField(blank=True)
@@ -56,6 +68,10 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def is_emulated(self) -> bool:
+        return self.method != "real"
 
     @property
     def real_trace(self) -> Trace | None:

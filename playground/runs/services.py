@@ -1,31 +1,97 @@
-"""Starting runs (the writes that touch several models, and the hand-off to Celery)."""
+"""Starting and finishing runs: writes that touch several models, and the hand-off to Celery."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from playground.emulation.output_prediction import Prediction, judge
 from playground.programs.models import Program
-from playground.runs.models import Run
+from playground.runs.models import Run, Trace
+
+
+def start_run(
+    *,
+    program: Program,
+    user: Any,
+    anon_token: str | None,
+    method: str = "real",
+    model: str = "",
+    limits: dict[str, Any] | None = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int = 512,
+) -> Run:
+    """Queue a run: the real execution on ``sandbox`` and, for an emulation method, the model on
+    ``llm``; both are sent only once the run row is committed."""
+    from playground.runs.tasks import execute_emulation, execute_real_run
+
+    signed_in = getattr(user, "is_authenticated", False)
+    with transaction.atomic():
+        run = Run.objects.create(
+            program=program,
+            method=method,
+            model=model if method != "real" else "",
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            source=program.source,
+            call=program.call,
+            stdin=program.stdin,
+            limits=limits or {},
+            owner=user if signed_in else None,
+            anon_owner="" if signed_in else (anon_token or ""),
+        )
+        transaction.on_commit(lambda: execute_real_run.delay(run.pk))
+        if method != "real":
+            transaction.on_commit(lambda: execute_emulation.delay(run.pk))
+    return run
 
 
 def start_real_run(
     *, program: Program, user: Any, anon_token: str | None, limits: dict[str, Any] | None = None
 ) -> Run:
-    """Queue a real (sandboxed) execution of ``program``; the worker picks it up after commit."""
-    from playground.runs.tasks import execute_real_run
+    """Queue a real (sandboxed) execution only."""
+    return start_run(program=program, user=user, anon_token=anon_token, limits=limits)
 
+
+def finish_if_complete(run_id: int) -> None:
+    """Mark the run done once every part has arrived, judging the model against the real run."""
     with transaction.atomic():
-        run = Run.objects.create(
-            program=program,
-            method="real",
-            source=program.source,
-            call=program.call,
-            stdin=program.stdin,
-            limits=limits or {},
-            owner=user if getattr(user, "is_authenticated", False) else None,
-            anon_owner="" if getattr(user, "is_authenticated", False) else (anon_token or ""),
-        )
-        transaction.on_commit(lambda: execute_real_run.delay(run.pk))
-    return run
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_finished:
+            return
+        real = run.traces.filter(kind=Trace.Kind.REAL).first()
+        if real is None or (run.is_emulated and not run.emulation_done):
+            return
+        if run.is_emulated:
+            prediction = Prediction(run.prediction or None, "The model gave no readable answer.")
+            result = real.data.get("result") if real.data.get("status") == "ok" else None
+            run.verdict = judge(prediction, result, run.call).as_dict()
+            if real.data.get("status") != "ok" and result is None:
+                run.verdict["explanation"] = (
+                    f"The real run ended with {real.data.get('status')}, so there is no value to "
+                    "compare the prediction with."
+                )
+        run.status = Run.Status.DONE
+        run.finished_at = timezone.now()
+        run.save(update_fields=["verdict", "status", "finished_at"])
+
+
+def fail_run(run_id: int, message: str) -> None:
+    """The run cannot complete: say why (the message is shown to the user)."""
+    Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).update(
+        status=Run.Status.FAILED, error=message, finished_at=timezone.now()
+    )
+
+
+def cancel_run(run: Run) -> bool:
+    """Cancel a run still in progress; the emulation task notices and closes the model's stream."""
+    updated = (
+        Run.objects.filter(pk=run.pk)
+        .exclude(status__in=Run.FINISHED)
+        .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
+    )
+    return bool(updated)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("runs/", views.my_runs, name="mine"),
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("runs/<int:pk>/status/", views.run_status, name="status"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
 ]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.services import start_real_run
+from playground.runs.methods import METHODS
+from playground.runs.models import Run
+from playground.runs.services import cancel_run, start_run
 
 STATUS_TEXT = {
     "ok": "Finished",
@@ -35,19 +38,47 @@ def _requested_limits(request: HttpRequest) -> dict[str, int]:
     return allowed_overrides(requested, authenticated=request.user.is_authenticated)
 
 
+def _requested_method(request: HttpRequest) -> tuple[str, str]:
+    """The method and model asked for, checked against what this site offers."""
+    method = request.POST.get("method", "real")
+    if method not in METHODS:
+        method = "real"
+    if method == "real":
+        return method, ""
+    try:
+        models = {m.name for m in load_models()}
+    except RegistryError:
+        models = set()
+    model = request.POST.get("model", "")
+    if model not in models:
+        raise Http404("No such model on this site.")
+    return method, model
+
+
 @require_POST
 def run_program(request: HttpRequest, pk: int) -> HttpResponse:
-    """Run a program for real in the sandbox; the run page follows its progress."""
+    """Run a program for real in the sandbox and, if asked, have a model emulate it; the run
+    page follows both."""
     program = get_program_for_user(request, pk)
-    run = start_real_run(
+    method, model = _requested_method(request)
+    run = start_run(
         program=program,
         user=request.user,
         anon_token=anon_token(request, create=True),
+        method=method,
+        model=model,
         limits=_requested_limits(request),
     )
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
+
+
+def _model_label(run: Run) -> str:
+    try:
+        return next(m.label for m in load_models() if m.name == run.model)
+    except (StopIteration, RegistryError):
+        return run.model
 
 
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -58,16 +89,26 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "trace": trace.data if trace else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
+        "method_label": METHODS.get(run.method, run.method),
+        "model_label": _model_label(run) if run.is_emulated else "",
     }
     return render(request, "runs/run_detail.html", context)
 
 
 def run_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The progress fragment the run page polls; a finished run reloads the page."""
+    """The progress fragment the run page polls (with the model's text so far); a finished run
+    reloads the page."""
     run = get_run_for_user(request, pk)
     if run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
     return render(request, "runs/run_detail.html#progress", {"run": run})
+
+
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_run_for_user(request, pk)
+    cancel_run(run)
+    return redirect(run)
 
 
 def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
@@ -79,8 +120,21 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
             "id": run.pk,
             "program": run.program_id,
             "status": run.status,
+            "method": run.method,
+            "model": run.model or None,
             "error": run.error or None,
             "trace": trace.data if trace else None,
+            "emulation": (
+                {
+                    "text": run.emulated_text,
+                    "prediction": run.prediction or None,
+                    "verdict": run.verdict or None,
+                    "prompt_tokens": run.prompt_tokens,
+                    "completion_tokens": run.completion_tokens,
+                }
+                if run.is_emulated
+                else None
+            ),
         },
         json_dumps_params={"ensure_ascii": False},
     )

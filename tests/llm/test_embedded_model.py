@@ -5,60 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import subprocess
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import replace
 
-import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
 from playground.llm.client import Cancelled, ChatStream, Timeouts, stream_chat
-from playground.llm.embedded import server_argv
-from playground.llm.registry import ModelSpec, embedded_model
+from playground.llm.registry import ModelSpec
 
 pytestmark = pytest.mark.slow
 PROMPT = [{"role": "user", "content": "Count from one to ten in words."}]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelSpec]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    logfile = log.open("wb")  # a file, not a pipe: the server logs a lot and must never block
-    proc = subprocess.Popen(
-        server_argv(port=port, threads=2),
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    spec = replace(embedded_model(), base_url=f"http://127.0.0.1:{port}/v1")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama.cpp server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{spec.base_url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not come up in 90 s")
-    yield spec
-    proc.terminate()
-    proc.wait(10)
-    logfile.close()
+@pytest.fixture
+def model(embedded_llm: ModelSpec) -> ModelSpec:
+    return embedded_llm
 
 
 def test_tokens_stream_in_and_are_counted(model: ModelSpec) -> None:

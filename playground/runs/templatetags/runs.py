@@ -7,15 +7,23 @@ from typing import Any
 from django import template
 from django.conf import settings
 
+from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program
 from playground.runs.limits import default_limits
+from playground.runs.methods import METHODS
 
 register = template.Library()
 
 
 @register.inclusion_tag("runs/_run_form.html", takes_context=True)
 def run_form(context: dict[str, Any], program: Program) -> dict[str, Any]:
+    try:
+        models = load_models()
+    except RegistryError:
+        models = []
     return {
+        "methods": METHODS,
+        "models": models,
         "program": program,
         "user": context["user"],
         "csrf_token": context.get("csrf_token"),
