@@ -67,7 +67,8 @@ def finish_if_complete(run_id: int) -> None:
         if real is None or (run.is_emulated and not run.emulation_done):
             return
         if run.is_emulated:
-            prediction = Prediction(run.prediction or None, "The model gave no readable answer.")
+            problem = run.verdict.get("problem") or "The model gave no readable answer."
+            prediction = Prediction(run.prediction or None, problem)
             result = real.data.get("result") if real.data.get("status") == "ok" else None
             run.verdict = judge(prediction, result, run.call).as_dict()
             if real.data.get("status") != "ok" and result is None:

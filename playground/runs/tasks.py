@@ -107,6 +107,8 @@ def execute_emulation(run_id: int) -> str:
     Run.objects.filter(pk=run_id).update(
         emulated_text=stream.text,
         prediction=prediction.text or "",
+        # Why nothing could be read, until the verdict replaces it.
+        verdict={"problem": prediction.problem} if prediction.problem else {},
         emulation_done=True,
         prompt_tokens=stream.prompt_tokens,
         completion_tokens=stream.completion_tokens,
