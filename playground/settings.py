@@ -127,6 +127,9 @@ CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
 }
 CELERY_TASK_ACKS_LATE = True
+# A task taken by a worker that dies is handed out again after this many seconds (Redis keeps
+# it unacknowledged); longer than the longest task's time limit, or it would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 1200}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

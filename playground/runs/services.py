@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -96,3 +97,23 @@ def cancel_run(run: Run) -> bool:
         .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
     )
     return bool(updated)
+
+
+def requeue_stale_runs(*, older_than_s: float) -> list[int]:
+    """Send unfinished runs again whose tasks a dead worker may have taken with it (both tasks are
+    idempotent, so a run that was only slow is not harmed). Returns the run ids."""
+    from playground.runs.tasks import execute_emulation, execute_real_run
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stale = list(
+        Run.objects.filter(
+            status__in=[Run.Status.QUEUED, Run.Status.RUNNING], created_at__lt=cutoff
+        ).values_list("pk", "method", "emulation_done")
+    )
+    for pk, method, emulation_done in stale:
+        if not Trace.objects.filter(run_id=pk, kind=Trace.Kind.REAL).exists():
+            execute_real_run.delay(pk)
+        if method != "real" and not emulation_done:
+            execute_emulation.delay(pk)
+        finish_if_complete(pk)
+    return [pk for pk, _, _ in stale]
