@@ -7,7 +7,6 @@ import html
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,22 +29,6 @@ def _register(monkeypatch: pytest.MonkeyPatch, model: ModelSpec, label: str) -> 
             [{"name": model.name, "base_url": model.base_url, "model": model.model, "label": label}]
         ),
     )
-
-
-@pytest.fixture
-def run_now(
-    settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
-) -> Iterator[Callable[..., Any]]:
-    from playground.celery import app
-
-    app.conf.task_always_eager = True
-
-    def post(client: Client, program_id: int, **data: str) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(reverse("runs:start", args=[program_id]), data)
-
-    yield post
-    app.conf.task_always_eager = False
 
 
 @pytest.mark.slow

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from playground.celery import app
 from playground.runs.models import Run
 from playground.runs.services import requeue_stale_runs
 from tests.factories import ProgramFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_a_run_stuck_in_running_is_sent_again_and_finishes(eager: None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,24 +15,6 @@ from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 SOURCE = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
-
-
-@pytest.fixture
-def run_now(
-    settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
-) -> Callable[..., Any]:
-    """POST to the run button with the Celery task executed in-process (eager)."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    from playground.celery import app
-
-    app.conf.task_always_eager = True
-
-    def post(client: Client, program_id: int, **data: str) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(reverse("runs:start", args=[program_id]), data)
-
-    yield post
-    app.conf.task_always_eager = False
 
 
 def _own_program(client: Client, source: str = SOURCE, call: str = "f(4)") -> int:
