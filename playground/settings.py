@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "playground.programs",
     "playground.runs",
     "playground.llm",
+    "playground.streaming",
 ]
 
 MIDDLEWARE = [

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from playground.programs.access import anon_token
+from playground.programs.signals import ANON_TOKEN_KEY
 from playground.runs.models import Run
 
 
-def runs_of(request: HttpRequest) -> QuerySet[Run]:
-    if request.user.is_authenticated:
-        return Run.objects.filter(owner=request.user)
-    token = anon_token(request)
+def runs_visible_to(user: Any, token: str | None) -> QuerySet[Run]:
+    """The runs of this account, or of this anonymous session's owner token."""
+    if getattr(user, "is_authenticated", False):
+        return Run.objects.filter(owner=user)
     if not token:
         return Run.objects.none()
     return Run.objects.filter(owner__isnull=True, anon_owner=token)
+
+
+def runs_of(request: HttpRequest) -> QuerySet[Run]:
+    return runs_visible_to(request.user, anon_token(request))
+
+
+def run_for_scope(scope: dict[str, Any], pk: int) -> Run | None:
+    """The run if the websocket's user or session may see it (Channels' auth middleware)."""
+    session = scope.get("session")
+    token = session.get(ANON_TOKEN_KEY) if session is not None else None
+    return runs_visible_to(scope.get("user"), token).filter(pk=pk).first()
 
 
 def get_run_for_user(request: HttpRequest, pk: int) -> Run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,8 @@ from django.utils import timezone
 from playground.emulation.output_prediction import Prediction, judge
 from playground.programs.models import Program
 from playground.runs.models import Run, Trace
+
+log = logging.getLogger(__name__)
 
 
 def start_run(
@@ -80,13 +83,29 @@ def finish_if_complete(run_id: int) -> None:
         run.status = Run.Status.DONE
         run.finished_at = timezone.now()
         run.save(update_fields=["verdict", "status", "finished_at"])
+    announce(run_id, "done", verdict=run.verdict or None)
 
 
 def fail_run(run_id: int, message: str) -> None:
     """The run cannot complete: say why (the message is shown to the user)."""
-    Run.objects.filter(pk=run_id).exclude(status__in=Run.FINISHED).update(
-        status=Run.Status.FAILED, error=message, finished_at=timezone.now()
+    failed = (
+        Run.objects.filter(pk=run_id)
+        .exclude(status__in=Run.FINISHED)
+        .update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
     )
+    if failed:
+        announce(run_id, "failed", error=message)
+
+
+def announce(run_id: int, kind: str, **data: Any) -> None:
+    """Publish a live event; viewers are a convenience, so a broken broadcast never fails a run
+    (the database stays the record)."""
+    from playground.streaming.events import publish
+
+    try:
+        publish(run_id, kind, **data)
+    except Exception:  # Redis away, for instance
+        log.warning("could not publish %s for run %s", kind, run_id, exc_info=True)
 
 
 def cancel_run(run: Run) -> bool:
@@ -96,6 +115,8 @@ def cancel_run(run: Run) -> bool:
         .exclude(status__in=Run.FINISHED)
         .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
     )
+    if updated:
+        announce(run.pk, "cancelled")
     return bool(updated)
 
 

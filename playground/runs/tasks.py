@@ -16,10 +16,11 @@ from playground.llm.client import LLMError, stream_chat
 from playground.llm.registry import RegistryError, get_model
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
-from playground.runs.services import fail_run, finish_if_complete
+from playground.runs.services import announce, fail_run, finish_if_complete
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 0.5  # streamed text is saved in batches, never per token
+SEND_EVERY_S = 0.03  # and sent to viewers in small batches (a few tokens)
 
 
 def _start(run_id: int) -> Run | None:
@@ -59,6 +60,13 @@ def execute_real_run(run_id: int) -> str:
             kind=Trace.Kind.REAL,
             defaults={"status": trace["status"], "step_count": len(trace["steps"]), "data": trace},
         )
+        announce(
+            run_id,
+            "trace",
+            status=trace["status"],
+            steps=len(trace["steps"]),
+            result=trace["result"],
+        )
     finish_if_complete(run_id)
     return "ok"
 
@@ -83,7 +91,9 @@ def execute_emulation(run_id: int) -> str:
         return "failed"
     cancel = threading.Event()
     messages = output_prediction.messages(run.method, run.source, run.call)
-    last_save = time.monotonic()
+    last_save = last_send = time.monotonic()
+    unsent = ""
+    announce(run_id, "status", text=f"Asking {model.label}…")
     try:
         with stream_chat(
             model,
@@ -93,7 +103,12 @@ def execute_emulation(run_id: int) -> str:
             seed=run.seed,
             cancel=cancel,
         ) as stream:
-            for _ in stream:
+            for delta in stream:
+                unsent += delta
+                if time.monotonic() - last_send >= SEND_EVERY_S:
+                    last_send = time.monotonic()
+                    announce(run_id, "token", text=unsent)
+                    unsent = ""
                 if time.monotonic() - last_save >= PERSIST_EVERY_S:
                     last_save = time.monotonic()
                     Run.objects.filter(pk=run_id).update(emulated_text=stream.text)
@@ -103,6 +118,8 @@ def execute_emulation(run_id: int) -> str:
         if not Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
             fail_run(run_id, f"The model could not answer: {exc}")
         return "failed"
+    if unsent:
+        announce(run_id, "token", text=unsent)
     prediction = output_prediction.extract(stream.text, run.call)
     Run.objects.filter(pk=run_id).update(
         emulated_text=stream.text,

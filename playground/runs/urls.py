@@ -1,6 +1,7 @@
 from django.urls import path
 
 from playground.runs import views
+from playground.streaming.views import run_events
 
 app_name = "runs"
 
@@ -11,4 +12,5 @@ urlpatterns = [
     path("runs/<int:pk>/status/", views.run_status, name="status"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
+    path("runs/<int:pk>/events", run_events, name="events"),
 ]

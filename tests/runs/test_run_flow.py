@@ -100,7 +100,8 @@ def test_unfinished_run_page_polls_and_reloads_when_done(client: Client) -> None
     run = Run.objects.get()
     assert run.status == Run.Status.QUEUED
     page = client.get(run.get_absolute_url()).content.decode()
-    assert 'hx-trigger="every 1s"' in page
+    assert f'ws-connect="/ws/runs/{run.pk}/"' in page  # live events
+    assert 'hx-trigger="every 3s"' in page  # and a slow poll where websockets cannot get through
     Run.objects.filter(pk=run.pk).update(status=Run.Status.DONE)
     response = client.get(reverse("runs:status", args=[run.pk]), headers={"HX-Request": "true"})
     assert response["HX-Refresh"] == "true"

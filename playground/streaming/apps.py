@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StreamingConfig(AppConfig):
+    name = "playground.streaming"
+    verbose_name = "Live streaming of runs"
