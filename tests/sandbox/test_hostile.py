@@ -27,6 +27,13 @@ HOST_FILES = [Path("/tmp") / MARK, Path("/var/tmp") / MARK, Path.cwd() / MARK]
 SECRET = f"s3cr3t-{uuid.uuid4().hex}"
 LIMITS = Limits()
 durations: list[tuple[str, float]] = []
+EARLIER: set[int] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _before_the_battery() -> None:
+    """Sandbox processes that other tests left for init to reap are not this battery's."""
+    EARLIER.update(_sandbox_pids())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -183,6 +190,22 @@ def _parent(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
+def _sandbox_pids() -> set[int]:
+    try:
+        uid = pwd.getpwnam(SANDBOX_USER).pw_uid
+    except KeyError:
+        return set()
+    pids = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == uid:
+                    pids.add(int(pid))
+            except OSError:
+                continue
+    return pids
+
+
 def _sandbox_processes() -> list[str]:
     """Sandbox processes that this test process left: its descendants, and orphans adopted by
     init (other programs on the machine may run sandboxes of their own meanwhile)."""
@@ -192,7 +215,7 @@ def _sandbox_processes() -> list[str]:
         uid = None
     found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) in EARLIER:
             continue
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()

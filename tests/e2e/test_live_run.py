@@ -1,0 +1,48 @@
+"""The whole product in a real browser: a visitor runs a library program with the embedded model
+and watches the model's text arrive in steps, then the verdict and the real trace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.stack import Stack, running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack() as s:
+        s.start()
+        for worker in ("sandbox", "llm"):
+            s.wait_for(rf"{worker}@\S+ ready\.")
+        s.wait_for(r"Uvicorn running on http://127\.0\.0\.1:" + str(s.llm_port))  # the model server
+        yield s
+
+
+def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
+    page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
+    page.get_by_label("Method").select_option("cot")
+    page.get_by_role("button", name="Run it for real").click()
+    expect(page.locator("#model-output")).to_be_visible()
+
+    sizes: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not page.locator("#verdict").count():
+        output = page.locator("#model-output")
+        if output.count():
+            sizes.append(len(output.inner_text()))
+        time.sleep(0.05)
+    grew = sorted({s for s in sizes if s > 0})
+    assert len(grew) >= 3, f"the page grew in fewer than three steps: {sizes}"
+    expect(page.locator("#verdict")).to_be_visible()
+    expect(page.locator("#trace-status")).to_contain_text("Finished")
+    expect(page.locator("#viewer")).to_be_visible()
+    page.close()

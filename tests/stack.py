@@ -1,0 +1,124 @@
+"""The whole product started the way `make run` starts it, in a scratch directory, for tests
+that need every process (the launcher's own test, end-to-end runs in a browser)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from playground.lib import paths
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes whose argv or environment mentions ``text``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline or text.encode() in environ:
+            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
+            found.append(f"{pid}: {shown}")
+    return found
+
+
+class Stack:
+    def __init__(self, var_dir: Path, port: int) -> None:
+        self.var_dir, self.port = var_dir, port
+        self.llm_port = free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 120) -> float:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env.update(PLAYGROUND_VAR_DIR=str(self.var_dir), PLAYGROUND_PORT=str(self.port),
+                   PLAYGROUND_LLM_PORT=str(self.llm_port),
+                   PLAYGROUND_SANDBOX_WORKERS="1", PLAYGROUND_LLM_WORKERS="2")  # fmt: skip
+        t0 = time.monotonic()
+        self.output = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "playground.lib.launcher", "run"],
+            cwd=paths.REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.wait_for(re.escape(f"running at http://127.0.0.1:{self.port}/"), timeout)
+        return time.monotonic() - t0
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> None:
+        """Read the launcher's output until a line (read now or before) matches ``pattern``."""
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        if any(re.search(pattern, line) for line in self.output):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line:
+                self.output.append(line)
+                if re.search(pattern, line):
+                    return
+            elif self.proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.05)
+        raise AssertionError(
+            f"no {pattern!r} in the launcher's output:\n" + "".join(self.output[-40:])
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """What Ctrl-C in a terminal does: SIGINT to the launcher's foreground process group."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    """A Stack in a fresh directory; everything it started is killed afterwards."""
+    # A short path: unix socket names are limited to 107 bytes.
+    with tempfile.TemporaryDirectory(prefix="pgl-") as tmp:
+        stack = Stack(Path(tmp), free_port())
+        try:
+            yield stack
+        finally:
+            # Ctrl-C first, as a user would: workers then close their pre-started sandboxes.
+            if stack.proc is not None and stack.proc.poll() is None:
+                with suppress(subprocess.TimeoutExpired):
+                    stack.interrupt(timeout=30)
+            stack.kill()
+            for line in processes_mentioning(tmp):
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
