@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "playground.runs",
     "playground.llm",
     "playground.streaming",
+    "playground.sharing",
 ]
 
 MIDDLEWARE = [

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),
     path("", include("playground.runs.urls")),
+    path("", include("playground.sharing.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
@@ -81,17 +82,36 @@ def _model_label(run: Run) -> str:
         return run.model
 
 
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_run_for_user(request, pk)
+def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
+    """What the run page shows; ``shared_token`` for a viewer who came through a share link
+    (read-only: no cancel, no sharing controls; live updates through the link)."""
     trace = run.real_trace if run.is_finished else None
-    context = {
+    if shared_token:
+        page_url = reverse("sharing:view", args=[shared_token])
+        status_url = reverse("sharing:status", args=[shared_token])
+        ws_url = f"/ws/runs/{run.pk}/?share={shared_token}"
+    else:
+        page_url = run.get_absolute_url()
+        status_url = reverse("runs:status", args=[run.pk])
+        ws_url = f"/ws/runs/{run.pk}/"
+    return {
         "run": run,
         "trace": trace.data if trace else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
         "method_label": METHODS.get(run.method, run.method),
         "model_label": _model_label(run) if run.is_emulated else "",
+        "shared": bool(shared_token),
+        "page_url": page_url,
+        "status_url": status_url,
+        "ws_url": ws_url,
     }
+
+
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_run_for_user(request, pk)
+    context = run_context(run)
+    context["share_links"] = run.share_links.filter(revoked_at__isnull=True)
     return render(request, "runs/run_detail.html", context)
 
 
@@ -101,7 +121,7 @@ def run_status(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
     if run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
-    return render(request, "runs/run_detail.html#progress", {"run": run})
+    return render(request, "runs/run_detail.html#progress", run_context(run))
 
 
 @require_POST

@@ -1,26 +1,50 @@
-"""The run page's websocket: the run's events as htmx fragments, replayed then followed live."""
+"""The run page's websocket: the run's events as htmx fragments, replayed then followed live.
+
+Open to whoever may see the run, or to a viewer holding an active share link of it
+(``?share=TOKEN``); a share viewer is checked again every few seconds, so a revoked link stops
+the stream.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.urls import reverse
 
 from playground.runs.access import run_for_scope
+from playground.sharing.models import ShareLink
 from playground.streaming import fragments
 from playground.streaming.events import agroup_name, apublished
 
 REFUSED = 4403
+RECHECK_SHARE_S = 5.0
+
+
+def _share_is_active(token: str, run_id: int) -> bool:
+    return ShareLink.objects.active().filter(token=token, run_id=run_id).exists()
 
 
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["pk"])
-        run = await database_sync_to_async(run_for_scope)(self.scope, self.run_id)
-        if run is None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.share_token = (query.get("share") or [""])[0]
+        if self.share_token:
+            allowed = await database_sync_to_async(_share_is_active)(self.share_token, self.run_id)
+            self.page_url = reverse("sharing:view", args=[self.share_token])
+        else:
+            allowed = (
+                await database_sync_to_async(run_for_scope)(self.scope, self.run_id) is not None
+            )
+            self.page_url = reverse("runs:detail", args=[self.run_id])
+        if not allowed:
             await self.close(code=REFUSED)
             return
+        self.checked_at = time.monotonic()
         self.group = await agroup_name(self.run_id)
         self.seen: set[int] = set()
         # Join first, then read what was published: nothing falls between the two, and what
@@ -29,7 +53,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self.accept()
         backlog = await apublished(self.run_id)
         self.seen.update(e["seq"] for e in backlog)
-        await self.send(text_data=fragments.state(self.run_id, backlog))
+        await self.send(text_data=fragments.state(self.page_url, backlog))
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -42,5 +66,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         event = message["event"]
         if event["seq"] in self.seen:
             return
+        if self.share_token and time.monotonic() - self.checked_at > RECHECK_SHARE_S:
+            self.checked_at = time.monotonic()
+            if not await database_sync_to_async(_share_is_active)(self.share_token, self.run_id):
+                await self.close(code=REFUSED)
+                return
         self.seen.add(event["seq"])
-        await self.send(text_data=fragments.event_fragment(self.run_id, event))
+        await self.send(text_data=fragments.event_fragment(self.page_url, event))

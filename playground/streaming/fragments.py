@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
 from django.utils.html import escape, format_html
 
 TERMINAL = frozenset({"done", "failed", "cancelled"})
@@ -23,7 +22,7 @@ def status_text(event: dict[str, Any]) -> str:
     return str(event.get("text", ""))
 
 
-def state(run_id: int, events: list[dict[str, Any]]) -> str:
+def state(page_url: str, events: list[dict[str, Any]]) -> str:
     """Everything so far in one message: the model's whole text, the latest status."""
     text = "".join(e.get("text", "") for e in events if e["type"] == "token")
     parts: list[str] = [
@@ -33,11 +32,11 @@ def state(run_id: int, events: list[dict[str, Any]]) -> str:
     ]
     statuses = [e for e in events if e["type"] != "token"]
     if statuses:
-        parts.append(event_fragment(run_id, statuses[-1]))
+        parts.append(event_fragment(page_url, statuses[-1]))
     return "".join(parts)
 
 
-def event_fragment(run_id: int, event: dict[str, Any]) -> str:
+def event_fragment(page_url: str, event: dict[str, Any]) -> str:
     kind = event["type"]
     if kind == "token":
         return format_html(
@@ -49,7 +48,7 @@ def event_fragment(run_id: int, event: dict[str, Any]) -> str:
     )
     if kind in TERMINAL:
         # Load the finished page's main content in place (verdict, trace viewer).
-        url = escape(reverse("runs:detail", args=[run_id]))
+        url = escape(page_url)
         fragment += (
             f'<div id="run-live-end" hx-swap-oob="true"><div hx-get="{url}" hx-trigger="load" '
             'hx-select="main" hx-target="main" hx-swap="outerHTML"></div></div>'

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SharingConfig(AppConfig):
+    name = "playground.sharing"
+    verbose_name = "Shared run links"
