@@ -1,5 +1,6 @@
-"""The whole product in a real browser: a visitor runs a library program with the embedded model
-and watches the model's text arrive in steps, then the verdict and the real trace."""
+"""The whole product in a real browser: a visitor runs a library program with the embedded model,
+watches the model's text arrive in steps, sees the verdict and the real trace, and shares the
+run with someone who opens the link in a fresh browser."""
 
 from __future__ import annotations
 
@@ -45,4 +46,14 @@ def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser)
     expect(page.locator("#verdict")).to_be_visible()
     expect(page.locator("#trace-status")).to_contain_text("Finished")
     expect(page.locator("#viewer")).to_be_visible()
+
+    # Share it, and open the link in a fresh browser context (no session, no account).
+    page.get_by_role("button", name="Create a share link").click()
+    url = page.get_by_label("Share link").input_value()
+    assert "/s/" in url
+    stranger = browser.new_context().new_page()
+    stranger.goto(url)
+    expect(stranger.locator("#verdict")).to_have_text(page.locator("#verdict").inner_text())
+    expect(stranger.get_by_text("Shared run · read-only")).to_be_visible()
+    stranger.close()
     page.close()
