@@ -137,6 +137,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("PLAYGROUND_CELERY_EAGER", default=False)
 
+# The cache (rate limits) lives in Redis, shared by every web process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "playground",
+    }
+}
+# New runs per minute: anonymous visitors per IP address, signed-in users per account (pages and
+# the JSON API alike).
+PLAYGROUND_RUN_RATE_ANON = env.str("PLAYGROUND_RUN_RATE_ANON", default="20/m")
+PLAYGROUND_RUN_RATE_USER = env.str("PLAYGROUND_RUN_RATE_USER", default="60/m")
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from playground import views
+from playground.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("api/", api.urls),
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),
     path("", include("playground.runs.urls")),

@@ -6,14 +6,17 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
 from django.test import Client
+from django.urls import reverse
 from pytest_django.fixtures import Settings
 
+from playground.celery import app
 from playground.llm.embedded import server_argv
 from playground.llm.registry import ModelSpec, embedded_model
 from tests.factories import UserFactory
@@ -22,6 +25,8 @@ from tests.factories import UserFactory
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests start many runs from 127.0.0.1; the rate limit has a test of its own.
+    settings.PLAYGROUND_RUN_RATE_ANON = settings.PLAYGROUND_RUN_RATE_USER = "100000/m"
 
 
 @pytest.fixture
@@ -69,3 +74,24 @@ def embedded_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelSpec
     proc.terminate()
     proc.wait(10)
     logfile.close()
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Celery tasks run in the calling process, at once (unit tests only)."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def run_now(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> Callable[..., Any]:
+    """POST to the run button; the tasks queued on commit run before it returns."""
+
+    def post(client: Client, program_id: int, **data: str) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(reverse("runs:start", args=[program_id]), data)
+
+    return post

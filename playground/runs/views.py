@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,6 +17,7 @@ from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
 from playground.runs.methods import METHODS
 from playground.runs.models import Run
+from playground.runs.ratelimits import may_start_run
 from playground.runs.services import cancel_run, start_run
 
 STATUS_TEXT = {
@@ -62,6 +64,9 @@ def run_program(request: HttpRequest, pk: int) -> HttpResponse:
     page follows both."""
     program = get_program_for_user(request, pk)
     method, model = _requested_method(request)
+    if not may_start_run(request):
+        messages.error(request, "Too many runs in a minute: wait a moment and try again.")
+        return redirect(program)
     run = start_run(
         program=program,
         user=request.user,

@@ -1,0 +1,183 @@
+"""The JSON API (django-ninja): models, runs, and their events. OpenAPI at /api/openapi.json,
+interactive docs at /api/docs. The same access rules as the pages: a run belongs to the account
+or the session (cookie) that created it; the same rate limit on starting runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import NinjaAPI, Schema, Status
+from ninja.errors import HttpError
+from ninja.utils import check_csrf
+
+from playground.llm.registry import RegistryError, load_models
+from playground.programs.access import anon_token, get_program_for_user
+from playground.programs.models import Dataset, Program
+from playground.programs.validation import ProgramError, check_call, check_size, check_source
+from playground.runs.access import get_run_for_user
+from playground.runs.limits import allowed_overrides
+from playground.runs.methods import METHODS
+from playground.runs.models import Run
+from playground.runs.ratelimits import may_start_run
+from playground.runs.services import start_run
+
+api = NinjaAPI(
+    title="Code reasoning playground",
+    version="1",
+    description=(
+        "Run Python programs for real in a sandbox and have language models emulate them. "
+        "Live events of a run: `GET /runs/{id}/events` (Server-Sent Events, JSON data, "
+        "resumable with Last-Event-ID)."
+    ),
+    urls_namespace="api",
+)
+
+
+class ModelOut(Schema):
+    name: str
+    label: str
+    constrained_json: str  # "", "openai" or "json_object"
+    embedded: bool
+
+
+class RunIn(Schema):
+    program_id: int | None = None
+    source: str | None = None
+    call: str = ""
+    stdin: str = ""
+    method: str = "real"
+    model: str = ""
+    cpu_s: int | None = None
+    max_steps: int | None = None
+
+
+class RunOut(Schema):
+    id: int
+    url: str
+    events_url: str
+    program_id: int
+    status: str
+    method: str
+    model: str | None
+    error: str | None
+    trace: dict[str, Any] | None
+    emulation: dict[str, Any] | None
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def _run_out(run: Run) -> dict[str, Any]:
+    trace = run.real_trace
+    return {
+        "id": run.pk,
+        "url": run.get_absolute_url(),
+        "events_url": reverse("runs:events", args=[run.pk]),
+        "program_id": run.program_id,
+        "status": run.status,
+        "method": run.method,
+        "model": run.model or None,
+        "error": run.error or None,
+        "trace": trace.data if trace else None,
+        "emulation": (
+            {
+                "text": run.emulated_text,
+                "prediction": run.prediction or None,
+                "verdict": run.verdict or None,
+                "prompt_tokens": run.prompt_tokens,
+                "completion_tokens": run.completion_tokens,
+            }
+            if run.is_emulated
+            else None
+        ),
+    }
+
+
+@api.get("/models", response=list[ModelOut], summary="The language models this site offers")
+def list_models(request: HttpRequest) -> list[dict[str, Any]]:
+    try:
+        models = load_models()
+    except RegistryError as exc:
+        raise HttpError(503, f"The model configuration is broken: {exc}") from None
+    return [
+        {
+            "name": m.name,
+            "label": m.label,
+            "constrained_json": m.json_schema,
+            "embedded": m.embedded,
+        }
+        for m in models
+    ]
+
+
+def _program_for(request: HttpRequest, data: RunIn) -> Program:
+    if data.program_id is not None:
+        return get_program_for_user(request, data.program_id)
+    if data.source is None:
+        raise HttpError(422, "Give program_id, or source (and call) for a new program.")
+    try:
+        check_source(data.source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
+        check_call(data.call, max_chars=_setting("PLAYGROUND_MAX_CALL_CHARS"))
+        check_size(data.stdin, _setting("PLAYGROUND_MAX_STDIN_BYTES"), "standard input")
+    except ProgramError as exc:
+        raise HttpError(422, str(exc)) from None
+    program = Program(
+        source=data.source, call=data.call.strip(), stdin=data.stdin, dataset=Dataset.USER
+    )
+    if request.user.is_authenticated:
+        program.owner = request.user
+    else:
+        program.anon_owner = anon_token(request, create=True) or ""
+    program.save()
+    return program
+
+
+def _setting(name: str) -> int:
+    return int(getattr(settings, name))
+
+
+@api.post(
+    "/runs", response={201: RunOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
+)
+def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
+    """Run a saved program (``program_id``) or new code (``source``, ``call``, ``stdin``) for
+    real, and with ``method`` direct/cot have ``model`` emulate it."""
+    # A request that rides on a session cookie must prove it comes from our pages or a client
+    # that read the CSRF cookie, exactly as a form post does.
+    if settings.SESSION_COOKIE_NAME in request.COOKIES and check_csrf(request) is not None:
+        raise HttpError(403, "CSRF check failed: send the X-CSRFToken header.")
+    if data.method not in METHODS:
+        raise HttpError(422, f"Unknown method {data.method!r}; one of {', '.join(METHODS)}.")
+    if data.method != "real":
+        try:
+            names = {m.name for m in load_models()}
+        except RegistryError:
+            names = set()
+        if data.model not in names:
+            raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
+    if not may_start_run(request):
+        raise HttpError(429, "Too many runs in a minute: wait a moment and try again.")
+    program = _program_for(request, data)
+    limits = allowed_overrides(
+        {"cpu_s": data.cpu_s, "max_steps": data.max_steps},
+        authenticated=request.user.is_authenticated,
+    )
+    run = start_run(
+        program=program,
+        user=request.user,
+        anon_token=anon_token(request, create=True),
+        method=data.method,
+        model=data.model,
+        limits=limits,
+    )
+    return Status(201, _run_out(run))
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut})
+def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    """A run's status, its real trace (schema v1) and the model's emulation with its verdict."""
+    return _run_out(get_run_for_user(request, run_id))

@@ -1,0 +1,104 @@
+"""The JSON API: models, creating and reading runs, with the pages' access rules and rate limit."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django.fixtures import Settings
+
+from playground.runs.models import Run
+from tests.factories import ProgramFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+SOURCE = "def f(xs):\n    return sorted(xs)[-1]\n"
+
+
+def _post(client: Client, **data: Any) -> Any:
+    return client.post("/api/runs", data, content_type="application/json")
+
+
+def _fresh_ip() -> str:
+    """Rate-limit counters live in Redis for a minute: a new address starts from zero."""
+    return "10." + ".".join(str(random.randint(1, 254)) for _ in range(3))  # noqa: S311
+
+
+def test_models_are_listed() -> None:
+    body = Client().get("/api/models").json()
+    assert body[0]["name"] == "smollm2-135m"
+    assert body[0]["embedded"] is True
+
+
+def test_a_run_of_new_code_is_created_and_read_back_by_its_session(
+    eager: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = Client(REMOTE_ADDR=_fresh_ip())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(client, source=SOURCE, call="f([3, 9, 4])")
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["method"] == "real"
+    assert created["events_url"] == f"/runs/{created['id']}/events"
+
+    run = client.get(f"/api/runs/{created['id']}").json()
+    assert run["status"] == "done"
+    assert run["trace"]["result"] == "9"
+    assert run["trace"]["schema"] == 1
+    assert Client().get(f"/api/runs/{created['id']}").status_code == 404  # another visitor
+
+
+def test_a_saved_program_must_be_visible_to_the_requester() -> None:
+    private = ProgramFactory(is_public=False)
+    response = _post(Client(REMOTE_ADDR=_fresh_ip()), program_id=private.pk)
+    assert response.status_code == 404
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"source": "def f(:\n"}, "Syntax error on line 1"),
+        ({"source": SOURCE, "call": "x = f([1])"}, "not a single Python expression"),
+        ({"source": SOURCE, "call": "f([1])", "method": "guess"}, "Unknown method 'guess'"),
+        (
+            {"source": SOURCE, "call": "f([1])", "method": "direct", "model": "gpt-9"},
+            "Unknown model 'gpt-9'",
+        ),
+        ({}, "Give program_id, or source"),
+    ],
+)
+def test_bad_requests_say_what_is_wrong(data: dict[str, Any], message: str) -> None:
+    response = _post(Client(REMOTE_ADDR=_fresh_ip()), **data)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_a_session_cookie_without_the_csrf_token_is_refused() -> None:
+    client = Client(enforce_csrf_checks=True, REMOTE_ADDR=_fresh_ip())
+    client.force_login(UserFactory())
+    response = _post(client, source=SOURCE, call="f([1])")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+
+
+def test_starting_runs_is_rate_limited(settings: Settings) -> None:
+    settings.PLAYGROUND_RUN_RATE_ANON = "2/m"
+    client = Client(REMOTE_ADDR=_fresh_ip())
+    assert [_post(client, source=SOURCE, call="f([1])").status_code for _ in range(3)] == [
+        201,
+        201,
+        429,
+    ]
+    assert "Too many runs" in _post(client, source=SOURCE, call="f([1])").json()["detail"]
+    page_program = ProgramFactory(is_public=True)
+    response = client.post(f"/programs/{page_program.pk}/run/", follow=True)
+    assert "Too many runs in a minute" in response.content.decode()
+
+
+def test_the_openapi_schema_describes_the_api() -> None:
+    schema = Client().get("/api/openapi.json").json()
+    assert {"/api/models", "/api/runs", "/api/runs/{run_id}"} <= set(schema["paths"])
+    assert Client().get("/api/docs").status_code == 200
