@@ -20,7 +20,6 @@ from playground.runs.services import announce, fail_run, finish_if_complete
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 0.5  # streamed text is saved in batches, never per token
-SEND_EVERY_S = 0.03  # and sent to viewers in small batches (a few tokens)
 
 
 def _start(run_id: int) -> Run | None:
@@ -91,8 +90,7 @@ def execute_emulation(run_id: int) -> str:
         return "failed"
     cancel = threading.Event()
     messages = output_prediction.messages(run.method, run.source, run.call)
-    last_save = last_send = time.monotonic()
-    unsent = ""
+    last_save = time.monotonic()
     announce(run_id, "status", text=f"Asking {model.label}…")
     try:
         with stream_chat(
@@ -104,11 +102,9 @@ def execute_emulation(run_id: int) -> str:
             cancel=cancel,
         ) as stream:
             for delta in stream:
-                unsent += delta
-                if time.monotonic() - last_send >= SEND_EVERY_S:
-                    last_send = time.monotonic()
-                    announce(run_id, "token", text=unsent)
-                    unsent = ""
+                # Viewers get every delta at once (a Redis append and a group send: cheap);
+                # the database gets the text in batches.
+                announce(run_id, "token", text=delta)
                 if time.monotonic() - last_save >= PERSIST_EVERY_S:
                     last_save = time.monotonic()
                     Run.objects.filter(pk=run_id).update(emulated_text=stream.text)
@@ -118,8 +114,6 @@ def execute_emulation(run_id: int) -> str:
         if not Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
             fail_run(run_id, f"The model could not answer: {exc}")
         return "failed"
-    if unsent:
-        announce(run_id, "token", text=unsent)
     prediction = output_prediction.extract(stream.text, run.call)
     Run.objects.filter(pk=run_id).update(
         emulated_text=stream.text,
