@@ -150,9 +150,12 @@ CACHES = {
 PLAYGROUND_RUN_RATE_ANON = env.str("PLAYGROUND_RUN_RATE_ANON", default="20/m")
 PLAYGROUND_RUN_RATE_USER = env.str("PLAYGROUND_RUN_RATE_USER", default="60/m")
 
+# Redis pub/sub: a group message reaches each web process once, which hands it to its own
+# viewers (the list-based layer stores one copy per viewer). Nothing is lost for viewers: a
+# run's events are also kept in a Redis stream that every viewer replays first.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
     }
 }

@@ -119,6 +119,10 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
             "--timeout-graceful-shutdown",
             "5",
             "--no-server-header",
+            # Model text arrives a few bytes per message: compressing each one costs the web
+            # process more CPU than it saves on the wire.
+            "--ws-per-message-deflate",
+            "false",
         ],
         "worker-sandbox": [
             *celery,

@@ -7,6 +7,7 @@ the stream.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -47,6 +48,8 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.checked_at = time.monotonic()
         self.group = await agroup_name(self.run_id)
         self.seen: set[int] = set()
+        self.outbox: list[str] = []
+        self.flush_pending = False
         # Join first, then read what was published: nothing falls between the two, and what
         # arrives twice is dropped by its number.
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -72,4 +75,16 @@ class RunConsumer(AsyncWebsocketConsumer):
                 await self.close(code=REFUSED)
                 return
         self.seen.add(event["seq"])
-        await self.send(text_data=fragments.event_fragment(self.page_url, event))
+        # Coalesce: send at the next turn of the event loop, together with whatever else has
+        # arrived for this viewer by then. An idle viewer gets each token at once; a busy web
+        # process sends fewer, larger messages instead of falling behind.
+        self.outbox.append(fragments.event_fragment(self.page_url, event))
+        if not self.flush_pending:
+            self.flush_pending = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        self.flush_pending = False
+        if self.outbox:
+            text, self.outbox = "".join(self.outbox), []
+            await self.send(text_data=text)

@@ -9,12 +9,14 @@ drop what arrives twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 from functools import cache
 from typing import Any
 
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -59,15 +61,42 @@ def _keys(run_id: int) -> list[str]:
     return [f"playground:{key}:seq", f"playground:{key}:events"]
 
 
+class _Sender:
+    """One event loop thread per process for group sends: async_to_sync would make a new loop,
+    and so new Redis connections, for every event (milliseconds each, per token)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid = 0
+        self.lock = threading.Lock()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.pid != os.getpid():  # new process (a forked worker)
+                self.loop = asyncio.new_event_loop()
+                self.pid = os.getpid()
+                thread = threading.Thread(target=self.loop.run_forever, name="events", daemon=True)
+                thread.start()
+            return self.loop
+
+    def send(self, group: str, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        coroutine = layer.group_send(group, message)
+        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout=5)
+
+
+_sender = _Sender()
+
+
 def publish(run_id: int, kind: str, **data: Any) -> dict[str, Any]:
     """Number, store and broadcast one event (``kind``: status, token, trace, done, failed)."""
     draft = json.dumps({"seq": 0, "type": kind, **data}, ensure_ascii=False)
     seq, stored = _redis().eval(_APPEND, 2, *_keys(run_id), draft, MAX_EVENTS, KEEP_S)
     event: dict[str, Any] = json.loads(stored)
     assert event["seq"] == int(seq)
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(group_name(run_id), {"type": "run.event", "event": event})
+    _sender.send(group_name(run_id), {"type": "run.event", "event": event})
     return event
 
 
