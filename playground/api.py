@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.urls import reverse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
@@ -20,7 +19,6 @@ from playground.programs.validation import ProgramError, check_call, check_size,
 from playground.runs.access import get_run_for_user
 from playground.runs.limits import allowed_overrides
 from playground.runs.methods import METHODS
-from playground.runs.models import Run
 from playground.runs.ratelimits import may_start_run
 from playground.runs.services import start_run
 
@@ -69,32 +67,6 @@ class RunOut(Schema):
 
 class ErrorOut(Schema):
     detail: str
-
-
-def _run_out(run: Run) -> dict[str, Any]:
-    trace = run.real_trace
-    return {
-        "id": run.pk,
-        "url": run.get_absolute_url(),
-        "events_url": reverse("runs:events", args=[run.pk]),
-        "program_id": run.program_id,
-        "status": run.status,
-        "method": run.method,
-        "model": run.model or None,
-        "error": run.error or None,
-        "trace": trace.data if trace else None,
-        "emulation": (
-            {
-                "text": run.emulated_text,
-                "prediction": run.prediction or None,
-                "verdict": run.verdict or None,
-                "prompt_tokens": run.prompt_tokens,
-                "completion_tokens": run.completion_tokens,
-            }
-            if run.is_emulated
-            else None
-        ),
-    }
 
 
 @api.get("/models", response=list[ModelOut], summary="The language models this site offers")
@@ -174,10 +146,10 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         model=data.model,
         limits=limits,
     )
-    return Status(201, _run_out(run))
+    return Status(201, run.as_dict())
 
 
 @api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut})
 def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     """A run's status, its real trace (schema v1) and the model's emulation with its verdict."""
-    return _run_out(get_run_for_user(request, run_id))
+    return get_run_for_user(request, run_id).as_dict()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -76,6 +78,32 @@ class Run(models.Model):
     @property
     def real_trace(self) -> Trace | None:
         return self.traces.filter(kind=Trace.Kind.REAL).first()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as the JSON API and ``/runs/<id>/trace.json`` give it."""
+        trace = self.real_trace
+        return {
+            "id": self.pk,
+            "url": self.get_absolute_url(),
+            "events_url": reverse("runs:events", args=[self.pk]),
+            "program_id": self.program_id,
+            "status": self.status,
+            "method": self.method,
+            "model": self.model or None,
+            "error": self.error or None,
+            "trace": trace.data if trace else None,
+            "emulation": (
+                {
+                    "text": self.emulated_text,
+                    "prediction": self.prediction or None,
+                    "verdict": self.verdict or None,
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens,
+                }
+                if self.is_emulated
+                else None
+            ),
+        }
 
 
 class Trace(models.Model):

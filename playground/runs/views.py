@@ -137,32 +137,9 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
-    """The run and its real trace (schema v1) as JSON."""
+    """The run, its real trace (schema v1) and the model's emulation, as JSON."""
     run = get_run_for_user(request, pk)
-    trace = run.real_trace
-    return JsonResponse(
-        {
-            "id": run.pk,
-            "program": run.program_id,
-            "status": run.status,
-            "method": run.method,
-            "model": run.model or None,
-            "error": run.error or None,
-            "trace": trace.data if trace else None,
-            "emulation": (
-                {
-                    "text": run.emulated_text,
-                    "prediction": run.prediction or None,
-                    "verdict": run.verdict or None,
-                    "prompt_tokens": run.prompt_tokens,
-                    "completion_tokens": run.completion_tokens,
-                }
-                if run.is_emulated
-                else None
-            ),
-        },
-        json_dumps_params={"ensure_ascii": False},
-    )
+    return JsonResponse(run.as_dict(), json_dumps_params={"ensure_ascii": False})
 
 
 def my_runs(request: HttpRequest) -> HttpResponse:
