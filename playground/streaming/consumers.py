@@ -29,6 +29,64 @@ def _share_is_active(token: str, run_id: int) -> bool:
     return ShareLink.objects.active().filter(token=token, run_id=run_id).exists()
 
 
+class _Room:
+    """One subscription per run and web process: each event is taken from the channel layer once
+    and handed to every local viewer of the run (instead of a layer message and a consumer
+    dispatch per viewer)."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.viewers: set[RunConsumer] = set()
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.channel = ""
+
+    async def open(self, layer: Any) -> None:
+        self.channel = await layer.new_channel()
+        await layer.group_add(self.group, self.channel)
+        self.task = asyncio.get_running_loop().create_task(self._pump(layer))
+        self.ready.set()
+
+    async def _pump(self, layer: Any) -> None:
+        while True:
+            event = (await layer.receive(self.channel))["event"]
+            rendered: dict[str, str] = {}  # one fragment per page address, not per viewer
+            for viewer in list(self.viewers):
+                if viewer.page_url not in rendered:
+                    rendered[viewer.page_url] = fragments.event_fragment(viewer.page_url, event)
+                viewer.deliver(event, rendered[viewer.page_url])
+
+    async def close(self, layer: Any) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        await layer.group_discard(self.group, self.channel)
+
+
+# Rooms of this process, per event loop (tests run one loop per test).
+_rooms: dict[tuple[int, str], _Room] = {}
+
+
+async def _join(viewer: RunConsumer, layer: Any) -> None:
+    key = (id(asyncio.get_running_loop()), viewer.group)
+    room = _rooms.get(key)
+    if room is None:
+        room = _rooms[key] = _Room(viewer.group)
+        await room.open(layer)
+    await room.ready.wait()
+    room.viewers.add(viewer)
+
+
+async def _leave(viewer: RunConsumer, layer: Any) -> None:
+    key = (id(asyncio.get_running_loop()), viewer.group)
+    room = _rooms.get(key)
+    if room is None:
+        return
+    room.viewers.discard(viewer)
+    if not room.viewers:
+        del _rooms[key]
+        await room.close(layer)
+
+
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["pk"])
@@ -49,42 +107,50 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.group = await agroup_name(self.run_id)
         self.seen: set[int] = set()
         self.outbox: list[str] = []
+        self.early: list[tuple[dict[str, Any], str]] | None = []  # live events during replay
         self.flush_pending = False
         # Join first, then read what was published: nothing falls between the two, and what
         # arrives twice is dropped by its number.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await _join(self, self.channel_layer)
         await self.accept()
         backlog = await apublished(self.run_id)
         self.seen.update(e["seq"] for e in backlog)
         await self.send(text_data=fragments.state(self.page_url, backlog))
+        early, self.early = self.early or [], None
+        for event, fragment in early:
+            self.deliver(event, fragment)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await _leave(self, self.channel_layer)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # viewers only listen
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+    def deliver(self, event: dict[str, Any], fragment: str) -> None:
+        """Take one live event (called by the run's room, in this event loop)."""
+        if self.early is not None:
+            self.early.append((event, fragment))
+            return
         if event["seq"] in self.seen:
             return
-        if self.share_token and time.monotonic() - self.checked_at > RECHECK_SHARE_S:
-            self.checked_at = time.monotonic()
-            if not await database_sync_to_async(_share_is_active)(self.share_token, self.run_id):
-                await self.close(code=REFUSED)
-                return
         self.seen.add(event["seq"])
         # Coalesce: send at the next turn of the event loop, together with whatever else has
         # arrived for this viewer by then. An idle viewer gets each token at once; a busy web
         # process sends fewer, larger messages instead of falling behind.
-        self.outbox.append(fragments.event_fragment(self.page_url, event))
+        self.outbox.append(fragment)
         if not self.flush_pending:
             self.flush_pending = True
             asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         self.flush_pending = False
+        if self.share_token and time.monotonic() - self.checked_at > RECHECK_SHARE_S:
+            self.checked_at = time.monotonic()
+            if not await database_sync_to_async(_share_is_active)(self.share_token, self.run_id):
+                self.outbox = []
+                await self.close(code=REFUSED)
+                return
         if self.outbox:
             text, self.outbox = "".join(self.outbox), []
             await self.send(text_data=text)
