@@ -180,27 +180,19 @@ class Samples:
     cpu: dict[str, float] = field(default_factory=dict)
 
 
-def database_url() -> str:
-    from django.db import connection
-
-    s = connection.settings_dict
-    host = s["OPTIONS"].get("host") or s["HOST"]
-    if str(host).startswith("/"):
-        return f"postgresql://{s['USER']}:{s['PASSWORD']}@/{s['NAME']}?host={host}"
-    return f"postgresql://{s['USER']}:{s['PASSWORD']}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @contextmanager
 def web_server(log: Path) -> Iterator[tuple[int, int]]:
     """uvicorn as the launcher starts it, on the test database; yields (port, pid)."""
     import httpx
+    from django.db import connection
 
+    from playground.lib import paths
     from playground.lib.launcher import processes
 
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": paths.database_url(connection.settings_dict),
         "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
     with log.open("w") as out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 # Unix socket paths are limited to 107 bytes; PostgreSQL's socket name adds 17.
@@ -29,6 +30,15 @@ def socket_dir(base: Path | None = None) -> Path:
 def embedded_database_url(base: Path | None = None) -> str:
     """URL of the embedded PostgreSQL (unix socket, trust auth, database ``playground``)."""
     return f"postgresql://postgres@/playground?host={socket_dir(base)}"
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """The URL of a Django database connection (for child processes, e.g. on the test database)."""
+    s = settings_dict
+    host = s["OPTIONS"].get("host") or s["HOST"]
+    if str(host).startswith("/"):
+        return f"postgresql://{s['USER']}:{s['PASSWORD']}@/{s['NAME']}?host={host}"
+    return f"postgresql://{s['USER']}:{s['PASSWORD']}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def embedded_redis_url(base: Path | None = None) -> str:

@@ -54,13 +54,6 @@ def start_run(
     return run
 
 
-def start_real_run(
-    *, program: Program, user: Any, anon_token: str | None, limits: dict[str, Any] | None = None
-) -> Run:
-    """Queue a real (sandboxed) execution only."""
-    return start_run(program=program, user=user, anon_token=anon_token, limits=limits)
-
-
 def finish_if_complete(run_id: int) -> None:
     """Mark the run done once every part has arrived, judging the model against the real run."""
     with transaction.atomic():

@@ -32,7 +32,14 @@ from typing import Any
 
 from playground.lib.accounts import ensure_system_user
 from playground.sandbox.limits import Limits
-from playground.sandbox.schema import TraceInvalid, clean_error, clean_step, make_trace, storable
+from playground.sandbox.schema import (
+    MAX_RESULT,
+    TraceInvalid,
+    clean_error,
+    clean_step,
+    make_trace,
+    storable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +375,7 @@ def _from_final(
         status=status,
         steps=steps,
         stdout=storable(stdout[: limits.max_stdout]),
-        result=storable(result[:10_000]) if result is not None else None,
+        result=storable(result[:MAX_RESULT]) if result is not None else None,
         error=clean_error(final.get("error")),
         wall_ms=wall_ms,
     )

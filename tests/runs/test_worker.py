@@ -20,19 +20,11 @@ from tests.factories import ProgramFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    host = s["OPTIONS"].get("host") or s["HOST"]
-    if str(host).startswith("/"):
-        return f"postgresql://{s['USER']}:{s['PASSWORD']}@/{s['NAME']}?host={host}"
-    return f"postgresql://{s['USER']}:{s['PASSWORD']}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.fixture
 def worker_queue() -> Iterator[str]:
     """A sandbox worker on a queue of its own (so a developer's `make run` cannot take the task)."""
     queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": _database_url()}
+    env = {**os.environ, "DATABASE_URL": paths.database_url(connection.settings_dict)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "playground", "worker", "-Q", queue,
          "--pool", "threads", "--concurrency", "2", "--without-mingle", "--without-gossip",
