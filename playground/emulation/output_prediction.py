@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.emulation import prompts
+from playground.emulation.base import Emulation, Item, Session
 from playground.emulation.values import NotALiteral, parse_literal, repeats_input, same_value
 
+KINDS = frozenset({"program"})
 _ANSWER = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|$)", re.DOTALL)
 
 
@@ -98,3 +100,19 @@ def judge(prediction: Prediction, real_result: str | None, call: str) -> Verdict
     return Verdict(
         "wrong", f"Predicted {prediction.text}, but the call returns {real_result}.", leakage
     )
+
+
+def _emulate(method: str, item: Item, session: Session) -> Emulation:
+    reply = session.chat(messages(method, item.source, item.call))
+    prediction = extract(reply.text, item.call)
+    return Emulation(prediction=prediction.text, problem=prediction.problem)
+
+
+def emulate_direct(item: Item, session: Session) -> Emulation:
+    """Ask for the value of the call at once."""
+    return _emulate("direct", item, session)
+
+
+def emulate_cot(item: Item, session: Session) -> Emulation:
+    """Ask the model to reason step by step first (the text streams), then for the value."""
+    return _emulate("cot", item, session)

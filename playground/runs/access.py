@@ -35,6 +35,6 @@ def run_for_scope(scope: dict[str, Any], pk: int) -> Run | None:
 def get_run_for_user(request: HttpRequest, pk: int) -> Run:
     """The run, or 404 when it does not exist or belongs to someone else."""
     try:
-        return runs_of(request).select_related("program").get(pk=pk)
+        return runs_of(request).select_related("program", "puzzle", "task_example__task").get(pk=pk)
     except Run.DoesNotExist:
         raise Http404("No such run, or it is not yours.") from None

@@ -8,11 +8,15 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from playground.programs.models import Program
+from playground.programs.models import Program, Puzzle, TaskExample
 
 
 class Run(models.Model):
-    """One execution request. The program's text is copied so a run never changes afterwards."""
+    """One execution request. The program's text is copied so a run never changes afterwards.
+
+    A run is of a program (run for real, and emulated by a model if a method is chosen), of a P3
+    puzzle (the model proposes an answer, the sandbox checks it) or of one instance of a
+    reasoning task (the model answers; compared with the task's target)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -23,7 +27,15 @@ class Run(models.Model):
 
     FINISHED = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
 
-    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="runs")
+    program = models.ForeignKey(
+        Program, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    puzzle = models.ForeignKey(
+        Puzzle, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    task_example = models.ForeignKey(
+        TaskExample, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
     # "real" (the sandbox only) or an emulation method from playground.emulation.registry, which
     # also runs the program for real to judge the model against it.
     method = models.CharField(max_length=16, default="real")
@@ -35,7 +47,14 @@ class Run(models.Model):
     emulation_done = models.BooleanField(default=False)
     prediction = models.TextField(blank=True)
     verdict = models.JSONField(default=dict, blank=True)
+    comparison = models.JSONField(
+        null=True, blank=True, help_text="The emulated trace against the real one (compare/)."
+    )
+    details = models.JSONField(
+        default=dict, blank=True, help_text="What the method adds: plan, attempts, program..."
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    model_calls = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     source = models.TextField()
@@ -60,12 +79,52 @@ class Run(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["owner", "-id"]), models.Index(fields=["status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(program__isnull=False, puzzle__isnull=True, task_example__isnull=True)
+                    | models.Q(
+                        program__isnull=True, puzzle__isnull=False, task_example__isnull=True
+                    )
+                    | models.Q(
+                        program__isnull=True, puzzle__isnull=True, task_example__isnull=False
+                    )
+                ),
+                name="run_of_exactly_one_item",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"Run #{self.pk} of {self.program}"
+        return f"Run #{self.pk} of {self.subject}"
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def kind(self) -> str:
+        """What was run: ``program``, ``puzzle`` or ``task``."""
+        if self.puzzle_id is not None:
+            return "puzzle"
+        if self.task_example_id is not None:
+            return "task"
+        return "program"
+
+    @property
+    def subject(self) -> Program | Puzzle | TaskExample:
+        """The library item or program this is a run of."""
+        item = self.program or self.puzzle or self.task_example
+        assert item is not None
+        return item
+
+    @property
+    def subject_title(self) -> str:
+        item = self.subject
+        return item.display_title if isinstance(item, Program) else str(item)
+
+    @property
+    def has_real_run(self) -> bool:
+        """Whether the program itself runs in the sandbox (puzzles run sat(answer) instead)."""
+        return self.kind == "program"
 
     @property
     def is_finished(self) -> bool:
@@ -79,14 +138,22 @@ class Run(models.Model):
     def real_trace(self) -> Trace | None:
         return self.traces.filter(kind=Trace.Kind.REAL).first()
 
+    @property
+    def emulated_trace(self) -> Trace | None:
+        return self.traces.filter(kind=Trace.Kind.EMULATED).first()
+
     def as_dict(self) -> dict[str, Any]:
         """The run as the JSON API and ``/runs/<id>/trace.json`` give it."""
         trace = self.real_trace
+        emulated = self.emulated_trace
         return {
             "id": self.pk,
             "url": self.get_absolute_url(),
             "events_url": reverse("runs:events", args=[self.pk]),
+            "kind": self.kind,
             "program_id": self.program_id,
+            "puzzle": self.puzzle.name if self.puzzle_id and self.puzzle else None,
+            "task_example": str(self.task_example) if self.task_example_id else None,
             "status": self.status,
             "method": self.method,
             "model": self.model or None,
@@ -97,6 +164,10 @@ class Run(models.Model):
                     "text": self.emulated_text,
                     "prediction": self.prediction or None,
                     "verdict": self.verdict or None,
+                    "trace": emulated.data if emulated else None,
+                    "comparison": self.comparison,
+                    "details": self.details or None,
+                    "model_calls": self.model_calls,
                     "prompt_tokens": self.prompt_tokens,
                     "completion_tokens": self.completion_tokens,
                 }
@@ -125,3 +196,19 @@ class Trace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} trace of run #{self.run_id} ({self.status})"
+
+
+class Plan(models.Model):
+    """A Think-and-Execute plan: written once per task (or program) and model, then reused."""
+
+    key = models.CharField(max_length=100, help_text="task:<name> or program:<sha256>")
+    model = models.CharField(max_length=100)
+    data = models.JSONField(help_text="analysis, pseudocode, title")
+    uses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "model"], name="plan_unique_key")]
+
+    def __str__(self) -> str:
+        return f"Plan for {self.key} ({self.model})"

@@ -9,8 +9,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from playground.compare import compare_traces
 from playground.emulation.output_prediction import Prediction, judge
-from playground.programs.models import Program
+from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
+from playground.emulation.registry import REGISTRY
+from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.models import Run, Trace
 
 log = logging.getLogger(__name__)
@@ -18,7 +21,9 @@ log = logging.getLogger(__name__)
 
 def start_run(
     *,
-    program: Program,
+    program: Program | None = None,
+    puzzle: Puzzle | None = None,
+    task_example: TaskExample | None = None,
     user: Any,
     anon_token: str | None,
     method: str = "real",
@@ -28,27 +33,41 @@ def start_run(
     seed: int | None = None,
     max_tokens: int = 512,
 ) -> Run:
-    """Queue a run: the real execution on ``sandbox`` and, for an emulation method, the model on
-    ``llm``; both are sent only once the run row is committed."""
+    """Queue a run of one item: the real execution on ``sandbox`` (programs only) and, for an
+    emulation method, the model on ``llm``; both are sent once the run row is committed."""
     from playground.runs.tasks import execute_emulation, execute_real_run
 
+    if (program, puzzle, task_example).count(None) != 2:
+        raise ValueError("a run is of exactly one program, puzzle or task example")
+    if program is None and method == "real":
+        raise ValueError("only a program can be run without a model")
+    if program is not None:
+        source, call, stdin = program.source, program.call, program.stdin
+    elif puzzle is not None:
+        source, call, stdin = PUZZLE_PRELUDE + puzzle.sat, "", ""  # as the sandbox runs it
+    else:
+        assert task_example is not None
+        source, call, stdin = task_example.input, "", ""
     signed_in = getattr(user, "is_authenticated", False)
     with transaction.atomic():
         run = Run.objects.create(
             program=program,
+            puzzle=puzzle,
+            task_example=task_example,
             method=method,
             model=model if method != "real" else "",
             temperature=temperature,
             seed=seed,
             max_tokens=max_tokens,
-            source=program.source,
-            call=program.call,
-            stdin=program.stdin,
+            source=source,
+            call=call,
+            stdin=stdin,
             limits=limits or {},
             owner=user if signed_in else None,
             anon_owner="" if signed_in else (anon_token or ""),
         )
-        transaction.on_commit(lambda: execute_real_run.delay(run.pk))
+        if program is not None:
+            transaction.on_commit(lambda: execute_real_run.delay(run.pk))
         if method != "real":
             transaction.on_commit(lambda: execute_emulation.delay(run.pk))
     return run
@@ -61,22 +80,39 @@ def finish_if_complete(run_id: int) -> None:
         if run is None or run.is_finished:
             return
         real = run.traces.filter(kind=Trace.Kind.REAL).first()
-        if real is None or (run.is_emulated and not run.emulation_done):
+        if (run.has_real_run and real is None) or (run.is_emulated and not run.emulation_done):
             return
-        if run.is_emulated:
-            problem = run.verdict.get("problem") or "The model gave no readable answer."
-            prediction = Prediction(run.prediction or None, problem)
-            result = real.data.get("result") if real.data.get("status") == "ok" else None
-            run.verdict = judge(prediction, result, run.call).as_dict()
-            if real.data.get("status") != "ok" and result is None:
-                run.verdict["explanation"] = (
-                    f"The real run ended with {real.data.get('status')}, so there is no value to "
-                    "compare the prediction with."
-                )
+        if run.is_emulated and run.has_real_run and real is not None:
+            _judge_against_real(run, real.data)
         run.status = Run.Status.DONE
         run.finished_at = timezone.now()
-        run.save(update_fields=["verdict", "status", "finished_at"])
-    announce(run_id, "done", verdict=run.verdict or None)
+        run.save(update_fields=["verdict", "comparison", "status", "finished_at"])
+    announce(run_id, "done", verdict=run.verdict or None, comparison=_summary(run.comparison))
+
+
+def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
+    """The verdict on the model's value and, for the trace methods, the step comparison."""
+    problem = run.verdict.get("problem") or "The model gave no readable answer."
+    prediction = Prediction(run.prediction or None, problem)
+    result = real.get("result") if real.get("status") == "ok" else None
+    run.verdict = judge(prediction, result, run.call).as_dict()
+    if real.get("status") != "ok" and result is None:
+        run.verdict["explanation"] = (
+            f"The real run ended with {real.get('status')}, so there is no value to "
+            "compare the prediction with."
+        )
+    method = REGISTRY.get(run.method)
+    emulated = run.traces.filter(kind=Trace.Kind.EMULATED).first()
+    if method is not None and method.compares_steps and emulated is not None:
+        from_call = run.method == "trace" and bool(run.call)
+        run.comparison = compare_traces(real, emulated.data, from_call=from_call).as_dict()
+
+
+def _summary(comparison: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The comparison without its per-step list, for live events."""
+    if not comparison:
+        return None
+    return {k: v for k, v in comparison.items() if k not in ("steps", "per_variable")}
 
 
 def fail_run(run_id: int, message: str) -> None:
@@ -122,12 +158,13 @@ def requeue_stale_runs(*, older_than_s: float) -> list[int]:
     stale = list(
         Run.objects.filter(
             status__in=[Run.Status.QUEUED, Run.Status.RUNNING], created_at__lt=cutoff
-        ).values_list("pk", "method", "emulation_done")
+        ).values_list("pk", "method", "emulation_done", "program_id")
     )
-    for pk, method, emulation_done in stale:
-        if not Trace.objects.filter(run_id=pk, kind=Trace.Kind.REAL).exists():
+    for pk, method, emulation_done, program_id in stale:
+        real_missing = not Trace.objects.filter(run_id=pk, kind=Trace.Kind.REAL).exists()
+        if program_id is not None and real_missing:
             execute_real_run.delay(pk)
         if method != "real" and not emulation_done:
             execute_emulation.delay(pk)
         finish_if_complete(pk)
-    return [pk for pk, _, _ in stale]
+    return [pk for pk, *_ in stale]

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
+from typing import Any
 
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
 from playground import sandbox
-from playground.emulation import output_prediction
-from playground.llm.client import LLMError, stream_chat
+from playground.emulation.base import Cancelled, Emulation, Params, Session
+from playground.emulation.registry import REGISTRY
+from playground.llm.client import LLMError
 from playground.llm.registry import RegistryError, get_model
+from playground.runs.items import DatabasePlans, item_for_run
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
 from playground.runs.services import announce, fail_run, finish_if_complete
 
 log = logging.getLogger(__name__)
-PERSIST_EVERY_S = 0.5  # streamed text is saved in batches, never per token
 
 
 def _start(run_id: int) -> Run | None:
@@ -70,17 +70,23 @@ def execute_real_run(run_id: int) -> str:
     return "ok"
 
 
-@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+@shared_task(acks_late=True, soft_time_limit=900, time_limit=960)
 def execute_emulation(run_id: int) -> str:
-    """Ask the run's model to emulate the program with the run's method, streaming its answer
-    into the run (saved in batches); a cancelled run closes the stream."""
+    """Have the run's model emulate the run's item with the run's method: the answer streams to
+    viewers (steps too, for the trace methods) and is saved in batches; a cancelled run closes
+    the stream."""
     run = _start(run_id)
     if run is None:
         return "skipped"
     if run.emulation_done:
         finish_if_complete(run_id)
         return "ok"
-    if not run.call:
+    method = REGISTRY.get(run.method)
+    item = item_for_run(run)
+    if method is None or item.kind not in method.kinds:
+        fail_run(run_id, f"The method {run.method!r} does not apply to a {item.kind}.")
+        return "failed"
+    if item.kind == "program" and not run.call and run.method in ("direct", "cot", "trace"):
         fail_run(run_id, "Output prediction needs a call expression, e.g. f([1, 2]).")
         return "failed"
     try:
@@ -88,41 +94,77 @@ def execute_emulation(run_id: int) -> str:
     except (KeyError, RegistryError):
         fail_run(run_id, f"The model {run.model!r} is not configured on this server.")
         return "failed"
-    cancel = threading.Event()
-    messages = output_prediction.messages(run.method, run.source, run.call)
-    last_save = time.monotonic()
+
+    def save_text(text: str) -> None:
+        Run.objects.filter(pk=run_id).update(emulated_text=text)
+
+    session = Session(
+        model,
+        params=Params(temperature=run.temperature, seed=run.seed, max_tokens=run.max_tokens),
+        plans=DatabasePlans(),
+        emit=lambda kind, **data: announce(run_id, kind, **data),
+        on_text=save_text,
+        cancelled=lambda: Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists(),
+        limits=limits_for_run(run.limits),
+    )
     announce(run_id, "status", text=f"Asking {model.label}…")
     try:
-        with stream_chat(
-            model,
-            messages,
-            max_tokens=run.max_tokens,
-            temperature=run.temperature,
-            seed=run.seed,
-            cancel=cancel,
-        ) as stream:
-            for delta in stream:
-                # Viewers get every delta at once (a Redis append and a group send: cheap);
-                # the database gets the text in batches.
-                announce(run_id, "token", text=delta)
-                if time.monotonic() - last_save >= PERSIST_EVERY_S:
-                    last_save = time.monotonic()
-                    Run.objects.filter(pk=run_id).update(emulated_text=stream.text)
-                    if Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
-                        cancel.set()
+        emulation = method.emulate(item, session)
+    except Cancelled:
+        return "cancelled"
     except LLMError as exc:
         if not Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
             fail_run(run_id, f"The model could not answer: {exc}")
         return "failed"
-    prediction = output_prediction.extract(stream.text, run.call)
-    Run.objects.filter(pk=run_id).update(
-        emulated_text=stream.text,
-        prediction=prediction.text or "",
-        # Why nothing could be read, until the verdict replaces it.
-        verdict={"problem": prediction.problem} if prediction.problem else {},
-        emulation_done=True,
-        prompt_tokens=stream.prompt_tokens,
-        completion_tokens=stream.completion_tokens,
-    )
+    except sandbox.SandboxUnavailable as exc:
+        fail_run(run_id, f"The sandbox is not available on this server: {exc}")
+        return "failed"
+    store_emulation(run_id, emulation, session)
     finish_if_complete(run_id)
     return "ok"
+
+
+def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None:
+    """Save what the method produced, in one transaction."""
+    with transaction.atomic():
+        if emulation.trace is not None:
+            Trace.objects.update_or_create(
+                run_id=run_id,
+                kind=Trace.Kind.EMULATED,
+                defaults={
+                    "status": emulation.trace["status"],
+                    "step_count": len(emulation.trace["steps"]),
+                    "data": emulation.trace,
+                },
+            )
+        if emulation.real_trace is not None:  # a puzzle's sat(answer)
+            Trace.objects.update_or_create(
+                run_id=run_id,
+                kind=Trace.Kind.REAL,
+                defaults={
+                    "status": emulation.real_trace["status"],
+                    "step_count": len(emulation.real_trace["steps"]),
+                    "data": emulation.real_trace,
+                },
+            )
+        verdict = emulation.verdict or ({"problem": emulation.problem} if emulation.problem else {})
+        fields: dict[str, Any] = {
+            "emulated_text": session.transcript,
+            "prediction": emulation.prediction or "",
+            "verdict": verdict,
+            "details": emulation.details,
+            "emulation_done": True,
+            "prompt_tokens": session.prompt_tokens or None,
+            "completion_tokens": session.completion_tokens,
+            "model_calls": session.calls,
+        }
+        if emulation.details.get("call"):
+            fields["call"] = emulation.details["call"]
+        Run.objects.filter(pk=run_id).update(**fields)
+    if emulation.trace is not None:
+        announce(
+            run_id,
+            "emulated",
+            status=emulation.trace["status"],
+            steps=len(emulation.trace["steps"]),
+        )

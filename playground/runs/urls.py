@@ -7,6 +7,12 @@ app_name = "runs"
 
 urlpatterns = [
     path("programs/<int:pk>/run/", views.run_program, name="start"),
+    path("library/puzzles/<str:name>/run/", views.run_puzzle, name="start_puzzle"),
+    path(
+        "library/tasks/<slug:name>/<int:index>/run/",
+        views.run_task_example,
+        name="start_task_example",
+    ),
     path("runs/", views.my_runs, name="mine"),
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("runs/<int:pk>/status/", views.run_status, name="status"),

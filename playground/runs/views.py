@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
+from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.methods import METHODS
+from playground.runs.methods import METHOD_TOKENS, METHODS
 from playground.runs.models import Run
 from playground.runs.ratelimits import may_start_run
 from playground.runs.services import cancel_run, start_run
@@ -41,11 +45,14 @@ def _requested_limits(request: HttpRequest) -> dict[str, int]:
     return allowed_overrides(requested, authenticated=request.user.is_authenticated)
 
 
-def _requested_method(request: HttpRequest) -> tuple[str, str]:
-    """The method and model asked for, checked against what this site offers."""
-    method = request.POST.get("method", "real")
-    if method not in METHODS:
-        method = "real"
+def _requested_method(request: HttpRequest, kind: str = "program") -> tuple[str, str]:
+    """The method and model asked for, checked against what this site offers for this kind of
+    item (a puzzle or a task has no "real only" run)."""
+    offered = methods_for(kind)
+    default = "real" if kind == "program" else next(iter(offered))
+    method = request.POST.get("method", default)
+    if method not in offered and not (kind == "program" and method == "real"):
+        method = default
     if method == "real":
         return method, ""
     try:
@@ -58,26 +65,52 @@ def _requested_method(request: HttpRequest) -> tuple[str, str]:
     return method, model
 
 
-@require_POST
-def run_program(request: HttpRequest, pk: int) -> HttpResponse:
-    """Run a program for real in the sandbox and, if asked, have a model emulate it; the run
-    page follows both."""
-    program = get_program_for_user(request, pk)
-    method, model = _requested_method(request)
+def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpResponse:
+    method, model = _requested_method(request, kind)
     if not may_start_run(request):
         messages.error(request, "Too many runs in a minute: wait a moment and try again.")
-        return redirect(program)
+        return redirect(back)
     run = start_run(
-        program=program,
+        **item,
         user=request.user,
         anon_token=anon_token(request, create=True),
         method=method,
         model=model,
         limits=_requested_limits(request),
+        max_tokens=_requested_tokens(request, method),
     )
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
+
+
+def _requested_tokens(request: HttpRequest, method: str) -> int:
+    """The answer's token budget: the method's default, lowered (never raised) by the form."""
+    default = METHOD_TOKENS.get(method, 512)
+    raw = request.POST.get("max_tokens", "").strip()
+    return max(16, min(int(raw), default)) if raw.isdigit() else default
+
+
+@require_POST
+def run_program(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a program for real in the sandbox and, if asked, have a model emulate it; the run
+    page follows both."""
+    program = get_program_for_user(request, pk)
+    return _start(request, "program", program, program=program)
+
+
+@require_POST
+def run_puzzle(request: HttpRequest, name: str) -> HttpResponse:
+    """Ask a model to solve a P3 puzzle; the sandbox checks its answers."""
+    puzzle = get_object_or_404(Puzzle, name=name)
+    return _start(request, "puzzle", puzzle, puzzle=puzzle)
+
+
+@require_POST
+def run_task_example(request: HttpRequest, name: str, index: int) -> HttpResponse:
+    """Ask a model to answer one instance of a reasoning task."""
+    example = get_object_or_404(TaskExample, task__name=name, index=index)
+    return _start(request, "task", example, task_example=example)
 
 
 def _model_label(run: Run) -> str:
@@ -90,7 +123,9 @@ def _model_label(run: Run) -> str:
 def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
     """What the run page shows; ``shared_token`` for a viewer who came through a share link
     (read-only: no cancel, no sharing controls; live updates through the link)."""
-    trace = run.real_trace if run.is_finished else None
+    # The real trace is shown as soon as it exists (it usually beats the model by far).
+    trace = run.real_trace
+    emulated = run.emulated_trace if run.is_finished else None
     if shared_token:
         page_url = reverse("sharing:view", args=[shared_token])
         status_url = reverse("sharing:status", args=[shared_token])
@@ -102,6 +137,8 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
     return {
         "run": run,
         "trace": trace.data if trace else None,
+        "emulated": emulated.data if emulated else None,
+        "comparison": run.comparison,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
         "method_label": METHODS.get(run.method, run.method),
@@ -143,6 +180,10 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def my_runs(request: HttpRequest) -> HttpResponse:
-    runs = runs_of(request).select_related("program").prefetch_related("traces")
+    runs = (
+        runs_of(request)
+        .select_related("program", "puzzle", "task_example__task")
+        .prefetch_related("traces")
+    )
     page = Paginator(runs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "runs/my_runs.html", {"page": page, "status_text": STATUS_TEXT})

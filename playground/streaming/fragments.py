@@ -7,6 +7,7 @@ from typing import Any
 from django.utils.html import escape, format_html
 
 TERMINAL = frozenset({"done", "failed", "cancelled"})
+STATUS_KINDS = frozenset({"status", "trace", "emulated", *TERMINAL})
 
 
 def status_text(event: dict[str, Any]) -> str:
@@ -19,7 +20,41 @@ def status_text(event: dict[str, Any]) -> str:
         return "Cancelled."
     if kind == "done":
         return "Finished."
+    if kind == "emulated":
+        return f"The model's trace is complete ({event.get('steps')} steps, {event.get('status')})."
     return str(event.get("text", ""))
+
+
+def step_item(step: Any) -> str:
+    """One emulated step as a list item (every value escaped)."""
+    if not isinstance(step, dict):
+        return ""
+    parts = [format_html("line {}", step.get("line"))] if step.get("line") else []
+    locals_: dict[str, Any] = step["locals"] if isinstance(step.get("locals"), dict) else {}
+    parts += [format_html("<code>{} = {}</code>", k, v) for k, v in list(locals_.items())[:50]]
+    if step.get("stdout"):
+        parts.append(format_html('<span class="printed">{}</span>', step["stdout"]))
+    css = ' class="by-lm"' if step.get("by") == "lm" and step.get("line") else ""
+    return f"<li{css}>{' '.join(parts)}</li>"
+
+
+def plan_fragment(event: dict[str, Any]) -> str:
+    plan: dict[str, Any] = event["plan"] if isinstance(event.get("plan"), dict) else {}
+    tag = "reused" if event.get("reused") else "new"
+    return format_html(
+        '<div id="live-plan" class="card plan" hx-swap-oob="true"><h3>Think: the task-level '
+        'plan <span class="tag">{}</span></h3><pre class="code">{}</pre></div>',
+        tag,
+        plan.get("pseudocode", ""),
+    )
+
+
+def program_fragment(event: dict[str, Any]) -> str:
+    return format_html(
+        '<div id="live-program" class="card" hx-swap-oob="true"><h3>The program the model '
+        'wrote</h3><pre class="code">{}</pre></div>',
+        event.get("source", ""),
+    )
 
 
 def state(page_url: str, events: list[dict[str, Any]]) -> str:
@@ -30,7 +65,16 @@ def state(page_url: str, events: list[dict[str, Any]]) -> str:
             '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
         )
     ]
-    statuses = [e for e in events if e["type"] != "token"]
+    steps = "".join(step_item(e.get("step")) for e in events if e["type"] == "step")
+    if steps:
+        parts.append(
+            f'<ol id="emulated-steps" class="live-steps" start="0" hx-swap-oob="true">{steps}</ol>'
+        )
+    for kind, render in (("plan", plan_fragment), ("program", program_fragment)):
+        latest = [e for e in events if e["type"] == kind]
+        if latest:
+            parts.append(render(latest[-1]))
+    statuses = [e for e in events if e["type"] in STATUS_KINDS]
     if statuses:
         parts.append(event_fragment(page_url, statuses[-1]))
     return "".join(parts)
@@ -42,6 +86,12 @@ def event_fragment(page_url: str, event: dict[str, Any]) -> str:
         return format_html(
             '<span hx-swap-oob="beforeend:#model-output">{}</span>', event.get("text", "")
         )
+    if kind == "step":
+        return f'<div hx-swap-oob="beforeend:#emulated-steps">{step_item(event.get("step"))}</div>'
+    if kind == "plan":
+        return plan_fragment(event)
+    if kind == "program":
+        return program_fragment(event)
     fragment: str = format_html(
         '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{}</div>',
         status_text(event),

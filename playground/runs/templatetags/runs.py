@@ -1,4 +1,5 @@
-"""``{% run_form program %}``: the "Run it for real" form with this user's limits."""
+"""``{% run_form item %}``: the form that starts a run of a program, puzzle or task instance,
+offering the methods that apply to it and this user's limits."""
 
 from __future__ import annotations
 
@@ -6,25 +7,37 @@ from typing import Any
 
 from django import template
 from django.conf import settings
+from django.urls import reverse
 
+from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
-from playground.programs.models import Program
+from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.limits import default_limits
-from playground.runs.methods import METHODS
 
 register = template.Library()
 
 
 @register.inclusion_tag("runs/_run_form.html", takes_context=True)
-def run_form(context: dict[str, Any], program: Program) -> dict[str, Any]:
+def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> dict[str, Any]:
     try:
         models = load_models()
     except RegistryError:
         models = []
+    if isinstance(item, Puzzle):
+        kind, action = "puzzle", reverse("runs:start_puzzle", args=[item.name])
+        methods = methods_for(kind)
+    elif isinstance(item, TaskExample):
+        kind = "task"
+        action = reverse("runs:start_task_example", args=[item.task.name, item.index])
+        methods = methods_for(kind)
+    else:
+        kind, action = "program", reverse("runs:start", args=[item.pk])
+        methods = {"real": "Real execution only", **methods_for(kind)}
     return {
-        "methods": METHODS,
+        "kind": kind,
+        "action": action,
+        "methods": methods,
         "models": models,
-        "program": program,
         "user": context["user"],
         "csrf_token": context.get("csrf_token"),
         "limits": default_limits(),

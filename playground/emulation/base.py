@@ -1,0 +1,216 @@
+"""What every emulation method gets and gives back.
+
+A method is a module with ``emulate(item, session) -> Emulation`` and ``KINDS`` (the kinds of
+item it accepts). It talks to the model and the sandbox only through the ``Session``, so the same
+code serves the Celery task (which streams to viewers and saves in batches), the command line and
+the tests. No Django here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from playground import sandbox
+from playground.llm.client import LLMError, stream_chat
+from playground.llm.registry import ModelSpec
+
+
+@dataclass(frozen=True)
+class Item:
+    """What is emulated: a program and its call, a P3 puzzle, or an instance of a reasoning task."""
+
+    kind: str  # "program" | "puzzle" | "task"
+    source: str = ""
+    call: str = ""
+    stdin: str = ""
+    title: str = ""
+    # A puzzle: ``source`` holds ``sat``; its answer type and description.
+    ans_type: str = ""
+    description: str = ""
+    # A task instance (BIG-Bench Hard): the task, the question, the expected answer and a few
+    # other solved instances of the same task for few-shot prompts.
+    task: str = ""
+    question: str = ""
+    target: str = ""
+    examples: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def plan_key(self) -> str:
+        """What a Think-and-Execute plan is reused for: the task, or the program's text."""
+        if self.kind == "task":
+            return f"task:{self.task}"
+        import hashlib
+
+        return "program:" + hashlib.sha256(self.source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Reply:
+    """One finished model answer."""
+
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int
+    finish_reason: str | None = None
+
+
+@dataclass
+class Emulation:
+    """What a method produced. ``trace`` is an emulated trace (schema v1) where the method makes
+    one; ``prediction`` the predicted value or answer as text; ``verdict`` is set by methods that
+    can judge themselves (a puzzle's ``sat``, a task's target); program items are judged against
+    the real run afterwards."""
+
+    trace: dict[str, Any] | None = None
+    prediction: str | None = None
+    problem: str | None = None
+    verdict: dict[str, Any] | None = None
+    real_trace: dict[str, Any] | None = None  # a puzzle's sat(answer) run, for the viewer
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class PlanStore(Protocol):
+    """Where Think-and-Execute keeps its task-level plans (the database, or memory)."""
+
+    def get(self, key: str, model: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
+        """Store ``plan`` unless one exists already; return the stored one (first writer wins)."""
+        ...
+
+
+class MemoryPlans:
+    """A plan store for one process (the command line without a database, tests)."""
+
+    def __init__(self) -> None:
+        self.plans: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: str, model: str) -> dict[str, Any] | None:
+        return self.plans.get((key, model))
+
+    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return self.plans.setdefault((key, model), plan)
+
+
+class Cancelled(Exception):
+    """The run was cancelled while the method worked."""
+
+
+@dataclass
+class Params:
+    temperature: float = 0.0
+    seed: int | None = None
+    max_tokens: int = 512
+
+
+class Session:
+    """The model, the sandbox and the outside world, as a method sees them.
+
+    ``emit(kind, **data)`` publishes live events (``token``, ``step``, ``plan``, ``status``);
+    ``on_text(transcript)`` is told the whole text so far (the caller saves it in batches);
+    ``cancelled()`` is polled between tokens. Token counts and calls add up over the session.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        *,
+        params: Params | None = None,
+        plans: PlanStore | None = None,
+        emit: Callable[..., None] | None = None,
+        on_text: Callable[[str], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        limits: sandbox.Limits | None = None,
+    ) -> None:
+        self.model = model
+        self.params = params or Params()
+        self.plans: PlanStore = plans or MemoryPlans()
+        self._emit = emit
+        self._on_text = on_text
+        self._cancelled = cancelled or (lambda: False)
+        self.limits = limits or sandbox.Limits()
+        self.transcript = ""
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.calls = 0
+        self.cancel_event = threading.Event()
+
+    def emit(self, kind: str, **data: Any) -> None:
+        if self._emit is not None:
+            self._emit(kind, **data)
+
+    def append(self, text: str) -> None:
+        """Add text of our own to the transcript (headings, notes), streamed like the model's."""
+        self.transcript += text
+        self.emit("token", text=text)
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        heading: str = "",
+        max_tokens: int | None = None,
+        json_schema: dict[str, Any] | None = None,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> Reply:
+        """Ask the model, streaming its answer into the transcript (under ``heading`` when the
+        method makes several calls). Raises LLMError, or Cancelled."""
+        if self._cancelled():
+            raise Cancelled
+        if heading:
+            self.append(("\n\n" if self.transcript else "") + f"── {heading} ──\n")
+        # The run's budget caps every answer; a method may ask for less for one of its calls.
+        limit = min(max_tokens, self.params.max_tokens) if max_tokens else self.params.max_tokens
+        self.calls += 1
+        last_check = time.monotonic()
+        try:
+            with stream_chat(
+                self.model,
+                messages,
+                max_tokens=limit,
+                temperature=self.params.temperature,
+                seed=self.params.seed,
+                json_schema=json_schema,
+                cancel=self.cancel_event,
+            ) as stream:
+                for delta in stream:
+                    self.append(delta)
+                    if on_delta is not None:
+                        on_delta(delta)
+                    if time.monotonic() - last_check >= 0.5:
+                        last_check = time.monotonic()
+                        if self._on_text is not None:
+                            self._on_text(self.transcript)
+                        if self._cancelled():
+                            self.cancel_event.set()
+        except LLMError:
+            if self.cancel_event.is_set():
+                raise Cancelled from None
+            raise
+        finally:
+            if self._on_text is not None:
+                self._on_text(self.transcript)
+        self.prompt_tokens += stream.prompt_tokens or 0
+        self.completion_tokens += stream.completion_tokens
+        return Reply(
+            stream.text, stream.prompt_tokens, stream.completion_tokens, stream.finish_reason
+        )
+
+    def run(
+        self,
+        source: str,
+        *,
+        call: str | None = None,
+        stdin: str = "",
+        lmulator: Any = None,
+    ) -> dict[str, Any]:
+        """Run code in the sandbox (never in this process). Raises SandboxUnavailable."""
+        if lmulator is None:
+            return sandbox.run(source, call=call, stdin=stdin, limits=self.limits)
+        return sandbox.run(source, call=call, stdin=stdin, limits=self.limits, lmulator=lmulator)

@@ -1,0 +1,194 @@
+"""``coc``, Chain of Code (Li et al., 2023, arXiv 2312.04474).
+
+The program runs once, traced, in the sandbox. A line Python cannot run (an undefined helper such
+as ``is_fruit(w)``, a semantic operation) pauses the sandboxed program; the worker asks the model,
+the "LMulator", for the variables that line changes, as a Python dict literal; the sandbox layer
+reads the reply with ``ast.literal_eval`` only, and the program continues with the next line.
+Steps carry ``by: lm`` where the model stood in for Python.
+
+For a reasoning task (BIG-Bench Hard) the model first writes the program; the answer is then the
+program's variable ``answer``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from playground.emulation.base import Emulation, Item, Session
+from playground.emulation.tae import judge_task
+from playground.emulation.values import NotALiteral, parse_literal
+from playground.sandbox.schema import make_trace
+
+KINDS = frozenset({"program", "task"})
+LM_TOKENS = 256
+PROGRAM_TOKENS = 768
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
+_PROGRAM = re.compile(r"\[PROGRAM\](.*?)(?:\[/PROGRAM\]|$)", re.DOTALL)
+
+LMULATOR_INSTRUCTIONS = """\
+You are helping a Python interpreter run the program below. Python could not run one of its \
+lines (it calls a helper that does not exist, or needs knowledge or judgement). Work out what \
+that line would do, and reply with a Python dict literal and nothing else."""
+
+LMULATOR_EXAMPLE = """\
+Example. Line 4: `if is_fruit(w):` (NameError: name 'is_fruit' is not defined)
+Variables: {'words': "['apple', 'chair']", 'count': '0', 'w': "'apple'"}
+Reply with the value of the expression on the line as {'__value__': ...}.
+{'__value__': True}"""
+
+WRITE_INSTRUCTIONS = """\
+Write a Python program that answers the question. Use ordinary Python where you can. Where a \
+step needs understanding or knowledge (is this word a fruit? is this sentence sarcastic?), call \
+a helper function with a descriptive name that you do NOT define: it will be answered for you. \
+Put the final answer, written exactly as the answers below are written, in a variable named \
+`answer`. Write only the program, between [PROGRAM] and [/PROGRAM]."""
+
+WRITE_EXAMPLE = """\
+Question: I have an apple, a chair, two pears and a table. How many fruits do I have?
+[PROGRAM]
+items = [('apple', 1), ('chair', 1), ('pear', 2), ('table', 1)]
+answer = 0
+for name, number in items:
+    if is_fruit(name):
+        answer += number
+[/PROGRAM]"""
+
+
+def lmulator_messages(source: str, request: Any) -> list[dict[str, str]]:
+    variables = dict(list(request.locals.items())[:50])
+    if request.kind == "expression":
+        want = "Reply with the value of the expression on the line as {'__value__': ...}."
+    else:
+        targets = ", ".join(request.targets) if request.targets else "the variables it changes"
+        want = f"Reply with the variables this line sets or changes ({targets}), e.g. {{'x': 3}}."
+    prompt = (
+        f"{LMULATOR_INSTRUCTIONS}\n\n{LMULATOR_EXAMPLE}\n\n[PYTHON]\n{source.rstrip()}\n"
+        f"[/PYTHON]\nLine {request.line}: `{request.code}` ({request.error})\n"
+        f"Variables: {variables!r}\n{want}\n"
+    )
+    return [{"role": "user", "content": prompt}]
+
+
+def dict_literal(text: str) -> str | None:
+    """The last balanced ``{...}`` in the reply (the sandbox layer checks it is a literal)."""
+    end = text.rfind("}")
+    while end != -1:
+        depth = 0
+        for start in range(end, -1, -1):
+            if text[start] == "}":
+                depth += 1
+            elif text[start] == "{":
+                depth -= 1
+                if depth == 0:
+                    return text[start : end + 1]
+        end = text.rfind("}", 0, end)
+    return None
+
+
+def write_messages(item: Item) -> list[dict[str, str]]:
+    shots = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in item.examples)
+    examples = f"Questions of this task and their answers:\n\n{shots}\n\n" if shots else ""
+    prompt = (
+        f"{WRITE_INSTRUCTIONS}\n\n{WRITE_EXAMPLE}\n\n{examples}Question: {item.question}\n"
+        "[PROGRAM]\n"
+    )
+    return [{"role": "user", "content": prompt}]
+
+
+def read_program(text: str) -> str:
+    """The program from the model's answer: tags, a code fence, or the whole text."""
+    tagged = _PROGRAM.search(text)
+    body = tagged.group(1) if tagged else text
+    fence = _FENCE.search(body)
+    if fence:
+        body = fence.group(1)
+    return body.replace("[/PROGRAM]", "").strip("\n")
+
+
+def module_variables(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """The top-level variables at the end of the run, rebuilt from the trace's changes."""
+    variables: dict[str, str] = {}
+    depth = 0
+    for step in steps:
+        event = step.get("event", "line")
+        if event == "call":
+            depth += 1
+        if depth == 1:
+            variables.update(step.get("locals", {}))
+        if event == "return":
+            depth -= 1
+    variables.pop("__return__", None)
+    return variables
+
+
+def emulate(item: Item, session: Session) -> Emulation:
+    from playground.sandbox.coc import LMulatorError
+
+    details: dict[str, Any] = {"lm_lines": []}
+    call: str | None
+    if item.kind == "task":
+        reply = session.chat(
+            write_messages(item), heading="Write the program", max_tokens=PROGRAM_TOKENS
+        )
+        source = read_program(reply.text)
+        details["program"] = source
+        try:
+            ast.parse(source)
+        except (SyntaxError, ValueError) as exc:
+            invalid = f"The program the model wrote is not valid Python: {exc}"
+            trace = make_trace(
+                status="parse_error",
+                steps=[],
+                error={"type": "SyntaxError", "message": invalid[:1000], "line": None},
+                source="emulated",
+                method="coc",
+            )
+            return Emulation(
+                trace=trace,
+                problem=invalid,
+                verdict={"status": "unparsable", "explanation": invalid[:500]},
+                details=details,
+            )
+        session.emit("program", source=source)
+        call = None
+    else:
+        source, call = item.source, (item.call or None)
+
+    def lmulator(request: Any) -> str:
+        reply = session.chat(
+            lmulator_messages(source, request),
+            heading=f"Line {request.line}: {request.code[:80]}",
+            max_tokens=LM_TOKENS,
+        )
+        found = dict_literal(reply.text)
+        details["lm_lines"].append({"line": request.line, "reply": (found or reply.text)[:500]})
+        if found is None:
+            raise LMulatorError("the model's answer has no dict literal")
+        session.emit("status", text=f"Line {request.line} simulated by the model: {found[:200]}")
+        return found
+
+    trace = session.run(source, call=call, stdin=item.stdin, lmulator=lmulator)
+    trace["source"], trace["method"] = "emulated", "coc"
+    if item.kind == "task":
+        value = module_variables(trace["steps"]).get("answer")
+        answer: str | None = None
+        if value is not None:
+            try:
+                answer = str(parse_literal(value))
+            except NotALiteral:
+                answer = value
+        trace["result"] = value
+        verdict = judge_task(answer, item.target)
+        if answer is None:
+            verdict["explanation"] = (
+                f"The program ended ({trace['status']}) without setting the variable answer."
+            )
+        return Emulation(trace=trace, prediction=answer, verdict=verdict, details=details)
+    result = trace.get("result")
+    problem: str | None = None
+    if result is None:
+        error = trace.get("error") or {}
+        problem = f"The run ended with {trace['status']}: {error.get('message', '')}".strip()
+    return Emulation(trace=trace, prediction=result, problem=problem, details=details)

@@ -1,0 +1,280 @@
+"""``trace``: the model writes the execution trace itself, one step per line.
+
+Each step is a small JSON object: ``{"line": 3, "changed": {"count": "0"}}``, with ``"event":
+"call"|"return"`` and ``"func"`` on calls, ``"printed"`` for output. The prompt teaches the format
+with one worked example made by our own tracer (a test keeps it equal to what the sandbox
+records), so a perfect model reproduces the real trace exactly. Steps are parsed while the answer
+streams; where the server supports JSON-schema constrained output the answer is one object
+``{"steps": [...]}``, which the same parser reads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from playground.emulation.base import Emulation, Item, Session
+from playground.sandbox.schema import EVENTS, MAX_FUNC, MAX_NAME, MAX_VALUE, make_trace, storable
+
+KINDS = frozenset({"program"})
+MAX_STEPS = 2000
+_MAX_OBJECT = 20_000  # characters of one step object
+
+INSTRUCTIONS = """\
+You are a Python interpreter. Trace the execution of the program below, then of the call after \
+it, step by step, exactly as Python runs them. Write one JSON object per line, one per step:
+- {"line": N, "event": "call", "func": NAME, "changed": {...}} when a function is entered \
+(changed: its arguments);
+- {"line": N, "changed": {...}} each time line N is about to run (changed: the variables the \
+PREVIOUS line changed, as Python reprs in strings; leave "changed" out when nothing changed);
+- {"line": N, "event": "return", "changed": {"__return__": VALUE}} when the function returns;
+- add "printed": TEXT to the step after a line that printed TEXT.
+Trace only the call (not the definitions), and write [/TRACE] after the last step."""
+
+EXAMPLE_SOURCE = """\
+def f(text):
+    count = 0
+    for ch in text:
+        if ch == 'a':
+            count += 1
+    print(count)
+    return count * 2"""
+EXAMPLE_CALL = "f('ab')"
+# What the sandbox records for the example, from the call on (tests/emulation/test_trace.py
+# checks that it still does).
+EXAMPLE_STEPS: list[dict[str, Any]] = [
+    {"i": 3, "line": 1, "func": "f", "event": "call", "locals": {"text": "'ab'"}},
+    {"i": 4, "line": 2, "func": "f"},
+    {"i": 5, "line": 3, "func": "f", "locals": {"count": "0"}},
+    {"i": 6, "line": 4, "func": "f", "locals": {"ch": "'a'"}},
+    {"i": 7, "line": 5, "func": "f"},
+    {"i": 8, "line": 3, "func": "f", "locals": {"count": "1"}},
+    {"i": 9, "line": 4, "func": "f", "locals": {"ch": "'b'"}},
+    {"i": 10, "line": 3, "func": "f"},
+    {"i": 11, "line": 6, "func": "f"},
+    {"i": 12, "line": 7, "func": "f", "stdout": "1\n"},
+    {"i": 13, "line": 7, "func": "f", "event": "return", "locals": {"__return__": "2"}},
+]
+
+STEP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "line": {"type": "integer", "minimum": 0},
+        "event": {"type": "string", "enum": ["call", "line", "return", "exception"]},
+        "func": {"type": "string"},
+        "changed": {"type": "object", "additionalProperties": {"type": "string"}},
+        "printed": {"type": "string"},
+    },
+    "required": ["line"],
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"steps": {"type": "array", "items": STEP_SCHEMA, "maxItems": MAX_STEPS}},
+    "required": ["steps"],
+}
+
+
+def call_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps from the call on: the module's definitions come first and are not traced."""
+    for index, step in enumerate(steps):
+        if step.get("func") != "<module>":
+            return steps[index:]
+    return []
+
+
+def render_step(step: dict[str, Any]) -> str:
+    """One step in the format the prompt teaches."""
+    out: dict[str, Any] = {"line": step["line"]}
+    event = step.get("event", "line")
+    if event != "line":
+        out["event"] = event
+    if event == "call":
+        out["func"] = step.get("func", "")
+    if step.get("locals"):
+        out["changed"] = step["locals"]
+    if step.get("stdout"):
+        out["printed"] = step["stdout"]
+    return json.dumps(out, ensure_ascii=False)
+
+
+def render(steps: list[dict[str, Any]]) -> str:
+    return "\n".join(render_step(s) for s in steps)
+
+
+def messages(source: str, call: str) -> list[dict[str, str]]:
+    example = (
+        f"[PYTHON]\n{EXAMPLE_SOURCE}\n[/PYTHON]\n[CALL]\n{EXAMPLE_CALL}\n[/CALL]\n"
+        f"[TRACE]\n{render(EXAMPLE_STEPS)}\n[/TRACE]"
+    )
+    question = f"[PYTHON]\n{source.rstrip()}\n[/PYTHON]\n[CALL]\n{call.strip()}\n[/CALL]\n[TRACE]\n"
+    return [{"role": "user", "content": f"{INSTRUCTIONS}\n\n{example}\n\n{question}"}]
+
+
+def _value(value: Any) -> str:
+    """A variable's value as the model gave it: a repr in a string, or (off-format) any JSON
+    value, shown as the Python repr of that value."""
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def clean(raw: dict[str, Any], index: int) -> dict[str, Any] | None:
+    """A schema-v1 step from one object the model wrote, or None if it is not a step."""
+    line = raw.get("line")
+    if isinstance(line, str) and line.strip().isdigit():
+        line = int(line)
+    if type(line) is not int or not 0 <= line <= 1_000_000:
+        return None
+    event = raw.get("event", "line")
+    step: dict[str, Any] = {"i": index, "line": line, "func": "", "by": "lm"}
+    if event in EVENTS and event != "line":
+        step["event"] = event
+    func = raw.get("func")
+    if isinstance(func, str):
+        step["func"] = storable(func[:MAX_FUNC])
+    changed = raw.get("changed", raw.get("locals", {}))
+    if isinstance(changed, list):  # [{"name": ..., "value": ...}] is also understood
+        changed = {
+            c.get("name"): c.get("value")
+            for c in changed
+            if isinstance(c, dict) and isinstance(c.get("name"), str)
+        }
+    if isinstance(changed, dict) and changed:
+        step["locals"] = {
+            storable(str(k)[:MAX_NAME]): storable(_value(v)[:MAX_VALUE])
+            for k, v in list(changed.items())[:200]
+        }
+    printed = raw.get("printed", raw.get("stdout"))
+    if isinstance(printed, str) and printed:
+        step["stdout"] = storable(printed[:10_000])
+    return step
+
+
+class StepParser:
+    """Reads step objects out of streaming text: one JSON object per line, or objects inside
+    any array (``{"steps": [...]}``), tolerant of chatter between them. Strings are tracked only
+    inside objects, so an apostrophe in prose does not derail it."""
+
+    def __init__(self, max_steps: int = MAX_STEPS) -> None:
+        self.text = ""
+        self.pos = 0
+        self.stack: list[tuple[str, int]] = []  # (bracket, start offset)
+        self.in_string = False
+        self.escaped = False
+        self.steps: list[dict[str, Any]] = []
+        self.invalid = 0
+        self.max_steps = max_steps
+        self.ended = False  # [/TRACE] seen: anything after it is ignored
+
+    def feed(self, delta: str) -> list[dict[str, Any]]:
+        """Take more text; return the steps completed by it."""
+        self.text += delta
+        new: list[dict[str, Any]] = []
+        text = self.text
+        while self.pos < len(text) and not self.ended:
+            ch = text[self.pos]
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif ch == "\\":
+                    self.escaped = True
+                elif ch == '"':
+                    self.in_string = False
+            elif ch == '"' and self.stack:
+                self.in_string = True
+            elif ch in "{[":
+                self.stack.append((ch, self.pos))
+            elif ch in "}]" and self.stack:
+                opener, start = self.stack.pop()
+                if ch == "}" and opener == "{":
+                    parent = self.stack[-1][0] if self.stack else None
+                    if parent in (None, "["):
+                        step = self._object(text[start : self.pos + 1])
+                        if step is not None:
+                            new.append(step)
+                elif (opener == "{") != (ch == "}"):  # mismatched brackets: start afresh
+                    self.stack.clear()
+            if not self.stack and not self.in_string and text.startswith("[/TRACE]", self.pos):
+                self.ended = True
+            if self.stack and self.pos - self.stack[0][1] > _MAX_OBJECT * 50:
+                self.stack.clear()  # an object that never closes: give up on it
+                self.in_string = False
+            self.pos += 1
+        return new
+
+    def _object(self, text: str) -> dict[str, Any] | None:
+        if len(text) > _MAX_OBJECT or len(self.steps) >= self.max_steps:
+            return None
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            self.invalid += 1
+            return None
+        if not isinstance(raw, dict) or "line" not in raw:
+            return None  # e.g. the wrapper object, or a "changed" dict
+        step = clean(raw, len(self.steps))
+        if step is None:
+            self.invalid += 1
+            return None
+        self.steps.append(step)
+        return step
+
+    def problem(self) -> str | None:
+        """Why the text is not a complete trace, or None."""
+        if not self.steps:
+            return "The answer contains no step in the trace format."
+        if self.stack:
+            return "The answer stops in the middle of a step (cut off at the token limit?)."
+        if self.invalid:
+            return f"{self.invalid} step{'s' if self.invalid > 1 else ''} could not be read."
+        return None
+
+
+def result_of(steps: list[dict[str, Any]]) -> str | None:
+    """The call's value: ``__return__`` of the return that leaves the first frame."""
+    depth = 0
+    for step in steps:
+        event = step.get("event", "line")
+        if event == "call":
+            depth += 1
+        elif event == "return":
+            depth -= 1
+            if depth <= 0:
+                value = step.get("locals", {}).get("__return__")
+                return str(value) if value is not None else None
+    return None
+
+
+def emulate(item: Item, session: Session) -> Emulation:
+    """Ask for the trace, publishing each step as soon as it is complete."""
+    parser = StepParser()
+
+    def on_delta(delta: str) -> None:
+        for step in parser.feed(delta):
+            session.emit("step", step=step)
+
+    reply = session.chat(
+        messages(item.source, item.call),
+        json_schema=SCHEMA,
+        on_delta=on_delta,
+    )
+    problem = parser.problem()
+    result = result_of(parser.steps)
+    stdout = "".join(s.get("stdout", "") for s in parser.steps)
+    trace = make_trace(
+        status="parse_error" if problem else "ok",
+        steps=parser.steps,
+        stdout=stdout,
+        result=storable(result[:10_000]) if result is not None else None,
+        error={"type": "ParseError", "message": problem, "line": None} if problem else None,
+        source="emulated",
+        method="trace",
+    )
+    if problem and reply.finish_reason == "length":
+        trace["error"]["message"] += " The model reached its token limit."
+    return Emulation(
+        trace=trace,
+        prediction=result,
+        problem=None if result is not None else (problem or "The trace has no return step."),
+        details={"steps_parsed": len(parser.steps)},
+    )

@@ -1,0 +1,75 @@
+"""What a run hands to an emulation method: the item, and the database's plan store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from playground.emulation.base import Item
+from playground.programs.models import TaskExample
+from playground.runs.models import Plan, Run
+
+FEW_SHOT = 3
+
+
+def task_item(example: TaskExample, *, shots: int = FEW_SHOT) -> Item:
+    """A task instance with a few other solved instances of the same task (never itself)."""
+    others = (
+        TaskExample.objects.filter(task_id=example.task_id)
+        .exclude(pk=example.pk)
+        .order_by("index")
+        .values_list("input", "target")[:shots]
+    )
+    return Item(
+        kind="task",
+        task=example.task.name,
+        question=example.input,
+        target=example.target,
+        examples=tuple((q, t) for q, t in others),
+        title=str(example),
+    )
+
+
+def item_for_run(run: Run) -> Item:
+    if run.puzzle_id is not None:
+        puzzle = run.puzzle
+        assert puzzle is not None
+        return Item(
+            kind="puzzle",
+            source=puzzle.sat,
+            ans_type=puzzle.ans_type,
+            description=puzzle.description,
+            title=puzzle.name,
+        )
+    if run.task_example_id is not None:
+        assert run.task_example is not None
+        return task_item(run.task_example)
+    return Item(
+        kind="program",
+        source=run.source,
+        call=run.call,
+        stdin=run.stdin,
+        title=run.subject_title,
+    )
+
+
+class DatabasePlans:
+    """Think-and-Execute plans in PostgreSQL, shared by every worker; first writer wins."""
+
+    def get(self, key: str, model: str) -> dict[str, Any] | None:
+        plan = Plan.objects.filter(key=key, model=model).first()
+        if plan is None:
+            return None
+        Plan.objects.filter(pk=plan.pk).update(uses=F("uses") + 1)
+        return dict(plan.data)
+
+    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
+        try:
+            with transaction.atomic():
+                Plan.objects.create(key=key, model=model, data=plan, uses=1)
+                return plan
+        except IntegrityError:  # another worker thought first: use its plan
+            stored = Plan.objects.get(key=key, model=model)
+            return dict(stored.data)

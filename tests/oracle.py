@@ -1,0 +1,171 @@
+"""An "oracle" model server: OpenAI-compatible, streaming, and always right, because it answers
+from the real execution (it runs the program in the sandbox) or from the known answers.
+
+With it every method must score a full match, which proves that the plumbing (prompts, parsing,
+streaming, storing, comparing) loses nothing; ``error_step`` makes it wrong at one step of a
+trace on purpose, which the comparison must then report at exactly that step.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from playground import sandbox
+from playground.emulation import trace as trace_method
+from playground.llm.registry import ModelSpec
+
+_BLOCK = r"\[{0}\]\n(.*?)\n\[/{0}\]"
+
+
+def _last(tag: str, text: str) -> str:
+    found = re.findall(_BLOCK.format(tag), text, re.DOTALL)
+    return found[-1] if found else ""
+
+
+@dataclass
+class Oracle:
+    """What the oracle knows beyond the programs it can run itself."""
+
+    targets: dict[str, str] = field(default_factory=dict)  # task question -> answer
+    solutions: dict[str, str] = field(default_factory=dict)  # puzzle sat source -> answer
+    knowledge: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # CoC lines
+    error_step: int | None = None  # trace method: make step k (of the call) wrong
+    seen: Counter[str] = field(default_factory=Counter)
+    prompt_chars: Counter[str] = field(default_factory=Counter)
+
+    def answer(self, prompt: str) -> str:
+        kind, text = self._answer(prompt)
+        self.seen[kind] += 1
+        self.prompt_chars[kind] += len(prompt)
+        return text
+
+    def _answer(self, prompt: str) -> tuple[str, str]:
+        if prompt.startswith("You are a Python interpreter. Trace"):
+            return "trace", self._trace(prompt)
+        if prompt.startswith("You are helping a Python interpreter"):
+            return "lmulator", self._lmulator(prompt)
+        if prompt.startswith("Write a Python program that answers"):
+            question = prompt.rsplit("Question: ", 1)[1].rsplit("\n[PROGRAM]", 1)[0]
+            program = f"question = {question!r}\nanswer = look_up_answer(question)\n"
+            return "write", f"[PROGRAM]\n{program}[/PROGRAM]"
+        if prompt.startswith("You will plan how to solve every instance"):
+            return "think", self._think(prompt)
+        if prompt.startswith("Here is pseudocode that solves the task"):
+            return "execute", self._execute(prompt)
+        if prompt.startswith("You are given a Python function sat"):
+            sat = _last("PYTHON", prompt)
+            return "puzzle", f"[ANSWER]\n{self.solutions.get(sat, 'None')}\n[/ANSWER]"
+        if "[ANSWER]" in prompt:  # CRUXEval-O, direct or chain of thought
+            block = _last("PYTHON", prompt)
+            source, _, assertion = block.rpartition("\nassert ")
+            call = assertion.removesuffix(" == ??")
+            real = sandbox.run(source, call=call)
+            return "output", f"[ANSWER]\nassert {call} == {real['result']}\n[/ANSWER]"
+        return "unknown", "I do not know."
+
+    def _trace(self, prompt: str) -> str:
+        source, call = _last("PYTHON", prompt), _last("CALL", prompt)
+        real = sandbox.run(source, call=call)
+        steps = [dict(s) for s in trace_method.call_steps(real["steps"])]
+        if self.error_step is not None and self.error_step < len(steps):
+            wrong = dict(steps[self.error_step])
+            names = list(wrong.get("locals", {})) or ["oracle_error"]
+            wrong["locals"] = {**wrong.get("locals", {}), names[0]: "'the oracle is wrong here'"}
+            steps[self.error_step] = wrong
+        return trace_method.render(steps) + "\n[/TRACE]"
+
+    def _lmulator(self, prompt: str) -> str:
+        line = re.findall(r"^Line \d+: `(.*)` \(", prompt, re.MULTILINE)[-1]
+        variables_text = re.findall(r"^Variables: (.*)$", prompt, re.MULTILINE)[-1]
+        reprs = ast.literal_eval(variables_text)
+        variables = {}
+        for name, text in reprs.items():
+            try:
+                variables[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                variables[name] = text
+        if "look_up_answer" in line:
+            return repr({"answer": self.targets[variables["question"]]})
+        assert self.knowledge is not None, f"the oracle cannot simulate {line!r}"
+        return repr(self.knowledge(line, variables))
+
+    def _think(self, prompt: str) -> str:
+        source = _last("PYTHON", prompt)
+        if source:  # a program: the "pseudocode" is the program, printing its result
+            code = f"{source}\n\nprint('Final answer:', repr(eval(instance)))"
+        else:
+            code = (
+                "def solve(instance):\n    answer = look_up(instance)\n"
+                "    print('Final answer:', answer)"
+            )
+        return f"[ANALYSIS]\nThe oracle knows.\n[/ANALYSIS]\n[PSEUDOCODE]\n{code}\n[/PSEUDOCODE]"
+
+    def _execute(self, prompt: str) -> str:
+        instance = prompt.split("Instance:\n", 1)[1].rsplit("\n\nOutput:", 1)[0]
+        if instance in self.targets:
+            return f"Final answer: {self.targets[instance]}"
+        pseudocode = _last("PSEUDOCODE", prompt)
+        source = pseudocode.rsplit("\n\nprint('Final answer:'", 1)[0]
+        real = sandbox.run(source, call=instance)
+        printed = real["stdout"].rstrip("\n")
+        return (printed + "\n" if printed else "") + f"Final answer: {real['result']}"
+
+
+def _chunks(text: str, size: int = 40) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+@contextmanager
+def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
+    """Serve ``oracle`` on a free port for as long as the block runs; yields its model spec."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            prompt = body["messages"][-1]["content"]
+            if len(body["messages"]) > 1:  # a retry (puzzle): the first question counts
+                prompt = body["messages"][0]["content"]
+            text = oracle.answer(prompt)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for part in _chunks(text):
+                message = {"choices": [{"index": 0, "delta": {"content": part}}]}
+                self.wfile.write(b"data: " + json.dumps(message).encode() + b"\n\n")
+            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+            self.wfile.write(b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n")
+            self.wfile.flush()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"data": [{"id": "oracle"}]}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ModelSpec(
+            name="oracle",
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            model="oracle",
+            label="Oracle (answers from the real run)",
+            max_concurrency=8,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
