@@ -1,0 +1,415 @@
+"""Comparing an emulated trace with the real one, step by step.
+
+Semantics (schema v1 steps; see ``playground.sandbox.schema``):
+
+- **Alignment.** Steps are paired by ``(line, event)`` (``playground.compare.align``). An unpaired
+  real step (the model skipped it), an unpaired emulated step (the model went somewhere else) and
+  a pair whose places differ are all ``control_flow``.
+- **Variables.** Each trace keeps its own frame stack, rebuilt the way the viewer does: a
+  ``call`` step, or any step met with an empty stack, pushes a frame; after a ``return`` step the
+  frame is popped before the next step; a step's ``locals`` (only the changed names) update the top
+  frame. Every step of each trace is applied in order, paired or not. At a pair with the same
+  place, every name in either step's ``locals`` is looked up in both top frames and the two values
+  are compared with ``same_repr``; a name missing on the model's side is a difference (got None).
+  This catches a change the model missed and a change it invented, and tolerates a model that
+  repeats an unchanged value.
+- **Output.** At such a pair the cumulative stdout of each trace so far is compared, trailing
+  whitespace of every line and of the whole ignored.
+- The first pair that is not a full match (variables first, then output) is the first
+  divergence. When every step matches but the results differ, the divergence is of kind
+  ``result``.
+
+``from_call=True`` drops the leading ``<module>`` steps of both traces first (the model was asked
+to trace the call only), together with the output they printed. Step numbers reported are always
+the steps' own ``i`` (the list index where ``i`` is missing). The emulated trace was written by a
+model: non-dict steps are skipped, other values are coerced with ``str``, a line that is not an
+int counts as -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from playground.compare.align import Pair, align_keys
+from playground.compare.values import same_repr
+
+MAX_STEPS_LISTED = 20_000
+MAX_VARIABLES_LISTED = 200
+TAIL = 80
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How an emulated trace compares with the real one (``as_dict`` is JSON-able)."""
+
+    result_match: bool | None
+    real_result: str | None
+    emulated_result: str | None
+    output_match: bool
+    first_divergence: dict[str, Any] | None
+    correct_prefix: int
+    compared_steps: int
+    emulated_steps: int
+    step_agreement: float
+    variable_agreement: float | None
+    per_variable: dict[str, dict[str, int]]
+    steps: list[dict[str, Any]]
+    full_match: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The comparison as a plain dict of JSON types."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Step:
+    i: int
+    line: int
+    event: str
+    func: str
+    locals: dict[str, str]
+    stdout: str
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _steps(trace: Any) -> list[_Step]:
+    """The dict steps of a trace, normalised; anything odd is coerced rather than refused."""
+    raw = trace.get("steps") if isinstance(trace, dict) else None
+    if not isinstance(raw, list):
+        return []
+    steps = []
+    for index, step in enumerate(raw):
+        if not isinstance(step, dict):
+            continue
+        i, line, event = step.get("i"), step.get("line"), step.get("event")
+        locals_ = step.get("locals")
+        stdout = step.get("stdout")
+        steps.append(
+            _Step(
+                i=i if type(i) is int else index,
+                line=line if type(line) is int else -1,
+                event="line" if event is None else _text(event),
+                func=_text(step.get("func", "")),
+                locals=(
+                    {_text(k): _text(v) for k, v in locals_.items()}
+                    if isinstance(locals_, dict)
+                    else {}
+                ),
+                stdout="" if stdout is None else _text(stdout),
+            )
+        )
+    return steps
+
+
+def _drop_module(steps: list[_Step]) -> tuple[list[_Step], str]:
+    """Steps from the first one outside ``<module>``, and the output of those dropped."""
+    start = 0
+    while start < len(steps) and steps[start].func == "<module>":
+        start += 1
+    return steps[start:], "".join(s.stdout for s in steps[:start])
+
+
+def normalise_output(text: str) -> str:
+    """Output with trailing whitespace removed from every line and from the whole."""
+    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+
+
+class _Output:
+    """Cumulative stdout, kept normalised as it grows (``normalise_output`` of all of it)."""
+
+    def __init__(self) -> None:
+        self.done = ""  # complete lines, each rstripped and ended with "\n"
+        self.partial = ""  # the last, unfinished line, raw
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        self.partial += text
+        if "\n" in text:
+            lines = self.partial.split("\n")
+            self.done += "".join(line.rstrip() + "\n" for line in lines[:-1])
+            self.partial = lines[-1]
+
+    def value(self) -> str:
+        return (self.done + self.partial.rstrip()).rstrip()
+
+
+class _Frames:
+    """A frame stack rebuilt from steps the way the viewer does."""
+
+    def __init__(self) -> None:
+        self.stack: list[dict[str, str]] = []
+        self.pop_next = False
+
+    def apply(self, step: _Step) -> dict[str, str]:
+        if self.pop_next:
+            self.pop_next = False
+            if self.stack:
+                self.stack.pop()
+        if step.event == "call" or not self.stack:
+            self.stack.append({})
+        top = self.stack[-1]
+        top.update(step.locals)
+        if step.event == "return":
+            self.pop_next = True
+        return top
+
+
+def _short(text: str | None) -> str:
+    if text is None:
+        return "nothing"
+    return text if len(text) <= TAIL else text[: TAIL - 1] + "\u2026"
+
+
+def _place(step: _Step) -> str:
+    return f"line {step.line}" if step.event == "line" else f"line {step.line} ({step.event})"
+
+
+def _divergence(
+    kind: str,
+    message: str,
+    *,
+    real_step: int | None,
+    emulated_step: int | None,
+    line: int | None,
+    variable: str | None = None,
+    expected: str | None = None,
+    got: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "real_step": real_step,
+        "emulated_step": emulated_step,
+        "line": line,
+        "kind": kind,
+        "variable": variable,
+        "expected": expected,
+        "got": got,
+        "message": message,
+    }
+
+
+def _result(trace: Any) -> str | None:
+    value = trace.get("result") if isinstance(trace, dict) else None
+    return None if value is None else _text(value)
+
+
+def _stdout(trace: Any, steps: list[_Step], dropped: str) -> str:
+    value = trace.get("stdout") if isinstance(trace, dict) else None
+    if value is None:
+        return "".join(s.stdout for s in steps)
+    text = _text(value)
+    return text[len(dropped) :] if dropped and text.startswith(dropped) else text
+
+
+def _next_indexes(pairs: list[Pair], real: list[_Step], emulated: list[_Step]) -> list[Pair]:
+    """For each pair position, the step ``i`` of the next real and emulated step still to come
+    (from this pair on)."""
+    out: list[Pair] = [(None, None)] * len(pairs)
+    next_real: int | None = None
+    next_emulated: int | None = None
+    for p in range(len(pairs) - 1, -1, -1):
+        r, e = pairs[p]
+        if r is not None:
+            next_real = real[r].i
+        if e is not None:
+            next_emulated = emulated[e].i
+        out[p] = (next_real, next_emulated)
+    return out
+
+
+def compare_traces(
+    real: dict[str, Any], emulated: dict[str, Any], *, from_call: bool = False
+) -> Comparison:
+    """Compare an emulated trace with the real one: first divergence, agreement scores and a
+    status for every aligned pair of steps (see the module docstring for the semantics)."""
+    real_steps, emulated_steps = _steps(real), _steps(emulated)
+    real_dropped = emulated_dropped = ""
+    if from_call:
+        real_steps, real_dropped = _drop_module(real_steps)
+        emulated_steps, emulated_dropped = _drop_module(emulated_steps)
+
+    real_result, emulated_result = _result(real), _result(emulated)
+    result_match = None if real_result is None else same_repr(real_result, emulated_result)
+    output_match = normalise_output(_stdout(real, real_steps, real_dropped)) == normalise_output(
+        _stdout(emulated, emulated_steps, emulated_dropped)
+    )
+
+    pairs = align_keys(
+        [(s.line, s.event) for s in real_steps], [(s.line, s.event) for s in emulated_steps]
+    )
+    upcoming = _next_indexes(pairs, real_steps, emulated_steps)
+
+    real_frames, emulated_frames = _Frames(), _Frames()
+    real_out, emulated_out = _Output(), _Output()
+    output_same = True
+    first: dict[str, Any] | None = None
+    correct_prefix = 0
+    matching = 0
+    agree = total = 0
+    per_variable: dict[str, dict[str, int]] = {}
+    listed: list[dict[str, Any]] = []
+
+    for p, (r, e) in enumerate(pairs):
+        rs = real_steps[r] if r is not None else None
+        es = emulated_steps[e] if e is not None else None
+        real_top = emulated_top = None
+        changed = False
+        if rs is not None:
+            real_top = real_frames.apply(rs)
+            real_out.add(rs.stdout)
+            changed = bool(rs.stdout)
+        if es is not None:
+            emulated_top = emulated_frames.apply(es)
+            emulated_out.add(es.stdout)
+            changed = changed or bool(es.stdout)
+        if changed:
+            output_same = real_out.value() == emulated_out.value()
+
+        differs: list[str] = []
+        divergence: dict[str, Any] | None = None
+        if rs is None or es is None or (rs.line, rs.event) != (es.line, es.event):
+            status = "control_flow"
+            if first is None:
+                divergence = _control_flow(rs, es, upcoming[p])
+        else:
+            assert real_top is not None
+            assert emulated_top is not None
+            names = list(rs.locals)
+            names.extend(name for name in es.locals if name not in rs.locals)
+            for name in names:
+                expected, got = real_top.get(name), emulated_top.get(name)
+                same = same_repr(expected, got)
+                total += 1
+                agree += same
+                counts = per_variable.get(name)
+                if counts is None and len(per_variable) < MAX_VARIABLES_LISTED:
+                    counts = per_variable[name] = {"agree": 0, "total": 0}
+                if counts is not None:
+                    counts["total"] += 1
+                    counts["agree"] += same
+                if not same:
+                    differs.append(name)
+            if differs:
+                status = "value"
+                if first is None:
+                    divergence = _value(rs, es, differs[0], real_top, emulated_top)
+            elif not output_same:
+                status = "output"
+                if first is None:
+                    expected, got = real_out.value()[-TAIL:], emulated_out.value()[-TAIL:]
+                    divergence = _divergence(
+                        "output",
+                        f"Step {rs.i} ({_place(rs)}): the output so far differs from the "
+                        "real run's.",
+                        real_step=rs.i,
+                        emulated_step=es.i,
+                        line=rs.line,
+                        expected=expected,
+                        got=got,
+                    )
+            else:
+                status = "match"
+                matching += 1
+        if divergence is not None:
+            first = divergence
+        elif first is None and rs is not None:
+            correct_prefix += 1
+        if len(listed) < MAX_STEPS_LISTED:
+            listed.append(
+                {
+                    "real": rs.i if rs is not None else None,
+                    "emulated": es.i if es is not None else None,
+                    "status": status,
+                    "differs": differs,
+                }
+            )
+
+    if first is None and result_match is False:
+        says = "gives no result" if emulated_result is None else f"says {_short(emulated_result)}"
+        first = _divergence(
+            "result",
+            f"The result is {_short(real_result)}, the model {says}.",
+            real_step=None,
+            emulated_step=None,
+            line=None,
+            expected=real_result,
+            got=emulated_result,
+        )
+
+    longest = max(len(real_steps), len(emulated_steps))
+    return Comparison(
+        result_match=result_match,
+        real_result=real_result,
+        emulated_result=emulated_result,
+        output_match=output_match,
+        first_divergence=first,
+        correct_prefix=correct_prefix,
+        compared_steps=len(real_steps),
+        emulated_steps=len(emulated_steps),
+        step_agreement=matching / longest if longest else 1.0,
+        variable_agreement=agree / total if total else None,
+        per_variable=per_variable,
+        steps=listed,
+        full_match=first is None and result_match is not False,
+    )
+
+
+def _control_flow(rs: _Step | None, es: _Step | None, upcoming: Pair) -> dict[str, Any]:
+    if rs is not None and es is not None:
+        return _divergence(
+            "control_flow",
+            f"Step {rs.i}: the real run is at {_place(rs)}, the model says {_place(es)}.",
+            real_step=rs.i,
+            emulated_step=es.i,
+            line=rs.line,
+            expected=_place(rs),
+            got=_place(es),
+        )
+    if rs is not None:
+        return _divergence(
+            "control_flow",
+            f"Step {rs.i} ({_place(rs)}): the model skips this step.",
+            real_step=rs.i,
+            emulated_step=upcoming[1],
+            line=rs.line,
+            expected=_place(rs),
+            got=None,
+        )
+    assert es is not None
+    where = f"Step {upcoming[0]}" if upcoming[0] is not None else "After the last step"
+    return _divergence(
+        "control_flow",
+        f"{where}: the model adds a step at {_place(es)} that the real run does not take.",
+        real_step=upcoming[0],
+        emulated_step=es.i,
+        line=es.line,
+        expected=None,
+        got=_place(es),
+    )
+
+
+def _value(
+    rs: _Step, es: _Step, name: str, real_top: dict[str, str], emulated_top: dict[str, str]
+) -> dict[str, Any]:
+    expected, got = real_top.get(name), emulated_top.get(name)
+    where = f"Step {rs.i} ({_place(rs)})"
+    if expected is None:
+        message = f"{where}: the model shows {name} = {_short(got)}, which the real run lacks."
+    elif got is None:
+        message = f"{where}: {name} is {_short(expected)}, the model does not show it."
+    else:
+        message = f"{where}: {name} is {_short(expected)}, the model says {_short(got)}."
+    return _divergence(
+        "value",
+        message,
+        real_step=rs.i,
+        emulated_step=es.i,
+        line=rs.line,
+        variable=name,
+        expected=expected,
+        got=got,
+    )

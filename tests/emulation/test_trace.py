@@ -1,0 +1,122 @@
+"""The ``trace`` method: the prompt's worked example is what the sandbox records, steps are
+parsed while the answer streams, and bad answers end in ``parse_error`` with the steps kept."""
+
+from __future__ import annotations
+
+import json
+
+from playground import sandbox
+from playground.compare import compare_traces
+from playground.emulation import trace as method
+from playground.emulation.base import Item, Session
+from tests.llm.fake_server import chunk, fake_server, streaming
+from tests.oracle import Oracle, oracle_server
+
+PROGRAM = """def f(nums):
+    total = 0
+    for n in nums:
+        if n % 2:
+            total += n
+    print('total', total)
+    return total
+"""
+
+
+def test_the_worked_example_is_what_the_sandbox_records() -> None:
+    real = sandbox.run(method.EXAMPLE_SOURCE, call=method.EXAMPLE_CALL)
+    assert method.call_steps(real["steps"]) == method.EXAMPLE_STEPS
+    assert method.result_of(method.EXAMPLE_STEPS) == real["result"] == "2"
+
+
+def test_steps_arrive_one_by_one_while_the_text_streams() -> None:
+    text = method.render(method.EXAMPLE_STEPS) + "\n[/TRACE]"
+    parser = method.StepParser()
+    seen_after: list[int] = []
+    for ch in text:
+        parser.feed(ch)
+        seen_after.append(len(parser.steps))
+    # A step is published the moment its closing brace arrives, not at the end.
+    first_newline = text.index("\n")
+    assert seen_after[first_newline - 1] == 1
+    assert seen_after[first_newline - 2] == 0
+    assert len(parser.steps) == len(method.EXAMPLE_STEPS)
+    assert parser.problem() is None
+    assert [s["line"] for s in parser.steps] == [s["line"] for s in method.EXAMPLE_STEPS]
+    assert parser.steps[0]["event"] == "call"
+    assert parser.steps[0]["locals"] == {"text": "'ab'"}
+    assert parser.steps[9]["stdout"] == "1\n"
+    assert all(s["by"] == "lm" for s in parser.steps)
+
+
+def test_constrained_json_and_chatter_are_read_the_same_way() -> None:
+    wrapped = json.dumps({"steps": [{"line": 1, "event": "call", "func": "f"}, {"line": 2}]})
+    parser = method.StepParser()
+    parser.feed("Let's trace it, it's easy: " + wrapped)
+    assert [s["line"] for s in parser.steps] == [1, 2]
+    assert parser.problem() is None
+
+
+def test_off_format_values_are_kept_as_python_reprs() -> None:
+    parser = method.StepParser()
+    parser.feed('{"line": "3", "changed": {"n": 3, "ok": true, "xs": [1, 2], "s": "\'a\'"}}\n')
+    assert parser.steps[0]["line"] == 3
+    assert parser.steps[0]["locals"] == {"n": "3", "ok": "True", "xs": "[1, 2]", "s": "'a'"}
+
+
+def test_a_cut_off_answer_keeps_the_steps_parsed_so_far() -> None:
+    parser = method.StepParser()
+    parser.feed(
+        '{"line": 1, "event": "call", "func": "f"}\n{"line": 2}\n{"line": 3, "changed": {"x'
+    )
+    assert len(parser.steps) == 2
+    assert "middle of a step" in (parser.problem() or "")
+
+
+def test_garbage_has_no_steps_and_says_so() -> None:
+    parser = method.StepParser()
+    parser.feed('I think the answer is 42. {not json} [1, 2, {"a": }]')
+    assert parser.steps == []
+    assert "no step" in (parser.problem() or "")
+
+
+def test_the_oracle_scores_a_full_match_and_one_error_is_found_at_its_step() -> None:
+    item = Item(kind="program", source=PROGRAM, call="f([1, 2, 3])")
+    real = sandbox.run(PROGRAM, call=item.call)
+    oracle = Oracle()
+    with oracle_server(oracle) as model:
+        events: list[tuple[str, dict]] = []
+        session = Session(model, emit=lambda kind, **data: events.append((kind, data)))
+        emulation = method.emulate(item, session)
+        assert emulation.trace is not None
+        assert emulation.trace["status"] == "ok"
+        assert emulation.prediction == "4"
+        comparison = compare_traces(real, emulation.trace, from_call=True)
+        assert comparison.as_dict()["full_match"]
+        # Steps went out as live events, one per step, before the answer was complete.
+        step_events = [d["step"] for kind, d in events if kind == "step"]
+        assert step_events == emulation.trace["steps"]
+
+        module_steps = len(real["steps"]) - len(method.call_steps(real["steps"]))
+        for k in (0, 3, 7):
+            oracle.error_step = k
+            wrong = method.emulate(item, Session(model))
+            assert wrong.trace is not None
+            divergence = compare_traces(real, wrong.trace, from_call=True).first_divergence
+            assert divergence is not None
+            assert divergence["real_step"] == module_steps + k
+            assert divergence["kind"] == "value"
+
+
+def test_an_answer_that_is_not_a_trace_ends_in_parse_error_with_the_text_kept() -> None:
+    garbage = "The function adds numbers. Result: 4 {{{"
+    script = streaming(
+        [chunk(garbage[:20]), chunk(garbage[20:], finish="stop"), b"data: [DONE]\n\n"]
+    )
+    with fake_server(script) as (model, _):
+        session = Session(model)
+        emulation = method.emulate(Item(kind="program", source=PROGRAM, call="f([1])"), session)
+    assert emulation.trace is not None
+    assert emulation.trace["status"] == "parse_error"
+    assert emulation.trace["steps"] == []
+    assert session.transcript == garbage
+    assert emulation.prediction is None
