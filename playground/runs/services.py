@@ -9,10 +9,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.compare import compare_traces
-from playground.emulation.output_prediction import Prediction, judge
+from playground.emulation.judging import judge_program
 from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
-from playground.emulation.registry import REGISTRY
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.models import Run, Trace
 
@@ -91,21 +89,16 @@ def finish_if_complete(run_id: int) -> None:
 
 
 def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
-    """The verdict on the model's value and, for the trace methods, the step comparison."""
-    problem = run.verdict.get("problem") or "The model gave no readable answer."
-    prediction = Prediction(run.prediction or None, problem)
-    result = real.get("result") if real.get("status") == "ok" else None
-    run.verdict = judge(prediction, result, run.call).as_dict()
-    if real.get("status") != "ok" and result is None:
-        run.verdict["explanation"] = (
-            f"The real run ended with {real.get('status')}, so there is no value to "
-            "compare the prediction with."
-        )
-    method = REGISTRY.get(run.method)
+    """The verdict on the model's value and the comparison with the real run."""
     emulated = run.traces.filter(kind=Trace.Kind.EMULATED).first()
-    if method is not None and method.compares_steps and emulated is not None:
-        from_call = run.method == "trace" and bool(run.call)
-        run.comparison = compare_traces(real, emulated.data, from_call=from_call).as_dict()
+    run.verdict, run.comparison = judge_program(
+        run.method,
+        real,
+        call=run.call,
+        prediction=run.prediction or None,
+        problem=run.verdict.get("problem"),
+        emulated=emulated.data if emulated else None,
+    )
 
 
 def _summary(comparison: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -139,6 +139,8 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         "trace": trace.data if trace else None,
         "emulated": emulated.data if emulated else None,
         "comparison": run.comparison,
+        # The step-by-step comparison of the trace methods (others compare the value only).
+        "step_comparison": run.comparison if run.comparison and "steps" in run.comparison else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
         "method_label": METHODS.get(run.method, run.method),
