@@ -79,10 +79,7 @@ class Command(BaseCommand):
                 kind="program", source=source, call=options["call"] or "", stdin=options["stdin"]
             )
         live = None if options["json"] else self._live
-        try:
-            record = runner.emulate(item, on_token=live)
-        except CommandError:
-            raise
+        record = runner.emulate(item, on_token=live)
         if options["json"]:
             self.stdout.write(json.dumps(record, ensure_ascii=False, indent=1))
         else:
@@ -125,9 +122,11 @@ class _Runner:
     def emulate(self, item: Item, on_token: Any = None) -> dict[str, Any]:
         if item.kind not in self.spec.kinds:
             raise CommandError(f"The method {self.method} does not apply to a {item.kind}.")
-        emit = (lambda kind, **data: on_token(data["text"]) if kind == "token" else None) if (
-            on_token
-        ) else None
+
+        def emit(kind: str, **data: Any) -> None:
+            if kind == "token" and on_token is not None:
+                on_token(data["text"])
+
         session = Session(self.model, params=self.params, plans=self.plans, emit=emit)
         real = None
         try:
