@@ -59,7 +59,7 @@ EXAMPLE_STEPS: list[dict[str, Any]] = [
 STEP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "line": {"type": "integer", "minimum": 0},
+        "line": {"type": "integer"},
         "event": {"type": "string", "enum": ["call", "line", "return", "exception"]},
         "func": {"type": "string"},
         "changed": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -69,7 +69,8 @@ STEP_SCHEMA: dict[str, Any] = {
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"steps": {"type": "array", "items": STEP_SCHEMA, "maxItems": MAX_STEPS}},
+    # No maxItems: llama.cpp's grammar compiler refuses large repetition counts; the parser caps.
+    "properties": {"steps": {"type": "array", "items": STEP_SCHEMA}},
     "required": ["steps"],
 }
 
