@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from playground.sandbox.coc import Lmulator
 from playground.sandbox.limits import Limits
 from playground.sandbox.process import SandboxUnavailable, mode
 from playground.sandbox.schema import make_trace
@@ -15,15 +16,25 @@ __all__ = ["Limits", "SandboxUnavailable", "mode", "run"]
 
 
 def run(
-    source: str, *, call: str | None = None, stdin: str = "", limits: Limits | None = None
+    source: str,
+    *,
+    call: str | None = None,
+    stdin: str = "",
+    limits: Limits | None = None,
+    lmulator: Lmulator | None = None,
 ) -> dict[str, Any]:
     """Run ``source`` (then evaluate ``call``) in a fresh sandbox; return the validated trace.
 
+    With ``lmulator`` the run is Chain of Code (see coc.py): a line that raises is simulated by
+    the model instead of ending the run; the trace's method is "coc", its source "emulated".
     Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then).
     """
     from playground.sandbox.process import run_isolated
 
     limits = limits or Limits()
+    meta: dict[str, Any] = (
+        {"source": "emulated", "method": "coc", "lm_calls": 0} if lmulator is not None else {}
+    )
     for text, cap, what in (
         (source, limits.max_source, "program"),
         (stdin, limits.max_stdin, "input"),
@@ -38,5 +49,6 @@ def run(
                     "message": f"The {what} is {size:,} bytes; the limit is {cap:,}.",
                     "line": None,
                 },
+                **meta,
             )
-    return run_isolated(source, call or None, stdin, limits)
+    return run_isolated(source, call or None, stdin, limits, lmulator=lmulator)

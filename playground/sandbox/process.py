@@ -4,6 +4,9 @@ Layers, all of them or nothing (fail closed): an unprivileged account (never roo
 namespaces with a read-only /usr and no /etc, project tree or sockets, an empty environment (also
 for bubblewrap's own pid 1), rlimits and a seccomp filter set by the runner before user code, and
 here a wall-clock kill, a cap on what is read back and validation of every byte of it.
+
+Chain of Code runs (``lmulator``, see coc.py) keep the request pipe open: the runner pauses on a
+line Python cannot run and asks; the model is called here and its checked answer written back.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.lib.accounts import ensure_system_user
+from playground.sandbox.coc import LMRequest, LMSession, Lmulator, encode_reply
 from playground.sandbox.limits import Limits
 from playground.sandbox.schema import (
     MAX_RESULT,
@@ -302,10 +306,13 @@ def _user_kwargs() -> dict[str, Any]:
 
 
 class _Collector:
-    """Parses the runner's JSON lines as they arrive, validating each step."""
+    """Parses the runner's JSON lines as they arrive, validating each step (and, in coc mode,
+    each request for the model, queued in ``lm_pending`` with the step it pauses on)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, lm: LMSession | None = None) -> None:
         self.limits = limits
+        self.lm = lm
+        self.lm_pending: deque[tuple[LMRequest, int]] = deque()
         self.buffer = b""
         self.total = 0
         self.steps: list[dict[str, Any]] = []
@@ -345,6 +352,8 @@ class _Collector:
                     raise TraceInvalid("final is not an object")
             elif "fatal" in message:
                 self.fatal = str(message["fatal"])[:500]
+            elif "lm" in message and self.lm is not None:
+                self.lm_pending.append(self.lm.request(message["lm"], self.steps))
             else:
                 raise TraceInvalid("unknown message")
         except (ValueError, TraceInvalid) as exc:
@@ -362,7 +371,11 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 
 
 def _from_final(
-    final: dict[str, Any], steps: list[dict[str, Any]], limits: Limits, wall_ms: float
+    final: dict[str, Any],
+    steps: list[dict[str, Any]],
+    limits: Limits,
+    wall_ms: float,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     status, result, stdout = final.get("status"), final.get("result"), final.get("stdout", "")
     if status not in _RUNNER_STATUSES:
@@ -378,6 +391,7 @@ def _from_final(
         result=storable(result[:MAX_RESULT]) if result is not None else None,
         error=clean_error(final.get("error")),
         wall_ms=wall_ms,
+        **(meta or {}),
     )
 
 
@@ -401,12 +415,17 @@ def _assemble(
     stderr: bytes,
     limits: Limits,
     wall_ms: float,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The trace from what the runner sent and how its process ended."""
+    """The trace from what the runner sent and how its process ended (``meta``: make_trace's
+    source, method and lm_calls for a coc run)."""
     steps = collector.steps
+    meta = meta or {}
 
     def trace(status: str, error: dict[str, Any] | None, stdout: str = "") -> dict[str, Any]:
-        return make_trace(status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms)
+        return make_trace(
+            status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms, **meta
+        )
 
     if collector.problem == "output_limit":
         return trace("output_limit", _error("OutputLimit", "The trace is larger than the limit."))
@@ -420,7 +439,7 @@ def _assemble(
         )
     if collector.final is not None:
         try:
-            return _from_final(collector.final, steps, limits, wall_ms)
+            return _from_final(collector.final, steps, limits, wall_ms, meta)
         except TraceInvalid:
             return trace("crash", _error("TraceInvalid", "The final record is malformed."))
     stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
@@ -574,13 +593,23 @@ def _discard(started: _Started) -> None:
 pool = _WarmPool()
 
 
-def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> dict[str, Any]:
-    """Run one program in a sandbox process of its own and return its validated trace."""
+def run_isolated(
+    source: str,
+    call: str | None,
+    stdin: str,
+    limits: Limits,
+    lmulator: Lmulator | None = None,
+) -> dict[str, Any]:
+    """Run one program in a sandbox process of its own and return its validated trace; with
+    ``lmulator``, in Chain of Code mode."""
+    lm = LMSession(lmulator, source) if lmulator is not None else None
     started = pool.take(limits) or _start(limits)
-    request = encode_request(source, call, stdin, limits, started.sandboxed)
+    request = encode_request(
+        source, call, stdin, limits, started.sandboxed, mode="one" if lm is None else "coc"
+    )
     t0 = time.perf_counter()
     try:
-        return _supervise(started.proc, request, limits, t0)
+        return _supervise(started.proc, request, limits, t0, lm)
     finally:
         _reap_adopted(started.pidfd)
         os.close(started.info_r)
@@ -589,43 +618,84 @@ def run_isolated(source: str, call: str | None, stdin: str, limits: Limits) -> d
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes], request: bytes, limits: Limits, t0: float
+    proc: subprocess.Popen[bytes],
+    request: bytes,
+    limits: Limits,
+    t0: float,
+    lm: LMSession | None = None,
 ) -> dict[str, Any]:
     assert proc.stdin is not None
     assert proc.stdout is not None
     assert proc.stderr is not None
-    collector = _Collector(limits)
+    collector = _Collector(limits, lm)
     stderr = b""
     try:
         proc.stdin.write(request)
-        proc.stdin.close()
+        if lm is None:
+            proc.stdin.close()
+        else:  # coc: the model's answers go back on this pipe, without ever blocking us
+            proc.stdin.flush()
+            os.set_blocking(proc.stdin.fileno(), False)
     except BrokenPipeError:
         pass
     deadline = t0 + limits.wall_s
     timed_out = False
+    outbox = b""  # replies for the runner not yet written
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
     open_streams = 2
-    while open_streams:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            timed_out = True
-            break
-        for key, _ in sel.select(timeout=remaining):
-            data = os.read(key.fd, 65536)
-            if not data:
-                sel.unregister(key.fileobj)
-                open_streams -= 1
-            elif key.data == "out":
-                collector.feed(data)
-                if collector.problem is not None:
-                    timed_out = False
-                    open_streams = 0
-                    break
-            elif len(stderr) < _MAX_STDERR:
-                stderr += data[: _MAX_STDERR - len(stderr)]
-    sel.close()
+    try:
+        while open_streams:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(timeout=remaining):
+                if key.data == "in":
+                    try:
+                        outbox = outbox[os.write(key.fd, outbox) :]
+                    except BlockingIOError:
+                        pass
+                    except OSError:  # the runner is gone or closed its end
+                        outbox = b""
+                    if not outbox:
+                        sel.unregister(key.fileobj)
+                    continue
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                elif key.data == "out":
+                    collector.feed(data)
+                    if collector.problem is not None:
+                        timed_out = False
+                        open_streams = 0
+                        break
+                    if lm is not None and collector.lm_pending:
+                        waited, replies = _ask_model(lm, collector)
+                        # The model's time is not the program's: the wall clock waits for it.
+                        # The program can forge requests (it can write on the protocol
+                        # descriptor): that asks the model about its own code, and buys it at
+                        # most MAX_LM_CALLS calls and MAX_LM_SECONDS of wall clock; its CPU
+                        # limit is per process and never waits.
+                        deadline += waited
+                        if not outbox and not proc.stdin.closed:
+                            sel.register(proc.stdin, selectors.EVENT_WRITE, "in")
+                        outbox += replies
+                elif len(stderr) < _MAX_STDERR:
+                    stderr += data[: _MAX_STDERR - len(stderr)]
+    except BaseException:  # e.g. the lmulator was interrupted: never leave the sandbox behind
+        _kill(proc)
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        raise
+    finally:
+        sel.close()
+        if lm is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
     if timed_out or collector.problem is not None:
         _kill(proc)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -638,7 +708,22 @@ def _supervise(
     return _assemble(
         collector, timed_out=timed_out, returncode=proc.returncode,
         cpu_s=usage.ru_utime + usage.ru_stime, stderr=stderr, limits=limits, wall_ms=wall_ms,
+        meta=lm.meta() if lm is not None else None,
     )  # fmt: skip
+
+
+def _ask_model(lm: LMSession, collector: _Collector) -> tuple[float, bytes]:
+    """Answer the runner's pending requests: seconds spent, and the replies to write back. A
+    request the program forged is answered like any other (it can only ask about itself)."""
+    t0 = time.perf_counter()
+    replies = bytearray()
+    while collector.lm_pending:
+        request, step = collector.lm_pending.popleft()
+        status, text = lm.answer(request)
+        if status == "ok" and step >= 0:
+            collector.steps[step]["by"] = "lm"
+        replies += encode_reply(status, text)
+    return time.perf_counter() - t0, bytes(replies)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

@@ -122,8 +122,12 @@ def make_trace(
     wall_ms: float = 0.0,
     source: str = "real",
     method: str = "real",
+    lm_calls: int | None = None,
 ) -> dict[str, Any]:
     assert status in STATUSES
+    stats: dict[str, Any] = {"steps": len(steps), "wall_ms": round(wall_ms, 2)}
+    if lm_calls is not None:
+        stats["lm_calls"] = lm_calls
     return {
         "schema": 1,
         "source": source,
@@ -133,5 +137,5 @@ def make_trace(
         "stdout": stdout,
         "result": result,
         "error": error,
-        "stats": {"steps": len(steps), "wall_ms": round(wall_ms, 2)},
+        "stats": stats,
     }

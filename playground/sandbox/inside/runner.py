@@ -8,11 +8,17 @@ Start-up is on every run's critical path, so this imports only built-in or small
 seccomp filter arrives compiled (``seccomp.bpf``, built by the parent with libseccomp).
 
 Protocol. A request is six length-prefixed fields (``<len>:<bytes>``): source, call, stdin,
-limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode.
+limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, ``coc``, ``batch``).
 
 - Mode ``one``: run that program here. Answer: JSON lines on the descriptor that was standard
   output: ``{"steps": [...]}`` batches, then one ``{"final": {...}}``. The user's code runs in
   this process too, so the parent trusts none of it.
+- Mode ``coc`` (Chain of Code, see coc.py): as ``one``, but a line the program cannot run pauses
+  it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals", "error",
+  "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
+  length-prefixed fields on the request pipe (kept open, moved off descriptor 0 so the program
+  reads nothing there, as in mode ``one``): ``ok`` and the ``repr`` of the dict to apply, or
+  ``error``/``stop`` and the reason the model's answer is not used (``stop``: ask no more).
 - Mode ``batch`` (one owner's batch, e.g. ``manage.py trace --jsonl``): this process becomes a
   zygote that never runs user code. It reads further requests (five fields each) and forks a
   fresh child per program, which locks itself down and writes its lines to a pipe of its own
@@ -33,6 +39,7 @@ import tracer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _PR_SET_NO_NEW_PRIVS = 38
@@ -142,7 +149,23 @@ class Seccomp:
             raise OSError(self.ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
-def _run_one(request: dict[str, Any], out: int, seccomp: Seccomp | None = None) -> None:
+def _channel(out: int, replies: int) -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """coc mode's question to the parent: a request line out, a two-field reply in."""
+    reader = Reader(replies)
+
+    def ask(request: dict[str, Any]) -> tuple[str, str]:
+        try:
+            _write(out, {"lm": request})
+            return reader.field(), reader.field()
+        except (OSError, EOFError, ValueError):  # the program may have closed or read the pipe
+            return "stop", "the sandbox lost its channel to the model"
+
+    return ask
+
+
+def _run_one(
+    request: dict[str, Any], out: int, seccomp: Seccomp | None = None, replies: int | None = None
+) -> None:
     """Lock this process down, run the request's program traced, write its lines; never returns."""
     limits = request["limits"]
     _set_limits(limits)
@@ -168,6 +191,7 @@ def _run_one(request: dict[str, Any], out: int, seccomp: Seccomp | None = None) 
         emit=emit,
         finish=finish,
         stdin=request["stdin"],
+        ask=_channel(out, replies) if replies is not None else None,
     )
     _signal.signal(_signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
@@ -269,5 +293,6 @@ def main() -> None:
     os.close(devnull)
     if request["mode"] == "batch":
         _zygote(reader, request, out)
+    replies = os.dup(0) if request["mode"] == "coc" else None
     os.close(0)
-    _run_one(request, out)
+    _run_one(request, out, replies=replies)

@@ -83,6 +83,8 @@ class Output:
 class Tracer:
     """Records steps of code compiled with filename ``<program>``."""
 
+    hold: str | None = None  # an event a batch must not end on (coc mode takes such a step back)
+
     def __init__(
         self,
         *,
@@ -134,7 +136,7 @@ class Tracer:
                 snap[name] = (value, text)
         return changed
 
-    def _step(self, frame: FrameType, event: str, arg: Any) -> None:
+    def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
         self.count += 1
         if self.count > self.max_steps:
             self.on_limit("step_limit")
@@ -142,7 +144,7 @@ class Tracer:
         # print nothing, and the envelope would otherwise be most of a trace's size.
         step: dict[str, Any] = {
             "i": self.count - 1,
-            "line": frame.f_lineno or frame.f_code.co_firstlineno,
+            "line": line or frame.f_lineno or frame.f_code.co_firstlineno,
             "func": frame.f_code.co_name,
         }
         if event != "line":
@@ -159,7 +161,7 @@ class Tracer:
             exc_type, exc_value = arg[0], arg[1]
             step["exception"] = f"{exc_type.__name__}: {_message(exc_value)}"
         self.batch.append(step)
-        if len(self.batch) >= BATCH:
+        if len(self.batch) >= BATCH and event != self.hold:
             self.flush()
 
     def flush(self) -> None:
@@ -203,7 +205,10 @@ def error_info(exc: BaseException) -> dict[str, Any]:
 class Execution:
     """One traced run of ``source`` then ``call``. ``finish`` receives the final record: on normal
     completion from ``run``, or on a limit from inside the program (``limit``), after which the
-    runner exits the process and the in-process mode raises ``LimitReached``."""
+    runner exits the process and the in-process mode raises ``LimitReached``.
+
+    With ``ask`` the run is in Chain of Code mode (see coc.py): a line that fails is sent to
+    ``ask`` (the channel to the parent and its language model) instead of ending the run."""
 
     def __init__(
         self,
@@ -215,13 +220,25 @@ class Execution:
         emit: Callable[[list[dict[str, Any]]], None],
         finish: Callable[[dict[str, Any]], None],
         stdin: str = "",
+        ask: Callable[[dict[str, Any]], tuple[str, str]] | None = None,
     ) -> None:
         self.source, self.call, self.stdin = source, call, stdin
         self.finish = finish
         self.output = Output(max_stdout, self.limit)
-        self.tracer = Tracer(
-            max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
-        )
+        self.coc = None
+        if ask is None:
+            self.tracer = Tracer(
+                max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
+            )
+        else:
+            try:  # in the sandbox, where /runner is on sys.path
+                from coc import Session  # type: ignore[import-not-found]
+            except ImportError:  # in the project (tests)
+                from playground.sandbox.inside.coc import Session
+            self.coc = Session(source, ask)
+            self.tracer = self.coc.make_tracer(
+                max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
+            )
         self.done = False
 
     def _final(
@@ -254,7 +271,11 @@ class Execution:
         sys.stdin = io.StringIO(self.stdin)
         globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
-            code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
+            if self.coc is None:
+                code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
+            else:
+                code = self.coc.compile()
+                globals_.update(self.coc.names())
             call_code = (
                 compile(self.call, "<call>", "eval", dont_inherit=True) if self.call else None
             )
@@ -271,6 +292,8 @@ class Execution:
             status, error = "memory_limit", error_info(exc)
         except BaseException as exc:
             status, error = "exception", error_info(exc)
+            if self.coc is not None:
+                self.coc.explain(exc, error)
         finally:
             sys.stdout, sys.stdin = saved
         if not self.done:

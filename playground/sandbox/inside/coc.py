@@ -1,0 +1,645 @@
+"""Chain of Code inside the sandbox (arXiv 2312.04474, the "LMulator").
+
+The program runs once, traced as usual. When a statement raises an ``Exception`` that the program
+itself would not catch, the run does not end: the runner sends the parent a request
+(``{"lm": {...}}`` on the protocol descriptor, after the pending steps), the parent asks the
+language model, and the answer (the ``repr`` of a dict the parent validated) is applied to the
+frame's variables; execution goes on with the next statement. Imported only in coc mode (``ast``
+and ``symtable`` cost start-up time); standard library only.
+
+Left to Python: an exception a ``try`` of the program would catch (in the failing frame or a
+caller's, the ``except`` types resolved without running user code; what cannot be resolved counts
+as caught), ``StopIteration``, ``RecursionError`` and ``MemoryError``, and an exception the model
+already declined (it propagates through the callers' statements without asking again). Class
+bodies, lambdas and comprehensions are not rewritten: their failures surface at the statement
+that contains them.
+
+The program's AST is rewritten before compiling, the user's nodes keeping their positions:
+
+- a simple statement ``S`` becomes ``try: S`` / ``except __coc_E__ as __coc_e__:
+  __coc_d__ = __coc_lm__(...)``; ``if __coc_d__ is None: raise`` (the original exception, as if
+  nothing had caught it); then ``if 'x' in __coc_d__: x = __coc_d__['x']`` for each local of the
+  function (writes to ``locals()`` do not reach a function's frame; at module level the hook
+  updates the globals itself);
+- the test of an ``if``/``elif``/``while``, the iterable of a ``for`` and the value of a
+  ``return`` are hoisted into a temporary ``__coc_tN__`` computed the same way (the model answers
+  ``{"__value__": v}``). A test is hoisted as ``True if <test> else False``, which CPython
+  compiles exactly like the ``if`` itself. ``while`` is rewritten the way CPython compiles it
+  (test, then ``while True: body; test; if not t: break``), or test-first when its body has a
+  ``continue``; ``while ... else`` keeps its header.
+
+Fidelity: every generated node carries a line number past the end of the program (the
+*scaffold* line). ``CocTracer`` records no line event there, gives other events there the frame's
+last real line, and drops an event for the line it last reported when only scaffolding ran in
+between and execution moved forward (CPython reports a line again after any other line; plain
+code would not have). So a program none of whose lines fails has the same steps as in plain mode.
+"""
+
+from __future__ import annotations
+
+import _thread
+import ast
+import sys
+
+try:  # in the sandbox, where /runner is on sys.path
+    import tracer as _tracer
+    from saferepr import safe_repr
+except ImportError:  # in the project (tests)
+    from playground.sandbox.inside import tracer as _tracer
+    from playground.sandbox.inside.saferepr import safe_repr
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
+
+HIDDEN = "__coc"  # every name the rewrite adds starts so; the tracer never shows them
+LM, EXC, E, D = "__coc_lm__", "__coc_E__", "__coc_e__", "__coc_d__"  # dunder: never mangled
+MAX_LOCALS = 200
+# Exceptions that are control flow or resource exhaustion, never a line to simulate.
+_NEVER = (StopIteration, StopAsyncIteration, RecursionError, MemoryError)
+_SIMPLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Assert, ast.Delete)
+_UNKNOWN = object()
+_MODULE = type(sys)
+
+
+def _function_locals(source: str) -> dict[tuple[str, int], tuple[list[str], set[str]]]:
+    """(name, def line) of each function -> (the names it can assign, those declared
+    global/nonlocal), names as the compiler sees them (mangled in classes)."""
+    import symtable
+
+    found: dict[tuple[str, int], tuple[list[str], set[str]]] = {}
+
+    def walk(table: Any) -> None:
+        for child in table.get_children():
+            if child.get_type() == "function":
+                names: list[str] = []
+                declared: set[str] = set()
+                for symbol in child.get_symbols():
+                    name = symbol.get_name()
+                    if not name.isidentifier() or name.startswith(HIDDEN):
+                        continue
+                    if symbol.is_declared_global() or symbol.is_nonlocal():
+                        declared.add(name)
+                        names.append(name)
+                    elif symbol.is_local():
+                        names.append(name)
+                found.setdefault((child.get_name(), child.get_lineno()), (names, declared))
+            walk(child)
+
+    walk(symtable.symtable(source, _tracer.PROGRAM, "exec"))
+    return found
+
+
+class _Scope:
+    """Where statements are being rewritten: module, function (``names``) or class (no rewrite)."""
+
+    def __init__(
+        self,
+        key: Any,
+        *,
+        wrap: bool,
+        names: list[str] | None = None,
+        declared: set[str] | None = None,
+    ) -> None:
+        self.key = key  # what the frame's code gives: "<module>" or (co_name, co_firstlineno)
+        self.wrap = wrap
+        self.names = names  # None at module level: the hook updates the globals
+        self.declared = declared or set()
+        self.passed: set[str] = set()  # declarations already passed (assigning earlier is an error)
+
+    def assignable(self) -> list[str]:
+        if self.names is None:
+            return []
+        return [n for n in self.names if n not in self.declared or n in self.passed]
+
+
+def _place(node: ast.AST, line: int, end: int | None = None) -> None:
+    """Give the generated nodes in ``node`` (those without a position) ``line``."""
+    for n in ast.walk(node):
+        if isinstance(n, (ast.expr, ast.stmt, ast.excepthandler)) and (
+            getattr(n, "lineno", None) is None
+        ):
+            n.lineno, n.end_lineno, n.col_offset, n.end_col_offset = line, end or line, 0, 0
+
+
+def _load(name: str) -> ast.Name:
+    return ast.Name(id=name, ctx=ast.Load())
+
+
+def _store(name: str) -> ast.Name:
+    return ast.Name(id=name, ctx=ast.Store())
+
+
+def _targets(node: ast.stmt) -> list[str]:
+    """Names a statement assigns (the object's name for ``d[k] = ...`` or ``o.a = ...``)."""
+    if isinstance(node, (ast.Assign, ast.Delete)):
+        roots: list[ast.expr] = list(node.targets)
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        roots = [node.target]
+    else:
+        return []
+    names: list[str] = []
+    while roots:
+        target = roots.pop(0)
+        if isinstance(target, ast.Name):
+            if target.id not in names:
+                names.append(target.id)
+        elif isinstance(target, ast.Starred):
+            roots.insert(0, target.value)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            roots[:0] = target.elts
+        elif isinstance(target, (ast.Attribute, ast.Subscript)):
+            roots.insert(0, target.value)
+    return names[:50]
+
+
+def _has_continue(body: list[ast.stmt]) -> bool:
+    """Whether ``continue`` in ``body`` belongs to the loop around it (not to a nested one)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Continue):
+            return True
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            stack.extend(node.orelse)  # a loop's else belongs to the outer loop
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr)):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+class _Rewrite:
+    def __init__(self, source: str, scaffold: int) -> None:
+        self.scaffold = scaffold
+        self.functions = _function_locals(source)
+        # scope key -> (first line, last line, handler types) of each try body with handlers
+        self.tries: dict[Any, list[tuple[int, int, list[ast.expr | None]]]] = {}
+        self.temps = 0
+
+    def module(self, tree: ast.Module) -> ast.Module:
+        tree.body = self.block(tree.body, _Scope("<module>", wrap=True))
+        return tree
+
+    def block(self, body: list[ast.stmt], scope: _Scope) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for node in body:
+            out.extend(self.stmt(node, scope))
+        return out
+
+    def _ask(self, line: int, end: int, kind: str, targets: list[str]) -> list[ast.stmt]:
+        """The handler's first statements: ask, and re-raise if the model did not answer."""
+        call = ast.Call(
+            func=_load(LM),
+            args=[
+                _load(E),
+                ast.Constant(line),
+                ast.Constant(end),
+                ast.Constant(kind),
+                ast.Tuple(elts=[ast.Constant(t) for t in targets], ctx=ast.Load()),
+            ],
+            keywords=[],
+        )
+        declined = ast.Compare(left=_load(D), ops=[ast.Is()], comparators=[ast.Constant(None)])
+        return [
+            ast.Assign(targets=[_store(D)], value=call),
+            ast.If(test=declined, body=[ast.Raise()], orelse=[]),
+        ]
+
+    def _try(self, body: list[ast.stmt], handler: list[ast.stmt]) -> ast.Try:
+        node = ast.Try(
+            body=body,
+            handlers=[ast.ExceptHandler(type=_load(EXC), name=E, body=handler)],
+            orelse=[],
+            finalbody=[],
+        )
+        _place(node, self.scaffold)
+        return node
+
+    def wrap(self, node: ast.stmt, scope: _Scope) -> ast.stmt:
+        handler = self._ask(
+            node.lineno, node.end_lineno or node.lineno, "statement", _targets(node)
+        )
+        for name in scope.assignable():
+            handler.append(
+                ast.If(
+                    test=ast.Compare(
+                        left=ast.Constant(name), ops=[ast.In()], comparators=[_load(D)]
+                    ),
+                    body=[
+                        ast.Assign(
+                            targets=[_store(name)],
+                            value=ast.Subscript(
+                                value=_load(D), slice=ast.Constant(name), ctx=ast.Load()
+                            ),
+                        )
+                    ],
+                    orelse=[],
+                )
+            )
+        return self._try([node], handler)
+
+    def hoist(self, value: ast.expr, at: int | None = None) -> tuple[ast.stmt, ast.Name]:
+        """``try: t = value`` (the model supplies ``t`` if it fails) and a load of ``t``. With
+        ``at`` (a test), the value is ``True if value else False`` placed at line ``at``, so its
+        jumps are compiled, and traced, as those of the statement's own test."""
+        self.temps += 1
+        name = f"{HIDDEN}_t{self.temps}__"
+        line, end = value.lineno, value.end_lineno or value.lineno
+        if at is not None:
+            yes, no = ast.Constant(True), ast.Constant(False)
+            _place(yes, self.scaffold)
+            _place(no, self.scaffold)
+            value = ast.IfExp(test=value, body=yes, orelse=no)
+            _place(value, at, end)
+        answer = ast.Subscript(value=_load(D), slice=ast.Constant("__value__"), ctx=ast.Load())
+        handler = [
+            *self._ask(line, end, "expression", []),
+            ast.Assign(targets=[_store(name)], value=answer),
+        ]
+        node = self._try([ast.Assign(targets=[_store(name)], value=value)], handler)
+        load = _load(name)
+        _place(load, self.scaffold)
+        return node, load
+
+    def stmt(self, node: ast.stmt, scope: _Scope) -> list[ast.stmt]:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            if isinstance(node, ast.ClassDef):  # a class body runs once, not rewritten
+                inner = _Scope((node.name, first), wrap=False)
+            else:
+                names, declared = self.functions.get((node.name, node.lineno), ([], set()))
+                inner = _Scope((node.name, first), wrap=True, names=names, declared=declared)
+            node.body = self.block(node.body, inner)
+            return [node]
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            scope.passed.update(node.names)
+            return [node]
+        if isinstance(node, (ast.Try, ast.TryStar)):
+            if node.handlers and node.body:
+                end = max(s.end_lineno or s.lineno for s in node.body)
+                types = [h.type for h in node.handlers]
+                self.tries.setdefault(scope.key, []).append((node.body[0].lineno, end, types))
+            node.body = self.block(node.body, scope)
+            for h in node.handlers:
+                h.body = self.block(h.body, scope)
+            node.orelse = self.block(node.orelse, scope)
+            node.finalbody = self.block(node.finalbody, scope)
+            return [node]
+        if isinstance(node, (ast.With, ast.AsyncWith, ast.AsyncFor)):
+            node.body = self.block(node.body, scope)
+            if isinstance(node, ast.AsyncFor):
+                node.orelse = self.block(node.orelse, scope)
+            return [node]
+        if isinstance(node, ast.Match):
+            for case in node.cases:
+                case.body = self.block(case.body, scope)
+            return [node]
+        if isinstance(node, ast.If):
+            pre: list[ast.stmt] = []
+            if scope.wrap:  # before the bodies: a declaration in them must come after the ask
+                hoisted, node.test = self.hoist(node.test, at=node.lineno)
+                pre = [hoisted]
+                for attr in ("lineno", "end_lineno", "col_offset", "end_col_offset"):
+                    delattr(node, attr)
+                _place(node, self.scaffold)  # its one jump is scaffolding now
+            node.body = self.block(node.body, scope)
+            node.orelse = self.block(node.orelse, scope)
+            return [*pre, node]
+        if isinstance(node, ast.For):
+            pre = []
+            if scope.wrap:
+                hoisted, node.iter = self.hoist(_as_iterable(node.iter))
+                pre = [hoisted]
+            node.body = self.block(node.body, scope)
+            node.orelse = self.block(node.orelse, scope)
+            return [*pre, node]
+        if isinstance(node, ast.While):
+            if not scope.wrap or node.orelse:
+                node.body = self.block(node.body, scope)
+                node.orelse = self.block(node.orelse, scope)
+                return [node]
+            return self.loop(node, scope)
+        if isinstance(node, ast.Return):
+            if not scope.wrap or node.value is None:
+                return [node]
+            hoisted, load = self.hoist(node.value)
+            load.lineno = load.end_lineno = node.lineno
+            node.value = load
+            return [hoisted, node]
+        if not scope.wrap:
+            return [node]
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            return [node]  # a docstring or a bare constant: nothing to fail, no code
+        if isinstance(node, ast.AnnAssign) and node.value is None:
+            return [node]
+        if isinstance(node, _SIMPLE):
+            return [self.wrap(node, scope)]
+        return [node]  # raise, pass, break, continue, import...
+
+    def loop(self, node: ast.While, scope: _Scope) -> list[ast.stmt]:
+        """``while test: body`` as CPython compiles it: the test, then a loop whose body ends
+        with the test again (so a one-line loop reports its line as often as in plain mode).
+        With a ``continue`` (which must re-test), the test comes first in the loop instead."""
+        line = node.lineno
+        first, first_load = self.hoist(node.test, at=line)
+        body = self.block(node.body, scope)
+        if _has_continue(node.body):
+            stop = ast.If(
+                test=ast.UnaryOp(op=ast.Not(), operand=first_load), body=[ast.Break()], orelse=[]
+            )
+            loop = ast.While(test=ast.Constant(True), body=[first, stop, *body], orelse=[])
+            _place(loop, self.scaffold)
+            return [loop]
+        again, again_load = self.hoist(ast.fix_missing_locations(_copy(node.test)), at=line)
+        stop = ast.If(
+            test=ast.UnaryOp(op=ast.Not(), operand=again_load), body=[ast.Break()], orelse=[]
+        )
+        loop = ast.While(test=ast.Constant(True), body=[*body, again, stop], orelse=[])
+        enter = ast.If(test=first_load, body=[loop], orelse=[])
+        _place(enter, self.scaffold)
+        return [first, enter]
+
+
+def _as_iterable(node: ast.expr) -> ast.expr:
+    """What CPython's AST optimizer makes of a ``for`` loop's list or set display (a tuple, a
+    constant frozenset), which it no longer does once the display is hoisted out of the loop."""
+    if isinstance(node, ast.List) and not any(isinstance(e, ast.Starred) for e in node.elts):
+        return ast.copy_location(ast.Tuple(elts=node.elts, ctx=ast.Load()), node)
+    if isinstance(node, ast.Set) and all(isinstance(e, ast.Constant) for e in node.elts):
+        values: Any = frozenset(e.value for e in node.elts if isinstance(e, ast.Constant))
+        return ast.copy_location(ast.Constant(values), node)
+    return node
+
+
+def _copy(node: ast.expr) -> ast.expr:
+    """A deep copy of an expression, positions included (the test is compiled twice)."""
+    import copy
+
+    return copy.deepcopy(node)
+
+
+class CocTracer(_tracer.Tracer):
+    """The tracer of coc mode: the scaffolding is invisible (see the module's docstring), an
+    exception step may be taken back, and each frame's last line step is known."""
+
+    hold = "exception"  # never flush a batch that ends on one: the hook may take it back
+
+    def __init__(self, *, scaffold: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scaffold = scaffold
+        # frame -> [last real line, its f_lasti, whether scaffolding ran since]
+        self.where: dict[FrameType, list[Any]] = {}
+        self.line_steps: dict[FrameType, int] = {}
+        self.last_frame: FrameType | None = None
+
+    def local_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        line = frame.f_lineno
+        where = self.where.get(frame)
+        if event == "line":
+            if line >= self.scaffold:
+                if where is not None:
+                    where[2] = True
+                return self.local_trace
+            lasti = frame.f_lasti
+            if where is None:
+                self.where[frame] = [line, lasti, False]
+            elif where[2] and line == where[0] and lasti > where[1]:
+                where[1], where[2] = lasti, False  # only scaffolding since: plain has no event
+                return self.local_trace
+            else:
+                where[0], where[1], where[2] = line, lasti, False
+            self._step(frame, "line", None, line)
+            self.line_steps[frame] = self.count - 1
+            return self.local_trace
+        if line is None or line >= self.scaffold:
+            line = where[0] if where is not None else frame.f_code.co_firstlineno
+        if event == "return":
+            self._step(frame, "return", arg, line)
+            self.snapshots.pop(frame, None)
+            self.where.pop(frame, None)
+            self.line_steps.pop(frame, None)
+        elif event == "exception":
+            self._step(frame, "exception", arg, line)
+        return self.local_trace
+
+    def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
+        super()._step(frame, event, arg, line)
+        self.last_frame = frame
+
+    def _changed(self, frame: FrameType) -> dict[str, str]:
+        changed = super()._changed(frame)
+        hidden = [name for name in changed if name.startswith(HIDDEN)]
+        for name in hidden:
+            del changed[name]
+        return changed
+
+    def take_back(self, frame: FrameType) -> dict[str, Any] | None:
+        """The exception step ``frame`` just produced, out of the batch (None if there is none)."""
+        if self.batch and self.last_frame is frame and self.batch[-1].get("event") == "exception":
+            return self.batch.pop()
+        return None
+
+    def drop(self, frame: FrameType, step: dict[str, Any]) -> None:
+        """Forget a step taken back: what it printed and the changes it showed go to the next."""
+        self.count -= 1
+        printed = step.get("stdout")
+        if printed:
+            self.output.pending.insert(0, printed)
+        snap = self.snapshots.get(frame)
+        if snap is not None:
+            for name in step.get("locals", ()):
+                snap.pop(name, None)
+
+
+class Session:
+    """One coc run: the rewrite, the tracer's settings and the hook the rewritten code calls.
+    ``ask(request)`` sends a request to the parent and returns its reply ``(status, text)``:
+    ``("ok", repr of a dict)``, ``("error", why)`` or ``("stop", why)`` (ask no more)."""
+
+    def __init__(self, source: str, ask: Callable[[dict[str, Any]], tuple[str, str]]) -> None:
+        self.source = source
+        self.ask = ask
+        self.scaffold = len(source.splitlines()) + 2  # past every line the compiler can count
+        self.tracer: CocTracer | None = None
+        self.tries: dict[Any, list[tuple[int, int, list[ast.expr | None]]]] = {}
+        self.declined: list[tuple[BaseException, str]] = []  # left to propagate, and why
+        self.stopped = False
+        self.thread = _thread.get_ident()
+
+    def make_tracer(self, **kwargs: Any) -> CocTracer:
+        self.tracer = CocTracer(scaffold=self.scaffold, **kwargs)
+        return self.tracer
+
+    def compile(self) -> Any:
+        tree = ast.parse(self.source, _tracer.PROGRAM)
+        rewrite = _Rewrite(self.source, self.scaffold)
+        tree = rewrite.module(tree)
+        self.tries = rewrite.tries
+        return compile(tree, _tracer.PROGRAM, "exec", dont_inherit=True)
+
+    def names(self) -> dict[str, Any]:
+        """What the rewritten code needs in its globals."""
+        return {LM: self.hook, EXC: Exception}
+
+    def explain(self, exc: BaseException, error: dict[str, Any]) -> None:
+        """Say in the final error why the model's answer was not used, when it was not."""
+        for declined, why in self.declined:
+            if declined is exc:
+                error["message"] = f"{error['message']} ({why[:400]})"
+                return
+
+    # -- the hook ------------------------------------------------------------------------------
+
+    def hook(
+        self, exc: BaseException, line: int, end: int, kind: str, targets: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Called by a rewritten statement that raised ``exc``: the model's answer (a dict), or
+        None when the exception must go on (the statement then re-raises it)."""
+        frame = sys._getframe(1)
+        try:
+            if (
+                self.stopped
+                or self.tracer is None
+                or issubclass(type(exc), _NEVER)
+                or _thread.get_ident() != self.thread
+                or any(e is exc for e, _ in self.declined)
+                or self._caught_by_program(frame, line, exc)
+            ):
+                return None
+            return self._simulate(frame, exc, line, end, kind, targets)
+        except Exception:  # e.g. too deep in recursion to even ask: Python's outcome stands
+            return None
+
+    def _simulate(
+        self,
+        frame: FrameType,
+        exc: BaseException,
+        line: int,
+        end: int,
+        kind: str,
+        targets: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        tracer = self.tracer
+        assert tracer is not None
+        held = tracer.take_back(frame)
+        try:
+            answer = self._request(tracer, frame, exc, line, end, kind, targets)
+        except BaseException:
+            if held is not None:
+                tracer.batch.append(held)
+            raise
+        if answer is None:
+            if held is not None:
+                tracer.batch.append(held)  # Python's own outcome, as in plain mode
+            return None
+        if held is not None:
+            tracer.drop(frame, held)
+        if kind == "statement" and frame.f_code.co_name == "<module>":
+            frame.f_globals.update(
+                {k: v for k, v in answer.items() if type(k) is str and not k.startswith("__")}
+            )
+        return answer
+
+    def _request(
+        self,
+        tracer: CocTracer,
+        frame: FrameType,
+        exc: BaseException,
+        line: int,
+        end: int,
+        kind: str,
+        targets: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        """Ask the parent; the answer, or None (and why, in ``declined``)."""
+        tracer.flush()  # the parent has every step before the pause
+        request = {
+            "line": line,
+            "end": end,
+            "func": frame.f_code.co_name,
+            "locals": self._locals(frame),
+            "error": f"{type(exc).__name__}: {_tracer._message(exc)}"[:1000],
+            "kind": kind,
+            "targets": list(targets),
+            "step": tracer.line_steps.get(frame, -1),
+        }
+        status, text = self.ask(request)
+        answer: Any = None
+        if status == "ok":
+            try:
+                answer = ast.literal_eval(text)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                status, text = "error", "the model's answer could not be read back"
+            if type(answer) is not dict or (kind == "expression" and "__value__" not in answer):
+                status, text = "error", "the model's answer could not be read back"
+        if status != "ok":
+            self.declined.append((exc, text))
+            self.stopped = status == "stop"
+            return None
+        return answer
+
+    def _locals(self, frame: FrameType) -> dict[str, str]:
+        module_level = frame.f_code.co_name == "<module>"
+        shown: dict[str, str] = {}
+        for name, value in frame.f_locals.items():
+            if type(name) is not str or name.startswith(HIDDEN):
+                continue
+            if module_level and (name.startswith("__") or type(value).__name__ == "module"):
+                continue
+            shown[name] = safe_repr(value)
+            if len(shown) >= MAX_LOCALS:
+                break
+        return shown
+
+    def _caught_by_program(self, frame: FrameType, line: int, exc: BaseException) -> bool:
+        """Whether a ``try`` of the program (in this frame or a caller's) would catch ``exc``:
+        then Python's semantics stand and the model is not asked."""
+        mro = type(exc).__mro__
+        f: FrameType | None = frame
+        while f is not None:
+            code = f.f_code
+            if code.co_filename == _tracer.PROGRAM:
+                key = (
+                    "<module>"
+                    if code.co_name == "<module>"
+                    else (code.co_name, code.co_firstlineno)
+                )
+                for first, last, handlers in self.tries.get(key, ()):
+                    if first <= line <= last and any(self._catches(h, f, mro) for h in handlers):
+                        return True
+            f = f.f_back
+            if f is not None:
+                line = f.f_lineno
+        return False
+
+    def _catches(self, handler: ast.expr | None, frame: FrameType, mro: tuple[type, ...]) -> bool:
+        """Whether an ``except`` clause's type matches, resolved without running user code
+        (what cannot be resolved so counts as a match: Python's semantics win then)."""
+        if handler is None:
+            return True
+        if isinstance(handler, ast.Tuple):
+            return any(self._catches(e, frame, mro) for e in handler.elts)
+        value = self._resolve(handler, frame)
+        if type(value) is tuple:
+            return any(self._matches(v, mro) for v in value)
+        return self._matches(value, mro)
+
+    @staticmethod
+    def _matches(value: Any, mro: tuple[type, ...]) -> bool:
+        if value is _UNKNOWN or not issubclass(type(value), type):
+            return True
+        return any(c is value for c in mro)
+
+    def _resolve(self, node: ast.expr, frame: FrameType) -> Any:
+        if isinstance(node, ast.Name):
+            for namespace in (frame.f_locals, frame.f_globals, frame.f_builtins):
+                if type(namespace) is dict and node.id in namespace:
+                    return namespace[node.id]
+            return _UNKNOWN
+        if isinstance(node, ast.Attribute):
+            base = self._resolve(node.value, frame)
+            if type(base) is _MODULE:
+                return base.__dict__.get(node.attr, _UNKNOWN)
+        return _UNKNOWN
