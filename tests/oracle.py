@@ -9,6 +9,7 @@ trace on purpose, which the comparison must then report at exactly that step.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 import threading
@@ -55,7 +56,9 @@ class Oracle:
             return "lmulator", self._lmulator(prompt)
         if prompt.startswith("Write a Python program that answers"):
             question = prompt.rsplit("Question: ", 1)[1].rsplit("\n[PROGRAM]", 1)[0]
-            program = f"question = {question!r}\nanswer = look_up_answer(question)\n"
+            # Variables reach the model as bounded reprs, so the question goes by a short key.
+            key = hashlib.sha256(question.encode()).hexdigest()[:16]
+            program = f"key = {key!r}\nanswer = look_up_answer(key)\n"
             return "write", f"[PROGRAM]\n{program}[/PROGRAM]"
         if prompt.startswith("You will plan how to solve every instance"):
             return "think", self._think(prompt)
@@ -94,7 +97,10 @@ class Oracle:
             except (ValueError, SyntaxError):
                 variables[name] = text
         if "look_up_answer" in line:
-            return repr({"answer": self.targets[variables["question"]]})
+            by_key = {
+                hashlib.sha256(q.encode()).hexdigest()[:16]: t for q, t in self.targets.items()
+            }
+            return repr({"answer": by_key[variables["key"]]})
         assert self.knowledge is not None, f"the oracle cannot simulate {line!r}"
         return repr(self.knowledge(line, variables))
 

@@ -171,6 +171,11 @@ def emulate(item: Item, session: Session) -> Emulation:
 
     trace = session.run(source, call=call, stdin=item.stdin, lmulator=lmulator)
     trace["source"], trace["method"] = "emulated", "coc"
+    if not details["lm_lines"]:
+        session.append(
+            ("\n\n" if session.transcript else "")
+            + "Python ran every line itself: the model was not needed."
+        )
     if item.kind == "task":
         value = module_variables(trace["steps"]).get("answer")
         answer: str | None = None

@@ -1,0 +1,161 @@
+"""Every method, end to end through the Celery task and the database, against a model server
+that is always right: each must score a full match on 20 library items, which proves that the
+prompts, parsing, streaming, storing and comparing lose nothing. One deliberate error must be
+reported at its step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from playground import sandbox
+from playground.emulation import trace as trace_method
+from playground.emulation.puzzle import PRELUDE
+from playground.programs.library import import_library
+from playground.programs.models import Dataset, Program, Puzzle, TaskExample
+from playground.runs.methods import METHOD_TOKENS
+from playground.runs.models import Plan, Run
+from playground.runs.services import start_run
+from tests.oracle import Oracle, oracle_server
+
+N = 20
+
+
+@pytest.fixture
+def oracle(db: None, eager: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Oracle]:
+    import_library()
+    knows = Oracle(
+        targets={e.input: e.target for e in _task_examples()},
+        solutions=_puzzle_solutions(),
+    )
+    with oracle_server(knows) as model:
+        entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+        monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([entry]))
+        yield knows
+
+
+@pytest.fixture
+def run_method(
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> Callable[..., Run]:
+    def start(method: str, **item: Any) -> Run:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = start_run(
+                **item,
+                user=AnonymousUser(),
+                anon_token="oracle-test",
+                method=method,
+                model="oracle",
+                max_tokens=METHOD_TOKENS[method],
+            )
+        return Run.objects.get(pk=run.pk)
+
+    return start
+
+
+def _programs() -> list[Program]:
+    return list(Program.objects.filter(dataset=Dataset.CRUXEVAL).order_by("id")[:N])
+
+
+def _task_examples() -> list[TaskExample]:
+    # Two tasks, ten instances each: Think-and-Execute must think once per task.
+    examples: list[TaskExample] = []
+    for task in ("boolean_expressions", "navigate"):
+        examples += TaskExample.objects.filter(task__name=task).order_by("index")[: N // 2]
+    return examples
+
+
+def _puzzle_solutions() -> dict[str, str]:
+    """The first N puzzles whose reference solution runs in the sandbox, with its answer."""
+    solutions: dict[str, str] = {}
+    for puzzle in Puzzle.objects.order_by("source_index")[:60]:
+        if not puzzle.sol_bodies:
+            continue
+        real = sandbox.run(PRELUDE + puzzle.reference_solutions()[0], call="sol()")
+        if real["status"] == "ok" and real["result"] and len(real["result"]) < 2000:
+            solutions[puzzle.sat] = real["result"]
+        if len(solutions) == N:
+            break
+    return solutions
+
+
+@pytest.mark.parametrize("method", ["direct", "cot", "trace", "coc", "tae"])
+def test_every_program_method_scores_a_full_match(
+    oracle: Oracle, run_method: Callable[..., Run], method: str
+) -> None:
+    for program in _programs():
+        run = run_method(method, program=program)
+        assert run.status == Run.Status.DONE, (program.external_id, run.error)
+        assert run.verdict["status"] == "correct", (program.external_id, run.verdict)
+        assert run.comparison is not None
+        assert run.comparison["result_match"] is True
+        assert run.comparison["first_divergence"] is None, run.comparison["first_divergence"]
+        assert run.comparison["full_match"] is True
+        if method == "coc":  # Python runs every line of these: the model is never needed
+            assert run.model_calls == 0
+            steps = run.emulated_trace.data["steps"]  # type: ignore[union-attr]
+            assert all(s.get("by", "python") == "python" for s in steps)
+        else:
+            assert run.emulated_text
+            assert run.model_calls >= 1
+        if method in ("trace", "coc"):
+            emulated = run.emulated_trace
+            assert emulated is not None
+            assert run.comparison["correct_prefix"] == run.comparison["compared_steps"] > 0
+    if method == "tae":
+        assert oracle.seen["think"] == N  # one plan per program: each is its own task
+
+
+def test_puzzles_are_solved_and_checked_by_the_sandbox(
+    oracle: Oracle, run_method: Callable[..., Run]
+) -> None:
+    puzzles = list(Puzzle.objects.filter(sat__in=list(oracle.solutions)))
+    assert len(puzzles) == N
+    for puzzle in puzzles:
+        run = run_method("puzzle", puzzle=puzzle)
+        assert run.status == Run.Status.DONE, run.error
+        assert run.verdict["status"] == "correct", (puzzle.name, run.verdict)
+        assert run.real_trace is not None
+        assert run.real_trace.data["result"] == "True"
+        assert run.call.startswith("sat(")
+
+
+@pytest.mark.parametrize("method", ["tae", "coc"])
+def test_reasoning_tasks_are_answered_and_plans_reused(
+    oracle: Oracle, run_method: Callable[..., Run], method: str
+) -> None:
+    for example in _task_examples():
+        run = run_method(method, task_example=example)
+        assert run.status == Run.Status.DONE, run.error
+        assert run.verdict["status"] == "correct", (str(example), run.verdict)
+        assert run.real_trace is None  # nothing of the question runs for real
+        if method == "coc":
+            assert "look_up_answer" in run.details["program"]
+            steps = run.emulated_trace.data["steps"]  # type: ignore[union-attr]
+            assert any(s.get("by") == "lm" for s in steps)
+    if method == "tae":
+        assert oracle.seen["think"] == 2  # one Think per task, reused for its other instances
+        assert Plan.objects.count() == 2
+        assert sorted(Plan.objects.values_list("uses", flat=True)) == [N // 2, N // 2]
+        reused = Run.objects.filter(method="tae", details__plan_reused=True).count()
+        assert reused == N - 2
+
+
+def test_one_deliberate_error_is_reported_at_its_step(
+    oracle: Oracle, run_method: Callable[..., Run]
+) -> None:
+    program = _programs()[0]
+    real = sandbox.run(program.source, call=program.call)
+    module_steps = len(real["steps"]) - len(trace_method.call_steps(real["steps"]))
+    for k in range(min(5, len(real["steps"]) - module_steps)):
+        oracle.error_step = k
+        run = run_method("trace", program=program)
+        divergence = run.comparison["first_divergence"]
+        assert divergence is not None
+        assert divergence["real_step"] == module_steps + k
+        assert divergence["kind"] == "value"
+        assert run.comparison["correct_prefix"] == k
