@@ -8,6 +8,7 @@ the tests. No Django here.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -209,8 +210,11 @@ class Session:
         call: str | None = None,
         stdin: str = "",
         lmulator: Any = None,
+        keep_running: bool = False,
     ) -> dict[str, Any]:
-        """Run code in the sandbox (never in this process). Raises SandboxUnavailable."""
+        """Run code in the sandbox (never in this process). ``keep_running``: record up to the
+        step limit, then let the program finish untraced. Raises SandboxUnavailable."""
+        limits = dataclasses.replace(self.limits, keep_running=keep_running)
         if lmulator is None:
-            return sandbox.run(source, call=call, stdin=stdin, limits=self.limits)
-        return sandbox.run(source, call=call, stdin=stdin, limits=self.limits, lmulator=lmulator)
+            return sandbox.run(source, call=call, stdin=stdin, limits=limits)
+        return sandbox.run(source, call=call, stdin=stdin, limits=limits, lmulator=lmulator)

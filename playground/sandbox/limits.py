@@ -22,6 +22,9 @@ class Limits:
     tmp_mb: int = 16
     nproc: int = 256
     recursion: int = 1000
+    # Past max_steps, stop recording but let the program finish (e.g. a puzzle's sat(answer)
+    # check, where the verdict matters more than a trace of every step) instead of stopping it.
+    keep_running: bool = False
 
     def lowered(self, **caps: Any) -> Limits:
         """These limits with each given value applied only where it is lower (never raised)."""
@@ -38,4 +41,5 @@ class Limits:
             "nproc": self.nproc,
             "recursion": self.recursion,
             "wall_ms": int(self.wall_s * 1000),
+            "keep_running": int(self.keep_running),
         }

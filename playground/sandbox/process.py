@@ -391,6 +391,7 @@ def _from_final(
         result=storable(result[:MAX_RESULT]) if result is not None else None,
         error=clean_error(final.get("error")),
         wall_ms=wall_ms,
+        truncated=final.get("truncated") is True,
         **(meta or {}),
     )
 

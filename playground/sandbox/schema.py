@@ -123,11 +123,14 @@ def make_trace(
     source: str = "real",
     method: str = "real",
     lm_calls: int | None = None,
+    truncated: bool = False,
 ) -> dict[str, Any]:
     assert status in STATUSES
     stats: dict[str, Any] = {"steps": len(steps), "wall_ms": round(wall_ms, 2)}
     if lm_calls is not None:
         stats["lm_calls"] = lm_calls
+    if truncated:  # the program ran on, untraced, past the recorded steps
+        stats["truncated"] = True
     return {
         "schema": 1,
         "source": source,

@@ -178,3 +178,18 @@ def test_bubblewrap_that_cannot_create_namespaces_fails_closed(
             batch.run("print(1)")
     finally:
         shutil.rmtree(bin_dir)
+
+
+def test_keep_running_records_the_first_steps_and_lets_the_program_finish() -> None:
+    source = "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t"
+    stopped = sandbox.run(source, call="f(100000)", limits=sandbox.Limits(max_steps=500))
+    assert stopped["status"] == "step_limit"
+    assert stopped["result"] is None
+    finished = sandbox.run(
+        source, call="f(100000)", limits=sandbox.Limits(max_steps=500, keep_running=True)
+    )
+    assert finished["status"] == "ok"
+    assert finished["result"] == str(sum(range(100000)))
+    assert len(finished["steps"]) == 500
+    assert finished["stats"]["truncated"] is True
+    assert "truncated" not in sandbox.run(source, call="f(3)")["stats"]

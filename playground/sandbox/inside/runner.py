@@ -193,6 +193,7 @@ def _run_one(
         stdin=request["stdin"],
         ask=_channel(out, replies) if replies is not None else None,
     )
+    execution.tracer.keep_running = bool(limits.get("keep_running"))
     _signal.signal(_signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
     try:  # noqa: SIM105 - contextlib would cost start-up time in the sandbox

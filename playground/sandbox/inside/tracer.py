@@ -98,6 +98,8 @@ class Tracer:
         self.emit = emit
         self.on_limit = on_limit
         self.count = 0
+        self.keep_running = False
+        self.truncated = False
         self.batch: list[dict[str, Any]] = []
         self.snapshots: dict[FrameType, dict[str, tuple[Any, str]]] = {}
 
@@ -109,6 +111,8 @@ class Tracer:
         return self.local_trace
 
     def local_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if self.truncated:
+            return None  # recording is over: this frame runs untraced from now on
         if event == "line":
             self._step(frame, "line", None)
         elif event == "return":
@@ -139,6 +143,10 @@ class Tracer:
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
         self.count += 1
         if self.count > self.max_steps:
+            if self.keep_running:
+                self.count, self.truncated = self.max_steps, True
+                sys.settrace(None)
+                return
             self.on_limit("step_limit")
         # Fields at their default are left out (see schema.py): most steps change nothing and
         # print nothing, and the envelope would otherwise be most of a trace's size.
@@ -251,6 +259,7 @@ class Execution:
             "error": error,
             "stdout": self.output.text(),
             "steps": self.tracer.count,
+            "truncated": self.tracer.truncated,
         }
 
     def limit(self, status: str) -> None:
