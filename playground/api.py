@@ -12,13 +12,14 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
 
+from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
-from playground.programs.models import Dataset, Program
+from playground.programs.models import Dataset, Program, Puzzle, TaskExample
 from playground.programs.validation import ProgramError, check_call, check_size, check_source
 from playground.runs.access import get_run_for_user
 from playground.runs.limits import allowed_overrides
-from playground.runs.methods import METHODS
+from playground.runs.methods import METHOD_TOKENS
 from playground.runs.ratelimits import may_start_run
 from playground.runs.services import start_run
 
@@ -43,6 +44,9 @@ class ModelOut(Schema):
 
 class RunIn(Schema):
     program_id: int | None = None
+    puzzle: str | None = None  # a P3 puzzle's name, e.g. "Study_1:0" (method "puzzle")
+    task: str | None = None  # a BIG-Bench Hard task and the instance's index (coc, tae)
+    task_index: int | None = None
     source: str | None = None
     call: str = ""
     stdin: str = ""
@@ -50,13 +54,17 @@ class RunIn(Schema):
     model: str = ""
     cpu_s: int | None = None
     max_steps: int | None = None
+    max_tokens: int | None = None
 
 
 class RunOut(Schema):
     id: int
     url: str
     events_url: str
-    program_id: int
+    kind: str
+    program_id: int | None
+    puzzle: str | None
+    task_example: str | None
     status: str
     method: str
     model: str | None
@@ -108,6 +116,13 @@ def _program_for(request: HttpRequest, data: RunIn) -> Program:
     return program
 
 
+def _get(model: Any, what: str, **lookup: Any) -> Any:
+    found = model.objects.filter(**lookup).first()
+    if found is None:
+        raise HttpError(404, f"No such {what} in the library.")
+    return found
+
+
 def _setting(name: str) -> int:
     return int(getattr(settings, name))
 
@@ -117,13 +132,19 @@ def _setting(name: str) -> int:
 )
 def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     """Run a saved program (``program_id``) or new code (``source``, ``call``, ``stdin``) for
-    real, and with ``method`` direct/cot have ``model`` emulate it."""
+    real and, with an emulation ``method``, have ``model`` emulate it; or have ``model`` solve a
+    P3 ``puzzle`` or answer a BIG-Bench Hard ``task`` instance (``task_index``)."""
     # A request that rides on a session cookie must prove it comes from our pages or a client
     # that read the CSRF cookie, exactly as a form post does.
     if settings.SESSION_COOKIE_NAME in request.COOKIES and check_csrf(request) is not None:
         raise HttpError(403, "CSRF check failed: send the X-CSRFToken header.")
-    if data.method not in METHODS:
-        raise HttpError(422, f"Unknown method {data.method!r}; one of {', '.join(METHODS)}.")
+    kind = "puzzle" if data.puzzle else "task" if data.task else "program"
+    offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
+    if data.method not in offered:
+        raise HttpError(
+            422,
+            f"The method {data.method!r} does not apply to a {kind}; one of {', '.join(offered)}.",
+        )
     if data.method != "real":
         try:
             names = {m.name for m in load_models()}
@@ -133,13 +154,22 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
     if not may_start_run(request):
         raise HttpError(429, "Too many runs in a minute: wait a moment and try again.")
-    program = _program_for(request, data)
+    item: dict[str, Any]
+    if data.puzzle:
+        item = {"puzzle": _get(Puzzle, "puzzle", name=data.puzzle)}
+    elif data.task:
+        example = _get(TaskExample, "task instance", task__name=data.task, index=data.task_index)
+        item = {"task_example": example}
+    else:
+        item = {"program": _program_for(request, data)}
     limits = allowed_overrides(
         {"cpu_s": data.cpu_s, "max_steps": data.max_steps},
         authenticated=request.user.is_authenticated,
     )
+    tokens = METHOD_TOKENS.get(data.method, 512)
     run = start_run(
-        program=program,
+        **item,
+        max_tokens=max(16, min(data.max_tokens, tokens)) if data.max_tokens else tokens,
         user=request.user,
         anon_token=anon_token(request, create=True),
         method=data.method,

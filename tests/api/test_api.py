@@ -61,7 +61,9 @@ def test_a_saved_program_must_be_visible_to_the_requester() -> None:
     [
         ({"source": "def f(:\n"}, "Syntax error on line 1"),
         ({"source": SOURCE, "call": "x = f([1])"}, "not a single Python expression"),
-        ({"source": SOURCE, "call": "f([1])", "method": "guess"}, "Unknown method 'guess'"),
+        ({"source": SOURCE, "call": "f([1])", "method": "guess"}, "'guess' does not apply"),
+        ({"source": SOURCE, "call": "f([1])", "method": "puzzle"}, "one of real, direct"),
+        ({"puzzle": "Study_1:0", "method": "trace"}, "does not apply to a puzzle"),
         (
             {"source": SOURCE, "call": "f([1])", "method": "direct", "model": "gpt-9"},
             "Unknown model 'gpt-9'",
@@ -102,3 +104,39 @@ def test_the_openapi_schema_describes_the_api() -> None:
     schema = Client().get("/api/openapi.json").json()
     assert {"/api/models", "/api/runs", "/api/runs/{run_id}"} <= set(schema["paths"])
     assert Client().get("/api/docs").status_code == 200
+
+
+def test_a_puzzle_and_a_task_instance_are_run_through_the_api(
+    eager: None, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from playground.programs.library import import_library
+    from playground.programs.models import Puzzle, TaskExample
+    from tests.oracle import Oracle, oracle_server
+
+    import_library()
+    puzzle = Puzzle.objects.get(name="Study_4:0")  # a list of 10 whose 4th item occurs twice
+    example = TaskExample.objects.get(task__name="boolean_expressions", index=0)
+    oracle = Oracle(solutions={puzzle.sat: "[0, 1, 2, 3, 3, 5, 6, 7, 8, 9]"})
+    oracle.targets[example.input] = example.target
+    client = Client(REMOTE_ADDR=_fresh_ip())
+    with oracle_server(oracle) as model:
+        entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+        monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([entry]))
+        with django_capture_on_commit_callbacks(execute=True):
+            solved = _post(client, puzzle=puzzle.name, method="puzzle", model="oracle")
+            answered = _post(
+                client, task="boolean_expressions", task_index=0, method="tae", model="oracle"
+            )
+        assert _post(client, puzzle="Nope:0", method="puzzle", model="oracle").status_code == 404
+    assert solved.status_code == 201, solved.content
+    run = client.get(f"/api/runs/{solved.json()['id']}").json()
+    assert run["kind"] == "puzzle"
+    assert run["puzzle"] == "Study_4:0"
+    assert run["emulation"]["verdict"]["status"] == "correct"
+    assert run["trace"]["result"] == "True"  # sat(answer), run in the sandbox
+    run = client.get(f"/api/runs/{answered.json()['id']}").json()
+    assert run["kind"] == "task"
+    assert run["emulation"]["verdict"]["status"] == "correct"
+    assert run["emulation"]["details"]["plan"]["pseudocode"]
