@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.stack import Stack, running_stack
 
@@ -56,4 +56,71 @@ def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser)
     expect(stranger.locator("#verdict")).to_have_text(page.locator("#verdict").inner_text())
     expect(stranger.get_by_text("Shared run · read-only")).to_be_visible()
     stranger.close()
+    page.close()
+
+
+def _watch(page: Page, selector: str, until: str, seconds: float = 90) -> list[int]:
+    """How many elements match ``selector``, sampled until ``until`` appears."""
+    counts: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not page.locator(until).count():
+        counts.append(page.locator(selector).count())
+        time.sleep(0.05)
+    return counts
+
+
+def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
+    stack: Stack, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
+    page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
+    page.get_by_label("Method").select_option("trace")
+    page.locator("summary", has_text="Limits for this run").click()
+    page.get_by_label("Longest model answer").fill("400")
+    page.get_by_role("button", name="Run it for real").click()
+    counts = _watch(page, "#emulated-steps li", until="#comparison-summary")
+    assert max(counts, default=0) >= 1, "no step appeared while the model was writing"
+    expect(page.locator("#comparison-summary")).to_be_visible()
+    expect(page.locator("#first-divergence")).not_to_be_empty()
+    expect(page.locator("#cmp")).to_be_visible()  # the side-by-side view
+    if page.locator("#cmp-jump").is_enabled():
+        page.locator("#cmp-jump").click()
+        expect(page.locator("#cmp-divergence")).to_be_visible()
+    page.close()
+
+
+def test_think_and_execute_shows_its_plan_live_and_reuses_it(
+    stack: Stack, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    for index, label in ((0, "new"), (1, "reused")):
+        page.goto(f"http://127.0.0.1:{stack.port}/library/tasks/navigate/{index}/")
+        page.get_by_label("Method").select_option("tae")
+        page.get_by_role("button", name="Ask the model").click()
+        if index == 0:
+            plans = _watch(page, "#live-plan pre", until="#verdict")
+            assert max(plans, default=0) == 1, "the plan did not appear while the model worked"
+        expect(page.locator("#verdict")).to_be_visible(timeout=90_000)
+        expect(page.locator("#plan .tag")).to_have_text(label)
+    page.close()
+
+
+def test_a_puzzle_and_chain_of_code_on_a_task_finish_in_the_browser(
+    stack: Stack, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{stack.port}/library/puzzles/Study_4:0/")
+    page.get_by_role("button", name="Ask the model to solve it").click()
+    expect(page.locator("#verdict")).to_be_visible(timeout=120_000)
+    expect(page.locator("#attempts li").first).to_be_visible()
+
+    page.goto(f"http://127.0.0.1:{stack.port}/library/tasks/object_counting/0/")
+    page.get_by_label("Method").select_option("coc")
+    page.get_by_role("button", name="Ask the model").click()
+    expect(page.locator("#verdict")).to_be_visible(timeout=120_000)
+    expect(page.locator("#generated-program")).to_be_visible()
     page.close()
