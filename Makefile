@@ -67,6 +67,7 @@ services: install ## Only PostgreSQL and Redis (for running pytest or manage.py 
 
 bench: install
 	$(LAUNCH) exec -- $(PY) bench/library_import.py
+	$(PY) bench/emulation_costs.py
 
 clean:
 	rm -rf $(VENV) staticfiles .mypy_cache .ruff_cache .pytest_cache
