@@ -50,7 +50,8 @@ def run_embedded(
         assert run.status == Run.Status.DONE, (method, run.error)
         assert run.verdict["status"] in READABLE, run.verdict
         assert run.emulated_text.strip(), "the model's text is kept"
-        assert run.model_calls >= 1
+        if method != "coc":  # Chain of Code asks only for lines Python cannot run
+            assert run.model_calls >= 1
         return run
 
     return start
@@ -83,6 +84,7 @@ def test_chain_of_code_finishes_on_programs_and_tasks(run_embedded: Callable[...
     for program in _programs():
         run = run_embedded("coc", program=program)
         assert run.emulated_trace is not None
+        assert run.model_calls == 0  # Python runs these library programs entirely
     for example in TaskExample.objects.filter(task__name="object_counting").order_by("index")[:2]:
         run = run_embedded("coc", task_example=example)
         assert "program" in run.details
