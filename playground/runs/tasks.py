@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import shared_task
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from playground import sandbox
+from playground.compare import compare_traces
 from playground.emulation.base import Cancelled, Emulation, Params, Session
 from playground.emulation.registry import REGISTRY
 from playground.llm.client import LLMError
@@ -102,7 +104,7 @@ def execute_emulation(run_id: int) -> str:
         model,
         params=Params(temperature=run.temperature, seed=run.seed, max_tokens=run.max_tokens),
         plans=DatabasePlans(),
-        emit=lambda kind, **data: announce(run_id, kind, **data),
+        emit=LiveComparison(run, method.compares_steps).emit,
         on_text=save_text,
         cancelled=lambda: Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists(),
         limits=limits_for_run(run.limits),
@@ -122,6 +124,56 @@ def execute_emulation(run_id: int) -> str:
     store_emulation(run_id, emulation, session)
     finish_if_complete(run_id)
     return "ok"
+
+
+class LiveComparison:
+    """Passes a method's events on to viewers and, for a trace written step by step, compares
+    the steps so far with the real trace (once it exists) every few steps, so viewers see the
+    agreement and the first divergence while the model is still writing."""
+
+    EVERY_S = 0.5
+
+    def __init__(self, run: Run, compares_steps: bool) -> None:
+        self.run_id = run.pk
+        self.active = compares_steps and run.has_real_run
+        self.from_call = run.method == "trace" and bool(run.call)
+        self.steps: list[dict[str, Any]] = []
+        self.real: dict[str, Any] | None = None
+        self.last = 0.0
+        self.reported: int | None = None
+
+    def emit(self, kind: str, **data: Any) -> None:
+        announce(self.run_id, kind, **data)
+        if kind != "step" or not self.active:
+            return
+        self.steps.append(data["step"])
+        if time.monotonic() - self.last >= self.EVERY_S:
+            self.last = time.monotonic()
+            self.compare()
+
+    def compare(self) -> None:
+        if self.real is None:
+            trace = Trace.objects.filter(run_id=self.run_id, kind=Trace.Kind.REAL).first()
+            if trace is None:
+                return
+            self.real = trace.data
+        so_far = {"steps": self.steps, "result": None, "stdout": ""}
+        comparison = compare_traces(self.real, so_far, from_call=self.from_call).as_dict()
+        divergence = comparison["first_divergence"]
+        # Real steps the model has not reached yet are not a divergence (yet).
+        if divergence is not None and divergence.get("emulated_step") is None:
+            divergence = None
+        prefix = comparison["correct_prefix"] if divergence else len(self.steps)
+        if divergence is None and self.reported is None and prefix == 0:
+            return
+        announce(
+            self.run_id,
+            "progress",
+            steps=len(self.steps),
+            correct_prefix=prefix,
+            divergence=divergence["message"] if divergence else None,
+        )
+        self.reported = prefix
 
 
 def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None:

@@ -49,6 +49,26 @@ def plan_fragment(event: dict[str, Any]) -> str:
     )
 
 
+def progress_fragment(event: dict[str, Any]) -> str:
+    """The comparison so far, while the model is still writing its trace."""
+    if event.get("divergence"):
+        text = format_html(
+            "So far: the first {} step{} agree; then {}",
+            event.get("correct_prefix"),
+            "" if event.get("correct_prefix") == 1 else "s",
+            event["divergence"],
+        )
+    else:
+        text = format_html(
+            "So far: all {} step{} the model wrote agree with the real run.",
+            event.get("steps"),
+            "" if event.get("steps") == 1 else "s",
+        )
+    return format_html(
+        '<div id="live-comparison" class="notice" role="status" hx-swap-oob="true">{}</div>', text
+    )
+
+
 def program_fragment(event: dict[str, Any]) -> str:
     return format_html(
         '<div id="live-program" class="card" hx-swap-oob="true"><h3>The program the model '
@@ -70,7 +90,12 @@ def state(page_url: str, events: list[dict[str, Any]]) -> str:
         parts.append(
             f'<ol id="emulated-steps" class="live-steps" start="0" hx-swap-oob="true">{steps}</ol>'
         )
-    for kind, render in (("plan", plan_fragment), ("program", program_fragment)):
+    renderers = (
+        ("plan", plan_fragment),
+        ("program", program_fragment),
+        ("progress", progress_fragment),
+    )
+    for kind, render in renderers:
         latest = [e for e in events if e["type"] == kind]
         if latest:
             parts.append(render(latest[-1]))
@@ -90,6 +115,8 @@ def event_fragment(page_url: str, event: dict[str, Any]) -> str:
         return f'<div hx-swap-oob="beforeend:#emulated-steps">{step_item(event.get("step"))}</div>'
     if kind == "plan":
         return plan_fragment(event)
+    if kind == "progress":
+        return progress_fragment(event)
     if kind == "program":
         return program_fragment(event)
     fragment: str = format_html(

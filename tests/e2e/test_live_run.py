@@ -80,7 +80,10 @@ def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
     page.locator("summary", has_text="Limits for this run").click()
     page.get_by_label("Longest model answer").fill("400")
     page.get_by_role("button", name="Run it for real").click()
-    counts = _watch(page, "#emulated-steps li", until="#comparison-summary")
+    counts = _watch(page, "#emulated-steps li", until="#live-comparison:not(:empty)")
+    live = page.locator("#live-comparison").inner_text()
+    assert live.startswith("So far:"), live  # compared with the real run while streaming
+    counts += _watch(page, "#emulated-steps li", until="#comparison-summary")
     assert max(counts, default=0) >= 1, "no step appeared while the model was writing"
     expect(page.locator("#comparison-summary")).to_be_visible()
     expect(page.locator("#first-divergence")).not_to_be_empty()

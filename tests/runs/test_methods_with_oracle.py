@@ -159,3 +159,26 @@ def test_one_deliberate_error_is_reported_at_its_step(
         assert divergence["real_step"] == module_steps + k
         assert divergence["kind"] == "value"
         assert run.comparison["correct_prefix"] == k
+
+
+def test_viewers_see_the_divergence_while_the_trace_is_still_streaming(
+    oracle: Oracle, run_method: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playground.runs.tasks import LiveComparison
+    from playground.streaming.events import published
+
+    monkeypatch.setattr(LiveComparison, "EVERY_S", 0.0)  # compare after every step
+    program = _programs()[1]
+    oracle.error_step = 3
+    run = run_method("trace", program=program)
+    events = published(run.pk)
+    kinds = [e["type"] for e in events]
+    progress = [e for e in events if e["type"] == "progress"]
+    assert progress, kinds
+    assert kinds.index("progress") < kinds.index("done")
+    clean = [e for e in progress if e["divergence"] is None]
+    wrong = [e for e in progress if e["divergence"] is not None]
+    assert [e["steps"] for e in clean] == [1, 2, 3]  # the oracle's first three steps are right
+    assert wrong[0]["steps"] == 4
+    assert wrong[0]["correct_prefix"] == 3
+    assert wrong[0]["divergence"] == run.comparison["first_divergence"]["message"]
