@@ -56,11 +56,7 @@ def execute_real_run(run_id: int) -> str:
             log.error("run %s: sandbox unavailable: %s", run_id, exc)
             fail_run(run_id, f"The sandbox is not available on this server: {exc}")
             return "failed"
-        Trace.objects.update_or_create(
-            run_id=run_id,
-            kind=Trace.Kind.REAL,
-            defaults={"status": trace["status"], "step_count": len(trace["steps"]), "data": trace},
-        )
+        save_trace(run_id, Trace.Kind.REAL, trace)
         announce(
             run_id,
             "trace",
@@ -176,29 +172,22 @@ class LiveComparison:
         self.reported = prefix
 
 
+def save_trace(run_id: int, kind: str, trace: dict[str, Any]) -> None:
+    """Store the run's trace of this kind (again, for a retried task)."""
+    Trace.objects.update_or_create(
+        run_id=run_id,
+        kind=kind,
+        defaults={"status": trace["status"], "step_count": len(trace["steps"]), "data": trace},
+    )
+
+
 def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None:
     """Save what the method produced, in one transaction."""
     with transaction.atomic():
         if emulation.trace is not None:
-            Trace.objects.update_or_create(
-                run_id=run_id,
-                kind=Trace.Kind.EMULATED,
-                defaults={
-                    "status": emulation.trace["status"],
-                    "step_count": len(emulation.trace["steps"]),
-                    "data": emulation.trace,
-                },
-            )
+            save_trace(run_id, Trace.Kind.EMULATED, emulation.trace)
         if emulation.real_trace is not None:  # a puzzle's sat(answer)
-            Trace.objects.update_or_create(
-                run_id=run_id,
-                kind=Trace.Kind.REAL,
-                defaults={
-                    "status": emulation.real_trace["status"],
-                    "step_count": len(emulation.real_trace["steps"]),
-                    "data": emulation.real_trace,
-                },
-            )
+            save_trace(run_id, Trace.Kind.REAL, emulation.real_trace)
         verdict = emulation.verdict or ({"problem": emulation.problem} if emulation.problem else {})
         fields: dict[str, Any] = {
             "emulated_text": session.transcript,

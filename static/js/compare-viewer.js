@@ -34,7 +34,6 @@
     return;
   }
 
-  var CHECKPOINT_EVERY = 256;
   var MAX_CELLS = 2000;
   var STATUS_CLASS = { match: "s-match", value: "s-value", output: "s-output", control_flow: "s-flow" };
   var STATUS_RANK = { match: 0, output: 1, value: 1, control_flow: 2 };
@@ -68,50 +67,12 @@
       if (!indexOf.has(step.i)) indexOf.set(step.i, steps.length);
       steps.push(step);
     }
-    var allOutput = "";
-    var outputEnd = new Array(steps.length);
-    for (var o = 0; o < steps.length; o++) {
-      allOutput += steps[o].stdout;
-      outputEnd[o] = allOutput.length;
-    }
-    var checkpoints = []; // checkpoints[c] = state before applying step c * CHECKPOINT_EVERY
-
-    function emptyState() { return { stack: [], popPending: false }; }
-    function copyState(st) {
-      return {
-        stack: st.stack.map(function (f) { return { func: f.func, vars: new Map(f.vars) }; }),
-        popPending: st.popPending,
-      };
-    }
-    function apply(state, step) {
-      if (state.popPending) { state.stack.pop(); state.popPending = false; }
-      if (step.event === "call" || state.stack.length === 0) {
-        state.stack.push({ func: step.func, vars: new Map() });
-      }
-      var frame = state.stack[state.stack.length - 1];
-      var names = Object.keys(step.locals);
-      for (var n = 0; n < names.length; n++) frame.vars.set(names[n], step.locals[names[n]]);
-      if (step.event === "return") state.popPending = true;
-    }
-    // The state after applying steps 0..index (index -1: nothing yet).
-    function stateAt(index) {
-      if (index < 0) return emptyState();
-      var c = Math.floor(index / CHECKPOINT_EVERY);
-      while (checkpoints.length <= c) {
-        var n = checkpoints.length;
-        var base = n === 0 ? emptyState() : copyState(checkpoints[n - 1]);
-        for (var j = (n - 1) * CHECKPOINT_EVERY; n > 0 && j < n * CHECKPOINT_EVERY; j++) apply(base, steps[j]);
-        checkpoints.push(base);
-      }
-      var state = copyState(checkpoints[c]);
-      for (var t = c * CHECKPOINT_EVERY; t <= index; t++) apply(state, steps[t]);
-      return state;
-    }
+    var state = window.TraceState.track(steps);
     return {
       steps: steps,
       indexOf: indexOf,
-      stateAt: stateAt,
-      outputAt: function (index) { return index < 0 ? "" : allOutput.slice(0, outputEnd[index]); },
+      stateAt: state.stateAt,
+      outputAt: state.outputAt,
     };
   }
 

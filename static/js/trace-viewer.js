@@ -11,8 +11,6 @@
     document.getElementById("step-info").textContent = "No steps were recorded.";
     return;
   }
-  var CHECKPOINT_EVERY = 256;
-  var checkpoints = []; // checkpoints[k] = state before applying step k * CHECKPOINT_EVERY
   var slider = document.getElementById("step-slider");
   var info = document.getElementById("step-info");
   var framesEl = document.getElementById("frames");
@@ -21,43 +19,8 @@
   var current = -1;
   var markedLines = [];
 
-  // Output so far: one string and the offset where each step's output ends.
-  var allOutput = "";
-  var outputEnd = new Array(steps.length);
-  for (var i = 0; i < steps.length; i++) {
-    allOutput += steps[i].stdout || "";
-    outputEnd[i] = allOutput.length;
-  }
-
-  function emptyState() { return { stack: [], popPending: false }; }
-  function copyState(s) {
-    return {
-      stack: s.stack.map(function (f) { return { func: f.func, vars: new Map(f.vars) }; }),
-      popPending: s.popPending,
-    };
-  }
-  function apply(state, step) {
-    if (state.popPending) { state.stack.pop(); state.popPending = false; }
-    if (step.event === "call" || state.stack.length === 0) {
-      state.stack.push({ func: step.func, vars: new Map() });
-    }
-    var frame = state.stack[state.stack.length - 1];
-    var names = Object.keys(step.locals || {});
-    for (var n = 0; n < names.length; n++) frame.vars.set(names[n], step.locals[names[n]]);
-    if (step.event === "return") state.popPending = true;
-  }
-  function stateAt(index) {
-    var k = Math.floor(index / CHECKPOINT_EVERY);
-    while (checkpoints.length <= k) {
-      var c = checkpoints.length;
-      var base = c === 0 ? emptyState() : copyState(checkpoints[c - 1]);
-      for (var j = (c - 1) * CHECKPOINT_EVERY; c > 0 && j < c * CHECKPOINT_EVERY; j++) apply(base, steps[j]);
-      checkpoints.push(base);
-    }
-    var state = copyState(checkpoints[k]);
-    for (var s = k * CHECKPOINT_EVERY; s <= index; s++) apply(state, steps[s]);
-    return state;
-  }
+  var track = window.TraceState.track(steps);
+  var stateAt = track.stateAt;
 
   function markLine(line, cls) {
     var el = document.getElementById("line-" + line);
@@ -119,7 +82,7 @@
       tr.appendChild(td);
       varsBody.appendChild(tr);
     }
-    outputEl.textContent = allOutput.slice(0, outputEnd[index]);
+    outputEl.textContent = track.outputAt(index);
     outputEl.scrollTop = outputEl.scrollHeight;
     if (history.replaceState) history.replaceState(null, "", "#step-" + (index + 1));
   }
