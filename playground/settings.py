@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "playground.llm",
     "playground.streaming",
     "playground.sharing",
+    "playground.classroom",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +128,7 @@ CELERY_TASK_DEFAULT_QUEUE = "sandbox"
 CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
+    "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
 }
 CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps

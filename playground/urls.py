@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("playground.programs.urls")),
     path("", include("playground.runs.urls")),
     path("", include("playground.sharing.urls")),
+    path("", include("playground.classroom.urls")),
     path("admin/", admin.site.urls),
 ]

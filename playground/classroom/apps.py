@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ClassroomConfig(AppConfig):
+    name = "playground.classroom"
+    default_auto_field = "django.db.models.BigAutoField"
