@@ -183,3 +183,82 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
 def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     """A run's status, its real trace (schema v1) and the model's emulation with its verdict."""
     return get_run_for_user(request, run_id).as_dict()
+
+
+# -- Classroom ---------------------------------------------------------------------------------
+
+
+def _classroom_assignment(
+    request: HttpRequest, course_id: int, assignment_id: int, *, staff: bool
+) -> tuple[Any, Any]:
+    """The assignment and the requester's membership, with the pages' rules (404 for
+    non-members, 403 for a student on staff data)."""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    from playground.classroom.access import get_assignment
+
+    try:
+        return get_assignment(request, course_id, assignment_id, staff=staff)
+    except Http404:
+        raise HttpError(404, "No such assignment, or you are not in its course.") from None
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc) or "Only the course's staff may see this.") from None
+
+
+@api.get(
+    "/courses/{course_id}/assignments/{assignment_id}/gradebook",
+    response={200: dict[str, Any], 403: ErrorOut, 404: ErrorOut},
+    summary="The gradebook of an assignment (staff)",
+)
+def classroom_gradebook(request: HttpRequest, course_id: int, assignment_id: int) -> dict[str, Any]:
+    from playground.classroom.gradebook import build
+
+    assignment, _ = _classroom_assignment(request, course_id, assignment_id, staff=True)
+    return build(assignment).as_dict()
+
+
+@api.get(
+    "/courses/{course_id}/assignments/{assignment_id}/submissions",
+    response={200: list[dict[str, Any]], 403: ErrorOut, 404: ErrorOut},
+    summary="Submissions of an assignment: all of them for staff, a student's own for a student",
+)
+def classroom_submissions(
+    request: HttpRequest, course_id: int, assignment_id: int
+) -> list[dict[str, Any]]:
+    from django.utils import timezone
+
+    from playground.classroom.models import Feedback, Submission
+
+    assignment, member = _classroom_assignment(request, course_id, assignment_id, staff=False)
+    submissions = Submission.objects.filter(item__assignment=assignment).select_related(
+        "student", "item"
+    )
+    staff = member.is_staff_role
+    show_grades = True
+    if not staff:
+        submissions = submissions.filter(student_id=request.user.pk)
+        window_end = assignment.window(request.user)[1]
+        show_grades = assignment.feedback == Feedback.AFTER_ATTEMPT or timezone.now() > window_end
+    out: list[dict[str, Any]] = []
+    for sub in submissions.order_by("submitted_at", "id"):
+        record: dict[str, Any] = {
+            "id": sub.pk,
+            "item": sub.item_id,
+            "attempt": sub.attempt,
+            "answer": sub.answer,
+            "submitted_at": sub.submitted_at.isoformat(),
+            "late": sub.late,
+            "status": sub.status,
+        }
+        if staff:
+            record["student"] = sub.student.get_username()
+        if show_grades:
+            record.update(
+                score=sub.score,
+                credit=sub.final_credit,
+                message=sub.feedback.get("message"),
+                override_comment=sub.override_comment or None,
+            )
+        out.append(record)
+    return out
