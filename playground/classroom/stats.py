@@ -1,0 +1,182 @@
+"""An item's statistics for its staff: how the students did (first attempt and best), their most
+common wrong answers, and the models' accuracy on the same program, from the runs on record."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from playground.classroom.models import Item, Mode, Submission
+from playground.emulation.values import NotALiteral, parse_literal
+from playground.llm.registry import RegistryError, load_models
+from playground.runs.methods import METHODS
+from playground.runs.models import Run
+
+MAX_SHOWN = 200  # characters of an answer shown in the table
+TOP_WRONG = 10
+
+
+@dataclass
+class Bar:
+    label: str
+    right: int
+    total: int
+    students: bool = False
+    short: str = ""  # for the chart: registry names rather than labels
+
+    def __post_init__(self) -> None:
+        self.short = self.short or self.label
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.right / self.total if self.total else None
+
+    @property
+    def percent(self) -> float:
+        return 100 * (self.accuracy or 0.0)
+
+
+@dataclass
+class WrongAnswer:
+    text: str
+    times: int
+    students: int
+
+
+@dataclass
+class ItemStats:
+    submitters: int = 0
+    submissions: int = 0
+    first: Bar = field(default_factory=lambda: Bar("Students, first attempt", 0, 0, True))
+    best: Bar = field(default_factory=lambda: Bar("Students, best attempt", 0, 0, True))
+    wrong: list[WrongAnswer] = field(default_factory=list)
+    models: list[Bar] = field(default_factory=list)
+
+    @property
+    def bars(self) -> list[Bar]:
+        return [self.first, self.best, *self.models]
+
+
+def normalise(text: str) -> str:
+    """One spelling per answer: a Python literal as its repr (``[1,2]`` and ``[1, 2]`` are the
+    same answer), anything else with its whitespace collapsed."""
+    text = text.strip()
+    try:
+        shown = repr(parse_literal(text))
+    except (NotALiteral, ValueError):  # ValueError: an int too long to print
+        shown = " ".join(text.split())
+    return shown if len(shown) <= MAX_SHOWN else shown[: MAX_SHOWN - 1] + "…"
+
+
+def wrong_parts(item: Item, submission: Submission) -> list[str]:
+    """The wrong parts of a graded answer, normalised: the answer itself, or for a trace each
+    variable that was wrong, as "checkpoint 2 (line 5): total = 3"."""
+    answer = submission.answer
+    if item.mode != Mode.TRACE:
+        return [normalise(answer if isinstance(answer, str) else str(answer))]
+    if not isinstance(answer, dict):
+        return []
+    details = (submission.feedback or {}).get("details") or {}
+    parts: list[str] = []
+    for index, checkpoint in enumerate(details.get("checkpoints") or []):
+        for name, right in (checkpoint.get("right") or {}).items():
+            if right:
+                continue
+            written = answer.get(f"{index}.{name}")
+            parts.append(
+                f"checkpoint {index + 1} (line {checkpoint.get('line')}): "
+                f"{name} = {normalise(str(written or ''))}"
+            )
+    return parts
+
+
+def _labels() -> dict[str, str]:
+    try:
+        return {m.name: m.label for m in load_models()}
+    except RegistryError:
+        return {}
+
+
+def model_bars(item: Item) -> list[Bar]:
+    """Each (model, method)'s accuracy on the item's program (or puzzle): finished runs whose
+    verdict is "correct", over all finished runs of that pair."""
+    if item.puzzle_id is not None:
+        runs = Run.objects.filter(puzzle_id=item.puzzle_id)
+    elif item.program_id is not None:
+        runs = Run.objects.filter(program_id=item.program_id)
+    else:
+        return []
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rows = (
+        runs.filter(status=Run.Status.DONE)
+        .exclude(method="real")
+        .values_list("model", "method", "verdict")
+    )
+    for model, method, verdict in rows.iterator():
+        tally = counts[(model, method)]
+        tally[1] += 1
+        tally[0] += isinstance(verdict, dict) and verdict.get("status") == "correct"
+    labels = _labels()
+    bars = [
+        Bar(
+            f"{labels.get(model, model) or '?'} · {METHODS.get(method, method)}",
+            right,
+            total,
+            short=f"{model or '?'} · {method}",
+        )
+        for (model, method), (right, total) in counts.items()
+    ]
+    return sorted(bars, key=lambda b: (-(b.accuracy or 0.0), b.label))
+
+
+def item_stats(item: Item) -> ItemStats:
+    stats = ItemStats()
+    graded = list(
+        Submission.objects.filter(item=item, status=Submission.Status.GRADED)
+        .order_by("student_id", "attempt")
+        .only("student_id", "attempt", "answer", "score", "feedback")
+    )
+    stats.submissions = len(graded)
+    best: dict[int, float] = {}
+    wrong: Counter[str] = Counter()
+    wrong_students: dict[str, set[int]] = defaultdict(set)
+    for sub in graded:
+        score = sub.score or 0.0
+        if sub.attempt == 1:
+            stats.first.total += 1
+            stats.first.right += score >= 1.0
+        best[sub.student_id] = max(best.get(sub.student_id, 0.0), score)
+        if score < 1.0:
+            for part in set(wrong_parts(item, sub)):
+                wrong[part] += 1
+                wrong_students[part].add(sub.student_id)
+    stats.submitters = len(best)
+    stats.best.total = len(best)
+    stats.best.right = sum(1 for score in best.values() if score >= 1.0)
+    stats.wrong = [
+        WrongAnswer(text, times, len(wrong_students[text]))
+        for text, times in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_WRONG]
+    ]
+    stats.models = model_bars(item)
+    return stats
+
+
+def chart(bars: list[Bar], *, width: int = 640, row: int = 46) -> dict[str, Any]:
+    """Geometry of the bar chart drawn as inline SVG by the template: each bar under its label,
+    its percentage after it."""
+    bar_w = width - 130
+    rows = []
+    for index, bar in enumerate(bars):
+        top = 6 + index * row
+        filled = round(bar_w * (bar.accuracy or 0.0), 1)
+        rows.append(
+            {"bar": bar, "label_y": top + 13, "y": top + 19, "width": filled, "pct_x": filled + 6}
+        )
+    return {
+        "width": width,
+        "height": 10 + len(bars) * row,
+        "bar_w": bar_w,
+        "bar_h": 20,
+        "rows": rows,
+    }
