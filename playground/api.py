@@ -12,6 +12,8 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
 
+from playground.classroom.guards import run_hidden_from, run_start_refusal
+from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
 from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
@@ -94,11 +96,24 @@ def list_models(request: HttpRequest) -> list[dict[str, Any]]:
     ]
 
 
-def _program_for(request: HttpRequest, data: RunIn) -> Program:
+def _refuse_hidden(request: HttpRequest, hidden: Hidden, *, source: str | None = None,
+                   puzzle_id: int | None = None) -> None:  # fmt: skip
+    """403 when this requester may not start this run now (an item of an open assignment in
+    one of their courses; in exam mode, any run)."""
+    refusal = run_start_refusal(request.user, source=source, puzzle_id=puzzle_id, hidden=hidden)
+    if refusal is not None:
+        raise HttpError(403, refusal)
+
+
+def _program_for(request: HttpRequest, data: RunIn, hidden: Hidden) -> Program:
     if data.program_id is not None:
-        return get_program_for_user(request, data.program_id)
+        program = get_program_for_user(request, data.program_id)
+        _refuse_hidden(request, hidden, source=program.source)
+        return program
     if data.source is None:
         raise HttpError(422, "Give program_id, or source (and call) for a new program.")
+    # The same text as a hidden program is refused before any copy of it is saved.
+    _refuse_hidden(request, hidden, source=data.source)
     try:
         check_source(data.source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
         check_call(data.call, max_chars=_setting("PLAYGROUND_MAX_CALL_CHARS"))
@@ -152,16 +167,20 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             names = set()
         if data.model not in names:
             raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
+    hidden = hidden_for(request.user)
+    _refuse_hidden(request, hidden)  # exam mode: no run at all
     if not may_start_run(request):
         raise HttpError(429, "Too many runs in a minute: wait a moment and try again.")
     item: dict[str, Any]
     if data.puzzle:
-        item = {"puzzle": _get(Puzzle, "puzzle", name=data.puzzle)}
+        puzzle = _get(Puzzle, "puzzle", name=data.puzzle)
+        _refuse_hidden(request, hidden, puzzle_id=puzzle.pk)
+        item = {"puzzle": puzzle}
     elif data.task:
         example = _get(TaskExample, "task instance", task__name=data.task, index=data.task_index)
         item = {"task_example": example}
     else:
-        item = {"program": _program_for(request, data)}
+        item = {"program": _program_for(request, data, hidden)}
     limits = allowed_overrides(
         {"cpu_s": data.cpu_s, "max_steps": data.max_steps},
         authenticated=request.user.is_authenticated,
@@ -179,10 +198,14 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     return Status(201, run.as_dict())
 
 
-@api.get("/runs/{run_id}", response={200: RunOut, 404: ErrorOut})
+@api.get("/runs/{run_id}", response={200: RunOut, 403: ErrorOut, 404: ErrorOut})
 def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
-    """A run's status, its real trace (schema v1) and the model's emulation with its verdict."""
-    return get_run_for_user(request, run_id).as_dict()
+    """A run's status, its real trace (schema v1) and the model's emulation with its verdict
+    (403 while an open assignment of one of the requester's courses hides its results)."""
+    run = get_run_for_user(request, run_id)
+    if run_hidden_from(request.user, run):
+        raise HttpError(403, HIDDEN_MESSAGE)
+    return run.as_dict()
 
 
 # -- Classroom ---------------------------------------------------------------------------------
@@ -240,8 +263,22 @@ def classroom_submissions(
         submissions = submissions.filter(student_id=request.user.pk)
         window_end = assignment.window(request.user)[1]
         show_grades = assignment.feedback == Feedback.AFTER_ATTEMPT or timezone.now() > window_end
+    from playground.classroom.progress import answer_revealed, guarded_message
+
+    rows = list(submissions.order_by("submitted_at", "id"))
+    revealed: dict[int, bool] = {}
+    if not staff:
+        for item_id in {s.item_id for s in rows}:
+            mine = [s for s in rows if s.item_id == item_id]
+            scores = [s.score for s in mine if s.score is not None]
+            revealed[item_id] = answer_revealed(
+                assignment,
+                request.user,
+                attempts=len(mine),
+                best_score=max(scores) if scores else None,
+            )
     out: list[dict[str, Any]] = []
-    for sub in submissions.order_by("submitted_at", "id"):
+    for sub in rows:
         record: dict[str, Any] = {
             "id": sub.pk,
             "item": sub.item_id,
@@ -257,7 +294,7 @@ def classroom_submissions(
             record.update(
                 score=sub.score,
                 credit=sub.final_credit,
-                message=sub.feedback.get("message"),
+                message=guarded_message(sub, staff or revealed[sub.item_id]),
                 override_comment=sub.override_comment or None,
             )
         out.append(record)

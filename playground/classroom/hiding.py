@@ -44,6 +44,16 @@ class Hidden:
         return self.program(run.source)
 
 
+def _possibly_open(now: Any) -> Q:
+    """Assignments whose last window may not have ended (a cheap filter before closes_at)."""
+    return (
+        Q(due_at__gte=now)
+        | Q(late_until__gte=now)
+        | Q(extensions__due_at__gte=now)
+        | Q(extensions__late_until__gte=now)
+    )
+
+
 def _open_items(assignments: Any) -> list[Item]:
     now = timezone.now()
     open_ids = [a.pk for a in assignments if a.hides_answers(now)]
@@ -59,8 +69,12 @@ def hidden_for(user: Any) -> Hidden:
         return Hidden()
     assignments = list(
         Assignment.objects.filter(
-            course__memberships__user=user, course__memberships__role=Role.STUDENT
-        ).prefetch_related("extensions")
+            _possibly_open(timezone.now()),
+            course__memberships__user=user,
+            course__memberships__role=Role.STUDENT,
+        )
+        .distinct()
+        .prefetch_related("extensions")
     )
     hidden = Hidden()
     for item in _open_items(assignments):
@@ -95,7 +109,8 @@ def in_open_assignment(run: Any) -> bool:
     if key is None:
         return False
     # Same text in another program (a copy): compare by key among open assignments' items.
-    for item in _open_items(Assignment.objects.prefetch_related("extensions")):
+    candidates = Assignment.objects.filter(_possibly_open(now)).distinct()
+    for item in _open_items(candidates.prefetch_related("extensions")):
         if item.program is not None and source_key(item.program.source) == key:
             return True
     return False

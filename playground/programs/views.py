@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from playground.classroom import guards
+from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.programs.access import (
     anon_token,
     get_own_program,
@@ -84,13 +86,29 @@ def library(request: HttpRequest) -> HttpResponse:
     return render(request, _template(request, "programs/library.html", "results"), context)
 
 
+def _hidden_context(
+    request: HttpRequest, *, source: str | None = None, puzzle_id: int | None = None
+) -> dict[str, object]:
+    """For a student of an open assignment with this program or puzzle: the results and the run
+    form give way to ``hidden_message``; in exam mode the run form gives way to ``run_refusal``."""
+    hidden = hidden_for(request.user)
+    results_hidden = (source is not None and hidden.program(source)) or (
+        puzzle_id is not None and puzzle_id in hidden.puzzles
+    )
+    refusal = guards.run_start_refusal(
+        request.user, source=source, puzzle_id=puzzle_id, hidden=hidden
+    )
+    return {
+        "hidden_message": HIDDEN_MESSAGE if results_hidden else "",
+        "run_refusal": refusal or "",
+    }
+
+
 def program_detail(request: HttpRequest, pk: int) -> HttpResponse:
     program = get_program_for_user(request, pk)
-    return render(
-        request,
-        "programs/program_detail.html",
-        {"program": program, "is_owner": owns(request, program)},
-    )
+    context: dict[str, object] = {"program": program, "is_owner": owns(request, program)}
+    context.update(_hidden_context(request, source=program.source))
+    return render(request, "programs/program_detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -164,7 +182,9 @@ def program_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def puzzle_detail(request: HttpRequest, name: str) -> HttpResponse:
     puzzle = get_object_or_404(Puzzle, name=name)
     siblings = Puzzle.objects.filter(family=puzzle.family).exclude(pk=puzzle.pk).only("name")[:20]
-    return render(request, "programs/puzzle_detail.html", {"puzzle": puzzle, "siblings": siblings})
+    context: dict[str, object] = {"puzzle": puzzle, "siblings": siblings}
+    context.update(_hidden_context(request, puzzle_id=puzzle.pk))
+    return render(request, "programs/puzzle_detail.html", context)
 
 
 def task_detail(request: HttpRequest, name: str) -> HttpResponse:
@@ -190,4 +210,5 @@ def task_example(request: HttpRequest, name: str, index: int) -> HttpResponse:
         "previous": TaskExample.objects.filter(task=example.task, index=index - 1).first(),
         "next": TaskExample.objects.filter(task=example.task, index=index + 1).first(),
     }
-    return render(request, "programs/task_example.html", {"example": example, **neighbours})
+    context = {"example": example, **neighbours, **_hidden_context(request)}
+    return render(request, "programs/task_example.html", context)

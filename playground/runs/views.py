@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from playground.classroom import guards
+from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
@@ -66,6 +68,14 @@ def _requested_method(request: HttpRequest, kind: str = "program") -> tuple[str,
 
 
 def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpResponse:
+    program, puzzle = item.get("program"), item.get("puzzle")
+    refusal = guards.run_start_refusal(
+        request.user,
+        source=program.source if program is not None else None,
+        puzzle_id=puzzle.pk if puzzle is not None else None,
+    )
+    if refusal is not None:
+        return guards.hidden_page(request, refusal)
     method, model = _requested_method(request, kind)
     if not may_start_run(request):
         messages.error(request, "Too many runs in a minute: wait a moment and try again.")
@@ -152,8 +162,18 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
     }
 
 
+def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:
+    """The refusal page when this run's results are hidden from the requester (a student of an
+    open assignment with its program or puzzle)."""
+    if guards.run_hidden_from(request.user, run):
+        return guards.hidden_page(request, HIDDEN_MESSAGE)
+    return None
+
+
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
+    if (refused := _hidden(request, run)) is not None:
+        return refused
     context = run_context(run)
     context["share_links"] = run.share_links.filter(revoked_at__isnull=True)
     return render(request, "runs/run_detail.html", context)
@@ -163,6 +183,8 @@ def run_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress fragment the run page polls (with the model's text so far); a finished run
     reloads the page."""
     run = get_run_for_user(request, pk)
+    if (refused := _hidden(request, run)) is not None:
+        return refused
     if run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
     return render(request, "runs/run_detail.html#progress", run_context(run))
@@ -178,6 +200,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
     """The run, its real trace (schema v1) and the model's emulation, as JSON."""
     run = get_run_for_user(request, pk)
+    if guards.run_hidden_from(request.user, run):
+        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
     return JsonResponse(run.as_dict(), json_dumps_params={"ensure_ascii": False})
 
 
@@ -188,4 +212,12 @@ def my_runs(request: HttpRequest) -> HttpResponse:
         .prefetch_related("traces")
     )
     page = Paginator(runs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "runs/my_runs.html", {"page": page, "status_text": STATUS_TEXT})
+    hidden = hidden_for(request.user)
+    context = {
+        "page": page,
+        "status_text": STATUS_TEXT,
+        # Rows of runs whose results are hidden show neither status nor result.
+        "hidden_runs": {run.pk for run in page if hidden.run(run)},
+        "hidden_message": HIDDEN_MESSAGE,
+    }
+    return render(request, "runs/my_runs.html", context)

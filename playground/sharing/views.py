@@ -9,6 +9,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from playground.classroom import guards
 from playground.runs.access import get_run_for_user
 from playground.runs.views import run_context
 from playground.sharing.models import ShareLink
@@ -39,8 +40,21 @@ def revoke_link(request: HttpRequest, pk: int, link_id: int) -> HttpResponse:
     return redirect(run)
 
 
+def _hidden(request: HttpRequest, link: ShareLink, *, embed: bool = False) -> HttpResponse | None:
+    """While an assignment with this run's program or puzzle is open, a share link shows no one
+    anything (whoever holds it could be a student): a 404 that says why."""
+    if not guards.shared_run_hidden(link.run):
+        return None
+    if embed:
+        context = {"message": guards.SHARED_HIDDEN_MESSAGE}
+        return render(request, "sharing/hidden_embed.html", context, status=404)
+    return guards.hidden_page(request, guards.SHARED_HIDDEN_MESSAGE, status=404)
+
+
 def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
+    if (hidden := _hidden(request, link)) is not None:
+        return hidden
     context = run_context(link.run, shared_token=link.token)
     return render(request, "runs/run_detail.html", context)
 
@@ -48,6 +62,8 @@ def shared_run(request: HttpRequest, token: str) -> HttpResponse:
 def shared_status(request: HttpRequest, token: str) -> HttpResponse:
     """The slow-poll fallback for a shared live run."""
     link = _active_link(token)
+    if (hidden := _hidden(request, link)) is not None:
+        return hidden
     if link.run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
     return render(
@@ -59,5 +75,7 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
 def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
     """A compact view for iframes (the only page that may be framed)."""
     link = _active_link(token)
+    if (hidden := _hidden(request, link, embed=True)) is not None:
+        return hidden
     context = run_context(link.run, shared_token=link.token)
     return render(request, "sharing/embed.html", context)

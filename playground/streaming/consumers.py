@@ -1,8 +1,9 @@
 """The run page's websocket: the run's events as htmx fragments, replayed then followed live.
 
 Open to whoever may see the run, or to a viewer holding an active share link of it
-(``?share=TOKEN``); a share viewer is checked again every few seconds, so a revoked link stops
-the stream.
+(``?share=TOKEN``); never while the run's results are hidden by an open assignment (from a
+student of its course, or from every share viewer). Viewers are checked again every few seconds,
+so a revoked link or an assignment that opens stops the stream.
 """
 
 from __future__ import annotations
@@ -16,17 +17,28 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import reverse
 
+from playground.classroom.guards import run_hidden_from, shared_run_hidden
 from playground.runs.access import run_for_scope
 from playground.sharing.models import ShareLink
 from playground.streaming import fragments
 from playground.streaming.events import agroup_name, apublished
 
 REFUSED = 4403
-RECHECK_SHARE_S = 5.0
+RECHECK_S = 5.0
 
 
-def _share_is_active(token: str, run_id: int) -> bool:
-    return ShareLink.objects.active().filter(token=token, run_id=run_id).exists()
+def _may_watch(scope: dict[str, Any], run_id: int, share_token: str) -> bool:
+    """Whether this viewer may follow this run now (one database round, in a worker thread)."""
+    if share_token:
+        link = (
+            ShareLink.objects.active()
+            .filter(token=share_token, run_id=run_id)
+            .select_related("run")
+            .first()
+        )
+        return link is not None and not shared_run_hidden(link.run)
+    run = run_for_scope(scope, run_id)
+    return run is not None and not run_hidden_from(scope.get("user"), run)
 
 
 class _Room:
@@ -93,13 +105,12 @@ class RunConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.share_token = (query.get("share") or [""])[0]
         if self.share_token:
-            allowed = await database_sync_to_async(_share_is_active)(self.share_token, self.run_id)
             self.page_url = reverse("sharing:view", args=[self.share_token])
         else:
-            allowed = (
-                await database_sync_to_async(run_for_scope)(self.scope, self.run_id) is not None
-            )
             self.page_url = reverse("runs:detail", args=[self.run_id])
+        allowed = await database_sync_to_async(_may_watch)(
+            self.scope, self.run_id, self.share_token
+        )
         if not allowed:
             await self.close(code=REFUSED)
             return
@@ -145,9 +156,12 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _flush(self) -> None:
         self.flush_pending = False
-        if self.share_token and time.monotonic() - self.checked_at > RECHECK_SHARE_S:
+        if time.monotonic() - self.checked_at > RECHECK_S:
             self.checked_at = time.monotonic()
-            if not await database_sync_to_async(_share_is_active)(self.share_token, self.run_id):
+            allowed = await database_sync_to_async(_may_watch)(
+                self.scope, self.run_id, self.share_token
+            )
+            if not allowed:
                 self.outbox = []
                 await self.close(code=REFUSED)
                 return

@@ -13,8 +13,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
+from playground.classroom.guards import run_hidden_from
+from playground.classroom.hiding import HIDDEN_MESSAGE
 from playground.runs.access import get_run_for_user
 from playground.runs.models import Run
 from playground.streaming.events import agroup_name, apublished
@@ -34,8 +36,10 @@ def _final_from_database(run: Run) -> dict[str, Any]:
     return {"seq": 0, "type": kind, "error": run.error or None, "verdict": run.verdict or None}
 
 
-async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | JsonResponse:
     run = await sync_to_async(get_run_for_user)(request, pk)
+    if await sync_to_async(run_hidden_from)(request.user, run):
+        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
     raw_after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
     after = int(raw_after) if raw_after.isdigit() else 0
 

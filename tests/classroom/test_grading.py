@@ -1,0 +1,360 @@
+"""Grading through services.submit, per mode: right, wrong, malformed (no attempt used) and
+malicious answers (never evaluated); the attempt limit; late credit at the exact limits, with
+an extension, and the same instants written in two time zones."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from playground.classroom import grading, services
+from playground.classroom.models import Extension, Item, Mode, Submission
+from playground.classroom.services import ClassroomError
+from playground.runs.models import Run
+from tests.classroom.student_world import (
+    SECRET,
+    assignment,
+    course_world,
+    hand_made_key,
+    library_program,
+    puzzle,
+    real_trace,
+)
+
+pytestmark = pytest.mark.django_db
+
+LOOP = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A file that a malicious answer would create if it were ever evaluated."""
+    path = f"/tmp/classroom-marker-{uuid.uuid4().hex}"
+    yield path
+    if os.path.exists(path):
+        os.remove(path)
+
+
+@pytest.fixture
+def keyed(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> Callable[..., Item]:
+    """An item whose answer key is the real run in the sandbox (the tasks run at once)."""
+
+    def make(mode: str, program: Any, a: Any, **fields: Any) -> Item:
+        item = Item.objects.create(assignment=a, mode=mode, program=program, **fields)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.prepare_item(item, by=a.course.created_by)
+        item.refresh_from_db()
+        assert item.key_run is not None
+        assert item.key_run.status == Run.Status.DONE
+        return item
+
+    return make
+
+
+def _score(item: Item, student: Any, answer: str) -> float | None:
+    sub, grade = services.submit(item=item, student=student, answer=answer)
+    assert sub is not None, grade
+    return sub.score
+
+
+def _attempts(item: Item, student: Any) -> int:
+    return Submission.objects.filter(item=item, student=student).count()
+
+
+# -- Predict the output ------------------------------------------------------------------------
+
+
+def test_output_right_wrong_and_malformed(keyed: Callable[..., Item]) -> None:
+    w = course_world()
+    item = keyed(Mode.OUTPUT, library_program(), assignment(w.course))
+    sub, grade = services.submit(item=item, student=w.s1, answer="'abc'")
+    assert sub is not None
+    assert grade is not None
+    assert (sub.score, sub.credit, sub.attempt) == (0.0, 0.0, 1)
+    assert SECRET in grade.message  # the feedback says what it returns
+
+    sub, grade = services.submit(item=item, student=w.s1, answer=f"  '{SECRET}'  ")
+    assert sub is not None
+    assert (sub.score, sub.credit, sub.attempt) == (1.0, 1.0, 2)
+
+    sub, grade = services.submit(item=item, student=w.s1, answer="[1, 2")
+    assert sub is None
+    assert grade is not None
+    assert grade.invalid
+    assert "Python literal" in grade.message
+    assert _attempts(item, w.s1) == 2  # a malformed answer uses no attempt
+
+
+def test_output_answer_is_never_evaluated(keyed: Callable[..., Item], marker: str) -> None:
+    w = course_world()
+    item = keyed(Mode.OUTPUT, library_program(), assignment(w.course))
+    attack = f"__import__('os').system('touch {marker}')"
+    sub, grade = services.submit(item=item, student=w.s1, answer=attack)
+    assert sub is None
+    assert grade is not None
+    assert grade.invalid
+    assert not os.path.exists(marker)
+    assert _attempts(item, w.s1) == 0
+
+
+def test_output_of_a_call_that_raises_is_the_exception_name(keyed: Callable[..., Item]) -> None:
+    w = course_world()
+    program = library_program(source="def f(x):\n    return 1 // x\n", call="f(0)", expected="")
+    item = keyed(Mode.OUTPUT, program, assignment(w.course))
+    sub, _ = services.submit(item=item, student=w.s1, answer="ZeroDivisionError")
+    assert sub is not None
+    assert sub.score == 1.0
+    sub, _ = services.submit(item=item, student=w.s1, answer="ValueError")
+    assert sub is not None
+    assert sub.score == 0.0
+
+
+# -- Predict the trace -------------------------------------------------------------------------
+
+
+def test_trace_checkpoints_score_each_variable(keyed: Callable[..., Item]) -> None:
+    w = course_world()
+    checkpoints = [
+        {"line": 4, "occurrence": 3, "variables": ["i", "total"]},
+        {"line": 5, "occurrence": 1, "variables": ["total"]},
+    ]
+    program = library_program(source=LOOP, call="f(4)", expected="6")
+    item = keyed(Mode.TRACE, program, assignment(w.course), checkpoints=checkpoints)
+
+    right = {"0.i": "2", "0.total": "1", "1.total": "6"}
+    sub, grade = services.submit(item=item, student=w.s1, answer=right)
+    assert sub is not None, grade
+    assert sub.score == 1.0, grade
+
+    half = {"0.i": "2", "0.total": "3", "1.total": "7"}
+    sub, grade = services.submit(item=item, student=w.s1, answer=half)
+    assert sub is not None
+    assert sub.score == pytest.approx(0.25)
+    assert grade is not None
+    assert grade.details["checkpoints"][0]["right"] == {
+        "i": True,
+        "total": False,
+    }
+
+    sub, grade = services.submit(item=item, student=w.s1, answer={"0.i": "2", "0.total": "1"})
+    assert sub is None
+    assert grade is not None
+    assert grade.invalid
+    assert "Fill in total at checkpoint 2" in grade.message
+    assert _attempts(item, w.s1) == 2
+
+
+# -- Solve the puzzle (graded in the sandbox by a task) ----------------------------------------
+
+
+def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any], marker: str
+) -> None:
+    w = course_world()
+    item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
+
+    def submit(answer: str) -> tuple[Submission | None, Any]:
+        with django_capture_on_commit_callbacks(execute=True):
+            sub, grade = services.submit(item=item, student=w.s1, answer=answer)
+        if sub is not None:
+            sub.refresh_from_db()
+        return sub, grade
+
+    sub, _ = submit("'ababab'")
+    assert sub is not None
+    assert sub.status == Submission.Status.GRADED
+    assert sub.score == 1.0
+    sub, _ = submit("'abab'")
+    assert sub is not None
+    assert sub.score == 0.0
+    assert "returns False" in sub.feedback["message"]
+
+    sub, grade = submit("[1, 2")
+    assert sub is None
+    assert grade.invalid
+    attack = f"__import__('os').system('touch {marker}')"
+    sub, grade = submit(attack)
+    assert sub is None
+    assert grade.invalid
+    # As a string literal it is only ever a value: sat('<that text>') is False.
+    sub, _ = submit(repr(attack))
+    assert sub is not None
+    assert sub.score == 0.0
+    assert not os.path.exists(marker)
+    assert _attempts(item, w.s1) == 3
+
+
+def test_a_puzzle_answer_waits_for_its_grading_task(eager: None) -> None:
+    w = course_world()
+    item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
+    sub, grade = services.submit(item=item, student=w.s1, answer="'ababab'")
+    assert grade is None
+    assert sub is not None
+    assert sub.status == Submission.Status.PENDING
+    services.grade_puzzle(sub)
+    sub.refresh_from_db()
+    assert (sub.status, sub.score) == (Submission.Status.GRADED, 1.0)
+
+
+# -- The model modes (keys made by hand: the model is not what is tested here) -----------------
+
+
+def test_divergence_marks_the_models_first_wrong_step() -> None:
+    w = course_world()
+    item = Item.objects.create(
+        assignment=assignment(w.course), mode=Mode.DIVERGENCE, program=library_program()
+    )
+    hand_made_key(
+        item,
+        real=real_trace(f"'{SECRET}'"),
+        emulated=real_trace("'nope'"),
+        comparison={"first_divergence": {"emulated_step": 3}, "emulated_steps": 5},
+    )
+    assert _score(item, w.s1, "3") == 1.0
+    assert _score(item, w.s1, "none") == 0.0
+    sub, grade = services.submit(item=item, student=w.s1, answer="step three")
+    assert sub is None
+    assert grade is not None
+    assert grade.invalid
+    assert _attempts(item, w.s1) == 2
+
+
+def test_beat_the_model_says_how_the_model_did() -> None:
+    w = course_world()
+    item = Item.objects.create(
+        assignment=assignment(w.course), mode=Mode.BEAT_MODEL, program=library_program()
+    )
+    hand_made_key(item, real=real_trace(f"'{SECRET}'"), prediction="'qz-1377'")
+    sub, grade = services.submit(item=item, student=w.s1, answer=f"'{SECRET}'")
+    assert sub is not None
+    assert sub.score == 1.0
+    assert grade is not None
+    assert "You beat the model." in grade.message
+    assert grade.details["model_right"] is False
+    sub, grade = services.submit(item=item, student=w.s1, answer="'x'")
+    assert sub is not None
+    assert sub.score == 0.0
+    assert grade is not None
+    assert "Neither you nor the model" in grade.message
+
+
+# -- Attempts and time ---------------------------------------------------------------------------
+
+
+def _output_item(w: Any, **fields: Any) -> Item:
+    """An output item with a hand-made key (fast: timing is what these tests are about)."""
+    item = Item.objects.create(
+        assignment=assignment(w.course, **fields), mode=Mode.OUTPUT, program=library_program()
+    )
+    hand_made_key(item, real=real_trace("3"))
+    return item
+
+
+def test_the_attempt_limit() -> None:
+    w = course_world()
+    item = _output_item(w, max_attempts=2)
+    services.submit(item=item, student=w.s1, answer="1")
+    services.submit(item=item, student=w.s1, answer="[1")  # malformed: not counted
+    services.submit(item=item, student=w.s1, answer="2")
+    with pytest.raises(ClassroomError, match="No attempts left"):
+        services.submit(item=item, student=w.s1, answer="3")
+    assert _attempts(item, w.s1) == 2
+    assert services.submit(item=item, student=w.s2, answer="3")[0] is not None  # per student
+
+
+T = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+def _timed_item(w: Any, due: datetime, late_until: datetime | None) -> Item:
+    return _output_item(
+        w, opens_at=due - timedelta(days=1), due_at=due, late_until=late_until, late_credit=40
+    )
+
+
+def _credit(item: Item, student: Any, now: datetime) -> tuple[bool, float]:
+    sub, _ = services.submit(item=item, student=student, answer="3", now=now)
+    assert sub is not None
+    assert sub.credit is not None
+    return sub.late, sub.credit
+
+
+def test_late_credit_at_the_exact_limits() -> None:
+    w = course_world()
+    item = _timed_item(w, T, T + timedelta(hours=1))
+    assert _credit(item, w.s1, T) == (False, 1.0)  # exactly at the due time: on time
+    assert _credit(item, w.s1, T + SECOND) == (True, 0.4)
+    assert _credit(item, w.s1, T + timedelta(hours=1)) == (True, 0.4)  # exactly the end: late
+    with pytest.raises(ClassroomError, match="closed"):
+        services.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=1) + SECOND)
+    with pytest.raises(ClassroomError, match="not open"):
+        services.submit(item=item, student=w.s1, answer="3", now=T - timedelta(days=2))
+
+
+def test_without_a_late_period_the_due_time_closes() -> None:
+    w = course_world()
+    item = _timed_item(w, T, None)
+    assert _credit(item, w.s1, T) == (False, 1.0)
+    with pytest.raises(ClassroomError, match="closed"):
+        services.submit(item=item, student=w.s1, answer="3", now=T + SECOND)
+
+
+def test_an_extension_moves_both_limits_for_that_student_only() -> None:
+    w = course_world()
+    item = _timed_item(w, T, T + timedelta(hours=1))
+    Extension.objects.create(
+        assignment=item.assignment,
+        student=w.s1,
+        due_at=T + timedelta(hours=2),
+        late_until=T + timedelta(hours=3),
+    )
+    assert _credit(item, w.s1, T + timedelta(hours=2)) == (False, 1.0)
+    assert _credit(item, w.s1, T + timedelta(hours=2) + SECOND) == (True, 0.4)
+    assert _credit(item, w.s1, T + timedelta(hours=3)) == (True, 0.4)
+    with pytest.raises(ClassroomError, match="closed"):
+        services.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=3) + SECOND)
+    # The other student keeps the course's window.
+    assert _credit(item, w.s2, T + SECOND) == (True, 0.4)
+    with pytest.raises(ClassroomError, match="closed"):
+        services.submit(item=item, student=w.s2, answer="3", now=T + timedelta(hours=1) + SECOND)
+
+
+@pytest.mark.parametrize("stored_in", ["UTC", "America/Los_Angeles"])
+@pytest.mark.parametrize("asked_in", ["UTC", "America/Los_Angeles"])
+def test_one_instant_in_two_time_zones_grades_the_same(stored_in: str, asked_in: str) -> None:
+    """17:00 UTC is 10:00 in Los Angeles (PDT, on 10 March 2026): whichever way the limits and
+    the submission time are written, exactly the due time is on time and a second later late."""
+    w = course_world()
+    due = T.astimezone(ZoneInfo(stored_in))
+    item = _timed_item(w, due, due + timedelta(hours=1))
+    at = T.astimezone(ZoneInfo(asked_in))
+    assert _credit(item, w.s1, at) == (False, 1.0)
+    assert _credit(item, w.s1, at + SECOND) == (True, 0.4)
+    assert _credit(item, w.s2, at + timedelta(hours=1)) == (True, 0.4)
+    with pytest.raises(ClassroomError, match="closed"):
+        services.submit(item=item, student=w.s2, answer="3", now=at + timedelta(hours=1, seconds=1))
+    # The pure rule agrees, wall-clock readings notwithstanding.
+    la = T.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert la.hour == 10
+    rule = {"opens_at": T - timedelta(days=1), "late_until": T + timedelta(hours=1)}
+    assert grading.timing(la, due=T, late_credit=40, **rule) == grading.timing(
+        T, due=la, late_credit=40, **rule
+    )
+    assert grading.timing(la + SECOND, due=T, late_credit=40, **rule).factor != 1.0
+
+
+def test_only_students_of_the_course_submit() -> None:
+    w = course_world()
+    item = _output_item(w)
+    for who in (w.instructor, w.outsider):
+        with pytest.raises(ClassroomError, match="Only the course's students"):
+            services.submit(item=item, student=who, answer="3")
+    assert not Submission.objects.exists()
