@@ -122,3 +122,16 @@ def running_stack() -> Iterator[Stack]:
             stack.kill()
             for line in processes_mentioning(tmp):
                 os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+@contextmanager
+def serving_stack(*, model: bool) -> Iterator[Stack]:
+    """The whole product started and ready: web, the sandbox and llm workers and, with
+    ``model``, the embedded model server."""
+    with running_stack() as stack:
+        stack.start()
+        for worker in ("sandbox", "llm"):
+            stack.wait_for(rf"{worker}@\S+ ready\.")
+        if model:
+            stack.wait_for(r"Uvicorn running on http://127\.0\.0\.1:" + str(stack.llm_port))
+        yield stack

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, serving_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PASSWORD = "a long enough passphrase 42"
@@ -22,10 +22,7 @@ PASSWORD = "a long enough passphrase 42"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with running_stack() as s:
-        s.start()
-        for worker in ("sandbox", "llm"):
-            s.wait_for(rf"{worker}@\S+ ready\.")
+    with serving_stack(model=False) as s:
         yield s
 
 

@@ -18,16 +18,9 @@ from tests.classroom.student_world import (
     library_program,
     puzzle,
 )
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, live_server: LiveServer, username: str) -> None:
-    page.goto(live_server.url + "/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
 def test_an_answer_brings_its_result_and_the_real_run(page: Page, live_server: LiveServer) -> None:
@@ -36,7 +29,7 @@ def test_an_answer_brings_its_result_and_the_real_run(page: Page, live_server: L
     item = Item.objects.create(assignment=assignment(w.course), mode=Mode.OUTPUT, program=program)
     trace = sandbox.run(program.source, call=program.call)
     hand_made_key(item, real=trace, owner=w.instructor)
-    _log_in(page, live_server, "student1")
+    log_in(page, live_server.url, "student1")
     page.goto(live_server.url + item.get_absolute_url())
     expect(page.locator("#viewer")).to_have_count(0)
 
@@ -67,7 +60,7 @@ def test_an_answer_brings_its_result_and_the_real_run(page: Page, live_server: L
 def test_a_puzzle_answer_updates_itself_once_graded(page: Page, live_server: LiveServer) -> None:
     w = course_world()
     item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
-    _log_in(page, live_server, "student1")
+    log_in(page, live_server.url, "student1")
     page.goto(live_server.url + item.get_absolute_url())
     page.locator("#answer-field").fill("'ababab'")
     page.get_by_role("button", name="Submit").click()

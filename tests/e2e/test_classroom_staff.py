@@ -17,16 +17,9 @@ from tests.classroom.staff_factories import (
     staffed_course,
     student_of,
 )
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, live_server: LiveServer, username: str) -> None:
-    page.goto(live_server.url + "/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("correct horse battery staple")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
 def test_picking_an_item_from_the_library(page: Page, live_server: LiveServer) -> None:
@@ -42,7 +35,7 @@ def test_picking_an_item_from_the_library(page: Page, live_server: LiveServer) -
         ans_type="str",
         sat="def sat(s: str):\n    return s.isupper()\n",
     )
-    _log_in(page, live_server, "teacher")
+    log_in(page, live_server.url, "teacher")
     page.goto(live_server.url + f"/courses/{course.pk}/assignments/{assignment.pk}/items/new/")
     expect(page.locator("#checkpoints")).to_be_hidden()
 
@@ -75,7 +68,7 @@ def test_the_submissions_list_refreshes_itself(page: Page, live_server: LiveServ
     assignment = AssignmentFactory(course=course)
     item = ItemFactory(assignment=assignment, title="Sum")
     sam = student_of(course, "sam")
-    _log_in(page, live_server, "teacher")
+    log_in(page, live_server.url, "teacher")
     page.goto(live_server.url + f"/courses/{course.pk}/assignments/{assignment.pk}/submissions/")
     expect(page.locator("#submission-rows")).to_contain_text("No submissions")
     SubmissionFactory(item=item, student=sam, answer="5", score=0.0, late=True)

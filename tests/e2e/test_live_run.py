@@ -10,18 +10,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, serving_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with running_stack() as s:
-        s.start()
-        for worker in ("sandbox", "llm"):
-            s.wait_for(rf"{worker}@\S+ ready\.")
-        s.wait_for(r"Uvicorn running on http://127\.0\.0\.1:" + str(s.llm_port))  # the model server
+    with serving_stack(model=True) as s:
         yield s
 
 
