@@ -1,0 +1,196 @@
+"""Scoring one answer as each benchmark defines it (pure Python, no Django).
+
+CRUXEval-O and P3 are decided by running code in the sandbox, never in this process: a model's
+answer is first read with ``parse_literal`` (a literal or nothing) and written back as Python
+source, so an answer can never be code. ``pass_at_k`` is the unbiased estimator of Chen et al.
+(2021, arXiv 2107.03374).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from playground import sandbox
+from playground.emulation.puzzle import PRELUDE, type_problem
+from playground.emulation.tae import normalise
+from playground.emulation.values import NotALiteral, parse_literal, repeats_input
+
+Status = Literal["pass", "fail", "unparsable", "error"]
+# (source, call) -> trace; ``BatchSandbox(Limits(keep_running=True)).run`` fits.
+Runner = Callable[[str, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Score:
+    """The verdict on one answer. ``status`` is "error" only when the check itself could not be
+    carried out (no sandbox, a broken trace): that is not the answer's fault and must not be
+    counted as wrong. ``leakage``: the answer only restated an argument of the call."""
+
+    passed: bool
+    leakage: bool
+    reason: str
+    status: Status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "leakage": self.leakage,
+            "reason": self.reason,
+            "status": self.status,
+        }
+
+
+def _passed(reason: str) -> Score:
+    return Score(passed=True, leakage=False, reason=reason, status="pass")
+
+
+def _not_passed(status: Status, reason: str, *, leakage: bool = False) -> Score:
+    return Score(passed=False, leakage=leakage, reason=reason, status=status)
+
+
+def _default_runner(source: str, call: str) -> dict[str, Any]:
+    # The verdict needs the call to finish; a trace of its first steps is enough.
+    return sandbox.run(source, call=call, limits=sandbox.Limits(keep_running=True))
+
+
+def literal_source(value: Any) -> str:
+    """Python source that evaluates back to ``value`` (from ``parse_literal``): its ``repr``,
+    except where a repr would not read back (an infinite float, an int past the digit limit)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, int):
+        try:
+            return repr(value)
+        except ValueError:  # more decimal digits than sys.get_int_max_str_digits() allows
+            return hex(value)
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "1e999" if value > 0 else "-1e999"
+        return repr(value)
+    if isinstance(value, complex):
+        if math.isinf(value.real) or math.isinf(value.imag):
+            return f"complex({literal_source(value.real)}, {literal_source(value.imag)})"
+        return repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(literal_source(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal_source(v) for v in value) + "]"
+    if isinstance(value, set):
+        return "{" + ", ".join(literal_source(v) for v in value) + "}" if value else "set()"
+    if isinstance(value, dict):
+        items = (f"{literal_source(k)}: {literal_source(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    return repr(value)  # str, bytes
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _run(runner: Runner | None, source: str, call: str) -> dict[str, Any] | Score:
+    """The trace of the check, or an "error" Score when it could not be carried out."""
+    try:
+        trace = (runner or _default_runner)(source, call)
+    except sandbox.SandboxUnavailable as exc:
+        return _not_passed("error", f"The sandbox is unavailable: {exc}")
+    error = trace.get("error") or {}
+    if trace.get("status") == "crash" and error.get("type") == "TraceInvalid":
+        return _not_passed("error", f"The sandbox failed: {error.get('message', '')}")
+    return trace
+
+
+def _why_not(trace: dict[str, Any], what: str) -> str:
+    """Why a check that did not return True failed, for the reason of a Score."""
+    status, error = trace.get("status"), trace.get("error") or {}
+    if status == "ok":
+        return f"{what} is {_short(str(trace.get('result')), 200)}, not True"
+    if status == "exception" and error:
+        return f"{what} raised {error.get('type')}: {_short(str(error.get('message')), 200)}"
+    detail = f": {_short(str(error.get('message')), 200)}" if error.get("message") else ""
+    return f"{what} did not finish ({status}{detail})"
+
+
+def score_cruxeval_output(
+    code: str, call: str, prediction: str | None, *, runner: Runner | None = None
+) -> Score:
+    """CRUXEval-O: passes when ``assert <call> == <prediction>`` holds in the sandbox (so
+    ``1.0`` passes for ``1``, ``(1,)`` fails for ``[1]``). A prediction that only repeats an
+    argument of the call is wrong (LiveCodeBench's rule) and flagged ``leakage``."""
+    if prediction is None or not prediction.strip():
+        return _not_passed("unparsable", "There is no prediction.")
+    try:
+        value = parse_literal(prediction)
+    except NotALiteral as exc:
+        return _not_passed("unparsable", f"The prediction is not a literal: {exc}.")
+    # The newline ends a comment the call may carry, which would otherwise swallow the rest.
+    check = f"({call}\n) == ({literal_source(value)})"
+    trace = _run(runner, code, check)
+    if isinstance(trace, Score):
+        return trace
+    holds = trace.get("status") == "ok" and trace.get("result") == "True"
+    if repeats_input(prediction, call):
+        also = "it happens to equal the output" if holds else "it is not the output either"
+        return _not_passed(
+            "fail",
+            f"The prediction {_short(prediction.strip())} only repeats an argument of the call; "
+            f"that counts as wrong (LiveCodeBench's rule), and {also}.",
+            leakage=True,
+        )
+    if holds:
+        return _passed(f"{_short(call)} == {_short(prediction.strip())} holds.")
+    return _not_passed("fail", _why_not(trace, f"{_short(call)} == {_short(prediction.strip())}"))
+
+
+def score_bbh(answer: str | None, target: str) -> Score:
+    """BIG-Bench Hard: exact match after the task format's normalisation (``tae.normalise``)."""
+    if answer is None or not answer.strip():
+        return _not_passed("unparsable", "There is no answer.")
+    if normalise(answer) == normalise(target):
+        return _passed(f"Answered {_short(answer.strip())}, as expected.")
+    return _not_passed(
+        "fail",
+        f"Answered {_short(answer.strip())}, but the answer is {_short(target.strip())}.",
+    )
+
+
+def score_p3(sat: str, answer: str | None, ans_type: str, *, runner: Runner | None = None) -> Score:
+    """P3: the answer, a literal of the puzzle's answer type, passes when ``sat(answer)`` returns
+    exactly True in the sandbox."""
+    if answer is None or not answer.strip():
+        return _not_passed("unparsable", "There is no answer.")
+    try:
+        value = parse_literal(answer)
+    except NotALiteral as exc:
+        return _not_passed("unparsable", f"The answer is not a literal: {exc}.")
+    problem = type_problem(value, ans_type)
+    if problem:
+        return _not_passed("fail", f"The answer has the wrong type: {problem}.")
+    trace = _run(runner, PRELUDE + sat, f"sat({literal_source(value)})")
+    if isinstance(trace, Score):
+        return trace
+    if trace.get("status") == "ok" and trace.get("result") == "True":
+        return _passed("sat(answer) returns True.")
+    return _not_passed("fail", _why_not(trace, "sat(answer)"))
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples of which ``c`` passed: ``1 - C(n-c, k) / C(n, k)``,
+    in the numerically stable product form of Chen et al. (2021)."""
+    for name, v in (("n", n), ("c", c), ("k", k)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"{name} must be an int, not {type(v).__name__}")
+    if n < 1 or k < 1:
+        raise ValueError(f"n and k must be at least 1 (n={n}, k={k})")
+    if not 0 <= c <= n:
+        raise ValueError(f"c must be between 0 and n={n} (c={c})")
+    if k > n:
+        raise ValueError(f"k={k} is larger than the number of samples n={n}")
+    if n - c < k:
+        return 1.0  # every k-subset holds a passing sample
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
