@@ -51,4 +51,7 @@ def server_argv(port: int | None = None, threads: int | None = None) -> list[str
         "--n_ctx", "2048",
         "--n_threads", str(threads or max(1, os.cpu_count() or 1)),
         "--verbose", "False",  # llama.cpp logs every layer and request otherwise
+        # By default a new request cuts the stream being generated short: queue it instead
+        # (several viewers, an evaluation's concurrent requests).
+        "--interrupt_requests", "False",
     ]  # fmt: skip
