@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "playground.streaming",
     "playground.sharing",
     "playground.classroom",
+    "playground.benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,7 @@ CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
+    "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
 }
 CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps

@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("playground.runs.urls")),
     path("", include("playground.sharing.urls")),
     path("", include("playground.classroom.urls")),
+    path("", include("playground.benchmarks.urls")),
     path("admin/", admin.site.urls),
 ]

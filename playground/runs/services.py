@@ -30,9 +30,11 @@ def start_run(
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int = 512,
+    enqueue: bool = True,
 ) -> Run:
     """Queue a run of one item: the real execution on ``sandbox`` (programs only) and, for an
-    emulation method, the model on ``llm``; both are sent once the run row is committed."""
+    emulation method, the model on ``llm``; both are sent once the run row is committed.
+    ``enqueue=False``: the caller executes the tasks itself (an evaluation's batch worker)."""
     from playground.runs.tasks import execute_emulation, execute_real_run
 
     if (program, puzzle, task_example).count(None) != 2:
@@ -64,9 +66,9 @@ def start_run(
             owner=user if signed_in else None,
             anon_owner="" if signed_in else (anon_token or ""),
         )
-        if program is not None:
+        if program is not None and enqueue:
             transaction.on_commit(lambda: execute_real_run.delay(run.pk))
-        if method != "real":
+        if enqueue and method != "real":
             transaction.on_commit(lambda: execute_emulation.delay(run.pk))
     return run
 

@@ -1,0 +1,128 @@
+"""Evaluations: one method and model over a data set, scored as the benchmark defines it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from playground.runs.models import Run
+
+
+class Dataset(models.TextChoices):
+    CRUXEVAL = "cruxeval", "CRUXEval output prediction"
+    BBH = "bbh", "BIG-Bench Hard"
+    P3 = "p3", "P3 programming puzzles"
+    PROGRAMS = "programs", "A list of programs"
+
+
+class Evaluation(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    FINISHED = frozenset({Status.DONE, Status.CANCELLED, Status.FAILED})
+
+    title = models.CharField(max_length=200, blank=True)
+    dataset = models.CharField(max_length=12, choices=Dataset.choices)
+    # BBH: the task names; programs: the program ids (a teacher's own list).
+    subset = models.JSONField(default=list, blank=True)
+    method = models.CharField(max_length=16)
+    model = models.CharField(max_length=100)
+    temperature = models.FloatField(default=0.0)
+    samples = models.PositiveSmallIntegerField(default=1, help_text="n per item, for pass@k")
+    seed = models.IntegerField(default=0)
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="Items at most.")
+    sample_randomly = models.BooleanField(
+        default=False, help_text="Take a random sample (with the seed) rather than the first."
+    )
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    max_tokens = models.PositiveIntegerField(default=512)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Item x sample results to make.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        related_name="evaluations",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.title or f"Evaluation #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("benchmarks:detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class Result(models.Model):
+    """One sample of one item: its run and its score. Made once (the unique constraint and the
+    claim on ``status`` keep a resumed evaluation from scoring an item twice)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="results")
+    index = models.PositiveIntegerField(help_text="Position of the item in the evaluation.")
+    sample = models.PositiveSmallIntegerField(default=0)
+    item_key = models.CharField(max_length=120, help_text="Data set id, e.g. sample_12.")
+    item_ref = models.JSONField(default=dict, help_text="program / puzzle / task_example id.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0, help_text="Tries that crashed.")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    passed = models.BooleanField(null=True)
+    leakage = models.BooleanField(default=False)
+    score_status = models.CharField(max_length=12, blank=True)
+    reason = models.TextField(blank=True)
+    prediction = models.TextField(blank=True)
+    # For plots: the program's length in lines, its real steps, where the trace first diverged.
+    lines = models.PositiveIntegerField(null=True, blank=True)
+    steps = models.PositiveIntegerField(null=True, blank=True)
+    divergence_step = models.IntegerField(null=True, blank=True)
+    model_seconds = models.FloatField(null=True, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["evaluation", "index", "sample"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evaluation", "index", "sample"], name="result_once_per_sample"
+            )
+        ]
+        indexes = [models.Index(fields=["evaluation", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.item_key} #{self.sample} of {self.evaluation}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "sample": self.sample,
+            "item": self.item_key,
+            "passed": self.passed,
+            "leakage": self.leakage,
+            "status": self.score_status,
+            "reason": self.reason,
+            "prediction": self.prediction,
+            "run": self.run.get_absolute_url() if self.run_id and self.run else None,
+            "lines": self.lines,
+            "steps": self.steps,
+            "divergence_step": self.divergence_step,
+        }

@@ -1,0 +1,282 @@
+"""Creating an evaluation, running it in resumable chunks, and scoring each result once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from playground.benchmarks import scoring
+from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.emulation.registry import REGISTRY
+from playground.programs.models import Dataset as ProgramDataset
+from playground.programs.models import Program, Puzzle, TaskExample
+from playground.runs.models import Run
+
+log = logging.getLogger(__name__)
+MAX_FAILURES = 3
+KIND = {Dataset.CRUXEVAL: "program", Dataset.PROGRAMS: "program", Dataset.BBH: "task",
+        Dataset.P3: "puzzle"}  # fmt: skip
+
+
+class EvaluationError(ValueError):
+    """The evaluation asked for cannot be made; the message says why."""
+
+
+def _items(dataset: str, subset: list[Any]) -> list[tuple[str, dict[str, int]]]:
+    """(key, reference) of every item of the data set, in the data set's order."""
+    if dataset == Dataset.CRUXEVAL:
+        rows = Program.objects.filter(dataset=ProgramDataset.CRUXEVAL).order_by("id")
+        return [(p.external_id, {"program": p.pk}) for p in rows.only("id", "external_id")]
+    if dataset == Dataset.PROGRAMS:
+        ids = [int(i) for i in subset]
+        found = {p.pk: p for p in Program.objects.filter(pk__in=ids)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise EvaluationError(f"No program with id {missing[0]}.")
+        return [(found[i].display_title, {"program": i}) for i in ids]
+    if dataset == Dataset.BBH:
+        examples = TaskExample.objects.select_related("task").order_by("task__name", "index")
+        if subset:
+            examples = examples.filter(task__name__in=subset)
+        return [(f"{e.task.name}#{e.index}", {"task_example": e.pk}) for e in examples]
+    if dataset == Dataset.P3:
+        return [(p.name, {"puzzle": p.pk}) for p in Puzzle.objects.order_by("source_index")]
+    raise EvaluationError(f"Unknown data set {dataset!r}.")
+
+
+def create_evaluation(
+    *,
+    dataset: str,
+    method: str,
+    model: str,
+    subset: list[Any] | None = None,
+    owner: Any = None,
+    limit: int | None = None,
+    sample_randomly: bool = False,
+    samples: int = 1,
+    seed: int = 0,
+    temperature: float = 0.0,
+    concurrency: int = 4,
+    max_tokens: int = 512,
+    title: str = "",
+    start: bool = True,
+) -> Evaluation:
+    """Make the evaluation and its result rows (item x sample), and queue it on ``batch``."""
+    spec = REGISTRY.get(method)
+    kind = KIND.get(dataset)  # type: ignore[call-overload]
+    if spec is None or kind is None or kind not in spec.kinds:
+        raise EvaluationError(f"The method {method!r} does not apply to the data set {dataset!r}.")
+    if not 1 <= samples <= 100:
+        raise EvaluationError("Samples per item: 1 to 100.")
+    items = _items(dataset, list(subset or []))
+    if sample_randomly and limit is not None and limit < len(items):
+        # A reproducible sample of the data set, not a secret: the seed makes it repeatable.
+        chosen = sorted(random.Random(seed).sample(range(len(items)), limit))  # noqa: S311
+        items = [items[i] for i in chosen]
+    elif limit is not None:
+        items = items[:limit]
+    if not items:
+        raise EvaluationError("The data set has no items (is the library imported?).")
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            title=title, dataset=dataset, subset=list(subset or []), method=method, model=model,
+            temperature=temperature, samples=samples, seed=seed, limit=limit,
+            sample_randomly=sample_randomly, concurrency=max(1, min(concurrency, 64)),
+            max_tokens=max_tokens, owner=owner if getattr(owner, "pk", None) else None,
+            total=len(items) * samples,
+        )  # fmt: skip
+        Result.objects.bulk_create(
+            Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)
+            for i, (key, ref) in enumerate(items)
+            for s in range(samples)
+        )
+        if start:
+            from playground.benchmarks.tasks import run_evaluation
+
+            transaction.on_commit(lambda: run_evaluation.delay(evaluation.pk))
+    return evaluation
+
+
+def _claim(evaluation: Evaluation, count: int) -> list[int]:
+    """Take up to ``count`` pending results for this worker (others skip locked rows)."""
+    with transaction.atomic():
+        ids = list(
+            Result.objects.select_for_update(skip_locked=True)
+            .filter(evaluation=evaluation, status=Result.Status.PENDING)
+            .order_by("index", "sample")
+            .values_list("pk", flat=True)[:count]
+        )
+        Result.objects.filter(pk__in=ids).update(
+            status=Result.Status.RUNNING, claimed_at=timezone.now()
+        )
+    return ids
+
+
+def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> str:
+    """Work through the evaluation's pending results, ``concurrency`` at a time (the model
+    server batches concurrent requests), until none is left, it is cancelled or fails."""
+    evaluation = Evaluation.objects.get(pk=evaluation_id)
+    if evaluation.is_finished:
+        return evaluation.status
+    Evaluation.objects.filter(pk=evaluation_id).update(
+        status=Evaluation.Status.RUNNING, started_at=evaluation.started_at or timezone.now()
+    )
+    chunk = evaluation.concurrency * 2
+    with ThreadPoolExecutor(max_workers=evaluation.concurrency) as pool:
+        while True:
+            status = Evaluation.objects.values_list("status", flat=True).get(pk=evaluation_id)
+            if status in Evaluation.FINISHED:
+                return str(status)
+            ids = _claim(evaluation, chunk)
+            if not ids:
+                break
+            list(pool.map(_process_in_thread, ids))
+            if on_progress is not None:
+                done = Result.objects.filter(
+                    evaluation_id=evaluation_id, status=Result.Status.DONE
+                ).count()
+                on_progress(done, evaluation.total)
+    if (
+        not Result.objects.filter(evaluation_id=evaluation_id)
+        .exclude(status=Result.Status.DONE)
+        .exists()
+    ):
+        Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
+            status=Evaluation.Status.DONE, finished_at=timezone.now()
+        )
+    return "done"
+
+
+def _process_in_thread(result_id: int) -> None:
+    close_old_connections()
+    try:
+        process(result_id)
+    except Exception as exc:
+        log.exception("evaluation result %s failed", result_id)
+        # Back to pending for another try; after MAX_FAILURES it is scored as an error (not as
+        # wrong: the item was never judged), so one bad item cannot stall the evaluation.
+        result = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING)
+        if result.filter(failures__gte=MAX_FAILURES - 1).update(
+            status=Result.Status.DONE, passed=False, score_status="error",
+            reason=f"Could not be run: {type(exc).__name__}: {exc}"[:2000],
+            scored_at=timezone.now(), failures=MAX_FAILURES,
+        ):  # fmt: skip
+            return
+        result.update(status=Result.Status.PENDING, failures=F("failures") + 1)
+    finally:
+        close_old_connections()
+
+
+_model_time = threading.local()
+
+
+def process(result_id: int) -> None:
+    """Run one result's item (the real run and the model, in this thread) and score it."""
+    from playground.runs.services import start_run
+    from playground.runs.tasks import execute_emulation, execute_real_run
+
+    result = Result.objects.select_related("evaluation").get(pk=result_id)
+    evaluation = result.evaluation
+    t0 = time.monotonic()
+    run = result.run
+    if run is None:
+        ref = result.item_ref
+        item: dict[str, Any] = {}
+        if "program" in ref:
+            item["program"] = Program.objects.get(pk=ref["program"])
+        elif "puzzle" in ref:
+            item["puzzle"] = Puzzle.objects.get(pk=ref["puzzle"])
+        else:
+            item["task_example"] = TaskExample.objects.get(pk=ref["task_example"])
+        run = start_run(
+            **item, user=evaluation.owner, anon_token=None, method=evaluation.method,
+            model=evaluation.model, temperature=evaluation.temperature,
+            seed=evaluation.seed + result.sample, max_tokens=evaluation.max_tokens,
+            enqueue=False,
+        )  # fmt: skip
+        Result.objects.filter(pk=result_id).update(run=run)
+    if run.program_id is not None:
+        execute_real_run.run(run.pk)
+    m0 = time.monotonic()
+    execute_emulation.run(run.pk)
+    model_seconds = time.monotonic() - m0
+    run.refresh_from_db()
+    score = _score(run)
+    real = run.real_trace if run.program_id is not None else None
+    divergence = (run.comparison or {}).get("first_divergence") or {}
+    updated = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
+        status=Result.Status.DONE,
+        passed=score.passed,
+        leakage=score.leakage,
+        score_status=score.status,
+        reason=score.reason[:2000],
+        prediction=(run.prediction or "")[:5000],
+        lines=len(run.source.splitlines()) if run.program_id else None,
+        steps=real.step_count if real else None,
+        divergence_step=divergence.get("real_step"),
+        model_seconds=round(model_seconds, 3),
+        wall_seconds=round(time.monotonic() - t0, 3),
+        scored_at=timezone.now(),
+    )
+    if not updated:
+        log.warning("result %s was scored elsewhere; this score is dropped", result_id)
+
+
+def _score(run: Run) -> scoring.Score:
+    if run.status == Run.Status.FAILED:
+        return scoring.Score(False, False, run.error or "The run failed.", "error")
+    if run.task_example_id is not None:
+        assert run.task_example is not None
+        return scoring.score_bbh(run.prediction or None, run.task_example.target)
+    if run.puzzle_id is not None:
+        assert run.puzzle is not None
+        return scoring.score_p3(run.puzzle.sat, run.prediction or None, run.puzzle.ans_type)
+    return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)
+
+
+def cancel(evaluation: Evaluation) -> bool:
+    return bool(
+        Evaluation.objects.filter(pk=evaluation.pk)
+        .exclude(status__in=Evaluation.FINISHED)
+        .update(status=Evaluation.Status.CANCELLED, finished_at=timezone.now())
+    )
+
+
+def resume_interrupted(*, claimed_before_s: float = 0.0) -> list[int]:
+    """After a batch worker (re)starts: results a dead worker had claimed go back to pending,
+    and every unfinished evaluation is queued again. Returns the evaluation ids."""
+    from playground.benchmarks.tasks import run_evaluation
+
+    cutoff = timezone.now() - timedelta(seconds=claimed_before_s)
+    open_ids = list(
+        Evaluation.objects.filter(
+            status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]
+        ).values_list("pk", flat=True)
+    )
+    Result.objects.filter(
+        evaluation_id__in=open_ids, status=Result.Status.RUNNING, claimed_at__lt=cutoff
+    ).update(status=Result.Status.PENDING)
+    for pk in open_ids:
+        run_evaluation.delay(pk)
+    return open_ids
+
+
+def resume_interrupted_one(evaluation: Evaluation) -> None:
+    """Continue one evaluation in this process: results left running by a killed process go
+    back to pending (never scored: the claim is released, the score not yet written)."""
+    Result.objects.filter(evaluation=evaluation, status=Result.Status.RUNNING).update(
+        status=Result.Status.PENDING
+    )
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=Evaluation.Status.RUNNING, finished_at=None
+    )

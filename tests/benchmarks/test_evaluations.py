@@ -1,0 +1,140 @@
+"""Evaluations end to end: an always-right model scores 100%, a model answering garbage 0%
+without errors, an evaluation killed mid-way (a real SIGKILL) finishes on resume with every
+item scored exactly once, and the embedded model runs 20 CRUXEval items from the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from playground.benchmarks.models import Evaluation, Result
+from playground.lib import paths
+from playground.llm.registry import ModelSpec
+from playground.programs.library import import_library
+from tests.llm.fake_server import chunk, fake_server, streaming
+from tests.oracle import Oracle, oracle_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, model: ModelSpec) -> dict[str, str]:
+    entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+    value = json.dumps([entry])
+    monkeypatch.setenv("PLAYGROUND_MODELS", value)
+    return {"PLAYGROUND_MODELS": value}
+
+
+def _bench(*args: Any, **options: Any) -> dict[str, Any]:
+    out = StringIO()
+    call_command("bench", *args, json=True, stdout=out, **options)
+    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+
+
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_an_oracle_scores_everything_on_cruxeval(monkeypatch: pytest.MonkeyPatch) -> None:
+    import_library()
+    with oracle_server(Oracle()) as model:
+        _use(monkeypatch, model)
+        summary = _bench("cruxeval", method="direct", model="oracle", limit=20, concurrency=4)
+    assert summary["dataset"] == "cruxeval"
+    assert summary["method"] == "direct"
+    assert summary["model"] == "oracle"
+    # Right on every item, except that a prediction equal to an argument of the call counts as
+    # wrong (LiveCodeBench's rule), even the oracle's on items whose output is their input.
+    leaked = set(Result.objects.filter(leakage=True).values_list("item_key", flat=True))
+    failed = list(
+        Result.objects.filter(passed=False, leakage=False).values_list("item_key", "reason")
+    )
+    assert failed == []
+    assert summary["n"] == 20
+    assert summary["passed"] == 20 - len(leaked)
+    assert summary["leakage"] == len(leaked)
+    assert "sample_2" in leaked  # f('hbtofdeiequ') == 'hbtofdeiequ'
+    low, high = summary["ci95"]
+    assert low < summary["accuracy"] < high
+    assert summary["errors"] == 0
+    evaluation = Evaluation.objects.get()
+    assert evaluation.status == "done"
+    # Every item has its run, judged like any run on the site.
+    for result in Result.objects.select_related("run"):
+        assert result.run is not None
+        assert result.run.verdict["status"] == "correct"
+
+
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_garbage_scores_zero_without_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import_library()
+    script = streaming([chunk("I am not sure. {]", finish="stop"), b"data: [DONE]\n\n"])
+    with fake_server(script) as (model, seen):
+        _use(monkeypatch, model)
+        summary = _bench("cruxeval", method="cot", model=model.name, limit=10)
+    assert (summary["n"], summary["passed"], summary["errors"]) == (10, 0, 0)
+    assert seen["requests"] == 10
+    reasons = set(Result.objects.values_list("score_status", flat=True))
+    assert reasons == {"unparsable"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_evaluation_resumes_and_scores_each_item_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import_library()
+    oracle = Oracle()
+    with oracle_server(oracle) as model:
+        env = {
+            **os.environ,
+            **_use(monkeypatch, model),
+            "DATABASE_URL": paths.database_url(connection.settings_dict),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "bench", "cruxeval", "--method", "trace",
+             "--model", "oracle", "--limit", "30", "--concurrency", "2"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if Result.objects.filter(status="done").count() >= 8:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait()
+        evaluation = Evaluation.objects.get()
+        before = {r.pk: r.scored_at for r in Result.objects.filter(status="done")}
+        assert 8 <= len(before) < 30, "the kill came too late to test anything"
+        summary = _bench(resume=evaluation.pk)
+    assert (summary["n"], summary["total"], summary["errors"]) == (30, 30, 0)
+    assert summary["passed"] + summary["leakage"] == 30  # the oracle is right on every item
+    results = list(Result.objects.all())
+    assert len(results) == 30
+    assert all(r.status == "done" for r in results)
+    # Scored once: what was scored before the kill was not scored again.
+    for result in results:
+        if result.pk in before:
+            assert result.scored_at == before[result.pk]
+    assert Evaluation.objects.get().status == "done"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_the_embedded_model_runs_twenty_cruxeval_items_from_the_cli(
+    embedded_llm: ModelSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_library()
+    _use(monkeypatch, embedded_llm)
+    summary = _bench("cruxeval", method="direct", model=embedded_llm.name, limit=20, max_tokens=64)
+    assert summary["n"] == 20
+    assert 0 <= summary["passed"] <= 20
+    errors = list(Result.objects.filter(score_status="error").values_list("reason", flat=True))
+    assert summary["errors"] == 0, errors[:3]
+    assert summary["url"].startswith("/evaluations/")
