@@ -252,7 +252,7 @@ def cancel(evaluation: Evaluation) -> bool:
     )
 
 
-def resume_interrupted(*, claimed_before_s: float = 0.0) -> list[int]:
+def resume_interrupted(*, claimed_before_s: float = 0.0, queue: str | None = None) -> list[int]:
     """After a batch worker (re)starts: results a dead worker had claimed go back to pending,
     and every unfinished evaluation is queued again. Returns the evaluation ids."""
     from playground.benchmarks.tasks import run_evaluation
@@ -267,7 +267,7 @@ def resume_interrupted(*, claimed_before_s: float = 0.0) -> list[int]:
         evaluation_id__in=open_ids, status=Result.Status.RUNNING, claimed_at__lt=cutoff
     ).update(status=Result.Status.PENDING)
     for pk in open_ids:
-        run_evaluation.delay(pk)
+        run_evaluation.apply_async(args=[pk], queue=queue)
     return open_ids
 
 

@@ -12,13 +12,14 @@ log = logging.getLogger(__name__)
 
 @worker_ready.connect
 def resume_evaluations(sender: Any = None, **kwargs: Any) -> None:
-    hostname = getattr(sender, "hostname", "") or ""
-    if not hostname.startswith("batch@"):
+    queues = [q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", [])]
+    batch = [q for q in queues if q.startswith("batch")]
+    if not batch:
         return  # only the batch worker owns evaluations (there is one: see the launcher)
     from playground.benchmarks.services import resume_interrupted
 
     try:
-        resumed = resume_interrupted()
+        resumed = resume_interrupted(queue=batch[0])
     except Exception:  # the worker must start even if the database is briefly away
         log.exception("could not look for unfinished evaluations")
         return

@@ -138,3 +138,61 @@ def test_the_embedded_model_runs_twenty_cruxeval_items_from_the_cli(
     errors = list(Result.objects.filter(score_status="error").values_list("reason", flat=True))
     assert summary["errors"] == 0, errors[:3]
     assert summary["url"].startswith("/evaluations/")
+
+
+def _worker(queue: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "playground", "worker", "-Q", queue,
+         "--pool", "threads", "--concurrency", "1", "--without-mingle", "--without-gossip",
+         "-n", f"{queue}@%h", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_batch_worker_is_resumed_by_the_next_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from playground.benchmarks import services
+    from playground.benchmarks.tasks import run_evaluation
+
+    import_library()
+    queue = f"batch-test-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    with oracle_server(Oracle()) as model:
+        env = {
+            **os.environ,
+            **_use(monkeypatch, model),
+            "DATABASE_URL": paths.database_url(connection.settings_dict),
+        }
+        evaluation = services.create_evaluation(
+            dataset="cruxeval", method="trace", model="oracle", limit=30, concurrency=2,
+            start=False,
+        )  # fmt: skip
+        first = _worker(queue, env)
+        run_evaluation.apply_async(args=[evaluation.pk], queue=queue)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and Result.objects.filter(status="done").count() < 8:
+            time.sleep(0.05)
+        os.killpg(first.pid, signal.SIGKILL)  # the worker dies mid-evaluation
+        first.wait()
+        before = {r.pk: r.scored_at for r in Result.objects.filter(status="done")}
+        assert 8 <= len(before) < 30, "the kill came too late to test anything"
+        second = _worker(queue, env)  # on start, it resumes unfinished evaluations
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if Evaluation.objects.get(pk=evaluation.pk).status == "done":
+                    break
+                time.sleep(0.2)
+        finally:
+            os.killpg(second.pid, signal.SIGTERM)
+            second.wait(30)
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "done"
+    results = list(Result.objects.filter(evaluation=evaluation))
+    assert len(results) == 30
+    assert all(r.status == "done" and r.score_status != "error" for r in results)
+    for result in results:  # scored once: nothing scored before the kill was scored again
+        if result.pk in before:
+            assert result.scored_at == before[result.pk]
