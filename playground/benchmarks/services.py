@@ -267,7 +267,10 @@ def resume_interrupted(*, claimed_before_s: float = 0.0, queue: str | None = Non
         evaluation_id__in=open_ids, status=Result.Status.RUNNING, claimed_at__lt=cutoff
     ).update(status=Result.Status.PENDING)
     for pk in open_ids:
-        run_evaluation.apply_async(args=[pk], queue=queue)
+        if queue is None:
+            run_evaluation.delay(pk)
+        else:
+            run_evaluation.apply_async(args=(pk,), queue=queue)
     return open_ids
 
 

@@ -13,8 +13,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from playground.benchmarks import services
+from playground.benchmarks import plots, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY
 from playground.llm.registry import RegistryError, load_models
@@ -37,14 +38,25 @@ def _get(request: HttpRequest, pk: int) -> Evaluation:
 
 
 def leaderboard(request: HttpRequest) -> HttpResponse:
-    """Finished evaluations by data set, best accuracy first; the user's own below."""
-    boards: dict[str, list[dict[str, Any]]] = {}
+    """Finished evaluations by data set, best accuracy first, under a chart of accuracy by method
+    and model; the user's own below."""
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
     for evaluation in Evaluation.objects.filter(status=Evaluation.Status.DONE)[:500]:
-        boards.setdefault(evaluation.get_dataset_display(), []).append(
+        by_dataset.setdefault(evaluation.get_dataset_display(), []).append(
             {"evaluation": evaluation, **summarise(evaluation)}
         )
-    for rows in boards.values():
+    boards: list[dict[str, Any]] = []
+    for name, rows in by_dataset.items():
         rows.sort(key=lambda r: (-r["accuracy"], -r["n"]))
+        entries = [
+            plots.Entry(group=r["model"], series=r["method"], passed=r["passed"], n=r["n"],
+                        link=r["evaluation"].get_absolute_url())
+            for r in rows
+        ]  # fmt: skip
+        chart = plots.grouped_accuracy(entries, title=f"Accuracy by method and model, {name}")
+        number = len(boards) + 1
+        boards.append({"dataset": name, "rows": rows, "chart": chart,
+                       "chart_id": f"chart-{number}", "table_id": f"board-{number}"})  # fmt: skip
     mine = (
         Evaluation.objects.filter(owner_id=request.user.pk)[:50]
         if request.user.is_authenticated
@@ -108,7 +120,92 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["mine"] = request.user.is_authenticated and evaluation.owner_id == request.user.pk
     if request.htmx and not evaluation.is_finished:  # type: ignore[attr-defined]
         return render(request, "benchmarks/detail.html#progress", context)
+    # Only the whole page: the progress partial is polled every second.
+    context["plots"] = _plots(evaluation)
+    context["others"] = (
+        _visible(request).filter(dataset=evaluation.dataset).exclude(pk=evaluation.pk)[:100]
+    )
     return render(request, "benchmarks/detail.html", context)
+
+
+def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
+    """Accuracy by program length and by real steps, and where traces first diverge (methods
+    that compare steps); first samples only, like the score."""
+    first: dict[int, Any] = {}
+    for row in Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE).values(
+        "index", "passed", "lines", "steps", "divergence_step"
+    ):
+        first.setdefault(row["index"], row)
+    rows = list(first.values())
+    method = REGISTRY.get(evaluation.method)
+    divergence = None
+    if method is not None and method.compares_steps:
+        divergence = plots.histogram(
+            (r["divergence_step"] for r in rows), plots.DIVERGENCE_BUCKETS,
+            title="Where the trace first diverged (real step)",
+        )  # fmt: skip
+    return {
+        "lines": plots.accuracy_by(
+            ((r["lines"], bool(r["passed"])) for r in rows), plots.LINE_BUCKETS,
+            title="Accuracy by program length (lines)",
+        ),
+        "steps": plots.accuracy_by(
+            ((r["steps"], bool(r["passed"])) for r in rows), plots.STEP_BUCKETS,
+            title="Accuracy by number of real steps",
+        ),
+        "divergence": divergence,
+    }  # fmt: skip
+
+
+def _first_samples(evaluation: Evaluation) -> dict[str, Result]:
+    """The first scored sample of each item, by item key, in the evaluation's order."""
+    first: dict[str, Result] = {}
+    results = (
+        Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
+        .order_by("index", "sample")
+        .only("index", "sample", "item_key", "passed", "leakage", "run_id", "evaluation_id")
+    )
+    for result in results:
+        first.setdefault(result.item_key, result)
+    return first
+
+
+def _refuse(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "benchmarks/compare.html", {"error": message}, status=400)
+
+
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two evaluations of the same data set item by item (first samples): which items one got
+    right and the other wrong, and McNemar's exact test of the difference."""
+    try:
+        a_pk, b_pk = int(request.GET["a"]), int(request.GET["b"])
+    except (KeyError, ValueError):
+        return _refuse(request, "Choose two evaluations to compare: ?a=<id>&b=<id>.")
+    a, b = _get(request, a_pk), _get(request, b_pk)
+    if a.pk == b.pk:
+        return _refuse(request, "Choose two different evaluations to compare.")
+    if a.dataset != b.dataset:
+        return _refuse(
+            request,
+            f"{a} is over {a.get_dataset_display()} and {b} over {b.get_dataset_display()}: "
+            "only evaluations over the same data set can be compared item by item.",
+        )
+    first_a, first_b = _first_samples(a), _first_samples(b)
+    pairs = [(key, ra, first_b[key]) for key, ra in first_a.items() if key in first_b]
+    test = mcnemar([bool(ra.passed) for _, ra, _ in pairs], [bool(rb.passed) for _, _, rb in pairs])
+    return render(
+        request,
+        "benchmarks/compare.html",
+        {
+            "a": a,
+            "b": b,
+            "test": test,
+            "only_a_right": [p for p in pairs if p[1].passed and not p[2].passed],
+            "only_b_right": [p for p in pairs if p[2].passed and not p[1].passed],
+            "only_in_a": [r for key, r in first_a.items() if key not in first_b],
+            "only_in_b": [r for key, r in first_b.items() if key not in first_a],
+        },
+    )
 
 
 def _context(evaluation: Evaluation) -> dict[str, Any]:
