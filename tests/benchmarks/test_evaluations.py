@@ -196,3 +196,43 @@ def test_a_killed_batch_worker_is_resumed_by_the_next_one(
     for result in results:  # scored once: nothing scored before the kill was scored again
         if result.pk in before:
             assert result.scored_at == before[result.pk]
+
+
+@pytest.mark.django_db
+def test_an_evaluation_is_started_from_the_site_and_can_be_cancelled(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    from playground.benchmarks import services
+    from tests.factories import UserFactory
+
+    import_library()
+    with oracle_server(Oracle()) as model:
+        _use(monkeypatch, model)
+        client = Client()
+        client.force_login(UserFactory())
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            response = client.post(
+                reverse("benchmarks:start"),
+                {"dataset": "cruxeval", "method": "direct", "model": "oracle", "limit": "12",
+                 "samples": "1", "seed": "0", "concurrency": "2"},
+            )  # fmt: skip
+        evaluation = Evaluation.objects.get()
+        assert response.status_code == 302
+        assert response["Location"] == evaluation.get_absolute_url()
+        assert len(queued) == 1  # run_evaluation, sent once the rows are committed
+        assert evaluation.total == 12
+        page = client.get(evaluation.get_absolute_url()).content.decode()
+        assert "0 / 12" in page
+        assert Client().get(evaluation.get_absolute_url()).status_code == 404  # not finished
+        client.post(reverse("benchmarks:cancel", args=[evaluation.pk]))
+        assert services.execute(evaluation.pk) == "cancelled"
+    assert Result.objects.filter(status="done").count() == 0  # nothing ran after the cancel
+    refused = client.post(
+        reverse("benchmarks:start"),
+        {"dataset": "p3", "method": "trace", "model": "oracle"},
+        follow=True,
+    )
+    assert "does not apply" in refused.content.decode()
