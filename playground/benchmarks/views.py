@@ -18,6 +18,7 @@ from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY
+from playground.lib.spreadsheet import spreadsheet_safe
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.methods import METHOD_TOKENS
 
@@ -255,13 +256,6 @@ def export_json(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-def _cell(value: Any) -> Any:
-    """A spreadsheet does not run it: text starting like a formula gets a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def export_csv(request: HttpRequest, pk: int) -> HttpResponse:
     evaluation = _get(request, pk)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -273,5 +267,5 @@ def export_csv(request: HttpRequest, pk: int) -> HttpResponse:
     writer.writerow(fields)
     for result in Result.objects.filter(evaluation=evaluation).select_related("run"):
         row = result.as_dict()
-        writer.writerow([_cell(row[f]) for f in fields])
+        writer.writerow([spreadsheet_safe(row[f]) for f in fields])
     return response

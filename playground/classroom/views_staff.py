@@ -49,6 +49,7 @@ from playground.classroom.models import (
     Submission,
 )
 from playground.classroom.services import ClassroomError
+from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Puzzle
 
 _MAX_QUERY = 200
@@ -56,7 +57,6 @@ LIBRARY_RESULTS = 20
 SUBMISSIONS_PER_PAGE = 100
 MAX_ROSTER_MESSAGES = 20
 _ROLE_ORDER = {Role.INSTRUCTOR: 0, Role.ASSISTANT: 1, Role.STUDENT: 2}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _template(request: HttpRequest, name: str, fragment: str) -> str:
@@ -670,13 +670,6 @@ def gradebook(request: HttpRequest, course_id: int, assignment_id: int) -> HttpR
         "average_percent": average_percent,
     }
     return render(request, "classroom/staff/gradebook.html", context)
-
-
-def spreadsheet_safe(value: object) -> str:
-    """A cell a spreadsheet shows as text: one that starts like a formula gets a leading quote
-    (usernames and item titles are typed by users)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _points(value: float) -> str:

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from playground.classroom.models import Mode
 from playground.classroom.stats import normalise
-from playground.classroom.views_staff import spreadsheet_safe
+from playground.lib.spreadsheet import spreadsheet_safe
 from playground.runs.models import Run
 from tests.classroom.staff_factories import (
     AssignmentFactory,
