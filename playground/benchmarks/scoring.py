@@ -16,7 +16,12 @@ from typing import Any, Literal
 from playground import sandbox
 from playground.emulation.puzzle import PRELUDE, type_problem
 from playground.emulation.tae import normalise
-from playground.emulation.values import NotALiteral, parse_literal, repeats_input
+from playground.emulation.values import (
+    NotALiteral,
+    literal_source,
+    parse_literal,
+    repeats_input,
+)
 
 Status = Literal["pass", "fail", "unparsable", "error"]
 # (source, call) -> trace; ``BatchSandbox(Limits(keep_running=True)).run`` fits.
@@ -54,39 +59,6 @@ def _not_passed(status: Status, reason: str, *, leakage: bool = False) -> Score:
 def _default_runner(source: str, call: str) -> dict[str, Any]:
     # The verdict needs the call to finish; a trace of its first steps is enough.
     return sandbox.run(source, call=call, limits=sandbox.Limits(keep_running=True))
-
-
-def literal_source(value: Any) -> str:
-    """Python source that evaluates back to ``value`` (from ``parse_literal``): its ``repr``,
-    except where a repr would not read back (an infinite float, an int past the digit limit)."""
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if value is Ellipsis:
-        return "..."
-    if isinstance(value, int):
-        try:
-            return repr(value)
-        except ValueError:  # more decimal digits than sys.get_int_max_str_digits() allows
-            return hex(value)
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "1e999" if value > 0 else "-1e999"
-        return repr(value)
-    if isinstance(value, complex):
-        if math.isinf(value.real) or math.isinf(value.imag):
-            return f"complex({literal_source(value.real)}, {literal_source(value.imag)})"
-        return repr(value)
-    if isinstance(value, tuple):
-        inner = ", ".join(literal_source(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, list):
-        return "[" + ", ".join(literal_source(v) for v in value) + "]"
-    if isinstance(value, set):
-        return "{" + ", ".join(literal_source(v) for v in value) + "}" if value else "set()"
-    if isinstance(value, dict):
-        items = (f"{literal_source(k)}: {literal_source(v)}" for k, v in value.items())
-        return "{" + ", ".join(items) + "}"
-    return repr(value)  # str, bytes
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -275,6 +275,7 @@ def grade_puzzle(submission: Submission) -> None:
     """Run ``sat(answer)`` in the sandbox and record the grade (the Celery task's body)."""
     from playground import sandbox
     from playground.emulation.puzzle import PRELUDE
+    from playground.emulation.values import literal_source
     from playground.runs.limits import limits_for_run
 
     item = submission.item
@@ -285,7 +286,9 @@ def grade_puzzle(submission: Submission) -> None:
         _record(submission, grading.Grade(0.0, problem.message), factor)
         return
     limits = dataclasses.replace(limits_for_run({}), keep_running=True)
-    trace = sandbox.run(PRELUDE + item.puzzle.sat, call=f"sat({value!r})", limits=limits)
+    trace = sandbox.run(
+        PRELUDE + item.puzzle.sat, call=f"sat({literal_source(value)})", limits=limits
+    )
     if trace["status"] == "ok" and trace["result"] == "True":
         grade = grading.Grade(1.0, "Right: sat(answer) returns True.")
     elif trace["status"] == "ok":

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session
-from playground.emulation.values import NotALiteral, parse_literal
+from playground.emulation.values import NotALiteral, literal_source, parse_literal
 
 KINDS = frozenset({"puzzle"})
 ATTEMPTS = 3
@@ -111,7 +111,7 @@ def emulate(item: Item, session: Session) -> Emulation:
                 if problem:
                     why = f"The answer has the wrong type: {problem}."
                 else:
-                    call = f"sat({value!r})"
+                    call = f"sat({literal_source(value)})"
                     record["call"] = call[:200]
                     # The verdict needs sat to finish; its first steps are enough to show.
                     last_trace = session.run(PRELUDE + item.source, call=call, keep_running=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 _MAX_LITERAL = 20_000
@@ -53,3 +54,36 @@ def repeats_input(prediction_text: str, call: str) -> bool:
         except (NotALiteral, ValueError, SyntaxError, TypeError):
             continue
     return False
+
+
+def literal_source(value: Any) -> str:
+    """Python source that evaluates back to ``value`` (from ``parse_literal``): its ``repr``,
+    except where a repr would not read back (an infinite float, an int past the digit limit)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, int):
+        try:
+            return repr(value)
+        except ValueError:  # more decimal digits than sys.get_int_max_str_digits() allows
+            return hex(value)
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "1e999" if value > 0 else "-1e999"
+        return repr(value)
+    if isinstance(value, complex):
+        if math.isinf(value.real) or math.isinf(value.imag):
+            return f"complex({literal_source(value.real)}, {literal_source(value.imag)})"
+        return repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(literal_source(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal_source(v) for v in value) + "]"
+    if isinstance(value, set):
+        return "{" + ", ".join(literal_source(v) for v in value) + "}" if value else "set()"
+    if isinstance(value, dict):
+        items = (f"{literal_source(k)}: {literal_source(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    return repr(value)  # str, bytes

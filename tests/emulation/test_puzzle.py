@@ -85,3 +85,13 @@ def test_answer_types_are_checked_one_level_deep() -> None:
     assert method.type_problem(True, "int") == "expected int, got a bool"
     assert method.type_problem(3, "float") is None
     assert method.type_problem([[1]], "List[List[int]]") is None
+
+
+def test_an_answer_whose_repr_is_not_a_literal_still_reaches_sat_intact() -> None:
+    # float('inf') reprs as `inf`, which is not a literal: the call must say 1e999.
+    item = Item(kind="puzzle", source="def sat(x: float):\n    return x > 1e308", ans_type="float")
+    with fake_server(_answering("1e999", "1e999", "1e999")) as (model, _):
+        emulation = method.emulate(item, Session(model))
+    assert emulation.verdict is not None
+    assert emulation.verdict["status"] == "correct", emulation.details
+    assert emulation.details["call"] == "sat(1e999)"
