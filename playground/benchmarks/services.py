@@ -239,8 +239,12 @@ def _score(run: Run) -> scoring.Score:
         assert run.task_example is not None
         return scoring.score_bbh(run.prediction or None, run.task_example.target)
     if run.puzzle_id is not None:
-        assert run.puzzle is not None
-        return scoring.score_p3(run.puzzle.sat, run.prediction or None, run.puzzle.ans_type)
+        # The puzzle method already checked its answer exactly as score_p3 would (a literal of
+        # the answer type, sat(answer) is True in the sandbox): its verdict is the score.
+        verdict = run.verdict or {}
+        statuses: dict[str, scoring.Status] = {"correct": "pass", "wrong": "fail"}
+        status = statuses.get(verdict.get("status", ""), "unparsable")
+        return scoring.Score(status == "pass", False, str(verdict.get("explanation", "")), status)
     return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)
 
 

@@ -236,3 +236,23 @@ def test_an_evaluation_is_started_from_the_site_and_can_be_cancelled(
         follow=True,
     )
     assert "does not apply" in refused.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_p3_is_scored_by_sat_in_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    from playground import sandbox
+    from playground.emulation.puzzle import PRELUDE
+    from playground.programs.models import Puzzle
+
+    import_library()
+    puzzles = list(Puzzle.objects.order_by("source_index")[:3])
+    solutions = {}
+    for puzzle in puzzles[:2]:  # the oracle knows two of the three
+        real = sandbox.run(PRELUDE + puzzle.reference_solutions()[0], call="sol()")
+        solutions[puzzle.sat] = real["result"]
+    with oracle_server(Oracle(solutions=solutions)) as model:
+        _use(monkeypatch, model)
+        summary = _bench("p3", method="puzzle", model="oracle", limit=3)
+    assert (summary["n"], summary["passed"], summary["errors"]) == (3, 2, 0)
+    statuses = dict(Result.objects.values_list("item_key", "score_status"))
+    assert statuses == {puzzles[0].name: "pass", puzzles[1].name: "pass", puzzles[2].name: "fail"}
