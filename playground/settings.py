@@ -153,6 +153,9 @@ CACHES = {
 # the JSON API alike).
 PLAYGROUND_RUN_RATE_ANON = env.str("PLAYGROUND_RUN_RATE_ANON", default="20/m")
 PLAYGROUND_RUN_RATE_USER = env.str("PLAYGROUND_RUN_RATE_USER", default="60/m")
+# Exam rooms: hiding answers is per account, so a signed-out visitor could run an exam's code.
+# On: only signed-in users start runs (pages and API).
+PLAYGROUND_RUN_REQUIRES_LOGIN = env.bool("PLAYGROUND_RUN_REQUIRES_LOGIN", default=False)
 
 # Redis pub/sub: a group message reaches each web process once, which hands it to its own
 # viewers (the list-based layer stores one copy per viewer). Nothing is lost for viewers: a

@@ -1,10 +1,12 @@
-"""Where the hiding rules (``hiding``) meet the rest of the site: whether a run may start, whether
-a run's results may be shown, and the pages that say no."""
+"""Where the hiding policy (``hiding.decide``) meets the rest of the site: whether something may
+start, whether a result may be shown, and the pages that say no. Every surface asks here (or
+``Hidden.verdict``), never the assignments directly."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import dateformat, timezone
@@ -13,6 +15,8 @@ from playground.classroom.hiding import (
     EXAM_MESSAGE,
     HIDDEN_MESSAGE,
     Hidden,
+    Surface,
+    Verdict,
     hidden_for,
     in_open_assignment,
 )
@@ -22,6 +26,7 @@ SHARED_HIDDEN_MESSAGE = (
     "This run is hidden while an assignment with its program is open in a course. "
     "The link works again once the assignment has closed."
 )
+SIGN_IN_MESSAGE = "Sign in to run programs on this site."
 
 
 def site_time(when: Any) -> str:
@@ -33,6 +38,27 @@ def exam_message(assignment: Assignment, user: Any) -> str:
     return EXAM_MESSAGE.format(end=site_time(assignment.window(user)[1]))
 
 
+def refusal(
+    user: Any,
+    surface: Surface,
+    *,
+    source: str | None = None,
+    puzzle_id: int | None = None,
+    hidden: Hidden | None = None,
+) -> str | None:
+    """Why this person may not start ``surface`` (a run, an evaluation, a course, an item, a
+    preview) of this program text or puzzle now, or None when they may."""
+    hidden = hidden if hidden is not None else hidden_for(user)
+    verdict = hidden.verdict(surface, source=source, puzzle_id=puzzle_id)
+    if verdict is Verdict.EXAM:
+        exam = hidden.exam
+        assert exam is not None
+        return exam_message(exam, user)
+    if verdict is Verdict.HIDDEN:
+        return HIDDEN_MESSAGE
+    return None
+
+
 def run_start_refusal(
     user: Any,
     *,
@@ -41,15 +67,10 @@ def run_start_refusal(
     hidden: Hidden | None = None,
 ) -> str | None:
     """Why this person may not start a run of this program text or puzzle now (exam mode: no
-    run at all), or None when they may."""
-    hidden = hidden if hidden is not None else hidden_for(user)
-    if hidden.exam is not None:
-        return exam_message(hidden.exam, user)
-    if puzzle_id is not None and puzzle_id in hidden.puzzles:
-        return HIDDEN_MESSAGE
-    if source is not None and hidden.program(source):
-        return HIDDEN_MESSAGE
-    return None
+    run at all; a site that requires sign-in to run: no anonymous run), or None when they may."""
+    if settings.PLAYGROUND_RUN_REQUIRES_LOGIN and not getattr(user, "is_authenticated", False):
+        return SIGN_IN_MESSAGE
+    return refusal(user, Surface.START_RUN, source=source, puzzle_id=puzzle_id, hidden=hidden)
 
 
 def run_hidden_from(user: Any, run: Any) -> bool:
@@ -66,5 +87,13 @@ def shared_run_hidden(run: Any) -> bool:
 def hidden_page(
     request: HttpRequest, message: str = HIDDEN_MESSAGE, *, status: int = 403
 ) -> HttpResponse:
-    """The page that says what is hidden and why (403 for the person, 404 for a share link)."""
-    return render(request, "classroom/hidden.html", {"message": message}, status=status)
+    """The page that says what is hidden or refused and why (403 for the person, 404 for a
+    share link)."""
+    if message == SIGN_IN_MESSAGE:
+        title = "Sign in to run"
+    elif message.startswith("Exam mode"):
+        title = "Exam mode"
+    else:
+        title = "Hidden for now"
+    context = {"message": message, "title": title, "sign_in": message == SIGN_IN_MESSAGE}
+    return render(request, "classroom/hidden.html", context, status=status)

@@ -1,17 +1,32 @@
-"""Keeping answers hidden: while an assignment is open (until its last window, extensions
+"""Keeping answers hidden: the one policy, and what it needs to know about a person.
+
+While an assignment is open (from the moment it opens until its last window, extensions
 included, has ended), the real results of its items must not reach its students anywhere: not
 on a library page, not in a run of the same code, not through the API, a websocket, an event
-stream or a share link. In exam mode the course's students cannot start runs at all during
-the window.
+stream, a share link, an evaluation's rows or the answer-key preview of a course they teach
+themselves. In exam mode the course's students start nothing during their window: no run, no
+evaluation, no course, no item and no preview.
 
-A program is recognised by its text (trailing spaces and blank edge lines ignored); an edited
-copy is a different program, which is why exam mode exists.
+``decide`` is that policy, for one surface, one person's role in one assignment and the
+assignment's state; it is the only place the rules live, and tests/classroom/test_hiding_policy.py
+holds it to a written table. Everything else here works out, for a person, which assignments
+matter and in which state they are, and takes the strictest verdict over them.
+
+An assignment that has not opened yet hides nothing: before it opens, nobody should be able to
+tell which library items it holds. Hiding is per account: a signed-out visitor (or a second
+account) sees what everyone sees, which is why exam rooms should require sign-in to run
+(``PLAYGROUND_RUN_REQUIRES_LOGIN``) and proctoring. A program is recognised by its text
+(trailing spaces and blank edge lines ignored); an edited copy is a different program, which is
+why exam mode exists.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
@@ -26,27 +41,181 @@ def source_key(source: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+class Surface(enum.Enum):
+    """Where a result (or a way to get one) could reach a person."""
+
+    # About one program or puzzle ("the thing"), which may or may not be an item:
+    LIBRARY = "library page"  # its page: expected result, reference solutions, the run form
+    RUN = "run"  # a run of it: page, status, trace.json, API, event stream, websocket, my runs
+    START_RUN = "start run"  # starting a run of it (pages, API, an evaluation over a list)
+    EVALUATION = "evaluation rows"  # its rows in evaluations: detail, JSON, CSV, compare
+    PREVIEW = "answer-key preview"  # the key preview of an item with it, in a course one teaches
+    SAVE_ITEM = "save item"  # creating or saving an item with it (the key is a real run)
+    SHARE = "share link"  # a share link or embed of a run of it, whoever holds the link
+    # About nothing in particular (exam mode):
+    START_EVALUATION = "start evaluation"
+    NEW_COURSE = "new course"
+
+
+class Viewer(enum.Enum):
+    """A person's role in the course of one assignment."""
+
+    ANONYMOUS = "anonymous"
+    OUTSIDER = "not in the course"
+    STUDENT = "student"
+    ASSISTANT = "assistant"
+    INSTRUCTOR = "instructor"
+
+
+class State(enum.Enum):
+    """An assignment's state, seen from one person (a student's own window, extensions applied)."""
+
+    UPCOMING = "not open yet"
+    OPEN = "open"  # before the person's due time
+    LATE = "late period"  # after the due time, before the end of the person's late period
+    OTHERS = "others still working"  # the person's window has ended, someone's extension has not
+    CLOSED = "closed"  # every window has ended
+
+
+class Verdict(enum.IntEnum):
+    """Ordered: the strictest verdict over several assignments wins."""
+
+    SHOW = 0
+    HIDDEN = 1  # show nothing of the result; refuse to start with HIDDEN_MESSAGE; share link: 404
+    EXAM = 2  # refuse with the exam message
+
+
+_HIDING = frozenset({State.OPEN, State.LATE, State.OTHERS})
+_EXAM_WINDOW = frozenset({State.OPEN, State.LATE})
+_ABOUT_THE_THING = frozenset(
+    {
+        Surface.LIBRARY,
+        Surface.RUN,
+        Surface.START_RUN,
+        Surface.EVALUATION,
+        Surface.PREVIEW,
+        Surface.SAVE_ITEM,
+    }
+)
+_STARTS_WORK = frozenset(
+    {
+        Surface.START_RUN,
+        Surface.SAVE_ITEM,
+        Surface.PREVIEW,
+        Surface.START_EVALUATION,
+        Surface.NEW_COURSE,
+    }
+)
+
+
+def decide(
+    surface: Surface, viewer: Viewer, state: State, *, exam_mode: bool, is_item: bool
+) -> Verdict:
+    """The hiding policy for one assignment: may this ``viewer`` (their role in the
+    assignment's course) see or start this ``surface`` while the assignment is in ``state``?
+    ``is_item``: the thing on the surface (its program text or puzzle) is an item of the
+    assignment."""
+    if surface is Surface.SHARE:
+        # A link reaches whoever holds it, students included: nobody, while it hides.
+        return Verdict.HIDDEN if is_item and state in _HIDING else Verdict.SHOW
+    if viewer is not Viewer.STUDENT:
+        return Verdict.SHOW
+    if exam_mode and state in _EXAM_WINDOW and surface in _STARTS_WORK:
+        return Verdict.EXAM
+    if is_item and state in _HIDING and surface in _ABOUT_THE_THING:
+        return Verdict.HIDDEN
+    return Verdict.SHOW
+
+
+def state_of(assignment: Assignment, person: Any = None, now: datetime | None = None) -> State:
+    """The assignment's state for this person (``None``: nobody's own window, e.g. a share
+    link's holder; then only "upcoming", "open" and "closed" are told apart)."""
+    now = now or timezone.now()
+    if now < assignment.opens_at:
+        return State.UPCOMING
+    if now > assignment.closes_at():
+        return State.CLOSED
+    if person is None:
+        return State.OPEN
+    due, end = assignment.window(person)
+    if now <= due:
+        return State.OPEN
+    if now <= end:
+        return State.LATE
+    return State.OTHERS
+
+
+@dataclass
+class _Seen:
+    """One assignment as one student sees it now: its state and what its items are."""
+
+    assignment: Assignment
+    state: State
+    sources: frozenset[str]
+    puzzles: frozenset[int]
+
+    def verdict(
+        self, surface: Surface, *, source: str | None = None, puzzle_id: int | None = None
+    ) -> Verdict:
+        key = source_key(source) if source is not None and self.sources else None
+        is_item = (key is not None and key in self.sources) or (
+            puzzle_id is not None and puzzle_id in self.puzzles
+        )
+        return decide(
+            surface,
+            Viewer.STUDENT,
+            self.state,
+            exam_mode=self.assignment.exam_mode,
+            is_item=is_item,
+        )
+
+
 @dataclass
 class Hidden:
-    """What one person may not see right now."""
+    """What one person may not see or start right now: the strictest verdict over the
+    assignments of the courses they are a student of."""
 
-    sources: set[str] = field(default_factory=set)
-    puzzles: set[int] = field(default_factory=set)
-    exam: Assignment | None = None
+    seen: list[_Seen] = field(default_factory=list)
+
+    def verdict(
+        self, surface: Surface, *, source: str | None = None, puzzle_id: int | None = None
+    ) -> Verdict:
+        return max(
+            (s.verdict(surface, source=source, puzzle_id=puzzle_id) for s in self.seen),
+            default=Verdict.SHOW,
+        )
+
+    @property
+    def exam(self) -> Assignment | None:
+        """The exam-mode assignment whose window this person is in, if any."""
+        for s in self.seen:
+            if s.verdict(Surface.NEW_COURSE) is Verdict.EXAM:
+                return s.assignment
+        return None
+
+    @property
+    def anything(self) -> bool:
+        """Whether anything at all is hidden from this person (most people: no)."""
+        return any(s.state in _HIDING for s in self.seen)
 
     def program(self, source: str) -> bool:
-        return bool(self.sources) and source_key(source) in self.sources
+        """Whether results of this program text are hidden (pages, runs, evaluations)."""
+        return self.verdict(Surface.RUN, source=source) is not Verdict.SHOW
+
+    def puzzle(self, puzzle_id: int) -> bool:
+        return self.verdict(Surface.RUN, puzzle_id=puzzle_id) is not Verdict.SHOW
 
     def run(self, run: Any) -> bool:
         """Whether this run's results are hidden from this person."""
         if run.puzzle_id is not None:
-            return run.puzzle_id in self.puzzles
+            return self.puzzle(run.puzzle_id)
         return self.program(run.source)
 
 
-def _possibly_open(now: Any) -> Q:
-    """Assignments whose last window may not have ended (a cheap filter before closes_at)."""
-    return (
+def _not_closed(now: datetime) -> Q:
+    """Assignments that have opened and whose last window may not have ended (a cheap filter
+    before ``closes_at``): an upcoming one hides nothing, so it is not even loaded."""
+    return Q(opens_at__lte=now) & (
         Q(due_at__gte=now)
         | Q(late_until__gte=now)
         | Q(extensions__due_at__gte=now)
@@ -54,64 +223,71 @@ def _possibly_open(now: Any) -> Q:
     )
 
 
-def _open_items(assignments: Any) -> list[Item]:
-    now = timezone.now()
-    open_ids = [a.pk for a in assignments if a.hides_answers(now)]
-    if not open_ids:
-        return []
-    return list(Item.objects.filter(assignment_id__in=open_ids).select_related("program"))
+def _items_by_assignment(ids: Iterable[int]) -> dict[int, list[Item]]:
+    by: dict[int, list[Item]] = {}
+    for item in Item.objects.filter(assignment_id__in=list(ids)).select_related("program"):
+        by.setdefault(item.assignment_id, []).append(item)
+    return by
+
+
+def _seen(assignment: Assignment, state: State, items: list[Item]) -> _Seen:
+    return _Seen(
+        assignment=assignment,
+        state=state,
+        sources=frozenset(source_key(i.program.source) for i in items if i.program is not None),
+        puzzles=frozenset(i.puzzle_id for i in items if i.puzzle_id is not None),
+    )
 
 
 def hidden_for(user: Any) -> Hidden:
-    """What is hidden from this user: the items of open assignments in the courses they are a
-    student of. Staff and people in no course see everything."""
+    """What is hidden from this user: the assignments of the courses they are a student of,
+    each in its state for them. Staff, outsiders and anonymous visitors see everything (the
+    policy says so for every surface but share links, which ``shared_run_hidden`` decides)."""
     if not getattr(user, "is_authenticated", False):
         return Hidden()
+    now = timezone.now()
     assignments = list(
         Assignment.objects.filter(
-            _possibly_open(timezone.now()),
+            _not_closed(now),
             course__memberships__user=user,
             course__memberships__role=Role.STUDENT,
         )
         .distinct()
         .prefetch_related("extensions")
     )
-    hidden = Hidden()
-    for item in _open_items(assignments):
-        if item.program is not None:
-            hidden.sources.add(source_key(item.program.source))
-        if item.puzzle_id is not None:
-            hidden.puzzles.add(item.puzzle_id)
-    now = timezone.now()
-    for assignment in assignments:
-        if assignment.exam_mode and assignment.opens_at <= now <= assignment.window(user)[1]:
-            hidden.exam = assignment
-            break
-    return hidden
+    states = {a.pk: state_of(a, user, now) for a in assignments}
+    live = [a for a in assignments if states[a.pk] in _HIDING]
+    items = _items_by_assignment(a.pk for a in live)
+    return Hidden([_seen(a, states[a.pk], items.get(a.pk, [])) for a in live])
 
 
 def in_open_assignment(run: Any) -> bool:
-    """Whether a run is of an item of any open assignment (share links answer no one then:
-    whoever holds the link, it could reach a student)."""
+    """Whether a share link of this run must show nothing to anyone: the run is of an item of
+    an assignment that has opened, has not closed and has students (whoever holds the link
+    could be one of them)."""
     now = timezone.now()
+    has_students = Q(course__memberships__role=Role.STUDENT)
     if run.puzzle_id is not None:
-        candidates = Assignment.objects.filter(items__puzzle_id=run.puzzle_id)
-    elif run.program_id is not None:
-        candidates = Assignment.objects.filter(
-            Q(items__program_id=run.program_id) | Q(items__program__source=run.source)
-        )
+        candidates = Assignment.objects.filter(has_students, items__puzzle_id=run.puzzle_id)
+    elif run.program_id is not None or run.source:
+        # The same text in another program (a copy) counts: compare keys among open items.
+        candidates = Assignment.objects.filter(has_students, _not_closed(now), items__isnull=False)
     else:
         return False
-    for assignment in candidates.distinct().prefetch_related("extensions"):
-        if assignment.hides_answers(now):
-            return True
-    key = source_key(run.source) if run.program_id is not None else None
-    if key is None:
-        return False
-    # Same text in another program (a copy): compare by key among open assignments' items.
-    candidates = Assignment.objects.filter(_possibly_open(now)).distinct()
-    for item in _open_items(candidates.prefetch_related("extensions")):
-        if item.program is not None and source_key(item.program.source) == key:
+    key = source_key(run.source) if run.puzzle_id is None else None
+    candidates = candidates.distinct().prefetch_related("extensions")
+    open_ones = {a.pk: a for a in candidates if state_of(a, None, now) in _HIDING}
+    for assignment_id, items in _items_by_assignment(open_ones).items():
+        seen = _seen(open_ones[assignment_id], State.OPEN, items)
+        is_item = (key is not None and key in seen.sources) or run.puzzle_id in seen.puzzles
+        verdict = decide(
+            Surface.SHARE,
+            Viewer.ANONYMOUS,
+            seen.state,
+            exam_mode=seen.assignment.exam_mode,
+            is_item=is_item,
+        )
+        if verdict is not Verdict.SHOW:
             return True
     return False
 
@@ -120,4 +296,7 @@ HIDDEN_MESSAGE = (
     "This program is part of an assignment that is still open in one of your courses: its "
     "results are hidden until the assignment closes."
 )
-EXAM_MESSAGE = "Exam mode: running programs is paused for your course until {end}."
+EXAM_MESSAGE = (
+    "Exam mode: until {end}, the students of your course cannot run programs, start "
+    "evaluations, or create courses and items."
+)

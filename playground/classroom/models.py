@@ -156,8 +156,10 @@ class Assignment(models.Model):
         return self.opens_at <= now <= self.window(student)[1]
 
     def hides_answers(self, now: datetime | None = None) -> bool:
-        """Until every window has ended, the items' real results stay hidden from students."""
-        return (now or timezone.now()) <= self.closes_at()
+        """From the opening until every window has ended, the items' real results stay hidden
+        from students (before it opens, nothing may tell which items it holds)."""
+        now = now or timezone.now()
+        return self.opens_at <= now <= self.closes_at()
 
 
 class Mode(models.TextChoices):

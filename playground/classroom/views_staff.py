@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from playground.classroom import grading, services, staff_services, stats
+from playground.classroom import grading, guards, services, staff_services, stats
 from playground.classroom.access import get_assignment, get_course, get_item
 from playground.classroom.forms import (
     REMOVE,
@@ -39,6 +39,7 @@ from playground.classroom.forms import (
     site_time_zone,
 )
 from playground.classroom.gradebook import Gradebook, build
+from playground.classroom.hiding import Surface, hidden_for
 from playground.classroom.models import (
     Assignment,
     Extension,
@@ -78,7 +79,11 @@ def _form_errors(request: HttpRequest, form: Any) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def course_new(request: HttpRequest) -> HttpResponse:
-    """Anyone signed in may create a course, and becomes its instructor."""
+    """Anyone signed in may create a course, and becomes its instructor (not a student in an
+    exam window: a course of one's own would preview any code's real run)."""
+    refusal = guards.refusal(request.user, Surface.NEW_COURSE)
+    if refusal is not None:
+        return guards.hidden_page(request, refusal)
     form = CourseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         course = services.create_course(
@@ -361,7 +366,11 @@ def _item_page(
     template = "classroom/staff/item_form.html"
     back = reverse("classroom:assignment_edit", args=[assignment.course_id, assignment.pk])
     data = request.POST if request.method == "POST" else None
+    hidden = hidden_for(request.user)
     if data is not None and "prepare" in data and item is not None:
+        refusal = _item_refusal(request, hidden, item.program, item.puzzle_id)
+        if refusal is not None:
+            return guards.hidden_page(request, refusal)
         staff_services.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
@@ -371,6 +380,15 @@ def _item_page(
         form = ItemForm(initial=data.dict(), user=request.user, item=item, rows=rows)  # type: ignore[union-attr]
     else:
         form = ItemForm(data, user=request.user, item=item, rows=rows)
+    refusal = None
+    if data is not None and not more and form.is_valid() and form.data_out is not None:
+        out = form.data_out
+        source = out.new_source if out.new_source is not None else None
+        refusal = _item_refusal(
+            request, hidden, out.program, out.puzzle.pk if out.puzzle else None, source=source
+        )
+        if refusal is not None:
+            form.add_error(None, refusal)
     if data is not None and not more and form.is_valid() and form.data_out is not None:
         graded = item.submissions.count() if item is not None else 0
         saved, prepared = staff_services.save_item(
@@ -390,6 +408,15 @@ def _item_page(
                 "grades: override them if needed.",
             )
         return redirect(back + "#items")
+    preview_refused = None
+    if item is not None:
+        preview_refused = guards.refusal(
+            request.user,
+            Surface.PREVIEW,
+            source=item.program.source if item.program is not None else None,
+            puzzle_id=item.puzzle_id,
+            hidden=hidden,
+        )
     mode = str(form["mode"].value() or Mode.OUTPUT)
     params = {"mode": mode, "q": "", "source": "all"}
     context = {
@@ -402,11 +429,30 @@ def _item_page(
         "picked": form.picked(),
         "pick_value": form["pick"].value() or "",
         "search": params,
-        "preview": _key_preview(item) if item is not None else None,
+        "preview": _key_preview(item) if item is not None and not preview_refused else None,
+        "preview_refusal": preview_refused,
         "modes": Mode,
         **_library_results(request, mode, "", "all"),
     }
     return render(request, template, context)
+
+
+def _item_refusal(
+    request: HttpRequest,
+    hidden: Any,
+    program: Any,
+    puzzle_id: int | None,
+    *,
+    source: str | None = None,
+) -> str | None:
+    """Why this person may not save this item or prepare its key now: its key is a real run,
+    which a student must not get of an open assignment's item (through a course of their own),
+    nor of anything in an exam window."""
+    if source is None and program is not None:
+        source = program.source
+    return guards.refusal(
+        request.user, Surface.SAVE_ITEM, source=source, puzzle_id=puzzle_id, hidden=hidden
+    )
 
 
 @login_required

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from playground.classroom import guards
-from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
+from playground.classroom.hiding import HIDDEN_MESSAGE, Surface, Verdict, hidden_for
 from playground.programs.access import (
     anon_token,
     get_own_program,
@@ -92,8 +92,8 @@ def _hidden_context(
     """For a student of an open assignment with this program or puzzle: the results and the run
     form give way to ``hidden_message``; in exam mode the run form gives way to ``run_refusal``."""
     hidden = hidden_for(request.user)
-    results_hidden = (source is not None and hidden.program(source)) or (
-        puzzle_id is not None and puzzle_id in hidden.puzzles
+    results_hidden = (
+        hidden.verdict(Surface.LIBRARY, source=source, puzzle_id=puzzle_id) is not Verdict.SHOW
     )
     refusal = guards.run_start_refusal(
         request.user, source=source, puzzle_id=puzzle_id, hidden=hidden

@@ -371,3 +371,180 @@ async def test_the_websocket_and_the_event_stream_refuse_a_hidden_run() -> None:
     assert connected
     connected, _ = await _ws(f"/ws/runs/{key.pk}/?share={share.token}", None)
     assert connected
+
+
+# -- Review findings M1, M2 (security review 2026-12) -----------------------------------------
+
+
+def test_an_assignment_that_has_not_opened_yet_hides_nothing(world: SimpleNamespace) -> None:
+    """Before it opens, nothing may tell which library items it holds (M2): the student's
+    pages, runs and share links behave as for anyone."""
+    w = world
+    now = timezone.now()
+    Assignment.objects.filter(pk=w.assignment.pk).update(
+        opens_at=now + timedelta(hours=1), due_at=now + timedelta(days=1)
+    )
+    client = client_for(w.s1)
+    page = client.get(reverse("programs:detail", args=[w.program.pk])).content.decode()
+    assert SECRET in page
+    assert "still open" not in page
+    assert reverse("runs:start", args=[w.program.pk]) in page
+    for url in (reverse("runs:detail", args=[w.earlier.pk]), f"/api/runs/{w.earlier.pk}"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert SECRET in response.content.decode(), url
+    assert client.post(reverse("runs:start", args=[w.program.pk])).status_code == 302
+    assert SECRET in Client().get(reverse("sharing:view", args=[w.share.token])).content.decode()
+
+
+def _public_evaluation(w: SimpleNamespace) -> Any:
+    from playground.benchmarks.models import Evaluation, Result
+
+    evaluation = Evaluation.objects.create(
+        dataset="cruxeval", method="direct", model="tiny", status="done", total=2
+    )
+    other = library_program(source="def g():\n    return '2424-cilbup'[::-1]\n", call="g()",
+                            expected="'public-4242'", external_id="sample_9002")  # fmt: skip
+    for index, (program, prediction) in enumerate(((w.program, SECRET), (other, "public-4242"))):
+        Result.objects.create(
+            evaluation=evaluation, index=index, item_key=program.external_id,
+            item_ref={"program": program.pk}, status="done", passed=True,
+            prediction=f"'{prediction}'", run=w.earlier if index == 0 else None,
+        )  # fmt: skip
+    return evaluation
+
+
+def test_evaluation_rows_of_a_hidden_item_show_nothing_to_a_student(
+    world: SimpleNamespace,
+) -> None:
+    """M1: the public evaluation pages and exports hold the model's passing prediction, which is
+    the item's answer: a student of the open assignment sees the row's key only."""
+    w = world
+    evaluation = _public_evaluation(w)
+    twin = type(evaluation).objects.get(pk=evaluation.pk)
+    twin.pk = None
+    twin.save()
+    for result in evaluation.results.all():
+        result.pk, result.evaluation = None, twin
+        result.save()
+    urls = [
+        evaluation.get_absolute_url(),
+        reverse("benchmarks:export_json", args=[evaluation.pk]),
+        reverse("benchmarks:export_csv", args=[evaluation.pk]),
+        reverse("benchmarks:compare") + f"?a={evaluation.pk}&b={twin.pk}",
+    ]
+    student = client_for(w.s1)
+    for url in urls:
+        body = student.get(url).content.decode()
+        assert SECRET not in body, url
+        assert "public-4242" in body or "compare" in url, url
+    rows = student.get(urls[1]).json()["results"]
+    assert rows[0]["status"] == "hidden"
+    assert (rows[0]["prediction"], rows[0]["passed"], rows[0]["run"]) == ("", None, None)
+    assert rows[1]["prediction"] == "'public-4242'"
+    for who in (None, w.outsider, w.instructor):
+        assert SECRET in client_for(who).get(urls[0]).content.decode()
+
+
+def test_exam_mode_refuses_evaluations_courses_items_and_previews(
+    world: SimpleNamespace,
+) -> None:
+    """M1: during an exam a student starts no evaluation, creates no course or item and sees no
+    answer-key preview, even in a course of their own."""
+    from playground.benchmarks.models import Evaluation
+    from playground.classroom.models import Course
+
+    w = world
+    own = Course.objects.create(title="My own course", created_by=w.s1)
+    Membership.objects.create(course=own, user=w.s1, role=Role.INSTRUCTOR)
+    own_assignment = assignment(own)
+    other = library_program(source="def h():\n    return '1515-detalernu'[::-1]\n", call="h()", expected="",
+                            external_id="sample_9003")  # fmt: skip
+    own_item = Item.objects.create(assignment=own_assignment, mode=Mode.OUTPUT, program=other)
+    from tests.classroom.student_world import hand_made_key, real_trace
+
+    hand_made_key(own_item, real=real_trace("'unrelated-5151'"), owner=w.s1)
+    Assignment.objects.filter(pk=w.assignment.pk).update(exam_mode=True)
+    client = client_for(w.s1)
+    courses, items, evaluations = Course.objects.count(), Item.objects.count(), 0
+
+    response = client.post(reverse("classroom:course_new"), {"title": "Escape"})
+    assert response.status_code == 403
+    assert "Exam mode" in response.content.decode()
+    response = client.post(
+        reverse("benchmarks:start"),
+        {"dataset": "cruxeval", "method": "direct", "model": "smollm2-135m", "limit": "1"},
+        follow=True,
+    )
+    assert "Exam mode" in response.content.decode()
+    assert Evaluation.objects.count() == evaluations
+    edit = reverse("classroom:item_edit", args=[own.pk, own_assignment.pk, own_item.pk])
+    page = client.get(edit).content.decode()
+    assert "unrelated-5151" not in page
+    assert "Exam mode" in page
+    response = client.post(
+        reverse("classroom:item_new", args=[own.pk, own_assignment.pk]),
+        {"mode": "output", "origin": "library", "pick": f"program:{other.pk}", "points": "1"},
+    )
+    assert response.status_code == 200
+    assert "Exam mode" in response.content.decode()
+    assert client.post(edit, {"prepare": "1"}).status_code == 403
+    assert (Course.objects.count(), Item.objects.count()) == (courses, items)
+
+    close(w.assignment)
+    assert client.post(reverse("classroom:course_new"), {"title": "Now"}).status_code == 302
+    assert "unrelated-5151" in client.get(edit).content.decode()
+
+
+def test_a_student_sees_no_preview_of_the_item_in_a_course_of_their_own(
+    world: SimpleNamespace,
+) -> None:
+    """M1: a student who creates a course and an item with the open assignment's program does
+    not get its real result from the answer-key preview (nor may they start that key run)."""
+    from playground.classroom.models import Course
+
+    w = world
+    own = Course.objects.create(title="My own course", created_by=w.s1)
+    Membership.objects.create(course=own, user=w.s1, role=Role.INSTRUCTOR)
+    own_assignment = assignment(own)
+    client = client_for(w.s1)
+    response = client.post(
+        reverse("classroom:item_new", args=[own.pk, own_assignment.pk]),
+        {"mode": "output", "origin": "new", "source": SOURCE, "call": CALL, "points": "1"},
+    )
+    assert response.status_code == 200
+    assert "still open" in response.content.decode()
+    assert not Item.objects.filter(assignment=own_assignment).exists()
+    # An item made before the assignment opened: its preview is hidden now.
+    item = Item.objects.create(assignment=own_assignment, mode=Mode.OUTPUT, program=w.program)
+    from tests.classroom.student_world import hand_made_key, real_trace
+
+    hand_made_key(item, real=real_trace(f"'{SECRET}'"), owner=w.s1)
+    edit = reverse("classroom:item_edit", args=[own.pk, own_assignment.pk, item.pk])
+    page = client.get(edit).content.decode()
+    assert SECRET not in page
+    assert "still open" in page
+    close(w.assignment)
+    assert SECRET in client.get(edit).content.decode()
+
+
+def test_a_site_can_require_sign_in_to_run(world: SimpleNamespace, settings: Settings) -> None:
+    """For exam rooms: hiding is per account, so anonymous runs can be closed site-wide."""
+    settings.PLAYGROUND_RUN_REQUIRES_LOGIN = True
+    w = world
+    other = library_program(source="print('x')\n", call="", expected="", external_id="s_1")
+    anonymous = Client()
+    runs = Run.objects.count()
+    response = anonymous.post(reverse("runs:start", args=[other.pk]))
+    assert response.status_code == 403
+    assert "Sign in to run" in response.content.decode()
+    response = anonymous.post("/api/runs", {"source": "x = 1\n"}, content_type="application/json")
+    assert (response.status_code, response.json()) == (
+        403,
+        {"detail": "Sign in to run programs on this site."},
+    )
+    page = anonymous.get(reverse("programs:detail", args=[other.pk])).content.decode()
+    assert "Sign in to run" in page
+    assert reverse("runs:start", args=[other.pk]) not in page
+    assert Run.objects.count() == runs
+    assert client_for(w.outsider).post(reverse("runs:start", args=[other.pk])).status_code == 302
