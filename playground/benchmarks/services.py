@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import close_old_connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from playground.benchmarks import scoring
@@ -32,17 +32,50 @@ class EvaluationError(ValueError):
     """The evaluation asked for cannot be made; the message says why."""
 
 
-def _items(dataset: str, subset: list[Any]) -> list[tuple[str, dict[str, int]]]:
+MAX_LISTED_PROGRAMS = 1000
+
+
+def program_ids(subset: list[Any]) -> list[int]:
+    """The ids of a list of programs, each a plain decimal number (any other text is refused
+    with a message that names it, never a 500)."""
+    if len(subset) > MAX_LISTED_PROGRAMS:
+        raise EvaluationError(f"A list of programs holds {MAX_LISTED_PROGRAMS:,} ids at most.")
+    ids: list[int] = []
+    for raw in subset:
+        text = str(raw).strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise EvaluationError(f"{text[:40]!r} is not a program id (a number such as 42).")
+        if int(text) not in ids:
+            ids.append(int(text))
+    if not ids:
+        raise EvaluationError("List the ids of the programs to evaluate (e.g. 12, 15, 40).")
+    return ids
+
+
+def listable_programs(owner: Any) -> Any:
+    """The programs an evaluation may list: the owner's own and public ones (the command line,
+    with no owner, is the operator: every program)."""
+    if owner is None:
+        return Program.objects.all()
+    if not getattr(owner, "pk", None):
+        return Program.objects.none()
+    return Program.objects.filter(Q(owner_id=owner.pk) | Q(is_public=True))
+
+
+def _items(dataset: str, subset: list[Any], owner: Any = None) -> list[tuple[str, dict[str, int]]]:
     """(key, reference) of every item of the data set, in the data set's order."""
     if dataset == Dataset.CRUXEVAL:
         rows = Program.objects.filter(dataset=ProgramDataset.CRUXEVAL).order_by("id")
         return [(p.external_id, {"program": p.pk}) for p in rows.only("id", "external_id")]
     if dataset == Dataset.PROGRAMS:
-        ids = [int(i) for i in subset]
-        found = {p.pk: p for p in Program.objects.filter(pk__in=ids)}
+        ids = program_ids(subset)
+        found = {p.pk: p for p in listable_programs(owner).filter(pk__in=ids)}
         missing = [i for i in ids if i not in found]
         if missing:
-            raise EvaluationError(f"No program with id {missing[0]}.")
+            # The same words whether it does not exist or is someone else's: no oracle.
+            raise EvaluationError(
+                f"No program with id {missing[0]} among your programs and the public ones."
+            )
         return [(found[i].display_title, {"program": i}) for i in ids]
     if dataset == Dataset.BBH:
         examples = TaskExample.objects.select_related("task").order_by("task__name", "index")
@@ -78,7 +111,7 @@ def create_evaluation(
         raise EvaluationError(f"The method {method!r} does not apply to the data set {dataset!r}.")
     if not 1 <= samples <= 100:
         raise EvaluationError("Samples per item: 1 to 100.")
-    items = _items(dataset, list(subset or []))
+    items = _items(dataset, list(subset or []), owner)
     if sample_randomly and limit is not None and limit < len(items):
         # A reproducible sample of the data set, not a secret: the seed makes it repeatable.
         chosen = sorted(random.Random(seed).sample(range(len(items)), limit))  # noqa: S311
@@ -193,7 +226,16 @@ def process(result_id: int) -> None:
         ref = result.item_ref
         item: dict[str, Any] = {}
         if "program" in ref:
-            item["program"] = Program.objects.get(pk=ref["program"])
+            # Checked again here: a listed program may have been made private since.
+            program = listable_programs(evaluation.owner).filter(pk=ref["program"]).first()
+            if program is None:
+                Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
+                    status=Result.Status.DONE, passed=False, score_status="error",
+                    reason="Not run: the program is no longer public or yours.",
+                    scored_at=timezone.now(),
+                )  # fmt: skip
+                return
+            item["program"] = program
         elif "puzzle" in ref:
             item["puzzle"] = Puzzle.objects.get(pk=ref["puzzle"])
         else:

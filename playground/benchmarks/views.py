@@ -17,18 +17,63 @@ from playground.benchmarks import plots, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import summarise
+from playground.classroom import guards
+from playground.classroom.hiding import Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.llm.registry import RegistryError, load_models
+from playground.programs.models import Program
 from playground.runs.methods import METHOD_TOKENS
 
 
+def _public() -> QuerySet[Evaluation]:
+    """Finished evaluations of the shared data sets: the leaderboard. An evaluation of a list
+    of programs stays its owner's (the list may hold their private programs; one made from the
+    command line has no owner and is nobody's to read on the site)."""
+    return Evaluation.objects.filter(status=Evaluation.Status.DONE).exclude(
+        dataset=Dataset.PROGRAMS
+    )
+
+
 def _visible(request: HttpRequest) -> QuerySet[Evaluation]:
-    """Finished evaluations are public (the leaderboard); unfinished ones their owner's."""
+    """Finished public evaluations, and every evaluation of the requester's own."""
     mine = Evaluation.objects.none()
     if request.user.is_authenticated:
         mine = Evaluation.objects.filter(owner_id=request.user.pk)
-    return Evaluation.objects.filter(status=Evaluation.Status.DONE) | mine
+    return _public() | mine
+
+
+def _hidden_items(request: HttpRequest, evaluation: Evaluation) -> set[int]:
+    """The items (by index) of this evaluation whose results are hidden from the requester: a
+    student's open assignment holds their program or puzzle (the hiding policy's
+    ``EVALUATION`` surface). Their rows show no prediction, verdict, reason or run."""
+    hidden = hidden_for(request.user)
+    if not hidden.anything:
+        return set()
+    refs = dict(
+        Result.objects.filter(evaluation=evaluation, sample=0).values_list("index", "item_ref")
+    )
+    program_ids = {ref["program"] for ref in refs.values() if "program" in ref}
+    sources = dict(Program.objects.filter(pk__in=program_ids).values_list("pk", "source"))
+    out: set[int] = set()
+    for index, ref in refs.items():
+        source = sources.get(ref.get("program"))
+        verdict = hidden.verdict(Surface.EVALUATION, source=source, puzzle_id=ref.get("puzzle"))
+        if verdict is not Verdict.SHOW:
+            out.add(index)
+    return out
+
+
+HIDDEN_ROW = "hidden while an assignment is open"
+
+
+def _row(result: Result, hidden: set[int]) -> dict[str, Any]:
+    """A result as the exports show it, with nothing of a hidden item but its key."""
+    row = result.as_dict()
+    if result.index in hidden:
+        row.update(passed=None, leakage=None, status="hidden", reason=HIDDEN_ROW,
+                   prediction="", run=None, divergence_step=None)  # fmt: skip
+    return row
 
 
 def _get(request: HttpRequest, pk: int) -> Evaluation:
@@ -42,7 +87,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     """Finished evaluations by data set, best accuracy first, under a chart of accuracy by method
     and model; the user's own below."""
     by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for evaluation in Evaluation.objects.filter(status=Evaluation.Status.DONE)[:500]:
+    for evaluation in _public()[:500]:
         by_dataset.setdefault(evaluation.get_dataset_display(), []).append(
             {"evaluation": evaluation, **summarise(evaluation)}
         )
@@ -80,10 +125,19 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _refused(request: HttpRequest, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("benchmarks:leaderboard")
+
+
 @login_required
 @require_POST
 def start(request: HttpRequest) -> HttpResponse:
     post = request.POST
+    hidden = hidden_for(request.user)
+    refusal = guards.refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
+    if refusal is not None:
+        return _refused(request, refusal)
     try:
         limit = int(post["limit"]) if post.get("limit", "").strip() else None
         samples = int(post.get("samples") or 1)
@@ -100,10 +154,24 @@ def start(request: HttpRequest) -> HttpResponse:
     if post.get("model") not in names:
         messages.error(request, "Choose a model this site offers.")
         return redirect("benchmarks:leaderboard")
-    subset = [t.strip() for t in post.get("tasks", "").split(",") if t.strip()]
+    dataset = post.get("dataset", "")
+    listed = post.get("programs", "") if dataset == Dataset.PROGRAMS else post.get("tasks", "")
+    subset = [t.strip() for t in listed.replace(",", " ").split() if t.strip()]
+    if dataset == Dataset.PROGRAMS:
+        # Every listed program must be the requester's or public, and not one whose results an
+        # open assignment hides from them: the evaluation would run it and show its rows.
+        try:
+            ids = services.program_ids(subset)
+        except services.EvaluationError as exc:
+            return _refused(request, str(exc))
+        listable = services.listable_programs(request.user).filter(pk__in=ids)
+        for source in listable.values_list("source", flat=True):
+            refusal = guards.refusal(request.user, Surface.START_RUN, source=source, hidden=hidden)
+            if refusal is not None:
+                return _refused(request, refusal)
     try:
         evaluation = services.create_evaluation(
-            dataset=post.get("dataset", ""), method=method, model=post["model"],
+            dataset=dataset, method=method, model=post["model"],
             subset=subset, owner=request.user, limit=limit,
             sample_randomly=post.get("random") == "on", samples=samples, seed=seed,
             temperature=0.8 if samples > 1 else 0.0, concurrency=concurrency,
@@ -117,7 +185,7 @@ def start(request: HttpRequest) -> HttpResponse:
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     evaluation = _get(request, pk)
-    context = _context(evaluation)
+    context = _context(evaluation, _hidden_items(request, evaluation))
     context["mine"] = request.user.is_authenticated and evaluation.owner_id == request.user.pk
     if request.htmx and not evaluation.is_finished:  # type: ignore[attr-defined]
         return render(request, "benchmarks/detail.html#progress", context)
@@ -158,8 +226,9 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     }  # fmt: skip
 
 
-def _first_samples(evaluation: Evaluation) -> dict[str, Result]:
-    """The first scored sample of each item, by item key, in the evaluation's order."""
+def _first_samples(evaluation: Evaluation, hidden: set[int]) -> dict[str, Result]:
+    """The first scored sample of each item, by item key, in the evaluation's order (items
+    hidden from the requester left out)."""
     first: dict[str, Result] = {}
     results = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
@@ -167,7 +236,8 @@ def _first_samples(evaluation: Evaluation) -> dict[str, Result]:
         .only("index", "sample", "item_key", "passed", "leakage", "run_id", "evaluation_id")
     )
     for result in results:
-        first.setdefault(result.item_key, result)
+        if result.index not in hidden:
+            first.setdefault(result.item_key, result)
     return first
 
 
@@ -191,7 +261,8 @@ def compare(request: HttpRequest) -> HttpResponse:
             f"{a} is over {a.get_dataset_display()} and {b} over {b.get_dataset_display()}: "
             "only evaluations over the same data set can be compared item by item.",
         )
-    first_a, first_b = _first_samples(a), _first_samples(b)
+    first_a = _first_samples(a, _hidden_items(request, a))
+    first_b = _first_samples(b, _hidden_items(request, b))
     pairs = [(key, ra, first_b[key]) for key, ra in first_a.items() if key in first_b]
     test = mcnemar([bool(ra.passed) for _, ra, _ in pairs], [bool(rb.passed) for _, _, rb in pairs])
     return render(
@@ -209,7 +280,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _context(evaluation: Evaluation) -> dict[str, Any]:
+def _context(evaluation: Evaluation, hidden: set[int]) -> dict[str, Any]:
     summary = summarise(evaluation)
     done = [
         t
@@ -225,7 +296,9 @@ def _context(evaluation: Evaluation) -> dict[str, Any]:
             rate = (len(done) - 1) / seconds * 60
             remaining = evaluation.total - len(done)
             eta = remaining / (rate / 60) if rate else None
-    results = Result.objects.filter(evaluation=evaluation).select_related("run")[:2000]
+    results = list(Result.objects.filter(evaluation=evaluation).select_related("run")[:2000])
+    for result in results:
+        result.hidden = result.index in hidden  # type: ignore[attr-defined]
     return {
         "evaluation": evaluation,
         "summary": summary,
@@ -250,8 +323,9 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def export_json(request: HttpRequest, pk: int) -> JsonResponse:
     evaluation = _get(request, pk)
     results = Result.objects.filter(evaluation=evaluation).select_related("run")
+    hidden = _hidden_items(request, evaluation)
     return JsonResponse(
-        {"summary": summarise(evaluation), "results": [r.as_dict() for r in results]},
+        {"summary": summarise(evaluation), "results": [_row(r, hidden) for r in results]},
         json_dumps_params={"ensure_ascii": False},
     )
 
@@ -265,7 +339,8 @@ def export_csv(request: HttpRequest, pk: int) -> HttpResponse:
     fields = ["index", "sample", "item", "passed", "leakage", "status", "reason",
               "prediction", "run", "lines", "steps", "divergence_step"]  # fmt: skip
     writer.writerow(fields)
+    hidden = _hidden_items(request, evaluation)
     for result in Result.objects.filter(evaluation=evaluation).select_related("run"):
-        row = result.as_dict()
+        row = _row(result, hidden)
         writer.writerow([spreadsheet_safe(row[f]) for f in fields])
     return response
