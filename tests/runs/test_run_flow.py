@@ -127,3 +127,27 @@ def test_output_postgres_cannot_store_is_made_visible(client: Client, run_now: A
     assert trace is not None
     assert trace.data["stdout"] == "a\u2400b \ufffd\n"
     assert trace.data["result"] == "'x\\x00'"
+
+
+@pytest.mark.django_db
+def test_an_anonymous_visitors_runs_move_to_the_account_at_login(client: Client) -> None:
+    """Security review L12: after logging in, the runs made before are still the visitor's
+    (their pages answer, they are listed), not stranded under a session token."""
+    from playground.runs.services import start_run
+
+    program = ProgramFactory(is_public=True)
+    client.get(reverse("programs:detail", args=[program.pk]))
+    session = client.session
+    session["anon_owner"] = "the-visitors-token"
+    session.save()
+    run = start_run(program=program, user=None, anon_token="the-visitors-token", enqueue=False)
+    assert client.get(run.get_absolute_url()).status_code == 200
+    user = UserFactory()
+    response = client.post(
+        reverse("login"), {"username": user.username, "password": "correct horse battery staple"}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert (run.owner, run.anon_owner) == (user, "")
+    assert client.get(run.get_absolute_url()).status_code == 200
+    assert f"Run #{run.pk}" in client.get(reverse("runs:mine")).content.decode()
