@@ -6,12 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAUNCH := $(PY) -m playground.lib.launcher
 
-.PHONY: run test install system-deps test-deps lint typecheck pytest services bench clean
+.PHONY: run test test-full install system-deps test-deps lint typecheck pytest services bench clean
 
 run: install system-deps ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
 	@$(LAUNCH) run
 
-test: install test-deps lint typecheck pytest ## Everything CI runs
+test: install test-deps lint typecheck pytest ## Everything CI runs (slow suites in their short form)
+
+test-full: install test-deps lint typecheck ## The same, with the long forms of the slow suites
+	$(MAKE) pytest PYTEST_ARGS="--full $(PYTEST_ARGS)"
 
 install: $(STAMP)
 

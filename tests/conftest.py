@@ -22,6 +22,31 @@ from playground.llm.registry import ModelSpec, embedded_model
 from tests.factories import UserFactory
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="the long forms of the slow suites (fault, load, container, long browser runs): "
+        "`make test-full`; `make test` runs their short forms",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--full"):
+        return
+    skip = pytest.mark.skip(reason="long form only: `make test-full` runs it")
+    for item in items:
+        if "full_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def full(request: pytest.FixtureRequest) -> bool:
+    """True under `make test-full`: a slow suite takes its long form (more items, more clients,
+    longer runs); under `make test` its short form, which must still test the same thing."""
+    return bool(request.config.getoption("--full"))
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

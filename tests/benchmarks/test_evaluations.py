@@ -85,6 +85,7 @@ def test_garbage_scores_zero_without_errors(monkeypatch: pytest.MonkeyPatch) -> 
     assert reasons == {"unparsable"}
 
 
+@pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_evaluation_resumes_and_scores_each_item_once(
     monkeypatch: pytest.MonkeyPatch,
@@ -151,6 +152,7 @@ def _worker(queue: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_batch_worker_is_resumed_by_the_next_one(
     monkeypatch: pytest.MonkeyPatch,
