@@ -44,11 +44,16 @@ def _queues(argv: list[str]) -> set[str]:
     return set(argv[argv.index("-Q") + 1].split(",")) if "-Q" in argv else set()
 
 
-def _code_variables(*relative: str) -> set[str]:
+READ = re.compile(
+    r"""(?:env\.[a-z_]+\(|environ\.get\(|getenv\(|environ\[|_env_[a-z_]+\()\s*["'](PLAYGROUND_[A-Z0-9_]+)"""
+)
+
+
+def _code_variables() -> set[str]:
+    """Every PLAYGROUND_* variable any module of the product reads from the environment."""
     names: set[str] = set()
-    for path in relative:
-        text = (ROOT / path).read_text()
-        names |= set(re.findall(r"""["'](PLAYGROUND_[A-Z0-9_]+)["']""", text))
+    for path in (ROOT / "playground").rglob("*.py"):
+        names |= set(READ.findall(path.read_text()))
     return names
 
 
@@ -112,14 +117,15 @@ def test_the_sandbox_worker_gets_no_secrets_only_what_it_reads() -> None:
     assert not [name for name in env if SECRET.search(name)], env
     # What the sandbox and the tasks it runs read: the database and Redis, the sandbox's own
     # settings and limits, the host names (unsafe-local is refused unless they are loopback).
+    # A new PLAYGROUND_SANDBOX* or PLAYGROUND_MAX_* variable anywhere must be added to the list.
     needed = {"DATABASE_URL", "REDIS_URL", "PLAYGROUND_ALLOWED_HOSTS", "PLAYGROUND_HOST"}
-    needed |= _code_variables("playground/sandbox/process.py")
     needed |= {
         name
-        for name in _code_variables("playground/settings.py")
+        for name in _code_variables()
         if name.startswith(("PLAYGROUND_SANDBOX", "PLAYGROUND_MAX_"))
+        and not name.endswith("_WORKERS")  # process counts: Compose reads them, not the worker
     }
-    assert needed <= set(env), sorted(needed - set(env))
+    assert needed <= set(env), f"add to worker-sandbox's environment: {sorted(needed - set(env))}"
     # Database and Redis default to the Compose services, like the other containers'.
     assert env["DATABASE_URL"] == _environment(_services()["worker-llm"])["DATABASE_URL"]
     assert env["REDIS_URL"] == _environment(_services()["worker-llm"])["REDIS_URL"]
