@@ -23,7 +23,7 @@ from playground.lib import paths
 from playground.programs.models import Program
 from playground.runs.models import Run, Trace
 from playground.runs.retention import expire_anonymous_runs
-from playground.sharing.models import ShareLink
+from playground.sharing.models import ExpiredLink, ShareLink
 from tests.factories import ProgramFactory, UserFactory
 
 TRACE = {"schema": 1, "status": "ok", "steps": [], "stdout": "", "result": "2", "error": None,
@@ -113,6 +113,18 @@ def test_anonymous_private_programs_go_once_no_run_refers_to_them(settings: Any)
 
 
 @pytest.mark.django_db
+def test_an_expired_link_is_remembered_for_a_year() -> None:
+    recent = ExpiredLink.objects.create(token="r" * 32)
+    old = ExpiredLink.objects.create(token="o" * 32)
+    ExpiredLink.objects.filter(pk=old.pk).update(expired_at=timezone.now() - timedelta(days=366))
+    assert expire_anonymous_runs()["links"] == 1
+    assert list(ExpiredLink.objects.values_list("pk", flat=True)) == [recent.pk]
+    page = Client().get(reverse("sharing:view", args=[old.token]))
+    assert page.status_code == 404
+    assert "expired" not in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_a_zero_ttl_keeps_everything(settings: Any) -> None:
     settings.PLAYGROUND_ANON_RUN_TTL_HOURS = 0
     program = _aged(ProgramFactory(owner=None, anon_owner="z" * 32), 900)
@@ -162,7 +174,6 @@ def test_beat_sends_it_every_hour_to_a_queue_a_worker_takes() -> None:
     assert app.amqp.router.route({}, entry["task"])["queue"].name == "default"
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_task_by_name() -> None:
     """The worker finds the task (it lives outside tasks.py: CELERY_IMPORTS) and deletes."""
