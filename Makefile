@@ -28,9 +28,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # OS packages. The sandbox needs bubblewrap, Debian's python3 (the sandbox user cannot reach an
-# interpreter in root's home) and libseccomp; the end-to-end tests need Chromium.
+# interpreter in root's home) and libseccomp; the end-to-end tests need Chromium, and the test of
+# the documented proxy setups real nginx and Caddy (tests/deploy/ starts its own; the system ones
+# may stay off).
 SANDBOX_CHECKS := bwrap:bubblewrap /usr/bin/python3:python3 /usr/lib/$(shell uname -m)-linux-gnu/libseccomp.so.2:libseccomp2
-TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium
+TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium /usr/sbin/nginx:nginx /usr/bin/caddy:caddy
 
 define ensure_packages
 	@missing=""; for check in $(1); do \

@@ -1,4 +1,5 @@
-"""Celery application: queues ``sandbox`` (real execution), ``llm`` (emulation) and ``batch``."""
+"""Celery application: queues ``sandbox`` (real execution), ``llm`` (emulation), ``batch``
+(evaluations) and ``default`` (periodic and unrouted tasks, taken by the llm worker)."""
 
 import os
 
@@ -9,5 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
 app = Celery("playground")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue("sandbox"), Queue("llm"), Queue("batch")]
+app.conf.task_queues = [Queue("sandbox"), Queue("llm"), Queue("batch"), Queue("default")]
 app.autodiscover_tasks()

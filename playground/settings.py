@@ -125,13 +125,19 @@ def _celery_redis_url(url: str) -> str:
 
 CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
-CELERY_TASK_DEFAULT_QUEUE = "sandbox"
+# A task without a route goes to `default` (the llm worker takes it), never to `sandbox`: the
+# sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the two
+# tasks that need it are routed there.
+CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
     "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
+    "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
 }
+# Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).
+CELERY_IMPORTS = ["playground.runs.retention"]
 CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps
 # it unacknowledged); longer than the longest task's time limit, or it would run twice.
@@ -140,6 +146,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("PLAYGROUND_CELERY_EAGER", default=False)
+
+# Periodic tasks: Celery beat (one process: `make run` starts it, compose runs one `beat`) sends
+# them; add later ones here. Its state (when each entry last ran) lives under the var dir.
+# Runs made without an account (and anonymous programs left without runs) are deleted this many
+# hours after they were made; 0 keeps them forever.
+PLAYGROUND_ANON_RUN_TTL_HOURS = env.int("PLAYGROUND_ANON_RUN_TTL_HOURS", default=7 * 24)
+CELERY_BEAT_SCHEDULE = {
+    "expire-anonymous-runs": {
+        "task": "playground.runs.retention.expire_anonymous_runs",
+        "schedule": 3600.0,
+        # A message nobody took within the hour is dropped: the next one does the same work.
+        "options": {"expires": 3000},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The cache (rate limits) lives in Redis, shared by every web process.
 CACHES = {

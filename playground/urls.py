@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("playground.benchmarks.urls")),
     path("admin/", admin.site.urls),
 ]
+# A share link whose run expired says so; every other 404 is Django's page (templates/404.html).
+handler404 = "playground.sharing.views.page_not_found"

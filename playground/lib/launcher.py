@@ -1,6 +1,6 @@
 """The run command behind `make run` and `make test`.
 
-    python -m playground.lib.launcher run          # services, migrate, library, web + workers
+    python -m playground.lib.launcher run          # services, migrate, library, web, workers, beat
     python -m playground.lib.launcher exec -- CMD  # services around one command (the test suite)
     python -m playground.lib.launcher services     # only PostgreSQL and Redis, until Ctrl-C
 
@@ -135,10 +135,11 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
             "--concurrency",
             str(_env_int("PLAYGROUND_SANDBOX_WORKERS", cores)),
         ],
+        # Also the `default` queue: periodic and unrouted tasks (short, waiting on the database).
         "worker-llm": [
             *celery,
             "-Q",
-            "llm",
+            "llm,default",
             "-n",
             "llm@%h",
             "--pool",
@@ -157,6 +158,9 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
             "--concurrency",
             str(_env_int("PLAYGROUND_BATCH_WORKERS", 1)),
         ],
+        # The scheduler: sends the periodic tasks of CELERY_BEAT_SCHEDULE (exactly one per site);
+        # its state file is CELERY_BEAT_SCHEDULE_FILENAME, under the var dir.
+        "beat": [py, "-m", "celery", "-A", "playground", "beat", "--loglevel", "INFO"],
     }
 
 

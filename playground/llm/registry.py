@@ -7,6 +7,8 @@ TOML file with one (TOML: ``[[models]]`` tables). Each model::
      "context_length": 8192, "json_schema": "openai", "label": "Qwen2.5-Coder 7B (vLLM)",
      "max_concurrency": 16}
 
+``"api_key_env": "VLLM_API_KEY"`` instead of ``api_key`` reads the key from that variable.
+
 With neither set, the embedded SmolLM2-135M served by llama.cpp on ``PLAYGROUND_LLM_PORT`` is
 the only model (unless ``PLAYGROUND_EMBEDDED_LLM=off``).
 """
@@ -75,11 +77,20 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     ]
     if missing:
         raise RegistryError(f"{where}: missing or empty {', '.join(missing)}")
-    known = {f for f in ModelSpec.__dataclass_fields__ if f != "embedded"}
+    known = {f for f in ModelSpec.__dataclass_fields__ if f != "embedded"} | {"api_key_env"}
     unknown = set(raw) - known
     if unknown:
         raise RegistryError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     values = {**raw, "label": raw.get("label") or raw["name"]}
+    # The key from another variable (e.g. VLLM_API_KEY, which the vLLM server itself reads), so
+    # that the secret is written once.
+    variable = values.pop("api_key_env", None)
+    if variable is not None:
+        if "api_key" in values:
+            raise RegistryError(f"{where}: give api_key or api_key_env, not both")
+        if not isinstance(variable, str) or not os.environ.get(variable):
+            raise RegistryError(f"{where}: api_key_env names {variable!r}, which is not set")
+        values["api_key"] = os.environ[variable]
     for key in ("context_length", "max_concurrency"):
         if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
             raise RegistryError(f"{where}: {key} must be int")

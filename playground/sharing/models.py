@@ -40,3 +40,14 @@ class ShareLink(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("sharing:view", args=[self.token])
+
+
+class ExpiredLink(models.Model):
+    """The token of a share link whose run expired (runs made without an account are deleted
+    after PLAYGROUND_ANON_RUN_TTL_HOURS), so that the link says so instead of "not found"."""
+
+    token = models.CharField(max_length=64, unique=True)
+    expired_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Expired share link ({self.expired_at:%Y-%m-%d})"

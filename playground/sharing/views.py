@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
@@ -12,14 +14,42 @@ from django_htmx.http import HttpResponseClientRefresh
 from playground.classroom import guards
 from playground.runs.access import get_run_for_user
 from playground.runs.views import run_context
-from playground.sharing.models import ShareLink
+from playground.sharing.models import ExpiredLink, ShareLink
+
+
+class LinkExpired(Http404):
+    """The link's run was deleted by the expiry of anonymous runs (playground/runs/retention.py)."""
 
 
 def _active_link(token: str) -> ShareLink:
     try:
         return ShareLink.objects.active().select_related("run__program").get(token=token)
     except ShareLink.DoesNotExist:
+        if ExpiredLink.objects.filter(token=token).exists():
+            raise LinkExpired(expired_message()) from None
         raise Http404("This link does not exist or was revoked.") from None
+
+
+def expired_message() -> str:
+    hours = settings.PLAYGROUND_ANON_RUN_TTL_HOURS
+    kept = f"{hours // 24} days" if hours % 24 == 0 else f"{hours} hours"
+    return (
+        f"This run has expired: runs made without an account are deleted after {kept}. "
+        "Sign in before running a program to keep its runs and links."
+    )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The site's 404 page (handler404), which says so when a share link's run expired."""
+    if not isinstance(exception, LinkExpired):
+        return defaults.page_not_found(request, exception)
+    match = request.resolver_match
+    embed = match is not None and match.url_name == "embed"
+    template = "sharing/expired_embed.html" if embed else "sharing/expired.html"
+    response = render(request, template, {"message": str(exception)}, status=404)
+    if embed:  # the page that replaces an embedded run must show inside its frame
+        response.xframe_options_exempt = True
+    return response
 
 
 @require_POST

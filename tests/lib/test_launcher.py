@@ -1,5 +1,5 @@
-"""`make run`'s launcher: starts everything, serves the library, stops every process on Ctrl-C,
-and a second start comes back quickly with the same data."""
+"""`make run`'s launcher: starts everything (web, the workers and the one scheduler), serves the
+library, stops every process on Ctrl-C, and a second start comes back quickly with the same data."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def test_run_serves_the_library_stops_cleanly_and_restarts_fast(stack: Stack) ->
     assert "CRUXEval sample_0" in body
     for worker in ("sandbox", "llm", "batch"):
         stack.wait_for(rf"{worker}@\S+ ready\.")
+    # The one scheduler: a celery beat process of this stack, keeping its state in the var dir.
+    stack.wait_for(r"beat +\| .*beat: Starting\.\.\.")
+    # (honcho starts each process through /bin/sh -c, which then execs or waits on it)
+    tree = processes_mentioning(str(stack.var_dir))
+    beats = [p for p in tree if " beat " in p and "/bin/sh -c" not in p]
+    assert len(beats) == 1, beats
+    assert "celery -A playground beat" in beats[0]
+    assert list(stack.var_dir.glob("celerybeat-schedule*")), sorted(stack.var_dir.iterdir())
     # Leave some data behind to find after the restart.
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env["PLAYGROUND_VAR_DIR"] = str(stack.var_dir)
