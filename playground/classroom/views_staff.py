@@ -431,8 +431,10 @@ def item_delete(
     request: HttpRequest, course_id: int, assignment_id: int, item_id: int
 ) -> HttpResponse:
     """Delete an item; when students have answered it, only after a confirmation (their
-    submissions go with it)."""
+    submissions go with it). Instructors only: assistants grade, they do not delete."""
     item, member = get_item(request, course_id, assignment_id, item_id, staff=True)
+    if member.role != Role.INSTRUCTOR:
+        raise PermissionDenied("Only the course's instructors may delete an item.")
     assignment = item.assignment
     submissions = item.submissions.aggregate(
         n=Count("id"), students=Count("student", distinct=True)

@@ -88,6 +88,7 @@ def _status(response: Any) -> int | str:
 # Expected statuses, in the order of PEOPLE.
 MEMBER_PAGE = ["login", 200, 404, 200, 200, 404]
 STAFF_PAGE = ["login", 403, 404, 200, 200, 404]
+INSTRUCTOR_PAGE = ["login", 403, 404, 403, 200, 404]
 
 PAGES = [
     ("classroom:course", ("c",), MEMBER_PAGE),
@@ -104,6 +105,7 @@ PAGES = [
     ("classroom:submissions", ("c", "a"), STAFF_PAGE),
     ("classroom:gradebook", ("c", "a"), STAFF_PAGE),
     ("classroom:gradebook_csv", ("c", "a"), STAFF_PAGE),
+    ("classroom:item_delete", ("c", "a", "i"), INSTRUCTOR_PAGE),  # L11: assistants do not delete
 ]
 
 
