@@ -180,9 +180,9 @@ class AssignmentForm(forms.ModelForm):
 
 
 class MemberChoiceField(forms.ModelChoiceField):
+    # Usernames only: members' e-mail addresses appear on the roster and gradebook pages alone.
     def label_from_instance(self, obj: Any) -> str:
-        user = obj.user
-        return f"{user.get_username()} ({user.email})" if user.email else user.get_username()
+        return str(obj.user.get_username())
 
 
 class ExtensionForm(forms.Form):
