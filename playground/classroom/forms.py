@@ -75,8 +75,8 @@ class CourseForm(forms.ModelForm):
 class RosterForm(forms.Form):
     file = forms.FileField(
         label="Roster (CSV)",
-        help_text="One email or username per row; an optional second column gives the role "
-        "(student or assistant). A header row is skipped.",
+        help_text="One e-mail address or username per row; an optional second column gives "
+        "the role (student or assistant). A header row is skipped.",
         error_messages={
             "required": "Choose a CSV file to upload.",
             "empty": "The roster file is empty.",
