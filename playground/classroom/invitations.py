@@ -33,6 +33,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from kombu.exceptions import KombuError
 
 from playground.classroom import audit
 from playground.classroom.models import (
@@ -244,15 +245,22 @@ def _limit_message() -> str:
 
 
 def _queue_mails(ids: list[int], base_url: str) -> None:
-    if not ids:
-        return
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids, base_url))
+
+
+def _enqueue(ids: list[int], base_url: str) -> None:
+    """Hand the mails to a worker; without a broker they are marked unsent (staff see it and
+    can send them again) rather than turning the upload into an error page."""
     from playground.classroom.tasks import send_invitation_mails
 
-    # The "llm" queue's worker runs threads for work that waits on the network: sending mail
-    # is such work, and needs no worker of its own.
-    transaction.on_commit(
-        lambda: send_invitation_mails.apply_async((ids, base_url), queue=MAIL_QUEUE)
-    )
+    try:
+        # The "llm" queue's worker runs threads for work that waits on the network: sending
+        # mail is such work, and needs no worker of its own.
+        send_invitation_mails.apply_async((ids, base_url), queue=MAIL_QUEUE)
+    except (KombuError, OSError):
+        log.exception("invitation mails %s could not be queued", ids)
+        Invitation.objects.filter(pk__in=ids).update(mail_failed=True)
 
 
 def _one_line(text: str, limit: int = 120) -> str:

@@ -417,3 +417,16 @@ def test_every_step_is_in_the_audit_log(world: SimpleNamespace) -> None:
         ("invitation.revoked", "teacher", "bob"),
     ]
     assert invitations.mails_left_today(world.teacher) == 499
+
+
+def test_a_broker_that_is_down_marks_the_mails_unsent(world: SimpleNamespace) -> None:
+    from kombu.exceptions import OperationalError
+
+    from playground.classroom.tasks import send_invitation_mails
+
+    down = OperationalError("Error 111 connecting to redis. Connection refused.")
+    with mock.patch.object(send_invitation_mails, "apply_async", side_effect=down):
+        page = world.upload(b"x@example.edu\n")
+    assert "Roster read: 1 invitation e-mailed" in page
+    assert Invitation.objects.get().mail_failed
+    assert world.outbox == []
