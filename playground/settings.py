@@ -188,6 +188,28 @@ CHANNEL_LAYERS = {
     }
 }
 
+# E-mail: course invitations and password resets. Unset: mails are printed on the console
+# (development). On a server: smtp+tls://user:password@mail.example.org:587 for STARTTLS,
+# smtp+ssl://...:465 for implicit TLS (django-environ's email_url; percent-encode special
+# characters of the password).
+_email = env.email_url("PLAYGROUND_EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
+EMAIL_TIMEOUT = 20  # a mail server that does not answer must not hold a worker for ever
+DEFAULT_FROM_EMAIL = env.str("PLAYGROUND_EMAIL_FROM", default="playground@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+del _email
+# Course invitations by e-mail: how long a link works, and how many invitation mails one person
+# may send in 24 hours (a roster must not be a way to send mail in bulk).
+PLAYGROUND_INVITATION_DAYS = env.int("PLAYGROUND_INVITATION_DAYS", default=14)
+PLAYGROUND_INVITATION_MAILS_PER_DAY = env.int("PLAYGROUND_INVITATION_MAILS_PER_DAY", default=500)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -75,8 +75,8 @@ class CourseForm(forms.ModelForm):
 class RosterForm(forms.Form):
     file = forms.FileField(
         label="Roster (CSV)",
-        help_text="One email or username per row; an optional second column gives the role "
-        "(student or assistant). A header row is skipped.",
+        help_text="One e-mail address or username per row; an optional second column gives "
+        "the role (student or assistant). A header row is skipped.",
         error_messages={
             "required": "Choose a CSV file to upload.",
             "empty": "The roster file is empty.",
@@ -180,9 +180,9 @@ class AssignmentForm(forms.ModelForm):
 
 
 class MemberChoiceField(forms.ModelChoiceField):
+    # Usernames only: members' e-mail addresses appear on the roster and gradebook pages alone.
     def label_from_instance(self, obj: Any) -> str:
-        user = obj.user
-        return f"{user.get_username()} ({user.email})" if user.email else user.get_username()
+        return str(obj.user.get_username())
 
 
 class ExtensionForm(forms.Form):

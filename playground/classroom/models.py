@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -61,6 +62,9 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
+    # The staff role an accepted invitation asked for. The person is a student until an
+    # instructor confirms it: a roster row names an address or a username, not a known person.
+    pending_role = models.CharField(max_length=12, choices=Role.choices, blank=True, default="")
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -76,24 +80,138 @@ class Membership(models.Model):
         return self.role in STAFF_ROLES
 
 
-class RosterEntry(models.Model):
-    """An expected member from an uploaded roster (email or username); claimed when that person
-    joins or signs up, and then they get its role."""
+def new_nonce() -> str:
+    return secrets.token_hex(16)
 
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="roster")
-    identifier = models.CharField(max_length=254, help_text="Email or username, lower case.")
+
+class Invitation(models.Model):
+    """An offer to join a course, made by its staff (a roster row). Nobody is a member before
+    accepting: an invitation by e-mail is answered through a signed link sent to that address
+    (whoever is signed in when opening it accepts for their own account); an invitation of an
+    existing username waits on that person's "My courses" page."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(blank=True, help_text="Where the link was sent (lower case).")
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="course_invitations",
+    )
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
-    claimed_by = models.ForeignKey(
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Part of the signed link; a new one at every (re)send, so that older links stop working.
+    nonce = models.CharField(max_length=32, default=new_nonce)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the link was mailed.")
+    mail_failed = models.BooleanField(default=False)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
+        ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["course", "identifier"], name="roster_once_per_course")
+            models.CheckConstraint(
+                condition=(Q(email="") & Q(invitee__isnull=False))
+                | (~Q(email="") & Q(invitee__isnull=True)),
+                name="invitation_email_or_invitee",
+            ),
+            models.UniqueConstraint(
+                fields=["course", "email"],
+                condition=Q(status="pending") & ~Q(email=""),
+                name="invitation_pending_once_per_email",
+            ),
+            models.UniqueConstraint(
+                fields=["course", "invitee"],
+                condition=Q(status="pending"),
+                name="invitation_pending_once_per_invitee",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.identifier} in {self.course}"
+        return f"Invitation of {self.addressee} to {self.course}"
+
+    @property
+    def addressee(self) -> str:
+        return self.email or (self.invitee.get_username() if self.invitee else "")
+
+    @property
+    def by_mail(self) -> bool:
+        return bool(self.email)
+
+
+class AuditEvent(models.Model):
+    """One line of a course's audit log: who did what, when. Append-only: no code updates or
+    deletes a row, and a trigger in the database refuses UPDATE and DELETE (migration 0002).
+    There is no foreign key, so that deleting a course or a user touches no row: ids and names
+    are copied at the time of the event."""
+
+    class Action(models.TextChoices):
+        COURSE_CREATED = "course.created", "Course created"
+        COURSE_DELETED = "course.deleted", "Course deleted"
+        JOIN_CODE = "course.join_code", "Join code changed"
+        ROSTER_IMPORTED = "roster.imported", "Roster uploaded"
+        INVITATION_SENT = "invitation.sent", "Invitation sent"
+        INVITATION_RESENT = "invitation.resent", "Invitation sent again"
+        INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
+        INVITATION_DECLINED = "invitation.declined", "Invitation declined"
+        INVITATION_REVOKED = "invitation.revoked", "Invitation revoked"
+        MEMBER_JOINED = "member.joined", "Joined with the code"
+        ROLE_CHANGED = "member.role", "Role changed"
+        ROLE_CONFIRMED = "member.role_confirmed", "Staff role confirmed"
+        ROLE_REFUSED = "member.role_refused", "Staff role refused"
+        MEMBER_REMOVED = "member.removed", "Removed from the course"
+        MEMBER_LEFT = "member.left", "Left the course"
+        ASSIGNMENT_DELETED = "assignment.deleted", "Assignment deleted"
+        ITEM_DELETED = "item.deleted", "Item deleted"
+        UPGRADE = "upgrade", "Changed by a site upgrade"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    course_ref = models.BigIntegerField(null=True, db_index=True)
+    course_title = models.CharField(max_length=200, blank=True)
+    actor_ref = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    subject_ref = models.BigIntegerField(null=True)
+    subject_name = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["course_ref", "-at"], name="audit_course_time")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name}: {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("An audit event cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AuditLogIsAppendOnly("An audit event cannot be deleted.")
+
+    def detail_items(self) -> list[tuple[str, str]]:
+        """The details as (name, value) pairs in name order (JSONB keeps no order; and a
+        template would read a key named "items" in place of dict.items)."""
+        detail = self.detail if isinstance(self.detail, dict) else {}
+        return sorted((str(k), str(v)) for k, v in detail.items())
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised by any attempt to change or delete an audit event."""
 
 
 class Feedback(models.TextChoices):

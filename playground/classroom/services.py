@@ -1,36 +1,33 @@
-"""Writes of the classroom: joining, rosters, answer keys, submissions and their grading."""
+"""Writes of the classroom: creating, joining and leaving courses, answer keys, submissions and
+their grading. Invitations and rosters are in ``invitations``."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from playground.classroom import grading
+from playground.classroom import audit, grading
+from playground.classroom.guards import site_time
 from playground.classroom.models import (
     Assignment,
+    AuditEvent,
     Course,
+    Invitation,
     Item,
     Membership,
     Mode,
     Role,
-    RosterEntry,
     Submission,
 )
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
 log = logging.getLogger(__name__)
-MAX_ROSTER_ROWS = 5000
 
 
 class ClassroomError(Exception):
@@ -41,104 +38,142 @@ def create_course(*, title: str, instructor: Any, description: str = "") -> Cour
     with transaction.atomic():
         course = Course.objects.create(title=title, description=description, created_by=instructor)
         Membership.objects.create(course=course, user=instructor, role=Role.INSTRUCTOR)
+        audit.record(audit.Action.COURSE_CREATED, course=course, actor=instructor)
     return course
 
 
+def exam_in_progress(course: Course, user: Any, now: datetime | None = None) -> Assignment | None:
+    """The course's exam-mode assignment whose window (this person's, extensions included) is
+    running now, if any; the one that ends last."""
+    now = now or timezone.now()
+    running = [
+        a
+        for a in course.assignments.filter(exam_mode=True, opens_at__lte=now).prefetch_related(
+            "extensions"
+        )
+        if now <= a.window(user)[1]
+    ]
+    return max(running, key=lambda a: a.window(user)[1], default=None)
+
+
+def reentry_refusal(course: Course, user: Any, now: datetime | None = None) -> str | None:
+    """Why this person may not come back into the course now: they left it during an exam
+    whose window has not ended (leaving must not be a way out of exam mode and back in)."""
+    now = now or timezone.now()
+    left = (
+        AuditEvent.objects.filter(
+            course_ref=course.pk, subject_ref=user.pk, action=audit.Action.MEMBER_LEFT
+        )
+        .order_by("-at", "-id")
+        .first()
+    )
+    detail = left.detail if left is not None and isinstance(left.detail, dict) else {}
+    exam_id = detail.get("exam_id")
+    if type(exam_id) is not int:
+        return None
+    # The exam as it is now: an instructor may have ended it early or given an extension.
+    exam = (
+        Assignment.objects.filter(pk=exam_id, course=course, exam_mode=True)
+        .prefetch_related("extensions")
+        .first()
+    )
+    if exam is None or exam.opens_at > now:
+        return None
+    until = exam.window(user)[1]
+    if now > until:
+        return None
+    return (
+        f"You left this course during its exam “{exam.title}”: you can come back after it "
+        f"ends ({site_time(until)})."
+    )
+
+
 def join_course(*, user: Any, code: str) -> Membership:
-    """Join with a course's code; a roster entry for this person decides the role."""
+    """Join with a course's code, as a student. An invitation of this person to the course is
+    accepted with it; a staff role it asks for waits for an instructor's confirmation."""
     course = Course.objects.filter(join_code__iexact=code.strip()).first()
     if course is None or not course.join_enabled:
         raise ClassroomError("No course has this join code, or joining is closed.")
     existing = Membership.objects.filter(course=course, user=user).first()
     if existing is not None:
         return existing
-    entry = _roster_entry_for(course, user)
-    role = entry.role if entry is not None else Role.STUDENT
+    refusal = reentry_refusal(course, user)
+    if refusal is not None:
+        raise ClassroomError(refusal)
     try:
         with transaction.atomic():
-            membership = Membership.objects.create(course=course, user=user, role=role)
-            if entry is not None:
-                RosterEntry.objects.filter(pk=entry.pk).update(claimed_by=user)
+            invitation = (
+                Invitation.objects.select_for_update()
+                .filter(course=course, invitee=user, status=Invitation.Status.PENDING)
+                .first()
+            )
+            membership = Membership.objects.create(
+                course=course,
+                user=user,
+                role=Role.STUDENT,
+                pending_role=Role.ASSISTANT
+                if invitation is not None and invitation.role == Role.ASSISTANT
+                else "",
+            )
+            audit.record(audit.Action.MEMBER_JOINED, course=course, actor=user, subject=user)
+            if invitation is not None:
+                mark_answered(invitation, Invitation.Status.ACCEPTED, by=user, how="join code")
     except IntegrityError:  # joined twice at once
         membership = Membership.objects.get(course=course, user=user)
     return membership
 
 
-def _identifiers(user: Any) -> list[str]:
-    names = [user.get_username().lower()]
-    if getattr(user, "email", ""):
-        names.append(user.email.lower())
-    return names
+def mark_answered(invitation: Invitation, status: str, *, by: Any, how: str = "") -> None:
+    """Close a pending invitation (accepted, declined or revoked) and log it."""
+    invitation.status = status
+    invitation.answered_at = timezone.now()
+    invitation.answered_by = by if getattr(by, "pk", None) else None
+    invitation.save(update_fields=["status", "answered_at", "answered_by"])
+    action = {
+        Invitation.Status.ACCEPTED: audit.Action.INVITATION_ACCEPTED,
+        Invitation.Status.DECLINED: audit.Action.INVITATION_DECLINED,
+        Invitation.Status.REVOKED: audit.Action.INVITATION_REVOKED,
+    }[Invitation.Status(status)]
+    detail: dict[str, Any] = {"role": invitation.role, "by_mail": invitation.by_mail}
+    if how:
+        detail["how"] = how
+    audit.record(
+        action,
+        course=invitation.course,
+        actor=by,
+        subject=invitation.invitee,
+        subject_name=invitation.email,
+        **detail,
+    )
 
 
-def _roster_entry_for(course: Course, user: Any) -> RosterEntry | None:
-    return RosterEntry.objects.filter(course=course, identifier__in=_identifiers(user)).first()
-
-
-def claim_roster_entries(user: Any) -> list[Membership]:
-    """Add a person to every course whose roster names them (at login and sign-up)."""
-    added: list[Membership] = []
-    entries = RosterEntry.objects.filter(
-        identifier__in=_identifiers(user), claimed_by__isnull=True
-    ).select_related("course")
-    for entry in entries:
-        membership, created = Membership.objects.get_or_create(
-            course=entry.course, user=user, defaults={"role": entry.role}
+def leave_course(*, user: Any, course: Course) -> Membership:
+    """Take oneself out of a course (submissions stay, out of the gradebook). Leaving during an
+    exam is allowed (nobody is held in a course) but is logged, and the person cannot come
+    back until that exam has ended."""
+    with transaction.atomic():
+        instructors = list(
+            Membership.objects.select_for_update()
+            .filter(course=course, role=Role.INSTRUCTOR)
+            .values_list("pk", flat=True)
         )
-        RosterEntry.objects.filter(pk=entry.pk).update(claimed_by=user)
-        if created:
-            added.append(membership)
-    return added
-
-
-@dataclass
-class RosterReport:
-    added: int
-    already: int
-    members_now: int
-    errors: list[str]
-
-
-def import_roster(course: Course, data: bytes) -> RosterReport:
-    """A CSV with one email or username per row (a header row is skipped; an optional second
-    column gives the role). People who already have an account join at once."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ClassroomError(f"The file is not UTF-8 text (byte {exc.start}).") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    if len(rows) > MAX_ROSTER_ROWS:
-        raise ClassroomError(f"The roster has more than {MAX_ROSTER_ROWS:,} rows.")
-    report = RosterReport(0, 0, 0, [])
-    User = get_user_model()
-    for number, row in enumerate(rows, start=1):
-        if not row or not row[0].strip():
-            continue
-        identifier = row[0].strip().lower()
-        if number == 1 and identifier in ("email", "username", "user", "login"):
-            continue
-        role = row[1].strip().lower() if len(row) > 1 and row[1].strip() else Role.STUDENT
-        if role not in Role.values or role == Role.INSTRUCTOR:
-            report.errors.append(f"Row {number}: unknown role {row[1].strip()[:40]!r}.")
-            continue
-        if len(identifier) > 254 or " " in identifier:
-            report.errors.append(f"Row {number}: {identifier[:40]!r} is not an email or username.")
-            continue
-        entry, created = RosterEntry.objects.get_or_create(
-            course=course, identifier=identifier, defaults={"role": role}
-        )
-        report.added += created
-        report.already += not created
-        user = User.objects.filter(
-            Q(username__iexact=identifier) | Q(email__iexact=identifier)
-        ).first()
-        if user is not None and entry.claimed_by_id is None:
-            _, made = Membership.objects.get_or_create(
-                course=course, user=user, defaults={"role": entry.role}
+        member = Membership.objects.filter(course=course, user=user).first()
+        if member is None:
+            raise ClassroomError("You are not in this course.")
+        if instructors == [member.pk]:
+            raise ClassroomError(
+                "You are the course's only instructor: make someone else an instructor first, "
+                "or delete the course."
             )
-            RosterEntry.objects.filter(pk=entry.pk).update(claimed_by=user)
-            report.members_now += made
-    return report
+        detail: dict[str, Any] = {"role": member.role}
+        exam = exam_in_progress(course, user) if member.role == Role.STUDENT else None
+        if exam is not None:
+            detail.update(
+                exam=exam.title, exam_id=exam.pk, exam_until=exam.window(user)[1].isoformat()
+            )
+        member.delete()
+        audit.record(audit.Action.MEMBER_LEFT, course=course, actor=user, subject=user, **detail)
+    return member
 
 
 KEY_METHOD = {Mode.OUTPUT: "real", Mode.TRACE: "real"}

@@ -1,10 +1,9 @@
-"""Writes of the staff pages that ``services`` does not cover: roles, rosters sent by an
-assistant, items and their order, extensions, removing an override."""
+"""Writes of the staff pages that ``services`` does not cover: roles and removals, deleting a
+course, an assignment or an item (each logged in the audit log), items and their order,
+extensions, removing an override."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from playground.classroom import services
+from playground.classroom import audit, services
 from playground.classroom.models import (
     Assignment,
     Course,
@@ -23,12 +22,13 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
-from playground.classroom.services import ClassroomError, RosterReport
+from playground.classroom.services import ClassroomError
 from playground.programs.models import Dataset, Program, Puzzle
 
 
-def change_role(member: Membership, role: str) -> None:
-    """Give a member another role; the course always keeps at least one instructor."""
+def change_role(member: Membership, role: str, *, by: Any) -> None:
+    """Give a member another role (an instructor's decision, which also settles a staff role
+    waiting for confirmation); the course always keeps at least one instructor."""
     if role not in Role.values:
         raise ClassroomError("Choose instructor, assistant or student.")
     with transaction.atomic():
@@ -43,11 +43,42 @@ def change_role(member: Membership, role: str) -> None:
             raise ClassroomError(
                 "A course needs an instructor: make someone else an instructor first."
             )
-        Membership.objects.filter(pk=member.pk).update(role=role)
+        before = member.role
+        Membership.objects.filter(pk=member.pk).update(role=role, pending_role="")
+        audit.record(
+            audit.Action.ROLE_CHANGED,
+            course=member.course,
+            actor=by,
+            subject=member.user,
+            before=before,
+            after=role,
+        )
     member.role = role
+    member.pending_role = ""
 
 
-def remove_member(member: Membership) -> None:
+def settle_pending_role(member: Membership, *, confirm: bool, by: Any) -> None:
+    """An instructor confirms (or refuses) the staff role an accepted invitation asked for."""
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().get(pk=member.pk)
+        if not current.pending_role:
+            raise ClassroomError("No role is waiting for confirmation: nothing changed.")
+        asked = current.pending_role
+        if confirm:
+            current.role = asked
+        current.pending_role = ""
+        current.save(update_fields=["role", "pending_role"])
+        audit.record(
+            audit.Action.ROLE_CONFIRMED if confirm else audit.Action.ROLE_REFUSED,
+            course=member.course,
+            actor=by,
+            subject=member.user,
+            role=asked,
+        )
+    member.role, member.pending_role = current.role, ""
+
+
+def remove_member(member: Membership, *, by: Any) -> None:
     """Take a person out of the course (their submissions stay, out of the gradebook)."""
     with transaction.atomic():
         instructors = list(
@@ -58,40 +89,40 @@ def remove_member(member: Membership) -> None:
         if instructors == [member.pk]:
             raise ClassroomError("The course's only instructor cannot be removed.")
         member.delete()
+        audit.record(
+            audit.Action.MEMBER_REMOVED,
+            course=member.course,
+            actor=by,
+            subject=member.user,
+            role=member.role,
+        )
 
 
-def import_roster_as(course: Course, data: bytes, *, member: Membership) -> RosterReport:
-    """``services.import_roster``, after the checks it lacks (a NUL byte or a huge field would
-    reach the database or the csv module as an error page); and an assistant may only add
-    students: a row that gives the assistant role is reported and skipped."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return services.import_roster(course, data)  # which says where the bad byte is
-    if "\x00" in text:
-        raise ClassroomError("The file contains NUL bytes: it is not a CSV text file.")
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise ClassroomError(f"The file is not a readable CSV file ({exc}).") from None
-    refused: list[str] = []
-    if member.role != Role.INSTRUCTOR:
-        for number, row in enumerate(rows, start=1):
-            if len(row) > 1 and row[1].strip().lower() == Role.ASSISTANT:
-                refused.append(f"Row {number}: only an instructor may add assistants.")
-                rows[number - 1] = []  # an empty row keeps the numbering of the others
-    if not refused:
-        return services.import_roster(course, data)
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    report = services.import_roster(course, out.getvalue().encode("utf-8"))
-    report.errors = sorted(refused + report.errors, key=_row_number)
-    return report
+def delete_course(course: Course, *, by: Any) -> None:
+    """Delete the course with everything in it; its audit log stays (no foreign key)."""
+    with transaction.atomic():
+        counts = {
+            "assignments": course.assignments.count(),
+            "members": course.memberships.count(),
+            "submissions": Submission.objects.filter(item__assignment__course=course).count(),
+        }
+        audit.record(audit.Action.COURSE_DELETED, course=course, actor=by, **counts)
+        course.delete()
 
 
-def _row_number(message: str) -> int:
-    head = message.removeprefix("Row ").partition(":")[0]
-    return int(head) if head.isdigit() else 0
+def delete_assignment(assignment: Assignment, *, by: Any) -> None:
+    with transaction.atomic():
+        submissions = Submission.objects.filter(item__assignment=assignment).count()
+        audit.record(
+            audit.Action.ASSIGNMENT_DELETED,
+            course=assignment.course,
+            actor=by,
+            assignment=assignment.title,
+            assignment_id=assignment.pk,
+            items=assignment.items.count(),
+            submissions=submissions,
+        )
+        assignment.delete()
 
 
 @dataclass
@@ -183,10 +214,19 @@ def move_item(item: Item, direction: str) -> bool:
     return True
 
 
-def delete_item(item: Item) -> int:
+def delete_item(item: Item, *, by: Any) -> int:
     """Delete an item and its submissions; returns how many submissions went with it."""
     with transaction.atomic():
         count, _ = Submission.objects.filter(item=item).delete()
+        audit.record(
+            audit.Action.ITEM_DELETED,
+            course=item.assignment.course,
+            actor=by,
+            assignment=item.assignment.title,
+            item=str(item),
+            item_id=item.pk,
+            submissions=count,
+        )
         item.delete()
     return count
 

@@ -1,4 +1,6 @@
-"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox."""
+"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox;
+invitation links are e-mailed outside the request (a roster may name hundreds of addresses and
+a mail server may be slow)."""
 
 from __future__ import annotations
 
@@ -19,3 +21,10 @@ def grade_puzzle_submission(submission_id: int) -> str:
         return "skipped"
     grade_puzzle(submission)
     return "ok"
+
+
+@shared_task(soft_time_limit=600, time_limit=660)
+def send_invitation_mails(invitation_ids: list[int], base_url: str) -> int:
+    from playground.classroom.invitations import send_mails
+
+    return send_mails(invitation_ids, base_url)

@@ -22,7 +22,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from playground.classroom import grading, guards, services, staff_services, stats
+from playground.classroom import (
+    audit,
+    grading,
+    guards,
+    invitations,
+    services,
+    staff_services,
+    stats,
+)
 from playground.classroom.access import get_assignment, get_course, get_item
 from playground.classroom.forms import (
     REMOVE,
@@ -43,6 +51,7 @@ from playground.classroom.hiding import Surface, hidden_for
 from playground.classroom.models import (
     Assignment,
     Extension,
+    Invitation,
     Item,
     Membership,
     Mode,
@@ -57,6 +66,7 @@ _MAX_QUERY = 200
 LIBRARY_RESULTS = 20
 SUBMISSIONS_PER_PAGE = 100
 MAX_ROSTER_MESSAGES = 20
+AUDIT_EVENTS_PER_PAGE = 100
 _ROLE_ORDER = {Role.INSTRUCTOR: 0, Role.ASSISTANT: 1, Role.STUDENT: 2}
 
 
@@ -96,6 +106,11 @@ def course_new(request: HttpRequest) -> HttpResponse:
     return render(request, "classroom/staff/course_new.html", {"form": form})
 
 
+def _base_url(request: HttpRequest) -> str:
+    """This site's address as the visitor reached it (for links sent by e-mail)."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
 @login_required
 @require_GET
 def course_manage(request: HttpRequest, course_id: int) -> HttpResponse:
@@ -108,17 +123,33 @@ def course_manage(request: HttpRequest, course_id: int) -> HttpResponse:
     assignments = course.assignments.annotate(
         n_items=Count("items", distinct=True), n_submissions=Count("items__submissions")
     ).order_by("opens_at", "id")
+    pending = list(
+        course.invitations.filter(status=Invitation.Status.PENDING)
+        .select_related("invitee", "invited_by")
+        .order_by("email", "invitee__username", "id")
+    )
+    is_instructor = member.role == Role.INSTRUCTOR
     context = {
         "course": course,
         "member": member,
-        "is_instructor": member.role == Role.INSTRUCTOR,
+        "is_instructor": is_instructor,
         "members": members,
         "n_students": sum(1 for m in members if m.role == Role.STUDENT),
-        "pending": course.roster.filter(claimed_by__isnull=True).order_by("identifier"),
+        "to_confirm": [m for m in members if m.pending_role],
+        "invitations": [
+            {
+                "invitation": i,
+                "expires": invitations.expires_at(i),
+                # Assistants handle student invitations; only instructors deal with staff ones.
+                "may_change": is_instructor or i.role == Role.STUDENT,
+            }
+            for i in pending
+        ],
         "assignments": assignments,
         "roster_form": RosterForm(),
-        "roles": [*Role.choices, (REMOVE, "Remove from the course")],
+        "roles": Role.choices,
         "join_url": request.build_absolute_uri(reverse("classroom:join")),
+        "invitation_days": invitations.link_lifetime().days,
         "now": timezone.now(),
     }
     return render(request, "classroom/staff/course_manage.html", context)
@@ -144,13 +175,16 @@ def course_code(request: HttpRequest, course_id: int) -> HttpResponse:
         )
     else:
         messages.error(request, "Unknown action: nothing changed.")
+        return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#join")
+    audit.record(audit.Action.JOIN_CODE, course=course, actor=request.user, change=action)
     return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#join")
 
 
 @login_required
 @require_POST
 def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
-    """Upload a roster: people with an account join at once; the others when they sign up."""
+    """Upload a roster: everyone it names is invited (by e-mail, or on their "My courses"
+    page); nobody joins before accepting."""
     course, member = get_course(request, course_id, staff=True)
     back = reverse("classroom:course_manage", args=[course.pk]) + "#roster"
     form = RosterForm(request.POST, request.FILES)
@@ -158,17 +192,27 @@ def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
         _form_errors(request, form)
         return redirect(back)
     try:
-        report = staff_services.import_roster_as(
-            course, form.cleaned_data["file"].read(), member=member
+        report = invitations.import_roster(
+            course, form.cleaned_data["file"].read(), member=member, base_url=_base_url(request)
         )
     except ClassroomError as exc:
         messages.error(request, f"The roster was not imported: {exc}")
         return redirect(back)
+    # The counts never depend on whether an address belongs to an account.
+    parts = [
+        f"{report.mailed} invitation{'s' * (report.mailed != 1)} e-mailed",
+        f"{report.on_site} {'person' if report.on_site == 1 else 'people'} invited on their "
+        "“My courses” page",
+    ]
+    if report.already_invited:
+        parts.append(f"{report.already_invited} already invited (not sent again)")
+    if report.already_members:
+        parts.append(f"{report.already_members} already in the course")
+    if report.declined:
+        parts.append(f"{report.declined} declined before (not asked again)")
     messages.success(
         request,
-        f"Roster imported: {report.added} new, {report.already} already listed; "
-        f"{report.members_now} with an account joined the course now. The others join when "
-        "they sign up or log in.",
+        "Roster read: " + ", ".join(parts) + ". Nobody joins before accepting.",
     )
     for error in report.errors[:MAX_ROSTER_MESSAGES]:
         messages.error(request, error)
@@ -177,6 +221,90 @@ def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
             request, f"…and {len(report.errors) - MAX_ROSTER_MESSAGES} more rows were skipped."
         )
     return redirect(back)
+
+
+def _pending_invitation(request: HttpRequest, course_id: int, invitation_id: int) -> Any:
+    """A pending invitation of the course that this staff member may change (assistants:
+    student invitations only)."""
+    course, member = get_course(request, course_id, staff=True)
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("course", "invitee"),
+        pk=invitation_id,
+        course=course,
+    )
+    if invitation.role != Role.STUDENT and member.role != Role.INSTRUCTOR:
+        raise PermissionDenied("Only the course's instructors may change staff invitations.")
+    return invitation
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, course_id: int, invitation_id: int) -> HttpResponse:
+    invitation = _pending_invitation(request, course_id, invitation_id)
+    try:
+        invitations.revoke(invitation, by=request.user)
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Invitation of {invitation.addressee} withdrawn.")
+    return redirect(reverse("classroom:course_manage", args=[course_id]) + "#invitations")
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, course_id: int, invitation_id: int) -> HttpResponse:
+    """A new link by e-mail (the old one stops working)."""
+    invitation = _pending_invitation(request, course_id, invitation_id)
+    try:
+        invitations.resend(invitation, by=request.user, base_url=_base_url(request))
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"A new link is on its way to {invitation.email}; the old one no longer works."
+        )
+    return redirect(reverse("classroom:course_manage", args=[course_id]) + "#invitations")
+
+
+@login_required
+@require_POST
+def member_confirm(request: HttpRequest, course_id: int, member_id: int) -> HttpResponse:
+    """Confirm or refuse the staff role an accepted invitation asked for (instructors)."""
+    course, _ = get_course(request, course_id, instructor=True)
+    target = get_object_or_404(
+        Membership.objects.select_related("user", "course"), pk=member_id, course=course
+    )
+    action = request.POST.get("action", "")
+    if action not in ("confirm", "refuse"):
+        messages.error(request, "Unknown action: nothing changed.")
+        return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#members")
+    asked = target.pending_role
+    try:
+        staff_services.settle_pending_role(target, confirm=action == "confirm", by=request.user)
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+    else:
+        name = target.user.get_username()
+        label = Role(asked).label.lower()
+        messages.success(
+            request,
+            f"{name} is now {label}."
+            if action == "confirm"
+            else f"{name} stays a student (not {label}).",
+        )
+    return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#members")
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The course's audit log, newest first (instructors)."""
+    course, member = get_course(request, course_id, instructor=True)
+    page = Paginator(audit.for_course(course), AUDIT_EVENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"course": course, "member": member, "page": page}
+    return render(request, "classroom/staff/audit_log.html", context)
 
 
 @login_required
@@ -196,10 +324,10 @@ def member_role(request: HttpRequest, course_id: int, member_id: int) -> HttpRes
     name = target.user.get_username()
     try:
         if role == REMOVE:
-            staff_services.remove_member(target)
+            staff_services.remove_member(target, by=request.user)
             messages.success(request, f"{name} was removed from the course.")
         else:
-            staff_services.change_role(target, role)
+            staff_services.change_role(target, role, by=request.user)
             messages.success(request, f"{name} is now {Role(role).label.lower()}.")
     except ClassroomError as exc:
         messages.error(request, str(exc))
@@ -221,7 +349,7 @@ def course_delete(request: HttpRequest, course_id: int) -> HttpResponse:
         _form_errors(request, form)
         return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#delete")
     title = course.title
-    course.delete()
+    staff_services.delete_course(course, by=request.user)
     messages.success(request, f"Course “{title}” deleted, with its assignments and submissions.")
     return redirect("classroom:courses")
 
@@ -273,7 +401,7 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
             delete_form = DeleteForm(request.POST, title=assignment.title)
             if delete_form.is_valid():
                 title = assignment.title
-                assignment.delete()
+                staff_services.delete_assignment(assignment, by=request.user)
                 messages.success(request, f"Assignment “{title}” deleted, with its submissions.")
                 return redirect("classroom:course_manage", course_id=course_id)
         else:
@@ -477,15 +605,17 @@ def item_delete(
     request: HttpRequest, course_id: int, assignment_id: int, item_id: int
 ) -> HttpResponse:
     """Delete an item; when students have answered it, only after a confirmation (their
-    submissions go with it)."""
+    submissions go with it). Instructors only: assistants grade, they do not delete."""
     item, member = get_item(request, course_id, assignment_id, item_id, staff=True)
+    if member.role != Role.INSTRUCTOR:
+        raise PermissionDenied("Only the course's instructors may delete an item.")
     assignment = item.assignment
     submissions = item.submissions.aggregate(
         n=Count("id"), students=Count("student", distinct=True)
     )
     if request.method == "POST" and (submissions["n"] == 0 or request.POST.get("confirm") == "yes"):
         title = str(item)
-        deleted = staff_services.delete_item(item)
+        deleted = staff_services.delete_item(item, by=request.user)
         extra = f" and its {deleted} submission{'s' if deleted != 1 else ''}" if deleted else ""
         messages.success(request, f"Deleted “{title}”{extra}.")
         return redirect(

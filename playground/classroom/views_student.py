@@ -1,5 +1,6 @@
-"""The classroom for everyone in a course: my courses and joining, a course with its assignments,
-an assignment with its items, an item with its question and answer form, and submitting.
+"""The classroom for everyone in a course: my courses, invitations, joining and leaving, a course
+with its assignments, an assignment with its items, an item with its question and answer form,
+and submitting.
 
 Results follow the assignment's feedback rule (``progress.feedback_allowed``); every value from a
 program, a trace or a model reaches the page through the template's escaping."""
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from playground.classroom import access, grading, progress, services
+from playground.classroom import access, grading, invitations, progress, services
 from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
@@ -49,7 +50,12 @@ def _courses_page(
         .select_related("course")
         .order_by("course__title", "course_id")
     )
-    context = {"memberships": memberships, "code": code, "error": error}
+    context = {
+        "memberships": memberships,
+        "invitations": invitations.pending_for(request.user),
+        "code": code,
+        "error": error,
+    }
     template = "classroom/student/my_courses.html"
     if _htmx(request) and request.method == "POST":
         template += "#join"
@@ -58,8 +64,8 @@ def _courses_page(
 
 @login_required
 def my_courses(request: HttpRequest) -> HttpResponse:
-    """The courses I am in, with my role; joining with a code."""
-    services.claim_roster_entries(request.user)
+    """The courses I am in, with my role; invitations waiting for my answer; joining with a
+    code. Nothing here makes me a member by itself."""
     return _courses_page(request, code=request.GET.get("code", "").strip()[:_MAX_CODE])
 
 
@@ -84,15 +90,108 @@ def join(request: HttpRequest) -> HttpResponse:
     except ClassroomError as exc:
         return _courses_page(request, code=code, error=str(exc))
     course = membership.course
-    if already is not None:
-        messages.info(request, f"You are already in “{course.title}”.")
-    else:
-        messages.success(
-            request, f"You joined “{course.title}” as {membership.get_role_display().lower()}."
-        )
+    _joined_message(request, membership, created=already is None)
     if _htmx(request):
         return HttpResponseClientRedirect(course.get_absolute_url())
     return redirect(course)
+
+
+def _joined_message(request: HttpRequest, membership: Membership, created: bool) -> None:
+    course = membership.course
+    if not created:
+        messages.info(request, f"You are already in “{course.title}”.")
+        return
+    text = f"You joined “{course.title}” as student."
+    if membership.pending_role:
+        text += (
+            f" The role of {Role(membership.pending_role).label.lower()} it offers waits for an "
+            "instructor's confirmation."
+        )
+    messages.success(request, text)
+
+
+@login_required
+@require_POST
+def invitation_answer(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Accept or decline an invitation shown on my "My courses" page (only mine: 404 else)."""
+    invitation = invitations.pending_for(request.user).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    action = request.POST.get("action", "")
+    try:
+        if action == "accept":
+            membership, created = invitations.accept(invitation, request.user)
+            _joined_message(request, membership, created)
+            return redirect(membership.course)
+        if action == "decline":
+            invitations.decline(invitation, request.user)
+            messages.info(request, f"You declined the invitation to “{invitation.course.title}”.")
+        else:
+            messages.error(request, "Choose accept or decline: nothing changed.")
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+    return redirect("classroom:courses")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The page an e-mailed link opens: the course, and accept or decline. Opening it changes
+    nothing (mail scanners open links); accepting needs an account and a POST, declining only
+    the link."""
+    invitation, problem = invitations.resolve(token)
+    if problem is not None:
+        return render(
+            request,
+            "classroom/student/invitation.html",
+            {"problem": problem.message, "invitation": invitation},
+            status=problem.status,
+        )
+    assert invitation is not None
+    here = request.path
+    login_url = f"{reverse('login')}?{urlencode({'next': here})}"
+    context: dict[str, Any] = {
+        "invitation": invitation,
+        "course": invitation.course,
+        "role": Role(invitation.role).label.lower(),
+        "here": here,
+        "signed_in": request.user.is_authenticated,
+        "login_url": login_url,
+        "signup_url": f"{reverse('signup')}?{urlencode({'next': here})}",
+    }
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "accept" and request.user.is_authenticated:
+                membership, created = invitations.accept(invitation, request.user)
+                _joined_message(request, membership, created)
+                return redirect(membership.course)
+            if action == "accept":
+                return redirect(login_url)
+            if action == "decline":
+                user = request.user if request.user.is_authenticated else None
+                invitations.decline(invitation, user)
+                context["declined"] = True
+                return render(request, "classroom/student/invitation.html", context)
+            context["error"] = "Choose accept or decline: nothing changed."
+            return render(request, "classroom/student/invitation.html", context, status=400)
+        except ClassroomError as exc:
+            context["error"] = str(exc)
+            return render(request, "classroom/student/invitation.html", context, status=409)
+    return render(request, "classroom/student/invitation.html", context)
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Leave a course I am in (404 for a course I am not in)."""
+    the_course, _ = access.get_course(request, course_id)
+    try:
+        services.leave_course(user=request.user, course=the_course)
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+        return redirect(the_course)
+    messages.success(request, f"You left “{the_course.title}”.")
+    return redirect("classroom:courses")
 
 
 # -- A course and an assignment ----------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Who gets what: every classroom page and API endpoint against six people (anonymous, a
 student of the course, a student of another course, an assistant, an instructor, an instructor
 of another course). Not a member: 404 (a course's existence is not revealed); a student on a
-staff page: 403; an assistant on an instructor-only action: 403; anonymous on a page: the login
-redirect."""
+staff page: 403; an assistant on an instructor-only action (deleting, roles, the audit log):
+403; anonymous on a page: the login redirect. Invitations: only the invited person answers one
+on their page (404 for anyone else); an e-mailed link is a capability of whoever holds it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from playground.classroom import invitations
 from playground.classroom.models import (
     Assignment,
     Course,
+    Invitation,
     Item,
     Membership,
     Mode,
@@ -62,6 +65,17 @@ def world() -> dict[str, Any]:
         credit=1.0,
     )
     member = Membership.objects.get(course=course, user=users["student"])
+    # A member who accepted an invitation offering the assistant role, waiting for confirmation.
+    waiting = UserFactory(username="waiting")
+    pending = Membership.objects.create(
+        course=course, user=waiting, role=Role.STUDENT, pending_role=Role.ASSISTANT
+    )
+    by_mail = Invitation.objects.create(
+        course=course, email="new@example.edu", invited_by=users["instructor"]
+    )
+    on_site = Invitation.objects.create(
+        course=course, invitee=users["outsider"], invited_by=users["instructor"]
+    )
     return {
         "users": users,
         "c": course.pk,
@@ -69,6 +83,10 @@ def world() -> dict[str, Any]:
         "i": item.pk,
         "s": submission.pk,
         "m": member.pk,
+        "p": pending.pk,
+        "mail": by_mail.pk,
+        "site": on_site.pk,
+        "token": invitations.make_token(by_mail),
     }
 
 
@@ -88,6 +106,7 @@ def _status(response: Any) -> int | str:
 # Expected statuses, in the order of PEOPLE.
 MEMBER_PAGE = ["login", 200, 404, 200, 200, 404]
 STAFF_PAGE = ["login", 403, 404, 200, 200, 404]
+INSTRUCTOR_PAGE = ["login", 403, 404, 403, 200, 404]
 
 PAGES = [
     ("classroom:course", ("c",), MEMBER_PAGE),
@@ -104,6 +123,8 @@ PAGES = [
     ("classroom:submissions", ("c", "a"), STAFF_PAGE),
     ("classroom:gradebook", ("c", "a"), STAFF_PAGE),
     ("classroom:gradebook_csv", ("c", "a"), STAFF_PAGE),
+    ("classroom:item_delete", ("c", "a", "i"), INSTRUCTOR_PAGE),  # L11: assistants do not delete
+    ("classroom:audit_log", ("c",), INSTRUCTOR_PAGE),
 ]
 
 
@@ -131,12 +152,19 @@ def test_changes_need_the_right_role(world: dict[str, Any]) -> None:
     cases = [
         ("classroom:course_code", ("c",), {"action": "rotate"}, INSTRUCTOR_ACTION),
         ("classroom:member_role", ("c", "m"), {"role": "student"}, INSTRUCTOR_ACTION),
+        ("classroom:member_confirm", ("c", "p"), {"action": "refuse"}, INSTRUCTOR_ACTION),
         ("classroom:override", ("c", "s"), {"credit": "0.5", "comment": "ok"}, STAFF_ACTION),
+        ("classroom:course_roster", ("c",), {}, STAFF_ACTION),  # no file: a message, no change
+        ("classroom:invitation_resend", ("c", "mail"), {}, STAFF_ACTION),
+        ("classroom:invitation_revoke", ("c", "mail"), {}, STAFF_ACTION),
+        # Last but one: the submission above goes with the item.
+        ("classroom:item_delete", ("c", "a", "i"), {"confirm": "yes"}, INSTRUCTOR_ACTION),
     ]
     for name, args, data, expected in cases:
         url = reverse(name, args=[world[a] for a in args])
         got = [_status(_client(world, who).post(url, data)) for who in PEOPLE]
         assert got == expected, (name, dict(zip(PEOPLE, got, strict=True)))
+    assert not Item.objects.filter(pk=world["i"]).exists()
     # Deleting the course: the instructor only, last (it is gone afterwards).
     url = reverse("classroom:course_delete", args=[world["c"]])
     data = {"confirm": "Execution 101"}
@@ -163,8 +191,40 @@ def test_the_api_follows_the_same_rules(world: dict[str, Any]) -> None:
     got = [_status(_client(world, who).get(submissions)) for who in PEOPLE]
     assert got == [404, 200, 404, 200, 200, 404]
     body = _client(world, "instructor").get(gradebook).json()
-    assert [s["username"] for s in body["students"]] == ["student"]
+    assert [s["username"] for s in body["students"]] == ["student", "waiting"]
     assert body["students"][0]["items"][0]["credit"] == 1.0
     mine = _client(world, "student").get(submissions).json()
     assert [s["id"] for s in mine] == [world["s"]]
     assert "student" not in mine[0]  # a student's own list does not name anyone
+
+
+def test_only_the_invited_person_answers_an_invitation_on_their_page(
+    world: dict[str, Any],
+) -> None:
+    # The invitation is the outsider's: everyone else is told it does not exist.
+    url = reverse("classroom:invitation_answer", args=[world["site"]])
+    got = [_status(_client(world, who).post(url, {"action": "decline"})) for who in PEOPLE]
+    assert got == ["login", 404, 302, 404, 404, 404]
+    assert Invitation.objects.get(pk=world["site"]).status == Invitation.Status.DECLINED
+
+
+def test_an_emailed_link_is_open_to_whoever_holds_it(world: dict[str, Any]) -> None:
+    url = reverse("classroom:invitation", args=[world["token"]])
+    got = [_status(_client(world, who).get(url)) for who in PEOPLE]
+    assert got == [200, 200, 200, 200, 200, 200]
+    forged = reverse("classroom:invitation", args=[world["token"] + "x"])
+    got = [_status(_client(world, who).get(forged)) for who in PEOPLE]
+    assert got == [400, 400, 400, 400, 400, 400]
+    # Accepting needs an account (anonymous: the login page); the first to accept uses it up.
+    got = [_status(_client(world, who).post(url, {"action": "accept"})) for who in PEOPLE]
+    assert got == ["login", 302, 410, 410, 410, 410]
+
+
+def test_every_member_may_leave_nobody_else(world: dict[str, Any]) -> None:
+    url = reverse("classroom:leave", args=[world["c"]])
+    got = [_status(_client(world, who).post(url)) for who in PEOPLE]
+    assert got == ["login", 302, 404, 302, 302, 404]
+    left = set(
+        Membership.objects.filter(course_id=world["c"]).values_list("user__username", flat=True)
+    )
+    assert left == {"instructor", "waiting"}  # the only instructor stays

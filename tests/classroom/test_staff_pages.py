@@ -21,11 +21,11 @@ from playground.classroom.models import (
     Assignment,
     Course,
     Extension,
+    Invitation,
     Item,
     Membership,
     Mode,
     Role,
-    RosterEntry,
     Submission,
 )
 from playground.classroom.services import ClassroomError, join_course
@@ -121,30 +121,6 @@ def _roster(client: Client, course: Course, content: bytes) -> str:
     return text(client.post(url, {"file": upload}, follow=True))
 
 
-def test_roster_upload_adds_known_people_at_once_and_keeps_the_others_pending(db: None) -> None:
-    course, teacher = staffed_course()
-    known = UserFactory(username="ada", email="ada@example.edu")
-    helper = UserFactory(username="grace")
-    csv = (
-        b"email,role\n"
-        b"ADA@example.edu\n"
-        b"grace,assistant\n"
-        b"newcomer@example.edu,student\n"
-        b"someone@example.edu,teacher\n"
-    )
-    page = _roster(logged_in(teacher), course, csv)
-
-    assert Membership.objects.get(course=course, user=known).role == Role.STUDENT
-    assert Membership.objects.get(course=course, user=helper).role == Role.ASSISTANT
-    pending = RosterEntry.objects.get(course=course, identifier="newcomer@example.edu")
-    assert pending.claimed_by is None
-    assert not RosterEntry.objects.filter(identifier="someone@example.edu").exists()
-    assert "3 new, 0 already listed; 2 with an account joined the course now" in page
-    assert "Row 5: unknown role 'teacher'." in page
-    assert "Waiting to join (1)" in page
-    assert "newcomer@example.edu" in page
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -159,17 +135,19 @@ def test_a_bad_roster_file_gets_a_clear_error(db: None, content: bytes, message:
     course, teacher = staffed_course()
     page = _roster(logged_in(teacher), course, content)
     assert message in page
-    assert not RosterEntry.objects.exists()
+    assert not Invitation.objects.exists()
 
 
-def test_an_assistant_adds_students_but_not_assistants(db: None) -> None:
+def test_an_assistant_invites_students_but_not_assistants(db: None) -> None:
     course, _ = staffed_course()
     assistant = UserFactory(username="ta")
     MembershipFactory(course=course, user=assistant, role=Role.ASSISTANT)
     UserFactory(username="mallory")
     page = _roster(logged_in(assistant), course, b"mallory,assistant\nbob@example.edu\n")
-    assert "Row 1: only an instructor may add assistants." in page
-    assert list(RosterEntry.objects.values_list("identifier", flat=True)) == ["bob@example.edu"]
+    assert "Row 1: only an instructor may invite assistants." in page
+    assert list(Invitation.objects.values_list("email", "role")) == [
+        ("bob@example.edu", Role.STUDENT)
+    ]
     assert not Membership.objects.filter(user__username="mallory").exists()
 
 

@@ -1,4 +1,4 @@
-"""The student's pages: my courses and joining (roster entries claimed at login and sign-up), a
+"""The student's pages: my courses and joining with a code (invitations: test_invitations.py), a
 course with each assignment's status, an assignment, and an item in each mode with its answer
 form, htmx submissions and the feedback rules."""
 
@@ -12,7 +12,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from pytest_django.fixtures import Settings
@@ -26,7 +25,6 @@ from playground.classroom.models import (
     Membership,
     Mode,
     Role,
-    RosterEntry,
     Submission,
 )
 from tests.classroom.student_world import (
@@ -52,7 +50,7 @@ def _text(response: Any) -> str:
     return " ".join(html.unescape(body).split())
 
 
-# -- My courses, joining, rosters ----------------------------------------------------------------
+# -- My courses, joining ------------------------------------------------------------------------
 
 
 def test_my_courses_lists_my_courses_with_my_role() -> None:
@@ -108,41 +106,6 @@ def test_a_join_link_fills_in_the_form() -> None:
         reverse("classroom:join") + "?code=ABCD2345", follow=True
     )
     assert 'value="ABCD2345"' in response.content.decode()
-
-
-def test_roster_entries_are_claimed_at_sign_up_and_at_login() -> None:
-    w = course_world()
-    RosterEntry.objects.create(course=w.course, identifier="newbie", role=Role.STUDENT)
-    response = Client().post(
-        reverse("signup"),
-        {
-            "username": "newbie",
-            "password1": "a long pass phrase 1",
-            "password2": "a long pass phrase 1",
-        },
-    )
-    assert response.status_code == 302
-    assert Membership.objects.filter(course=w.course, user__username="newbie").exists()
-
-    existing = UserFactory(username="later", email="later@example.org")
-    RosterEntry.objects.create(course=w.course, identifier="later@example.org", role=Role.ASSISTANT)
-    client = Client()
-    assert (
-        client.post(
-            reverse("login"), {"username": "later", "password": "correct horse battery staple"}
-        ).status_code
-        == 302
-    )
-    member = Membership.objects.get(course=w.course, user=existing)
-    assert member.role == Role.ASSISTANT
-    assert RosterEntry.objects.get(identifier="later@example.org").claimed_by == existing
-
-
-def test_my_courses_claims_entries_added_since_login() -> None:
-    w = course_world()
-    client = client_for(w.outsider)
-    RosterEntry.objects.create(course=w.course, identifier="outsider")
-    assert "Execution 101" in _text(client.get(reverse("classroom:courses")))
 
 
 # -- A course and an assignment ------------------------------------------------------------------
