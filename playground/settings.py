@@ -38,6 +38,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env.bool("PLAYGROUND_DEBUG", default=False)
+# Error pages and reports hide passwords inside URLs too (DATABASE_URL, REDIS_URL, ...), whose
+# names Django's own filter does not recognise as secret.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "playground.lib.redact.RedactingExceptionReporterFilter"
 ALLOWED_HOSTS = env.list("PLAYGROUND_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("PLAYGROUND_CSRF_TRUSTED_ORIGINS", default=[])
 
