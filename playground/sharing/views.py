@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from csp.constants import NONE
+from csp.decorators import csp_replace
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -71,7 +78,28 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+def _embed_policy(view: Callable[[HttpRequest, str], HttpResponse]) -> Any:
+    """The embed view's own Content-Security-Policy: framed only by the sites that
+    PLAYGROUND_EMBED_FRAME_ANCESTORS names (read per request), and no script, fetch or form at
+    all, which it does not need."""
+
+    @wraps(view)
+    def with_policy(request: HttpRequest, token: str) -> HttpResponse:
+        policy = {
+            "frame-ancestors": settings.PLAYGROUND_EMBED_FRAME_ANCESTORS,
+            "script-src": [NONE],
+            "connect-src": [NONE],
+            "form-action": [NONE],
+        }
+        decorate: Any = csp_replace(policy)  # its types know only views without arguments
+        response: HttpResponse = decorate(view)(request, token)
+        return response
+
+    return with_policy
+
+
 @xframe_options_exempt
+@_embed_policy
 def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
     """A compact view for iframes (the only page that may be framed)."""
     link = _active_link(token)
