@@ -17,7 +17,7 @@ from tests.classroom.student_world import (
     library_program,
     real_trace,
 )
-from tests.factories import ProgramFactory
+from tests.factories import ProgramFactory, UserFactory
 
 
 def _evaluation(method: str, right: list[bool]) -> Evaluation:
@@ -46,6 +46,7 @@ def seed() -> dict[str, Any]:
     wrong = Submission.objects.create(item=item, student=w.s2, answer="'no'", score=0.0,
                                       credit=0.0, **graded)  # fmt: skip
     scratch = ProgramFactory(owner=w.s1, is_public=False, title="Scratch to delete")
+    UserFactory(username="admin", is_staff=True, is_superuser=True)
     a = _evaluation("trace", [True, False, True, False, False, True])
     b = _evaluation("direct", [True, True, False, False, True, True])
     course = f"/courses/{w.course.pk}/"
@@ -73,4 +74,12 @@ def seed() -> dict[str, Any]:
         "scratch": scratch.get_absolute_url(),
         "evaluations": [f"/evaluations/{a.pk}/", f"/evaluations/{b.pk}/"],
         "compare": f"/evaluations/compare/?a={a.pk}&b={b.pk}",
+        "admin_pages": [
+            "/admin/",
+            "/admin/auth/user/",
+            f"/admin/auth/user/{w.s1.pk}/change/",
+            "/admin/auth/user/add/",
+            "/admin/auth/group/add/",
+            f"/admin/auth/user/{w.s1.pk}/change/",
+        ],
     }

@@ -319,3 +319,12 @@ def test_staff_pages_charts_and_evaluations(watched: Watched, world: dict[str, A
     box = page.locator("#plot-lines").bounding_box()
     assert box is not None
     assert 0 < box["width"] < 400
+
+
+def test_the_admin_site_works_under_the_policy(watched: Watched, world: dict[str, Any]) -> None:
+    page = watched.page()
+    watched.log_in(page, "admin")
+    for path in world["admin_pages"]:
+        watched.visit(page, path)
+        expect(page.locator("#content")).to_be_visible()
+    expect(page.get_by_label("Username:")).to_have_value("student1")
