@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 from playground.lib import paths
 
@@ -38,6 +39,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env.bool("PLAYGROUND_DEBUG", default=False)
+# Error pages and reports hide passwords inside URLs too (DATABASE_URL, REDIS_URL, ...), whose
+# names Django's own filter does not recognise as secret.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "playground.lib.redact.RedactingExceptionReporterFilter"
 ALLOWED_HOSTS = env.list("PLAYGROUND_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("PLAYGROUND_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -46,7 +50,10 @@ if env.bool("PLAYGROUND_BEHIND_HTTPS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = 3600
+    # A year: browsers then refuse plain HTTP to this host, even on a first typed http:// link.
+    SECURE_HSTS_SECONDS = 31_536_000
+    # Off by default: it would also force HTTPS on every other site under this domain.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("PLAYGROUND_HSTS_INCLUDE_SUBDOMAINS", default=False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,6 +64,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django.contrib.humanize",
+    "csp",
+    # Installed, django-ninja serves its API docs from its own static files (no CDN, no inline
+    # script) instead of Swagger UI from a CDN.
+    "ninja",
     "django_htmx",
     "template_partials",
     "channels",
@@ -71,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -247,6 +259,46 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response: scripts, styles, images and fonts only from this
+# site's own files; no inline script or style and no eval (htmx runs with allowEval off, see
+# base.html), so an injected tag or attribute would not run; fetches and websockets only to this
+# host; no plugins, no <base>, forms only to this site; no page may be framed, except the embed
+# view of a share link (playground/sharing/views.py), which allows the ancestors below.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+
+def _frame_ancestors(raw: list[str]) -> list[str]:
+    """PLAYGROUND_EMBED_FRAME_ANCESTORS: CSP source expressions (``*``, ``https:``,
+    ``https://lms.example.edu``, ``'self'``, ``'none'``), checked so that no value can add a
+    directive of its own to the header."""
+    sources = [s for item in raw for s in item.split()]
+    for source in sources:
+        if not source or any(c in source for c in ';,"\r\n') or not source.isascii():
+            raise environ.ImproperlyConfigured(
+                f"PLAYGROUND_EMBED_FRAME_ANCESTORS: {source!r} is not a CSP source expression."
+            )
+    return sources or [NONE]
+
+
+# Who may frame a share link's embed view. Default: any site (the point of an embed: blogs,
+# course pages). It shows only what the link already shows anyone and offers nothing to click
+# that changes anything, so framing it hides no action from its viewer.
+PLAYGROUND_EMBED_FRAME_ANCESTORS = _frame_ancestors(
+    env.list("PLAYGROUND_EMBED_FRAME_ANCESTORS", default=["*"])
+)
 SESSION_COOKIE_HTTPONLY = True
 # Uploads: a program is at most 100 KB; leave room for the other fields, refuse anything bigger.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
@@ -13,6 +14,8 @@ from django.views.decorators.cache import never_cache
 
 from playground.programs.forms import ProgramForm
 from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExample
+
+log = logging.getLogger(__name__)
 
 EXAMPLE_PROGRAM = """def f(nums):
     total = 0
@@ -52,16 +55,32 @@ def _check_redis() -> None:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when PostgreSQL and Redis answer; 503 naming what is down."""
+    """200 when PostgreSQL and Redis answer, 503 when not. Anyone sees only ok/down; staff also
+    see which part is down and why (the log always has it): error texts name hosts, ports,
+    sockets and database users."""
     checks: dict[str, dict[str, object]] = {}
     for name, check in (("database", _check_database), ("redis", _check_redis)):
         t0 = time.perf_counter()
         try:
             check()
         except Exception as exc:  # any failure means "down"; the type is enough to act on
-            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            log.error("healthz: %s is down: %s", name, error)
+            checks[name] = {"ok": False, "error": error}
         else:
             checks[name] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 1)}
     down = [name for name, result in checks.items() if not result["ok"]]
-    body = {"status": "down" if down else "ok", "down": down, "checks": checks}
-    return JsonResponse(body, status=503 if down else 200)
+    status = 503 if down else 200
+    body: dict[str, object] = {"status": "down" if down else "ok"}
+    if _is_staff(request):
+        body.update(down=down, checks=checks)
+    return JsonResponse(body, status=status)
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    """Whether a staff user asks; False when that cannot be known (the session and the user
+    live in the database, which may be the part that is down)."""
+    try:
+        return bool(request.user.is_staff)
+    except Exception:
+        return False

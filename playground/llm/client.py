@@ -10,18 +10,20 @@ Timeouts for connecting, for the first token (and any later stall) and in total;
 with backoff on connection errors only, never once a token has arrived; ``close()`` (or a set
 ``cancel`` event) closes the connection so the engine stops generating; at most
 ``max_concurrency`` streams per model in this process. Every failure is an ``LLMError`` whose
-message can be shown to a user.
+message can be shown to any user: it never holds the server's address nor what the server said
+(an internal URL, a stack trace, a prompt echoed back); those go to the log and to ``detail``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from httpx_sse._decoders import SSEDecoder  # the parser of the well-kept httpx-sse package
@@ -30,10 +32,16 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from playground.llm.registry import ModelSpec
 
 _MAX_ERROR_BODY = 2000
+log = logging.getLogger(__name__)
 
 
 class LLMError(Exception):
-    """A model call failed; ``str(exc)`` is a message for the user."""
+    """A model call failed. ``str(exc)`` is a message for any user, ``detail`` what an operator
+    needs (the server's address, its status and words), which is also logged where it is raised."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 class ModelUnavailable(LLMError):
@@ -50,6 +58,9 @@ class ModelProtocolError(LLMError):
 
 class Cancelled(LLMError):
     """The caller cancelled the stream."""
+
+
+_E = TypeVar("_E", bound=LLMError)
 
 
 @dataclass(frozen=True)
@@ -135,31 +146,49 @@ class ChatStream:
         try:
             response = self._client.send(request, stream=True)
         except httpx.ConnectError as exc:
-            raise ModelUnavailable(
-                f"The model server for {self.model.label} cannot be reached at "
-                f"{self.model.base_url} ({exc.__class__.__name__})."
+            raise self._failure(
+                ModelUnavailable,
+                f"The model server for {self.model.label} did not answer.",
+                f"cannot connect ({exc.__class__.__name__}: {exc})",
             ) from None
         except httpx.ConnectTimeout:
-            raise ModelUnavailable(
+            raise self._failure(
+                ModelUnavailable,
                 f"The model server for {self.model.label} did not accept a connection within "
-                f"{self.timeouts.connect:g} s."
+                f"{self.timeouts.connect:g} s.",
+                "connect timeout",
             ) from None
         except httpx.ReadTimeout:
-            raise ModelTimeout(
+            raise self._failure(
+                ModelTimeout,
                 f"The model server for {self.model.label} sent no answer within "
-                f"{self.timeouts.first_token:g} s."
+                f"{self.timeouts.first_token:g} s.",
+                "no response headers in time",
             ) from None
         if response.status_code != 200:
             body = response.read()[:_MAX_ERROR_BODY].decode("utf-8", "replace")
             response.close()
-            raise ModelProtocolError(
-                f"The model server answered HTTP {response.status_code}: {_summary(body)}"
+            raise self._failure(
+                ModelProtocolError,
+                f"The model server for {self.model.label} returned an error "
+                f"(HTTP {response.status_code}).",
+                f"HTTP {response.status_code}: {_summary(body)}",
             )
         kind = response.headers.get("content-type", "")
         if "text/event-stream" not in kind:
             response.close()
-            raise ModelProtocolError(f"The model server did not stream (content type {kind!r}).")
+            raise self._failure(
+                ModelProtocolError,
+                f"The model server for {self.model.label} did not stream its answer.",
+                f"content type {kind[:100]!r} instead of text/event-stream",
+            )
         return response
+
+    def _failure(self, kind: type[_E], message: str, detail: str) -> _E:
+        """``kind(message)``, a message for anyone; ``detail``, which may hold the server's own
+        words, goes to the log with the model's address, for the operator only."""
+        log.warning("model %s at %s: %s", self.model.name, self.model.base_url, detail)
+        return kind(message, detail)
 
     # -- reading -----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[str]:
@@ -206,8 +235,10 @@ class ChatStream:
                     try:
                         yield raw.decode("utf-8").rstrip("\r")
                     except UnicodeDecodeError:
-                        raise ModelProtocolError(
-                            "The model server sent bytes that are not valid UTF-8."
+                        raise self._failure(
+                            ModelProtocolError,
+                            "The model server sent bytes that are not valid UTF-8.",
+                            f"invalid UTF-8 in {_summary(repr(raw))}",
                         ) from None
         except httpx.ReadTimeout:
             what = "first token" if self.ttft_s is None else "next token"
@@ -215,15 +246,19 @@ class ChatStream:
                 f"The model server sent no {what} within {self.timeouts.first_token:g} s."
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise ModelProtocolError(
-                f"The connection to the model server broke mid-answer ({exc.__class__.__name__})."
+            raise self._failure(
+                ModelProtocolError,
+                "The connection to the model server broke mid-answer.",
+                f"connection broke ({exc.__class__.__name__}: {exc})",
             ) from None
         if pending.strip():
             try:
                 yield pending.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
-                raise ModelProtocolError(
-                    "The model server sent bytes that are not valid UTF-8."
+                raise self._failure(
+                    ModelProtocolError,
+                    "The model server sent bytes that are not valid UTF-8.",
+                    f"invalid UTF-8 in {_summary(repr(pending))}",
                 ) from None
             yield ""
 
@@ -231,14 +266,22 @@ class ChatStream:
         try:
             message = json.loads(data)
         except ValueError:
-            raise ModelProtocolError(
-                f"The model server sent something that is not JSON: {_summary(data)}"
+            raise self._failure(
+                ModelProtocolError,
+                "The model server sent something that is not JSON.",
+                f"not JSON: {_summary(data)}",
             ) from None
         if not isinstance(message, dict):
-            raise ModelProtocolError("The model server sent an unexpected message.")
+            raise self._failure(
+                ModelProtocolError,
+                "The model server sent an unexpected message.",
+                f"not an object: {_summary(data)}",
+            )
         if "error" in message:
-            raise ModelProtocolError(
-                f"The model server reported an error: {_summary(str(message['error']))}"
+            raise self._failure(
+                ModelProtocolError,
+                "The model server reported an error while answering.",
+                f"error in the stream: {_summary(str(message['error']))}",
             )
         usage = message.get("usage")
         if isinstance(usage, dict):  # servers that report usage: trust their token counts

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from csp.constants import NONE
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -49,6 +55,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     response = render(request, template, {"message": str(exception)}, status=404)
     if embed:  # the page that replaces an embedded run must show inside its frame
         response.xframe_options_exempt = True
+        response._csp_replace = embed_policy()  # type: ignore[attr-defined]
     return response
 
 
@@ -101,7 +108,32 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+def embed_policy() -> dict[str, Any]:
+    """What the embed view's policy replaces in the site's (also on its expired-link page)."""
+    return {
+        "frame-ancestors": settings.PLAYGROUND_EMBED_FRAME_ANCESTORS,
+        "script-src": [NONE],
+        "connect-src": [NONE],
+        "form-action": [NONE],
+    }
+
+
+def _embed_policy(view: Callable[[HttpRequest, str], HttpResponse]) -> Any:
+    """The embed view's own Content-Security-Policy: framed only by the sites that
+    PLAYGROUND_EMBED_FRAME_ANCESTORS names (read per request), and no script, fetch or form at
+    all, which it does not need."""
+
+    @wraps(view)
+    def with_policy(request: HttpRequest, token: str) -> HttpResponse:
+        decorate: Any = csp_replace(embed_policy())  # its types know only views without arguments
+        response: HttpResponse = decorate(view)(request, token)
+        return response
+
+    return with_policy
+
+
 @xframe_options_exempt
+@_embed_policy
 def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
     """A compact view for iframes (the only page that may be framed)."""
     link = _active_link(token)

@@ -1,16 +1,20 @@
-"""/healthz reports the real state of PostgreSQL and Redis."""
+"""/healthz reports the real state of PostgreSQL and Redis: ok/down to anyone, which part and why
+only to staff and in the log (finding L2: error texts name hosts, sockets and users)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from playground import views
 from playground.lib import paths
 from playground.lib.embedded import EmbeddedRedis
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,27 +29,68 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedi
     redis.stop()
 
 
-def test_healthy_when_database_and_redis_answer(client: Client) -> None:
+@pytest.fixture
+def staff_client() -> Client:
+    client = Client()
+    client.force_login(UserFactory(is_staff=True))
+    return client
+
+
+def test_healthy_when_database_and_redis_answer(client: Client, staff_client: Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    body = response.json()
+    assert response.json() == {"status": "ok"}
+    body = staff_client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["checks"]["database"]["ok"]
     assert body["checks"]["redis"]["ok"]
 
 
 def test_stopped_redis_is_reported_as_503(
-    client: Client, settings: Settings, own_redis: EmbeddedRedis
+    client: Client,
+    staff_client: Client,
+    user_client: Client,
+    settings: Settings,
+    own_redis: EmbeddedRedis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings.REDIS_URL = paths.embedded_redis_url(own_redis.base)
     assert client.get("/healthz").status_code == 200
 
     own_redis.stop()
 
-    response = client.get("/healthz")
+    # Anyone, signed in or not: only that the site is down.
+    for visitor in (client, user_client):
+        response = visitor.get("/healthz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "down"}
+        assert str(own_redis.base) not in response.content.decode()
+    # Staff: which part and why; the log has it too.
+    response = staff_client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "down"
     assert body["down"] == ["redis"]
     assert body["checks"]["database"]["ok"]
     assert "ConnectionError" in body["checks"]["redis"]["error"]
+    assert "healthz: redis is down: ConnectionError" in caplog.text
+
+
+def test_a_database_error_names_no_host_or_user_publicly(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real server cannot be made to fail like a remote one on demand; its message is what
+    # psycopg says when a remote PostgreSQL refuses a password.
+    message = (
+        'connection to server at "db.internal" (10.0.0.5), port 5432 failed: '
+        'FATAL:  password authentication failed for user "playground"'
+    )
+
+    def refuse() -> None:
+        raise psycopg.OperationalError(message)
+
+    monkeypatch.setattr(views, "_check_database", refuse)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "down"}
+    assert message in caplog.text

@@ -44,7 +44,9 @@ def test_a_complete_stream_yields_its_text_and_counts() -> None:
     assert stream.ttft_s is not None
 
 
-def test_http_500_is_reported_with_the_servers_words() -> None:
+def test_http_500_is_reported_to_users_without_the_servers_words(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def script(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(500)
         handler.send_header("Content-Type", "application/json")
@@ -53,8 +55,11 @@ def test_http_500_is_reported_with_the_servers_words() -> None:
 
     with fake_server(script) as (model, seen), pytest.raises(ModelProtocolError) as exc:
         _collect(model)
-    assert "HTTP 500" in str(exc.value)
-    assert "CUDA out of memory" in str(exc.value)
+    assert str(exc.value) == "The model server for Fake model returned an error (HTTP 500)."
+    # The server's words are for the operator: in the exception's detail and in the log.
+    assert "CUDA out of memory" in exc.value.detail
+    assert "CUDA out of memory" in caplog.text
+    assert model.base_url in caplog.text
     assert seen["requests"] == 1  # not retried: only connection errors are
 
 
@@ -96,10 +101,11 @@ def test_garbage_instead_of_json_is_refused() -> None:
     ):
         _collect(model)
     assert "not JSON" in str(exc.value)
-    assert "Bad gateway" in str(exc.value)
+    assert "Bad gateway" not in str(exc.value)
+    assert "Bad gateway" in exc.value.detail
 
 
-def test_a_server_that_is_down_is_retried_then_reported() -> None:
+def test_a_server_that_is_down_is_retried_then_reported(caplog: pytest.LogCaptureFixture) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket is closed
@@ -109,7 +115,8 @@ def test_a_server_that_is_down_is_retried_then_reported() -> None:
     t0 = time.monotonic()
     with pytest.raises(ModelUnavailable) as exc:
         _collect(model)
-    assert "cannot be reached" in str(exc.value)
+    assert str(exc.value) == "The model server for Down model did not answer."
+    assert model.base_url in caplog.text  # the address is for the operator only
     assert 0.2 < time.monotonic() - t0 < 5  # three attempts with backoff, then give up
 
 

@@ -77,4 +77,5 @@ def test_llm_check_reports_up_and_down(model: ModelSpec, monkeypatch: pytest.Mon
     assert lines[0].startswith("UP    smollm2-135m")
     assert "first token" in lines[0]
     assert lines[1].startswith("DOWN  down")
-    assert "cannot be reached" in lines[1]
+    assert "did not answer" in lines[1]
+    assert "cannot connect (ConnectError" in lines[1]  # the operator sees why

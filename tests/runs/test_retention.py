@@ -78,6 +78,9 @@ def test_old_anonymous_runs_go_with_their_traces_and_links_and_nothing_else(
     assert embed.status_code == 404
     assert "This run has expired" in embed.content.decode()
     assert "X-Frame-Options" not in embed  # it replaces a run inside someone's iframe
+    # ... and the embed's own Content-Security-Policy lets the embedding site frame it.
+    assert "frame-ancestors *" in embed["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"]
     assert visitor_client.get(reverse("sharing:status", args=[old_link.token])).status_code == 404
     assert visitor_client.get(fresh_link.get_absolute_url()).status_code == 200
     unknown = visitor_client.get(reverse("sharing:view", args=["x" * 32]))

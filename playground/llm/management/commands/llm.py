@@ -40,7 +40,10 @@ class Command(BaseCommand):
                         pass
             except LLMError as exc:
                 down += 1
-                self.stdout.write(f"DOWN  {model.name:<24} {model.base_url}  {exc}")
+                line = f"DOWN  {model.name:<24} {model.base_url}  {exc}"
+                if exc.detail != str(exc):  # what the server said: for the operator, not users
+                    line += f" [{exc.detail}]"
+                self.stdout.write(line)
                 continue
             ttft = f"{stream.ttft_s * 1000:.0f} ms" if stream.ttft_s is not None else "no tokens"
             total = (time.monotonic() - t0) * 1000
