@@ -4,6 +4,7 @@ or the session (cookie) that created it; the same rate limit on starting runs.""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from playground.runs.methods import METHOD_TOKENS
 from playground.runs.ratelimits import may_start_run
 from playground.runs.services import start_run
 
+log = logging.getLogger(__name__)
 api = NinjaAPI(
     title="Code reasoning playground",
     version="1",
@@ -83,8 +85,10 @@ class ErrorOut(Schema):
 def list_models(request: HttpRequest) -> list[dict[str, Any]]:
     try:
         models = load_models()
-    except RegistryError as exc:
-        raise HttpError(503, f"The model configuration is broken: {exc}") from None
+    except RegistryError:
+        # The detail (a file path, a line) is for the operator's log, not for visitors.
+        log.exception("the model configuration is broken")
+        raise HttpError(503, "The site's model configuration is broken.") from None
     return [
         {
             "name": m.name,

@@ -140,3 +140,14 @@ def test_a_puzzle_and_a_task_instance_are_run_through_the_api(
     assert run["kind"] == "task"
     assert run["emulation"]["verdict"]["status"] == "correct"
     assert run["emulation"]["details"]["plan"]["pseudocode"]
+
+
+def test_a_broken_model_configuration_is_not_shown_to_visitors(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Security review L3: the configuration's own words (a file path) go to the log only."""
+    monkeypatch.setenv("PLAYGROUND_MODELS_FILE", "/srv/secret-place/models.toml")
+    response = client.get("/api/models")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The site's model configuration is broken."}
+    assert "secret-place" not in response.content.decode()
