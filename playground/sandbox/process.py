@@ -44,6 +44,7 @@ from playground.sandbox.schema import (
     make_trace,
     storable,
 )
+from playground.sandbox.setting import read_setting
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,20 @@ class SandboxUnavailable(RuntimeError):
 
 
 def mode() -> str:
-    """``bwrap`` (the default) or ``unsafe-local`` (no isolation: a single-user machine only)."""
-    value = os.environ.get("PLAYGROUND_SANDBOX", "bwrap").strip().lower() or "bwrap"
-    if value not in {"bwrap", "unsafe-local"}:
-        raise SandboxUnavailable(
-            f"PLAYGROUND_SANDBOX must be 'bwrap' or 'unsafe-local', not {value!r}"
-        )
-    return value
+    """``bwrap`` (the default) or ``unsafe-local`` (no isolation: a single-user machine only), as
+    setting.py reads PLAYGROUND_SANDBOX. A refused setting raises SandboxUnavailable with a
+    message for users; why it is refused goes to the operator's log only."""
+    setting = read_setting()
+    if setting.refusal is not None:
+        if setting.refusal not in _logged_refusals:  # once per process, not on every run
+            _logged_refusals.add(setting.refusal)
+            log.error("no program will run: %s", setting.refusal)
+        raise SandboxUnavailable(_REFUSED)
+    return setting.mode
+
+
+_REFUSED = "this server's sandbox setting is refused (its operator's log says why)."
+_logged_refusals: set[str] = set()
 
 
 @cache
@@ -211,9 +219,9 @@ def encode_request(
 def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
+        # Users read this message: it names the fix, never a way around the sandbox.
         raise SandboxUnavailable(
-            "bubblewrap is not installed: apt-get install bubblewrap (make test does this as "
-            "root), or set PLAYGROUND_SANDBOX=unsafe-local on a single-user machine."
+            "bubblewrap is not installed: apt-get install bubblewrap (make test does this as root)."
         )
     argv = [
         bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
