@@ -1,9 +1,11 @@
 """Start the runner in bubblewrap as an unprivileged user, feed it one program, collect its trace.
 
-Layers, all of them or nothing (fail closed): an unprivileged account (never root), bubblewrap
-namespaces with a read-only /usr and no /etc, project tree or sockets, an empty environment (also
-for bubblewrap's own pid 1), rlimits and a seccomp filter set by the runner before user code, and
-here a wall-clock kill, a cap on what is read back and validation of every byte of it.
+Layers, all of them or nothing (fail closed): an unprivileged account (never root; when the
+worker itself is not root, that same account, see test_identity.py), bubblewrap namespaces with a
+read-only /usr and no /etc, /proc, project tree or sockets, no nested user namespaces, an empty
+environment (also for bubblewrap's own pid 1), rlimits and a seccomp allowlist set by the runner
+before user code, and here a wall-clock kill, a cap on what is read back and validation of every
+byte of it.
 
 Chain of Code runs (``lmulator``, see coc.py) keep the request pipe open: the runner pauses on a
 line Python cannot run and asks; the model is called here and its checked answer written back.
@@ -103,21 +105,69 @@ def _sandbox_account() -> pwd.struct_passwd | None:
     return ensure_system_user(SANDBOX_USER)
 
 
-# The seccomp filter (built with libseccomp here, loaded by the runner as compiled BPF). What a
-# traced program never needs is refused with EPERM, so it surfaces as a PermissionError.
+# The seccomp filter (built with libseccomp here, loaded by the runner as compiled BPF before user
+# code) is an allowlist: the system calls CPython and its threads need to run a program, use its own
+# files in /tmp and print. Any other one fails with ENOSYS, as on an older kernel (the C library
+# falls back where it can), so that whatever later kernels add is refused too.
+_ALLOWED_SYSCALLS = (
+    # files and descriptors
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
+    "pwritev2", "open", "openat", "openat2", "creat", "close", "close_range", "lseek", "dup",
+    "dup2", "dup3", "pipe", "pipe2", "fcntl", "flock", "fsync", "fdatasync", "truncate",
+    "ftruncate", "fallocate", "fadvise64", "stat", "fstat", "lstat", "newfstatat", "statx",
+    "statfs", "fstatfs", "access", "faccessat", "faccessat2", "getdents", "getdents64", "getcwd",
+    "chdir", "fchdir", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "link",
+    "linkat", "unlink", "unlinkat", "symlink", "symlinkat", "readlink", "readlinkat", "chmod",
+    "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "umask", "utime", "utimes",
+    "utimensat", "futimesat", "getxattr", "lgetxattr", "fgetxattr", "listxattr", "llistxattr",
+    "flistxattr",
+    # waiting on descriptors and time
+    "select", "pselect6", "poll", "ppoll", "epoll_create", "epoll_create1", "epoll_ctl",
+    "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "timerfd_create",
+    "timerfd_settime", "timerfd_gettime", "signalfd", "signalfd4", "inotify_init",
+    "inotify_init1", "inotify_add_watch", "inotify_rm_watch", "nanosleep", "clock_nanosleep",
+    "clock_gettime", "clock_getres", "gettimeofday", "time", "times", "getitimer", "setitimer",
+    "alarm", "pause",
+    # memory
+    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync",
+    # signals (to itself: kill and tgkill to others are refused below)
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigpending", "rt_sigsuspend",
+    "rt_sigtimedwait", "sigaltstack", "restart_syscall",
+    # threads and the process itself
+    "futex", "futex_waitv", "set_robust_list", "get_robust_list", "set_tid_address", "rseq",
+    "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
+    "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "getpriority",
+    "setpriority", "exit", "exit_group", "wait4", "waitid", "arch_prctl", "prctl", "capget",
+    "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups",
+    "getresuid", "getresgid", "getpgrp", "getpgid", "getsid", "setsid", "setpgid", "getrlimit",
+    "setrlimit", "prlimit64", "getrusage", "sysinfo", "uname", "getcpu", "getrandom",
+)  # fmt: skip
+# Refused by name with EPERM (a PermissionError in the program): what a hostile program reaches
+# for. Processes, exec, sockets, namespaces and mounts, tracing and other processes' memory, and
+# kernel interfaces with a record of privilege escalations (pipe splicing, io_uring, bpf, keys,
+# userfaultfd, the new mount API...). Listed although the allowlist leaves them out already, so
+# that the refusal does not hang on the list above staying as it is.
 _DENIED_SYSCALLS = (
     "execve", "execveat", "fork", "vfork", "ptrace", "process_vm_readv", "process_vm_writev",
     "mount", "umount2", "unshare", "setns", "pivot_root", "chroot", "move_mount", "open_tree",
-    "fsopen", "fsmount", "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
-    "sendto", "sendmsg", "recvmsg", "kill", "tkill", "io_uring_setup", "io_uring_enter",
+    "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "socket", "socketpair", "connect",
+    "bind", "listen", "accept", "accept4", "sendto", "sendmsg", "recvmsg", "kill", "tkill",
+    "rt_sigqueueinfo", "rt_tgsigqueueinfo", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "bpf", "keyctl", "add_key", "request_key", "perf_event_open",
-    "userfaultfd", "personality", "seccomp", "memfd_create", "process_madvise", "pidfd_open",
-    "pidfd_send_signal", "pidfd_getfd", "name_to_handle_at", "open_by_handle_at", "kexec_load",
+    "userfaultfd", "personality", "seccomp", "memfd_create", "memfd_secret", "process_madvise",
+    "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "name_to_handle_at", "open_by_handle_at",
+    "splice", "vmsplice", "tee", "sendfile", "copy_file_range", "kexec_load", "kexec_file_load",
     "init_module", "finit_module", "delete_module", "acct", "swapon", "swapoff", "reboot",
-    "sethostname", "setdomainname", "mknod", "mknodat",
+    "sethostname", "setdomainname", "mknod", "mknodat", "quotactl", "quotactl_fd", "modify_ldt",
+    "iopl", "ioperm", "kcmp", "syslog", "lookup_dcookie", "uselib", "vhangup",
 )  # fmt: skip
+# ioctl: only the requests CPython itself makes (isatty, the terminal size, close-on-exec,
+# bytes available, non-blocking); TIOCSTI (push input into a terminal) is refused by name.
+_ALLOWED_IOCTLS = (0x5401, 0x5413, 0x5450, 0x5451, 0x541B, 0x5421)
 _CLONE_THREAD = 0x00010000
 _TIOCSTI = 0x5412
+_ENOSYS = 38
+_EPERM = 1
 _RUNNER_PID = 2  # bubblewrap's init is pid 1 of the sandbox's pid namespace; the runner is pid 2
 
 
@@ -129,16 +179,21 @@ def seccomp_program() -> bytes:
         raise SandboxUnavailable(
             f"libseccomp is not usable here ({exc}): apt-get install libseccomp2"
         ) from None
-    flt = sc.SyscallFilter(sc.ALLOW)
-    deny = sc.ERRNO(1)  # EPERM
-    for name in _DENIED_SYSCALLS:
-        with contextlib.suppress(Exception):  # a syscall this kernel or libseccomp does not know
-            flt.add_rule(deny, name)
-    # clone: threads only. clone3 hides its flags in memory, so refuse it with ENOSYS and let the
-    # C library fall back to clone for threads.
+    flt = sc.SyscallFilter(sc.ERRNO(_ENOSYS))
+    deny = sc.ERRNO(_EPERM)
+    for names, action in ((_ALLOWED_SYSCALLS, sc.ALLOW), (_DENIED_SYSCALLS, deny)):
+        for name in names:
+            with contextlib.suppress(Exception):  # a syscall this kernel or libseccomp lacks
+                flt.add_rule(action, name)
+    # clone: threads only (the flags are in a register). clone3 hides its flags in memory, so it
+    # gets the default ENOSYS, and the C library falls back to clone for threads.
+    flt.add_rule(sc.ALLOW, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, _CLONE_THREAD))
     flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
-    flt.add_rule(sc.ERRNO(38), "clone3")
-    flt.add_rule(deny, "tgkill", sc.Arg(0, sc.NE, _RUNNER_PID))  # raise()/abort() on itself only
+    flt.add_rule(sc.ALLOW, "tgkill", sc.Arg(0, sc.EQ, _RUNNER_PID))  # raise()/abort() on itself
+    flt.add_rule(deny, "tgkill", sc.Arg(0, sc.NE, _RUNNER_PID))
+    # The kernel reads the request as 32 bits: compare only those, whatever the upper half holds.
+    for request in _ALLOWED_IOCTLS:
+        flt.add_rule(sc.ALLOW, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     flt.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, _TIOCSTI))
     with tempfile.TemporaryFile() as f:
         flt.export_bpf(f)
@@ -216,6 +271,18 @@ def encode_request(
     return bytes(out)
 
 
+@cache
+def _bwrap_options(bwrap: str) -> frozenset[str]:
+    """The options this bubblewrap knows (--disable-userns came with 0.8.0)."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv
+            [bwrap, "--help"], capture_output=True, text=True, timeout=10, env=_BWRAP_ENV
+        )
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(word for word in done.stdout.split() if word.startswith("--"))
+
+
 def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
@@ -227,6 +294,10 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
         bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
+    if "--disable-userns" in _bwrap_options(bwrap):
+        # A second wall besides seccomp: no user namespace in the sandbox, where namespaces
+        # would hand the program capabilities over them (the way most namespace exploits start).
+        argv += ["--unshare-user", "--disable-userns"]
     # Merged /usr (Debian 12): /bin, /lib, /lib64 are symlinks into /usr; mirror them.
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / top
@@ -236,7 +307,7 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
             argv += ["--ro-bind", str(host), f"/{top}"]
     argv += [
         "--ro-bind", str(runner_dir()), "/runner",
-        "--proc", "/proc", "--dev", "/dev",
+        "--dev", "/dev",
         "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",  # noqa: S108 - inside
         "--remount-ro", "/dev", "--remount-ro", "/",
         "--chdir", "/tmp", "--clearenv",  # noqa: S108
