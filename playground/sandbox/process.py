@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
+import io
 import json
 import logging
 import os
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections import deque
 from dataclasses import dataclass
 from functools import cache
@@ -201,52 +202,60 @@ def seccomp_program() -> bytes:
         return f.read()
 
 
+# The runner reaches the sandbox as one zip that bubblewrap copies from a descriptor into the
+# sandbox's own read-only tmpfs: no copy of it lies on disk for anyone to replace between uses.
+_RUNNER_ARCHIVE = "/runner/runner.zip"
+
+
 @cache
-def runner_dir() -> Path:
-    """The runner's files, its compiled seccomp filter and their bytecode, in a directory the
-    sandbox user can read (the project may live in a 0700 home) and only we can write."""
+def runner_archive() -> bytes:
+    """The runner's modules, their bytecode compiled by the sandbox's own interpreter (so that
+    start-up skips compiling) and the compiled seccomp filter, as an uncompressed zip. Built in
+    memory once per process; every sandbox gets these very bytes."""
     files = {path.name: path.read_bytes() for path in sorted(INSIDE.glob("*.py"))}
+    with tempfile.TemporaryDirectory(prefix="playground-runner-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        # -b: runner.pyc beside runner.py, where zipimport looks; unchecked-hash: valid whatever
+        # the files' times in the archive; -d: tracebacks name the files as the sandbox sees them.
+        with contextlib.suppress(SandboxUnavailable, OSError, subprocess.SubprocessError):
+            subprocess.run(  # noqa: S603
+                [_python(), "-s", "-S", "-m", "compileall", "-q", "-b", "-d", "/runner",
+                 "--invalidation-mode", "unchecked-hash", tmp],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            for name in list(files):
+                pyc = Path(tmp) / (name + "c")
+                if pyc.is_file():
+                    files[name + "c"] = pyc.read_bytes()
     files["seccomp.bpf"] = seccomp_program()
-    digest = hashlib.sha256()
-    for name, data in files.items():
-        digest.update(name.encode() + b"\0" + data)
-    target = (
-        Path(tempfile.gettempdir()) / f"playground-runner-{os.geteuid()}-{digest.hexdigest()[:16]}"
-    )
-    st = target.lstat() if target.exists() or target.is_symlink() else None
-    trusted = (
-        st is not None
-        and not target.is_symlink()
-        and st.st_uid == os.geteuid()
-        and not st.st_mode & 0o022
-    )
-    if trusted:
-        return target
-    staging = Path(tempfile.mkdtemp(prefix="playground-runner-"))
-    for name, data in files.items():
-        (staging / name).write_bytes(data)
-        (staging / name).chmod(0o644)
-    # Bytecode made by the sandbox's own interpreter: the runner's imports skip compiling.
-    with contextlib.suppress(SandboxUnavailable, OSError, subprocess.SubprocessError):
-        subprocess.run(  # noqa: S603
-            [_python(), "-s", "-S", "-m", "compileall", "-q", str(staging)],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-    for path in staging.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    staging.chmod(0o755)
-    if st is not None:  # someone else's or tampered: use our own fresh copy instead
-        return staging
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            # A fixed time: the same runner gives the same bytes.
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def _runner_fd() -> int:
+    """A new descriptor holding the runner archive, for one bubblewrap to copy from (the caller
+    closes it). An anonymous memory file: nothing on disk, nothing another process can open."""
+    fd = os.memfd_create("playground-runner", os.MFD_CLOEXEC)
     try:
-        staging.rename(target)
-    except OSError:  # another worker won the race; its copy is as good as ours
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+        data = memoryview(runner_archive())
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def _bootstrap(directory: str) -> list[str]:
-    """Interpreter arguments that import the runner (as bytecode) from ``directory``."""
-    code = f"import sys; sys.path[:0] = [{directory!r}]; import runner; runner.main()"
+def _bootstrap(path: str) -> list[str]:
+    """Interpreter arguments that import the runner from ``path`` (the archive, or in
+    unsafe-local mode the project's own directory) and start it."""
+    code = f"import sys; sys.path[:0] = [{path!r}]; import runner; runner.main()"
     return ["-s", "-S", "-B", "-P", "-c", code]
 
 
@@ -283,7 +292,7 @@ def _bwrap_options(bwrap: str) -> frozenset[str]:
     return frozenset(word for word in done.stdout.split() if word.startswith("--"))
 
 
-def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
+def _bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         # Users read this message: it names the fix, never a way around the sandbox.
@@ -306,7 +315,7 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
         elif host.is_dir():
             argv += ["--ro-bind", str(host), f"/{top}"]
     argv += [
-        "--ro-bind", str(runner_dir()), "/runner",
+        "--ro-bind-data", str(runner_fd), _RUNNER_ARCHIVE,
         "--dev", "/dev",
         "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",  # noqa: S108 - inside
         "--remount-ro", "/dev", "--remount-ro", "/",
@@ -314,7 +323,7 @@ def _bwrap_argv(limits: Limits, info_fd: int) -> list[str]:
     ]  # fmt: skip
     for key, value in _RUNNER_ENV.items():
         argv += ["--setenv", key, value]
-    argv += ["--info-fd", str(info_fd), _python(), *_bootstrap("/runner")]
+    argv += ["--info-fd", str(info_fd), _python(), *_bootstrap(_RUNNER_ARCHIVE)]
     return argv
 
 
@@ -565,17 +574,21 @@ class _Started:
 def _start(limits: Limits) -> _Started:
     sandboxed = mode() == "bwrap"
     info_r, info_w = os.pipe()
+    runner_fd = None
     try:
         if sandboxed:
             _become_subreaper()
-            argv = _bwrap_argv(limits, info_w)
+            runner_fd = _runner_fd()
+            argv = _bwrap_argv(limits, info_w, runner_fd)
             env = dict(_BWRAP_ENV)
-        else:
-            argv = [sys.executable, *_bootstrap(str(runner_dir()))]
+            fds: tuple[int, ...] = (info_w, runner_fd)
+        else:  # the worker's own user runs it: its own copy of the code will do
+            argv = [sys.executable, *_bootstrap(str(INSIDE))]
             env = dict(_RUNNER_ENV)
+            fds = (info_w,)
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, pass_fds=(info_w,), start_new_session=True,
+            env=env, pass_fds=fds, start_new_session=True,
             **(_user_kwargs() if sandboxed else {}),
         )  # fmt: skip
     except OSError as exc:  # e.g. bwrap not executable by the sandbox account
@@ -586,6 +599,8 @@ def _start(limits: Limits) -> _Started:
         raise
     finally:
         os.close(info_w)
+        if runner_fd is not None:
+            os.close(runner_fd)
     pidfd = _open_child(info_r) if sandboxed else None
     return _Started(proc, pidfd, info_r, sandboxed, limits.tmp_mb)
 

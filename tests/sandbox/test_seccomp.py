@@ -92,16 +92,17 @@ def test_bubblewrap_alone_refuses_a_nested_user_namespace() -> None:
         "print(libc.unshare(0x10000000), ctypes.get_errno())\n"  # CLONE_NEWUSER
     )
     info_r, info_w = os.pipe()
+    runner_fd = process._runner_fd()
     try:
-        argv = process._bwrap_argv(Limits(), info_w)
+        argv = process._bwrap_argv(Limits(), info_w, runner_fd)
         python = process._python()
         argv = [*argv[: argv.index(python)], python, "-S", "-c", code]
         done = subprocess.run(
-            argv, pass_fds=(info_w,), capture_output=True, text=True,
+            argv, pass_fds=(info_w, runner_fd), capture_output=True, text=True,
             env=process._BWRAP_ENV, timeout=30, check=False, **process._user_kwargs(),
         )  # fmt: skip
     finally:
-        for fd in (info_r, info_w):
+        for fd in (info_r, info_w, runner_fd):
             os.close(fd)
     assert done.returncode == 0, done.stderr
     result, err = done.stdout.split()
