@@ -280,16 +280,49 @@ def encode_request(
     return bytes(out)
 
 
+def _system_binds() -> list[str]:
+    """/usr read-only, and /bin, /lib... as on the host: merged /usr (Debian 12) makes them
+    symlinks into /usr, which are mirrored."""
+    argv = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / top
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{top}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{top}"]
+    return argv
+
+
+_DISABLE_USERNS = ["--unshare-user", "--disable-userns"]
+
+
 @cache
-def _bwrap_options(bwrap: str) -> frozenset[str]:
-    """The options this bubblewrap knows (--disable-userns came with 0.8.0)."""
+def _userns_options(bwrap: str) -> tuple[str, ...]:
+    """bubblewrap's --disable-userns (0.8.0 on) where it works: a second wall besides seccomp,
+    no user namespace inside the sandbox (where namespaces would hand a program capabilities
+    over them, the way most namespace exploits start). It writes the sandbox's
+    /proc/sys/user/max_user_namespaces, which a container may mount read-only; there the
+    sandbox runs without it (seccomp alone refuses user namespaces) and the log says so."""
     try:
-        done = subprocess.run(  # noqa: S603 - fixed argv
+        known = subprocess.run(  # noqa: S603 - fixed argv
             [bwrap, "--help"], capture_output=True, text=True, timeout=10, env=_BWRAP_ENV
-        )
+        ).stdout.split()
+        if "--disable-userns" not in known:
+            return ()
+        probe = subprocess.run(  # noqa: S603 - fixed argv
+            [bwrap, "--unshare-all", *_DISABLE_USERNS, *_system_binds(), _python(), "-S", "-c", ""],
+            capture_output=True, text=True, timeout=10, env=_BWRAP_ENV, **_user_kwargs(),
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return frozenset()
-    return frozenset(word for word in done.stdout.split() if word.startswith("--"))
+        return tuple(_DISABLE_USERNS)  # let the real start fail, with its own message
+    if probe.returncode != 0 and "max_user_namespaces" in probe.stderr:
+        log.warning(
+            "bubblewrap --disable-userns is unusable here (%s): sandboxes run without it; "
+            "seccomp still refuses user namespaces (a writable /proc/sys allows it)",
+            probe.stderr.strip()[:200],
+        )
+        return ()
+    return tuple(_DISABLE_USERNS)
 
 
 def _bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
@@ -300,21 +333,8 @@ def _bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
             "bubblewrap is not installed: apt-get install bubblewrap (make test does this as root)."
         )
     argv = [
-        bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
-    ]  # fmt: skip
-    if "--disable-userns" in _bwrap_options(bwrap):
-        # A second wall besides seccomp: no user namespace in the sandbox, where namespaces
-        # would hand the program capabilities over them (the way most namespace exploits start).
-        argv += ["--unshare-user", "--disable-userns"]
-    # Merged /usr (Debian 12): /bin, /lib, /lib64 are symlinks into /usr; mirror them.
-    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        host = Path("/") / top
-        if host.is_symlink():
-            argv += ["--symlink", os.readlink(host), f"/{top}"]
-        elif host.is_dir():
-            argv += ["--ro-bind", str(host), f"/{top}"]
-    argv += [
+        bwrap, "--unshare-all", *_userns_options(bwrap), "--die-with-parent", "--new-session",
+        "--cap-drop", "ALL", "--hostname", "sandbox", *_system_binds(),
         "--ro-bind-data", str(runner_fd), _RUNNER_ARCHIVE,
         "--dev", "/dev",
         "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",  # noqa: S108 - inside

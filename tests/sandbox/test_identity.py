@@ -185,7 +185,16 @@ def worker_home() -> Iterator[tuple[Path, pwd.struct_passwd | None]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _run_worker(home: Path, account: pwd.struct_passwd | None, programs: Any) -> dict[str, Any]:
+# As a container engine mounts /proc/sys by default (compose's systempaths=unconfined lifts it).
+_READ_ONLY_PROC_SYS = [
+    "unshare", "--mount", "--propagation", "private", "sh", "-c",
+    'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec "$@"', "sh",
+]  # fmt: skip
+
+
+def _run_worker(
+    home: Path, account: pwd.struct_passwd | None, programs: Any, read_only_proc_sys: bool
+) -> dict[str, Any]:
     python = "/usr/bin/python3"
     command = [python, "-s", str(home / "app" / "worker.py"), f"--token={SECRET}"]
     if account is not None:
@@ -195,6 +204,8 @@ def _run_worker(home: Path, account: pwd.struct_passwd | None, programs: Any) ->
             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
             *command,
         ]  # fmt: skip
+    if read_only_proc_sys:
+        command = [*_READ_ONLY_PROC_SYS, *command]
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(home / "app"),
@@ -211,13 +222,30 @@ def _run_worker(home: Path, account: pwd.struct_passwd | None, programs: Any) ->
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize(
+    "read_only_proc_sys",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.skipif(os.geteuid() != 0, reason="mounts as root")),
+    ],
+    ids=["host", "read-only-proc-sys"],
+)
 def test_an_unprivileged_worker_keeps_its_files_secrets_and_processes_from_the_program(
-    worker_home: tuple[Path, pwd.struct_passwd | None],
+    worker_home: tuple[Path, pwd.struct_passwd | None], read_only_proc_sys: bool
 ) -> None:
     home, account = worker_home
     var = home / "var"
-    report = _run_worker(home, account, _programs(var))
+    report = _run_worker(home, account, _programs(var), read_only_proc_sys)
     own = report["own"]
+    # bubblewrap's --disable-userns where it works; without a writable /proc/sys it cannot,
+    # and the sandbox still runs (seccomp alone refuses user namespaces: see the last probe).
+    knows_it = (
+        "--disable-userns"
+        in subprocess.run(
+            ["bwrap", "--help"], capture_output=True, text=True, check=False
+        ).stdout.split()
+    )
+    assert own["userns_wall"] is (knows_it and not read_only_proc_sys)
     # The secrets are there for the taking, for the worker's own user:
     assert own["euid"] != 0
     assert not own["sandbox_account"]

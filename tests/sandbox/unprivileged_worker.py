@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def main() -> None:
     own = {
         "euid": os.geteuid(),
         "sandbox_account": process._sandbox_account() is not None,
+        "userns_wall": bool(process._userns_options(shutil.which("bwrap") or "bwrap")),
         "reads_secret_key": (var / "secret_key").read_text(),
         "reads_env_file": (var.parent / ".env").read_text(),
         "reads_own_environ": Path(f"/proc/{os.getpid()}/environ").read_bytes().decode(),
