@@ -11,6 +11,7 @@ _READERS = [
     ROOT / "playground" / "lib" / "launcher.py",
     ROOT / "playground" / "lib" / "paths.py",
     ROOT / "playground" / "sandbox" / "process.py",
+    ROOT / "playground" / "sandbox" / "setting.py",
     ROOT / "playground" / "llm" / "registry.py",
     ROOT / "playground" / "lib" / "launcher.py",
 ]

@@ -1,2 +1,2 @@
-"""Code that runs inside the sandbox. Standard library only, no project imports: these files are
-copied to a directory the sandbox user can read and bound read-only at /runner."""
+"""Code that runs inside the sandbox. Standard library only, no project imports: the worker packs
+these files into one zip in memory, which bubblewrap copies into the sandbox at /runner."""

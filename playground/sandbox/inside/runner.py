@@ -1,7 +1,7 @@
 """The sandboxed process: read one request, lock the process down, run the program traced.
 
-Started inside bubblewrap (or, in the explicit unsafe-local mode, without it) as
-``python3 -s -S -B -P -c "import sys; sys.path[:0] = ['/runner']; import runner; runner.main()"``.
+Started inside bubblewrap (or, in the explicit unsafe-local mode, without it) as ``python3 -s -S
+-B -P -c "import sys; sys.path[:0] = ['/runner/runner.zip']; import runner; runner.main()"``.
 
 Start-up is on every run's critical path, so this imports only built-in or small modules
 (``_json`` rather than ``json``, ``_signal`` rather than ``signal``, no ``typing``) and the
@@ -128,9 +128,9 @@ class Seccomp:
     def __init__(self) -> None:
         import ctypes
 
+        # Beside this module, in the archive the parent handed over (its loader reads it there).
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp.bpf")
-        with open(path, "rb") as f:
-            program = f.read()
+        program = __loader__.get_data(path)  # type: ignore[name-defined]
 
         class SockFprog(ctypes.Structure):
             _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
