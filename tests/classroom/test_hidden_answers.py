@@ -458,8 +458,12 @@ def test_exam_mode_refuses_evaluations_courses_items_and_previews(
     own = Course.objects.create(title="My own course", created_by=w.s1)
     Membership.objects.create(course=own, user=w.s1, role=Role.INSTRUCTOR)
     own_assignment = assignment(own)
-    other = library_program(source="def h():\n    return '1515-detalernu'[::-1]\n", call="h()", expected="",
-                            external_id="sample_9003")  # fmt: skip
+    other = library_program(
+        source="def h():\n    return '1515-detalernu'[::-1]\n",
+        call="h()",
+        expected="",
+        external_id="sample_9003",
+    )
     own_item = Item.objects.create(assignment=own_assignment, mode=Mode.OUTPUT, program=other)
     from tests.classroom.student_world import hand_made_key, real_trace
 
