@@ -319,6 +319,9 @@ PLAYGROUND_SANDBOX_WALL_S = env.float("PLAYGROUND_SANDBOX_WALL_S", default=5.0)
 PLAYGROUND_SANDBOX_MEMORY_MB = env.int("PLAYGROUND_SANDBOX_MEMORY_MB", default=256)
 PLAYGROUND_SANDBOX_MAX_STEPS = env.int("PLAYGROUND_SANDBOX_MAX_STEPS", default=10_000)
 PLAYGROUND_SANDBOX_MAX_STDOUT = env.int("PLAYGROUND_SANDBOX_MAX_STDOUT", default=64_000)
+# A stored trace keeps its steps up to this size (characters of JSON); later ones are dropped
+# and the trace says so (stats.capped). Guards the database and every page that reads traces.
+PLAYGROUND_MAX_TRACE_BYTES = env.int("PLAYGROUND_MAX_TRACE_BYTES", default=5_000_000)
 # How far a signed-in user may raise CPU time and steps for one run (anonymous: never above).
 PLAYGROUND_SANDBOX_CEILING_CPU_S = env.int("PLAYGROUND_SANDBOX_CEILING_CPU_S", default=10)
 PLAYGROUND_SANDBOX_CEILING_STEPS = env.int("PLAYGROUND_SANDBOX_CEILING_STEPS", default=100_000)

@@ -28,6 +28,7 @@ def default_limits() -> Limits:
         max_stdout=settings.PLAYGROUND_SANDBOX_MAX_STDOUT,
         max_source=settings.PLAYGROUND_MAX_SOURCE_BYTES,
         max_stdin=settings.PLAYGROUND_MAX_STDIN_BYTES,
+        max_trace_bytes=settings.PLAYGROUND_MAX_TRACE_BYTES,
     )
 
 

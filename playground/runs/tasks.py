@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,7 +40,32 @@ def _start(run_id: int) -> Run | None:
         return run
 
 
+# What a user reads when a run failed for a reason that is ours, not theirs; the detail is logged.
+SERVER_ERROR = "The server failed while running this; the error was logged. Try again later."
+TOO_LONG = "The server gave up on this run: it took longer than allowed."
+
+
+def fails_run_on_error(task: Callable[[int], str]) -> Callable[[int], str]:
+    """The last resort of a run's task: whatever it raises, the run ends failed with a generic
+    message (and the detail goes to the log), never left running or queued for ever."""
+
+    @functools.wraps(task)
+    def guarded(run_id: int) -> str:
+        try:
+            return task(run_id)
+        except SoftTimeLimitExceeded:
+            log.error("run %s: %s passed its time limit", run_id, task.__name__)
+            fail_run(run_id, TOO_LONG)
+        except Exception:
+            log.exception("run %s: %s failed", run_id, task.__name__)
+            fail_run(run_id, SERVER_ERROR)
+        return "failed"
+
+    return guarded
+
+
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+@fails_run_on_error
 def execute_real_run(run_id: int) -> str:
     """Run the program of ``run_id`` in the sandbox and store its trace. Idempotent: a retried
     or redelivered task finds the trace stored (or re-runs a run left by a dead worker)."""
@@ -69,6 +97,7 @@ def execute_real_run(run_id: int) -> str:
 
 
 @shared_task(acks_late=True, soft_time_limit=900, time_limit=960)
+@fails_run_on_error
 def execute_emulation(run_id: int) -> str:
     """Have the run's model emulate the run's item with the run's method: the answer streams to
     viewers (steps too, for the trace methods) and is saved in batches; a cancelled run closes

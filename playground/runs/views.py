@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,7 +23,7 @@ from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
 from playground.runs.methods import METHOD_TOKENS, METHODS
-from playground.runs.models import Run
+from playground.runs.models import Run, Trace
 from playground.runs.ratelimits import may_start_run
 from playground.runs.services import cancel_run, start_run
 
@@ -179,15 +180,36 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "runs/run_detail.html", context)
 
 
+def progress_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
+    """What the polled progress fragment needs, and nothing more: polled every 3 s while the
+    model runs, it must not read traces (a stored one can be megabytes)."""
+    if shared_token:
+        status_url = reverse("sharing:status", args=[shared_token])
+    else:
+        status_url = reverse("runs:status", args=[run.pk])
+    return {"run": run, "status_url": status_url}
+
+
+# A run row without what only its page shows (the model's text, the comparison, details).
+STATUS_FIELDS = ("id", "status", "source", "program_id", "puzzle_id", "task_example_id")
+# ...and what the list of runs shows of each: when, and the title and link of what was run.
+LIST_FIELDS = (
+    "created_at", "program__id", "program__title", "puzzle__id", "puzzle__name",
+    "task_example__id", "task_example__index", "task_example__task__id", "task_example__task__name",
+)  # fmt: skip
+
+
 def run_status(request: HttpRequest, pk: int) -> HttpResponse:
-    """The progress fragment the run page polls (with the model's text so far); a finished run
-    reloads the page."""
-    run = get_run_for_user(request, pk)
+    """The progress fragment the run page polls; a finished run reloads the page."""
+    try:
+        run = runs_of(request).only(*STATUS_FIELDS).get(pk=pk)
+    except Run.DoesNotExist:
+        raise Http404("No such run, or it is not yours.") from None
     if (refused := _hidden(request, run)) is not None:
         return refused
     if run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
-    return render(request, "runs/run_detail.html#progress", run_context(run))
+    return render(request, "runs/run_detail.html#progress", progress_context(run))
 
 
 @require_POST
@@ -206,10 +228,13 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def my_runs(request: HttpRequest) -> HttpResponse:
+    # Only what the list shows: never a trace's data, the model's text or a program's source
+    # (the run's own source stays: hiding is decided on it).
     runs = (
         runs_of(request)
         .select_related("program", "puzzle", "task_example__task")
-        .prefetch_related("traces")
+        .only(*STATUS_FIELDS, *LIST_FIELDS)
+        .prefetch_related(Prefetch("traces", queryset=Trace.objects.only("id", "run_id", "status")))
     )
     page = Paginator(runs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
     hidden = hidden_for(request.user)

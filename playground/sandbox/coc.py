@@ -128,9 +128,13 @@ class LMSession:
         self.seconds = 0.0
         self.requests = 0
 
-    def request(self, raw: Any, steps: list[dict[str, Any]]) -> tuple[LMRequest, int]:
+    def request(
+        self, raw: Any, steps: list[dict[str, Any]], count: int | None = None
+    ) -> tuple[LMRequest, int]:
         """The validated request and the index of the step it pauses on (-1: none); TraceInvalid
-        for anything malformed."""
+        for anything malformed. ``steps``: those kept of the ``count`` received (the trace's size
+        cap drops the rest)."""
+        count = len(steps) if count is None else count
         self.requests += 1
         if self.requests > MAX_LM_CALLS + 1:  # the runner stops asking after a "stop" reply
             raise TraceInvalid("more model requests than the limit")
@@ -144,7 +148,7 @@ class LMSession:
             high=min(len(self.lines), line + _MAX_STATEMENT_LINES),
         )
         kind = raw.get("kind")
-        if kind not in _KINDS:
+        if type(kind) is not str or kind not in _KINDS:
             raise TraceInvalid("a model request has an unknown kind")
         locals_ = raw.get("locals", {})
         if type(locals_) is not dict or len(locals_) > MAX_LOCALS:
@@ -155,8 +159,8 @@ class LMSession:
         for target in targets:
             if type(target) is not str or len(target) > MAX_NAME or not target.isidentifier():
                 raise TraceInvalid("a model request has a bad target")
-        step = _int(raw.get("step", -1), "step", low=-1, high=len(steps) - 1)
-        if step >= 0 and steps[step].get("event", "line") != "line":
+        step = _int(raw.get("step", -1), "step", low=-1, high=count - 1)
+        if 0 <= step < len(steps) and steps[step].get("event", "line") != "line":
             raise TraceInvalid("a model request points at a step that is not a line")
         code = textwrap.dedent("\n".join(self.lines[line - 1 : end])).strip()
         request = LMRequest(

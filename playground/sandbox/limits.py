@@ -25,6 +25,9 @@ class Limits:
     # Past max_steps, stop recording but let the program finish (e.g. a puzzle's sat(answer)
     # check, where the verdict matters more than a trace of every step) instead of stopping it.
     keep_running: bool = False
+    # The parent keeps steps until the stored trace would pass this size (characters of its JSON);
+    # the rest are counted, not kept (stats.capped). Never sent to the runner.
+    max_trace_bytes: int = 5_000_000
 
     def lowered(self, **caps: Any) -> Limits:
         """These limits with each given value applied only where it is lower (never raised)."""

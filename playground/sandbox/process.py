@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.lib.accounts import ensure_system_user
+from playground.sandbox import protocol
 from playground.sandbox.coc import LMRequest, LMSession, Lmulator, encode_reply
 from playground.sandbox.limits import Limits
 from playground.sandbox.schema import (
@@ -45,7 +46,9 @@ from playground.sandbox.schema import (
     clean_error,
     clean_step,
     make_trace,
+    one_line,
     storable,
+    stored_size,
 )
 from playground.sandbox.setting import read_setting
 
@@ -415,58 +418,87 @@ def _user_kwargs() -> dict[str, Any]:
 
 class _Collector:
     """Parses the runner's JSON lines as they arrive, validating each step (and, in coc mode,
-    each request for the model, queued in ``lm_pending`` with the step it pauses on)."""
+    each request for the model, queued in ``lm_pending`` with the step it pauses on). Nothing the
+    program writes on the protocol descriptor can make it raise: a line it refuses sets
+    ``problem`` (and ``reason``, our own words, never the program's)."""
 
     def __init__(self, limits: Limits, lm: LMSession | None = None) -> None:
         self.limits = limits
         self.lm = lm
         self.lm_pending: deque[tuple[LMRequest, int]] = deque()
-        self.buffer = b""
+        # A final record holds the whole output, each character escaped to at most 6 bytes.
+        self.lines = protocol.LineBuffer(max(protocol.MAX_LINE_BYTES, 8 * limits.max_stdout))
         self.total = 0
-        self.steps: list[dict[str, Any]] = []
+        self.steps: list[dict[str, Any]] = []  # the steps kept: up to limits.max_trace_bytes
+        self.count = 0  # every valid step received, kept or not
+        self.kept_size = 0
         self.final: dict[str, Any] | None = None
         self.problem: str | None = None
+        self.reason = ""
+        self.started = False  # the runner is about to run user code (nothing before is forged)
         self.fatal: str | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
+        if self.problem is not None:
+            return
         self.total += len(data)
         if self.total > _MAX_PROTOCOL_BYTES:
-            self.problem = self.problem or "output_limit"
+            self.problem = "output_limit"
             return
-        self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for line in lines:
-            if line and self.problem is None and self.final is None:
-                self._line(line)
+        lines = self.lines
+        for start, end in lines.feed(data):
+            if end > start and self.problem is None and self.final is None:
+                self._line(lines.data, start, end)
+        lines.consume()
+        if lines.too_long and self.problem is None:
+            self._refuse(f"a line longer than {lines.max_line:,} bytes")
 
-    def _line(self, line: bytes) -> None:
+    def _refuse(self, reason: str) -> None:
+        log.warning("sandbox answered an invalid message: %s", reason)
+        self.problem, self.reason = "invalid", reason
+
+    def _line(self, buffer: bytearray, start: int, end: int) -> None:
         try:
-            message = json.loads(line)
-            if type(message) is not dict:
-                raise TraceInvalid("not an object")
+            message = protocol.load(buffer, start, end, self.lines.budget)
+            if type(message) is not dict or len(message) != 1:
+                raise TraceInvalid("not an object with one key")
             if "steps" in message:
-                batch = message["steps"]
-                if type(batch) is not list:
-                    raise TraceInvalid("steps is not a list")
-                for raw in batch:
-                    if len(self.steps) >= self.limits.max_steps:
-                        raise TraceInvalid("more steps than the limit")
-                    self.steps.append(
-                        clean_step(raw, len(self.steps), max_stdout=self.limits.max_stdout)
-                    )
+                self._steps(message["steps"])
             elif "final" in message:
-                self.final = message["final"]
-                if type(self.final) is not dict:
+                if type(message["final"]) is not dict:
                     raise TraceInvalid("final is not an object")
+                self.final = message["final"]
+            elif "started" in message:
+                self.started = True
             elif "fatal" in message:
-                self.fatal = str(message["fatal"])[:500]
+                if self.started:  # only the runner, before user code, reports a setup failure
+                    raise TraceInvalid("a setup failure reported after the program started")
+                self.fatal = one_line(str(message["fatal"]))[:500]
             elif "lm" in message and self.lm is not None:
-                self.lm_pending.append(self.lm.request(message["lm"], self.steps))
+                self.lm_pending.append(self.lm.request(message["lm"], self.steps, self.count))
             else:
                 raise TraceInvalid("unknown message")
-        except (ValueError, TraceInvalid) as exc:
-            log.warning("sandbox answered an invalid message: %s", exc)
-            self.problem = "invalid"
+        except TraceInvalid as exc:
+            self._refuse(str(exc))
+        except RecursionError:
+            self._refuse("nested too deeply")
+        except Exception as exc:  # TypeError, MemoryError, an int of 5,000 digits: all invalid
+            self._refuse(f"not a well-formed message ({type(exc).__name__})")
+
+    def _steps(self, batch: Any) -> None:
+        if type(batch) is not list:
+            raise TraceInvalid("steps is not a list")
+        limits = self.limits
+        for raw in batch:
+            if self.count >= limits.max_steps:
+                raise TraceInvalid("more steps than the limit")
+            step = clean_step(raw, self.count, max_stdout=limits.max_stdout)
+            self.count += 1
+            if len(self.steps) == self.count - 1:  # nothing dropped yet
+                size = stored_size(step)
+                if self.kept_size + size <= limits.max_trace_bytes:
+                    self.kept_size += size
+                    self.steps.append(step)
 
 
 _RUNNER_STATUSES = frozenset(
@@ -480,13 +512,13 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 
 def _from_final(
     final: dict[str, Any],
-    steps: list[dict[str, Any]],
+    collector: _Collector,
     limits: Limits,
     wall_ms: float,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     status, result, stdout = final.get("status"), final.get("result"), final.get("stdout", "")
-    if status not in _RUNNER_STATUSES:
+    if type(status) is not str or status not in _RUNNER_STATUSES:
         raise TraceInvalid("bad status")
     if result is not None and type(result) is not str:
         raise TraceInvalid("bad result")
@@ -494,12 +526,13 @@ def _from_final(
         raise TraceInvalid("bad stdout")
     return make_trace(
         status=status,
-        steps=steps,
+        steps=collector.steps,
         stdout=storable(stdout[: limits.max_stdout]),
         result=storable(result[:MAX_RESULT]) if result is not None else None,
         error=clean_error(final.get("error")),
         wall_ms=wall_ms,
         truncated=final.get("truncated") is True,
+        total_steps=collector.count,
         **(meta or {}),
     )
 
@@ -527,30 +560,58 @@ def _assemble(
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The trace from what the runner sent and how its process ended (``meta``: make_trace's
-    source, method and lm_calls for a coc run)."""
+    source, method and lm_calls for a coc run). Raises only SandboxUnavailable (the runner
+    reported, before any user code, that it could not set the sandbox up)."""
+    try:
+        return _assemble_unchecked(
+            collector, timed_out=timed_out, returncode=returncode, cpu_s=cpu_s, stderr=stderr,
+            limits=limits, wall_ms=wall_ms, meta=meta,
+        )  # fmt: skip
+    except SandboxUnavailable:
+        raise
+    except Exception:  # a bug here must not leave the run unfinished: the program "crashed"
+        log.exception("could not assemble a trace")
+        return make_trace(
+            status="crash",
+            steps=collector.steps,
+            error=_error("TraceInvalid", "The sandbox's answer could not be read."),
+            wall_ms=wall_ms,
+            total_steps=collector.count,
+            **(meta or {}),
+        )
+
+
+def _assemble_unchecked(
+    collector: _Collector,
+    *,
+    timed_out: bool,
+    returncode: int,
+    cpu_s: float,
+    stderr: bytes,
+    limits: Limits,
+    wall_ms: float,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     steps = collector.steps
     meta = meta or {}
 
     def trace(status: str, error: dict[str, Any] | None, stdout: str = "") -> dict[str, Any]:
         return make_trace(
-            status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms, **meta
-        )
+            status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms,
+            total_steps=collector.count, **meta,
+        )  # fmt: skip
 
     if collector.problem == "output_limit":
         return trace("output_limit", _error("OutputLimit", "The trace is larger than the limit."))
+    invalid = "The program wrote something that is not a trace on the tracer's channel"
     if collector.problem == "invalid":
-        return trace(
-            "crash",
-            _error(
-                "TraceInvalid",
-                "The program wrote something that is not a trace on the tracer's channel.",
-            ),
-        )
+        return trace("crash", _error("TraceInvalid", f"{invalid}: {collector.reason}."))
     if collector.final is not None:
         try:
-            return _from_final(collector.final, steps, limits, wall_ms, meta)
-        except TraceInvalid:
-            return trace("crash", _error("TraceInvalid", "The final record is malformed."))
+            return _from_final(collector.final, collector, limits, wall_ms, meta)
+        except TraceInvalid as exc:
+            message = f"{invalid}: a malformed final record ({exc})."
+            return trace("crash", _error("TraceInvalid", message))
     stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
     if timed_out:
         message = f"Stopped after {limits.wall_s:g} s of wall-clock time."
@@ -561,7 +622,7 @@ def _assemble(
     if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
         message = f"Stopped after {limits.cpu_s} s of CPU time."
         return trace("time_limit", _error("TimeLimit", message), stdout)
-    if collector.fatal:
+    if collector.fatal and not collector.started:
         raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
     if signame:
         message = f"The program was killed by {signame}."
@@ -570,14 +631,16 @@ def _assemble(
     detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
     if detail:
         message += " " + " | ".join(detail)[:500]
-    return trace("crash", _error("Crash", message), stdout)
+    return trace("crash", _error("Crash", storable(message)), stdout)
 
 
 def _check_bwrap_failure(returncode: int, stderr: bytes, collector: _Collector) -> None:
-    """bubblewrap itself failed (no user namespaces...): that is a setup problem, not a crash."""
+    """bubblewrap itself failed (no user namespaces...): that is a setup problem, not a crash.
+    Once the runner said it starts the program, stderr is the program's: never a setup failure."""
     text = stderr.decode("utf-8", "replace")
     if collector.total == 0 and returncode == 1 and text.startswith("bwrap:"):
-        raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {text.strip()[:300]}")
+        detail = one_line(text)[:300]
+        raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {detail}")
 
 
 @dataclass
@@ -835,7 +898,7 @@ def _ask_model(lm: LMSession, collector: _Collector) -> tuple[float, bytes]:
     while collector.lm_pending:
         request, step = collector.lm_pending.popleft()
         status, text = lm.answer(request)
-        if status == "ok" and step >= 0:
+        if status == "ok" and 0 <= step < len(collector.steps):  # a dropped step stays dropped
             collector.steps[step]["by"] = "lm"
         replies += encode_reply(status, text)
     return time.perf_counter() - t0, bytes(replies)
@@ -857,7 +920,7 @@ class BatchSandbox:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.started: _Started | None = None
-        self.buffer = b""
+        self.buffer = bytearray()
 
     def _ensure(self) -> _Started:
         if self.started is not None and self.started.proc.poll() is None:
@@ -876,7 +939,7 @@ class BatchSandbox:
         assert started.proc.stdin is not None
         started.proc.stdin.write(header)
         started.proc.stdin.flush()
-        self.started, self.buffer = started, b""
+        self.started, self.buffer = started, bytearray()
         return started
 
     def _read(self, fd: int, deadline: float) -> bool:
@@ -889,7 +952,7 @@ class BatchSandbox:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             return False
-        self.buffer += chunk
+        self.buffer += chunk  # a bytearray grows in place: linear in what arrives
         return True
 
     def run(self, source: str, call: str | None = None, stdin: str = "") -> dict[str, Any]:
@@ -906,12 +969,14 @@ class BatchSandbox:
                 encode_request(source, call, stdin, self.limits, started.sandboxed, None)
             )
             started.proc.stdin.flush()
-            while b":" not in self.buffer:
-                if not self._read(fd, deadline):
+            while (colon := self.buffer.find(b":")) < 0:
+                if len(self.buffer) > 20 or not self._read(fd, deadline):
                     raise TimeoutError
-            length, _, self.buffer = self.buffer.partition(b":")
-            size = int(length)
-            while len(self.buffer) < size or b"\n" not in self.buffer[size:]:
+            size = int(self.buffer[:colon])
+            del self.buffer[: colon + 1]
+            searched = size  # the done line follows the frame: search only what is new
+            while len(self.buffer) < size or self.buffer.find(b"\n", searched) < 0:
+                searched = max(size, len(self.buffer))
                 if not self._read(fd, deadline):
                     raise TimeoutError
         except (TimeoutError, ValueError, OSError):
@@ -922,10 +987,14 @@ class BatchSandbox:
                 wall_ms=(time.perf_counter() - t0) * 1000,
                 error=_error("TimeLimit", "The sandbox stopped answering."),
             )
-        data, rest = self.buffer[:size], self.buffer[size:]
-        done_line, _, self.buffer = rest.partition(b"\n")
+        newline = self.buffer.find(b"\n", size)
+        done_line = bytes(self.buffer[size:newline])
         collector = _Collector(self.limits)
-        collector.feed(data)
+        with memoryview(self.buffer) as view:
+            for offset in range(0, size, 1 << 16):  # as a single run reads it: the same bounds
+                with view[offset : min(size, offset + (1 << 16))] as chunk:
+                    collector.feed(chunk)
+        del self.buffer[: newline + 1]
         try:
             done = json.loads(done_line)["done"]
             returncode, timed_out = int(done["exit"]), bool(done["timed_out"])

@@ -11,6 +11,10 @@ A step is ``{"i", "line", "func"}`` plus, only when they differ from their defau
 
 Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
 quarter of the size of a Python Tutor style snapshot of every variable at every step.
+
+``stats`` holds ``steps`` (those in the trace) and ``wall_ms``; ``truncated`` when the program
+ran on untraced past its step limit; ``capped`` and ``total_steps`` when the trace reached its
+size limit (``Limits.max_trace_bytes``): the steps after the first ``steps`` were dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class TraceInvalid(ValueError):
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Line breaks and other control characters, for text that goes into a log line or a one-line
+# message (C0, DEL, C1, and Unicode's line and paragraph separators).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def storable(text: str) -> str:
@@ -51,6 +58,25 @@ def storable(text: str) -> str:
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(lambda m: "\u2400" if m.group() == "\x00" else "\ufffd", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of control characters (newlines included) made one space."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def stored_size(step: dict[str, Any]) -> int:
+    """About the characters a validated step takes in the stored trace's JSON (as json.dumps
+    writes it; more where its strings need escapes)."""
+    size = 48 + len(step["func"])
+    if "event" in step:
+        size += 20
+    if "locals" in step:
+        size += 14 + sum(len(name) + len(value) + 8 for name, value in step["locals"].items())
+    for key in ("stdout", "exception", "by"):
+        if key in step:
+            size += 16 + len(step[key])
+    return size
 
 
 def _text(value: Any, limit: int, what: str) -> str:
@@ -72,7 +98,7 @@ def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
     if raw.get("i") != index:
         raise TraceInvalid(f"step {index} is out of sequence")
     event = raw.get("event", "line")
-    if event not in EVENTS:
+    if type(event) is not str or event not in EVENTS:
         raise TraceInvalid(f"step {index} has an unknown event")
     locals_ = raw.get("locals", {})
     if type(locals_) is not dict or len(locals_) > MAX_LOCALS:
@@ -124,13 +150,19 @@ def make_trace(
     method: str = "real",
     lm_calls: int | None = None,
     truncated: bool = False,
+    total_steps: int | None = None,
 ) -> dict[str, Any]:
+    """A trace in schema v1. ``total_steps``: the steps the program made when more than the
+    ``steps`` kept (the trace was capped in size: ``stats.capped``, ``stats.total_steps``)."""
     assert status in STATUSES
     stats: dict[str, Any] = {"steps": len(steps), "wall_ms": round(wall_ms, 2)}
     if lm_calls is not None:
         stats["lm_calls"] = lm_calls
     if truncated:  # the program ran on, untraced, past the recorded steps
         stats["truncated"] = True
+    if total_steps is not None and total_steps > len(steps):  # steps past the size cap dropped
+        stats["capped"] = True
+        stats["total_steps"] = total_steps
     return {
         "schema": 1,
         "source": source,

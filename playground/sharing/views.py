@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from playground.classroom import guards
 from playground.runs.access import get_run_for_user
-from playground.runs.views import run_context
+from playground.runs.views import progress_context, run_context
 from playground.sharing.models import ExpiredLink, ShareLink
 
 
@@ -104,7 +104,7 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
     if link.run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
     return render(
-        request, "runs/run_detail.html#progress", run_context(link.run, shared_token=token)
+        request, "runs/run_detail.html#progress", progress_context(link.run, shared_token=token)
     )
 
 

@@ -17,6 +17,8 @@
   var varsBody = document.querySelector("#vars tbody");
   var outputEl = document.getElementById("output");
   var current = -1;
+  // Set when the stored trace was capped in size: the steps after the last one were dropped.
+  var totalSteps = Number(viewer.getAttribute("data-total-steps")) || 0;
   var markedLines = [];
 
   var track = window.TraceState.track(steps);
@@ -61,6 +63,9 @@
     if (el) el.scrollIntoView({ block: "nearest" });
     slider.value = String(index);
     info.textContent = "Step " + (index + 1) + " of " + steps.length + " · " + describe(step);
+    if (totalSteps && index === steps.length - 1) {
+      info.textContent += " · trace truncated here: the program made " + totalSteps.toLocaleString() + " steps";
+    }
 
     framesEl.textContent = "";
     for (var f = state.stack.length - 1; f >= 0; f--) {

@@ -11,8 +11,10 @@ Protocol. A request is six length-prefixed fields (``<len>:<bytes>``): source, c
 limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, ``coc``, ``batch``).
 
 - Mode ``one``: run that program here. Answer: JSON lines on the descriptor that was standard
-  output: ``{"steps": [...]}`` batches, then one ``{"final": {...}}``. The user's code runs in
-  this process too, so the parent trusts none of it.
+  output: ``{"fatal": why}`` if the process cannot be locked down, else ``{"started": true}``
+  just before the program runs, ``{"steps": [...]}`` batches (flushed at 200 steps or about
+  64,000 characters), then one ``{"final": {...}}``. The user's code runs in this process too,
+  so the parent trusts none of it (and none of what follows "started").
 - Mode ``coc`` (Chain of Code, see coc.py): as ``one``, but a line the program cannot run pauses
   it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals", "error",
   "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
@@ -196,6 +198,9 @@ def _run_one(
     execution.tracer.keep_running = bool(limits.get("keep_running"))
     _signal.signal(_signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
+    # From here on the program may write on ``out`` too: the parent believes a "fatal" (a setup
+    # failure) only before this line, and counts one after it as the program's crash.
+    _write(out, {"started": True})
     try:  # noqa: SIM105 - contextlib would cost start-up time in the sandbox
         execution.run()
     except tracer.LimitReached:

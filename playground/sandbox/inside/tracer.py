@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 PROGRAM = "<program>"
 BATCH = 200  # steps per emitted batch: streamed so a killed run still has its partial trace
+# ...or fewer once a batch holds about this many characters: one emitted line stays far below
+# the parent's cap (4 MB, protocol.py) even when every character is escaped to 12 bytes.
+BATCH_CHARS = 64_000
 
 
 class LimitReached(BaseException):
@@ -101,6 +104,7 @@ class Tracer:
         self.keep_running = False
         self.truncated = False
         self.batch: list[dict[str, Any]] = []
+        self.batch_chars = 0
         self.snapshots: dict[FrameType, dict[str, tuple[Any, str]]] = {}
 
     # sys.settrace entry point: decide per new frame whether it is the user's.
@@ -157,24 +161,31 @@ class Tracer:
         }
         if event != "line":
             step["event"] = event
+        size = 40 + len(step["func"])
         changed = self._changed(frame)
         if event == "return":
             changed["__return__"] = safe_repr(arg)
         if changed:
             step["locals"] = changed
+            for name, text in changed.items():
+                size += len(name) + len(text) + 6
         printed = self.output.take()
         if printed:
             step["stdout"] = printed
+            size += len(printed)
         if event == "exception":
             exc_type, exc_value = arg[0], arg[1]
-            step["exception"] = f"{exc_type.__name__}: {_message(exc_value)}"
+            step["exception"] = raised = f"{exc_type.__name__}: {_message(exc_value)}"
+            size += len(raised)
         self.batch.append(step)
-        if len(self.batch) >= BATCH and event != self.hold:
+        self.batch_chars += size
+        if (len(self.batch) >= BATCH or self.batch_chars >= BATCH_CHARS) and event != self.hold:
             self.flush()
 
     def flush(self) -> None:
         if self.batch:
             batch, self.batch = self.batch, []
+            self.batch_chars = 0
             self.emit(batch)
 
     def start(self) -> None:
