@@ -15,16 +15,12 @@
     el.setRangeText("    ", el.selectionStart, el.selectionEnd, "end");
   });
 
-  // <form data-confirm="...">, or a chosen <option data-confirm="..."> in it: ask first.
+  // <form data-confirm="...">: ask first.
   // Capture phase, so that nothing else acts on a submit the user then declines.
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) return;
     var message = form.getAttribute("data-confirm");
-    if (!message) {
-      var chosen = form.querySelector("option[data-confirm]:checked");
-      message = chosen ? chosen.getAttribute("data-confirm") : null;
-    }
     if (message && !window.confirm(message)) {
       event.preventDefault();
       event.stopPropagation();
