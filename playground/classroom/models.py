@@ -207,7 +207,14 @@ class AuditEvent(models.Model):
         """The details as (name, value) pairs in name order (JSONB keeps no order; and a
         template would read a key named "items" in place of dict.items)."""
         detail = self.detail if isinstance(self.detail, dict) else {}
-        return sorted((str(k), str(v)) for k, v in detail.items())
+        return sorted((str(k).replace("_", " "), _readable(v)) for k, v in detail.items())
+
+
+def _readable(value: Any) -> str:
+    """A detail's value as a person reads it (yes/no rather than True/False)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 class AuditLogIsAppendOnly(Exception):

@@ -56,7 +56,7 @@ def test_role_and_delete_events_are_logged_and_shown_to_instructors(db: None) ->
     lines = [
         "teacher Removed from the course sam role: assistant",
         "teacher Assignment deleted assignment: Loops ·",
-        "teacher Item deleted assignment: Loops · item: Sum · item_id: ",
+        "teacher Item deleted assignment: Loops · item: Sum · item id: ",
         "teacher Role changed sam after: assistant · before: student",
         "teacher Join code changed change: rotate",
         "teacher Course created",
@@ -64,7 +64,7 @@ def test_role_and_delete_events_are_logged_and_shown_to_instructors(db: None) ->
     positions = [page.find(line) for line in lines]
     assert -1 not in positions, (lines, page)
     assert positions == sorted(positions)  # newest first
-    assert re.search(r"item_id: \d+ · submissions: 1", page)
+    assert re.search(r"item id: \d+ · submissions: 1", page)
 
 
 def test_the_log_outlives_the_course_and_the_people(db: None) -> None:
