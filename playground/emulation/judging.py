@@ -1,13 +1,64 @@
 """Judging an emulation against the real run: one function for the site, the CLI and
-evaluations, so they can never disagree."""
+evaluations, so they can never disagree.
+
+A verdict is one of five statuses, and each reads the same everywhere (run pages, share links,
+the API, evaluations, classroom statistics):
+
+- ``correct``: the model's value is the real one;
+- ``wrong``: the model gave a value, and it is not the real one;
+- ``unparsable``: there is no value to read from the model's answer (the explanation says
+  exactly why: no ``assert`` line, a trace that stops before the call returns...);
+- ``unknown``: there is nothing to compare with (the real run has no value);
+- ``no_model``: Chain of Code ran every line of the program in Python and never asked the
+  model, so the run says nothing about the model. It never counts as the model being right.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from playground.compare import compare_traces, same_repr
 from playground.emulation.output_prediction import Prediction, judge
 from playground.emulation.registry import REGISTRY
+
+CORRECT, WRONG, UNPARSABLE, UNKNOWN, NO_MODEL = (
+    "correct",
+    "wrong",
+    "unparsable",
+    "unknown",
+    "no_model",
+)
+STATUSES = (CORRECT, WRONG, UNPARSABLE, UNKNOWN, NO_MODEL)
+HEADLINES = {
+    CORRECT: "The model got it right",
+    WRONG: "The model got it wrong",
+    UNPARSABLE: "No readable answer",
+    UNKNOWN: "Cannot compare",
+    NO_MODEL: "No model call was needed",
+}
+# A trace method's answer that has readable steps but no result is not "unreadable".
+NO_RESULT = "The model's trace gives no result"
+_SHOWN = 80
+
+
+def headline(verdict: dict[str, Any] | None, *, emulated_steps: int = 0) -> str:
+    """The verdict's headline as every page shows it; "" when there is no verdict."""
+    status = (verdict or {}).get("status")
+    if not status:
+        return ""
+    if status == UNPARSABLE and emulated_steps:
+        return NO_RESULT
+    return HEADLINES.get(str(status), HEADLINES[UNKNOWN])
+
+
+def needed_no_model(method: str, model_calls: int | None) -> bool:
+    """Chain of Code on a program that Python ran entirely by itself: the model was never asked."""
+    return method == "coc" and model_calls == 0
+
+
+def _short(text: str, limit: int = _SHOWN) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def judge_program(
@@ -18,10 +69,16 @@ def judge_program(
     prediction: str | None,
     problem: str | None,
     emulated: dict[str, Any] | None,
+    model_calls: int | None = None,
+    text: str = "",
+    hit_limit: bool = False,
+    max_tokens: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The verdict on the predicted value and the comparison. Methods that write a trace get
     the step-by-step comparison; the others a comparison of the final result only (its first
-    divergence, if any, is the result)."""
+    divergence, if any, is the result). ``model_calls``, ``text`` (the model's whole answer),
+    ``hit_limit`` (the answer ended at its token limit) and ``max_tokens`` make the explanation
+    exact: the status never claims more than the run shows."""
     result = real.get("result") if real.get("status") == "ok" else None
     read = Prediction(prediction, problem or "No readable answer.")
     verdict = judge(read, result, call).as_dict()
@@ -30,11 +87,113 @@ def judge_program(
             f"The real run ended with {real.get('status')}, so there is no value to compare the "
             "prediction with."
         )
+    elif verdict["status"] == UNPARSABLE:
+        verdict["explanation"] = _why_unreadable(
+            method, verdict["explanation"], text, emulated, hit_limit, max_tokens
+        )
+    if needed_no_model(method, model_calls):
+        verdict = no_model_verdict(real, call)
     spec = REGISTRY.get(method)
     if spec is not None and spec.compares_steps and emulated is not None:
         from_call = method == "trace" and bool(call)
         return verdict, compare_traces(real, emulated, from_call=from_call).as_dict()
     return verdict, result_comparison(result, prediction)
+
+
+def no_model_verdict(real: dict[str, Any], call: str) -> dict[str, Any]:
+    """The verdict of a Chain of Code run that never asked the model."""
+    if real.get("status") == "ok" and call:
+        outcome = f" (the call returns {_short(str(real.get('result')))})"
+    elif real.get("status") == "ok":
+        outcome = ""
+    else:
+        outcome = f" (the real run ended with {real.get('status')})"
+    return {
+        "status": NO_MODEL,
+        "explanation": "Python ran every line of this program itself, so the model was never "
+        f"asked: this run says nothing about the model{outcome}.",
+        "leakage": False,
+    }
+
+
+def _why_unreadable(
+    method: str,
+    problem: str,
+    text: str,
+    emulated: dict[str, Any] | None,
+    hit_limit: bool,
+    max_tokens: int | None,
+) -> str:
+    """Why the answer has no value, in words that match what the page shows below it."""
+    limit = f" ({max_tokens:,} tokens)" if max_tokens else ""
+    if method == "trace" and text:
+        steps = len((emulated or {}).get("steps") or [])
+        if steps:
+            return unfinished_trace(text, steps=steps, hit_limit=hit_limit, limit=limit)
+    problem = problem.replace(" (cut off at the token limit?)", "").rstrip()
+    if hit_limit and "token limit" not in problem:
+        problem += f" The answer ended at the model's token limit{limit}."
+    return problem
+
+
+def unfinished_trace(text: str, *, steps: int, hit_limit: bool, limit: str = "") -> str:
+    """Why a model-written trace with ``steps`` readable steps gives no result: it breaks off in
+    the middle of a step (at the token limit, or not), a step is not valid JSON, or it simply
+    ends without a return step."""
+    from playground.emulation.trace import StepParser
+
+    parser = StepParser()
+    parser.feed(text)
+    shown = f"Its {steps} readable step{'s' if steps != 1 else ''} are compared with the real run."
+    if steps == 1:
+        shown = "Its 1 readable step is compared with the real run."
+    start = _open_step(parser.stack)
+    if start is not None:
+        number = len(parser.steps) + parser.invalid + 1
+        head, newline, _ = text[start:].partition("\n")
+        line = head.strip()
+        if newline and line.startswith("{") and line.endswith("}") and not _is_json(line):
+            why = (
+                f"step {number} is not valid JSON ({_short(line)}), so nothing after it could "
+                "be read"
+            )
+            if hit_limit:
+                why += f"; the model then went on writing until its token limit{limit}"
+        elif hit_limit:
+            why = f"it was cut off at the token limit{limit} in the middle of step {number}"
+        else:
+            why = f"the answer ends in the middle of step {number}"
+    elif parser.invalid:
+        bad = parser.invalid
+        why = (
+            f"{bad} step{'s are' if bad != 1 else ' is'} not valid JSON, and it ends without a "
+            "return step"
+        )
+    else:
+        why = "it ends without a return step for the call"
+        if hit_limit:
+            why += f" (the answer ended at the model's token limit{limit})"
+    return f"The trace stops before the call returns: {why}. {shown}"
+
+
+def _open_step(stack: list[tuple[str, int]]) -> int | None:
+    """Where the step object that never closed begins: the first ``{`` open at top level or
+    in an array, not counting a ``{"steps": [`` wrapper."""
+    for index, (bracket, offset) in enumerate(stack):
+        if bracket != "{" or (index and stack[index - 1][0] != "["):
+            continue
+        if index + 1 < len(stack) and stack[index + 1][0] == "[":
+            continue  # the wrapper object around the array of steps
+        return offset
+    return stack[0][1] if stack else None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def result_comparison(real_result: str | None, prediction: str | None) -> dict[str, Any]:

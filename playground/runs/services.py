@@ -100,6 +100,23 @@ def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
         prediction=run.prediction or None,
         problem=run.verdict.get("problem"),
         emulated=emulated.data if emulated else None,
+        model_calls=run.model_calls,
+        text=run.emulated_text,
+        hit_limit=hit_token_limit(run),
+        max_tokens=run.max_tokens,
+    )
+
+
+def hit_token_limit(run: Run) -> bool:
+    """Whether the model's answer ended at its token limit: the engine said so (``length``), or
+    the one answer of a single-call method used the whole budget."""
+    details = run.details if isinstance(run.details, dict) else {}
+    if "finish_reason" in details:
+        return details["finish_reason"] == "length"
+    return (
+        run.model_calls == 1
+        and run.completion_tokens is not None
+        and run.completion_tokens >= run.max_tokens
     )
 
 

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
+from playground.emulation.judging import NO_MODEL, headline
 from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
@@ -146,6 +147,7 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         status_url = reverse("runs:status", args=[run.pk])
         ws_url = f"/ws/runs/{run.pk}/"
     return {
+        **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
         "run": run,
         "trace": trace.data if trace else None,
         "emulated": emulated.data if emulated else None,
@@ -160,6 +162,35 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         "page_url": page_url,
         "status_url": status_url,
         "ws_url": ws_url,
+    }
+
+
+def verdict_context(
+    run: Run, real: dict[str, Any] | None, emulated: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The verdict's headline, worded the same for every page that shows it, and for a
+    program's run the real value beside the model's (what the verdict is about)."""
+    verdict = run.verdict if isinstance(run.verdict, dict) else {}
+    steps = emulated.get("steps") if isinstance(emulated, dict) else None
+    values = None
+    status = verdict.get("status")
+    if status and status != NO_MODEL and run.has_real_run and isinstance(real, dict):
+        error = real.get("error")
+        error = error if isinstance(error, dict) else {}
+        if real.get("status") == "ok":
+            expected = str(real.get("result"))
+        elif real.get("status") == "exception":
+            expected = f"raises {error.get('type', 'an exception')}"
+        else:
+            expected = STATUS_TEXT.get(str(real.get("status")), str(real.get("status")))
+        values = {
+            "expected": expected,
+            "expected_is_value": real.get("status") == "ok",
+            "predicted": run.prediction or None,
+        }
+    return {
+        "verdict_headline": headline(verdict, emulated_steps=len(steps or [])),
+        "verdict_values": values,
     }
 
 

@@ -34,7 +34,9 @@ def test_one_program_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, me
     record = json.loads(out.getvalue())
     assert record["real"]["result"] == "6"
     assert record["emulated"]["prediction"] == "6"
-    assert record["verdict"]["status"] == "correct"
+    # Chain of Code runs this program in Python alone: no model call, its own verdict.
+    assert record["verdict"]["status"] == ("no_model" if method == "coc" else "correct")
+    assert record["emulated"]["model_calls"] == (0 if method == "coc" else 1 + (method == "tae"))
     assert record["comparison"]["result_match"] is True
     assert record["comparison"]["first_divergence"] is None
     if method in ("trace", "coc"):

@@ -90,7 +90,10 @@ def test_every_program_method_scores_a_full_match(
     for program in _programs():
         run = run_method(method, program=program)
         assert run.status == Run.Status.DONE, (program.external_id, run.error)
-        assert run.verdict["status"] == "correct", (program.external_id, run.verdict)
+        # Python runs every line of these under Chain of Code: the model is never asked, and
+        # that is no success of the model's.
+        expected = "no_model" if method == "coc" else "correct"
+        assert run.verdict["status"] == expected, (program.external_id, run.verdict)
         assert run.comparison is not None
         assert run.comparison["result_match"] is True
         assert run.comparison["first_divergence"] is None, run.comparison["first_divergence"]

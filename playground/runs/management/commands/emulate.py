@@ -159,6 +159,11 @@ class _Runner:
                 prediction=emulation.prediction,
                 problem=emulation.problem,
                 emulated=emulation.trace,
+                model_calls=session.calls,
+                text=session.transcript,
+                hit_limit=session.calls == 1
+                and session.completion_tokens >= self.params.max_tokens,
+                max_tokens=self.params.max_tokens,
             )
             record.update(real=real, verdict=verdict, comparison=comparison)
         else:
@@ -169,7 +174,9 @@ class _Runner:
                 verdict=verdict,
                 comparison={"result_match": passed, "first_divergence": None},
             )
-        if record["comparison"].get("result_match"):
+        # A Chain of Code run that never asked the model is no match of the model's.
+        no_model = (record.get("verdict") or {}).get("status") == "no_model"
+        if record["comparison"].get("result_match") and not no_model:
             self.matches += 1
         return record
 

@@ -1,0 +1,114 @@
+"""The verdict a user reads on a run page, a share link and its embed: one headline per status,
+"no model call was needed" for Chain of Code runs Python finished alone, the real value beside
+the model's, and an explanation of a broken trace that matches the comparison shown under it.
+Real sandbox, real Celery task bodies, a scripted model server (the only fake: a model that
+writes malformed JSON on demand)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from playground.llm.registry import ModelSpec
+from playground.runs.models import Run
+from playground.sharing.models import ShareLink
+from tests.factories import ProgramFactory
+from tests.llm.fake_server import chunk, fake_server, streaming
+
+pytestmark = pytest.mark.django_db
+
+SOURCE = "def f(s):\n    t = s + 'q'\n    return t\n"
+CALL = "f('ab')"
+
+
+def _register(monkeypatch: pytest.MonkeyPatch, model: ModelSpec) -> None:
+    entry = {"name": model.name, "base_url": model.base_url, "model": model.model, "label": "Fake"}
+    monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([entry]))
+
+
+def _text(response: Any) -> str:
+    page = re.sub(r"<[^>]+>", " ", response.content.decode())
+    return " ".join(html.unescape(page).split())
+
+
+def _usage(completion_tokens: int) -> bytes:
+    body = {"choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": completion_tokens}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _run(client: Client, run_now: Any, monkeypatch: pytest.MonkeyPatch, parts: list[bytes],
+         method: str, **data: str) -> Run:  # fmt: skip
+    with fake_server(streaming([*parts, b"data: [DONE]\n\n"])) as (model, _):
+        _register(monkeypatch, model)
+        program = ProgramFactory(source=SOURCE, call=CALL, is_public=True)
+        run_now(client, program.pk, method=method, model="fake", **data)
+    run = Run.objects.get()
+    assert run.status == Run.Status.DONE, run.error
+    return run
+
+
+def test_chain_of_code_without_a_model_call_is_not_the_model_being_right(
+    client: Client, run_now: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fake_server(streaming([])) as (model, seen):
+        _register(monkeypatch, model)
+        program = ProgramFactory(source=SOURCE, call=CALL, is_public=True)
+        run_now(client, program.pk, method="coc", model="fake")
+        assert seen["requests"] == 0  # Python ran every line: the model was never asked
+    run = Run.objects.get()
+    assert run.model_calls == 0
+    assert run.verdict["status"] == "no_model"
+    page = _text(client.get(run.get_absolute_url()))
+    assert "No model call was needed · Python ran every line of this program itself" in page
+    assert "got it right" not in page
+    # The share link and its embed say the same.
+    link = ShareLink.objects.create(run=run)
+    for url in (link.get_absolute_url(), reverse("sharing:embed", args=[link.token])):
+        shared = _text(Client().get(url))
+        assert "No model call was needed" in shared
+        assert "got it right" not in shared
+    body = client.get(reverse("runs:trace_json", args=[run.pk])).json()
+    assert body["emulation"]["verdict"]["status"] == "no_model"
+
+
+def test_direct_shows_the_real_value_beside_the_prediction(
+    client: Client, run_now: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = [chunk("[ANSWER]\nassert f('ab') == "), chunk("'abz'\n[/ANSWER]", "stop")]
+    run = _run(client, run_now, monkeypatch, answer, "direct")
+    assert run.verdict["status"] == "wrong"
+    page = html.unescape(client.get(run.get_absolute_url()).content.decode())
+    values = re.search(r'<dl class="verdict-values" id="verdict-values">(.*?)</dl>', page, re.S)
+    assert values is not None
+    cells = " ".join(re.sub(r"<[^>]+>", " ", values.group(1)).split())
+    assert cells == "The call returns 'abq' The model predicted 'abz'"
+    assert "The model got it wrong" in page
+
+
+def test_a_trace_with_a_malformed_step_says_so_under_an_accurate_headline(
+    client: Client, run_now: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two good steps, a third with an unbalanced quote, then filler until the token limit.
+    steps = (
+        '{"line": 1, "event": "call", "func": "f", "changed": {"s": "\'ab\'"}}\n'
+        '{"line": 2}\n'
+        '{"line": 3, "changed": {"t": "\'a\'\'}}\n'
+    )
+    filler = [chunk("This is a JSON object that describes the trace. ") for _ in range(20)]
+    parts = [chunk(steps), *filler, chunk("And", "length"), _usage(2048)]
+    run = _run(client, run_now, monkeypatch, parts, "trace")
+    assert run.verdict["status"] == "unparsable"
+    assert run.completion_tokens == run.max_tokens == 2048
+    page = _text(client.get(run.get_absolute_url()))
+    headline = "The model's trace gives no result · The trace stops before the call returns"
+    assert f"{headline}: step 3 is not valid JSON" in page
+    assert "No readable answer" not in page  # its readable steps are compared right below
+    assert "cut off" not in page
+    assert "Step by step against the real run" in page
+    assert "went on writing until its token limit (2,048 tokens)" in page
