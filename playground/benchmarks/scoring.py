@@ -23,7 +23,13 @@ from playground.emulation.values import (
     repeats_input,
 )
 
-Status = Literal["pass", "fail", "unparsable", "error"]
+# "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
+# item is not the model's success or failure and is counted apart (never as passed).
+Status = Literal["pass", "fail", "unparsable", "error", "no_model"]
+NO_MODEL_REASON = (
+    "Python ran every line of this program itself: the model was never asked, so this item is "
+    "counted apart, not as the model's."
+)
 # (source, call) -> trace; ``BatchSandbox(Limits(keep_running=True)).run`` fits.
 Runner = Callable[[str, str], dict[str, Any]]
 
@@ -46,6 +52,11 @@ class Score:
             "reason": self.reason,
             "status": self.status,
         }
+
+
+def no_model() -> Score:
+    """The score of a Chain of Code run that needed no model call."""
+    return Score(passed=False, leakage=False, reason=NO_MODEL_REASON, status="no_model")
 
 
 def _passed(reason: str) -> Score:

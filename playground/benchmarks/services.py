@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from playground.benchmarks import scoring
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.emulation.judging import needed_no_model
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, TaskExample
@@ -277,6 +278,8 @@ def process(result_id: int) -> None:
 def _score(run: Run) -> scoring.Score:
     if run.status == Run.Status.FAILED:
         return scoring.Score(False, False, run.error or "The run failed.", "error")
+    if run.program_id is not None and needed_no_model(run.method, run.model_calls):
+        return scoring.no_model()
     if run.task_example_id is not None:
         assert run.task_example is not None
         return scoring.score_bbh(run.prediction or None, run.task_example.target)

@@ -9,18 +9,25 @@ from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.scoring import pass_at_k
 from playground.benchmarks.stats import mean_ci, wilson_interval
 
+NO_MODEL = "no_model"
+
 
 def summarise(evaluation: Evaluation) -> dict[str, Any]:
     """The summary object of the CLI's --json and the API: at least dataset, method, model, n,
-    passed, accuracy, ci95."""
+    passed, accuracy, ci95. ``n`` counts the items the model was asked about; ``no_model`` the
+    items Chain of Code ran in Python alone (not in ``n``)."""
     results = list(
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE).values(
             "index", "passed", "leakage", "score_status"
         )
     )
+    # Items Chain of Code ran in Python alone never reached the model: counted apart, and left
+    # out of the accuracy (they are neither the model's success nor its failure).
+    no_model = {r["index"] for r in results if r["score_status"] == NO_MODEL}
     by_item: dict[int, list[bool]] = defaultdict(list)
     for r in results:
-        by_item[r["index"]].append(bool(r["passed"]))
+        if r["index"] not in no_model:
+            by_item[r["index"]].append(bool(r["passed"]))
     n = len(by_item)
     first = [samples[0] for samples in by_item.values()]
     passed = sum(first)
@@ -39,6 +46,7 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         "leakage": sum(1 for r in results if r["leakage"]),
         # Not judged (the run or the sandbox failed): counted as not passed, and reported.
         "errors": sum(1 for r in results if r["score_status"] == "error"),
+        "no_model": len(no_model),
         "done": len(results),
         "total": evaluation.total,
         "samples": evaluation.samples,

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from playground.benchmarks import plots, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
-from playground.benchmarks.summary import summarise
+from playground.benchmarks.summary import NO_MODEL, summarise
 from playground.classroom import guards
 from playground.classroom.hiding import Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY
@@ -201,8 +201,12 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     """Accuracy by program length and by real steps, and where traces first diverge (methods
     that compare steps); first samples only, like the score."""
     first: dict[int, Any] = {}
-    for row in Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE).values(
-        "index", "passed", "lines", "steps", "divergence_step"
+    # Items that never reached the model (Chain of Code ran them in Python alone) are no part
+    # of the model's accuracy, here as in the summary.
+    for row in (
+        Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
+        .exclude(score_status=NO_MODEL)
+        .values("index", "passed", "lines", "steps", "divergence_step")
     ):
         first.setdefault(row["index"], row)
     rows = list(first.values())
@@ -226,6 +230,10 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     }  # fmt: skip
 
 
+FIRST_SAMPLE_FIELDS = ("index", "sample", "item_key", "passed", "leakage", "score_status",
+                       "run_id", "evaluation_id")  # fmt: skip
+
+
 def _first_samples(evaluation: Evaluation, hidden: set[int]) -> dict[str, Result]:
     """The first scored sample of each item, by item key, in the evaluation's order (items
     hidden from the requester left out)."""
@@ -233,7 +241,7 @@ def _first_samples(evaluation: Evaluation, hidden: set[int]) -> dict[str, Result
     results = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
         .order_by("index", "sample")
-        .only("index", "sample", "item_key", "passed", "leakage", "run_id", "evaluation_id")
+        .only(*FIRST_SAMPLE_FIELDS)
     )
     for result in results:
         if result.index not in hidden:
@@ -263,7 +271,10 @@ def compare(request: HttpRequest) -> HttpResponse:
         )
     first_a = _first_samples(a, _hidden_items(request, a))
     first_b = _first_samples(b, _hidden_items(request, b))
-    pairs = [(key, ra, first_b[key]) for key, ra in first_a.items() if key in first_b]
+    both = [(key, ra, first_b[key]) for key, ra in first_a.items() if key in first_b]
+    # An item that one side ran without the model says nothing about that model: left out of
+    # the paired test, and counted.
+    pairs = [p for p in both if NO_MODEL not in (p[1].score_status, p[2].score_status)]
     test = mcnemar([bool(ra.passed) for _, ra, _ in pairs], [bool(rb.passed) for _, _, rb in pairs])
     return render(
         request,
@@ -274,6 +285,8 @@ def compare(request: HttpRequest) -> HttpResponse:
             "test": test,
             "only_a_right": [p for p in pairs if p[1].passed and not p[2].passed],
             "only_b_right": [p for p in pairs if p[2].passed and not p[1].passed],
+            "no_model_a": sum(1 for _, ra, _ in both if ra.score_status == NO_MODEL),
+            "no_model_b": sum(1 for _, _, rb in both if rb.score_status == NO_MODEL),
             "only_in_a": [r for key, r in first_a.items() if key not in first_b],
             "only_in_b": [r for key, r in first_b.items() if key not in first_a],
         },

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playground.classroom.models import Item, Mode, Submission
+from playground.emulation.judging import CORRECT, NO_MODEL, needed_no_model
 from playground.emulation.values import NotALiteral, parse_literal
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.methods import METHODS
@@ -24,6 +25,8 @@ class Bar:
     total: int
     students: bool = False
     short: str = ""  # for the chart: registry names rather than labels
+    # Runs Chain of Code finished in Python alone (the model never asked): in neither count.
+    no_model: int = 0
 
     def __post_init__(self) -> None:
         self.short = self.short or self.label
@@ -100,23 +103,28 @@ def _labels() -> dict[str, str]:
 
 def model_bars(item: Item) -> list[Bar]:
     """Each (model, method)'s accuracy on the item's program (or puzzle): finished runs whose
-    verdict is "correct", over all finished runs of that pair."""
+    verdict is "correct", over all finished runs of that pair that asked the model. A Chain of
+    Code run that never called the model is counted apart (``no_model``), never as right."""
     if item.puzzle_id is not None:
         runs = Run.objects.filter(puzzle_id=item.puzzle_id)
     elif item.program_id is not None:
         runs = Run.objects.filter(program_id=item.program_id)
     else:
         return []
-    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     rows = (
         runs.filter(status=Run.Status.DONE)
         .exclude(method="real")
-        .values_list("model", "method", "verdict")
+        .values_list("model", "method", "verdict", "model_calls")
     )
-    for model, method, verdict in rows.iterator():
+    for model, method, verdict, calls in rows.iterator():
         tally = counts[(model, method)]
+        status = verdict.get("status") if isinstance(verdict, dict) else None
+        if status == NO_MODEL or (item.program_id is not None and needed_no_model(method, calls)):
+            tally[2] += 1
+            continue
         tally[1] += 1
-        tally[0] += isinstance(verdict, dict) and verdict.get("status") == "correct"
+        tally[0] += status == CORRECT
     labels = _labels()
     bars = [
         Bar(
@@ -124,8 +132,9 @@ def model_bars(item: Item) -> list[Bar]:
             right,
             total,
             short=f"{model or '?'} · {method}",
+            no_model=no_model,
         )
-        for (model, method), (right, total) in counts.items()
+        for (model, method), (right, total, no_model) in counts.items()
     ]
     return sorted(bars, key=lambda b: (-(b.accuracy or 0.0), b.label))
 

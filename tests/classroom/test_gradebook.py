@@ -149,7 +149,7 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     SubmissionFactory(item=item, student=students[3], answer=" 5 ", score=0.0)
     SubmissionFactory(item=item, student=students[3], attempt=2, answer="<b>7</b>", score=0.0)
 
-    def run(model: str, method: str, verdict: str) -> None:
+    def run(model: str, method: str, verdict: str, calls: int = 1) -> None:
         Run.objects.create(
             program=program,
             source=program.source,
@@ -157,12 +157,18 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
             model=model,
             status=Run.Status.DONE,
             verdict={"status": verdict},
+            model_calls=calls,
         )
 
     for verdict in ("correct", "correct", "correct", "wrong"):
         run("coder-7b", "direct", verdict)
     run("coder-7b", "cot", "wrong")
     run("<img src=x>", "trace", "correct")
+    # Chain of Code that Python finished alone is never the model being right (a verdict
+    # stored before no_model existed, and one stored after); one that asked the model is.
+    run("coder-7b", "coc", "correct", calls=0)
+    run("coder-7b", "coc", "no_model", calls=0)
+    run("coder-7b", "coc", "correct", calls=2)
     Run.objects.create(
         program=program,
         source=program.source,
@@ -190,15 +196,18 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     assert "Right at their best attempt 2 of 4 (50%)" in page
     # The most common wrong answer first: "5" and " 5 " are one answer, given by two students.
     assert "5 2 2 <b>7</b> 1 1 [1, 2, 3] 1 1" in page  # ties in text order
-    table = page[page.index("Who Right Total Accuracy") :]
-    assert "Students, first attempt 1 4 25.0%" in table
-    assert "Students, best attempt 2 4 50.0%" in table
-    assert "coder-7b · Direct output prediction (CRUXEval-O) 3 4 75.0%" in table
-    assert "Chain of thought, then the output (CRUXEval-O CoT) 0 1 0.0%" in table
-    assert "<img src=x> · Model-written step trace 1 1 100.0%" in table
+    table = page[page.index("Who Right Total Accuracy Without the model") :]
+    assert "Students, first attempt 1 4 25.0% —" in table
+    assert "Students, best attempt 2 4 50.0% —" in table
+    assert "coder-7b · Direct output prediction (CRUXEval-O) 3 4 75.0% 0" in table
+    assert "Chain of thought, then the output (CRUXEval-O CoT) 0 1 0.0% 0" in table
+    assert "<img src=x> · Model-written step trace 1 1 100.0% 0" in table
+    assert "coder-7b · Chain of Code: Python runs what it can, the model the rest 1 1 100.0% 2" in (
+        table
+    )
     markup = response.content.decode()
     assert "<svg" in markup
     assert "<img src=x>" not in markup
     assert "<b>7</b>" not in markup
-    assert markup.count('class="bar-model"') == 3
+    assert markup.count('class="bar-model"') == 4
     assert markup.count('class="bar-students"') == 2
