@@ -138,13 +138,14 @@ def _celery_redis_url(url: str) -> str:
 CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 # A task without a route goes to `default` (the llm worker takes it), never to `sandbox`: the
-# sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the two
+# sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the
 # tasks that need it are routed there.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
+    "playground.classroom.tasks.check_checkpoints": {"queue": "sandbox"},
     "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
 }

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
+from playground.classroom import keys
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
 from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
@@ -292,6 +293,9 @@ def parse_checkpoints(
     Blank rows are skipped; a line must hold code (execution never stops on a blank line or a
     comment) and a row names at least one variable."""
     lines = source.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no line of its own
+    count = f"{len(lines)} line{'s' if len(lines) != 1 else ''}"
     checkpoints: list[dict[str, Any]] = []
     errors: list[str] = []
     filled = [r for r in rows if any(str(v).strip() for v in r.values())]
@@ -300,12 +304,12 @@ def parse_checkpoints(
     for number, row in enumerate(filled[:MAX_CHECKPOINTS], start=1):
         where = f"Checkpoint {number}"
         raw_line = str(row.get("line", "")).strip()
-        if not raw_line.isdigit():
+        if not (raw_line.isascii() and raw_line.isdigit() and len(raw_line) <= 9):
             errors.append(f"{where}: the line is a number from 1 to {len(lines)}.")
             continue
         line = int(raw_line)
         if not 1 <= line <= len(lines):
-            errors.append(f"{where}: line {line} is not in the program (it has {len(lines)}).")
+            errors.append(f"{where}: line {line} is not in the program (it has {count}).")
             continue
         text = lines[line - 1].strip()
         if not text or text.startswith("#"):
@@ -314,8 +318,13 @@ def parse_checkpoints(
             )
             continue
         raw_occurrence = str(row.get("occurrence", "")).strip() or "1"
-        if not raw_occurrence.isdigit() or not 1 <= int(raw_occurrence) <= 100_000:
-            errors.append(f"{where}: the occurrence is a whole number, 1 or more.")
+        if not (
+            raw_occurrence.isascii()
+            and raw_occurrence.isdigit()
+            and 1 <= int(raw_occurrence[:7]) <= 100_000
+            and len(raw_occurrence) <= 7
+        ):
+            errors.append(f"{where}: the occurrence is a whole number from 1 to 100,000.")
             continue
         names: list[str] = []
         bad: list[str] = []
@@ -396,6 +405,7 @@ class ItemForm(forms.Form):
         self.item = item
         self.rows = rows
         self.checkpoint_errors: list[str] = []
+        self.check_note = ""  # why the checkpoints could not be checked against a real run
         models, self.models_problem = model_choices()
         self.fields["model"].choices = [("", "Choose a model"), *models]  # type: ignore[attr-defined]
         self.fields["method"].choices = [("", "Choose a method"), *methods_for("program").items()]  # type: ignore[attr-defined]
@@ -421,6 +431,28 @@ class ItemForm(forms.Form):
 
     def clean_title(self) -> str:
         return str(self.cleaned_data.get("title") or "").strip()
+
+    def _reachable(
+        self, checkpoints: list[dict[str, Any]], program: Program | None, source: str, call: str
+    ) -> list[str]:
+        """Problems of checkpoints the real run never reaches or where a variable has no value,
+        from the program's real trace (the item's own key when the program is unchanged, else
+        a run in the sandbox now). If no trace can be had in time the item may still be saved:
+        its key checks the checkpoints again, and students cannot answer until they hold."""
+        current = self.item.key_run if self.item is not None else None
+        check = keys.check_checkpoints(
+            checkpoints,
+            source=source,
+            call=call,
+            stdin=program.stdin if program is not None else "",
+            key_run=current if program is not None and program.pk == self.item_program_id else None,
+        )
+        self.check_note = check.unchecked
+        return list(check.problems)
+
+    @property
+    def item_program_id(self) -> int | None:
+        return self.item.program_id if self.item is not None else None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -474,6 +506,8 @@ class ItemForm(forms.Form):
             checkpoints, self.checkpoint_errors = parse_checkpoints(self.rows, source)
             if not checkpoints and not self.checkpoint_errors:
                 self.checkpoint_errors = ["Add at least one checkpoint (line and variables)."]
+            if not self.checkpoint_errors and not self.errors:
+                self.checkpoint_errors = self._reachable(checkpoints, program, source, call)
             for message in self.checkpoint_errors:
                 self.add_error(None, message)
         model = str(cleaned.get("model") or "")

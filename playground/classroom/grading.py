@@ -68,7 +68,9 @@ def checkpoint_values(
     steps: list[dict[str, Any]], checkpoints: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """For each checkpoint ({"line", "occurrence", "variables"}), the real values of its variables
-    on arrival at the n-th execution of that line (None where the line ran fewer times)."""
+    on arrival at the n-th execution of that line (None where the line ran fewer times), with
+    ``names``, the variables that exist there, and ``times``, how often the line ran (when it
+    did not run that many times)."""
     found: list[dict[str, Any]] = []
     for cp in checkpoints:
         line, occurrence = int(cp["line"]), int(cp.get("occurrence", 1))
@@ -77,6 +79,7 @@ def checkpoint_values(
         pop = False
         seen = 0
         values: dict[str, str | None] | None = None
+        there: list[str] = []
         for step in steps:
             if pop:
                 stack.pop()
@@ -89,11 +92,55 @@ def checkpoint_values(
                 seen += 1
                 if seen == occurrence:
                     values = {name: stack[-1].get(name) for name in names}
+                    there = sorted(n for n in stack[-1] if n != "__return__")
                     break
             if event == "return":
                 pop = True
-        found.append({"line": line, "occurrence": occurrence, "values": values})
+        found.append(
+            {"line": line, "occurrence": occurrence, "values": values, "names": there,
+             "times": seen}
+        )  # fmt: skip
     return found
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def checkpoint_problems(found: list[dict[str, Any]], *, complete: bool = True) -> list[str]:
+    """Why checkpoints (``checkpoint_values`` of the real trace) cannot be answered: a line that
+    never runs that many times, a variable that has no value there. ``complete``: the real run
+    finished (was not stopped by a limit), so "never" is certain."""
+    problems: list[str] = []
+    for number, cp in enumerate(found, start=1):
+        where = f"Checkpoint {number}: line {cp['line']}"
+        times = int(cp.get("times") or 0)
+        if cp.get("values") is None:
+            if times == 0:
+                ran = "never runs"
+            else:
+                ran = f"runs only {times} time{'s' if times != 1 else ''}"
+            ran += f", so there is no {ordinal(cp['occurrence'])} time"
+            if not complete:
+                ran += " before the run stopped at its limit"
+            problems.append(f"{where} {ran}.")
+            continue
+        missing = [name for name, value in cp["values"].items() if value is None]
+        if missing:
+            names = cp.get("names") or []
+            exist = (
+                f"the variables there are {', '.join(names)}"
+                if names
+                else "no variable has a value there yet"
+            )
+            which = ", ".join(missing)
+            verb = "has" if len(missing) == 1 else "have"
+            problems.append(
+                f"{where} ({ordinal(cp['occurrence'])} time): {which} {verb} no value when the "
+                f"line is about to run; {exist}."
+            )
+    return problems
 
 
 def grade_trace(
@@ -136,26 +183,156 @@ def grade_trace(
     )
 
 
-def grade_divergence(answer: str, comparison: dict[str, Any] | None) -> Grade:
-    """Spot the divergence: the number of the model's first wrong step, or "none"."""
-    text = answer.strip().lower()
-    if comparison is None:
-        return invalid("The model's trace is not ready yet.")
-    divergence = comparison.get("first_divergence")
-    expected = None if divergence is None else divergence.get("emulated_step")
-    if text in ("none", "no", ""):
-        marked = None
-    elif text.isdigit():
-        marked = int(text)
-    else:
-        return invalid("Mark a step number, or 'none' if the model made no mistake.")
-    if divergence is not None and expected is None:
-        # The model stopped early: its first wrong step is the one after its last.
-        expected = int(comparison.get("emulated_steps", 0))
+# Spot the divergence ----------------------------------------------------------------------------
+#
+# The rule, stated to the students on the item page before they answer (item.html) and applied
+# here, and nowhere else: the model's steps are numbered from 1, and its step k is compared with
+# the k-th step Python really takes (from the call on, for a trace the model wrote of the call).
+# Step k is a mistake when it is at another line, or is another kind of step (call, line,
+# return...), than Python's step k; when a variable it shows has another value than the real one
+# at that moment (or does not exist there); or when output it shows is not what the program
+# prints there. What a step leaves out (the arguments of a call, a changed variable, printed
+# text) is not a mistake. If every step is right but Python goes on after the model's last
+# step, the trace "stops early"; if every step is right and it ends where Python ends, there is
+# no mistake ("none").
+
+NONE, EARLY = "none", "early"
+_NONE_WORDS = frozenset({"none", "no", "no mistake"})
+_EARLY_WORDS = frozenset({"early", "stops early", "it stops early"})
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """The answer key of a spot-the-divergence item: the first wrong step (1-based), or the
+    trace stops early, or neither (no mistake). ``undecided``: the real run was cut off (a
+    limit) before the model's trace ends, so its later steps cannot be checked."""
+
+    step: int | None
+    early: bool = False
+    reason: str = ""
+    undecided: bool = False
+
+    @property
+    def answer(self) -> str:
+        return str(self.step) if self.step is not None else EARLY if self.early else NONE
+
+
+def model_steps(emulated: dict[str, Any] | None, *, from_call: bool) -> list[dict[str, Any]]:
+    """The model's steps a student numbers and marks: the dict steps of its trace (without the
+    module's own leading steps when the model traced only the call)."""
+    raw = emulated.get("steps") if isinstance(emulated, dict) else None
+    steps = [s for s in raw if isinstance(s, dict)] if isinstance(raw, list) else []
+    return _from_call(steps) if from_call else steps
+
+
+def _from_call(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    start = 0
+    while start < len(steps) and steps[start].get("func") == "<module>":
+        start += 1
+    return steps[start:]
+
+
+def _place(step: dict[str, Any]) -> tuple[Any, str]:
+    event = step.get("event")
+    return step.get("line"), "line" if event is None else str(event)
+
+
+def _where(step: dict[str, Any]) -> str:
+    line, event = _place(step)
+    return f"line {line}" if event == "line" else f"a {event} at line {line}"
+
+
+def first_mistake(
+    real_steps: list[dict[str, Any]],
+    emulated: dict[str, Any] | None,
+    *,
+    from_call: bool,
+    real_complete: bool = True,
+) -> Mistake:
+    """The model's first mistake by the rule above. ``real_complete``: the real trace holds
+    every step the program took (not cut off by a limit)."""
+    real = _from_call([s for s in real_steps if isinstance(s, dict)]) if from_call else real_steps
+    shown = model_steps(emulated, from_call=from_call)
+    stack: list[dict[str, str]] = []
+    pop = False
+    for number, step in enumerate(shown, start=1):
+        if number > len(real):
+            if not real_complete:
+                return Mistake(None, reason="The real run was cut off here.", undecided=True)
+            return Mistake(number, reason="Python has finished; the model goes on.")
+        truth = real[number - 1]
+        # The real frame at Python's step k, rebuilt as the viewer does.
+        if pop:
+            stack.pop()
+            pop = False
+        event = truth.get("event", "line")
+        if event == "call" or not stack:
+            stack.append({})
+        locals_ = truth.get("locals")
+        stack[-1].update(locals_ if isinstance(locals_, dict) else {})
+        pop = event == "return"
+        if _place(step) != _place(truth):
+            return Mistake(
+                number, reason=f"Python is at {_where(truth)}; the model says {_where(step)}."
+            )
+        shows = step.get("locals")
+        for name, value in (shows if isinstance(shows, dict) else {}).items():
+            real_value = stack[-1].get(str(name))
+            if real_value is None:
+                return Mistake(number, reason=f"{name} does not exist there.")
+            if not same_repr(real_value, str(value)):
+                return Mistake(number, reason=f"{name} is {_short(real_value)} there.")
+        printed = step.get("stdout")
+        if printed and _output(printed) != _output(truth.get("stdout") or ""):
+            return Mistake(number, reason="The program does not print that there.")
+    if len(shown) < len(real):
+        return Mistake(None, early=True, reason=f"Python goes on after step {len(shown)}.")
+    return Mistake(None)
+
+
+def _output(text: Any) -> str:
+    return "\n".join(line.rstrip() for line in str(text).split("\n")).rstrip()
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_divergence_answer(answer: str, steps: int) -> tuple[str, Grade | None]:
+    """A student's mark: a step number from 1 to ``steps``, "none" or "early"; anything else
+    (a number out of range included) is refused and uses no attempt."""
+    text = " ".join(answer.strip().lower().split())
+    if text in _NONE_WORDS:
+        return NONE, None
+    if text in _EARLY_WORDS:
+        return EARLY, None
+    choices = f"a step number from 1 to {steps}" if steps else "no step number (the trace is empty)"
+    usage = f"Mark {choices}, “none” if every step is right, or “early” if it stops too early."
+    if not (text.isascii() and text.isdigit()):
+        return "", invalid(usage)
+    if len(text) > 9 or not 1 <= int(text) <= steps:
+        shown = text if len(text) <= 12 else text[:11] + "…"
+        what = "steps are numbered from 1" if text.strip("0") == "" else f"it has {steps}"
+        return "", invalid(f"There is no step {shown} in the model's trace ({what}). {usage}")
+    return str(int(text)), None
+
+
+def grade_divergence(answer: str, key: Mistake, steps: int) -> Grade:
+    """Spot the divergence: the model's first wrong step, "none" or "early", by the rule above."""
+    marked, problem = read_divergence_answer(answer, steps)
+    if problem is not None:
+        return problem
+    expected = key.answer
+    details = {"expected": expected, "reason": key.reason}
     if marked == expected:
-        return Grade(1.0, "Right.", details={"expected": expected})
-    where = "makes no mistake" if expected is None else f"first goes wrong at step {expected}"
-    return Grade(0.0, f"Wrong: the model {where}.", details={"expected": expected})
+        return Grade(1.0, "Right.", details=details)
+    if key.step is not None:
+        where = f"first goes wrong at step {key.step}: {key.reason}"
+    elif key.early:
+        where = f"makes no mistake in its steps, but stops early: {key.reason}"
+    else:
+        where = "makes no mistake."
+    return Grade(0.0, f"Wrong: the model {where}", details=details)
 
 
 def grade_beat_model(

@@ -319,6 +319,9 @@ class Item(models.Model):
     key_run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What is wrong with the finished key run, worked out once (keys.key_status):
+    # {"run": id, "problems": [...], "warnings": [...]}; stale when the run is another.
+    key_check = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["assignment", "position", "id"]
@@ -333,11 +336,18 @@ class Item(models.Model):
 
     @property
     def key_ready(self) -> bool:
-        """Whether the answer key exists (a puzzle is checked by its sat at grading time)."""
-        if self.mode == Mode.PUZZLE:
-            return True
-        run = self.key_run
-        return run is not None and run.status == Run.Status.DONE
+        """Whether students can answer: the answer key exists and nothing in it makes the item
+        unanswerable (a puzzle is checked by its sat at grading time). See ``keys``."""
+        from playground.classroom.keys import key_status
+
+        return key_status(self).ready
+
+    @property
+    def key(self) -> Any:
+        """The key's ``keys.KeyStatus`` (state, problems, warnings), for templates."""
+        from playground.classroom.keys import key_status
+
+        return key_status(self)
 
 
 class Extension(models.Model):

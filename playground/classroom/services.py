@@ -11,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from playground.classroom import audit, grading
+from playground.classroom import audit, grading, keys
 from playground.classroom.guards import site_time
 from playground.classroom.models import (
     Assignment,
@@ -195,8 +195,8 @@ def prepare_item(item: Item, *, by: Any) -> Run | None:
         model=item.model if method != "real" else "",
         max_tokens=2048 if method == "trace" else 1024,
     )
-    Item.objects.filter(pk=item.pk).update(key_run=run)
-    item.key_run = run
+    Item.objects.filter(pk=item.pk).update(key_run=run, key_check=None)
+    item.key_run, item.key_check = run, None
     return run
 
 
@@ -229,8 +229,9 @@ def submit(
     used = attempts_used(item, student)
     if assignment.max_attempts is not None and used >= assignment.max_attempts:
         raise ClassroomError(f"No attempts left (the limit is {assignment.max_attempts}).")
-    if not item.key_ready:
-        raise ClassroomError("This item is still being prepared: try again in a moment.")
+    refusal = key_refusal(item)
+    if refusal:
+        raise ClassroomError(refusal)
     grade = None if item.mode == Mode.PUZZLE else grade_now(item, answer)
     if grade is not None and grade.invalid:
         return None, grade
@@ -263,6 +264,19 @@ def submit(
     return submission, grade
 
 
+def key_refusal(item: Item) -> str:
+    """Why students cannot answer the item now (its key is not ready), or ""."""
+    status = keys.key_status(item)
+    if status.ready:
+        return ""
+    if status.state == keys.PREPARING:
+        return "This item is still being prepared: try again in a moment."
+    return (
+        "This item cannot be answered yet: its answer key has a problem that your instructor "
+        "must fix. No attempt was used."
+    )
+
+
 def _record(submission: Submission, grade: grading.Grade, factor: float) -> None:
     submission.score = grade.score
     submission.credit = round(grade.score * factor, 4)
@@ -278,8 +292,7 @@ def _record(submission: Submission, grade: grading.Grade, factor: float) -> None
 def _key(item: Item) -> tuple[dict[str, Any], Run]:
     run = item.key_run
     assert run is not None
-    real = run.real_trace
-    return (real.data if real else {}), run
+    return keys.trace_data(run.real_trace), run
 
 
 def grade_now(item: Item, answer: Any) -> grading.Grade:
@@ -298,7 +311,8 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
     if item.mode == Mode.DIVERGENCE:
         if not isinstance(answer, str):
             return grading.invalid("Mark a step number.")
-        return grading.grade_divergence(answer, run.comparison)
+        mistake, steps = keys.divergence_key(run)
+        return grading.grade_divergence(answer, mistake, len(steps))
     if item.mode == Mode.BEAT_MODEL:
         if not isinstance(answer, str):
             return grading.invalid("Write the value of the call.")

@@ -183,6 +183,7 @@ def save_item(
         item.method = data.method if model_mode else ""
         if changed:
             item.key_run = None
+        item.key_check = None  # checkpoints may have changed: the key is checked again
         item.save()
         if changed:
             services.prepare_item(item, by=by)

@@ -1,13 +1,16 @@
-"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox;
+"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox, and
+checking a trace item's checkpoints runs its program there (both on queue ``sandbox``);
 invitation links are e-mailed outside the request (a roster may name hundreds of addresses and
 a mail server may be slow)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
+from playground.classroom import grading
 from playground.classroom.models import Submission
 from playground.classroom.services import grade_puzzle
 
@@ -41,6 +44,26 @@ def grade_puzzle_submission(submission_id: int) -> str:
         )
         return "failed"
     return "ok"
+
+
+@shared_task(soft_time_limit=30, time_limit=40)
+def check_checkpoints(
+    source: str, call: str, stdin: str, checkpoints: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Run a program as its answer key would (queue ``sandbox``: the web process never runs
+    the sandbox) and say what its trace holds at each checkpoint. Small on purpose: the item
+    form waits for it, and a whole trace can be megabytes."""
+    from playground import sandbox
+    from playground.runs.limits import limits_for_run
+
+    try:
+        trace = sandbox.run(source, call=call or None, stdin=stdin, limits=limits_for_run({}))
+    except sandbox.SandboxUnavailable as exc:
+        return {"unavailable": str(exc)[:500]}
+    return {
+        "status": trace["status"],
+        "found": grading.checkpoint_values(trace["steps"], checkpoints),
+    }
 
 
 @shared_task(soft_time_limit=600, time_limit=660)

@@ -27,6 +27,7 @@ from playground.classroom import (
     grading,
     guards,
     invitations,
+    keys,
     services,
     staff_services,
     stats,
@@ -434,10 +435,9 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
 def _key_preview(item: Item) -> dict[str, Any] | None:
     """What the answer key says, for the teacher to check the item before students see it."""
     run = item.key_run
-    if item.mode == Mode.PUZZLE or run is None or not item.key_ready:
+    if item.mode == Mode.PUZZLE or run is None or run.status != run.Status.DONE:
         return None
-    trace = run.real_trace
-    real = trace.data if trace else {}
+    real = keys.trace_data(run.real_trace)
     error = real.get("error") or {}
     preview: dict[str, Any] = {
         "status": real.get("status"),
@@ -447,9 +447,10 @@ def _key_preview(item: Item) -> dict[str, Any] | None:
     if item.mode == Mode.TRACE:
         preview["checkpoints"] = grading.checkpoint_values(real.get("steps", []), item.checkpoints)
     if item.mode == Mode.DIVERGENCE:
-        divergence = (run.comparison or {}).get("first_divergence")
-        preview["divergence"] = divergence is not None
-        preview["divergence_step"] = (divergence or {}).get("emulated_step")
+        # The same rule the students are graded by (grading.first_mistake).
+        mistake, steps = keys.divergence_key(run)
+        preview["mistake"] = mistake
+        preview["model_steps"] = len(steps)
     if item.mode == Mode.BEAT_MODEL:
         preview["prediction"] = run.prediction
         preview["verdict"] = (run.verdict or {}).get("status")
@@ -526,6 +527,13 @@ def _item_page(
             " Its answer key is being prepared." if prepared and saved.mode != Mode.PUZZLE else ""
         )
         messages.success(request, f"Item “{saved}” saved.{note}")
+        if form.check_note:
+            messages.warning(
+                request,
+                f"Its checkpoints could not be checked against a real run yet ({form.check_note})."
+                " Its answer key checks them: the item list shows any problem, and students "
+                "cannot answer the item until its checkpoints can be reached.",
+            )
         if prepared and graded:
             messages.warning(
                 request,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from playground.classroom import access, grading, invitations, progress, services
+from playground.classroom import access, grading, invitations, keys, progress, services
 from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
@@ -231,11 +231,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 def _checkpoints(
     item: Item, values: dict[str, Any], details: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
@@ -249,7 +244,7 @@ def _checkpoints(
         result = graded[index] if index < len(graded) and isinstance(graded[index], dict) else {}
         right, expected = _dict(result.get("right")), _dict(result.get("expected"))
         occurrence = cp.get("occurrence", 1)
-        nth = _ordinal(occurrence) if type(occurrence) is int else str(occurrence)
+        nth = grading.ordinal(occurrence) if type(occurrence) is int else str(occurrence)
         fields = []
         variables = cp.get("variables")
         for variable in variables if isinstance(variables, list) else []:
@@ -273,18 +268,13 @@ def _checkpoints(
 
 
 def _model_steps(item: Item) -> list[dict[str, Any]]:
-    """The model's emulated trace of the key run as a numbered list (the number is the one a
-    student marks: the step's index in that trace). Nothing in it is trusted."""
-    trace = item.key_run.emulated_trace if item.key_run is not None else None
-    data = trace.data if trace is not None else None
-    raw = data.get("steps") if isinstance(data, dict) else None
-    if not isinstance(raw, list):
+    """The model's emulated trace of the key run as a list numbered from 1: the numbers a
+    student marks and ``grading.first_mistake`` counts. Nothing in it is trusted."""
+    if item.key_run is None:
         return []
+    _, raw = keys.divergence_key(item.key_run)
     steps: list[dict[str, Any]] = []
-    for index, step in enumerate(raw[:_MAX_MODEL_STEPS]):
-        if not isinstance(step, dict):
-            continue
-        number = step["i"] if type(step.get("i")) is int else index
+    for number, step in enumerate(raw[:_MAX_MODEL_STEPS], start=1):
         locals_ = _dict(step.get("locals"))
         stdout = step.get("stdout")
         steps.append(
@@ -316,7 +306,10 @@ def _unreadable(item: Item, answer: Any) -> grading.Grade | None:
         return grading.invalid(f"The answer is longer than {grading.MAX_ANSWER:,} characters.")
     if item.mode != Mode.TRACE and not str(answer).strip():
         if item.mode == Mode.DIVERGENCE:
-            return grading.invalid("Mark a step number, or write 'none' if the model made none.")
+            return grading.invalid(
+                "Mark the model's first wrong step, “none” if every step is right, or “early” "
+                "if it stops too early."
+            )
         return grading.invalid("Write your answer first.")
     return None
 
@@ -350,7 +343,7 @@ def _item_context(
         elif mine is not None and mine.attempts_left == 0:
             refusal = f"No attempts left (the limit is {the_assignment.max_attempts})."
         elif not item.key_ready:
-            refusal = "This item is still being prepared: try again in a moment."
+            refusal = services.key_refusal(item)
 
     key_trace = None
     if item.mode in _KEY_TRACE_MODES and item.key_run is not None:
@@ -407,6 +400,7 @@ def _item_context(
         "answer_text": typed if isinstance(typed, str) else "",
         "checkpoints": _checkpoints(item, values, marks) if item.mode == Mode.TRACE else [],
         "model_steps": _model_steps(item) if item.mode == Mode.DIVERGENCE else [],
+        "from_call": item.key_run is not None and keys.divergence_from_call(item.key_run),
         "error": error,
         "shown": shown,
         "shown_message": progress.guarded_message(shown, revealed) if shown else "",

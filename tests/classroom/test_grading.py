@@ -212,13 +212,18 @@ def test_divergence_marks_the_models_first_wrong_step() -> None:
     item = Item.objects.create(
         assignment=assignment(w.course), mode=Mode.DIVERGENCE, program=library_program()
     )
+    real = [
+        {"i": 0, "line": 1, "func": "f", "event": "call", "locals": {"s": "'1377-qz'"}},
+        {"i": 1, "line": 2, "func": "f"},
+        {"i": 2, "line": 2, "func": "f", "event": "return", "locals": {"__return__": "'x'"}},
+    ]
+    wrong_return = [*real[:2], {**real[2], "locals": {"__return__": "'nope'"}}]
     hand_made_key(
         item,
-        real=real_trace(f"'{SECRET}'"),
-        emulated=real_trace("'nope'"),
-        comparison={"first_divergence": {"emulated_step": 3}, "emulated_steps": 5},
+        real=real_trace(f"'{SECRET}'", real),
+        emulated=real_trace("'nope'", wrong_return),
     )
-    assert _score(item, w.s1, "3") == 1.0
+    assert _score(item, w.s1, "3") == 1.0  # steps count from 1: the return is step 3
     assert _score(item, w.s1, "none") == 0.0
     sub, grade = services.submit(item=item, student=w.s1, answer="step three")
     assert sub is None

@@ -284,7 +284,7 @@ def test_editing_an_assignment_and_reordering_its_items(db: None) -> None:
     assert list(assignment.items.order_by("position")) == [second, first]
     page = text(client.get(url))
     assert page.index(str(second)) < page.index(str(first))
-    assert "being prepared" in page  # no answer key yet
+    assert "missing No answer key yet: prepare it." in page  # made without a key
 
     response = client.post(url, _assignment_data(title="Loops, again"))
     assert response.status_code == 302
@@ -418,7 +418,7 @@ def test_checkpoints_are_checked_against_the_program(db: None, on_commit: Any) -
         cp_variables=["total", "total", "", "total, 2x", ""],
     )
     page = markup(client.post(url, data))
-    assert "Checkpoint 1: line 99 is not in the program (it has 7)." in page
+    assert "Checkpoint 1: line 99 is not in the program (it has 6 lines)." in page
     assert "Checkpoint 2: line 3 is blank or a comment" in page
     assert "Checkpoint 3: name at least one variable" in page
     assert "Checkpoint 4: not a variable name: 2x." in page

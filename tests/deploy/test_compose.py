@@ -131,7 +131,7 @@ def test_the_sandbox_worker_gets_no_secrets_only_what_it_reads() -> None:
     assert env["REDIS_URL"] == _environment(_services()["worker-llm"])["REDIS_URL"]
 
 
-def test_only_the_two_sandbox_tasks_reach_the_sandbox_worker() -> None:
+def test_only_the_sandbox_tasks_reach_the_sandbox_worker() -> None:
     """The sandbox worker has no model keys, so no task that calls a model may be routed to it:
     Chain of Code and puzzle runs (the model drives a sandbox) run in execute_emulation, on the
     llm queue; a task without a route goes to `default`, not to `sandbox`."""
@@ -144,6 +144,7 @@ def test_only_the_two_sandbox_tasks_reach_the_sandbox_worker() -> None:
     assert {n for n, q in routes.items() if q == "sandbox"} == {
         "playground.runs.tasks.execute_real_run",
         "playground.classroom.tasks.grade_puzzle_submission",
+        "playground.classroom.tasks.check_checkpoints",
     }
     assert routes["playground.runs.tasks.execute_emulation"] == "llm"
     assert app.amqp.router.route({}, "playground.not.routed")["queue"].name == "default"

@@ -1,0 +1,206 @@
+"""An item's answer key as staff and students depend on it: is it ready, and if not, why.
+
+A key can be *preparing* (its run is queued or running), *failed* (the run failed: the
+sandbox, the model server), or have *problems* that make the item impossible to answer (a
+checkpoint the program never reaches, a variable with no value there, a model trace with no
+step to mark). Students cannot answer an item whose key is not ready, so no attempt is ever
+spent on a question nobody can answer; the staff see why in the assignment's item list and on
+the item's page. *Warnings* do not block (e.g. Chain of Code needed no model call, so the
+"model" the students face is Python itself).
+
+The verdict on a finished key run is computed once and kept on the item (``key_check``), keyed
+by the run, so that the list and the student pages do not read traces again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from playground.classroom import grading
+from playground.classroom.models import Item, Mode
+from playground.emulation.judging import NO_MODEL, needed_no_model
+from playground.runs.models import Run, Trace
+
+log = logging.getLogger(__name__)
+
+READY, PREPARING, MISSING, FAILED, PROBLEM = "ready", "preparing", "missing", "failed", "problem"
+LABELS = {
+    READY: "ready",
+    PREPARING: "being prepared",
+    MISSING: "missing",
+    FAILED: "failed",
+    PROBLEM: "cannot be answered",
+}
+# Real runs that ended at a limit: a line not reached may still run later.
+_LIMITS = frozenset({"step_limit", "time_limit", "memory_limit", "output_limit"})
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    state: str
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.state]
+
+
+def trace_data(trace: Trace | None) -> dict[str, Any]:
+    """A stored trace's data, the one place the classroom reads a trace from the database."""
+    data = trace.data if trace is not None else None
+    return data if isinstance(data, dict) else {}
+
+
+def divergence_from_call(run: Run) -> bool:
+    """Whether the model traced only the call (the trace method): then its steps, and the real
+    ones they are compared with, start at the call."""
+    return run.method == "trace" and bool(run.call)
+
+
+def divergence_key(run: Run) -> tuple[grading.Mistake, list[dict[str, Any]]]:
+    """The answer of a spot-the-divergence item, and the model's steps as the students number
+    them."""
+    real = trace_data(run.real_trace)
+    emulated = trace_data(run.emulated_trace)
+    from_call = divergence_from_call(run)
+    steps = grading.model_steps(emulated, from_call=from_call)
+    raw = real.get("steps")
+    mistake = grading.first_mistake(
+        raw if isinstance(raw, list) else [],
+        emulated,
+        from_call=from_call,
+        real_complete=real.get("status") not in _LIMITS,
+    )
+    return mistake, steps
+
+
+def key_status(item: Item, *, refresh: bool = False) -> KeyStatus:
+    """Where the item's answer key stands (a puzzle needs none: its sat checks each answer)."""
+    if item.mode == Mode.PUZZLE:
+        return KeyStatus(READY)
+    run = item.key_run
+    if run is None:
+        return KeyStatus(MISSING, ("No answer key yet: prepare it.",))
+    if not run.is_finished:
+        return KeyStatus(PREPARING)
+    if run.status != Run.Status.DONE:
+        why = run.error or f"The key run was {run.get_status_display().lower()}."
+        return KeyStatus(FAILED, (why,))
+    cached = item.key_check if isinstance(item.key_check, dict) else {}
+    if not refresh and cached.get("run") == run.pk:
+        problems, warnings = cached.get("problems") or [], cached.get("warnings") or []
+    else:
+        problems, warnings = _check(item, run)
+        check = {"run": run.pk, "problems": problems, "warnings": warnings}
+        Item.objects.filter(pk=item.pk, key_run=run).update(key_check=check)
+        item.key_check = check
+    return KeyStatus(PROBLEM if problems else READY, tuple(problems), tuple(warnings))
+
+
+def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    real = trace_data(run.real_trace)
+    status = str(real.get("status", ""))
+    if item.mode == Mode.TRACE:
+        steps = real.get("steps")
+        found = grading.checkpoint_values(
+            steps if isinstance(steps, list) else [], list(item.checkpoints or [])
+        )
+        problems += grading.checkpoint_problems(found, complete=status not in _LIMITS)
+    if item.mode in (Mode.OUTPUT, Mode.BEAT_MODEL) and status not in ("ok", "exception"):
+        problems.append(
+            f"The real run did not finish ({status.replace('_', ' ')}): there is no value to "
+            "predict. Change the program or its call."
+        )
+    no_model = (run.verdict or {}).get("status") == NO_MODEL or needed_no_model(
+        run.method, run.model_calls
+    )
+    if item.mode in (Mode.DIVERGENCE, Mode.BEAT_MODEL) and no_model:
+        warnings.append(
+            "Chain of Code ran every line of this program in Python and never asked the model: "
+            "the students are compared with Python itself. Choose the trace method, or a "
+            "program that calls a helper it does not define."
+        )
+    if item.mode == Mode.DIVERGENCE:
+        mistake, steps = divergence_key(run)
+        if not steps:
+            problems.append(
+                "The model's trace has no step to mark (it wrote nothing readable): prepare "
+                "the key again or choose another method."
+            )
+        elif mistake.undecided:
+            problems.append(
+                "The real run stopped at a limit before the model's trace ends: its later "
+                "steps cannot be checked. Choose a shorter call."
+            )
+    return problems, warnings
+
+
+# Checking checkpoints before an item is saved ---------------------------------------------------
+
+# How long the item form waits for the sandbox worker: the run's own wall limit, plus the queue.
+CHECK_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """What the program's real trace says of the checkpoints: ``problems`` (empty: all of them
+    can be answered), or ``unchecked`` with the reason when no trace could be had in time."""
+
+    problems: tuple[str, ...] = ()
+    unchecked: str = ""
+
+
+def check_checkpoints(
+    checkpoints: list[dict[str, Any]],
+    *,
+    source: str,
+    call: str,
+    stdin: str = "",
+    key_run: Run | None = None,
+) -> CheckpointCheck:
+    """Check checkpoints against the real trace: the item's finished key run when it is of this
+    program (editing checkpoints only), else a run in the sandbox now, on the sandbox worker,
+    waited for at most the wall limit plus a margin."""
+    if key_run is not None and key_run.status == Run.Status.DONE:
+        same = (key_run.source, key_run.call, key_run.stdin) == (source, call, stdin)
+        real = trace_data(key_run.real_trace) if same else {}
+        if real:
+            steps = real.get("steps")
+            found = grading.checkpoint_values(steps if isinstance(steps, list) else [], checkpoints)
+            status = str(real.get("status", ""))
+            return CheckpointCheck(
+                tuple(grading.checkpoint_problems(found, complete=status not in _LIMITS))
+            )
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from playground.classroom.tasks import check_checkpoints as task
+    from playground.runs.limits import default_limits
+
+    wait = default_limits().wall_s + CHECK_MARGIN_S
+    try:
+        pending = task.apply_async(args=(source, call, stdin, checkpoints))
+        answer = pending.get(timeout=wait, propagate=True)
+    except CeleryTimeout:
+        return CheckpointCheck(unchecked=f"the sandbox did not answer within {wait:.0f} s")
+    except Exception as exc:  # the broker is away, the task failed: not the teacher's doing
+        log.warning("checking checkpoints failed", exc_info=True)
+        return CheckpointCheck(unchecked=f"the sandbox could not be reached ({type(exc).__name__})")
+    with contextlib.suppress(Exception):  # the result is small and expires anyway
+        pending.forget()
+    if not isinstance(answer, dict) or "found" not in answer:
+        why = answer.get("unavailable") if isinstance(answer, dict) else None
+        return CheckpointCheck(unchecked=f"the sandbox is not available ({why or 'no answer'})")
+    status = str(answer.get("status", ""))
+    return CheckpointCheck(
+        tuple(grading.checkpoint_problems(answer["found"], complete=status not in _LIMITS))
+    )
