@@ -359,8 +359,10 @@ def course_delete(request: HttpRequest, course_id: int) -> HttpResponse:
 
 
 def _default_times() -> dict[str, Any]:
+    """A new assignment opens now (to the minute: a teacher trying it out need not edit the
+    time), and is due a week later."""
     opens = timezone.localtime(timezone.now(), timezone=timezone.get_default_timezone())
-    opens = opens.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    opens = opens.replace(second=0, microsecond=0)
     return {"opens_at": opens, "due_at": opens + timedelta(days=7)}
 
 

@@ -385,6 +385,7 @@ def _item_context(
     values = typed if isinstance(typed, dict) else {}
 
     return {
+        "nav": _navigation(item, request.user if is_student else None, feedback),
         "course": the_assignment.course,
         "assignment": the_assignment,
         "item": item,
@@ -411,6 +412,30 @@ def _item_context(
         "show_key_trace": show_key_trace,
         "oob_viewer": oob_viewer and show_key_trace,
         "poll_url": item.get_absolute_url(),
+    }
+
+
+def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
+    """Where the item sits in its assignment (item k of n, the previous and next ones) and, for
+    a student, how far they are: items answered and, when feedback is allowed, items right."""
+    assignment = item.assignment
+    if student is not None:
+        mine = progress.for_assignment(assignment, student)
+        items = [p.item for p in mine.items]
+        answered = sum(1 for p in mine.items if p.attempts)
+        right = sum(1 for p in mine.items if p.best is not None and p.best >= 1.0)
+    else:
+        items = list(assignment.items.order_by("position", "id"))
+        answered = right = 0
+    index = next((i for i, other in enumerate(items) if other.pk == item.pk), 0)
+    return {
+        "number": index + 1,
+        "count": len(items),
+        "previous": items[index - 1] if index > 0 else None,
+        "next": items[index + 1] if index + 1 < len(items) else None,
+        "student": student is not None,
+        "answered": answered,
+        "right": right if feedback else None,
     }
 
 
