@@ -162,8 +162,7 @@ class AssignmentForm(forms.ModelForm):
             "exam_mode": "Exam mode: during the window, the course's students cannot run programs",
         }
         help_texts = {
-            "opens_at": "From this time the students see the assignment and its items (a new "
-            "assignment opens now unless you choose a later time).",
+            "opens_at": "From this time the students see the assignment and its items.",
             "late_until": "Empty: nothing is accepted after the due time.",
         }
         error_messages = {"title": {"required": "Give the assignment a title."}}

@@ -9,6 +9,8 @@
   var table = form && form.querySelector("table.checkpoints tbody");
   if (!form || !box || !table) return;
   var lastRow = null;
+  var hint = document.getElementById("checkpoint-hint");
+  if (hint) hint.hidden = false;  // clicking works only with this script
 
   function currentSource() {
     var origin = form.querySelector("input[name=origin]:checked");
