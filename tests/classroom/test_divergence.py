@@ -16,6 +16,7 @@ from django.urls import reverse
 from playground import sandbox
 from playground.classroom import grading, services
 from playground.classroom.models import Item, Mode, Submission
+from playground.compare import compare_traces
 from tests.classroom.student_world import (
     assignment,
     client_for,
@@ -98,7 +99,10 @@ def _item(emulated: dict[str, Any], **fields: Any) -> tuple[Any, Item]:
     item = Item.objects.create(
         assignment=assignment(w.course, **fields), mode=Mode.DIVERGENCE, program=program
     )
-    hand_made_key(item, real=_real(), emulated=emulated)
+    real = _real()
+    # Stored as the run would store it (older code graded from this comparison).
+    comparison = compare_traces(real, emulated, from_call=True).as_dict()
+    hand_made_key(item, real=real, emulated=emulated, comparison=comparison)
     return w, item
 
 
