@@ -340,19 +340,26 @@ def grade_beat_model(
     real_result: str | None,
     model_prediction: str | None,
     error_type: str | None = None,
+    *,
+    model_asked: bool = True,
 ) -> Grade:
-    """Beat the model: graded on the truth; the details say how the model did."""
+    """Beat the model: graded on the truth; the details say how the model did.
+    ``model_asked``: False when Chain of Code ran the program in Python without asking the
+    model; Python's value is then no answer of the model's, right or wrong."""
     grade = grade_output(answer, real_result, error_type)
     if grade.invalid:
         return grade
     model_right = (
-        real_result is not None
+        model_asked
+        and real_result is not None
         and model_prediction is not None
         and same_repr(real_result, model_prediction)
     )
     student_right = grade.score == 1.0
     verdict = (
-        "You beat the model."
+        "The model was never asked: Python ran this program by itself."
+        if not model_asked
+        else "You beat the model."
         if student_right and not model_right
         else "You and the model both got it."
         if student_right
@@ -365,9 +372,10 @@ def grade_beat_model(
         f"{grade.message} {verdict}",
         details={
             **grade.details,
-            "model_prediction": model_prediction,
+            "model_prediction": model_prediction if model_asked else None,
             "model_right": model_right,
-            "beat_model": student_right and not model_right,
+            "model_asked": model_asked,
+            "beat_model": model_asked and student_right and not model_right,
         },
     )
 

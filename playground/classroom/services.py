@@ -24,6 +24,7 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
+from playground.emulation.judging import NO_MODEL, needed_no_model
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
@@ -316,7 +317,12 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
     if item.mode == Mode.BEAT_MODEL:
         if not isinstance(answer, str):
             return grading.invalid("Write the value of the call.")
-        return grading.grade_beat_model(answer, result, run.prediction or None, error.get("type"))
+        asked = (run.verdict or {}).get("status") != NO_MODEL and not needed_no_model(
+            run.method, run.model_calls
+        )
+        return grading.grade_beat_model(
+            answer, result, run.prediction or None, error.get("type"), model_asked=asked
+        )
     raise ValueError(item.mode)
 
 

@@ -60,6 +60,7 @@ from playground.classroom.models import (
     Submission,
 )
 from playground.classroom.services import ClassroomError
+from playground.emulation.judging import headline
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Puzzle
 
@@ -455,7 +456,7 @@ def _key_preview(item: Item) -> dict[str, Any] | None:
         preview["model_steps"] = len(steps)
     if item.mode == Mode.BEAT_MODEL:
         preview["prediction"] = run.prediction
-        preview["verdict"] = (run.verdict or {}).get("status")
+        preview["verdict"] = headline(run.verdict)
     return preview
 
 

@@ -188,3 +188,31 @@ def test_an_item_saved_before_the_check_shows_its_problem_in_the_list(world: Any
     assert "cannot be answered Checkpoint 1: line 4 never runs, so there is no 50th time." in page
     assert "failed The model could not answer: the server did not answer." in page
     assert " ready " not in page
+
+
+def test_a_model_item_whose_model_was_never_asked_says_so(world: Any) -> None:
+    course, teacher, assignment, program, _ = world
+    student = student_of(course, "ada")
+    item = Item.objects.create(
+        assignment=assignment, mode=Mode.BEAT_MODEL, program=program, title="Beat Python",
+        model="tiny", method="coc",
+    )  # fmt: skip
+    real = {"schema": 1, "status": "ok", "result": "15", "error": None, "steps": [],
+            "stats": {"steps": 0}}  # fmt: skip
+    run = hand_made_key(item, real=real, prediction="15")
+    # Chain of Code ran every line in Python: no model call, Python's value as "prediction".
+    Run.objects.filter(pk=run.pk).update(
+        method="coc", model_calls=0, verdict={"status": "no_model", "explanation": "..."}
+    )
+    listing = reverse("classroom:assignment_edit", args=[course.pk, assignment.pk])
+    page = _text(logged_in(teacher).get(listing))
+    assert "ready Chain of Code ran every line of this program in Python and never asked" in page
+    submit = reverse("classroom:submit", args=[course.pk, assignment.pk, item.pk])
+    answer = _text(
+        logged_in(student).post(submit, {"answer": "15"}, headers={"HX-Request": "true"})
+    )
+    assert "The model was never asked: Python ran this program by itself." in answer
+    assert "No model answered" in answer
+    assert "both got it" not in answer
+    details = Submission.objects.get().feedback["details"]
+    assert (details["model_right"], details["beat_model"]) == (False, False)
