@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import keyword
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import zip_longest
 from typing import Any
@@ -399,6 +399,7 @@ class ItemForm(forms.Form):
         user: Any,
         item: Item | None = None,
         rows: Sequence[dict[str, str]] = (),
+        may_run: Callable[[Program | None, str], bool] | None = None,
         **kwargs: Any,
     ) -> None:
         if item is not None and "initial" not in kwargs:
@@ -409,6 +410,9 @@ class ItemForm(forms.Form):
         self.rows = rows
         self.checkpoint_errors: list[str] = []
         self.check_note = ""  # why the checkpoints could not be checked against a real run
+        # Whether this person may have the program run (its real trace must not reach a
+        # student of an open assignment with it); the view refuses the item itself.
+        self.may_run = may_run or (lambda program, source: True)
         models, self.models_problem = model_choices()
         self.fields["model"].choices = [("", "Choose a model"), *models]  # type: ignore[attr-defined]
         self.fields["method"].choices = [("", "Choose a method"), *methods_for("program").items()]  # type: ignore[attr-defined]
@@ -442,6 +446,8 @@ class ItemForm(forms.Form):
         from the program's real trace (the item's own key when the program is unchanged, else
         a run in the sandbox now). If no trace can be had in time the item may still be saved:
         its key checks the checkpoints again, and students cannot answer until they hold."""
+        if not self.may_run(program, source):
+            return []  # the item is refused as a whole: say nothing about its real run
         current = self.item.key_run if self.item is not None else None
         check = keys.check_checkpoints(
             checkpoints,

@@ -414,18 +414,32 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
                 form.save()
                 messages.success(request, "Assignment saved.")
                 return redirect(here)
-    items = (
+    items = list(
         assignment.items.select_related("key_run", "program", "puzzle")
         .annotate(n_submissions=Count("submissions"))
         .order_by("position", "id")
     )
+    hidden = hidden_for(request.user)
+    for each in items:
+        # What is wrong with a key comes from its real run: not for someone from whom an open
+        # assignment hides that program (the answer-key preview's rule).
+        each.key_hidden = bool(  # type: ignore[attr-defined]
+            hidden.anything
+            and guards.refusal(
+                request.user,
+                Surface.PREVIEW,
+                source=each.program.source if each.program is not None else None,
+                puzzle_id=each.puzzle_id,
+                hidden=hidden,
+            )
+        )
     context = {
         "course": assignment.course,
         "member": member,
         "assignment": assignment,
         "form": form,
         "delete_form": delete_form,
-        "items": list(items),
+        "items": items,
         "time_zone": site_time_zone(),
         "has_submissions": Submission.objects.filter(item__assignment=assignment).exists(),
     }
@@ -508,10 +522,14 @@ def _item_page(
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
     more = data is not None and "more_rows" in data
     rows = checkpoint_rows(data, item, blank=6 if more else 3)
+
+    def may_run(program: Any, source: str) -> bool:
+        return _item_refusal(request, hidden, program, None, source=source) is None
+
     if more:  # only more rows in the checkpoint editor: show the form again, unsaved
         form = ItemForm(initial=data.dict(), user=request.user, item=item, rows=rows)  # type: ignore[union-attr]
     else:
-        form = ItemForm(data, user=request.user, item=item, rows=rows)
+        form = ItemForm(data, user=request.user, item=item, rows=rows, may_run=may_run)
     refusal = None
     if data is not None and not more and form.is_valid() and form.data_out is not None:
         out = form.data_out
