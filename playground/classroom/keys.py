@@ -188,7 +188,8 @@ def check_checkpoints(
 
     wait = default_limits().wall_s + CHECK_MARGIN_S
     try:
-        pending = task.apply_async(args=(source, call, stdin, checkpoints))
+        # A worker that takes it after the form gave up drops it rather than run it for nobody.
+        pending = task.apply_async(args=(source, call, stdin, checkpoints), expires=wait)
         answer = pending.get(timeout=wait, propagate=True)
     except CeleryTimeout:
         return CheckpointCheck(unchecked=f"the sandbox did not answer within {wait:.0f} s")
