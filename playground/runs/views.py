@@ -26,7 +26,7 @@ from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
 from playground.runs.methods import METHOD_TOKENS, METHODS
 from playground.runs.models import Run, Trace
 from playground.runs.ratelimits import may_start_run
-from playground.runs.services import cancel_run, start_run
+from playground.runs.services import cancel_run, hit_token_limit, start_run
 
 STATUS_TEXT = {
     "ok": "Finished",
@@ -188,10 +188,18 @@ def verdict_context(
             "expected_is_value": real.get("status") == "ok",
             "predicted": run.prediction or None,
         }
+    explanation = str(verdict.get("explanation", ""))
+    if GUESSED_LIMIT in explanation:  # stored before the verdict knew whether it was so
+        said = " (the answer reached its token limit)" if hit_token_limit(run) else ""
+        explanation = explanation.replace(GUESSED_LIMIT, said)
     return {
         "verdict_headline": headline(verdict, emulated_steps=len(steps or [])),
+        "verdict_explanation": explanation,
         "verdict_values": values,
     }
+
+
+GUESSED_LIMIT = " (cut off at the token limit?)"
 
 
 def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:

@@ -112,3 +112,22 @@ def test_a_trace_with_a_malformed_step_says_so_under_an_accurate_headline(
     assert "cut off" not in page
     assert "Step by step against the real run" in page
     assert "went on writing until its token limit (2,048 tokens)" in page
+
+
+def test_a_verdict_stored_with_a_guessed_token_limit_no_longer_guesses(user_client: Client) -> None:
+    program = ProgramFactory(source=SOURCE, call=CALL, is_public=True)
+    guessed = "The answer stops in the middle of a step (cut off at the token limit?)."
+
+    def run(tokens: int) -> Run:
+        return Run.objects.create(
+            program=program, source=SOURCE, call=CALL, method="trace", model="m",
+            status=Run.Status.DONE, emulation_done=True, max_tokens=2048, model_calls=1,
+            completion_tokens=tokens, owner=user_client.user,  # type: ignore[attr-defined]
+            verdict={"status": "unparsable", "explanation": guessed, "leakage": False},
+        )  # fmt: skip
+
+    page = _text(user_client.get(run(80).get_absolute_url()))
+    assert "No readable answer · The answer stops in the middle of a step. " in page
+    assert "token limit" not in page
+    page = _text(user_client.get(run(2048).get_absolute_url()))
+    assert "in the middle of a step (the answer reached its token limit)." in page
