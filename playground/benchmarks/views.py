@@ -210,7 +210,8 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     divergence = None
     if method is not None and method.compares_steps:
         divergence = plots.histogram(
-            (r["divergence_step"] for r in rows), plots.DIVERGENCE_BUCKETS,
+            (None if r["divergence_step"] is None else r["divergence_step"] + 1 for r in rows),
+            plots.DIVERGENCE_BUCKETS,
             title="Where the trace first diverged (real step)",
         )  # fmt: skip
     return {

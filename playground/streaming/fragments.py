@@ -88,7 +88,7 @@ def state(page_url: str, events: list[dict[str, Any]]) -> str:
     steps = "".join(step_item(e.get("step")) for e in events if e["type"] == "step")
     if steps:
         parts.append(
-            f'<ol id="emulated-steps" class="live-steps" start="0" hx-swap-oob="true">{steps}</ol>'
+            f'<ol id="emulated-steps" class="live-steps" start="1" hx-swap-oob="true">{steps}</ol>'
         )
     renderers = (
         ("plan", plan_fragment),
