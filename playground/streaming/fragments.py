@@ -80,11 +80,13 @@ def program_fragment(event: dict[str, Any]) -> str:
 def state(page_url: str, events: list[dict[str, Any]]) -> str:
     """Everything so far in one message: the model's whole text, the latest status."""
     text = "".join(e.get("text", "") for e in events if e["type"] == "token")
-    parts: list[str] = [
-        format_html(
-            '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
+    parts: list[str] = []
+    if text:  # a page without a model (a real-only run) has no box to swap: htmx logs an error
+        parts.append(
+            format_html(
+                '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
+            )
         )
-    ]
     steps = "".join(step_item(e.get("step")) for e in events if e["type"] == "step")
     if steps:
         parts.append(
