@@ -6,6 +6,8 @@ from typing import Any
 
 from django.utils.html import escape, format_html
 
+from playground.lib.wording import counted
+
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 STATUS_KINDS = frozenset({"status", "trace", "emulated", *TERMINAL})
 
@@ -21,7 +23,8 @@ def status_text(event: dict[str, Any]) -> str:
     if kind == "done":
         return "Finished."
     if kind == "emulated":
-        return f"The model's trace is complete ({event.get('steps')} steps, {event.get('status')})."
+        steps = counted(event.get("steps"), "step")
+        return f"The model's trace is complete ({steps}, {event.get('status')})."
     return str(event.get("text", ""))
 
 
