@@ -30,8 +30,10 @@ def _public() -> QuerySet[Evaluation]:
     """Finished evaluations of the shared data sets: the leaderboard. An evaluation of a list
     of programs stays its owner's (the list may hold their private programs; one made from the
     command line has no owner and is nobody's to read on the site)."""
-    return Evaluation.objects.filter(status=Evaluation.Status.DONE).exclude(
-        dataset=Dataset.PROGRAMS
+    return (
+        Evaluation.objects.filter(status=Evaluation.Status.DONE)
+        .exclude(dataset=Dataset.PROGRAMS)
+        .select_related("owner")  # the leaderboard names each row's owner
     )
 
 
