@@ -333,3 +333,26 @@ def test_an_evaluation_lists_only_its_failures_on_request(browser: Browser, site
     expect(rows.filter(visible=True)).to_have_count(1)
     expect(rows.filter(visible=True)).to_contain_text("sample_1")
     page.close()
+
+
+def test_the_model_select_shows_the_whole_model_name(browser: Browser, site: str) -> None:
+    # On 3103616 it read "SmolLM2-135M (tiny demo model on the CP…" at any window width.
+    program = ProgramFactory(is_public=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(site + program.get_absolute_url())
+    select = page.get_by_label("Model", exact=True)
+    label = select.evaluate("el => el.options[el.selectedIndex].text")
+    assert len(label) > 40  # a long name: the embedded model's
+    fits = select.evaluate(
+        """el => {
+          const style = getComputedStyle(el);
+          const context = document.createElement("canvas").getContext("2d");
+          context.font = `${style.fontSize} ${style.fontFamily}`;
+          const text = context.measureText(el.options[el.selectedIndex].text).width;
+          const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+          const room = el.clientWidth - padding;
+          return [text, room];
+        }"""
+    )
+    page.close()
+    assert fits[0] <= fits[1], f"the name needs {fits[0]:.0f} px, the select gives {fits[1]:.0f}"
