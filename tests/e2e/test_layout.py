@@ -280,7 +280,6 @@ def test_no_page_is_wider_than_the_window_and_none_logs_an_error(
                 page.wait_for_timeout(1000)
             else:
                 response = page.goto(site + path)
-                page.wait_for_load_state("networkidle")
             assert response is not None
             assert response.status == 200, (path, response.status)
             size = _too_wide(page)
