@@ -48,6 +48,10 @@ def test_each_row_names_its_evaluation_owner_and_date() -> None:
     )
     assert "by bob · " in board
     assert '<div class="table-wrap">\n<table class="table leaderboard"' in page
+    # Every bar says its value: at 0% a bar is otherwise only its whisker.
+    chart = page[page.index('<svg class="chart"') : page.index("</svg>")]
+    assert chart.count('<text class="bar-value"') == chart.count("<rect") == 7
+    assert ">0%</text>" in chart
     # One query for the rows' owners, not one per row.
     assert sum("auth_user" in q["sql"] for q in queries.captured_queries) <= 2
 

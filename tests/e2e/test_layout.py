@@ -35,6 +35,7 @@ from playground.compare import compare_traces
 from playground.lib import paths
 from playground.programs.models import Dataset
 from playground.runs.models import Run, Trace
+from playground.sharing.models import ShareLink
 from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = [
@@ -197,6 +198,7 @@ def _world(user: AbstractBaseUser) -> dict[str, str]:
                 status=Submission.Status.GRADED,
             )  # fmt: skip
 
+    link = ShareLink.objects.create(run=tae, created_by=user)
     a, b = evaluations
     staff = f"/courses/{course.pk}/assignments/{homework.pk}/"
     return {
@@ -208,6 +210,9 @@ def _world(user: AbstractBaseUser) -> dict[str, str]:
         "run-waiting": waiting.get_absolute_url(),
         "run-tae": tae.get_absolute_url(),
         "run-compare": coc.get_absolute_url(),
+        "share": link.get_absolute_url(),
+        "embed": f"/s/{link.token}/embed/",
+        "home": "/",
         "evaluations": "/evaluations/",
         "evaluation": a.get_absolute_url(),
         "evaluation-compare": f"/evaluations/compare/?a={a.pk}&b={b.pk}",
