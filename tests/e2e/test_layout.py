@@ -360,3 +360,31 @@ def test_the_model_select_shows_the_whole_model_name(browser: Browser, site: str
     )
     page.close()
     assert fits[0] <= fits[1], f"the name needs {fits[0]:.0f} px, the select gives {fits[1]:.0f}"
+
+
+def test_the_evaluation_form_shows_the_fields_of_the_chosen_data_set(
+    browser: Browser, site: str
+) -> None:
+    # On 3103616 "BIG-Bench Hard tasks" sat beside "Method" whatever the data set.
+    user = UserFactory()
+    context = browser.new_context(viewport={"width": 390, "height": 900})
+    context.add_cookies([_cookie_for(user, site)])  # type: ignore[list-item]
+    page = context.new_page()
+    page.goto(site + "/evaluations/")
+    form = page.locator("form.form-grid")
+    tasks, programs = form.locator("[name=tasks]"), form.locator("[name=programs]")
+    expect(tasks).to_be_hidden()
+    expect(programs).to_be_hidden()
+    form.locator("select[name=dataset]").select_option("bbh")
+    expect(tasks).to_be_visible()
+    expect(programs).to_be_hidden()
+    form.locator("select[name=dataset]").select_option("programs")
+    expect(programs).to_be_visible()
+    expect(tasks).to_be_hidden()
+    # One field per row on a phone: every field starts at the form's left edge.
+    lefts = form.locator("input:visible, select:visible").evaluate_all(
+        "els => els.filter(e => e.type !== 'checkbox' && e.type !== 'hidden')"
+        ".map(e => Math.round(e.getBoundingClientRect().left))"
+    )
+    assert len(set(lefts)) == 1, lefts
+    context.close()
