@@ -14,7 +14,8 @@ from playground.benchmarks.stats import wilson_interval
 Buckets = tuple[tuple[int, int | None], ...]
 LINE_BUCKETS: Buckets = ((1, 5), (6, 10), (11, 20), (21, None))
 STEP_BUCKETS: Buckets = ((1, 10), (11, 25), (26, 50), (51, 100), (101, None))
-DIVERGENCE_BUCKETS: Buckets = ((0, 4), (5, 9), (10, 19), (20, 49), (50, None))
+# Step numbers as users read them (from 1): a stored divergence_step i is step i + 1.
+DIVERGENCE_BUCKETS: Buckets = ((1, 5), (6, 10), (11, 20), (21, 50), (51, None))
 
 # A colour per series (method) of a grouped chart; blind-safe (Okabe-Ito).
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442")

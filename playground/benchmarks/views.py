@@ -30,8 +30,10 @@ def _public() -> QuerySet[Evaluation]:
     """Finished evaluations of the shared data sets: the leaderboard. An evaluation of a list
     of programs stays its owner's (the list may hold their private programs; one made from the
     command line has no owner and is nobody's to read on the site)."""
-    return Evaluation.objects.filter(status=Evaluation.Status.DONE).exclude(
-        dataset=Dataset.PROGRAMS
+    return (
+        Evaluation.objects.filter(status=Evaluation.Status.DONE)
+        .exclude(dataset=Dataset.PROGRAMS)
+        .select_related("owner")  # the leaderboard names each row's owner
     )
 
 
@@ -214,7 +216,8 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     divergence = None
     if method is not None and method.compares_steps:
         divergence = plots.histogram(
-            (r["divergence_step"] for r in rows), plots.DIVERGENCE_BUCKETS,
+            (None if r["divergence_step"] is None else r["divergence_step"] + 1 for r in rows),
+            plots.DIVERGENCE_BUCKETS,
             title="Where the trace first diverged (real step)",
         )  # fmt: skip
     return {

@@ -20,8 +20,9 @@ Semantics (schema v1 steps; see ``playground.sandbox.schema``):
   ``result``.
 
 ``from_call=True`` drops the leading ``<module>`` steps of both traces first (the model was asked
-to trace the call only), together with the output they printed. Step numbers reported are always
-the steps' own ``i`` (the list index where ``i`` is missing). The emulated trace was written by a
+to trace the call only), together with the output they printed. Step numbers stored are always
+the steps' own ``i`` (the list index where ``i`` is missing); messages count from 1, as every
+viewer does (step ``i`` is "Step i+1"). The emulated trace was written by a
 model: non-dict steps are skipped, other values are coerced with ``str``, a line that is not an
 int counts as -1.
 """
@@ -166,7 +167,13 @@ def _short(text: str | None) -> str:
 
 
 def _place(step: _Step) -> str:
-    return f"line {step.line}" if step.event == "line" else f"line {step.line} ({step.event})"
+    # No parentheses: messages put a place in parentheses after a step number.
+    return f"line {step.line}" if step.event == "line" else f"the {step.event} at line {step.line}"
+
+
+def _number(i: int) -> int:
+    """A step's number as users read it: the viewers count steps from 1."""
+    return i + 1
 
 
 def _divergence(
@@ -303,7 +310,7 @@ def compare_traces(
                     expected, got = real_out.value()[-TAIL:], emulated_out.value()[-TAIL:]
                     divergence = _divergence(
                         "output",
-                        f"Step {rs.i} ({_place(rs)}): the output so far differs from the "
+                        f"Step {_number(rs.i)} ({_place(rs)}): the output so far differs from the "
                         "real run's.",
                         real_step=rs.i,
                         emulated_step=es.i,
@@ -362,7 +369,7 @@ def _control_flow(rs: _Step | None, es: _Step | None, upcoming: Pair) -> dict[st
     if rs is not None and es is not None:
         return _divergence(
             "control_flow",
-            f"Step {rs.i}: the real run is at {_place(rs)}, the model says {_place(es)}.",
+            f"Step {_number(rs.i)}: the real run is at {_place(rs)}, the model says {_place(es)}.",
             real_step=rs.i,
             emulated_step=es.i,
             line=rs.line,
@@ -372,7 +379,7 @@ def _control_flow(rs: _Step | None, es: _Step | None, upcoming: Pair) -> dict[st
     if rs is not None:
         return _divergence(
             "control_flow",
-            f"Step {rs.i} ({_place(rs)}): the model skips this step.",
+            f"Step {_number(rs.i)} ({_place(rs)}): the model skips this step.",
             real_step=rs.i,
             emulated_step=upcoming[1],
             line=rs.line,
@@ -380,7 +387,7 @@ def _control_flow(rs: _Step | None, es: _Step | None, upcoming: Pair) -> dict[st
             got=None,
         )
     assert es is not None
-    where = f"Step {upcoming[0]}" if upcoming[0] is not None else "After the last step"
+    where = f"Step {_number(upcoming[0])}" if upcoming[0] is not None else "After the last step"
     return _divergence(
         "control_flow",
         f"{where}: the model adds a step at {_place(es)} that the real run does not take.",
@@ -396,7 +403,7 @@ def _value(
     rs: _Step, es: _Step, name: str, real_top: dict[str, str], emulated_top: dict[str, str]
 ) -> dict[str, Any]:
     expected, got = real_top.get(name), emulated_top.get(name)
-    where = f"Step {rs.i} ({_place(rs)})"
+    where = f"Step {_number(rs.i)} ({_place(rs)})"
     if expected is None:
         message = f"{where}: the model shows {name} = {_short(got)}, which the real run lacks."
     elif got is None:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.utils.html import escape, format_html
 
+from playground.lib.wording import counted
+
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 STATUS_KINDS = frozenset({"status", "trace", "emulated", *TERMINAL})
 
@@ -21,7 +23,8 @@ def status_text(event: dict[str, Any]) -> str:
     if kind == "done":
         return "Finished."
     if kind == "emulated":
-        return f"The model's trace is complete ({event.get('steps')} steps, {event.get('status')})."
+        steps = counted(event.get("steps"), "step")
+        return f"The model's trace is complete ({steps}, {event.get('status')})."
     return str(event.get("text", ""))
 
 
@@ -80,15 +83,17 @@ def program_fragment(event: dict[str, Any]) -> str:
 def state(page_url: str, events: list[dict[str, Any]]) -> str:
     """Everything so far in one message: the model's whole text, the latest status."""
     text = "".join(e.get("text", "") for e in events if e["type"] == "token")
-    parts: list[str] = [
-        format_html(
-            '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
+    parts: list[str] = []
+    if text:  # a page without a model (a real-only run) has no box to swap: htmx logs an error
+        parts.append(
+            format_html(
+                '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
+            )
         )
-    ]
     steps = "".join(step_item(e.get("step")) for e in events if e["type"] == "step")
     if steps:
         parts.append(
-            f'<ol id="emulated-steps" class="live-steps" start="0" hx-swap-oob="true">{steps}</ol>'
+            f'<ol id="emulated-steps" class="live-steps" start="1" hx-swap-oob="true">{steps}</ol>'
         )
     renderers = (
         ("plan", plan_fragment),

@@ -189,7 +189,7 @@
     else if (step.event === "return") what = "return" + (name ? " from " + name : " at line " + step.line);
     else if (step.event === "exception") what = "exception" + where + ": " + step.exception;
     else what = "line " + step.line + where;
-    return "Step " + step.i + " · " + what;
+    return "Step " + (step.i + 1) + " · " + what; // counted from 1, as in every viewer
   }
   function cell(tag, content, cls) {
     var el = document.createElement(tag);

@@ -212,9 +212,10 @@ def test_accuracy_buckets_by_lines_with_wilson_intervals() -> None:
 
 
 def test_divergence_histogram_counts() -> None:
-    chart = plots.histogram([0, 4, 5, 12, 12, 80, None], plots.DIVERGENCE_BUCKETS, title="d")
+    chart = plots.histogram([1, 5, 6, 13, 13, 81, None], plots.DIVERGENCE_BUCKETS, title="d")
     assert chart is not None
     assert [bar.n for bar in chart.bars] == [2, 1, 2, 0, 1]
+    assert [bar.label for bar in chart.bars] == ["1-5", "6-10", "11-20", "21-50", "51+"]
     assert plots.histogram([None], plots.DIVERGENCE_BUCKETS, title="d") is None
 
 
@@ -234,6 +235,7 @@ def test_detail_draws_the_plots_and_their_tables(client: Client) -> None:
         "21+": (1, 1),
     }
     assert _keyed(charts["steps"])["1-10"] == (2, 1)
+    # Stored steps 2, 7 and 60 are steps 3, 8 and 61 as the viewers count them.
     assert [bar.n for bar in charts["divergence"].bars] == [1, 1, 0, 0, 1]
     html = response.content.decode()
     for name in ("lines", "steps", "divergence"):

@@ -122,7 +122,7 @@ def test_wrong_value_is_a_value_divergence_at_that_step() -> None:
     assert d["kind"] == "value"
     assert (d["real_step"], d["emulated_step"], d["line"]) == (7, 7, 3)
     assert (d["variable"], d["expected"], d["got"]) == ("total", "1", "2")
-    assert d["message"] == "Step 7 (line 3): total is 1, the model says 2."
+    assert d["message"] == "Step 8 (line 3): total is 1, the model says 2."
     assert result.correct_prefix == 7
     assert not result.full_match
     assert result.per_variable["total"] == {"agree": 2, "total": 3}

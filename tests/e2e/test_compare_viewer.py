@@ -123,8 +123,8 @@ def test_both_traces_step_together_and_the_divergence_is_marked(
     expect(page).to_have_url(f"{live_server.url}{run.get_absolute_url()}#pair-{WRONG_STEP + 1}")
     expect(page.locator("#cmp-info")).to_contain_text(f"Pair {WRONG_STEP + 1} of {pairs}")
     expect(page.locator("#cmp-info")).to_contain_text("a value differs: total")
-    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {WRONG_STEP} · line 4 in f()")
-    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {WRONG_STEP} · line 4 in f()")
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {WRONG_STEP + 1} · line 4 in f()")
+    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {WRONG_STEP + 1} · line 4 in f()")
     for side, value in (("real", "1"), ("emu", "42")):
         diff = page.locator(f"#cmp-{side}-vars tr.diff")
         expect(diff).to_have_count(1)
@@ -144,22 +144,22 @@ def test_both_traces_step_together_and_the_divergence_is_marked(
 
     # Next / Prev and the arrow keys move both panels together.
     page.get_by_role("button", name="Next ▶").click()
-    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {WRONG_STEP + 1} · line 5")
-    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {WRONG_STEP + 1} · line 5")
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {WRONG_STEP + 2} · line 5")
+    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {WRONG_STEP + 2} · line 5")
     expect(page.locator("#cmp-divergence")).to_be_hidden()
     expect(page.locator("#cmp-real-vars tr.diff")).to_have_count(0)
-    # Step 7 is the one on line 5 the model simulated.
+    # Step 8 (its "i" is 7) is the one on line 5 the model simulated.
     page.get_by_role("button", name="◀ Prev").click()
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
-    expect(page.locator("#cmp-real-step")).to_have_text(f"Step {LM_STEP} · line 5 in f()")
+    expect(page.locator("#cmp-real-step")).to_have_text(f"Step {LM_STEP + 1} · line 5 in f()")
     expect(page.locator("#cmp-emu-step")).to_have_text(
-        f"Step {LM_STEP} · line 5 in f() · simulated by the model"
+        f"Step {LM_STEP + 1} · line 5 in f() · simulated by the model"
     )
     page.keyboard.press("ArrowRight")
-    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {LM_STEP + 1} ")
-    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {LM_STEP + 1} ")
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {LM_STEP + 2} ")
+    expect(page.locator("#cmp-emu-step")).to_contain_text(f"Step {LM_STEP + 2} ")
 
     # A variable the model made up is "(missing)" on the real side.
     page.locator(f'#cmp-strip .cmp-cell[data-pair="{EXTRA_STEP}"]').click()
@@ -234,7 +234,7 @@ def test_skipped_and_added_steps_are_shown_as_such(page: Page, live_server: Live
         " · the first divergence"
     )
     expect(page.locator("#cmp-emu-step")).to_have_text("(the model skipped this step)")
-    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {pairs[skipped]['real']} ·")
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {pairs[skipped]['real'] + 1} ·")
     expect(page.locator("#cmp-divergence")).to_have_text(
         run.comparison["first_divergence"]["message"]
     )

@@ -55,7 +55,7 @@ def test_the_report_names_the_first_divergence(
         call_command("emulate", str(path), method="trace", call="f([1, 2])", stdout=out)
     text = out.getvalue()
     assert '{"line": 1, "event": "call"' in text  # the model's answer streamed to the terminal
-    assert "first divergence: Step 5 (line 3)" in text
+    assert "first divergence: Step 6 (line 3)" in text
     assert "2 of " in text
 
 
