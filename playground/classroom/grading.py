@@ -14,6 +14,7 @@ from typing import Any
 
 from playground.compare import same_repr
 from playground.emulation.values import NotALiteral, parse_literal, same_value
+from playground.sandbox.schema import FRAME_EXITS
 
 MAX_ANSWER = 20_000
 
@@ -90,7 +91,7 @@ def checkpoint_values(
                 if seen == occurrence:
                     values = {name: stack[-1].get(name) for name in names}
                     break
-            if event == "return":
+            if event in FRAME_EXITS:  # a return, or an exception unwinding the frame
                 pop = True
         found.append({"line": line, "occurrence": occurrence, "values": values})
     return found

@@ -29,7 +29,10 @@ Versions (``"schema"``):
   ``"None"``, right after the frame's ``exception`` step (or, leaving a ``finally``, after its
   lines: not told apart from a real return).
 - 2: such a step is an ``unwind``; ``to``/``to_line`` added; an exception without a message
-  reads ``"Type"`` (was ``"Type: "``); a run stopped at its wall-clock limit keeps its steps.
+  reads ``"Type"`` (was ``"Type: "``); a run stopped at its wall-clock limit keeps its steps;
+  a time limit's message states the fact ("The program ran for 5 s of wall-clock time.", was
+  "Stopped after 5 s..." under a status that says "Stopped" already), and a MemoryError's
+  empty message is filled in.
 
 ``upgrade`` turns a stored trace of any version into the current one, and every stored trace
 is read through it (``playground.runs.models.Trace``): runs, share links and embeds, the API,
@@ -248,7 +251,28 @@ def upgrade(trace: Any) -> Any:
     recorded = trace.get("source", "real") == "real" or trace.get("method") == "coc"
     if recorded and type(steps) is list:
         upgraded["steps"] = _v1_unwinds(steps)
+    error = trace.get("error")
+    if type(error) is dict:
+        upgraded["error"] = _v1_error(error, trace.get("status"))
     return upgraded
+
+
+_V1_STOPPED = re.compile(r"Stopped after ([0-9.]+) s of (wall-clock|CPU) time\.")
+
+
+def _v1_error(error: dict[str, Any], status: Any) -> dict[str, Any]:
+    """v1's limit messages repeated the status ("Stopped: time limit reached · Stopped after 5
+    s..."), and a MemoryError had none: the words v2 uses."""
+    message = error.get("message")
+    if error.get("type") == "TimeLimit" and type(message) is str:
+        found = _V1_STOPPED.fullmatch(message)
+        if found is not None:
+            seconds, clock = found.groups()
+            verb = "ran for" if clock == "wall-clock" else "used"
+            return dict(error, message=f"The program {verb} {seconds} s of {clock} time.")
+    if error.get("type") == "MemoryError" and status == "memory_limit" and not message:
+        return dict(error, message="out of memory")
+    return error
 
 
 def _v1_unwinds(steps: list[Any]) -> list[Any]:

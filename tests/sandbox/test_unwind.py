@@ -205,6 +205,23 @@ def test_upgrading_leaves_current_traces_model_steps_and_garbage_alone() -> None
     assert schema.upgrade({"schema": 1, "steps": [7, None]})["steps"] == [7, None]
 
 
+def test_upgrading_rewords_v1_limit_messages_that_repeated_the_status() -> None:
+    old = _fixture()["sleeps_past_wall_clock"]["trace"]
+    assert old["error"]["message"] == "Stopped after 2 s of wall-clock time."
+    assert schema.upgrade(old)["error"] == {
+        "type": "TimeLimit",
+        "message": "The program ran for 2 s of wall-clock time.",
+        "line": None,
+    }
+    cpu = {"type": "TimeLimit", "message": "Stopped after 2 s of CPU time.", "line": None}
+    assert schema.upgrade(dict(old, error=cpu))["error"]["message"] == (
+        "The program used 2 s of CPU time."
+    )
+    memory = {"type": "MemoryError", "message": "", "line": 1}
+    upgraded = schema.upgrade(dict(old, status="memory_limit", error=memory))
+    assert upgraded["error"]["message"] == "out of memory"
+
+
 def test_the_v1_fixture_shows_the_bugs_it_documents() -> None:
     # Made by 3103616's own tracer (tests/sandbox/fixtures/make_v1_traces.py): what was wrong.
     fixture = _fixture()
