@@ -530,7 +530,7 @@ def _from_final(
     error = clean_error(final.get("error"))
     if status == "memory_limit" and error is not None and not error["message"]:
         # CPython's MemoryError has no message: "MemoryError: (line 1)" says nothing.
-        error["message"] = f"The program ran out of memory (a run may use {limits.memory_mb} MB)."
+        error["message"] = f"out of memory; a run may use {limits.memory_mb} MB"
     return make_trace(
         status=status,
         steps=collector.steps,

@@ -70,6 +70,6 @@ def test_a_memory_error_without_a_message_says_what_happened() -> None:
     assert trace["status"] == "memory_limit"
     assert trace["error"] == {
         "type": "MemoryError",
-        "message": "The program ran out of memory (a run may use 256 MB).",
+        "message": "out of memory; a run may use 256 MB",
         "line": 1,
     }
