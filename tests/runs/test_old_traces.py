@@ -199,3 +199,25 @@ def test_a_memory_error_banner_says_what_happened() -> None:
         "Stopped: memory limit reached · MemoryError: out of memory; a run may use 256 MB "
         "(line 1) ·"
     )
+
+
+def test_the_emulated_step_list_says_raises_and_leaves_never_return_none() -> None:
+    # Chain of Code on a task: the model's program runs at module level; here its helper is
+    # unknown and the model's answer unreadable, so the NameError ends the program.
+    from playground import sandbox
+
+    source = "x = 1\nanswer = is_true(x)\n"
+    emulated = sandbox.run(source, lmulator=lambda request: "unreadable")
+    assert emulated["status"] == "exception"
+    run, client = _fresh_run("x = 1\n")
+    Run.objects.filter(pk=run.pk).update(
+        method="coc", model="m", emulation_done=True, comparison={"result_match": None}
+    )
+    Trace.objects.create(run=run, kind="emulated", status="exception", data=emulated)
+    page = html.unescape(client.get(run.get_absolute_url()).content.decode())
+    listed = re.search(r'<ol class="live-steps" id="emulated-trace".*?</ol>', page, re.DOTALL)
+    assert listed is not None
+    text = " ".join(re.sub(r"<[^>]+>", " ", listed.group()).split())
+    assert "raises NameError: name 'is_true' is not defined" in text
+    assert "NameError: name 'is_true' is not defined leaves the program" in text
+    assert "__return__" not in text
