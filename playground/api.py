@@ -204,7 +204,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
 
 @api.get("/runs/{run_id}", response={200: RunOut, 403: ErrorOut, 404: ErrorOut})
 def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
-    """A run's status, its real trace (schema v1) and the model's emulation with its verdict
+    """A run's status, its real trace (schema v2) and the model's emulation with its verdict
     (403 while an open assignment of one of the requester's courses hides its results)."""
     run = get_run_for_user(request, run_id)
     if run_hidden_from(request.user, run):

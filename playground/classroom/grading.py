@@ -14,6 +14,7 @@ from typing import Any
 
 from playground.compare import same_repr
 from playground.emulation.values import NotALiteral, parse_literal, same_value
+from playground.sandbox.schema import FRAME_EXITS
 
 MAX_ANSWER = 20_000
 
@@ -94,7 +95,7 @@ def checkpoint_values(
                     values = {name: stack[-1].get(name) for name in names}
                     there = sorted(n for n in stack[-1] if n != "__return__")
                     break
-            if event == "return":
+            if event in FRAME_EXITS:  # a return, or an exception unwinding the frame
                 pop = True
         found.append(
             {"line": line, "occurrence": occurrence, "values": values, "names": there,
@@ -239,7 +240,16 @@ def _place(step: dict[str, Any]) -> tuple[Any, str]:
 
 def _where(step: dict[str, Any]) -> str:
     line, event = _place(step)
-    return f"line {line}" if event == "line" else f"a {event} at line {line}"
+    if event == "line":
+        return f"line {line}"
+    if event in ("exception", "unwind"):
+        raised = str(step.get("exception") or "an exception")
+        func = str(step.get("func") or "<module>")
+        left = "the program" if func == "<module>" else f"{func}()"
+        doing = "raised" if event == "exception" else f"leaving {left}"
+        return f"{raised} {doing} at line {line}"
+    article = "an" if event[:1] in ("a", "e", "i", "o", "u") else "a"
+    return f"{article} {event} at line {line}"
 
 
 def first_mistake(
@@ -270,7 +280,7 @@ def first_mistake(
             stack.append({})
         locals_ = truth.get("locals")
         stack[-1].update(locals_ if isinstance(locals_, dict) else {})
-        pop = event == "return"
+        pop = event in FRAME_EXITS  # a return, or an exception unwinding the frame
         if _place(step) != _place(truth):
             return Mistake(
                 number, reason=f"Python is at {_where(truth)}; the model says {_where(step)}."

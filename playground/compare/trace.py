@@ -1,18 +1,24 @@
 """Comparing an emulated trace with the real one, step by step.
 
-Semantics (schema v1 steps; see ``playground.sandbox.schema``):
+Semantics (steps of the current schema, see ``playground.sandbox.schema``):
 
-- **Alignment.** Steps are paired by ``(line, event)`` (``playground.compare.align``). An unpaired
-  real step (the model skipped it), an unpaired emulated step (the model went somewhere else) and
-  a pair whose places differ are all ``control_flow``.
+- **Alignment.** Steps are paired by ``(line, event)`` (``playground.compare.align``), a
+  ``return`` and an ``unwind`` counting as the same event there (both leave the frame). An
+  unpaired real step (the model skipped it), an unpaired emulated step (the model went somewhere
+  else) and a pair whose places differ are all ``control_flow``.
+- **Exceptions.** Getting an exception wrong is a divergence of its own, ``exception``: a pair
+  where one side returns and the other unwinds (a model that says "return None" where the
+  exception left the frame), an ``exception`` or ``unwind`` step on one side only, and a pair of
+  them naming a different exception (the types must agree; a message the model leaves out is not
+  a difference, one it gives must agree).
 - **Variables.** Each trace keeps its own frame stack, rebuilt the way the viewer does: a
-  ``call`` step, or any step met with an empty stack, pushes a frame; after a ``return`` step the
-  frame is popped before the next step; a step's ``locals`` (only the changed names) update the top
-  frame. Every step of each trace is applied in order, paired or not. At a pair with the same
-  place, every name in either step's ``locals`` is looked up in both top frames and the two values
-  are compared with ``same_repr``; a name missing on the model's side is a difference (got None).
-  This catches a change the model missed and a change it invented, and tolerates a model that
-  repeats an unchanged value.
+  ``call`` step, or any step met with an empty stack, pushes a frame; after a ``return`` or
+  ``unwind`` step the frame is popped before the next step; a step's ``locals`` (only the
+  changed names) update the top frame. Every step of each trace is applied in order, paired or
+  not. At a pair with the same place, every name in either step's ``locals`` is looked up in
+  both top frames and the two values are compared with ``same_repr``; a name missing on the
+  model's side is a difference (got None). This catches a change the model missed and a change
+  it invented, and tolerates a model that repeats an unchanged value.
 - **Output.** At such a pair the cumulative stdout of each trace so far is compared, trailing
   whitespace of every line and of the whole ignored.
 - The first pair that is not a full match (variables first, then output) is the first
@@ -36,6 +42,8 @@ from playground.compare.align import Pair, align_keys
 from playground.compare.values import same_repr
 
 MAX_STEPS_LISTED = 20_000
+# Events that leave a frame (schema.FRAME_EXITS; this package imports nothing of the project).
+FRAME_EXITS = frozenset({"return", "unwind"})
 MAX_VARIABLES_LISTED = 200
 TAIL = 80
 
@@ -71,6 +79,7 @@ class _Step:
     func: str
     locals: dict[str, str]
     stdout: str
+    exception: str = ""
 
 
 def _text(value: Any) -> str:
@@ -101,9 +110,27 @@ def _steps(trace: Any) -> list[_Step]:
                     else {}
                 ),
                 stdout="" if stdout is None else _text(stdout),
+                exception=_text(step.get("exception") or ""),
             )
         )
     return steps
+
+
+def _where(step: _Step) -> tuple[int, str]:
+    """A step's place for the alignment: a return and an unwind both leave the frame there."""
+    return (step.line, "return" if step.event == "unwind" else step.event)
+
+
+_RAISING = frozenset({"exception", "unwind"})
+
+
+def _same_exception(real: str, emulated: str) -> bool:
+    """The same exception: the same type, and the same message unless the model gave none."""
+    real_type, _, real_message = real.partition(":")
+    emulated_type, _, emulated_message = emulated.partition(":")
+    if real_type.strip() != emulated_type.strip():
+        return False
+    return not emulated_message.strip() or emulated_message.strip() == real_message.strip()
 
 
 def _drop_module(steps: list[_Step]) -> tuple[list[_Step], str]:
@@ -155,7 +182,7 @@ class _Frames:
             self.stack.append({})
         top = self.stack[-1]
         top.update(step.locals)
-        if step.event == "return":
+        if step.event in FRAME_EXITS:
             self.pop_next = True
         return top
 
@@ -174,6 +201,18 @@ def _place(step: _Step) -> str:
 def _number(i: int) -> int:
     """A step's number as users read it: the viewers count steps from 1."""
     return i + 1
+
+
+def _func(step: _Step) -> str:
+    return "the program" if step.func in ("<module>", "") else f"{step.func}()"
+
+
+def _step_words(step: _Step) -> str:
+    """A step in words, for a sentence: "line 3", "a return at line 3"."""
+    if step.event == "line":
+        return f"line {step.line}"
+    article = "an" if step.event[:1] in ("a", "e", "i", "o", "u") else "a"
+    return f"{article} {step.event} step at line {step.line}"
 
 
 def _divergence(
@@ -245,9 +284,7 @@ def compare_traces(
         _stdout(emulated, emulated_steps, emulated_dropped)
     )
 
-    pairs = align_keys(
-        [(s.line, s.event) for s in real_steps], [(s.line, s.event) for s in emulated_steps]
-    )
+    pairs = align_keys([_where(s) for s in real_steps], [_where(s) for s in emulated_steps])
     upcoming = _next_indexes(pairs, real_steps, emulated_steps)
 
     real_frames, emulated_frames = _Frames(), _Frames()
@@ -278,10 +315,23 @@ def compare_traces(
 
         differs: list[str] = []
         divergence: dict[str, Any] | None = None
-        if rs is None or es is None or (rs.line, rs.event) != (es.line, es.event):
-            status = "control_flow"
+        if rs is None or es is None or _where(rs) != _where(es):
+            raising = (rs is not None and rs.event in _RAISING) or (
+                es is not None and es.event in _RAISING
+            )
+            status = "exception" if raising else "control_flow"
             if first is None:
-                divergence = _control_flow(rs, es, upcoming[p])
+                divergence = (
+                    _exception(rs, es, upcoming[p])
+                    if raising
+                    else _control_flow(rs, es, upcoming[p])
+                )
+        elif rs.event != es.event or (
+            rs.event in _RAISING and not _same_exception(rs.exception, es.exception)
+        ):
+            status = "exception"
+            if first is None:
+                divergence = _exception(rs, es, upcoming[p])
         else:
             assert real_top is not None
             assert emulated_top is not None
@@ -417,6 +467,62 @@ def _value(
         emulated_step=es.i,
         line=rs.line,
         variable=name,
+        expected=expected,
+        got=got,
+    )
+
+
+def _exception(rs: _Step | None, es: _Step | None, upcoming: Pair) -> dict[str, Any]:
+    """The model got an exception wrong: missed one, invented one, named another one, or said a
+    frame returned where the exception left it (or the other way round)."""
+    expected: str | None
+    got: str | None
+    if rs is not None and es is not None and rs.event == "unwind" and es.event == "return":
+        returned = es.locals.get("__return__")
+        says = f"returns {_short(returned)}" if returned is not None else "returns"
+        message = (
+            f"Step {_number(rs.i)} (line {rs.line}): {rs.exception or 'an exception'} leaves "
+            f"{_func(rs)} here; the model says {_func(rs)} {says}."
+        )
+        expected, got = f"unwind: {rs.exception}", f"return {returned or ''}".strip()
+    elif rs is not None and es is not None and rs.event == "return" and es.event == "unwind":
+        returned = rs.locals.get("__return__")
+        message = (
+            f"Step {_number(rs.i)} (line {rs.line}): {_func(rs)} returns {_short(returned)}; "
+            f"the model says {es.exception or 'an exception'} leaves it."
+        )
+        expected, got = f"return {returned or ''}".strip(), f"unwind: {es.exception}"
+    elif rs is not None and es is not None and rs.event == es.event:
+        message = (
+            f"Step {_number(rs.i)} (line {rs.line}): the exception is {rs.exception}; "
+            f"the model says {es.exception or 'nothing about it'}."
+        )
+        expected, got = rs.exception, es.exception
+    elif rs is not None and rs.event in _RAISING:
+        doing = "is raised here" if rs.event == "exception" else f"leaves {_func(rs)} here"
+        model = f"has {_step_words(es)} instead" if es is not None else "skips this step"
+        message = (
+            f"Step {_number(rs.i)} (line {rs.line}): {rs.exception or 'an exception'} {doing}; "
+            f"the model {model}."
+        )
+        expected, got = _place(rs), _place(es) if es is not None else None
+    else:
+        assert es is not None
+        doing = "raised" if es.event == "exception" else f"leaving {_func(es)}"
+        where = f"Step {_number(upcoming[0])}" if upcoming[0] is not None else "After the last step"
+        if rs is not None:
+            where = f"Step {_number(rs.i)} (line {rs.line}, {_step_words(rs)} in the real run)"
+        message = (
+            f"{where}: the model says {es.exception or 'an exception'} is {doing} at line "
+            f"{es.line}; the real run raises nothing there."
+        )
+        expected, got = (_place(rs) if rs is not None else None), _place(es)
+    return _divergence(
+        "exception",
+        message,
+        real_step=rs.i if rs is not None else upcoming[0],
+        emulated_step=es.i if es is not None else upcoming[1],
+        line=rs.line if rs is not None else es.line if es is not None else None,
         expected=expected,
         got=got,
     )

@@ -61,7 +61,7 @@ class Reply:
 
 @dataclass
 class Emulation:
-    """What a method produced. ``trace`` is an emulated trace (schema v1) where the method makes
+    """What a method produced. ``trace`` is an emulated trace (schema v2) where the method makes
     one; ``prediction`` the predicted value or answer as text; ``verdict`` is set by methods that
     can judge themselves (a puzzle's ``sat``, a task's target); program items are judged against
     the real run afterwards."""

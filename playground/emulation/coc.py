@@ -19,7 +19,7 @@ from typing import Any
 from playground.emulation.base import Emulation, Item, Session
 from playground.emulation.tae import judge_task
 from playground.emulation.values import NotALiteral, parse_literal
-from playground.sandbox.schema import make_trace
+from playground.sandbox.schema import FRAME_EXITS, make_trace
 
 KINDS = frozenset({"program", "task"})
 LM_TOKENS = 256
@@ -117,7 +117,7 @@ def module_variables(steps: list[dict[str, Any]]) -> dict[str, str]:
             depth += 1
         if depth == 1:
             variables.update(step.get("locals", {}))
-        if event == "return":
+        if event in FRAME_EXITS:
             depth -= 1
     variables.pop("__return__", None)
     return variables

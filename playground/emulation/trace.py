@@ -1,9 +1,11 @@
 """``trace``: the model writes the execution trace itself, one step per line.
 
 Each step is a small JSON object: ``{"line": 3, "changed": {"count": "0"}}``, with ``"event":
-"call"|"return"`` and ``"func"`` on calls, ``"printed"`` for output. The prompt teaches the format
-with one worked example made by our own tracer (a test keeps it equal to what the sandbox
-records), so a perfect model reproduces the real trace exactly. Steps are parsed while the answer
+"call"|"return"|"exception"|"unwind"``, ``"func"`` on calls, ``"exception"`` on exception and
+unwind steps, ``"printed"`` for output. The prompt teaches the format with two worked examples
+made by our own tracer, one that returns and one whose exception unwinds two frames (a test
+keeps both equal to what the sandbox records), so a perfect model reproduces the real trace
+exactly, exceptions included. Steps are parsed while the answer
 streams; where the server supports JSON-schema constrained output the answer is one object
 ``{"steps": [...]}``, which the same parser reads.
 """
@@ -14,7 +16,16 @@ import json
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session
-from playground.sandbox.schema import EVENTS, MAX_FUNC, MAX_NAME, MAX_VALUE, make_trace, storable
+from playground.sandbox.schema import (
+    EVENTS,
+    FRAME_EXITS,
+    MAX_FUNC,
+    MAX_NAME,
+    MAX_VALUE,
+    make_trace,
+    raise_step,
+    storable,
+)
 
 KINDS = frozenset({"program"})
 MAX_STEPS = 2000
@@ -28,6 +39,10 @@ it, step by step, exactly as Python runs them. Write one JSON object per line, o
 - {"line": N, "changed": {...}} each time line N is about to run (changed: the variables the \
 PREVIOUS line changed, as Python reprs in strings; leave "changed" out when nothing changed);
 - {"line": N, "event": "return", "changed": {"__return__": VALUE}} when the function returns;
+- {"line": N, "event": "exception", "exception": "Type: message"} when line N raises an \
+exception, or one arrives there from a function it called;
+- {"line": N, "event": "unwind", "exception": "Type: message"} when that exception leaves the \
+function (it does not return: no __return__);
 - add "printed": TEXT to the step after a line that printed TEXT.
 Trace only the call (not the definitions), and write [/TRACE] after the last step."""
 
@@ -55,13 +70,36 @@ EXAMPLE_STEPS: list[dict[str, Any]] = [
     {"i": 12, "line": 7, "func": "f", "stdout": "1\n"},
     {"i": 13, "line": 7, "func": "f", "event": "return", "locals": {"__return__": "2"}},
 ]
+# An exception raised in g unwinds g, arrives in f, unwinds f: the call has no value.
+RAISING_SOURCE = """\
+def g(d):
+    return d['missing']
+
+def f():
+    return g({'a': 1})"""
+RAISING_CALL = "f()"
+RAISING_STEPS: list[dict[str, Any]] = [
+    {"i": 4, "line": 4, "func": "f", "event": "call"},
+    {"i": 5, "line": 5, "func": "f"},
+    {"i": 6, "line": 1, "func": "g", "event": "call", "locals": {"d": "{'a': 1}"}},
+    {"i": 7, "line": 2, "func": "g"},
+    {"i": 8, "line": 2, "func": "g", "event": "exception", "exception": "KeyError: 'missing'"},
+    {"i": 9, "line": 2, "func": "g", "event": "unwind", "exception": "KeyError: 'missing'",
+     "to": "f", "to_line": 5},
+    {"i": 10, "line": 5, "func": "f", "event": "exception", "exception": "KeyError: 'missing'"},
+    {"i": 11, "line": 5, "func": "f", "event": "unwind", "exception": "KeyError: 'missing'"},
+]  # fmt: skip
 
 STEP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "line": {"type": "integer"},
-        "event": {"type": "string", "enum": ["call", "line", "return", "exception"]},
+        "event": {
+            "type": "string",
+            "enum": ["call", "line", "return", "exception", "unwind"],
+        },
         "func": {"type": "string"},
+        "exception": {"type": "string"},
         "changed": {"type": "object", "additionalProperties": {"type": "string"}},
         "printed": {"type": "string"},
     },
@@ -93,6 +131,8 @@ def render_step(step: dict[str, Any]) -> str:
         out["func"] = step.get("func", "")
     if step.get("locals"):
         out["changed"] = step["locals"]
+    if event in ("exception", "unwind"):
+        out["exception"] = step.get("exception", "")
     if step.get("stdout"):
         out["printed"] = step["stdout"]
     return json.dumps(out, ensure_ascii=False)
@@ -102,13 +142,22 @@ def render(steps: list[dict[str, Any]]) -> str:
     return "\n".join(render_step(s) for s in steps)
 
 
+def _example(source: str, call: str, steps: list[dict[str, Any]]) -> str:
+    return (
+        f"[PYTHON]\n{source}\n[/PYTHON]\n[CALL]\n{call}\n[/CALL]\n"
+        f"[TRACE]\n{render(steps)}\n[/TRACE]"
+    )
+
+
 def messages(source: str, call: str) -> list[dict[str, str]]:
-    example = (
-        f"[PYTHON]\n{EXAMPLE_SOURCE}\n[/PYTHON]\n[CALL]\n{EXAMPLE_CALL}\n[/CALL]\n"
-        f"[TRACE]\n{render(EXAMPLE_STEPS)}\n[/TRACE]"
+    examples = "\n\n".join(
+        (
+            _example(EXAMPLE_SOURCE, EXAMPLE_CALL, EXAMPLE_STEPS),
+            _example(RAISING_SOURCE, RAISING_CALL, RAISING_STEPS),
+        )
     )
     question = f"[PYTHON]\n{source.rstrip()}\n[/PYTHON]\n[CALL]\n{call.strip()}\n[/CALL]\n[TRACE]\n"
-    return [{"role": "user", "content": f"{INSTRUCTIONS}\n\n{example}\n\n{question}"}]
+    return [{"role": "user", "content": f"{INSTRUCTIONS}\n\n{examples}\n\n{question}"}]
 
 
 def _value(value: Any) -> str:
@@ -133,6 +182,9 @@ def clean(raw: dict[str, Any], index: int) -> dict[str, Any] | None:
     func = raw.get("func")
     if isinstance(func, str):
         step["func"] = storable(func[:MAX_FUNC])
+    exception = raw.get("exception")
+    if event in ("exception", "unwind") and isinstance(exception, str):
+        step["exception"] = storable(exception[:1000])
     changed = raw.get("changed", raw.get("locals", {}))
     if isinstance(changed, list):  # [{"name": ..., "value": ...}] is also understood
         changed = {
@@ -232,17 +284,33 @@ class StepParser:
 
 
 def result_of(steps: list[dict[str, Any]]) -> str | None:
-    """The call's value: ``__return__`` of the return that leaves the first frame."""
+    """The call's value: ``__return__`` of the return that leaves the first frame (None when
+    an exception unwinds it: see ``raised_by``)."""
+    end = _first_frame_exit(steps)
+    if end is None or end.get("event") != "return":
+        return None
+    value = end.get("locals", {}).get("__return__")
+    return str(value) if value is not None else None
+
+
+def raised_by(steps: list[dict[str, Any]]) -> str | None:
+    """The exception the model says the call raises: the one unwinding the first frame."""
+    end = _first_frame_exit(steps)
+    if end is None or end.get("event") != "unwind":
+        return None
+    return str(end.get("exception") or "an exception")
+
+
+def _first_frame_exit(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
     depth = 0
     for step in steps:
         event = step.get("event", "line")
         if event == "call":
             depth += 1
-        elif event == "return":
+        elif event in FRAME_EXITS:
             depth -= 1
             if depth <= 0:
-                value = step.get("locals", {}).get("__return__")
-                return str(value) if value is not None else None
+                return step
     return None
 
 
@@ -261,13 +329,20 @@ def emulate(item: Item, session: Session) -> Emulation:
     )
     problem = parser.problem()
     result = result_of(parser.steps)
+    raised = raised_by(parser.steps)
     stdout = "".join(s.get("stdout", "") for s in parser.steps)
     trace = make_trace(
-        status="parse_error" if problem else "ok",
+        status="parse_error" if problem else "exception" if raised else "ok",
         steps=parser.steps,
         stdout=stdout,
         result=storable(result[:10_000]) if result is not None else None,
-        error={"type": "ParseError", "message": problem, "line": None} if problem else None,
+        error=(
+            {"type": "ParseError", "message": problem, "line": None}
+            if problem
+            else _error(raised, parser.steps)
+            if raised
+            else None
+        ),
         source="emulated",
         method="trace",
     )
@@ -276,6 +351,25 @@ def emulate(item: Item, session: Session) -> Emulation:
     return Emulation(
         trace=trace,
         prediction=result,
-        problem=None if result is not None else (problem or "The trace has no return step."),
+        problem=None if result is not None else (problem or _no_value(raised)),
         details={"steps_parsed": len(parser.steps)},
     )
+
+
+def _error(raised: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The trace's error when the model says the call raises: like a real run's."""
+    kind, _, message = raised.partition(":")
+    end = _first_frame_exit(steps)
+    upto = next((n for n, step in enumerate(steps) if step is end), len(steps) - 1)
+    at = raise_step(steps[: upto + 1])
+    return {
+        "type": kind.strip()[:100],
+        "message": message.strip()[:1000],
+        "line": steps[at]["line"] if at is not None else None,
+    }
+
+
+def _no_value(raised: str | None) -> str:
+    if raised is not None:
+        return f"The model says the call raises {raised[:200]}, so it predicts no value."
+    return "The trace has no return step."

@@ -9,6 +9,7 @@ from django.db import models
 from django.urls import reverse
 
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.sandbox.schema import upgrade
 
 
 class Run(models.Model):
@@ -142,10 +143,33 @@ class Run(models.Model):
     def emulated_trace(self) -> Trace | None:
         return self.traces.filter(kind=Trace.Kind.EMULATED).first()
 
+    def comparison_of(
+        self, real: dict[str, Any] | None, emulated: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The comparison to show with these (read, so current-schema) traces: the stored one,
+        or, when it was made against a real trace of an older schema whose upgrade changed
+        steps it compared (a return that is now an unwind), the same comparison made again."""
+        stored = self.comparison
+        if (
+            not stored
+            or "steps" not in stored
+            or real is None
+            or emulated is None
+            or real.get("upgraded_from") is None
+            or not any(isinstance(s, dict) and s.get("event") == "unwind" for s in real["steps"])
+        ):
+            return stored
+        from playground.compare import compare_traces
+
+        from_call = self.method == "trace" and bool(self.call)
+        return compare_traces(real, emulated, from_call=from_call).as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         """The run as the JSON API and ``/runs/<id>/trace.json`` give it."""
         trace = self.real_trace
         emulated = self.emulated_trace
+        real_data = trace.data if trace else None
+        emulated_data = emulated.data if emulated else None
         return {
             "id": self.pk,
             "url": self.get_absolute_url(),
@@ -158,14 +182,14 @@ class Run(models.Model):
             "method": self.method,
             "model": self.model or None,
             "error": self.error or None,
-            "trace": trace.data if trace else None,
+            "trace": real_data,
             "emulation": (
                 {
                     "text": self.emulated_text,
                     "prediction": self.prediction or None,
                     "verdict": self.verdict or None,
-                    "trace": emulated.data if emulated else None,
-                    "comparison": self.comparison,
+                    "trace": emulated_data,
+                    "comparison": self.comparison_of(real_data, emulated_data),
                     "details": self.details or None,
                     "model_calls": self.model_calls,
                     "prompt_tokens": self.prompt_tokens,
@@ -178,7 +202,9 @@ class Run(models.Model):
 
 
 class Trace(models.Model):
-    """A trace in schema v1 (see ARCHITECTURE.md), validated before it is stored."""
+    """A trace (playground/sandbox/schema.py), validated before it is stored. Whatever version
+    it was stored in, ``data`` reads in the current schema: every load goes through
+    ``schema.upgrade`` (run pages, share links, the API, comparisons, evaluations, grading)."""
 
     class Kind(models.TextChoices):
         REAL = "real", "Real execution"
@@ -196,6 +222,15 @@ class Trace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} trace of run #{self.run_id} ({self.status})"
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> Trace:
+        # The one place stored traces are read: older schema versions are upgraded here, so no
+        # reader ever sees one (a deferred ``data`` loads through here too, on first access).
+        trace = super().from_db(*args, **kwargs)
+        if "data" in trace.__dict__:
+            trace.data = upgrade(trace.data)
+        return trace
 
 
 class Plan(models.Model):

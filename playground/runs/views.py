@@ -146,14 +146,17 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         page_url = run.get_absolute_url()
         status_url = reverse("runs:status", args=[run.pk])
         ws_url = f"/ws/runs/{run.pk}/"
+    real_data = trace.data if trace else None
+    emulated_data = emulated.data if emulated else None
+    comparison = run.comparison_of(real_data, emulated_data)
     return {
         **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
         "run": run,
-        "trace": trace.data if trace else None,
-        "emulated": emulated.data if emulated else None,
-        "comparison": run.comparison,
+        "trace": real_data,
+        "emulated": emulated_data,
+        "comparison": comparison,
         # The step-by-step comparison of the trace methods (others compare the value only).
-        "step_comparison": run.comparison if run.comparison and "steps" in run.comparison else None,
+        "step_comparison": comparison if comparison and "steps" in comparison else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
         "method_label": METHODS.get(run.method, run.method),
@@ -259,7 +262,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
-    """The run, its real trace (schema v1) and the model's emulation, as JSON."""
+    """The run, its real trace and the model's emulation, as JSON (traces in the current schema,
+    however old the stored ones)."""
     run = get_run_for_user(request, pk)
     if guards.run_hidden_from(request.user, run):
         return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)

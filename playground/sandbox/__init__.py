@@ -1,4 +1,4 @@
-"""Real execution: ``run`` executes a program in the sandbox and returns its trace (schema v1).
+"""Real execution: ``run`` executes a program in the sandbox and returns its trace (schema.py).
 
 Importable without a database or Django settings.
 """

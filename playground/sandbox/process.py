@@ -58,6 +58,9 @@ SANDBOX_USER = "playground-sandbox"
 INSIDE = Path(__file__).resolve().parent / "inside"
 _MAX_PROTOCOL_BYTES = 48 * 1024 * 1024
 _MAX_STDERR = 16 * 1024
+# The runner stops a program at its wall-clock limit itself (keeping its steps); the parent kills
+# it this much later if it did not (the zygote of a batch too: runner.KILL_GRACE_S).
+KILL_GRACE_S = 0.5
 # bubblewrap's own pid 1 keeps the environment it was started with: give it nothing worth reading.
 _BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 _RUNNER_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin"}
@@ -524,12 +527,16 @@ def _from_final(
         raise TraceInvalid("bad result")
     if type(stdout) is not str:
         raise TraceInvalid("bad stdout")
+    error = clean_error(final.get("error"))
+    if status == "memory_limit" and error is not None and not error["message"]:
+        # CPython's MemoryError has no message: "MemoryError: (line 1)" says nothing.
+        error["message"] = f"out of memory; a run may use {limits.memory_mb} MB"
     return make_trace(
         status=status,
         steps=collector.steps,
         stdout=storable(stdout[: limits.max_stdout]),
         result=storable(result[:MAX_RESULT]) if result is not None else None,
-        error=clean_error(final.get("error")),
+        error=error,
         wall_ms=wall_ms,
         truncated=final.get("truncated") is True,
         total_steps=collector.count,
@@ -614,13 +621,13 @@ def _assemble_unchecked(
             return trace("crash", _error("TraceInvalid", message))
     stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
     if timed_out:
-        message = f"Stopped after {limits.wall_s:g} s of wall-clock time."
+        message = f"The program ran for {limits.wall_s:g} s of wall-clock time."
         return trace("time_limit", _error("TimeLimit", message), stdout)
     signame = _signal_name(returncode)
     # RLIMIT_CPU: SIGXCPU at the soft limit (the runner reports it itself), SIGKILL at the hard
     # one (a program that ignores SIGXCPU). Our own wall-clock kill is `timed_out` above.
     if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
-        message = f"Stopped after {limits.cpu_s} s of CPU time."
+        message = f"The program used {limits.cpu_s} s of CPU time."
         return trace("time_limit", _error("TimeLimit", message), stdout)
     if collector.fatal and not collector.started:
         raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
@@ -816,7 +823,9 @@ def _supervise(
             os.set_blocking(proc.stdin.fileno(), False)
     except BrokenPipeError:
         pass
-    deadline = t0 + limits.wall_s
+    # The runner stops the program at the limit itself and reports its steps; the kill is the
+    # backstop for a program that keeps it from doing so.
+    deadline = t0 + limits.wall_s + KILL_GRACE_S
     timed_out = False
     outbox = b""  # replies for the runner not yet written
     sel = selectors.DefaultSelector()
@@ -963,7 +972,7 @@ class BatchSandbox:
         fd = started.proc.stdout.fileno()
         t0 = time.perf_counter()
         # The zygote enforces the wall clock; this is the backstop if the zygote itself hangs.
-        deadline = t0 + self.limits.wall_s + 3
+        deadline = t0 + self.limits.wall_s + KILL_GRACE_S + 3
         try:
             started.proc.stdin.write(
                 encode_request(source, call, stdin, self.limits, started.sandboxed, None)

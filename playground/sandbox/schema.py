@@ -1,13 +1,20 @@
-"""Trace schema v1, and validation of what comes back from the sandbox (untrusted: the user's
-program shares a process with the tracer and can print anything on its descriptor).
+"""Trace schema v2, the reader that upgrades older stored traces, and validation of what comes
+back from the sandbox (untrusted: the user's program shares a process with the tracer and can
+print anything on its descriptor).
 
 A step is ``{"i", "line", "func"}`` plus, only when they differ from their default:
 
-- ``event``: ``call``, ``return`` or ``exception`` (default ``line``);
-- ``locals``: the variables that changed, name -> bounded repr (default ``{}``);
+- ``event``: ``call``, ``return``, ``exception`` or ``unwind`` (default ``line``);
+- ``locals``: the variables that changed, name -> bounded repr (default ``{}``); a ``return``
+  step adds ``__return__``, the value returned (or yielded);
 - ``stdout``: what was printed since the previous step (default ``""``);
 - ``by``: ``"lm"`` for a step a model produced (default ``"python"``);
-- ``exception``: ``"Type: message"``, on exception events.
+- ``exception``: ``"Type: message"`` (or ``"Type"`` when it has no message), on ``exception``
+  steps (raised in this frame, or arrived in it from a callee) and ``unwind`` steps;
+- ``to``, ``to_line``: on an ``unwind`` step, the function and line of the program the exception
+  goes to (its caller); left out when it leaves the program's code (the call expression, the
+  module, a library calling back: the program then stops with it, unless that code catches it)
+  and when it is a generator's ``GeneratorExit`` (the generator was closed: it ends there).
 
 Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
 quarter of the size of a Python Tutor style snapshot of every variable at every step.
@@ -15,6 +22,25 @@ quarter of the size of a Python Tutor style snapshot of every variable at every 
 ``stats`` holds ``steps`` (those in the trace) and ``wall_ms``; ``truncated`` when the program
 ran on untraced past its step limit; ``capped`` and ``total_steps`` when the trace reached its
 size limit (``Limits.max_trace_bytes``): the steps after the first ``steps`` were dropped.
+
+Versions (``"schema"``):
+
+- 1 (up to 3103616): an exception leaving a frame was a ``return`` step with ``__return__``
+  ``"None"``, right after the frame's ``exception`` step (or, leaving a ``finally``, after its
+  lines: not told apart from a real return).
+- 2: such a step is an ``unwind``; ``to``/``to_line`` added; an exception without a message
+  reads ``"Type"`` (was ``"Type: "``); a run stopped at its wall-clock limit keeps its steps;
+  a time limit's message states the fact ("The program ran for 5 s of wall-clock time.", was
+  "Stopped after 5 s..." under a status that says "Stopped" already), and a MemoryError's
+  empty message is filled in.
+
+``upgrade`` turns a stored trace of any version into the current one, and every stored trace
+is read through it (``playground.runs.models.Trace``): runs, share links and embeds, the API,
+comparisons, evaluations and classroom grading see one schema. In a v1 trace recorded by the
+tracer (a real run, a Chain of Code run) a ``return`` of ``None`` right after an ``exception``
+step of the same function becomes an ``unwind`` with that exception, and its ``to`` is the caller
+rebuilt from the call and return steps; one after a ``finally`` stays a return (v1 did not record
+the difference). A model's steps (the ``trace`` method) are kept as the model wrote them.
 """
 
 from __future__ import annotations
@@ -35,7 +61,10 @@ STATUSES = frozenset(
         "cancelled",
     }
 )
-EVENTS = frozenset({"call", "line", "return", "exception"})
+SCHEMA_VERSION = 2
+EVENTS = frozenset({"call", "line", "return", "exception", "unwind"})
+# Events that leave a frame: the next step is in the caller (or the program has ended).
+FRAME_EXITS = frozenset({"return", "unwind"})
 MAX_NAME = 100
 MAX_VALUE = 300
 MAX_RESULT = 10_000
@@ -73,9 +102,11 @@ def stored_size(step: dict[str, Any]) -> int:
         size += 20
     if "locals" in step:
         size += 14 + sum(len(name) + len(value) + 8 for name, value in step["locals"].items())
-    for key in ("stdout", "exception", "by"):
+    for key in ("stdout", "exception", "by", "to"):
         if key in step:
             size += 16 + len(step[key])
+    if "to_line" in step:
+        size += 20
     return size
 
 
@@ -122,6 +153,9 @@ def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
         step["by"] = "lm"
     if "exception" in raw:
         step["exception"] = _text(raw["exception"], 1000, "exception")
+    if event == "unwind" and "to" in raw:
+        step["to"] = _text(raw["to"], MAX_FUNC, "to")
+        step["to_line"] = _int(raw.get("to_line"), "to_line", high=1_000_000)
     return step
 
 
@@ -152,7 +186,7 @@ def make_trace(
     truncated: bool = False,
     total_steps: int | None = None,
 ) -> dict[str, Any]:
-    """A trace in schema v1. ``total_steps``: the steps the program made when more than the
+    """A trace in the current schema. ``total_steps``: the steps the program made when more than the
     ``steps`` kept (the trace was capped in size: ``stats.capped``, ``stats.total_steps``)."""
     assert status in STATUSES
     stats: dict[str, Any] = {"steps": len(steps), "wall_ms": round(wall_ms, 2)}
@@ -164,7 +198,7 @@ def make_trace(
         stats["capped"] = True
         stats["total_steps"] = total_steps
     return {
-        "schema": 1,
+        "schema": SCHEMA_VERSION,
         "source": source,
         "method": method,
         "status": status,
@@ -174,3 +208,133 @@ def make_trace(
         "error": error,
         "stats": stats,
     }
+
+
+def raise_step(steps: list[Any]) -> int | None:
+    """The index of the step where the exception that ended the run was raised (None when the
+    run does not end with an exception leaving its last frame): back from the last ``unwind``
+    through the frames it left, each entered by the callee's ``unwind`` just before its own
+    ``exception`` step."""
+    index = len(steps) - 1
+    if index < 0 or not _is(steps[index], "unwind"):
+        return None
+    text = steps[index].get("exception")
+    while True:
+        func = steps[index].get("func")
+        arrival = index - 1
+        while arrival >= 0 and not (
+            _is(steps[arrival], "exception")
+            and steps[arrival].get("exception") == text
+            and steps[arrival].get("func") == func
+        ):
+            arrival -= 1
+        if arrival < 0:
+            return None
+        before = steps[arrival - 1] if arrival > 0 else None
+        if type(before) is not dict or not _is(before, "unwind") or before.get("exception") != text:
+            return arrival  # nothing unwound into this frame: it was raised here
+        index = arrival - 1
+
+
+def _is(step: Any, event: str) -> bool:
+    return type(step) is dict and step.get("event") == event
+
+
+def upgrade(trace: Any) -> Any:
+    """A stored trace in the current schema (see "Versions" above); anything that is not a
+    trace of an older version (a current trace, a part of one, garbage) comes back as it is.
+    Pure and cheap: one pass over the steps, copying only the steps it changes."""
+    if type(trace) is not dict or trace.get("schema") != 1:
+        return trace
+    upgraded = dict(trace, schema=SCHEMA_VERSION, upgraded_from=1)
+    steps = trace.get("steps")
+    recorded = trace.get("source", "real") == "real" or trace.get("method") == "coc"
+    if recorded and type(steps) is list:
+        upgraded["steps"] = _v1_unwinds(steps)
+    error = trace.get("error")
+    if type(error) is dict:
+        upgraded["error"] = _v1_error(error, trace.get("status"))
+    return upgraded
+
+
+_V1_STOPPED = re.compile(r"Stopped after ([0-9.]+) s of (wall-clock|CPU) time\.")
+
+
+def _v1_error(error: dict[str, Any], status: Any) -> dict[str, Any]:
+    """v1's limit messages repeated the status ("Stopped: time limit reached · Stopped after 5
+    s..."), and a MemoryError had none: the words v2 uses."""
+    message = error.get("message")
+    if error.get("type") == "TimeLimit" and type(message) is str:
+        found = _V1_STOPPED.fullmatch(message)
+        if found is not None:
+            seconds, clock = found.groups()
+            verb = "ran for" if clock == "wall-clock" else "used"
+            return dict(error, message=f"The program {verb} {seconds} s of {clock} time.")
+    if error.get("type") == "MemoryError" and status == "memory_limit" and not message:
+        return dict(error, message="out of memory")
+    return error
+
+
+def _v1_unwinds(steps: list[Any]) -> list[Any]:
+    """v1 steps with each exception leaving a frame (a ``return`` of ``None`` right after an
+    ``exception`` step of the same function) made an ``unwind``, its caller rebuilt from the
+    call and return steps as the viewer does."""
+    out: list[Any] = []
+    stack: list[list[Any]] = []  # [func, the line it is at] per frame
+    pop = False
+    previous: Any = None
+    for step in steps:
+        if type(step) is not dict:
+            out.append(step)
+            continue
+        if pop:
+            pop = False
+            if stack:
+                stack.pop()
+        event = step.get("event", "line")
+        if event == "call" or not stack:
+            stack.append([step.get("func"), step.get("line")])
+        else:
+            stack[-1][1] = step.get("line")
+        if event == "exception" and _bare(step.get("exception")):
+            step = dict(step, exception=step["exception"][:-2])
+        elif event == "return":
+            pop = True
+            locals_ = step.get("locals")
+            if (
+                type(previous) is dict
+                and previous.get("event") == "exception"
+                and previous.get("func") == step.get("func")
+                and type(locals_) is dict
+                and locals_.get("__return__") == "None"
+            ):
+                step = _as_unwind(step, locals_, previous.get("exception"), stack)
+        out.append(step)
+        previous = step
+    return out
+
+
+def _as_unwind(
+    step: dict[str, Any], locals_: dict[str, Any], exception: Any, stack: list[list[Any]]
+) -> dict[str, Any]:
+    unwind = {k: v for k, v in step.items() if k != "locals"}
+    unwind["event"] = "unwind"
+    rest = {k: v for k, v in locals_.items() if k != "__return__"}
+    if rest:
+        unwind["locals"] = rest
+    unwind["exception"] = exception if type(exception) is str else ""
+    # A generator being closed: its GeneratorExit ends in close(), it reaches no caller.
+    caller = stack[-2] if len(stack) >= 2 else None
+    if (
+        unwind["exception"] != "GeneratorExit"
+        and caller is not None
+        and type(caller[0]) is str
+        and type(caller[1]) is int
+    ):
+        unwind["to"], unwind["to_line"] = caller
+    return unwind
+
+
+def _bare(text: Any) -> bool:
+    """A v1 exception text of an exception without a message: ``"Type: "``."""
+    return type(text) is str and text.endswith(": ")

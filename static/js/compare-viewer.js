@@ -35,8 +35,10 @@
   }
 
   var MAX_CELLS = 2000;
-  var STATUS_CLASS = { match: "s-match", value: "s-value", output: "s-output", control_flow: "s-flow" };
-  var STATUS_RANK = { match: 0, output: 1, value: 1, control_flow: 2 };
+  // An exception the model got wrong (missed, invented, "return None" where it unwound) is as
+  // serious as going elsewhere: red, like the control flow.
+  var STATUS_CLASS = { match: "s-match", value: "s-value", output: "s-output", control_flow: "s-flow", exception: "s-flow" };
+  var STATUS_RANK = { match: 0, output: 1, value: 1, control_flow: 2, exception: 2 };
 
   function text(value) { return typeof value === "string" ? value : value == null ? "" : String(value); }
 
@@ -63,6 +65,8 @@
         stdout: text(s.stdout),
         lm: s.by === "lm",
         exception: text(s.exception),
+        to: text(s.to),  // an unwind's caller (a model's trace names none)
+        to_line: typeof s.to_line === "number" ? s.to_line : null,
       };
       if (!indexOf.has(step.i)) indexOf.set(step.i, steps.length);
       steps.push(step);
@@ -180,14 +184,14 @@
     }
   });
 
-  function describe(step) {
+  function describe(step, previous, last) {
     var func = step.func;
     var name = func === "<module>" ? "the program" : func ? func + "()" : "";
     var where = func === "<module>" ? " at module level" : func ? " in " + func + "()" : "";
     var what;
     if (step.event === "call") what = "call " + (name || "at line " + step.line);
     else if (step.event === "return") what = "return" + (name ? " from " + name : " at line " + step.line);
-    else if (step.event === "exception") what = "exception" + where + ": " + step.exception;
+    else if (step.event === "exception" || step.event === "unwind") what = window.TraceState.exceptionWords(step, previous, last);
     else what = "line " + step.line + where;
     return "Step " + (step.i + 1) + " · " + what; // counted from 1, as in every viewer
   }
@@ -221,7 +225,9 @@
       var state = track.stateAt(index);
       panel.classList.toggle("absent", !step);
       if (step) {
-        stepEl.textContent = describe(step) + (method === "coc" && step.lm ? " · simulated by the model" : "");
+        // A model's unwind names no caller: where its exception goes is left unsaid (last: null).
+        var last = track === real ? here === track.steps.length - 1 : null;
+        stepEl.textContent = describe(step, track.steps[here - 1], last) + (method === "coc" && step.lm ? " · simulated by the model" : "");
       } else {
         stepEl.textContent = absentText;
       }
@@ -265,6 +271,7 @@
     if (status === "match") return "the model agrees";
     if (status === "value") return "a value differs: " + differs.join(", ");
     if (status === "output") return "the output so far differs";
+    if (status === "exception") return "the model gets an exception wrong here";
     if (realIdx.at[pos] < 0) return "the model added a step the real run does not take";
     if (emuIdx.at[pos] < 0) return "the model skipped a step of the real run";
     return "the model is somewhere else";

@@ -1,4 +1,4 @@
-// The state of a trace (schema v1) at any step, shared by the trace viewer and the side-by-side
+// The state of a trace (schema v2) at any step, shared by the trace viewer and the side-by-side
 // viewer: frames rebuilt from each step's changed variables, from checkpoints every
 // CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant.
 (function () {
@@ -12,7 +12,7 @@
       popPending: s.popPending,
     };
   }
-  // A call (or the first step) opens a frame, a return closes it before the next step.
+  // A call (or the first step) opens a frame, a return or an unwind closes it before the next step.
   function apply(state, step) {
     if (state.popPending) { state.stack.pop(); state.popPending = false; }
     if (step.event === "call" || state.stack.length === 0) {
@@ -22,7 +22,30 @@
     var locals = step.locals || {};
     var names = Object.keys(locals);
     for (var n = 0; n < names.length; n++) frame.vars.set(names[n], locals[names[n]]);
-    if (step.event === "return") state.popPending = true;
+    if (step.event === "return" || step.event === "unwind") state.popPending = true;
+  }
+
+  function frameName(func) { return func === "<module>" ? "the program" : func ? func + "()" : "the frame"; }
+  // An exception or unwind step in words: which exception, from where, to where. `previous` is
+  // the step before (an exception arriving from a callee follows the callee's unwind); `last`
+  // whether nothing follows (an exception leaving the program's code then stopped it); null
+  // when unknown (a model's trace names no caller).
+  function exceptionWords(step, previous, last) {
+    var exception = step.exception || "an exception";
+    if (step.event === "exception") {
+      if (previous && previous.event === "unwind" && previous.exception === step.exception) {
+        return exception + " arrives in " + frameName(step.func) + " at line " + step.line +
+          ", from " + frameName(previous.func);
+      }
+      return "line " + step.line + " raises " + exception;
+    }
+    if (exception === "GeneratorExit" && !step.to) {
+      return "the generator " + frameName(step.func) + " is closed (GeneratorExit) and ends";
+    }
+    var leaves = exception + " leaves " + frameName(step.func) + " (line " + step.line + ")";
+    if (step.to) return leaves + ", back to " + frameName(step.to) + " at line " + step.to_line;
+    if (last === null || last === undefined) return leaves;
+    return leaves + (last ? ": nothing catches it, the program stops" : ", out of the program's code");
   }
 
   // stateAt(index): the state after steps 0..index (-1: before the first); outputAt(index):
@@ -52,5 +75,5 @@
     return { stateAt: stateAt, outputAt: outputAt };
   }
 
-  window.TraceState = { track: track };
+  window.TraceState = { track: track, exceptionWords: exceptionWords };
 })();

@@ -1,4 +1,4 @@
-// Step-through viewer for a trace (schema v1). Renders one step at a time, so a 10,000-step
+// Step-through viewer for a trace (schema v2). Renders one step at a time, so a 10,000-step
 // trace costs no more than a short one; frame states are rebuilt from checkpoints.
 // Every string from the trace is set with textContent: nothing from a program becomes markup.
 (function () {
@@ -22,6 +22,11 @@
   var markedLines = [];
 
   var track = window.TraceState.track(steps);
+  // Where the exception that stopped the program was raised (the server finds it): the viewer
+  // offers to jump there and opens there.
+  var raisedAt = viewer.hasAttribute("data-exception-step") ?
+    Number(viewer.getAttribute("data-exception-step")) : -1;
+  if (!(raisedAt >= 0 && raisedAt < steps.length)) raisedAt = -1;
   var stateAt = track.stateAt;
 
   function markLine(line, cls) {
@@ -31,9 +36,11 @@
   }
   function describe(step) {
     var where = step.func === "<module>" ? "at module level" : "in " + step.func + "()";
+    if (step.event === "exception" || step.event === "unwind") {  // `current` is this step's index
+      return window.TraceState.exceptionWords(step, steps[current - 1], current === steps.length - 1);
+    }
     if (step.event === "call") return "call " + (step.func === "<module>" ? "the program" : step.func + "()");
     if (step.event === "return") return "return from " + (step.func === "<module>" ? "the program" : step.func + "()");
-    if (step.event === "exception") return "exception " + where + ": " + (step.exception || "");
     return "line " + step.line + " " + where;
   }
   function row(name, value, changed) {
@@ -59,7 +66,8 @@
     markedLines.forEach(function (m) { m[0].classList.remove(m[1]); });
     markedLines = [];
     if (index > 0 && steps[index - 1].line !== step.line) markLine(steps[index - 1].line, "prev-line");
-    var el = markLine(step.line, step.event === "exception" ? "error-line" : "current-line");
+    var raising = step.event === "exception" || step.event === "unwind";
+    var el = markLine(step.line, raising ? "error-line" : "current-line");
     if (el) el.scrollIntoView({ block: "nearest" });
     slider.value = String(index);
     info.textContent = "Step " + (index + 1) + " of " + steps.length + " · " + describe(step);
@@ -100,6 +108,7 @@
   viewer.querySelectorAll("[data-go]").forEach(function (button) {
     button.addEventListener("click", function () {
       var go = button.getAttribute("data-go");
+      if (go === "exception") { if (raisedAt >= 0) show(raisedAt); return; }
       show(go === "first" ? 0 : go === "last" ? steps.length - 1 : go === "prev" ? current - 1 : current + 1);
     });
   });
@@ -112,8 +121,9 @@
     if (event.key in moves) { show(current + moves[event.key]); event.preventDefault(); }
     else if (event.key === "Home") { show(0); event.preventDefault(); }
     else if (event.key === "End") { show(steps.length - 1); event.preventDefault(); }
+    else if ((event.key === "e" || event.key === "E") && raisedAt >= 0) { show(raisedAt); event.preventDefault(); }
   });
 
   var fromHash = /^#step-(\d+)$/.exec(window.location.hash);
-  show(fromHash ? Number(fromHash[1]) - 1 : 0);
+  show(fromHash ? Number(fromHash[1]) - 1 : raisedAt >= 0 ? raisedAt : 0);
 })();

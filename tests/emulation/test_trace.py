@@ -28,6 +28,50 @@ def test_the_worked_example_is_what_the_sandbox_records() -> None:
     assert method.result_of(method.EXAMPLE_STEPS) == real["result"] == "2"
 
 
+def test_the_raising_example_is_what_the_sandbox_records_and_the_prompt_teaches_unwinding() -> None:
+    real = sandbox.run(method.RAISING_SOURCE, call=method.RAISING_CALL)
+    assert method.call_steps(real["steps"]) == method.RAISING_STEPS
+    assert real["status"] == "exception"
+    assert method.result_of(method.RAISING_STEPS) is None
+    assert method.raised_by(method.RAISING_STEPS) == "KeyError: 'missing'"
+    prompt = method.messages("def h():\n    return 1", "h()")[0]["content"]
+    # Both examples, and the unwind in the format the model is asked to write: no __return__.
+    assert prompt.count("[TRACE]") == 3
+    assert '{"line": 2, "event": "unwind", "exception": "KeyError: \'missing\'"}' in prompt
+    assert '"event": "unwind"' in prompt.split("[PYTHON]")[0]  # the instructions say it too
+    assert '__return__": "None' not in prompt
+
+
+def test_exception_and_unwind_steps_keep_their_exception() -> None:
+    parser = method.StepParser()
+    parser.feed(method.render(method.RAISING_STEPS) + "\n[/TRACE]")
+    assert parser.problem() is None
+    assert [(s.get("event"), s.get("exception")) for s in parser.steps[-4:]] == [
+        ("exception", "KeyError: 'missing'"),
+        ("unwind", "KeyError: 'missing'"),
+        ("exception", "KeyError: 'missing'"),
+        ("unwind", "KeyError: 'missing'"),
+    ]
+
+
+def test_the_oracle_tracing_a_raising_call_matches_and_its_trace_says_it_raises() -> None:
+    item = Item(kind="program", source=method.RAISING_SOURCE, call=method.RAISING_CALL)
+    real = sandbox.run(item.source, call=item.call)
+    with oracle_server(Oracle()) as model:
+        emulation = method.emulate(item, Session(model))
+    trace = emulation.trace
+    assert trace is not None
+    assert trace["status"] == "exception"
+    assert trace["error"] == {"type": "KeyError", "message": "'missing'", "line": 2}
+    assert emulation.prediction is None
+    assert emulation.problem == (
+        "The model says the call raises KeyError: 'missing', so it predicts no value."
+    )
+    comparison = compare_traces(real, trace, from_call=True)
+    assert comparison.first_divergence is None
+    assert comparison.full_match
+
+
 def test_steps_arrive_one_by_one_while_the_text_streams() -> None:
     text = method.render(method.EXAMPLE_STEPS) + "\n[/TRACE]"
     parser = method.StepParser()

@@ -399,6 +399,8 @@ class CocTracer(_tracer.Tracer):
         line = frame.f_lineno
         where = self.where.get(frame)
         if event == "line":
+            if self.raised:
+                self.ran_on(frame)  # scaffolding too: e.g. the handler that asks the model
             if line >= self.scaffold:
                 if where is not None:
                     where[2] = True
@@ -417,13 +419,19 @@ class CocTracer(_tracer.Tracer):
         if line is None or line >= self.scaffold:
             line = where[0] if where is not None else frame.f_code.co_firstlineno
         if event == "return":
-            self._step(frame, "return", arg, line)
-            self.snapshots.pop(frame, None)
+            self.leave(frame, arg, line)
             self.where.pop(frame, None)
             self.line_steps.pop(frame, None)
         elif event == "exception":
-            self._step(frame, "exception", arg, line)
+            self.exception(frame, arg, line)
         return self.local_trace
+
+    def caller(self, frame: FrameType) -> tuple[str, int] | None:
+        to = super().caller(frame)
+        if to is not None and to[1] >= self.scaffold:  # the caller is in scaffolding
+            where = self.where.get(frame.f_back)  # type: ignore[arg-type]
+            to = (to[0], where[0] if where is not None else to[1])
+        return to
 
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
         super()._step(frame, event, arg, line)

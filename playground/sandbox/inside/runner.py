@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 _PR_SET_NO_NEW_PRIVS = 38
+# The program stops itself at its wall-clock limit (_Stopper); a kill from outside waits this
+# much longer (process.KILL_GRACE_S, the same for a single run).
+KILL_GRACE_S = 0.5
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 
@@ -152,17 +155,81 @@ class Seccomp:
 
 
 def _channel(out: int, replies: int) -> Callable[[dict[str, Any]], tuple[str, str]]:
-    """coc mode's question to the parent: a request line out, a two-field reply in."""
+    """coc mode's question to the parent: a request line out, a two-field reply in. The model's
+    time is not the program's: the wall clock is paused while it answers (the parent's too)."""
     reader = Reader(replies)
 
     def ask(request: dict[str, Any]) -> tuple[str, str]:
+        left = _signal.setitimer(_signal.ITIMER_REAL, 0)[0]
         try:
             _write(out, {"lm": request})
             return reader.field(), reader.field()
         except (OSError, EOFError, ValueError):  # the program may have closed or read the pipe
             return "stop", "the sandbox lost its channel to the model"
+        finally:
+            if left > 0:
+                _signal.setitimer(_signal.ITIMER_REAL, left)
 
     return ask
+
+
+# Code of the runner itself (this archive or directory): a signal that arrives while it runs
+# (the tracer recording a step, a batch being written) must not stop the program there.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _program_line(frame: Any) -> int | None:
+    """The line of the program's innermost frame at a signal (None outside the program)."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name == tracer.PROGRAM:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _busy(frame: Any) -> bool:
+    """Whether the runner's code (the tracer, the output capture, this module) was running
+    when a signal came: a batch may be half written or a step half built."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name == tracer.PROGRAM or name == "<call>":
+            return False
+        if name.startswith(_HERE):
+            return True
+        frame = frame.f_back
+    return True  # no frame of the program: the runner before or after it
+
+
+class _Stopper:
+    """Stops the program at its time limits from inside, so that the steps recorded so far,
+    the output and the line it was at reach the parent (a kill from outside would lose the
+    batch not yet written). SIGALRM: the wall clock; SIGXCPU: the CPU-time soft limit. When
+    the signal comes while the runner's own code runs, it tries again 5 ms later; the parent's
+    kill, a moment after the wall-clock limit, remains the backstop."""
+
+    def __init__(self, execution: tracer.Execution, limits: dict[str, int]) -> None:
+        self.execution = execution
+        self.wall_s = limits.get("wall_ms", 0) / 1000
+        self.cpu_s = limits["cpu_s"]
+        self.why: str | None = None
+
+    def arm(self) -> None:
+        _signal.signal(_signal.SIGXCPU, self.on_signal)
+        _signal.signal(_signal.SIGALRM, self.on_signal)
+        if self.wall_s > 0:
+            _signal.setitimer(_signal.ITIMER_REAL, self.wall_s)
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        if signum == _signal.SIGXCPU:
+            self.why = f"The program used {self.cpu_s} s of CPU time."
+        elif self.why is None:
+            self.why = f"The program ran for {self.wall_s:g} s of wall-clock time."
+        if _busy(frame):
+            _signal.setitimer(_signal.ITIMER_REAL, 0.005)
+            return
+        error = {"type": "TimeLimit", "message": self.why, "line": _program_line(frame)}
+        self.execution.limit("time_limit", error)
 
 
 def _run_one(
@@ -196,11 +263,11 @@ def _run_one(
         ask=_channel(out, replies) if replies is not None else None,
     )
     execution.tracer.keep_running = bool(limits.get("keep_running"))
-    _signal.signal(_signal.SIGXCPU, lambda signum, frame: execution.limit("time_limit"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
     # From here on the program may write on ``out`` too: the parent believes a "fatal" (a setup
     # failure) only before this line, and counts one after it as the program's crash.
     _write(out, {"started": True})
+    _Stopper(execution, limits).arm()
     try:  # noqa: SIM105 - contextlib would cost start-up time in the sandbox
         execution.run()
     except tracer.LimitReached:
@@ -222,11 +289,12 @@ def _empty_tmp(path: str = "/tmp") -> None:  # noqa: S108 - the sandbox's own tm
 
 
 def _relay_child(pid: int, r: int, wall_s: float, cap: int) -> tuple[bytes, bool, bool]:
-    """Read the child's lines until it exits or the wall clock runs out (then kill it)."""
+    """Read the child's lines until it exits or the wall clock runs out (then kill it: a moment
+    after the limit, so that the child stops itself first and reports its steps)."""
     import select
     import time
 
-    deadline = time.monotonic() + wall_s
+    deadline = time.monotonic() + wall_s + KILL_GRACE_S
     chunks: list[bytes] = []
     size = 0
     timed_out = too_big = False

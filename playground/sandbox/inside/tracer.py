@@ -1,10 +1,18 @@
 """The step recorder: ``sys.settrace`` over the user's code only, one step per event.
 
-A step is an event (``call``, ``line``, ``return``, ``exception``) in a frame of the user's
-program. Its ``locals`` are the variables of that frame whose values differ from the last time the
-frame was observed (so a ``line`` step shows the state on arrival at the line, before it runs, as
-Python Tutor does); its ``stdout`` is what was printed since the previous step. Values are bounded
-reprs from ``saferepr`` (no user code runs). Standard library only: this runs inside the sandbox.
+A step is an event (``call``, ``line``, ``return``, ``exception``, ``unwind``) in a frame of the
+user's program. Its ``locals`` are the variables of that frame whose values differ from the last
+time the frame was observed (so a ``line`` step shows the state on arrival at the line, before it
+runs, as Python Tutor does); its ``stdout`` is what was printed since the previous step. Values
+are bounded reprs from ``saferepr`` (no user code runs). Standard library only: this runs inside
+the sandbox.
+
+An exception that leaves a frame is an ``unwind`` step (which exception, and the caller it goes
+to), never a return: ``sys.settrace`` reports both as "return" with the value None, and showing
+that as "returned None" teaches the wrong thing (Python Tutor does). A return event is an unwind
+when the frame's last event was an exception (nothing ran since, e.g. no ``except`` line), or
+when the frame had an exception and is not stopped at a return or yield instruction (it leaves
+from a ``finally`` that re-raises).
 """
 
 from __future__ import annotations
@@ -27,6 +35,41 @@ BATCH = 200  # steps per emitted batch: streamed so a killed run still has its p
 # ...or fewer once a batch holds about this many characters: one emitted line stays far below
 # the parent's cap (4 MB, protocol.py) even when every character is escaped to 12 bytes.
 BATCH_CHARS = 64_000
+
+
+def _normal_exit_ops() -> frozenset[int]:
+    """The opcodes a frame is stopped at when it returns or yields, as this interpreter reports
+    them at a "return" event (RETURN_VALUE, YIELD_VALUE, RETURN_CONST...). Observed once with a
+    probe rather than looked up in ``opcode``, whose import costs start-up time in the sandbox."""
+    seen: set[int] = set()
+
+    def probe(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "return":
+            seen.add(frame.f_code.co_code[frame.f_lasti])
+        return probe
+
+    def generator() -> Any:
+        yield 1
+
+    def value(x: int) -> int:
+        return x
+
+    def constant() -> None:
+        return None
+
+    previous = sys.gettrace()
+    sys.settrace(probe)
+    try:
+        list(generator())
+        value(1)
+        constant()
+    finally:
+        sys.settrace(previous)
+    return frozenset(seen)
+
+
+_NORMAL_EXIT = _normal_exit_ops()
+_GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
 
 
 class LimitReached(BaseException):
@@ -106,6 +149,9 @@ class Tracer:
         self.batch: list[dict[str, Any]] = []
         self.batch_chars = 0
         self.snapshots: dict[FrameType, dict[str, tuple[Any, str]]] = {}
+        # frame -> [the last exception seen in it ("Type: message"), whether nothing ran since,
+        # whether it closes a generator]
+        self.raised: dict[FrameType, list[Any]] = {}
 
     # sys.settrace entry point: decide per new frame whether it is the user's.
     def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -118,13 +164,47 @@ class Tracer:
         if self.truncated:
             return None  # recording is over: this frame runs untraced from now on
         if event == "line":
+            if self.raised:
+                self.ran_on(frame)
             self._step(frame, "line", None)
         elif event == "return":
-            self._step(frame, "return", arg)
-            self.snapshots.pop(frame, None)
+            self.leave(frame, arg)
         elif event == "exception":
-            self._step(frame, "exception", arg)
+            self.exception(frame, arg)
         return self.local_trace
+
+    def ran_on(self, frame: FrameType) -> None:
+        """A line of ``frame`` runs: an exception seen in it before was handled (or is in a
+        ``finally`` that may re-raise it)."""
+        seen = self.raised.get(frame)
+        if seen is not None:
+            seen[1] = False
+
+    def exception(self, frame: FrameType, arg: Any, line: int = 0) -> None:
+        """An exception is raised in ``frame``, or arrives in it from a callee."""
+        text = exception_text(arg[0], arg[1])
+        # A generator being closed (its frame gets GeneratorExit): the exception ends there,
+        # in close(); it never reaches the frame that closed it.
+        closed = arg[0] is GeneratorExit and frame.f_code.co_flags & _GENERATOR_FLAGS
+        self.raised[frame] = [text, True, bool(closed)]
+        self._step(frame, "exception", text, line)
+
+    def leave(self, frame: FrameType, arg: Any, line: int = 0) -> None:
+        """``frame`` is left: a return (or a yield), or an exception unwinding it."""
+        seen = self.raised.pop(frame, None) if self.raised else None
+        if seen is not None and (seen[1] or not _stopped_at_exit(frame)):
+            self._step(frame, "unwind", (seen[0], not seen[2]), line)
+        else:
+            self._step(frame, "return", arg, line)
+        self.snapshots.pop(frame, None)
+
+    def caller(self, frame: FrameType) -> tuple[str, int] | None:
+        """Where an exception unwinding ``frame`` goes: its caller's function and line, when
+        the caller is the program's code (None: it leaves the program)."""
+        back = frame.f_back
+        if back is None or back.f_code.co_filename != PROGRAM:
+            return None
+        return back.f_code.co_name, back.f_lineno or back.f_code.co_firstlineno
 
     def _changed(self, frame: FrameType) -> dict[str, str]:
         snap = self.snapshots.get(frame)
@@ -174,9 +254,15 @@ class Tracer:
             step["stdout"] = printed
             size += len(printed)
         if event == "exception":
-            exc_type, exc_value = arg[0], arg[1]
-            step["exception"] = raised = f"{exc_type.__name__}: {_message(exc_value)}"
-            size += len(raised)
+            step["exception"] = arg
+            size += len(arg)
+        elif event == "unwind":
+            step["exception"], goes_on = arg
+            size += len(arg[0])
+            to = self.caller(frame) if goes_on else None
+            if to is not None:
+                step["to"], step["to_line"] = to
+                size += len(to[0]) + 24
         self.batch.append(step)
         self.batch_chars += size
         if (len(self.batch) >= BATCH or self.batch_chars >= BATCH_CHARS) and event != self.hold:
@@ -193,6 +279,20 @@ class Tracer:
 
     def stop(self) -> None:
         sys.settrace(None)
+
+
+def _stopped_at_exit(frame: FrameType) -> bool:
+    """Whether ``frame`` is stopped at a return or yield instruction (a "return" event there is
+    a real return; elsewhere the frame is being unwound by an exception)."""
+    code = frame.f_code.co_code
+    lasti = frame.f_lasti
+    return 0 <= lasti < len(code) and code[lasti] in _NORMAL_EXIT
+
+
+def exception_text(kind: type, exc: BaseException) -> str:
+    """``"Type: message"``, or the type alone for an exception without a message."""
+    message = _message(exc)
+    return f"{kind.__name__}: {message}" if message else kind.__name__
 
 
 def _message(exc: BaseException) -> str:
@@ -273,13 +373,13 @@ class Execution:
             "truncated": self.tracer.truncated,
         }
 
-    def limit(self, status: str) -> None:
+    def limit(self, status: str, error: dict[str, Any] | None = None) -> None:
         """A limit was reached while the program runs: stop tracing and report what exists."""
         if self.done:
             raise LimitReached(status)
         self.done = True
         self.tracer.stop()
-        self.finish(self._final(status, None, None))
+        self.finish(self._final(status, None, error))
         raise LimitReached(status)
 
     def run(self) -> None:

@@ -138,7 +138,10 @@ def format_table(trace: dict[str, Any], source: str) -> str:
         changes = ", ".join(f"{k} = {v}" for k, v in step.get("locals", {}).items())
         if changes:
             rows.append(f"{'':>36}{changes}")
-        if step.get("exception"):
+        if event == "unwind":  # the exception leaves the frame: no value is returned
+            to = f", back to {step['to']} line {step.get('to_line')}" if step.get("to") else ""
+            rows.append(f"{'':>36}{step.get('exception', 'an exception')} leaves it{to}")
+        elif step.get("exception"):
             rows.append(f"{'':>36}raises {step['exception']}")
         if step.get("stdout"):
             rows.append(f"{'':>36}prints {step['stdout']!r}")
