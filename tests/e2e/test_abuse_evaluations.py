@@ -33,7 +33,7 @@ def _sign_up(page: Page, base: str, username: str) -> None:
 
 
 def _error_text(page: Page) -> str:
-    return page.locator(".messages li.error").all_inner_texts()[0]
+    return page.locator("#id_programs-error").all_inner_texts()[0]
 
 
 def test_a_hostile_user_cannot_evaluate_other_peoples_programs(
