@@ -19,7 +19,13 @@ from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
-from playground.programs.validation import ProgramError, check_call, check_size, check_source
+from playground.programs.validation import (
+    ProgramError,
+    check_call,
+    check_size,
+    check_source,
+    strip_bom,
+)
 from playground.runs.access import get_run_for_user
 from playground.runs.limits import allowed_overrides
 from playground.runs.methods import METHOD_TOKENS
@@ -116,17 +122,16 @@ def _program_for(request: HttpRequest, data: RunIn, hidden: Hidden) -> Program:
         return program
     if data.source is None:
         raise HttpError(422, "Give program_id, or source (and call) for a new program.")
+    source = strip_bom(data.source)  # as CPython reads a file that starts with one
     # The same text as a hidden program is refused before any copy of it is saved.
-    _refuse_hidden(request, hidden, source=data.source)
+    _refuse_hidden(request, hidden, source=source)
     try:
-        check_source(data.source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
+        check_source(source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
         check_call(data.call, max_chars=_setting("PLAYGROUND_MAX_CALL_CHARS"))
         check_size(data.stdin, _setting("PLAYGROUND_MAX_STDIN_BYTES"), "standard input")
     except ProgramError as exc:
         raise HttpError(422, str(exc)) from None
-    program = Program(
-        source=data.source, call=data.call.strip(), stdin=data.stdin, dataset=Dataset.USER
-    )
+    program = Program(source=source, call=data.call.strip(), stdin=data.stdin, dataset=Dataset.USER)
     if request.user.is_authenticated:
         program.owner = request.user
     else:

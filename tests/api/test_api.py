@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.factories import ProgramFactory, UserFactory
 
@@ -151,3 +152,9 @@ def test_a_broken_model_configuration_is_not_shown_to_visitors(
     assert response.status_code == 503
     assert response.json() == {"detail": "The site's model configuration is broken."}
     assert "secret-place" not in response.content.decode()
+
+
+def test_a_bom_at_the_start_of_the_source_is_accepted_as_cpython_does() -> None:
+    response = _post(Client(), source="\ufeffdef f():\n    return 1\n", call="f()")
+    assert response.status_code == 201, response.content
+    assert Program.objects.get(pk=response.json()["program_id"]).source.startswith("def f")
