@@ -140,6 +140,22 @@ def _program_for(request: HttpRequest, data: RunIn, hidden: Hidden) -> Program:
     return program
 
 
+def _refuse_unstorable(data: RunIn) -> None:
+    """422 for text that no database column can hold: a NUL character, or a lone surrogate
+    (JSON can carry both; PostgreSQL refuses them, which was a 500)."""
+    for name, value in data.dict().items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise HttpError(422, f"{name!r} contains a NUL character (\\u0000): remove it.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HttpError(
+                422, f"{name!r} contains a lone surrogate (\\ud800-\\udfff), which is not text."
+            ) from None
+
+
 def _get(model: Any, what: str, **lookup: Any) -> Any:
     found = model.objects.filter(**lookup).first()
     if found is None:
@@ -162,6 +178,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     # that read the CSRF cookie, exactly as a form post does.
     if settings.SESSION_COOKIE_NAME in request.COOKIES and check_csrf(request) is not None:
         raise HttpError(403, "CSRF check failed: send the X-CSRFToken header.")
+    _refuse_unstorable(data)
     kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
     if data.method not in offered:

@@ -158,3 +158,20 @@ def test_a_bom_at_the_start_of_the_source_is_accepted_as_cpython_does() -> None:
     response = _post(Client(), source="\ufeffdef f():\n    return 1\n", call="f()")
     assert response.status_code == 201, response.content
     assert Program.objects.get(pk=response.json()["program_id"]).source.startswith("def f")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"puzzle": "Study_1:0\x00", "method": "puzzle", "model": "smollm2-135m"}, "NUL"),
+        ({"task": "navigate\x00", "task_index": 0, "method": "coc"}, "NUL"),
+        ({"source": SOURCE, "call": "f([1])", "stdin": "a\x00"}, "NUL"),
+        ({"source": SOURCE, "call": "f([1])", "stdin": "\ud800"}, "lone surrogate"),
+    ],
+    ids=["puzzle", "task", "stdin-nul", "stdin-surrogate"],
+)
+def test_text_no_database_can_store_is_a_422_not_a_500(data: dict[str, Any], message: str) -> None:
+    response = _post(Client(REMOTE_ADDR=_fresh_ip()), **data)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert not Run.objects.exists()
