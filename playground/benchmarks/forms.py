@@ -35,6 +35,11 @@ def _whole(label: str, low: int, high: int, *, empty: str = "") -> dict[str, str
     return {"invalid": rule, "min_value": rule, "max_value": rule, "required": rule}
 
 
+def _short(label: str) -> str:
+    """A method's name without its description ("Chain of Code: Python runs...")."""
+    return label.split(":")[0].strip()
+
+
 class EvaluationForm(forms.Form):
     dataset = forms.ChoiceField(label="Data set", choices=Dataset.choices)
     tasks = forms.CharField(
@@ -135,13 +140,13 @@ class EvaluationForm(forms.Form):
         kind = services.KIND[Dataset(dataset)]
         spec = REGISTRY[method]
         if kind not in spec.kinds:
-            fitting = ", ".join(m.label for m in REGISTRY.values() if kind in m.kinds)
+            fitting = " or ".join(_short(m.label) for m in REGISTRY.values() if kind in m.kinds)
             self.add_error(
                 "method",
-                f"The method {spec.label} does not apply to {_DATASET_LABELS[dataset]}: "
+                f"{_short(spec.label)} does not apply to {_DATASET_LABELS[dataset]}: "
                 f"choose {fitting}.",
             )
-            return cleaned
+        # The data set's own problems are said too, in the same answer.
         if dataset == Dataset.BBH:
             self._clean_tasks(cleaned.get("tasks", ""))
         elif dataset == Dataset.PROGRAMS:
