@@ -37,3 +37,26 @@ def test_the_template_filter_escapes_what_the_program_chose() -> None:
         Context({"error": {"type": "ValueError", "message": "<b>x</b>", "line": 1}})
     )
     assert page == "ValueError: &lt;b&gt;x&lt;/b&gt; (line 1)"
+
+
+@pytest.mark.django_db
+def test_the_run_page_says_what_an_empty_memory_error_means() -> None:
+    from django.test import Client
+
+    from playground.runs.models import Run, Trace
+    from tests.factories import ProgramFactory, UserFactory
+
+    user = UserFactory()
+    program = ProgramFactory(owner=user, source="x = [0] * 10**12\n", call="")
+    run = Run.objects.create(program=program, source=program.source, owner=user, status="done")
+    error = {"type": "MemoryError", "message": "", "line": 1}
+    Trace.objects.create(run=run, kind=Trace.Kind.REAL, status="exception", data={
+        "schema": 1, "status": "exception", "result": None, "error": error, "steps": [],
+        "stats": {"steps": 0, "wall_ms": 3},
+    })  # fmt: skip
+    client = Client()
+    client.force_login(user)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "MemoryError: the program ran out of memory" in page
+    assert "MemoryError: (line 1)" not in page
+    assert "MemoryError:  (line 1)" not in page
