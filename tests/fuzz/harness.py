@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -36,16 +37,20 @@ class Hung(Exception):
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
+    """Raise Hung in this thread after ``seconds``: a timer thread sends it SIGUSR1, which
+    interrupts a blocking call too (SIGALRM is left to pytest-timeout)."""
+
     def expired(signum: int, frame: Any) -> None:
         raise Hung(f"no answer in {seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGUSR1, expired)
+    timer = threading.Timer(seconds, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1))
+    timer.start()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
 
 
 @contextmanager
@@ -91,8 +96,9 @@ _ROUTE_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _REGEX_GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
 
 
-def routes() -> list[Route]:
-    """Every URL pattern of the site, resolved from the URLconf (nothing listed by hand)."""
+def routes(patterns: list[Any] | None = None) -> list[Route]:
+    """Every URL pattern of the site, resolved from the URLconf (nothing listed by hand), or
+    of ``patterns`` (the websocket routes)."""
     out: list[Route] = []
 
     def walk(patterns: list[Any], prefix: str, namespace: str, converters: dict[str, Any]) -> None:
@@ -108,7 +114,7 @@ def routes() -> list[Route]:
             elif isinstance(p, URLPattern):
                 out.append(_route(p, prefix, namespace, {**converters, **p.pattern.converters}))
 
-    walk(get_resolver().url_patterns, "", "", {})
+    walk(get_resolver().url_patterns if patterns is None else patterns, "", "", {})
     return out
 
 
