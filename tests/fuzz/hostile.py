@@ -98,9 +98,7 @@ SHORT_SEGMENTS = (
 
 # Fields one at a time, the others left as the page filled them: a smaller table (it is sent
 # once per field of every form) of what most often gets past a page's own checks.
-FIELD_SHORT: dict[str, str] = {
-    k: SHORT[k] for k in ("nul", "negative", "huge", "superscript-two", "empty")
-}
+FIELD_SHORT: dict[str, str] = {k: SHORT[k] for k in ("nul", "negative", "huge", "superscript-two")}
 
 # Uploaded files: nothing, NUL bytes, invalid UTF-8, a UTF-8 BOM before valid code, a BOM alone,
 # a line too long for any reader, and a file too big.

@@ -68,6 +68,9 @@ def _fill(world: World, role: str, route: Route) -> list[dict[str, str]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
+# About 30 s each in the short form (2,600 and 1,700 requests); the long form takes minutes.
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_every_url_pattern_survives_hostile_paths_queries_and_bodies(
     world: World, full: bool
 ) -> None:
@@ -80,20 +83,24 @@ def test_every_url_pattern_survives_hostile_paths_queries_and_bodies(
     all_routes = routes()
     for route in all_routes:
         deepest = deepest_role(route)
+        admin = route.name.startswith("admin:")
+        # Django's own admin is walked lightly in the short form: it is Django's code.
+        route_values = values if full or not admin else hostile.FIELD_SHORT
         for role in roles_for(route):
             fills = _fill(world, role, route)
             # Every item (one per mode) for the roles that see items differently.
-            for params in fills if role in ("student", "instructor") else fills[:1]:
+            for n, params in enumerate(fills if role in ("student", "instructor") else fills[:1]):
                 path = route.path(params)
                 with recording_keys() as get_keys:
                     harness.send(role, "get", path)
                 with recording_keys() as post_keys:
                     harness.send(role, "post", path, "")
                 # The short form: hostile queries as a visitor and as the one who gets
-                # furthest, hostile bodies as the latter (the forms test covers the rest).
-                if not full and role not in ("anon", deepest):
+                # furthest, hostile bodies as the latter, for the first item only (the forms
+                # test sends every item's form its own).
+                if not full and (role not in ("anon", deepest) or n > 0):
                     continue
-                for value in values.values():
+                for value in route_values.values():
                     if get_keys:
                         harness.send(role, "get", f"{path}?{_query(get_keys, value)}")
                     if post_keys and (full or role == deepest):
@@ -110,7 +117,10 @@ def test_every_url_pattern_survives_hostile_paths_queries_and_bodies(
                         deepest, "get", path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
                     )
         for name, numeric in route.params.items():
-            for segment in hostile.segments(full, numeric=numeric).values():
+            segments = hostile.segments(full, numeric=numeric)
+            if admin and not full:
+                segments = {k: v for k, v in segments.items() if k in ("nul", "surrogate", "huge")}
+            for segment in segments.values():
                 path = route.path({**base, name: segment})
                 harness.send(deepest, "get", path)
                 harness.send(deepest, "post", path, "")
@@ -153,6 +163,8 @@ def _collect_forms(harness: Harness, world: World, full: bool) -> list[tuple[str
     return list(found.values())
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_every_form_survives_hostile_fields_and_files(world: World, full: bool) -> None:
     """Each form: every field set to each hostile value at once (plainly, and as htmx sends it
     where the form is an htmx one); each field alone set to hostile values with the others as
@@ -172,14 +184,15 @@ def test_every_form_survives_hostile_fields_and_files(world: World, full: bool) 
             else:
                 harness.send(role, "post", form.action, body, **extra)
 
+        admin = urlsplit(form.action).path.startswith("/admin/")
         send(_encode(form.fields))
-        for value in every.values():
+        # Django's own admin forms are heavy (a permission list of hundreds) and Django's
+        # code: the short form sends them the small table, all fields at once.
+        for label, value in (every if full or not admin else one_by_one).items():
             send(_encode(form.fields, dict.fromkeys(names, value)))
-            if form.htmx_target:
+            if form.htmx_target and (full or label in one_by_one):
                 send(_encode(form.fields, dict.fromkeys(names, value)), **htmx)
-        # Django's own admin forms are heavy (a permission list of hundreds): field by field
-        # only in the long form.
-        if full or not urlsplit(form.action).path.startswith("/admin/"):
+        if full or not admin:
             for name in names:
                 for value in one_by_one.values():
                     send(_encode(form.fields, {name: value}))
