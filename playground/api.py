@@ -19,7 +19,13 @@ from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
-from playground.programs.validation import ProgramError, check_call, check_size, check_source
+from playground.programs.validation import (
+    ProgramError,
+    check_call,
+    check_size,
+    check_source,
+    strip_bom,
+)
 from playground.runs.access import get_run_for_user
 from playground.runs.limits import allowed_overrides
 from playground.runs.methods import METHOD_TOKENS
@@ -116,23 +122,38 @@ def _program_for(request: HttpRequest, data: RunIn, hidden: Hidden) -> Program:
         return program
     if data.source is None:
         raise HttpError(422, "Give program_id, or source (and call) for a new program.")
+    source = strip_bom(data.source)  # as CPython reads a file that starts with one
     # The same text as a hidden program is refused before any copy of it is saved.
-    _refuse_hidden(request, hidden, source=data.source)
+    _refuse_hidden(request, hidden, source=source)
     try:
-        check_source(data.source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
+        check_source(source, max_bytes=_setting("PLAYGROUND_MAX_SOURCE_BYTES"))
         check_call(data.call, max_chars=_setting("PLAYGROUND_MAX_CALL_CHARS"))
         check_size(data.stdin, _setting("PLAYGROUND_MAX_STDIN_BYTES"), "standard input")
     except ProgramError as exc:
         raise HttpError(422, str(exc)) from None
-    program = Program(
-        source=data.source, call=data.call.strip(), stdin=data.stdin, dataset=Dataset.USER
-    )
+    program = Program(source=source, call=data.call.strip(), stdin=data.stdin, dataset=Dataset.USER)
     if request.user.is_authenticated:
         program.owner = request.user
     else:
         program.anon_owner = anon_token(request, create=True) or ""
     program.save()
     return program
+
+
+def _refuse_unstorable(data: RunIn) -> None:
+    """422 for text that no database column can hold: a NUL character, or a lone surrogate
+    (JSON can carry both; PostgreSQL refuses them, which was a 500)."""
+    for name, value in data.dict().items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise HttpError(422, f"{name!r} contains a NUL character (\\u0000): remove it.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HttpError(
+                422, f"{name!r} contains a lone surrogate (\\ud800-\\udfff), which is not text."
+            ) from None
 
 
 def _get(model: Any, what: str, **lookup: Any) -> Any:
@@ -157,6 +178,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     # that read the CSRF cookie, exactly as a form post does.
     if settings.SESSION_COOKIE_NAME in request.COOKIES and check_csrf(request) is not None:
         raise HttpError(403, "CSRF check failed: send the X-CSRFToken header.")
+    _refuse_unstorable(data)
     kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
     if data.method not in offered:

@@ -78,12 +78,15 @@ INSTALLED_APPS = [
     "playground.sharing",
     "playground.classroom",
     "playground.benchmarks",
+    "playground.accounts",  # sign-up views, and the admin of accounts (its admin.py)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL in an address is refused before anything reads the session or the database.
+    "playground.lib.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "playground.lib.middleware.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"

@@ -11,17 +11,18 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from playground.benchmarks import plots, services
+from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import NO_MODEL, summarise
 from playground.classroom import guards
 from playground.classroom.hiding import Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY
+from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
-from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program
 from playground.runs.methods import METHOD_TOKENS
 
@@ -110,20 +111,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated
         else []
     )
-    try:
-        models = load_models()
-    except RegistryError:
-        models = []
+    form = EvaluationForm(owner=request.user) if request.user.is_authenticated else None
     return render(
-        request,
-        "benchmarks/leaderboard.html",
-        {
-            "boards": boards,
-            "mine": mine,
-            "datasets": Dataset.choices,
-            "methods": {k: m.label for k, m in REGISTRY.items()},
-            "models": models,
-        },
+        request, "benchmarks/leaderboard.html", {"boards": boards, "mine": mine, "form": form}
     )
 
 
@@ -132,56 +122,45 @@ def _refused(request: HttpRequest, message: str) -> HttpResponse:
     return redirect("benchmarks:leaderboard")
 
 
+def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
+    return render(request, "benchmarks/start.html", {"form": form})
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def start(request: HttpRequest) -> HttpResponse:
-    post = request.POST
+    """The form that starts an evaluation (GET), and starting it (POST). An invalid form comes
+    back with what was typed and each error next to its field."""
     hidden = hidden_for(request.user)
     refusal = guards.refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
     if refusal is not None:
         return _refused(request, refusal)
-    try:
-        limit = int(post["limit"]) if post.get("limit", "").strip() else None
-        samples = int(post.get("samples") or 1)
-        seed = int(post.get("seed") or 0)
-        concurrency = int(post.get("concurrency") or 4)
-    except ValueError:
-        messages.error(request, "Limit, samples, seed and concurrency are whole numbers.")
-        return redirect("benchmarks:leaderboard")
-    method = post.get("method", "")
-    try:
-        names = {m.name for m in load_models()}
-    except RegistryError:
-        names = set()
-    if post.get("model") not in names:
-        messages.error(request, "Choose a model this site offers.")
-        return redirect("benchmarks:leaderboard")
-    dataset = post.get("dataset", "")
-    listed = post.get("programs", "") if dataset == Dataset.PROGRAMS else post.get("tasks", "")
-    subset = [t.strip() for t in listed.replace(",", " ").split() if t.strip()]
-    if dataset == Dataset.PROGRAMS:
-        # Every listed program must be the requester's or public, and not one whose results an
-        # open assignment hides from them: the evaluation would run it and show its rows.
-        try:
-            ids = services.program_ids(subset)
-        except services.EvaluationError as exc:
-            return _refused(request, str(exc))
-        listable = services.listable_programs(request.user).filter(pk__in=ids)
-        for source in listable.values_list("source", flat=True):
+    if request.method == "GET":
+        return _start_page(request, EvaluationForm(owner=request.user))
+    form = EvaluationForm(request.POST, owner=request.user)
+    if not form.is_valid():
+        return _start_page(request, form)
+    data = form.cleaned_data
+    if data["dataset"] == Dataset.PROGRAMS:
+        # Not a program whose results an open assignment hides from the requester: the
+        # evaluation would run it and show its rows.
+        listed = services.listable_programs(request.user).filter(pk__in=form.subset)
+        for source in listed.values_list("source", flat=True):
             refusal = guards.refusal(request.user, Surface.START_RUN, source=source, hidden=hidden)
             if refusal is not None:
                 return _refused(request, refusal)
+    samples = data["samples"]
     try:
         evaluation = services.create_evaluation(
-            dataset=dataset, method=method, model=post["model"],
-            subset=subset, owner=request.user, limit=limit,
-            sample_randomly=post.get("random") == "on", samples=samples, seed=seed,
-            temperature=0.8 if samples > 1 else 0.0, concurrency=concurrency,
-            max_tokens=METHOD_TOKENS.get(method, 512), title=post.get("title", "")[:200],
+            dataset=data["dataset"], method=data["method"], model=data["model"],
+            subset=form.subset, owner=request.user, limit=data["limit"],
+            sample_randomly=data["random"], samples=samples, seed=data["seed"],
+            temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
+            max_tokens=METHOD_TOKENS.get(data["method"], 512), title=data["title"],
         )  # fmt: skip
     except services.EvaluationError as exc:
-        messages.error(request, str(exc))
-        return redirect("benchmarks:leaderboard")
+        form.add_error(None, str(exc))
+        return _start_page(request, form)
     return redirect(evaluation)
 
 
@@ -259,9 +238,8 @@ def _refuse(request: HttpRequest, message: str) -> HttpResponse:
 def compare(request: HttpRequest) -> HttpResponse:
     """Two evaluations of the same data set item by item (first samples): which items one got
     right and the other wrong, and McNemar's exact test of the difference."""
-    try:
-        a_pk, b_pk = int(request.GET["a"]), int(request.GET["b"])
-    except (KeyError, ValueError):
+    a_pk, b_pk = object_id(request.GET.get("a")), object_id(request.GET.get("b"))
+    if a_pk is None or b_pk is None:
         return _refuse(request, "Choose two evaluations to compare: ?a=<id>&b=<id>.")
     a, b = _get(request, a_pk), _get(request, b_pk)
     if a.pk == b.pk:

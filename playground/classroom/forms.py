@@ -22,7 +22,7 @@ from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle
-from playground.programs.validation import ProgramError, check_call, check_source
+from playground.programs.validation import ProgramError, check_call, check_source, strip_bom
 
 MAX_ROSTER_BYTES = 1_000_000
 MAX_CHECKPOINTS = 50
@@ -479,7 +479,7 @@ class ItemForm(forms.Form):
                 return cleaned
             puzzle = picked
         elif cleaned.get("origin") == "new":
-            new_source = str(cleaned.get("source") or "").replace("\r\n", "\n")
+            new_source = strip_bom(str(cleaned.get("source") or "").replace("\r\n", "\n"))
             call = str(cleaned.get("call") or "").strip()
             try:
                 check_source(new_source, max_bytes=settings.PLAYGROUND_MAX_SOURCE_BYTES)

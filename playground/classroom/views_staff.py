@@ -13,7 +13,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -61,6 +60,8 @@ from playground.classroom.models import (
 )
 from playground.classroom.services import ClassroomError
 from playground.emulation.judging import headline
+from playground.lib.pagination import page_of
+from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Puzzle
 
@@ -302,9 +303,7 @@ def member_confirm(request: HttpRequest, course_id: int, member_id: int) -> Http
 def audit_log(request: HttpRequest, course_id: int) -> HttpResponse:
     """The course's audit log, newest first (instructors)."""
     course, member = get_course(request, course_id, instructor=True)
-    page = Paginator(audit.for_course(course), AUDIT_EVENTS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = page_of(request, audit.for_course(course), AUDIT_EVENTS_PER_PAGE)
     context = {"course": course, "member": member, "page": page}
     return render(request, "classroom/staff/audit_log.html", context)
 
@@ -396,7 +395,9 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
     if request.method == "POST":
         action = request.POST.get("action", "save")
         if action == "move":
-            item = get_object_or_404(Item, pk=request.POST.get("item") or 0, assignment=assignment)
+            item = get_object_or_404(
+                Item, pk=object_id(request.POST.get("item")) or 0, assignment=assignment
+            )
             staff_services.move_item(item, request.POST.get("direction", ""))
             return redirect(here + "#items")
         if action == "delete":
@@ -714,7 +715,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
         if request.POST.get("action") == "remove":
             extension = get_object_or_404(
                 Extension.objects.select_related("student"),
-                pk=request.POST.get("extension") or 0,
+                pk=object_id(request.POST.get("extension")) or 0,
                 assignment=assignment,
             )
             extension.delete()
@@ -765,11 +766,11 @@ def submissions(request: HttpRequest, course_id: int, assignment_id: int) -> Htt
     )
     item_id = request.GET.get("item", "")
     student_id = request.GET.get("student", "")
-    if item_id.isdigit():
-        qs = qs.filter(item_id=int(item_id))
-    if student_id.isdigit():
-        qs = qs.filter(student_id=int(student_id))
-    page = Paginator(qs, SUBMISSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    if (item_pk := object_id(item_id)) is not None:
+        qs = qs.filter(item_id=item_pk)
+    if (student_pk := object_id(student_id)) is not None:
+        qs = qs.filter(student_id=student_pk)
+    page = page_of(request, qs, SUBMISSIONS_PER_PAGE)
     context = {
         "course": assignment.course,
         "member": member,

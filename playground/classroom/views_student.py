@@ -23,6 +23,7 @@ from playground.classroom import access, grading, invitations, keys, progress, s
 from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
+from playground.lib.params import object_id
 
 _MAX_CODE = 100
 _MAX_MODEL_STEPS = 5000
@@ -80,8 +81,9 @@ def join(request: HttpRequest) -> HttpResponse:
     code = request.POST.get("code", "").strip()
     if not code:
         return _courses_page(request, error="Enter the course's join code.")
-    if len(code) > _MAX_CODE:
-        return _courses_page(request, code=code[:_MAX_CODE], error="That is not a join code.")
+    if len(code) > _MAX_CODE or "\x00" in code:
+        shown = code[:_MAX_CODE].replace("\x00", "")
+        return _courses_page(request, code=shown, error="That is not a join code.")
     already = Membership.objects.filter(
         user=_member_of(request), course__join_code__iexact=code
     ).first()
@@ -300,8 +302,11 @@ def _answer_from(request: HttpRequest, item: Item) -> Any:
 
 
 def _unreadable(item: Item, answer: Any) -> grading.Grade | None:
-    """Answers refused before they reach grading (no attempt used): empty or far too long."""
+    """Answers refused before they reach grading (no attempt used): empty, far too long, or
+    with a character the database cannot store."""
     texts = list(answer.values()) if isinstance(answer, dict) else [answer]
+    if any("\x00" in t for t in texts):
+        return grading.invalid("The answer contains a NUL character (\\0), which cannot be saved.")
     if any(len(t) > grading.MAX_ANSWER for t in texts):
         return grading.invalid(f"The answer is longer than {grading.MAX_ANSWER:,} characters.")
     if item.mode != Mode.TRACE and not str(answer).strip():
@@ -446,9 +451,12 @@ def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int)
     the_item, member = access.get_item(request, course_id, assignment_id, item_id)
     polled = request.GET.get("submission", "")
     if polled:
+        polled_id = object_id(polled)
         submission = (
-            Submission.objects.filter(item=the_item, student_id=request.user.pk, pk=polled).first()
-            if polled.isdigit()
+            Submission.objects.filter(
+                item=the_item, student_id=request.user.pk, pk=polled_id
+            ).first()
+            if polled_id is not None
             else None
         )
         if submission is None:

@@ -17,6 +17,7 @@ from playground.programs.validation import (
     check_size,
     check_source,
     decode_utf8,
+    strip_bom,
 )
 
 _TEXT_FIELDS = ("title", "source", "call", "stdin")
@@ -39,6 +40,9 @@ def raw_form_fields(request: HttpRequest) -> dict[str, bytes]:
 class ProgramForm(forms.ModelForm):
     source_file = forms.FileField(
         required=False,
+        # A plain file input: the default one also reads a "source_file-clear" box, and a
+        # forged one made the cleaned value False instead of a file.
+        widget=forms.FileInput,
         label="…or upload a .py file",
         help_text="Replaces the text above.",
     )
@@ -89,7 +93,7 @@ class ProgramForm(forms.ModelForm):
         return self._strict_text("title").strip()
 
     def clean_source(self) -> str:
-        return self._strict_text("source").replace("\r\n", "\n")
+        return strip_bom(self._strict_text("source").replace("\r\n", "\n"))
 
     def clean_call(self) -> str:
         call = self._strict_text("call").strip()
@@ -114,7 +118,7 @@ class ProgramForm(forms.ModelForm):
         upload: UploadedFile | None = cleaned.get("source_file")
         source = cleaned.get("source", "")
         try:
-            if upload is not None:
+            if isinstance(upload, UploadedFile):
                 limit = settings.PLAYGROUND_MAX_SOURCE_BYTES
                 if upload.size is not None and upload.size > limit:
                     raise ProgramError(
@@ -122,6 +126,7 @@ class ProgramForm(forms.ModelForm):
                         f"the limit is {limit:,} bytes ({limit // 1000} KB)."
                     )
                 source = decode_utf8(upload.read(), "uploaded file").replace("\r\n", "\n")
+                source = strip_bom(source)
                 cleaned["source"] = source
             check_source(source, max_bytes=settings.PLAYGROUND_MAX_SOURCE_BYTES)
         except ProgramError as exc:

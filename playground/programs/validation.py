@@ -27,6 +27,15 @@ class ProgramError(Exception):
         return " " * max((self.column or 1) - 1, 0) + "^" if self.column else ""
 
 
+BOM = "\ufeff"
+
+
+def strip_bom(source: str) -> str:
+    """The program as CPython reads it from a file: one UTF-8 byte-order mark at the very start
+    (editors on Windows write one) is not part of it, and ``compile()`` of a string refuses it."""
+    return source[1:] if source.startswith(BOM) else source
+
+
 def decode_utf8(data: bytes, what: str) -> str:
     """Decode strictly; say where the first invalid byte is instead of replacing it."""
     try:

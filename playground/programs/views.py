@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +13,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, Surface, Verdict, hidden_for
+from playground.lib.pagination import page_of
+from playground.lib.params import object_id
 from playground.programs.access import (
     anon_token,
     get_own_program,
@@ -34,8 +36,8 @@ _TAB_KEYS = {key for key, _, _ in LIBRARY_TABS}
 _MAX_QUERY = 200
 
 
-def _page(request: HttpRequest, qs: QuerySet) -> Page:
-    return Paginator(qs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
+def _page(request: HttpRequest, qs: QuerySet, per_page: int | None = None) -> Page:
+    return page_of(request, qs, per_page or settings.PLAYGROUND_PAGE_SIZE)
 
 
 def _template(request: HttpRequest, name: str, fragment: str) -> str:
@@ -74,8 +76,9 @@ def library(request: HttpRequest) -> HttpResponse:
             context["page"] = _page(request, examples)
             context["searching_examples"] = True
         else:
-            tasks = Task.objects.annotate(n_examples=Count("examples"))
-            context["page"] = _page(request, tasks)
+            # 27 tasks: one page, never 25 and a second page of 2.
+            tasks = Task.objects.annotate(n_examples=Count("examples")).order_by("name")
+            context["page"] = _page(request, tasks, per_page=1000)
     else:
         programs = Program.objects.filter(dataset=tab, is_public=True)
         if q:
@@ -134,9 +137,9 @@ def program_new(request: HttpRequest) -> HttpResponse:
         return render(request, template, {"form": form})
 
     initial: dict[str, object] = {}
-    copy_of = request.GET.get("copy")
-    if copy_of and copy_of.isdigit():
-        original = get_program_for_user(request, int(copy_of))
+    copy_of = object_id(request.GET.get("copy"))
+    if copy_of is not None:
+        original = get_program_for_user(request, copy_of)
         initial = {
             "title": f"Copy of {original.display_title}"[:200],
             "source": original.source,

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,8 @@ from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.judging import NO_MODEL, headline
 from playground.emulation.registry import methods_for
+from playground.lib.pagination import page_of
+from playground.lib.params import whole_number
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
@@ -43,9 +44,9 @@ STATUS_TEXT = {
 def _requested_limits(request: HttpRequest) -> dict[str, int]:
     requested: dict[str, int] = {}
     for name in ADJUSTABLE:
-        raw = request.POST.get(name, "").strip()
-        if raw.isdigit():
-            requested[name] = int(raw)
+        value = whole_number(request.POST.get(name, ""))
+        if value is not None:
+            requested[name] = value
     return allowed_overrides(requested, authenticated=request.user.is_authenticated)
 
 
@@ -99,8 +100,8 @@ def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpRespo
 def _requested_tokens(request: HttpRequest, method: str) -> int:
     """The answer's token budget: the method's default, lowered (never raised) by the form."""
     default = METHOD_TOKENS.get(method, 512)
-    raw = request.POST.get("max_tokens", "").strip()
-    return max(16, min(int(raw), default)) if raw.isdigit() else default
+    asked = whole_number(request.POST.get("max_tokens", ""))
+    return max(16, min(asked, default)) if asked is not None else default
 
 
 @require_POST
@@ -279,7 +280,7 @@ def my_runs(request: HttpRequest) -> HttpResponse:
         .only(*STATUS_FIELDS, *LIST_FIELDS)
         .prefetch_related(Prefetch("traces", queryset=Trace.objects.only("id", "run_id", "status")))
     )
-    page = Paginator(runs, settings.PLAYGROUND_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(request, runs, settings.PLAYGROUND_PAGE_SIZE)
     hidden = hidden_for(request.user)
     context = {
         "page": page,

@@ -9,6 +9,7 @@ so a revoked link or an assignment that opens stops the stream.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -99,11 +100,19 @@ async def _leave(viewer: RunConsumer, layer: Any) -> None:
         await room.close(layer)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["pk"])
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.share_token = (query.get("share") or [""])[0]
+        if self.share_token and not _TOKEN.fullmatch(self.share_token):
+            # Not the shape of a share token (a NUL, a slash, 5,000 characters...): refused
+            # like an unknown one, before it reaches a URL or a query.
+            await self.close(code=REFUSED)
+            return
         if self.share_token:
             self.page_url = reverse("sharing:view", args=[self.share_token])
         else:

@@ -17,6 +17,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
 from playground.classroom.guards import run_hidden_from
 from playground.classroom.hiding import HIDDEN_MESSAGE
+from playground.lib.params import whole_number
 from playground.runs.access import get_run_for_user
 from playground.runs.models import Run
 from playground.streaming.events import agroup_name, apublished
@@ -41,7 +42,7 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
     if await sync_to_async(run_hidden_from)(request.user, run):
         return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
     raw_after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    after = int(raw_after) if raw_after.isdigit() else 0
+    after = whole_number(raw_after) or 0
 
     async def stream() -> AsyncIterator[str]:
         layer = get_channel_layer()

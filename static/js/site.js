@@ -40,6 +40,38 @@
     if (el instanceof HTMLInputElement && el.hasAttribute("data-select-on-click")) el.select();
   });
 
+  // <form data-query-form>: a live search whose fields are the address's query (hx-push-url).
+  // Back and Forward restore the page from htmx's history cache, whose snapshot keeps the
+  // results but not what was typed: the fields are set again from the address, so the box
+  // always says what the results are for.
+  function fillFromAddress() {
+    var params = new URLSearchParams(window.location.search);
+    document.querySelectorAll("form[data-query-form]").forEach(function (form) {
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (!el.name || el.type === "hidden" || el.type === "submit" || el.type === "button") return;
+        el.value = params.get(el.name) || "";
+      });
+    });
+  }
+  document.addEventListener("htmx:historyRestore", fillFromAddress);
+  window.addEventListener("pageshow", fillFromAddress);
+
+  // <div data-shown-for="NAME" data-shown-values="a b">: shown only while the form's field NAME
+  // holds one of those values, so a field that does not apply is not in the way (without
+  // script every field shows, and the server ignores the ones that do not apply).
+  function showFieldsFor(root) {
+    root.querySelectorAll("[data-shown-for]").forEach(function (el) {
+      var form = el.closest("form");
+      var field = form && form.elements.namedItem(el.getAttribute("data-shown-for"));
+      if (!field || field.value === undefined) return;
+      el.hidden = el.getAttribute("data-shown-values").split(" ").indexOf(field.value) === -1;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.form) showFieldsFor(event.target.form);
+  });
+  document.addEventListener("DOMContentLoaded", function () { showFieldsFor(document); });
+
   // <input data-enter-searches> inside a bigger form: Enter searches (htmx listens for it)
   // instead of sending the form.
   document.addEventListener("keydown", function (event) {

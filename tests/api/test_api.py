@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.factories import ProgramFactory, UserFactory
 
@@ -151,3 +152,26 @@ def test_a_broken_model_configuration_is_not_shown_to_visitors(
     assert response.status_code == 503
     assert response.json() == {"detail": "The site's model configuration is broken."}
     assert "secret-place" not in response.content.decode()
+
+
+def test_a_bom_at_the_start_of_the_source_is_accepted_as_cpython_does() -> None:
+    response = _post(Client(), source="\ufeffdef f():\n    return 1\n", call="f()")
+    assert response.status_code == 201, response.content
+    assert Program.objects.get(pk=response.json()["program_id"]).source.startswith("def f")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"puzzle": "Study_1:0\x00", "method": "puzzle", "model": "smollm2-135m"}, "NUL"),
+        ({"task": "navigate\x00", "task_index": 0, "method": "coc"}, "NUL"),
+        ({"source": SOURCE, "call": "f([1])", "stdin": "a\x00"}, "NUL"),
+        ({"source": SOURCE, "call": "f([1])", "stdin": "\ud800"}, "lone surrogate"),
+    ],
+    ids=["puzzle", "task", "stdin-nul", "stdin-surrogate"],
+)
+def test_text_no_database_can_store_is_a_422_not_a_500(data: dict[str, Any], message: str) -> None:
+    response = _post(Client(REMOTE_ADDR=_fresh_ip()), **data)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert not Run.objects.exists()

@@ -28,7 +28,7 @@ def _start(client: Client, programs: str, **extra: str) -> Any:
 
 
 def _errors(html: str) -> str:
-    errors = re.findall(r'<li class="error">(.*?)</li>', html, re.S)
+    errors = re.findall(r'<p class="error" role="alert" id="id_programs-error">(.*?)</p>', html)
     assert errors, html[-3000:]
     return " ".join(errors)
 

@@ -33,7 +33,7 @@ def _sign_up(page: Page, base: str, username: str) -> None:
 
 
 def _error_text(page: Page) -> str:
-    return page.locator(".messages li.error").all_inner_texts()[0]
+    return page.locator("#id_programs-error").all_inner_texts()[0]
 
 
 def test_a_hostile_user_cannot_evaluate_other_peoples_programs(
@@ -54,7 +54,7 @@ def test_a_hostile_user_cannot_evaluate_other_peoples_programs(
     page.get_by_label("Data set").select_option("programs")
     page.get_by_label("Program ids").fill(str(private.pk))
     page.get_by_role("button", name="Start").click()
-    expect(page.locator(".messages li.error")).to_be_visible()
+    expect(page.locator("#id_programs-error")).to_be_visible()
     private_error = _error_text(page)
     assert private_error == (
         f"No program with id {private.pk} among your programs and the public ones."

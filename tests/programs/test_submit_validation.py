@@ -131,3 +131,35 @@ def test_script_without_call_is_accepted(client: Client) -> None:
     response = client.post(NEW, {"source": "print(input())\n", "call": "", "stdin": "hello\n"})
     assert response.status_code == 302
     assert Program.objects.get().stdin == "hello\n"
+
+
+# A UTF-8 byte-order mark at the start: CPython runs such a file, so the site accepts it too
+# (review 2026-12, bug 15: "invalid non-printable character U+FEFF"), and stores the program
+# without it.
+BOM_SOURCE = "\ufeffdef f(x):\n    return x\n"
+
+
+def test_a_bom_at_the_start_of_the_text_is_accepted_and_dropped(client: Client) -> None:
+    response = client.post(NEW, {"source": BOM_SOURCE, "call": "f(1)"})
+    assert response.status_code == 302
+    assert Program.objects.get().source == "def f(x):\n    return x\n"
+
+
+def test_a_bom_at_the_start_of_an_upload_is_accepted_and_dropped(client: Client) -> None:
+    upload = SimpleUploadedFile("prog.py", b"\xef\xbb\xbfdef g(n):\r\n    return n\r\n")
+    response = client.post(NEW, {"source": "", "call": "g(4)", "source_file": upload})
+    assert response.status_code == 302
+    assert Program.objects.get().source == "def g(n):\n    return n\n"
+
+
+def test_a_bom_inside_the_program_is_still_an_error(client: Client) -> None:
+    page = _post(client, source="x = 1\n\ufeffy = 2\n")
+    assert "U+FEFF" in page
+    assert Program.objects.count() == 0
+
+
+def test_a_forged_clear_box_of_the_upload_field_is_not_a_500(client: Client) -> None:
+    # The upload field had Django's "clear" checkbox: its value made the upload False.
+    response = client.post(NEW, {"source": "print(1)\n", "call": "", "source_file-clear": "on"})
+    assert response.status_code == 302
+    assert Program.objects.get().source == "print(1)\n"

@@ -12,9 +12,16 @@ from django.urls import reverse
 from playground.emulation.registry import methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.runs.errors import describe_error
 from playground.runs.limits import default_limits
 
 register = template.Library()
+
+
+@register.filter
+def error_text(error: Any) -> str:
+    """A program's exception as one line (``{{ trace.error|error_text }}``)."""
+    return describe_error(error)
 
 
 @register.inclusion_tag("runs/_run_form.html", takes_context=True)

@@ -6,12 +6,10 @@ from typing import Any
 
 from django import template
 
+from playground.runs.errors import describe_error
 from playground.sandbox.schema import raise_step as _raise_step
 
 register = template.Library()
-
-# Errors the sandbox reports in its own words: the type is a label, not a Python exception.
-_OWN_ERRORS = frozenset({"TimeLimit", "OutputLimit", "LimitError", "Crash", "TraceInvalid"})
 
 
 @register.filter
@@ -27,18 +25,8 @@ def raise_step(trace: Any) -> int | str:
 
 @register.filter
 def error_words(error: Any) -> str:
-    """A trace's error as one phrase: ``KeyError: 'missing' (line 2)``; ``MemoryError (line 1)``
-    without an empty message; the sandbox's own errors (a time limit...) by their message
-    alone, so that "Stopped: time limit reached" is not followed by "TimeLimit: Stopped..."."""
-    if not isinstance(error, dict):
-        return ""
-    kind, message, line = error.get("type") or "", error.get("message") or "", error.get("line")
-    if kind in _OWN_ERRORS:
-        text = str(message)
-        if type(line) is int:
-            text = f"{text.rstrip('.')}; it was at line {line}."
-        return text
-    text = f"{kind}: {message}" if message else str(kind)
-    if type(line) is int:
-        text += f" (line {line})"
-    return text
+    """A trace's error as one phrase (``playground.runs.errors.describe_error``):
+    ``KeyError: 'missing' (line 2)``, ``MemoryError: the program ran out of memory (...)``; the
+    sandbox's own errors (a time limit...) by their message alone, so that "Stopped: time limit
+    reached" is not followed by "TimeLimit: Stopped..."."""
+    return describe_error(error) if isinstance(error, dict) else ""

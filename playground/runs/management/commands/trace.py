@@ -22,6 +22,8 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from playground import sandbox
+from playground.programs.validation import strip_bom
+from playground.runs.errors import describe_error
 from playground.sandbox.process import BatchSandbox
 
 
@@ -94,7 +96,7 @@ def _read_source(path: str) -> str:
     except OSError as exc:
         raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
     try:
-        return data.decode("utf-8")
+        return strip_bom(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CommandError(f"{path} is not valid UTF-8 (byte offset {exc.start}).") from None
 
@@ -114,7 +116,7 @@ def _run_line(line: str, batch: BatchSandbox) -> dict[str, Any]:
         if call is not None and not isinstance(call, str):
             raise ValueError("'call' must be a string")
         stdin = item.get("stdin", "")
-        code, stdin = item["code"], stdin if isinstance(stdin, str) else ""
+        code, stdin = strip_bom(item["code"]), stdin if isinstance(stdin, str) else ""
         limits = sandbox.Limits()
         if len(code.encode("utf-8", "surrogatepass")) > limits.max_source:
             raise ValueError(f"'code' is larger than {limits.max_source:,} bytes")
@@ -151,7 +153,5 @@ def format_table(trace: dict[str, Any], source: str) -> str:
     if trace.get("result") is not None:
         rows.append(f"result: {trace['result']}")
     if trace.get("error"):
-        err = trace["error"]
-        where = f" (line {err['line']})" if err.get("line") else ""
-        rows.append(f"error:  {err['type']}: {err['message']}{where}")
+        rows.append(f"error:  {describe_error(trace['error'])}")
     return "\n".join(rows) + "\n"

@@ -1,0 +1,31 @@
+"""Django's admin for accounts, with one repair: ``?_to_field=`` left empty on an object's page
+(``/admin/auth/user/1/delete/?_to_field=``) made ``ModelAdmin.get_object`` look up a field named
+"" and answer 500. An empty value now means what a missing one means: the primary key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.http import HttpRequest
+
+
+class _EmptyToFieldIsThePrimaryKey:
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        return super().get_object(request, object_id, from_field or None)  # type: ignore[misc]
+
+
+class PlaygroundUserAdmin(_EmptyToFieldIsThePrimaryKey, UserAdmin):
+    pass
+
+
+class PlaygroundGroupAdmin(_EmptyToFieldIsThePrimaryKey, GroupAdmin):
+    pass
+
+
+for model, model_admin in ((get_user_model(), PlaygroundUserAdmin), (Group, PlaygroundGroupAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)

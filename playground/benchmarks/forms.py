@@ -1,0 +1,211 @@
+"""The form that starts an evaluation: every number bounded (the same bounds in the HTML), every
+choice checked against what this site has, each error next to its field, nothing typed lost.
+
+Rate limits and per-user caps on evaluations belong to the abuse-and-API issue (13); the bounds
+here are what one evaluation may ask for at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from playground.benchmarks import services
+from playground.benchmarks.models import Dataset
+from playground.emulation.registry import REGISTRY
+from playground.llm.registry import RegistryError, load_models
+from playground.programs.models import Dataset as ProgramDataset
+from playground.programs.models import Program, Puzzle, Task
+
+# The largest data set holds 5,207 items (BIG-Bench Hard); a list of programs 1,000 ids.
+MAX_ITEMS = 10_000
+MAX_SAMPLES = 100
+MAX_CONCURRENCY = 64
+# A run's seed is the evaluation's plus the sample's number, in a 32-bit column.
+MAX_SEED = 2_000_000_000
+MAX_TASKS_TEXT = 4_000
+MAX_PROGRAMS_TEXT = 20_000
+
+_DATASET_LABELS = dict(Dataset.choices)
+
+
+def _whole(label: str, low: int, high: int, *, empty: str = "") -> dict[str, str]:
+    """Error messages of a bounded whole-number field, in the form's words."""
+    rule = f"{label}: a whole number from {low:,} to {high:,}{empty}."
+    return {"invalid": rule, "min_value": rule, "max_value": rule, "required": rule}
+
+
+def _short(label: str) -> str:
+    """A method's name without its description ("Chain of Code: Python runs...")."""
+    return label.split(":")[0].strip()
+
+
+class EvaluationForm(forms.Form):
+    dataset = forms.ChoiceField(label="Data set", choices=Dataset.choices)
+    tasks = forms.CharField(
+        label="BIG-Bench Hard tasks",
+        required=False,
+        max_length=MAX_TASKS_TEXT,
+        help_text="Task names separated by commas or spaces; empty for every task.",
+        widget=forms.TextInput(attrs={"placeholder": "navigate, word_sorting"}),
+    )
+    programs = forms.CharField(
+        label="Program ids",
+        required=False,
+        max_length=MAX_PROGRAMS_TEXT,
+        help_text="Your programs or public ones, e.g. 12, 15, 40.",
+        widget=forms.TextInput(attrs={"placeholder": "12, 15, 40", "inputmode": "numeric"}),
+    )
+    method = forms.ChoiceField(label="Method")
+    model = forms.ChoiceField(label="Model")
+    limit = forms.IntegerField(
+        label="Items at most",
+        required=False,
+        min_value=1,
+        max_value=MAX_ITEMS,
+        initial=20,
+        help_text="Empty for every item of the data set.",
+        error_messages=_whole("Items at most", 1, MAX_ITEMS, empty=", or empty for every item"),
+    )
+    random = forms.BooleanField(label="a random sample (with the seed)", required=False)
+    samples = forms.IntegerField(
+        label="Samples per item (pass@k)",
+        required=False,
+        min_value=1,
+        max_value=MAX_SAMPLES,
+        initial=1,
+        error_messages=_whole("Samples per item", 1, MAX_SAMPLES),
+    )
+    seed = forms.IntegerField(
+        label="Seed",
+        required=False,
+        min_value=0,
+        max_value=MAX_SEED,
+        initial=0,
+        error_messages=_whole("Seed", 0, MAX_SEED),
+    )
+    concurrency = forms.IntegerField(
+        label="Requests at once",
+        required=False,
+        min_value=1,
+        max_value=MAX_CONCURRENCY,
+        initial=4,
+        help_text="How many items the model server works on at the same time.",
+        error_messages=_whole("Requests at once", 1, MAX_CONCURRENCY),
+    )
+    title = forms.CharField(label="Title", required=False, max_length=200)
+
+    def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        method, model = self.fields["method"], self.fields["model"]
+        assert isinstance(method, forms.ChoiceField)
+        assert isinstance(model, forms.ChoiceField)
+        method.choices = [(k, m.label) for k, m in REGISTRY.items()]
+        try:
+            models = load_models()
+        except RegistryError:
+            models = []
+        model.choices = [(m.name, m.label) for m in models]
+        model.error_messages["invalid_choice"] = (
+            "Choose a model this site offers."
+            if models
+            else "This site offers no model now (its model configuration is broken)."
+        )
+        for name in ("dataset", "method"):
+            self.fields[name].error_messages["invalid_choice"] = (
+                f"Choose a {self.fields[name].label.lower()} from the list."  # type: ignore[union-attr]
+            )
+        self.subset: list[str] = []
+
+    # Left empty (or left out by a script), a number takes its usual value.
+    def clean_samples(self) -> int:
+        return self._or_initial("samples")
+
+    def clean_seed(self) -> int:
+        return self._or_initial("seed")
+
+    def clean_concurrency(self) -> int:
+        return self._or_initial("concurrency")
+
+    def _or_initial(self, name: str) -> int:
+        value = self.cleaned_data.get(name)
+        return int(self.fields[name].initial) if value is None else int(value)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        dataset, method = cleaned.get("dataset"), cleaned.get("method")
+        if dataset is None or method is None:
+            return cleaned
+        kind = services.KIND[Dataset(dataset)]
+        spec = REGISTRY[method]
+        if kind not in spec.kinds:
+            fitting = " or ".join(_short(m.label) for m in REGISTRY.values() if kind in m.kinds)
+            self.add_error(
+                "method",
+                f"{_short(spec.label)} does not apply to {_DATASET_LABELS[dataset]}: "
+                f"choose {fitting}.",
+            )
+        # The data set's own problems are said too, in the same answer.
+        if dataset == Dataset.BBH:
+            self._clean_tasks(cleaned.get("tasks", ""))
+        elif dataset == Dataset.PROGRAMS:
+            self._clean_programs(cleaned.get("programs", ""))
+        elif not self._has_items(dataset):
+            self.add_error(
+                "dataset",
+                f"{_DATASET_LABELS[dataset]} has no items on this site: its library has not "
+                "been imported (the operator runs manage.py load_library).",
+            )
+        return cleaned
+
+    @staticmethod
+    def _has_items(dataset: str) -> bool:
+        if dataset == Dataset.CRUXEVAL:
+            return Program.objects.filter(dataset=ProgramDataset.CRUXEVAL).exists()
+        return Puzzle.objects.exists()
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        return [t for t in text.replace(",", " ").split() if t]
+
+    def _clean_tasks(self, text: str) -> None:
+        known = set(Task.objects.values_list("name", flat=True))
+        if not known:
+            self.add_error(
+                "dataset",
+                "BIG-Bench Hard has no tasks on this site: its library has not been imported "
+                "(the operator runs manage.py load_library).",
+            )
+            return
+        names = list(dict.fromkeys(self._words(text)))
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            shown = ", ".join(repr(n[:40]) for n in unknown[:3])
+            self.add_error(
+                "tasks",
+                f"No BIG-Bench Hard task is called {shown}. The tasks are listed in the "
+                "library (for example boolean_expressions, navigate, word_sorting).",
+            )
+            return
+        self.subset = names
+
+    def _clean_programs(self, text: str) -> None:
+        words = self._words(text)
+        try:
+            ids = services.program_ids(words)
+        except services.EvaluationError as exc:
+            self.add_error("programs", str(exc))
+            return
+        found = set(
+            services.listable_programs(self.owner).filter(pk__in=ids).values_list("pk", flat=True)
+        )
+        missing = [i for i in ids if i not in found]
+        if missing:
+            # The same words whether it does not exist or is someone else's: no oracle.
+            self.add_error(
+                "programs",
+                f"No program with id {missing[0]} among your programs and the public ones.",
+            )
+            return
+        self.subset = [str(i) for i in ids]

@@ -1,0 +1,70 @@
+"""Request hygiene before any view runs, and styled pages for the errors Django answers with an
+empty body.
+
+PostgreSQL refuses a NUL character in any text it is given, so a NUL in an address (``?q=%00``,
+``/s/%00/``) used to reach a query and end in a 500. It is refused here, once, for every view,
+with a page (or, under ``/api/``, JSON) that says what was wrong. A cookie holding a NUL is
+dropped instead (the visitor simply has no session), since a visitor cannot easily remove it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+NUL = "\x00"
+BAD_ADDRESS = (
+    "The address contains a NUL character (%00), which no page of this site can use. "
+    "Remove it and try again."
+)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """A 400 that says why; it reads no session and no database (templates/400.html)."""
+    if _is_api(request):
+        return JsonResponse({"detail": message}, status=400)
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+class RefuseNulMiddleware:
+    """Refuse a NUL in the path or the query string (400 with the reason); drop a cookie that
+    holds one. Placed before the session middleware: the answer needs neither."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name in [k for k, v in request.COOKIES.items() if NUL in k or NUL in v]:
+            del request.COOKIES[name]
+        if NUL in request.path_info or NUL in request.path or self._query_has_nul(request):
+            return bad_request(request, BAD_ADDRESS)
+        return self.get_response(request)
+
+    @staticmethod
+    def _query_has_nul(request: HttpRequest) -> bool:
+        return any(NUL in key or NUL in "".join(values) for key, values in request.GET.lists())
+
+
+class MethodNotAllowedPageMiddleware:
+    """Django answers a method a view does not take (``GET /evaluations/start/``) with a blank
+    405: this one says which methods the address takes, on the site's page (templates/405.html).
+    JSON clients keep Django's empty body and its Allow header."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or _is_api(request):
+            return response
+        allowed = response.get("Allow", "")
+        methods = [m.strip() for m in allowed.split(",") if m.strip()]
+        context = {"method": request.method, "allowed": methods, "form_only": methods == ["POST"]}
+        page = render(request, "405.html", context, status=405)
+        page["Allow"] = allowed
+        return page
