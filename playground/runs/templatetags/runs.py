@@ -16,6 +16,14 @@ from playground.runs.limits import default_limits
 
 register = template.Library()
 
+# What the run button says, by what will happen: a real run only, or a model asked (a program
+# is also run for real then, to judge the model against it).
+BUTTON_LABELS = {
+    "program": {"real": "▶ Run it for real", "model": "▶ Run and ask the model"},
+    "puzzle": {"real": "", "model": "▶ Ask the model to solve it"},
+    "task": {"real": "", "model": "▶ Ask the model"},
+}
+
 
 @register.inclusion_tag("runs/_run_form.html", takes_context=True)
 def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> dict[str, Any]:
@@ -37,6 +45,7 @@ def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> d
         "kind": kind,
         "action": action,
         "methods": methods,
+        "labels": BUTTON_LABELS[kind],
         "models": models,
         "user": context["user"],
         "csrf_token": context.get("csrf_token"),
