@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,8 +41,13 @@ class Oracle:
     solutions: dict[str, str] = field(default_factory=dict)  # puzzle sat source -> answer
     knowledge: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # CoC lines
     error_step: int | None = None  # trace method: make step k (of the call) wrong
+    # After its answer, write this many chunks of filler (as a tiny model does after closing its
+    # JSON), FILLER_DELAY apart, unless the client closes the stream first.
+    filler: int = 0
+    filler_delay: float = 0.002
     seen: Counter[str] = field(default_factory=Counter)
     prompt_chars: Counter[str] = field(default_factory=Counter)
+    closed_early: int = 0  # answers whose stream the client closed before the server was done
 
     def answer(self, prompt: str) -> str:
         kind, text = self._answer(prompt)
@@ -126,6 +132,9 @@ class Oracle:
         return (printed + "\n" if printed else "") + f"Final answer: {real['result']}"
 
 
+FILLER = "\nThis is a JSON object that represents the trace, formatted with indentation."
+
+
 def _chunks(text: str, size: int = 40) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
@@ -144,13 +153,26 @@ def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for part in _chunks(text):
-                message = {"choices": [{"index": 0, "delta": {"content": part}}]}
-                self.wfile.write(b"data: " + json.dumps(message).encode() + b"\n\n")
-            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
-            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
-            self.wfile.write(b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n")
-            self.wfile.flush()
+            parts = _chunks(text) + [FILLER] * oracle.filler
+            try:
+                for index, part in enumerate(parts):
+                    message = {"choices": [{"index": 0, "delta": {"content": part}}]}
+                    self.wfile.write(b"data: " + json.dumps(message).encode() + b"\n\n")
+                    if oracle.filler:
+                        self.wfile.flush()
+                        if index >= len(parts) - oracle.filler:
+                            time.sleep(oracle.filler_delay)
+                written = len(text) + len(FILLER) * oracle.filler
+                usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": written // 4}
+                finish = "length" if oracle.filler else "stop"  # filler runs to the limit
+                end = {
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+                    "usage": usage,
+                }
+                self.wfile.write(b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                oracle.closed_early += 1
 
         def do_GET(self) -> None:
             self.send_response(200)

@@ -51,12 +51,14 @@ class Item:
 
 @dataclass
 class Reply:
-    """One finished model answer."""
+    """One finished model answer. ``finish_reason``: "length" only when the token limit ended
+    it; ``stopped_early`` when it was complete and the model was stopped there."""
 
     text: str
     prompt_tokens: int | None
     completion_tokens: int
     finish_reason: str | None = None
+    stopped_early: bool = False
 
 
 @dataclass
@@ -108,14 +110,45 @@ class Params:
     temperature: float = 0.0
     seed: int | None = None
     max_tokens: int = 512
+    # End every answer as soon as it is complete: close the stream once the method reads a
+    # complete answer, and send what makes the engine really hold a JSON constraint. False only
+    # to measure what that saves (bench/early_stopping.py).
+    stop_early: bool = True
+
+
+def block_closed(
+    opening: str, closing: str, accept: Callable[[str], bool] | None = None
+) -> Callable[[str], bool]:
+    """A ``done`` test for answers that end with an ``opening ... closing`` block (the [ANSWER]
+    tags): true once such a block has closed with content ``accept`` takes (by default any that
+    is not blank), so that instructions echoed back ("in [ANSWER] and [/ANSWER] tags") do not
+    end the answer. Looks only at new text each time."""
+    searched = 0
+
+    def done(text: str) -> bool:
+        nonlocal searched
+        end = text.find(closing, max(0, searched - len(closing)))
+        searched = len(text)
+        while end != -1:
+            start = text.rfind(opening, 0, end)
+            if start != -1:
+                content = text[start + len(opening) : end]
+                if content.strip() and (accept is None or accept(content)):
+                    return True
+            end = text.find(closing, end + 1)
+        return False
+
+    return done
 
 
 class Session:
     """The model, the sandbox and the outside world, as a method sees them.
 
     ``emit(kind, **data)`` publishes live events (``token``, ``step``, ``plan``, ``status``);
-    ``on_text(transcript)`` is told the whole text so far (the caller saves it in batches);
-    ``cancelled()`` is polled between tokens. Token counts and calls add up over the session.
+    a model's ``token`` events carry the counts so far, for the live meter. ``on_text(transcript)``
+    is told the whole text so far (the caller saves it in batches); ``cancelled()`` is polled
+    between tokens. Token counts and calls add up over the session; ``endings`` says how each
+    answer ended ("complete": stopped once read complete, "stop", "length").
     """
 
     def __init__(
@@ -140,6 +173,8 @@ class Session:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.calls = 0
+        self.endings: list[str] = []
+        self.live_tokens = 0  # counted as they stream, over every answer so far
         self.cancel_event = threading.Event()
 
     def emit(self, kind: str, **data: Any) -> None:
@@ -159,9 +194,14 @@ class Session:
         max_tokens: int | None = None,
         json_schema: dict[str, Any] | None = None,
         on_delta: Callable[[str], None] | None = None,
+        done: Callable[[str], bool] | None = None,
     ) -> Reply:
         """Ask the model, streaming its answer into the transcript (under ``heading`` when the
-        method makes several calls). Raises LLMError, or Cancelled."""
+        method makes several calls). ``done(text)``: whether this answer's text so far is
+        complete, asked after each delta (and after ``on_delta``); the stream is then closed, so
+        the engine stops generating. (Stop strings would end an answer that starts by echoing
+        its instructions, "... in [ANSWER] and [/ANSWER] tags", before it began.) Raises
+        LLMError, or Cancelled."""
         if self._cancelled():
             raise Cancelled
         if heading:
@@ -169,7 +209,10 @@ class Session:
         # The run's budget caps every answer; a method may ask for less for one of its calls.
         limit = min(max_tokens, self.params.max_tokens) if max_tokens else self.params.max_tokens
         self.calls += 1
+        early = self.params.stop_early
         last_check = time.monotonic()
+        first_token: float | None = None
+        count = 0
         try:
             with stream_chat(
                 self.model,
@@ -178,12 +221,31 @@ class Session:
                 temperature=self.params.temperature,
                 seed=self.params.seed,
                 json_schema=json_schema,
+                strict_schema=early,
                 cancel=self.cancel_event,
             ) as stream:
                 for delta in stream:
-                    self.append(delta)
+                    now = time.monotonic()
+                    first_token = first_token or now
+                    count += 1
+                    self.live_tokens += 1
+                    self.transcript += delta
+                    # Tokens after the first over the time since it came: the engine's speed,
+                    # not the wait for the prompt.
+                    rate = (count - 1) / (now - first_token) if now > first_token else None
+                    self.emit(
+                        "token",
+                        text=delta,
+                        tokens=self.live_tokens,
+                        answer_tokens=count,
+                        limit=limit,
+                        rate=round(rate, 1) if rate is not None else None,
+                        calls=self.calls,
+                    )
                     if on_delta is not None:
                         on_delta(delta)
+                    if early and done is not None and done(stream.text):
+                        stream.stop()
                     if time.monotonic() - last_check >= 0.5:
                         last_check = time.monotonic()
                         if self._on_text is not None:
@@ -199,8 +261,14 @@ class Session:
                 self._on_text(self.transcript)
         self.prompt_tokens += stream.prompt_tokens or 0
         self.completion_tokens += stream.completion_tokens
+        self.live_tokens = self.completion_tokens  # the server's own count, where it gave one
+        self.endings.append("complete" if stream.stopped_early else stream.finish_reason or "")
         return Reply(
-            stream.text, stream.prompt_tokens, stream.completion_tokens, stream.finish_reason
+            stream.text,
+            stream.prompt_tokens,
+            stream.completion_tokens,
+            stream.finish_reason,
+            stream.stopped_early,
         )
 
     def run(

@@ -87,6 +87,35 @@ def dict_literal(text: str) -> str | None:
     return None
 
 
+def dict_answered(text: str) -> bool:
+    """A ``done`` test for the LMulator's reply, which should be a dict literal and nothing else:
+    complete once the dict it starts with has closed (braces inside quoted strings do not
+    count). A reply that starts with anything else runs on, and its last dict is read."""
+    body = text.lstrip()
+    if body.startswith("```"):
+        body = body.partition("\n")[2].lstrip()
+    if not body.startswith("{"):
+        return False
+    depth, quote, escaped = 0, "", False
+    for ch in body:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if not depth:
+                return True
+    return False
+
+
 def write_messages(item: Item) -> list[dict[str, str]]:
     shots = "\n\n".join(f"Question: {q}\nAnswer: {a}" for q, a in item.examples)
     examples = f"Questions of this task and their answers:\n\n{shots}\n\n" if shots else ""
@@ -130,7 +159,11 @@ def emulate(item: Item, session: Session) -> Emulation:
     call: str | None
     if item.kind == "task":
         reply = session.chat(
-            write_messages(item), heading="Write the program", max_tokens=PROGRAM_TOKENS
+            write_messages(item),
+            heading="Write the program",
+            max_tokens=PROGRAM_TOKENS,
+            # The prompt opens the block: the program is complete when a line closes it.
+            done=lambda text: "\n[/PROGRAM]" in text and bool(read_program(text).strip()),
         )
         source = read_program(reply.text)
         details["program"] = source
@@ -161,6 +194,7 @@ def emulate(item: Item, session: Session) -> Emulation:
             lmulator_messages(source, request),
             heading=f"Line {request.line}: {request.code[:80]}",
             max_tokens=LM_TOKENS,
+            done=dict_answered,
         )
         found = dict_literal(reply.text)
         details["lm_lines"].append({"line": request.line, "reply": (found or reply.text)[:500]})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.emulation import prompts
-from playground.emulation.base import Emulation, Item, Session
+from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, parse_literal, repeats_input, same_value
 
 KINDS = frozenset({"program"})
@@ -102,8 +102,23 @@ def judge(prediction: Prediction, real_result: str | None, call: str) -> Verdict
     )
 
 
+def _readable(block: str) -> bool:
+    """Whether an [ANSWER] block holds an assertion or a literal (not echoed instructions)."""
+    if any(line.strip().startswith("assert") for line in block.splitlines()):
+        return True
+    try:
+        parse_literal(block.strip())
+    except NotALiteral:
+        return False
+    return True
+
+
 def _emulate(method: str, item: Item, session: Session) -> Emulation:
-    reply = session.chat(messages(method, item.source, item.call))
+    # The answer is complete once an [ANSWER] block with something readable in it closes.
+    reply = session.chat(
+        messages(method, item.source, item.call),
+        done=block_closed("[ANSWER]", "[/ANSWER]", _readable),
+    )
     prediction = extract(reply.text, item.call)
     return Emulation(prediction=prediction.text, problem=prediction.problem)
 

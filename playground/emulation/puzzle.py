@@ -12,7 +12,7 @@ import ast
 import re
 from typing import Any
 
-from playground.emulation.base import Emulation, Item, Session
+from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, literal_source, parse_literal
 
 KINDS = frozenset({"puzzle"})
@@ -89,18 +89,32 @@ def _check(value: Any, node: ast.expr) -> str | None:
     return None
 
 
+def _literal(block: str) -> bool:
+    try:
+        parse_literal(block.strip())
+    except NotALiteral:
+        return False
+    return True
+
+
 def emulate(item: Item, session: Session) -> Emulation:
     chat = messages(item)
     attempts: list[dict[str, Any]] = []
     last_trace: dict[str, Any] | None = None
     for attempt in range(1, ATTEMPTS + 1):
-        reply = session.chat(chat, heading=f"Attempt {attempt}")
+        reply = session.chat(
+            chat,
+            heading=f"Attempt {attempt}",
+            done=block_closed("[ANSWER]", "[/ANSWER]", _literal),
+        )
         answer = extract(reply.text)
         record: dict[str, Any] = {"attempt": attempt, "answer": answer}
         attempts.append(record)
         why: str
         if answer is None:
             why = "The answer has no [ANSWER] block with a literal in it."
+            if reply.finish_reason == "length":
+                why += " The model reached its token limit before writing one."
         else:
             try:
                 value = parse_literal(answer)

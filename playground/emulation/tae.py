@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from playground.emulation.base import Emulation, Item, Session
+from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, parse_literal
 from playground.sandbox.schema import make_trace, storable
 
@@ -154,7 +154,15 @@ def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
         session.emit("plan", plan=plan, reused=True)
         session.append(f"── Think (reused the stored plan for {plan.get('title', key)}) ──\n")
         return plan, True
-    reply = session.chat(think_messages(item), heading="Think", max_tokens=THINK_TOKENS)
+    # The plan is complete once a pseudocode block of some lines closes.
+    reply = session.chat(
+        think_messages(item),
+        heading="Think",
+        max_tokens=THINK_TOKENS,
+        done=block_closed(
+            "[PSEUDOCODE]", "[/PSEUDOCODE]", lambda code: len(code.strip().splitlines()) > 1
+        ),
+    )
     plan = read_plan(reply.text)
     plan["title"] = item.task or item.title or "this program"
     stored = session.plans.put(key, session.model.name, plan)
@@ -172,11 +180,20 @@ def emulate(item: Item, session: Session) -> Emulation:
             steps.append(_step(len(steps), line))
             session.emit("step", step=steps[-1])
 
+    checked = 0
+
+    def answered(_text: str) -> bool:
+        """The simulation is complete with its first whole "Final answer: ..." line."""
+        nonlocal checked
+        new, checked = parser.lines[checked:], len(parser.lines)
+        return any(_FINAL.search(line) for line in new)
+
     reply = session.chat(
         execute_messages(item, plan),
         heading="Execute",
         max_tokens=EXECUTE_TOKENS,
         on_delta=on_delta,
+        done=answered,
     )
     for line in parser.finish():
         steps.append(_step(len(steps), line))

@@ -217,14 +217,29 @@ class StepParser:
         self.steps: list[dict[str, Any]] = []
         self.invalid = 0
         self.max_steps = max_steps
-        self.ended = False  # [/TRACE] seen: anything after it is ignored
+        # Where the answer is over; anything after it is ignored. [/TRACE] after a step:
+        self.ended = False
+        # The JSON value that holds the steps ({"steps": [...]}) has closed:
+        self.closed = False
+        # A step returned from the call's frame (as ``result_of`` reads it): the call is over.
+        self.returned = False
+        # A string ran into a line break, which JSON forbids: the step it was in, and nothing
+        # after it, can be read.
+        self.broken_at: int | None = None
+        self._frames = 0
+        self._steps_before = 0  # steps parsed before the current top-level value opened
+
+    @property
+    def complete(self) -> bool:
+        """Whether the trace is over: the model may stop writing."""
+        return self.ended or self.closed or self.returned or self.broken_at is not None
 
     def feed(self, delta: str) -> list[dict[str, Any]]:
         """Take more text; return the steps completed by it."""
         self.text += delta
         new: list[dict[str, Any]] = []
         text = self.text
-        while self.pos < len(text) and not self.ended:
+        while self.pos < len(text) and not self.ended and self.broken_at is None:
             ch = text[self.pos]
             if self.in_string:
                 if self.escaped:
@@ -233,12 +248,19 @@ class StepParser:
                     self.escaped = True
                 elif ch == '"':
                     self.in_string = False
+                elif ch == "\n":
+                    self.broken_at = len(self.steps)
+                    break
             elif ch == '"' and self.stack:
                 self.in_string = True
             elif ch in "{[":
+                if not self.stack:
+                    self._steps_before = len(self.steps)
                 self.stack.append((ch, self.pos))
             elif ch in "}]" and self.stack:
                 opener, start = self.stack.pop()
+                if not self.stack and len(self.steps) > self._steps_before:
+                    self.closed = True  # it held steps: the wrapper, not a step of its own
                 if ch == "}" and opener == "{":
                     parent = self.stack[-1][0] if self.stack else None
                     if parent in (None, "["):
@@ -247,8 +269,13 @@ class StepParser:
                             new.append(step)
                 elif (opener == "{") != (ch == "}"):  # mismatched brackets: start afresh
                     self.stack.clear()
-            if not self.stack and not self.in_string and text.startswith("[/TRACE]", self.pos):
-                self.ended = True
+            if (
+                self.steps
+                and not self.stack
+                and not self.in_string
+                and text.startswith("[/TRACE]", self.pos)
+            ):
+                self.ended = True  # (before any step it is the instructions echoed)
             if self.stack and self.pos - self.stack[0][1] > _MAX_OBJECT * 50:
                 self.stack.clear()  # an object that never closes: give up on it
                 self.in_string = False
@@ -270,14 +297,31 @@ class StepParser:
             self.invalid += 1
             return None
         self.steps.append(step)
+        event = step.get("event", "line")
+        if event == "call":
+            self._frames += 1
+        elif event == "return":
+            self._frames -= 1
+            if self._frames <= 0:
+                self.returned = True
         return step
 
-    def problem(self) -> str | None:
-        """Why the text is not a complete trace, or None."""
+    def problem(self, finish_reason: str | None = None) -> str | None:
+        """Why the text is not a complete trace, or None. The token limit is named only when it
+        ended the answer (``finish_reason == "length"``) before the trace was over."""
+        if self.broken_at is not None:
+            return (
+                f"Step {self.broken_at + 1} is not valid JSON: a string in it runs past the end "
+                "of its line, so the trace cannot be read from there on."
+            )
         if not self.steps:
+            if finish_reason == "length":
+                return "The model reached its token limit before it wrote a step in the format."
             return "The answer contains no step in the trace format."
-        if self.stack:
-            return "The answer stops in the middle of a step (cut off at the token limit?)."
+        if self.stack and not self.complete:
+            if finish_reason == "length":
+                return "The model reached its token limit in the middle of a step."
+            return "The answer stops in the middle of a step."
         if self.invalid:
             return f"{self.invalid} step{'s' if self.invalid > 1 else ''} could not be read."
         return None
@@ -326,8 +370,9 @@ def emulate(item: Item, session: Session) -> Emulation:
         messages(item.source, item.call),
         json_schema=SCHEMA,
         on_delta=on_delta,
+        done=lambda _text: parser.complete,
     )
-    problem = parser.problem()
+    problem = parser.problem(reply.finish_reason)
     result = result_of(parser.steps)
     raised = raised_by(parser.steps)
     stdout = "".join(s.get("stdout", "") for s in parser.steps)
@@ -346,8 +391,6 @@ def emulate(item: Item, session: Session) -> Emulation:
         source="emulated",
         method="trace",
     )
-    if problem and reply.finish_reason == "length":
-        trace["error"]["message"] += " The model reached its token limit."
     return Emulation(
         trace=trace,
         prediction=result,

@@ -8,7 +8,8 @@ serve, hosted APIs).
 
 Timeouts for connecting, for the first token (and any later stall) and in total; bounded retries
 with backoff on connection errors only, never once a token has arrived; ``close()`` (or a set
-``cancel`` event) closes the connection so the engine stops generating; at most
+``cancel`` event) closes the connection so the engine stops generating; ``stop()`` does the same
+for an answer the caller has read complete (it then ends normally, ``stopped_early``); at most
 ``max_concurrency`` streams per model in this process. Every failure is an ``LLMError`` whose
 message can be shown to any user: it never holds the server's address nor what the server said
 (an internal URL, a stack trace, a prompt echoed back); those go to the log and to ``detail``.
@@ -97,6 +98,7 @@ class ChatStream:
         self.cancel = cancel
         self.text = ""
         self.finish_reason: str | None = None
+        self.stopped_early = False  # the caller read a complete answer and ended it there
         self.prompt_tokens: int | None = None
         self.completion_tokens = 0  # content chunks, until the server reports its own count
         self._reported_completion: int | None = None
@@ -208,6 +210,8 @@ class ChatStream:
                     self.text += delta
                     self.completion_tokens += 1
                     yield delta
+                    if self.stopped_early:
+                        return
             if self.finish_reason is None:
                 raise ModelProtocolError(
                     "The model server closed the stream before the answer was complete."
@@ -304,6 +308,15 @@ class ChatStream:
         return content or ""
 
     # -- closing -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """End the answer here because it is complete: the connection closes (the engine stops
+        generating, as on cancel) and iteration ends normally with finish_reason "stop"."""
+        self.stopped_early = True
+        if self.finish_reason is None:
+            self.finish_reason = "stop"
+        self.elapsed_s = time.monotonic() - self._started
+        self.close()
+
     def close(self) -> None:
         """Close the connection (the server stops generating) and free the model's slot."""
         if self._closed:
@@ -342,10 +355,13 @@ def stream_chat(
     temperature: float = 0.0,
     seed: int | None = None,
     json_schema: dict[str, Any] | None = None,
+    strict_schema: bool = True,
     timeouts: Timeouts | None = None,
     cancel: threading.Event | None = None,
 ) -> ChatStream:
-    """Open a streaming chat completion; iterate the result for text deltas."""
+    """Open a streaming chat completion; iterate the result for text deltas.
+    ``strict_schema=False`` leaves out what makes llama-cpp-python honour ``json_schema`` (only
+    to measure the old behaviour)."""
     payload: dict[str, Any] = {
         "model": model.model,
         "messages": messages,
@@ -363,4 +379,10 @@ def stream_chat(
         }
     elif json_schema is not None and model.json_schema == "json_object":
         payload["response_format"] = {"type": "json_object", "schema": json_schema}
+        if strict_schema:
+            # llama-cpp-python 0.3's server applies its default repeat penalty (1.1) in a way
+            # that lets tokens outside the grammar through: the model then leaves the JSON and
+            # writes filler up to the token limit. Without the penalty the grammar holds and the
+            # answer ends where the JSON value ends (tests/llm/test_embedded_model.py).
+            payload["repeat_penalty"] = 1.0
     return ChatStream(model, payload, timeouts or Timeouts(), cancel).open()

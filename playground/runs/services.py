@@ -108,11 +108,13 @@ def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
 
 
 def hit_token_limit(run: Run) -> bool:
-    """Whether the model's answer ended at its token limit: the engine said so (``length``), or
-    the one answer of a single-call method used the whole budget."""
+    """Whether the model's answer ended at its token limit: the engine said so for the last
+    answer (``details["endings"]``, how each answer ended, stored since early stopping), or, for
+    runs stored before, the one answer of a single-call method used the whole budget."""
     details = run.details if isinstance(run.details, dict) else {}
-    if "finish_reason" in details:
-        return details["finish_reason"] == "length"
+    endings = details.get("endings")
+    if isinstance(endings, list) and endings:
+        return endings[-1] == "length"
     return (
         run.model_calls == 1
         and run.completion_tokens is not None

@@ -138,6 +138,10 @@ def execute_emulation(run_id: int) -> str:
     try:
         emulation = method.emulate(item, session)
     except Cancelled:
+        # What the model had written is kept (on_text); so is what it cost, for the page.
+        Run.objects.filter(pk=run_id).update(
+            completion_tokens=session.live_tokens or None, model_calls=session.calls
+        )
         return "cancelled"
     except LLMError as exc:
         if not Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
@@ -222,7 +226,8 @@ def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None
             "emulated_text": session.transcript,
             "prediction": emulation.prediction or "",
             "verdict": verdict,
-            "details": emulation.details,
+            # How each answer ended: "complete" (stopped there), "stop", "length" (its limit).
+            "details": {**emulation.details, "endings": session.endings},
             "emulation_done": True,
             "prompt_tokens": session.prompt_tokens or None,
             "completion_tokens": session.completion_tokens,

@@ -80,16 +80,41 @@ def program_fragment(event: dict[str, Any]) -> str:
     )
 
 
+def meter_fragment(event: dict[str, Any]) -> str:
+    """The model's counts so far (from a token event), for the live meter that static/js/
+    live-run.js draws with the elapsed time; an element of data, so that it can be swapped in
+    with every token while the visible text ticks on its own."""
+
+    def number(key: str) -> str:
+        value = event.get(key)
+        return "" if value is None or isinstance(value, bool) else str(value)
+
+    return format_html(
+        '<data id="model-meter-data" hx-swap-oob="true" value="{}" data-answer="{}" '
+        'data-limit="{}" data-rate="{}" data-calls="{}"></data>',
+        number("tokens"),
+        number("answer_tokens"),
+        number("limit"),
+        number("rate"),
+        number("calls"),
+    )
+
+
 def state(page_url: str, events: list[dict[str, Any]]) -> str:
     """Everything so far in one message: the model's whole text, the latest status."""
-    text = "".join(e.get("text", "") for e in events if e["type"] == "token")
+    tokens = [e for e in events if e["type"] == "token"]
     parts: list[str] = []
-    if text:  # a page without a model (a real-only run) has no box to swap: htmx logs an error
+    if tokens:  # a page without a model box has no #model-output to swap
+        text = "".join(e.get("text", "") for e in tokens)
         parts.append(
             format_html(
-                '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>', text
+                '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>',
+                text,
             )
         )
+    counted = [e for e in tokens if "tokens" in e]
+    if counted:
+        parts.append(meter_fragment(counted[-1]))
     steps = "".join(step_item(e.get("step")) for e in events if e["type"] == "step")
     if steps:
         parts.append(
@@ -113,9 +138,10 @@ def state(page_url: str, events: list[dict[str, Any]]) -> str:
 def event_fragment(page_url: str, event: dict[str, Any]) -> str:
     kind = event["type"]
     if kind == "token":
-        return format_html(
+        text = format_html(
             '<span hx-swap-oob="beforeend:#model-output">{}</span>', event.get("text", "")
         )
+        return text + meter_fragment(event) if "tokens" in event else text
     if kind == "step":
         return f'<div hx-swap-oob="beforeend:#emulated-steps">{step_item(event.get("step"))}</div>'
     if kind == "plan":

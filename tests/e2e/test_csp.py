@@ -147,7 +147,7 @@ def test_public_pages_and_a_live_model_run(watched: Watched) -> None:
     page.get_by_label("Method").select_option("trace")
     page.locator("summary", has_text="Limits for this run").click()
     page.get_by_label("Longest model answer").fill("120")  # short: the CPU may be busy
-    page.get_by_role("button", name="Run it for real").click()
+    page.get_by_role("button", name="Run and ask the model").click()
     expect(page.locator("#run-live")).to_be_visible()
     expect(page.locator("#comparison-summary")).to_be_visible(timeout=240_000)
     expect(page.locator("#cmp")).to_be_visible()

@@ -27,7 +27,7 @@ def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser)
     page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
     page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
     page.get_by_label("Method").select_option("cot")
-    page.get_by_role("button", name="Run it for real").click()
+    page.get_by_role("button", name="Run and ask the model").click()
     expect(page.locator("#model-output")).to_be_visible()
 
     sizes: list[int] = []
@@ -82,7 +82,7 @@ def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
     page.get_by_label("Method").select_option("trace")
     page.locator("summary", has_text="Limits for this run").click()
     page.get_by_label("Longest model answer").fill("400")
-    page.get_by_role("button", name="Run it for real").click()
+    page.get_by_role("button", name="Run and ask the model").click()
     counts = _watch(page, "#emulated-steps li", until="#live-comparison:not(:empty)")
     live = page.locator("#live-comparison").inner_text()
     assert live.startswith("So far:"), live  # compared with the real run while streaming

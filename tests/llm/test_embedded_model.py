@@ -10,6 +10,7 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
+from playground.emulation import trace
 from playground.llm.client import Cancelled, ChatStream, Timeouts, stream_chat
 from playground.llm.registry import ModelSpec
 
@@ -64,6 +65,22 @@ def test_json_schema_constrains_the_output(model: ModelSpec) -> None:
     assert text.lstrip().startswith("{")
     if stream.finish_reason == "stop":  # a tiny model can run out of tokens mid-object
         assert isinstance(json.loads(text)["answer"], int)
+
+
+def test_the_trace_schema_holds_so_the_answer_ends_where_its_json_ends(model: ModelSpec) -> None:
+    # CRUXEval sample_3, which the newcomer review timed at 87 s and 1,502 tokens: the server
+    # let the model out of the schema, and it wrote filler after the JSON up to the context's
+    # end. Held to the schema, the model must end with the JSON value.
+    source = (
+        "def f(text, value):\n    text_list = list(text)\n    text_list.append(value)\n"
+        "    return ''.join(text_list)"
+    )
+    messages = trace.messages(source, "f('bcksrut', 'q')")
+    with stream_chat(model, messages, max_tokens=600, json_schema=trace.SCHEMA) as stream:
+        text = "".join(stream)
+    assert stream.finish_reason == "stop", text
+    assert isinstance(json.loads(text)["steps"], list)
+    assert stream.completion_tokens < 300
 
 
 def test_llm_check_reports_up_and_down(model: ModelSpec, monkeypatch: pytest.MonkeyPatch) -> None:

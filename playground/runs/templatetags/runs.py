@@ -17,6 +17,14 @@ from playground.runs.limits import default_limits
 
 register = template.Library()
 
+# What the run button says, by what will happen: a real run only, or a model asked (a program
+# is also run for real then, to judge the model against it).
+BUTTON_LABELS = {
+    "program": {"real": "▶ Run it for real", "model": "▶ Run and ask the model"},
+    "puzzle": {"real": "", "model": "▶ Ask the model to solve it"},
+    "task": {"real": "", "model": "▶ Ask the model"},
+}
+
 
 @register.filter
 def error_text(error: Any) -> str:
@@ -44,6 +52,7 @@ def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> d
         "kind": kind,
         "action": action,
         "methods": methods,
+        "labels": BUTTON_LABELS[kind],
         "models": models,
         "user": context["user"],
         "csrf_token": context.get("csrf_token"),

@@ -1,0 +1,150 @@
+// The run page while the model writes: its box follows the newest text until the reader
+// scrolls up (then "Jump to newest" appears), and a meter shows the tokens so far, tokens/s
+// and the time since the run started, ticking on its own. "started ... ago" stays current.
+// Times come from the server (data-since and data-now, in epoch seconds), so a browser clock
+// that is wrong does not matter. The websocket swaps #model-output (whole, or text appended)
+// and #model-meter-data (the counts) in; a mutation observer notices both.
+(function () {
+  "use strict";
+  var NEAR = 24; // px from the bottom that still count as "reading the newest text"
+  var follow = true;
+  var current = null; // the #model-output element in the page (the websocket may replace it)
+  var lastTop = 0;
+  var seenAt = new WeakMap(); // element -> when this page first saw it (Date.now())
+  var pending = false;
+
+  function atBottom(el) {
+    return el.scrollHeight - el.scrollTop - el.clientHeight <= NEAR;
+  }
+
+  // Seconds since the element's data-since, by the server's clock.
+  function age(el) {
+    var since = Number(el.getAttribute("data-since"));
+    var now = Number(el.getAttribute("data-now"));
+    if (!since || !now) return null;
+    if (!seenAt.has(el)) seenAt.set(el, Date.now());
+    return Math.max(0, now - since + (Date.now() - seenAt.get(el)) / 1000);
+  }
+
+  function count(n) {
+    return Number(n).toLocaleString("en");
+  }
+
+  function clock(s) {
+    s = Math.floor(s);
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s";
+    return Math.floor(s / 3600) + " h " + String(Math.floor(s / 60) % 60).padStart(2, "0") + " min";
+  }
+
+  function ago(s) {
+    function unit(n, word) { return n + " " + word + (n === 1 ? "" : "s") + " ago"; }
+    if (s < 5) return "just now";
+    if (s < 60) return unit(Math.floor(s), "second");
+    if (s < 3600) return unit(Math.floor(s / 60), "minute");
+    if (s < 86400) return unit(Math.floor(s / 3600), "hour");
+    return null; // older: the server's words stay
+  }
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text; // no change, no mutation
+  }
+
+  function drawMeter() {
+    var meter = document.getElementById("model-meter");
+    if (!meter) return;
+    var data = document.getElementById("model-meter-data");
+    var parts = [];
+    var tokens = data && data.value !== "" ? Number(data.value) : 0;
+    if (!tokens) {
+      parts.push("waiting for the model's first token");
+    } else {
+      var calls = Number(data.getAttribute("data-calls")) || 1;
+      var answer = Number(data.getAttribute("data-answer")) || tokens;
+      var limit = data.getAttribute("data-limit") || meter.getAttribute("data-limit");
+      if (calls > 1) {
+        parts.push(count(tokens) + " tokens in " + calls + " answers (this one " + count(answer) +
+          " of at most " + count(limit) + ")");
+      } else {
+        parts.push(count(tokens) + " of at most " + count(limit) + " tokens");
+      }
+      var rate = data.getAttribute("data-rate");
+      if (rate) parts.push(rate + " tokens/s");
+    }
+    var elapsed = age(meter);
+    if (elapsed !== null) parts.push(clock(elapsed) + " elapsed");
+    setText(meter, parts.join(" · "));
+    meter.hidden = false;
+  }
+
+  function drawAges() {
+    var times = document.querySelectorAll("time[data-since]");
+    for (var i = 0; i < times.length; i++) {
+      var s = age(times[i]);
+      var text = s === null ? null : ago(s);
+      if (text) setText(times[i], text);
+    }
+  }
+
+  function jumpButton() {
+    return document.getElementById("model-jump");
+  }
+
+  function showJump(show) {
+    var button = jumpButton();
+    if (button && button.hidden === show) button.hidden = !show;
+  }
+
+  function followText() {
+    var el = document.getElementById("model-output");
+    if (!el || !el.classList.contains("live")) { current = null; return; }
+    if (el !== current) { current = el; lastTop = 0; } // replaced: starts at the top
+    if (follow) {
+      el.scrollTop = el.scrollHeight;
+      lastTop = el.scrollTop;
+      showJump(false);
+    } else {
+      showJump(!atBottom(el));
+    }
+  }
+
+  function update() {
+    pending = false;
+    followText();
+    drawMeter();
+  }
+
+  function soon() {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(update);
+  }
+
+  // Only the reader scrolling up stops following (new text only ever moves the end down, and
+  // our own scrolling goes down); reaching the end again resumes it.
+  document.addEventListener("scroll", function (event) {
+    var el = event.target;
+    if (!(el instanceof HTMLElement) || el !== current) return;
+    if (el.scrollTop < lastTop - 2) follow = false;
+    if (atBottom(el)) follow = true;
+    lastTop = el.scrollTop;
+    showJump(!follow);
+  }, true);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("#model-jump") : null;
+    if (!button) return;
+    follow = true;
+    update();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    new MutationObserver(soon).observe(document.body, {
+      childList: true, subtree: true, characterData: true, attributes: true,
+      attributeFilter: ["value", "data-rate", "data-calls", "data-answer"],
+    });
+    update();
+    drawAges();
+    window.setInterval(function () { drawMeter(); drawAges(); }, 500);
+  });
+})();
