@@ -300,7 +300,7 @@ class StepParser:
         event = step.get("event", "line")
         if event == "call":
             self._frames += 1
-        elif event == "return":
+        elif event in FRAME_EXITS:  # a return, or an exception leaving the frame
             self._frames -= 1
             if self._frames <= 0:
                 self.returned = True

@@ -144,7 +144,7 @@ def test_a_model_that_returns_none_where_the_frame_unwound_is_marked(
     Trace.objects.create(run=run, kind="emulated", status="ok", step_count=12, data=written)
     page.goto(live_server.url + run.get_absolute_url())
     expect(page.locator("#first-divergence")).to_have_text(
-        "Step 9 (line 1): KeyError: 'missing' leaves g() here; the model says g() returns None."
+        "Step 10 (line 1): KeyError: 'missing' leaves g() here; the model says g() returns None."
     )
     page.get_by_role("button", name="Jump to first divergence").click()
     expect(page.locator("#cmp-info")).to_contain_text("the model gets an exception wrong here")

@@ -176,3 +176,13 @@ def test_instructions_echoed_back_do_not_end_an_answer() -> None:
     assert emulation.prediction == "4"
     assert session.transcript == echo + answer  # read past the echo, stopped after the answer
     assert session.endings == ["complete"]
+
+
+def test_an_exception_leaving_the_call_ends_the_trace_too() -> None:
+    # The call's frame ends with an unwind (the model says the call raises): the answer is over.
+    parser = trace_method.StepParser()
+    parser.feed('{"steps": [' + CALL_STEP + ', {"line": 2}, ')
+    assert not parser.complete
+    parser.feed('{"line": 2, "event": "unwind", "exception": "KeyError: 0"}')
+    assert parser.complete
+    assert trace_method.raised_by(parser.steps) == "KeyError: 0"
