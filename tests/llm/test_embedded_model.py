@@ -86,7 +86,8 @@ def test_the_trace_schema_holds_so_the_answer_ends_where_its_trace_ends(model: M
             if parser.complete:
                 break
     assert parser.complete, parser.text
-    assert parser.broken_at is None and not parser.invalid, parser.text
+    assert parser.broken_at is None, parser.text
+    assert not parser.invalid, parser.text
     assert parser.steps[0].get("event") == "call"
     assert deltas < 300, parser.text
 

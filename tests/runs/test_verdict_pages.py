@@ -106,7 +106,8 @@ def test_a_trace_with_a_malformed_step_says_so_under_an_accurate_headline(
     run = _run(client, run_now, monkeypatch, parts, "trace")
     assert run.verdict["status"] == "unparsable"
     # The answer was closed where step 3 broke (early stopping): the filler was never read.
-    assert run.completion_tokens is not None and run.completion_tokens < run.max_tokens
+    assert run.completion_tokens is not None
+    assert run.completion_tokens < run.max_tokens
     assert run.details["endings"] == ["complete"]
     page = _text(client.get(run.get_absolute_url()))
     headline = "The model's trace gives no result · The trace stops before the call returns"
