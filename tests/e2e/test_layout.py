@@ -371,7 +371,7 @@ def test_the_evaluation_form_shows_the_fields_of_the_chosen_data_set(
     context.add_cookies([_cookie_for(user, site)])  # type: ignore[list-item]
     page = context.new_page()
     page.goto(site + "/evaluations/")
-    form = page.locator("form.form-grid")
+    form = page.locator("form.start-form")
     tasks, programs = form.locator("[name=tasks]"), form.locator("[name=programs]")
     expect(tasks).to_be_hidden()
     expect(programs).to_be_hidden()
