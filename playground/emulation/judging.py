@@ -148,7 +148,11 @@ def unfinished_trace(text: str, *, steps: int, hit_limit: bool, limit: str = "")
     if steps == 1:
         shown = "Its 1 readable step is compared with the real run."
     start = _open_step(parser.stack)
-    if start is not None:
+    if parser.returned:
+        # The call's frame ended (early stopping closes the answer there, before the wrapper's
+        # "]}"; what follows it is never read), but its return step gives no value.
+        why = 'its return step for the call gives no value (no "__return__" in "changed")'
+    elif start is not None:
         number = len(parser.steps) + parser.invalid + 1
         head, newline, _ = text[start:].partition("\n")
         line = head.strip()
@@ -185,7 +189,7 @@ def _open_step(stack: list[tuple[str, int]]) -> int | None:
         if index + 1 < len(stack) and stack[index + 1][0] == "[":
             continue  # the wrapper object around the array of steps
         return offset
-    return stack[0][1] if stack else None
+    return None  # only the wrapper (or arrays) is open: no step was left unfinished
 
 
 def _is_json(text: str) -> bool:

@@ -91,6 +91,18 @@ def test_constrained_json_cut_off_inside_the_wrapper() -> None:
     assert "cut off at the token limit (100 tokens) in the middle of step 3" in explanation
 
 
+def test_a_trace_stopped_at_its_return_step_is_not_in_the_middle_of_a_step() -> None:
+    # Early stopping closes the answer at the call's return step, before the wrapper's "]}".
+    # Measured with the embedded model on CRUXEval sample_3: the return step gave no value, and
+    # the verdict said "the answer ends in the middle of step 3" (there is no step 3).
+    text = '{"steps": [' + GOOD[0] + ', {"line": 3, "event": "return"}'
+    explanation = _judge(text)["explanation"]
+    assert "middle of step" not in explanation
+    assert 'its return step for the call gives no value (no "__return__" in "changed")' in (
+        explanation
+    )
+
+
 def test_a_trace_without_a_return_step() -> None:
     explanation = _judge("\n".join(GOOD) + "\n[/TRACE]")["explanation"]
     assert "it ends without a return step for the call" in explanation
