@@ -140,13 +140,16 @@ def unfinished_trace(text: str, *, steps: int, hit_limit: bool, limit: str = "")
     """Why a model-written trace with ``steps`` readable steps gives no result: it breaks off in
     the middle of a step (at the token limit, or not), a step is not valid JSON, or it simply
     ends without a return step."""
-    from playground.emulation.trace import StepParser
+    from playground.emulation.trace import StepParser, raised_by
 
     parser = StepParser()
     parser.feed(text)
     shown = f"Its {steps} readable step{'s' if steps != 1 else ''} are compared with the real run."
     if steps == 1:
         shown = "Its 1 readable step is compared with the real run."
+    raised = raised_by(parser.steps)
+    if raised is not None:  # the call's frame ends with an exception leaving it: no value
+        return f"The model says the call raises {_short(raised)}, so it predicts no value. {shown}"
     start = _open_step(parser.stack)
     if parser.returned:
         # The call's frame ended (early stopping closes the answer there, before the wrapper's

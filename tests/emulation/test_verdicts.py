@@ -103,6 +103,14 @@ def test_a_trace_stopped_at_its_return_step_is_not_in_the_middle_of_a_step() -> 
     )
 
 
+def test_a_trace_whose_call_raises_says_so_not_that_its_return_gives_no_value() -> None:
+    text = '{"steps": [' + GOOD[0] + ', {"line": 2, "event": "unwind", "exception": "KeyError: 0"}'
+    explanation = _judge(text)["explanation"]
+    assert explanation.startswith("The model says the call raises KeyError: 0, so it predicts")
+    assert "return step" not in explanation
+    assert "middle of step" not in explanation
+
+
 def test_a_trace_without_a_return_step() -> None:
     explanation = _judge("\n".join(GOOD) + "\n[/TRACE]")["explanation"]
     assert "it ends without a return step for the call" in explanation
