@@ -59,6 +59,10 @@ def test_a_class_runs_an_assignment_end_to_end(stack: Stack, browser: Browser) -
     teacher.get_by_role("button", name="Create assignment").click()
     teacher.get_by_role("link", name="Add item").click()
     teacher.get_by_label("Search the library").fill("sample_5")
+    # Wait for the live search to replace the list (a radio of the first list can be checked
+    # just before the swap throws it away: CI saw that once).
+    results = teacher.locator("#library-results li")
+    expect(results.filter(has_not_text="sample_5")).to_have_count(0)
     sample_5 = teacher.locator("#library-results li", has_text=re.compile(r"sample_5\b"))
     sample_5.locator("input[type=radio]").check()
     expect(teacher.locator("#picked")).to_contain_text("sample_5")

@@ -6,6 +6,7 @@ model call was needed" and show the real value beside the model's. Screenshots a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,11 @@ def test_clicking_lines_fills_checkpoints_and_unreachable_ones_are_refused(
     code = page.locator("#checkpoint-code")
     expect(code).to_contain_text("Pick a program")
     page.get_by_label("Search the library").fill("sample_7")
-    page.locator("#library-results input[type=radio]").first.check()
+    # The live search's list, not the first one it replaces.
+    expect(page.locator("#library-results li").filter(has_not_text="sample_7")).to_have_count(0)
+    page.locator("#library-results li", has_text=re.compile(r"sample_7\b")).locator(
+        "input[type=radio]"
+    ).check()
     expect(code.locator("button.cp-line")).to_have_count(5)
 
     code.locator('button[data-line="4"]').click()
