@@ -34,7 +34,7 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     log = tmp_path_factory.mktemp("keyed") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*server_argv(port=port, threads=2), "--api_key", key],
+            [*server_argv(port=port, threads=2), f"--api_key={key}"],  # a key may start with "-"
             stdout=out,
             stderr=subprocess.STDOUT,
         )
