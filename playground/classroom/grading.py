@@ -8,6 +8,7 @@ answer cannot be graded at all (malformed: it does not count as an attempt).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,23 @@ def grade_output(answer: str, real_result: str | None, error_type: str | None = 
     return Grade(0.0, f"Wrong: the call returns {real_result}.", details={"expected": real_result})
 
 
+def real_frames(steps: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Each step with the variables of its frame once the step is applied, the frames rebuilt as
+    the viewer does: a ``call`` step, or any step met with no frame, starts one; a step's
+    ``locals`` (the changed names) update it; it ends after a return or an unwind step (an
+    exception leaving it)."""
+    stack: list[dict[str, str]] = []
+    for step in steps:
+        event = step.get("event", "line")
+        if event == "call" or not stack:
+            stack.append({})
+        locals_ = step.get("locals")
+        stack[-1].update(locals_ if isinstance(locals_, dict) else {})
+        yield step, stack[-1]
+        if event in FRAME_EXITS:
+            stack.pop()
+
+
 def checkpoint_values(
     steps: list[dict[str, Any]], checkpoints: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -76,27 +94,16 @@ def checkpoint_values(
     for cp in checkpoints:
         line, occurrence = int(cp["line"]), int(cp.get("occurrence", 1))
         names = list(cp.get("variables", []))
-        stack: list[dict[str, str]] = []
-        pop = False
         seen = 0
         values: dict[str, str | None] | None = None
         there: list[str] = []
-        for step in steps:
-            if pop:
-                stack.pop()
-                pop = False
-            event = step.get("event", "line")
-            if event == "call" or not stack:
-                stack.append({})
-            stack[-1].update(step.get("locals", {}))
-            if event == "line" and step.get("line") == line:
+        for step, frame in real_frames(steps):
+            if step.get("event", "line") == "line" and step.get("line") == line:
                 seen += 1
                 if seen == occurrence:
-                    values = {name: stack[-1].get(name) for name in names}
-                    there = sorted(n for n in stack[-1] if n != "__return__")
+                    values = {name: frame.get(name) for name in names}
+                    there = sorted(n for n in frame if n != "__return__")
                     break
-            if event in FRAME_EXITS:  # a return, or an exception unwinding the frame
-                pop = True
         found.append(
             {"line": line, "occurrence": occurrence, "values": values, "names": there,
              "times": seen}
@@ -263,31 +270,20 @@ def first_mistake(
     every step the program took (not cut off by a limit)."""
     real = _from_call([s for s in real_steps if isinstance(s, dict)]) if from_call else real_steps
     shown = model_steps(emulated, from_call=from_call)
-    stack: list[dict[str, str]] = []
-    pop = False
+    frames = real_frames(real)  # Python's step k with its frame's variables
     for number, step in enumerate(shown, start=1):
         if number > len(real):
             if not real_complete:
                 return Mistake(None, reason="The real run was cut off here.", undecided=True)
             return Mistake(number, reason="Python has finished; the model goes on.")
-        truth = real[number - 1]
-        # The real frame at Python's step k, rebuilt as the viewer does.
-        if pop:
-            stack.pop()
-            pop = False
-        event = truth.get("event", "line")
-        if event == "call" or not stack:
-            stack.append({})
-        locals_ = truth.get("locals")
-        stack[-1].update(locals_ if isinstance(locals_, dict) else {})
-        pop = event in FRAME_EXITS  # a return, or an exception unwinding the frame
+        truth, frame = next(frames)
         if _place(step) != _place(truth):
             return Mistake(
                 number, reason=f"Python is at {_where(truth)}; the model says {_where(step)}."
             )
         shows = step.get("locals")
         for name, value in (shows if isinstance(shows, dict) else {}).items():
-            real_value = stack[-1].get(str(name))
+            real_value = frame.get(str(name))
             if real_value is None:
                 return Mistake(number, reason=f"{name} does not exist there.")
             if not same_repr(real_value, str(value)):
