@@ -29,10 +29,22 @@ MAX_PROGRAMS_TEXT = 20_000
 _DATASET_LABELS = dict(Dataset.choices)
 
 
-def _whole(label: str, low: int, high: int, *, empty: str = "") -> dict[str, str]:
-    """Error messages of a bounded whole-number field, in the form's words."""
-    rule = f"{label}: a whole number from {low:,} to {high:,}{empty}."
-    return {"invalid": rule, "min_value": rule, "max_value": rule, "required": rule}
+def _whole_number(
+    label: str, low: int, high: int, initial: int, *, called: str = "", empty: str = "", **kw: Any
+) -> forms.IntegerField:
+    """A bounded whole-number field, not required (left empty it takes ``initial``, see
+    ``_or_initial``), whose every error says the rule in the form's words ("``called``: a whole
+    number from 1 to 100."; ``called`` defaults to the label)."""
+    rule = f"{called or label}: a whole number from {low:,} to {high:,}{empty}."
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=low,
+        max_value=high,
+        initial=initial,
+        error_messages={"invalid": rule, "min_value": rule, "max_value": rule, "required": rule},
+        **kw,
+    )
 
 
 def _short(label: str) -> str:
@@ -58,41 +70,19 @@ class EvaluationForm(forms.Form):
     )
     method = forms.ChoiceField(label="Method")
     model = forms.ChoiceField(label="Model")
-    limit = forms.IntegerField(
-        label="Items at most",
-        required=False,
-        min_value=1,
-        max_value=MAX_ITEMS,
-        initial=20,
-        help_text="Empty for every item of the data set.",
-        error_messages=_whole("Items at most", 1, MAX_ITEMS, empty=", or empty for every item"),
-    )
+    limit = _whole_number(
+        "Items at most", 1, MAX_ITEMS, 20,
+        empty=", or empty for every item", help_text="Empty for every item of the data set.",
+    )  # fmt: skip
     random = forms.BooleanField(label="a random sample (with the seed)", required=False)
-    samples = forms.IntegerField(
-        label="Samples per item (pass@k)",
-        required=False,
-        min_value=1,
-        max_value=MAX_SAMPLES,
-        initial=1,
-        error_messages=_whole("Samples per item", 1, MAX_SAMPLES),
+    samples = _whole_number(
+        "Samples per item (pass@k)", 1, MAX_SAMPLES, 1, called="Samples per item"
     )
-    seed = forms.IntegerField(
-        label="Seed",
-        required=False,
-        min_value=0,
-        max_value=MAX_SEED,
-        initial=0,
-        error_messages=_whole("Seed", 0, MAX_SEED),
-    )
-    concurrency = forms.IntegerField(
-        label="Requests at once",
-        required=False,
-        min_value=1,
-        max_value=MAX_CONCURRENCY,
-        initial=4,
+    seed = _whole_number("Seed", 0, MAX_SEED, 0)
+    concurrency = _whole_number(
+        "Requests at once", 1, MAX_CONCURRENCY, 4,
         help_text="How many items the model server works on at the same time.",
-        error_messages=_whole("Requests at once", 1, MAX_CONCURRENCY),
-    )
+    )  # fmt: skip
     title = forms.CharField(label="Title", required=False, max_length=200)
 
     def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
