@@ -32,9 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -50,7 +48,6 @@ import django  # noqa: E402
 
 django.setup()
 
-import httpx  # noqa: E402
 from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
@@ -58,7 +55,7 @@ from playground.emulation import tae, trace  # noqa: E402
 from playground.emulation.base import Params  # noqa: E402
 from playground.llm import client  # noqa: E402
 from playground.llm.client import Timeouts, stream_chat  # noqa: E402
-from playground.llm.embedded import server_argv  # noqa: E402
+from playground.llm.embedded import serving  # noqa: E402
 from playground.llm.registry import embedded_model  # noqa: E402
 from playground.programs.library import import_library  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
@@ -78,12 +75,6 @@ class Result:
     tokens: int
     endings: list[str]
     verdict: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def one_run(program: Program, method: str, model: str, *, early: bool) -> Result:
@@ -122,63 +113,51 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     import_library()
     program = Program.objects.get(title="CRUXEval sample_3")
-    port = free_port()
-    server = subprocess.Popen(
-        server_argv(port=port, threads=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     names: list[str] = []
     try:
-        base = embedded_model()
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        rows = [
-            "| method | early stopping | runs | click to verdict, median s | tokens, median "
-            "| tokens/s | how the answers ended | time ratio | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for method, dialect in CASES:
-            if only and not f"{method}-{dialect}".startswith(only):
-                continue
-            name = f"bench-{method}-{dialect or 'free'}"
-            names.append(name)
-            entry = {"name": name, "base_url": url, "model": base.model, "json_schema": dialect}
-            os.environ["PLAYGROUND_MODELS"] = json.dumps([entry])
-            spec = replace(base, name=name, base_url=url, json_schema=dialect)
-            item = item_for_run(Run(program=program, source=program.source, call=program.call))
-            prompt = (
-                trace.messages(program.source, program.call)
-                if method == "trace"
-                else tae.think_messages(item)
-            )
-            with stream_chat(spec, prompt, max_tokens=1) as stream:  # the prompt, cached
-                list(stream)
-            results: dict[bool, list[Result]] = {False: [], True: []}
-            for _ in range(rounds):
-                for early in (False, True):
-                    result = one_run(program, method, name, early=early)
-                    results[early].append(result)
-                    print(f"{name} early={early}: {result}", flush=True)
-            before = statistics.median(r.seconds for r in results[False])
-            for early in (False, True):
-                rs = results[early]
-                seconds = statistics.median(r.seconds for r in rs)
-                rows.append(
-                    f"| {method}{'' if dialect else ', no JSON constraint'} | "
-                    f"{'on' if early else 'off (before)'} | {len(rs)} | {seconds:.1f} | "
-                    f"{statistics.median(r.tokens for r in rs):.0f} | "
-                    f"{statistics.median(r.tokens / r.seconds for r in rs):.1f} | "
-                    f"{', '.join(sorted({'+'.join(r.endings) for r in rs}))} | "
-                    f"{seconds / before:.2f} | {rs[-1].verdict} |"
+        with serving(threads=2) as url:
+            base = embedded_model()
+            rows = [
+                "| method | early stopping | runs | click to verdict, median s | tokens, median "
+                "| tokens/s | how the answers ended | time ratio | verdict |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for method, dialect in CASES:
+                if only and not f"{method}-{dialect}".startswith(only):
+                    continue
+                name = f"bench-{method}-{dialect or 'free'}"
+                names.append(name)
+                entry = {"name": name, "base_url": url, "model": base.model, "json_schema": dialect}
+                os.environ["PLAYGROUND_MODELS"] = json.dumps([entry])
+                spec = replace(base, name=name, base_url=url, json_schema=dialect)
+                item = item_for_run(Run(program=program, source=program.source, call=program.call))
+                prompt = (
+                    trace.messages(program.source, program.call)
+                    if method == "trace"
+                    else tae.think_messages(item)
                 )
-        print("\n".join(rows))
+                with stream_chat(spec, prompt, max_tokens=1) as stream:  # the prompt, cached
+                    list(stream)
+                results: dict[bool, list[Result]] = {False: [], True: []}
+                for _ in range(rounds):
+                    for early in (False, True):
+                        result = one_run(program, method, name, early=early)
+                        results[early].append(result)
+                        print(f"{name} early={early}: {result}", flush=True)
+                before = statistics.median(r.seconds for r in results[False])
+                for early in (False, True):
+                    rs = results[early]
+                    seconds = statistics.median(r.seconds for r in rs)
+                    rows.append(
+                        f"| {method}{'' if dialect else ', no JSON constraint'} | "
+                        f"{'on' if early else 'off (before)'} | {len(rs)} | {seconds:.1f} | "
+                        f"{statistics.median(r.tokens for r in rs):.0f} | "
+                        f"{statistics.median(r.tokens / r.seconds for r in rs):.1f} | "
+                        f"{', '.join(sorted({'+'.join(r.endings) for r in rs}))} | "
+                        f"{seconds / before:.2f} | {rs[-1].verdict} |"
+                    )
+            print("\n".join(rows))
     finally:
-        server.terminate()
-        server.wait(10)
         Run.objects.filter(anon_owner=OWNER).delete()
         Plan.objects.filter(model__in=names).delete()
 

