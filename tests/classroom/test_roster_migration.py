@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+
+from tests.migrations import apps_at, migrate
 
 BEFORE = [("classroom", "0001_initial")]
 AFTER = [("classroom", "0002_invitations_audit_log")]
@@ -18,10 +18,7 @@ AFTER = [("classroom", "0002_invitations_audit_log")]
 
 @pytest.fixture
 def old_apps(transactional_db: None) -> Iterator[Any]:
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    yield executor.loader.project_state(BEFORE).apps
-    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield from apps_at(BEFORE)
 
 
 def test_roster_rows_become_invitations(old_apps: Any) -> None:
@@ -67,9 +64,7 @@ def test_roster_rows_become_invitations(old_apps: Any) -> None:
     RosterEntry.objects.create(course=course, identifier="later@uni.edu")
     RosterEntry.objects.create(course=course, identifier="ghost")
 
-    executor = MigrationExecutor(connection)
-    executor.migrate(AFTER)
-    apps = executor.loader.project_state(AFTER).apps
+    apps = migrate(AFTER)
     Membership = apps.get_model("classroom", "Membership")
     Invitation = apps.get_model("classroom", "Invitation")
     AuditEvent = apps.get_model("classroom", "AuditEvent")

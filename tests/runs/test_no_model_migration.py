@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrations import apps_at, migrate
 
 BEFORE = [("runs", "0003_emulation_methods"), ("benchmarks", "0001_initial")]
 AFTER = [("runs", "0004_no_model_verdict"), ("benchmarks", "0002_no_model_results")]
@@ -17,10 +17,7 @@ AFTER = [("runs", "0004_no_model_verdict"), ("benchmarks", "0002_no_model_result
 
 @pytest.fixture
 def old_apps(transactional_db: None) -> Iterator[Any]:
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    yield executor.loader.project_state(BEFORE).apps
-    MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield from apps_at(BEFORE)
 
 
 def test_chain_of_code_runs_without_a_model_call_get_their_own_verdict(old_apps: Any) -> None:
@@ -48,10 +45,7 @@ def test_chain_of_code_runs_without_a_model_call_get_their_own_verdict(old_apps:
             passed=True, score_status="pass",
         )  # fmt: skip
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(AFTER)
-    apps = executor.loader.project_state(AFTER).apps
+    apps = migrate(AFTER)
     Run, Result = apps.get_model("runs", "Run"), apps.get_model("benchmarks", "Result")
 
     verdict = Run.objects.get(pk=python_alone.pk).verdict
