@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.test import Client
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.factories import UserFactory
+
+if TYPE_CHECKING:
+    from playwright._impl._api_structures import SetCookieParam
 
 CHROMIUM = "/usr/bin/chromium"
 # Playwright's sync API runs an event loop in this thread; the live server and the ORM calls made
@@ -53,3 +62,18 @@ def log_in(page: Page, base_url: str, username: str) -> None:
     page.get_by_label("Password").fill("correct horse battery staple")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def session_cookie(user: AbstractBaseUser, base_url: str) -> SetCookieParam:
+    """A signed-in session of ``user`` as a browser cookie for ``base_url`` (no login form)."""
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return {"name": name, "value": client.cookies[name].value, "url": base_url}
+
+
+def signed_in(page: Page, base_url: str) -> AbstractBaseUser:
+    """A new user (from the factories), signed in in ``page``'s browser context."""
+    user = UserFactory()
+    page.context.add_cookies([session_cookie(user, base_url)])
+    return user

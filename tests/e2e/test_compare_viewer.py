@@ -8,16 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
 from playground.compare import compare_traces
 from playground.runs.models import Run, Trace
-from tests.factories import ProgramFactory, UserFactory
+from tests.e2e.conftest import signed_in
+from tests.factories import ProgramFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,17 +35,6 @@ SOURCE = (
 WRONG_STEP = 10
 LM_STEP = 7  # line 5, "simulated by the model" in the emulated copy
 EXTRA_STEP = 13  # the model invents a variable here: missing on the real side
-
-
-def _log_in(page: Page, live_server: LiveServer) -> AbstractBaseUser:
-    user = UserFactory()
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    page.context.add_cookies(
-        [{"name": name, "value": client.cookies[name].value, "url": live_server.url}]
-    )
-    return user
 
 
 def _compared_run(
@@ -86,7 +74,7 @@ def test_both_traces_step_together_and_the_divergence_is_marked(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     real = sandbox.run(SOURCE, call="f(3)")
     assert real["status"] == "ok"
     steps = real["steps"]
@@ -175,7 +163,7 @@ def test_both_traces_step_together_and_the_divergence_is_marked(
 
 
 def test_ten_thousand_step_pair_renders_and_steps_fast(page: Page, live_server: LiveServer) -> None:
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     source = (
         "def f():\n    total = 0\n    i = 0\n    while True:\n        total += i\n        i += 1\n"
     )
@@ -214,7 +202,7 @@ def test_ten_thousand_step_pair_renders_and_steps_fast(page: Page, live_server: 
 
 
 def test_skipped_and_added_steps_are_shown_as_such(page: Page, live_server: LiveServer) -> None:
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     real = sandbox.run(SOURCE, call="f(3)")
     # The model leaves out the loop test at step 8 and takes an extra step at the end.
     emulated_steps = copy.deepcopy(real["steps"])

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
 from playground.compare import compare_traces
 from playground.runs.models import Run, Trace
-from tests.factories import ProgramFactory, UserFactory
+from tests.e2e.conftest import signed_in
+from tests.factories import ProgramFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,17 +28,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REPRO = "def g(d): return d['missing']\ndef f(): return g({'a': 1})\n"
 FIXTURE = Path(__file__).parents[1] / "sandbox" / "fixtures" / "traces_v1_3103616.json"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-
-
-def _log_in(page: Page, live_server: LiveServer) -> AbstractBaseUser:
-    user = UserFactory()
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    page.context.add_cookies(
-        [{"name": name, "value": client.cookies[name].value, "url": live_server.url}]
-    )
-    return user
 
 
 def _run(user: AbstractBaseUser, real: dict[str, Any], **fields: Any) -> Run:
@@ -65,7 +53,7 @@ def _shoot(page: Page, name: str) -> None:
 def test_the_exception_steps_as_an_unwind_and_the_viewer_jumps_to_it(
     page: Page, live_server: LiveServer
 ) -> None:
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     run = _run(user, sandbox.run(REPRO, call="f()"))
     page.goto(live_server.url + run.get_absolute_url())
     info = page.locator("#step-info")
@@ -106,7 +94,7 @@ def test_the_exception_steps_as_an_unwind_and_the_viewer_jumps_to_it(
 
 
 def test_a_run_saved_by_3103616_shows_the_same_unwind(page: Page, live_server: LiveServer) -> None:
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     old = json.loads(FIXTURE.read_text())["uncaught_keyerror"]["trace"]
     assert old["schema"] == 1
     assert old["steps"][9]["locals"] == {"__return__": "None"}
@@ -124,7 +112,7 @@ def test_a_run_saved_by_3103616_shows_the_same_unwind(page: Page, live_server: L
 def test_a_model_that_returns_none_where_the_frame_unwound_is_marked(
     page: Page, live_server: LiveServer
 ) -> None:
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     real = sandbox.run(REPRO, call="f()")
     written = copy.deepcopy(real)
     written.update(source="emulated", method="trace", status="ok", error=None)

@@ -22,9 +22,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
@@ -36,6 +34,7 @@ from playground.lib import paths
 from playground.programs.models import Dataset
 from playground.runs.models import Run, Trace
 from playground.sharing.models import ShareLink
+from tests.e2e.conftest import session_cookie
 from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = [
@@ -87,13 +86,6 @@ def site(transactional_db: None) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
-
-
-def _cookie_for(user: AbstractBaseUser, base: str) -> dict[str, str]:
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    return {"name": name, "value": client.cookies[name].value, "url": base}
 
 
 def _trace_row(run: Run, kind: str, data: dict[str, Any]) -> None:
@@ -260,7 +252,7 @@ def test_no_page_is_wider_than_the_window_and_none_logs_an_error(
     problems: list[str] = []
     for width in WIDTHS:
         context = browser.new_context(viewport={"width": width, "height": 900})
-        context.add_cookies([_cookie_for(user, site)])  # type: ignore[list-item]
+        context.add_cookies([session_cookie(user, site)])
         context.add_init_script(
             "document.addEventListener('htmx:wsOpen', () => { window.wsOpened = true; });"
         )
@@ -368,7 +360,7 @@ def test_the_evaluation_form_shows_the_fields_of_the_chosen_data_set(
     # On 3103616 "BIG-Bench Hard tasks" sat beside "Method" whatever the data set.
     user = UserFactory()
     context = browser.new_context(viewport={"width": 390, "height": 900})
-    context.add_cookies([_cookie_for(user, site)])  # type: ignore[list-item]
+    context.add_cookies([session_cookie(user, site)])
     page = context.new_page()
     page.goto(site + "/evaluations/")
     form = page.locator("form.start-form")

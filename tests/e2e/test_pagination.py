@@ -7,26 +7,15 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from playground.programs.models import Program
 from playground.runs.models import Run
-from tests.factories import ProgramFactory, UserFactory
+from tests.e2e.conftest import signed_in
+from tests.factories import ProgramFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Page, live_server: LiveServer) -> object:
-    user = UserFactory()
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    page.context.add_cookies(
-        [{"name": name, "value": client.cookies[name].value, "url": live_server.url}]
-    )
-    return user
 
 
 @pytest.mark.parametrize("path", ["/runs/", "/programs/mine/"])
@@ -35,7 +24,7 @@ def test_next_and_page_numbers_open_other_pages(
 ) -> None:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    user = _log_in(page, live_server)
+    user = signed_in(page, live_server.url)
     program = ProgramFactory(owner=user)
     size = settings.PLAYGROUND_PAGE_SIZE
     Program.objects.bulk_create(
