@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
@@ -16,6 +16,8 @@ from ninja.utils import check_csrf
 from playground.classroom.guards import run_hidden_from, run_start_refusal
 from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
 from playground.emulation.registry import methods_for
+from playground.lib import ratelimits
+from playground.lib.middleware import too_many
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
@@ -29,7 +31,6 @@ from playground.programs.validation import (
 from playground.runs.access import get_run_for_user
 from playground.runs.limits import allowed_overrides
 from playground.runs.methods import METHOD_TOKENS
-from playground.runs.ratelimits import may_start_run
 from playground.runs.services import start_run
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
 )
+
+
+@api.exception_handler(ratelimits.Refused)
+def _too_many(request: HttpRequest, refused: ratelimits.Refused) -> HttpResponse:
+    return too_many(request, refused)
 
 
 class ModelOut(Schema):
@@ -195,8 +201,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
     hidden = hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
-    if not may_start_run(request):
-        raise HttpError(429, "Too many runs in a minute: wait a moment and try again.")
+    ratelimits.hit(request, "runs")
     item: dict[str, Any]
     if data.puzzle:
         puzzle = _get(Puzzle, "puzzle", name=data.puzzle)

@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 
-from playground.lib import paths
+from playground.lib import paths, ratelimits
 
 env = environ.Env()
 BASE_DIR = paths.REPO_DIR
@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "playground.lib.middleware.MethodNotAllowedPageMiddleware",
+    # Last, so that it sees what views raise: a requester over a limit gets a 429 page.
+    "playground.lib.middleware.RateLimitedMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -187,10 +189,18 @@ CACHES = {
         "KEY_PREFIX": "playground",
     }
 }
-# New runs per minute: anonymous visitors per IP address, signed-in users per account (pages and
-# the JSON API alike).
-PLAYGROUND_RUN_RATE_ANON = env.str("PLAYGROUND_RUN_RATE_ANON", default="20/m")
-PLAYGROUND_RUN_RATE_USER = env.str("PLAYGROUND_RUN_RATE_USER", default="60/m")
+# Every limit on what a requester may start, create or hold open, in one table: the written
+# defaults of playground/lib/ratelimits.py (DEFAULTS, listed in the README), scaled by the
+# profile ("public"; "load-test" multiplies them for a load harness), then the operator's
+# overrides: PLAYGROUND_LIMITS="runs.anon=30/m streams.user=5".
+PLAYGROUND_LIMITS_PROFILE = env.str("PLAYGROUND_LIMITS_PROFILE", default="public")
+try:
+    PLAYGROUND_LIMITS = ratelimits.table(
+        PLAYGROUND_LIMITS_PROFILE,
+        ratelimits.parse_overrides(env.str("PLAYGROUND_LIMITS", default="")),
+    )
+except ratelimits.LimitsError as exc:
+    raise environ.ImproperlyConfigured(str(exc)) from None
 # Exam rooms: hiding answers is per account, so a signed-out visitor could run an exam's code.
 # On: only signed-in users start runs (pages and API).
 PLAYGROUND_RUN_REQUIRES_LOGIN = env.bool("PLAYGROUND_RUN_REQUIRES_LOGIN", default=False)

@@ -12,6 +12,7 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from playground.celery import app
+from playground.lib import ratelimits
 from playground.llm.embedded import EmbeddedServerFailed, serving
 from playground.llm.registry import ModelSpec, embedded_model
 from tests.factories import UserFactory
@@ -45,8 +46,10 @@ def full(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # Tests start many runs from 127.0.0.1; the rate limit has a test of its own.
-    settings.PLAYGROUND_RUN_RATE_ANON = settings.PLAYGROUND_RUN_RATE_USER = "100000/m"
+    # Tests start many runs, sign up many users, ... from 127.0.0.1: they run under the load-test
+    # profile; each limit has a test of its own (tests/lib/test_ratelimits.py and beside the
+    # endpoint), which switches to the public table.
+    settings.PLAYGROUND_LIMITS = ratelimits.table("load-test")
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from playground.lib.ratelimits import Refused
+
 NUL = "\x00"
 BAD_ADDRESS = (
     "The address contains a NUL character (%00), which no page of this site can use. "
@@ -68,3 +70,31 @@ class MethodNotAllowedPageMiddleware:
         page = render(request, "405.html", context, status=405)
         page["Allow"] = allowed
         return page
+
+
+def too_many(request: HttpRequest, refused: Refused) -> HttpResponse:
+    """429 with ``Retry-After`` and the sentence that says which limit and when to come back:
+    JSON under ``/api/``, else the site's page (templates/429.html)."""
+    if _is_api(request):
+        response: HttpResponse = JsonResponse({"detail": refused.message}, status=429)
+    else:
+        context = {"message": refused.message, "retry_after": refused.retry_after}
+        response = render(request, "429.html", context, status=429)
+    response["Retry-After"] = str(refused.retry_after)
+    return response
+
+
+class RateLimitedMiddleware:
+    """A view that calls ``ratelimits.hit`` and finds the requester over a limit raises
+    ``Refused``; this answers it with :func:`too_many`, the same way for every view."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Refused):
+            return too_many(request, exception)
+        return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +16,7 @@ from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.judging import NO_MODEL, headline
 from playground.emulation.registry import methods_for
+from playground.lib import ratelimits
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
 from playground.llm.registry import RegistryError, load_models
@@ -26,7 +26,6 @@ from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
 from playground.runs.methods import METHOD_TOKENS, METHODS
 from playground.runs.models import Run, Trace
-from playground.runs.ratelimits import may_start_run
 from playground.runs.services import cancel_run, hit_token_limit, start_run
 
 STATUS_TEXT = {
@@ -80,9 +79,7 @@ def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpRespo
     if refusal is not None:
         return guards.hidden_page(request, refusal)
     method, model = _requested_method(request, kind)
-    if not may_start_run(request):
-        messages.error(request, "Too many runs in a minute: wait a moment and try again.")
-        return redirect(back)
+    ratelimits.hit(request, "runs")
     run = start_run(
         **item,
         user=request.user,

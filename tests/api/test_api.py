@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from pytest_django.fixtures import Settings
 
+from playground.lib import ratelimits
 from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.factories import ProgramFactory, UserFactory
@@ -88,17 +89,21 @@ def test_a_session_cookie_without_the_csrf_token_is_refused() -> None:
 
 
 def test_starting_runs_is_rate_limited(settings: Settings) -> None:
-    settings.PLAYGROUND_RUN_RATE_ANON = "2/m"
+    settings.PLAYGROUND_LIMITS = ratelimits.table("public", {"runs.anon": "2/m"})
     client = Client(REMOTE_ADDR=_fresh_ip())
     assert [_post(client, source=SOURCE, call="f([1])").status_code for _ in range(3)] == [
         201,
         201,
         429,
     ]
-    assert "Too many runs" in _post(client, source=SOURCE, call="f([1])").json()["detail"]
+    refused = _post(client, source=SOURCE, call="f([1])")
+    assert refused.json()["detail"].startswith("Too many runs started: at most 2 a minute.")
+    assert 1 <= int(refused["Retry-After"]) <= 60
     page_program = ProgramFactory(is_public=True)
-    response = client.post(f"/programs/{page_program.pk}/run/", follow=True)
-    assert "Too many runs in a minute" in response.content.decode()
+    response = client.post(f"/programs/{page_program.pk}/run/")
+    assert response.status_code == 429
+    assert "Too many runs started" in response.content.decode()
+    assert int(response["Retry-After"]) >= 1
 
 
 def test_the_openapi_schema_describes_the_api() -> None:

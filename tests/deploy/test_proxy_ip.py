@@ -4,9 +4,9 @@ configured from the samples in deploy/README.md, on loopback addresses (the prox
 counted by: not through the proxy with a forged X-Forwarded-For, not by talking to uvicorn
 directly with one; and two clients behind the proxy are not one.
 
-What is counted is the anonymous run rate limit (PLAYGROUND_RUN_RATE_ANON, per REMOTE_ADDR): a
-POST /api/runs that names no program is counted, then refused with 422 while the address is
-within its rate, and 429 once it is over."""
+What is counted is the anonymous run rate limit (`runs.anon` of PLAYGROUND_LIMITS, per
+REMOTE_ADDR): a POST /api/runs that names no program is counted, then refused with 422 while
+the address is within its rate, and 429 once it is over."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         **os.environ,
         "DATABASE_URL": paths.database_url(connection.settings_dict),
         "PLAYGROUND_ALLOWED_HOSTS": HOST,
-        "PLAYGROUND_RUN_RATE_ANON": f"{RATE}/m",
+        "PLAYGROUND_LIMITS": f"runs.anon={RATE}/m",
         "PLAYGROUND_EMBEDDED_LLM": "off",
         "FORWARDED_ALLOW_IPS": documented_trust(outgoing),
     }

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytest_django.fixtures import Settings
 
+from playground.lib import ratelimits
 from tests.fuzz.harness import Harness
 from tests.fuzz.world import World, build
 
@@ -149,7 +150,7 @@ def operations(document: Json) -> list[tuple[str, str, Json]]:
 
 @pytest.fixture
 def world(db: None, settings: Settings) -> World:
-    settings.PLAYGROUND_RUN_RATE_ANON = settings.PLAYGROUND_RUN_RATE_USER = "1000000/m"
+    settings.PLAYGROUND_LIMITS = ratelimits.table("load-test")
     return build()
 
 

@@ -15,6 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pytest_django.fixtures import Settings
 
+from playground.lib import ratelimits
 from tests.fuzz import hostile
 from tests.fuzz.harness import (
     Form,
@@ -34,7 +35,7 @@ LIMIT_S = 10.0
 
 @pytest.fixture
 def world(db: None, settings: Settings) -> World:
-    settings.PLAYGROUND_RUN_RATE_ANON = settings.PLAYGROUND_RUN_RATE_USER = "1000000/m"
+    settings.PLAYGROUND_LIMITS = ratelimits.table("load-test")
     return build()
 
 
