@@ -38,15 +38,22 @@ DEFAULTS: dict[str, str | int] = {
     # of them may ask for; staff are not counted.
     "evaluations.user": "10/h",
     "evaluation_results.user": 5_000,
-    # Students' answers to puzzle items (each one runs the sandbox).
+    # Students' answers (every answer that would be recorded: a puzzle item's runs the
+    # sandbox, and each one is a row).
     "puzzle_submissions.user": "10/m",
     # Saving an item or asking for its answer key again (each one is a real run and a model run).
     "item_prepares.user": "10/m",
     # Accounts made from one address.
     "signups.ip": "5/h",
-    # Login attempts (the admin's too), per address and per account name.
+    # Failed login attempts (the admin's too), per address and per account name; once over,
+    # every attempt is refused, right password or not.
     "logins.ip": "30/10m",
     "logins.account": "10/10m",
+    # Password-reset e-mails asked for, per address and per e-mail address they go to.
+    "password_resets.ip": "10/h",
+    "password_resets.account": "5/h",
+    # Join codes tried (a wrong code too: codes must not be guessed in a loop).
+    "course_joins.user": "20/h",
     # Rows a person may create in a day.
     "programs.anon": "200/d",
     "programs.user": "1000/d",
@@ -74,7 +81,9 @@ WORDS: dict[str, str] = {
     "puzzle_submissions": "answers submitted",
     "item_prepares": "answer keys prepared",
     "signups": "accounts made from this address",
-    "logins": "login attempts",
+    "logins": "failed login attempts",
+    "password_resets": "password-reset e-mails asked for",
+    "course_joins": "join codes tried",
     "programs": "programs saved",
     "share_links": "share links made",
     "courses": "courses made",
