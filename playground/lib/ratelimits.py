@@ -8,9 +8,9 @@ or a **cap** (a plain number: most results in one evaluation, most open streams,
 may live, ...).
 
 Names are ``<what>.<whose>``: ``anon`` is counted per client address, ``user`` per account,
-``ip`` per address whoever is signed in, ``account`` per account name (login attempts, before
-anyone is signed in). :func:`hit` picks ``user`` or ``anon`` by itself when given only
-``<what>``.
+``ip`` per address whoever is signed in, ``account`` per account name or e-mail address (login
+attempts and password resets, before anyone is signed in). :func:`hit` picks ``user`` or
+``anon`` by itself when given only ``<what>``.
 
 Exceeding a limit raises :class:`Refused`; the middleware (pages) and the API's exception
 handler turn it into a 429 with ``Retry-After`` and the sentence of :attr:`Refused.message`,
