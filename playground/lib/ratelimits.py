@@ -249,7 +249,12 @@ def _key_for(request: HttpRequest, name: str, key: str | None) -> str:
 
 def refusal_message(name: str, retry_after: int) -> str:
     what = WORDS[name.partition(".")[0]]
-    wait = f"{retry_after} seconds" if retry_after < 120 else f"{round(retry_after / 60)} minutes"
+    if retry_after < 120:
+        wait = f"{retry_after} second{'s' if retry_after != 1 else ''}"
+    elif retry_after < 7200:
+        wait = f"{round(retry_after / 60)} minutes"
+    else:  # a daily limit: "866 minutes" is hard to read
+        wait = f"{round(retry_after / 3600)} hours"
     return f"Too many {what}: at most {describe_rate(name)}. Try again in {wait}."
 
 
