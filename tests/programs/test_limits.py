@@ -102,6 +102,11 @@ def test_share_links_are_limited_per_account(settings: Settings) -> None:
     assert [client.post(url).status_code for _ in range(2)] == [302, 302]
     assert_refused(client.post(url), "Too many share links made: at most 2 a day.")
     assert ShareLink.objects.filter(run=run).count() == 2
+    # Asked by htmx, the 429 page replaces the page's body (htmx-config swaps a 429), rather
+    # than being dropped or swapped into whatever element asked.
+    from_htmx = client.post(url, headers={"HX-Request": "true"})
+    assert_refused(from_htmx, "Too many share links made")
+    assert (from_htmx["HX-Retarget"], from_htmx["HX-Reswap"]) == ("body", "innerHTML")
     other_run, other = _run_of(UserFactory())  # another account has its own count
     assert other.post(reverse("sharing:create", args=[other_run.pk])).status_code == 302
 
