@@ -2,7 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from playground import views
+from playground.accounts.forms import AdminLoginForm
+from playground.accounts.views import limited_login
 from playground.api import api
+
+# The admin's login has the site's login limits (a 429 when they refuse it).
+admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +19,7 @@ urlpatterns = [
     path("", include("playground.sharing.urls")),
     path("", include("playground.classroom.urls")),
     path("", include("playground.benchmarks.urls")),
+    path("admin/login/", limited_login(admin.site.login)),
     path("admin/", admin.site.urls),
 ]
 # A share link whose run expired says so; every other 404 is Django's page (templates/404.html).

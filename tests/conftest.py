@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -43,6 +44,9 @@ def full(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--full"))
 
 
+_COUNTERS = f"rl:{secrets.token_hex(4)}:"
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -50,6 +54,9 @@ def _fast_passwords(settings: Settings) -> None:
     # profile; each limit has a test of its own (tests/lib/test_ratelimits.py and beside the
     # endpoint), which switches to the public table.
     settings.PLAYGROUND_LIMITS = ratelimits.table("load-test")
+    # Counters live in Redis, which outlives a test session, while a fresh test database hands
+    # out the same user ids again: each session counts under its own prefix.
+    settings.RATELIMIT_CACHE_PREFIX = _COUNTERS
 
 
 @pytest.fixture

@@ -44,8 +44,13 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 class Stack:
-    def __init__(self, var_dir: Path, port: int) -> None:
+    """``limits_profile``: the table of limits the site runs under. Tests sign up users and
+    start runs from 127.0.0.1 far faster than a person, so the load-test profile unless a test
+    checks a limit (``None``: whatever the environment says, as under `make run`)."""
+
+    def __init__(self, var_dir: Path, port: int, limits_profile: str | None = "load-test") -> None:
         self.var_dir, self.port = var_dir, port
+        self.limits_profile = limits_profile
         self.llm_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
@@ -55,6 +60,8 @@ class Stack:
         env.update(PLAYGROUND_VAR_DIR=str(self.var_dir), PLAYGROUND_PORT=str(self.port),
                    PLAYGROUND_LLM_PORT=str(self.llm_port),
                    PLAYGROUND_SANDBOX_WORKERS="1", PLAYGROUND_LLM_WORKERS="2")  # fmt: skip
+        if self.limits_profile is not None:
+            env["PLAYGROUND_LIMITS_PROFILE"] = self.limits_profile
         t0 = time.monotonic()
         self.output = []
         self.proc = subprocess.Popen(

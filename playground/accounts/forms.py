@@ -1,12 +1,17 @@
-"""The sign-up form: Django's, with an optional e-mail address for password resets."""
+"""The sign-up form: Django's, with an optional e-mail address for password resets; the login
+forms (the site's and the admin's), limited per address and per account name."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.exceptions import ValidationError
+
+from playground.lib import ratelimits
 
 
 class SignupForm(UserCreationForm):
@@ -32,3 +37,36 @@ class SignupForm(UserCreationForm):
         if commit:
             user.save()
         return user
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, limited: failed attempts are counted per address (``logins.ip``)
+    and per lower-cased account name (``logins.account``, whether or not such an account
+    exists); once either is over its rate every attempt is refused before the password is
+    checked, so a refusal says nothing about the account or the password. ``refused`` tells
+    the view to answer 429."""
+
+    refused: ratelimits.Refused | None = None
+
+    def clean(self) -> dict[str, Any]:
+        username = str(self.cleaned_data.get("username") or "")
+        if self.request is None or not username or not self.cleaned_data.get("password"):
+            return super().clean()
+        account = username.lower()
+        try:
+            ratelimits.hit(self.request, "logins.ip", count=False)
+            ratelimits.hit(self.request, "logins.account", key=account, count=False)
+        except ratelimits.Refused as refused:
+            self.refused = refused
+            raise ValidationError(refused.message, code="too_many") from None
+        try:
+            return super().clean()
+        except ValidationError:
+            # Successful logins are not counted: a class behind one address signs in at once.
+            ratelimits.exceeded(self.request, "logins.ip")
+            ratelimits.exceeded(self.request, "logins.account", key=account)
+            raise
+
+
+class AdminLoginForm(LoginForm, AdminAuthenticationForm):
+    """The admin's login form (``/admin/login/``), with the same limits as the site's."""

@@ -1,16 +1,23 @@
-"""Sign-up (log in, log out and password resets are Django's own views)."""
+"""Sign-up, and Django's login and password-reset views with the site's limits (log out and the
+rest of the reset are Django's own views)."""
 
 from __future__ import annotations
+
+from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from playground.accounts.forms import SignupForm
+from playground.accounts.forms import LoginForm, SignupForm
+from playground.lib import ratelimits
+from playground.lib.middleware import with_refusal
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -36,9 +43,48 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return _go_on(next_url)
     form = SignupForm(request.POST or None)
+    refused = None
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
-        return _go_on(next_url)
-    return render(request, "registration/signup.html", {"form": form, "next": next_url})
+        # Counted when an account would be made (the form is valid), per address.
+        refused = ratelimits.exceeded(request, "signups.ip")
+        if refused is None:
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+            return _go_on(next_url)
+        form.add_error(None, refused.message)
+    page = render(request, "registration/signup.html", {"form": form, "next": next_url})
+    return with_refusal(page, refused) if refused is not None else page
+
+
+def limited_login(view: Any) -> Any:
+    """A login view (the site's or the admin's) whose form was refused by the login limits
+    answers 429 with ``Retry-After``, the form shown again with the refusal."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        refused = getattr(form, "refused", None)
+        return with_refusal(response, refused) if refused is not None else response
+
+    return wrapped
+
+
+login_view = limited_login(auth_views.LoginView.as_view(authentication_form=LoginForm))
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset request, limited (each one may send an e-mail): per address
+    (``password_resets.ip``) and per e-mail address asked for (``password_resets.account``,
+    counted whether or not an account has it)."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        email = str(form.cleaned_data.get("email") or "").strip().lower()
+        refused = ratelimits.exceeded(self.request, "password_resets.ip") or (
+            ratelimits.exceeded(self.request, "password_resets.account", key=email)
+        )
+        if refused is None:
+            return super().form_valid(form)
+        form.add_error("email", refused.message)
+        return with_refusal(self.form_invalid(form), refused)

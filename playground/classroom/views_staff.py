@@ -60,6 +60,8 @@ from playground.classroom.models import (
 )
 from playground.classroom.services import ClassroomError
 from playground.emulation.judging import headline
+from playground.lib import ratelimits
+from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
@@ -98,15 +100,20 @@ def course_new(request: HttpRequest) -> HttpResponse:
     if refusal is not None:
         return guards.hidden_page(request, refusal)
     form = CourseForm(request.POST or None)
+    refused = None
     if request.method == "POST" and form.is_valid():
-        course = services.create_course(
-            title=form.cleaned_data["title"],
-            description=form.cleaned_data["description"],
-            instructor=request.user,
-        )
-        messages.success(request, f"Course “{course.title}” created: you are its instructor.")
-        return redirect("classroom:course_manage", course_id=course.pk)
-    return render(request, "classroom/staff/course_new.html", {"form": form})
+        refused = ratelimits.exceeded(request, "courses.user")
+        if refused is None:
+            course = services.create_course(
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                instructor=request.user,
+            )
+            messages.success(request, f"Course “{course.title}” created: you are its instructor.")
+            return redirect("classroom:course_manage", course_id=course.pk)
+        form.add_error(None, refused.message)
+    page = render(request, "classroom/staff/course_new.html", {"form": form})
+    return with_refusal(page, refused) if refused is not None else page
 
 
 def _base_url(request: HttpRequest) -> str:
@@ -371,7 +378,13 @@ def _default_times() -> dict[str, Any]:
 def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
     course, member = get_course(request, course_id, staff=True)
     form = AssignmentForm(request.POST or None, initial=_default_times())
+    refused = None
     if request.method == "POST" and form.is_valid():
+        # Assignments and items share one count of rows made in a day.
+        refused = ratelimits.exceeded(request, "items.user")
+        if refused is not None:
+            form.add_error(None, refused.message)
+    if request.method == "POST" and refused is None and form.is_valid():
         assignment: Assignment = form.save(commit=False)
         assignment.course = course
         assignment.save()
@@ -380,7 +393,8 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
             "classroom:assignment_edit", course_id=course.pk, assignment_id=assignment.pk
         )
     context = {"course": course, "member": member, "form": form, "time_zone": site_time_zone()}
-    return render(request, "classroom/staff/assignment_form.html", context)
+    page = render(request, "classroom/staff/assignment_form.html", context)
+    return with_refusal(page, refused) if refused is not None else page
 
 
 @login_required
@@ -518,6 +532,7 @@ def _item_page(
         refusal = _item_refusal(request, hidden, item.program, item.puzzle_id)
         if refusal is not None:
             return guards.hidden_page(request, refusal)
+        ratelimits.hit(request, "item_prepares.user")  # a real run and a model run
         staff_services.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
@@ -527,7 +542,15 @@ def _item_page(
     def may_run(program: Any, source: str) -> bool:
         return _item_refusal(request, hidden, program, None, source=source) is None
 
-    if more:  # only more rows in the checkpoint editor: show the form again, unsaved
+    # Saving is counted before the form is checked, since checking checkpoints may already run
+    # the program in the sandbox; a new item is also a row (items.user). Refused, the form
+    # comes back unsaved and unchecked, as typed.
+    limited: ratelimits.Refused | None = None
+    if data is not None and not more:
+        if item is None:
+            limited = ratelimits.exceeded(request, "items.user")
+        limited = limited or ratelimits.exceeded(request, "item_prepares.user")
+    if more or limited:  # the form again, unsaved (more rows in the checkpoint editor)
         form = ItemForm(initial=data.dict(), user=request.user, item=item, rows=rows)  # type: ignore[union-attr]
     else:
         form = ItemForm(data, user=request.user, item=item, rows=rows, may_run=may_run)
@@ -590,9 +613,11 @@ def _item_page(
         "preview": _key_preview(item) if item is not None and not preview_refused else None,
         "preview_refusal": preview_refused,
         "modes": Mode,
+        "limited": limited.message if limited else "",
         **_library_results(request, mode, "", "all"),
     }
-    return render(request, template, context)
+    page = render(request, template, context)
+    return with_refusal(page, limited) if limited else page
 
 
 def _item_refusal(

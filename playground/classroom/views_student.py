@@ -23,6 +23,8 @@ from playground.classroom import access, grading, invitations, keys, progress, s
 from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
+from playground.lib import ratelimits
+from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
 
 _MAX_CODE = 100
@@ -84,6 +86,12 @@ def join(request: HttpRequest) -> HttpResponse:
     if len(code) > _MAX_CODE or "\x00" in code:
         shown = code[:_MAX_CODE].replace("\x00", "")
         return _courses_page(request, code=shown, error="That is not a join code.")
+    # Every code tried counts, right or wrong: join codes must not be guessed in a loop.
+    refused = ratelimits.exceeded(request, "course_joins.user")
+    if refused is not None:
+        return with_refusal(
+            _courses_page(request, code=code, error=refused.message, status=429), refused
+        )
     already = Membership.objects.filter(
         user=_member_of(request), course__join_code__iexact=code
     ).first()
@@ -487,6 +495,10 @@ def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: in
     problem = _unreadable(the_item, answer)
     if problem is not None:
         return answer_area(error=problem.message)
+    # Counted before anything is recorded or run; refused, the answer stays in the form.
+    refused = ratelimits.exceeded(request, "puzzle_submissions.user")
+    if refused is not None:
+        return with_refusal(answer_area(error=refused.message), refused)
     try:
         submission, grade = services.submit(item=the_item, student=request.user, answer=answer)
     except ClassroomError as exc:

@@ -80,6 +80,18 @@ def too_many(request: HttpRequest, refused: Refused) -> HttpResponse:
     else:
         context = {"message": refused.message, "retry_after": refused.retry_after}
         response = render(request, "429.html", context, status=429)
+        if getattr(request, "htmx", False):
+            # A whole page, not the fragment the element asked for: it replaces the page's
+            # body (htmx swaps a 429, see htmx-config in templates/base.html).
+            response["HX-Retarget"] = "body"
+            response["HX-Reswap"] = "innerHTML"
+    return with_refusal(response, refused)
+
+
+def with_refusal(response: HttpResponse, refused: Refused) -> HttpResponse:
+    """Make ``response`` (a form shown again with the refusal in it, what was typed kept) the
+    429 that it is, with ``Retry-After``."""
+    response.status_code = 429
     response["Retry-After"] = str(refused.retry_after)
     return response
 

@@ -8,9 +8,9 @@ or a **cap** (a plain number: most results in one evaluation, most open streams,
 may live, ...).
 
 Names are ``<what>.<whose>``: ``anon`` is counted per client address, ``user`` per account,
-``ip`` per address whoever is signed in, ``account`` per account name (login attempts, before
-anyone is signed in). :func:`hit` picks ``user`` or ``anon`` by itself when given only
-``<what>``.
+``ip`` per address whoever is signed in, ``account`` per account name or e-mail address (login
+attempts and password resets, before anyone is signed in). :func:`hit` picks ``user`` or
+``anon`` by itself when given only ``<what>``.
 
 Exceeding a limit raises :class:`Refused`; the middleware (pages) and the API's exception
 handler turn it into a 429 with ``Retry-After`` and the sentence of :attr:`Refused.message`,
@@ -38,15 +38,22 @@ DEFAULTS: dict[str, str | int] = {
     # of them may ask for; staff are not counted.
     "evaluations.user": "10/h",
     "evaluation_results.user": 5_000,
-    # Students' answers to puzzle items (each one runs the sandbox).
+    # Students' answers (every answer that would be recorded: a puzzle item's runs the
+    # sandbox, and each one is a row).
     "puzzle_submissions.user": "10/m",
     # Saving an item or asking for its answer key again (each one is a real run and a model run).
     "item_prepares.user": "10/m",
     # Accounts made from one address.
     "signups.ip": "5/h",
-    # Login attempts (the admin's too), per address and per account name.
+    # Failed login attempts (the admin's too), per address and per account name; once over,
+    # every attempt is refused, right password or not.
     "logins.ip": "30/10m",
     "logins.account": "10/10m",
+    # Password-reset e-mails asked for, per address and per e-mail address they go to.
+    "password_resets.ip": "10/h",
+    "password_resets.account": "5/h",
+    # Join codes tried (a wrong code too: codes must not be guessed in a loop).
+    "course_joins.user": "20/h",
     # Rows a person may create in a day.
     "programs.anon": "200/d",
     "programs.user": "1000/d",
@@ -74,7 +81,9 @@ WORDS: dict[str, str] = {
     "puzzle_submissions": "answers submitted",
     "item_prepares": "answer keys prepared",
     "signups": "accounts made from this address",
-    "logins": "login attempts",
+    "logins": "failed login attempts",
+    "password_resets": "password-reset e-mails asked for",
+    "course_joins": "join codes tried",
     "programs": "programs saved",
     "share_links": "share links made",
     "courses": "courses made",
@@ -240,7 +249,12 @@ def _key_for(request: HttpRequest, name: str, key: str | None) -> str:
 
 def refusal_message(name: str, retry_after: int) -> str:
     what = WORDS[name.partition(".")[0]]
-    wait = f"{retry_after} seconds" if retry_after < 120 else f"{round(retry_after / 60)} minutes"
+    if retry_after < 120:
+        wait = f"{retry_after} second{'s' if retry_after != 1 else ''}"
+    elif retry_after < 7200:
+        wait = f"{round(retry_after / 60)} minutes"
+    else:  # a daily limit: "866 minutes" is hard to read
+        wait = f"{round(retry_after / 3600)} hours"
     return f"Too many {what}: at most {describe_rate(name)}. Try again in {wait}."
 
 

@@ -13,6 +13,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, Surface, Verdict, hidden_for
+from playground.lib import ratelimits
+from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.programs.access import (
@@ -119,7 +121,16 @@ def program_new(request: HttpRequest) -> HttpResponse:
     """Submit a program: the form re-renders with inline errors and keeps what was typed."""
     if request.method == "POST":
         form = ProgramForm(request.POST, request.FILES, raw_fields=raw_form_fields(request))
+        refused = None
         if form.is_valid():
+            refused = ratelimits.exceeded(request, "programs")
+        if refused is not None:
+            # The form comes back with the refusal and the program (an uploaded file's text
+            # in the box, since a file input cannot be filled in again).
+            form.data = request.POST.copy()
+            form.data["source"] = form.cleaned_data["source"]
+            form.add_error(None, refused.message)
+        elif form.is_valid():
             program: Program = form.save(commit=False)
             program.dataset = Dataset.USER
             if request.user.is_authenticated:
@@ -134,7 +145,8 @@ def program_new(request: HttpRequest) -> HttpResponse:
         template = "programs/program_form.html"
         if request.htmx:  # type: ignore[attr-defined]
             template += "#form"
-        return render(request, template, {"form": form})
+        page = render(request, template, {"form": form})
+        return with_refusal(page, refused) if refused is not None else page
 
     initial: dict[str, object] = {}
     copy_of = object_id(request.GET.get("copy"))

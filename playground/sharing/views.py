@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from playground.classroom import guards
+from playground.lib import ratelimits
 from playground.runs.access import get_run_for_user
 from playground.runs.views import progress_context, run_context
 from playground.sharing.models import ExpiredLink, ShareLink
@@ -62,6 +63,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 @require_POST
 def create_link(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
+    ratelimits.hit(request, "share_links")
     user = request.user if request.user.is_authenticated else None
     ShareLink.objects.create(run=run, created_by=user)
     return redirect(run)

@@ -136,3 +136,19 @@ def test_a_refusal_is_a_429_page_with_retry_after(settings: Settings) -> None:
     text = page.content.decode()
     assert "Too many runs started: at most 1 a minute." in text
     assert "<h1>" in text
+
+
+def test_the_wait_is_said_in_seconds_minutes_or_hours(settings: Settings) -> None:
+    settings.PLAYGROUND_LIMITS = ratelimits.table("public")
+    said = [
+        ratelimits.refusal_message("programs.user", seconds).rpartition("Try again in ")[2]
+        for seconds in (1, 119, 120, 7199, 7200, 86_399)
+    ]
+    assert said == [
+        "1 second.",
+        "119 seconds.",
+        "2 minutes.",
+        "120 minutes.",
+        "2 hours.",
+        "24 hours.",
+    ]
