@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,12 @@ from tests.factories import ProgramFactory, UserFactory
 pytestmark = pytest.mark.django_db
 SOURCE = "def f(xs):\n    return sorted(xs)[-1]\n"
 SECRET_PATTERN = re.compile(r"pgt_[A-Za-z0-9_-]{43}")
+
+
+def _counted_user() -> Any:
+    """A user whose rate counters start from zero: the counters (in Redis, by account id, for
+    up to a day) outlive the test database, whose ids start again at 1 in every session."""
+    return UserFactory(pk=10**6 + secrets.randbelow(10**9))
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -95,12 +102,12 @@ def test_a_token_is_revoked_from_the_account_page_and_stops_working_at_once(
     assert other.revoked_at is None
 
 
-def test_making_tokens_is_rate_limited_and_capped_per_account(
-    user_client: Client, settings: Settings
-) -> None:
+def test_making_tokens_is_rate_limited_and_capped_per_account(settings: Settings) -> None:
     settings.PLAYGROUND_LIMITS = ratelimits.table(
         "public", {"api_tokens.user": "3/d", "api_tokens_active.user": 2}
     )
+    user_client = Client()
+    user_client.force_login(_counted_user())
 
     def make(name: str) -> Any:
         return user_client.post("/accounts/tokens/", {"name": name, "scope": "read"})
@@ -230,7 +237,7 @@ def test_a_token_is_not_read_on_pages_and_another_scheme_is_left_alone() -> None
 def test_the_owners_limits_apply_to_token_requests(settings: Settings) -> None:
     """The token is its owner: a page run and a token run count against one runs.user."""
     settings.PLAYGROUND_LIMITS = ratelimits.table("public", {"runs.user": "2/m"})
-    owner = UserFactory()
+    owner = _counted_user()
     _, secret = _token(owner)
     page_client = Client()
     page_client.force_login(owner)

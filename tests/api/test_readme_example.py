@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from playground.lib import paths
@@ -72,7 +73,20 @@ def test_the_readme_python_example_runs_against_the_live_site(stack: Stack) -> N
     assert re.fullmatch(r"verdict: (correct|wrong|unparsable|unknown)", lines[4]), done.stdout
     print(f"the README example took {time.monotonic() - t0:.1f} s")
 
-    # The run is the token owner's, and a revoked token ends the script with a clear 401.
+    # Over ASGI too, the token lists its owner's run and follows its event stream to the end.
+    bearer = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=env["PLAYGROUND_URL"], headers=bearer, timeout=30) as api:
+        listed = api.get("/api/runs").json()
+        assert listed["count"] == 1
+        run = listed["results"][0]
+        assert (run["status"], run["method"], run["model"]) == ("done", "direct", "smollm2-135m")
+        with api.stream("GET", f"/runs/{run['id']}/events") as events:
+            assert events.status_code == 200
+            body = "".join(events.iter_text())  # a finished run's stream ends by itself
+        assert "event: done" in body
+        assert httpx.get(f"{env['PLAYGROUND_URL']}/runs/{run['id']}/events").status_code == 404
+
+    # A revoked token ends the script with a clear 401.
     revoke = MAKE_TOKEN.split("user =")[0] + (
         "from playground.accounts.tokens import revoke_all\n"
         "print(revoke_all(get_user_model().objects.get(username='scripter')))\n"
