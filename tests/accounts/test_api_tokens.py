@@ -283,3 +283,17 @@ def test_a_token_follows_a_run_on_its_event_stream(
     assert response["Content-Type"].startswith("text/event-stream")
     refused = Client().get(f"/runs/{run.pk}/events", **_bearer("pgt_" + "B" * 43))
     assert refused.status_code == 401
+
+
+def test_operators_see_and_revoke_tokens_in_the_admin_but_never_make_one(
+    admin_client: Client,
+) -> None:
+    token, secret = _token()
+    listing = admin_client.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200
+    assert token.prefix in listing.content.decode()
+    assert (
+        secret
+        not in admin_client.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
+    )
+    assert admin_client.get("/admin/accounts/apitoken/add/").status_code == 403

@@ -200,3 +200,20 @@ def test_the_openapi_schema_has_the_method_enum_the_lists_and_the_bearer_scheme(
         "description": schema["components"]["securitySchemes"]["ApiToken"]["description"],
     }
     assert schema["security"] == [{"ApiToken": []}, {}]
+
+
+def test_a_page_of_runs_costs_the_same_few_queries_however_many_runs(
+    user_client: Client, django_assert_max_num_queries: Any
+) -> None:
+    me = user_client.user  # type: ignore[attr-defined]
+    _runs(me, 3)
+    with django_assert_max_num_queries(10) as few:
+        user_client.get("/api/runs")
+    _runs(me, 40)
+    with django_assert_max_num_queries(len(few)) as again:
+        rows = user_client.get("/api/runs").json()["results"]
+    assert len(rows) == 25
+    # Nothing heavy is read: no trace, no model text, no program's source.
+    sql = " ".join(q["sql"] for q in again.captured_queries)
+    for heavy in ("runs_trace", '"emulated_text"', '"programs_program"."source"'):
+        assert heavy not in sql, heavy
