@@ -297,3 +297,35 @@ def test_operators_see_and_revoke_tokens_in_the_admin_but_never_make_one(
         not in admin_client.get(f"/admin/accounts/apitoken/{token.pk}/change/").content.decode()
     )
     assert admin_client.get("/admin/accounts/apitoken/add/").status_code == 403
+
+
+def test_a_students_token_meets_the_hiding_policy_and_exam_mode(
+    eager: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from playground.classroom.hiding import HIDDEN_MESSAGE
+    from playground.classroom.models import Assignment, Item, Mode
+    from tests.classroom.student_world import SECRET, assignment, course_world, library_program
+
+    w = course_world()
+    program = library_program()
+    with django_capture_on_commit_callbacks(execute=True):
+        earlier = start_run(program=program, user=w.s1, anon_token=None)
+    _, secret = _token(w.s1)
+    assert SECRET in Client().get(f"/api/runs/{earlier.pk}", **_bearer(secret)).content.decode()
+    opened = assignment(w.course)
+    Item.objects.create(assignment=opened, mode=Mode.OUTPUT, program=program)
+    for url in (f"/api/runs/{earlier.pk}", f"/runs/{earlier.pk}/events"):
+        hidden = Client().get(url, **_bearer(secret))
+        assert hidden.status_code == 403, url
+        assert hidden.json()["detail"] == HIDDEN_MESSAGE
+    same_text = Client().post(
+        "/api/runs", {"source": program.source, "call": program.call},
+        content_type="application/json", **_bearer(secret),
+    )  # fmt: skip
+    assert same_text.status_code == 403
+    assert same_text.json()["detail"] == HIDDEN_MESSAGE
+    Assignment.objects.filter(pk=opened.pk).update(exam_mode=True)
+    exam = _start(Client(), secret)
+    assert exam.status_code == 403
+    assert exam.json()["detail"].startswith("Exam mode: until ")
+    assert Run.objects.filter(owner=w.s1).count() == 1
