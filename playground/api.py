@@ -1,21 +1,31 @@
-"""The JSON API (django-ninja): models, runs, and their events. OpenAPI at /api/openapi.json,
+"""The JSON API (django-ninja): models, runs, evaluations. OpenAPI at /api/openapi.json,
 interactive docs at /api/docs. The same access rules as the pages: a run belongs to the account
-or the session (cookie) that created it; the same rate limit on starting runs."""
+or the session (cookie) that created it; the same rate limits. A script authenticates with a
+personal API token (``Authorization: Bearer``, playground/accounts/tokens.py) and then acts as
+its owner; a cookie client sends the CSRF token, which ``GET /api/csrf`` hands out."""
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
+from csp.decorators import csp_update
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema, Status
+from django.middleware.csrf import get_token
+from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.utils import check_csrf
 
+from playground.accounts.tokens import by_token
+from playground.benchmarks.models import Evaluation
 from playground.classroom.guards import run_hidden_from, run_start_refusal
 from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
-from playground.emulation.registry import methods_for
+from playground.emulation.registry import REGISTRY, methods_for
 from playground.lib import ratelimits
 from playground.lib.middleware import too_many
 from playground.llm.registry import RegistryError, load_models
@@ -28,21 +38,59 @@ from playground.programs.validation import (
     check_source,
     strip_bom,
 )
-from playground.runs.access import get_run_for_user
+from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import allowed_overrides
 from playground.runs.methods import METHOD_TOKENS
+from playground.runs.models import Run
 from playground.runs.services import start_run
+from playground.runs.views import LIST_FIELDS, STATUS_FIELDS
 
 log = logging.getLogger(__name__)
-api = NinjaAPI(
+METHOD_NAMES = ["real", *REGISTRY]
+PAGE_SIZE = 25
+CSRF_REFUSED = (
+    "CSRF check failed: this request carries a session cookie, so it must also send the "
+    "CSRF token in the X-CSRFToken header (GET /api/csrf returns it and sets the csrftoken "
+    "cookie). Scripts can use a personal API token instead (Authorization: Bearer ..., from "
+    "/accounts/), which needs no CSRF token."
+)
+
+
+class PlaygroundAPI(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        """The schema, with the personal API token described as its security scheme. The
+        token is optional: anonymous visitors use the API too (with a session cookie)."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["ApiToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A personal API token from your account page (/accounts/): the request acts "
+                "as you. Scope `read` allows GET; `run` also starts runs. Without a token the "
+                "API serves the session of the cookie sent, or an anonymous visitor."
+            ),
+        }
+        schema["security"] = [{"ApiToken": []}, {}]
+        return schema
+
+
+api = PlaygroundAPI(
     title="Code reasoning playground",
     version="1",
     description=(
         "Run Python programs for real in a sandbox and have language models emulate them. "
-        "Live events of a run: `GET /runs/{id}/events` (Server-Sent Events, JSON data, "
-        "resumable with Last-Event-ID)."
+        "Scripts authenticate with a personal API token (`Authorization: Bearer <token>`, "
+        "made on /accounts/). Live events of a run: `GET /runs/{id}/events` (Server-Sent "
+        "Events, JSON data, resumable with Last-Event-ID; the same token works there)."
     ),
     urls_namespace="api",
+    # Swagger UI's own stylesheet draws its icons (the arrows of selects, the lock of an
+    # operation) as data: SVG images, which the site's policy refuses; an image cannot run
+    # script, so the docs page alone also allows data: images.
+    docs_decorator=csp_update({"img-src": ["data:"]}),
 )
 
 
@@ -56,6 +104,7 @@ class ModelOut(Schema):
     label: str
     constrained_json: str  # "", "openai" or "json_object"
     embedded: bool
+    default: bool  # the model a run gets when it names none (the first configured)
 
 
 class RunIn(Schema):
@@ -66,8 +115,17 @@ class RunIn(Schema):
     source: str | None = None
     call: str = ""
     stdin: str = ""
-    method: str = "real"
-    model: str = ""
+    # A string checked by the handler (its 422 names the methods that apply to this kind of
+    # item), described as the enum of every method in the schema.
+    method: str = Field(
+        "real",
+        description="`real` runs the program only; the others also ask a model (which apply "
+        "depends on what is run: a program, a puzzle or a task).",
+        json_schema_extra={"enum": list[Any](METHOD_NAMES)},
+    )
+    model: str | None = Field(
+        None, description="A name from GET /api/models; left out: the site's default model."
+    )
     cpu_s: int | None = None
     max_steps: int | None = None
     max_tokens: int | None = None
@@ -107,9 +165,23 @@ def list_models(request: HttpRequest) -> list[dict[str, Any]]:
             "label": m.label,
             "constrained_json": m.json_schema,
             "embedded": m.embedded,
+            "default": i == 0,
         }
-        for m in models
+        for i, m in enumerate(models)
     ]
+
+
+class CsrfOut(Schema):
+    csrf_token: str
+    header: str
+
+
+@api.get("/csrf", response=CsrfOut, summary="The CSRF token for clients that send cookies")
+def csrf(request: HttpRequest) -> dict[str, str]:
+    """A client that keeps cookies (the session cookie the first run sets) sends this token in
+    the ``X-CSRFToken`` header of every POST; the response also sets the ``csrftoken`` cookie.
+    Clients with a personal API token need neither."""
+    return {"csrf_token": get_token(request), "header": "X-CSRFToken"}
 
 
 def _refuse_hidden(request: HttpRequest, hidden: Hidden, *, source: str | None = None,
@@ -181,9 +253,14 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     real and, with an emulation ``method``, have ``model`` emulate it; or have ``model`` solve a
     P3 ``puzzle`` or answer a BIG-Bench Hard ``task`` instance (``task_index``)."""
     # A request that rides on a session cookie must prove it comes from our pages or a client
-    # that read the CSRF cookie, exactly as a form post does.
-    if settings.SESSION_COOKIE_NAME in request.COOKIES and check_csrf(request) is not None:
-        raise HttpError(403, "CSRF check failed: send the X-CSRFToken header.")
+    # that read the CSRF cookie, exactly as a form post does. A token request does not ride on
+    # the cookie (the token decides who it is), so it needs no CSRF token.
+    if (
+        not by_token(request)
+        and settings.SESSION_COOKIE_NAME in request.COOKIES
+        and check_csrf(request) is not None
+    ):
+        raise HttpError(403, CSRF_REFUSED)
     _refuse_unstorable(data)
     kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
@@ -192,13 +269,19 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             422,
             f"The method {data.method!r} does not apply to a {kind}; one of {', '.join(offered)}.",
         )
+    model = ""
     if data.method != "real":
         try:
-            names = {m.name for m in load_models()}
+            names = [m.name for m in load_models()]
         except RegistryError:
-            names = set()
-        if data.model not in names:
-            raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
+            names = []
+        # Left out (or empty): the site's default, the first configured model (the embedded
+        # one when none is configured), as in GET /api/models and `manage.py emulate`.
+        model = data.model or (names[0] if names else "")
+        if not names:
+            raise HttpError(422, "This site offers no language model; see GET /api/models.")
+        if model not in names:
+            raise HttpError(422, f"Unknown model {model!r}; see GET /api/models.")
     hidden = hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
     ratelimits.hit(request, "runs")
@@ -221,9 +304,10 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         **item,
         max_tokens=max(16, min(data.max_tokens, tokens)) if data.max_tokens else tokens,
         user=request.user,
-        anon_token=anon_token(request, create=True),
+        # A signed-in requester's runs are their account's: no session is started for them.
+        anon_token=None if request.user.is_authenticated else anon_token(request, create=True),
         method=data.method,
-        model=data.model,
+        model=model,
         limits=limits,
     )
     return Status(201, run.as_dict())
@@ -237,6 +321,186 @@ def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     if run_hidden_from(request.user, run):
         raise HttpError(403, HIDDEN_MESSAGE)
     return run.as_dict()
+
+
+# -- Lists: the requester's runs and evaluations ---------------------------------------------
+
+
+MethodName = enum.Enum("MethodName", {name: name for name in METHOD_NAMES}, type=str)  # type: ignore[misc]
+
+
+class RunFilters(Schema):
+    status: Run.Status | None = Field(None, description="Only runs with this status.")
+    method: MethodName | None = Field(None, description="Only runs of this method.")
+    page: int = Field(1, ge=1, le=1_000_000, description=f"{PAGE_SIZE} runs a page.")
+
+
+class RunRowOut(Schema):
+    id: int
+    url: str
+    kind: str
+    title: str
+    program_id: int | None
+    puzzle: str | None
+    task_example: str | None
+    method: str
+    model: str | None
+    created_at: datetime
+    hidden: bool  # an open assignment hides its results: no status, no verdict
+    status: str | None
+    verdict: dict[str, Any] | None
+
+
+class RunPageOut(Schema):
+    count: int
+    page: int
+    pages: int
+    results: list[RunRowOut]
+
+
+# What a row reads of a run: never a trace, the model's text or a program's source (the run's
+# own source stays: hiding is decided on it).
+ROW_FIELDS = (
+    *STATUS_FIELDS, *LIST_FIELDS, "method", "model", "verdict",
+)  # fmt: skip
+
+
+def _page_bounds(count: int, page: int) -> tuple[int, int]:
+    pages = max(1, -(-count // PAGE_SIZE))
+    return pages, (page - 1) * PAGE_SIZE
+
+
+def _hidden_ids(runs: QuerySet[Run], hidden: Hidden) -> list[int]:
+    """The runs of ``runs`` whose results are hidden from this requester."""
+    out = []
+    for pk, source, puzzle_id in runs.values_list("pk", "source", "puzzle_id").iterator(2000):
+        if hidden.puzzle(puzzle_id) if puzzle_id is not None else hidden.program(source):
+            out.append(pk)
+    return out
+
+
+@api.get("/runs", response=RunPageOut, summary="Your runs, newest first")
+def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any]:
+    """The runs of the requester (their account, or for a visitor without one, their session),
+    as "My runs" lists them: a run whose results an open assignment hides shows neither status
+    nor verdict, and is in no ``status`` filter's list."""
+    runs = runs_of(request).select_related("program", "puzzle", "task_example__task")
+    if filters.method is not None:
+        runs = runs.filter(method=filters.method.value)
+    hidden = hidden_for(request.user)
+    if filters.status is not None:
+        runs = runs.filter(status=filters.status)
+        if hidden.anything:
+            runs = runs.exclude(pk__in=_hidden_ids(runs, hidden))
+    count = runs.count()
+    pages, start = _page_bounds(count, filters.page)
+    rows = []
+    for run in runs.only(*ROW_FIELDS)[start : start + PAGE_SIZE]:
+        secret = hidden.anything and hidden.run(run)
+        rows.append(
+            {
+                "id": run.pk,
+                "url": run.get_absolute_url(),
+                "kind": run.kind,
+                "title": run.subject_title,
+                "program_id": run.program_id,
+                "puzzle": run.puzzle.name if run.puzzle is not None else None,
+                "task_example": str(run.task_example) if run.task_example is not None else None,
+                "method": run.method,
+                "model": run.model or None,
+                "created_at": run.created_at,
+                "hidden": secret,
+                "status": None if secret else run.status,
+                "verdict": None if secret else (run.verdict or None),
+            }
+        )
+    return {"count": count, "page": filters.page, "pages": pages, "results": rows}
+
+
+class EvaluationFilters(Schema):
+    which: Literal["mine", "public"] = Field(
+        "mine",
+        description="`mine`: your own evaluations, in any state; `public`: the leaderboard "
+        "(finished evaluations of the shared data sets, anyone's).",
+    )
+    status: Evaluation.Status | None = None
+    method: MethodName | None = None
+    page: int = Field(1, ge=1, le=1_000_000, description=f"{PAGE_SIZE} evaluations a page.")
+
+
+class EvaluationRowOut(Schema):
+    id: int
+    url: str
+    title: str
+    owner: str | None
+    dataset: str
+    subset: list[Any]
+    method: str
+    model: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    n: int
+    passed: int
+    accuracy: float
+    ci95: list[float]
+    no_model: int
+    errors: int
+    done: int
+    total: int
+
+
+SUMMARY_FIELDS = (
+    "n", "passed", "accuracy", "ci95", "no_model", "errors", "done", "total", "subset",
+)  # fmt: skip
+
+
+class EvaluationPageOut(Schema):
+    count: int
+    page: int
+    pages: int
+    results: list[EvaluationRowOut]
+
+
+@api.get("/evaluations", response=EvaluationPageOut, summary="Your evaluations, or the public ones")
+def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) -> dict[str, Any]:
+    """Evaluations with their figures (accuracy, 95% interval, counts), newest first, by the
+    evaluation pages' rules: your own in any state, and the finished ones of the shared data
+    sets for everyone. Per-item results are on each evaluation's page (``url``)."""
+    from playground.benchmarks.summary import summarise
+    from playground.benchmarks.views import _public
+
+    if filters.which == "public":
+        evaluations = _public()
+    elif request.user.is_authenticated:
+        evaluations = Evaluation.objects.filter(owner_id=request.user.pk).select_related("owner")
+    else:
+        evaluations = Evaluation.objects.none()
+    if filters.status is not None:
+        evaluations = evaluations.filter(status=filters.status)
+    if filters.method is not None:
+        evaluations = evaluations.filter(method=filters.method.value)
+    count = evaluations.count()
+    pages, start = _page_bounds(count, filters.page)
+    rows = []
+    for evaluation in evaluations.order_by("-id")[start : start + PAGE_SIZE]:
+        summary = summarise(evaluation)
+        rows.append(
+            {
+                **{k: summary[k] for k in SUMMARY_FIELDS},
+                "id": evaluation.pk,
+                "url": evaluation.get_absolute_url(),
+                "title": str(evaluation),
+                "owner": evaluation.owner.get_username() if evaluation.owner else None,
+                "dataset": evaluation.dataset,
+                "method": evaluation.method,
+                "model": evaluation.model,
+                "status": evaluation.status,
+                "created_at": evaluation.created_at,
+                "finished_at": evaluation.finished_at,
+            }
+        )
+    return {"count": count, "page": filters.page, "pages": pages, "results": rows}
 
 
 # -- Classroom ---------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ INSTALLED_APPS = [
     "playground.sharing",
     "playground.classroom",
     "playground.benchmarks",
-    "playground.accounts",  # sign-up views, and the admin of accounts (its admin.py)
+    "playground.accounts",  # sign-up, the account page, API tokens, the admin of accounts
 ]
 
 MIDDLEWARE = [
@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Authorization: Bearer on the API and event streams: the request acts as the token's owner.
+    "playground.accounts.tokens.ApiTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -12,6 +12,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
+from playground.accounts.models import ApiToken
+
 
 class _EmptyToFieldIsThePrimaryKey:
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
@@ -29,3 +31,19 @@ class PlaygroundGroupAdmin(_EmptyToFieldIsThePrimaryKey, GroupAdmin):
 for model, model_admin in ((get_user_model(), PlaygroundUserAdmin), (Group, PlaygroundGroupAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Operators see and revoke tokens; nobody makes one here (its secret is shown once, to its
+    owner, on the account page)."""
+
+    list_display = ("name", "user", "prefix", "scope", "created_at", "last_used_at",
+                    "expires_at", "revoked_at")  # fmt: skip
+    list_filter = ("scope",)
+    search_fields = ("name", "user__username", "prefix")
+    readonly_fields = ("user", "name", "scope", "prefix", "digest", "created_at", "last_used_at")
+    fields = (*readonly_fields, "expires_at", "revoked_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -70,3 +70,35 @@ class LoginForm(AuthenticationForm):
 
 class AdminLoginForm(LoginForm, AdminAuthenticationForm):
     """The admin's login form (``/admin/login/``), with the same limits as the site's."""
+
+
+class ApiTokenForm(forms.Form):
+    """A new personal API token: a name to recognise it, what it may do, how long it works."""
+
+    name = forms.CharField(
+        max_length=100,
+        help_text="To recognise it later, e.g. the script or machine that uses it.",
+    )
+    scope = forms.ChoiceField(
+        choices=[
+            ("read", "read: look at your runs, evaluations and the models"),
+            ("run", "run: also start runs"),
+        ],
+        initial="read",
+        widget=forms.RadioSelect,
+    )
+    expires = forms.TypedChoiceField(
+        label="Expires",
+        choices=[("", "never (until you revoke it)")]
+        + [(str(days), f"in {days} days") for days in (7, 30, 90, 365)],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        initial="90",
+    )
+
+    def clean_name(self) -> str:
+        name = " ".join(str(self.cleaned_data.get("name") or "").split())
+        if not name:
+            raise forms.ValidationError("Give the token a name.")
+        return name

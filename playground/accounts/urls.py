@@ -4,6 +4,9 @@ from django.urls import path
 from playground.accounts import views
 
 urlpatterns = [
+    path("", views.account, name="account"),
+    path("tokens/", views.create_token, name="create_token"),
+    path("tokens/<int:pk>/revoke/", views.revoke_token, name="revoke_token"),
     path("signup/", views.signup, name="signup"),
     path("login/", views.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

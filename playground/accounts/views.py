@@ -1,5 +1,5 @@
-"""Sign-up, and Django's login and password-reset views with the site's limits (log out and the
-rest of the reset are Django's own views)."""
+"""Sign-up, the account page with personal API tokens, and Django's login and password-reset
+views with the site's limits (log out and the rest of the reset are Django's own views)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from playground.accounts.forms import LoginForm, SignupForm
+from playground.accounts.forms import ApiTokenForm, LoginForm, SignupForm
+from playground.accounts.models import ApiToken
+from playground.accounts.tokens import TokenLimitReached
+from playground.accounts.tokens import create_token as create_token_for
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 
@@ -88,3 +93,77 @@ class PasswordResetView(auth_views.PasswordResetView):
             return super().form_valid(form)
         form.add_error("email", refused.message)
         return with_refusal(self.form_invalid(form), refused)
+
+
+def _account_page(
+    request: HttpRequest,
+    form: ApiTokenForm,
+    *,
+    new_token: ApiToken | None = None,
+    secret: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    tokens = list(request.user.api_tokens.all()[:100])  # type: ignore[union-attr]
+    context = {
+        "form": form,
+        "tokens": tokens,
+        "active": sum(1 for t in tokens if t.active),
+        "most": ratelimits.cap("api_tokens_active.user"),
+        "new_token": new_token,
+        "secret": secret,
+    }
+    response = render(request, "registration/account.html", context, status=status)
+    # The page may hold a token's secret: never cached, by the browser or a proxy.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET"])
+def account(request: HttpRequest) -> HttpResponse:
+    """Your account: who you are, and your personal API tokens."""
+    return _account_page(request, ApiTokenForm())
+
+
+@login_required
+@require_POST
+def create_token(request: HttpRequest) -> HttpResponse:
+    """Make a token and show its secret, on this response only (it is not kept)."""
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, form)
+    refused = ratelimits.exceeded(request, "api_tokens")
+    if refused is not None:
+        form.add_error(None, refused.message)
+        response = _account_page(request, form, status=429)
+        response["Retry-After"] = str(refused.retry_after)
+        return response
+    data = form.cleaned_data
+    try:
+        token, secret = create_token_for(
+            user=request.user, name=data["name"], scope=data["scope"],
+            expires_in_days=data["expires"],
+        )  # fmt: skip
+    except TokenLimitReached as exc:
+        form.add_error(None, str(exc))
+        return _account_page(request, form)
+    return _account_page(
+        request,
+        ApiTokenForm(),
+        new_token=token,
+        secret=secret,
+    )
+
+
+@login_required
+@require_POST
+def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke one of your tokens: it stops working at once."""
+    token = ApiToken.objects.filter(user_id=request.user.pk or 0, pk=pk).first()
+    if token is None:
+        raise Http404("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    messages.success(request, f"The token “{token.name}” is revoked: it no longer works.")
+    return redirect("account")

@@ -64,6 +64,8 @@ DEFAULTS: dict[str, str | int] = {
     "reports.anon": "10/d",
     "reports.user": "30/d",
     "api_tokens.user": "20/d",
+    # API tokens one account may hold at once (not revoked, not expired).
+    "api_tokens_active.user": 20,
     # Live streams (SSE and websocket) open at the same time, and how long one may stay open.
     "streams.anon": 10,
     "streams.user": 20,
@@ -90,6 +92,7 @@ WORDS: dict[str, str] = {
     "items": "items and assignments made",
     "reports": "reports sent",
     "api_tokens": "API tokens made",
+    "api_tokens_active": "API tokens active at once",
     "streams": "live views open at once",
     "stream_seconds": "seconds a live view stays open",
     "model_tokens": "language-model tokens used",

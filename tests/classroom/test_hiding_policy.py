@@ -280,6 +280,11 @@ def probe_run(w: World, v: Viewer) -> Verdict:
             verdicts.add(Verdict.SHOW)
     mine = _text(client.get(reverse("runs:mine")))
     verdicts.add(Verdict.HIDDEN if "hidden while an assignment is open" in mine else Verdict.SHOW)
+    listed = client.get("/api/runs")  # the API's "My runs"
+    row = next(r for r in listed.json()["results"] if r["id"] == run.pk)
+    verdicts.add(Verdict.HIDDEN if row["hidden"] else Verdict.SHOW)
+    assert row["hidden"] is (row["status"] is None), row
+    assert not row["hidden"] or SECRET not in _text(listed)
     assert len(verdicts) == 1, (url, verdicts)
     return verdicts.pop()
 
