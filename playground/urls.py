@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("playground.sharing.urls")),
     path("", include("playground.classroom.urls")),
     path("", include("playground.benchmarks.urls")),
+    path("", include("playground.moderation.urls")),
     path("admin/", admin.site.urls),
 ]
 # A share link whose run expired says so; every other 404 is Django's page (templates/404.html).

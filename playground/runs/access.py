@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
@@ -26,10 +27,16 @@ def runs_of(request: HttpRequest) -> QuerySet[Run]:
 
 
 def run_for_scope(scope: dict[str, Any], pk: int) -> Run | None:
-    """The run if the websocket's user or session may see it (Channels' auth middleware)."""
+    """The run if the websocket's user or session may see it (Channels' auth middleware).
+    The account is read again each time: one that staff disabled loses its views at the next
+    check, though the connection's user object was loaded when it opened."""
+    user = scope.get("user")
+    active = get_user_model().objects.filter(is_active=True)
+    if user is not None and user.is_authenticated and not active.filter(pk=user.pk).exists():
+        return None
     session = scope.get("session")
     token = session.get(ANON_TOKEN_KEY) if session is not None else None
-    return runs_visible_to(scope.get("user"), token).filter(pk=pk).first()
+    return runs_visible_to(user, token).filter(pk=pk).first()
 
 
 def get_run_for_user(request: HttpRequest, pk: int) -> Run:
