@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from playground.classroom.models import AuditEvent
 from playground.lib import ratelimits
-from playground.moderation.models import ProgramLock, Report
+from playground.moderation.models import AccountSession, ProgramLock, Report
 from playground.moderation.sessions import end_sessions_of
 from playground.programs.models import Dataset, Program
 
@@ -193,9 +193,10 @@ def disable(*, account: Any, moderator: Any, note: str, unpublish_programs: bool
     if why:
         raise NotAllowed(why)
     account = get_user_model().objects.select_for_update().get(pk=account.pk)
+    sessions = AccountSession.objects.filter(account_id=account.pk).count()
     account.is_active = False
-    account.save(update_fields=["is_active"])
-    sessions = end_sessions_of(account.pk)
+    account.save(update_fields=["is_active"])  # signals.py ends the sessions
+    end_sessions_of(account.pk)  # and so does this, should the signal ever be disconnected
     unpublished = 0
     if unpublish_programs:
         for program in Program.objects.filter(owner=account, is_public=True):

@@ -26,13 +26,20 @@ def runs_of(request: HttpRequest) -> QuerySet[Run]:
     return runs_visible_to(request.user, anon_token(request))
 
 
+def still_active(user: Any) -> bool:
+    """False for an account that was disabled since ``user`` was loaded (a long-lived stream's
+    user object is read once, when it opens); True for visitors and active accounts."""
+    if user is None or not user.is_authenticated:
+        return True
+    return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
+
+
 def run_for_scope(scope: dict[str, Any], pk: int) -> Run | None:
     """The run if the websocket's user or session may see it (Channels' auth middleware).
     The account is read again each time: one that staff disabled loses its views at the next
     check, though the connection's user object was loaded when it opened."""
     user = scope.get("user")
-    active = get_user_model().objects.filter(is_active=True)
-    if user is not None and user.is_authenticated and not active.filter(pk=user.pk).exists():
+    if not still_active(user):
         return None
     session = scope.get("session")
     token = session.get(ANON_TOKEN_KEY) if session is not None else None

@@ -170,3 +170,24 @@ async def test_a_disabled_accounts_live_view_closes_at_its_next_check(
     await sync_to_async(publish)(run.pk, "token", text="after ")
     closed = await viewer.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": consumers.REFUSED}
+
+
+@pytest.mark.django_db
+def test_an_account_disabled_elsewhere_loses_its_sessions_too() -> None:
+    """Django's admin (or the shell) unticking "active" ends the sessions as the page does."""
+    user = UserFactory()
+    client = _logged_in(user)
+    root = UserFactory(is_staff=True, is_superuser=True)
+    admin = client_for(root)
+    change = reverse("admin:auth_user_change", args=[user.pk])
+    form = {
+        "username": user.get_username(), "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00", "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }  # fmt: skip
+    response = admin.post(change, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    user.refresh_from_db()
+    assert not user.is_active
+    assert not AccountSession.objects.filter(account_id=user.pk).exists()
+    assert _who(client) == ""
