@@ -4,6 +4,8 @@ owner sees why and cannot publish it again, its runs' share links stop, until st
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -191,3 +193,23 @@ def test_a_bad_unpublish_form_says_why_and_changes_nothing() -> None:
     assert "kept</textarea>" in response.content.decode()
     program.refresh_from_db()
     assert program.is_public
+
+
+def test_the_moderation_page_does_the_same_work_for_3_programs_or_25() -> None:
+    moderator = client_for(staff())
+    counts = []
+    for n in (3, 25):
+        Report.objects.all().delete()
+        for i in range(n):
+            program = public_program(owner=UserFactory())
+            for j in range(3):
+                Report.objects.create(
+                    program=program, reporter_key=f"ip:{i}-{j}", reason="spam", note=f"n{j}"
+                )
+        with CaptureQueriesContext(connection) as queries:
+            page = moderator.get(reverse("moderation:reports"))
+        assert page.status_code == 200
+        assert page.content.decode().count('class="report-notes"') == n
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    print(f"moderation page: {counts[1]} queries for 25 reported programs")
