@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "playground.classroom",
     "playground.benchmarks",
     "playground.accounts",  # sign-up, the account page, API tokens, the admin of accounts
+    "playground.moderation",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +101,9 @@ MIDDLEWARE = [
     # Last, so that it sees what views raise: a requester over a limit gets a 429 page.
     "playground.lib.middleware.RateLimitedMiddleware",
 ]
+
+# Database sessions that know their account: disabling an account ends its sessions at once.
+SESSION_ENGINE = "playground.moderation.sessions"
 
 ROOT_URLCONF = "playground.urls"
 ASGI_APPLICATION = "playground.asgi.application"

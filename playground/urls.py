@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("playground.sharing.urls")),
     path("", include("playground.classroom.urls")),
     path("", include("playground.benchmarks.urls")),
+    path("", include("playground.moderation.urls")),
     path("admin/login/", limited_login(admin.site.login)),
     path("admin/", admin.site.urls),
 ]

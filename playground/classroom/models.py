@@ -153,7 +153,8 @@ class Invitation(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One line of a course's audit log: who did what, when. Append-only: no code updates or
+    """One line of a course's audit log (with no course: of the site's moderation log,
+    playground/moderation): who did what, when. Append-only: no code updates or
     deletes a row, and a trigger in the database refuses UPDATE and DELETE (migration 0002).
     There is no foreign key, so that deleting a course or a user touches no row: ids and names
     are copied at the time of the event."""
@@ -177,6 +178,13 @@ class AuditEvent(models.Model):
         ASSIGNMENT_DELETED = "assignment.deleted", "Assignment deleted"
         ITEM_DELETED = "item.deleted", "Item deleted"
         UPGRADE = "upgrade", "Changed by a site upgrade"
+        # Site-level events (no course): playground/moderation.
+        PROGRAM_REPORTED = "moderation.reported", "Program reported"
+        REPORTS_DISMISSED = "moderation.dismissed", "Reports dismissed"
+        PROGRAM_UNPUBLISHED = "moderation.unpublished", "Program unpublished by staff"
+        PUBLISHING_ALLOWED = "moderation.allowed", "Allowed to publish again"
+        ACCOUNT_DISABLED = "moderation.disabled", "Account disabled"
+        ACCOUNT_ENABLED = "moderation.enabled", "Account enabled"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     course_ref = models.BigIntegerField(null=True, db_index=True)

@@ -17,6 +17,7 @@ from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
+from playground.moderation.models import ProgramLock
 from playground.programs.access import (
     anon_token,
     get_own_program,
@@ -178,7 +179,13 @@ def my_programs(request: HttpRequest) -> HttpResponse:
 @require_POST
 def program_visibility(request: HttpRequest, pk: int) -> HttpResponse:
     program = get_own_program(request, pk)
-    program.is_public = request.POST.get("is_public") == "1"
+    publish = request.POST.get("is_public") == "1"
+    if publish and not program.is_public and ProgramLock.objects.filter(program=program).exists():
+        messages.error(
+            request, "Staff unpublished this program: it cannot be made public until they allow it."
+        )
+        return redirect(program)
+    program.is_public = publish
     program.save(update_fields=["is_public", "updated_at"])
     messages.success(
         request, "The program is now " + ("public." if program.is_public else "private.")

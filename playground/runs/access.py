@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
@@ -25,11 +26,24 @@ def runs_of(request: HttpRequest) -> QuerySet[Run]:
     return runs_visible_to(request.user, anon_token(request))
 
 
+def still_active(user: Any) -> bool:
+    """False for an account that was disabled since ``user`` was loaded (a long-lived stream's
+    user object is read once, when it opens); True for visitors and active accounts."""
+    if user is None or not user.is_authenticated:
+        return True
+    return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
+
+
 def run_for_scope(scope: dict[str, Any], pk: int) -> Run | None:
-    """The run if the websocket's user or session may see it (Channels' auth middleware)."""
+    """The run if the websocket's user or session may see it (Channels' auth middleware).
+    The account is read again each time: one that staff disabled loses its views at the next
+    check, though the connection's user object was loaded when it opened."""
+    user = scope.get("user")
+    if not still_active(user):
+        return None
     session = scope.get("session")
     token = session.get(ANON_TOKEN_KEY) if session is not None else None
-    return runs_visible_to(scope.get("user"), token).filter(pk=pk).first()
+    return runs_visible_to(user, token).filter(pk=pk).first()
 
 
 def get_run_for_user(request: HttpRequest, pk: int) -> Run:

@@ -18,7 +18,9 @@ def new_token() -> str:
 
 class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
     def active(self) -> ShareLinkQuerySet:
-        return self.filter(revoked_at__isnull=True)
+        # A run of a program that staff unpublished is not shown through its links while the
+        # program stays locked (playground/moderation): a link would otherwise keep spreading it.
+        return self.filter(revoked_at__isnull=True, run__program__moderation_lock__isnull=True)
 
 
 class ShareLink(models.Model):

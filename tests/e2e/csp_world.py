@@ -1,7 +1,8 @@
 """The data behind tests/e2e/test_csp.py, written into a running stack's own database (the test
 calls ``seed()`` in a subprocess pointed at the stack's var/): a course with an instructor, two
-students, an open assignment with a graded item, a private program to delete, and two finished
-evaluations whose pages draw every kind of chart."""
+students, an open assignment with a graded item, a private program to delete, two finished
+evaluations whose pages draw every kind of chart, and a reported and a locked program for the
+moderation pages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from playground.benchmarks.models import Evaluation, Result
 from playground.classroom.models import Item, Mode, Submission
+from playground.moderation.models import ProgramLock, Report
 from tests.classroom.student_world import (
     SECRET,
     assignment,
@@ -46,7 +48,11 @@ def seed() -> dict[str, Any]:
     wrong = Submission.objects.create(item=item, student=w.s2, answer="'no'", score=0.0,
                                       credit=0.0, **graded)  # fmt: skip
     scratch = ProgramFactory(owner=w.s1, is_public=False, title="Scratch to delete")
-    UserFactory(username="admin", is_staff=True, is_superuser=True)
+    admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
+    reported = ProgramFactory(owner=w.s2, is_public=True, title="Reported <b>program</b>")
+    Report.objects.create(program=reported, reporter_key="ip:csp", reason="spam", note="<i>")
+    locked = ProgramFactory(owner=w.s2, is_public=False, title="Locked")
+    ProgramLock.objects.create(program=locked, reason="abuse", message="Why", locked_by=admin)
     a = _evaluation("trace", [True, False, True, False, False, True])
     b = _evaluation("direct", [True, True, False, False, True, True])
     course = f"/courses/{w.course.pk}/"
@@ -74,6 +80,17 @@ def seed() -> dict[str, Any]:
         "scratch": scratch.get_absolute_url(),
         "evaluations": [f"/evaluations/{a.pk}/", f"/evaluations/{b.pk}/"],
         "compare": f"/evaluations/compare/?a={a.pk}&b={b.pk}",
+        "reported": reported.get_absolute_url(),
+        "locked": locked.get_absolute_url(),
+        "moderation_pages": [
+            "/moderation/",
+            f"/moderation/programs/{reported.pk}/",
+            f"/moderation/programs/{locked.pk}/",
+            "/moderation/accounts/?q=student",
+            f"/moderation/accounts/{w.s2.pk}/",
+            "/moderation/log/",
+            f"/programs/{reported.pk}/report/",
+        ],
         "admin_pages": [
             "/admin/",
             "/admin/auth/user/",

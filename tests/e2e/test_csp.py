@@ -329,3 +329,21 @@ def test_the_admin_site_works_under_the_policy(watched: Watched, world: dict[str
         watched.visit(page, path)
         expect(page.locator("#content")).to_be_visible()
     expect(page.get_by_label("Username:")).to_have_value("student1")
+
+
+def test_moderation_pages_work_under_the_policy(watched: Watched, world: dict[str, Any]) -> None:
+    """A visitor's Report box, the owner's notice, and every moderators' page."""
+    visitor = watched.page()
+    watched.visit(visitor, world["reported"])
+    visitor.get_by_text("Report this program").click()
+    expect(visitor.get_by_label("Malicious code")).to_be_visible()
+    owner = watched.page()
+    watched.log_in(owner, "student2")
+    watched.visit(owner, world["locked"])
+    expect(owner.locator("#moderation-notice")).to_contain_text("Why")
+    owner.get_by_role("button", name="Log out").click()
+    staff = watched.page()
+    watched.log_in(staff, "admin")
+    for path in world["moderation_pages"]:
+        watched.visit(staff, path)
+        expect(staff.locator("main h1")).to_be_visible()

@@ -147,6 +147,7 @@ def valid_values(world: World, role: str, route: Route, param: str) -> list[str]
         "run_id": [world.runs[owner].pk],
         "uidb64": [world.reset[0]],
         "id": [world.users["user"].pk],
+        "user_id": [world.extra["target"].pk],
         "object_id": [world.users["user"].pk],
         "content_type_id": [ContentType.objects.get_for_model(type(world.users["user"])).pk],
         "app_label": ["auth"],
@@ -165,6 +166,8 @@ def valid_values(world: World, role: str, route: Route, param: str) -> list[str]
     if param == "name":
         return [world.puzzle.name if "puzzle" in route.name else world.task.name]
     if param == "pk":
+        if ns == "moderation":
+            return [str(world.extra["reported"].pk), str(world.program.pk)]
         if ns == "benchmarks":
             return [str(world.evaluations.get(role, world.evaluations["public"]).pk)]
         if ns in ("runs", "sharing"):

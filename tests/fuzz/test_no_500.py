@@ -45,6 +45,8 @@ def roles_for(route: Route) -> tuple[str, ...]:
     as a student (the hiding policy changes what a student's pages do)."""
     if route.name.startswith("admin:"):
         return ("anon", "admin")
+    if route.name.startswith("moderation:"):
+        return ("anon", "user", "admin")
     if "course_id" in route.params or route.name.startswith("classroom:"):
         return ("anon", "user", "student", "assistant", "instructor")
     return ("anon", "user", "student")
@@ -52,7 +54,7 @@ def roles_for(route: Route) -> tuple[str, ...]:
 
 def deepest_role(route: Route) -> str:
     """The one who gets furthest into the view (past the 404s and 403s)."""
-    if route.name.startswith("admin:"):
+    if route.name.startswith(("admin:", "moderation:")):
         return "admin"
     if "course_id" in route.params or route.name.startswith("classroom:"):
         return "instructor"

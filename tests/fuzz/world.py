@@ -31,6 +31,7 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
+from playground.moderation.models import Report
 from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExample
 from playground.programs.signals import ANON_TOKEN_KEY
 from playground.runs.models import Run, Trace
@@ -214,6 +215,14 @@ def build() -> World:
     extension = Extension.objects.create(
         assignment=assignment, student=users["student"], due_at=now + timedelta(days=3)
     )
+    # What moderators act on: an account of its own (disabling it ends nobody's session here)
+    # with a reported public program.
+    target = User.objects.create_user(username="fuzz-target", password="correct horse 1")
+    reported = Program.objects.create(
+        title="Reported", source=SOURCE, call=CALL, dataset=Dataset.USER, owner=target,
+        is_public=True,
+    )  # fmt: skip
+    Report.objects.create(program=reported, reporter_key="ip:fuzz", reason="spam", note="<b>")
     reset = (
         urlsafe_base64_encode(force_bytes(users["user"].pk)),
         default_token_generator.make_token(users["user"]),
@@ -225,5 +234,6 @@ def build() -> World:
         submission=submission, invitation=invitation,
         invitation_token=invitations.make_token(mailed), extension=extension,
         memberships=memberships, reset=reset,
-        extra={"library": library, "model_run": model_run, "mailed": mailed},
+        extra={"library": library, "model_run": model_run, "mailed": mailed, "target": target,
+               "reported": reported},
     )  # fmt: skip
