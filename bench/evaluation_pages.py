@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -94,10 +94,10 @@ def _fill(evaluations: int, results: int, big: int) -> Evaluation:
 
 
 def _get(client: Client, url: str) -> int:
-    response = client.get(url)
+    response: Any = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
-    if getattr(response, "streaming", False):
-        return sum(len(part) for part in response.streaming_content)
+    if response.streaming:
+        return sum(len(bytes(part)) for part in response.streaming_content)
     return len(response.content)
 
 

@@ -21,6 +21,7 @@ from playground.benchmarks.summary import NO_MODEL, summarise
 from playground.classroom import guards
 from playground.classroom.hiding import Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY
+from playground.lib import ratelimits
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Program
@@ -122,8 +123,8 @@ def _refused(request: HttpRequest, message: str) -> HttpResponse:
     return redirect("benchmarks:leaderboard")
 
 
-def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
-    return render(request, "benchmarks/start.html", {"form": form})
+def _start_page(request: HttpRequest, form: EvaluationForm, status: int = 200) -> HttpResponse:
+    return render(request, "benchmarks/start.html", {"form": form}, status=status)
 
 
 @login_required
@@ -149,6 +150,14 @@ def start(request: HttpRequest) -> HttpResponse:
             refusal = guards.refusal(request.user, Surface.START_RUN, source=source, hidden=hidden)
             if refusal is not None:
                 return _refused(request, refusal)
+    if form.limited:
+        # Counted only once the evaluation would be made: fixing a typo costs nothing.
+        over = ratelimits.exceeded(request, "evaluations")
+        if over is not None:
+            form.add_error(None, over.message)
+            response = _start_page(request, form, status=429)
+            response["Retry-After"] = str(over.retry_after)
+            return response
     samples = data["samples"]
     try:
         evaluation = services.create_evaluation(
@@ -157,6 +166,7 @@ def start(request: HttpRequest) -> HttpResponse:
             sample_randomly=data["random"], samples=samples, seed=data["seed"],
             temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
             max_tokens=METHOD_TOKENS.get(data["method"], 512), title=data["title"],
+            max_results=form.most_results,
         )  # fmt: skip
     except services.EvaluationError as exc:
         form.add_error(None, str(exc))
