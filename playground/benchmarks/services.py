@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from playground.benchmarks import scoring
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks.summary import figures_of
 from playground.emulation.judging import needed_no_model
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
@@ -221,8 +222,10 @@ def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | Non
         .exclude(status=Result.Status.DONE)
         .exists()
     ):
+        # Every result is scored: the figures are final, kept with the status in one write.
+        figures = figures_of([evaluation])[evaluation_id]
         Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
-            status=Evaluation.Status.DONE, finished_at=timezone.now()
+            status=Evaluation.Status.DONE, finished_at=timezone.now(), figures=figures
         )
     return "done"
 
@@ -366,5 +369,5 @@ def resume_interrupted_one(evaluation: Evaluation) -> None:
         status=Result.Status.PENDING
     )
     Evaluation.objects.filter(pk=evaluation.pk).update(
-        status=Evaluation.Status.RUNNING, finished_at=None
+        status=Evaluation.Status.RUNNING, finished_at=None, figures=None
     )
