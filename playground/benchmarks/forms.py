@@ -1,8 +1,10 @@
 """The form that starts an evaluation: every number bounded (the same bounds in the HTML), every
 choice checked against what this site has, each error next to its field, nothing typed lost.
 
-Rate limits and per-user caps on evaluations belong to the abuse-and-API issue (13); the bounds
-here are what one evaluation may ask for at all."""
+The bounds here are what one evaluation may ask for at all; an account that is not staff may
+also ask for at most ``evaluation_results.user`` results (items x samples) in one, from the table
+of limits (playground/lib/ratelimits.py), checked here before anything is made. How many it may
+start an hour is the view's (a 429)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from django import forms
 from playground.benchmarks import services
 from playground.benchmarks.models import Dataset
 from playground.emulation.registry import REGISTRY
+from playground.lib import ratelimits
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, Task
@@ -107,6 +110,10 @@ class EvaluationForm(forms.Form):
                 f"Choose a {self.fields[name].label.lower()} from the list."  # type: ignore[union-attr]
             )
         self.subset: list[str] = []
+        # Staff are not capped (nor counted: see views.start); everyone else is told the caps.
+        self.limited = not getattr(owner, "is_staff", False)
+        self.most_results = ratelimits.cap("evaluation_results.user") if self.limited else None
+        self.most_often = ratelimits.describe_rate("evaluations.user") if self.limited else ""
 
     # Left empty (or left out by a script), a number takes its usual value.
     def clean_samples(self) -> int:
@@ -147,7 +154,21 @@ class EvaluationForm(forms.Form):
                 f"{_DATASET_LABELS[dataset]} has no items on this site: its library has not "
                 "been imported (the operator runs manage.py load_library).",
             )
+        if not self.errors:
+            self._clean_size(cleaned)
         return cleaned
+
+    def _clean_size(self, cleaned: dict[str, Any]) -> None:
+        """Refuse, before anything is made, an evaluation with more results than the account
+        may ask for, saying how many it would make."""
+        if self.most_results is None:
+            return
+        items = services.item_count(cleaned["dataset"], self.subset)
+        limit = cleaned.get("limit")
+        results = (items if limit is None else min(items, limit)) * cleaned["samples"]
+        refusal = services.too_many_results(results, self.most_results)
+        if refusal is not None:
+            self.add_error(None, refusal)
 
     @staticmethod
     def _has_items(dataset: str) -> bool:

@@ -53,6 +53,12 @@ class Evaluation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A done evaluation's results never change: its summary's numbers are counted once and
+    # kept (summary.py), so that the leaderboard sorts and pages by them without reading results.
+    figures = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The numbers of its summary, kept once it is done.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-id"]
@@ -121,7 +127,8 @@ class Result(models.Model):
             "status": self.score_status,
             "reason": self.reason,
             "prediction": self.prediction,
-            "run": self.run.get_absolute_url() if self.run_id and self.run else None,
+            # From the id alone: an export reads no run (its source and model text are large).
+            "run": reverse("runs:detail", args=[self.run_id]) if self.run_id else None,
             "lines": self.lines,
             "steps": self.steps,
             "divergence_step": self.divergence_step,

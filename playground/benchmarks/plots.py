@@ -101,6 +101,14 @@ def bucket_label(bucket: tuple[int, int | None]) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
+def bucket_bounds(buckets: Buckets) -> list[tuple[int | None, int | None]]:
+    """Each bucket as (above, at most) in the order ``_bucket_of`` tries them: the first takes
+    everything up to its top (values below it too), the last everything above the one before."""
+    tops = [high for _, high in buckets]
+    last = len(tops) - 1
+    return [(tops[i - 1] if i else None, top if i < last else None) for i, top in enumerate(tops)]
+
+
 def _bucket_of(value: int, buckets: Buckets) -> int:
     for index, (_, high) in enumerate(buckets):
         if high is None or value <= high:
@@ -171,6 +179,13 @@ def accuracy_by(
         bucket = counts[_bucket_of(value, buckets)]
         bucket[0] += int(bool(passed))
         bucket[1] += 1
+    return accuracy_of_counts([(p, n) for p, n in counts], buckets, title=title)
+
+
+def accuracy_of_counts(
+    counts: Sequence[tuple[int, int]], buckets: Buckets, *, title: str
+) -> Chart | None:
+    """``accuracy_by`` from each bucket's (passed, n), counted elsewhere (in SQL)."""
     if not any(n for _, n in counts):
         return None
     bars = [
@@ -187,6 +202,11 @@ def histogram(values: Iterable[int | None], buckets: Buckets, *, title: str) -> 
     for value in values:
         if value is not None:
             counts[_bucket_of(value, buckets)] += 1
+    return histogram_of_counts(counts, buckets, title=title)
+
+
+def histogram_of_counts(counts: Sequence[int], buckets: Buckets, *, title: str) -> Chart | None:
+    """``histogram`` from each bucket's count, counted elsewhere (in SQL)."""
     total = sum(counts)
     if not total:
         return None

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from django.db import close_old_connections, transaction
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from playground.benchmarks import scoring
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks.summary import figures_of
 from playground.emulation.judging import needed_no_model
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
@@ -34,6 +36,8 @@ class EvaluationError(ValueError):
 
 
 MAX_LISTED_PROGRAMS = 1000
+# Result rows written per INSERT: a large evaluation's rows are never all in memory at once.
+RESULT_BATCH = 500
 
 
 def program_ids(subset: list[Any]) -> list[int]:
@@ -88,6 +92,32 @@ def _items(dataset: str, subset: list[Any], owner: Any = None) -> list[tuple[str
     raise EvaluationError(f"Unknown data set {dataset!r}.")
 
 
+def item_count(dataset: str, subset: list[Any]) -> int:
+    """How many items the data set (or its chosen part) holds, counted in the database; a list
+    of programs is taken as checked (``_items`` checks it again)."""
+    if dataset == Dataset.CRUXEVAL:
+        return Program.objects.filter(dataset=ProgramDataset.CRUXEVAL).count()
+    if dataset == Dataset.PROGRAMS:
+        return len(subset)
+    if dataset == Dataset.BBH:
+        examples = TaskExample.objects.all()
+        return (examples.filter(task__name__in=subset) if subset else examples).count()
+    if dataset == Dataset.P3:
+        return Puzzle.objects.count()
+    raise EvaluationError(f"Unknown data set {dataset!r}.")
+
+
+def too_many_results(results: int, most: int | None) -> str | None:
+    """Why an evaluation of ``results`` results may not be made by someone allowed ``most``
+    (None: no cap, the operator and staff), or None when it may."""
+    if most is None or results <= most:
+        return None
+    return (
+        f"This evaluation would make {results:,} results; at most {most:,} for your account: "
+        "lower the limit or the samples."
+    )
+
+
 def create_evaluation(
     *,
     dataset: str,
@@ -104,8 +134,10 @@ def create_evaluation(
     max_tokens: int = 512,
     title: str = "",
     start: bool = True,
+    max_results: int | None = None,
 ) -> Evaluation:
-    """Make the evaluation and its result rows (item x sample), and queue it on ``batch``."""
+    """Make the evaluation and its result rows (item x sample), and queue it on ``batch``.
+    ``max_results``: the most item x sample results the requester may ask for (None: no cap)."""
     spec = REGISTRY.get(method)
     kind = KIND.get(dataset)  # type: ignore[call-overload]
     if spec is None or kind is None or kind not in spec.kinds:
@@ -121,6 +153,9 @@ def create_evaluation(
         items = items[:limit]
     if not items:
         raise EvaluationError("The data set has no items (is the library imported?).")
+    refusal = too_many_results(len(items) * samples, max_results)
+    if refusal is not None:
+        raise EvaluationError(refusal)
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             title=title, dataset=dataset, subset=list(subset or []), method=method, model=model,
@@ -129,11 +164,13 @@ def create_evaluation(
             max_tokens=max_tokens, owner=owner if getattr(owner, "pk", None) else None,
             total=len(items) * samples,
         )  # fmt: skip
-        Result.objects.bulk_create(
+        rows = (
             Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)
             for i, (key, ref) in enumerate(items)
             for s in range(samples)
         )
+        while batch := list(islice(rows, RESULT_BATCH)):
+            Result.objects.bulk_create(batch)
         if start:
             from playground.benchmarks.tasks import run_evaluation
 
@@ -185,8 +222,10 @@ def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | Non
         .exclude(status=Result.Status.DONE)
         .exists()
     ):
+        # Every result is scored: the figures are final, kept with the status in one write.
+        figures = figures_of([evaluation])[evaluation_id]
         Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
-            status=Evaluation.Status.DONE, finished_at=timezone.now()
+            status=Evaluation.Status.DONE, finished_at=timezone.now(), figures=figures
         )
     return "done"
 
@@ -330,5 +369,5 @@ def resume_interrupted_one(evaluation: Evaluation) -> None:
         status=Result.Status.PENDING
     )
     Evaluation.objects.filter(pk=evaluation.pk).update(
-        status=Evaluation.Status.RUNNING, finished_at=None
+        status=Evaluation.Status.RUNNING, finished_at=None, figures=None
     )

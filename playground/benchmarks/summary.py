@@ -1,9 +1,18 @@
-"""An evaluation's figures: accuracy with its 95% interval, pass@k, leakage, progress."""
+"""An evaluation's figures: accuracy with its 95% interval, pass@k, leakage, progress.
+
+The figures are counted in the database (one grouped query, whatever the number of results) and,
+once an evaluation is done, kept on it (``Evaluation.figures``): its results never change after,
+so the leaderboard sorts and pages evaluations by stored numbers and reads no result at all. A
+change to scored results of done evaluations (a data migration) must set ``figures`` to null;
+the next read counts them again."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+from django.db import connection
 
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.scoring import pass_at_k
@@ -11,27 +20,112 @@ from playground.benchmarks.stats import mean_ci, wilson_interval
 
 NO_MODEL = "no_model"
 
+# Per item (an index): its scored samples, how many passed, whether its first scored sample
+# passed, whether any sample needed no model; then items grouped by those four, so that the
+# answer has at most a few rows per sample count however many items there are. (The table's
+# name is the model's, never input.)
+_BY_ITEM = f"""
+SELECT evaluation_id, samples, passed, first_passed, no_model, COUNT(*),
+       SUM(leakage)::bigint, SUM(errors)::bigint
+FROM (
+    SELECT evaluation_id, "index",
+           COUNT(*) AS samples,
+           COUNT(*) FILTER (WHERE passed) AS passed,
+           (ARRAY_AGG(COALESCE(passed, FALSE) ORDER BY sample))[1] AS first_passed,
+           BOOL_OR(score_status = %(no_model)s) AS no_model,
+           COUNT(*) FILTER (WHERE leakage) AS leakage,
+           COUNT(*) FILTER (WHERE score_status = 'error') AS errors
+    FROM {Result._meta.db_table}
+    WHERE evaluation_id = ANY(%(ids)s) AND status = %(done)s
+    GROUP BY evaluation_id, "index"
+) AS items
+GROUP BY evaluation_id, samples, passed, first_passed, no_model
+"""  # noqa: S608
+
+
+@dataclass(frozen=True)
+class _Items:
+    """Items that share (scored samples, passed samples, first passed, no model)."""
+
+    samples: int
+    passed: int
+    first_passed: bool
+    no_model: bool
+    count: int
+    leakage: int
+    errors: int
+
+
+def _grouped_items(ids: list[int]) -> dict[int, list[_Items]]:
+    out: dict[int, list[_Items]] = {pk: [] for pk in ids}
+    with connection.cursor() as cursor:
+        cursor.execute(_BY_ITEM, {"ids": ids, "no_model": NO_MODEL, "done": Result.Status.DONE})
+        for pk, *row in cursor.fetchall():
+            out[pk].append(_Items(*row))
+    return out
+
+
+def _figures(evaluation: Evaluation, groups: Iterable[_Items]) -> dict[str, Any]:
+    """The numbers of the summary, from its items grouped by ``_BY_ITEM``."""
+    groups = list(groups)
+    # Items Chain of Code ran in Python alone never reached the model: counted apart, and left
+    # out of the accuracy (they are neither the model's success nor its failure).
+    scored = [g for g in groups if not g.no_model]
+    n = sum(g.count for g in scored)
+    passed = sum(g.count for g in scored if g.first_passed)
+    low, high = wilson_interval(passed, n)
+    figures: dict[str, Any] = {
+        "n": n,
+        "passed": passed,
+        "accuracy": passed / n if n else 0.0,
+        "ci95": [low, high],
+        "leakage": sum(g.leakage for g in groups),
+        # Not judged (the run or the sandbox failed): counted as not passed, and reported.
+        "errors": sum(g.errors for g in groups),
+        "no_model": sum(g.count for g in groups if g.no_model),
+        "done": sum(g.samples * g.count for g in groups),
+    }
+    if evaluation.samples > 1 and n:
+        for k in sorted({1, min(5, evaluation.samples), evaluation.samples}):
+            # One value per item, as many times as items share it: at most as many values as
+            # the data set has items, whatever the samples.
+            values = [
+                pass_at_k(g.samples, g.passed, k) for g in scored if g.samples >= k
+                for _ in range(g.count)
+            ]  # fmt: skip
+            mean, lo, hi = mean_ci(values)
+            figures[f"pass@{k}"] = {"value": mean, "ci95": [lo, hi], "items": len(values)}
+    return figures
+
+
+def figures_of(evaluations: list[Evaluation]) -> dict[int, dict[str, Any]]:
+    """The figures of these evaluations, counted now (one query for all of them)."""
+    grouped = _grouped_items([e.pk for e in evaluations])
+    return {e.pk: _figures(e, grouped[e.pk]) for e in evaluations}
+
+
+def keep_figures(evaluations: list[Evaluation]) -> None:
+    """Count and keep the figures of these done evaluations that have none yet (two queries)."""
+    missing = [e for e in evaluations if e.figures is None and e.status == Evaluation.Status.DONE]
+    if not missing:
+        return
+    counted = figures_of(missing)
+    for evaluation in missing:
+        evaluation.figures = counted[evaluation.pk]
+    # Should ``bench --resume`` reopen one meanwhile, what is written here is never read: only a
+    # done evaluation's figures are, and finishing again writes them anew (services.execute).
+    Evaluation.objects.bulk_update(missing, ["figures"])
+
 
 def summarise(evaluation: Evaluation) -> dict[str, Any]:
     """The summary object of the CLI's --json and the API: at least dataset, method, model, n,
     passed, accuracy, ci95. ``n`` counts the items the model was asked about; ``no_model`` the
     items Chain of Code ran in Python alone (not in ``n``)."""
-    results = list(
-        Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE).values(
-            "index", "passed", "leakage", "score_status"
-        )
-    )
-    # Items Chain of Code ran in Python alone never reached the model: counted apart, and left
-    # out of the accuracy (they are neither the model's success nor its failure).
-    no_model = {r["index"] for r in results if r["score_status"] == NO_MODEL}
-    by_item: dict[int, list[bool]] = defaultdict(list)
-    for r in results:
-        if r["index"] not in no_model:
-            by_item[r["index"]].append(bool(r["passed"]))
-    n = len(by_item)
-    first = [samples[0] for samples in by_item.values()]
-    passed = sum(first)
-    low, high = wilson_interval(passed, n)
+    if evaluation.status == Evaluation.Status.DONE:
+        keep_figures([evaluation])
+    figures = evaluation.figures
+    if figures is None or evaluation.status != Evaluation.Status.DONE:
+        figures = figures_of([evaluation])[evaluation.pk]
     summary: dict[str, Any] = {
         "id": evaluation.pk,
         "dataset": evaluation.dataset,
@@ -39,21 +133,10 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         "method": evaluation.method,
         "model": evaluation.model,
         "status": evaluation.status,
-        "n": n,
-        "passed": passed,
-        "accuracy": passed / n if n else 0.0,
-        "ci95": [low, high],
-        "leakage": sum(1 for r in results if r["leakage"]),
-        # Not judged (the run or the sandbox failed): counted as not passed, and reported.
-        "errors": sum(1 for r in results if r["score_status"] == "error"),
-        "no_model": len(no_model),
-        "done": len(results),
-        "total": evaluation.total,
-        "samples": evaluation.samples,
     }
-    if evaluation.samples > 1 and n:
-        for k in sorted({1, min(5, evaluation.samples), evaluation.samples}):
-            values = [pass_at_k(len(s), sum(s), k) for s in by_item.values() if len(s) >= k]
-            mean, lo, hi = mean_ci(values)
-            summary[f"pass@{k}"] = {"value": mean, "ci95": [lo, hi], "items": len(values)}
+    for key in ("n", "passed", "accuracy", "ci95", "leakage", "errors", "no_model", "done"):
+        summary[key] = figures[key]
+    summary["total"] = evaluation.total
+    summary["samples"] = evaluation.samples
+    summary.update({key: value for key, value in figures.items() if key.startswith("pass@")})
     return summary

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import csv
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.core.paginator import Paginator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -17,10 +25,12 @@ from playground.benchmarks import plots, services
 from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
-from playground.benchmarks.summary import NO_MODEL, summarise
+from playground.benchmarks.summary import NO_MODEL, keep_figures, summarise
 from playground.classroom import guards
-from playground.classroom.hiding import Surface, Verdict, hidden_for
+from playground.classroom.hiding import Hidden, Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY
+from playground.lib import ratelimits
+from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Program
@@ -56,6 +66,13 @@ def _hidden_items(request: HttpRequest, evaluation: Evaluation) -> set[int]:
     refs = dict(
         Result.objects.filter(evaluation=evaluation, sample=0).values_list("index", "item_ref")
     )
+    return _hidden_of(hidden, refs)
+
+
+def _hidden_of(hidden: Hidden, refs: dict[int, Any]) -> set[int]:
+    """Which of these items (index: reference) are hidden; a page or a chunk of rows at a time."""
+    if not hidden.anything:
+        return set()
     program_ids = {ref["program"] for ref in refs.values() if "program" in ref}
     sources = dict(Program.objects.filter(pk__in=program_ids).values_list("pk", "source"))
     out: set[int] = set()
@@ -86,17 +103,43 @@ def _get(request: HttpRequest, pk: int) -> Evaluation:
     return evaluation
 
 
-def leaderboard(request: HttpRequest) -> HttpResponse:
-    """Finished evaluations by data set, best accuracy first, under a chart of accuracy by method
-    and model; the user's own below."""
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for evaluation in _public()[:500]:
-        by_dataset.setdefault(evaluation.get_dataset_display(), []).append(
-            {"evaluation": evaluation, **summarise(evaluation)}
+# Done evaluations whose figures were never kept (finished before they were, or made outside
+# services.execute) are counted this many per leaderboard request, in one query.
+FILL_PER_REQUEST = 100
+
+
+def _ranked(dataset: str) -> QuerySet[Evaluation]:
+    """A data set's finished public evaluations, best accuracy first (then more items, then the
+    newest), by their kept figures: no result is read."""
+    return (
+        _public()
+        .filter(dataset=dataset, figures__isnull=False)
+        .order_by(
+            KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
         )
+    )
+
+
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """Finished evaluations by data set, best accuracy first, a page of each under a chart of
+    accuracy by method and model (``?dataset=`` pages through one); the user's own below."""
+    keep_figures(list(_public().filter(figures__isnull=True)[:FILL_PER_REQUEST]))
+    datasets = [d for d in Dataset if d != Dataset.PROGRAMS]
+    chosen = request.GET.get("dataset", "")
+    if chosen not in datasets:
+        chosen = ""
+    per_page = settings.PLAYGROUND_PAGE_SIZE
     boards: list[dict[str, Any]] = []
-    for name, rows in by_dataset.items():
-        rows.sort(key=lambda r: (-r["accuracy"], -r["n"]))
+    for dataset in datasets:
+        if chosen and dataset != chosen:
+            continue
+        ranked = _ranked(dataset)
+        # One board pages with ?page=; on the page of every board, each shows its first page.
+        page = page_of(request, ranked, per_page) if chosen else Paginator(ranked, per_page).page(1)
+        if not chosen and not page.object_list:
+            continue
+        rows = [{"evaluation": evaluation, **summarise(evaluation)} for evaluation in page]
+        name = dataset.label
         entries = [
             plots.Entry(group=r["model"], series=r["method"], passed=r["passed"], n=r["n"],
                         link=r["evaluation"].get_absolute_url())
@@ -104,8 +147,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         ]  # fmt: skip
         chart = plots.grouped_accuracy(entries, title=f"Accuracy by method and model, {name}")
         number = len(boards) + 1
-        boards.append({"dataset": name, "rows": rows, "chart": chart,
-                       "chart_id": f"chart-{number}", "table_id": f"board-{number}"})  # fmt: skip
+        boards.append({"dataset": name, "key": dataset.value, "rows": rows, "page": page,
+                       "chart": chart, "chart_id": f"chart-{number}",
+                       "table_id": f"board-{number}"})  # fmt: skip
     mine = (
         Evaluation.objects.filter(owner_id=request.user.pk)[:50]
         if request.user.is_authenticated
@@ -113,7 +157,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     )
     form = EvaluationForm(owner=request.user) if request.user.is_authenticated else None
     return render(
-        request, "benchmarks/leaderboard.html", {"boards": boards, "mine": mine, "form": form}
+        request,
+        "benchmarks/leaderboard.html",
+        {"boards": boards, "mine": mine, "form": form, "chosen": chosen},
     )
 
 
@@ -122,8 +168,8 @@ def _refused(request: HttpRequest, message: str) -> HttpResponse:
     return redirect("benchmarks:leaderboard")
 
 
-def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
-    return render(request, "benchmarks/start.html", {"form": form})
+def _start_page(request: HttpRequest, form: EvaluationForm, status: int = 200) -> HttpResponse:
+    return render(request, "benchmarks/start.html", {"form": form}, status=status)
 
 
 @login_required
@@ -149,6 +195,14 @@ def start(request: HttpRequest) -> HttpResponse:
             refusal = guards.refusal(request.user, Surface.START_RUN, source=source, hidden=hidden)
             if refusal is not None:
                 return _refused(request, refusal)
+    if form.limited:
+        # Counted only once the evaluation would be made: fixing a typo costs nothing.
+        over = ratelimits.exceeded(request, "evaluations")
+        if over is not None:
+            form.add_error(None, over.message)
+            response = _start_page(request, form, status=429)
+            response["Retry-After"] = str(over.retry_after)
+            return response
     samples = data["samples"]
     try:
         evaluation = services.create_evaluation(
@@ -157,6 +211,7 @@ def start(request: HttpRequest) -> HttpResponse:
             sample_randomly=data["random"], samples=samples, seed=data["seed"],
             temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
             max_tokens=METHOD_TOKENS.get(data["method"], 512), title=data["title"],
+            max_results=form.most_results,
         )  # fmt: skip
     except services.EvaluationError as exc:
         form.add_error(None, str(exc))
@@ -164,13 +219,26 @@ def start(request: HttpRequest) -> HttpResponse:
     return redirect(evaluation)
 
 
+RESULTS_PER_PAGE = 100
+# What the item table shows of a result (a run by its id only: its source and text are large).
+ROW_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "status",
+              "score_status", "passed", "leakage", "prediction", "reason", "run_id")  # fmt: skip
+
+
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     evaluation = _get(request, pk)
-    context = _context(evaluation, _hidden_items(request, evaluation))
+    context = _progress(evaluation)
     context["mine"] = request.user.is_authenticated and evaluation.owner_id == request.user.pk
     if request.htmx and not evaluation.is_finished:  # type: ignore[attr-defined]
         return render(request, "benchmarks/detail.html#progress", context)
     # Only the whole page: the progress partial is polled every second.
+    rows = Result.objects.filter(evaluation=evaluation).only(*ROW_FIELDS)
+    page = page_of(request, rows, RESULTS_PER_PAGE)
+    page.object_list = results = list(page.object_list)
+    hidden = _hidden_of(hidden_for(request.user), {r.index: r.item_ref for r in results})
+    for result in results:
+        result.hidden = result.index in hidden
+    context["results"] = page
     context["plots"] = _plots(evaluation)
     context["others"] = (
         _visible(request).filter(dataset=evaluation.dataset).exclude(pk=evaluation.pk)[:100]
@@ -178,34 +246,65 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "benchmarks/detail.html", context)
 
 
+def _bucket_counts(
+    field: str, buckets: plots.Buckets, *, shift: int = 0, passed: bool = True
+) -> dict[str, Count]:
+    """SQL counts of the first samples in each bucket of ``field + shift`` (and of those that
+    passed), as ``plots`` buckets them; named ``<field>_<bucket>_n`` / ``_passed``."""
+    counts: dict[str, Count] = {}
+    for i, (above, top) in enumerate(plots.bucket_bounds(buckets)):
+        inside = Q(**{f"{field}__isnull": False})
+        if above is not None:
+            inside &= Q(**{f"{field}__gt": above - shift})
+        if top is not None:
+            inside &= Q(**{f"{field}__lte": top - shift})
+        counts[f"{field}_{i}_n"] = Count("pk", filter=inside)
+        if passed:
+            counts[f"{field}_{i}_passed"] = Count("pk", filter=inside & Q(passed=True))
+    return counts
+
+
 def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     """Accuracy by program length and by real steps, and where traces first diverge (methods
-    that compare steps); first samples only, like the score."""
-    first: dict[int, Any] = {}
+    that compare steps); first samples only, like the score. Counted in one SQL query."""
+    method = REGISTRY.get(evaluation.method)
+    compares_steps = method is not None and method.compares_steps
     # Items that never reached the model (Chain of Code ran them in Python alone) are no part
     # of the model's accuracy, here as in the summary.
-    for row in (
+    first = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
         .exclude(score_status=NO_MODEL)
-        .values("index", "passed", "lines", "steps", "divergence_step")
-    ):
-        first.setdefault(row["index"], row)
-    rows = list(first.values())
-    method = REGISTRY.get(evaluation.method)
+        .order_by("index", "sample")
+        .distinct("index")
+        .values("pk")
+    )
+    wanted = {
+        **_bucket_counts("lines", plots.LINE_BUCKETS),
+        **_bucket_counts("steps", plots.STEP_BUCKETS),
+    }
+    if compares_steps:
+        # Stored steps count from 0; the chart's, as viewers read them, from 1.
+        wanted |= _bucket_counts("divergence_step", plots.DIVERGENCE_BUCKETS, shift=1, passed=False)
+    counts = Result.objects.filter(pk__in=first).aggregate(**wanted)
+
+    def accuracy(field: str, buckets: plots.Buckets) -> list[tuple[int, int]]:
+        return [(counts[f"{field}_{i}_passed"], counts[f"{field}_{i}_n"])
+                for i in range(len(buckets))]  # fmt: skip
+
     divergence = None
-    if method is not None and method.compares_steps:
-        divergence = plots.histogram(
-            (None if r["divergence_step"] is None else r["divergence_step"] + 1 for r in rows),
+    if compares_steps:
+        divergence = plots.histogram_of_counts(
+            [counts[f"divergence_step_{i}_n"] for i in range(len(plots.DIVERGENCE_BUCKETS))],
             plots.DIVERGENCE_BUCKETS,
             title="Where the trace first diverged (real step)",
         )  # fmt: skip
     return {
-        "lines": plots.accuracy_by(
-            ((r["lines"], bool(r["passed"])) for r in rows), plots.LINE_BUCKETS,
+        "lines": plots.accuracy_of_counts(
+            accuracy("lines", plots.LINE_BUCKETS), plots.LINE_BUCKETS,
             title="Accuracy by program length (lines)",
         ),
-        "steps": plots.accuracy_by(
-            ((r["steps"], bool(r["passed"])) for r in rows), plots.STEP_BUCKETS,
+        "steps": plots.accuracy_of_counts(
+            accuracy("steps", plots.STEP_BUCKETS), plots.STEP_BUCKETS,
             title="Accuracy by number of real steps",
         ),
         "divergence": divergence,
@@ -274,32 +373,25 @@ def compare(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _context(evaluation: Evaluation, hidden: set[int]) -> dict[str, Any]:
+def _progress(evaluation: Evaluation) -> dict[str, Any]:
+    """The score and progress (items a minute, time left): counted in SQL."""
     summary = summarise(evaluation)
-    done = [
-        t
-        for t in Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
-        .order_by("scored_at")
-        .values_list("scored_at", flat=True)
-        if t is not None
-    ]
+    times = Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE).aggregate(
+        scored=Count("scored_at"), first=Min("scored_at"), last=Max("scored_at")
+    )
     rate = eta = None
-    if len(done) >= 2:
-        seconds = (done[-1] - done[0]).total_seconds()
+    if times["scored"] >= 2:
+        seconds = (times["last"] - times["first"]).total_seconds()
         if seconds > 0:
-            rate = (len(done) - 1) / seconds * 60
-            remaining = evaluation.total - len(done)
+            rate = (times["scored"] - 1) / seconds * 60
+            remaining = evaluation.total - times["scored"]
             eta = remaining / (rate / 60) if rate else None
-    results = list(Result.objects.filter(evaluation=evaluation).select_related("run")[:2000])
-    for result in results:
-        result.hidden = result.index in hidden  # type: ignore[attr-defined]
     return {
         "evaluation": evaluation,
         "summary": summary,
         "percent": 100 * summary["done"] / evaluation.total if evaluation.total else 0,
         "rate": rate,
         "eta": eta,
-        "results": results,
         "now": timezone.now(),
     }
 
@@ -314,27 +406,91 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(evaluation)
 
 
-def export_json(request: HttpRequest, pk: int) -> JsonResponse:
-    evaluation = _get(request, pk)
-    results = Result.objects.filter(evaluation=evaluation).select_related("run")
-    hidden = _hidden_items(request, evaluation)
-    return JsonResponse(
-        {"summary": summarise(evaluation), "results": [_row(r, hidden) for r in results]},
-        json_dumps_params={"ensure_ascii": False},
-    )
-
-
-def export_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    evaluation = _get(request, pk)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.csv"'
-    response.write("\ufeff")
-    writer = csv.writer(response)
-    fields = ["index", "sample", "item", "passed", "leakage", "status", "reason",
+EXPORT_CHUNK = 500
+EXPORT_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "passed",
+                 "leakage", "score_status", "reason", "prediction", "run_id", "lines", "steps",
+                 "divergence_step")  # fmt: skip
+CSV_FIELDS = ["index", "sample", "item", "passed", "leakage", "status", "reason",
               "prediction", "run", "lines", "steps", "divergence_step"]  # fmt: skip
-    writer.writerow(fields)
-    hidden = _hidden_items(request, evaluation)
-    for result in Result.objects.filter(evaluation=evaluation).select_related("run"):
-        row = _row(result, hidden)
-        writer.writerow([spreadsheet_safe(row[f]) for f in fields])
+
+
+def _export_rows(evaluation: Evaluation, hidden: Hidden) -> Iterator[list[dict[str, Any]]]:
+    """Every result as the exports show it, EXPORT_CHUNK at a time in the evaluation's order:
+    each chunk one query after the last row of the one before, so that no query, and no more
+    than a chunk in memory, grows with the evaluation."""
+    after: tuple[int, int] | None = None
+    while True:
+        rows = Result.objects.filter(evaluation=evaluation).only(*EXPORT_FIELDS)
+        if after is not None:
+            rows = rows.filter(Q(index__gt=after[0]) | Q(index=after[0], sample__gt=after[1]))
+        chunk = list(rows.order_by("index", "sample")[:EXPORT_CHUNK])
+        if not chunk:
+            return
+        hidden_now = _hidden_of(hidden, {r.index: r.item_ref for r in chunk})
+        yield [_row(result, hidden_now) for result in chunk]
+        if len(chunk) < EXPORT_CHUNK:
+            return
+        after = (chunk[-1].index, chunk[-1].sample)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+def _json_parts(summary: dict[str, Any], chunks: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
+    """The text of ``{"summary": ..., "results": [...]}``, exactly as one ``json.dumps`` of it
+    would write it, a chunk of results at a time."""
+    yield '{"summary": ' + _dumps(summary) + ', "results": ['
+    separator = ""
+    for chunk in chunks:
+        yield separator + ", ".join(_dumps(row) for row in chunk)
+        separator = ", "
+    yield "]}"
+
+
+class _Line:
+    """What ``csv.writer`` writes to: each line is handed back rather than stored."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def _csv_parts(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    yield "\ufeff" + writer.writerow(CSV_FIELDS)
+    for chunk in chunks:
+        yield "".join(
+            writer.writerow([spreadsheet_safe(row[f]) for f in CSV_FIELDS]) for row in chunk
+        )
+
+
+async def _async_parts(parts: Iterator[str]) -> AsyncIterator[str]:
+    """The same parts for an ASGI server, each made in the thread that holds the database
+    connection (Django would otherwise read a sync iterator to its end before sending)."""
+    while (part := await sync_to_async(_next)(parts)) is not None:
+        yield part
+
+
+def _next(parts: Iterator[str]) -> str | None:
+    return next(parts, None)
+
+
+def _streamed(
+    request: HttpRequest, parts: Iterator[str], content_type: str
+) -> StreamingHttpResponse:
+    content = _async_parts(parts) if isinstance(request, ASGIRequest) else parts
+    return StreamingHttpResponse(content, content_type=content_type)
+
+
+def export_json(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    evaluation = _get(request, pk)
+    chunks = _export_rows(evaluation, hidden_for(request.user))
+    return _streamed(request, _json_parts(summarise(evaluation), chunks), "application/json")
+
+
+def export_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    evaluation = _get(request, pk)
+    chunks = _export_rows(evaluation, hidden_for(request.user))
+    response = _streamed(request, _csv_parts(chunks), "text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.csv"'
     return response

@@ -324,7 +324,11 @@ def probe_evaluation(w: World, v: Viewer, *, item: bool) -> Verdict:
     secret = SECRET if item else OTHER_SECRET
     verdicts = set()
     for name in ("benchmarks:detail", "benchmarks:export_json", "benchmarks:export_csv"):
-        body = _text(client.get(reverse(name, args=[w.evaluation.pk])))
+        response = client.get(reverse(name, args=[w.evaluation.pk]))
+        # The exports are streamed (and end): read to their end.
+        body = (
+            b"".join(response.streaming_content).decode() if response.streaming else _text(response)
+        )
         verdicts.add(_shows(body, secret, ("hidden while an assignment is open",)))
     assert len(verdicts) == 1, verdicts
     return verdicts.pop()
