@@ -467,7 +467,7 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
     """Evaluations with their figures (accuracy, 95% interval, counts), newest first, by the
     evaluation pages' rules: your own in any state, and the finished ones of the shared data
     sets for everyone. Per-item results are on each evaluation's page (``url``)."""
-    from playground.benchmarks.summary import summarise
+    from playground.benchmarks.summary import keep_figures, summarise
     from playground.benchmarks.views import _public
 
     if filters.which == "public":
@@ -483,7 +483,9 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
     count = evaluations.count()
     pages, start = _page_bounds(count, filters.page)
     rows = []
-    for evaluation in evaluations.order_by("-id")[start : start + PAGE_SIZE]:
+    shown = list(evaluations.order_by("-id")[start : start + PAGE_SIZE])
+    keep_figures(shown)  # the finished ones' figures, counted once for the page and kept
+    for evaluation in shown:
         summary = summarise(evaluation)
         rows.append(
             {
