@@ -201,6 +201,8 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             raise HttpError(422, f"Unknown model {data.model!r}; see GET /api/models.")
     hidden = hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
+    if data.method != "real":  # refused while the requester's model tokens are spent
+        ratelimits.hit(request, "model_tokens", count=False)
     ratelimits.hit(request, "runs")
     item: dict[str, Any]
     if data.puzzle:
@@ -222,6 +224,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         max_tokens=max(16, min(data.max_tokens, tokens)) if data.max_tokens else tokens,
         user=request.user,
         anon_token=anon_token(request, create=True),
+        budget_key=ratelimits.whose(request),
         method=data.method,
         model=data.model,
         limits=limits,
