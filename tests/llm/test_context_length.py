@@ -41,15 +41,13 @@ def _ask(text: str) -> list[dict[str, str]]:
 
 def test_the_embedded_model_counts_with_its_own_tokenizer(embedded_llm: ModelSpec) -> None:
     """Its registry entry (context 2,048, llama.cpp's tokenizer): a prompt with more bytes than
-    the context but few tokens is counted, not refused, and the model answers it."""
+    the context but few tokens is counted by the server, not refused."""
     assert embedded_llm.context_length == 2048
+    assert len(PROSE.encode()) > 2048
     counted = count_tokens(embedded_llm, _ask(PROSE))
     assert counted is not None
     assert 400 < counted < 1200, counted
     assert fit_prompt(embedded_llm, _ask(PROSE), 64) == counted
-    with stream_chat(embedded_llm, _ask(PROSE + "\nSay yes."), max_tokens=8) as stream:
-        text = "".join(stream)
-    assert stream.finish_reason in ("stop", "length"), text
 
 
 def test_a_prompt_over_the_embedded_models_context_is_refused(embedded_llm: ModelSpec) -> None:
