@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -86,11 +85,12 @@ def run_tae(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> Callable[..., Run]:
     program = Program.objects.create(title="p", source=SOURCE, call="f(3)", is_public=True)
+    user = UserFactory()
 
     def start(max_tokens: int) -> Run:
         with django_capture_on_commit_callbacks(execute=True):
             run = start_run(
-                program=program, user=AnonymousUser(), anon_token="plans", method="tae",
+                program=program, user=user, anon_token=None, method="tae",
                 model="engine", max_tokens=max_tokens, temperature=0.9,
             )  # fmt: skip
         return Run.objects.get(pk=run.pk)
@@ -122,6 +122,10 @@ def test_a_plan_cut_at_its_limit_or_empty_is_used_once_never_stored(
     cut = run_tae(max_tokens=512)
     assert cut.status == Run.Status.DONE, cut.error
     assert cut.details["plan"]["not_stored"] == "the plan was cut at its token limit"
+    owner = Client()
+    owner.force_login(cut.owner)
+    page = owner.get(f"/runs/{cut.pk}/").content.decode()
+    assert "used for this run only: the plan was cut at its token limit" in page
     engine.think = ""
     empty = run_tae(max_tokens=512)
     assert empty.details["plan"]["not_stored"] == "the plan is empty"
