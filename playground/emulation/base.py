@@ -242,7 +242,8 @@ class Session:
                 min(max_tokens, self.params.max_tokens) if max_tokens else self.params.max_tokens
             )
         try:
-            prompt = fit_prompt(self.model, messages, limit)
+            # The answer's limit may be lowered to the room the prompt leaves in the context.
+            prompt, limit = fit_prompt(self.model, messages, limit)
             # The most this call can cost, taken before it is sent: workers running this
             # requester's other runs see it at once, so together they stay within the budget.
             if self.budget is not None:

@@ -425,26 +425,37 @@ def count_tokens(model: ModelSpec, messages: list[dict[str, str]]) -> int | None
     return count + extra
 
 
-def fit_prompt(model: ModelSpec, messages: list[dict[str, str]], max_tokens: int) -> int:
-    """The prompt's tokens (counted, or estimated); raises PromptTooLong when they and
-    ``max_tokens`` do not fit in the model's context. A prompt whose bytes alone fit needs no
-    count (no token is shorter than a byte, so its bytes bound its tokens)."""
+# An answer gets at least this many tokens (or all it asked for, when it asked for fewer): with
+# less room left by its prompt, the call is refused rather than sent.
+MIN_ANSWER_TOKENS = 256
+
+
+def fit_prompt(
+    model: ModelSpec, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[int, int]:
+    """The prompt's tokens (counted, or estimated) and the answer's token limit: ``max_tokens``,
+    lowered to the room the prompt leaves in the model's context (as the engine would end the
+    answer there anyway). Raises PromptTooLong, before anything is sent, when that room is
+    under MIN_ANSWER_TOKENS (or under ``max_tokens``, if smaller). A prompt whose bytes alone
+    fit needs no count (no token is shorter than a byte, so its bytes bound its tokens)."""
     size = prompt_bytes(messages) + _template_overhead(messages)
     if size + max_tokens <= model.context_length:
-        return estimate_tokens(messages)
+        return estimate_tokens(messages), max_tokens
     counted = count_tokens(model, messages)
     tokens = counted if counted is not None else estimate_tokens(messages)
-    if tokens + max_tokens > model.context_length:
+    room = model.context_length - tokens
+    if room >= max_tokens:
+        return tokens, max_tokens
+    needed = min(max_tokens, MIN_ANSWER_TOKENS)
+    if room < needed:
         how = "" if counted is not None else "about "
-        room = model.context_length - max_tokens
         raise PromptTooLong(
             f"The program is too long for this model's context of {model.context_length:,} "
-            f"tokens: the prompt is {how}{tokens:,} tokens and the answer may take "
-            f"{max_tokens:,}, so the prompt may be at most {max(room, 0):,}. Shorten the "
-            "program (or its input), lower the answer's token limit, or choose a model with a "
-            "longer context."
+            f"tokens: the prompt is {how}{tokens:,} tokens, which leaves "
+            f"{max(room, 0):,} for the answer, and it needs at least {needed:,}. Shorten the "
+            "program (or its input), or choose a model with a longer context."
         )
-    return tokens
+    return tokens, room
 
 
 def stream_chat(
@@ -460,14 +471,15 @@ def stream_chat(
     cancel: threading.Event | None = None,
     prompt_tokens: int | None = None,
 ) -> ChatStream:
-    """Open a streaming chat completion; iterate the result for text deltas. Raises
-    PromptTooLong, before anything is sent, when the prompt and ``max_tokens`` cannot fit the
-    model's context. ``strict_schema=False`` leaves out what makes llama-cpp-python honour
-    ``json_schema`` (only to measure the old behaviour). ``prompt_tokens``: the caller has
-    already checked the prompt with ``fit_prompt`` and counted this many."""
-    estimate = (
-        prompt_tokens if prompt_tokens is not None else fit_prompt(model, messages, max_tokens)
-    )
+    """Open a streaming chat completion; iterate the result for text deltas. ``max_tokens`` is
+    lowered to the room the prompt leaves in the model's context; PromptTooLong is raised,
+    before anything is sent, when that room is too small (``fit_prompt``).
+    ``strict_schema=False`` leaves out what makes llama-cpp-python honour ``json_schema`` (only
+    to measure the old behaviour). ``prompt_tokens``: the caller has already checked the prompt
+    and ``max_tokens`` with ``fit_prompt`` and counted this many."""
+    if prompt_tokens is None:
+        prompt_tokens, max_tokens = fit_prompt(model, messages, max_tokens)
+    estimate = prompt_tokens
     payload: dict[str, Any] = {
         "model": model.model,
         "messages": messages,

@@ -47,7 +47,10 @@ def test_the_embedded_model_counts_with_its_own_tokenizer(embedded_llm: ModelSpe
     counted = count_tokens(embedded_llm, _ask(PROSE))
     assert counted is not None
     assert 400 < counted < 1200, counted
-    assert fit_prompt(embedded_llm, _ask(PROSE), 64) == counted
+    assert fit_prompt(embedded_llm, _ask(PROSE), 64) == (counted, 64)
+    # An answer limit the prompt leaves no room for is lowered to the room (as the engine
+    # would stop there): the trace method's 2,048 tokens on this 2,048-token model.
+    assert fit_prompt(embedded_llm, _ask(PROSE), 2048) == (counted, 2048 - counted)
 
 
 def test_a_prompt_over_the_embedded_models_context_is_refused(embedded_llm: ModelSpec) -> None:
@@ -58,9 +61,16 @@ def test_a_prompt_over_the_embedded_models_context_is_refused(embedded_llm: Mode
     assert "too long for this model's context of 2,048 tokens" in message
     assert "the prompt is " in message
     assert "about" not in message
-    # The answer's limit counts too: a prompt that fits alone is refused with a big one.
-    with pytest.raises(PromptTooLong, match="the answer may take 1,800"):
-        fit_prompt(embedded_llm, _ask(PROSE), 1800)
+    # The answer's room counts too: a prompt that fits alone but leaves under 256 tokens.
+    near = _ask(PROSE * 3)
+    counted = count_tokens(embedded_llm, near)
+    assert counted is not None
+    assert 2048 - 256 < counted < 2048, counted
+    with pytest.raises(
+        PromptTooLong, match=r"leaves \d+ for the answer, and it needs at least 256"
+    ):
+        fit_prompt(embedded_llm, near, 512)
+    assert fit_prompt(embedded_llm, near, 8) == (counted, 8)
 
 
 def test_a_run_of_a_long_program_fails_with_the_reason(
