@@ -18,6 +18,7 @@ so a view only calls :func:`hit` before it does the work."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import time
@@ -310,22 +311,22 @@ def _amount_counter(name: str, key: str) -> tuple[Any, str, int, int]:
     return cache, cache_key, limit, max(1, window - int(time.time()))
 
 
-def reserve(name: str, key: str, amount: int) -> Refused | None:
+def reserve(name: str, key: str, amount: int) -> str:
     """Take ``amount`` from ``key``'s allowance of ``name`` before the work that costs it, or
-    return the refusal (and take nothing) when it would go over. One atomic increment in Redis,
-    so concurrent workers can never both pass the limit; the work then settles the difference
-    with :func:`settle`."""
-    if not getattr(settings, "RATELIMIT_ENABLE", True) or amount <= 0:
-        return None
+    raise :class:`Refused` (taking nothing) when it would go over. One atomic increment in
+    Redis, so concurrent workers can never both pass the limit. Returns the counter it was
+    taken from, for :func:`settle` (the window may have turned by then)."""
     cache, cache_key, limit, time_left = _amount_counter(name, key)
+    if not getattr(settings, "RATELIMIT_ENABLE", True) or amount <= 0:
+        return cache_key
     total = cache.incr(cache_key, amount)
     if total <= limit:
-        return None
+        return cache_key
     cache.decr(cache_key, amount)
     left = max(0, limit - (total - amount))
     what = WORDS[name.partition(".")[0]]
     wait = f"{time_left} seconds" if time_left < 120 else f"{round(time_left / 60)} minutes"
-    return Refused(
+    raise Refused(
         name,
         f"Too many {what}: at most {describe_rate(name)}, {left:,} left, and the next model "
         f"call could use up to {amount:,}. Try again in {wait}.",
@@ -333,12 +334,20 @@ def reserve(name: str, key: str, amount: int) -> Refused | None:
     )
 
 
-def settle(name: str, key: str, delta: int) -> None:
-    """Correct a reservation by what the work really cost (``delta``, either sign)."""
+def settle(counter: str, delta: int) -> None:
+    """Correct a reservation on ``counter`` (what :func:`reserve` returned) by what the work
+    really cost (``delta``, either sign). A counter whose window has ended is gone: nothing to
+    correct."""
     if not getattr(settings, "RATELIMIT_ENABLE", True) or delta == 0:
         return
-    cache, cache_key, _limit, _left = _amount_counter(name, key)
-    cache.incr(cache_key, delta)
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    with contextlib.suppress(ValueError):  # expired meanwhile
+        cache.incr(counter, delta)
+
+
+def spend(name: str, key: str, amount: int) -> None:
+    """Count ``amount`` against ``key``'s allowance of ``name`` without checking it."""
+    settle(reserve(name, key, 0), amount)
 
 
 def used(name: str, key: str) -> int:

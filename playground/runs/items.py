@@ -88,11 +88,15 @@ class RunBudget:
     def __init__(self, key: str) -> None:
         self.key = key
         self.name = ratelimits.budget_name(key)
+        self.counters: list[str] = []  # of the reservations not yet settled
 
     def reserve(self, tokens: int) -> None:
-        refused = ratelimits.reserve(self.name, self.key, tokens)
-        if refused is not None:
-            raise Refused(f"This run stopped before its next model call. {refused.message}")
+        try:
+            self.counters.append(ratelimits.reserve(self.name, self.key, tokens))
+        except ratelimits.Refused as refused:
+            raise Refused(
+                f"This run stopped before its next model call. {refused.message}"
+            ) from None
 
     def settle(self, reserved: int, used: int) -> None:
-        ratelimits.settle(self.name, self.key, used - reserved)
+        ratelimits.settle(self.counters.pop(), used - reserved)

@@ -30,7 +30,7 @@ BUMP = (
 
 def _fresh_budget(name: str, key: str) -> None:
     """Counters outlive a test database (user ids repeat): start this one from zero."""
-    ratelimits.settle(name, key, -ratelimits.used(name, key))
+    ratelimits.spend(name, key, -ratelimits.used(name, key))
 
 
 def _fresh_ip() -> str:
@@ -51,19 +51,20 @@ def test_reservations_hold_the_budget_and_settle_to_what_was_used(settings: Sett
     name, key = "model_tokens.user", f"user:{uuid.uuid4().hex}"
     assert ratelimits.budget_name(key) == name
     assert ratelimits.budget_name("ip:10.0.0.1") == "model_tokens.anon"
-    assert ratelimits.reserve(name, key, 600) is None
-    refused = ratelimits.reserve(name, key, 600)
-    assert refused is not None
-    assert refused.message.startswith(
+    counter = ratelimits.reserve(name, key, 600)
+    with pytest.raises(ratelimits.Refused) as refused:
+        ratelimits.reserve(name, key, 600)
+    assert refused.value.message.startswith(
         "Too many language-model tokens used: at most 1,000 an hour, 400 left, and the next "
         "model call could use up to 600."
     )
-    assert 1 <= refused.retry_after <= 3600
+    assert 1 <= refused.value.retry_after <= 3600
     assert ratelimits.used(name, key) == 600  # the refused reservation took nothing
-    ratelimits.settle(name, key, 150 - 600)  # the call used 150 of the 600 it reserved
+    ratelimits.settle(counter, 150 - 600)  # the call used 150 of the 600 it reserved
     assert ratelimits.used(name, key) == 150
-    assert ratelimits.reserve(name, key, 850) is None
-    assert ratelimits.reserve(name, key, 1) is not None
+    ratelimits.reserve(name, key, 850)
+    with pytest.raises(ratelimits.Refused):
+        ratelimits.reserve(name, key, 1)
 
 
 def test_a_requester_over_budget_is_refused_at_the_start_pages_and_api(
@@ -79,8 +80,8 @@ def test_a_requester_over_budget_is_refused_at_the_start_pages_and_api(
     address = _fresh_ip()
     anonymous = Client(REMOTE_ADDR=address)
     _fresh_budget("model_tokens.user", f"user:{user.pk}")
-    ratelimits.settle("model_tokens.user", f"user:{user.pk}", 5000)
-    ratelimits.settle("model_tokens.anon", f"ip:{address}", 2000)
+    ratelimits.spend("model_tokens.user", f"user:{user.pk}", 5000)
+    ratelimits.spend("model_tokens.anon", f"ip:{address}", 2000)
     for client, most in ((signed_in, "5,000"), (anonymous, "2,000")):
         page = client.post(f"/programs/{program.pk}/run/", {"method": "direct", "model": "oracle"})
         assert page.status_code == 429

@@ -100,7 +100,7 @@ def test_two_workers_never_spend_past_one_requesters_budget(
     settings.PLAYGROUND_LIMITS = ratelimits.table("load-test", {"model_tokens.user": f"{BUDGET}/h"})
     user = UserFactory()
     key = f"user:{user.pk}"
-    ratelimits.settle("model_tokens.user", key, -ratelimits.used("model_tokens.user", key))
+    ratelimits.spend("model_tokens.user", key, -ratelimits.used("model_tokens.user", key))
     program = Program.objects.create(
         title="sum", source="def f(xs):\n    return sum(xs) * 2\n", call="f([1, 2, 3])", owner=user
     )
