@@ -284,6 +284,8 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             raise HttpError(422, f"Unknown model {model!r}; see GET /api/models.")
     hidden = hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
+    if data.method != "real":  # refused while the requester's model tokens are spent
+        ratelimits.hit(request, "model_tokens", count=False)
     ratelimits.hit(request, "runs")
     item: dict[str, Any]
     if data.puzzle:
@@ -306,6 +308,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         user=request.user,
         # A signed-in requester's runs are their account's: no session is started for them.
         anon_token=None if request.user.is_authenticated else anon_token(request, create=True),
+        budget_key=ratelimits.whose(request),
         method=data.method,
         model=model,
         limits=limits,

@@ -196,8 +196,9 @@ def start(request: HttpRequest) -> HttpResponse:
             if refusal is not None:
                 return _refused(request, refusal)
     if form.limited:
-        # Counted only once the evaluation would be made: fixing a typo costs nothing.
-        over = ratelimits.exceeded(request, "evaluations")
+        # Refused while the owner's model tokens are spent (its runs count against them), then
+        # counted only once the evaluation would be made: fixing a typo costs nothing.
+        over = _tokens_spent(request) or ratelimits.exceeded(request, "evaluations")
         if over is not None:
             form.add_error(None, over.message)
             response = _start_page(request, form, status=429)
@@ -217,6 +218,14 @@ def start(request: HttpRequest) -> HttpResponse:
         form.add_error(None, str(exc))
         return _start_page(request, form)
     return redirect(evaluation)
+
+
+def _tokens_spent(request: HttpRequest) -> ratelimits.Refused | None:
+    try:
+        ratelimits.hit(request, "model_tokens", count=False)
+    except ratelimits.Refused as refused:
+        return refused
+    return None
 
 
 RESULTS_PER_PAGE = 100

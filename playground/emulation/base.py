@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from playground import sandbox
-from playground.llm.client import LLMError, stream_chat
+from playground.llm.client import LLMError, Refused, fit_prompt, stream_chat
 from playground.llm.registry import ModelSpec
 
 
@@ -81,8 +81,12 @@ class PlanStore(Protocol):
 
     def get(self, key: str, model: str) -> dict[str, Any] | None: ...
 
-    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
-        """Store ``plan`` unless one exists already; return the stored one (first writer wins)."""
+    def put(
+        self, key: str, model: str, plan: dict[str, Any], *, subject: str = ""
+    ) -> dict[str, Any]:
+        """Store ``plan`` under ``key`` (its digest) unless one exists already; return the
+        stored one (first writer wins). ``subject``: the task or program (``Item.plan_key``),
+        by which staff may purge plans."""
         ...
 
 
@@ -96,13 +100,27 @@ class MemoryPlans:
     def get(self, key: str, model: str) -> dict[str, Any] | None:
         return self.plans.get((key, model))
 
-    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
+    def put(
+        self, key: str, model: str, plan: dict[str, Any], *, subject: str = ""
+    ) -> dict[str, Any]:
         with self.lock:
             return self.plans.setdefault((key, model), plan)
 
 
 class Cancelled(Exception):
     """The run was cancelled while the method worked."""
+
+
+class TokenBudget(Protocol):
+    """The requester's allowance of model tokens, shared by every worker (Redis)."""
+
+    def reserve(self, tokens: int) -> None:
+        """Take ``tokens`` before a call, or raise ``Refused`` (the budget is spent)."""
+        ...
+
+    def settle(self, reserved: int, used: int) -> None:
+        """The call used ``used`` tokens of the ``reserved``: give back or take the rest."""
+        ...
 
 
 @dataclass
@@ -161,8 +179,10 @@ class Session:
         on_text: Callable[[str], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
         limits: sandbox.Limits | None = None,
+        budget: TokenBudget | None = None,
     ) -> None:
         self.model = model
+        self.budget = budget
         self.params = params or Params()
         self.plans: PlanStore = plans or MemoryPlans()
         self._emit = emit
@@ -176,6 +196,9 @@ class Session:
         self.endings: list[str] = []
         self.live_tokens = 0  # counted as they stream, over every answer so far
         self.cancel_event = threading.Event()
+        # Why the method's last model call was not sent (a prompt over the context, a spent
+        # budget): a method that catches errors of its calls (Chain of Code) re-raises it.
+        self.refused: Refused | None = None
 
     def emit(self, kind: str, **data: Any) -> None:
         if self._emit is not None:
@@ -195,35 +218,59 @@ class Session:
         json_schema: dict[str, Any] | None = None,
         on_delta: Callable[[str], None] | None = None,
         done: Callable[[str], bool] | None = None,
+        fixed_tokens: bool = False,
+        temperature: float | None = None,
     ) -> Reply:
         """Ask the model, streaming its answer into the transcript (under ``heading`` when the
         method makes several calls). ``done(text)``: whether this answer's text so far is
         complete, asked after each delta (and after ``on_delta``); the stream is then closed, so
         the engine stops generating. (Stop strings would end an answer that starts by echoing
-        its instructions, "... in [ANSWER] and [/ANSWER] tags", before it began.) Raises
-        LLMError, or Cancelled."""
+        its instructions, "... in [ANSWER] and [/ANSWER] tags", before it began.)
+        ``fixed_tokens``: the answer gets ``max_tokens`` whatever the run's own limit (work that
+        is stored for other runs, such as a plan); ``temperature`` replaces the run's. Raises
+        LLMError (``Refused`` when the prompt cannot fit the model's context or the token budget
+        is spent: nothing is sent), or Cancelled."""
         if self._cancelled():
             raise Cancelled
         if heading:
             self.append(("\n\n" if self.transcript else "") + f"── {heading} ──\n")
         # The run's budget caps every answer; a method may ask for less for one of its calls.
-        limit = min(max_tokens, self.params.max_tokens) if max_tokens else self.params.max_tokens
+        if fixed_tokens and max_tokens:
+            limit = max_tokens
+        else:
+            limit = (
+                min(max_tokens, self.params.max_tokens) if max_tokens else self.params.max_tokens
+            )
+        try:
+            # The answer's limit may be lowered to the room the prompt leaves in the context.
+            prompt, limit = fit_prompt(self.model, messages, limit)
+            # The most this call can cost, taken before it is sent: workers running this
+            # requester's other runs see it at once, so together they stay within the budget.
+            if self.budget is not None:
+                self.budget.reserve(prompt + limit)
+        except Refused as exc:
+            self.refused = exc
+            raise
+        reserved = prompt + limit if self.budget is not None else 0
         self.calls += 1
         early = self.params.stop_early
         last_check = time.monotonic()
         first_token: float | None = None
         count = 0
+        opened: Any = None
         try:
             with stream_chat(
                 self.model,
                 messages,
+                prompt_tokens=prompt,
                 max_tokens=limit,
-                temperature=self.params.temperature,
+                temperature=self.params.temperature if temperature is None else temperature,
                 seed=self.params.seed,
                 json_schema=json_schema,
                 strict_schema=early,
                 cancel=self.cancel_event,
             ) as stream:
+                opened = stream
                 for delta in stream:
                     now = time.monotonic()
                     first_token = first_token or now
@@ -259,6 +306,11 @@ class Session:
         finally:
             if self._on_text is not None:
                 self._on_text(self.transcript)
+            if self.budget is not None:
+                spent = 0
+                if opened is not None:  # the prompt was sent: it counts, with what came back
+                    spent = (opened.prompt_tokens or prompt) + max(opened.completion_tokens, count)
+                self.budget.settle(reserved, spent)
         self.prompt_tokens += stream.prompt_tokens or 0
         self.completion_tokens += stream.completion_tokens
         self.live_tokens = self.completion_tokens  # the server's own count, where it gave one

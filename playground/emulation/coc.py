@@ -13,6 +13,7 @@ program's variable ``answer``.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from typing import Any
 
@@ -24,13 +25,20 @@ from playground.sandbox.schema import FRAME_EXITS, make_trace
 KINDS = frozenset({"program", "task"})
 LM_TOKENS = 256
 PROGRAM_TOKENS = 768
+# The LMulator sees the source around the line it stands in for, not the whole program: the
+# enclosing function (or the module), at most this many lines either side of the line...
+WINDOW_LINES = 20
+# ... each cut to this many characters (a program can be one 100 KB line).
+WINDOW_LINE_CHARS = 300
+_NEWLINES = re.compile(r"\r\n|\r|\n")  # as the sandbox numbers lines
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 _PROGRAM = re.compile(r"\[PROGRAM\](.*?)(?:\[/PROGRAM\]|$)", re.DOTALL)
 
 LMULATOR_INSTRUCTIONS = """\
-You are helping a Python interpreter run the program below. Python could not run one of its \
-lines (it calls a helper that does not exist, or needs knowledge or judgement). Work out what \
-that line would do, and reply with a Python dict literal and nothing else."""
+You are helping a Python interpreter run the program below (its lines are numbered). Python \
+could not run one of its lines (it calls a helper that does not exist, or needs knowledge or \
+judgement). Work out what that line would do, and reply with a Python dict literal and nothing \
+else."""
 
 LMULATOR_EXAMPLE = """\
 Example. Line 4: `if is_fruit(w):` (NameError: name 'is_fruit' is not defined)
@@ -56,6 +64,52 @@ for name, number in items:
 [/PROGRAM]"""
 
 
+@functools.lru_cache(maxsize=8)
+def _scopes(source: str) -> tuple[tuple[int, int], ...]:
+    """The (first, last) lines of every function and class of the program, decorators
+    included; none when it does not parse here."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return ()
+    return tuple(
+        (
+            min([node.lineno, *(d.lineno for d in node.decorator_list)]),
+            node.end_lineno or node.lineno,
+        )
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    )
+
+
+def source_window(source: str, line: int, end: int | None = None) -> str:
+    """The lines of ``source`` around ``line`` (to ``end``, a statement's last line), numbered
+    as in the program: the innermost function or class that holds it, else the module, at most
+    WINDOW_LINES either side; a note says which lines are left out."""
+    lines = _NEWLINES.split(source.rstrip())
+    end = max(line, end or line)
+    first, last = 1, len(lines)
+    holding = [(a, b) for a, b in _scopes(source) if a <= line and end <= b]
+    if holding:
+        first, last = max(holding)  # the innermost starts last
+    first = max(first, line - WINDOW_LINES)
+    last = min(last, end + WINDOW_LINES, len(lines))
+    width = len(str(last))
+    shown = []
+    for number in range(first, last + 1):
+        text = lines[number - 1]
+        if len(text) > WINDOW_LINE_CHARS:
+            text = (
+                text[:WINDOW_LINE_CHARS]
+                + f" ... ({len(text) - WINDOW_LINE_CHARS:,} more characters)"
+            )
+        shown.append(f"{number:>{width}}| {text}")
+    if first > 1 or last < len(lines):
+        note = f"(lines {first}-{last} of {len(lines)}; the rest of the program is not shown)"
+        shown.insert(0, note)
+    return "\n".join(shown)
+
+
 def lmulator_messages(source: str, request: Any) -> list[dict[str, str]]:
     variables = dict(list(request.locals.items())[:50])
     if request.kind == "expression":
@@ -63,8 +117,10 @@ def lmulator_messages(source: str, request: Any) -> list[dict[str, str]]:
     else:
         targets = ", ".join(request.targets) if request.targets else "the variables it changes"
         want = f"Reply with the variables this line sets or changes ({targets}), e.g. {{'x': 3}}."
+    end = request.line + request.code.count("\n")
     prompt = (
-        f"{LMULATOR_INSTRUCTIONS}\n\n{LMULATOR_EXAMPLE}\n\n[PYTHON]\n{source.rstrip()}\n"
+        f"{LMULATOR_INSTRUCTIONS}\n\n{LMULATOR_EXAMPLE}\n\n"
+        f"[PYTHON]\n{source_window(source, request.line, end)}\n"
         f"[/PYTHON]\nLine {request.line}: `{request.code}` ({request.error})\n"
         f"Variables: {variables!r}\n{want}\n"
     )
@@ -153,7 +209,8 @@ def module_variables(steps: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def emulate(item: Item, session: Session) -> Emulation:
-    from playground.sandbox.coc import LMulatorError
+    from playground.llm.client import Refused
+    from playground.sandbox.coc import LMulatorError, LMulatorStop
 
     details: dict[str, Any] = {"lm_lines": []}
     call: str | None
@@ -190,12 +247,15 @@ def emulate(item: Item, session: Session) -> Emulation:
         source, call = item.source, (item.call or None)
 
     def lmulator(request: Any) -> str:
-        reply = session.chat(
-            lmulator_messages(source, request),
-            heading=f"Line {request.line}: {request.code[:80]}",
-            max_tokens=LM_TOKENS,
-            done=dict_answered,
-        )
+        try:
+            reply = session.chat(
+                lmulator_messages(source, request),
+                heading=f"Line {request.line}: {request.code[:80]}",
+                max_tokens=LM_TOKENS,
+                done=dict_answered,
+            )
+        except Refused as exc:  # nothing more may be asked: the program stops here
+            raise LMulatorStop(str(exc)) from None
         found = dict_literal(reply.text)
         details["lm_lines"].append({"line": request.line, "reply": (found or reply.text)[:500]})
         if found is None:
@@ -204,6 +264,8 @@ def emulate(item: Item, session: Session) -> Emulation:
         return found
 
     trace = session.run(source, call=call, stdin=item.stdin, lmulator=lmulator)
+    if session.refused is not None:  # the run fails with the reason, as any other method's
+        raise session.refused
     trace["source"], trace["method"] = "emulated", "coc"
     if not details["lm_lines"]:
         session.append(

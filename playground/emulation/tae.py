@@ -11,15 +11,24 @@ A task is a BIG-Bench Hard task, or a library function (its calls are the instan
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, parse_literal
+from playground.llm.registry import ModelSpec
 from playground.sandbox.schema import make_trace, storable
 
 KINDS = frozenset({"program", "task"})
+# A plan is shared by every later run of its task and model, so it is written with this budget
+# and at temperature 0 whatever the run that happens to write it asked for (a visitor's
+# max_tokens=16 must not leave a cut plan for everyone).
 THINK_TOKENS = 1024
+# Raise when the way plans are written changes in a way the prompts below do not show (how the
+# answer is read, ...): older plans are then no longer found.
+PLAN_FORMAT = 2
 EXECUTE_TOKENS = 1024
 MAX_LINES = 2000
 _PSEUDOCODE = re.compile(r"\[PSEUDOCODE\](.*?)(?:\[/PSEUDOCODE\]|$)", re.DOTALL)
@@ -51,6 +60,23 @@ def _task_description(item: Item) -> str:
         )
         return f"The task: {item.task.replace('_', ' ')}.\n\nSolved instances:\n\n{shots}"
     return f"{_PROGRAM_TASK}\n\n[PYTHON]\n{item.source.rstrip()}\n[/PYTHON]"
+
+
+def plan_digest(item: Item, model: ModelSpec) -> str:
+    """What a plan is stored under: a digest of everything that shaped it (the task, or the
+    program's text; the model by name and by the engine's own model id; the Think prompt's
+    wording; the budget and the format). A change to any of them asks for a new plan."""
+    shaped_by = {
+        "subject": item.plan_key,
+        "model": model.name,
+        "engine_model": model.model,
+        "instructions": hashlib.sha256(
+            (THINK_INSTRUCTIONS + "\n" + _PROGRAM_TASK).encode()
+        ).hexdigest(),
+        "tokens": THINK_TOKENS,
+        "format": PLAN_FORMAT,
+    }
+    return hashlib.sha256(json.dumps(shaped_by, sort_keys=True).encode()).hexdigest()
 
 
 def think_messages(item: Item) -> list[dict[str, str]]:
@@ -147,8 +173,9 @@ def judge_task(answer: str | None, target: str) -> dict[str, Any]:
 
 
 def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
-    """The stored plan for this task and model, or a new one (Think)."""
-    key = item.plan_key
+    """The stored plan for this task and model, or a new one (Think), which is stored only when
+    it is whole: never a reply cut at its token limit, nor one without pseudocode."""
+    key = plan_digest(item, session.model)
     plan = session.plans.get(key, session.model.name)
     if plan is not None:
         session.emit("plan", plan=plan, reused=True)
@@ -159,13 +186,22 @@ def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
         think_messages(item),
         heading="Think",
         max_tokens=THINK_TOKENS,
+        fixed_tokens=True,
+        temperature=0.0,
         done=block_closed(
             "[PSEUDOCODE]", "[/PSEUDOCODE]", lambda code: len(code.strip().splitlines()) > 1
         ),
     )
     plan = read_plan(reply.text)
     plan["title"] = item.task or item.title or "this program"
-    stored = session.plans.put(key, session.model.name, plan)
+    if reply.finish_reason == "length" and not reply.stopped_early:
+        plan["not_stored"] = "the plan was cut at its token limit"
+    elif not reply.text.strip() or not plan["pseudocode"]:
+        plan["not_stored"] = "the plan is empty"
+    if "not_stored" in plan:
+        session.emit("plan", plan=plan, reused=False)
+        return plan, False
+    stored = session.plans.put(key, session.model.name, plan, subject=item.plan_key)
     session.emit("plan", plan=stored, reused=stored is not plan)
     return stored, stored is not plan
 
@@ -221,6 +257,7 @@ def emulate(item: Item, session: Session) -> Emulation:
         "plan": plan,
         "plan_reused": reused,
         "plan_key": item.plan_key,
+        "plan_digest": plan_digest(item, session.model),
     }
     verdict = judge_task(answer, item.target) if item.kind == "task" else None
     return Emulation(

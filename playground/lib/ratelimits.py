@@ -18,14 +18,23 @@ so a view only calls :func:`hit` before it does the work."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpRequest
-from django_ratelimit.core import ALL, get_usage
+from django_ratelimit.core import (
+    ALL,
+    EXPIRATION_FUDGE,
+    _get_window,
+    _make_cache_key,
+    get_usage,
+)
 
 # The written defaults: what a public site with anonymous visitors should start with. Each
 # entry's words (what is counted, for the refusal and the README) are in WORDS below.
@@ -295,3 +304,70 @@ def exceeded(request: HttpRequest, what: str, *, key: str | None = None) -> Refu
     except Refused as refused:
         return refused
     return None
+
+
+# -- amounts: counters that grow by more than one (language-model tokens) -----------------------
+# They are django-ratelimit's own counters (the same cache key and fixed window as ``hit``), so
+# that ``hit(request, "model_tokens", count=False)`` at a run's start reads what the workers
+# spent, and a refusal's Retry-After is the end of that window.
+
+
+def budget_name(key: str) -> str:
+    """The token budget that applies to a run's requester key (``user:<id>``/``ip:<address>``)."""
+    return "model_tokens.user" if key.startswith("user:") else "model_tokens.anon"
+
+
+def _amount_counter(name: str, key: str) -> tuple[Any, str, int, int]:
+    """(cache, cache key, limit, seconds until the window ends) of ``name`` for ``key``."""
+    value = str(current()[name])
+    limit, period = rate(name)
+    window = _get_window(key, period)
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    cache_key = _make_cache_key(f"limit:{name}", window, value, key, ALL)
+    cache.add(cache_key, 0, period + EXPIRATION_FUDGE)
+    return cache, cache_key, limit, max(1, window - int(time.time()))
+
+
+def reserve(name: str, key: str, amount: int) -> str:
+    """Take ``amount`` from ``key``'s allowance of ``name`` before the work that costs it, or
+    raise :class:`Refused` (taking nothing) when it would go over. One atomic increment in
+    Redis, so concurrent workers can never both pass the limit. Returns the counter it was
+    taken from, for :func:`settle` (the window may have turned by then)."""
+    cache, cache_key, limit, time_left = _amount_counter(name, key)
+    if not getattr(settings, "RATELIMIT_ENABLE", True) or amount <= 0:
+        return cache_key
+    total = cache.incr(cache_key, amount)
+    if total <= limit:
+        return cache_key
+    cache.decr(cache_key, amount)
+    left = max(0, limit - (total - amount))
+    what = WORDS[name.partition(".")[0]]
+    wait = f"{time_left} seconds" if time_left < 120 else f"{round(time_left / 60)} minutes"
+    raise Refused(
+        name,
+        f"Too many {what}: at most {describe_rate(name)}, {left:,} left, and the next model "
+        f"call could use up to {amount:,}. Try again in {wait}.",
+        time_left,
+    )
+
+
+def settle(counter: str, delta: int) -> None:
+    """Correct a reservation on ``counter`` (what :func:`reserve` returned) by what the work
+    really cost (``delta``, either sign). A counter whose window has ended is gone: nothing to
+    correct."""
+    if not getattr(settings, "RATELIMIT_ENABLE", True) or delta == 0:
+        return
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    with contextlib.suppress(ValueError):  # expired meanwhile
+        cache.incr(counter, delta)
+
+
+def spend(name: str, key: str, amount: int) -> None:
+    """Count ``amount`` against ``key``'s allowance of ``name`` without checking it."""
+    settle(reserve(name, key, 0), amount)
+
+
+def used(name: str, key: str) -> int:
+    """How much of ``name`` ``key`` has used in the current window."""
+    cache, cache_key, _limit, _left = _amount_counter(name, key)
+    return int(cache.get(cache_key, 0))

@@ -61,6 +61,15 @@ class Cancelled(LLMError):
     """The caller cancelled the stream."""
 
 
+class Refused(LLMError):
+    """The call was not sent: it could not fit the model's context, or the requester's token
+    budget is spent. The message says which, for the user; nothing reached the server."""
+
+
+class PromptTooLong(Refused):
+    """The prompt and the answer's token limit together exceed the model's context length."""
+
+
 _E = TypeVar("_E", bound=LLMError)
 
 
@@ -100,6 +109,7 @@ class ChatStream:
         self.finish_reason: str | None = None
         self.stopped_early = False  # the caller read a complete answer and ended it there
         self.prompt_tokens: int | None = None
+        self.prompt_estimate = 0  # our own count, for budgets where the server reports none
         self.completion_tokens = 0  # content chunks, until the server reports its own count
         self._reported_completion: int | None = None
         self.ttft_s: float | None = None
@@ -347,6 +357,107 @@ def _summary(text: str) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
+# Tokens a chat template adds around each message (role markers, separators) and to open the
+# answer, where the prompt is counted without the template (llama.cpp, the bytes bound).
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_TOKENS = 8
+TOKENIZE_TIMEOUT_S = 5.0
+
+
+def _server_root(model: ModelSpec) -> str:
+    """The server's address without its OpenAI prefix (``/tokenize`` lives beside ``/v1``)."""
+    base = model.base_url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+def _template_overhead(messages: list[dict[str, str]]) -> int:
+    return _TEMPLATE_TOKENS + _TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+
+
+def prompt_bytes(messages: list[dict[str, str]]) -> int:
+    return sum(len(m.get("content", "").encode("utf-8", "surrogatepass")) for m in messages)
+
+
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """A prompt's tokens without asking the server: one per two bytes (code and English run
+    at three to four bytes a token in the tokenizers we serve, so this over-counts), plus the
+    chat template's markers."""
+    return -(-prompt_bytes(messages) // 2) + _template_overhead(messages)
+
+
+def count_tokens(model: ModelSpec, messages: list[dict[str, str]]) -> int | None:
+    """The prompt's tokens as the model's own tokenizer counts them (its server's endpoint), or
+    None when the model has none or it did not answer (the caller then estimates)."""
+    headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
+    try:
+        if model.tokenizer == "vllm":
+            body: dict[str, Any] = {
+                "model": model.model,
+                "messages": messages,
+                "add_generation_prompt": True,
+            }
+            response = httpx.post(
+                f"{_server_root(model)}/tokenize",
+                json=body,
+                headers=headers,
+                timeout=TOKENIZE_TIMEOUT_S,
+            )
+            extra = 0  # vLLM applies the chat template itself
+        elif model.tokenizer == "llama.cpp":
+            text = "\n".join(m.get("content", "") for m in messages)
+            response = httpx.post(
+                f"{_server_root(model)}/extras/tokenize/count",
+                json={"input": text, "model": model.model},
+                headers=headers,
+                timeout=TOKENIZE_TIMEOUT_S,
+            )
+            extra = _template_overhead(messages)
+        else:
+            return None
+        response.raise_for_status()
+        count = response.json().get("count")
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        log.warning("model %s: cannot count tokens (%s); estimating", model.name, exc)
+        return None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        log.warning("model %s: the tokenizer answered %r; estimating", model.name, count)
+        return None
+    return count + extra
+
+
+# An answer gets at least this many tokens (or all it asked for, when it asked for fewer): with
+# less room left by its prompt, the call is refused rather than sent.
+MIN_ANSWER_TOKENS = 256
+
+
+def fit_prompt(
+    model: ModelSpec, messages: list[dict[str, str]], max_tokens: int
+) -> tuple[int, int]:
+    """The prompt's tokens (counted, or estimated) and the answer's token limit: ``max_tokens``,
+    lowered to the room the prompt leaves in the model's context (as the engine would end the
+    answer there anyway). Raises PromptTooLong, before anything is sent, when that room is
+    under MIN_ANSWER_TOKENS (or under ``max_tokens``, if smaller). A prompt whose bytes alone
+    fit needs no count (no token is shorter than a byte, so its bytes bound its tokens)."""
+    size = prompt_bytes(messages) + _template_overhead(messages)
+    if size + max_tokens <= model.context_length:
+        return estimate_tokens(messages), max_tokens
+    counted = count_tokens(model, messages)
+    tokens = counted if counted is not None else estimate_tokens(messages)
+    room = model.context_length - tokens
+    if room >= max_tokens:
+        return tokens, max_tokens
+    needed = min(max_tokens, MIN_ANSWER_TOKENS)
+    if room < needed:
+        how = "" if counted is not None else "about "
+        raise PromptTooLong(
+            f"The program is too long for this model's context of {model.context_length:,} "
+            f"tokens: the prompt is {how}{tokens:,} tokens, which leaves "
+            f"{max(room, 0):,} for the answer, and it needs at least {needed:,}. Shorten the "
+            "program (or its input), or choose a model with a longer context."
+        )
+    return tokens, room
+
+
 def stream_chat(
     model: ModelSpec,
     messages: list[dict[str, str]],
@@ -358,10 +469,17 @@ def stream_chat(
     strict_schema: bool = True,
     timeouts: Timeouts | None = None,
     cancel: threading.Event | None = None,
+    prompt_tokens: int | None = None,
 ) -> ChatStream:
-    """Open a streaming chat completion; iterate the result for text deltas.
+    """Open a streaming chat completion; iterate the result for text deltas. ``max_tokens`` is
+    lowered to the room the prompt leaves in the model's context; PromptTooLong is raised,
+    before anything is sent, when that room is too small (``fit_prompt``).
     ``strict_schema=False`` leaves out what makes llama-cpp-python honour ``json_schema`` (only
-    to measure the old behaviour)."""
+    to measure the old behaviour). ``prompt_tokens``: the caller has already checked the prompt
+    and ``max_tokens`` with ``fit_prompt`` and counted this many."""
+    if prompt_tokens is None:
+        prompt_tokens, max_tokens = fit_prompt(model, messages, max_tokens)
+    estimate = prompt_tokens
     payload: dict[str, Any] = {
         "model": model.model,
         "messages": messages,
@@ -385,4 +503,6 @@ def stream_chat(
             # writes filler up to the token limit. Without the penalty the grammar holds and the
             # answer ends where the JSON value ends (tests/llm/test_embedded_model.py).
             payload["repeat_penalty"] = 1.0
-    return ChatStream(model, payload, timeouts or Timeouts(), cancel).open()
+    stream = ChatStream(model, payload, timeouts or Timeouts(), cancel)
+    stream.prompt_estimate = estimate
+    return stream.open()

@@ -5,7 +5,7 @@ TOML file with one (TOML: ``[[models]]`` tables). Each model::
 
     {"name": "coder-7b", "base_url": "http://vllm:8000/v1", "model": "coder", "api_key": "",
      "context_length": 8192, "json_schema": "openai", "label": "Qwen2.5-Coder 7B (vLLM)",
-     "max_concurrency": 16}
+     "max_concurrency": 16, "tokenizer": "vllm"}
 
 ``"api_key_env": "VLLM_API_KEY"`` instead of ``api_key`` reads the key from that variable.
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 EMBEDDED_NAME = "smollm2-135m"
+TOKENIZERS = ("", "vllm", "llama.cpp")
 EMBEDDED_LABEL = "SmolLM2-135M (tiny demo model on the CPU: its predictions are mostly wrong)"
 
 
@@ -42,6 +43,10 @@ class ModelSpec:
     # APIs) or "json_object" (llama-cpp-python's {"type": "json_object", "schema": ...}).
     json_schema: str = ""
     max_concurrency: int = 4
+    # How to count a prompt's tokens before sending it (refused when it and the answer's limit
+    # do not fit in context_length): "vllm" (its /tokenize, chat template applied), "llama.cpp"
+    # (llama-cpp-python's /extras/tokenize/count) or "" (no endpoint: a bound from the bytes).
+    tokenizer: str = ""
     embedded: bool = False
 
     @property
@@ -65,6 +70,7 @@ def embedded_model() -> ModelSpec:
         context_length=2048,
         json_schema="json_object",
         max_concurrency=2,
+        tokenizer="llama.cpp",
         embedded=True,
     )
 
@@ -102,6 +108,8 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     if dialect not in ("", "openai", "json_object"):
         raise RegistryError(f'{where}: json_schema must be true, false, "openai" or "json_object"')
     values["json_schema"] = dialect
+    if values.get("tokenizer", "") not in TOKENIZERS:
+        raise RegistryError(f'{where}: tokenizer must be "vllm", "llama.cpp" or ""')
     return ModelSpec(**values)
 
 

@@ -1,4 +1,5 @@
-"""What a run hands to an emulation method: the item, and the database's plan store."""
+"""What a run hands to an emulation method: the item, the database's plan store, and the
+requester's token budget."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from playground.emulation.base import Item
+from playground.lib import ratelimits
+from playground.llm.client import Refused
 from playground.programs.models import TaskExample
 from playground.runs.models import Plan, Run
 
@@ -65,11 +68,35 @@ class DatabasePlans:
         Plan.objects.filter(pk=plan.pk).update(uses=F("uses") + 1)
         return dict(plan.data)
 
-    def put(self, key: str, model: str, plan: dict[str, Any]) -> dict[str, Any]:
+    def put(
+        self, key: str, model: str, plan: dict[str, Any], *, subject: str = ""
+    ) -> dict[str, Any]:
         try:
             with transaction.atomic():
-                Plan.objects.create(key=key, model=model, data=plan, uses=1)
+                Plan.objects.create(key=key, subject=subject, model=model, data=plan, uses=1)
                 return plan
         except IntegrityError:  # another worker thought first: use its plan
             stored = Plan.objects.get(key=key, model=model)
             return dict(stored.data)
+
+
+class RunBudget:
+    """The token budget of a run's requester (``Run.budget_key``) in Redis, shared by every
+    worker: each call reserves the most it can cost before it is sent, and settles what it
+    really cost (the engine's ``usage`` where it reports it) afterwards."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.name = ratelimits.budget_name(key)
+        self.counters: list[str] = []  # of the reservations not yet settled
+
+    def reserve(self, tokens: int) -> None:
+        try:
+            self.counters.append(ratelimits.reserve(self.name, self.key, tokens))
+        except ratelimits.Refused as refused:
+            raise Refused(
+                f"This run stopped before its next model call. {refused.message}"
+            ) from None
+
+    def settle(self, reserved: int, used: int) -> None:
+        ratelimits.settle(self.counters.pop(), used - reserved)

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from playground.sandbox import Limits
+from playground.sandbox.coc import ANON_LM_CALLS, ANON_LM_SECONDS
 
 # Per-run knobs offered in the run form: name -> (label, settings name of the ceiling).
 ADJUSTABLE = {
@@ -46,8 +47,12 @@ def allowed_overrides(requested: dict[str, Any], *, authenticated: bool) -> dict
     return allowed
 
 
-def limits_for_run(overrides: dict[str, Any]) -> Limits:
+def limits_for_run(overrides: dict[str, Any], *, anonymous: bool = False) -> Limits:
+    """The sandbox limits of a run; an anonymous visitor's Chain of Code run may ask the model
+    fewer times, for less time (ANON_LM_CALLS, ANON_LM_SECONDS)."""
     limits = default_limits()
+    if anonymous:
+        limits = limits.lowered(lm_calls=ANON_LM_CALLS, lm_seconds=ANON_LM_SECONDS)
     values: dict[str, float] = {
         k: v for k, v in overrides.items() if k in ADJUSTABLE and isinstance(v, int)
     }

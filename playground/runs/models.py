@@ -73,6 +73,10 @@ class Run(models.Model):
         related_name="runs",
     )
     anon_owner = models.CharField(max_length=64, blank=True, db_index=True)
+    # Whose allowance of model tokens the run's calls count against ("user:<id>", "ip:<address>",
+    # ratelimits.whose), set when the run is made, since the worker has no request; empty: the
+    # site's own work (a staff member's evaluation, the command line), not counted.
+    budget_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -234,10 +238,15 @@ class Trace(models.Model):
 
 
 class Plan(models.Model):
-    """A Think-and-Execute plan: written once per task (or program) and model, then reused."""
+    """A Think-and-Execute plan: written once per task (or program) and model, then reused.
+    Stored under a digest of everything that shaped it (``tae.plan_digest``); only whole plans
+    are stored. Staff purge them with ``manage.py plans purge`` or the admin."""
 
-    key = models.CharField(max_length=100, help_text="task:<name> or program:<sha256>")
-    model = models.CharField(max_length=100)
+    key = models.CharField(max_length=100, help_text="Digest of what shaped the plan.")
+    subject = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="task:<name> or program:<sha256>"
+    )
+    model = models.CharField(max_length=100, db_index=True)
     data = models.JSONField(help_text="analysis, pseudocode, title")
     uses = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -246,4 +255,4 @@ class Plan(models.Model):
         constraints = [models.UniqueConstraint(fields=["key", "model"], name="plan_unique_key")]
 
     def __str__(self) -> str:
-        return f"Plan for {self.key} ({self.model})"
+        return f"Plan for {self.subject or self.key} ({self.model})"

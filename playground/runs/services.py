@@ -31,10 +31,14 @@ def start_run(
     seed: int | None = None,
     max_tokens: int = 512,
     enqueue: bool = True,
+    budget_key: str | None = None,
 ) -> Run:
     """Queue a run of one item: the real execution on ``sandbox`` (programs only) and, for an
     emulation method, the model on ``llm``; both are sent once the run row is committed.
-    ``enqueue=False``: the caller executes the tasks itself (an evaluation's batch worker)."""
+    ``enqueue=False``: the caller executes the tasks itself (an evaluation's batch worker).
+    ``budget_key``: whose token budget the model's calls spend (``ratelimits.whose(request)``
+    for a request); by default a signed-in user's who is not staff (their evaluations, the
+    answer keys of their items), nobody's for staff and the command line."""
     from playground.runs.tasks import execute_emulation, execute_real_run
 
     if (program, puzzle, task_example).count(None) != 2:
@@ -49,6 +53,8 @@ def start_run(
         assert task_example is not None
         source, call, stdin = task_example.input, "", ""
     signed_in = getattr(user, "is_authenticated", False)
+    if budget_key is None:
+        budget_key = f"user:{user.pk}" if signed_in and not user.is_staff else ""
     with transaction.atomic():
         run = Run.objects.create(
             program=program,
@@ -65,6 +71,7 @@ def start_run(
             limits=limits or {},
             owner=user if signed_in else None,
             anon_owner="" if signed_in else (anon_token or ""),
+            budget_key=budget_key if method != "real" else "",
         )
         if program is not None and enqueue:
             transaction.on_commit(lambda: execute_real_run.delay(run.pk))

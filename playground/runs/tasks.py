@@ -17,9 +17,9 @@ from playground import sandbox
 from playground.compare import compare_traces
 from playground.emulation.base import Cancelled, Emulation, Params, Session
 from playground.emulation.registry import REGISTRY
-from playground.llm.client import LLMError
+from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
-from playground.runs.items import DatabasePlans, item_for_run
+from playground.runs.items import DatabasePlans, RunBudget, item_for_run
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
 from playground.runs.services import announce, fail_run, finish_if_complete
@@ -132,7 +132,8 @@ def execute_emulation(run_id: int) -> str:
         emit=LiveComparison(run, method.compares_steps).emit,
         on_text=save_text,
         cancelled=lambda: Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists(),
-        limits=limits_for_run(run.limits),
+        limits=limits_for_run(run.limits, anonymous=run.owner_id is None and bool(run.anon_owner)),
+        budget=RunBudget(run.budget_key) if run.budget_key else None,
     )
     announce(run_id, "status", text=f"Asking {model.label}…")
     try:
@@ -143,6 +144,14 @@ def execute_emulation(run_id: int) -> str:
             completion_tokens=session.live_tokens or None, model_calls=session.calls
         )
         return "cancelled"
+    except Refused as exc:  # nothing was sent: a prompt over the context, a spent budget
+        Run.objects.filter(pk=run_id).update(
+            completion_tokens=session.completion_tokens or None,
+            prompt_tokens=session.prompt_tokens or None,
+            model_calls=session.calls,
+        )
+        fail_run(run_id, str(exc))
+        return "failed"
     except LLMError as exc:
         if not Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists():
             fail_run(run_id, f"The model could not answer: {exc}")

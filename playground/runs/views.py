@@ -79,11 +79,14 @@ def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpRespo
     if refusal is not None:
         return guards.hidden_page(request, refusal)
     method, model = _requested_method(request, kind)
+    if method != "real":  # refused while the requester's model tokens are spent
+        ratelimits.hit(request, "model_tokens", count=False)
     ratelimits.hit(request, "runs")
     run = start_run(
         **item,
         user=request.user,
         anon_token=anon_token(request, create=True),
+        budget_key=ratelimits.whose(request),
         method=method,
         model=model,
         limits=_requested_limits(request),

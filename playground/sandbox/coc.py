@@ -36,8 +36,10 @@ from playground.sandbox.schema import (
 
 log = logging.getLogger(__name__)
 
-MAX_LM_CALLS = 64  # model calls per run
+MAX_LM_CALLS = 64  # model calls per run (signed-in users; Limits.lm_calls)
 MAX_LM_SECONDS = 600.0  # model time per run (each call's own timeout is the lmulator's business)
+ANON_LM_CALLS = 16  # the same for runs of anonymous visitors
+ANON_LM_SECONDS = 150.0
 MAX_REPLY_CHARS = 20_000
 MAX_REPLY_ENTRIES = 50
 MAX_CODE_CHARS = 5_000
@@ -65,6 +67,11 @@ class LMRequest:
 
 class LMulatorError(Exception):
     """Raised by an lmulator that cannot answer; its message is shown in the trace's error."""
+
+
+class LMulatorStop(Exception):
+    """Raised by an lmulator when the run must ask the model nothing more (its token budget is
+    spent, a prompt cannot fit): the program stops there, with the message as its error."""
 
 
 Lmulator = Callable[[LMRequest], str]
@@ -119,10 +126,20 @@ class LMSession:
     """One coc run's dealings with the model: validates the sandbox's requests (untrusted: the
     program shares the runner's process and may forge them), calls the lmulator, counts calls
     and time. A forged request only makes us ask the model about the user's own program, at most
-    MAX_LM_CALLS times and MAX_LM_SECONDS long."""
+    ``max_calls`` times (MAX_LM_CALLS; ANON_LM_CALLS for anonymous runs) and ``max_seconds``
+    long."""
 
-    def __init__(self, lmulator: Lmulator, source: str) -> None:
+    def __init__(
+        self,
+        lmulator: Lmulator,
+        source: str,
+        *,
+        max_calls: int = MAX_LM_CALLS,
+        max_seconds: float = MAX_LM_SECONDS,
+    ) -> None:
         self.lmulator = lmulator
+        self.max_calls = max_calls
+        self.max_seconds = max_seconds
         self.lines = _NEWLINES.split(source)
         self.calls = 0
         self.seconds = 0.0
@@ -136,7 +153,7 @@ class LMSession:
         cap drops the rest)."""
         count = len(steps) if count is None else count
         self.requests += 1
-        if self.requests > MAX_LM_CALLS + 1:  # the runner stops asking after a "stop" reply
+        if self.requests > self.max_calls + 1:  # the runner stops asking after a "stop" reply
             raise TraceInvalid("more model requests than the limit")
         if type(raw) is not dict or not set(raw) <= _REQUEST_KEYS:
             raise TraceInvalid("a model request is not an object with the known keys")
@@ -179,16 +196,18 @@ class LMSession:
 
     def answer(self, request: LMRequest) -> tuple[str, str]:
         """``("ok", repr of the validated dict)``, ``("error", why)`` or ``("stop", why)``."""
-        if self.calls >= MAX_LM_CALLS:
-            return "stop", f"the run reached its limit of {MAX_LM_CALLS} model calls"
-        if self.seconds >= MAX_LM_SECONDS:
-            return "stop", f"the run used up its {MAX_LM_SECONDS:g} s of model time"
+        if self.calls >= self.max_calls:
+            return "stop", f"the run reached its limit of {self.max_calls} model calls"
+        if self.seconds >= self.max_seconds:
+            return "stop", f"the run used up its {self.max_seconds:g} s of model time"
         self.calls += 1
         t0 = time.monotonic()
         try:
             reply = self.lmulator(request)
         except LMulatorError as exc:
             return "error", f"the model could not answer: {str(exc)[:300]}"
+        except LMulatorStop as exc:
+            return "stop", str(exc)[:500]
         except Exception as exc:
             log.exception("the lmulator failed")
             return "error", f"the model call failed: {type(exc).__name__}: {str(exc)[:200]}"

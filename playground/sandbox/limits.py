@@ -28,6 +28,10 @@ class Limits:
     # The parent keeps steps until the stored trace would pass this size (characters of its JSON);
     # the rest are counted, not kept (stats.capped). Never sent to the runner.
     max_trace_bytes: int = 5_000_000
+    # Chain of Code: the most model calls and seconds of model time one run may use (parent side
+    # only; lower for anonymous runs, playground/runs/limits.py).
+    lm_calls: int = 64
+    lm_seconds: float = 600.0
 
     def lowered(self, **caps: Any) -> Limits:
         """These limits with each given value applied only where it is lower (never raised)."""

@@ -787,7 +787,11 @@ def run_isolated(
 ) -> dict[str, Any]:
     """Run one program in a sandbox process of its own and return its validated trace; with
     ``lmulator``, in Chain of Code mode."""
-    lm = LMSession(lmulator, source) if lmulator is not None else None
+    lm = (
+        LMSession(lmulator, source, max_calls=limits.lm_calls, max_seconds=limits.lm_seconds)
+        if lmulator is not None
+        else None
+    )
     started = pool.take(limits) or _start(limits)
     request = encode_request(
         source, call, stdin, limits, started.sandboxed, mode="one" if lm is None else "coc"
@@ -864,7 +868,7 @@ def _supervise(
                         # The model's time is not the program's: the wall clock waits for it.
                         # The program can forge requests (it can write on the protocol
                         # descriptor): that asks the model about its own code, and buys it at
-                        # most MAX_LM_CALLS calls and MAX_LM_SECONDS of wall clock; its CPU
+                        # most Limits.lm_calls calls and lm_seconds of wall clock; its CPU
                         # limit is per process and never waits.
                         deadline += waited
                         if not outbox and not proc.stdin.closed:

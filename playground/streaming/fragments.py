@@ -43,7 +43,7 @@ def step_item(step: Any) -> str:
 
 def plan_fragment(event: dict[str, Any]) -> str:
     plan: dict[str, Any] = event["plan"] if isinstance(event.get("plan"), dict) else {}
-    tag = "reused" if event.get("reused") else "new"
+    tag = "reused" if event.get("reused") else "not kept" if plan.get("not_stored") else "new"
     return format_html(
         '<div id="live-plan" class="card plan" hx-swap-oob="true"><h3>Think: the task-level '
         'plan <span class="tag">{}</span></h3><pre class="code">{}</pre></div>',

@@ -142,3 +142,19 @@ def test_result_rows_are_written_in_batches(monkeypatch: pytest.MonkeyPatch) -> 
     assert list(Result.objects.filter(evaluation=made).values_list("index", "sample")) == [
         (i, s) for i in range(4) for s in range(2)
     ]
+
+
+def test_an_owner_whose_model_tokens_are_spent_cannot_start_an_evaluation(
+    settings: Settings, four_items: None
+) -> None:
+    """Its runs would count against the same budget and fail one by one: refused at the door."""
+    settings.PLAYGROUND_LIMITS = ratelimits.table("public", {"model_tokens.user": "1000/h"})
+    client = _client()
+    ratelimits.spend("model_tokens.user", f"user:{client.user.pk}", 1000)  # type: ignore[attr-defined]
+    refused = client.post(START, FORM)
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+    (error,) = _errors(refused.content.decode())
+    assert error.startswith("Too many language-model tokens used")
+    assert not Evaluation.objects.exists()
+    assert _client().post(START, FORM).status_code == 302  # another account is not refused

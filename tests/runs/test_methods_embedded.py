@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
+from playground.emulation import tae
 from playground.llm.registry import ModelSpec
 from playground.programs.library import import_library
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
@@ -33,6 +34,10 @@ def run_embedded(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> Callable[..., Run]:
     import_library()
+    # Think-and-Execute plans have their own budget (1,024 tokens, whatever the run asks): the
+    # tiny model's rambling plans are then cut at it and never stored, so every instance would
+    # think again for 1,024 tokens. The plumbing is the point here, not the plans.
+    monkeypatch.setattr(tae, "THINK_TOKENS", TOKENS["tae"])
     entry = {"name": embedded_llm.name, "base_url": embedded_llm.base_url, "model": "smollm2"}
     monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([{**entry, "json_schema": "json_object"}]))
 
