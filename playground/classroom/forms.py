@@ -21,7 +21,7 @@ from playground.classroom import keys
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
 from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
-from playground.lib.params import object_id
+from playground.lib.params import DecimalNumberField, WholeNumberField, object_id
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle
 from playground.programs.validation import ProgramError, check_call, check_source, strip_bom
@@ -122,14 +122,14 @@ class DeleteForm(forms.Form):
 
 
 class AssignmentForm(forms.ModelForm):
-    late_credit = forms.IntegerField(
+    late_credit = WholeNumberField(
         min_value=0,
         max_value=100,
         initial=50,
         label="Late credit (%)",
         help_text="Percent of the credit a late submission earns.",
     )
-    max_attempts = forms.IntegerField(
+    max_attempts = WholeNumberField(
         min_value=1,
         max_value=1000,
         required=False,
@@ -386,7 +386,7 @@ class ItemForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Optional instructions shown with the item.",
     )
-    points = forms.FloatField(min_value=0, max_value=1000, initial=1)
+    points = DecimalNumberField(min_value=0, max_value=1000, initial=1)
     origin = forms.ChoiceField(choices=ORIGINS, widget=forms.RadioSelect, initial="library")
     pick = forms.CharField(required=False, widget=forms.HiddenInput)
     source = forms.CharField(

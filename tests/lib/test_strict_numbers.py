@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
+from playground.benchmarks.forms import EvaluationForm
+from playground.classroom.forms import AssignmentForm
+from playground.lib.params import DecimalNumberField, WholeNumberField
 from playground.runs.models import Run
 from playground.streaming.events import publish
 from tests.classroom.staff_factories import (
@@ -120,3 +124,26 @@ async def test_an_odd_last_event_id_replays_from_the_start(odd: Any) -> None:
 
 async def _body(response: Any) -> str:
     return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+
+@pytest.mark.parametrize(
+    "odd", ["\u0665", "\uff15", "\u00b2", "+5", "1_0", "5" * 5000, "1e3", "0x5", "5.0"]
+)
+def test_form_numbers_are_ascii_decimals(odd: str) -> None:
+    # Django's IntegerField reads the first three, "+5" and "1_0" as numbers.
+    assert WholeNumberField(required=False).clean(" 5 ") == 5
+    with pytest.raises(ValidationError):
+        WholeNumberField().clean(odd)
+
+
+@pytest.mark.parametrize("odd", ["\u0665", "\u0660\u066b\u0665", "1e3", "inf", "nan", "1_0", "+1"])
+def test_form_fractions_are_ascii_decimals(odd: str) -> None:
+    assert DecimalNumberField().clean("2.5") == 2.5
+    with pytest.raises(ValidationError):
+        DecimalNumberField().clean(odd)
+
+
+@pytest.mark.django_db
+def test_assignment_and_evaluation_forms_take_only_ascii_numbers() -> None:
+    assert "late_credit" in AssignmentForm(data={"late_credit": "\u0665\u0660"}).errors
+    assert "samples" in EvaluationForm(data={"samples": "\u0663"}).errors
