@@ -86,6 +86,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE gets a 413 before the session or CSRF middleware
+    # reads it (with playground.lib.uploads.BodyLimit around the ASGI application).
+    "playground.lib.uploads.TooLargeMiddleware",
     # A NUL in an address is refused before anything reads the session or the database.
     "playground.lib.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

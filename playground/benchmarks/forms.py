@@ -16,6 +16,7 @@ from playground.benchmarks import services
 from playground.benchmarks.models import Dataset
 from playground.emulation.registry import REGISTRY
 from playground.lib import ratelimits
+from playground.lib.params import WholeNumberField
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, Task
@@ -39,7 +40,7 @@ def _whole_number(
     ``_or_initial``), whose every error says the rule in the form's words ("``called``: a whole
     number from 1 to 100."; ``called`` defaults to the label)."""
     rule = f"{called or label}: a whole number from {low:,} to {high:,}{empty}."
-    return forms.IntegerField(
+    return WholeNumberField(
         label=label,
         required=False,
         min_value=low,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import zip_longest
@@ -20,6 +21,7 @@ from playground.classroom import keys
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
 from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
+from playground.lib.params import DecimalNumberField, WholeNumberField, object_id
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle
 from playground.programs.validation import ProgramError, check_call, check_source, strip_bom
@@ -120,14 +122,14 @@ class DeleteForm(forms.Form):
 
 
 class AssignmentForm(forms.ModelForm):
-    late_credit = forms.IntegerField(
+    late_credit = WholeNumberField(
         min_value=0,
         max_value=100,
         initial=50,
         label="Late credit (%)",
         help_text="Percent of the credit a late submission earns.",
     )
-    max_attempts = forms.IntegerField(
+    max_attempts = WholeNumberField(
         min_value=1,
         max_value=1000,
         required=False,
@@ -222,6 +224,9 @@ class ExtensionForm(forms.Form):
         return cleaned
 
 
+_DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{0,6})?|\.[0-9]{1,6}")
+
+
 class OverrideForm(forms.Form):
     credit = forms.CharField(
         max_length=20,
@@ -237,12 +242,14 @@ class OverrideForm(forms.Form):
     def clean_credit(self) -> float:
         text = str(self.cleaned_data.get("credit") or "").strip().replace(",", ".")
         percent = text.endswith("%")
-        try:
-            value = float(text.rstrip("%").strip())
-        except ValueError:
+        number = text.rstrip("%").strip()
+        # ASCII decimals only: float() would also take Arabic-Indic digits, "1_0", "1e3",
+        # "inf" and "nan".
+        if not _DECIMAL.fullmatch(number):
             raise forms.ValidationError(
                 "Write the credit as a number from 0 to 1 (e.g. 0.5) or a percentage (e.g. 50%)."
-            ) from None
+            )
+        value = float(number)
         if percent:
             value /= 100
         if not math.isfinite(value) or not 0.0 <= value <= 1.0:
@@ -379,7 +386,7 @@ class ItemForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Optional instructions shown with the item.",
     )
-    points = forms.FloatField(min_value=0, max_value=1000, initial=1)
+    points = DecimalNumberField(min_value=0, max_value=1000, initial=1)
     origin = forms.ChoiceField(choices=ORIGINS, widget=forms.RadioSelect, initial="library")
     pick = forms.CharField(required=False, widget=forms.HiddenInput)
     source = forms.CharField(
@@ -421,13 +428,14 @@ class ItemForm(forms.Form):
     def picked(self) -> Program | Puzzle | None:
         """What the library pick currently names (for showing it), if it exists."""
         value = self["pick"].value() or ""
-        kind, _, pk = str(value).partition(":")
-        if not pk.isdigit():
+        kind, _, raw = str(value).partition(":")
+        pk = object_id(raw)  # "²", "٣", 5,000 digits: no such thing, not a 500
+        if pk is None:
             return None
         if kind == "puzzle":
-            return Puzzle.objects.filter(pk=int(pk)).first()
+            return Puzzle.objects.filter(pk=pk).first()
         if kind == "program":
-            return self._programs().filter(pk=int(pk)).first()
+            return self._programs().filter(pk=pk).first()
         return None
 
     def _programs(self) -> Any:

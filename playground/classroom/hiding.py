@@ -23,22 +23,24 @@ why exam mode exists.
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from playground.classroom.models import Assignment, Item, Role
+from playground.classroom.models import (
+    Assignment,
+    Extension,
+    Item,
+    Membership,
+    Role,
+    source_key,
+)
 
-
-def source_key(source: str) -> str:
-    lines = [line.rstrip() for line in source.replace("\r\n", "\n").split("\n")]
-    text = "\n".join(lines).strip("\n")
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+__all__ = ["source_key"]  # where the policy's callers have always found it
 
 
 class Surface(enum.Enum):
@@ -225,7 +227,8 @@ def _not_closed(now: datetime) -> Q:
 
 def _items_by_assignment(ids: Iterable[int]) -> dict[int, list[Item]]:
     by: dict[int, list[Item]] = {}
-    for item in Item.objects.filter(assignment_id__in=list(ids)).select_related("program"):
+    items = Item.objects.filter(assignment_id__in=list(ids))
+    for item in items.only("assignment_id", "source_key", "puzzle_id"):
         by.setdefault(item.assignment_id, []).append(item)
     return by
 
@@ -234,7 +237,7 @@ def _seen(assignment: Assignment, state: State, items: list[Item]) -> _Seen:
     return _Seen(
         assignment=assignment,
         state=state,
-        sources=frozenset(source_key(i.program.source) for i in items if i.program is not None),
+        sources=frozenset(i.source_key for i in items if i.source_key),
         puzzles=frozenset(i.puzzle_id for i in items if i.puzzle_id is not None),
     )
 
@@ -264,32 +267,34 @@ def hidden_for(user: Any) -> Hidden:
 def in_open_assignment(run: Any) -> bool:
     """Whether a share link of this run must show nothing to anyone: the run is of an item of
     an assignment that has opened, has not closed and has students (whoever holds the link
-    could be one of them)."""
-    now = timezone.now()
-    has_students = Q(course__memberships__role=Role.STUDENT)
+    could be one of them).
+
+    One query on the items' cached program keys (an index), whatever number of assignments
+    exists: ``_not_closed`` and the opening compare the same instants as ``state_of``."""
     if run.puzzle_id is not None:
-        candidates = Assignment.objects.filter(has_students, items__puzzle_id=run.puzzle_id)
+        items = Item.objects.filter(puzzle_id=run.puzzle_id)
     elif run.program_id is not None or run.source:
-        # The same text in another program (a copy) counts: compare keys among open items.
-        candidates = Assignment.objects.filter(has_students, _not_closed(now), items__isnull=False)
+        # The same text in another program (a copy) counts: the key, not the program's id.
+        items = Item.objects.filter(source_key=source_key(run.source))
     else:
         return False
-    key = source_key(run.source) if run.puzzle_id is None else None
-    candidates = candidates.distinct().prefetch_related("extensions")
-    open_ones = {a.pk: a for a in candidates if state_of(a, None, now) in _HIDING}
-    for assignment_id, items in _items_by_assignment(open_ones).items():
-        seen = _seen(open_ones[assignment_id], State.OPEN, items)
-        is_item = (key is not None and key in seen.sources) or run.puzzle_id in seen.puzzles
-        verdict = decide(
-            Surface.SHARE,
-            Viewer.ANONYMOUS,
-            seen.state,
-            exam_mode=seen.assignment.exam_mode,
-            is_item=is_item,
-        )
-        if verdict is not Verdict.SHOW:
-            return True
-    return False
+    now = timezone.now()
+    extended = Extension.objects.filter(assignment_id=OuterRef("assignment_id")).filter(
+        Q(due_at__gte=now) | Q(late_until__gte=now)
+    )
+    students = Membership.objects.filter(
+        course_id=OuterRef("assignment__course_id"), role=Role.STUDENT
+    )
+    open_items = items.filter(
+        Q(assignment__opens_at__lte=now),
+        Q(assignment__due_at__gte=now) | Q(assignment__late_until__gte=now) | Exists(extended),
+        Exists(students),
+    )
+    if not open_items.exists():
+        return False
+    # What the policy says of a share link of an item of an open assignment.
+    verdict = decide(Surface.SHARE, Viewer.ANONYMOUS, State.OPEN, exam_mode=False, is_item=True)
+    return verdict is not Verdict.SHOW
 
 
 HIDDEN_MESSAGE = (

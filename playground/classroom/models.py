@@ -3,6 +3,7 @@ students' submissions."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -303,6 +306,14 @@ class Mode(models.TextChoices):
     BEAT_MODEL = "beat", "Beat the model"
 
 
+def source_key(source: str) -> str:
+    """What the hiding recognises a program by: a digest of its text, trailing spaces and blank
+    edge lines ignored (so a copy with other line endings is the same program)."""
+    lines = [line.rstrip() for line in source.replace("\r\n", "\n").split("\n")]
+    text = "\n".join(lines).strip("\n")
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class Item(models.Model):
     """One question of an assignment: a program (or a puzzle) and what the student must do."""
 
@@ -330,12 +341,24 @@ class Item(models.Model):
     # What is wrong with the finished key run, worked out once (keys.key_status):
     # {"run": id, "problems": [...], "warnings": [...]}; stale when the run is another.
     key_check = models.JSONField(null=True, blank=True)
+    # source_key() of the program's text, kept with the item (save(), and refresh_item_keys when
+    # a program's text changes) so that hiding a share link is one indexed query, not a hash of
+    # every open item's program per view.
+    source_key = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
 
     class Meta:
         ordering = ["assignment", "position", "id"]
 
     def __str__(self) -> str:
         return self.title or f"Item {self.position + 1}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "program" in update_fields:
+            self.source_key = source_key(self.program.source) if self.program is not None else ""
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "source_key"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse(
@@ -413,3 +436,20 @@ class Submission(models.Model):
     @property
     def final_credit(self) -> float | None:
         return self.override_credit if self.override_credit is not None else self.credit
+
+
+def refresh_item_keys(program_ids: list[int]) -> int:
+    """Bring the items of these programs up to date after their text changed (a library
+    re-import, the admin); returns how many items changed."""
+    changed = 0
+    for pk, source in Program.objects.filter(pk__in=program_ids).values_list("pk", "source"):
+        key = source_key(source)
+        changed += Item.objects.filter(program_id=pk).exclude(source_key=key).update(source_key=key)
+    return changed
+
+
+@receiver(post_save, sender=Program)
+def _program_saved(sender: Any, instance: Program, created: bool, **kwargs: Any) -> None:
+    fields = kwargs.get("update_fields")
+    if not created and (fields is None or "source" in fields):
+        refresh_item_keys([instance.pk])

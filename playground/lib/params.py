@@ -8,6 +8,11 @@ message."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from django import forms
+
 # PostgreSQL's bigint holds 19 digits; 18 keep every id and count in range.
 MAX_DIGITS = 18
 
@@ -27,3 +32,30 @@ def object_id(raw: object) -> int | None:
     """A database id from a query or a form: a whole number from 1 up, else None."""
     value = whole_number(raw)
     return value if value else None
+
+
+class WholeNumberField(forms.IntegerField):
+    """A form's whole number, read as :func:`whole_number` reads one: Django's own field would
+    take Arabic-Indic or fullwidth digits, "+5" and "1_0" (and call them numbers)."""
+
+    def to_python(self, value: Any) -> int | None:
+        text = value.strip() if isinstance(value, str) else None
+        if text and whole_number(text.removeprefix("-")) is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        result: int | None = super().to_python(value)
+        return result
+
+
+_DECIMAL = re.compile(r"-?(?:[0-9]{1,15}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})")
+
+
+class DecimalNumberField(forms.FloatField):
+    """A form's number with an optional fraction, in ASCII decimals only (``float()`` would
+    also take other scripts' digits, "1e3", "inf" and "nan")."""
+
+    def to_python(self, value: Any) -> float | None:  # type: ignore[override]
+        text = value.strip() if isinstance(value, str) else None
+        if text and not _DECIMAL.fullmatch(text):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        result: float | None = super().to_python(value)
+        return result

@@ -79,6 +79,11 @@ def _upsert(
     model.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         model.objects.bulk_update(to_update, sorted(changed_fields), batch_size=500)
+        if model is Program and "source" in changed_fields:
+            # Items recognise their program by a digest of its text, kept with them.
+            from playground.classroom.models import refresh_item_keys
+
+            refresh_item_keys([obj.pk for obj in to_update])
     report.created += len(to_create)
     report.updated += len(to_update)
 

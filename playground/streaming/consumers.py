@@ -2,8 +2,15 @@
 
 Open to whoever may see the run, or to a viewer holding an active share link of it
 (``?share=TOKEN``); never while the run's results are hidden by an open assignment (from a
-student of its course, or from every share viewer). Viewers are checked again every few seconds,
-so a revoked link or an assignment that opens stops the stream.
+student of its course, or from every share viewer). Viewers are checked again every few seconds
+while events flow (and every ``IDLE_RECHECK_S`` while none do), so a revoked link or an
+assignment that opens stops the stream.
+
+Each socket holds one of its requester's places among their open streams (``streams.*`` in the
+limits table, see ``leases``; share viewers count per address like everyone). Over the cap the
+page is told so in its status line and the socket closes with ``TOO_MANY`` (the page keeps its
+slow poll). After ``stream_seconds`` the socket closes with 1012 ("service restart"), which the
+htmx websocket extension answers by reconnecting: the new socket sends the whole state again.
 """
 
 from __future__ import annotations
@@ -17,15 +24,20 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import reverse
+from django.utils.html import format_html
 
 from playground.classroom.guards import run_hidden_from, shared_run_hidden
+from playground.lib import ratelimits
 from playground.runs.access import run_for_scope
 from playground.sharing.models import ShareLink
-from playground.streaming import fragments
+from playground.streaming import fragments, leases
 from playground.streaming.events import agroup_name, apublished
 
 REFUSED = 4403
+TOO_MANY = 4429  # not one the htmx extension reconnects after
+LIFETIME_OVER = 1012  # one it does reconnect after
 RECHECK_S = 5.0
+IDLE_RECHECK_S = 30.0
 
 
 def _may_watch(scope: dict[str, Any], run_id: int, share_token: str) -> bool:
@@ -100,6 +112,16 @@ async def _leave(viewer: RunConsumer, layer: Any) -> None:
         await room.close(layer)
 
 
+def _too_many_fragment(message: str) -> str:
+    return str(
+        format_html(
+            '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{} This page '
+            "will still show the result when the run ends.</div>",
+            message,
+        )
+    )
+
+
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -123,6 +145,16 @@ class RunConsumer(AsyncWebsocketConsumer):
         if not allowed:
             await self.close(code=REFUSED)
             return
+        try:
+            self.lease = await leases.aacquire(
+                self.scope.get("user"), leases.address_of_scope(self.scope)
+            )
+        except ratelimits.Refused as refused:
+            # Said on the page (its status line), then closed: the page's slow poll goes on.
+            await self.accept()
+            await self.send(text_data=_too_many_fragment(refused.message))
+            await self.close(code=TOO_MANY)
+            return
         self.checked_at = time.monotonic()
         self.group = await agroup_name(self.run_id)
         self.seen: set[int] = set()
@@ -139,8 +171,37 @@ class RunConsumer(AsyncWebsocketConsumer):
         early, self.early = self.early or [], None
         for event, fragment in early:
             self.deliver(event, fragment)
+        self.keeper = asyncio.get_running_loop().create_task(self._keep())
+
+    async def _keep(self) -> None:
+        """While the socket is open: keep its lease, look again at who watches while no event
+        comes, and end it after ``stream_seconds``."""
+        deadline = time.monotonic() + ratelimits.cap("stream_seconds")
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                await self.close(code=LIFETIME_OVER)
+                return
+            until_check = IDLE_RECHECK_S - (now - self.checked_at)
+            await asyncio.sleep(max(0.05, min(leases.REFRESH_S, until_check, deadline - now)))
+            if self.lease.due():
+                await self.lease.arefresh()
+            if time.monotonic() - self.checked_at >= IDLE_RECHECK_S and not await self._allowed():
+                await self.close(code=REFUSED)
+                return
+
+    async def _allowed(self) -> bool:
+        self.checked_at = time.monotonic()
+        allowed: bool = await database_sync_to_async(_may_watch)(
+            self.scope, self.run_id, self.share_token
+        )
+        return allowed
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "keeper"):
+            self.keeper.cancel()
+        if hasattr(self, "lease"):
+            await self.lease.arelease()
         if hasattr(self, "group"):
             await _leave(self, self.channel_layer)
 
@@ -165,15 +226,10 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _flush(self) -> None:
         self.flush_pending = False
-        if time.monotonic() - self.checked_at > RECHECK_S:
-            self.checked_at = time.monotonic()
-            allowed = await database_sync_to_async(_may_watch)(
-                self.scope, self.run_id, self.share_token
-            )
-            if not allowed:
-                self.outbox = []
-                await self.close(code=REFUSED)
-                return
+        if time.monotonic() - self.checked_at > RECHECK_S and not await self._allowed():
+            self.outbox = []
+            await self.close(code=REFUSED)
+            return
         if self.outbox:
             text, self.outbox = "".join(self.outbox), []
             await self.send(text_data=text)
