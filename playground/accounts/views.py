@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,6 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
@@ -35,6 +37,21 @@ def _next_url(request: HttpRequest) -> str:
     return ""
 
 
+def _invitation_key(next_url: str) -> str | None:
+    """``invitation:<id>`` when ``next_url`` is a working link of a pending course invitation,
+    else None (the sign-up is counted against its address)."""
+    from playground.classroom import invitations
+
+    try:
+        match = resolve(urlsplit(next_url).path) if next_url else None
+    except Resolver404:
+        return None
+    if match is None or match.view_name != "classroom:invitation":
+        return None
+    invitation, problem = invitations.resolve(str(match.kwargs.get("token", "")))
+    return f"invitation:{invitation.pk}" if invitation is not None and problem is None else None
+
+
 def _go_on(next_url: str) -> HttpResponse:
     # An address, never handed to redirect(), which would read "home" or "0" as a view's name.
     return HttpResponseRedirect(next_url) if next_url else redirect("home")
@@ -50,8 +67,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     refused = None
     if request.method == "POST" and form.is_valid():
-        # Counted when an account would be made (the form is valid), per address.
-        refused = ratelimits.exceeded(request, "signups.ip")
+        # Counted when an account would be made (the form is valid): per address, or per
+        # invitation for someone who follows a course's e-mailed invitation link (a class
+        # behind one school address signs up together; the link is the instructor's word,
+        # and the instructor's mails are capped per day).
+        refused = ratelimits.exceeded(request, "signups.ip", key=_invitation_key(next_url))
         if refused is None:
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -52,11 +52,14 @@ DEFAULTS: dict[str, str | int] = {
     "puzzle_submissions.user": "10/m",
     # Saving an item or asking for its answer key again (each one is a real run and a model run).
     "item_prepares.user": "10/m",
-    # Accounts made from one address.
+    # Accounts made from one address (or through one course invitation's link: a class
+    # invited by e-mail signs up together from one school address).
     "signups.ip": "5/h",
     # Failed login attempts (the admin's too), per address and per account name; once over,
-    # every attempt is refused, right password or not.
-    "logins.ip": "30/10m",
+    # every attempt is refused, right password or not. Per address it is generous: a class of
+    # 300 behind one school address mistypes passwords too; guessing one account's password
+    # is stopped by the per-account rate.
+    "logins.ip": "100/10m",
     "logins.account": "10/10m",
     # Password-reset e-mails asked for, per address and per e-mail address they go to.
     "password_resets.ip": "10/h",

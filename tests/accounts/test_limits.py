@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from tests.factories import UserFactory
@@ -20,10 +21,10 @@ PASSWORD = "correct horse battery staple"  # the factories' password
 User = get_user_model()
 
 
-def _signup(client: Client, username: str) -> object:
+def _signup(client: Client, username: str, next_url: str = "") -> object:
     secret = "S3cret-enough!"
     data = {"username": username, "email": "", "password1": secret, "password2": secret}
-    return client.post("/accounts/signup/", data)
+    return client.post("/accounts/signup/", {**data, "next": next_url} if next_url else data)
 
 
 def test_sign_ups_are_limited_per_address_and_the_form_keeps_the_name(settings: Settings) -> None:
@@ -43,6 +44,39 @@ def test_sign_ups_are_limited_per_address_and_the_form_keeps_the_name(settings: 
     assert bad.status_code == 200
     # Another address is counted apart.
     assert _signup(Client(REMOTE_ADDR=fresh_address()), "third-one").status_code == 302
+
+
+def test_a_class_invited_by_e_mail_signs_up_together_from_one_school_address(
+    settings: Settings,
+) -> None:
+    """Sign-ups through a pending invitation's link are counted per invitation, not against
+    the address the whole class shares; a link that does not work counts as any sign-up."""
+    from playground.classroom.invitations import make_token
+    from playground.classroom.models import Course, Invitation
+
+    settings.PLAYGROUND_LIMITS = public({"signups.ip": "2/h"})
+    school = fresh_address()
+    course = Course.objects.create(title="Python 101")
+    links = [
+        reverse("classroom:invitation", args=[make_token(
+            Invitation.objects.create(course=course, email=f"s{i}@school.example")
+        )])
+        for i in range(4)
+    ]  # fmt: skip
+    for i, link in enumerate(links):  # four students, one address, over its rate of 2
+        response = _signup(Client(REMOTE_ADDR=school), f"student{i}", next_url=link)
+        assert response.status_code == 302, i
+        assert response["Location"] == link
+    # One link is not a way around the limit: it allows the rate, per invitation.
+    _signup(Client(REMOTE_ADDR=fresh_address()), "again1", next_url=links[0])
+    refused = _signup(Client(REMOTE_ADDR=fresh_address()), "again2", next_url=links[0])
+    assert refused.status_code == 429
+    # Without a working link (none, or a forged one), sign-ups from the school count against
+    # its address as any other.
+    forged = links[1][:-3] + "xyz/"
+    walk_ins = [_signup(Client(REMOTE_ADDR=school), f"walk-in{i}", next_url=url)
+                for i, url in enumerate(["", forged, forged])]  # fmt: skip
+    assert [r.status_code for r in walk_ins] == [302, 302, 429]
 
 
 def _login(client: Client, username: str, password: str, url: str = "/accounts/login/") -> object:
