@@ -79,9 +79,12 @@ DEFAULTS: dict[str, str | int] = {
     # API tokens one account may hold at once (not revoked, not expired).
     "api_tokens_active.user": 20,
     # Live streams (SSE and websocket) open at the same time, and how long one may stay open.
+    # Per address whoever is signed in, it is generous: a class of 300 signed-in students
+    # behind one school address each watch their own runs (one address cannot hold many
+    # accounts: signups.ip); a view over a cap falls back to polling.
     "streams.anon": 10,
     "streams.user": 20,
-    "streams.ip": 40,
+    "streams.ip": 500,
     "stream_seconds": 3_600,
     # Language-model tokens (prompt and reply) a requester's runs may use.
     "model_tokens.anon": "100000/h",

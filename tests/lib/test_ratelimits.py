@@ -45,7 +45,7 @@ def test_the_limits_are_on_by_default_in_a_fresh_process() -> None:
         [sys.executable, "-c", code], env=env, cwd=REPO_DIR, capture_output=True, text=True,
         check=True,
     ).stdout.split()  # fmt: skip
-    assert out == ["public", "20/m", "5/h", "40"]
+    assert out == ["public", "20/m", "5/h", "500"]
     assert ratelimits.table() == ratelimits.DEFAULTS
 
 
