@@ -163,6 +163,7 @@ CELERY_TASK_ROUTES = {
     "playground.classroom.tasks.check_checkpoints": {"queue": "sandbox"},
     "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
+    "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
 }
 # Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).
 CELERY_IMPORTS = ["playground.runs.retention"]
@@ -186,6 +187,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         # A message nobody took within the hour is dropped: the next one does the same work.
         "options": {"expires": 3000},
+    },
+    # Expired sessions (Django's `clearsessions`), once a day.
+    "clear-expired-sessions": {
+        "task": "playground.moderation.tasks.clear_expired_sessions",
+        "schedule": 86400.0,
+        "options": {"expires": 82800},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
