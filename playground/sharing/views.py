@@ -9,6 +9,7 @@ from typing import Any
 from csp.constants import NONE
 from csp.decorators import csp_replace
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,6 +20,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from playground.classroom import guards
 from playground.lib import ratelimits
+from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
 from playground.runs.views import progress_context, run_context
 from playground.sharing.models import ExpiredLink, ShareLink
@@ -60,9 +62,22 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return response
 
 
+LOCKED_MESSAGE = (
+    "Staff unpublished this run's program: its runs cannot be shared until they allow it again "
+    "(the program's page says why)."
+)
+
+
 @require_POST
 def create_link(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
+    if (
+        run.program_id is not None
+        and Program.objects.filter(pk=run.program_id, moderation_lock__isnull=False).exists()
+    ):
+        # Its links would answer 404 to everyone (ShareLink.objects.active): say so now.
+        messages.error(request, LOCKED_MESSAGE)
+        return redirect(run)
     ratelimits.hit(request, "share_links")
     user = request.user if request.user.is_authenticated else None
     ShareLink.objects.create(run=run, created_by=user)

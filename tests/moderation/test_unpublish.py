@@ -150,8 +150,12 @@ def test_share_links_of_its_runs_stop_while_it_is_unpublished() -> None:
     for link in links:
         assert visitor.get(link.get_absolute_url()).status_code == 404
         assert visitor.get(reverse("sharing:embed", args=[link.token])).status_code == 404
-    # The runs stay their owners'.
-    assert client_for(owner).get(links[0].run.get_absolute_url()).status_code == 200
+    # The runs stay their owners'; a new link is refused with the reason, not made to 404.
+    owner_client = client_for(owner)
+    assert owner_client.get(links[0].run.get_absolute_url()).status_code == 200
+    made = owner_client.post(reverse("sharing:create", args=[links[0].run.pk]), follow=True)
+    assert "cannot be shared until they allow it again" in made.content.decode()
+    assert ShareLink.objects.filter(run=links[0].run).count() == 1
     moderator.post(reverse("moderation:allow", args=[program.pk]))
     assert all(visitor.get(link.get_absolute_url()).status_code == 200 for link in links)
 
