@@ -201,6 +201,8 @@ def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
     if not form.is_valid():
         _form_errors(request, form)
         return redirect(back)
+    # Each upload may make up to 5,000 invitations (rows; e-mails have their own daily cap).
+    ratelimits.hit(request, "rosters.user")
     try:
         report = invitations.import_roster(
             course, form.cleaned_data["file"].read(), member=member, base_url=_base_url(request)

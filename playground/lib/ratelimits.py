@@ -73,6 +73,7 @@ DEFAULTS: dict[str, str | int] = {
     "share_links.user": "200/d",
     "courses.user": "10/d",
     "items.user": "300/d",  # items and assignments together
+    "rosters.user": "30/d",  # roster uploads (each up to 5,000 invitations)
     "reports.anon": "10/d",
     "reports.user": "30/d",
     "api_tokens.user": "20/d",
@@ -105,6 +106,7 @@ WORDS: dict[str, str] = {
     "share_links": "share links made",
     "courses": "courses made",
     "items": "items and assignments made",
+    "rosters": "rosters uploaded",
     "reports": "reports sent",
     "api_tokens": "API tokens made",
     "api_tokens_active": "API tokens active at once",

@@ -171,6 +171,26 @@ def test_new_courses_are_limited_per_account(settings: Settings) -> None:
     assert _client(UserFactory()).post(url, {"title": "Theirs"}).status_code == 302
 
 
+def test_roster_uploads_are_limited_per_account(settings: Settings) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from playground.classroom.models import Invitation
+
+    settings.PLAYGROUND_LIMITS = public({"rosters.user": "1/d"})
+    w = course_world()
+    client = _client(w.instructor)
+    url = reverse("classroom:course_roster", args=[w.course.pk])
+
+    def upload(name: str) -> Any:
+        roster = SimpleUploadedFile("roster.csv", f"{name}@school.example\n".encode())
+        return client.post(url, {"file": roster})
+
+    assert upload("ada").status_code == 302
+    refused = upload("bob")
+    assert_refused(refused, "Too many rosters uploaded: at most 1 a day.")
+    assert list(Invitation.objects.values_list("email", flat=True)) == ["ada@school.example"]
+
+
 def test_join_codes_tried_are_limited_right_or_wrong(settings: Settings) -> None:
     settings.PLAYGROUND_LIMITS = public({"course_joins.user": "3/h"})
     w = course_world()
