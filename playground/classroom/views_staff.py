@@ -61,6 +61,7 @@ from playground.classroom.models import (
 from playground.classroom.services import ClassroomError
 from playground.emulation.judging import headline
 from playground.lib import ratelimits
+from playground.lib.htmx import HtmxHttpRequest, partial_for
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
@@ -73,13 +74,6 @@ SUBMISSIONS_PER_PAGE = 100
 MAX_ROSTER_MESSAGES = 20
 AUDIT_EVENTS_PER_PAGE = 100
 _ROLE_ORDER = {Role.INSTRUCTOR: 0, Role.ASSISTANT: 1, Role.STUDENT: 2}
-
-
-def _template(request: HttpRequest, name: str, fragment: str) -> str:
-    """The whole page, or only its ``fragment`` partial for an htmx request that targets it."""
-    if request.htmx and request.htmx.target == fragment:  # type: ignore[attr-defined]
-        return f"{name}#{fragment}"
-    return name
 
 
 def _form_errors(request: HttpRequest, form: Any) -> None:
@@ -776,7 +770,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
 
 @login_required
 @require_GET
-def submissions(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """Every submission to the assignment, newest first, filtered by item and student; the list
     refreshes itself every 2 s (htmx polling of its partial)."""
     assignment, member = get_assignment(request, course_id, assignment_id, staff=True)
@@ -810,7 +804,9 @@ def submissions(request: HttpRequest, course_id: int, assignment_id: int) -> Htt
         "now": timezone.now(),
     }
     return render(
-        request, _template(request, "classroom/staff/submissions.html", "submission-rows"), context
+        request,
+        partial_for(request, "classroom/staff/submissions.html", "submission-rows"),
+        context,
     )
 
 

@@ -24,6 +24,7 @@ from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
 from playground.lib import ratelimits
+from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
 
@@ -31,10 +32,6 @@ _MAX_CODE = 100
 _MAX_MODEL_STEPS = 5000
 # Modes whose feedback includes the real run of the answer key, stepped through.
 _KEY_TRACE_MODES = frozenset({Mode.OUTPUT, Mode.TRACE, Mode.BEAT_MODEL})
-
-
-def _htmx(request: HttpRequest) -> bool:
-    return bool(request.htmx)  # type: ignore[attr-defined]
 
 
 def _member_of(request: HttpRequest) -> Any:
@@ -46,7 +43,7 @@ def _member_of(request: HttpRequest) -> Any:
 
 
 def _courses_page(
-    request: HttpRequest, *, code: str = "", error: str = "", status: int = 200
+    request: HtmxHttpRequest, *, code: str = "", error: str = "", status: int = 200
 ) -> HttpResponse:
     memberships = (
         Membership.objects.filter(user=_member_of(request))
@@ -60,13 +57,13 @@ def _courses_page(
         "error": error,
     }
     template = "classroom/student/my_courses.html"
-    if _htmx(request) and request.method == "POST":
+    if request.htmx and request.method == "POST":
         template += "#join"
     return render(request, template, context, status=status)
 
 
 @login_required
-def my_courses(request: HttpRequest) -> HttpResponse:
+def my_courses(request: HtmxHttpRequest) -> HttpResponse:
     """The courses I am in, with my role; invitations waiting for my answer; joining with a
     code. Nothing here makes me a member by itself."""
     return _courses_page(request, code=request.GET.get("code", "").strip()[:_MAX_CODE])
@@ -74,7 +71,7 @@ def my_courses(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def join(request: HttpRequest) -> HttpResponse:
+def join(request: HtmxHttpRequest) -> HttpResponse:
     """Join a course with its code (a GET, e.g. from a link with ?code=, fills in the form)."""
     if request.method == "GET":
         code = request.GET.get("code", "").strip()[:_MAX_CODE]
@@ -101,7 +98,7 @@ def join(request: HttpRequest) -> HttpResponse:
         return _courses_page(request, code=code, error=str(exc))
     course = membership.course
     _joined_message(request, membership, created=already is None)
-    if _htmx(request):
+    if request.htmx:
         return HttpResponseClientRedirect(course.get_absolute_url())
     return redirect(course)
 
@@ -453,7 +450,9 @@ def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
 
 
 @login_required
-def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int) -> HttpResponse:
+def item(
+    request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> HttpResponse:
     """The item's question and answer form. An htmx GET with ``?submission=`` is the poll of a
     puzzle answer being checked: it returns that result only."""
     the_item, member = access.get_item(request, course_id, assignment_id, item_id)
@@ -470,7 +469,7 @@ def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int)
         if submission is None:
             raise Http404("No such submission.")
         context = _item_context(request, the_item, member, shown=submission)
-        template = "classroom/student/item.html" + ("#result" if _htmx(request) else "")
+        template = "classroom/student/item.html" + ("#result" if request.htmx else "")
         return render(request, template, context)
     context = _item_context(request, the_item, member)
     return render(request, "classroom/student/item.html", context)
@@ -478,7 +477,9 @@ def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int)
 
 @login_required
 @require_POST
-def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: int) -> HttpResponse:
+def submit(
+    request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> HttpResponse:
     """Grade an answer: htmx gets the answer area back (result, form, attempts); a plain POST is
     redirected to the item with a message. A malformed answer uses no attempt and stays in the
     field (a plain POST gets the page back with it)."""
@@ -488,7 +489,7 @@ def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: in
 
     def answer_area(**kwargs: Any) -> HttpResponse:
         context = _item_context(request, the_item, member, answer=answer, **kwargs)
-        if _htmx(request):
+        if request.htmx:
             return render(request, "classroom/student/item.html#answer", context)
         return render(request, "classroom/student/item.html", context)
 
@@ -502,14 +503,14 @@ def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: in
     try:
         submission, grade = services.submit(item=the_item, student=request.user, answer=answer)
     except ClassroomError as exc:
-        if _htmx(request):
+        if request.htmx:
             return answer_area(error=str(exc))
         messages.error(request, str(exc))
         return redirect(the_item)
     if submission is None:
         assert grade is not None
         return answer_area(error=grade.message)
-    if _htmx(request):
+    if request.htmx:
         return answer_area(shown=submission, oob_viewer=not had_viewer)
     if submission.status == Submission.Status.PENDING:
         messages.info(request, "Submitted: your answer is being checked.")
