@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from playground.classroom import access, grading, keys, progress, services
-from playground.classroom.guards import site_time
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
 from playground.lib import ratelimits
@@ -170,31 +169,19 @@ def _item_context(
     if shown is None and mine is not None:
         shown = mine.latest
 
-    refusal = ""
-    if is_student:
-        if now > end:
-            refusal = f"This assignment closed on {site_time(end)}: no more answers."
-        elif mine is not None and mine.attempts_left == 0:
-            refusal = f"No attempts left (the limit is {the_assignment.max_attempts})."
-        elif not item.key_ready:
-            refusal = services.key_refusal(item)
+    refusal = (
+        progress.submit_refusal(item, attempts=mine.attempts, end=end, now=now)
+        if mine is not None
+        else ""
+    )
 
     key_trace = None
     if item.mode in _KEY_TRACE_MODES and item.key_run is not None:
         real = item.key_run.real_trace
         key_trace = real.data if real is not None else None
-    best_score = max((s.score or 0.0 for s in mine.graded), default=None) if mine else None
-    revealed = not is_student or progress.answer_revealed(
-        the_assignment,
-        request.user,
-        attempts=mine.attempts if mine else 0,
-        best_score=best_score,
-        now=now,
-    )
-    show_key_trace = (
-        key_trace is not None
-        and revealed
-        and (not is_student or (feedback and (bool(mine and mine.graded) or now > end)))
+    revealed = progress.reveal(item, mine, request.user, now)
+    show_key_trace = key_trace is not None and progress.key_trace_shown(
+        mine, feedback=feedback, revealed=revealed, closed=now > end
     )
 
     # The form shows what was just typed or, on arrival, the latest answer.
@@ -203,17 +190,7 @@ def _item_context(
         typed = typed if isinstance(typed, dict) else {}
     elif not isinstance(typed, str):
         typed = ""
-    details = None
-    if shown is not None and feedback and shown.status == Submission.Status.GRADED:
-        details = shown.feedback.get("details") or {}
-        if not revealed:  # right or wrong only: no expected values, no model answer
-            details = {
-                "checkpoints": [
-                    {"right": c.get("right"), "score": c.get("score")}
-                    for c in details.get("checkpoints", [])
-                    if isinstance(c, dict)
-                ]
-            }
+    details = progress.feedback_details(shown, feedback=feedback, revealed=revealed)
     # Right/wrong marks on the fields belong to the answer they are about, not to a new one.
     marks = details if not error else None
     values = typed if isinstance(typed, dict) else {}
