@@ -1,6 +1,8 @@
 """A student's own progress, as their pages show it: per item the attempts and the best credit,
 per assignment a status, the window with their extension, and the score when feedback is
-allowed. Reads only."""
+allowed; and the item page's policy: whether a student may answer now (``submit_refusal``, the
+same rule ``services.submit`` enforces), what of the expected answer they may see (``reveal``,
+``key_trace_shown``, ``feedback_details``). Reads only."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from playground.classroom import keys
+from playground.classroom.guards import site_time
 from playground.classroom.models import Assignment, Course, Feedback, Item, Submission
 
 NOT_STARTED, IN_PROGRESS, SUBMITTED, LATE, GRADED = (
@@ -60,6 +64,73 @@ def answer_revealed(
     if best_score is not None and best_score >= 1.0:
         return True
     return assignment.max_attempts is not None and attempts >= assignment.max_attempts
+
+
+def key_refusal(item: Item) -> str:
+    """Why students cannot answer the item now (its key is not ready), or ""."""
+    status = keys.key_status(item)
+    if status.ready:
+        return ""
+    if status.state == keys.PREPARING:
+        return "This item is still being prepared: try again in a moment."
+    return (
+        "This item cannot be answered yet: its answer key has a problem that your instructor "
+        "must fix. No attempt was used."
+    )
+
+
+def submit_refusal(item: Item, *, attempts: int, end: datetime, now: datetime) -> str:
+    """Why a student may not answer the item now, or "": their window (``end``, extension
+    applied) is over, they have no attempts left, or the item's key is not ready. The item page
+    shows it instead of the form; ``services.submit`` refuses with it."""
+    assignment = item.assignment
+    if now > end:
+        return f"This assignment closed on {site_time(end)}: no more answers."
+    if assignment.max_attempts is not None and attempts >= assignment.max_attempts:
+        return f"No attempts left (the limit is {assignment.max_attempts})."
+    return key_refusal(item)
+
+
+def reveal(item: Item, mine: ItemProgress | None, student: Any, now: datetime) -> bool:
+    """Whether the item page may show the expected answer: always to staff (``mine`` is None),
+    to a student as ``answer_revealed`` says for their attempts and best raw score."""
+    if mine is None:
+        return True
+    best_score = max((s.score or 0.0 for s in mine.graded), default=None)
+    return answer_revealed(
+        item.assignment, student, attempts=mine.attempts, best_score=best_score, now=now
+    )
+
+
+def key_trace_shown(
+    mine: ItemProgress | None, *, feedback: bool, revealed: bool, closed: bool
+) -> bool:
+    """Whether the item page may step through the answer key's real run: for staff (``mine`` is
+    None) always; for a student once the answer is revealed, with feedback allowed, after a
+    graded attempt or once their window has closed."""
+    if not revealed:
+        return False
+    return mine is None or (feedback and (bool(mine.graded) or closed))
+
+
+def feedback_details(
+    shown: Submission | None, *, feedback: bool, revealed: bool
+) -> dict[str, Any] | None:
+    """The grader's details of the submission shown, as far as the student may see them: none
+    without feedback; right or wrong per checkpoint only (no expected values, no model answer)
+    while the answer is not revealed."""
+    if shown is None or not feedback or shown.status != Submission.Status.GRADED:
+        return None
+    details: dict[str, Any] = shown.feedback.get("details") or {}
+    if revealed:
+        return details
+    return {
+        "checkpoints": [
+            {"right": c.get("right"), "score": c.get("score")}
+            for c in details.get("checkpoints", [])
+            if isinstance(c, dict)
+        ]
+    }
 
 
 GUARDED_MESSAGE = {1.0: "Right."}

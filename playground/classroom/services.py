@@ -11,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from playground.classroom import audit, grading, keys
+from playground.classroom import audit, grading, keys, progress
 from playground.classroom.guards import site_time
 from playground.classroom.models import (
     Assignment,
@@ -227,10 +227,9 @@ def submit(
     )
     if not when.accepted:
         raise ClassroomError(when.message)
-    used = attempts_used(item, student)
-    if assignment.max_attempts is not None and used >= assignment.max_attempts:
-        raise ClassroomError(f"No attempts left (the limit is {assignment.max_attempts}).")
-    refusal = key_refusal(item)
+    refusal = progress.submit_refusal(
+        item, attempts=attempts_used(item, student), end=late_until, now=now
+    )
     if refusal:
         raise ClassroomError(refusal)
     grade = None if item.mode == Mode.PUZZLE else grade_now(item, answer)
@@ -263,19 +262,6 @@ def submit(
 
             transaction.on_commit(lambda: grade_puzzle_submission.delay(submission.pk))
     return submission, grade
-
-
-def key_refusal(item: Item) -> str:
-    """Why students cannot answer the item now (its key is not ready), or ""."""
-    status = keys.key_status(item)
-    if status.ready:
-        return ""
-    if status.state == keys.PREPARING:
-        return "This item is still being prepared: try again in a moment."
-    return (
-        "This item cannot be answered yet: its answer key has a problem that your instructor "
-        "must fix. No attempt was used."
-    )
 
 
 def _record(submission: Submission, grade: grading.Grade, factor: float) -> None:

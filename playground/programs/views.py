@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, Surface, Verdict, hidden_for
 from playground.lib import ratelimits
+from playground.lib.htmx import HtmxHttpRequest, partial_for
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
@@ -43,14 +44,7 @@ def _page(request: HttpRequest, qs: QuerySet, per_page: int | None = None) -> Pa
     return page_of(request, qs, per_page or settings.PLAYGROUND_PAGE_SIZE)
 
 
-def _template(request: HttpRequest, name: str, fragment: str) -> str:
-    """The whole page, or only its ``fragment`` partial for an htmx request that targets it."""
-    if request.htmx and request.htmx.target == fragment:  # type: ignore[attr-defined]
-        return f"{name}#{fragment}"
-    return name
-
-
-def library(request: HttpRequest) -> HttpResponse:
+def library(request: HtmxHttpRequest) -> HttpResponse:
     """Browse and search the built-in data sets and public user programs."""
     tab = request.GET.get("dataset", "cruxeval")
     if tab not in _TAB_KEYS:
@@ -89,7 +83,7 @@ def library(request: HttpRequest) -> HttpResponse:
                 Q(title__icontains=q) | Q(source__icontains=q) | Q(external_id__iexact=q)
             )
         context["page"] = _page(request, programs.select_related("owner"))
-    return render(request, _template(request, "programs/library.html", "results"), context)
+    return render(request, partial_for(request, "programs/library.html", "results"), context)
 
 
 def _hidden_context(
@@ -118,7 +112,7 @@ def program_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def program_new(request: HttpRequest) -> HttpResponse:
+def program_new(request: HtmxHttpRequest) -> HttpResponse:
     """Submit a program: the form re-renders with inline errors and keeps what was typed."""
     if request.method == "POST":
         form = ProgramForm(request.POST, request.FILES, raw_fields=raw_form_fields(request))
@@ -140,11 +134,11 @@ def program_new(request: HttpRequest) -> HttpResponse:
                 program.anon_owner = anon_token(request, create=True) or ""
             program.save()
             messages.success(request, "Program saved.")
-            if request.htmx:  # type: ignore[attr-defined]
+            if request.htmx:
                 return HttpResponseClientRedirect(program.get_absolute_url())
             return redirect(program)
         template = "programs/program_form.html"
-        if request.htmx:  # type: ignore[attr-defined]
+        if request.htmx:
             template += "#form"
         page = render(request, template, {"form": form})
         return with_refusal(page, refused) if refused is not None else page
@@ -209,7 +203,7 @@ def puzzle_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "programs/puzzle_detail.html", context)
 
 
-def task_detail(request: HttpRequest, name: str) -> HttpResponse:
+def task_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     task = get_object_or_404(Task, name=name)
     q = request.GET.get("q", "").strip()[:_MAX_QUERY]
     examples = task.examples.all()
@@ -221,7 +215,7 @@ def task_detail(request: HttpRequest, name: str) -> HttpResponse:
         "page": _page(request, examples),
         "total": task.examples.count(),
     }
-    return render(request, _template(request, "programs/task_detail.html", "results"), context)
+    return render(request, partial_for(request, "programs/task_detail.html", "results"), context)
 
 
 def task_example(request: HttpRequest, name: str, index: int) -> HttpResponse:

@@ -1,210 +1,33 @@
-"""The classroom for everyone in a course: my courses, invitations, joining and leaving, a course
-with its assignments, an assignment with its items, an item with its question and answer form,
-and submitting.
+"""A course as its members see it: the course with its assignments, an assignment with its items,
+an item with its question and answer form, and submitting.
 
-Results follow the assignment's feedback rule (``progress.feedback_allowed``); every value from a
-program, a trace or a model reaches the page through the template's escaping."""
+Staff see the same pages with everything listed; a student sees their progress. Results follow the
+assignment's feedback rule (``progress.feedback_allowed``); every value from a program, a trace or
+a model reaches the page through the template's escaping. Its own file because these pages are
+the student's side of the classroom."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django.views.decorators.http import require_POST
 
-from playground.classroom import access, grading, invitations, keys, progress, services
-from playground.classroom.guards import site_time
+from playground.classroom import access, grading, keys, progress, services
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.services import ClassroomError
 from playground.lib import ratelimits
+from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
 
-_MAX_CODE = 100
 _MAX_MODEL_STEPS = 5000
 # Modes whose feedback includes the real run of the answer key, stepped through.
 _KEY_TRACE_MODES = frozenset({Mode.OUTPUT, Mode.TRACE, Mode.BEAT_MODEL})
-
-
-def _htmx(request: HttpRequest) -> bool:
-    return bool(request.htmx)  # type: ignore[attr-defined]
-
-
-def _member_of(request: HttpRequest) -> Any:
-    """The signed-in user (every view here is behind login_required)."""
-    return request.user
-
-
-# -- My courses and joining -------------------------------------------------------------------
-
-
-def _courses_page(
-    request: HttpRequest, *, code: str = "", error: str = "", status: int = 200
-) -> HttpResponse:
-    memberships = (
-        Membership.objects.filter(user=_member_of(request))
-        .select_related("course")
-        .order_by("course__title", "course_id")
-    )
-    context = {
-        "memberships": memberships,
-        "invitations": invitations.pending_for(request.user),
-        "code": code,
-        "error": error,
-    }
-    template = "classroom/student/my_courses.html"
-    if _htmx(request) and request.method == "POST":
-        template += "#join"
-    return render(request, template, context, status=status)
-
-
-@login_required
-def my_courses(request: HttpRequest) -> HttpResponse:
-    """The courses I am in, with my role; invitations waiting for my answer; joining with a
-    code. Nothing here makes me a member by itself."""
-    return _courses_page(request, code=request.GET.get("code", "").strip()[:_MAX_CODE])
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def join(request: HttpRequest) -> HttpResponse:
-    """Join a course with its code (a GET, e.g. from a link with ?code=, fills in the form)."""
-    if request.method == "GET":
-        code = request.GET.get("code", "").strip()[:_MAX_CODE]
-        query = f"?{urlencode({'code': code})}" if code else ""
-        return redirect(reverse("classroom:courses") + query)
-    code = request.POST.get("code", "").strip()
-    if not code:
-        return _courses_page(request, error="Enter the course's join code.")
-    if len(code) > _MAX_CODE or "\x00" in code:
-        shown = code[:_MAX_CODE].replace("\x00", "")
-        return _courses_page(request, code=shown, error="That is not a join code.")
-    # Every code tried counts, right or wrong: join codes must not be guessed in a loop.
-    refused = ratelimits.exceeded(request, "course_joins.user")
-    if refused is not None:
-        return with_refusal(
-            _courses_page(request, code=code, error=refused.message, status=429), refused
-        )
-    already = Membership.objects.filter(
-        user=_member_of(request), course__join_code__iexact=code
-    ).first()
-    try:
-        membership = services.join_course(user=request.user, code=code)
-    except ClassroomError as exc:
-        return _courses_page(request, code=code, error=str(exc))
-    course = membership.course
-    _joined_message(request, membership, created=already is None)
-    if _htmx(request):
-        return HttpResponseClientRedirect(course.get_absolute_url())
-    return redirect(course)
-
-
-def _joined_message(request: HttpRequest, membership: Membership, created: bool) -> None:
-    course = membership.course
-    if not created:
-        messages.info(request, f"You are already in “{course.title}”.")
-        return
-    text = f"You joined “{course.title}” as student."
-    if membership.pending_role:
-        text += (
-            f" The role of {Role(membership.pending_role).label.lower()} it offers waits for an "
-            "instructor's confirmation."
-        )
-    messages.success(request, text)
-
-
-@login_required
-@require_POST
-def invitation_answer(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    """Accept or decline an invitation shown on my "My courses" page (only mine: 404 else)."""
-    invitation = invitations.pending_for(request.user).filter(pk=invitation_id).first()
-    if invitation is None:
-        raise Http404("No such invitation.")
-    action = request.POST.get("action", "")
-    try:
-        if action == "accept":
-            membership, created = invitations.accept(invitation, request.user)
-            _joined_message(request, membership, created)
-            return redirect(membership.course)
-        if action == "decline":
-            invitations.decline(invitation, request.user)
-            messages.info(request, f"You declined the invitation to “{invitation.course.title}”.")
-        else:
-            messages.error(request, "Choose accept or decline: nothing changed.")
-    except ClassroomError as exc:
-        messages.error(request, str(exc))
-    return redirect("classroom:courses")
-
-
-@require_http_methods(["GET", "POST"])
-def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The page an e-mailed link opens: the course, and accept or decline. Opening it changes
-    nothing (mail scanners open links); accepting needs an account and a POST, declining only
-    the link."""
-    invitation, problem = invitations.resolve(token)
-    if problem is not None:
-        return render(
-            request,
-            "classroom/student/invitation.html",
-            {"problem": problem.message, "invitation": invitation},
-            status=problem.status,
-        )
-    assert invitation is not None
-    here = request.path
-    login_url = f"{reverse('login')}?{urlencode({'next': here})}"
-    context: dict[str, Any] = {
-        "invitation": invitation,
-        "course": invitation.course,
-        "role": Role(invitation.role).label.lower(),
-        "here": here,
-        "signed_in": request.user.is_authenticated,
-        "login_url": login_url,
-        "signup_url": f"{reverse('signup')}?{urlencode({'next': here})}",
-    }
-    if request.method == "POST":
-        action = request.POST.get("action", "")
-        try:
-            if action == "accept" and request.user.is_authenticated:
-                membership, created = invitations.accept(invitation, request.user)
-                _joined_message(request, membership, created)
-                return redirect(membership.course)
-            if action == "accept":
-                return redirect(login_url)
-            if action == "decline":
-                user = request.user if request.user.is_authenticated else None
-                invitations.decline(invitation, user)
-                context["declined"] = True
-                return render(request, "classroom/student/invitation.html", context)
-            context["error"] = "Choose accept or decline: nothing changed."
-            return render(request, "classroom/student/invitation.html", context, status=400)
-        except ClassroomError as exc:
-            context["error"] = str(exc)
-            return render(request, "classroom/student/invitation.html", context, status=409)
-    return render(request, "classroom/student/invitation.html", context)
-
-
-@login_required
-@require_POST
-def leave(request: HttpRequest, course_id: int) -> HttpResponse:
-    """Leave a course I am in (404 for a course I am not in)."""
-    the_course, _ = access.get_course(request, course_id)
-    try:
-        services.leave_course(user=request.user, course=the_course)
-    except ClassroomError as exc:
-        messages.error(request, str(exc))
-        return redirect(the_course)
-    messages.success(request, f"You left “{the_course.title}”.")
-    return redirect("classroom:courses")
-
-
-# -- A course and an assignment ----------------------------------------------------------------
 
 
 @login_required
@@ -232,9 +55,6 @@ def assignment(request: HttpRequest, course_id: int, assignment_id: int) -> Http
     else:
         context["progress"] = progress.for_assignment(the_assignment, request.user)
     return render(request, "classroom/student/assignment.html", context)
-
-
-# -- An item: the question, the answer form, the result ---------------------------------------
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -349,31 +169,19 @@ def _item_context(
     if shown is None and mine is not None:
         shown = mine.latest
 
-    refusal = ""
-    if is_student:
-        if now > end:
-            refusal = f"This assignment closed on {site_time(end)}: no more answers."
-        elif mine is not None and mine.attempts_left == 0:
-            refusal = f"No attempts left (the limit is {the_assignment.max_attempts})."
-        elif not item.key_ready:
-            refusal = services.key_refusal(item)
+    refusal = (
+        progress.submit_refusal(item, attempts=mine.attempts, end=end, now=now)
+        if mine is not None
+        else ""
+    )
 
     key_trace = None
     if item.mode in _KEY_TRACE_MODES and item.key_run is not None:
         real = item.key_run.real_trace
         key_trace = real.data if real is not None else None
-    best_score = max((s.score or 0.0 for s in mine.graded), default=None) if mine else None
-    revealed = not is_student or progress.answer_revealed(
-        the_assignment,
-        request.user,
-        attempts=mine.attempts if mine else 0,
-        best_score=best_score,
-        now=now,
-    )
-    show_key_trace = (
-        key_trace is not None
-        and revealed
-        and (not is_student or (feedback and (bool(mine and mine.graded) or now > end)))
+    revealed = progress.reveal(item, mine, request.user, now)
+    show_key_trace = key_trace is not None and progress.key_trace_shown(
+        mine, feedback=feedback, revealed=revealed, closed=now > end
     )
 
     # The form shows what was just typed or, on arrival, the latest answer.
@@ -382,17 +190,7 @@ def _item_context(
         typed = typed if isinstance(typed, dict) else {}
     elif not isinstance(typed, str):
         typed = ""
-    details = None
-    if shown is not None and feedback and shown.status == Submission.Status.GRADED:
-        details = shown.feedback.get("details") or {}
-        if not revealed:  # right or wrong only: no expected values, no model answer
-            details = {
-                "checkpoints": [
-                    {"right": c.get("right"), "score": c.get("score")}
-                    for c in details.get("checkpoints", [])
-                    if isinstance(c, dict)
-                ]
-            }
+    details = progress.feedback_details(shown, feedback=feedback, revealed=revealed)
     # Right/wrong marks on the fields belong to the answer they are about, not to a new one.
     marks = details if not error else None
     values = typed if isinstance(typed, dict) else {}
@@ -453,7 +251,9 @@ def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
 
 
 @login_required
-def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int) -> HttpResponse:
+def item(
+    request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> HttpResponse:
     """The item's question and answer form. An htmx GET with ``?submission=`` is the poll of a
     puzzle answer being checked: it returns that result only."""
     the_item, member = access.get_item(request, course_id, assignment_id, item_id)
@@ -470,7 +270,7 @@ def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int)
         if submission is None:
             raise Http404("No such submission.")
         context = _item_context(request, the_item, member, shown=submission)
-        template = "classroom/student/item.html" + ("#result" if _htmx(request) else "")
+        template = "classroom/student/item.html" + ("#result" if request.htmx else "")
         return render(request, template, context)
     context = _item_context(request, the_item, member)
     return render(request, "classroom/student/item.html", context)
@@ -478,7 +278,9 @@ def item(request: HttpRequest, course_id: int, assignment_id: int, item_id: int)
 
 @login_required
 @require_POST
-def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: int) -> HttpResponse:
+def submit(
+    request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> HttpResponse:
     """Grade an answer: htmx gets the answer area back (result, form, attempts); a plain POST is
     redirected to the item with a message. A malformed answer uses no attempt and stays in the
     field (a plain POST gets the page back with it)."""
@@ -488,7 +290,7 @@ def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: in
 
     def answer_area(**kwargs: Any) -> HttpResponse:
         context = _item_context(request, the_item, member, answer=answer, **kwargs)
-        if _htmx(request):
+        if request.htmx:
             return render(request, "classroom/student/item.html#answer", context)
         return render(request, "classroom/student/item.html", context)
 
@@ -502,14 +304,14 @@ def submit(request: HttpRequest, course_id: int, assignment_id: int, item_id: in
     try:
         submission, grade = services.submit(item=the_item, student=request.user, answer=answer)
     except ClassroomError as exc:
-        if _htmx(request):
+        if request.htmx:
             return answer_area(error=str(exc))
         messages.error(request, str(exc))
         return redirect(the_item)
     if submission is None:
         assert grade is not None
         return answer_area(error=grade.message)
-    if _htmx(request):
+    if request.htmx:
         return answer_area(shown=submission, oob_viewer=not had_viewer)
     if submission.status == Submission.Status.PENDING:
         messages.info(request, "Submitted: your answer is being checked.")

@@ -1,0 +1,256 @@
+"""Staff pages of results: an item's statistics, extensions, the live submissions, overriding a
+grade, and the gradebook (page and CSV).
+
+Its own file because what students handed in and what they got for it is one topic apart from
+setting the work. Every view starts from ``access`` (not a member: 404; a student: 403); changes
+are POST only."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods
+
+from playground.classroom import services, staff_services, stats
+from playground.classroom.access import get_assignment, get_course, get_item
+from playground.classroom.forms import ExtensionForm, OverrideForm, site_time_zone
+from playground.classroom.gradebook import Gradebook, build
+from playground.classroom.models import Extension, Membership, Role, Submission
+from playground.classroom.services import ClassroomError
+from playground.lib.htmx import HtmxHttpRequest, partial_for
+from playground.lib.pagination import page_of
+from playground.lib.params import object_id
+from playground.lib.spreadsheet import spreadsheet_safe
+
+SUBMISSIONS_PER_PAGE = 100
+
+
+@login_required
+@require_GET
+def item_stats(
+    request: HttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> HttpResponse:
+    item, member = get_item(request, course_id, assignment_id, item_id, staff=True)
+    result = stats.item_stats(item)
+    context = {
+        "course": item.assignment.course,
+        "member": member,
+        "assignment": item.assignment,
+        "item": item,
+        "stats": result,
+        "chart": stats.chart(result.bars),
+    }
+    return render(request, "classroom/staff/item_stats.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    """Per-student extensions: a later due time and late period for one student."""
+    assignment, member = get_assignment(request, course_id, assignment_id, staff=True)
+    here = reverse("classroom:extensions", args=[course_id, assignment.pk])
+    form = ExtensionForm(assignment=assignment, initial={"due_at": assignment.due_at})
+    if request.method == "POST":
+        if request.POST.get("action") == "remove":
+            extension = get_object_or_404(
+                Extension.objects.select_related("student"),
+                pk=object_id(request.POST.get("extension")) or 0,
+                assignment=assignment,
+            )
+            extension.delete()
+            messages.success(request, f"Extension of {extension.student.get_username()} removed.")
+            return redirect(here)
+        form = ExtensionForm(request.POST, assignment=assignment)
+        if form.is_valid():
+            student = form.cleaned_data["student"].user
+            staff_services.set_extension(
+                assignment=assignment,
+                student=student,
+                due_at=form.cleaned_data["due_at"],
+                late_until=form.cleaned_data["late_until"],
+            )
+            messages.success(request, f"Extension for {student.get_username()} saved.")
+            return redirect(here)
+    rows = [
+        (ext, assignment.window(ext.student))
+        for ext in assignment.extensions.select_related("student").order_by("student__username")
+    ]
+    context = {
+        "course": assignment.course,
+        "member": member,
+        "assignment": assignment,
+        "form": form,
+        "rows": rows,
+        "time_zone": site_time_zone(),
+    }
+    return render(request, "classroom/staff/extensions.html", context)
+
+
+@login_required
+@require_GET
+def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    """Every submission to the assignment, newest first, filtered by item and student; the list
+    refreshes itself every 2 s (htmx polling of its partial)."""
+    assignment, member = get_assignment(request, course_id, assignment_id, staff=True)
+    items = list(assignment.items.order_by("position", "id"))
+    students = (
+        Membership.objects.filter(course_id=course_id, role=Role.STUDENT)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    qs = (
+        Submission.objects.filter(item__assignment=assignment)
+        .select_related("item", "student", "overridden_by")
+        .order_by("-submitted_at", "-id")
+    )
+    item_id = request.GET.get("item", "")
+    student_id = request.GET.get("student", "")
+    if (item_pk := object_id(item_id)) is not None:
+        qs = qs.filter(item_id=item_pk)
+    if (student_pk := object_id(student_id)) is not None:
+        qs = qs.filter(student_id=student_pk)
+    page = page_of(request, qs, SUBMISSIONS_PER_PAGE)
+    context = {
+        "course": assignment.course,
+        "member": member,
+        "assignment": assignment,
+        "items": items,
+        "students": students,
+        "item_id": item_id,
+        "student_id": student_id,
+        "page": page,
+        "now": timezone.now(),
+    }
+    return render(
+        request,
+        partial_for(request, "classroom/staff/submissions.html", "submission-rows"),
+        context,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpResponse:
+    """Set a submission's credit by hand, with a comment for the student (staff), or remove the
+    override."""
+    course, member = get_course(request, course_id, staff=True)
+    submission = get_object_or_404(
+        Submission.objects.select_related("item__assignment", "student", "overridden_by"),
+        pk=submission_id,
+        item__assignment__course=course,
+    )
+    item = submission.item
+    assignment = item.assignment
+    back = reverse("classroom:submissions", args=[course.pk, assignment.pk])
+    who = f"{submission.student.get_username()} on “{item}” (attempt {submission.attempt})"
+    initial = {}
+    if submission.override_credit is not None:
+        initial = {
+            "credit": f"{submission.override_credit * 100:g}%",
+            "comment": submission.override_comment,
+        }
+    form = OverrideForm(initial=initial)
+    if request.method == "POST":
+        if request.POST.get("action") == "clear":
+            staff_services.clear_override(submission)
+            messages.success(request, f"Override removed: {who} counts as graded again.")
+            return redirect(back)
+        form = OverrideForm(request.POST)
+        if form.is_valid():
+            try:
+                services.override(
+                    submission,
+                    credit=form.cleaned_data["credit"],
+                    comment=form.cleaned_data["comment"],
+                    by=request.user,
+                )
+            except ClassroomError as exc:
+                form.add_error("credit", str(exc))
+            else:
+                messages.success(
+                    request, f"Credit of {who} set to {form.cleaned_data['credit'] * 100:g}%."
+                )
+                return redirect(back)
+    attempts = Submission.objects.filter(item=item, student=submission.student).order_by("attempt")
+    answer = submission.answer
+    context = {
+        "course": course,
+        "member": member,
+        "assignment": assignment,
+        "item": item,
+        "submission": submission,
+        "answer_items": sorted(answer.items()) if isinstance(answer, dict) else None,
+        "answer_text": answer if isinstance(answer, str) else None,
+        "attempts": attempts,
+        "form": form,
+    }
+    return render(request, "classroom/staff/override.html", context)
+
+
+def _item_averages(book: Gradebook) -> list[float | None]:
+    """Each item's mean credit over all students (no submission counts as 0)."""
+    if not book.rows:
+        return [None for _ in book.items]
+    return [
+        sum(row.cells[i].credit or 0.0 for row in book.rows) / len(book.rows)
+        for i in range(len(book.items))
+    ]
+
+
+@login_required
+@require_GET
+def gradebook(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    """Every student of the course x every item: the credit that counts (best attempt, overrides
+    applied), late marks, the total weighted by points, and the percentage."""
+    assignment, member = get_assignment(request, course_id, assignment_id, staff=True)
+    book = build(assignment)
+    average_percent = sum(r.percent for r in book.rows) / len(book.rows) if book.rows else None
+    context = {
+        "course": assignment.course,
+        "member": member,
+        "assignment": assignment,
+        "book": book,
+        "averages": _item_averages(book),
+        "average_percent": average_percent,
+    }
+    return render(request, "classroom/staff/gradebook.html", context)
+
+
+def _points(value: float) -> str:
+    """A number as a spreadsheet reads it: 2.5, 1, 0.3333 (never 1e+06)."""
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def gradebook_rows(book: Gradebook) -> list[list[str]]:
+    """The gradebook as CSV rows: username, email, the points earned per item, total, percent."""
+    header = ["username", "email", *(str(item) for item in book.items), "total", "percent"]
+    rows = [header]
+    for row in book.rows:
+        cells = [
+            "" if cell.credit is None else _points(cell.credit * item.points)
+            for cell, item in zip(row.cells, book.items, strict=True)
+        ]
+        rows.append([row.username, row.email, *cells, _points(row.total), f"{row.percent:.2f}"])
+    return [[spreadsheet_safe(cell) for cell in r] for r in rows]
+
+
+@login_required
+@require_GET
+def gradebook_csv(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    assignment, _ = get_assignment(request, course_id, assignment_id, staff=True)
+    out = io.StringIO()
+    out.write("\ufeff")  # the BOM makes spreadsheets read the file as UTF-8
+    csv.writer(out).writerows(gradebook_rows(build(assignment)))
+    name = slugify(f"{assignment.course.title} {assignment.title}")[:80].strip("-")
+    filename = f"{name or 'assignment'}-gradebook.csv"
+    response = HttpResponse(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
