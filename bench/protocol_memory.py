@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/protocol_memory.py
 
-No database, no sandbox: the real parsing path (``playground.sandbox.process._Collector``, fed
+No database, no sandbox: the real parsing path (``playground.sandbox.collect._Collector``, fed
 in 64 KB chunks as a run's supervisor feeds it) on lines a hostile program can write on the
 protocol descriptor. Each case runs in a fresh process.
 
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playground.sandbox import protocol  # noqa: E402
+from playground.sandbox.collect import _Collector  # noqa: E402
 from playground.sandbox.limits import Limits  # noqa: E402
-from playground.sandbox.process import _Collector  # noqa: E402
 
 CAP = protocol.MAX_LINE_BYTES
 CHUNK = 1 << 16

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.coc import Lmulator
+from playground.sandbox.jail import SandboxUnavailable, mode
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import SandboxUnavailable, mode
 from playground.sandbox.schema import make_trace
 
-__all__ = ["Limits", "SandboxUnavailable", "mode", "run"]
+__all__ = ["BatchSandbox", "Limits", "SandboxUnavailable", "mode", "run"]
 
 
 def run(

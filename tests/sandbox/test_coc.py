@@ -24,7 +24,7 @@ from playground.sandbox.coc import (
     ReplyInvalid,
     parse_reply,
 )
-from playground.sandbox.process import pool
+from playground.sandbox.warm_pool import pool
 
 FRUITS = {"apple", "pear", "banana", "fig"}
 

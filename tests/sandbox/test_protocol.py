@@ -16,9 +16,10 @@ import pytest
 
 from playground import sandbox
 from playground.sandbox.coc import LMRequest
+from playground.sandbox.collect import _assemble, _Collector
 from playground.sandbox.inside.tracer import Execution
+from playground.sandbox.jail import SandboxUnavailable
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import SandboxUnavailable, _assemble, _Collector
 
 CAP = 4 * 1024 * 1024  # protocol.MAX_LINE_BYTES, a literal: this file also runs on old code
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _PR_SET_NO_NEW_PRIVS = 38
 # The program stops itself at its wall-clock limit (_Stopper); a kill from outside waits this
-# much longer (process.KILL_GRACE_S, the same for a single run).
+# much longer (spawn.KILL_GRACE_S, the same for a single run).
 KILL_GRACE_S = 0.5
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -146,7 +146,7 @@ class Seccomp:
         self.libc = ctypes.CDLL(None, use_errno=True)
 
     def load(self) -> None:
-        """Install the filter here (no exec, fork, ptrace, sockets...; see process.py)."""
+        """Install the filter here (no exec, fork, ptrace, sockets...; see jail.py)."""
         prctl = self.libc.prctl
         if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(self.ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
