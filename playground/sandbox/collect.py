@@ -14,9 +14,9 @@ from collections import deque
 from typing import Any
 
 from playground.sandbox import protocol
-from playground.sandbox.coc import LMRequest, LMSession
 from playground.sandbox.jail import SandboxUnavailable
 from playground.sandbox.limits import Limits
+from playground.sandbox.lmulator import LMRequest, LMSession
 from playground.sandbox.schema import (
     MAX_RESULT,
     TraceInvalid,

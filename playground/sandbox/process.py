@@ -5,7 +5,7 @@ Layers, all of them or nothing (fail closed): the jail (jail.py: account, namesp
 environment, rlimits and a seccomp allowlist set by the runner before user code), and here a
 wall-clock kill, a cap on what is read back and validation of every byte of it (collect.py).
 
-Chain of Code runs (``lmulator``, see coc.py) keep the request pipe open: the runner pauses
+Chain of Code runs (``lmulator``, see lmulator.py) keep the request pipe open: the runner pauses
 on a line Python cannot run and asks; the model is called here and its checked answer written
 back.
 """
@@ -19,9 +19,9 @@ import subprocess
 import time
 from typing import Any
 
-from playground.sandbox.coc import LMSession, Lmulator, encode_reply
 from playground.sandbox.collect import _assemble, _check_bwrap_failure, _Collector
 from playground.sandbox.limits import Limits
+from playground.sandbox.lmulator import LMSession, Lmulator, encode_reply
 from playground.sandbox.protocol import encode_request
 from playground.sandbox.spawn import (
     _MAX_STDERR,

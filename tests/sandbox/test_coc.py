@@ -16,7 +16,7 @@ import pytest
 
 from playground import sandbox
 from playground.programs.library import DATASETS_DIR
-from playground.sandbox.coc import (
+from playground.sandbox.lmulator import (
     MAX_LM_CALLS,
     MAX_REPLY_CHARS,
     LMRequest,

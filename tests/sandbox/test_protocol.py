@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from playground import sandbox
-from playground.sandbox.coc import LMRequest
 from playground.sandbox.collect import _assemble, _Collector
 from playground.sandbox.inside.tracer import Execution
 from playground.sandbox.jail import SandboxUnavailable
 from playground.sandbox.limits import Limits
+from playground.sandbox.lmulator import LMRequest
 
 CAP = 4 * 1024 * 1024  # protocol.MAX_LINE_BYTES, a literal: this file also runs on old code
 
