@@ -15,9 +15,9 @@ limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, `
   just before the program runs, ``{"steps": [...]}`` batches (flushed at 200 steps or about
   64,000 characters), then one ``{"final": {...}}``. The user's code runs in this process too,
   so the parent trusts none of it (and none of what follows "started").
-- Mode ``coc`` (Chain of Code, see coc.py): as ``one``, but a line the program cannot run pauses
-  it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals", "error",
-  "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
+- Mode ``coc`` (Chain of Code, see coc_runtime.py): as ``one``, but a line the program cannot
+  run pauses it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals",
+  "error", "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
   length-prefixed fields on the request pipe (kept open, moved off descriptor 0 so the program
   reads nothing there, as in mode ``one``): ``ok`` and the ``repr`` of the dict to apply, or
   ``error``/``stop`` and the reason the model's answer is not used (``stop``: ask no more).

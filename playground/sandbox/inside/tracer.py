@@ -326,7 +326,7 @@ class Execution:
     completion from ``run``, or on a limit from inside the program (``limit``), after which the
     runner exits the process and the in-process mode raises ``LimitReached``.
 
-    With ``ask`` the run is in Chain of Code mode (see coc.py): a line that fails is sent to
+    With ``ask`` the run is in Chain of Code mode (see coc_runtime.py): a line that fails is sent to
     ``ask`` (the channel to the parent and its language model) instead of ending the run."""
 
     def __init__(
@@ -351,9 +351,9 @@ class Execution:
             )
         else:
             try:  # in the sandbox, where /runner is on sys.path
-                from coc import Session  # type: ignore[import-not-found]
+                from coc_runtime import Session  # type: ignore[import-not-found]
             except ImportError:  # in the project (tests)
-                from playground.sandbox.inside.coc import Session
+                from playground.sandbox.inside.coc_runtime import Session
             self.coc = Session(source, ask)
             self.tracer = self.coc.make_tracer(
                 max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
