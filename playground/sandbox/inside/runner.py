@@ -252,6 +252,11 @@ def _run_one(
         _write(out, {"final": final})
         os._exit(0)
 
+    coc = None
+    if replies is not None:  # coc mode: its runtime (ast, symtable) is imported only here
+        import coc_runtime  # type: ignore[import-not-found]
+
+        coc = coc_runtime.Session(request["source"], _channel(out, replies))
     execution = tracer.Execution(
         request["source"],
         request["call"],
@@ -260,7 +265,7 @@ def _run_one(
         emit=emit,
         finish=finish,
         stdin=request["stdin"],
-        ask=_channel(out, replies) if replies is not None else None,
+        coc=coc,
     )
     execution.tracer.keep_running = bool(limits.get("keep_running"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
