@@ -12,12 +12,12 @@ import select
 import time
 from typing import Any
 
-from playground.sandbox.collect import _assemble, _Collector, _error
+from playground.sandbox.collect import Collector, assemble, make_error
 from playground.sandbox.jail import SandboxUnavailable
 from playground.sandbox.limits import Limits
 from playground.sandbox.protocol import encode_request
 from playground.sandbox.schema import make_trace
-from playground.sandbox.spawn import _MAX_STDERR, KILL_GRACE_S, _discard, _kill, _start, _Started
+from playground.sandbox.spawn import KILL_GRACE_S, MAX_STDERR, Started, discard, kill, start
 
 
 class BatchSandbox:
@@ -28,21 +28,21 @@ class BatchSandbox:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self.started: _Started | None = None
+        self.started: Started | None = None
         self.buffer = bytearray()
 
-    def _ensure(self) -> _Started:
+    def _ensure(self) -> Started:
         if self.started is not None and self.started.proc.poll() is None:
             return self.started
         self.close()
-        started = _start(self.limits)
+        started = start(self.limits)
         if started.sandboxed and started.pidfd is None:  # bubblewrap never created the sandbox
             assert started.proc.stderr is not None
             try:
                 started.proc.wait(5)
-                detail = started.proc.stderr.read(_MAX_STDERR).decode("utf-8", "replace").strip()
+                detail = started.proc.stderr.read(MAX_STDERR).decode("utf-8", "replace").strip()
             finally:
-                _discard(started)
+                discard(started)
             raise SandboxUnavailable(f"bubblewrap could not create the sandbox: {detail[:300]}")
         header = encode_request("", None, "", self.limits, started.sandboxed, mode="batch")
         assert started.proc.stdin is not None
@@ -94,11 +94,11 @@ class BatchSandbox:
                 status="time_limit",
                 steps=[],
                 wall_ms=(time.perf_counter() - t0) * 1000,
-                error=_error("TimeLimit", "The sandbox stopped answering."),
+                error=make_error("TimeLimit", "The sandbox stopped answering."),
             )
         newline = self.buffer.find(b"\n", size)
         done_line = bytes(self.buffer[size:newline])
-        collector = _Collector(self.limits)
+        collector = Collector(self.limits)
         with memoryview(self.buffer) as view:
             for offset in range(0, size, 1 << 16):  # as a single run reads it: the same bounds
                 with view[offset : min(size, offset + (1 << 16))] as chunk:
@@ -115,20 +115,20 @@ class BatchSandbox:
             return make_trace(
                 status="crash",
                 steps=collector.steps,
-                error=_error("TraceInvalid", "The batch sandbox answered nonsense."),
+                error=make_error("TraceInvalid", "The batch sandbox answered nonsense."),
             )
-        return _assemble(
+        return assemble(
             collector, timed_out=timed_out, returncode=returncode, cpu_s=cpu_s, stderr=b"",
             limits=self.limits, wall_ms=(time.perf_counter() - t0) * 1000,
         )  # fmt: skip
 
     def _kill(self) -> None:
         if self.started is not None:
-            _kill(self.started.proc)
+            kill(self.started.proc)
             self.close()
 
     def close(self) -> None:
         """End the zygote (EOF on its requests) and reap everything."""
         if self.started is not None:
-            _discard(self.started)
+            discard(self.started)
             self.started = None

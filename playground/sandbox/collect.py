@@ -1,5 +1,5 @@
-"""The runner's answer, collected: its JSON lines validated as they arrive (``_Collector``) and
-the trace assembled from them and from how its process ended (``_assemble``).
+"""The runner's answer, collected: its JSON lines validated as they arrive (``Collector``) and
+the trace assembled from them and from how its process ended (``assemble``).
 
 Nothing the program writes on the protocol descriptor can make this code raise. Its own file
 because a single run (process.py) and a batch (batch.py) read answers the same way, and because
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 _MAX_PROTOCOL_BYTES = 48 * 1024 * 1024
 
 
-class _Collector:
+class Collector:
     """Parses the runner's JSON lines as they arrive, validating each step (and, in coc mode,
     each request for the model, queued in ``lm_pending`` with the step it pauses on). Nothing the
     program writes on the protocol descriptor can make it raise: a line it refuses sets
@@ -123,13 +123,13 @@ _RUNNER_STATUSES = frozenset(
 )
 
 
-def _error(kind: str, message: str) -> dict[str, Any]:
+def make_error(kind: str, message: str) -> dict[str, Any]:
     return {"type": kind, "message": message, "line": None}
 
 
 def _from_final(
     final: dict[str, Any],
-    collector: _Collector,
+    collector: Collector,
     limits: Limits,
     wall_ms: float,
     meta: dict[str, Any] | None = None,
@@ -169,8 +169,8 @@ def _signal_name(returncode: int) -> str:
         return f"signal {number}"
 
 
-def _assemble(
-    collector: _Collector,
+def assemble(
+    collector: Collector,
     *,
     timed_out: bool,
     returncode: int,
@@ -195,7 +195,7 @@ def _assemble(
         return make_trace(
             status="crash",
             steps=collector.steps,
-            error=_error("TraceInvalid", "The sandbox's answer could not be read."),
+            error=make_error("TraceInvalid", "The sandbox's answer could not be read."),
             wall_ms=wall_ms,
             total_steps=collector.count,
             **(meta or {}),
@@ -203,7 +203,7 @@ def _assemble(
 
 
 def _assemble_unchecked(
-    collector: _Collector,
+    collector: Collector,
     *,
     timed_out: bool,
     returncode: int,
@@ -223,26 +223,28 @@ def _assemble_unchecked(
         )  # fmt: skip
 
     if collector.problem == "output_limit":
-        return trace("output_limit", _error("OutputLimit", "The trace is larger than the limit."))
+        return trace(
+            "output_limit", make_error("OutputLimit", "The trace is larger than the limit.")
+        )
     invalid = "The program wrote something that is not a trace on the tracer's channel"
     if collector.problem == "invalid":
-        return trace("crash", _error("TraceInvalid", f"{invalid}: {collector.reason}."))
+        return trace("crash", make_error("TraceInvalid", f"{invalid}: {collector.reason}."))
     if collector.final is not None:
         try:
             return _from_final(collector.final, collector, limits, wall_ms, meta)
         except TraceInvalid as exc:
             message = f"{invalid}: a malformed final record ({exc})."
-            return trace("crash", _error("TraceInvalid", message))
+            return trace("crash", make_error("TraceInvalid", message))
     stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
     if timed_out:
         message = f"The program ran for {limits.wall_s:g} s of wall-clock time."
-        return trace("time_limit", _error("TimeLimit", message), stdout)
+        return trace("time_limit", make_error("TimeLimit", message), stdout)
     signame = _signal_name(returncode)
     # RLIMIT_CPU: SIGXCPU at the soft limit (the runner reports it itself), SIGKILL at the hard
     # one (a program that ignores SIGXCPU). Our own wall-clock kill is `timed_out` above.
     if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
         message = f"The program used {limits.cpu_s} s of CPU time."
-        return trace("time_limit", _error("TimeLimit", message), stdout)
+        return trace("time_limit", make_error("TimeLimit", message), stdout)
     if collector.fatal and not collector.started:
         raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
     if signame:
@@ -252,10 +254,10 @@ def _assemble_unchecked(
     detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
     if detail:
         message += " " + " | ".join(detail)[:500]
-    return trace("crash", _error("Crash", storable(message)), stdout)
+    return trace("crash", make_error("Crash", storable(message)), stdout)
 
 
-def _check_bwrap_failure(returncode: int, stderr: bytes, collector: _Collector) -> None:
+def check_bwrap_failure(returncode: int, stderr: bytes, collector: Collector) -> None:
     """bubblewrap itself failed (no user namespaces...): that is a setup problem, not a crash.
     Once the runner said it starts the program, stderr is the program's: never a setup failure."""
     text = stderr.decode("utf-8", "replace")

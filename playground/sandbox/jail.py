@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 SANDBOX_USER = "playground-sandbox"
 INSIDE = Path(__file__).resolve().parent / "inside"
 # bubblewrap's own pid 1 keeps the environment it was started with: give it nothing worth reading.
-_BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
-_RUNNER_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin"}
+BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+RUNNER_ENV = {"PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin"}
 
 
 class SandboxUnavailable(RuntimeError):
@@ -213,7 +213,7 @@ def runner_archive() -> bytes:
     return buffer.getvalue()
 
 
-def _runner_fd() -> int:
+def open_runner() -> int:
     """A new descriptor holding the runner archive, for one bubblewrap to copy from (the caller
     closes it). An anonymous memory file: nothing on disk, nothing another process can open."""
     fd = os.memfd_create("playground-runner", os.MFD_CLOEXEC)
@@ -228,7 +228,7 @@ def _runner_fd() -> int:
     return fd
 
 
-def _bootstrap(path: str) -> list[str]:
+def bootstrap(path: str) -> list[str]:
     """Interpreter arguments that import the runner from ``path`` (the archive, or in
     unsafe-local mode the project's own directory) and start it."""
     code = f"import sys; sys.path[:0] = [{path!r}]; import runner; runner.main()"
@@ -260,13 +260,13 @@ def _userns_options(bwrap: str) -> tuple[str, ...]:
     sandbox runs without it (seccomp alone refuses user namespaces) and the log says so."""
     try:
         known = subprocess.run(  # noqa: S603 - fixed argv
-            [bwrap, "--help"], capture_output=True, text=True, timeout=10, env=_BWRAP_ENV
+            [bwrap, "--help"], capture_output=True, text=True, timeout=10, env=BWRAP_ENV
         ).stdout.split()
         if "--disable-userns" not in known:
             return ()
         probe = subprocess.run(  # noqa: S603 - fixed argv
             [bwrap, "--unshare-all", *_DISABLE_USERNS, *_system_binds(), _python(), "-S", "-c", ""],
-            capture_output=True, text=True, timeout=10, env=_BWRAP_ENV, **_user_kwargs(),
+            capture_output=True, text=True, timeout=10, env=BWRAP_ENV, **user_kwargs(),
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return tuple(_DISABLE_USERNS)  # let the real start fail, with its own message
@@ -280,7 +280,7 @@ def _userns_options(bwrap: str) -> tuple[str, ...]:
     return tuple(_DISABLE_USERNS)
 
 
-def _bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
+def bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         # Users read this message: it names the fix, never a way around the sandbox.
@@ -296,13 +296,13 @@ def _bwrap_argv(limits: Limits, info_fd: int, runner_fd: int) -> list[str]:
         "--remount-ro", "/dev", "--remount-ro", "/",
         "--chdir", "/tmp", "--clearenv",  # noqa: S108
     ]  # fmt: skip
-    for key, value in _RUNNER_ENV.items():
+    for key, value in RUNNER_ENV.items():
         argv += ["--setenv", key, value]
-    argv += ["--info-fd", str(info_fd), _python(), *_bootstrap(_RUNNER_ARCHIVE)]
+    argv += ["--info-fd", str(info_fd), _python(), *bootstrap(_RUNNER_ARCHIVE)]
     return argv
 
 
-def _user_kwargs() -> dict[str, Any]:
+def user_kwargs() -> dict[str, Any]:
     account = _sandbox_account()
     if account is None:
         return {}

@@ -19,16 +19,16 @@ import subprocess
 import time
 from typing import Any
 
-from playground.sandbox.collect import _assemble, _check_bwrap_failure, _Collector
+from playground.sandbox.collect import Collector, assemble, check_bwrap_failure
 from playground.sandbox.limits import Limits
 from playground.sandbox.lmulator import LMSession, Lmulator, encode_reply
 from playground.sandbox.protocol import encode_request
 from playground.sandbox.spawn import (
-    _MAX_STDERR,
     KILL_GRACE_S,
-    _kill,
-    _reap_adopted,
-    _start,
+    MAX_STDERR,
+    kill,
+    reap_adopted,
+    start,
 )
 from playground.sandbox.warm_pool import pool
 
@@ -47,7 +47,7 @@ def run_isolated(
         if lmulator is not None
         else None
     )
-    started = pool.take(limits) or _start(limits)
+    started = pool.take(limits) or start(limits)
     request = encode_request(
         source, call, stdin, limits, started.sandboxed, mode="one" if lm is None else "coc"
     )
@@ -55,7 +55,7 @@ def run_isolated(
     try:
         return _supervise(started.proc, request, limits, t0, lm)
     finally:
-        _reap_adopted(started.pidfd)
+        reap_adopted(started.pidfd)
         os.close(started.info_r)
         # Start the next sandbox only now: started earlier, it competes for the CPU with this run.
         pool.refill()
@@ -71,7 +71,7 @@ def _supervise(
     assert proc.stdin is not None
     assert proc.stdout is not None
     assert proc.stderr is not None
-    collector = _Collector(limits, lm)
+    collector = Collector(limits, lm)
     stderr = b""
     try:
         proc.stdin.write(request)
@@ -129,10 +129,10 @@ def _supervise(
                         if not outbox and not proc.stdin.closed:
                             sel.register(proc.stdin, selectors.EVENT_WRITE, "in")
                         outbox += replies
-                elif len(stderr) < _MAX_STDERR:
-                    stderr += data[: _MAX_STDERR - len(stderr)]
+                elif len(stderr) < MAX_STDERR:
+                    stderr += data[: MAX_STDERR - len(stderr)]
     except BaseException:  # e.g. the lmulator was interrupted: never leave the sandbox behind
-        _kill(proc)
+        kill(proc)
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
@@ -143,22 +143,22 @@ def _supervise(
             with contextlib.suppress(OSError):
                 proc.stdin.close()
     if timed_out or collector.problem is not None:
-        _kill(proc)
+        kill(proc)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
     proc.stderr.close()
     wall_ms = (time.perf_counter() - t0) * 1000
     if not timed_out and collector.final is None:
-        _check_bwrap_failure(proc.returncode, stderr, collector)
-    return _assemble(
+        check_bwrap_failure(proc.returncode, stderr, collector)
+    return assemble(
         collector, timed_out=timed_out, returncode=proc.returncode,
         cpu_s=usage.ru_utime + usage.ru_stime, stderr=stderr, limits=limits, wall_ms=wall_ms,
         meta=lm.meta() if lm is not None else None,
     )  # fmt: skip
 
 
-def _ask_model(lm: LMSession, collector: _Collector) -> tuple[float, bytes]:
+def _ask_model(lm: LMSession, collector: Collector) -> tuple[float, bytes]:
     """Answer the runner's pending requests: seconds spent, and the replies to write back. A
     request the program forged is answered like any other (it can only ask about itself)."""
     t0 = time.perf_counter()

@@ -19,19 +19,19 @@ from dataclasses import dataclass
 from functools import cache
 
 from playground.sandbox.jail import (
-    _BWRAP_ENV,
-    _RUNNER_ENV,
+    BWRAP_ENV,
     INSIDE,
+    RUNNER_ENV,
     SandboxUnavailable,
-    _bootstrap,
-    _bwrap_argv,
-    _runner_fd,
-    _user_kwargs,
+    bootstrap,
+    bwrap_argv,
     mode,
+    open_runner,
+    user_kwargs,
 )
 from playground.sandbox.limits import Limits
 
-_MAX_STDERR = 16 * 1024
+MAX_STDERR = 16 * 1024
 # The runner stops a program at its wall-clock limit itself (keeping its steps); the parent kills
 # it this much later if it did not (the zygote of a batch too: runner.KILL_GRACE_S).
 KILL_GRACE_S = 0.5
@@ -50,7 +50,7 @@ def _become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _reap_adopted(pidfd: int | None) -> None:
+def reap_adopted(pidfd: int | None) -> None:
     """Reap the sandbox's pid 1 if bubblewrap left it to us as an orphan, then close its pidfd.
     The pidfd names that very process, so a recycled pid can never make us reap (or wait for)
     another thread's child."""
@@ -97,7 +97,7 @@ def _open_child(info_r: int, timeout: float = 5.0) -> int | None:
 
 
 @dataclass
-class _Started:
+class Started:
     """A sandbox process started ahead of time, blocked on reading its one request."""
 
     proc: subprocess.Popen[bytes]
@@ -107,25 +107,25 @@ class _Started:
     tmp_mb: int
 
 
-def _start(limits: Limits) -> _Started:
+def start(limits: Limits) -> Started:
     sandboxed = mode() == "bwrap"
     info_r, info_w = os.pipe()
     runner_fd = None
     try:
         if sandboxed:
             _become_subreaper()
-            runner_fd = _runner_fd()
-            argv = _bwrap_argv(limits, info_w, runner_fd)
-            env = dict(_BWRAP_ENV)
+            runner_fd = open_runner()
+            argv = bwrap_argv(limits, info_w, runner_fd)
+            env = dict(BWRAP_ENV)
             fds: tuple[int, ...] = (info_w, runner_fd)
         else:  # the worker's own user runs it: its own copy of the code will do
-            argv = [sys.executable, *_bootstrap(str(INSIDE))]
-            env = dict(_RUNNER_ENV)
+            argv = [sys.executable, *bootstrap(str(INSIDE))]
+            env = dict(RUNNER_ENV)
             fds = (info_w,)
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, pass_fds=fds, start_new_session=True,
-            **(_user_kwargs() if sandboxed else {}),
+            **(user_kwargs() if sandboxed else {}),
         )  # fmt: skip
     except OSError as exc:  # e.g. bwrap not executable by the sandbox account
         os.close(info_r)
@@ -138,10 +138,10 @@ def _start(limits: Limits) -> _Started:
         if runner_fd is not None:
             os.close(runner_fd)
     pidfd = _open_child(info_r) if sandboxed else None
-    return _Started(proc, pidfd, info_r, sandboxed, limits.tmp_mb)
+    return Started(proc, pidfd, info_r, sandboxed, limits.tmp_mb)
 
 
-def _discard(started: _Started) -> None:
+def discard(started: Started) -> None:
     """Close an unused sandbox: EOF on its request ends it; then reap it."""
     with contextlib.suppress(OSError):
         started.proc.stdin.close()  # type: ignore[union-attr]
@@ -154,11 +154,11 @@ def _discard(started: _Started) -> None:
     for stream in (started.proc.stdout, started.proc.stderr):
         if stream is not None:
             stream.close()
-    _reap_adopted(started.pidfd)
+    reap_adopted(started.pidfd)
     os.close(started.info_r)
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def kill(proc: subprocess.Popen[bytes]) -> None:
     """Kill bubblewrap (our child, not yet reaped, so its pid cannot have been recycled); its
     --die-with-parent kills the sandbox's pid 1, and with it everything in the namespace."""
     with contextlib.suppress(ProcessLookupError):

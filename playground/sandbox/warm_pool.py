@@ -15,7 +15,7 @@ from collections import deque
 
 from playground.sandbox.jail import SandboxUnavailable, mode
 from playground.sandbox.limits import Limits
-from playground.sandbox.spawn import _discard, _start, _Started
+from playground.sandbox.spawn import Started, discard, start
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class _WarmPool:
     sandboxes down with it; this one ends only with the process, and so do they."""
 
     def __init__(self) -> None:
-        self.idle: deque[_Started] = deque()
+        self.idle: deque[Started] = deque()
         self.wanted = threading.Condition()
         self.thread: threading.Thread | None = None
 
@@ -38,7 +38,7 @@ class _WarmPool:
         raw = os.environ.get("PLAYGROUND_SANDBOX_POOL", "1")
         return max(0, min(int(raw) if raw.isdigit() else 1, 8))
 
-    def take(self, limits: Limits) -> _Started | None:
+    def take(self, limits: Limits) -> Started | None:
         with self.wanted:
             while self.idle:
                 started = self.idle.popleft()
@@ -47,7 +47,7 @@ class _WarmPool:
                 )
                 if usable and started.proc.poll() is None:
                     return started
-                _discard(started)
+                discard(started)
         return None
 
     def refill(self) -> None:
@@ -69,7 +69,7 @@ class _WarmPool:
                 while len(self.idle) >= self.size():
                     self.wanted.wait()
             try:
-                started = _start(Limits())
+                started = start(Limits())
             except (OSError, SandboxUnavailable) as exc:
                 log.warning("could not pre-start a sandbox: %s", exc)
                 time.sleep(5)
@@ -80,7 +80,7 @@ class _WarmPool:
     def drain(self) -> None:
         with self.wanted:
             while self.idle:
-                _discard(self.idle.popleft())
+                discard(self.idle.popleft())
 
 
 pool = _WarmPool()

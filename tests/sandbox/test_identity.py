@@ -57,7 +57,7 @@ def test_a_root_worker_runs_every_sandbox_process_as_the_sandbox_account() -> No
     pool.drain()
     account = pwd.getpwnam(jail.SANDBOX_USER)
     assert account.pw_uid != 0
-    started = spawn._start(Limits())  # bubblewrap, its init and the runner, waiting for work
+    started = spawn.start(Limits())  # bubblewrap, its init and the runner, waiting for work
     try:
         deadline = time.monotonic() + 5
         while len(pids := [started.proc.pid, *_descendants(started.proc.pid)]) < 3:
@@ -65,7 +65,7 @@ def test_a_root_worker_runs_every_sandbox_process_as_the_sandbox_account() -> No
             time.sleep(0.01)
         assert {_uid(pid) for pid in pids} == {account.pw_uid}
     finally:
-        spawn._discard(started)
+        spawn.discard(started)
 
 
 # Each program gathers what it can and prints it; the test then looks for the secret anywhere in

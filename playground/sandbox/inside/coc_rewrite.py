@@ -143,7 +143,7 @@ def _has_continue(body: list[ast.stmt]) -> bool:
     return False
 
 
-class _Rewrite:
+class Rewrite:
     def __init__(self, source: str, scaffold: int) -> None:
         self.scaffold = scaffold
         self.functions = _function_locals(source)

@@ -39,9 +39,9 @@ except ImportError:  # in the project (tests)
     from playground.sandbox.inside.saferepr import safe_repr
 
 try:  # in the sandbox, where /runner is on sys.path
-    from coc_rewrite import EXC, HIDDEN, LM, _Rewrite  # type: ignore[import-not-found]
+    from coc_rewrite import EXC, HIDDEN, LM, Rewrite  # type: ignore[import-not-found]
 except ImportError:  # in the project (tests)
-    from playground.sandbox.inside.coc_rewrite import EXC, HIDDEN, LM, _Rewrite
+    from playground.sandbox.inside.coc_rewrite import EXC, HIDDEN, LM, Rewrite
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class Session:
 
     def compile(self) -> Any:
         tree = ast.parse(self.source, _tracer.PROGRAM)
-        rewrite = _Rewrite(self.source, self.scaffold)
+        rewrite = Rewrite(self.source, self.scaffold)
         tree = rewrite.module(tree)
         self.tries = rewrite.tries
         return compile(tree, _tracer.PROGRAM, "exec", dont_inherit=True)
