@@ -26,7 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
 from playground import sandbox  # noqa: E402
 from playground.emulation import coc  # noqa: E402
-from playground.sandbox.coc import LMRequest  # noqa: E402
+from playground.sandbox.lmulator import LMRequest  # noqa: E402
 
 
 def whole_program_messages(source: str, request: Any) -> list[dict[str, str]]:

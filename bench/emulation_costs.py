@@ -32,7 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
 from playground.emulation import coc, tae  # noqa: E402
 from playground.emulation.base import Item, MemoryPlans, Session  # noqa: E402
-from playground.sandbox.coc import LMRequest, LMulatorError  # noqa: E402
+from playground.sandbox.lmulator import LMRequest, LMulatorError  # noqa: E402
 from tests.oracle import Oracle, oracle_server  # noqa: E402
 
 FRUITS = {"apple", "pear", "banana", "plum", "cherry", "mango", "kiwi", "grape"}

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/protocol_memory.py
 
-No database, no sandbox: the real parsing path (``playground.sandbox.process._Collector``, fed
+No database, no sandbox: the real parsing path (``playground.sandbox.collect.Collector``, fed
 in 64 KB chunks as a run's supervisor feeds it) on lines a hostile program can write on the
 protocol descriptor. Each case runs in a fresh process.
 
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playground.sandbox import protocol  # noqa: E402
+from playground.sandbox.collect import Collector  # noqa: E402
 from playground.sandbox.limits import Limits  # noqa: E402
-from playground.sandbox.process import _Collector  # noqa: E402
 
 CAP = protocol.MAX_LINE_BYTES
 CHUNK = 1 << 16
@@ -89,7 +89,7 @@ def child(path: str, how: str) -> None:
     """One case in this (fresh) process: the bytes in ``path`` (read in one allocation, so that
     nothing freed earlier is reused) through ``how``; prints {"growth": bytes, "outcome": ...}."""
     data = Path(path).read_bytes()
-    collector = _Collector(Limits(max_steps=100_000))
+    collector = Collector(Limits(max_steps=100_000))
     view = memoryview(data)
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # the high-water mark starts again from here
@@ -134,7 +134,7 @@ def steps_stream(count: int, value: int) -> bytes:
 
 
 def old_buffering(data: bytes) -> float:
-    """3103616's _Collector.feed buffering alone (no parsing): the whole buffer split per chunk."""
+    """3103616's Collector.feed buffering alone (no parsing): the whole buffer split per chunk."""
     t0 = time.perf_counter()
     buffer = b""
     for offset in range(0, len(data), CHUNK):
@@ -144,7 +144,7 @@ def old_buffering(data: bytes) -> float:
 
 
 def ours(data: bytes) -> tuple[float, str]:
-    collector = _Collector(Limits())
+    collector = Collector(Limits())
     view = memoryview(data)
     t0 = time.perf_counter()
     for offset in range(0, len(data), CHUNK):

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PLAYGROUND_SANDBOX_POOL", "1")
 
 from playground import sandbox
-from playground.sandbox.process import pool
+from playground.sandbox.warm_pool import pool
 
 SOURCE = "def f(x):\n    return x + 1\n"
 CALL = "f(1)"

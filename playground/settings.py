@@ -344,7 +344,7 @@ PLAYGROUND_PAGE_SIZE = env.int("PLAYGROUND_PAGE_SIZE", default=25)
 # The sandbox (real execution). PLAYGROUND_SANDBOX (bwrap | unsafe-local) and
 # PLAYGROUND_SANDBOX_UNSAFE_ANY_HOST are read by playground/sandbox/setting.py alone, for the
 # worker and for the banner (context_processors.py) alike; PLAYGROUND_SANDBOX_POOL and
-# PLAYGROUND_SANDBOX_PYTHON by playground/sandbox/process.py. Neither needs Django.
+# PLAYGROUND_SANDBOX_PYTHON by playground/sandbox/warm_pool.py and jail.py. Neither needs Django.
 PLAYGROUND_SANDBOX_CPU_S = env.int("PLAYGROUND_SANDBOX_CPU_S", default=2)
 PLAYGROUND_SANDBOX_WALL_S = env.float("PLAYGROUND_SANDBOX_WALL_S", default=5.0)
 PLAYGROUND_SANDBOX_MEMORY_MB = env.int("PLAYGROUND_SANDBOX_MEMORY_MB", default=256)

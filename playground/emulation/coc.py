@@ -210,7 +210,7 @@ def module_variables(steps: list[dict[str, Any]]) -> dict[str, str]:
 
 def emulate(item: Item, session: Session) -> Emulation:
     from playground.llm.client import Refused
-    from playground.sandbox.coc import LMulatorError, LMulatorStop
+    from playground.sandbox.lmulator import LMulatorError, LMulatorStop
 
     details: dict[str, Any] = {"lm_lines": []}
     call: str | None

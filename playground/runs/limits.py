@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from playground.sandbox import Limits
-from playground.sandbox.coc import ANON_LM_CALLS, ANON_LM_SECONDS
+from playground.sandbox.lmulator import ANON_LM_CALLS, ANON_LM_SECONDS
 
 # Per-run knobs offered in the run form: name -> (label, settings name of the ceiling).
 ADJUSTABLE = {

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground.sandbox.coc import Lmulator
+from playground.sandbox.batch import BatchSandbox
+from playground.sandbox.jail import SandboxUnavailable, mode
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import SandboxUnavailable, mode
+from playground.sandbox.lmulator import Lmulator
 from playground.sandbox.schema import make_trace
 
-__all__ = ["Limits", "SandboxUnavailable", "mode", "run"]
+__all__ = ["BatchSandbox", "Limits", "SandboxUnavailable", "mode", "run"]
 
 
 def run(
@@ -25,7 +26,7 @@ def run(
 ) -> dict[str, Any]:
     """Run ``source`` (then evaluate ``call``) in a fresh sandbox; return the validated trace.
 
-    With ``lmulator`` the run is Chain of Code (see coc.py): a line that raises is simulated by
+    With ``lmulator`` the run is Chain of Code (see lmulator.py): a line that raises is simulated by
     the model instead of ending the run; the trace's method is "coc", its source "emulated".
     Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then).
     """

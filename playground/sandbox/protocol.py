@@ -1,4 +1,5 @@
-"""Reading the runner's JSON lines in the parent, where none of them can be trusted.
+"""The runner's wire, seen from the parent: the request written to it (``encode_request``) and
+its JSON lines read back, where none of them can be trusted.
 
 The user's program shares the runner's process and can write anything on the protocol
 descriptor. ``json.loads`` turns hostile input into many times its size (``{},{},...`` into 24
@@ -24,6 +25,7 @@ import json
 import re
 from typing import Any
 
+from playground.sandbox.limits import Limits
 from playground.sandbox.schema import TraceInvalid
 
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -137,3 +139,24 @@ class LineBuffer:
     def budget(self) -> int:
         """What parsing one line may allocate: 4x the line cap, less the buffer itself."""
         return MEMORY_FACTOR * self.max_line - self.data.__sizeof__()
+
+
+def encode_request(
+    source: str,
+    call: str | None,
+    stdin: str,
+    limits: Limits,
+    isolated: bool,
+    mode: str | None = "one",
+) -> bytes:
+    """A request for the runner: length-prefixed fields (see inside/runner.py). The programs of
+    a batch after its header go without the mode field (``mode=None``)."""
+    limits_text = ";".join(f"{k}={v}" for k, v in limits.for_runner().items())
+    fields = [source, call or "", stdin, limits_text, "1" if isolated else "0"]
+    if mode is not None:
+        fields.append(mode)
+    out = bytearray()
+    for field in fields:
+        data = field.encode("utf-8", "surrogatepass")
+        out += f"{len(data)}:".encode() + data
+    return bytes(out)

@@ -1,4 +1,4 @@
-"""PLAYGROUND_SANDBOX, read in ONE place: by the worker that starts sandboxes (process.py) and by
+"""PLAYGROUND_SANDBOX, read in ONE place: by the worker that starts sandboxes (jail.py) and by
 the settings that show the site's banner, so that both agree on every spelling.
 
 No Django here: the sandbox and the ``trace`` command run without it.

@@ -19,8 +19,7 @@ from playground.benchmarks.scoring import (
     score_p3,
 )
 from playground.emulation.values import parse_literal
-from playground.sandbox import Limits, SandboxUnavailable
-from playground.sandbox.process import BatchSandbox
+from playground.sandbox import BatchSandbox, Limits, SandboxUnavailable
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from playground.programs.models import Program
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run
 from playground.runs.services import start_run
-from playground.sandbox.coc import ANON_LM_CALLS, MAX_LM_CALLS, LMRequest
+from playground.sandbox.lmulator import ANON_LM_CALLS, MAX_LM_CALLS, LMRequest
 from tests.factories import UserFactory
 from tests.oracle import Oracle, oracle_server
 

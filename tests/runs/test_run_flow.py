@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from playground.runs.models import Run, Trace
-from playground.sandbox.process import pool
+from playground.sandbox.warm_pool import pool
 from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

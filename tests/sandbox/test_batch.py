@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.sandbox import Limits
-from playground.sandbox.process import BatchSandbox
+from playground.sandbox import BatchSandbox, Limits
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from playground import sandbox
 from playground.programs.library import DATASETS_DIR
-from playground.sandbox.coc import (
+from playground.sandbox.lmulator import (
     MAX_LM_CALLS,
     MAX_REPLY_CHARS,
     LMRequest,
@@ -24,7 +24,7 @@ from playground.sandbox.coc import (
     ReplyInvalid,
     parse_reply,
 )
-from playground.sandbox.process import pool
+from playground.sandbox.warm_pool import pool
 
 FRUITS = {"apple", "pear", "banana", "fig"}
 

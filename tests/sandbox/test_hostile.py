@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from playground import sandbox
+from playground.sandbox.jail import SANDBOX_USER
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import SANDBOX_USER, pool
+from playground.sandbox.warm_pool import pool
 
 MARK = f"pg-hostile-{uuid.uuid4().hex[:8]}"
 HOST_FILES = [Path("/tmp") / MARK, Path("/var/tmp") / MARK, Path.cwd() / MARK]

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from playground.lib.accounts import ensure_system_user
-from playground.sandbox import Limits, process
+from playground.sandbox import Limits, jail, spawn
+from playground.sandbox.warm_pool import pool
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_ACCOUNT = "playground-test-worker"
@@ -53,10 +54,10 @@ def _uid(pid: int) -> int:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root worker can switch to another account")
 def test_a_root_worker_runs_every_sandbox_process_as_the_sandbox_account() -> None:
-    process.pool.drain()
-    account = pwd.getpwnam(process.SANDBOX_USER)
+    pool.drain()
+    account = pwd.getpwnam(jail.SANDBOX_USER)
     assert account.pw_uid != 0
-    started = process._start(Limits())  # bubblewrap, its init and the runner, waiting for work
+    started = spawn.start(Limits())  # bubblewrap, its init and the runner, waiting for work
     try:
         deadline = time.monotonic() + 5
         while len(pids := [started.proc.pid, *_descendants(started.proc.pid)]) < 3:
@@ -64,7 +65,7 @@ def test_a_root_worker_runs_every_sandbox_process_as_the_sandbox_account() -> No
             time.sleep(0.01)
         assert {_uid(pid) for pid in pids} == {account.pw_uid}
     finally:
-        process._discard(started)
+        spawn.discard(started)
 
 
 # Each program gathers what it can and prints it; the test then looks for the secret anywhere in

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from playground import sandbox
-from playground.sandbox.coc import LMRequest
+from playground.sandbox.collect import Collector, assemble
 from playground.sandbox.inside.tracer import Execution
+from playground.sandbox.jail import SandboxUnavailable
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import SandboxUnavailable, _assemble, _Collector
+from playground.sandbox.lmulator import LMRequest
 
 CAP = 4 * 1024 * 1024  # protocol.MAX_LINE_BYTES, a literal: this file also runs on old code
 
@@ -87,10 +88,10 @@ def test_a_forged_fatal_is_a_crash_not_an_unavailable_sandbox(
 def test_a_fatal_before_the_program_starts_is_one_clean_line() -> None:
     """Only the runner writes before "started" (its setup failed): that stays a setup problem,
     and its text reaches logs and users as one line."""
-    collector = _Collector(Limits())
+    collector = Collector(Limits())
     collector.feed(b'{"fatal":"could not load the filter:\\nsecond line\\r\\u0085x"}\n')
     with pytest.raises(SandboxUnavailable) as caught:
-        _assemble(
+        assemble(
             collector, timed_out=False, returncode=3, cpu_s=0.01, stderr=b"",
             limits=Limits(), wall_ms=1.0,
         )  # fmt: skip
@@ -113,8 +114,8 @@ def test_a_model_request_of_the_wrong_type_ends_a_chain_of_code_run() -> None:
 # The parsing path itself, in this process: memory and time.
 
 
-def _feed(data: bytes, chunk: int = 1 << 16) -> _Collector:
-    collector = _Collector(Limits(max_steps=1_000_000))
+def _feed(data: bytes, chunk: int = 1 << 16) -> Collector:
+    collector = Collector(Limits(max_steps=1_000_000))
     view = memoryview(data)
     for offset in range(0, len(data), chunk):
         collector.feed(view[offset : offset + chunk])
@@ -161,7 +162,7 @@ def _largest_admitted(name: str) -> bytes:
     return _line(name, low)
 
 
-def _peak(data: bytes) -> tuple[int, _Collector]:
+def _peak(data: bytes) -> tuple[int, Collector]:
     tracemalloc.start()
     try:
         collector = _feed(data)

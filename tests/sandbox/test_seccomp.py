@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from playground import sandbox
-from playground.sandbox import Limits, process
+from playground.sandbox import Limits, jail
 
 # System call numbers differ between architectures; the ones from 403 up are shared.
 _NUMBERS = {
@@ -92,14 +92,14 @@ def test_bubblewrap_alone_refuses_a_nested_user_namespace() -> None:
         "print(libc.unshare(0x10000000), ctypes.get_errno())\n"  # CLONE_NEWUSER
     )
     info_r, info_w = os.pipe()
-    runner_fd = process._runner_fd()
+    runner_fd = jail.open_runner()
     try:
-        argv = process._bwrap_argv(Limits(), info_w, runner_fd)
-        python = process._python()
+        argv = jail.bwrap_argv(Limits(), info_w, runner_fd)
+        python = jail._python()
         argv = [*argv[: argv.index(python)], python, "-S", "-c", code]
         done = subprocess.run(
             argv, pass_fds=(info_w, runner_fd), capture_output=True, text=True,
-            env=process._BWRAP_ENV, timeout=30, check=False, **process._user_kwargs(),
+            env=jail.BWRAP_ENV, timeout=30, check=False, **jail.user_kwargs(),
         )  # fmt: skip
     finally:
         for fd in (info_r, info_w, runner_fd):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from playground import sandbox
+from playground.sandbox import BatchSandbox
 from playground.sandbox.limits import Limits
-from playground.sandbox.process import BatchSandbox
 
 SLEEPER = "import time\nn = 0\nwhile True:\n    n += 1\n    time.sleep(0.2)\n"
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from playground import sandbox
+from playground.sandbox import BatchSandbox
 from playground.sandbox.inside.saferepr import safe_repr
 from playground.sandbox.inside.tracer import Execution, LimitReached
-from playground.sandbox.process import BatchSandbox, pool
+from playground.sandbox.warm_pool import pool
 
 
 def _trace(

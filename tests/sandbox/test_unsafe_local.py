@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 
 from playground import sandbox
-from playground.sandbox import process
-from playground.sandbox.process import pool
+from playground.sandbox import jail
 from playground.sandbox.setting import UNSAFE_ANY_HOST, is_loopback, read_setting
+from playground.sandbox.warm_pool import pool
 
 SPELLINGS = ["unsafe-local", "Unsafe-Local", " unsafe-local ", "UNSAFE_LOCAL", "unsafe local\n"]
 BANNER = "programs run without isolation"
@@ -72,10 +72,10 @@ def test_the_worker_refuses_it_on_a_reachable_site_and_says_why_in_its_log_only(
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_SANDBOX", " Unsafe-Local ")
     monkeypatch.setenv("PLAYGROUND_ALLOWED_HOSTS", "play.example.org")
-    monkeypatch.setattr(process, "_logged_refusals", set())  # logged once per process
+    monkeypatch.setattr(jail, "_logged_refusals", set())  # logged once per process
     pool.drain()
     with (
-        caplog.at_level(logging.ERROR, logger="playground.sandbox.process"),
+        caplog.at_level(logging.ERROR, logger="playground.sandbox.jail"),
         pytest.raises(sandbox.SandboxUnavailable) as refused,
     ):
         sandbox.run("print('ran without isolation')\n")

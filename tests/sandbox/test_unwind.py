@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from playground import sandbox
-from playground.sandbox import schema
-from playground.sandbox.coc import LMRequest
+from playground.sandbox import BatchSandbox, schema
 from playground.sandbox.inside.tracer import Execution, LimitReached
-from playground.sandbox.process import BatchSandbox
+from playground.sandbox.lmulator import LMRequest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "traces_v1_3103616.json"
 # The newcomer review's repro: the KeyError raised in g passes through f.

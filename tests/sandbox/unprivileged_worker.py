@@ -37,12 +37,13 @@ def main() -> None:
         sock.set_inheritable(True)
 
     from playground import sandbox
-    from playground.sandbox import process
+    from playground.sandbox import jail
+    from playground.sandbox.warm_pool import pool
 
     own = {
         "euid": os.geteuid(),
-        "sandbox_account": process._sandbox_account() is not None,
-        "userns_wall": bool(process._userns_options(shutil.which("bwrap") or "bwrap")),
+        "sandbox_account": jail._sandbox_account() is not None,
+        "userns_wall": bool(jail._userns_options(shutil.which("bwrap") or "bwrap")),
         "reads_secret_key": (var / "secret_key").read_text(),
         "reads_env_file": (var.parent / ".env").read_text(),
         "reads_own_environ": Path(f"/proc/{os.getpid()}/environ").read_bytes().decode(),
@@ -50,7 +51,7 @@ def main() -> None:
     }
     pid = str(os.getpid())
     traces = {name: sandbox.run(src.replace("WORKER_PID", pid)) for name, src in programs.items()}
-    process.pool.drain()
+    pool.drain()
     json.dump({"own": own, "traces": traces}, sys.stdout)
 
 

@@ -15,9 +15,9 @@ limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, `
   just before the program runs, ``{"steps": [...]}`` batches (flushed at 200 steps or about
   64,000 characters), then one ``{"final": {...}}``. The user's code runs in this process too,
   so the parent trusts none of it (and none of what follows "started").
-- Mode ``coc`` (Chain of Code, see coc.py): as ``one``, but a line the program cannot run pauses
-  it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals", "error",
-  "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
+- Mode ``coc`` (Chain of Code, see coc_runtime.py): as ``one``, but a line the program cannot
+  run pauses it: after the pending steps, one line ``{"lm": {"line", "end", "func", "locals",
+  "error", "kind", "targets", "step"}}`` asks the parent, and the runner blocks for the reply, two
   length-prefixed fields on the request pipe (kept open, moved off descriptor 0 so the program
   reads nothing there, as in mode ``one``): ``ok`` and the ``repr`` of the dict to apply, or
   ``error``/``stop`` and the reason the model's answer is not used (``stop``: ask no more).
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _PR_SET_NO_NEW_PRIVS = 38
 # The program stops itself at its wall-clock limit (_Stopper); a kill from outside waits this
-# much longer (process.KILL_GRACE_S, the same for a single run).
+# much longer (spawn.KILL_GRACE_S, the same for a single run).
 KILL_GRACE_S = 0.5
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -146,7 +146,7 @@ class Seccomp:
         self.libc = ctypes.CDLL(None, use_errno=True)
 
     def load(self) -> None:
-        """Install the filter here (no exec, fork, ptrace, sockets...; see process.py)."""
+        """Install the filter here (no exec, fork, ptrace, sockets...; see jail.py)."""
         prctl = self.libc.prctl
         if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(self.ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
@@ -252,6 +252,11 @@ def _run_one(
         _write(out, {"final": final})
         os._exit(0)
 
+    coc = None
+    if replies is not None:  # coc mode: its runtime (ast, symtable) is imported only here
+        import coc_runtime  # type: ignore[import-not-found]
+
+        coc = coc_runtime.Session(request["source"], _channel(out, replies))
     execution = tracer.Execution(
         request["source"],
         request["call"],
@@ -260,7 +265,7 @@ def _run_one(
         emit=emit,
         finish=finish,
         stdin=request["stdin"],
-        ask=_channel(out, replies) if replies is not None else None,
+        coc=coc,
     )
     execution.tracer.keep_running = bool(limits.get("keep_running"))
     sys.setrecursionlimit(limits.get("recursion", 1000))

@@ -28,7 +28,18 @@ TYPE_CHECKING = False  # typing and collections.abc cost milliseconds of start-u
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
-    from typing import Any
+    from typing import Any, Protocol
+
+    class CocSession(Protocol):
+        """What a Chain of Code run adds to an execution (coc_runtime.Session, which the runner
+        picks): its own tracer, the rewritten program, the names that code needs, and why a
+        failure was not simulated."""
+
+        def make_tracer(self, **kwargs: Any) -> Tracer: ...
+        def compile(self) -> Any: ...
+        def names(self) -> dict[str, Any]: ...
+        def explain(self, exc: BaseException, error: dict[str, Any]) -> None: ...
+
 
 PROGRAM = "<program>"
 BATCH = 200  # steps per emitted batch: streamed so a killed run still has its partial trace
@@ -326,8 +337,9 @@ class Execution:
     completion from ``run``, or on a limit from inside the program (``limit``), after which the
     runner exits the process and the in-process mode raises ``LimitReached``.
 
-    With ``ask`` the run is in Chain of Code mode (see coc.py): a line that fails is sent to
-    ``ask`` (the channel to the parent and its language model) instead of ending the run."""
+    With ``coc`` (a coc_runtime.Session, chosen by the runner) the run is in Chain of Code
+    mode: a line that fails is sent to the parent and its language model instead of ending the
+    run. This module never imports coc_runtime, which builds on it."""
 
     def __init__(
         self,
@@ -339,23 +351,18 @@ class Execution:
         emit: Callable[[list[dict[str, Any]]], None],
         finish: Callable[[dict[str, Any]], None],
         stdin: str = "",
-        ask: Callable[[dict[str, Any]], tuple[str, str]] | None = None,
+        coc: CocSession | None = None,
     ) -> None:
         self.source, self.call, self.stdin = source, call, stdin
         self.finish = finish
         self.output = Output(max_stdout, self.limit)
-        self.coc = None
-        if ask is None:
+        self.coc = coc
+        if coc is None:
             self.tracer = Tracer(
                 max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
             )
         else:
-            try:  # in the sandbox, where /runner is on sys.path
-                from coc import Session  # type: ignore[import-not-found]
-            except ImportError:  # in the project (tests)
-                from playground.sandbox.inside.coc import Session
-            self.coc = Session(source, ask)
-            self.tracer = self.coc.make_tracer(
+            self.tracer = coc.make_tracer(
                 max_steps=max_steps, output=self.output, emit=emit, on_limit=self.limit
             )
         self.done = False

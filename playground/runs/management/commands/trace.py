@@ -24,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from playground import sandbox
 from playground.programs.validation import strip_bom
 from playground.runs.errors import describe_error
-from playground.sandbox.process import BatchSandbox
+from playground.sandbox import BatchSandbox
 
 
 class Command(BaseCommand):
