@@ -15,9 +15,9 @@ from django.contrib.auth.models import AnonymousUser
 from playground import sandbox
 from playground.emulation import trace as trace_method
 from playground.emulation.puzzle import PRELUDE
+from playground.emulation.registry import REGISTRY
 from playground.programs.library import import_library
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
-from playground.runs.methods import METHOD_TOKENS
 from playground.runs.models import Plan, Run
 from playground.runs.services import start_run
 from tests.oracle import Oracle, oracle_server
@@ -50,7 +50,7 @@ def run_method(
                 anon_token="oracle-test",
                 method=method,
                 model="oracle",
-                max_tokens=METHOD_TOKENS[method],
+                max_tokens=REGISTRY[method].max_tokens,
             )
         return Run.objects.get(pk=run.pk)
 
