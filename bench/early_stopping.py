@@ -53,6 +53,7 @@ from django.core.management import call_command  # noqa: E402
 
 from playground.emulation import tae, trace  # noqa: E402
 from playground.emulation.base import Params  # noqa: E402
+from playground.emulation.registry import max_tokens_for  # noqa: E402
 from playground.llm import client  # noqa: E402
 from playground.llm.client import Timeouts, stream_chat  # noqa: E402
 from playground.llm.embedded import serving  # noqa: E402
@@ -61,7 +62,6 @@ from playground.programs.library import import_library  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
 from playground.runs import tasks  # noqa: E402
 from playground.runs.items import item_for_run  # noqa: E402
-from playground.runs.methods import METHOD_TOKENS  # noqa: E402
 from playground.runs.models import Plan, Run  # noqa: E402
 from playground.runs.services import start_run  # noqa: E402
 
@@ -89,7 +89,7 @@ def one_run(program: Program, method: str, model: str, *, early: bool) -> Result
         t0 = time.perf_counter()
         run = start_run(
             program=program, user=AnonymousUser(), anon_token=OWNER,
-            method=method, model=model, max_tokens=METHOD_TOKENS[method], enqueue=False,
+            method=method, model=model, max_tokens=max_tokens_for(method), enqueue=False,
         )  # fmt: skip
         real = threading.Thread(target=tasks.execute_real_run.run, args=[run.pk])
         real.start()

@@ -25,7 +25,7 @@ from playground.accounts.tokens import by_token
 from playground.benchmarks.models import Evaluation
 from playground.classroom.guards import run_hidden_from, run_start_refusal
 from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
-from playground.emulation.registry import REGISTRY, methods_for
+from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
 from playground.lib import ratelimits
 from playground.lib.middleware import too_many
 from playground.llm.registry import RegistryError, load_models
@@ -40,7 +40,6 @@ from playground.programs.validation import (
 )
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import allowed_overrides
-from playground.runs.methods import METHOD_TOKENS
 from playground.runs.models import Run
 from playground.runs.services import start_run
 from playground.runs.views import LIST_FIELDS, STATUS_FIELDS
@@ -301,7 +300,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         {"cpu_s": data.cpu_s, "max_steps": data.max_steps},
         authenticated=request.user.is_authenticated,
     )
-    tokens = METHOD_TOKENS.get(data.method, 512)
+    tokens = max_tokens_for(data.method)
     run = start_run(
         **item,
         max_tokens=max(16, min(data.max_tokens, tokens)) if data.max_tokens else tokens,

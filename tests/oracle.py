@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from playground import sandbox
+from playground.emulation import coc, output_prediction, prompts, puzzle, tae
 from playground.emulation import trace as trace_method
 from playground.llm.registry import ModelSpec
 
@@ -55,31 +56,53 @@ class Oracle:
         self.prompt_chars[kind] += len(prompt)
         return text
 
+    def answers(self) -> dict[str, list[tuple[str, str, Callable[[str], str]]]]:
+        """What the oracle can answer, by method module: the instructions each of the module's
+        prompts opens with (read from the module, so a reworded prompt still finds its answer),
+        the kind counted in ``seen``, and the answer. A registry method whose module is missing
+        here has no oracle answer: tests/runs/test_methods_with_oracle.py names it."""
+        return {
+            output_prediction.__name__: [
+                (prompts.DIRECT_INSTRUCTIONS, "output", self._output),
+                (prompts.COT_INSTRUCTIONS, "output", self._output),
+            ],
+            trace_method.__name__: [(trace_method.INSTRUCTIONS, "trace", self._trace)],
+            coc.__name__: [
+                (coc.LMULATOR_INSTRUCTIONS, "lmulator", self._lmulator),
+                (coc.WRITE_INSTRUCTIONS, "write", self._write),
+            ],
+            tae.__name__: [
+                (tae.THINK_INSTRUCTIONS, "think", self._think),
+                (tae.EXECUTE_INSTRUCTIONS, "execute", self._execute),
+            ],
+            puzzle.__name__: [(puzzle.INSTRUCTIONS, "puzzle", self._puzzle)],
+        }
+
     def _answer(self, prompt: str) -> tuple[str, str]:
-        if prompt.startswith("You are a Python interpreter. Trace"):
-            return "trace", self._trace(prompt)
-        if prompt.startswith("You are helping a Python interpreter"):
-            return "lmulator", self._lmulator(prompt)
-        if prompt.startswith("Write a Python program that answers"):
-            question = prompt.rsplit("Question: ", 1)[1].rsplit("\n[PROGRAM]", 1)[0]
-            # Variables reach the model as bounded reprs, so the question goes by a short key.
-            key = hashlib.sha256(question.encode()).hexdigest()[:16]
-            program = f"key = {key!r}\nanswer = look_up_answer(key)\n"
-            return "write", f"[PROGRAM]\n{program}[/PROGRAM]"
-        if prompt.startswith("You will plan how to solve every instance"):
-            return "think", self._think(prompt)
-        if prompt.startswith("Here is pseudocode that solves the task"):
-            return "execute", self._execute(prompt)
-        if prompt.startswith("You are given a Python function sat"):
-            sat = _last("PYTHON", prompt)
-            return "puzzle", f"[ANSWER]\n{self.solutions.get(sat, 'None')}\n[/ANSWER]"
-        if "[ANSWER]" in prompt:  # CRUXEval-O, direct or chain of thought
-            block = _last("PYTHON", prompt)
-            source, _, assertion = block.rpartition("\nassert ")
-            call = assertion.removesuffix(" == ??")
-            real = sandbox.run(source, call=call)
-            return "output", f"[ANSWER]\nassert {call} == {real['result']}\n[/ANSWER]"
+        for known in self.answers().values():
+            for instructions, kind, answer in known:
+                if prompt.startswith(instructions.split("{", 1)[0]):  # up to a placeholder
+                    return kind, answer(prompt)
         return "unknown", "I do not know."
+
+    def _write(self, prompt: str) -> str:
+        question = prompt.rsplit("Question: ", 1)[1].rsplit("\n[PROGRAM]", 1)[0]
+        # Variables reach the model as bounded reprs, so the question goes by a short key.
+        key = hashlib.sha256(question.encode()).hexdigest()[:16]
+        program = f"key = {key!r}\nanswer = look_up_answer(key)\n"
+        return f"[PROGRAM]\n{program}[/PROGRAM]"
+
+    def _puzzle(self, prompt: str) -> str:
+        sat = _last("PYTHON", prompt)
+        return f"[ANSWER]\n{self.solutions.get(sat, 'None')}\n[/ANSWER]"
+
+    def _output(self, prompt: str) -> str:
+        """CRUXEval-O, direct or chain of thought: the assertion with the real value."""
+        block = _last("PYTHON", prompt)
+        source, _, assertion = block.rpartition("\nassert ")
+        call = assertion.removesuffix(" == ??")
+        real = sandbox.run(source, call=call)
+        return f"[ANSWER]\nassert {call} == {real['result']}\n[/ANSWER]"
 
     def _trace(self, prompt: str) -> str:
         source, call = _last("PYTHON", prompt), _last("CALL", prompt)

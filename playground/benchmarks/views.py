@@ -28,13 +28,12 @@ from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import NO_MODEL, keep_figures, summarise
 from playground.classroom import guards
 from playground.classroom.hiding import Hidden, Surface, Verdict, hidden_for
-from playground.emulation.registry import REGISTRY
+from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.lib import ratelimits
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Program
-from playground.runs.methods import METHOD_TOKENS
 
 
 def _public() -> QuerySet[Evaluation]:
@@ -211,7 +210,7 @@ def start(request: HttpRequest) -> HttpResponse:
             subset=form.subset, owner=request.user, limit=data["limit"],
             sample_randomly=data["random"], samples=samples, seed=data["seed"],
             temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
-            max_tokens=METHOD_TOKENS.get(data["method"], 512), title=data["title"],
+            max_tokens=max_tokens_for(data["method"]), title=data["title"],
             max_results=form.most_results,
         )  # fmt: skip
     except services.EvaluationError as exc:

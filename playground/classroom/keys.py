@@ -60,9 +60,9 @@ def trace_data(trace: Trace | None) -> dict[str, Any]:
 
 
 def divergence_from_call(run: Run) -> bool:
-    """Whether the model traced only the call (the trace method): then its steps, and the real
-    ones they are compared with, start at the call."""
-    return run.method == "trace" and bool(run.call)
+    """Whether the model traced only the call (its method compares from the call): then its
+    steps, and the real ones they are compared with, start at the call."""
+    return run.compares_from_call
 
 
 def divergence_key(run: Run) -> tuple[grading.Mistake, list[dict[str, Any]]]:

@@ -25,6 +25,7 @@ from playground.classroom.models import (
     Submission,
 )
 from playground.emulation.judging import NO_MODEL, needed_no_model
+from playground.emulation.registry import DEFAULT_METHOD, DEFAULT_STEP_METHOD, max_tokens_for
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
@@ -178,6 +179,9 @@ def leave_course(*, user: Any, course: Course) -> Membership:
 
 
 KEY_METHOD = {Mode.OUTPUT: "real", Mode.TRACE: "real"}
+# An answer key's model answer gets at least this many tokens, more where its method's own
+# budget is larger: a key that breaks off at the limit is no key.
+KEY_MIN_TOKENS = 1024
 
 
 def prepare_item(item: Item, *, by: Any) -> Run | None:
@@ -187,14 +191,16 @@ def prepare_item(item: Item, *, by: Any) -> Run | None:
         return None
     method = KEY_METHOD.get(Mode(item.mode))
     if method is None:
-        method = item.method or ("trace" if item.mode == Mode.DIVERGENCE else "direct")
+        method = item.method or (
+            DEFAULT_STEP_METHOD if item.mode == Mode.DIVERGENCE else DEFAULT_METHOD
+        )
     run = start_run(
         program=item.program,
         user=by,
         anon_token=None,
         method=method,
         model=item.model if method != "real" else "",
-        max_tokens=2048 if method == "trace" else 1024,
+        max_tokens=max(max_tokens_for(method), KEY_MIN_TOKENS),
     )
     Item.objects.filter(pk=item.pk).update(key_run=run, key_check=None)
     item.key_run, item.key_check = run, None

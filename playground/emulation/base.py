@@ -1,9 +1,9 @@
 """What every emulation method gets and gives back.
 
-A method is a module with ``emulate(item, session) -> Emulation`` and ``KINDS`` (the kinds of
-item it accepts). It talks to the model and the sandbox only through the ``Session``, so the same
-code serves the Celery task (which streams to viewers and saves in batches), the command line and
-the tests. No Django here.
+A method is a module with ``emulate(item, session) -> Emulation``; every fact about it (the kinds
+of item it accepts among them) is its record in ``registry.REGISTRY``. It talks to the model and
+the sandbox only through the ``Session``, so the same code serves the Celery task (which streams
+to viewers and saves in batches), the command line and the tests. No Django here.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from playground.emulation.tae import judge_task
 from playground.emulation.values import NotALiteral, parse_literal
 from playground.sandbox.schema import FRAME_EXITS, make_trace
 
-KINDS = frozenset({"program", "task"})
 LM_TOKENS = 256
 PROGRAM_TOKENS = 768
 # The LMulator sees the source around the line it stands in for, not the whole program: the

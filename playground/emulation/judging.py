@@ -53,8 +53,10 @@ def headline(verdict: dict[str, Any] | None, *, emulated_steps: int = 0) -> str:
 
 
 def needed_no_model(method: str, model_calls: int | None) -> bool:
-    """Chain of Code on a program that Python ran entirely by itself: the model was never asked."""
-    return method == "coc" and model_calls == 0
+    """A method where Python runs what it can (Chain of Code), on a program that Python ran
+    entirely by itself: the model was never asked."""
+    spec = REGISTRY.get(method)
+    return spec is not None and spec.lm_lines and model_calls == 0
 
 
 def _short(text: str, limit: int = _SHOWN) -> str:
@@ -95,7 +97,7 @@ def judge_program(
         verdict = no_model_verdict(real, call)
     spec = REGISTRY.get(method)
     if spec is not None and spec.compares_steps and emulated is not None:
-        from_call = method == "trace" and bool(call)
+        from_call = spec.compares_from_call and bool(call)
         return verdict, compare_traces(real, emulated, from_call=from_call).as_dict()
     return verdict, result_comparison(result, prediction)
 
@@ -126,7 +128,8 @@ def _why_unreadable(
 ) -> str:
     """Why the answer has no value, in words that match what the page shows below it."""
     limit = f" ({max_tokens:,} tokens)" if max_tokens else ""
-    if method == "trace" and text:
+    spec = REGISTRY.get(method)
+    if spec is not None and spec.writes_trace and text:
         steps = len((emulated or {}).get("steps") or [])
         if steps:
             return unfinished_trace(text, steps=steps, hit_limit=hit_limit, limit=limit)

@@ -11,7 +11,6 @@ from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, parse_literal, repeats_input, same_value
 
-KINDS = frozenset({"program"})
 _ANSWER = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|$)", re.DOTALL)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.values import NotALiteral, literal_source, parse_literal
 
-KINDS = frozenset({"puzzle"})
 ATTEMPTS = 3
 PRELUDE = "from typing import List, Dict, Set, Tuple, Optional\n"
 _ANSWER = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|$)", re.DOTALL)

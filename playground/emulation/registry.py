@@ -1,5 +1,8 @@
-"""The emulation methods (a new method: one module and one line here).
+"""The emulation methods, one ``Method`` record each: every fact about a method lives here.
 
+A new method is one module in this package, one record here and one test file (the steps are in
+docs/METHODS.md). Pages, tasks, services and commands read a method's facts from its record and
+never compare its name with a literal (tests/emulation/test_method_literals.py checks that).
 Entries are resolved lazily, so listing the methods imports none of them.
 """
 
@@ -14,14 +17,45 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from playground.emulation.base import Emulation, Item, Session
 
+# The token budget of a run whose method has none (a real-only run, an unknown name).
+DEFAULT_TOKENS = 512
+
 
 @dataclass(frozen=True)
 class Method:
+    """What the site knows about one emulation method; the defaults are what most methods do."""
+
     name: str
     label: str
     target: str  # "module:function"
-    kinds: frozenset[str]  # program, puzzle, task
-    compares_steps: bool = False  # the result is a trace to compare step by step
+    kinds: frozenset[str]  # the kinds of item it accepts: program, puzzle, task
+    # The token budget of one model answer (a form may lower it, never raise it): a written
+    # trace or a Think-and-Execute simulation needs room; a direct prediction does not.
+    max_tokens: int = DEFAULT_TOKENS
+    # The result is a trace to compare step by step with the real one (else: the value only).
+    compares_steps: bool = False
+    # The model writes the step trace itself, as text: a readable trace without a result is
+    # "unfinished", not "unreadable".
+    writes_trace: bool = False
+    # On a program it predicts the value of the call, so a run without a call is refused.
+    needs_call: bool = False
+    # Its trace starts at the call (the model traces only the call): the real trace, when the
+    # program has a call, is compared from the call on.
+    compares_from_call: bool = False
+    # It emits steps while the model writes: the run page shows them live.
+    live_steps: bool = False
+    # Python runs the lines it can and the model simulates the rest: the steps the model
+    # simulated carry "lm", the page marks their lines, and a run where Python ran every line
+    # never asked the model (its verdict says so instead of judging the model).
+    lm_lines: bool = False
+    # The benchmark tasks it answers: "output" prediction (what a call returns / a task's
+    # answer) or "puzzle" solving (an answer that sat accepts); "input" prediction comes.
+    tasks: frozenset[str] = frozenset({"output"})
+    # It can run a program under changed semantics (an altered interpreter): no method yet.
+    changed_semantics: bool = False
+    # The verdict grades each step, not only the final value: no method yet (a step-by-step
+    # comparison, when there is one, is shown beside a verdict on the value).
+    graded_per_step: bool = False
 
     @property
     def emulate(self) -> Callable[[Item, Session], Emulation]:
@@ -33,20 +67,38 @@ REGISTRY: dict[str, Method] = {
     m.name: m
     for m in [
         Method("direct", "Direct output prediction (CRUXEval-O)",
-               "playground.emulation.output_prediction:emulate_direct", frozenset({_P})),
+               "playground.emulation.output_prediction:emulate_direct", frozenset({_P}),
+               max_tokens=256, needs_call=True),
         Method("cot", "Chain of thought, then the output (CRUXEval-O CoT)",
-               "playground.emulation.output_prediction:emulate_cot", frozenset({_P})),
+               "playground.emulation.output_prediction:emulate_cot", frozenset({_P}),
+               max_tokens=1024, needs_call=True),
         Method("trace", "Model-written step trace",
-               "playground.emulation.trace:emulate", frozenset({_P}), compares_steps=True),
+               "playground.emulation.trace:emulate", frozenset({_P}),
+               max_tokens=2048, compares_steps=True, writes_trace=True, needs_call=True,
+               compares_from_call=True, live_steps=True),
         Method("coc", "Chain of Code: Python runs what it can, the model the rest",
-               "playground.emulation.coc:emulate", frozenset({_P, _T}), compares_steps=True),
+               "playground.emulation.coc:emulate", frozenset({_P, _T}),
+               max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True),
         Method("tae", "Think-and-Execute: task-level pseudocode, simulated",
-               "playground.emulation.tae:emulate", frozenset({_P, _T})),
+               "playground.emulation.tae:emulate", frozenset({_P, _T}),
+               max_tokens=1024, live_steps=True),
         Method("puzzle", "Solve the puzzle (answer checked by sat in the sandbox)",
-               "playground.emulation.puzzle:emulate", frozenset({_Z})),
+               "playground.emulation.puzzle:emulate", frozenset({_Z}),
+               max_tokens=768, tasks=frozenset({"puzzle"})),
     ]
 }  # fmt: skip
 METHODS: dict[str, str] = {name: m.label for name, m in REGISTRY.items()}
+
+# The classroom's key run when an item names no method: a spot-the-divergence item needs a
+# step trace to compare; any other model item asks for the value.
+DEFAULT_METHOD = "direct"
+DEFAULT_STEP_METHOD = "trace"
+
+
+def max_tokens_for(name: str) -> int:
+    """The token budget of one model answer for a run of this method."""
+    method = REGISTRY.get(name)
+    return method.max_tokens if method is not None else DEFAULT_TOKENS
 
 
 def methods_for(kind: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ from playground.emulation.values import NotALiteral, parse_literal
 from playground.llm.registry import ModelSpec
 from playground.sandbox.schema import make_trace, storable
 
-KINDS = frozenset({"program", "task"})
 # A plan is shared by every later run of its task and model, so it is written with this budget
 # and at temperature 0 whatever the run that happens to write it asked for (a visitor's
 # max_tokens=16 must not leave a cut plan for everyone).

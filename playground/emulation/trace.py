@@ -27,7 +27,6 @@ from playground.sandbox.schema import (
     storable,
 )
 
-KINDS = frozenset({"program"})
 MAX_STEPS = 2000
 _MAX_OBJECT = 20_000  # characters of one step object
 

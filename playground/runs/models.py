@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from playground.emulation.registry import REGISTRY, Method
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.sandbox.schema import upgrade
 
@@ -140,6 +141,18 @@ class Run(models.Model):
         return self.method != "real"
 
     @property
+    def spec(self) -> Method | None:
+        """The registry's record of the run's method (its facts); None for a real-only run."""
+        return REGISTRY.get(self.method)
+
+    @property
+    def compares_from_call(self) -> bool:
+        """Whether the model traced only the call, so that its steps, and the real ones they are
+        compared with, start at the call."""
+        spec = self.spec
+        return spec is not None and spec.compares_from_call and bool(self.call)
+
+    @property
     def real_trace(self) -> Trace | None:
         return self.traces.filter(kind=Trace.Kind.REAL).first()
 
@@ -165,8 +178,7 @@ class Run(models.Model):
             return stored
         from playground.compare import compare_traces
 
-        from_call = self.method == "trace" and bool(self.call)
-        return compare_traces(real, emulated, from_call=from_call).as_dict()
+        return compare_traces(real, emulated, from_call=self.compares_from_call).as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         """The run as the JSON API and ``/runs/<id>/trace.json`` give it."""

@@ -113,7 +113,7 @@ def execute_emulation(run_id: int) -> str:
     if method is None or item.kind not in method.kinds:
         fail_run(run_id, f"The method {run.method!r} does not apply to a {item.kind}.")
         return "failed"
-    if item.kind == "program" and not run.call and run.method in ("direct", "cot", "trace"):
+    if item.kind == "program" and not run.call and method.needs_call:
         fail_run(run_id, "Output prediction needs a call expression, e.g. f([1, 2]).")
         return "failed"
     try:
@@ -174,7 +174,7 @@ class LiveComparison:
     def __init__(self, run: Run, compares_steps: bool) -> None:
         self.run_id = run.pk
         self.active = compares_steps and run.has_real_run
-        self.from_call = run.method == "trace" and bool(run.call)
+        self.from_call = run.compares_from_call
         self.steps: list[dict[str, Any]] = []
         self.real: dict[str, Any] | None = None
         self.last = 0.0

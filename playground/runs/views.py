@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.judging import NO_MODEL, headline
-from playground.emulation.registry import methods_for
+from playground.emulation.registry import max_tokens_for, methods_for
 from playground.lib import ratelimits
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
@@ -24,7 +24,7 @@ from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.methods import METHOD_TOKENS, METHODS
+from playground.runs.methods import METHODS
 from playground.runs.models import Run, Trace
 from playground.runs.services import cancel_run, hit_token_limit, start_run
 
@@ -99,7 +99,7 @@ def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpRespo
 
 def _requested_tokens(request: HttpRequest, method: str) -> int:
     """The answer's token budget: the method's default, lowered (never raised) by the form."""
-    default = METHOD_TOKENS.get(method, 512)
+    default = max_tokens_for(method)
     asked = whole_number(request.POST.get("max_tokens", ""))
     return max(16, min(asked, default)) if asked is not None else default
 

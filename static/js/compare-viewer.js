@@ -20,7 +20,8 @@
   if (!Array.isArray(pairs)) pairs = [];
   var firstDiv = parse("first-divergence-data");
   if (!firstDiv || typeof firstDiv !== "object") firstDiv = null;
-  var method = root.getAttribute("data-method");
+  // Some of the model's steps were simulated lines (Chain of Code): the method's fact, not its name.
+  var simulatesLines = root.getAttribute("data-lm-lines") === "true";
   var info = byId("cmp-info");
   var slider = byId("cmp-slider");
   var jumpButton = byId("cmp-jump");
@@ -131,7 +132,7 @@
   var lineEls = {};
   root.querySelectorAll('.cmp-code [id^="line-"]').forEach(function (el) { lineEls[el.id] = el; });
   function lineEl(line) { return line >= 0 ? lineEls["line-" + line] || null : null; }
-  if (method === "coc") {
+  if (simulatesLines) {
     var lmLines = {};
     emu.steps.forEach(function (step) { if (step.lm) lmLines[step.line] = true; });
     var lmKey = byId("cmp-lm-key");
@@ -227,7 +228,7 @@
       if (step) {
         // A model's unwind names no caller: where its exception goes is left unsaid (last: null).
         var last = track === real ? here === track.steps.length - 1 : null;
-        stepEl.textContent = describe(step, track.steps[here - 1], last) + (method === "coc" && step.lm ? " · simulated by the model" : "");
+        stepEl.textContent = describe(step, track.steps[here - 1], last) + (simulatesLines && step.lm ? " · simulated by the model" : "");
       } else {
         stepEl.textContent = absentText;
       }

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
+from playground.emulation.registry import REGISTRY
 from playground.llm.registry import ModelSpec
 from playground.programs.library import import_library
 from playground.programs.models import Program
-from playground.runs.methods import METHOD_TOKENS
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
@@ -38,7 +38,7 @@ def test_the_trace_method_on_sample_3_stops_with_its_answer(
             anon_token="stopping-test",
             method="trace",
             model=embedded_llm.name,
-            max_tokens=METHOD_TOKENS["trace"],  # the run form's default: 2,048
+            max_tokens=REGISTRY["trace"].max_tokens,  # the run form's default: 2,048
         )
     run = Run.objects.get(pk=run.pk)
     assert run.status == Run.Status.DONE, run.error

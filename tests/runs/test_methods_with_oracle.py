@@ -1,7 +1,8 @@
-"""Every method, end to end through the Celery task and the database, against a model server
-that is always right: each must score a full match on 20 library items, which proves that the
-prompts, parsing, streaming, storing and comparing lose nothing. One deliberate error must be
-reported at its step."""
+"""Every method in the registry, end to end through the Celery task and the database, against a
+model server that is always right: each must score a full match on 20 library items of each kind
+it accepts, which proves that the prompts, parsing, streaming, storing and comparing lose nothing.
+What is checked follows the method's record, so a new method is covered once it is registered
+and the oracle can answer its prompts. One deliberate error must be reported at its step."""
 
 from __future__ import annotations
 
@@ -15,14 +16,22 @@ from django.contrib.auth.models import AnonymousUser
 from playground import sandbox
 from playground.emulation import trace as trace_method
 from playground.emulation.puzzle import PRELUDE
+from playground.emulation.registry import REGISTRY, Method
 from playground.programs.library import import_library
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
-from playground.runs.methods import METHOD_TOKENS
 from playground.runs.models import Plan, Run
 from playground.runs.services import start_run
 from tests.oracle import Oracle, oracle_server
 
 N = 20
+
+
+def _accepting(kind: str) -> list[Method]:
+    return [m for m in REGISTRY.values() if kind in m.kinds]
+
+
+def _by_name(method: Method) -> str:
+    return method.name
 
 
 @pytest.fixture
@@ -40,7 +49,7 @@ def oracle(db: None, eager: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[O
 
 @pytest.fixture
 def run_method(
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    oracle: Oracle, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> Callable[..., Run]:
     def start(method: str, **item: Any) -> Run:
         with django_capture_on_commit_callbacks(execute=True):
@@ -50,8 +59,12 @@ def run_method(
                 anon_token="oracle-test",
                 method=method,
                 model="oracle",
-                max_tokens=METHOD_TOKENS[method],
+                max_tokens=REGISTRY[method].max_tokens,
             )
+        assert not oracle.seen["unknown"], (
+            f"The oracle cannot answer a prompt of the method {method!r}: teach "
+            "tests/oracle.py (Oracle.answers) how to answer its module's prompts."
+        )
         return Run.objects.get(pk=run.pk)
 
     return start
@@ -83,43 +96,53 @@ def _puzzle_solutions() -> dict[str, str]:
     return solutions
 
 
-@pytest.mark.parametrize("method", ["direct", "cot", "trace", "coc", "tae"])
+@pytest.mark.parametrize("method", REGISTRY.values(), ids=_by_name)
+def test_the_oracle_answers_every_method(method: Method) -> None:
+    module = method.target.partition(":")[0]
+    assert module in Oracle().answers(), (
+        f"The method {method.name!r} has no oracle answer, so no end-to-end test: add its "
+        f"module {module} and its prompts to Oracle.answers in tests/oracle.py."
+    )
+
+
+@pytest.mark.parametrize("spec", _accepting("program"), ids=_by_name)
 def test_every_program_method_scores_a_full_match(
-    oracle: Oracle, run_method: Callable[..., Run], method: str
+    oracle: Oracle, run_method: Callable[..., Run], spec: Method
 ) -> None:
     for program in _programs():
-        run = run_method(method, program=program)
+        run = run_method(spec.name, program=program)
         assert run.status == Run.Status.DONE, (program.external_id, run.error)
-        # Python runs every line of these under Chain of Code: the model is never asked, and
-        # that is no success of the model's.
-        expected = "no_model" if method == "coc" else "correct"
+        # Python runs every line of these where it runs what it can (Chain of Code): the model
+        # is never asked, and that is no success of the model's.
+        expected = "no_model" if spec.lm_lines else "correct"
         assert run.verdict["status"] == expected, (program.external_id, run.verdict)
         assert run.comparison is not None
         assert run.comparison["result_match"] is True
         assert run.comparison["first_divergence"] is None, run.comparison["first_divergence"]
         assert run.comparison["full_match"] is True
-        if method == "coc":  # Python runs every line of these: the model is never needed
+        if spec.lm_lines:  # Python runs every line of these: the model is never needed
             assert run.model_calls == 0
             steps = run.emulated_trace.data["steps"]  # type: ignore[union-attr]
             assert all(s.get("by", "python") == "python" for s in steps)
         else:
             assert run.emulated_text
             assert run.model_calls >= 1
-        if method in ("trace", "coc"):
+        if spec.compares_steps:
             emulated = run.emulated_trace
             assert emulated is not None
             assert run.comparison["correct_prefix"] == run.comparison["compared_steps"] > 0
-    if method == "tae":
+    if spec.name == "tae":  # the planning method's own check
         assert oracle.seen["think"] == N  # one plan per program: each is its own task
 
 
+@pytest.mark.parametrize("spec", _accepting("puzzle"), ids=_by_name)
 def test_puzzles_are_solved_and_checked_by_the_sandbox(
-    oracle: Oracle, run_method: Callable[..., Run]
+    oracle: Oracle, run_method: Callable[..., Run], spec: Method
 ) -> None:
     puzzles = list(Puzzle.objects.filter(sat__in=list(oracle.solutions)))
     assert len(puzzles) == N
     for puzzle in puzzles:
-        run = run_method("puzzle", puzzle=puzzle)
+        run = run_method(spec.name, puzzle=puzzle)
         assert run.status == Run.Status.DONE, run.error
         assert run.verdict["status"] == "correct", (puzzle.name, run.verdict)
         assert run.real_trace is not None
@@ -127,20 +150,21 @@ def test_puzzles_are_solved_and_checked_by_the_sandbox(
         assert run.call.startswith("sat(")
 
 
-@pytest.mark.parametrize("method", ["tae", "coc"])
+@pytest.mark.parametrize("spec", _accepting("task"), ids=_by_name)
 def test_reasoning_tasks_are_answered_and_plans_reused(
-    oracle: Oracle, run_method: Callable[..., Run], method: str
+    oracle: Oracle, run_method: Callable[..., Run], spec: Method
 ) -> None:
+    method = spec.name
     for example in _task_examples():
         run = run_method(method, task_example=example)
         assert run.status == Run.Status.DONE, run.error
         assert run.verdict["status"] == "correct", (str(example), run.verdict)
         assert run.real_trace is None  # nothing of the question runs for real
-        if method == "coc":
+        if spec.lm_lines:  # the model simulates the helper the written program calls
             assert "look_up_answer" in run.details["program"]
             steps = run.emulated_trace.data["steps"]  # type: ignore[union-attr]
             assert any(s.get("by") == "lm" for s in steps)
-    if method == "tae":
+    if method == "tae":  # the planning method's own checks
         assert oracle.seen["think"] == 2  # one Think per task, reused for its other instances
         assert Plan.objects.count() == 2
         assert sorted(Plan.objects.values_list("uses", flat=True)) == [N // 2, N // 2]

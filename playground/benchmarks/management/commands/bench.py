@@ -20,9 +20,8 @@ from tqdm import tqdm
 from playground.benchmarks import services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
-from playground.emulation.registry import REGISTRY
+from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.llm.registry import RegistryError, load_models
-from playground.runs.methods import METHOD_TOKENS
 
 
 class Command(BaseCommand):
@@ -110,7 +109,7 @@ class Command(BaseCommand):
                 subset=subset, limit=options["limit"], sample_randomly=options["random"],
                 samples=samples, seed=options["seed"], temperature=temperature,
                 concurrency=options["concurrency"],
-                max_tokens=options["max_tokens"] or METHOD_TOKENS.get(options["method"], 512),
+                max_tokens=options["max_tokens"] or max_tokens_for(options["method"]),
                 start=False,
             )  # fmt: skip
         except services.EvaluationError as exc:

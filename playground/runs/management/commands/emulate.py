@@ -24,11 +24,10 @@ from tqdm import tqdm
 from playground import sandbox
 from playground.emulation.base import Cancelled, Item, MemoryPlans, Params, PlanStore, Session
 from playground.emulation.judging import judge_program
-from playground.emulation.registry import REGISTRY
+from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.llm.client import LLMError
 from playground.llm.registry import RegistryError, get_model, load_models
 from playground.runs.management.commands.trace import _lines, _read_source, format_table
-from playground.runs.methods import METHOD_TOKENS
 
 
 class Command(BaseCommand):
@@ -62,7 +61,7 @@ class Command(BaseCommand):
         params = Params(
             temperature=options["temperature"],
             seed=options["seed"],
-            max_tokens=options["max_tokens"] or METHOD_TOKENS.get(method, 512),
+            max_tokens=options["max_tokens"] or max_tokens_for(method),
         )
         plans = MemoryPlans()
         runner = _Runner(model, method, params, plans)
@@ -72,7 +71,7 @@ class Command(BaseCommand):
         if not options["file"]:
             raise CommandError("Give a program FILE (or -), or --jsonl IN for a batch.")
         source = _read_source(options["file"])
-        if method == "puzzle":
+        if "puzzle" in REGISTRY[method].kinds:
             item = Item(kind="puzzle", source=source, ans_type=options["ans_type"])
         else:
             item = Item(
@@ -191,7 +190,7 @@ class _Runner:
             call, stdin = data.get("call") or "", data.get("stdin") or ""
             if not isinstance(call, str) or not isinstance(stdin, str):
                 raise ValueError("'call' and 'stdin' must be strings")
-            kind = "puzzle" if self.method == "puzzle" else "program"
+            kind = "puzzle" if "puzzle" in self.spec.kinds else "program"
             item = Item(
                 kind=kind,
                 source=data["code"],
