@@ -30,6 +30,7 @@ from playground.classroom import guards
 from playground.classroom.hiding import Hidden, Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.lib import ratelimits
+from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
@@ -167,8 +168,8 @@ def _refused(request: HttpRequest, message: str) -> HttpResponse:
     return redirect("benchmarks:leaderboard")
 
 
-def _start_page(request: HttpRequest, form: EvaluationForm, status: int = 200) -> HttpResponse:
-    return render(request, "benchmarks/start.html", {"form": form}, status=status)
+def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
+    return render(request, "benchmarks/start.html", {"form": form})
 
 
 @login_required
@@ -197,12 +198,12 @@ def start(request: HttpRequest) -> HttpResponse:
     if form.limited:
         # Refused while the owner's model tokens are spent (its runs count against them), then
         # counted only once the evaluation would be made: fixing a typo costs nothing.
-        over = _tokens_spent(request) or ratelimits.exceeded(request, "evaluations")
+        over = ratelimits.exceeded(request, "model_tokens", count=False) or ratelimits.exceeded(
+            request, "evaluations"
+        )
         if over is not None:
             form.add_error(None, over.message)
-            response = _start_page(request, form, status=429)
-            response["Retry-After"] = str(over.retry_after)
-            return response
+            return with_refusal(_start_page(request, form), over)
     samples = data["samples"]
     try:
         evaluation = services.create_evaluation(
@@ -217,14 +218,6 @@ def start(request: HttpRequest) -> HttpResponse:
         form.add_error(None, str(exc))
         return _start_page(request, form)
     return redirect(evaluation)
-
-
-def _tokens_spent(request: HttpRequest) -> ratelimits.Refused | None:
-    try:
-        ratelimits.hit(request, "model_tokens", count=False)
-    except ratelimits.Refused as refused:
-        return refused
-    return None
 
 
 RESULTS_PER_PAGE = 100

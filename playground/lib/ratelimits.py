@@ -304,11 +304,13 @@ def hit(request: HttpRequest, what: str, *, key: str | None = None, count: bool 
         raise Refused(name, refusal_message(name, retry_after), retry_after)
 
 
-def exceeded(request: HttpRequest, what: str, *, key: str | None = None) -> Refused | None:
+def exceeded(
+    request: HttpRequest, what: str, *, key: str | None = None, count: bool = True
+) -> Refused | None:
     """Like :func:`hit`, returning the refusal instead of raising it (for code that must end
     its own way, such as a form that keeps what was typed)."""
     try:
-        hit(request, what, key=key)
+        hit(request, what, key=key, count=count)
     except Refused as refused:
         return refused
     return None
