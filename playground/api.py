@@ -7,23 +7,21 @@ its owner; a cookie client sends the CSRF token, which ``GET /api/csrf`` hands o
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from csp.decorators import csp_update
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from ninja import Field, NinjaAPI, Query, Schema
+from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
-from playground.benchmarks.models import Evaluation
+from playground.benchmarks.api import router as benchmarks_router
 from playground.classroom.api import router as classroom_router
 from playground.lib import ratelimits
 from playground.lib.middleware import too_many
 from playground.llm.registry import RegistryError, load_models
-from playground.runs.api import PAGE_SIZE, MethodName, page_bounds
 from playground.runs.api import router as runs_router
 
 log = logging.getLogger(__name__)
@@ -72,6 +70,7 @@ api = PlaygroundAPI(
 )
 # Each app's endpoints are its own router, mounted at the root: the paths stay as they were.
 api.add_router("", runs_router)
+api.add_router("", benchmarks_router)
 api.add_router("", classroom_router)
 
 
@@ -119,94 +118,3 @@ def csrf(request: HttpRequest) -> dict[str, str]:
     the ``X-CSRFToken`` header of every POST; the response also sets the ``csrftoken`` cookie.
     Clients with a personal API token need neither."""
     return {"csrf_token": get_token(request), "header": "X-CSRFToken"}
-
-
-# -- The requester's evaluations, or the public ones ------------------------------------------
-
-
-class EvaluationFilters(Schema):
-    which: Literal["mine", "public"] = Field(
-        "mine",
-        description="`mine`: your own evaluations, in any state; `public`: the leaderboard "
-        "(finished evaluations of the shared data sets, anyone's).",
-    )
-    status: Evaluation.Status | None = None
-    method: MethodName | None = None
-    page: int = Field(1, ge=1, le=1_000_000, description=f"{PAGE_SIZE} evaluations a page.")
-
-
-class EvaluationRowOut(Schema):
-    id: int
-    url: str
-    title: str
-    owner: str | None
-    dataset: str
-    subset: list[Any]
-    method: str
-    model: str
-    status: str
-    created_at: datetime
-    finished_at: datetime | None
-    n: int
-    passed: int
-    accuracy: float
-    ci95: list[float]
-    no_model: int
-    errors: int
-    done: int
-    total: int
-
-
-SUMMARY_FIELDS = (
-    "n", "passed", "accuracy", "ci95", "no_model", "errors", "done", "total", "subset",
-)  # fmt: skip
-
-
-class EvaluationPageOut(Schema):
-    count: int
-    page: int
-    pages: int
-    results: list[EvaluationRowOut]
-
-
-@api.get("/evaluations", response=EvaluationPageOut, summary="Your evaluations, or the public ones")
-def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) -> dict[str, Any]:
-    """Evaluations with their figures (accuracy, 95% interval, counts), newest first, by the
-    evaluation pages' rules: your own in any state, and the finished ones of the shared data
-    sets for everyone. Per-item results are on each evaluation's page (``url``)."""
-    from playground.benchmarks.summary import keep_figures, summarise
-    from playground.benchmarks.views import _public
-
-    if filters.which == "public":
-        evaluations = _public()
-    elif request.user.is_authenticated:
-        evaluations = Evaluation.objects.filter(owner_id=request.user.pk).select_related("owner")
-    else:
-        evaluations = Evaluation.objects.none()
-    if filters.status is not None:
-        evaluations = evaluations.filter(status=filters.status)
-    if filters.method is not None:
-        evaluations = evaluations.filter(method=filters.method.value)
-    count = evaluations.count()
-    pages, start = page_bounds(count, filters.page)
-    rows = []
-    shown = list(evaluations.order_by("-id")[start : start + PAGE_SIZE])
-    keep_figures(shown)  # the finished ones' figures, counted once for the page and kept
-    for evaluation in shown:
-        summary = summarise(evaluation)
-        rows.append(
-            {
-                **{k: summary[k] for k in SUMMARY_FIELDS},
-                "id": evaluation.pk,
-                "url": evaluation.get_absolute_url(),
-                "title": str(evaluation),
-                "owner": evaluation.owner.get_username() if evaluation.owner else None,
-                "dataset": evaluation.dataset,
-                "method": evaluation.method,
-                "model": evaluation.model,
-                "status": evaluation.status,
-                "created_at": evaluation.created_at,
-                "finished_at": evaluation.finished_at,
-            }
-        )
-    return {"count": count, "page": filters.page, "pages": pages, "results": rows}
