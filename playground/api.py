@@ -1,8 +1,16 @@
-"""The JSON API (django-ninja): models, runs, evaluations. OpenAPI at /api/openapi.json,
-interactive docs at /api/docs. The same access rules as the pages: a run belongs to the account
-or the session (cookie) that created it; the same rate limits. A script authenticates with a
-personal API token (``Authorization: Bearer``, playground/accounts/tokens.py) and then acts as
-its owner; a cookie client sends the CSRF token, which ``GET /api/csrf`` hands out."""
+"""The JSON API (django-ninja) as one object: its title and OpenAPI settings (OpenAPI at
+/api/openapi.json, interactive docs at /api/docs), the personal API token as its security
+scheme, the 429 of the rate limits, the operation ids, and the routers of the apps mounted at
+/api/. Each app answers its own endpoints in its ``api.py`` router: ``accounts`` (the CSRF
+token), ``runs`` (start, read and list runs; the error shape and the method enum the others
+share), ``benchmarks`` (evaluations), ``classroom`` (gradebook, submissions). The language
+models this site offers are listed here: ``llm`` is a core package without Django, and every
+app that asks a model reads the same list.
+
+The same access rules as the pages: a run belongs to the account or the session (cookie) that
+created it; the same rate limits. A script authenticates with a personal API token
+(``Authorization: Bearer``, playground/accounts/tokens.py) and then acts as its owner; a cookie
+client sends the CSRF token, which ``GET /api/csrf`` hands out."""
 
 from __future__ import annotations
 
@@ -11,12 +19,12 @@ from typing import Any
 
 from csp.decorators import csp_update
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
+from playground.accounts.api import router as accounts_router
 from playground.benchmarks.api import router as benchmarks_router
 from playground.classroom.api import router as classroom_router
 from playground.lib import ratelimits
@@ -69,6 +77,7 @@ api = PlaygroundAPI(
     docs_decorator=csp_update({"img-src": ["data:"]}),
 )
 # Each app's endpoints are its own router, mounted at the root: the paths stay as they were.
+api.add_router("", accounts_router)
 api.add_router("", runs_router)
 api.add_router("", benchmarks_router)
 api.add_router("", classroom_router)
@@ -105,16 +114,3 @@ def list_models(request: HttpRequest) -> list[dict[str, Any]]:
         }
         for i, m in enumerate(models)
     ]
-
-
-class CsrfOut(Schema):
-    csrf_token: str
-    header: str
-
-
-@api.get("/csrf", response=CsrfOut, summary="The CSRF token for clients that send cookies")
-def csrf(request: HttpRequest) -> dict[str, str]:
-    """A client that keeps cookies (the session cookie the first run sets) sends this token in
-    the ``X-CSRFToken`` header of every POST; the response also sets the ``csrftoken`` cookie.
-    Clients with a personal API token need neither."""
-    return {"csrf_token": get_token(request), "header": "X-CSRFToken"}
