@@ -11,9 +11,9 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from playground.benchmarks.access import public_evaluations
 from playground.benchmarks.models import Evaluation
 from playground.benchmarks.summary import keep_figures, summarise
-from playground.benchmarks.views import _public
 from playground.runs.api import PAGE_SIZE, MethodName, page_bounds
 
 router = Router()
@@ -72,7 +72,7 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
     evaluation pages' rules: your own in any state, and the finished ones of the shared data
     sets for everyone. Per-item results are on each evaluation's page (``url``)."""
     if filters.which == "public":
-        evaluations = _public()
+        evaluations = public_evaluations()
     elif request.user.is_authenticated:
         evaluations = Evaluation.objects.filter(owner_id=request.user.pk).select_related("owner")
     else:
