@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from playground.benchmarks import plots, services
+from playground.benchmarks.access import public_evaluations, visible_evaluations
 from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
@@ -35,25 +36,6 @@ from playground.lib.pagination import page_of
 from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 from playground.programs.models import Program
-
-
-def _public() -> QuerySet[Evaluation]:
-    """Finished evaluations of the shared data sets: the leaderboard. An evaluation of a list
-    of programs stays its owner's (the list may hold their private programs; one made from the
-    command line has no owner and is nobody's to read on the site)."""
-    return (
-        Evaluation.objects.filter(status=Evaluation.Status.DONE)
-        .exclude(dataset=Dataset.PROGRAMS)
-        .select_related("owner")  # the leaderboard names each row's owner
-    )
-
-
-def _visible(request: HttpRequest) -> QuerySet[Evaluation]:
-    """Finished public evaluations, and every evaluation of the requester's own."""
-    mine = Evaluation.objects.none()
-    if request.user.is_authenticated:
-        mine = Evaluation.objects.filter(owner_id=request.user.pk)
-    return _public() | mine
 
 
 def _hidden_items(request: HttpRequest, evaluation: Evaluation) -> set[int]:
@@ -97,7 +79,7 @@ def _row(result: Result, hidden: set[int]) -> dict[str, Any]:
 
 
 def _get(request: HttpRequest, pk: int) -> Evaluation:
-    evaluation = _visible(request).filter(pk=pk).first()
+    evaluation = visible_evaluations(request).filter(pk=pk).first()
     if evaluation is None:
         raise Http404("No such evaluation.")
     return evaluation
@@ -112,7 +94,7 @@ def _ranked(dataset: str) -> QuerySet[Evaluation]:
     """A data set's finished public evaluations, best accuracy first (then more items, then the
     newest), by their kept figures: no result is read."""
     return (
-        _public()
+        public_evaluations()
         .filter(dataset=dataset, figures__isnull=False)
         .order_by(
             KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
@@ -123,7 +105,7 @@ def _ranked(dataset: str) -> QuerySet[Evaluation]:
 def leaderboard(request: HttpRequest) -> HttpResponse:
     """Finished evaluations by data set, best accuracy first, a page of each under a chart of
     accuracy by method and model (``?dataset=`` pages through one); the user's own below."""
-    keep_figures(list(_public().filter(figures__isnull=True)[:FILL_PER_REQUEST]))
+    keep_figures(list(public_evaluations().filter(figures__isnull=True)[:FILL_PER_REQUEST]))
     datasets = [d for d in Dataset if d != Dataset.PROGRAMS]
     chosen = request.GET.get("dataset", "")
     if chosen not in datasets:
@@ -242,7 +224,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["results"] = page
     context["plots"] = _plots(evaluation)
     context["others"] = (
-        _visible(request).filter(dataset=evaluation.dataset).exclude(pk=evaluation.pk)[:100]
+        visible_evaluations(request)
+        .filter(dataset=evaluation.dataset)
+        .exclude(pk=evaluation.pk)[:100]
     )
     return render(request, "benchmarks/detail.html", context)
 

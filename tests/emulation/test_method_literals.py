@@ -59,6 +59,7 @@ ONCE_COMPARED = {
     "playground/emulation/judging.py",
     "playground/runs/management/commands/emulate.py",
     "playground/runs/methods.py",
+    "playground/runs/api.py",
     "playground/runs/models.py",
     "playground/runs/tasks.py",
     "playground/runs/views.py",
