@@ -18,8 +18,8 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from playground.classroom import keys
+from playground.classroom.authoring import ItemData
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
-from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
 from playground.lib.params import DecimalNumberField, WholeNumberField, object_id
 from playground.llm.registry import RegistryError, load_models

@@ -11,8 +11,8 @@ from typing import Any
 from celery import shared_task
 
 from playground.classroom import grading
+from playground.classroom.marking import grade_puzzle
 from playground.classroom.models import Submission
-from playground.classroom.services import grade_puzzle
 
 log = logging.getLogger(__name__)
 

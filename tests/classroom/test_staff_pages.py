@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
+from playground.classroom.errors import ClassroomError
+from playground.classroom.joining import join_course
 from playground.classroom.models import (
     Assignment,
     Course,
@@ -28,7 +30,6 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
-from playground.classroom.services import ClassroomError, join_course
 from playground.programs.models import Program, Puzzle
 from playground.runs.models import Run
 from tests.classroom.staff_factories import (
