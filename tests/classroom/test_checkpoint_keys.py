@@ -129,7 +129,7 @@ def test_without_a_sandbox_answer_the_item_is_saved_and_its_key_checks_later(
     student = student_of(course, "ada")
     # No sandbox worker takes the task (the broker is real): wait a second only.
     settings.PLAYGROUND_SANDBOX_WALL_S = 0.5
-    monkeypatch.setattr("playground.classroom.keys.CHECK_MARGIN_S", 0.5)
+    monkeypatch.setattr("playground.classroom.checkpoints.CHECK_MARGIN_S", 0.5)
     data = _trace_item(
         pick=f"program:{program.pk}", cp_line=["4"], cp_occurrence=["50"], cp_variables=["x"]
     )
