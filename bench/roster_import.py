@@ -52,7 +52,9 @@ def _once(kind: str, rows: int) -> float:
                 lines = [f"student{i}@example.edu" for i in range(rows)]
             data = ("\n".join(lines) + "\n").encode()
             start = time.perf_counter()
-            report = roster.import_roster(course, data, member=member, base_url="http://bench")
+            report = roster.import_roster(
+                course=course, data=data, member=member, base_url="http://bench"
+            )
             took = time.perf_counter() - start
             assert report.mailed + report.on_site == rows, report
             raise _Rollback

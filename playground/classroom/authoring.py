@@ -121,7 +121,7 @@ def prepare_again(item: Item, *, by: Any) -> None:
         prepare_item(item, by=by)
 
 
-def move_item(item: Item, direction: str) -> bool:
+def move_item(*, item: Item, direction: str) -> bool:
     """Swap the item with its neighbour above ("up") or below ("down"); False at an end."""
     with transaction.atomic():
         items = list(

@@ -106,7 +106,7 @@ def join_course(*, user: Any, code: str) -> Membership:
     return membership
 
 
-def accept(invitation: Invitation, user: Any) -> tuple[Membership, bool]:
+def accept(*, invitation: Invitation, user: Any) -> tuple[Membership, bool]:
     """Accept for this account: (membership, whether it is new). The person joins as a
     student; an assistant role waits for an instructor's confirmation."""
     with transaction.atomic():
@@ -136,7 +136,7 @@ def accept(invitation: Invitation, user: Any) -> tuple[Membership, bool]:
     return member, created
 
 
-def decline(invitation: Invitation, user: Any) -> None:
+def decline(*, invitation: Invitation, user: Any) -> None:
     """Say no (a signed-in invitee, or whoever holds the e-mailed link)."""
     with transaction.atomic():
         current = locked(invitation)

@@ -20,7 +20,7 @@ from playground.classroom.invitations import limit_message, mails_left_today, qu
 from playground.classroom.models import Course, Invitation, Membership, Role
 
 
-def change_role(member: Membership, role: str, *, by: Any) -> None:
+def change_role(*, member: Membership, role: str, by: Any) -> None:
     """Give a member another role (an instructor's decision, which also settles a staff role
     waiting for confirmation); the course always keeps at least one instructor."""
     if role not in Role.values:
@@ -167,7 +167,7 @@ def _parse(rows: list[list[str]], *, instructor: bool, report: RosterReport) -> 
 
 
 def import_roster(
-    course: Course, data: bytes, *, member: Membership, base_url: str
+    *, course: Course, data: bytes, member: Membership, base_url: str
 ) -> RosterReport:
     """Invite everyone a roster names (one e-mail address or username per row, an optional
     second column with the role). Nobody joins: each person accepts or declines."""

@@ -76,7 +76,7 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
             item = get_object_or_404(
                 Item, pk=object_id(request.POST.get("item")) or 0, assignment=assignment
             )
-            authoring.move_item(item, request.POST.get("direction", ""))
+            authoring.move_item(item=item, direction=request.POST.get("direction", ""))
             return redirect(here + "#items")
         if action == "delete":
             if member.role != Role.INSTRUCTOR:

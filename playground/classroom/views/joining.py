@@ -117,11 +117,11 @@ def invitation_answer(request: HttpRequest, invitation_id: int) -> HttpResponse:
     action = request.POST.get("action", "")
     try:
         if action == "accept":
-            membership, created = joining.accept(invitation, request.user)
+            membership, created = joining.accept(invitation=invitation, user=request.user)
             _joined_message(request, membership, created)
             return redirect(membership.course)
         if action == "decline":
-            joining.decline(invitation, request.user)
+            joining.decline(invitation=invitation, user=request.user)
             messages.info(request, f"You declined the invitation to “{invitation.course.title}”.")
         else:
             messages.error(request, "Choose accept or decline: nothing changed.")
@@ -159,14 +159,14 @@ def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
         action = request.POST.get("action", "")
         try:
             if action == "accept" and request.user.is_authenticated:
-                membership, created = joining.accept(invitation, request.user)
+                membership, created = joining.accept(invitation=invitation, user=request.user)
                 _joined_message(request, membership, created)
                 return redirect(membership.course)
             if action == "accept":
                 return redirect(login_url)
             if action == "decline":
                 user = request.user if request.user.is_authenticated else None
-                joining.decline(invitation, user)
+                joining.decline(invitation=invitation, user=user)
                 context["declined"] = True
                 return render(request, "classroom/student/invitation.html", context)
             context["error"] = "Choose accept or decline: nothing changed."

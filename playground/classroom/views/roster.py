@@ -43,7 +43,10 @@ def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
     ratelimits.hit(request, "rosters.user")
     try:
         report = roster.import_roster(
-            course, form.cleaned_data["file"].read(), member=member, base_url=base_url(request)
+            course=course,
+            data=form.cleaned_data["file"].read(),
+            member=member,
+            base_url=base_url(request),
         )
     except ClassroomError as exc:
         messages.error(request, f"The roster was not imported: {exc}")
@@ -165,7 +168,7 @@ def member_role(request: HttpRequest, course_id: int, member_id: int) -> HttpRes
             roster.remove_member(target, by=request.user)
             messages.success(request, f"{name} was removed from the course.")
         else:
-            roster.change_role(target, role, by=request.user)
+            roster.change_role(member=target, role=role, by=request.user)
             messages.success(request, f"{name} is now {Role(role).label.lower()}.")
     except ClassroomError as exc:
         messages.error(request, str(exc))
