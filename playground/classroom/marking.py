@@ -1,8 +1,9 @@
 """Marking a submission against its item: every mode but puzzles at once, from the answer key's
 stored traces (``grade_now``); a puzzle by running ``sat(answer)`` in the sandbox
-(``grade_puzzle``, the body of the Celery task). The rules of each mode are the pure functions
-of ``grading``; this module reads the key and records the grade on the submission. Its own file
-so that the task imports it without importing ``submissions``, which queues the task."""
+(``grade_puzzle``, the body of the Celery task, judged by the puzzle method's ``check_sat``).
+The rules of each mode are the pure functions of ``grading``; this module reads the key and
+records the grade on the submission. Its own file so that the task imports it without
+importing ``submissions``, which queues the task."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from playground.classroom import grading, keys
 from playground.classroom.models import Item, Mode, Submission
 from playground.emulation.judging import NO_MODEL, needed_no_model
+from playground.emulation.puzzle import check_sat
 from playground.runs.models import Run
 
 
@@ -64,10 +66,10 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
 
 
 def grade_puzzle(submission: Submission) -> None:
-    """Run ``sat(answer)`` in the sandbox and record the grade (the Celery task's body)."""
+    """Judge the answer with the puzzle method's own ``check_sat`` (``sat(answer)`` in the
+    sandbox, exactly ``True``, an answer of the puzzle's type) and record the grade (the Celery
+    task's body)."""
     from playground import sandbox
-    from playground.emulation.puzzle import PRELUDE
-    from playground.emulation.values import literal_source
     from playground.runs.limits import limits_for_run
 
     item = submission.item
@@ -78,16 +80,14 @@ def grade_puzzle(submission: Submission) -> None:
         record_grade(submission, grading.Grade(0.0, problem.message), factor)
         return
     limits = dataclasses.replace(limits_for_run({}), keep_running=True)
-    trace = sandbox.run(
-        PRELUDE + item.puzzle.sat, call=f"sat({literal_source(value)})", limits=limits
+    check = check_sat(
+        item.puzzle.sat,
+        value,
+        ans_type=item.puzzle.ans_type,
+        run=lambda source, call: sandbox.run(source, call=call, limits=limits),
     )
-    if trace["status"] == "ok" and trace["result"] == "True":
-        grade = grading.Grade(1.0, "Right: sat(answer) returns True.")
-    elif trace["status"] == "ok":
-        grade = grading.Grade(0.0, f"Wrong: sat(answer) returns {trace['result']}.")
+    if check.solved:
+        grade = grading.Grade(1.0, f"Right: {check.why}")
     else:
-        err = trace.get("error") or {}
-        grade = grading.Grade(
-            0.0, f"Wrong: sat(answer) raised {err.get('type')}: {err.get('message', '')[:200]}"
-        )
+        grade = grading.Grade(0.0, f"Wrong: {check.why}")
     record_grade(submission, grade, factor)

@@ -175,7 +175,7 @@ def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
     sub, _ = submit("'abab'")
     assert sub is not None
     assert sub.score == 0.0
-    assert "returns False" in sub.feedback["message"]
+    assert sub.feedback["message"] == "Wrong: sat(answer) returned False, not True."
 
     sub, grade = submit("[1, 2")
     assert sub is None
@@ -202,6 +202,19 @@ def test_a_puzzle_answer_waits_for_its_grading_task(eager: None) -> None:
     marking.grade_puzzle(sub)
     sub.refresh_from_db()
     assert (sub.status, sub.score) == (Submission.Status.GRADED, 1.0)
+
+
+def test_a_puzzle_answer_is_judged_as_the_puzzle_method_judges_it(eager: None) -> None:
+    """The classroom grades with the method's check_sat: an answer of another type than the
+    puzzle's (the student page names it) is wrong, and is not run."""
+    w = course_world()
+    item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
+    sub, _ = submissions.submit(item=item, student=w.s1, answer="6")
+    assert sub is not None
+    marking.grade_puzzle(sub)
+    sub.refresh_from_db()
+    assert sub.score == 0.0
+    assert sub.feedback["message"] == "Wrong: The answer has the wrong type: expected str, got int."
 
 
 # -- The model modes (keys made by hand: the model is not what is tested here) -----------------
