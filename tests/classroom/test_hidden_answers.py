@@ -41,7 +41,7 @@ from tests.classroom.student_world import (
     library_program,
     puzzle,
 )
-from tests.factories import ProgramFactory, UserFactory
+from tests.factories import ProgramFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -324,8 +324,8 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 def _stream_world() -> dict[str, Any]:
     w = course_world()
     program = library_program()
-    run = Run.objects.create(program=program, source=SOURCE, call=CALL, owner=w.s1)
-    key = Run.objects.create(program=program, source=SOURCE, call=CALL, owner=w.instructor)
+    run = RunFactory(program=program, source=SOURCE, call=CALL, owner=w.s1)
+    key = RunFactory(program=program, source=SOURCE, call=CALL, owner=w.instructor)
     a = assignment(w.course)
     Item.objects.create(assignment=a, mode=Mode.OUTPUT, program=program, key_run=key)
     share = ShareLink.objects.create(run=key, created_by=w.instructor)

@@ -30,7 +30,7 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
-from playground.programs.models import Program, Puzzle
+from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.classroom.staff_factories import (
     AssignmentFactory,
@@ -42,7 +42,7 @@ from tests.classroom.staff_factories import (
     staffed_course,
     student_of,
 )
-from tests.factories import ProgramFactory, UserFactory
+from tests.factories import ProgramFactory, PuzzleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -478,14 +478,7 @@ def test_model_modes_need_a_model_and_a_fitting_method(db: None) -> None:
 def test_a_puzzle_item_picks_a_p3_puzzle(db: None) -> None:
     course, teacher = staffed_course()
     assignment = AssignmentFactory(course=course)
-    puzzle = Puzzle.objects.create(
-        name="Study_1:0",
-        family="Study_1",
-        source_index=0,
-        module="study",
-        ans_type="str",
-        sat="def sat(s: str):\n    return s.count('o') == 1000\n",
-    )
+    puzzle = PuzzleFactory(sat="def sat(s: str):\n    return s.count('o') == 1000\n")
     client = logged_in(teacher)
     url = reverse("classroom:item_new", args=[course.pk, assignment.pk])
     page = text(client.post(url, _item_data(mode="puzzle")))
@@ -503,14 +496,7 @@ def test_library_search_answers_an_htmx_fragment(db: None) -> None:
     LibraryProgramFactory(title="CRUXEval sample_7", source="def f(s):\n    return s.upper()\n")
     mine = ProgramFactory(owner=teacher, title="My <b>palindrome</b>", source="# upper\n")
     ProgramFactory(is_public=False, title="Someone's upper", source="def upper(): ...\n")
-    Puzzle.objects.create(
-        name="Upper_3:0",
-        family="Upper_3",
-        source_index=0,
-        module="m",
-        ans_type="str",
-        sat="def sat(s: str):\n    return s.isupper()\n",
-    )
+    PuzzleFactory(name="Upper_3:0", sat="def sat(s: str):\n    return s.isupper()\n")
     client = logged_in(teacher)
     url = reverse("classroom:library_search", args=[course.pk, assignment.pk])
     body = client.get(url, {"q": "upper", "mode": "output"}, headers={"HX-Request": "true"})
