@@ -9,11 +9,7 @@ import pytest
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
-from playground.classroom.models import (
-    Assignment,
-    Role,
-    Submission,
-)
+from playground.classroom.models import Assignment, Role, Submission
 from tests.classroom.staff_factories import (
     AssignmentFactory,
     ItemFactory,

@@ -9,11 +9,7 @@ from django.urls import reverse
 
 from playground.classroom.errors import ClassroomError
 from playground.classroom.joining import join_course
-from playground.classroom.models import (
-    Course,
-    Membership,
-    Role,
-)
+from playground.classroom.models import Course, Membership, Role
 from tests.classroom.staff_factories import (
     AssignmentFactory,
     logged_in,

@@ -9,12 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.classroom.models import (
-    Extension,
-    Membership,
-    Role,
-    Submission,
-)
+from playground.classroom.models import Extension, Membership, Role, Submission
 from tests.classroom.staff_factories import (
     AssignmentFactory,
     ItemFactory,

@@ -11,11 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from playground.classroom.models import (
-    Item,
-    Mode,
-    Submission,
-)
+from playground.classroom.models import Item, Mode, Submission
 from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.classroom.staff_factories import (

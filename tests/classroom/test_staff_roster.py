@@ -8,12 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from playground.classroom.models import (
-    Course,
-    Invitation,
-    Membership,
-    Role,
-)
+from playground.classroom.models import Course, Invitation, Membership, Role
 from tests.classroom.staff_factories import (
     MembershipFactory,
     logged_in,
