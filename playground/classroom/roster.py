@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from playground.classroom import audit
 from playground.classroom.errors import ClassroomError
-from playground.classroom.invitations import limit_message, mails_left_today, queue_mails
+from playground.classroom.mailing import limit_message, mails_left_today, queue_mails
 from playground.classroom.models import Course, Invitation, Membership, Role
 
 

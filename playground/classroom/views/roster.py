@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from playground.classroom import invitations, roster
+from playground.classroom import invitations, mailing, roster
 from playground.classroom.access import get_course
 from playground.classroom.errors import ClassroomError
 from playground.classroom.forms import REMOVE, RoleForm, RosterForm
@@ -109,7 +109,7 @@ def invitation_resend(request: HttpRequest, course_id: int, invitation_id: int) 
     """A new link by e-mail (the old one stops working)."""
     invitation = _pending_invitation(request, course_id, invitation_id)
     try:
-        invitations.resend(invitation, by=request.user, base_url=base_url(request))
+        mailing.resend(invitation, by=request.user, base_url=base_url(request))
     except ClassroomError as exc:
         messages.error(request, str(exc))
     else:
