@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from playground.classroom.keys import key_status
 from playground.classroom.models import Item, Mode, Submission
 from playground.programs.models import Program
 from playground.runs.models import Run
@@ -66,7 +67,7 @@ def test_an_item_from_the_library_gets_its_answer_key(db: None, on_commit: Any) 
     assert item.key_run is not None
     assert item.key_run.status == Run.Status.DONE
     assert item.key_run.owner == teacher
-    assert item.key_ready
+    assert key_status(item).ready
 
     page = text(
         client.get(reverse("classroom:item_edit", args=[course.pk, assignment.pk, item.pk]))
@@ -151,7 +152,7 @@ def test_checkpoints_are_checked_against_the_program(db: None, on_commit: Any) -
         {"line": 5, "occurrence": 2, "variables": ["total", "x"]},
         {"line": 6, "occurrence": 1, "variables": ["total"]},
     ]
-    assert item.key_ready
+    assert key_status(item).ready
     # The edit page shows what the key holds at each checkpoint, for the teacher to check.
     page = text(
         client.get(reverse("classroom:item_edit", args=[course.pk, assignment.pk, item.pk]))
@@ -202,7 +203,7 @@ def test_a_puzzle_item_picks_a_p3_puzzle(db: None) -> None:
     assert response.status_code == 302
     item = Item.objects.get()
     assert (item.puzzle, item.program, item.key_run) == (puzzle, None, None)
-    assert item.key_ready
+    assert key_status(item).ready
 
 
 def test_library_search_answers_an_htmx_fragment(db: None) -> None:
@@ -259,7 +260,7 @@ def test_changing_the_program_prepares_a_new_key(db: None, on_commit: Any) -> No
     item.refresh_from_db()
     assert item.program == second
     assert item.key_run_id != old_key
-    assert item.key_ready
+    assert key_status(item).ready
     assert "1 submission was graded against the old key and keeps its grade" in page
 
 
