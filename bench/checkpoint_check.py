@@ -30,7 +30,7 @@ import django  # noqa: E402
 django.setup()
 
 from playground import sandbox  # noqa: E402
-from playground.classroom import keys  # noqa: E402
+from playground.classroom import checkpoints  # noqa: E402
 from playground.runs.limits import limits_for_run  # noqa: E402
 
 SOURCE = (
@@ -67,7 +67,7 @@ def main() -> None:
     try:
         deadline = time.monotonic() + 60
         while True:  # the first check that comes back means the worker is up
-            check = keys.check_checkpoints(CHECKPOINTS, source=SOURCE, call=CALL)
+            check = checkpoints.check_checkpoints(CHECKPOINTS, source=SOURCE, call=CALL)
             if not check.unchecked:
                 break
             if time.monotonic() > deadline:
@@ -75,7 +75,7 @@ def main() -> None:
         assert check.problems == (), check.problems
 
         def through_worker() -> None:
-            result = keys.check_checkpoints(CHECKPOINTS, source=SOURCE, call=CALL)
+            result = checkpoints.check_checkpoints(CHECKPOINTS, source=SOURCE, call=CALL)
             assert not result.unchecked, result
             assert not result.problems, result
 

@@ -30,7 +30,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from playground.classroom import invitations, services  # noqa: E402
+from playground.classroom import courses, roster  # noqa: E402
 from playground.classroom.models import Membership  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def _once(kind: str, rows: int) -> float:
         with transaction.atomic():
             User = get_user_model()
             teacher = User.objects.create(username="bench-teacher")
-            course = services.create_course(title="Bench", instructor=teacher)
+            course = courses.create_course(title="Bench", instructor=teacher)
             member = Membership.objects.get(course=course, user=teacher)
             if kind == "username":
                 User.objects.bulk_create(User(username=f"bench-{i}") for i in range(rows))
@@ -52,7 +52,9 @@ def _once(kind: str, rows: int) -> float:
                 lines = [f"student{i}@example.edu" for i in range(rows)]
             data = ("\n".join(lines) + "\n").encode()
             start = time.perf_counter()
-            report = invitations.import_roster(course, data, member=member, base_url="http://bench")
+            report = roster.import_roster(
+                course=course, data=data, member=member, base_url="http://bench"
+            )
             took = time.perf_counter() - start
             assert report.mailed + report.on_site == rows, report
             raise _Rollback

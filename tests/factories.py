@@ -5,7 +5,8 @@ from __future__ import annotations
 import factory
 from django.contrib.auth import get_user_model
 
-from playground.programs.models import Dataset, Program
+from playground.programs.models import Dataset, Program, Puzzle
+from playground.runs.models import Run
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -27,3 +28,29 @@ class ProgramFactory(factory.django.DjangoModelFactory):
     dataset = Dataset.USER
     owner = factory.SubFactory(UserFactory)
     is_public = False
+
+
+class PuzzleFactory(factory.django.DjangoModelFactory):
+    """A P3 puzzle of the library: find a string of three "ab"s (unless told another ``sat``)."""
+
+    class Meta:
+        model = Puzzle
+
+    name = factory.Sequence(lambda n: f"Study_{n}:0")
+    family = factory.LazyAttribute(lambda p: p.name.split(":")[0])
+    source_index = 0
+    module = "study"
+    ans_type = "str"
+    sat = "def sat(s: str):\n    return s == 'ab' * 3\n"
+
+
+class RunFactory(factory.django.DjangoModelFactory):
+    """A run of a program, with the program's text copied in as ``start_run`` copies it (a real
+    run, queued, unless told otherwise)."""
+
+    class Meta:
+        model = Run
+
+    program = factory.SubFactory(ProgramFactory)
+    source = factory.LazyAttribute(lambda r: r.program.source if r.program else "")
+    call = factory.LazyAttribute(lambda r: r.program.call if r.program else "")

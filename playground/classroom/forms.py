@@ -17,9 +17,9 @@ from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
-from playground.classroom import keys
+from playground.classroom.authoring import ItemData
+from playground.classroom.checkpoints import check_checkpoints
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
-from playground.classroom.staff_services import ItemData
 from playground.emulation.registry import REGISTRY, methods_for
 from playground.lib.params import DecimalNumberField, WholeNumberField, object_id
 from playground.llm.registry import RegistryError, load_models
@@ -457,7 +457,7 @@ class ItemForm(forms.Form):
         if not self.may_run(program, source):
             return []  # the item is refused as a whole: say nothing about its real run
         current = self.item.key_run if self.item is not None else None
-        check = keys.check_checkpoints(
+        check = check_checkpoints(
             checkpoints,
             source=source,
             call=call,

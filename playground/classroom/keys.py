@@ -14,7 +14,6 @@ by the run, so that the list and the student pages do not read traces again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,7 @@ LABELS = {
     PROBLEM: "cannot be answered",
 }
 # Real runs that ended at a limit: a line not reached may still run later.
-_LIMITS = frozenset({"step_limit", "time_limit", "memory_limit", "output_limit"})
+LIMITS = frozenset({"step_limit", "time_limit", "memory_limit", "output_limit"})
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def divergence_key(run: Run) -> tuple[grading.Mistake, list[dict[str, Any]]]:
         raw if isinstance(raw, list) else [],
         emulated,
         from_call=from_call,
-        real_complete=real.get("status") not in _LIMITS,
+        real_complete=real.get("status") not in LIMITS,
     )
     return mistake, steps
 
@@ -115,7 +114,7 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
         found = grading.checkpoint_values(
             steps if isinstance(steps, list) else [], list(item.checkpoints or [])
         )
-        problems += grading.checkpoint_problems(found, complete=status not in _LIMITS)
+        problems += grading.checkpoint_problems(found, complete=status not in LIMITS)
     if item.mode in (Mode.OUTPUT, Mode.BEAT_MODEL) and status not in ("ok", "exception"):
         problems.append(
             f"The real run did not finish ({status.replace('_', ' ')}): there is no value to "
@@ -143,65 +142,3 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
                 "steps cannot be checked. Choose a shorter call."
             )
     return problems, warnings
-
-
-# Checking checkpoints before an item is saved ---------------------------------------------------
-
-# How long the item form waits for the sandbox worker: the run's own wall limit, plus the queue.
-CHECK_MARGIN_S = 5.0
-
-
-@dataclass(frozen=True)
-class CheckpointCheck:
-    """What the program's real trace says of the checkpoints: ``problems`` (empty: all of them
-    can be answered), or ``unchecked`` with the reason when no trace could be had in time."""
-
-    problems: tuple[str, ...] = ()
-    unchecked: str = ""
-
-
-def check_checkpoints(
-    checkpoints: list[dict[str, Any]],
-    *,
-    source: str,
-    call: str,
-    stdin: str = "",
-    key_run: Run | None = None,
-) -> CheckpointCheck:
-    """Check checkpoints against the real trace: the item's finished key run when it is of this
-    program (editing checkpoints only), else a run in the sandbox now, on the sandbox worker,
-    waited for at most the wall limit plus a margin."""
-    if key_run is not None and key_run.status == Run.Status.DONE:
-        same = (key_run.source, key_run.call, key_run.stdin) == (source, call, stdin)
-        real = trace_data(key_run.real_trace) if same else {}
-        if real:
-            steps = real.get("steps")
-            found = grading.checkpoint_values(steps if isinstance(steps, list) else [], checkpoints)
-            status = str(real.get("status", ""))
-            return CheckpointCheck(
-                tuple(grading.checkpoint_problems(found, complete=status not in _LIMITS))
-            )
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from playground.classroom.tasks import check_checkpoints as task
-    from playground.runs.limits import default_limits
-
-    wait = default_limits().wall_s + CHECK_MARGIN_S
-    try:
-        # A worker that takes it after the form gave up drops it rather than run it for nobody.
-        pending = task.apply_async(args=(source, call, stdin, checkpoints), expires=wait)
-        answer = pending.get(timeout=wait, propagate=True)
-    except CeleryTimeout:
-        return CheckpointCheck(unchecked=f"the sandbox did not answer within {wait:.0f} s")
-    except Exception as exc:  # the broker is away, the task failed: not the teacher's doing
-        log.warning("checking checkpoints failed", exc_info=True)
-        return CheckpointCheck(unchecked=f"the sandbox could not be reached ({type(exc).__name__})")
-    with contextlib.suppress(Exception):  # the result is small and expires anyway
-        pending.forget()
-    if not isinstance(answer, dict) or "found" not in answer:
-        why = answer.get("unavailable") if isinstance(answer, dict) else None
-        return CheckpointCheck(unchecked=f"the sandbox is not available ({why or 'no answer'})")
-    status = str(answer.get("status", ""))
-    return CheckpointCheck(
-        tuple(grading.checkpoint_problems(answer["found"], complete=status not in _LIMITS))
-    )

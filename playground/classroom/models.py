@@ -338,7 +338,8 @@ class Item(models.Model):
     key_run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # What is wrong with the finished key run, worked out once (keys.key_status):
+    # What is wrong with the finished key run, worked out once (keys.key_status, which templates
+    # read as item|answer_key):
     # {"run": id, "problems": [...], "warnings": [...]}; stale when the run is another.
     key_check = models.JSONField(null=True, blank=True)
     # source_key() of the program's text, kept with the item (save(), and refresh_item_keys when
@@ -364,21 +365,6 @@ class Item(models.Model):
         return reverse(
             "classroom:item", args=[self.assignment.course_id, self.assignment_id, self.pk]
         )
-
-    @property
-    def key_ready(self) -> bool:
-        """Whether students can answer: the answer key exists and nothing in it makes the item
-        unanswerable (a puzzle is checked by its sat at grading time). See ``keys``."""
-        from playground.classroom.keys import key_status
-
-        return key_status(self).ready
-
-    @property
-    def key(self) -> Any:
-        """The key's ``keys.KeyStatus`` (state, problems, warnings), for templates."""
-        from playground.classroom.keys import key_status
-
-        return key_status(self)
 
 
 class Extension(models.Model):

@@ -1,7 +1,7 @@
 """A student's own progress, as their pages show it: per item the attempts and the best credit,
 per assignment a status, the window with their extension, and the score when feedback is
 allowed; and the item page's policy: whether a student may answer now (``submit_refusal``, the
-same rule ``services.submit`` enforces), what of the expected answer they may see (``reveal``,
+same rule ``submissions.submit`` enforces), what of the expected answer they may see (``reveal``,
 ``key_trace_shown``, ``feedback_details``). Reads only."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def key_refusal(item: Item) -> str:
 def submit_refusal(item: Item, *, attempts: int, end: datetime, now: datetime) -> str:
     """Why a student may not answer the item now, or "": their window (``end``, extension
     applied) is over, they have no attempts left, or the item's key is not ready. The item page
-    shows it instead of the form; ``services.submit`` refuses with it."""
+    shows it instead of the form; ``submissions.submit`` refuses with it."""
     assignment = item.assignment
     if now > end:
         return f"This assignment closed on {site_time(end)}: no more answers."

@@ -11,8 +11,9 @@ from typing import Any
 from celery import shared_task
 
 from playground.classroom import grading
+from playground.classroom.invitations import send_mails
+from playground.classroom.marking import grade_puzzle
 from playground.classroom.models import Submission
-from playground.classroom.services import grade_puzzle
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,4 @@ def check_checkpoints(
 
 @shared_task(soft_time_limit=600, time_limit=660)
 def send_invitation_mails(invitation_ids: list[int], base_url: str) -> int:
-    from playground.classroom.invitations import send_mails
-
     return send_mails(invitation_ids, base_url)

@@ -3,13 +3,17 @@
 The answer is read as a literal (``ast.literal_eval``), checked against the puzzle's answer type
 and written back with ``repr`` into the call, so an answer can never be code and cannot forge the
 verdict: only ``sat`` returning exactly ``True`` in the sandbox counts. Up to ``ATTEMPTS`` tries,
-each told why the previous one failed.
+each told why the previous one failed. ``check_sat`` is that judge, and the only one: the
+classroom's puzzle items grade a student's answer with it, and a P3 evaluation scores from the
+verdict of this method's run.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session, block_closed
@@ -88,6 +92,52 @@ def _check(value: Any, node: ast.expr) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SatCheck:
+    """What ``check_sat`` found: whether the puzzle is solved, why (one sentence, shown to the
+    person or the model that answered), the call it ran and the sandbox's trace of it (both
+    empty when the answer was refused before running)."""
+
+    solved: bool
+    why: str
+    call: str = ""
+    trace: dict[str, Any] | None = None
+
+
+# Runs ``source`` with ``call`` in the sandbox and returns its trace; each caller brings its own
+# (the method its session, with the run's limits; the classroom the sandbox with default ones).
+SatRunner = Callable[[str, str], dict[str, Any]]
+
+
+def check_sat(sat: str, value: Any, *, ans_type: str, run: SatRunner) -> SatCheck:
+    """Judge an answer to a P3 puzzle: solved only when ``sat(answer)`` returns exactly ``True``
+    in the sandbox. ``value`` is the answer already read as a literal (``parse_literal``); it is
+    written back into the call with ``literal_source``, so it can never be code. Not solved:
+
+    - an answer not of the puzzle's answer type (``type_problem``), which is not run at all;
+    - a result other than ``True``: ``False``, ``None``, and truthy values such as ``1`` or a
+      non-empty list alike (P3 asks for ``True``, and the sandbox's result is its repr);
+    - an exception raised by ``sat`` (its type and message are the reason);
+    - a run that does not finish: the time, memory, step or output limit.
+    """
+    problem = type_problem(value, ans_type)
+    if problem:
+        return SatCheck(False, f"The answer has the wrong type: {problem}.")
+    call = f"sat({literal_source(value)})"
+    trace = run(PRELUDE + sat, call)
+    status, result = trace["status"], trace.get("result")
+    if status == "ok" and result == "True":
+        return SatCheck(True, "sat(answer) returns True.", call, trace)
+    if status == "ok":
+        why = f"sat(answer) returned {result}, not True."
+    elif trace.get("error"):
+        err = trace["error"]
+        why = f"sat(answer) raised {err['type']}: {err['message'][:200]}"
+    else:
+        why = f"sat(answer) did not finish ({status})."
+    return SatCheck(False, why, call, trace)
+
+
 def _literal(block: str) -> bool:
     try:
         parse_literal(block.strip())
@@ -120,34 +170,30 @@ def emulate(item: Item, session: Session) -> Emulation:
             except NotALiteral as exc:
                 why = f"The answer must be a literal, not code or an expression ({exc})."
             else:
-                problem = type_problem(value, item.ans_type)
-                if problem:
-                    why = f"The answer has the wrong type: {problem}."
-                else:
-                    call = f"sat({literal_source(value)})"
-                    record["call"] = call[:200]
+                check = check_sat(
+                    item.source,
+                    value,
+                    ans_type=item.ans_type,
                     # The verdict needs sat to finish; its first steps are enough to show.
-                    last_trace = session.run(PRELUDE + item.source, call=call, keep_running=True)
-                    status, result = last_trace["status"], last_trace.get("result")
-                    if status == "ok" and result == "True":
-                        record["passed"] = True
-                        session.emit("status", text=f"Attempt {attempt}: sat(answer) is True.")
-                        return Emulation(
-                            prediction=answer,
-                            verdict={
-                                "status": "correct",
-                                "explanation": f"sat(answer) returns True (attempt {attempt}).",
-                            },
-                            real_trace=last_trace,
-                            details={"attempts": attempts, "call": call},
-                        )
-                    if status == "ok":
-                        why = f"sat(answer) returned {result}, not True."
-                    elif last_trace.get("error"):
-                        err = last_trace["error"]
-                        why = f"sat(answer) raised {err['type']}: {err['message'][:200]}"
-                    else:
-                        why = f"sat(answer) did not finish ({status})."
+                    run=lambda source, call: session.run(source, call=call, keep_running=True),
+                )
+                if check.call:
+                    record["call"] = check.call[:200]
+                if check.trace is not None:
+                    last_trace = check.trace
+                if check.solved:
+                    record["passed"] = True
+                    session.emit("status", text=f"Attempt {attempt}: sat(answer) is True.")
+                    return Emulation(
+                        prediction=answer,
+                        verdict={
+                            "status": "correct",
+                            "explanation": f"sat(answer) returns True (attempt {attempt}).",
+                        },
+                        real_trace=last_trace,
+                        details={"attempts": attempts, "call": check.call},
+                    )
+                why = check.why
         record["passed"] = False
         record["why"] = why
         session.emit("status", text=f"Attempt {attempt} failed: {why}")

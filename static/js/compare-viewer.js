@@ -314,27 +314,10 @@
     if (history.replaceState) history.replaceState(null, "", "#pair-" + (pos + 1));
   }
 
-  var pending = null;
-  slider.addEventListener("input", function () {
-    pending = Number(slider.value);
-    window.requestAnimationFrame(function () { if (pending !== null) { show(pending); pending = null; } });
-  });
-  buttons.forEach(function (button) {
-    button.addEventListener("click", function () {
-      var go = button.getAttribute("data-cmp-go");
-      if (go === "divergence") { if (divPos >= 0) show(divPos); return; }
-      show(go === "first" ? 0 : go === "last" ? n - 1 : go === "prev" ? current - 1 : current + 1);
-    });
-  });
-  document.addEventListener("keydown", function (event) {
-    var target = event.target;
-    var typing = target instanceof HTMLElement && (target.isContentEditable ||
-      (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target !== slider));
-    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
-    var moves = { ArrowRight: 1, ArrowLeft: -1 };
-    if (event.key in moves) { show(current + moves[event.key]); event.preventDefault(); }
-    else if (event.key === "Home") { show(0); event.preventDefault(); }
-    else if (event.key === "End") { show(n - 1); event.preventDefault(); }
+  window.TraceState.stepper({
+    slider: slider, buttons: buttons, attribute: "data-cmp-go", count: n, show: show,
+    at: function () { return current; },
+    jumps: { divergence: function () { if (divPos >= 0) show(divPos); } },
   });
 
   var fromHash = /^#pair-(\d+)$/.exec(window.location.hash);

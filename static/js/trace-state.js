@@ -1,6 +1,7 @@
 // The state of a trace (schema v2) at any step, shared by the trace viewer and the side-by-side
 // viewer: frames rebuilt from each step's changed variables, from checkpoints every
-// CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant.
+// CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant. Also the stepping
+// controls (slider, buttons, keys) that both viewers share.
 (function () {
   "use strict";
   var CHECKPOINT_EVERY = 256;
@@ -75,5 +76,38 @@
     return { stateAt: stateAt, outputAt: outputAt };
   }
 
-  window.TraceState = { track: track, exceptionWords: exceptionWords };
+  // The stepping controls of a viewer: the slider (drawn once per frame however fast it moves),
+  // the buttons whose `attribute` says first, prev, next, last or one of the viewer's own `jumps`,
+  // and the keys (arrows, Home, End, and the viewer's own `keys`, each returning whether it
+  // acted), which leave typing in a field alone. `show(index)` draws a step and ignores an index
+  // out of range; `at()` is the index shown now; `count` how many there are.
+  function stepper(o) {
+    var pending = null;
+    o.slider.addEventListener("input", function () {
+      pending = Number(o.slider.value);
+      window.requestAnimationFrame(function () { if (pending !== null) { o.show(pending); pending = null; } });
+    });
+    o.buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        var go = button.getAttribute(o.attribute);
+        if (o.jumps && o.jumps[go]) { o.jumps[go](); return; }
+        var current = o.at();
+        o.show(go === "first" ? 0 : go === "last" ? o.count - 1 : go === "prev" ? current - 1 : current + 1);
+      });
+    });
+    document.addEventListener("keydown", function (event) {
+      var target = event.target;
+      var typing = target instanceof HTMLElement && (target.isContentEditable ||
+        (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target !== o.slider));
+      if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+      var moves = { ArrowRight: 1, ArrowLeft: -1 };
+      var own = o.keys && o.keys[event.key];
+      if (event.key in moves) { o.show(o.at() + moves[event.key]); event.preventDefault(); }
+      else if (event.key === "Home") { o.show(0); event.preventDefault(); }
+      else if (event.key === "End") { o.show(o.count - 1); event.preventDefault(); }
+      else if (own && own()) event.preventDefault();
+    });
+  }
+
+  window.TraceState = { track: track, exceptionWords: exceptionWords, stepper: stepper };
 })();

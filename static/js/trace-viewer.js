@@ -100,28 +100,15 @@
     if (history.replaceState) history.replaceState(null, "", "#step-" + (index + 1));
   }
 
-  var pending = null;
-  slider.addEventListener("input", function () {
-    pending = Number(slider.value);
-    window.requestAnimationFrame(function () { if (pending !== null) { show(pending); pending = null; } });
-  });
-  viewer.querySelectorAll("[data-go]").forEach(function (button) {
-    button.addEventListener("click", function () {
-      var go = button.getAttribute("data-go");
-      if (go === "exception") { if (raisedAt >= 0) show(raisedAt); return; }
-      show(go === "first" ? 0 : go === "last" ? steps.length - 1 : go === "prev" ? current - 1 : current + 1);
-    });
-  });
-  document.addEventListener("keydown", function (event) {
-    var target = event.target;
-    var typing = target instanceof HTMLElement && (target.isContentEditable ||
-      (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target !== slider));
-    if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
-    var moves = { ArrowRight: 1, ArrowLeft: -1 };
-    if (event.key in moves) { show(current + moves[event.key]); event.preventDefault(); }
-    else if (event.key === "Home") { show(0); event.preventDefault(); }
-    else if (event.key === "End") { show(steps.length - 1); event.preventDefault(); }
-    else if ((event.key === "e" || event.key === "E") && raisedAt >= 0) { show(raisedAt); event.preventDefault(); }
+  function toException() {
+    if (raisedAt < 0) return false;
+    show(raisedAt);
+    return true;
+  }
+  window.TraceState.stepper({
+    slider: slider, buttons: viewer.querySelectorAll("[data-go]"), attribute: "data-go",
+    count: steps.length, show: show, at: function () { return current; },
+    jumps: { exception: toException }, keys: { e: toException, E: toException },
   });
 
   var fromHash = /^#step-(\d+)$/.exec(window.location.hash);

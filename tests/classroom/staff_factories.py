@@ -1,13 +1,17 @@
 """factory_boy factories for the staff-side classroom tests: a course with its members, an
-assignment (open since an hour, due in a day), items and graded submissions."""
+assignment (open since an hour, due in a day), items and graded submissions; and how those
+tests read a page (``markup``, ``text``)."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 from typing import Any
 
 import factory
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from playground.classroom.models import (
@@ -105,3 +109,18 @@ def logged_in(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def markup(response: Any) -> str:
+    """The page's HTML with its entities decoded."""
+    return html.unescape(response.content.decode())
+
+
+def text(response: Any) -> str:
+    """What a reader sees: the page without its tags, spaces collapsed."""
+    page = re.sub(r"</?(a|b|code|em|i|span|strong)\b[^>]*>", "", response.content.decode())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def manage_url(course: Course) -> str:
+    return reverse("classroom:course_manage", args=[course.pk])

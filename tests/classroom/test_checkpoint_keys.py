@@ -15,6 +15,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from playground.classroom.keys import key_status
 from playground.classroom.models import Item, Mode, Submission
 from playground.runs.models import Run
 from playground.runs.tasks import execute_real_run
@@ -99,7 +100,7 @@ def test_checkpoints_nobody_can_answer_are_refused_with_line_numbers(
     data.update(cp_line=["4", "4"], cp_occurrence=["3", "2"], cp_variables=["total", "x, total"])
     assert post(client, url, data).status_code == 302
     item = Item.objects.get()
-    assert item.key_ready
+    assert key_status(item).ready
 
 
 def test_editing_checkpoints_of_the_same_program_reuses_its_key_run(
@@ -129,7 +130,7 @@ def test_without_a_sandbox_answer_the_item_is_saved_and_its_key_checks_later(
     student = student_of(course, "ada")
     # No sandbox worker takes the task (the broker is real): wait a second only.
     settings.PLAYGROUND_SANDBOX_WALL_S = 0.5
-    monkeypatch.setattr("playground.classroom.keys.CHECK_MARGIN_S", 0.5)
+    monkeypatch.setattr("playground.classroom.checkpoints.CHECK_MARGIN_S", 0.5)
     data = _trace_item(
         pick=f"program:{program.pk}", cp_line=["4"], cp_occurrence=["50"], cp_variables=["x"]
     )

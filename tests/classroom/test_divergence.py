@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from playground import sandbox
-from playground.classroom import grading, services
+from playground.classroom import grading, submissions
 from playground.classroom.models import Item, Mode, Submission
 from playground.compare import compare_traces
 from tests.classroom.student_world import (
@@ -154,11 +154,11 @@ def test_a_mark_that_is_not_a_step_is_refused_without_using_an_attempt(
 
 def test_none_and_early_are_answers() -> None:
     w, item = _item(_model(CALL_STEP, {"line": 2}))
-    submission, _ = services.submit(item=item, student=w.s1, answer="none")
+    submission, _ = submissions.submit(item=item, student=w.s1, answer="none")
     assert submission is not None
     assert submission.score == 0.0
     assert "stops early" in submission.feedback["message"]
-    submission, _ = services.submit(item=item, student=w.s1, answer="Stops early")
+    submission, _ = submissions.submit(item=item, student=w.s1, answer="Stops early")
     assert submission is not None
     assert submission.score == 1.0
 

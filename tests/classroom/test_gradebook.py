@@ -26,6 +26,7 @@ from tests.classroom.staff_factories import (
     staffed_course,
     student_of,
 )
+from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -150,9 +151,8 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     SubmissionFactory(item=item, student=students[3], attempt=2, answer="<b>7</b>", score=0.0)
 
     def run(model: str, method: str, verdict: str, calls: int = 1) -> None:
-        Run.objects.create(
+        RunFactory(
             program=program,
-            source=program.source,
             method=method,
             model=model,
             status=Run.Status.DONE,
@@ -169,19 +169,10 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     run("coder-7b", "coc", "correct", calls=0)
     run("coder-7b", "coc", "no_model", calls=0)
     run("coder-7b", "coc", "correct", calls=2)
-    Run.objects.create(
-        program=program,
-        source=program.source,
-        method="direct",
-        model="coder-7b",
-        status=Run.Status.FAILED,
-        verdict={},
-    )
-    Run.objects.create(program=program, source=program.source, method="real", status="done")
-    other = LibraryProgramFactory()
-    Run.objects.create(
-        program=other,
-        source=other.source,
+    RunFactory(program=program, method="direct", model="coder-7b", status=Run.Status.FAILED)
+    RunFactory(program=program, method="real", status=Run.Status.DONE)
+    RunFactory(
+        program=LibraryProgramFactory(),
         method="direct",
         model="coder-7b",
         status=Run.Status.DONE,

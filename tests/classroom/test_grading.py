@@ -1,4 +1,4 @@
-"""Grading through services.submit, per mode: right, wrong, malformed (no attempt used) and
+"""Grading through submissions.submit, per mode: right, wrong, malformed (no attempt used) and
 malicious answers (never evaluated); the attempt limit; late credit at the exact limits, with
 an extension, and the same instants written in two time zones."""
 
@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from playground.classroom import grading, services
+from playground.classroom import authoring, grading, marking, submissions
+from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Extension, Item, Mode, Submission
-from playground.classroom.services import ClassroomError
 from playground.runs.models import Run
 from tests.classroom.student_world import (
     SECRET,
@@ -50,7 +50,7 @@ def keyed(
     def make(mode: str, program: Any, a: Any, **fields: Any) -> Item:
         item = Item.objects.create(assignment=a, mode=mode, program=program, **fields)
         with django_capture_on_commit_callbacks(execute=True):
-            services.prepare_item(item, by=a.course.created_by)
+            authoring.prepare_item(item, by=a.course.created_by)
         item.refresh_from_db()
         assert item.key_run is not None
         assert item.key_run.status == Run.Status.DONE
@@ -60,7 +60,7 @@ def keyed(
 
 
 def _score(item: Item, student: Any, answer: str) -> float | None:
-    sub, grade = services.submit(item=item, student=student, answer=answer)
+    sub, grade = submissions.submit(item=item, student=student, answer=answer)
     assert sub is not None, grade
     return sub.score
 
@@ -75,17 +75,17 @@ def _attempts(item: Item, student: Any) -> int:
 def test_output_right_wrong_and_malformed(keyed: Callable[..., Item]) -> None:
     w = course_world()
     item = keyed(Mode.OUTPUT, library_program(), assignment(w.course))
-    sub, grade = services.submit(item=item, student=w.s1, answer="'abc'")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer="'abc'")
     assert sub is not None
     assert grade is not None
     assert (sub.score, sub.credit, sub.attempt) == (0.0, 0.0, 1)
     assert SECRET in grade.message  # the feedback says what it returns
 
-    sub, grade = services.submit(item=item, student=w.s1, answer=f"  '{SECRET}'  ")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer=f"  '{SECRET}'  ")
     assert sub is not None
     assert (sub.score, sub.credit, sub.attempt) == (1.0, 1.0, 2)
 
-    sub, grade = services.submit(item=item, student=w.s1, answer="[1, 2")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer="[1, 2")
     assert sub is None
     assert grade is not None
     assert grade.invalid
@@ -97,7 +97,7 @@ def test_output_answer_is_never_evaluated(keyed: Callable[..., Item], marker: st
     w = course_world()
     item = keyed(Mode.OUTPUT, library_program(), assignment(w.course))
     attack = f"__import__('os').system('touch {marker}')"
-    sub, grade = services.submit(item=item, student=w.s1, answer=attack)
+    sub, grade = submissions.submit(item=item, student=w.s1, answer=attack)
     assert sub is None
     assert grade is not None
     assert grade.invalid
@@ -109,10 +109,10 @@ def test_output_of_a_call_that_raises_is_the_exception_name(keyed: Callable[...,
     w = course_world()
     program = library_program(source="def f(x):\n    return 1 // x\n", call="f(0)", expected="")
     item = keyed(Mode.OUTPUT, program, assignment(w.course))
-    sub, _ = services.submit(item=item, student=w.s1, answer="ZeroDivisionError")
+    sub, _ = submissions.submit(item=item, student=w.s1, answer="ZeroDivisionError")
     assert sub is not None
     assert sub.score == 1.0
-    sub, _ = services.submit(item=item, student=w.s1, answer="ValueError")
+    sub, _ = submissions.submit(item=item, student=w.s1, answer="ValueError")
     assert sub is not None
     assert sub.score == 0.0
 
@@ -130,12 +130,12 @@ def test_trace_checkpoints_score_each_variable(keyed: Callable[..., Item]) -> No
     item = keyed(Mode.TRACE, program, assignment(w.course), checkpoints=checkpoints)
 
     right = {"0.i": "2", "0.total": "1", "1.total": "6"}
-    sub, grade = services.submit(item=item, student=w.s1, answer=right)
+    sub, grade = submissions.submit(item=item, student=w.s1, answer=right)
     assert sub is not None, grade
     assert sub.score == 1.0, grade
 
     half = {"0.i": "2", "0.total": "3", "1.total": "7"}
-    sub, grade = services.submit(item=item, student=w.s1, answer=half)
+    sub, grade = submissions.submit(item=item, student=w.s1, answer=half)
     assert sub is not None
     assert sub.score == pytest.approx(0.25)
     assert grade is not None
@@ -144,7 +144,7 @@ def test_trace_checkpoints_score_each_variable(keyed: Callable[..., Item]) -> No
         "total": False,
     }
 
-    sub, grade = services.submit(item=item, student=w.s1, answer={"0.i": "2", "0.total": "1"})
+    sub, grade = submissions.submit(item=item, student=w.s1, answer={"0.i": "2", "0.total": "1"})
     assert sub is None
     assert grade is not None
     assert grade.invalid
@@ -163,7 +163,7 @@ def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
 
     def submit(answer: str) -> tuple[Submission | None, Any]:
         with django_capture_on_commit_callbacks(execute=True):
-            sub, grade = services.submit(item=item, student=w.s1, answer=answer)
+            sub, grade = submissions.submit(item=item, student=w.s1, answer=answer)
         if sub is not None:
             sub.refresh_from_db()
         return sub, grade
@@ -175,7 +175,7 @@ def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
     sub, _ = submit("'abab'")
     assert sub is not None
     assert sub.score == 0.0
-    assert "returns False" in sub.feedback["message"]
+    assert sub.feedback["message"] == "Wrong: sat(answer) returned False, not True."
 
     sub, grade = submit("[1, 2")
     assert sub is None
@@ -195,13 +195,26 @@ def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
 def test_a_puzzle_answer_waits_for_its_grading_task(eager: None) -> None:
     w = course_world()
     item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
-    sub, grade = services.submit(item=item, student=w.s1, answer="'ababab'")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer="'ababab'")
     assert grade is None
     assert sub is not None
     assert sub.status == Submission.Status.PENDING
-    services.grade_puzzle(sub)
+    marking.grade_puzzle(sub)
     sub.refresh_from_db()
     assert (sub.status, sub.score) == (Submission.Status.GRADED, 1.0)
+
+
+def test_a_puzzle_answer_is_judged_as_the_puzzle_method_judges_it(eager: None) -> None:
+    """The classroom grades with the method's check_sat: an answer of another type than the
+    puzzle's (the student page names it) is wrong, and is not run."""
+    w = course_world()
+    item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
+    sub, _ = submissions.submit(item=item, student=w.s1, answer="6")
+    assert sub is not None
+    marking.grade_puzzle(sub)
+    sub.refresh_from_db()
+    assert sub.score == 0.0
+    assert sub.feedback["message"] == "Wrong: The answer has the wrong type: expected str, got int."
 
 
 # -- The model modes (keys made by hand: the model is not what is tested here) -----------------
@@ -225,7 +238,7 @@ def test_divergence_marks_the_models_first_wrong_step() -> None:
     )
     assert _score(item, w.s1, "3") == 1.0  # steps count from 1: the return is step 3
     assert _score(item, w.s1, "none") == 0.0
-    sub, grade = services.submit(item=item, student=w.s1, answer="step three")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer="step three")
     assert sub is None
     assert grade is not None
     assert grade.invalid
@@ -238,13 +251,13 @@ def test_beat_the_model_says_how_the_model_did() -> None:
         assignment=assignment(w.course), mode=Mode.BEAT_MODEL, program=library_program()
     )
     hand_made_key(item, real=real_trace(f"'{SECRET}'"), prediction="'qz-1377'")
-    sub, grade = services.submit(item=item, student=w.s1, answer=f"'{SECRET}'")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer=f"'{SECRET}'")
     assert sub is not None
     assert sub.score == 1.0
     assert grade is not None
     assert "You beat the model." in grade.message
     assert grade.details["model_right"] is False
-    sub, grade = services.submit(item=item, student=w.s1, answer="'x'")
+    sub, grade = submissions.submit(item=item, student=w.s1, answer="'x'")
     assert sub is not None
     assert sub.score == 0.0
     assert grade is not None
@@ -266,13 +279,13 @@ def _output_item(w: Any, **fields: Any) -> Item:
 def test_the_attempt_limit() -> None:
     w = course_world()
     item = _output_item(w, max_attempts=2)
-    services.submit(item=item, student=w.s1, answer="1")
-    services.submit(item=item, student=w.s1, answer="[1")  # malformed: not counted
-    services.submit(item=item, student=w.s1, answer="2")
+    submissions.submit(item=item, student=w.s1, answer="1")
+    submissions.submit(item=item, student=w.s1, answer="[1")  # malformed: not counted
+    submissions.submit(item=item, student=w.s1, answer="2")
     with pytest.raises(ClassroomError, match="No attempts left"):
-        services.submit(item=item, student=w.s1, answer="3")
+        submissions.submit(item=item, student=w.s1, answer="3")
     assert _attempts(item, w.s1) == 2
-    assert services.submit(item=item, student=w.s2, answer="3")[0] is not None  # per student
+    assert submissions.submit(item=item, student=w.s2, answer="3")[0] is not None  # per student
 
 
 T = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
@@ -286,7 +299,7 @@ def _timed_item(w: Any, due: datetime, late_until: datetime | None) -> Item:
 
 
 def _credit(item: Item, student: Any, now: datetime) -> tuple[bool, float]:
-    sub, _ = services.submit(item=item, student=student, answer="3", now=now)
+    sub, _ = submissions.submit(item=item, student=student, answer="3", now=now)
     assert sub is not None
     assert sub.credit is not None
     return sub.late, sub.credit
@@ -299,9 +312,9 @@ def test_late_credit_at_the_exact_limits() -> None:
     assert _credit(item, w.s1, T + SECOND) == (True, 0.4)
     assert _credit(item, w.s1, T + timedelta(hours=1)) == (True, 0.4)  # exactly the end: late
     with pytest.raises(ClassroomError, match="closed"):
-        services.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=1) + SECOND)
+        submissions.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=1) + SECOND)
     with pytest.raises(ClassroomError, match="not open"):
-        services.submit(item=item, student=w.s1, answer="3", now=T - timedelta(days=2))
+        submissions.submit(item=item, student=w.s1, answer="3", now=T - timedelta(days=2))
 
 
 def test_without_a_late_period_the_due_time_closes() -> None:
@@ -309,7 +322,7 @@ def test_without_a_late_period_the_due_time_closes() -> None:
     item = _timed_item(w, T, None)
     assert _credit(item, w.s1, T) == (False, 1.0)
     with pytest.raises(ClassroomError, match="closed"):
-        services.submit(item=item, student=w.s1, answer="3", now=T + SECOND)
+        submissions.submit(item=item, student=w.s1, answer="3", now=T + SECOND)
 
 
 def test_an_extension_moves_both_limits_for_that_student_only() -> None:
@@ -325,11 +338,11 @@ def test_an_extension_moves_both_limits_for_that_student_only() -> None:
     assert _credit(item, w.s1, T + timedelta(hours=2) + SECOND) == (True, 0.4)
     assert _credit(item, w.s1, T + timedelta(hours=3)) == (True, 0.4)
     with pytest.raises(ClassroomError, match="closed"):
-        services.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=3) + SECOND)
+        submissions.submit(item=item, student=w.s1, answer="3", now=T + timedelta(hours=3) + SECOND)
     # The other student keeps the course's window.
     assert _credit(item, w.s2, T + SECOND) == (True, 0.4)
     with pytest.raises(ClassroomError, match="closed"):
-        services.submit(item=item, student=w.s2, answer="3", now=T + timedelta(hours=1) + SECOND)
+        submissions.submit(item=item, student=w.s2, answer="3", now=T + timedelta(hours=1) + SECOND)
 
 
 @pytest.mark.parametrize("stored_in", ["UTC", "America/Los_Angeles"])
@@ -345,7 +358,9 @@ def test_one_instant_in_two_time_zones_grades_the_same(stored_in: str, asked_in:
     assert _credit(item, w.s1, at + SECOND) == (True, 0.4)
     assert _credit(item, w.s2, at + timedelta(hours=1)) == (True, 0.4)
     with pytest.raises(ClassroomError, match="closed"):
-        services.submit(item=item, student=w.s2, answer="3", now=at + timedelta(hours=1, seconds=1))
+        submissions.submit(
+            item=item, student=w.s2, answer="3", now=at + timedelta(hours=1, seconds=1)
+        )
     # The pure rule agrees, wall-clock readings notwithstanding.
     la = T.astimezone(ZoneInfo("America/Los_Angeles"))
     assert la.hour == 10
@@ -361,5 +376,5 @@ def test_only_students_of_the_course_submit() -> None:
     item = _output_item(w)
     for who in (w.instructor, w.outsider):
         with pytest.raises(ClassroomError, match="Only the course's students"):
-            services.submit(item=item, student=who, answer="3")
+            submissions.submit(item=item, student=who, answer="3")
     assert not Submission.objects.exists()

@@ -22,7 +22,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from playground.asgi import application
-from playground.classroom import services
+from playground.classroom import authoring
 from playground.classroom.guards import SHARED_HIDDEN_MESSAGE, site_time
 from playground.classroom.hiding import HIDDEN_MESSAGE
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role
@@ -41,7 +41,7 @@ from tests.classroom.student_world import (
     library_program,
     puzzle,
 )
-from tests.factories import ProgramFactory, UserFactory
+from tests.factories import ProgramFactory, RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def world(eager: None, django_capture_on_commit_callbacks: Callable[..., Any]) -
     w.assignment = assignment(w.course)
     w.item = Item.objects.create(assignment=w.assignment, mode=Mode.OUTPUT, program=w.program)
     with django_capture_on_commit_callbacks(execute=True):
-        w.key = services.prepare_item(w.item, by=w.instructor)
+        w.key = authoring.prepare_item(w.item, by=w.instructor)
     for run in (w.earlier, w.key):
         run.refresh_from_db()
         assert run.status == Run.Status.DONE
@@ -324,8 +324,8 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 def _stream_world() -> dict[str, Any]:
     w = course_world()
     program = library_program()
-    run = Run.objects.create(program=program, source=SOURCE, call=CALL, owner=w.s1)
-    key = Run.objects.create(program=program, source=SOURCE, call=CALL, owner=w.instructor)
+    run = RunFactory(program=program, source=SOURCE, call=CALL, owner=w.s1)
+    key = RunFactory(program=program, source=SOURCE, call=CALL, owner=w.instructor)
     a = assignment(w.course)
     Item.objects.create(assignment=a, mode=Mode.OUTPUT, program=program, key_run=key)
     share = ShareLink.objects.create(run=key, created_by=w.instructor)

@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
-from playground.classroom import invitations
+from playground.classroom import mailing
 from playground.classroom.models import AuditEvent, Invitation, Membership, Role
 from tests.classroom.staff_factories import MembershipFactory, logged_in, staffed_course
 from tests.factories import UserFactory
@@ -416,7 +416,7 @@ def test_every_step_is_in_the_audit_log(world: SimpleNamespace) -> None:
         ("invitation.accepted", "ada", "ada@example.edu"),
         ("invitation.revoked", "teacher", "bob"),
     ]
-    assert invitations.mails_left_today(world.teacher) == 499
+    assert mailing.mails_left_today(world.teacher) == 499
 
 
 def test_a_broker_that_is_down_marks_the_mails_unsent(world: SimpleNamespace) -> None:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
-from playground.classroom import services
+from playground.classroom import authoring, marking
 from playground.classroom.models import (
     Assignment,
     Extension,
@@ -234,7 +234,7 @@ def output_item(
         assignment=w.assignment, mode=Mode.OUTPUT, program=library_program(), title="Reverse"
     )
     with django_capture_on_commit_callbacks(execute=True):
-        services.prepare_item(w.item, by=w.instructor)
+        authoring.prepare_item(w.item, by=w.instructor)
     w.item.refresh_from_db()
     w.submit_url = reverse("classroom:submit", args=[w.course.pk, w.assignment.pk, w.item.pk])
     return w
@@ -394,7 +394,7 @@ def test_a_trace_item_has_a_field_per_variable_per_checkpoint(
         ],
     )
     with django_capture_on_commit_callbacks(execute=True):
-        services.prepare_item(item, by=w.instructor)
+        authoring.prepare_item(item, by=w.instructor)
     client = client_for(w.s1)
     page = client.get(item.get_absolute_url())
     body = page.content.decode()
@@ -433,7 +433,7 @@ def test_a_puzzle_answer_is_polled_until_it_is_graded(eager: None) -> None:
 
     still = client.get(f"{item.get_absolute_url()}?submission={submission.pk}", headers=HTMX)
     assert 'hx-trigger="every 1s"' in still.content.decode()
-    services.grade_puzzle(submission)
+    marking.grade_puzzle(submission)
     done = client.get(f"{item.get_absolute_url()}?submission={submission.pk}", headers=HTMX)
     assert done.content.decode().lstrip().startswith('<div id="result"')
     assert "hx-trigger" not in done.content.decode()

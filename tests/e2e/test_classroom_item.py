@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
-from playground.classroom import services
+from playground.classroom import marking
 from playground.classroom.models import Item, Mode, Submission
 from tests.classroom.student_world import (
     SECRET,
@@ -66,5 +66,5 @@ def test_a_puzzle_answer_updates_itself_once_graded(page: Page, live_server: Liv
     page.get_by_role("button", name="Submit").click()
     expect(page.locator("#result")).to_contain_text("checking your answer")
     # No Celery worker behind the live server: do the worker's job.
-    services.grade_puzzle(Submission.objects.get())
+    marking.grade_puzzle(Submission.objects.get())
     expect(page.locator("#result")).to_contain_text("Right", timeout=5_000)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from playground.classroom import guards, staff_services
+from playground.classroom import authoring, courses, guards
 from playground.classroom.access import get_assignment, get_course
 from playground.classroom.forms import AssignmentForm, DeleteForm, site_time_zone
 from playground.classroom.hiding import Surface, hidden_for
@@ -76,7 +76,7 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
             item = get_object_or_404(
                 Item, pk=object_id(request.POST.get("item")) or 0, assignment=assignment
             )
-            staff_services.move_item(item, request.POST.get("direction", ""))
+            authoring.move_item(item=item, direction=request.POST.get("direction", ""))
             return redirect(here + "#items")
         if action == "delete":
             if member.role != Role.INSTRUCTOR:
@@ -84,7 +84,7 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
             delete_form = DeleteForm(request.POST, title=assignment.title)
             if delete_form.is_valid():
                 title = assignment.title
-                staff_services.delete_assignment(assignment, by=request.user)
+                courses.delete_assignment(assignment, by=request.user)
                 messages.success(request, f"Assignment “{title}” deleted, with its submissions.")
                 return redirect("classroom:course_manage", course_id=course_id)
         else:

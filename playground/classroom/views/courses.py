@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from playground.classroom import audit, guards, invitations, services, staff_services
+from playground.classroom import audit, courses, guards, invitations
 from playground.classroom.access import get_course
 from playground.classroom.forms import CourseForm, DeleteForm, RosterForm
 from playground.classroom.hiding import Surface
@@ -43,7 +43,7 @@ def course_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         refused = ratelimits.exceeded(request, "courses.user")
         if refused is None:
-            course = services.create_course(
+            course = courses.create_course(
                 title=form.cleaned_data["title"],
                 description=form.cleaned_data["description"],
                 instructor=request.user,
@@ -144,6 +144,6 @@ def course_delete(request: HttpRequest, course_id: int) -> HttpResponse:
         form_errors(request, form)
         return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#delete")
     title = course.title
-    staff_services.delete_course(course, by=request.user)
+    courses.delete_course(course, by=request.user)
     messages.success(request, f"Course “{title}” deleted, with its assignments and submissions.")
     return redirect("classroom:courses")

@@ -19,12 +19,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import services, staff_services, stats
+from playground.classroom import stats
 from playground.classroom.access import get_assignment, get_course, get_item
+from playground.classroom.courses import set_extension
+from playground.classroom.errors import ClassroomError
 from playground.classroom.forms import ExtensionForm, OverrideForm, site_time_zone
 from playground.classroom.gradebook import Gradebook, build
 from playground.classroom.models import Extension, Membership, Role, Submission
-from playground.classroom.services import ClassroomError
+from playground.classroom.submissions import clear_override
+from playground.classroom.submissions import override as override_credit
 from playground.lib.htmx import HtmxHttpRequest, partial_for
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
@@ -71,7 +74,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
         form = ExtensionForm(request.POST, assignment=assignment)
         if form.is_valid():
             student = form.cleaned_data["student"].user
-            staff_services.set_extension(
+            set_extension(
                 assignment=assignment,
                 student=student,
                 due_at=form.cleaned_data["due_at"],
@@ -160,13 +163,13 @@ def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpRe
     form = OverrideForm(initial=initial)
     if request.method == "POST":
         if request.POST.get("action") == "clear":
-            staff_services.clear_override(submission)
+            clear_override(submission)
             messages.success(request, f"Override removed: {who} counts as graded again.")
             return redirect(back)
         form = OverrideForm(request.POST)
         if form.is_valid():
             try:
-                services.override(
+                override_credit(
                     submission,
                     credit=form.cleaned_data["credit"],
                     comment=form.cleaned_data["comment"],

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import grading, guards, keys, staff_services
+from playground.classroom import authoring, grading, guards, keys
 from playground.classroom.access import get_assignment, get_item
 from playground.classroom.forms import ItemForm, checkpoint_rows, library_programs
 from playground.classroom.hiding import Surface, hidden_for
@@ -101,7 +101,7 @@ def _item_page(
         if refusal is not None:
             return guards.hidden_page(request, refusal)
         ratelimits.hit(request, "item_prepares.user")  # a real run and a model run
-        staff_services.prepare_again(item, by=request.user)
+        authoring.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
     more = data is not None and "more_rows" in data
@@ -133,7 +133,7 @@ def _item_page(
             form.add_error(None, refusal)
     if data is not None and not more and form.is_valid() and form.data_out is not None:
         graded = item.submissions.count() if item is not None else 0
-        saved, prepared = staff_services.save_item(
+        saved, prepared = authoring.save_item(
             assignment=assignment, item=item, data=form.data_out, by=request.user
         )
         note = (
@@ -238,7 +238,7 @@ def item_delete(
     )
     if request.method == "POST" and (submissions["n"] == 0 or request.POST.get("confirm") == "yes"):
         title = str(item)
-        deleted = staff_services.delete_item(item, by=request.user)
+        deleted = authoring.delete_item(item, by=request.user)
         extra = f" and its {deleted} submission{'s' if deleted != 1 else ''}" if deleted else ""
         messages.success(request, f"Deleted “{title}”{extra}.")
         return redirect(

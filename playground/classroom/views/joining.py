@@ -17,9 +17,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from playground.classroom import access, invitations, services
+from playground.classroom import access, invitations, joining
+from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Membership, Role
-from playground.classroom.services import ClassroomError
 from playground.lib import ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
@@ -83,7 +83,7 @@ def join(request: HtmxHttpRequest) -> HttpResponse:
         user=_member_of(request), course__join_code__iexact=code
     ).first()
     try:
-        membership = services.join_course(user=request.user, code=code)
+        membership = joining.join_course(user=request.user, code=code)
     except ClassroomError as exc:
         return _courses_page(request, code=code, error=str(exc))
     course = membership.course
@@ -117,11 +117,11 @@ def invitation_answer(request: HttpRequest, invitation_id: int) -> HttpResponse:
     action = request.POST.get("action", "")
     try:
         if action == "accept":
-            membership, created = invitations.accept(invitation, request.user)
+            membership, created = joining.accept(invitation=invitation, user=request.user)
             _joined_message(request, membership, created)
             return redirect(membership.course)
         if action == "decline":
-            invitations.decline(invitation, request.user)
+            joining.decline(invitation=invitation, user=request.user)
             messages.info(request, f"You declined the invitation to “{invitation.course.title}”.")
         else:
             messages.error(request, "Choose accept or decline: nothing changed.")
@@ -159,14 +159,14 @@ def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
         action = request.POST.get("action", "")
         try:
             if action == "accept" and request.user.is_authenticated:
-                membership, created = invitations.accept(invitation, request.user)
+                membership, created = joining.accept(invitation=invitation, user=request.user)
                 _joined_message(request, membership, created)
                 return redirect(membership.course)
             if action == "accept":
                 return redirect(login_url)
             if action == "decline":
                 user = request.user if request.user.is_authenticated else None
-                invitations.decline(invitation, user)
+                joining.decline(invitation=invitation, user=user)
                 context["declined"] = True
                 return render(request, "classroom/student/invitation.html", context)
             context["error"] = "Choose accept or decline: nothing changed."
@@ -183,7 +183,7 @@ def leave(request: HttpRequest, course_id: int) -> HttpResponse:
     """Leave a course I am in (404 for a course I am not in)."""
     the_course, _ = access.get_course(request, course_id)
     try:
-        services.leave_course(user=request.user, course=the_course)
+        joining.leave_course(user=request.user, course=the_course)
     except ClassroomError as exc:
         messages.error(request, str(exc))
         return redirect(the_course)

@@ -17,11 +17,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from playground.classroom import invitations, staff_services
+from playground.classroom import invitations, mailing, roster
 from playground.classroom.access import get_course
+from playground.classroom.errors import ClassroomError
 from playground.classroom.forms import REMOVE, RoleForm, RosterForm
 from playground.classroom.models import Invitation, Membership, Role
-from playground.classroom.services import ClassroomError
 from playground.classroom.views.common import base_url, form_errors
 from playground.lib import ratelimits
 
@@ -42,8 +42,11 @@ def course_roster(request: HttpRequest, course_id: int) -> HttpResponse:
     # Each upload may make up to 5,000 invitations (rows; e-mails have their own daily cap).
     ratelimits.hit(request, "rosters.user")
     try:
-        report = invitations.import_roster(
-            course, form.cleaned_data["file"].read(), member=member, base_url=base_url(request)
+        report = roster.import_roster(
+            course=course,
+            data=form.cleaned_data["file"].read(),
+            member=member,
+            base_url=base_url(request),
         )
     except ClassroomError as exc:
         messages.error(request, f"The roster was not imported: {exc}")
@@ -106,7 +109,7 @@ def invitation_resend(request: HttpRequest, course_id: int, invitation_id: int) 
     """A new link by e-mail (the old one stops working)."""
     invitation = _pending_invitation(request, course_id, invitation_id)
     try:
-        invitations.resend(invitation, by=request.user, base_url=base_url(request))
+        mailing.resend(invitation, by=request.user, base_url=base_url(request))
     except ClassroomError as exc:
         messages.error(request, str(exc))
     else:
@@ -130,7 +133,7 @@ def member_confirm(request: HttpRequest, course_id: int, member_id: int) -> Http
         return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#members")
     asked = target.pending_role
     try:
-        staff_services.settle_pending_role(target, confirm=action == "confirm", by=request.user)
+        roster.settle_pending_role(target, confirm=action == "confirm", by=request.user)
     except ClassroomError as exc:
         messages.error(request, str(exc))
     else:
@@ -162,10 +165,10 @@ def member_role(request: HttpRequest, course_id: int, member_id: int) -> HttpRes
     name = target.user.get_username()
     try:
         if role == REMOVE:
-            staff_services.remove_member(target, by=request.user)
+            roster.remove_member(target, by=request.user)
             messages.success(request, f"{name} was removed from the course.")
         else:
-            staff_services.change_role(target, role, by=request.user)
+            roster.change_role(member=target, role=role, by=request.user)
             messages.success(request, f"{name} is now {Role(role).label.lower()}.")
     except ClassroomError as exc:
         messages.error(request, str(exc))

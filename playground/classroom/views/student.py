@@ -17,9 +17,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from playground.classroom import access, grading, keys, progress, services
+from playground.classroom import access, grading, keys, progress, submissions
+from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
-from playground.classroom.services import ClassroomError
 from playground.lib import ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
@@ -302,7 +302,7 @@ def submit(
     if refused is not None:
         return with_refusal(answer_area(error=refused.message), refused)
     try:
-        submission, grade = services.submit(item=the_item, student=request.user, answer=answer)
+        submission, grade = submissions.submit(item=the_item, student=request.user, answer=answer)
     except ClassroomError as exc:
         if request.htmx:
             return answer_area(error=str(exc))

@@ -1,0 +1,58 @@
+"""Writes of a course as a whole: creating and deleting it, deleting one of its assignments, and
+a student's extension of an assignment's deadlines (each deletion logged in the audit log)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from playground.classroom import audit
+from playground.classroom.models import Assignment, Course, Extension, Membership, Role, Submission
+
+
+def create_course(*, title: str, instructor: Any, description: str = "") -> Course:
+    with transaction.atomic():
+        course = Course.objects.create(title=title, description=description, created_by=instructor)
+        Membership.objects.create(course=course, user=instructor, role=Role.INSTRUCTOR)
+        audit.record(audit.Action.COURSE_CREATED, course=course, actor=instructor)
+    return course
+
+
+def delete_course(course: Course, *, by: Any) -> None:
+    """Delete the course with everything in it; its audit log stays (no foreign key)."""
+    with transaction.atomic():
+        counts = {
+            "assignments": course.assignments.count(),
+            "members": course.memberships.count(),
+            "submissions": Submission.objects.filter(item__assignment__course=course).count(),
+        }
+        audit.record(audit.Action.COURSE_DELETED, course=course, actor=by, **counts)
+        course.delete()
+
+
+def delete_assignment(assignment: Assignment, *, by: Any) -> None:
+    with transaction.atomic():
+        submissions = Submission.objects.filter(item__assignment=assignment).count()
+        audit.record(
+            audit.Action.ASSIGNMENT_DELETED,
+            course=assignment.course,
+            actor=by,
+            assignment=assignment.title,
+            assignment_id=assignment.pk,
+            items=assignment.items.count(),
+            submissions=submissions,
+        )
+        assignment.delete()
+
+
+def set_extension(
+    *, assignment: Assignment, student: Any, due_at: datetime, late_until: datetime | None
+) -> Extension:
+    extension, _ = Extension.objects.update_or_create(
+        assignment=assignment,
+        student=student,
+        defaults={"due_at": due_at, "late_until": late_until},
+    )
+    return extension

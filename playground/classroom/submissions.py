@@ -1,0 +1,102 @@
+"""A student's answers: submitting one (who may, in which window, with how many attempts left),
+and a grader's override of its credit. Grading itself is ``marking``: at once for every mode
+but puzzles, whose ``sat(answer)`` runs in the sandbox on a Celery task queued from here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from playground.classroom import grading, marking, progress
+from playground.classroom.errors import ClassroomError
+from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Submission
+
+
+def attempts_used(item: Item, student: Any) -> int:
+    return Submission.objects.filter(item=item, student=student).count()
+
+
+def submit(
+    *, item: Item, student: Any, answer: Any, now: datetime | None = None
+) -> tuple[Submission | None, grading.Grade | None]:
+    """Record and grade a student's answer. Returns (submission, grade); a malformed answer
+    returns (None, grade) and does not use an attempt. Raises ClassroomError when the student
+    may not submit (not a student of the course, closed, no attempts left)."""
+    now = now or timezone.now()
+    assignment: Assignment = item.assignment
+    if not Membership.objects.filter(
+        course_id=assignment.course_id, user=student, role=Role.STUDENT
+    ).exists():
+        raise ClassroomError("Only the course's students submit answers.")
+    due, late_until = assignment.window(student)
+    when = grading.timing(
+        now,
+        opens_at=assignment.opens_at,
+        due=due,
+        late_until=late_until,
+        late_credit=assignment.late_credit,
+    )
+    if not when.accepted:
+        raise ClassroomError(when.message)
+    refusal = progress.submit_refusal(
+        item, attempts=attempts_used(item, student), end=late_until, now=now
+    )
+    if refusal:
+        raise ClassroomError(refusal)
+    grade = None if item.mode == Mode.PUZZLE else marking.grade_now(item, answer)
+    if grade is not None and grade.invalid:
+        return None, grade
+    if item.mode == Mode.PUZZLE:
+        text = answer if isinstance(answer, str) else ""
+        _, problem = grading.read_literal(text)
+        if problem is not None:
+            return None, problem
+    with transaction.atomic():
+        Submission.objects.select_for_update().filter(item=item, student=student).exists()
+        attempt = attempts_used(item, student) + 1
+        if assignment.max_attempts is not None and attempt > assignment.max_attempts:
+            raise ClassroomError(f"No attempts left (the limit is {assignment.max_attempts}).")
+        submission = Submission.objects.create(
+            item=item,
+            student=student,
+            attempt=attempt,
+            answer=answer,
+            submitted_at=now,
+            late=when.late,
+            status=Submission.Status.PENDING,
+            feedback={"late_factor": when.factor},
+        )
+        if grade is not None:
+            marking.record_grade(submission, grade, when.factor)
+        else:
+            from playground.classroom.tasks import grade_puzzle_submission
+
+            transaction.on_commit(lambda: grade_puzzle_submission.delay(submission.pk))
+    return submission, grade
+
+
+def override(submission: Submission, *, credit: float, comment: str, by: Any) -> None:
+    """A grader sets the credit by hand (0 to 1), with a comment the student sees."""
+    if not 0.0 <= credit <= 1.0:
+        raise ClassroomError("The credit is a number from 0 to 1.")
+    submission.override_credit = credit
+    submission.override_comment = comment[:2000]
+    submission.overridden_by = by
+    submission.overridden_at = timezone.now()
+    submission.save(
+        update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
+    )
+
+
+def clear_override(submission: Submission) -> None:
+    """Undo a grader's override: the graded credit counts again."""
+    submission.override_credit = None
+    submission.override_comment = ""
+    submission.overridden_by = None
+    submission.overridden_at = None
+    submission.save(
+        update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
+    )
