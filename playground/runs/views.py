@@ -26,7 +26,8 @@ from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
 from playground.runs.methods import METHODS
 from playground.runs.models import Run, Trace
-from playground.runs.services import cancel_run, hit_token_limit, start_run
+from playground.runs.pipeline import hit_token_limit
+from playground.runs.services import cancel_run, start_run
 
 STATUS_TEXT = {
     "ok": "Finished",

@@ -60,6 +60,7 @@ ONCE_COMPARED = {
     "playground/runs/management/commands/emulate.py",
     "playground/runs/methods.py",
     "playground/runs/models.py",
+    "playground/runs/pipeline.py",
     "playground/runs/tasks.py",
     "playground/runs/views.py",
     "static/js/compare-viewer.js",
