@@ -111,7 +111,7 @@ def test_an_error_while_grading_a_puzzle_answer_ends_its_grading(
 def test_an_error_in_an_evaluation_item_fails_its_run_and_scores_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The batch worker calls the run tasks' bodies itself; before, a run whose task raised
+    """The batch worker runs the run pipeline itself; before, a run whose task raised
     stayed running for ever (and a worker restart would run it again)."""
     program = ProgramFactory(source="def f(x):\n    return x\n", call="f(1)", is_public=True)
     evaluation = evaluations.create_evaluation(
