@@ -61,7 +61,7 @@ from playground.llm.registry import embedded_model  # noqa: E402
 from playground.programs.library import import_library  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
 from playground.runs import pipeline  # noqa: E402
-from playground.runs.items import item_for_run  # noqa: E402
+from playground.runs.emulation_items import item_for_run  # noqa: E402
 from playground.runs.models import Plan, Run  # noqa: E402
 from playground.runs.services import start_run  # noqa: E402
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from playground import sandbox
-from playground.emulation.puzzle import PRELUDE, type_problem
-from playground.emulation.tae import normalise
-from playground.emulation.values import (
+from playground.emulation.literals import (
     NotALiteral,
     literal_source,
     parse_literal,
     repeats_input,
 )
+from playground.emulation.puzzle import PRELUDE, type_problem
+from playground.emulation.tae import normalise
 
 # "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
 # item is not the model's success or failure and is counted apart (never as passed).

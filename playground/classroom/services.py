@@ -321,8 +321,8 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
 def grade_puzzle(submission: Submission) -> None:
     """Run ``sat(answer)`` in the sandbox and record the grade (the Celery task's body)."""
     from playground import sandbox
+    from playground.emulation.literals import literal_source
     from playground.emulation.puzzle import PRELUDE
-    from playground.emulation.values import literal_source
     from playground.runs.limits import limits_for_run
 
     item = submission.item

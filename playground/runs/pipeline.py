@@ -29,7 +29,7 @@ from playground.emulation.judging import judge_program
 from playground.emulation.registry import REGISTRY
 from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
-from playground.runs.items import DatabasePlans, RunBudget, item_for_run
+from playground.runs.emulation_items import DatabasePlans, RunBudget, item_for_run
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
 

@@ -24,8 +24,7 @@ from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.methods import METHODS
-from playground.runs.models import Run, Trace
+from playground.runs.models import Run, Trace, method_label
 from playground.runs.pipeline import hit_token_limit
 from playground.runs.services import cancel_run, start_run
 
@@ -161,7 +160,7 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         "step_comparison": comparison if comparison and "steps" in comparison else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
-        "method_label": METHODS.get(run.method, run.method),
+        "method_label": method_label(run.method),
         "model_label": _model_label(run) if run.is_emulated else "",
         "shared": bool(shared_token),
         "page_url": page_url,

@@ -18,7 +18,7 @@ from playground.benchmarks.scoring import (
     score_cruxeval_output,
     score_p3,
 )
-from playground.emulation.values import parse_literal
+from playground.emulation.literals import parse_literal
 from playground.sandbox import BatchSandbox, Limits, SandboxUnavailable
 
 

@@ -58,7 +58,6 @@ ONCE_COMPARED = {
     "playground/classroom/services.py",
     "playground/emulation/judging.py",
     "playground/runs/management/commands/emulate.py",
-    "playground/runs/methods.py",
     "playground/runs/models.py",
     "playground/runs/pipeline.py",
     "playground/runs/tasks.py",
