@@ -322,8 +322,8 @@ def _score(run: Run) -> scoring.Score:
         assert run.task_example is not None
         return scoring.score_bbh(run.prediction or None, run.task_example.target)
     if run.puzzle_id is not None:
-        # The puzzle method already checked its answer exactly as score_p3 would (a literal of
-        # the answer type, sat(answer) is True in the sandbox): its verdict is the score.
+        # The puzzle method checked its answer as P3 defines it (a literal of the answer type,
+        # sat(answer) is exactly True in the sandbox): its verdict is the score.
         verdict = run.verdict or {}
         statuses: dict[str, scoring.Status] = {"correct": "pass", "wrong": "fail"}
         status = statuses.get(verdict.get("status", ""), "unparsable")
