@@ -7,12 +7,12 @@ stream closed there, and llama-cpp-python's JSON grammar really held).
 
 Needs the database and Redis (the launcher's exec starts them). Starts its own embedded model
 server (llama.cpp, SmolLM2-135M, 2 threads) on a free port. Each run takes the real path: a run
-row made by ``start_run`` (as the run button does), then the two Celery task bodies as the
-workers run them, at once in two threads (``execute_real_run`` in the sandbox,
-``execute_emulation`` with the model); the time is from ``start_run`` until the run is done with
-its verdict (the web request and the broker's hop, a few ms, are not in it). "Before" is the
-same code with ``Params(stop_early=False)``, which turns every part of early stopping off: the
-behaviour of 5ec893d. Before and after alternate, ROUNDS times (default 1; ONLY, e.g.
+row made by ``start_run`` (as the run button does), then the run pipeline's two steps as
+the workers run them, at once in two threads (``pipeline.execute_real`` in the sandbox,
+``pipeline.execute_emulation`` with the model); the time is from ``start_run`` until the run is
+done with its verdict (the web request and the broker's hop, a few ms, are not in it). "Before"
+is the same code with ``Params(stop_early=False)``, which turns every part of early stopping
+off: the behaviour of 5ec893d. Before and after alternate, ROUNDS times (default 1; ONLY, e.g.
 ``trace-json``, keeps the rows whose method and dialect start so), after one untimed
 request that puts the prompt in the server's cache. Rows:
 
@@ -60,8 +60,8 @@ from playground.llm.embedded import serving  # noqa: E402
 from playground.llm.registry import embedded_model  # noqa: E402
 from playground.programs.library import import_library  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
-from playground.runs import tasks  # noqa: E402
-from playground.runs.items import item_for_run  # noqa: E402
+from playground.runs import pipeline  # noqa: E402
+from playground.runs.emulation_items import item_for_run  # noqa: E402
 from playground.runs.models import Plan, Run  # noqa: E402
 from playground.runs.services import start_run  # noqa: E402
 
@@ -83,7 +83,7 @@ def one_run(program: Program, method: str, model: str, *, early: bool) -> Result
     # On a busy machine "before" can pass the client's 300 s limit; the time is what is measured.
     timeouts = functools.partial(Timeouts, total=3600.0)
     with (
-        mock.patch.object(tasks, "Params", params),
+        mock.patch.object(pipeline, "Params", params),
         mock.patch.object(client, "Timeouts", timeouts),
     ):
         t0 = time.perf_counter()
@@ -91,9 +91,9 @@ def one_run(program: Program, method: str, model: str, *, early: bool) -> Result
             program=program, user=AnonymousUser(), anon_token=OWNER,
             method=method, model=model, max_tokens=max_tokens_for(method), enqueue=False,
         )  # fmt: skip
-        real = threading.Thread(target=tasks.execute_real_run.run, args=[run.pk])
+        real = threading.Thread(target=pipeline.execute_real, args=[run.pk])
         real.start()
-        tasks.execute_emulation.run(run.pk)
+        pipeline.execute_emulation(run.pk)
         real.join()
         seconds = time.perf_counter() - t0
     run.refresh_from_db()

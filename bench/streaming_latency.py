@@ -14,7 +14,7 @@ and the configured Redis. Three processes besides the services, all on this mach
 - the viewers: K websocket clients (the ``websockets`` library) on ``/ws/runs/<id>/``, signed in
   with a session cookie, each noting when every token's fragment arrives.
 
-The bench process itself runs the real Celery task function (``execute_emulation.run``: the model
+The bench process itself runs what the Celery task runs (``pipeline.execute_emulation``: the model
 stream read with ``stream_chat``, ``announce`` per delta, the database update every 0.5 s), with
 ``announce`` wrapped only to note when each delta reached the task and how long publishing took.
 Baseline, in the same rounds: ``stream_chat`` in the bench process reading the model server
@@ -251,7 +251,7 @@ def viewer_round(
     make_run: Callable[[], int], port: int, pid: int, cookie: str, count: int, samples: Samples
 ) -> None:
     """One run of the real task with ``count`` viewers on it."""
-    import playground.runs.tasks as tasks
+    import playground.runs.pipeline as pipeline
 
     run_id = make_run()
     viewers = child(
@@ -262,7 +262,7 @@ def viewer_round(
         str(count),
     )
     ready_line(viewers)
-    original = tasks.announce
+    original = pipeline.announce
 
     def announce(run_id: int, kind: str, **data: Any) -> None:
         t0 = time.time_ns()
@@ -274,11 +274,11 @@ def viewer_round(
     pids = {"web": pid, "viewers": viewers.pid, "bench": os.getpid()}
     before = {name: cpu_s(p) for name, p in pids.items()} | {"redis": redis_cpu()}
     t0 = time.monotonic()
-    tasks.announce = announce
+    pipeline.announce = announce
     try:
-        assert tasks.execute_emulation.run(run_id) == "ok"
+        assert pipeline.execute_emulation(run_id) == "ok"
     finally:
-        tasks.announce = original
+        pipeline.announce = original
     samples.wall_s += time.monotonic() - t0
     after = {name: cpu_s(p) for name, p in pids.items()} | {"redis": redis_cpu()}
     out, _ = viewers.communicate("", timeout=90)

@@ -1,9 +1,10 @@
 """Scoring one answer as each benchmark defines it (pure Python, no Django).
 
-CRUXEval-O and P3 are decided by running code in the sandbox, never in this process: a model's
-answer is first read with ``parse_literal`` (a literal or nothing) and written back as Python
-source, so an answer can never be code. ``pass_at_k`` is the unbiased estimator of Chen et al.
-(2021, arXiv 2107.03374).
+CRUXEval-O is decided by running code in the sandbox, never in this process: a model's answer is
+first read with ``parse_literal`` (a literal or nothing) and written back as Python source, so an
+answer can never be code. A P3 puzzle is scored by the puzzle method's own check (``sat(answer)``
+in the sandbox, ``emulation/puzzle.py``): its run's verdict is the score. ``pass_at_k`` is the
+unbiased estimator of Chen et al. (2021, arXiv 2107.03374).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from playground import sandbox
-from playground.emulation.puzzle import PRELUDE, type_problem
-from playground.emulation.tae import normalise
-from playground.emulation.values import (
+from playground.emulation.literals import (
     NotALiteral,
     literal_source,
     parse_literal,
     repeats_input,
 )
+from playground.emulation.tae import normalise
 
 # "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
 # item is not the model's success or failure and is counted apart (never as passed).
@@ -140,26 +140,6 @@ def score_bbh(answer: str | None, target: str) -> Score:
         "fail",
         f"Answered {_short(answer.strip())}, but the answer is {_short(target.strip())}.",
     )
-
-
-def score_p3(sat: str, answer: str | None, ans_type: str, *, runner: Runner | None = None) -> Score:
-    """P3: the answer, a literal of the puzzle's answer type, passes when ``sat(answer)`` returns
-    exactly True in the sandbox."""
-    if answer is None or not answer.strip():
-        return _not_passed("unparsable", "There is no answer.")
-    try:
-        value = parse_literal(answer)
-    except NotALiteral as exc:
-        return _not_passed("unparsable", f"The answer is not a literal: {exc}.")
-    problem = type_problem(value, ans_type)
-    if problem:
-        return _not_passed("fail", f"The answer has the wrong type: {problem}.")
-    trace = _run(runner, PRELUDE + sat, f"sat({literal_source(value)})")
-    if isinstance(trace, Score):
-        return trace
-    if trace.get("status") == "ok" and trace.get("result") == "True":
-        return _passed("sat(answer) returns True.")
-    return _not_passed("fail", _why_not(trace, "sat(answer)"))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

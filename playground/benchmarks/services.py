@@ -23,7 +23,9 @@ from playground.emulation.judging import needed_no_model
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.runs import pipeline
 from playground.runs.models import Run
+from playground.runs.services import start_run
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3
@@ -255,9 +257,6 @@ _model_time = threading.local()
 
 def process(result_id: int) -> None:
     """Run one result's item (the real run and the model, in this thread) and score it."""
-    from playground.runs.services import start_run
-    from playground.runs.tasks import execute_emulation, execute_real_run
-
     result = Result.objects.select_related("evaluation").get(pk=result_id)
     evaluation = result.evaluation
     t0 = time.monotonic()
@@ -288,9 +287,9 @@ def process(result_id: int) -> None:
         )  # fmt: skip
         Result.objects.filter(pk=result_id).update(run=run)
     if run.program_id is not None:
-        execute_real_run.run(run.pk)
+        pipeline.execute_real(run.pk)
     m0 = time.monotonic()
-    execute_emulation.run(run.pk)
+    pipeline.execute_emulation(run.pk)
     model_seconds = time.monotonic() - m0
     run.refresh_from_db()
     score = _score(run)
@@ -323,8 +322,8 @@ def _score(run: Run) -> scoring.Score:
         assert run.task_example is not None
         return scoring.score_bbh(run.prediction or None, run.task_example.target)
     if run.puzzle_id is not None:
-        # The puzzle method already checked its answer exactly as score_p3 would (a literal of
-        # the answer type, sat(answer) is True in the sandbox): its verdict is the score.
+        # The puzzle method checked its answer as P3 defines it (a literal of the answer type,
+        # sat(answer) is exactly True in the sandbox): its verdict is the score.
         verdict = run.verdict or {}
         statuses: dict[str, scoring.Status] = {"correct": "pass", "wrong": "fail"}
         status = statuses.get(verdict.get("status", ""), "unparsable")

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from playground.compare import same_repr
-from playground.emulation.values import NotALiteral, parse_literal, same_value
+from playground.emulation.literals import NotALiteral, parse_literal, same_value
 from playground.sandbox.schema import FRAME_EXITS
 
 MAX_ANSWER = 20_000

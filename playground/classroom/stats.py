@@ -9,10 +9,9 @@ from typing import Any
 
 from playground.classroom.models import Item, Mode, Submission
 from playground.emulation.judging import CORRECT, NO_MODEL, needed_no_model
-from playground.emulation.values import NotALiteral, parse_literal
+from playground.emulation.literals import NotALiteral, parse_literal
 from playground.llm.registry import RegistryError, load_models
-from playground.runs.methods import METHODS
-from playground.runs.models import Run
+from playground.runs.models import Run, method_label
 
 MAX_SHOWN = 200  # characters of an answer shown in the table
 TOP_WRONG = 10
@@ -128,7 +127,7 @@ def model_bars(item: Item) -> list[Bar]:
     labels = _labels()
     bars = [
         Bar(
-            f"{labels.get(model, model) or '?'} · {METHODS.get(method, method)}",
+            f"{labels.get(model, model) or '?'} · {method_label(method)}",
             right,
             total,
             short=f"{model or '?'} · {method}",

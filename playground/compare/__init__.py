@@ -6,7 +6,7 @@ by meaning. See ``playground.compare.trace`` for the semantics.
 """
 
 from playground.compare.align import align
+from playground.compare.reprs import same_repr
 from playground.compare.trace import Comparison, compare_traces
-from playground.compare.values import same_repr
 
 __all__ = ["Comparison", "align", "compare_traces", "same_repr"]

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from playground.compare.align import Pair, align_keys
-from playground.compare.values import same_repr
+from playground.compare.reprs import same_repr
 
 MAX_STEPS_LISTED = 20_000
 # Events that leave a frame (schema.FRAME_EXITS; this package imports nothing of the project).

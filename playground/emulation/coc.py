@@ -18,8 +18,8 @@ import re
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session
+from playground.emulation.literals import NotALiteral, parse_literal
 from playground.emulation.tae import judge_task
-from playground.emulation.values import NotALiteral, parse_literal
 from playground.sandbox.schema import FRAME_EXITS, make_trace
 
 LM_TOKENS = 256

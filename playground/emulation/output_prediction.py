@@ -9,7 +9,7 @@ from typing import Any
 
 from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session, block_closed
-from playground.emulation.values import NotALiteral, parse_literal, repeats_input, same_value
+from playground.emulation.literals import NotALiteral, parse_literal, repeats_input, same_value
 
 _ANSWER = re.compile(r"\[ANSWER\](.*?)(?:\[/ANSWER\]|$)", re.DOTALL)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session, block_closed
-from playground.emulation.values import NotALiteral, literal_source, parse_literal
+from playground.emulation.literals import NotALiteral, literal_source, parse_literal
 
 ATTEMPTS = 3
 PRELUDE = "from typing import List, Dict, Set, Tuple, Optional\n"

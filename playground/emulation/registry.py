@@ -87,7 +87,6 @@ REGISTRY: dict[str, Method] = {
                max_tokens=768, tasks=frozenset({"puzzle"})),
     ]
 }  # fmt: skip
-METHODS: dict[str, str] = {name: m.label for name, m in REGISTRY.items()}
 
 # The classroom's key run when an item names no method: a spot-the-divergence item needs a
 # step trace to compare; any other model item asks for the value.

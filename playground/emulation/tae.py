@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from playground.emulation.base import Emulation, Item, Session, block_closed
-from playground.emulation.values import NotALiteral, parse_literal
+from playground.emulation.literals import NotALiteral, parse_literal
 from playground.llm.registry import ModelSpec
 from playground.sandbox.schema import make_trace, storable
 

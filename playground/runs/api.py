@@ -20,9 +20,8 @@ from ninja.utils import check_csrf
 from playground.accounts.tokens import by_token
 from playground.classroom.guards import run_hidden_from, run_start_refusal
 from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
-from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
+from playground.emulation.registry import REGISTRY
 from playground.lib import ratelimits
-from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
 from playground.programs.validation import (
@@ -33,8 +32,8 @@ from playground.programs.validation import (
     strip_bom,
 )
 from playground.runs.access import get_run_for_user, runs_of
-from playground.runs.limits import allowed_overrides
 from playground.runs.models import Run
+from playground.runs.requests import Kind, Refusal, resolve_run_request
 from playground.runs.services import start_run
 from playground.runs.views import LIST_FIELDS, STATUS_FIELDS
 
@@ -171,31 +170,23 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     ):
         raise HttpError(403, CSRF_REFUSED)
     _refuse_unstorable(data)
-    kind = "puzzle" if data.puzzle else "task" if data.task else "program"
-    offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
-    if data.method not in offered:
-        raise HttpError(
-            422,
-            f"The method {data.method!r} does not apply to a {kind}; one of {', '.join(offered)}.",
-        )
-    model = ""
-    if data.method != "real":
-        try:
-            names = [m.name for m in load_models()]
-        except RegistryError:
-            names = []
-        # Left out (or empty): the site's default, the first configured model (the embedded
-        # one when none is configured), as in GET /api/models and `manage.py emulate`.
-        model = data.model or (names[0] if names else "")
-        if not names:
-            raise HttpError(422, "This site offers no language model; see GET /api/models.")
-        if model not in names:
-            raise HttpError(422, f"Unknown model {model!r}; see GET /api/models.")
+    kind: Kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     hidden = hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
-    if data.method != "real":  # refused while the requester's model tokens are spent
-        ratelimits.hit(request, "model_tokens", count=False)
-    ratelimits.hit(request, "runs")
+    asked = resolve_run_request(
+        request,
+        kind=kind,
+        method=data.method,
+        model=data.model or None,  # left out or empty: the site's default
+        max_tokens=data.max_tokens or None,
+        limits={"cpu_s": data.cpu_s, "max_steps": data.max_steps},
+    )
+    if isinstance(asked, Refusal):
+        if asked.limit is not None:
+            raise asked.limit  # the 429 with Retry-After (_too_many)
+        if asked.reason == "method":
+            raise HttpError(422, asked.message)
+        raise HttpError(422, f"{asked.message}; see GET /api/models.")
     item: dict[str, Any]
     if data.puzzle:
         puzzle = _get(Puzzle, "puzzle", name=data.puzzle)
@@ -206,21 +197,16 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         item = {"task_example": example}
     else:
         item = {"program": _program_for(request, data, hidden)}
-    limits = allowed_overrides(
-        {"cpu_s": data.cpu_s, "max_steps": data.max_steps},
-        authenticated=request.user.is_authenticated,
-    )
-    tokens = max_tokens_for(data.method)
     run = start_run(
         **item,
-        max_tokens=max(16, min(data.max_tokens, tokens)) if data.max_tokens else tokens,
+        max_tokens=asked.max_tokens,
         user=request.user,
         # A signed-in requester's runs are their account's: no session is started for them.
         anon_token=None if request.user.is_authenticated else anon_token(request, create=True),
         budget_key=ratelimits.whose(request),
-        method=data.method,
-        model=model,
-        limits=limits,
+        method=asked.method,
+        model=asked.model,
+        limits=asked.limits,
     )
     return Status(201, run.as_dict())
 

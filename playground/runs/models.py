@@ -13,6 +13,15 @@ from playground.programs.models import Program, Puzzle, TaskExample
 from playground.sandbox.schema import upgrade
 
 
+def method_label(name: str) -> str:
+    """What pages call a run's method: its label in the registry, "Real execution only" for a
+    run without a model, or the stored name of a method this site no longer offers."""
+    if name == "real":
+        return "Real execution only"
+    method = REGISTRY.get(name)
+    return method.label if method is not None else name
+
+
 class Run(models.Model):
     """One execution request. The program's text is copied so a run never changes afterwards.
 

@@ -1,4 +1,6 @@
-"""Starting and finishing runs: writes that touch several models, and the hand-off to Celery."""
+"""Starting, cancelling and requeuing runs: what a page, the API or an evaluation asks for; writes
+that touch several models, and the hand-off to Celery. What happens to a run once it is queued
+is ``pipeline.py``."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.emulation.judging import judge_program
 from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.models import Run, Trace
+from playground.runs.pipeline import announce, finish_if_complete
+from playground.runs.tasks import execute_emulation, execute_real_run
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,6 @@ def start_run(
     ``budget_key``: whose token budget the model's calls spend (``ratelimits.whose(request)``
     for a request); by default a signed-in user's who is not staff (their evaluations, the
     answer keys of their items), nobody's for staff and the command line."""
-    from playground.runs.tasks import execute_emulation, execute_real_run
-
     if (program, puzzle, task_example).count(None) != 2:
         raise ValueError("a run is of exactly one program, puzzle or task example")
     if program is None and method == "real":
@@ -80,84 +81,6 @@ def start_run(
     return run
 
 
-def finish_if_complete(run_id: int) -> None:
-    """Mark the run done once every part has arrived, judging the model against the real run."""
-    with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.is_finished:
-            return
-        real = run.traces.filter(kind=Trace.Kind.REAL).first()
-        if (run.has_real_run and real is None) or (run.is_emulated and not run.emulation_done):
-            return
-        if run.is_emulated and run.has_real_run and real is not None:
-            _judge_against_real(run, real.data)
-        run.status = Run.Status.DONE
-        run.finished_at = timezone.now()
-        run.save(update_fields=["verdict", "comparison", "status", "finished_at"])
-    announce(run_id, "done", verdict=run.verdict or None, comparison=_summary(run.comparison))
-
-
-def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
-    """The verdict on the model's value and the comparison with the real run."""
-    emulated = run.traces.filter(kind=Trace.Kind.EMULATED).first()
-    run.verdict, run.comparison = judge_program(
-        run.method,
-        real,
-        call=run.call,
-        prediction=run.prediction or None,
-        problem=run.verdict.get("problem"),
-        emulated=emulated.data if emulated else None,
-        model_calls=run.model_calls,
-        text=run.emulated_text,
-        hit_limit=hit_token_limit(run),
-        max_tokens=run.max_tokens,
-    )
-
-
-def hit_token_limit(run: Run) -> bool:
-    """Whether the model's answer ended at its token limit: the engine said so for the last
-    answer (``details["endings"]``, how each answer ended, stored since early stopping), or, for
-    runs stored before, the one answer of a single-call method used the whole budget."""
-    details = run.details if isinstance(run.details, dict) else {}
-    endings = details.get("endings")
-    if isinstance(endings, list) and endings:
-        return endings[-1] == "length"
-    return (
-        run.model_calls == 1
-        and run.completion_tokens is not None
-        and run.completion_tokens >= run.max_tokens
-    )
-
-
-def _summary(comparison: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The comparison without its per-step list, for live events."""
-    if not comparison:
-        return None
-    return {k: v for k, v in comparison.items() if k not in ("steps", "per_variable")}
-
-
-def fail_run(run_id: int, message: str) -> None:
-    """The run cannot complete: say why (the message is shown to the user)."""
-    failed = (
-        Run.objects.filter(pk=run_id)
-        .exclude(status__in=Run.FINISHED)
-        .update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
-    )
-    if failed:
-        announce(run_id, "failed", error=message)
-
-
-def announce(run_id: int, kind: str, **data: Any) -> None:
-    """Publish a live event; viewers are a convenience, so a broken broadcast never fails a run
-    (the database stays the record)."""
-    from playground.streaming.events import publish
-
-    try:
-        publish(run_id, kind, **data)
-    except Exception:  # Redis away, for instance
-        log.warning("could not publish %s for run %s", kind, run_id, exc_info=True)
-
-
 def cancel_run(run: Run) -> bool:
     """Cancel a run still in progress; the emulation task notices and closes the model's stream."""
     updated = (
@@ -173,8 +96,6 @@ def cancel_run(run: Run) -> bool:
 def requeue_stale_runs(*, older_than_s: float) -> list[int]:
     """Send unfinished runs again whose tasks a dead worker may have taken with it (both tasks are
     idempotent, so a run that was only slow is not harmed). Returns the run ids."""
-    from playground.runs.tasks import execute_emulation, execute_real_run
-
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
     stale = list(
         Run.objects.filter(

@@ -15,18 +15,19 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefre
 from playground.classroom import guards
 from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.judging import NO_MODEL, headline
-from playground.emulation.registry import max_tokens_for, methods_for
 from playground.lib import ratelimits
+from playground.lib.middleware import too_many
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
-from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.methods import METHODS
-from playground.runs.models import Run, Trace
-from playground.runs.services import cancel_run, hit_token_limit, start_run
+from playground.runs.limits import ADJUSTABLE, default_limits
+from playground.runs.models import Run, Trace, method_label
+from playground.runs.pipeline import hit_token_limit
+from playground.runs.requests import Kind, Refusal, resolve_run_request
+from playground.runs.services import cancel_run, start_run
 
 STATUS_TEXT = {
     "ok": "Finished",
@@ -40,36 +41,7 @@ STATUS_TEXT = {
 }
 
 
-def _requested_limits(request: HttpRequest) -> dict[str, int]:
-    requested: dict[str, int] = {}
-    for name in ADJUSTABLE:
-        value = whole_number(request.POST.get(name, ""))
-        if value is not None:
-            requested[name] = value
-    return allowed_overrides(requested, authenticated=request.user.is_authenticated)
-
-
-def _requested_method(request: HttpRequest, kind: str = "program") -> tuple[str, str]:
-    """The method and model asked for, checked against what this site offers for this kind of
-    item (a puzzle or a task has no "real only" run)."""
-    offered = methods_for(kind)
-    default = "real" if kind == "program" else next(iter(offered))
-    method = request.POST.get("method", default)
-    if method not in offered and not (kind == "program" and method == "real"):
-        method = default
-    if method == "real":
-        return method, ""
-    try:
-        models = {m.name for m in load_models()}
-    except RegistryError:
-        models = set()
-    model = request.POST.get("model", "")
-    if model not in models:
-        raise Http404("No such model on this site.")
-    return method, model
-
-
-def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpResponse:
+def _start(request: HttpRequest, kind: Kind, back: Any, **item: Any) -> HttpResponse:
     program, puzzle = item.get("program"), item.get("puzzle")
     refusal = guards.run_start_refusal(
         request.user,
@@ -78,30 +50,34 @@ def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpRespo
     )
     if refusal is not None:
         return guards.hidden_page(request, refusal)
-    method, model = _requested_method(request, kind)
-    if method != "real":  # refused while the requester's model tokens are spent
-        ratelimits.hit(request, "model_tokens", count=False)
-    ratelimits.hit(request, "runs")
+    asked = resolve_run_request(
+        request,
+        kind=kind,
+        # The form offers this site's methods and models; another method (a stale form) gets
+        # the kind's default, another model is no page of this site.
+        method=request.POST.get("method"),
+        unknown_method_is_default=True,
+        model=request.POST.get("model", ""),
+        max_tokens=whole_number(request.POST.get("max_tokens", "")),
+        limits={name: whole_number(request.POST.get(name, "")) for name in ADJUSTABLE},
+    )
+    if isinstance(asked, Refusal):
+        if asked.limit is not None:
+            return too_many(request, asked.limit)
+        raise Http404("No such model on this site.")
     run = start_run(
         **item,
         user=request.user,
         anon_token=anon_token(request, create=True),
         budget_key=ratelimits.whose(request),
-        method=method,
-        model=model,
-        limits=_requested_limits(request),
-        max_tokens=_requested_tokens(request, method),
+        method=asked.method,
+        model=asked.model,
+        limits=asked.limits,
+        max_tokens=asked.max_tokens,
     )
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
-
-
-def _requested_tokens(request: HttpRequest, method: str) -> int:
-    """The answer's token budget: the method's default, lowered (never raised) by the form."""
-    default = max_tokens_for(method)
-    asked = whole_number(request.POST.get("max_tokens", ""))
-    return max(16, min(asked, default)) if asked is not None else default
 
 
 @require_POST
@@ -160,7 +136,7 @@ def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, objec
         "step_comparison": comparison if comparison and "steps" in comparison else None,
         "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
         "limits": default_limits(),
-        "method_label": METHODS.get(run.method, run.method),
+        "method_label": method_label(run.method),
         "model_label": _model_label(run) if run.is_emulated else "",
         "shared": bool(shared_token),
         "page_url": page_url,

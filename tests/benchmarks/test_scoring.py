@@ -16,9 +16,8 @@ from playground.benchmarks.scoring import (
     pass_at_k,
     score_bbh,
     score_cruxeval_output,
-    score_p3,
 )
-from playground.emulation.values import parse_literal
+from playground.emulation.literals import parse_literal
 from playground.sandbox import BatchSandbox, Limits, SandboxUnavailable
 
 
@@ -170,9 +169,6 @@ def test_a_sandbox_that_cannot_run_is_an_error_not_a_wrong_answer() -> None:
     for runner in (unavailable, nonsense):
         score = score_cruxeval_output(PLUS_ONE, "f(0)", "1", runner=runner)
         assert (score.status, score.passed) == ("error", False)
-        assert score_p3(
-            "def sat(x: int):\n    return x == 1\n", "1", "int", runner=runner
-        ).status == ("error")
 
 
 @pytest.mark.parametrize(
@@ -240,53 +236,6 @@ def test_bbh_answers_match_exactly_after_normalisation(
 @pytest.mark.parametrize("answer", [None, "", "  "])
 def test_a_missing_bbh_answer_is_unparsable(answer: str | None) -> None:
     assert score_bbh(answer, "(A)").status == "unparsable"
-
-
-COUNT_A = "def sat(s: str):\n    return s.count('a') == 2 and len(s) == 3\n"
-SUM_TEN = "def sat(li: List[int]):\n    return sum(li) == 10 and len(li) == 3\n"
-HALF = "def sat(x: int):\n    return 10 // x == 5\n"
-TRUTHY = "def sat(x: int):\n    return x\n"
-
-P3 = [
-    # (sat, answer, ans_type, status)
-    (COUNT_A, "'aab'", "str", "pass"),
-    (COUNT_A, '"aba"', "str", "pass"),
-    (COUNT_A, "'abc'", "str", "fail"),
-    (COUNT_A, "3", "str", "fail"),  # wrong type, never run
-    (COUNT_A, "'a' * 2 + 'b'", "str", "unparsable"),
-    (COUNT_A, "__import__('os').system('touch {marker}')", "str", "unparsable"),
-    (SUM_TEN, "[1, 2, 7]", "List[int]", "pass"),
-    (SUM_TEN, "[1, 2, 8]", "List[int]", "fail"),
-    (SUM_TEN, "[1, 2, '7']", "List[int]", "fail"),  # wrong element type
-    (SUM_TEN, "(1, 2, 7)", "List[int]", "fail"),
-    (HALF, "2", "int", "pass"),
-    (HALF, "0", "int", "fail"),  # sat raises
-    (HALF, "True", "int", "fail"),  # a bool is not an int answer
-    (TRUTHY, "1", "int", "fail"),  # truthy is not True
-    (COUNT_A, None, "str", "unparsable"),
-]
-
-
-@pytest.mark.parametrize(("sat", "answer", "ans_type", "status"), P3)
-def test_p3_answers_get_exactly_the_expected_verdict(
-    batch: BatchSandbox, tmp_path: Path, sat: str, answer: str | None, ans_type: str, status: str
-) -> None:
-    marker = tmp_path / "marker"
-    runner = Recording(batch)
-    text = None if answer is None else answer.replace("{marker}", str(marker))
-    score = score_p3(sat, text, ans_type, runner=runner)
-    assert (score.status, score.passed, score.leakage) == (status, status == "pass", False), score
-    assert not marker.exists()
-    if status == "unparsable" or "wrong type" in score.reason:
-        assert runner.calls == []
-    else:
-        assert len(runner.calls) == 1
-
-
-def test_p3_reasons_say_why(batch: BatchSandbox) -> None:
-    assert "ZeroDivisionError" in score_p3(HALF, "0", "int", runner=batch.run).reason
-    assert "wrong type" in score_p3(COUNT_A, "3", "str", runner=batch.run).reason
-    assert "not True" in score_p3(TRUTHY, "1", "int", runner=batch.run).reason
 
 
 def _pass_at_k_by_enumeration(n: int, c: int, k: int) -> float:

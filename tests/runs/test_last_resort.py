@@ -15,7 +15,7 @@ from playground.benchmarks import services as evaluations
 from playground.benchmarks.models import Result
 from playground.classroom.models import Item, Mode, Submission
 from playground.classroom.tasks import grade_puzzle_submission
-from playground.runs import tasks
+from playground.runs import pipeline, tasks
 from playground.runs.models import Run
 from playground.runs.services import start_run
 from tests.classroom.student_world import assignment, course_world, puzzle
@@ -57,7 +57,7 @@ def test_an_error_in_the_real_run_fails_it_with_a_generic_message(
 
 def test_an_error_in_the_emulation_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run("direct")
-    monkeypatch.setattr(tasks, "item_for_run", _explode)
+    monkeypatch.setattr(pipeline, "item_for_run", _explode)
     assert tasks.execute_emulation.run(run.pk) == "failed"
     run.refresh_from_db()
     assert (run.status, run.error) == (Run.Status.FAILED, SERVER_ERROR)
@@ -111,7 +111,7 @@ def test_an_error_while_grading_a_puzzle_answer_ends_its_grading(
 def test_an_error_in_an_evaluation_item_fails_its_run_and_scores_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The batch worker calls the run tasks' bodies itself; before, a run whose task raised
+    """The batch worker runs the run pipeline itself; before, a run whose task raised
     stayed running for ever (and a worker restart would run it again)."""
     program = ProgramFactory(source="def f(x):\n    return x\n", call="f(1)", is_public=True)
     evaluation = evaluations.create_evaluation(

@@ -191,7 +191,7 @@ def test_one_deliberate_error_is_reported_at_its_step(
 def test_viewers_see_the_divergence_while_the_trace_is_still_streaming(
     oracle: Oracle, run_method: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from playground.runs.tasks import LiveComparison
+    from playground.runs.pipeline import LiveComparison
     from playground.streaming.events import published
 
     monkeypatch.setattr(LiveComparison, "EVERY_S", 0.0)  # compare after every step

@@ -6,6 +6,7 @@ writes malformed JSON on demand)."""
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -15,8 +16,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from playground import sandbox
+from playground.compare import same_repr
+from playground.emulation.literals import same_value
 from playground.llm.registry import ModelSpec
-from playground.runs.models import Run
+from playground.runs.models import Run, Trace
+from playground.runs.pipeline import finish_if_complete, save_trace
 from playground.sharing.models import ShareLink
 from tests.factories import ProgramFactory
 from tests.llm.fake_server import chunk, fake_server, streaming
@@ -135,3 +140,34 @@ def test_a_verdict_stored_with_a_guessed_token_limit_no_longer_guesses(user_clie
     assert "token limit" not in page
     page = _text(user_client.get(run(2048).get_absolute_url()))
     assert "in the middle of a step (the answer reached its token limit)." in page
+
+
+def test_a_float_close_but_not_equal_is_wrong_and_the_page_says_close(user_client: Client) -> None:
+    """Two equality rules, one page that does not contradict itself: the verdict is exact ==
+    (CRUXEval's ``assert f(x) == prediction``), the step comparison lets floats differ by a
+    tolerance. Where only the comparison's rule holds, the verdict is wrong and the comparison
+    says the result is close, not equal: never "matches" beside "wrong"."""
+    source, call = "def f(x):\n    return x + 0.2\n", "f(0.1)"
+    assert not same_value(0.3, 0.30000000000000004)
+    assert same_repr("0.30000000000000004", "0.3")
+    program = ProgramFactory(source=source, call=call, is_public=True)
+    real = sandbox.run(source, call=call)
+    assert real["result"] == "0.30000000000000004"
+    emulated = copy.deepcopy(real)  # every step right, the value written with fewer digits
+    emulated.update(source="emulated", method="trace", result="0.3")
+    emulated["steps"][-1]["locals"]["__return__"] = "0.3"
+    run = Run.objects.create(
+        program=program, source=source, call=call, method="trace", model="m",
+        status=Run.Status.RUNNING, emulation_done=True, prediction="0.3", model_calls=1,
+        owner=user_client.user,  # type: ignore[attr-defined]
+    )  # fmt: skip
+    save_trace(run.pk, Trace.Kind.REAL, real)
+    save_trace(run.pk, Trace.Kind.EMULATED, emulated)
+    finish_if_complete(run.pk)
+    run.refresh_from_db()
+    assert run.verdict["status"] == "wrong"
+    assert run.comparison["result_match"] is True
+    page = _text(user_client.get(run.get_absolute_url()))
+    assert "The model got it wrong" in page
+    assert "Result close, not equal" in page
+    assert "Result matches" not in page

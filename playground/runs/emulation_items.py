@@ -1,5 +1,6 @@
-"""What a run hands to an emulation method: the item, the database's plan store, and the
-requester's token budget."""
+"""What a run hands to an emulation method: the item (``emulation.base.Item``), the database's
+plan store, and the requester's token budget. Named for the emulation's items, which are not the
+classroom's ``Item`` model."""
 
 from __future__ import annotations
 

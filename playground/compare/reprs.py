@@ -1,4 +1,13 @@
-"""Comparing two value reprs by meaning, never by evaluating anything but literals.
+"""Comparing two value reprs by meaning, never by evaluating anything but literals: the rule of
+the step-by-step comparison of a model's trace with the real one (variables, results). Its own
+file because the comparison and judging share it.
+
+It is not the verdict's rule, on purpose. The comparison is a diagnostic: it shows where a written
+trace departs from the real run, and a float written with fewer digits (``0.3`` for
+``0.30000000000000004``) is not where a trace goes wrong. Verdicts and scores use
+``emulation/literals.same_value``, exact ``==`` as the benchmarks define it (CRUXEval's
+``assert f(x) == prediction``); where only this rule holds, the run page says the result is
+"close, not equal" and the verdict stays wrong.
 
 Both sides are read with ``ast.literal_eval`` (capped at 20,000 characters). Two literals are
 equal as Python compares them (``1 == 1.0``, set and dict order ignored, ``[1] != (1,)``), except
@@ -58,8 +67,9 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def same_repr(expected: str | None, got: str | None) -> bool:
-    """Whether two reprs mean the same value (literals compared as Python would, floats within
-    a tolerance; text compared when one side is not a literal). None only equals None."""
+    """Whether two reprs mean the same value for the comparison (literals compared as Python
+    would, floats within a tolerance; text compared when one side is not a literal). None only
+    equals None. Never a verdict: see the module's docstring."""
     if expected is None or got is None:
         return expected is None and got is None
     if not isinstance(expected, str):

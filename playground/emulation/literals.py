@@ -1,4 +1,11 @@
-"""Reading a predicted value and comparing it with the real one, without running anything."""
+"""Reading a model's answer as a Python literal (never anything else) and the verdict's equality
+rule, without running anything. Its own file because every reader of an answer shares it: the
+method modules, judging, classroom grading and benchmark scoring.
+
+Two equality rules on purpose: ``same_value`` here decides verdicts and scores, exactly as the
+benchmarks do (CRUXEval checks ``assert f(x) == prediction`` in Python); ``compare/reprs.py``'s
+``same_repr`` lets floats differ by a tolerance and only serves the step-by-step comparison, a
+diagnostic. The run page says "close, not equal" where only the second holds."""
 
 from __future__ import annotations
 
@@ -27,8 +34,10 @@ def parse_literal(text: str) -> Any:
 
 
 def same_value(predicted: Any, actual: Any) -> bool:
-    """Equal as Python compares them (1 == 1.0, but [1] != (1,)), with no user code involved:
-    both sides come from literal_eval, so only built-in types meet here."""
+    """The verdict's rule: equal as Python's == says (1 == 1.0, but [1] != (1,), and
+    0.3 != 0.30000000000000004), as CRUXEval's ``assert f(x) == prediction`` scores; no
+    tolerance, unlike the comparison's ``compare.same_repr``. No user code is involved: both
+    sides come from literal_eval, so only built-in types meet here."""
     try:
         return bool(predicted == actual)
     except RecursionError:

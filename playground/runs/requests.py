@@ -1,0 +1,101 @@
+"""What a request to start a run may have, decided once for the run pages and the API.
+
+``resolve_run_request`` checks the method (the registry, for this kind of item), the model (the
+site's configured models), clamps the answer's token budget to the method's (``max_tokens_for``)
+and the sandbox overrides to what the requester may have (``limits.allowed_overrides``), then
+asks the run-start limits: the requester's model tokens (only looked at) and runs started
+(counted). It answers a ``RunRequest`` to hand to ``services.start_run``, or a ``Refusal`` that
+each caller words its own way (a page: 404 or the 429 page; the API: 422 or a 429 in JSON).
+Its own file because both callers share it and neither is the other's home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.http import HttpRequest
+
+from playground.emulation.registry import max_tokens_for, methods_for
+from playground.lib import ratelimits
+from playground.llm.registry import RegistryError, load_models
+from playground.runs.limits import allowed_overrides
+
+Kind = Literal["program", "puzzle", "task"]
+MIN_TOKENS = 16  # the smallest answer budget a request may ask for
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A request that may start: what ``start_run`` is given besides the item and the requester."""
+
+    method: str
+    model: str  # "" for a real-only run
+    max_tokens: int
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run may not start. ``reason``: ``method`` (it does not apply to this kind of item),
+    ``model`` (not configured here), ``no_model`` (the site has none), ``limit`` (over a run-start
+    limit: ``limit`` carries the message and the Retry-After)."""
+
+    reason: Literal["method", "model", "no_model", "limit"]
+    message: str
+    limit: ratelimits.Refused | None = None
+
+
+def resolve_run_request(
+    request: HttpRequest,
+    *,
+    kind: Kind,
+    method: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    limits: Mapping[str, object],
+    unknown_method_is_default: bool = False,
+) -> RunRequest | Refusal:
+    """The run that ``request`` may start, or why not. ``method`` None: the kind's default
+    ("real" for a program, else the first method offered); an unknown one is refused, or taken
+    as the default with ``unknown_method_is_default`` (a form's choice). ``model`` None: the
+    site's default (the first configured); a name must be configured. ``max_tokens`` lowers the
+    method's budget, never raises it. Counts one run started when it answers a ``RunRequest``."""
+    offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
+    default = "real" if kind == "program" else next(iter(offered))
+    if method is None:
+        method = default
+    elif method not in offered:
+        if not unknown_method_is_default:
+            return Refusal(
+                "method",
+                f"The method {method!r} does not apply to a {kind}; one of {', '.join(offered)}.",
+            )
+        method = default
+    chosen = ""
+    if method != "real":
+        try:
+            names = [m.name for m in load_models()]
+        except RegistryError:
+            names = []
+        # Left out: the first configured model (the embedded one when none is configured), as
+        # in GET /api/models and `manage.py emulate`.
+        chosen = model if model is not None else (names[0] if names else "")
+        if not names:
+            return Refusal("no_model", "This site offers no language model")
+        if chosen not in names:
+            return Refusal("model", f"Unknown model {chosen!r}")
+        # Refused while the requester's model tokens are spent (only looked at: the model's
+        # calls spend them).
+        if (spent := ratelimits.exceeded(request, "model_tokens", count=False)) is not None:
+            return Refusal("limit", spent.message, spent)
+    if (over := ratelimits.exceeded(request, "runs")) is not None:
+        return Refusal("limit", over.message, over)
+    budget = max_tokens_for(method)
+    return RunRequest(
+        method=method,
+        model=chosen,
+        max_tokens=max(MIN_TOKENS, min(max_tokens, budget)) if max_tokens is not None else budget,
+        limits=allowed_overrides(dict(limits), authenticated=request.user.is_authenticated),
+    )
