@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LAUNCH := $(PY) -m playground.lib.launcher
+LAUNCH := $(PY) -m playground.launcher
 
 .PHONY: run test test-full install system-deps test-deps lint typecheck pytest services bench clean
 

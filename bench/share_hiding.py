@@ -1,7 +1,7 @@
 """Benchmark: whether a share link of a run is hidden (``in_open_assignment``, asked by every
 share view, embed, status poll and websocket recheck) with many open assignments.
 
-    python -m playground.lib.launcher exec -- python bench/share_hiding.py [--assignments 1000]
+    python -m playground.launcher exec -- python bench/share_hiding.py [--assignments 1000]
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server.
 Builds one course with a student and ``--assignments`` open assignments, each holding one item

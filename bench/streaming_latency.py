@@ -1,7 +1,7 @@
 """Benchmark: streaming overhead, from the model server sending a token to a websocket viewer
 receiving it, against a client reading the model server's stream directly.
 
-    python -m playground.lib.launcher exec -- .venv/bin/python bench/streaming_latency.py
+    python -m playground.launcher exec -- .venv/bin/python bench/streaming_latency.py
     (add --interval-ms 40 for a slower model: 25 tokens a second instead of 100)
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server
@@ -186,8 +186,8 @@ def web_server(log: Path) -> Iterator[tuple[int, int]]:
     import httpx
     from django.db import connection
 
+    from playground.launcher import processes
     from playground.lib import paths
-    from playground.lib.launcher import processes
 
     port = free_port()
     env = {
