@@ -42,7 +42,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playground.runs.events import EventKind
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -264,9 +267,9 @@ def viewer_round(
     ready_line(viewers)
     original = tasks.announce
 
-    def announce(run_id: int, kind: str, **data: Any) -> None:
+    def announce(key: str, kind: EventKind, **data: Any) -> None:
         t0 = time.time_ns()
-        original(run_id, kind, **data)
+        original(key, kind, **data)
         if kind == "token":
             samples.in_task += latencies_ms(str(data["text"]), t0)
             samples.publish.append((time.time_ns() - t0) / 1e6)

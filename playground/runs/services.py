@@ -12,6 +12,7 @@ from django.utils import timezone
 from playground.emulation.judging import judge_program
 from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.runs.events import EventKind, publish
 from playground.runs.models import Run, Trace
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ def finish_if_complete(run_id: int) -> None:
         run.status = Run.Status.DONE
         run.finished_at = timezone.now()
         run.save(update_fields=["verdict", "comparison", "status", "finished_at"])
-    announce(run_id, "done", verdict=run.verdict or None, comparison=_summary(run.comparison))
+    announce(
+        run.events_key, "done", verdict=run.verdict or None, comparison=_summary(run.comparison)
+    )
 
 
 def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
@@ -143,19 +146,18 @@ def fail_run(run_id: int, message: str) -> None:
         .exclude(status__in=Run.FINISHED)
         .update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
     )
-    if failed:
-        announce(run_id, "failed", error=message)
+    run = Run.objects.only("pk", "created_at").filter(pk=run_id).first() if failed else None
+    if run is not None:
+        announce(run.events_key, "failed", error=message)
 
 
-def announce(run_id: int, kind: str, **data: Any) -> None:
-    """Publish a live event; viewers are a convenience, so a broken broadcast never fails a run
-    (the database stays the record)."""
-    from playground.streaming.events import publish
-
+def announce(key: str, kind: EventKind, **data: Any) -> None:
+    """Publish a live event of the run whose ``events_key`` is ``key``; viewers are a
+    convenience, so a broken broadcast never fails a run (the database stays the record)."""
     try:
-        publish(run_id, kind, **data)
+        publish(key, kind, **data)
     except Exception:  # Redis away, for instance
-        log.warning("could not publish %s for run %s", kind, run_id, exc_info=True)
+        log.warning("could not publish %s for %s", kind, key, exc_info=True)
 
 
 def cancel_run(run: Run) -> bool:
@@ -166,7 +168,7 @@ def cancel_run(run: Run) -> bool:
         .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
     )
     if updated:
-        announce(run.pk, "cancelled")
+        announce(run.events_key, "cancelled")
     return bool(updated)
 
 

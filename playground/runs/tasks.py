@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from playground import sandbox
 from playground.compare import compare_traces
-from playground.emulation.base import Cancelled, Emulation, Params, Session
+from playground.emulation.base import Cancelled, Emulation, MethodEventKind, Params, Session
 from playground.emulation.registry import REGISTRY
 from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
@@ -86,7 +86,7 @@ def execute_real_run(run_id: int) -> str:
             return "failed"
         save_trace(run_id, Trace.Kind.REAL, trace)
         announce(
-            run_id,
+            run.events_key,
             "trace",
             status=trace["status"],
             steps=len(trace["steps"]),
@@ -135,7 +135,7 @@ def execute_emulation(run_id: int) -> str:
         limits=limits_for_run(run.limits, anonymous=run.owner_id is None and bool(run.anon_owner)),
         budget=RunBudget(run.budget_key) if run.budget_key else None,
     )
-    announce(run_id, "status", text=f"Asking {model.label}…")
+    announce(run.events_key, "status", text=f"Asking {model.label}…")
     try:
         emulation = method.emulate(item, session)
     except Cancelled:
@@ -159,7 +159,7 @@ def execute_emulation(run_id: int) -> str:
     except sandbox.SandboxUnavailable as exc:
         fail_run(run_id, f"The sandbox is not available on this server: {exc}")
         return "failed"
-    store_emulation(run_id, emulation, session)
+    store_emulation(run, emulation, session)
     finish_if_complete(run_id)
     return "ok"
 
@@ -173,6 +173,7 @@ class LiveComparison:
 
     def __init__(self, run: Run, compares_steps: bool) -> None:
         self.run_id = run.pk
+        self.key = run.events_key
         self.active = compares_steps and run.has_real_run
         self.from_call = run.compares_from_call
         self.steps: list[dict[str, Any]] = []
@@ -180,8 +181,8 @@ class LiveComparison:
         self.last = 0.0
         self.reported: int | None = None
 
-    def emit(self, kind: str, **data: Any) -> None:
-        announce(self.run_id, kind, **data)
+    def emit(self, kind: MethodEventKind, **data: Any) -> None:
+        announce(self.key, kind, **data)
         if kind != "step" or not self.active:
             return
         self.steps.append(data["step"])
@@ -205,7 +206,7 @@ class LiveComparison:
         if divergence is None and self.reported is None and prefix == 0:
             return
         announce(
-            self.run_id,
+            self.key,
             "progress",
             steps=len(self.steps),
             correct_prefix=prefix,
@@ -223,8 +224,9 @@ def save_trace(run_id: int, kind: str, trace: dict[str, Any]) -> None:
     )
 
 
-def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None:
+def store_emulation(run: Run, emulation: Emulation, session: Session) -> None:
     """Save what the method produced, in one transaction."""
+    run_id = run.pk
     with transaction.atomic():
         if emulation.trace is not None:
             save_trace(run_id, Trace.Kind.EMULATED, emulation.trace)
@@ -247,7 +249,7 @@ def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None
         Run.objects.filter(pk=run_id).update(**fields)
     if emulation.trace is not None:
         announce(
-            run_id,
+            run.events_key,
             "emulated",
             status=emulation.trace["status"],
             steps=len(emulation.trace["steps"]),
