@@ -32,8 +32,8 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from playground.classroom.hiding import in_open_assignment  # noqa: E402
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role  # noqa: E402
+from playground.classroom.visibility import in_open_assignment  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
 from playground.runs.models import Run  # noqa: E402
 

@@ -23,10 +23,9 @@ from ninja.utils import check_csrf
 
 from playground.accounts.tokens import by_token
 from playground.benchmarks.models import Evaluation
-from playground.classroom.guards import run_hidden_from, run_start_refusal
-from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
 from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Hidden
 from playground.lib.middleware import too_many
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
@@ -187,7 +186,9 @@ def _refuse_hidden(request: HttpRequest, hidden: Hidden, *, source: str | None =
                    puzzle_id: int | None = None) -> None:  # fmt: skip
     """403 when this requester may not start this run now (an item of an open assignment in
     one of their courses; in exam mode, any run)."""
-    refusal = run_start_refusal(request.user, source=source, puzzle_id=puzzle_id, hidden=hidden)
+    refusal = hiding.policy().run_start_refusal(
+        request.user, source=source, puzzle_id=puzzle_id, hidden=hidden
+    )
     if refusal is not None:
         raise HttpError(403, refusal)
 
@@ -281,7 +282,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
             raise HttpError(422, "This site offers no language model; see GET /api/models.")
         if model not in names:
             raise HttpError(422, f"Unknown model {model!r}; see GET /api/models.")
-    hidden = hidden_for(request.user)
+    hidden = hiding.policy().hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
     if data.method != "real":  # refused while the requester's model tokens are spent
         ratelimits.hit(request, "model_tokens", count=False)
@@ -320,8 +321,8 @@ def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     """A run's status, its real trace (schema v2) and the model's emulation with its verdict
     (403 while an open assignment of one of the requester's courses hides its results)."""
     run = get_run_for_user(request, run_id)
-    if run_hidden_from(request.user, run):
-        raise HttpError(403, HIDDEN_MESSAGE)
+    if hiding.policy().hidden_for(request.user).run(run):
+        raise HttpError(403, hiding.policy().hidden_message)
     return run.as_dict()
 
 
@@ -389,7 +390,7 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     runs = runs_of(request).select_related("program", "puzzle", "task_example__task")
     if filters.method is not None:
         runs = runs.filter(method=filters.method.value)
-    hidden = hidden_for(request.user)
+    hidden = hiding.policy().hidden_for(request.user)
     if filters.status is not None:
         runs = runs.filter(status=filters.status)
         if hidden.anything:

@@ -12,7 +12,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from playground.classroom import audit, grading, keys, progress
-from playground.classroom.guards import site_time
 from playground.classroom.models import (
     Assignment,
     AuditEvent,
@@ -24,6 +23,7 @@ from playground.classroom.models import (
     Role,
     Submission,
 )
+from playground.classroom.visibility import site_time
 from playground.emulation.judging import NO_MODEL, needed_no_model
 from playground.emulation.registry import DEFAULT_METHOD, DEFAULT_STEP_METHOD, max_tokens_for
 from playground.runs.models import Run

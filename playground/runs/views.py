@@ -12,11 +12,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from playground.classroom import guards
-from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
 from playground.emulation.judging import NO_MODEL, headline
 from playground.emulation.registry import max_tokens_for, methods_for
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
 from playground.llm.registry import RegistryError, load_models
@@ -71,13 +69,13 @@ def _requested_method(request: HttpRequest, kind: str = "program") -> tuple[str,
 
 def _start(request: HttpRequest, kind: str, back: Any, **item: Any) -> HttpResponse:
     program, puzzle = item.get("program"), item.get("puzzle")
-    refusal = guards.run_start_refusal(
+    refusal = hiding.policy().run_start_refusal(
         request.user,
         source=program.source if program is not None else None,
         puzzle_id=puzzle.pk if puzzle is not None else None,
     )
     if refusal is not None:
-        return guards.hidden_page(request, refusal)
+        return hiding.policy().page(request, refusal)
     method, model = _requested_method(request, kind)
     if method != "real":  # refused while the requester's model tokens are spent
         ratelimits.hit(request, "model_tokens", count=False)
@@ -209,8 +207,9 @@ GUESSED_LIMIT = " (cut off at the token limit?)"
 def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:
     """The refusal page when this run's results are hidden from the requester (a student of an
     open assignment with its program or puzzle)."""
-    if guards.run_hidden_from(request.user, run):
-        return guards.hidden_page(request, HIDDEN_MESSAGE)
+    visibility = hiding.policy()
+    if visibility.hidden_for(request.user).run(run):
+        return visibility.page(request, visibility.hidden_message)
     return None
 
 
@@ -266,8 +265,9 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
     """The run, its real trace and the model's emulation, as JSON (traces in the current schema,
     however old the stored ones)."""
     run = get_run_for_user(request, pk)
-    if guards.run_hidden_from(request.user, run):
-        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
+    visibility = hiding.policy()
+    if visibility.hidden_for(request.user).run(run):
+        return JsonResponse({"detail": visibility.hidden_message}, status=403)
     return JsonResponse(run.as_dict(), json_dumps_params={"ensure_ascii": False})
 
 
@@ -281,12 +281,13 @@ def my_runs(request: HttpRequest) -> HttpResponse:
         .prefetch_related(Prefetch("traces", queryset=Trace.objects.only("id", "run_id", "status")))
     )
     page = page_of(request, runs, settings.PLAYGROUND_PAGE_SIZE)
-    hidden = hidden_for(request.user)
+    visibility = hiding.policy()
+    hidden = visibility.hidden_for(request.user)
     context = {
         "page": page,
         "status_text": STATUS_TEXT,
         # Rows of runs whose results are hidden show neither status nor result.
         "hidden_runs": {run.pk for run in page if hidden.run(run)},
-        "hidden_message": HIDDEN_MESSAGE,
+        "hidden_message": visibility.hidden_message,
     }
     return render(request, "runs/my_runs.html", context)

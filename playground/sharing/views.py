@@ -18,8 +18,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from playground.classroom import guards
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
 from playground.runs.views import progress_context, run_context
@@ -97,12 +96,13 @@ def revoke_link(request: HttpRequest, pk: int, link_id: int) -> HttpResponse:
 def _hidden(request: HttpRequest, link: ShareLink, *, embed: bool = False) -> HttpResponse | None:
     """While an assignment with this run's program or puzzle is open, a share link shows no one
     anything (whoever holds it could be a student): a 404 that says why."""
-    if not guards.shared_run_hidden(link.run):
+    visibility = hiding.policy()
+    if not visibility.shared_run_hidden(link.run):
         return None
     if embed:
-        context = {"message": guards.SHARED_HIDDEN_MESSAGE}
+        context = {"message": visibility.shared_hidden_message}
         return render(request, "sharing/hidden_embed.html", context, status=404)
-    return guards.hidden_page(request, guards.SHARED_HIDDEN_MESSAGE, status=404)
+    return visibility.page(request, visibility.shared_hidden_message, status=404)
 
 
 def shared_run(request: HttpRequest, token: str) -> HttpResponse:

@@ -26,8 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import reverse
 from django.utils.html import format_html
 
-from playground.classroom.guards import run_hidden_from, shared_run_hidden
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.runs.access import run_for_scope
 from playground.runs.events import Event, apublished
 from playground.runs.models import Run
@@ -50,9 +49,13 @@ def _watchable(scope: dict[str, Any], run_id: int, share_token: str) -> Run | No
             .select_related("run")
             .first()
         )
-        return link.run if link is not None and not shared_run_hidden(link.run) else None
+        if link is None or hiding.policy().shared_run_hidden(link.run):
+            return None
+        return link.run
     run = run_for_scope(scope, run_id)
-    return run if run is not None and not run_hidden_from(scope.get("user"), run) else None
+    if run is None or hiding.policy().hidden_for(scope.get("user")).run(run):
+        return None
+    return run
 
 
 class _Room:

@@ -29,9 +29,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
-from playground.classroom.guards import run_hidden_from
-from playground.classroom.hiding import HIDDEN_MESSAGE
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.lib.params import whole_number
 from playground.runs.access import get_run_for_user, still_active
 from playground.runs.events import TERMINAL, Event, EventKind, StreamControlKind, apublished
@@ -69,6 +67,10 @@ def _final_from_database(run: Run, seq: int = 0) -> Event:
     return {"seq": seq, "type": kind, "error": run.error or None, "verdict": run.verdict or None}
 
 
+def _hidden_from(user: Any, run: Run) -> bool:
+    return hiding.policy().hidden_for(user).run(run)
+
+
 def _fresh(run: Run) -> Run:
     return Run.objects.get(pk=run.pk)
 
@@ -89,8 +91,8 @@ def _too_many(refused: ratelimits.Refused) -> JsonResponse:
 async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | JsonResponse:
     run = await sync_to_async(get_run_for_user)(request, pk)
     user = await request.auser()
-    if await sync_to_async(run_hidden_from)(user, run):
-        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
+    if await sync_to_async(_hidden_from)(user, run):
+        return JsonResponse({"detail": hiding.policy().hidden_message}, status=403)
     after = _resume_from(request)
     try:
         lease = await leases.aacquire(user, ratelimits.client_address(request))
@@ -156,8 +158,8 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
                 limit = RECHECK_S if message is not None else IDLE_RECHECK_S
                 if now - checked >= limit:
                     checked = now
-                    if await sync_to_async(run_hidden_from)(user, run):
-                        yield _control("hidden", detail=HIDDEN_MESSAGE)
+                    if await sync_to_async(_hidden_from)(user, run):
+                        yield _control("hidden", detail=hiding.policy().hidden_message)
                         return
                     # An account disabled by staff since the stream opened loses it, as its
                     # websockets and sessions do.
