@@ -56,9 +56,11 @@ system-deps:
 test-deps:
 	$(call ensure_packages,$(TEST_CHECKS))
 
+# lint-imports: the layer contracts in pyproject.toml ([tool.importlinter]): arrows only point down.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy
