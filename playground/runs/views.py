@@ -8,11 +8,9 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from playground.emulation.judging import NO_MODEL, headline
 from playground.emulation.registry import max_tokens_for, methods_for
 from playground.lib import hiding, ratelimits
 from playground.lib.pagination import page_of
@@ -21,21 +19,10 @@ from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
-from playground.runs.limits import ADJUSTABLE, allowed_overrides, default_limits
-from playground.runs.methods import METHODS
+from playground.runs.limits import ADJUSTABLE, allowed_overrides
 from playground.runs.models import Run, Trace
-from playground.runs.services import cancel_run, hit_token_limit, start_run
-
-STATUS_TEXT = {
-    "ok": "Finished",
-    "exception": "Raised an exception",
-    "step_limit": "Stopped: step limit reached",
-    "time_limit": "Stopped: time limit reached",
-    "memory_limit": "Stopped: memory limit reached",
-    "output_limit": "Stopped: output limit reached",
-    "crash": "The program crashed",
-    "cancelled": "Cancelled",
-}
+from playground.runs.pages import STATUS_TEXT, progress_context, run_context
+from playground.runs.services import cancel_run, start_run
 
 
 def _requested_limits(request: HttpRequest) -> dict[str, int]:
@@ -124,86 +111,6 @@ def run_task_example(request: HttpRequest, name: str, index: int) -> HttpRespons
     return _start(request, "task", example, task_example=example)
 
 
-def _model_label(run: Run) -> str:
-    try:
-        return next(m.label for m in load_models() if m.name == run.model)
-    except (StopIteration, RegistryError):
-        return run.model
-
-
-def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
-    """What the run page shows; ``shared_token`` for a viewer who came through a share link
-    (read-only: no cancel, no sharing controls; live updates through the link)."""
-    # The real trace is shown as soon as it exists (it usually beats the model by far).
-    trace = run.real_trace
-    emulated = run.emulated_trace if run.is_finished else None
-    if shared_token:
-        page_url = reverse("sharing:view", args=[shared_token])
-        status_url = reverse("sharing:status", args=[shared_token])
-        ws_url = f"/ws/runs/{run.pk}/?share={shared_token}"
-    else:
-        page_url = run.get_absolute_url()
-        status_url = reverse("runs:status", args=[run.pk])
-        ws_url = f"/ws/runs/{run.pk}/"
-    real_data = trace.data if trace else None
-    emulated_data = emulated.data if emulated else None
-    comparison = run.comparison_of(real_data, emulated_data)
-    return {
-        **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
-        "run": run,
-        "trace": real_data,
-        "emulated": emulated_data,
-        "comparison": comparison,
-        # The step-by-step comparison of the trace methods (others compare the value only).
-        "step_comparison": comparison if comparison and "steps" in comparison else None,
-        "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
-        "limits": default_limits(),
-        "method_label": METHODS.get(run.method, run.method),
-        "model_label": _model_label(run) if run.is_emulated else "",
-        "shared": bool(shared_token),
-        "page_url": page_url,
-        "status_url": status_url,
-        "ws_url": ws_url,
-    }
-
-
-def verdict_context(
-    run: Run, real: dict[str, Any] | None, emulated: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The verdict's headline, worded the same for every page that shows it, and for a
-    program's run the real value beside the model's (what the verdict is about)."""
-    verdict = run.verdict if isinstance(run.verdict, dict) else {}
-    steps = emulated.get("steps") if isinstance(emulated, dict) else None
-    values = None
-    status = verdict.get("status")
-    if status and status != NO_MODEL and run.has_real_run and isinstance(real, dict):
-        error = real.get("error")
-        error = error if isinstance(error, dict) else {}
-        if real.get("status") == "ok":
-            expected = str(real.get("result"))
-        elif real.get("status") == "exception":
-            expected = f"raises {error.get('type', 'an exception')}"
-        else:
-            expected = STATUS_TEXT.get(str(real.get("status")), str(real.get("status")))
-        values = {
-            "expected": expected,
-            "expected_is_value": real.get("status") == "ok",
-            "predicted": run.prediction or None,
-        }
-    explanation = str(verdict.get("explanation", ""))
-    if GUESSED_LIMIT in explanation:  # stored before the verdict knew whether it was so
-        said = " (the answer reached its token limit)" if hit_token_limit(run) else ""
-        explanation = explanation.replace(GUESSED_LIMIT, said)
-    return {
-        "verdict_headline": headline(verdict, emulated_steps=len(steps or [])),
-        "verdict_explanation": explanation,
-        "verdict_values": values,
-    }
-
-
-GUESSED_LIMIT = " (cut off at the token limit?)"
-
-
 def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:
     """The refusal page when this run's results are hidden from the requester (a student of an
     open assignment with its program or puzzle)."""
@@ -220,16 +127,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = run_context(run)
     context["share_links"] = run.share_links.filter(revoked_at__isnull=True)
     return render(request, "runs/run_detail.html", context)
-
-
-def progress_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
-    """What the polled progress fragment needs, and nothing more: polled every 3 s while the
-    model runs, it must not read traces (a stored one can be megabytes)."""
-    if shared_token:
-        status_url = reverse("sharing:status", args=[shared_token])
-    else:
-        status_url = reverse("runs:status", args=[run.pk])
-    return {"run": run, "status_url": status_url}
 
 
 # A run row without what only its page shows (the model's text, the comparison, details).

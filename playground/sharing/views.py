@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -21,7 +22,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from playground.lib import hiding, ratelimits
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
-from playground.runs.views import progress_context, run_context
+from playground.runs.pages import RunUrls, progress_context, run_context, socket_url
 from playground.sharing.models import ExpiredLink, ShareLink
 
 
@@ -105,11 +106,21 @@ def _hidden(request: HttpRequest, link: ShareLink, *, embed: bool = False) -> Ht
     return visibility.page(request, visibility.shared_hidden_message, status=404)
 
 
+def _urls(link: ShareLink) -> RunUrls:
+    """The run page's addresses through this link (live updates through it too)."""
+    return RunUrls(
+        page=reverse("sharing:view", args=[link.token]),
+        status=reverse("sharing:status", args=[link.token]),
+        socket=socket_url(link.run, share_token=link.token),
+        shared=True,
+    )
+
+
 def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link)) is not None:
         return hidden
-    context = run_context(link.run, shared_token=link.token)
+    context = run_context(link.run, _urls(link))
     return render(request, "runs/run_detail.html", context)
 
 
@@ -120,9 +131,7 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
         return hidden
     if link.run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
-    return render(
-        request, "runs/run_detail.html#progress", progress_context(link.run, shared_token=token)
-    )
+    return render(request, "runs/run_detail.html#progress", progress_context(link.run, _urls(link)))
 
 
 def embed_policy() -> dict[str, Any]:
@@ -156,5 +165,5 @@ def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link, embed=True)) is not None:
         return hidden
-    context = run_context(link.run, shared_token=link.token)
+    context = run_context(link.run, _urls(link))
     return render(request, "sharing/embed.html", context)

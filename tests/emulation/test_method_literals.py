@@ -61,6 +61,7 @@ ONCE_COMPARED = {
     "playground/runs/methods.py",
     "playground/runs/models.py",
     "playground/runs/tasks.py",
+    "playground/runs/pages.py",
     "playground/runs/views.py",
     "static/js/compare-viewer.js",
     "templates/runs/_compare.html",
