@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LAUNCH := $(PY) -m playground.lib.launcher
+LAUNCH := $(PY) -m playground.launcher
 
 .PHONY: run test test-full install system-deps test-deps lint typecheck pytest services bench clean
 
@@ -56,9 +56,11 @@ system-deps:
 test-deps:
 	$(call ensure_packages,$(TEST_CHECKS))
 
+# lint-imports: the layer contracts in pyproject.toml ([tool.importlinter]): arrows only point down.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy

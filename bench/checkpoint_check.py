@@ -2,7 +2,7 @@
 of the program on the sandbox worker (Celery queue ``sandbox``) whose answer the item form
 waits for, against the same program run by the sandbox directly in this process (the floor).
 
-    .venv/bin/python -m playground.lib.launcher exec -- .venv/bin/python bench/checkpoint_check.py
+    .venv/bin/python -m playground.launcher exec -- .venv/bin/python bench/checkpoint_check.py
 
 Needs Redis (the launcher's exec starts it; no database). Starts its own sandbox worker (one
 prefork process, as `make run` does per core) and stops it at the end. A CRUXEval-sized

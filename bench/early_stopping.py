@@ -2,7 +2,7 @@
 embedded model, with and without early stopping (the answer's end read by the method, the
 stream closed there, and llama-cpp-python's JSON grammar really held).
 
-    .venv/bin/python -m playground.lib.launcher exec -- \
+    .venv/bin/python -m playground.launcher exec -- \
         .venv/bin/python bench/early_stopping.py [ROUNDS [ONLY]]
 
 Needs the database and Redis (the launcher's exec starts them). Starts its own embedded model

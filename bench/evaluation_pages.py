@@ -1,6 +1,6 @@
 """Benchmark: the work one request to the evaluation pages does, as the data grows.
 
-    .venv/bin/python -m playground.lib.launcher exec -- .venv/bin/python bench/evaluation_pages.py
+    .venv/bin/python -m playground.launcher exec -- .venv/bin/python bench/evaluation_pages.py
 
 Runs against a throw-away database (Django's test database) on the launcher's PostgreSQL. Two
 sizes of the same shape, so that what grows with the data shows: "small" is 10 finished public

@@ -1,7 +1,7 @@
 """Benchmark: a 200-item CRUXEval evaluation (method direct) against the embedded model with 1, 4
 and 8 concurrent requests: items per minute, and the product's overhead around the model.
 
-    .venv/bin/python -m playground.lib.launcher exec -- \
+    .venv/bin/python -m playground.launcher exec -- \
         .venv/bin/python bench/evaluation_throughput.py [N]
 
 Needs the database (the launcher's exec starts it). Starts its own embedded model server

@@ -1,6 +1,6 @@
 """Benchmark: importing the built-in library, as ratios against parsing the same files.
 
-    make bench        (or: python -m playground.lib.launcher exec -- python bench/library_import.py)
+    make bench        (or: python -m playground.launcher exec -- python bench/library_import.py)
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server.
 The baseline, measured in the same run, is reading and json-decoding every data-set file: the

@@ -1,6 +1,6 @@
 """Benchmark: the expiry of anonymous runs (playground/runs/retention.py) on a table of runs.
 
-    python -m playground.lib.launcher exec -- python bench/retention.py [--runs 10000]
+    python -m playground.launcher exec -- python bench/retention.py [--runs 10000]
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server.
 Builds ``--runs`` expired anonymous runs (each with a real trace of about 4 KB, one in ten with a

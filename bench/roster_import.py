@@ -2,7 +2,7 @@
 invitations and their audit events in one transaction; the mails go to a Celery task after the
 commit, so they are not part of it).
 
-    .venv/bin/python -m playground.lib.launcher exec -- .venv/bin/python bench/roster_import.py
+    .venv/bin/python -m playground.launcher exec -- .venv/bin/python bench/roster_import.py
 
 Runs against the database of `make services` (migrated first) inside a transaction that is
 rolled back: nothing is kept, no task is queued. Rosters of e-mail addresses and of usernames

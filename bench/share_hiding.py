@@ -1,7 +1,7 @@
 """Benchmark: whether a share link of a run is hidden (``in_open_assignment``, asked by every
 share view, embed, status poll and websocket recheck) with many open assignments.
 
-    python -m playground.lib.launcher exec -- python bench/share_hiding.py [--assignments 1000]
+    python -m playground.launcher exec -- python bench/share_hiding.py [--assignments 1000]
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server.
 Builds one course with a student and ``--assignments`` open assignments, each holding one item
@@ -32,8 +32,8 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from playground.classroom.hiding import in_open_assignment  # noqa: E402
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role  # noqa: E402
+from playground.classroom.visibility import in_open_assignment  # noqa: E402
 from playground.programs.models import Program  # noqa: E402
 from playground.runs.models import Run  # noqa: E402
 

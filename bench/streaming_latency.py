@@ -1,7 +1,7 @@
 """Benchmark: streaming overhead, from the model server sending a token to a websocket viewer
 receiving it, against a client reading the model server's stream directly.
 
-    python -m playground.lib.launcher exec -- .venv/bin/python bench/streaming_latency.py
+    python -m playground.launcher exec -- .venv/bin/python bench/streaming_latency.py
     (add --interval-ms 40 for a slower model: 25 tokens a second instead of 100)
 
 Runs against a throw-away database (Django's test database) on the configured PostgreSQL server
@@ -42,7 +42,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playground.runs.events import EventKind
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -186,8 +189,8 @@ def web_server(log: Path) -> Iterator[tuple[int, int]]:
     import httpx
     from django.db import connection
 
+    from playground.launcher import processes
     from playground.lib import paths
-    from playground.lib.launcher import processes
 
     port = free_port()
     env = {
@@ -264,9 +267,9 @@ def viewer_round(
     ready_line(viewers)
     original = pipeline.announce
 
-    def announce(run_id: int, kind: str, **data: Any) -> None:
+    def announce(key: str, kind: EventKind, **data: Any) -> None:
         t0 = time.time_ns()
-        original(run_id, kind, **data)
+        original(key, kind, **data)
         if kind == "token":
             samples.in_task += latencies_ms(str(data["text"]), t0)
             samples.publish.append((time.time_ns() - t0) / 1e6)

@@ -358,7 +358,7 @@ PLAYGROUND_SANDBOX_CEILING_CPU_S = env.int("PLAYGROUND_SANDBOX_CEILING_CPU_S", d
 PLAYGROUND_SANDBOX_CEILING_STEPS = env.int("PLAYGROUND_SANDBOX_CEILING_STEPS", default=100_000)
 
 # PLAYGROUND_HOST, PLAYGROUND_PORT and the PLAYGROUND_*_WORKERS counts are read by the launcher
-# (playground/lib/launcher.py), which starts the processes; Django itself does not need them.
+# (playground/launcher.py), which starts the processes; Django itself does not need them.
 
 LOGGING = {
     "version": 1,

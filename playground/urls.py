@@ -5,6 +5,8 @@ from playground import views
 from playground.accounts.forms import AdminLoginForm
 from playground.accounts.views import limited_login
 from playground.api import api
+from playground.runs import urls as runs_urls
+from playground.streaming import urls as streaming_urls
 
 # The admin's login has the site's login limits (a 429 when they refuse it).
 admin.site.login_form = AdminLoginForm
@@ -15,7 +17,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),
-    path("", include("playground.runs.urls")),
+    # One ``runs`` namespace: the run pages, and the run's events served by ``streaming``.
+    path("", include((runs_urls.urlpatterns + streaming_urls.urlpatterns, runs_urls.app_name))),
     path("", include("playground.sharing.urls")),
     path("", include("playground.classroom.urls")),
     path("", include("playground.benchmarks.urls")),

@@ -65,7 +65,7 @@ class Stack:
         t0 = time.monotonic()
         self.output = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "playground.lib.launcher", "run"],
+            [sys.executable, "-m", "playground.launcher", "run"],
             cwd=paths.REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,
         )  # fmt: skip

@@ -27,10 +27,9 @@ from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
 from playground.benchmarks.summary import NO_MODEL, keep_figures, summarise
-from playground.classroom import guards
-from playground.classroom.hiding import Hidden, Surface, Verdict, hidden_for
 from playground.emulation.registry import REGISTRY, max_tokens_for
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Hidden, Surface, Verdict
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
@@ -42,7 +41,7 @@ def _hidden_items(request: HttpRequest, evaluation: Evaluation) -> set[int]:
     """The items (by index) of this evaluation whose results are hidden from the requester: a
     student's open assignment holds their program or puzzle (the hiding policy's
     ``EVALUATION`` surface). Their rows show no prediction, verdict, reason or run."""
-    hidden = hidden_for(request.user)
+    hidden = hiding.policy().hidden_for(request.user)
     if not hidden.anything:
         return set()
     refs = dict(
@@ -159,8 +158,8 @@ def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
 def start(request: HttpRequest) -> HttpResponse:
     """The form that starts an evaluation (GET), and starting it (POST). An invalid form comes
     back with what was typed and each error next to its field."""
-    hidden = hidden_for(request.user)
-    refusal = guards.refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
+    hidden = hiding.policy().hidden_for(request.user)
+    refusal = hiding.policy().refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
     if refusal is not None:
         return _refused(request, refusal)
     if request.method == "GET":
@@ -174,7 +173,9 @@ def start(request: HttpRequest) -> HttpResponse:
         # evaluation would run it and show its rows.
         listed = services.listable_programs(request.user).filter(pk__in=form.subset)
         for source in listed.values_list("source", flat=True):
-            refusal = guards.refusal(request.user, Surface.START_RUN, source=source, hidden=hidden)
+            refusal = hiding.policy().refusal(
+                request.user, Surface.START_RUN, source=source, hidden=hidden
+            )
             if refusal is not None:
                 return _refused(request, refusal)
     if form.limited:
@@ -218,7 +219,9 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     rows = Result.objects.filter(evaluation=evaluation).only(*ROW_FIELDS)
     page = page_of(request, rows, RESULTS_PER_PAGE)
     page.object_list = results = list(page.object_list)
-    hidden = _hidden_of(hidden_for(request.user), {r.index: r.item_ref for r in results})
+    hidden = _hidden_of(
+        hiding.policy().hidden_for(request.user), {r.index: r.item_ref for r in results}
+    )
     for result in results:
         result.hidden = result.index in hidden
     context["results"] = page
@@ -469,13 +472,13 @@ def _streamed(
 
 def export_json(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     evaluation = _get(request, pk)
-    chunks = _export_rows(evaluation, hidden_for(request.user))
+    chunks = _export_rows(evaluation, hiding.policy().hidden_for(request.user))
     return _streamed(request, _json_parts(summarise(evaluation), chunks), "application/json")
 
 
 def export_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     evaluation = _get(request, pk)
-    chunks = _export_rows(evaluation, hidden_for(request.user))
+    chunks = _export_rows(evaluation, hiding.policy().hidden_for(request.user))
     response = _streamed(request, _csv_parts(chunks), "text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.csv"'
     return response

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from playground.classroom import audit
 from playground.classroom.errors import ClassroomError
-from playground.classroom.guards import site_time
 from playground.classroom.invitations import answered_message, locked, mark_answered
 from playground.classroom.models import (
     Assignment,
@@ -23,6 +22,7 @@ from playground.classroom.models import (
     Membership,
     Role,
 )
+from playground.classroom.visibility import site_time
 
 
 def exam_in_progress(course: Course, user: Any, now: datetime | None = None) -> Assignment | None:

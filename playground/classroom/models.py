@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from playground.programs.models import Program, Puzzle
+from playground.programs.signals import sources_changed
 from playground.runs.models import Run
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud in class
@@ -439,3 +440,8 @@ def _program_saved(sender: Any, instance: Program, created: bool, **kwargs: Any)
     fields = kwargs.get("update_fields")
     if not created and (fields is None or "source" in fields):
         refresh_item_keys([instance.pk])
+
+
+@receiver(sources_changed)
+def _sources_changed(sender: Any, program_ids: list[int], **kwargs: Any) -> None:
+    refresh_item_keys(program_ids)

@@ -14,8 +14,8 @@ from typing import Any
 from django.utils import timezone
 
 from playground.classroom import keys
-from playground.classroom.guards import site_time
 from playground.classroom.models import Assignment, Course, Feedback, Item, Submission
+from playground.classroom.visibility import site_time
 
 NOT_STARTED, IN_PROGRESS, SUBMITTED, LATE, GRADED = (
     "not_started",

@@ -13,11 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from playground import sandbox
 from playground.llm.client import LLMError, Refused, fit_prompt, stream_chat
 from playground.llm.registry import ModelSpec
+
+# The live events a method emits through its session; the run adds its own around them, and
+# every kind is listed once in ``playground.runs.events.EventKind``.
+MethodEventKind = Literal["status", "token", "step", "plan", "program"]
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ def block_closed(
 class Session:
     """The model, the sandbox and the outside world, as a method sees them.
 
-    ``emit(kind, **data)`` publishes live events (``token``, ``step``, ``plan``, ``status``);
+    ``emit(kind, **data)`` publishes live events (``MethodEventKind``: ``token``, ``step``, ...);
     a model's ``token`` events carry the counts so far, for the live meter. ``on_text(transcript)``
     is told the whole text so far (the caller saves it in batches); ``cancelled()`` is polled
     between tokens. Token counts and calls add up over the session; ``endings`` says how each
@@ -200,7 +204,7 @@ class Session:
         # budget): a method that catches errors of its calls (Chain of Code) re-raises it.
         self.refused: Refused | None = None
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: MethodEventKind, **data: Any) -> None:
         if self._emit is not None:
             self._emit(kind, **data)
 

@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExample
+from playground.programs.signals import sources_changed
 
 DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
 
@@ -81,9 +82,7 @@ def _upsert(
         model.objects.bulk_update(to_update, sorted(changed_fields), batch_size=500)
         if model is Program and "source" in changed_fields:
             # Items recognise their program by a digest of its text, kept with them.
-            from playground.classroom.models import refresh_item_keys
-
-            refresh_item_keys([obj.pk for obj in to_update])
+            sources_changed.send(sender=Program, program_ids=[obj.pk for obj in to_update])
     report.created += len(to_create)
     report.updated += len(to_update)
 

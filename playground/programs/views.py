@@ -11,9 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from playground.classroom import guards
-from playground.classroom.hiding import HIDDEN_MESSAGE, Surface, Verdict, hidden_for
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Surface, Verdict
 from playground.lib.htmx import HtmxHttpRequest, partial_for
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
@@ -91,15 +90,16 @@ def _hidden_context(
 ) -> dict[str, object]:
     """For a student of an open assignment with this program or puzzle: the results and the run
     form give way to ``hidden_message``; in exam mode the run form gives way to ``run_refusal``."""
-    hidden = hidden_for(request.user)
+    visibility = hiding.policy()
+    hidden = visibility.hidden_for(request.user)
     results_hidden = (
         hidden.verdict(Surface.LIBRARY, source=source, puzzle_id=puzzle_id) is not Verdict.SHOW
     )
-    refusal = guards.run_start_refusal(
+    refusal = visibility.run_start_refusal(
         request.user, source=source, puzzle_id=puzzle_id, hidden=hidden
     )
     return {
-        "hidden_message": HIDDEN_MESSAGE if results_hidden else "",
+        "hidden_message": visibility.hidden_message if results_hidden else "",
         "run_refusal": refusal or "",
     }
 

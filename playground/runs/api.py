@@ -18,10 +18,9 @@ from ninja.errors import HttpError
 from ninja.utils import check_csrf
 
 from playground.accounts.tokens import by_token
-from playground.classroom.guards import run_hidden_from, run_start_refusal
-from playground.classroom.hiding import HIDDEN_MESSAGE, Hidden, hidden_for
 from playground.emulation.registry import REGISTRY
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Hidden
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
 from playground.programs.validation import (
@@ -96,7 +95,9 @@ def _refuse_hidden(request: HttpRequest, hidden: Hidden, *, source: str | None =
                    puzzle_id: int | None = None) -> None:  # fmt: skip
     """403 when this requester may not start this run now (an item of an open assignment in
     one of their courses; in exam mode, any run)."""
-    refusal = run_start_refusal(request.user, source=source, puzzle_id=puzzle_id, hidden=hidden)
+    refusal = hiding.policy().run_start_refusal(
+        request.user, source=source, puzzle_id=puzzle_id, hidden=hidden
+    )
     if refusal is not None:
         raise HttpError(403, refusal)
 
@@ -171,7 +172,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         raise HttpError(403, CSRF_REFUSED)
     _refuse_unstorable(data)
     kind: Kind = "puzzle" if data.puzzle else "task" if data.task else "program"
-    hidden = hidden_for(request.user)
+    hidden = hiding.policy().hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
     asked = resolve_run_request(
         request,
@@ -216,8 +217,8 @@ def read_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     """A run's status, its real trace (schema v2) and the model's emulation with its verdict
     (403 while an open assignment of one of the requester's courses hides its results)."""
     run = get_run_for_user(request, run_id)
-    if run_hidden_from(request.user, run):
-        raise HttpError(403, HIDDEN_MESSAGE)
+    if hiding.policy().hidden_for(request.user).run(run):
+        raise HttpError(403, hiding.policy().hidden_message)
     return run.as_dict()
 
 
@@ -286,7 +287,7 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
     runs = runs_of(request).select_related("program", "puzzle", "task_example__task")
     if filters.method is not None:
         runs = runs.filter(method=filters.method.value)
-    hidden = hidden_for(request.user)
+    hidden = hiding.policy().hidden_for(request.user)
     if filters.status is not None:
         runs = runs.filter(status=filters.status)
         if hidden.anything:

@@ -24,12 +24,13 @@ from django.utils import timezone
 
 from playground import sandbox
 from playground.compare import compare_traces
-from playground.emulation.base import Cancelled, Emulation, Params, Session
+from playground.emulation.base import Cancelled, Emulation, MethodEventKind, Params, Session
 from playground.emulation.judging import judge_program
 from playground.emulation.registry import REGISTRY
 from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
 from playground.runs.emulation_items import DatabasePlans, RunBudget, item_for_run
+from playground.runs.events import EventKind, publish
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
 
@@ -93,7 +94,7 @@ def execute_real(run_id: int) -> str:
             return "failed"
         save_trace(run_id, Trace.Kind.REAL, trace)
         announce(
-            run_id,
+            run.events_key,
             "trace",
             status=trace["status"],
             steps=len(trace["steps"]),
@@ -141,7 +142,7 @@ def execute_emulation(run_id: int) -> str:
         limits=limits_for_run(run.limits, anonymous=run.owner_id is None and bool(run.anon_owner)),
         budget=RunBudget(run.budget_key) if run.budget_key else None,
     )
-    announce(run_id, "status", text=f"Asking {model.label}…")
+    announce(run.events_key, "status", text=f"Asking {model.label}…")
     try:
         emulation = method.emulate(item, session)
     except Cancelled:
@@ -165,7 +166,7 @@ def execute_emulation(run_id: int) -> str:
     except sandbox.SandboxUnavailable as exc:
         fail_run(run_id, f"The sandbox is not available on this server: {exc}")
         return "failed"
-    store_emulation(run_id, emulation, session)
+    store_emulation(run, emulation, session)
     finish_if_complete(run_id)
     return "ok"
 
@@ -179,6 +180,7 @@ class LiveComparison:
 
     def __init__(self, run: Run, compares_steps: bool) -> None:
         self.run_id = run.pk
+        self.key = run.events_key
         self.active = compares_steps and run.has_real_run
         self.from_call = run.compares_from_call
         self.steps: list[dict[str, Any]] = []
@@ -186,8 +188,8 @@ class LiveComparison:
         self.last = 0.0
         self.reported: int | None = None
 
-    def emit(self, kind: str, **data: Any) -> None:
-        announce(self.run_id, kind, **data)
+    def emit(self, kind: MethodEventKind, **data: Any) -> None:
+        announce(self.key, kind, **data)
         if kind != "step" or not self.active:
             return
         self.steps.append(data["step"])
@@ -211,7 +213,7 @@ class LiveComparison:
         if divergence is None and self.reported is None and prefix == 0:
             return
         announce(
-            self.run_id,
+            self.key,
             "progress",
             steps=len(self.steps),
             correct_prefix=prefix,
@@ -229,8 +231,9 @@ def save_trace(run_id: int, kind: str, trace: dict[str, Any]) -> None:
     )
 
 
-def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None:
+def store_emulation(run: Run, emulation: Emulation, session: Session) -> None:
     """Save what the method produced, in one transaction."""
+    run_id = run.pk
     with transaction.atomic():
         if emulation.trace is not None:
             save_trace(run_id, Trace.Kind.EMULATED, emulation.trace)
@@ -253,7 +256,7 @@ def store_emulation(run_id: int, emulation: Emulation, session: Session) -> None
         Run.objects.filter(pk=run_id).update(**fields)
     if emulation.trace is not None:
         announce(
-            run_id,
+            run.events_key,
             "emulated",
             status=emulation.trace["status"],
             steps=len(emulation.trace["steps"]),
@@ -274,7 +277,9 @@ def finish_if_complete(run_id: int) -> None:
         run.status = Run.Status.DONE
         run.finished_at = timezone.now()
         run.save(update_fields=["verdict", "comparison", "status", "finished_at"])
-    announce(run_id, "done", verdict=run.verdict or None, comparison=_summary(run.comparison))
+    announce(
+        run.events_key, "done", verdict=run.verdict or None, comparison=_summary(run.comparison)
+    )
 
 
 def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
@@ -323,16 +328,15 @@ def fail_run(run_id: int, message: str) -> None:
         .exclude(status__in=Run.FINISHED)
         .update(status=Run.Status.FAILED, error=message, finished_at=timezone.now())
     )
-    if failed:
-        announce(run_id, "failed", error=message)
+    run = Run.objects.only("pk", "created_at").filter(pk=run_id).first() if failed else None
+    if run is not None:
+        announce(run.events_key, "failed", error=message)
 
 
-def announce(run_id: int, kind: str, **data: Any) -> None:
-    """Publish a live event; viewers are a convenience, so a broken broadcast never fails a run
-    (the database stays the record)."""
-    from playground.streaming.events import publish
-
+def announce(key: str, kind: EventKind, **data: Any) -> None:
+    """Publish a live event of the run whose ``events_key`` is ``key``; viewers are a
+    convenience, so a broken broadcast never fails a run (the database stays the record)."""
     try:
-        publish(run_id, kind, **data)
+        publish(key, kind, **data)
     except Exception:  # Redis away, for instance
-        log.warning("could not publish %s for run %s", kind, run_id, exc_info=True)
+        log.warning("could not publish %s for %s", kind, key, exc_info=True)

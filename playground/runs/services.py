@@ -89,7 +89,7 @@ def cancel_run(run: Run) -> bool:
         .update(status=Run.Status.CANCELLED, finished_at=timezone.now())
     )
     if updated:
-        announce(run.pk, "cancelled")
+        announce(run.events_key, "cancelled")
     return bool(updated)
 
 

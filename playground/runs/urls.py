@@ -1,8 +1,9 @@
 from django.urls import path
 
 from playground.runs import views
-from playground.streaming.views import run_events
 
+# Mounted by playground/urls.py in the ``runs`` namespace, together with playground.streaming.urls
+# (``runs:events``, the run's Server-Sent Events).
 app_name = "runs"
 
 urlpatterns = [
@@ -18,5 +19,4 @@ urlpatterns = [
     path("runs/<int:pk>/status/", views.run_status, name="status"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
-    path("runs/<int:pk>/events", run_events, name="events"),
 ]

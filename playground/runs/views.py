@@ -8,48 +8,32 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from playground.classroom import guards
-from playground.classroom.hiding import HIDDEN_MESSAGE, hidden_for
-from playground.emulation.judging import NO_MODEL, headline
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.lib.middleware import too_many
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
-from playground.llm.registry import RegistryError, load_models
 from playground.programs.access import anon_token, get_program_for_user
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
-from playground.runs.limits import ADJUSTABLE, default_limits
-from playground.runs.models import Run, Trace, method_label
-from playground.runs.pipeline import hit_token_limit
+from playground.runs.limits import ADJUSTABLE
+from playground.runs.models import Run, Trace
+from playground.runs.pages import STATUS_TEXT, progress_context, run_context
 from playground.runs.requests import Kind, Refusal, resolve_run_request
 from playground.runs.services import cancel_run, start_run
-
-STATUS_TEXT = {
-    "ok": "Finished",
-    "exception": "Raised an exception",
-    "step_limit": "Stopped: step limit reached",
-    "time_limit": "Stopped: time limit reached",
-    "memory_limit": "Stopped: memory limit reached",
-    "output_limit": "Stopped: output limit reached",
-    "crash": "The program crashed",
-    "cancelled": "Cancelled",
-}
 
 
 def _start(request: HttpRequest, kind: Kind, back: Any, **item: Any) -> HttpResponse:
     program, puzzle = item.get("program"), item.get("puzzle")
-    refusal = guards.run_start_refusal(
+    refusal = hiding.policy().run_start_refusal(
         request.user,
         source=program.source if program is not None else None,
         puzzle_id=puzzle.pk if puzzle is not None else None,
     )
     if refusal is not None:
-        return guards.hidden_page(request, refusal)
+        return hiding.policy().page(request, refusal)
     asked = resolve_run_request(
         request,
         kind=kind,
@@ -102,91 +86,12 @@ def run_task_example(request: HttpRequest, name: str, index: int) -> HttpRespons
     return _start(request, "task", example, task_example=example)
 
 
-def _model_label(run: Run) -> str:
-    try:
-        return next(m.label for m in load_models() if m.name == run.model)
-    except (StopIteration, RegistryError):
-        return run.model
-
-
-def run_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
-    """What the run page shows; ``shared_token`` for a viewer who came through a share link
-    (read-only: no cancel, no sharing controls; live updates through the link)."""
-    # The real trace is shown as soon as it exists (it usually beats the model by far).
-    trace = run.real_trace
-    emulated = run.emulated_trace if run.is_finished else None
-    if shared_token:
-        page_url = reverse("sharing:view", args=[shared_token])
-        status_url = reverse("sharing:status", args=[shared_token])
-        ws_url = f"/ws/runs/{run.pk}/?share={shared_token}"
-    else:
-        page_url = run.get_absolute_url()
-        status_url = reverse("runs:status", args=[run.pk])
-        ws_url = f"/ws/runs/{run.pk}/"
-    real_data = trace.data if trace else None
-    emulated_data = emulated.data if emulated else None
-    comparison = run.comparison_of(real_data, emulated_data)
-    return {
-        **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
-        "run": run,
-        "trace": real_data,
-        "emulated": emulated_data,
-        "comparison": comparison,
-        # The step-by-step comparison of the trace methods (others compare the value only).
-        "step_comparison": comparison if comparison and "steps" in comparison else None,
-        "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
-        "limits": default_limits(),
-        "method_label": method_label(run.method),
-        "model_label": _model_label(run) if run.is_emulated else "",
-        "shared": bool(shared_token),
-        "page_url": page_url,
-        "status_url": status_url,
-        "ws_url": ws_url,
-    }
-
-
-def verdict_context(
-    run: Run, real: dict[str, Any] | None, emulated: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The verdict's headline, worded the same for every page that shows it, and for a
-    program's run the real value beside the model's (what the verdict is about)."""
-    verdict = run.verdict if isinstance(run.verdict, dict) else {}
-    steps = emulated.get("steps") if isinstance(emulated, dict) else None
-    values = None
-    status = verdict.get("status")
-    if status and status != NO_MODEL and run.has_real_run and isinstance(real, dict):
-        error = real.get("error")
-        error = error if isinstance(error, dict) else {}
-        if real.get("status") == "ok":
-            expected = str(real.get("result"))
-        elif real.get("status") == "exception":
-            expected = f"raises {error.get('type', 'an exception')}"
-        else:
-            expected = STATUS_TEXT.get(str(real.get("status")), str(real.get("status")))
-        values = {
-            "expected": expected,
-            "expected_is_value": real.get("status") == "ok",
-            "predicted": run.prediction or None,
-        }
-    explanation = str(verdict.get("explanation", ""))
-    if GUESSED_LIMIT in explanation:  # stored before the verdict knew whether it was so
-        said = " (the answer reached its token limit)" if hit_token_limit(run) else ""
-        explanation = explanation.replace(GUESSED_LIMIT, said)
-    return {
-        "verdict_headline": headline(verdict, emulated_steps=len(steps or [])),
-        "verdict_explanation": explanation,
-        "verdict_values": values,
-    }
-
-
-GUESSED_LIMIT = " (cut off at the token limit?)"
-
-
 def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:
     """The refusal page when this run's results are hidden from the requester (a student of an
     open assignment with its program or puzzle)."""
-    if guards.run_hidden_from(request.user, run):
-        return guards.hidden_page(request, HIDDEN_MESSAGE)
+    visibility = hiding.policy()
+    if visibility.hidden_for(request.user).run(run):
+        return visibility.page(request, visibility.hidden_message)
     return None
 
 
@@ -197,16 +102,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = run_context(run)
     context["share_links"] = run.share_links.filter(revoked_at__isnull=True)
     return render(request, "runs/run_detail.html", context)
-
-
-def progress_context(run: Run, *, shared_token: str | None = None) -> dict[str, object]:
-    """What the polled progress fragment needs, and nothing more: polled every 3 s while the
-    model runs, it must not read traces (a stored one can be megabytes)."""
-    if shared_token:
-        status_url = reverse("sharing:status", args=[shared_token])
-    else:
-        status_url = reverse("runs:status", args=[run.pk])
-    return {"run": run, "status_url": status_url}
 
 
 # A run row without what only its page shows (the model's text, the comparison, details).
@@ -242,8 +137,9 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
     """The run, its real trace and the model's emulation, as JSON (traces in the current schema,
     however old the stored ones)."""
     run = get_run_for_user(request, pk)
-    if guards.run_hidden_from(request.user, run):
-        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
+    visibility = hiding.policy()
+    if visibility.hidden_for(request.user).run(run):
+        return JsonResponse({"detail": visibility.hidden_message}, status=403)
     return JsonResponse(run.as_dict(), json_dumps_params={"ensure_ascii": False})
 
 
@@ -257,12 +153,13 @@ def my_runs(request: HttpRequest) -> HttpResponse:
         .prefetch_related(Prefetch("traces", queryset=Trace.objects.only("id", "run_id", "status")))
     )
     page = page_of(request, runs, settings.PLAYGROUND_PAGE_SIZE)
-    hidden = hidden_for(request.user)
+    visibility = hiding.policy()
+    hidden = visibility.hidden_for(request.user)
     context = {
         "page": page,
         "status_text": STATUS_TEXT,
         # Rows of runs whose results are hidden show neither status nor result.
         "hidden_runs": {run.pk for run in page if hidden.run(run)},
-        "hidden_message": HIDDEN_MESSAGE,
+        "hidden_message": visibility.hidden_message,
     }
     return render(request, "runs/my_runs.html", context)

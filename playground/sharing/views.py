@@ -12,17 +12,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from playground.classroom import guards
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
-from playground.runs.views import progress_context, run_context
+from playground.runs.pages import RunUrls, progress_context, run_context, socket_url
 from playground.sharing.models import ExpiredLink, ShareLink
 
 
@@ -97,19 +97,30 @@ def revoke_link(request: HttpRequest, pk: int, link_id: int) -> HttpResponse:
 def _hidden(request: HttpRequest, link: ShareLink, *, embed: bool = False) -> HttpResponse | None:
     """While an assignment with this run's program or puzzle is open, a share link shows no one
     anything (whoever holds it could be a student): a 404 that says why."""
-    if not guards.shared_run_hidden(link.run):
+    visibility = hiding.policy()
+    if not visibility.shared_run_hidden(link.run):
         return None
     if embed:
-        context = {"message": guards.SHARED_HIDDEN_MESSAGE}
+        context = {"message": visibility.shared_hidden_message}
         return render(request, "sharing/hidden_embed.html", context, status=404)
-    return guards.hidden_page(request, guards.SHARED_HIDDEN_MESSAGE, status=404)
+    return visibility.page(request, visibility.shared_hidden_message, status=404)
+
+
+def _urls(link: ShareLink) -> RunUrls:
+    """The run page's addresses through this link (live updates through it too)."""
+    return RunUrls(
+        page=reverse("sharing:view", args=[link.token]),
+        status=reverse("sharing:status", args=[link.token]),
+        socket=socket_url(link.run, share_token=link.token),
+        shared=True,
+    )
 
 
 def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link)) is not None:
         return hidden
-    context = run_context(link.run, shared_token=link.token)
+    context = run_context(link.run, _urls(link))
     return render(request, "runs/run_detail.html", context)
 
 
@@ -120,9 +131,7 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
         return hidden
     if link.run.is_finished and request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRefresh()
-    return render(
-        request, "runs/run_detail.html#progress", progress_context(link.run, shared_token=token)
-    )
+    return render(request, "runs/run_detail.html#progress", progress_context(link.run, _urls(link)))
 
 
 def embed_policy() -> dict[str, Any]:
@@ -156,5 +165,5 @@ def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link, embed=True)) is not None:
         return hidden
-    context = run_context(link.run, shared_token=link.token)
+    context = run_context(link.run, _urls(link))
     return render(request, "sharing/embed.html", context)

@@ -26,12 +26,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import reverse
 from django.utils.html import format_html
 
-from playground.classroom.guards import run_hidden_from, shared_run_hidden
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.runs.access import run_for_scope
+from playground.runs.events import Event, apublished
+from playground.runs.models import Run
 from playground.sharing.models import ShareLink
 from playground.streaming import fragments, leases
-from playground.streaming.events import agroup_name, apublished
 
 REFUSED = 4403
 TOO_MANY = 4429  # not one the htmx extension reconnects after
@@ -40,8 +40,8 @@ RECHECK_S = 5.0
 IDLE_RECHECK_S = 30.0
 
 
-def _may_watch(scope: dict[str, Any], run_id: int, share_token: str) -> bool:
-    """Whether this viewer may follow this run now (one database round, in a worker thread)."""
+def _watchable(scope: dict[str, Any], run_id: int, share_token: str) -> Run | None:
+    """The run, if this viewer may follow it now (one database round, in a worker thread)."""
     if share_token:
         link = (
             ShareLink.objects.active()
@@ -49,9 +49,13 @@ def _may_watch(scope: dict[str, Any], run_id: int, share_token: str) -> bool:
             .select_related("run")
             .first()
         )
-        return link is not None and not shared_run_hidden(link.run)
+        if link is None or hiding.policy().shared_run_hidden(link.run):
+            return None
+        return link.run
     run = run_for_scope(scope, run_id)
-    return run is not None and not run_hidden_from(scope.get("user"), run)
+    if run is None or hiding.policy().hidden_for(scope.get("user")).run(run):
+        return None
+    return run
 
 
 class _Room:
@@ -139,10 +143,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             self.page_url = reverse("sharing:view", args=[self.share_token])
         else:
             self.page_url = reverse("runs:detail", args=[self.run_id])
-        allowed = await database_sync_to_async(_may_watch)(
-            self.scope, self.run_id, self.share_token
-        )
-        if not allowed:
+        run = await database_sync_to_async(_watchable)(self.scope, self.run_id, self.share_token)
+        if run is None:
             await self.close(code=REFUSED)
             return
         try:
@@ -156,16 +158,16 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.close(code=TOO_MANY)
             return
         self.checked_at = time.monotonic()
-        self.group = await agroup_name(self.run_id)
+        self.group = run.events_key
         self.seen: set[int] = set()
         self.outbox: list[str] = []
-        self.early: list[tuple[dict[str, Any], str]] | None = []  # live events during replay
+        self.early: list[tuple[Event, str]] | None = []  # live events during replay
         self.flush_pending = False
         # Join first, then read what was published: nothing falls between the two, and what
         # arrives twice is dropped by its number.
         await _join(self, self.channel_layer)
         await self.accept()
-        backlog = await apublished(self.run_id)
+        backlog = await apublished(self.group)
         self.seen.update(e["seq"] for e in backlog)
         await self.send(text_data=fragments.state(self.page_url, backlog))
         early, self.early = self.early or [], None
@@ -192,10 +194,8 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _allowed(self) -> bool:
         self.checked_at = time.monotonic()
-        allowed: bool = await database_sync_to_async(_may_watch)(
-            self.scope, self.run_id, self.share_token
-        )
-        return allowed
+        run = await database_sync_to_async(_watchable)(self.scope, self.run_id, self.share_token)
+        return run is not None
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "keeper"):
@@ -208,7 +208,7 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # viewers only listen
 
-    def deliver(self, event: dict[str, Any], fragment: str) -> None:
+    def deliver(self, event: Event, fragment: str) -> None:
         """Take one live event (called by the run's room, in this event loop)."""
         if self.early is not None:
             self.early.append((event, fragment))

@@ -7,12 +7,12 @@ from typing import Any
 from django.utils.html import escape, format_html
 
 from playground.lib.wording import counted
+from playground.runs.events import TERMINAL, Event, EventKind
 
-TERMINAL = frozenset({"done", "failed", "cancelled"})
-STATUS_KINDS = frozenset({"status", "trace", "emulated", *TERMINAL})
+STATUS_KINDS: frozenset[EventKind] = frozenset({"status", "trace", "emulated", *TERMINAL})
 
 
-def status_text(event: dict[str, Any]) -> str:
+def status_text(event: Event) -> str:
     kind = event["type"]
     if kind == "trace":
         return f"The real run finished ({event.get('status')}); waiting for the model…"
@@ -41,7 +41,7 @@ def step_item(step: Any) -> str:
     return f"<li{css}>{' '.join(parts)}</li>"
 
 
-def plan_fragment(event: dict[str, Any]) -> str:
+def plan_fragment(event: Event) -> str:
     plan: dict[str, Any] = event["plan"] if isinstance(event.get("plan"), dict) else {}
     tag = "reused" if event.get("reused") else "not kept" if plan.get("not_stored") else "new"
     return format_html(
@@ -52,7 +52,7 @@ def plan_fragment(event: dict[str, Any]) -> str:
     )
 
 
-def progress_fragment(event: dict[str, Any]) -> str:
+def progress_fragment(event: Event) -> str:
     """The comparison so far, while the model is still writing its trace."""
     if event.get("divergence"):
         text = format_html(
@@ -72,7 +72,7 @@ def progress_fragment(event: dict[str, Any]) -> str:
     )
 
 
-def program_fragment(event: dict[str, Any]) -> str:
+def program_fragment(event: Event) -> str:
     return format_html(
         '<div id="live-program" class="card" hx-swap-oob="true"><h3>The program the model '
         'wrote</h3><pre class="code">{}</pre></div>',
@@ -80,7 +80,7 @@ def program_fragment(event: dict[str, Any]) -> str:
     )
 
 
-def meter_fragment(event: dict[str, Any]) -> str:
+def meter_fragment(event: Event) -> str:
     """The model's counts so far (from a token event), for the live meter that static/js/
     live-run.js draws with the elapsed time; an element of data, so that it can be swapped in
     with every token while the visible text ticks on its own."""
@@ -100,7 +100,7 @@ def meter_fragment(event: dict[str, Any]) -> str:
     )
 
 
-def state(page_url: str, events: list[dict[str, Any]]) -> str:
+def state(page_url: str, events: list[Event]) -> str:
     """Everything so far in one message: the model's whole text, the latest status."""
     tokens = [e for e in events if e["type"] == "token"]
     parts: list[str] = []
@@ -135,7 +135,7 @@ def state(page_url: str, events: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def event_fragment(page_url: str, event: dict[str, Any]) -> str:
+def event_fragment(page_url: str, event: Event) -> str:
     kind = event["type"]
     if kind == "token":
         text = format_html(

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from playground.lib import ratelimits
-from playground.streaming.events import _redis
+from playground.runs.events import _redis
 
 # A lease not refreshed for this long no longer counts (its process died); streams refresh
 # theirs well within it.

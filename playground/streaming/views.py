@@ -29,15 +29,12 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
-from playground.classroom.guards import run_hidden_from
-from playground.classroom.hiding import HIDDEN_MESSAGE
-from playground.lib import ratelimits
+from playground.lib import hiding, ratelimits
 from playground.lib.params import whole_number
 from playground.runs.access import get_run_for_user, still_active
+from playground.runs.events import TERMINAL, Event, EventKind, StreamControlKind, apublished
 from playground.runs.models import Run
 from playground.streaming import leases
-from playground.streaming.events import agroup_name, apublished
-from playground.streaming.fragments import TERMINAL
 
 KEEPALIVE_S = 15.0
 # How often a stream asks again whether its viewer may still see the run: while events flow,
@@ -48,7 +45,7 @@ IDLE_RECHECK_S = 10.0
 RECONNECT_MS = 1000
 
 
-def _sse(event: dict[str, Any]) -> str:
+def _sse(event: Event) -> str:
     data = json.dumps(event, ensure_ascii=False)
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n"
 
@@ -56,17 +53,22 @@ def _sse(event: dict[str, Any]) -> str:
 ACCOUNT_DISABLED = "This account has been disabled: its live views end."
 
 
-def _control(kind: str, **data: Any) -> str:
+def _control(kind: StreamControlKind, **data: Any) -> str:
     """An event about the stream rather than the run: no ``id``, so that ``Last-Event-ID``
     stays the number of the run's last event."""
     text = json.dumps({"type": kind, **data}, ensure_ascii=False)
     return f"event: {kind}\ndata: {text}\n\n"
 
 
-def _final_from_database(run: Run, seq: int = 0) -> dict[str, Any]:
+def _final_from_database(run: Run, seq: int = 0) -> Event:
     """For a run whose live events have expired: its end, from the database."""
-    kind = {"done": "done", "failed": "failed", "cancelled": "cancelled"}[run.status]
+    ends: dict[str, EventKind] = {"done": "done", "failed": "failed", "cancelled": "cancelled"}
+    kind = ends[run.status]
     return {"seq": seq, "type": kind, "error": run.error or None, "verdict": run.verdict or None}
+
+
+def _hidden_from(user: Any, run: Run) -> bool:
+    return hiding.policy().hidden_for(user).run(run)
 
 
 def _fresh(run: Run) -> Run:
@@ -89,8 +91,8 @@ def _too_many(refused: ratelimits.Refused) -> JsonResponse:
 async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | JsonResponse:
     run = await sync_to_async(get_run_for_user)(request, pk)
     user = await request.auser()
-    if await sync_to_async(run_hidden_from)(user, run):
-        return JsonResponse({"detail": HIDDEN_MESSAGE}, status=403)
+    if await sync_to_async(_hidden_from)(user, run):
+        return JsonResponse({"detail": hiding.policy().hidden_message}, status=403)
     after = _resume_from(request)
     try:
         lease = await leases.aacquire(user, ratelimits.client_address(request))
@@ -106,7 +108,7 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
         layer = get_channel_layer()
         assert layer is not None
         channel = await layer.new_channel()
-        group = await agroup_name(pk)
+        group = run.events_key
         await layer.group_add(group, channel)
 
         async def gone() -> str | None:
@@ -115,7 +117,7 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
             current = await sync_to_async(_fresh)(run)
             if not current.is_finished:
                 return None
-            rest = await apublished(pk, last_seq)
+            rest = await apublished(group, last_seq)
             if any(e["type"] in TERMINAL for e in rest):
                 return "".join(_sse(e) for e in rest)
             # Events past the client's number were lost (expired, or never had that number):
@@ -126,7 +128,7 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
 
         try:
             seen: set[int] = set()
-            backlog = await apublished(pk, after)
+            backlog = await apublished(group, after)
             for event in backlog:
                 seen.add(event["seq"])
                 last_seq = max(last_seq, event["seq"])
@@ -156,8 +158,8 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
                 limit = RECHECK_S if message is not None else IDLE_RECHECK_S
                 if now - checked >= limit:
                     checked = now
-                    if await sync_to_async(run_hidden_from)(user, run):
-                        yield _control("hidden", detail=HIDDEN_MESSAGE)
+                    if await sync_to_async(_hidden_from)(user, run):
+                        yield _control("hidden", detail=hiding.policy().hidden_message)
                         return
                     # An account disabled by staff since the stream opened loses it, as its
                     # websockets and sessions do.

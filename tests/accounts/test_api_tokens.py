@@ -302,8 +302,8 @@ def test_operators_see_and_revoke_tokens_in_the_admin_but_never_make_one(
 def test_a_students_token_meets_the_hiding_policy_and_exam_mode(
     eager: None, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from playground.classroom.hiding import HIDDEN_MESSAGE
     from playground.classroom.models import Assignment, Item, Mode
+    from playground.classroom.visibility import HIDDEN_MESSAGE
     from tests.classroom.student_world import SECRET, assignment, course_world, library_program
 
     w = course_world()

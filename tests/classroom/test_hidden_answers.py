@@ -23,9 +23,8 @@ from pytest_django.fixtures import Settings
 
 from playground.asgi import application
 from playground.classroom import authoring
-from playground.classroom.guards import SHARED_HIDDEN_MESSAGE, site_time
-from playground.classroom.hiding import HIDDEN_MESSAGE
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role
+from playground.classroom.visibility import HIDDEN_MESSAGE, SHARED_HIDDEN_MESSAGE, site_time
 from playground.programs.models import Program
 from playground.runs.models import Run
 from playground.runs.services import start_run

@@ -21,7 +21,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from playground.benchmarks.models import Evaluation, Result
-from playground.classroom.hiding import (
+from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
+from playground.classroom.visibility import (
     EXAM_MESSAGE,
     HIDDEN_MESSAGE,
     State,
@@ -30,7 +31,6 @@ from playground.classroom.hiding import (
     Viewer,
     decide,
 )
-from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
 from playground.programs.models import Program
 from playground.programs.signals import ANON_TOKEN_KEY
 from playground.runs.models import Run
@@ -458,7 +458,7 @@ _STARTING = {Surface.START_RUN, Surface.SAVE_ITEM, Surface.START_EVALUATION, Sur
 @pytest.mark.django_db
 def test_the_probes_see_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """The probes can fail: with the policy switched off, a student sees the item's result."""
-    import playground.classroom.hiding as hiding
+    import playground.classroom.visibility as hiding
 
     monkeypatch.setattr(hiding, "decide", lambda *a, **k: Verdict.SHOW)
     w = _world(State.OPEN, exam=True)

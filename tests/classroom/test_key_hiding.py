@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from playground.classroom.hiding import HIDDEN_MESSAGE
 from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
+from playground.classroom.visibility import HIDDEN_MESSAGE
 from tests.classroom.student_world import (
     assignment,
     client_for,

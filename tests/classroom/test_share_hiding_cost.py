@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from playground.classroom.hiding import in_open_assignment
 from playground.classroom.models import Extension, Item, Membership, Mode, Role, source_key
+from playground.classroom.visibility import in_open_assignment
 from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.classroom.student_world import assignment, course_world, library_program

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from playground.celery import app
-from playground.lib.launcher import processes
+from playground.launcher import processes
 from playground.llm.registry import load_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ WILDCARD = re.compile(r"""(FORWARDED_ALLOW_IPS\s*[=:]\s*["']?\*|forwarded-allow-
 @pytest.mark.parametrize(
     "path",
     ["deploy/README.md", "deploy/compose.yml", "deploy/.env.example", "deploy/Dockerfile",
-     "README.md", "playground/lib/launcher.py"],
+     "README.md", "playground/launcher.py"],
 )  # fmt: skip
 def test_no_documented_setup_trusts_forwarded_headers_from_everyone(path: str) -> None:
     assert not WILDCARD.search((ROOT / path).read_text())

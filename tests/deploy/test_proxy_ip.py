@@ -25,8 +25,8 @@ import httpx
 import pytest
 from django.db import connection
 
+from playground.launcher import processes
 from playground.lib import paths
-from playground.lib.launcher import processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -62,6 +62,7 @@ ONCE_COMPARED = {
     "playground/runs/models.py",
     "playground/runs/pipeline.py",
     "playground/runs/tasks.py",
+    "playground/runs/pages.py",
     "playground/runs/views.py",
     "static/js/compare-viewer.js",
     "templates/runs/_compare.html",

@@ -13,7 +13,7 @@ from pytest_django.fixtures import Settings
 
 from playground import views
 from playground.lib import paths
-from playground.lib.embedded import EmbeddedRedis
+from playground.local_services import EmbeddedRedis
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,13 +8,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 _READERS = [
     ROOT / "playground" / "settings.py",
-    ROOT / "playground" / "lib" / "launcher.py",
+    ROOT / "playground" / "launcher.py",
     ROOT / "playground" / "lib" / "paths.py",
     ROOT / "playground" / "sandbox" / "jail.py",
     ROOT / "playground" / "sandbox" / "warm_pool.py",
     ROOT / "playground" / "sandbox" / "setting.py",
     ROOT / "playground" / "llm" / "registry.py",
-    ROOT / "playground" / "lib" / "launcher.py",
+    ROOT / "playground" / "launcher.py",
 ]
 _NAME = re.compile(r"""["']((?:PLAYGROUND_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL)["']""")
 

@@ -17,8 +17,8 @@ from django.urls import reverse
 from playground.benchmarks.forms import EvaluationForm
 from playground.classroom.forms import AssignmentForm
 from playground.lib.params import DecimalNumberField, WholeNumberField
+from playground.runs.events import publish
 from playground.runs.models import Run
-from playground.streaming.events import publish
 from tests.classroom.staff_factories import (
     AssignmentFactory,
     ItemFactory,
@@ -101,8 +101,8 @@ async def test_an_odd_last_event_id_replays_from_the_start(odd: Any) -> None:
     run, session = await sync_to_async(_owned_run)()
     raw = odd(1)
     for text in ("a", "b"):
-        await sync_to_async(publish)(run.pk, "token", text=text)
-    await sync_to_async(publish)(run.pk, "done")
+        await sync_to_async(publish)(run.events_key, "token", text=text)
+    await sync_to_async(publish)(run.events_key, "done")
     client = AsyncClient()
     client.cookies.load({"sessionid": session})
     try:

@@ -20,9 +20,9 @@ from django.urls import reverse
 from playground.asgi import application
 from playground.classroom.models import AuditEvent
 from playground.moderation.models import AccountSession, ProgramLock
+from playground.runs.events import publish
 from playground.runs.models import Run
 from playground.streaming import consumers
-from playground.streaming.events import publish
 from tests.factories import ProgramFactory, UserFactory
 from tests.moderation.helpers import client_for, public_program, staff
 
@@ -163,12 +163,12 @@ async def test_a_disabled_accounts_live_view_closes_at_its_next_check(
     connected, _ = await viewer.connect()
     assert connected
     await viewer.receive_from(timeout=5)  # the backlog
-    await sync_to_async(publish)(run.pk, "token", text="before ")
+    await sync_to_async(publish)(run.events_key, "token", text="before ")
     assert "before" in await viewer.receive_from(timeout=5)
 
     moderator = await sync_to_async(lambda: client_for(staff()))()
     await sync_to_async(moderator.post)(reverse("moderation:disable", args=[user.pk]), {})
-    await sync_to_async(publish)(run.pk, "token", text="after ")
+    await sync_to_async(publish)(run.events_key, "token", text="after ")
     closed = await viewer.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": consumers.REFUSED}
 

@@ -191,14 +191,14 @@ def test_one_deliberate_error_is_reported_at_its_step(
 def test_viewers_see_the_divergence_while_the_trace_is_still_streaming(
     oracle: Oracle, run_method: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from playground.runs.events import published
     from playground.runs.pipeline import LiveComparison
-    from playground.streaming.events import published
 
     monkeypatch.setattr(LiveComparison, "EVERY_S", 0.0)  # compare after every step
     program = _programs()[1]
     oracle.error_step = 3
     run = run_method("trace", program=program)
-    events = published(run.pk)
+    events = published(run.events_key)
     kinds = [e["type"] for e in events]
     progress = [e for e in events if e["type"] == "progress"]
     assert progress, kinds

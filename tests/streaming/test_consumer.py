@@ -14,8 +14,8 @@ from django.db import connections
 from django.test import Client
 
 from playground.asgi import application
+from playground.runs.events import publish
 from playground.runs.models import Run
-from playground.streaming.events import publish
 from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -79,13 +79,13 @@ async def _drain(communicator: WebsocketCommunicator, until: str) -> list[str]:
 async def test_a_viewer_sees_the_backlog_then_the_live_tail_without_gaps_or_duplicates() -> None:
     run, client = await sync_to_async(_owned_run)()
     for i in range(5):
-        await sync_to_async(publish)(run.pk, "token", text=f"a{i} ")
+        await sync_to_async(publish)(run.events_key, "token", text=f"a{i} ")
     communicator = await _connect(run, client)
     first = await communicator.receive_from(timeout=5)
     assert _text([first]) == "a0 a1 a2 a3 a4 "
     for i in range(5):
-        await sync_to_async(publish)(run.pk, "token", text=f"b{i} ")
-    await sync_to_async(publish)(run.pk, "done", verdict=None)
+        await sync_to_async(publish)(run.events_key, "token", text=f"b{i} ")
+    await sync_to_async(publish)(run.events_key, "done", verdict=None)
     messages = await _drain(communicator, "Finished.")
     assert _text([first, *messages]) == "a0 a1 a2 a3 a4 b0 b1 b2 b3 b4 "
     assert 'hx-trigger="load"' in messages[-1]  # the page loads the finished result
@@ -96,10 +96,10 @@ async def test_a_reconnecting_viewer_gets_everything_once() -> None:
     run, client = await sync_to_async(_owned_run)()
     communicator = await _connect(run, client)
     await communicator.receive_from(timeout=5)
-    await sync_to_async(publish)(run.pk, "token", text="one ")
+    await sync_to_async(publish)(run.events_key, "token", text="one ")
     assert _text([await communicator.receive_from(timeout=5)]) == "one "
     await communicator.disconnect()
-    await sync_to_async(publish)(run.pk, "token", text="two ")  # missed while away
+    await sync_to_async(publish)(run.events_key, "token", text="two ")  # missed while away
     again = await _connect(run, client)
     assert _text([await again.receive_from(timeout=5)]) == "one two "
     await again.disconnect()
@@ -109,7 +109,7 @@ async def test_model_text_is_escaped() -> None:
     run, client = await sync_to_async(_owned_run)()
     communicator = await _connect(run, client)
     await communicator.receive_from(timeout=5)
-    await sync_to_async(publish)(run.pk, "token", text="<script>alert(1)</script>")
+    await sync_to_async(publish)(run.events_key, "token", text="<script>alert(1)</script>")
     message = await communicator.receive_from(timeout=5)
     assert "<script>" not in message
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message

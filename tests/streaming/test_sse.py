@@ -12,8 +12,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient, Client
 
+from playground.runs.events import publish
 from playground.runs.models import Run
-from playground.streaming.events import publish
 from tests.factories import ProgramFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -42,8 +42,8 @@ async def _events(response: Any) -> list[dict[str, Any]]:
 async def test_events_replay_in_order_and_end_with_the_run() -> None:
     run, cookies = await sync_to_async(_owned_run)()
     for text in ("The ", "answer"):
-        await sync_to_async(publish)(run.pk, "token", text=text)
-    await sync_to_async(publish)(run.pk, "done", verdict={"status": "wrong"})
+        await sync_to_async(publish)(run.events_key, "token", text=text)
+    await sync_to_async(publish)(run.events_key, "done", verdict={"status": "wrong"})
     client = AsyncClient()
     client.cookies.load(cookies)
     response = await client.get(f"/runs/{run.pk}/events")

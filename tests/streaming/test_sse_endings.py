@@ -20,9 +20,9 @@ from pytest_django.fixtures import Settings
 
 from playground.classroom.models import Item, Mode
 from playground.lib import ratelimits
+from playground.runs.events import _keys, _redis, publish
 from playground.runs.models import Run
 from playground.streaming import leases, views
-from playground.streaming.events import _keys, _redis, publish
 from tests.classroom.student_world import assignment, course_world, library_program
 from tests.factories import ProgramFactory, UserFactory
 
@@ -62,7 +62,7 @@ def _finish(run: Run) -> None:
 
 
 def _forget_events(run: Run) -> None:
-    _redis().delete(*_keys(run.pk))
+    _redis().delete(*_keys(run.events_key))
 
 
 def _parse(body: str) -> list[dict[str, Any]]:
@@ -82,8 +82,8 @@ async def test_a_finished_run_whose_events_are_gone_ends_with_its_end_from_the_d
 ) -> None:
     run, user = await sync_to_async(_owned_run)()
     for text in ("a", "b", "c"):
-        await sync_to_async(publish)(run.pk, "token", text=text)
-    await sync_to_async(publish)(run.pk, "done", verdict={"status": "correct"})
+        await sync_to_async(publish)(run.events_key, "token", text=text)
+    await sync_to_async(publish)(run.events_key, "done", verdict={"status": "correct"})
     await sync_to_async(_finish)(run)
     await sync_to_async(_forget_events)(run)
     client = await sync_to_async(_client_of)(user)
@@ -100,7 +100,7 @@ async def test_a_finished_run_whose_events_are_gone_ends_with_its_end_from_the_d
 
 async def test_asking_past_the_last_stored_event_of_a_finished_run_ends() -> None:
     run, user = await sync_to_async(_owned_run)()
-    await sync_to_async(publish)(run.pk, "token", text="a")
+    await sync_to_async(publish)(run.events_key, "token", text="a")
     await sync_to_async(_finish)(run)  # its "done" event was never stored (a worker died)
     client = await sync_to_async(_client_of)(user)
     response = await client.get(f"/runs/{run.pk}/events?after=1")
@@ -140,7 +140,7 @@ async def test_a_stream_stops_when_an_assignment_with_its_program_opens(
 
     async def publish_tokens() -> None:
         while True:
-            await sync_to_async(publish)(run.pk, "token", text="42")
+            await sync_to_async(publish)(run.events_key, "token", text="42")
             await asyncio.sleep(0.05)
 
     feeder = asyncio.get_running_loop().create_task(publish_tokens()) if events_flow else None
@@ -166,7 +166,7 @@ async def test_a_stream_ends_after_stream_seconds_and_resumes_where_it_left(
 ) -> None:
     settings.PLAYGROUND_LIMITS = ratelimits.table("public", {"stream_seconds": 1})
     run, user = await sync_to_async(_owned_run)()
-    await sync_to_async(publish)(run.pk, "token", text="a")
+    await sync_to_async(publish)(run.events_key, "token", text="a")
     client = await sync_to_async(_client_of)(user)
     response = await client.get(f"/runs/{run.pk}/events")
     body = await _read_all(response, timeout=5)  # on ebbbef9: never ends
@@ -175,8 +175,8 @@ async def test_a_stream_ends_after_stream_seconds_and_resumes_where_it_left(
     assert [e["type"] for e in events] == ["token", "reconnect"]
     assert events[-1]["after"] == 1
 
-    await sync_to_async(publish)(run.pk, "token", text="b")
-    await sync_to_async(publish)(run.pk, "done")
+    await sync_to_async(publish)(run.events_key, "token", text="b")
+    await sync_to_async(publish)(run.events_key, "done")
     resumed = await client.get(f"/runs/{run.pk}/events", headers={"Last-Event-ID": "1"})
     events = _parse(await _read_all(resumed, timeout=5))
     assert [(e["type"], e["seq"]) for e in events] == [("token", 2), ("done", 3)]

@@ -19,11 +19,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from playground.classroom import authoring, courses, guards
+from playground.classroom import authoring, courses, visibility
 from playground.classroom.access import get_assignment, get_course
 from playground.classroom.forms import AssignmentForm, DeleteForm, site_time_zone
-from playground.classroom.hiding import Surface, hidden_for
 from playground.classroom.models import Assignment, Item, Role, Submission
+from playground.classroom.visibility import Surface, hidden_for
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
@@ -104,7 +104,7 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
         # assignment hides that program (the answer-key preview's rule).
         each.key_hidden = bool(  # type: ignore[attr-defined]
             hidden.anything
-            and guards.refusal(
+            and visibility.refusal(
                 request.user,
                 Surface.PREVIEW,
                 source=each.program.source if each.program is not None else None,

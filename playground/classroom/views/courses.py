@@ -16,12 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from playground.classroom import audit, courses, guards, invitations
+from playground.classroom import audit, courses, invitations, visibility
 from playground.classroom.access import get_course
 from playground.classroom.forms import CourseForm, DeleteForm, RosterForm
-from playground.classroom.hiding import Surface
 from playground.classroom.models import Invitation, Membership, Role
 from playground.classroom.views.common import form_errors
+from playground.classroom.visibility import Surface
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
@@ -35,9 +35,9 @@ AUDIT_EVENTS_PER_PAGE = 100
 def course_new(request: HttpRequest) -> HttpResponse:
     """Anyone signed in may create a course, and becomes its instructor (not a student in an
     exam window: a course of one's own would preview any code's real run)."""
-    refusal = guards.refusal(request.user, Surface.NEW_COURSE)
+    refusal = visibility.refusal(request.user, Surface.NEW_COURSE)
     if refusal is not None:
-        return guards.hidden_page(request, refusal)
+        return visibility.hidden_page(request, refusal)
     form = CourseForm(request.POST or None)
     refused = None
     if request.method == "POST" and form.is_valid():

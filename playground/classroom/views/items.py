@@ -18,11 +18,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import authoring, grading, guards, keys
+from playground.classroom import authoring, grading, keys, visibility
 from playground.classroom.access import get_assignment, get_item
 from playground.classroom.forms import ItemForm, checkpoint_rows, library_programs
-from playground.classroom.hiding import Surface, hidden_for
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role
+from playground.classroom.visibility import Surface, hidden_for
 from playground.emulation.judging import headline
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
@@ -99,7 +99,7 @@ def _item_page(
     if data is not None and "prepare" in data and item is not None:
         refusal = _item_refusal(request, hidden, item.program, item.puzzle_id)
         if refusal is not None:
-            return guards.hidden_page(request, refusal)
+            return visibility.hidden_page(request, refusal)
         ratelimits.hit(request, "item_prepares.user")  # a real run and a model run
         authoring.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
@@ -159,7 +159,7 @@ def _item_page(
         return redirect(back + "#items")
     preview_refused = None
     if item is not None:
-        preview_refused = guards.refusal(
+        preview_refused = visibility.refusal(
             request.user,
             Surface.PREVIEW,
             source=item.program.source if item.program is not None else None,
@@ -201,7 +201,7 @@ def _item_refusal(
     nor of anything in an exam window."""
     if source is None and program is not None:
         source = program.source
-    return guards.refusal(
+    return visibility.refusal(
         request.user, Surface.SAVE_ITEM, source=source, puzzle_id=puzzle_id, hidden=hidden
     )
 

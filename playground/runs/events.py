@@ -1,0 +1,146 @@
+"""Publishing a run's events, and reading back the ones already published; the kinds of event.
+
+The run's own event stream, so it lives with the run: the pipeline (``runs``) publishes, and
+``streaming`` (websocket fragments, Server-Sent Events) only reads. Every function takes the run's
+key (``Run.events_key``, known to whoever holds the run): publishing asks the database nothing.
+
+Every event gets the next number of its run (a Redis counter) and is appended, in the same
+atomic step, to a capped Redis stream of that run's events; then it is sent to the run's
+channel-layer group. A viewer joins the group first, then reads the stream: everything before
+it joined comes from the stream, everything after from the group, and the sequence numbers
+drop what arrives twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from functools import cache
+from typing import Any, Literal, NotRequired, TypedDict, cast
+
+import redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from playground.emulation.base import MethodEventKind
+
+# Every kind of event a run publishes: what a method emits while it works (``MethodEventKind``:
+# status, token, step, plan, program) and what the pipeline adds around it.
+EventKind = (
+    MethodEventKind
+    | Literal[
+        "trace",  # the real run's trace is stored (status, steps, result)
+        "progress",  # the steps so far compared with the real trace (steps, correct_prefix, ...)
+        "emulated",  # the model's trace is stored (status, steps)
+        "done",  # judged (verdict, comparison)
+        "failed",  # error
+        "cancelled",
+    ]
+)
+TERMINAL: frozenset[EventKind] = frozenset({"done", "failed", "cancelled"})
+# What the Server-Sent Events stream says about itself (never stored, never numbered).
+StreamControlKind = Literal["hidden", "closed", "reconnect"]
+
+
+class Event(TypedDict):
+    """One published event: its number in the run, its kind, and the kind's fields."""
+
+    seq: int
+    type: EventKind
+    text: NotRequired[str]  # status, token
+    tokens: NotRequired[int]  # token: the meter (tokens, answer_tokens, limit, rate, calls)
+    answer_tokens: NotRequired[int]
+    limit: NotRequired[int | None]
+    rate: NotRequired[float | None]
+    calls: NotRequired[int]
+    step: NotRequired[dict[str, Any]]  # step
+    plan: NotRequired[dict[str, Any]]  # plan
+    reused: NotRequired[bool]
+    source: NotRequired[str]  # program
+    status: NotRequired[str]  # trace, emulated
+    steps: NotRequired[int]  # trace, emulated, progress
+    result: NotRequired[Any]  # trace
+    correct_prefix: NotRequired[int]  # progress
+    divergence: NotRequired[str | None]
+    verdict: NotRequired[dict[str, Any] | None]  # done
+    comparison: NotRequired[dict[str, Any] | None]
+    error: NotRequired[str | None]  # failed
+
+
+KEEP_S = 24 * 3600  # a finished run's page renders from the database; the stream is for live use
+MAX_EVENTS = 50_000
+
+# INCR the run's counter and XADD the event with that number, atomically (two tasks publish
+# for one run: the sandbox and the model).
+_APPEND = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local event = string.gsub(ARGV[1], '"seq": 0', '"seq": ' .. seq, 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', event)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {seq, event}
+"""
+
+
+@cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+def _keys(key: str) -> list[str]:
+    return [f"playground:{key}:seq", f"playground:{key}:events"]
+
+
+class _Sender:
+    """One event loop thread per process for group sends: async_to_sync would make a new loop,
+    and so new Redis connections, for every event (milliseconds each, per token)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid = 0
+        self.lock = threading.Lock()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.pid != os.getpid():  # new process (a forked worker)
+                self.loop = asyncio.new_event_loop()
+                self.pid = os.getpid()
+                thread = threading.Thread(target=self.loop.run_forever, name="events", daemon=True)
+                thread.start()
+            return self.loop
+
+    def send(self, group: str, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        coroutine = layer.group_send(group, message)
+        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout=5)
+
+
+_sender = _Sender()
+
+
+def publish(key: str, kind: EventKind, **data: Any) -> Event:
+    """Number, store and broadcast one event of the run whose ``events_key`` is ``key`` (its
+    channel-layer group has the same name)."""
+    draft = json.dumps({"seq": 0, "type": kind, **data}, ensure_ascii=False)
+    seq, stored = _redis().eval(_APPEND, 2, *_keys(key), draft, MAX_EVENTS, KEEP_S)
+    event = cast(Event, json.loads(stored))
+    assert event["seq"] == int(seq)
+    _sender.send(key, {"type": "run.event", "event": event})
+    return event
+
+
+def published(key: str, after: int = 0) -> list[Event]:
+    """The run's stored events with a number above ``after``, in order."""
+    entries: Any = _redis().xrange(_keys(key)[1])
+    events = [cast(Event, json.loads(fields[b"e"])) for _, fields in entries or []]
+    return sorted((e for e in events if e["seq"] > after), key=lambda e: e["seq"])
+
+
+async def apublished(key: str, after: int = 0) -> list[Event]:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(published)(key, after)

@@ -1,0 +1,134 @@
+"""The run page's context: what ``runs/run_detail.html`` (and a share link's page and embed,
+which render the same run) show, and the verdict's wording.
+
+Its own module, not ``views.py``, because another room builds the same page: ``sharing`` passes
+its own addresses in (``RunUrls``) instead of ``runs`` knowing the sharing URL names, and imports
+no view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.urls import reverse
+
+from playground.emulation.judging import NO_MODEL, headline
+from playground.llm.registry import RegistryError, load_models
+from playground.runs.limits import default_limits
+from playground.runs.models import Run, method_label
+from playground.runs.pipeline import hit_token_limit
+
+STATUS_TEXT = {
+    "ok": "Finished",
+    "exception": "Raised an exception",
+    "step_limit": "Stopped: step limit reached",
+    "time_limit": "Stopped: time limit reached",
+    "memory_limit": "Stopped: memory limit reached",
+    "output_limit": "Stopped: output limit reached",
+    "crash": "The program crashed",
+    "cancelled": "Cancelled",
+}
+
+
+@dataclass(frozen=True)
+class RunUrls:
+    """Where the run page points: itself, its polled progress fragment and its websocket."""
+
+    page: str
+    status: str
+    socket: str
+    shared: bool = False  # seen through a share link: read-only
+
+
+def socket_url(run: Run, *, share_token: str = "") -> str:
+    """The run's websocket (``streaming/routing.py``; Channels routes have no ``reverse``)."""
+    return f"/ws/runs/{run.pk}/" + (f"?share={share_token}" if share_token else "")
+
+
+def own_urls(run: Run) -> RunUrls:
+    """The run's own page, for whoever may see the run."""
+    return RunUrls(
+        page=run.get_absolute_url(),
+        status=reverse("runs:status", args=[run.pk]),
+        socket=socket_url(run),
+    )
+
+
+def _model_label(run: Run) -> str:
+    try:
+        return next(m.label for m in load_models() if m.name == run.model)
+    except (StopIteration, RegistryError):
+        return run.model
+
+
+def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
+    """What the run page shows; ``urls`` for a viewer who came another way than the run's own
+    page (a share link: read-only, no cancel, no sharing controls; live updates through it)."""
+    urls = urls or own_urls(run)
+    # The real trace is shown as soon as it exists (it usually beats the model by far).
+    trace = run.real_trace
+    emulated = run.emulated_trace if run.is_finished else None
+    real_data = trace.data if trace else None
+    emulated_data = emulated.data if emulated else None
+    comparison = run.comparison_of(real_data, emulated_data)
+    return {
+        **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
+        "run": run,
+        "trace": real_data,
+        "emulated": emulated_data,
+        "comparison": comparison,
+        # The step-by-step comparison of the trace methods (others compare the value only).
+        "step_comparison": comparison if comparison and "steps" in comparison else None,
+        "status_text": STATUS_TEXT.get(trace.status, trace.status) if trace else "",
+        "limits": default_limits(),
+        "method_label": method_label(run.method),
+        "model_label": _model_label(run) if run.is_emulated else "",
+        "shared": urls.shared,
+        "page_url": urls.page,
+        "status_url": urls.status,
+        "ws_url": urls.socket,
+    }
+
+
+def verdict_context(
+    run: Run, real: dict[str, Any] | None, emulated: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The verdict's headline, worded the same for every page that shows it, and for a
+    program's run the real value beside the model's (what the verdict is about)."""
+    verdict = run.verdict if isinstance(run.verdict, dict) else {}
+    steps = emulated.get("steps") if isinstance(emulated, dict) else None
+    values = None
+    status = verdict.get("status")
+    if status and status != NO_MODEL and run.has_real_run and isinstance(real, dict):
+        error = real.get("error")
+        error = error if isinstance(error, dict) else {}
+        if real.get("status") == "ok":
+            expected = str(real.get("result"))
+        elif real.get("status") == "exception":
+            expected = f"raises {error.get('type', 'an exception')}"
+        else:
+            expected = STATUS_TEXT.get(str(real.get("status")), str(real.get("status")))
+        values = {
+            "expected": expected,
+            "expected_is_value": real.get("status") == "ok",
+            "predicted": run.prediction or None,
+        }
+    explanation = str(verdict.get("explanation", ""))
+    if GUESSED_LIMIT in explanation:  # stored before the verdict knew whether it was so
+        said = " (the answer reached its token limit)" if hit_token_limit(run) else ""
+        explanation = explanation.replace(GUESSED_LIMIT, said)
+    return {
+        "verdict_headline": headline(verdict, emulated_steps=len(steps or [])),
+        "verdict_explanation": explanation,
+        "verdict_values": values,
+    }
+
+
+GUESSED_LIMIT = " (cut off at the token limit?)"
+
+
+def progress_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
+    """What the polled progress fragment needs, and nothing more: polled every 3 s while the
+    model runs, it must not read traces (a stored one can be megabytes)."""
+    return {"run": run, "status_url": (urls or own_urls(run)).status}
