@@ -1,8 +1,9 @@
 """The emulation methods, one ``Method`` record each: every fact about a method lives here.
 
 A new method is one module in this package, one record here and one test file (the steps are in
-docs/METHODS.md). Pages, tasks, services and commands read a method's facts from its record and
-never compare its name with a literal (tests/emulation/test_method_literals.py checks that).
+docs/ARCHITECTURE.md, "Emulation methods"). Pages, tasks, services and commands read a method's
+facts from its record and never compare its name with a literal
+(tests/emulation/test_method_literals.py checks that).
 Entries are resolved lazily, so listing the methods imports none of them.
 """
 
