@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +23,7 @@ from playground.lib import ratelimits
 from playground.llm.embedded import EmbeddedServerFailed, serving
 from playground.llm.registry import ModelSpec, embedded_model
 from tests.factories import UserFactory
+from tests.stack import Stack, serving_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,3 +106,78 @@ def run_now(
             return client.post(reverse("runs:start", args=[program_id]), data)
 
     return post
+
+
+# The whole site (tests/stack.py) takes 10-15 s to start: the modules that need it under no
+# settings of their own share one. It starts with the first test that asks for ``stack`` and
+# stops after the last one (pytest_runtest_teardown below), not at the end of the session: it
+# holds pre-started sandboxes that later suites (tests/sandbox/test_hostile.py's check for
+# leftover sandbox processes) must not find, and memory and CPU they should have.
+_SHARED_SITE = ExitStack()
+_LAST_USER_OF_THE_SHARED_SITE: list[str] = []
+
+
+def _reads_the_output(stack: Stack) -> None:
+    """Keep reading the launcher's output, as `make run`'s terminal does: a site that runs for
+    minutes would otherwise fill the pipe and block. (Nobody calls ``wait_for`` on the shared
+    site: it is ready when handed out.)"""
+    assert stack.proc is not None
+    assert stack.proc.stdout is not None
+    while stack.proc.poll() is None:
+        line = stack.proc.stdout.readline()
+        if line:
+            stack.output.append(line)
+        else:
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def mail_dir() -> Iterator[Path]:
+    """Where the shared site's mail lands, one file per message (Django's file backend)."""
+    with tempfile.TemporaryDirectory(prefix="pgl-mail-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture(scope="session")
+def stack(mail_dir: Path) -> Iterator[Stack]:
+    """The whole product, ready (web, the workers, the embedded model), shared by every test
+    that asks for it: each test signs up or seeds users and data of its own and counts only
+    those. A module that needs the site under other settings (limits, another model), or
+    whose data changes what others see (an open assignment hides its program's share links),
+    defines its own ``stack`` with ``serving_stack()`` and says why."""
+    saved = os.environ.get("PLAYGROUND_EMAIL_URL")
+    os.environ["PLAYGROUND_EMAIL_URL"] = f"filemail:///{mail_dir}"  # the launcher inherits it
+    try:
+        site = _SHARED_SITE.enter_context(serving_stack(model=True))
+    finally:
+        if saved is None:
+            os.environ.pop("PLAYGROUND_EMAIL_URL", None)
+        else:
+            os.environ["PLAYGROUND_EMAIL_URL"] = saved
+    threading.Thread(target=_reads_the_output, args=(site,), daemon=True).start()
+    yield site
+    _SHARED_SITE.close()
+
+
+def _uses_the_shared_site(item: pytest.Item) -> bool:
+    # The ``stack`` a test gets is the last definition that applies to it: this module's, or
+    # its own module's (a private site).
+    if not isinstance(item, pytest.Function):
+        return False
+    definitions = item._fixtureinfo.name2fixturedefs.get("stack", ())
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    users = [item.nodeid for item in session.items if _uses_the_shared_site(item)]
+    _LAST_USER_OF_THE_SHARED_SITE[:] = users[-1:]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the shared site once the last test that uses it is torn down."""
+    try:
+        return (yield)
+    finally:
+        if [item.nodeid] == _LAST_USER_OF_THE_SHARED_SITE:
+            _SHARED_SITE.close()

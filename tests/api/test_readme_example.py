@@ -8,13 +8,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from playground.lib import paths
-from tests.stack import Stack, serving_stack
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.slow]
 MAKE_TOKEN = """
@@ -33,12 +32,6 @@ def readme_example() -> str:
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None, "no ```python block under 'Use it from Python'"
     return match.group(1)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with serving_stack(model=True) as s:
-        yield s
 
 
 def _stack_env(stack: Stack) -> dict[str, str]:

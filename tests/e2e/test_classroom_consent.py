@@ -1,49 +1,26 @@
 """H2 in real browsers against the whole product (make run's launcher: web, Celery workers,
-the sandbox; mail written to files by Django's file backend through PLAYGROUND_EMAIL_URL), done
-as a hostile user would: an attacker signs up, makes a course with an exam open until 2099 and
-uploads a roster naming the victim (who has an account) and identities nobody owns yet. The
-victim is not enrolled and still runs programs; a squatter who registers the names on the
-roster's assistant rows gets no staff page; the victim accepts a real invitation from the
-e-mail, sees what exam mode means, and leaves the course."""
+the sandbox; mail written to files by Django's file backend into tests/conftest.py's
+``mail_dir``), done as a hostile user would: an attacker signs up, makes a course with an exam
+open until 2099 and uploads a roster naming the victim (who has an account) and identities
+nobody owns yet. The victim is not enrolled and still runs programs; a squatter who registers
+the names on the roster's assistant rows gets no staff page; the victim accepts a real
+invitation from the e-mail, sees what exam mode means, and leaves the course."""
 
 from __future__ import annotations
 
 import email
-import os
 import re
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import Stack, serving_stack
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PASSWORD = "a long enough passphrase 42"
 ROSTER = b"email,role\nvictim\nvictim@uni.edu\nsquatter,assistant\nsquat@uni.edu,assistant\n"
-
-
-@pytest.fixture(scope="module")
-def mail_dir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="pgl-mail-") as directory:
-        yield Path(directory)
-
-
-@pytest.fixture(scope="module")
-def stack(mail_dir: Path) -> Iterator[Stack]:
-    saved = os.environ.get("PLAYGROUND_EMAIL_URL")
-    os.environ["PLAYGROUND_EMAIL_URL"] = f"filemail:///{mail_dir}"  # the stack inherits it
-    try:
-        with serving_stack(model=False) as s:
-            yield s
-    finally:
-        if saved is None:
-            os.environ.pop("PLAYGROUND_EMAIL_URL", None)
-        else:
-            os.environ["PLAYGROUND_EMAIL_URL"] = saved
 
 
 def _sign_up(browser: Browser, stack: Stack, username: str, address: str) -> Page:

@@ -22,6 +22,9 @@ PASSWORD = "a long enough passphrase 42"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    """A site of its own, not the shared one (tests/conftest.py): while its assignment is open,
+    no share link of a sample_5 run shows anything (a link could reach a student), and the
+    modules on the shared site share their sample_5 runs."""
     with serving_stack(model=False) as s:
         yield s
 

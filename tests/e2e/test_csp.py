@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from playground.lib import paths
-from tests.stack import Stack, serving_stack
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's
@@ -36,12 +36,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
     + ` in ${e.documentURI} at ${e.sourceFile}:${e.lineNumber} sample=${e.sample}`);
 });
 """
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with serving_stack(model=True) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

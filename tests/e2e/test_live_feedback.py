@@ -31,6 +31,8 @@ DELAY_S = 0.05  # 20 lines a second: 30 s for the whole answer, if nobody cancel
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    """A site of its own, not the shared one (tests/conftest.py): its only model is the
+    scripted one, where the other modules need the embedded model."""
     parts = [
         chunk(f"Step {i}: the loop takes the next character and appends it to the list.\n")
         for i in range(LINES)

@@ -5,20 +5,13 @@ run with someone who opens the link in a fresh browser."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import Stack, serving_stack
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with serving_stack(model=True) as s:
-        yield s
 
 
 def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser) -> None:
@@ -102,6 +95,8 @@ def test_think_and_execute_shows_its_plan_live_and_reuses_it(
 ) -> None:
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.set_default_timeout(30_000)
+    # Plans are stored per task and model on the site: no other module on the shared site
+    # (tests/conftest.py) runs Think-and-Execute on this task, so the first one writes its own.
     for index, label in ((0, "new"), (1, "reused")):
         page.goto(f"http://127.0.0.1:{stack.port}/library/tasks/navigate/{index}/")
         page.get_by_label("Method").select_option("tae")

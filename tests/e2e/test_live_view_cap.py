@@ -21,6 +21,8 @@ SLOW = "import time\n\n\ndef f():\n    time.sleep(6)\n    return 42\n"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
+    """A site of its own, not the shared one (tests/conftest.py): one live view per visitor
+    would cut off every other module's anonymous visitor."""
     saved = {k: os.environ.get(k) for k in ("PLAYGROUND_LIMITS", "PLAYGROUND_SANDBOX_WALL_S")}
     os.environ.update(PLAYGROUND_LIMITS="streams.anon=1", PLAYGROUND_SANDBOX_WALL_S="15")
     try:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
+    """A site of its own, not started: starting and stopping it is what this test checks."""
     with running_stack() as s:
         yield s
 

@@ -4,7 +4,6 @@ the lmulator (here a plain function: exactly what the parent calls) and executio
 from __future__ import annotations
 
 import ast
-import json
 import threading
 import time
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from playground import sandbox
-from playground.programs.library import DATASETS_DIR
 from playground.sandbox.lmulator import (
     MAX_LM_CALLS,
     MAX_REPLY_CHARS,
@@ -283,10 +281,8 @@ def _never(request: LMRequest) -> str:
     raise AssertionError(f"the model was asked about line {request.line}: {request.error}")
 
 
-def _fidelity(item: dict[str, Any]) -> str | None:
-    call = f"f({item['input']})"
-    plain = sandbox.run(item["code"], call=call)
-    coc = sandbox.run(item["code"], call=call, lmulator=_never)
+def _fidelity(item: dict[str, Any], plain: dict[str, Any]) -> str | None:
+    coc = sandbox.run(item["code"], call=f"f({item['input']})", lmulator=_never)
     for key in ("status", "result", "stdout", "error", "steps"):
         if plain[key] != coc[key]:
             return f"{item['id']}: {key} differs: {plain[key]!r:.300} != {coc[key]!r:.300}"
@@ -295,13 +291,15 @@ def _fidelity(item: dict[str, Any]) -> str | None:
     return None
 
 
-def test_fidelity_a_program_with_no_failing_line_traces_as_in_plain_mode() -> None:
-    """All 600 CRUXEval programs: the coc trace is the plain trace, step for step."""
-    path = DATASETS_DIR / "cruxeval" / "cruxeval.jsonl"
-    items = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(items) == 600
+def test_fidelity_a_program_with_no_failing_line_traces_as_in_plain_mode(
+    cruxeval_items: list[dict[str, Any]], cruxeval_plain_traces: dict[str, dict[str, Any]]
+) -> None:
+    """All 600 CRUXEval programs: the coc trace is the plain trace (tests/sandbox/conftest.py
+    runs those once for this test and test_cruxeval.py), step for step."""
+    assert len(cruxeval_items) == 600
+    plain = [cruxeval_plain_traces[item["id"]] for item in cruxeval_items]
     with ThreadPoolExecutor(max_workers=2) as workers:
-        failures = [f for f in workers.map(_fidelity, items) if f]
+        failures = [f for f in workers.map(_fidelity, cruxeval_items, plain) if f]
     assert failures == []
 
 
