@@ -85,7 +85,9 @@ return {seq, event}
 
 
 @cache
-def _redis() -> redis.Redis:
+def redis_client() -> redis.Redis:
+    """The Redis connection of the runs' event streams, one per process; streaming's viewer
+    leases share it (the same server keeps both)."""
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
@@ -126,7 +128,7 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
     """Number, store and broadcast one event of the run whose ``events_key`` is ``key`` (its
     channel-layer group has the same name)."""
     draft = json.dumps({"seq": 0, "type": kind, **data}, ensure_ascii=False)
-    seq, stored = _redis().eval(_APPEND, 2, *_keys(key), draft, MAX_EVENTS, KEEP_S)
+    seq, stored = redis_client().eval(_APPEND, 2, *_keys(key), draft, MAX_EVENTS, KEEP_S)
     event = cast(Event, json.loads(stored))
     assert event["seq"] == int(seq)
     _sender.send(key, {"type": "run.event", "event": event})
@@ -135,7 +137,7 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
 
 def published(key: str, after: int = 0) -> list[Event]:
     """The run's stored events with a number above ``after``, in order."""
-    entries: Any = _redis().xrange(_keys(key)[1])
+    entries: Any = redis_client().xrange(_keys(key)[1])
     events = [cast(Event, json.loads(fields[b"e"])) for _, fields in entries or []]
     return sorted((e for e in events if e["seq"] > after), key=lambda e: e["seq"])
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from playground.lib import hiding, ratelimits
+from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import too_many
 from playground.lib.pagination import page_of
 from playground.lib.params import whole_number
@@ -25,7 +26,7 @@ from playground.runs.requests import Kind, Refusal, resolve_run_request
 from playground.runs.services import cancel_run, start_run
 
 
-def _start(request: HttpRequest, kind: Kind, back: Any, **item: Any) -> HttpResponse:
+def _start(request: HtmxHttpRequest, kind: Kind, back: Any, **item: Any) -> HttpResponse:
     program, puzzle = item.get("program"), item.get("puzzle")
     refusal = hiding.policy().run_start_refusal(
         request.user,
@@ -59,13 +60,13 @@ def _start(request: HttpRequest, kind: Kind, back: Any, **item: Any) -> HttpResp
         limits=asked.limits,
         max_tokens=asked.max_tokens,
     )
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
 
 
 @require_POST
-def run_program(request: HttpRequest, pk: int) -> HttpResponse:
+def run_program(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Run a program for real in the sandbox and, if asked, have a model emulate it; the run
     page follows both."""
     program = get_program_for_user(request, pk)
@@ -73,14 +74,14 @@ def run_program(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def run_puzzle(request: HttpRequest, name: str) -> HttpResponse:
+def run_puzzle(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """Ask a model to solve a P3 puzzle; the sandbox checks its answers."""
     puzzle = get_object_or_404(Puzzle, name=name)
     return _start(request, "puzzle", puzzle, puzzle=puzzle)
 
 
 @require_POST
-def run_task_example(request: HttpRequest, name: str, index: int) -> HttpResponse:
+def run_task_example(request: HtmxHttpRequest, name: str, index: int) -> HttpResponse:
     """Ask a model to answer one instance of a reasoning task."""
     example = get_object_or_404(TaskExample, task__name=name, index=index)
     return _start(request, "task", example, task_example=example)
@@ -113,7 +114,7 @@ LIST_FIELDS = (
 )  # fmt: skip
 
 
-def run_status(request: HttpRequest, pk: int) -> HttpResponse:
+def run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The progress fragment the run page polls; a finished run reloads the page."""
     try:
         run = runs_of(request).only(*STATUS_FIELDS).get(pk=pk)
@@ -121,7 +122,7 @@ def run_status(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such run, or it is not yours.") from None
     if (refused := _hidden(request, run)) is not None:
         return refused
-    if run.is_finished and request.htmx:  # type: ignore[attr-defined]
+    if run.is_finished and request.htmx:
         return HttpResponseClientRefresh()
     return render(request, "runs/run_detail.html#progress", progress_context(run))
 

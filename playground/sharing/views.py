@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from playground.lib import hiding, ratelimits
+from playground.lib.htmx import HtmxHttpRequest
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
 from playground.runs.pages import RunUrls, progress_context, run_context, socket_url
@@ -124,12 +125,12 @@ def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "runs/run_detail.html", context)
 
 
-def shared_status(request: HttpRequest, token: str) -> HttpResponse:
+def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """The slow-poll fallback for a shared live run."""
     link = _active_link(token)
     if (hidden := _hidden(request, link)) is not None:
         return hidden
-    if link.run.is_finished and request.htmx:  # type: ignore[attr-defined]
+    if link.run.is_finished and request.htmx:
         return HttpResponseClientRefresh()
     return render(request, "runs/run_detail.html#progress", progress_context(link.run, _urls(link)))
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from playground.lib import ratelimits
-from playground.runs.events import _redis
+from playground.runs.events import redis_client
 
 # A lease not refreshed for this long no longer counts (its process died); streams refresh
 # theirs well within it.
@@ -63,7 +63,7 @@ class Lease:
     def refresh(self) -> None:
         """Push the expiry on (a stream that lives calls this every ``REFRESH_S``)."""
         now = time.time()
-        pipe = _redis().pipeline()
+        pipe = redis_client().pipeline()
         for key in self.keys:
             pipe.zadd(key, {self.stream_id: now + LEASE_S})
             pipe.expire(key, LEASE_S + 1)
@@ -71,7 +71,7 @@ class Lease:
         self.refreshed_at = time.monotonic()
 
     def release(self) -> None:
-        pipe = _redis().pipeline()
+        pipe = redis_client().pipeline()
         for key in self.keys:
             pipe.zrem(key, self.stream_id)
         pipe.execute()
@@ -119,7 +119,7 @@ def acquire(user: Any, address: str) -> Lease:
     now = time.time()
     caps = [ratelimits.cap(name) for name, _ in limits]
     full = int(
-        _redis().eval(_ACQUIRE, len(keys), *keys, now, now + LEASE_S, lease.stream_id, *caps)
+        redis_client().eval(_ACQUIRE, len(keys), *keys, now, now + LEASE_S, lease.stream_id, *caps)
     )
     if full:
         raise refusal(limits[full - 1][0])

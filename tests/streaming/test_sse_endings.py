@@ -20,7 +20,7 @@ from pytest_django.fixtures import Settings
 
 from playground.classroom.models import Item, Mode
 from playground.lib import ratelimits
-from playground.runs.events import _keys, _redis, publish
+from playground.runs.events import _keys, publish, redis_client
 from playground.runs.models import Run
 from playground.streaming import leases, views
 from tests.classroom.student_world import assignment, course_world, library_program
@@ -38,8 +38,8 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 
 def forget_leases() -> None:
     """Every test client comes from 127.0.0.1: start without the places of earlier tests."""
-    for key in _redis().scan_iter(f"{leases._prefix()}:*"):
-        _redis().delete(key)
+    for key in redis_client().scan_iter(f"{leases._prefix()}:*"):
+        redis_client().delete(key)
 
 
 def _client_of(user: Any) -> AsyncClient:
@@ -62,7 +62,7 @@ def _finish(run: Run) -> None:
 
 
 def _forget_events(run: Run) -> None:
-    _redis().delete(*_keys(run.events_key))
+    redis_client().delete(*_keys(run.events_key))
 
 
 def _parse(body: str) -> list[dict[str, Any]]:
