@@ -1,9 +1,12 @@
 """Grading a student's answer against the real execution. Pure functions (no Django, no code
 run): an answer is read with ``ast.literal_eval`` only; a puzzle's ``sat(answer)`` runs in the
-sandbox, in ``services``.
+sandbox, in ``marking`` (judged by the puzzle method's ``check_sat``).
 
 Every grader returns a ``Grade``: ``score`` in [0, 1], or ``invalid`` with a message when the
 answer cannot be graded at all (malformed: it does not count as an attempt).
+
+One file of a little over 400 lines because it is the rule book of every item mode side by side:
+a change to how one mode gives partial credit is checked against the others here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Courses, their members, assignments of items graded against the real execution, and the
-students' submissions."""
+students' submissions.
+
+One file of about 450 lines because Django keeps an app's models in one module (and its
+migrations refer to them there); the behaviour lives in the topic modules beside it (courses,
+roster, authoring, submissions, marking)."""
 
 from __future__ import annotations
 

@@ -31,6 +31,11 @@ the steps' own ``i`` (the list index where ``i`` is missing); messages count fro
 viewer does (step ``i`` is "Step i+1"). The emulated trace was written by a
 model: non-dict steps are skipped, other values are coerced with ``str``, a line that is not an
 int counts as -1.
+
+One file of about 530 lines because ``compare_traces`` is one walk over the aligned steps that
+keeps every tally (statuses, per-variable agreement, the first divergence) in the same pass; it is
+pure and held by property tests (tests/compare/), so splitting its tallies into a class was
+judged not worth the indirection.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ keeps both equal to what the sandbox records), so a perfect model reproduces the
 exactly, exceptions included. Steps are parsed while the answer
 streams; where the server supports JSON-schema constrained output the answer is one object
 ``{"steps": [...]}``, which the same parser reads.
+
+One file of a little over 400 lines because it is one method: its prompt, the worked examples it
+teaches with and the streaming parser of the format that prompt defines change together.
 """
 
 from __future__ import annotations

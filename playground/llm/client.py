@@ -13,6 +13,10 @@ for an answer the caller has read complete (it then ends normally, ``stopped_ear
 ``max_concurrency`` streams per model in this process. Every failure is an ``LLMError`` whose
 message can be shown to any user: it never holds the server's address nor what the server said
 (an internal URL, a stack trace, a prompt echoed back); those go to the log and to ``detail``.
+
+One file of about 500 lines because ``ChatStream`` is one state machine (connect, first token,
+stalls, early stop, cancel, usage) whose timeouts and error wording are read together; the
+structure review of 2026-12 judged it big but cohesive.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ that as "returned None" teaches the wrong thing (Python Tutor does). A return ev
 when the frame's last event was an exception (nothing ran since, e.g. no ``except`` line), or
 when the frame had an exception and is not stopped at a return or yield instruction (it leaves
 from a ``finally`` that re-raises).
+
+One file of about 430 lines, on purpose: it is the trace callback, run for every event of the
+user's program, so its helpers stay module-level names in one module (no attribute lookups
+across modules on the hot path), and the runner ships inside the sandbox with nothing but the
+standard library; Chain of Code's tracer (``coc_runtime``) subclasses it.
 """
 
 from __future__ import annotations
