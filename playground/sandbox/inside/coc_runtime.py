@@ -56,6 +56,25 @@ _UNKNOWN = object()
 _MODULE = type(sys)
 
 
+class Pause:
+    """One paused line: the frame, the exception its statement raised, the line span, whether it
+    is a statement or an expression, and the names it assigns (what the model must answer)."""
+
+    __slots__ = ("end", "exc", "frame", "kind", "line", "targets")
+
+    def __init__(
+        self,
+        frame: FrameType,
+        exc: BaseException,
+        line: int,
+        end: int,
+        kind: str,
+        targets: tuple[str, ...],
+    ) -> None:
+        self.frame, self.exc, self.line, self.end = frame, exc, line, end
+        self.kind, self.targets = kind, targets
+
+
 class CocTracer(_tracer.Tracer):
     """The tracer of coc mode: the scaffolding is invisible (see the module's docstring), an
     exception step may be taken back, and each frame's last line step is known."""
@@ -192,24 +211,17 @@ class Session:
                 or self._caught_by_program(frame, line, exc)
             ):
                 return None
-            return self._simulate(frame, exc, line, end, kind, targets)
+            return self._simulate(Pause(frame, exc, line, end, kind, targets))
         except Exception:  # e.g. too deep in recursion to even ask: Python's outcome stands
             return None
 
-    def _simulate(
-        self,
-        frame: FrameType,
-        exc: BaseException,
-        line: int,
-        end: int,
-        kind: str,
-        targets: tuple[str, ...],
-    ) -> dict[str, Any] | None:
+    def _simulate(self, pause: Pause) -> dict[str, Any] | None:
         tracer = self.tracer
         assert tracer is not None
+        frame = pause.frame
         held = tracer.take_back(frame)
         try:
-            answer = self._request(tracer, frame, exc, line, end, kind, targets)
+            answer = self._request(tracer, pause)
         except BaseException:
             if held is not None:
                 tracer.batch.append(held)
@@ -220,32 +232,24 @@ class Session:
             return None
         if held is not None:
             tracer.drop(frame, held)
-        if kind == "statement" and frame.f_code.co_name == "<module>":
+        if pause.kind == "statement" and frame.f_code.co_name == "<module>":
             frame.f_globals.update(
                 {k: v for k, v in answer.items() if type(k) is str and not k.startswith("__")}
             )
         return answer
 
-    def _request(
-        self,
-        tracer: CocTracer,
-        frame: FrameType,
-        exc: BaseException,
-        line: int,
-        end: int,
-        kind: str,
-        targets: tuple[str, ...],
-    ) -> dict[str, Any] | None:
+    def _request(self, tracer: CocTracer, pause: Pause) -> dict[str, Any] | None:
         """Ask the parent; the answer, or None (and why, in ``declined``)."""
         tracer.flush()  # the parent has every step before the pause
+        frame, exc, kind = pause.frame, pause.exc, pause.kind
         request = {
-            "line": line,
-            "end": end,
+            "line": pause.line,
+            "end": pause.end,
             "func": frame.f_code.co_name,
             "locals": self._locals(frame),
             "error": f"{type(exc).__name__}: {_tracer._message(exc)}"[:1000],
             "kind": kind,
-            "targets": list(targets),
+            "targets": list(pause.targets),
             "step": tracer.line_steps.get(frame, -1),
         }
         status, text = self.ask(request)
