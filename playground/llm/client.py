@@ -250,14 +250,7 @@ class ChatStream:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
-                    try:
-                        yield raw.decode("utf-8").rstrip("\r")
-                    except UnicodeDecodeError:
-                        raise self._failure(
-                            ModelProtocolError,
-                            "The model server sent bytes that are not valid UTF-8.",
-                            f"invalid UTF-8 in {_summary(repr(raw))}",
-                        ) from None
+                    yield self._decoded(raw)
         except httpx.ReadTimeout:
             what = "first token" if self.ttft_s is None else "next token"
             raise ModelTimeout(
@@ -270,15 +263,19 @@ class ChatStream:
                 f"connection broke ({exc.__class__.__name__}: {exc})",
             ) from None
         if pending.strip():
-            try:
-                yield pending.decode("utf-8").rstrip("\r")
-            except UnicodeDecodeError:
-                raise self._failure(
-                    ModelProtocolError,
-                    "The model server sent bytes that are not valid UTF-8.",
-                    f"invalid UTF-8 in {_summary(repr(pending))}",
-                ) from None
+            yield self._decoded(pending)
             yield ""
+
+    def _decoded(self, raw: bytes) -> str:
+        """One line of the event stream as text; bytes that are not UTF-8 end the answer."""
+        try:
+            return raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            raise self._failure(
+                ModelProtocolError,
+                "The model server sent bytes that are not valid UTF-8.",
+                f"invalid UTF-8 in {_summary(repr(raw))}",
+            ) from None
 
     def _parse(self, data: str) -> str:
         try:
