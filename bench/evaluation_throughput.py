@@ -32,7 +32,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from playground.benchmarks import services  # noqa: E402
+from playground.benchmarks import execution, services  # noqa: E402
 from playground.benchmarks.models import Evaluation, Result  # noqa: E402
 from playground.emulation import output_prediction  # noqa: E402
 from playground.llm.client import stream_chat  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
                 title=f"throughput benchmark, concurrency {concurrency}",
             )  # fmt: skip
             t0 = time.perf_counter()
-            services.execute(evaluation.pk)
+            execution.execute(evaluation.pk)
             wall = time.perf_counter() - t0
             results = list(Result.objects.filter(evaluation=evaluation))
             assert all(r.status == "done" for r in results)

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 
 from playground.benchmarks import services
+from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Dataset
 from playground.emulation.registry import REGISTRY
 from playground.lib import ratelimits
@@ -209,9 +210,7 @@ class EvaluationForm(forms.Form):
         except services.EvaluationError as exc:
             self.add_error("programs", str(exc))
             return
-        found = set(
-            services.listable_programs(self.owner).filter(pk__in=ids).values_list("pk", flat=True)
-        )
+        found = set(listable_programs(self.owner).filter(pk__in=ids).values_list("pk", flat=True))
         missing = [i for i in ids if i not in found]
         if missing:
             # The same words whether it does not exist or is someone else's: no oracle.

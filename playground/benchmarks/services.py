@@ -1,34 +1,26 @@
-"""Creating an evaluation, running it in resumable chunks, and scoring each result once."""
+"""Creating an evaluation (its items checked, its result rows written, its task queued),
+cancelling it, and resuming the unfinished ones after a worker restarts. Working through one,
+on the batch worker, is ``execution``."""
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import islice
 from typing import Any
 
-from django.db import close_old_connections, transaction
-from django.db.models import F, Q
+from django.db import transaction
 from django.utils import timezone
 
-from playground.benchmarks import scoring
+from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Dataset, Evaluation, Result
-from playground.benchmarks.summary import figures_of
-from playground.emulation.judging import needed_no_model
+from playground.benchmarks.tasks import run_evaluation
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, TaskExample
-from playground.runs import pipeline
-from playground.runs.models import Run
-from playground.runs.services import start_run
 
 log = logging.getLogger(__name__)
-MAX_FAILURES = 3
 KIND = {Dataset.CRUXEVAL: "program", Dataset.PROGRAMS: "program", Dataset.BBH: "task",
         Dataset.P3: "puzzle"}  # fmt: skip
 
@@ -57,16 +49,6 @@ def program_ids(subset: list[Any]) -> list[int]:
     if not ids:
         raise EvaluationError("List the ids of the programs to evaluate (e.g. 12, 15, 40).")
     return ids
-
-
-def listable_programs(owner: Any) -> Any:
-    """The programs an evaluation may list: the owner's own and public ones (the command line,
-    with no owner, is the operator: every program)."""
-    if owner is None:
-        return Program.objects.all()
-    if not getattr(owner, "pk", None):
-        return Program.objects.none()
-    return Program.objects.filter(Q(owner_id=owner.pk) | Q(is_public=True))
 
 
 def _items(dataset: str, subset: list[Any], owner: Any = None) -> list[tuple[str, dict[str, int]]]:
@@ -174,161 +156,8 @@ def create_evaluation(
         while batch := list(islice(rows, RESULT_BATCH)):
             Result.objects.bulk_create(batch)
         if start:
-            from playground.benchmarks.tasks import run_evaluation
-
             transaction.on_commit(lambda: run_evaluation.delay(evaluation.pk))
     return evaluation
-
-
-def _claim(evaluation: Evaluation, count: int) -> list[int]:
-    """Take up to ``count`` pending results for this worker (others skip locked rows)."""
-    with transaction.atomic():
-        ids = list(
-            Result.objects.select_for_update(skip_locked=True)
-            .filter(evaluation=evaluation, status=Result.Status.PENDING)
-            .order_by("index", "sample")
-            .values_list("pk", flat=True)[:count]
-        )
-        Result.objects.filter(pk__in=ids).update(
-            status=Result.Status.RUNNING, claimed_at=timezone.now()
-        )
-    return ids
-
-
-def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> str:
-    """Work through the evaluation's pending results, ``concurrency`` at a time (the model
-    server batches concurrent requests), until none is left, it is cancelled or fails."""
-    evaluation = Evaluation.objects.get(pk=evaluation_id)
-    if evaluation.is_finished:
-        return evaluation.status
-    Evaluation.objects.filter(pk=evaluation_id).update(
-        status=Evaluation.Status.RUNNING, started_at=evaluation.started_at or timezone.now()
-    )
-    chunk = evaluation.concurrency * 2
-    with ThreadPoolExecutor(max_workers=evaluation.concurrency) as pool:
-        while True:
-            status = Evaluation.objects.values_list("status", flat=True).get(pk=evaluation_id)
-            if status in Evaluation.FINISHED:
-                return str(status)
-            ids = _claim(evaluation, chunk)
-            if not ids:
-                break
-            list(pool.map(_process_in_thread, ids))
-            if on_progress is not None:
-                done = Result.objects.filter(
-                    evaluation_id=evaluation_id, status=Result.Status.DONE
-                ).count()
-                on_progress(done, evaluation.total)
-    if (
-        not Result.objects.filter(evaluation_id=evaluation_id)
-        .exclude(status=Result.Status.DONE)
-        .exists()
-    ):
-        # Every result is scored: the figures are final, kept with the status in one write.
-        figures = figures_of([evaluation])[evaluation_id]
-        Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
-            status=Evaluation.Status.DONE, finished_at=timezone.now(), figures=figures
-        )
-    return "done"
-
-
-def _process_in_thread(result_id: int) -> None:
-    close_old_connections()
-    try:
-        process(result_id)
-    except Exception as exc:
-        log.exception("evaluation result %s failed", result_id)
-        # Back to pending for another try; after MAX_FAILURES it is scored as an error (not as
-        # wrong: the item was never judged), so one bad item cannot stall the evaluation.
-        result = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING)
-        if result.filter(failures__gte=MAX_FAILURES - 1).update(
-            status=Result.Status.DONE, passed=False, score_status="error",
-            reason=f"Could not be run: {type(exc).__name__}: {exc}"[:2000],
-            scored_at=timezone.now(), failures=MAX_FAILURES,
-        ):  # fmt: skip
-            return
-        result.update(status=Result.Status.PENDING, failures=F("failures") + 1)
-    finally:
-        close_old_connections()
-
-
-_model_time = threading.local()
-
-
-def process(result_id: int) -> None:
-    """Run one result's item (the real run and the model, in this thread) and score it."""
-    result = Result.objects.select_related("evaluation").get(pk=result_id)
-    evaluation = result.evaluation
-    t0 = time.monotonic()
-    run = result.run
-    if run is None:
-        ref = result.item_ref
-        item: dict[str, Any] = {}
-        if "program" in ref:
-            # Checked again here: a listed program may have been made private since.
-            program = listable_programs(evaluation.owner).filter(pk=ref["program"]).first()
-            if program is None:
-                Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
-                    status=Result.Status.DONE, passed=False, score_status="error",
-                    reason="Not run: the program is no longer public or yours.",
-                    scored_at=timezone.now(),
-                )  # fmt: skip
-                return
-            item["program"] = program
-        elif "puzzle" in ref:
-            item["puzzle"] = Puzzle.objects.get(pk=ref["puzzle"])
-        else:
-            item["task_example"] = TaskExample.objects.get(pk=ref["task_example"])
-        run = start_run(
-            **item, user=evaluation.owner, anon_token=None, method=evaluation.method,
-            model=evaluation.model, temperature=evaluation.temperature,
-            seed=evaluation.seed + result.sample, max_tokens=evaluation.max_tokens,
-            enqueue=False,
-        )  # fmt: skip
-        Result.objects.filter(pk=result_id).update(run=run)
-    if run.program_id is not None:
-        pipeline.execute_real(run.pk)
-    m0 = time.monotonic()
-    pipeline.execute_emulation(run.pk)
-    model_seconds = time.monotonic() - m0
-    run.refresh_from_db()
-    score = _score(run)
-    real = run.real_trace if run.program_id is not None else None
-    divergence = (run.comparison or {}).get("first_divergence") or {}
-    updated = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
-        status=Result.Status.DONE,
-        passed=score.passed,
-        leakage=score.leakage,
-        score_status=score.status,
-        reason=score.reason[:2000],
-        prediction=(run.prediction or "")[:5000],
-        lines=len(run.source.splitlines()) if run.program_id else None,
-        steps=real.step_count if real else None,
-        divergence_step=divergence.get("real_step"),
-        model_seconds=round(model_seconds, 3),
-        wall_seconds=round(time.monotonic() - t0, 3),
-        scored_at=timezone.now(),
-    )
-    if not updated:
-        log.warning("result %s was scored elsewhere; this score is dropped", result_id)
-
-
-def _score(run: Run) -> scoring.Score:
-    if run.status == Run.Status.FAILED:
-        return scoring.Score(False, False, run.error or "The run failed.", "error")
-    if run.program_id is not None and needed_no_model(run.method, run.model_calls):
-        return scoring.no_model()
-    if run.task_example_id is not None:
-        assert run.task_example is not None
-        return scoring.score_bbh(run.prediction or None, run.task_example.target)
-    if run.puzzle_id is not None:
-        # The puzzle method checked its answer as P3 defines it (a literal of the answer type,
-        # sat(answer) is exactly True in the sandbox): its verdict is the score.
-        verdict = run.verdict or {}
-        statuses: dict[str, scoring.Status] = {"correct": "pass", "wrong": "fail"}
-        status = statuses.get(verdict.get("status", ""), "unparsable")
-        return scoring.Score(status == "pass", False, str(verdict.get("explanation", "")), status)
-    return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)
 
 
 def cancel(evaluation: Evaluation) -> bool:
@@ -342,8 +171,6 @@ def cancel(evaluation: Evaluation) -> bool:
 def resume_interrupted(*, claimed_before_s: float = 0.0, queue: str | None = None) -> list[int]:
     """After a batch worker (re)starts: results a dead worker had claimed go back to pending,
     and every unfinished evaluation is queued again. Returns the evaluation ids."""
-    from playground.benchmarks.tasks import run_evaluation
-
     cutoff = timezone.now() - timedelta(seconds=claimed_before_s)
     open_ids = list(
         Evaluation.objects.filter(

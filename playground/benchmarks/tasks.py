@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from playground.benchmarks import services
+from playground.benchmarks import execution
 
 
 # Acknowledged on receipt: an evaluation runs for longer than the broker's visibility timeout,
@@ -13,4 +13,4 @@ from playground.benchmarks import services
 @shared_task(acks_late=False, reject_on_worker_lost=False)
 def run_evaluation(evaluation_id: int) -> str:
     """Work through the evaluation (resumable: only pending results are taken)."""
-    return services.execute(evaluation_id)
+    return execution.execute(evaluation_id)

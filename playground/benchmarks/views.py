@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from playground.benchmarks import plots, services
-from playground.benchmarks.access import public_evaluations, visible_evaluations
+from playground.benchmarks.access import listable_programs, public_evaluations, visible_evaluations
 from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.stats import mcnemar
@@ -171,7 +171,7 @@ def start(request: HttpRequest) -> HttpResponse:
     if data["dataset"] == Dataset.PROGRAMS:
         # Not a program whose results an open assignment hides from the requester: the
         # evaluation would run it and show its rows.
-        listed = services.listable_programs(request.user).filter(pk__in=form.subset)
+        listed = listable_programs(request.user).filter(pk__in=form.subset)
         for source in listed.values_list("source", flat=True):
             refusal = hiding.policy().refusal(
                 request.user, Surface.START_RUN, source=source, hidden=hidden

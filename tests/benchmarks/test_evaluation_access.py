@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from playground.benchmarks import services
+from playground.benchmarks import execution, services
 from playground.benchmarks.models import Evaluation, Result
 from playground.runs.models import Run
 from tests.factories import ProgramFactory, UserFactory
@@ -83,7 +83,7 @@ def test_a_program_made_private_after_listing_is_not_run(attacker: Client) -> No
     result = Result.objects.get()
     type(public).objects.filter(pk=public.pk).update(is_public=False)
     Result.objects.filter(pk=result.pk).update(status=Result.Status.RUNNING)
-    services.process(result.pk)
+    execution.process(result.pk)
     result.refresh_from_db()
     assert (result.status, result.passed, result.score_status) == ("done", False, "error")
     assert "no longer public" in result.reason

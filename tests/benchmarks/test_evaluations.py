@@ -207,7 +207,7 @@ def test_an_evaluation_is_started_from_the_site_and_can_be_cancelled(
     from django.test import Client
     from django.urls import reverse
 
-    from playground.benchmarks import services
+    from playground.benchmarks import execution
     from tests.factories import UserFactory
 
     import_library()
@@ -230,7 +230,7 @@ def test_an_evaluation_is_started_from_the_site_and_can_be_cancelled(
         assert "0 / 12" in page
         assert Client().get(evaluation.get_absolute_url()).status_code == 404  # not finished
         client.post(reverse("benchmarks:cancel", args=[evaluation.pk]))
-        assert services.execute(evaluation.pk) == "cancelled"
+        assert execution.execute(evaluation.pk) == "cancelled"
     assert Result.objects.filter(status="done").count() == 0  # nothing ran after the cancel
     refused = client.post(
         reverse("benchmarks:start"),

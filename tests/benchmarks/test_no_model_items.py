@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from playground.benchmarks import services
+from playground.benchmarks import execution, services
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import summarise
 from tests.factories import ProgramFactory
@@ -49,7 +49,7 @@ def test_items_without_a_model_call_are_counted_apart(
         coc = services.create_evaluation(
             dataset="programs", subset=ids, method="coc", model="oracle", start=False
         )
-        services.execute(coc.pk)
+        execution.execute(coc.pk)
     assert oracle.seen["lmulator"] == 3  # only the helper's line, once per word
 
     statuses = dict(Result.objects.filter(evaluation=coc).values_list("index", "score_status"))

@@ -11,6 +11,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from playground import sandbox
+from playground.benchmarks import execution
 from playground.benchmarks import services as evaluations
 from playground.benchmarks.models import Result
 from playground.classroom.models import Item, Mode, Submission
@@ -121,7 +122,7 @@ def test_an_error_in_an_evaluation_item_fails_its_run_and_scores_an_error(
     result = Result.objects.get(evaluation=evaluation)
     Result.objects.filter(pk=result.pk).update(status=Result.Status.RUNNING)
     monkeypatch.setattr(sandbox, "run", _explode)
-    evaluations.process(result.pk)
+    execution.process(result.pk)
     result.refresh_from_db()
     assert result.run is not None
     assert (result.run.status, result.run.error) == (Run.Status.FAILED, SERVER_ERROR)

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from playground.benchmarks import services
+from playground.benchmarks import execution, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY, max_tokens_for
@@ -61,7 +61,7 @@ class Command(BaseCommand):
             bar.update(done_now - bar.n)
 
         try:
-            services.execute(evaluation.pk, on_progress=progress)
+            execution.execute(evaluation.pk, on_progress=progress)
         except KeyboardInterrupt:
             bar.close()
             raise CommandError(
