@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from playground.lib import hiding, ratelimits
@@ -96,6 +96,7 @@ def _hidden(request: HttpRequest, run: Run) -> HttpResponse | None:
     return None
 
 
+@require_safe
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
     if (refused := _hidden(request, run)) is not None:
@@ -114,6 +115,7 @@ LIST_FIELDS = (
 )  # fmt: skip
 
 
+@require_safe
 def run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The progress fragment the run page polls; a finished run reloads the page."""
     try:
@@ -134,6 +136,7 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(run)
 
 
+@require_safe
 def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
     """The run, its real trace and the model's emulation, as JSON (traces in the current schema,
     however old the stored ones)."""
@@ -144,6 +147,7 @@ def run_trace_json(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(run.as_dict(), json_dumps_params={"ensure_ascii": False})
 
 
+@require_safe
 def my_runs(request: HttpRequest) -> HttpResponse:
     # Only what the list shows: never a trace's data, the model's text or a program's source
     # (the run's own source stays: hiding is decided on it).

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRefresh
 
 from playground.lib import hiding, ratelimits
@@ -117,6 +117,7 @@ def _urls(link: ShareLink) -> RunUrls:
     )
 
 
+@require_safe
 def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link)) is not None:
@@ -125,6 +126,7 @@ def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "runs/run_detail.html", context)
 
 
+@require_safe
 def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """The slow-poll fallback for a shared live run."""
     link = _active_link(token)
@@ -159,6 +161,7 @@ def _embed_policy(view: Callable[[HttpRequest, str], HttpResponse]) -> Any:
     return with_policy
 
 
+@require_safe
 @xframe_options_exempt
 @_embed_policy
 def shared_run_embed(request: HttpRequest, token: str) -> HttpResponse:
