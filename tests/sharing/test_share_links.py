@@ -115,3 +115,26 @@ async def test_the_live_view_follows_the_link_and_stops_with_it() -> None:
     )
     assert (await wrong.connect())[0] is False
     await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db
+def test_run_and_share_pages_answer_get_and_head_only() -> None:
+    """Reading pages change nothing, so they refuse other methods (405) instead of answering a
+    POST as if it were a GET; HEAD stays (link checkers, monitors)."""
+    run, owner = _finished_private_run()
+    link = ShareLink.objects.create(run=run)
+    pages = [
+        run.get_absolute_url(),
+        reverse("runs:status", args=[run.pk]),
+        reverse("runs:trace_json", args=[run.pk]),
+        reverse("runs:mine"),
+        link.get_absolute_url(),
+        reverse("sharing:status", args=[link.token]),
+        reverse("sharing:embed", args=[link.token]),
+    ]
+    for url in pages:
+        assert owner.get(url).status_code == 200, url
+        assert owner.head(url).status_code == 200, url
+        refused = owner.post(url)
+        assert refused.status_code == 405, url
+        assert refused["Allow"] == "GET, HEAD", url
