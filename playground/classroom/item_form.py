@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
 
@@ -31,7 +32,6 @@ MAX_CHECKPOINT_VARIABLES = 20
 _CODE = {"spellcheck": "false", "class": "code", "autocapitalize": "off"}
 
 ORIGINS = [("library", "From the library"), ("new", "Write a new program")]
-MODEL_MODES = (Mode.DIVERGENCE, Mode.BEAT_MODEL)
 
 
 def checkpoint_rows(data: QueryDict | None, item: Item | None, blank: int = 3) -> list[dict]:
@@ -244,89 +244,145 @@ class ItemForm(forms.Form):
         mode = cleaned.get("mode")
         if mode is None or self.has_error("points"):
             return cleaned
-        program: Program | None = None
-        puzzle: Puzzle | None = None
-        new_source: str | None = None
-        call = ""
-        if mode == Mode.PUZZLE:
-            picked = self.picked()
-            if not isinstance(picked, Puzzle):
-                self.add_error("pick", "Pick a P3 puzzle from the library search.")
-                return cleaned
-            puzzle = picked
-        elif cleaned.get("origin") == "new":
-            new_source = strip_bom(str(cleaned.get("source") or "").replace("\r\n", "\n"))
-            call = str(cleaned.get("call") or "").strip()
-            try:
-                check_source(new_source, max_bytes=settings.PLAYGROUND_MAX_SOURCE_BYTES)
-            except ProgramError as exc:
-                self.add_error("source", str(exc))
-                return cleaned
-            try:
-                check_call(call, max_chars=settings.PLAYGROUND_MAX_CALL_CHARS)
-            except ProgramError as exc:
-                self.add_error("call", str(exc))
-                return cleaned
-            current = self.item.program if self.item is not None else None
-            if current is not None and (current.source, current.call) == (new_source, call):
-                program, new_source = current, None  # unchanged: keep the program and its key
-        else:
-            picked = self.picked()
-            if not isinstance(picked, Program):
-                self.add_error(
-                    "pick", "Pick a program from the library search, or write a new program."
-                )
-                return cleaned
-            program = picked
-            call = program.call
-        source = new_source if new_source is not None else (program.source if program else "")
-        if mode in (Mode.OUTPUT, Mode.BEAT_MODEL) and not call.strip():
-            self.add_error(
-                "call" if new_source is not None else "pick",
-                "The students predict the value of a call: this program needs one "
-                "(e.g. f([1, 2, 3])).",
-            )
-        checkpoints: list[dict[str, Any]] = []
-        if mode == Mode.TRACE:
-            checkpoints, self.checkpoint_errors = parse_checkpoints(self.rows, source)
-            if not checkpoints and not self.checkpoint_errors:
-                self.checkpoint_errors = ["Add at least one checkpoint (line and variables)."]
-            if not self.checkpoint_errors and not self.errors:
-                self.checkpoint_errors = self._reachable(checkpoints, program, source, call)
-            for message in self.checkpoint_errors:
-                self.add_error(None, message)
-        model = str(cleaned.get("model") or "")
-        method = str(cleaned.get("method") or "")
-        if mode in MODEL_MODES:
-            if self.models_problem:
-                self.add_error(
-                    "model", f"The site's models are misconfigured: {self.models_problem}"
-                )
-            elif not model:
-                self.add_error("model", "Choose the model the students are compared with.")
-            if not method:
-                self.add_error("method", "Choose how the model emulates the program.")
-            elif mode == Mode.DIVERGENCE and not REGISTRY[method].compares_steps:
-                steps = ", ".join(n for n, m in REGISTRY.items() if m.compares_steps)
-                self.add_error(
-                    "method",
-                    f"Spot the divergence needs a method that writes a step trace ({steps}).",
-                )
-        if not self.errors:
+        clean_mode = {
+            Mode.OUTPUT: self._clean_output,
+            Mode.TRACE: self._clean_trace,
+            Mode.PUZZLE: self._clean_puzzle,
+            Mode.DIVERGENCE: self._clean_divergence,
+            Mode.BEAT_MODEL: self._clean_beat_model,
+        }[mode]
+        what = clean_mode(cleaned)
+        if what is not None and not self.errors:
             self.data_out = ItemData(
                 mode=mode,
                 title=cleaned.get("title", ""),
                 prompt=str(cleaned.get("prompt") or ""),
                 points=float(cleaned["points"]),
-                program=program,
-                puzzle=puzzle,
-                new_source=new_source,
-                new_call=call,
-                checkpoints=checkpoints,
-                model=model if mode in MODEL_MODES else "",
-                method=method if mode in MODEL_MODES else "",
+                program=what.program,
+                puzzle=what.puzzle,
+                new_source=what.new_source,
+                new_call=what.call,
+                checkpoints=what.checkpoints,
+                model=what.model,
+                method=what.method,
             )
         return cleaned
+
+    # One per mode: what the item is graded against, or None when the form already says why not.
+
+    def _clean_output(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is not None:
+            self._require_call(what)
+        return what
+
+    def _clean_trace(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is None:
+            return None
+        what.checkpoints, self.checkpoint_errors = parse_checkpoints(self.rows, what.source)
+        if not what.checkpoints and not self.checkpoint_errors:
+            self.checkpoint_errors = ["Add at least one checkpoint (line and variables)."]
+        if not self.checkpoint_errors and not self.errors:
+            self.checkpoint_errors = self._reachable(
+                what.checkpoints, what.program, what.source, what.call
+            )
+        for message in self.checkpoint_errors:
+            self.add_error(None, message)
+        return what
+
+    def _clean_puzzle(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        picked = self.picked()
+        if not isinstance(picked, Puzzle):
+            self.add_error("pick", "Pick a P3 puzzle from the library search.")
+            return None
+        return _Cleaned(puzzle=picked)
+
+    def _clean_divergence(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is not None:
+            self._clean_model(cleaned, what, needs_steps=True)
+        return what
+
+    def _clean_beat_model(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is not None:
+            self._require_call(what)
+            self._clean_model(cleaned, what, needs_steps=False)
+        return what
+
+    # What the modes share.
+
+    def _clean_program(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        """The program: a new one written on the form (checked), or one picked in the library."""
+        if cleaned.get("origin") != "new":
+            picked = self.picked()
+            if not isinstance(picked, Program):
+                self.add_error(
+                    "pick", "Pick a program from the library search, or write a new program."
+                )
+                return None
+            return _Cleaned(program=picked, call=picked.call)
+        new_source = strip_bom(str(cleaned.get("source") or "").replace("\r\n", "\n"))
+        call = str(cleaned.get("call") or "").strip()
+        try:
+            check_source(new_source, max_bytes=settings.PLAYGROUND_MAX_SOURCE_BYTES)
+        except ProgramError as exc:
+            self.add_error("source", str(exc))
+            return None
+        try:
+            check_call(call, max_chars=settings.PLAYGROUND_MAX_CALL_CHARS)
+        except ProgramError as exc:
+            self.add_error("call", str(exc))
+            return None
+        current = self.item.program if self.item is not None else None
+        if current is not None and (current.source, current.call) == (new_source, call):
+            return _Cleaned(program=current, call=call)  # unchanged: keep the program and its key
+        return _Cleaned(new_source=new_source, call=call)
+
+    def _require_call(self, what: _Cleaned) -> None:
+        if not what.call.strip():
+            self.add_error(
+                "call" if what.new_source is not None else "pick",
+                "The students predict the value of a call: this program needs one "
+                "(e.g. f([1, 2, 3])).",
+            )
+
+    def _clean_model(self, cleaned: dict[str, Any], what: _Cleaned, *, needs_steps: bool) -> None:
+        """The model the students are compared with and how it emulates the program."""
+        what.model = str(cleaned.get("model") or "")
+        what.method = str(cleaned.get("method") or "")
+        if self.models_problem:
+            self.add_error("model", f"The site's models are misconfigured: {self.models_problem}")
+        elif not what.model:
+            self.add_error("model", "Choose the model the students are compared with.")
+        if not what.method:
+            self.add_error("method", "Choose how the model emulates the program.")
+        elif needs_steps and not REGISTRY[what.method].compares_steps:
+            steps = ", ".join(n for n, m in REGISTRY.items() if m.compares_steps)
+            self.add_error(
+                "method",
+                f"Spot the divergence needs a method that writes a step trace ({steps}).",
+            )
+
+
+@dataclass
+class _Cleaned:
+    """What one mode's cleaning decided the item is graded against (the rest of ``ItemData``)."""
+
+    program: Program | None = None
+    puzzle: Puzzle | None = None
+    new_source: str | None = None  # a new program written on the form
+    call: str = ""
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
+    method: str = ""
+
+    @property
+    def source(self) -> str:
+        if self.new_source is not None:
+            return self.new_source
+        return self.program.source if self.program is not None else ""
 
 
 def _item_initial(item: Item) -> dict[str, Any]:
