@@ -1,6 +1,6 @@
 """The evaluations' part of the JSON API (a django-ninja ``Router``, mounted by
 ``playground/api.py``): the requester's evaluations, or the public ones (the leaderboard), with
-their figures. A file of its own, beside ``benchmarks/views.py``, whose rules for who sees which
+their figures. A file of its own, beside ``benchmarks/views/``, whose rules for who sees which
 evaluation it follows, because it answers a page of JSON rows where the views render tables."""
 
 from __future__ import annotations

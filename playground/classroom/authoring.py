@@ -21,7 +21,7 @@ from playground.runs.services import start_run
 
 @dataclass
 class ItemData:
-    """What the item form decided (see ``forms.ItemForm``)."""
+    """What the item form decided (see ``item_form.ItemForm``)."""
 
     mode: str
     title: str

@@ -23,11 +23,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
-from playground.benchmarks import plots, views
+from playground.benchmarks import plots
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.scoring import pass_at_k
 from playground.benchmarks.stats import mean_ci, wilson_interval
 from playground.benchmarks.summary import NO_MODEL, summarise
+from playground.benchmarks.views import evaluation as evaluation_views
+from playground.benchmarks.views import exports
 from playground.emulation.registry import REGISTRY
 from playground.programs.library import import_library
 from playground.runs.models import Run
@@ -135,7 +137,7 @@ def test_the_sql_figures_and_plots_equal_the_python_summary(seed: int) -> None:
     again = Evaluation.objects.get(pk=evaluation.pk)
     assert (again.figures is not None) is (status == "done")
     assert summarise(again) == python_summary(again)
-    new = views._plots(evaluation)
+    new = evaluation_views._plots(evaluation)
     old = python_plots(evaluation)
     assert {k: _bars(v) for k, v in new.items()} == {k: _bars(v) for k, v in old.items()}
 
@@ -252,7 +254,7 @@ def test_an_evaluations_page_is_bounded_and_pages_its_items(
         response = client.get(large.get_absolute_url())
     html = response.content.decode()
     assert html.count('<td class="num">1</td><td class="long">sample_') == 1
-    assert len(re.findall(r'<tr class="(?:pass|fail)"', html)) == views.RESULTS_PER_PAGE
+    assert len(re.findall(r'<tr class="(?:pass|fail)"', html)) == evaluation_views.RESULTS_PER_PAGE
     assert "Page 1 of 3" in html
     third = client.get(large.get_absolute_url(), {"page": "3"}).content.decode()
     assert len(re.findall(r'<tr class="(?:pass|fail)"', third)) == 100
@@ -275,7 +277,7 @@ def test_the_exports_are_streamed_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPa
         run=run, prediction="'=1+1' ünïcode <b>"
     )
     rows = Result.objects.filter(evaluation=evaluation).count()
-    monkeypatch.setattr(views, "EXPORT_CHUNK", 7)
+    monkeypatch.setattr(exports, "EXPORT_CHUNK", 7)
     parts, response = _export(evaluation, "json")
     assert response["Content-Type"] == "application/json"
     assert len(parts) == 2 + -(-rows // 7)  # the head, a part per chunk, the end

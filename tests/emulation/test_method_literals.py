@@ -53,7 +53,12 @@ ABOUT_MODE_OR_KIND = re.compile(r"\b(?:mode|kind)\b")
 ONCE_COMPARED = {
     "playground/api.py",
     "playground/benchmarks/management/commands/bench.py",
-    "playground/benchmarks/views.py",
+    "playground/benchmarks/views/boards.py",
+    "playground/benchmarks/views/common.py",
+    "playground/benchmarks/views/comparing.py",
+    "playground/benchmarks/views/evaluation.py",
+    "playground/benchmarks/views/exports.py",
+    "playground/benchmarks/views/starting.py",
     "playground/classroom/authoring.py",
     "playground/classroom/keys.py",
     "playground/emulation/judging.py",

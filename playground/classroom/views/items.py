@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from playground.classroom import authoring, grading, keys, visibility
 from playground.classroom.access import get_assignment, get_item
-from playground.classroom.forms import ItemForm, checkpoint_rows, library_programs
+from playground.classroom.item_form import ItemForm, checkpoint_rows, library_programs
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role
 from playground.classroom.visibility import Surface, hidden_for
 from playground.emulation.judging import headline

@@ -1,0 +1,82 @@
+"""The leaderboard: finished public evaluations by data set, best accuracy first, under a chart
+of accuracy by method and model, with the user's own evaluations and the form that starts one.
+
+Its own file because it is the one page across evaluations: it reads their kept figures, never
+their results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from playground.benchmarks import plots
+from playground.benchmarks.access import public_evaluations
+from playground.benchmarks.forms import EvaluationForm
+from playground.benchmarks.models import Dataset, Evaluation
+from playground.benchmarks.summary import keep_figures, summarise
+from playground.lib.pagination import page_of
+
+# Done evaluations whose figures were never kept (finished before they were, or made outside
+# services.execute) are counted this many per leaderboard request, in one query.
+FILL_PER_REQUEST = 100
+
+
+def _ranked(dataset: str) -> QuerySet[Evaluation]:
+    """A data set's finished public evaluations, best accuracy first (then more items, then the
+    newest), by their kept figures: no result is read."""
+    return (
+        public_evaluations()
+        .filter(dataset=dataset, figures__isnull=False)
+        .order_by(
+            KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
+        )
+    )
+
+
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """Finished evaluations by data set, best accuracy first, a page of each under a chart of
+    accuracy by method and model (``?dataset=`` pages through one); the user's own below."""
+    keep_figures(list(public_evaluations().filter(figures__isnull=True)[:FILL_PER_REQUEST]))
+    datasets = [d for d in Dataset if d != Dataset.PROGRAMS]
+    chosen = request.GET.get("dataset", "")
+    if chosen not in datasets:
+        chosen = ""
+    per_page = settings.PLAYGROUND_PAGE_SIZE
+    boards: list[dict[str, Any]] = []
+    for dataset in datasets:
+        if chosen and dataset != chosen:
+            continue
+        ranked = _ranked(dataset)
+        # One board pages with ?page=; on the page of every board, each shows its first page.
+        page = page_of(request, ranked, per_page) if chosen else Paginator(ranked, per_page).page(1)
+        if not chosen and not page.object_list:
+            continue
+        rows = [{"evaluation": evaluation, **summarise(evaluation)} for evaluation in page]
+        name = dataset.label
+        entries = [
+            plots.Entry(group=r["model"], series=r["method"], passed=r["passed"], n=r["n"],
+                        link=r["evaluation"].get_absolute_url())
+            for r in rows
+        ]  # fmt: skip
+        chart = plots.grouped_accuracy(entries, title=f"Accuracy by method and model, {name}")
+        number = len(boards) + 1
+        boards.append({"dataset": name, "key": dataset.value, "rows": rows, "page": page,
+                       "chart": chart, "chart_id": f"chart-{number}",
+                       "table_id": f"board-{number}"})  # fmt: skip
+    mine = (
+        Evaluation.objects.filter(owner_id=request.user.pk)[:50]
+        if request.user.is_authenticated
+        else []
+    )
+    form = EvaluationForm(owner=request.user) if request.user.is_authenticated else None
+    return render(
+        request,
+        "benchmarks/leaderboard.html",
+        {"boards": boards, "mine": mine, "form": form, "chosen": chosen},
+    )

@@ -1,0 +1,91 @@
+"""Starting an evaluation (its form, the hiding policy's refusals, the rate limits) and
+cancelling one.
+
+Its own file because these are the two views that change an evaluation rather than show it;
+both are for signed-in owners only and hand the work to ``benchmarks/services.py``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from playground.benchmarks import services
+from playground.benchmarks.access import listable_programs
+from playground.benchmarks.forms import EvaluationForm
+from playground.benchmarks.models import Dataset, Evaluation
+from playground.emulation.registry import max_tokens_for
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Surface
+from playground.lib.middleware import with_refusal
+
+
+def _refused(request: HttpRequest, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("benchmarks:leaderboard")
+
+
+def _start_page(request: HttpRequest, form: EvaluationForm) -> HttpResponse:
+    return render(request, "benchmarks/start.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def start(request: HttpRequest) -> HttpResponse:
+    """The form that starts an evaluation (GET), and starting it (POST). An invalid form comes
+    back with what was typed and each error next to its field."""
+    hidden = hiding.policy().hidden_for(request.user)
+    refusal = hiding.policy().refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
+    if refusal is not None:
+        return _refused(request, refusal)
+    if request.method == "GET":
+        return _start_page(request, EvaluationForm(owner=request.user))
+    form = EvaluationForm(request.POST, owner=request.user)
+    if not form.is_valid():
+        return _start_page(request, form)
+    data = form.cleaned_data
+    if data["dataset"] == Dataset.PROGRAMS:
+        # Not a program whose results an open assignment hides from the requester: the
+        # evaluation would run it and show its rows.
+        listed = listable_programs(request.user).filter(pk__in=form.subset)
+        for source in listed.values_list("source", flat=True):
+            refusal = hiding.policy().refusal(
+                request.user, Surface.START_RUN, source=source, hidden=hidden
+            )
+            if refusal is not None:
+                return _refused(request, refusal)
+    if form.limited:
+        # Refused while the owner's model tokens are spent (its runs count against them), then
+        # counted only once the evaluation would be made: fixing a typo costs nothing.
+        over = ratelimits.exceeded(request, "model_tokens", count=False) or ratelimits.exceeded(
+            request, "evaluations"
+        )
+        if over is not None:
+            form.add_error(None, over.message)
+            return with_refusal(_start_page(request, form), over)
+    samples = data["samples"]
+    try:
+        evaluation = services.create_evaluation(
+            dataset=data["dataset"], method=data["method"], model=data["model"],
+            subset=form.subset, owner=request.user, limit=data["limit"],
+            sample_randomly=data["random"], samples=samples, seed=data["seed"],
+            temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
+            max_tokens=max_tokens_for(data["method"]), title=data["title"],
+            max_results=form.most_results,
+        )  # fmt: skip
+    except services.EvaluationError as exc:
+        form.add_error(None, str(exc))
+        return _start_page(request, form)
+    return redirect(evaluation)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    evaluation = Evaluation.objects.filter(pk=pk, owner_id=request.user.pk).first()
+    if evaluation is None:
+        raise Http404("No such evaluation of yours.")
+    services.cancel(evaluation)
+    return redirect(evaluation)
