@@ -184,10 +184,48 @@ def assemble(
     source, method and lm_calls for a coc run). Raises only SandboxUnavailable (the runner
     reported, before any user code, that it could not set the sandbox up)."""
     try:
-        return _assemble_unchecked(
-            collector, timed_out=timed_out, returncode=returncode, cpu_s=cpu_s, stderr=stderr,
-            limits=limits, wall_ms=wall_ms, meta=meta,
-        )  # fmt: skip
+        steps = collector.steps
+        meta = meta or {}
+
+        def trace(status: str, error: dict[str, Any] | None, stdout: str = "") -> dict[str, Any]:
+            return make_trace(
+                status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms,
+                total_steps=collector.count, **meta,
+            )  # fmt: skip
+
+        if collector.problem == "output_limit":
+            return trace(
+                "output_limit", make_error("OutputLimit", "The trace is larger than the limit.")
+            )
+        invalid = "The program wrote something that is not a trace on the tracer's channel"
+        if collector.problem == "invalid":
+            return trace("crash", make_error("TraceInvalid", f"{invalid}: {collector.reason}."))
+        if collector.final is not None:
+            try:
+                return _from_final(collector.final, collector, limits, wall_ms, meta)
+            except TraceInvalid as exc:
+                message = f"{invalid}: a malformed final record ({exc})."
+                return trace("crash", make_error("TraceInvalid", message))
+        stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
+        if timed_out:
+            message = f"The program ran for {limits.wall_s:g} s of wall-clock time."
+            return trace("time_limit", make_error("TimeLimit", message), stdout)
+        signame = _signal_name(returncode)
+        # RLIMIT_CPU: SIGXCPU at the soft limit (the runner reports it itself), SIGKILL at the hard
+        # one (a program that ignores SIGXCPU). Our own wall-clock kill is `timed_out` above.
+        if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
+            message = f"The program used {limits.cpu_s} s of CPU time."
+            return trace("time_limit", make_error("TimeLimit", message), stdout)
+        if collector.fatal and not collector.started:
+            raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
+        if signame:
+            message = f"The program was killed by {signame}."
+        else:
+            message = f"The program exited with code {returncode}."
+        detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        if detail:
+            message += " " + " | ".join(detail)[:500]
+        return trace("crash", make_error("Crash", storable(message)), stdout)
     except SandboxUnavailable:
         raise
     except Exception:  # a bug here must not leave the run unfinished: the program "crashed"
@@ -200,61 +238,6 @@ def assemble(
             total_steps=collector.count,
             **(meta or {}),
         )
-
-
-def _assemble_unchecked(
-    collector: Collector,
-    *,
-    timed_out: bool,
-    returncode: int,
-    cpu_s: float,
-    stderr: bytes,
-    limits: Limits,
-    wall_ms: float,
-    meta: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    steps = collector.steps
-    meta = meta or {}
-
-    def trace(status: str, error: dict[str, Any] | None, stdout: str = "") -> dict[str, Any]:
-        return make_trace(
-            status=status, steps=steps, stdout=stdout, error=error, wall_ms=wall_ms,
-            total_steps=collector.count, **meta,
-        )  # fmt: skip
-
-    if collector.problem == "output_limit":
-        return trace(
-            "output_limit", make_error("OutputLimit", "The trace is larger than the limit.")
-        )
-    invalid = "The program wrote something that is not a trace on the tracer's channel"
-    if collector.problem == "invalid":
-        return trace("crash", make_error("TraceInvalid", f"{invalid}: {collector.reason}."))
-    if collector.final is not None:
-        try:
-            return _from_final(collector.final, collector, limits, wall_ms, meta)
-        except TraceInvalid as exc:
-            message = f"{invalid}: a malformed final record ({exc})."
-            return trace("crash", make_error("TraceInvalid", message))
-    stdout = "".join(step.get("stdout", "") for step in steps)[: limits.max_stdout]
-    if timed_out:
-        message = f"The program ran for {limits.wall_s:g} s of wall-clock time."
-        return trace("time_limit", make_error("TimeLimit", message), stdout)
-    signame = _signal_name(returncode)
-    # RLIMIT_CPU: SIGXCPU at the soft limit (the runner reports it itself), SIGKILL at the hard
-    # one (a program that ignores SIGXCPU). Our own wall-clock kill is `timed_out` above.
-    if cpu_s >= limits.cpu_s - 0.05 or signame in ("SIGKILL", "SIGXCPU"):
-        message = f"The program used {limits.cpu_s} s of CPU time."
-        return trace("time_limit", make_error("TimeLimit", message), stdout)
-    if collector.fatal and not collector.started:
-        raise SandboxUnavailable(f"The sandbox could not start the program: {collector.fatal}")
-    if signame:
-        message = f"The program was killed by {signame}."
-    else:
-        message = f"The program exited with code {returncode}."
-    detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-    if detail:
-        message += " " + " | ".join(detail)[:500]
-    return trace("crash", make_error("Crash", storable(message)), stdout)
 
 
 def check_bwrap_failure(returncode: int, stderr: bytes, collector: Collector) -> None:
