@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 
 
 class SessionStore(DBStore):
     @classmethod
     def get_model_class(cls) -> Any:
-        from playground.moderation.models import AccountSession
-
-        return AccountSession
+        # Through the app registry, not an import: the model names this store as its own
+        # (AccountSession.get_session_store_class), so an import would make a circle.
+        return apps.get_model("moderation", "AccountSession")
 
     def create_model_instance(self, data: dict[str, Any]) -> Any:
         obj: Any = super().create_model_instance(data)
