@@ -23,6 +23,7 @@ from playground.accounts.forms import ApiTokenForm, LoginForm, SignupForm
 from playground.accounts.models import ApiToken
 from playground.accounts.tokens import TokenLimitReached
 from playground.accounts.tokens import create_token as create_token_for
+from playground.classroom import invitations
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 
@@ -40,8 +41,6 @@ def _next_url(request: HttpRequest) -> str:
 def _invitation_key(next_url: str) -> str | None:
     """``invitation:<id>`` when ``next_url`` is a working link of a pending course invitation,
     else None (the sign-up is counted against its address)."""
-    from playground.classroom import invitations
-
     try:
         match = resolve(urlsplit(next_url).path) if next_url else None
     except Resolver404:
