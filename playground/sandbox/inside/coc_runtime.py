@@ -154,6 +154,8 @@ class CocTracer(_tracer.Tracer):
         if snap is not None:
             for name in step.get("locals", ()):
                 snap.pop(name, None)
+        if self.heap is not None:
+            self.heap.forget(step.get("heap", ()))
 
 
 class Session:
