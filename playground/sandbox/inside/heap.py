@@ -13,6 +13,11 @@ their finalizers (``__del__``, ``weakref`` callbacks, a ``WeakValueDictionary`` 
 away) run at exit instead of when the program drops its last reference, and the run's memory
 includes them. Past ``MAX_OBJECTS`` a new object gets no id (its name shows its repr only).
 
+An object is recorded again when a step shows a name bound to it or to a container that holds
+it, which the tracer does when the name's bounded repr changed (or it was rebound): a change
+the repr cannot show (an item past the first 40 replaced, the length unchanged) waits for the
+next one it can.
+
 Never calls user code: containers are read through the built-in base type's own C methods
 (``list.__iter__(obj)``, ``dict.items(obj)``, even on a subclass that overrides them), an
 instance's attributes through its raw ``__dict__`` (only when the type's ``__dict__`` is the

@@ -15,10 +15,11 @@ when the frame's last event was an exception (nothing ran since, e.g. no ``excep
 when the frame had an exception and is not stopped at a return or yield instruction (it leaves
 from a ``finally`` that re-raises).
 
-One file of about 460 lines (the heap recorder is its own module): the trace callback (``Tracer``, which Chain of Code's
-``coc_runtime.CocTracer`` subclasses), the output capture and limits it checks on every event, and
-the ``Execution`` around them are one unit, and the runner imports this module on every run's
-critical path inside the sandbox, where each extra module is one more import from the zip.
+One file of about 460 lines (the heap recorder is its own module, heap.py): the trace callback
+(``Tracer``, which Chain of Code's ``coc_runtime.CocTracer`` subclasses), the output capture and
+limits it checks on every event, and the ``Execution`` around them are one unit, and the runner
+imports this module on every run's critical path inside the sandbox, where each extra module is
+one more import from the zip.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def _normal_exit_ops() -> frozenset[int]:
 
 _NORMAL_EXIT = _normal_exit_ops()
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
+_MODULE = type(sys)  # compared by identity: a user class's __name__ may go through a metaclass
 
 
 class LimitReached(BaseException):
@@ -235,7 +237,7 @@ class Tracer:
         module_level = frame.f_code.co_name == "<module>"
         heap = self.heap
         for name, value in frame.f_locals.items():
-            if module_level and (name.startswith("__") or type(value).__name__ == "module"):
+            if module_level and (name.startswith("__") or type(value) is _MODULE):
                 continue
             prev = snap.get(name)
             if prev is not None and prev[0] is value and is_immutable_scalar(value):
