@@ -134,67 +134,93 @@ class Heap:
         entry: dict[str, Any] = {"kind": kind}
         name = type.__getattribute__(type(value), "__qualname__")
         if name != kind:  # an instance's class, a subclass of a built-in container
-            entry["type"] = name if type(name) is str else "?"
-        children: list[tuple[Any, int]] = []
-        cut = [False]
-
-        def item(v: Any) -> str | int:
-            if self.kind(v) is None:
-                return safe_repr(v, ITEM_CHARS, 10)
-            held = self.held.get(id(v))
-            child = held[1] if held is not None else None
-            if child is not None and child in seen:  # recorded in this step
-                return child
-            if depth > 0 and budget[0] > 0:
-                child = self.id_of(v)
-                if child is not None:
-                    seen.add(child)
-                    budget[0] -= 1
-                    children.append((v, child))
-                    return child
-            cut[0] = True  # not followed: by id when recorded before (maybe stale), else text
-            if child is not None and child in self.last:
-                return child
-            return safe_repr(v, ITEM_CHARS, 10)
-
+            entry["type"] = name
+        # Each item: ``[text or id]``; followed children are visited after this entry.
+        follow: list[tuple[Any, int]] = []
+        walk = (depth, seen, budget, follow)
         items: list[Any] = []
+        cut = False
         if kind == "bytearray":
             n = bytearray.__len__(value)
             head = bytearray.__getitem__(value, slice(0, ITEM_CHARS))
             items.append(safe_repr(bytes(head), ITEM_CHARS + 10))
-            cut[0] = n > ITEM_CHARS
+            cut = n > ITEM_CHARS
         elif kind == "dict" or kind == "object":
-            if kind == "dict":
-                source: Any = value
-            else:
-                source = object.__getattribute__(value, "__dict__")
-                if type(source) is not dict:
-                    source = {}
+            source = value if kind == "dict" else object.__getattribute__(value, "__dict__")
+            if type(source) is not dict:
+                source = {}
             n = dict.__len__(source)
             for k, (key, val) in enumerate(dict.items(source)):
                 if k >= MAX_ITEMS:
-                    cut[0] = True
+                    cut = True
                     break
-                items.append([item(key), item(val)])
+                pair = [self._item(key, walk), self._item(val, walk)]
+                if type(pair[0]) is tuple or type(pair[1]) is tuple:  # (text, cut)
+                    cut = True
+                    pair = [p[0] if type(p) is tuple else p for p in pair]
+                items.append(pair)
         else:
             assert base is not None  # the container kinds have their base
             n = base.__len__(value)
             for k, val in enumerate(base.__iter__(value)):
                 if k >= MAX_ITEMS:
-                    cut[0] = True
+                    cut = True
                     break
-                items.append(item(val))
+                one = self._item(val, walk)
+                if type(one) is tuple:
+                    cut = True
+                    one = one[0]
+                items.append(one)
             if kind == "set":  # hash order: sorted for a deterministic trace
-                items.sort(key=lambda e: (1, "", e) if type(e) is int else (0, e, 0))
+                items.sort(key=_set_order)
         entry["items"] = items
-        if cut[0]:
+        if cut:
             entry["cut"] = True
             entry["len"] = n
         if self.last.get(rid) != entry:
             self.last[rid] = entry
             delta[str(rid)] = entry
-        for child_value, child in children:
+        for child_value, child in follow:
             self._visit(child_value, child, depth - 1, delta, seen, budget)
+
+    def _item(self, v: Any, walk: tuple[int, set[int], list[int], list[Any]]) -> Any:
+        """One item: its repr (an immutable), its id (an object, followed when within the
+        bounds), or ``(repr, True)`` for an object cut off (not followed, never recorded)."""
+        t = type(v)
+        if t is str:
+            if len(v) <= 24:
+                return str.__repr__(v)
+            return safe_repr(v, ITEM_CHARS, 10)
+        if t is int and -_SMALL < v < _SMALL:
+            return int.__repr__(v)
+        known = self.types.get(id(t))
+        if known is None:
+            known = self.types[id(t)] = (t, _kind(t))
+        if known[1] is None:
+            return safe_repr(v, ITEM_CHARS, 10)
+        depth, seen, budget, follow = walk
+        held = self.held.get(id(v))
+        child = held[1] if held is not None else None
+        if child is not None and child in seen:  # recorded in this step
+            return child
+        if depth > 0 and budget[0] > 0:
+            child = self.id_of(v)
+            if child is not None:
+                seen.add(child)
+                budget[0] -= 1
+                follow.append((v, child))
+                return child
+        # Not followed: by id when recorded before (its contents maybe stale), else as text.
+        if child is not None and child in self.last:
+            return (child, True)
+        return (safe_repr(v, ITEM_CHARS, 10), True)
+
+
+def _set_order(item: Any) -> tuple[int, str, int]:
+    return (1, "", item) if type(item) is int else (0, item, 0)
+
+
+_SMALL = 10**18
 
 
 def entry_size(entry: dict[str, Any]) -> int:

@@ -175,6 +175,7 @@ class Tracer:
         # whether it closes a generator]
         self.raised: dict[FrameType, list[Any]] = {}
         self.heap = Heap() if self.identity else None
+        self.objects_shown = False
 
     # sys.settrace entry point: decide per new frame whether it is the user's.
     def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -244,13 +245,11 @@ class Tracer:
                 continue
             text = safe_repr(value)
             # A name rebound to another object with the same repr is shown too: its id differs.
-            if (
-                prev is None
-                or prev[1] != text
-                or (prev[0] is not value and heap is not None and heap.tracked(value))
-            ):
+            tracked = heap is not None and not is_immutable_scalar(value) and heap.tracked(value)
+            if prev is None or prev[1] != text or (tracked and prev[0] is not value):
                 changed[name] = text
                 snap[name] = (value, text)
+                self.objects_shown = self.objects_shown or tracked
         return changed
 
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
@@ -271,6 +270,7 @@ class Tracer:
         if event != "line":
             step["event"] = event
         size = 40 + len(step["func"])
+        self.objects_shown = False  # set by _changed: a name shown is bound to an object
         changed = self._changed(frame)
         if event == "return":
             changed["__return__"] = safe_repr(arg)
@@ -278,8 +278,9 @@ class Tracer:
             step["locals"] = changed
             for name, text in changed.items():
                 size += len(name) + len(text) + 6
-            if self.heap is not None:
-                size += self._identity(step, frame, changed, arg if event == "return" else None)
+            returned = arg if event == "return" else None
+            if self.heap is not None and (self.objects_shown or self.heap.tracked(returned)):
+                size += self._identity(step, frame, changed, returned)
         printed = self.output.take()
         if printed:
             step["stdout"] = printed
