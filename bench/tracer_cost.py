@@ -14,7 +14,9 @@ the next, so neither drift nor going first favours any of them:
 
 - bare: a ``sys.settrace`` recorder that only appends ``(event, lineno)`` for ``<program>``
   frames: the floor of any settrace-based tracer;
-- ours: ``Execution(...).run()`` with ``emit=steps.extend``;
+- ours: ``Execution(...).run()`` with ``emit=steps.extend``: the tracer as it runs, recording
+  object identity and the heap (``ids``, ``heap``: schema v3, inside/heap.py);
+- ours before identity: the same tracer with ``Tracer.identity`` off, as it was before v3;
 - ours + JSON: the same with each batch json-encoded as the runner does before writing it out;
 - snapshot (one frame): ``safe_repr`` of all of the current frame's locals at each event, in our
   own step format (the same fixed fields ``i``, ``line``, ``event``, ``func``, ``stdout`` as a
@@ -64,7 +66,7 @@ from typing import Any, NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playground.sandbox.inside.saferepr import safe_repr
-from playground.sandbox.inside.tracer import PROGRAM, Execution, LimitReached
+from playground.sandbox.inside.tracer import PROGRAM, Execution, LimitReached, Tracer
 from playground.sandbox.limits import Limits
 
 DATASET = (
@@ -136,21 +138,39 @@ def run_bare(source: str, call: str) -> list[tuple[str, int]]:
     return events
 
 
-def run_ours(source: str, call: str, max_steps: int = Limits.max_steps) -> Steps:
+class TracerBefore(Tracer):
+    """The tracer without object identity (schema v2's steps)."""
+
+    identity = False
+
+
+def run_ours(
+    source: str, call: str, max_steps: int = Limits.max_steps, *, identity: bool = True
+) -> Steps:
     steps: Steps = []
     final: dict[str, Any] = {}
+    execution = Execution(
+        source,
+        call,
+        max_steps=max_steps,
+        max_stdout=Limits.max_stdout,
+        emit=steps.extend,
+        finish=final.update,
+    )
+    if not identity:
+        execution.tracer = TracerBefore(
+            max_steps=max_steps, output=execution.output, emit=steps.extend,
+            on_limit=execution.limit,
+        )  # fmt: skip
     with contextlib.suppress(LimitReached):
-        Execution(
-            source,
-            call,
-            max_steps=max_steps,
-            max_stdout=Limits.max_stdout,
-            emit=steps.extend,
-            finish=final.update,
-        ).run()
+        execution.run()
     if final.get("status") != "ok":
         raise RuntimeError(f"traced run ended with {final.get('status')}: {final.get('error')}")
     return steps
+
+
+def run_ours_before(source: str, call: str, max_steps: int = Limits.max_steps) -> Steps:
+    return run_ours(source, call, max_steps, identity=False)
 
 
 def run_ours_json(source: str, call: str, max_steps: int = Limits.max_steps) -> Steps:
@@ -346,6 +366,7 @@ Size = tuple[int, int]  # (whole steps, their variables alone), JSON bytes
 
 class Sizes(NamedTuple):
     ours: Size
+    before: Size  # ours without identity
     snapshot: Size  # one frame, our step format
     pt: Size  # every frame and the globals, Python Tutor's format
 
@@ -353,7 +374,8 @@ class Sizes(NamedTuple):
 LABELS = {
     "plain": "plain exec + eval (baseline)",
     "bare": "bare settrace recorder (floor)",
-    "ours": "ours: Execution.run",
+    "ours": "ours: Execution.run, with identity",
+    "before": "ours before identity (v2 steps)",
     "ours+json": "ours + runner's JSON encoding",
     "snapshot": "snapshot, one frame, our format",
     "pt": "snapshot, Python Tutor format",
@@ -371,6 +393,13 @@ def report(title: str, times: dict[str, float], steps: int, sizes: Sizes) -> Non
     ours_us = (times["ours"] - plain) / steps * 1e6
     verdict = "met" if ours_us <= TARGET_US else "MISSED"
     print(f"target: at most {TARGET_US:g} us/step above plain -> {ours_us:.2f} us: {verdict}")
+    cheaper = "cheaper" if times["ours"] < times["pt"] else "NOT cheaper"
+    print(f"identity costs {(times['ours'] - times['before']) / steps * 1e6:.2f} us/step; ours is")
+    print(f"  {cheaper} than the Python Tutor-format snapshot ({times['pt'] / times['ours']:.2f}x)")
+    print(
+        f"trace size with identity: {sizes.ours[0]:,} B, before: {sizes.before[0]:,} B "
+        f"({sizes.ours[0] / sizes.before[0]:.2f}x), PT format: {sizes.pt[0]:,} B"
+    )
     print(
         f"{'trace size, steps as JSON':<40} {'ours':>13} {'snap 1 frame':>14} {'ratio':>6} "
         f"{'snap PT format':>14} {'ratio':>6}"
@@ -409,21 +438,24 @@ def report(title: str, times: dict[str, float], steps: int, sizes: Sizes) -> Non
 def measure_sizes(programs: list[Program], max_steps: int = Limits.max_steps) -> tuple[int, Sizes]:
     """Steps and trace sizes of the three recorders over ``programs`` (each run once)."""
     steps = 0
-    totals = [[0, 0], [0, 0], [0, 0]]  # ours, snapshot, PT format
+    totals = [[0, 0], [0, 0], [0, 0], [0, 0]]  # ours, snapshot, PT format, before
     for source, call in programs:
         ours = run_ours(source, call, max_steps)
+        before = run_ours(source, call, max_steps, identity=False)
         snap = run_snapshot(source, call)
         pt = run_pt_snapshot(source, call)
         if not len(ours) == len(snap) == len(pt):
             raise RuntimeError(f"steps: ours {len(ours)}, snapshot {len(snap)}, PT {len(pt)}")
         steps += len(ours)
         for total, (whole, variables) in zip(
-            totals, (json_bytes(ours), json_bytes(snap), pt_json_bytes(pt)), strict=True
+            totals,
+            (json_bytes(ours), json_bytes(snap), pt_json_bytes(pt), json_bytes(before)),
+            strict=True,
         ):
             total[0] += whole
             total[1] += variables
-    (ours_whole, ours_vars), (snap_whole, snap_vars), (pt_whole, pt_vars) = totals
-    return steps, Sizes((ours_whole, ours_vars), (snap_whole, snap_vars), (pt_whole, pt_vars))
+    size = [(total[0], total[1]) for total in totals]
+    return steps, Sizes(ours=size[0], before=size[3], snapshot=size[1], pt=size[2])
 
 
 def main() -> None:
@@ -431,6 +463,7 @@ def main() -> None:
         "plain": run_plain,
         "bare": run_bare,
         "ours": run_ours,
+        "before": run_ours_before,
         "ours+json": run_ours_json,
         "snapshot": run_snapshot,
         "pt": run_pt_snapshot,
@@ -449,12 +482,16 @@ def main() -> None:
     def ours_loop(source: str, call: str) -> Steps:
         return run_ours(source, call, LOOP_MAX_STEPS)
 
+    def before_loop(source: str, call: str) -> Steps:
+        return run_ours(source, call, LOOP_MAX_STEPS, identity=False)
+
     def ours_json_loop(source: str, call: str) -> Steps:
         return run_ours_json(source, call, LOOP_MAX_STEPS)
 
     loop_variants: dict[str, Variant] = {
         **variants,
         "ours": ours_loop,
+        "before": before_loop,
         "ours+json": ours_json_loop,
     }
     steps, sizes = measure_sizes([(LOOP_SOURCE, LOOP_CALL)], LOOP_MAX_STEPS)

@@ -190,7 +190,7 @@ class Run(models.Model):
             or "steps" not in stored
             or real is None
             or emulated is None
-            or real.get("upgraded_from") is None
+            or real.get("upgraded_from") != 1  # v2 -> v3 changes no step
             or not any(isinstance(s, dict) and s.get("event") == "unwind" for s in real["steps"])
         ):
             return stored

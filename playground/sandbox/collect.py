@@ -49,6 +49,7 @@ class Collector:
         self.steps: list[dict[str, Any]] = []  # the steps kept: up to limits.max_trace_bytes
         self.count = 0  # every valid step received, kept or not
         self.kept_size = 0
+        self.objects: set[int] = set()  # heap ids recorded so far (a step may refer to these)
         self.final: dict[str, Any] | None = None
         self.problem: str | None = None
         self.reason = ""
@@ -109,7 +110,7 @@ class Collector:
         for raw in batch:
             if self.count >= limits.max_steps:
                 raise TraceInvalid("more steps than the limit")
-            step = clean_step(raw, self.count, max_stdout=limits.max_stdout)
+            step = clean_step(raw, self.count, max_stdout=limits.max_stdout, objects=self.objects)
             self.count += 1
             if len(self.steps) == self.count - 1:  # nothing dropped yet
                 size = stored_size(step)

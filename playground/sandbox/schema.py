@@ -1,4 +1,4 @@
-"""Trace schema v2, the reader that upgrades older stored traces, and validation of what comes
+"""Trace schema v3, the reader that upgrades older stored traces, and validation of what comes
 back from the sandbox (untrusted: the user's program shares a process with the tracer and can
 print anything on its descriptor).
 
@@ -14,7 +14,21 @@ A step is ``{"i", "line", "func"}`` plus, only when they differ from their defau
 - ``to``, ``to_line``: on an ``unwind`` step, the function and line of the program the exception
   goes to (its caller); left out when it leaves the program's code (the call expression, the
   module, a library calling back: the program then stops with it, unless that code catches it)
-  and when it is a generator's ``GeneratorExit`` (the generator was closed: it ends there).
+  and when it is a generator's ``GeneratorExit`` (the generator was closed: it ends there);
+- ``ids``: for each name in ``locals`` whose value is a mutable container (list, dict, set,
+  bytearray, deque, their subclasses) or an instance with a ``__dict__``, the object's id: a
+  small integer, 1, 2, 3... in order of first sight, stable for the run; two names with one id
+  are one object (default ``{}``; past 10,000 objects a run's new ones get none);
+- ``heap``: the objects new or changed since they were last recorded, ``{"<id>": entry}``, an
+  entry ``{"kind", "items"}`` plus ``type`` (the class, when it is not ``kind``), ``cut`` and
+  ``len`` (when something was left out: items past 40, containers past 3 levels or 50 a step;
+  ``len`` is the container's size). ``kind`` is ``list``, ``dict``, ``set``, ``bytearray``,
+  ``deque`` or ``object``; ``items`` are values, each an int (a reference: the id of a recorded
+  object) or a string (the bounded repr of an immutable, or of an object not followed), and for
+  ``dict`` and ``object`` ``[key, value]`` pairs (an object's attributes by their names' repr).
+  An object mutated in place is recorded again with the same id; every id a step names is
+  recorded in this step or an earlier one. Readers that do not know them ignore both fields
+  (``compare/`` does).
 
 Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
 quarter of the size of a Python Tutor style snapshot of every variable at every step.
@@ -33,6 +47,10 @@ Versions (``"schema"``):
   a time limit's message states the fact ("The program ran for 5 s of wall-clock time.", was
   "Stopped after 5 s..." under a status that says "Stopped" already), and a MemoryError's
   empty message is filled in.
+- 3: ``ids`` and ``heap`` added (object identity, what containers hold). A trace-wide version
+  rather than a per-step field version: a reader checks one number, the fields are additive (a
+  v2 trace is a v3 trace without them, upgraded by relabelling alone), and every other change
+  so far was trace-wide.
 
 ``upgrade`` turns a stored trace of any version into the current one, and every stored trace
 is read through it (``playground.runs.models.Trace``): runs, share links and embeds, the API,
@@ -61,7 +79,7 @@ STATUSES = frozenset(
         "cancelled",
     }
 )
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EVENTS = frozenset({"call", "line", "return", "exception", "unwind"})
 # Events that leave a frame: the next step is in the caller (or the program has ended).
 FRAME_EXITS = frozenset({"return", "unwind"})
@@ -70,6 +88,11 @@ MAX_VALUE = 300
 MAX_RESULT = 10_000
 MAX_LOCALS = 200
 MAX_FUNC = 200
+MAX_HEAP = 250  # entries in one step: the names' own objects and 50 more
+MAX_ITEMS = 40  # items of one entry
+MAX_OBJECTS = 10_000  # ids in one run
+HEAP_KINDS = frozenset({"list", "dict", "set", "bytearray", "deque", "object"})
+PAIRED_KINDS = frozenset({"dict", "object"})
 
 
 class TraceInvalid(ValueError):
@@ -107,6 +130,18 @@ def stored_size(step: dict[str, Any]) -> int:
             size += 16 + len(step[key])
     if "to_line" in step:
         size += 20
+    if "ids" in step:
+        size += 10 + sum(len(name) + 10 for name in step["ids"])
+    if "heap" in step:
+        size += 10 + sum(_entry_size(entry) for entry in step["heap"].values())
+    return size
+
+
+def _entry_size(entry: dict[str, Any]) -> int:
+    size = 48 + len(entry.get("type", ""))
+    for item in entry["items"]:
+        for part in item if type(item) is list else (item,):
+            size += len(part) + 6 if type(part) is str else 8
     return size
 
 
@@ -122,8 +157,12 @@ def _int(value: Any, what: str, *, low: int = 0, high: int = 10**9) -> int:
     return value
 
 
-def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
-    """A validated copy of one step: known keys only, types checked, every string capped."""
+def clean_step(
+    raw: Any, index: int, *, max_stdout: int, objects: set[int] | None = None
+) -> dict[str, Any]:
+    """A validated copy of one step: known keys only, types checked, every string capped.
+    ``objects``: the heap ids recorded by the steps before (updated with this step's); a step
+    naming an id not recorded by then is invalid. None: ``ids`` and ``heap`` are dropped."""
     if type(raw) is not dict:
         raise TraceInvalid("a step is not an object")
     if raw.get("i") != index:
@@ -156,7 +195,82 @@ def clean_step(raw: Any, index: int, *, max_stdout: int) -> dict[str, Any]:
     if event == "unwind" and "to" in raw:
         step["to"] = _text(raw["to"], MAX_FUNC, "to")
         step["to_line"] = _int(raw.get("to_line"), "to_line", high=1_000_000)
+    if objects is not None and ("ids" in raw or "heap" in raw):
+        _clean_identity(raw, step, index, objects)
     return step
+
+
+def _clean_identity(
+    raw: dict[str, Any], step: dict[str, Any], index: int, objects: set[int]
+) -> None:
+    """``ids`` and ``heap`` of a step, checked: sizes, types, and every id they name recorded
+    (in this step's heap or an earlier one's)."""
+    heap = raw.get("heap", {})
+    ids = raw.get("ids", {})
+    if type(heap) is not dict or len(heap) > MAX_HEAP or type(ids) is not dict:
+        raise TraceInvalid(f"step {index} has a bad heap")
+    entries: dict[str, Any] = {}
+    recorded: set[int] = set()
+    for key, raw_entry in heap.items():
+        if type(key) is not str or not key.isdigit() or len(key) > 6:
+            raise TraceInvalid(f"step {index} has a bad heap id")
+        rid = _int(int(key), "a heap id", low=1, high=MAX_OBJECTS)
+        entries[str(rid)] = _clean_entry(raw_entry, index)
+        recorded.add(rid)
+    known = objects | recorded
+    for entry in entries.values():
+        for item in entry["items"]:
+            for part in item if type(item) is list else (item,):
+                if type(part) is int and part not in known:
+                    raise TraceInvalid(f"step {index} refers to an object not recorded")
+    if len(ids) > MAX_LOCALS:
+        raise TraceInvalid(f"step {index} has bad ids")
+    names = step.get("locals", {})
+    clean_ids: dict[str, int] = {}
+    for name, rid in ids.items():
+        if type(name) is not str or storable(name[:MAX_NAME]) not in names:
+            raise TraceInvalid(f"step {index} has an id for a name it does not show")
+        if type(rid) is not int or rid not in known:
+            raise TraceInvalid(f"step {index} refers to an object not recorded")
+        clean_ids[storable(name[:MAX_NAME])] = rid
+    objects |= recorded
+    if clean_ids:
+        step["ids"] = clean_ids
+    if entries:
+        step["heap"] = entries
+
+
+def _clean_entry(raw: Any, index: int) -> dict[str, Any]:
+    if type(raw) is not dict:
+        raise TraceInvalid(f"step {index} has a bad heap entry")
+    kind = raw.get("kind")
+    items = raw.get("items")
+    if kind not in HEAP_KINDS or type(items) is not list or len(items) > MAX_ITEMS:
+        raise TraceInvalid(f"step {index} has a bad heap entry")
+    paired = kind in PAIRED_KINDS
+    clean: list[Any] = []
+    for item in items:
+        if paired:
+            if type(item) is not list or len(item) != 2:
+                raise TraceInvalid(f"step {index} has a bad heap item")
+            clean.append([_item(part, index) for part in item])
+        else:
+            clean.append(_item(item, index))
+    entry: dict[str, Any] = {"kind": kind, "items": clean}
+    if "type" in raw:
+        entry["type"] = _text(raw["type"], MAX_FUNC, "a heap type")
+    if raw.get("cut", False) is not False:
+        if raw["cut"] is not True:
+            raise TraceInvalid(f"step {index} has a bad heap entry")
+        entry["cut"] = True
+        entry["len"] = _int(raw.get("len"), "a heap entry's length", high=10**12)
+    return entry
+
+
+def _item(value: Any, index: int) -> str | int:
+    if type(value) is int:
+        return _int(value, "a heap reference", low=1, high=MAX_OBJECTS)
+    return _text(value, MAX_VALUE, "a heap item")
 
 
 def clean_error(raw: Any) -> dict[str, Any] | None:
@@ -244,7 +358,11 @@ def upgrade(trace: Any) -> Any:
     """A stored trace in the current schema (see "Versions" above); anything that is not a
     trace of an older version (a current trace, a part of one, garbage) comes back as it is.
     Pure and cheap: one pass over the steps, copying only the steps it changes."""
-    if type(trace) is not dict or trace.get("schema") != 1:
+    if type(trace) is not dict:
+        return trace
+    if trace.get("schema") == 2:  # v3 only adds fields: the steps stay as they are
+        return dict(trace, schema=SCHEMA_VERSION, upgraded_from=2)
+    if trace.get("schema") != 1:
         return trace
     upgraded = dict(trace, schema=SCHEMA_VERSION, upgraded_from=1)
     steps = trace.get("steps")

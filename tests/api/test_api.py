@@ -47,7 +47,7 @@ def test_a_run_of_new_code_is_created_and_read_back_by_its_session(
     run = client.get(f"/api/runs/{created['id']}").json()
     assert run["status"] == "done"
     assert run["trace"]["result"] == "9"
-    assert run["trace"]["schema"] == 2
+    assert run["trace"]["schema"] == 3
     assert Client().get(f"/api/runs/{created['id']}").status_code == 404  # another visitor
 
 

@@ -66,7 +66,7 @@ def test_the_stored_row_stays_v1_and_every_read_is_v2() -> None:
     assert stored["schema"] == 1  # nothing was rewritten in place
     for trace in (run.real_trace, Trace.objects.get(run=run), Trace.objects.defer("data").get()):
         assert trace is not None
-        assert trace.data["schema"] == 2
+        assert trace.data["schema"] == 3
         assert trace.data["steps"][9]["event"] == "unwind"
 
 
@@ -92,7 +92,7 @@ def test_trace_json_and_the_api_give_the_current_schema() -> None:
     run, client = _old_run("uncaught_keyerror")
     for url in (reverse("runs:trace_json", args=[run.pk]), f"/api/runs/{run.pk}"):
         body = client.get(url).json()
-        assert body["trace"]["schema"] == 2
+        assert body["trace"]["schema"] == 3
         assert body["trace"]["upgraded_from"] == 1
         assert body["trace"]["steps"][9] == {
             "i": 9, "line": 1, "func": "g", "event": "unwind",

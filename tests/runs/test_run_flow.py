@@ -43,7 +43,7 @@ def test_run_stores_the_trace_and_shows_the_viewer(client: Client, run_now: Any)
 
     body = client.get(reverse("runs:trace_json", args=[run.pk])).json()
     assert body["status"] == "done"
-    assert body["trace"]["schema"] == 2
+    assert body["trace"]["schema"] == 3
     assert body["trace"]["steps"][0]["event"] == "call"
 
 

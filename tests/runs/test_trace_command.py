@@ -33,7 +33,7 @@ def test_json_reads_the_program_from_standard_input(monkeypatch: pytest.MonkeyPa
     out = io.StringIO()
     call_command("trace", "-", "--call", "f([5])", "--json", stdout=out)
     trace = json.loads(out.getvalue())
-    assert trace["schema"] == 2
+    assert trace["schema"] == 3
     assert trace["result"] == "5"
     assert trace["stdout"] == "sum 5\n"
 

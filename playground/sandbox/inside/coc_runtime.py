@@ -154,6 +154,8 @@ class CocTracer(_tracer.Tracer):
         if snap is not None:
             for name in step.get("locals", ()):
                 snap.pop(name, None)
+        if self.heap is not None:
+            self.heap.forget(step.get("heap", ()))
 
 
 class Session:
@@ -273,7 +275,7 @@ class Session:
         for name, value in frame.f_locals.items():
             if type(name) is not str or name.startswith(HIDDEN):
                 continue
-            if module_level and (name.startswith("__") or type(value).__name__ == "module"):
+            if module_level and (name.startswith("__") or type(value) is _MODULE):
                 continue
             shown[name] = safe_repr(value)
             if len(shown) >= MAX_LOCALS:

@@ -17,14 +17,19 @@ MAX_CHARS = 300  # one value in a step
 MAX_ITEMS = 40  # elements shown of a container
 MAX_DEPTH = 4
 
-_SCALARS = (bool, float, complex, type(None), type(Ellipsis), type(NotImplemented))
+# Types are looked up by id(): ``t in (...)`` compares with ``==`` and a set hashes, both of
+# which call a metaclass's __eq__ / __hash__ (user code) for a user-defined class.
+_SCALARS = frozenset(
+    map(id, (bool, float, complex, type(None), type(Ellipsis), type(NotImplemented)))
+)
+_CONTAINERS = frozenset(map(id, (list, tuple, set, frozenset, dict)))
 _SMALL_INT = 10**18
-_IMMUTABLE_TYPES = frozenset({int, str, bytes, float, bool, complex, type(None), range})
+_IMMUTABLE_TYPES = frozenset(map(id, (int, str, bytes, float, bool, complex, type(None), range)))
 
 
 def is_immutable_scalar(value: object) -> bool:
     """True for values whose repr cannot change while they stay the same object."""
-    return type(value) in _IMMUTABLE_TYPES
+    return id(type(value)) in _IMMUTABLE_TYPES
 
 
 def safe_repr(value: object, limit: int = MAX_CHARS, max_items: int = MAX_ITEMS) -> str:
@@ -65,11 +70,11 @@ def _render(value: Any, parts: list[str], budget: list[int], depth: int, seen: s
             _emit(parts, budget, f"<int of about {digits} digits>")
         else:
             _emit(parts, budget, int.__repr__(value))
-    elif t in _SCALARS:
+    elif id(t) in _SCALARS:
         _emit(parts, budget, t.__repr__(value))
     elif t is range:
         _emit(parts, budget, range.__repr__(value))
-    elif t in (list, tuple, set, frozenset, dict):
+    elif id(t) in _CONTAINERS:
         _container(value, t, parts, budget, depth, seen)
     elif t is types.FunctionType:
         _emit(parts, budget, f"<function {value.__qualname__}>")

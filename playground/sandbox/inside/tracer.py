@@ -4,8 +4,9 @@ A step is an event (``call``, ``line``, ``return``, ``exception``, ``unwind``) i
 user's program. Its ``locals`` are the variables of that frame whose values differ from the last
 time the frame was observed (so a ``line`` step shows the state on arrival at the line, before it
 runs, as Python Tutor does); its ``stdout`` is what was printed since the previous step. Values
-are bounded reprs from ``saferepr`` (no user code runs). Standard library only: this runs inside
-the sandbox.
+are bounded reprs from ``saferepr`` (no user code runs). A step also carries the ids of the
+shown names bound to containers or instances and the objects new or changed since last recorded
+(``ids``, ``heap``: see heap.py). Standard library only: this runs inside the sandbox.
 
 An exception that leaves a frame is an ``unwind`` step (which exception, and the caller it goes
 to), never a return: ``sys.settrace`` reports both as "return" with the value None, and showing
@@ -14,10 +15,11 @@ when the frame's last event was an exception (nothing ran since, e.g. no ``excep
 when the frame had an exception and is not stopped at a return or yield instruction (it leaves
 from a ``finally`` that re-raises).
 
-One file of about 430 lines: the trace callback (``Tracer``, which Chain of Code's
-``coc_runtime.CocTracer`` subclasses), the output capture and limits it checks on every event, and
-the ``Execution`` around them are one unit, and the runner imports this module on every run's
-critical path inside the sandbox, where each extra module is one more import from the zip.
+One file of about 460 lines (the heap recorder is its own module, heap.py): the trace callback
+(``Tracer``, which Chain of Code's ``coc_runtime.CocTracer`` subclasses), the output capture and
+limits it checks on every event, and the ``Execution`` around them are one unit, and the runner
+imports this module on every run's critical path inside the sandbox, where each extra module is
+one more import from the zip.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from __future__ import annotations
 import sys
 
 try:  # in the sandbox, where /runner is on sys.path
+    from heap import Heap, entry_size
     from saferepr import is_immutable_scalar, safe_repr
 except ImportError:  # in the project (tests, benchmarks)
+    from playground.sandbox.inside.heap import Heap, entry_size
     from playground.sandbox.inside.saferepr import is_immutable_scalar, safe_repr
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds of start-up in the sandbox
@@ -86,6 +90,7 @@ def _normal_exit_ops() -> frozenset[int]:
 
 _NORMAL_EXIT = _normal_exit_ops()
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
+_MODULE = type(sys)  # compared by identity: a user class's __name__ may go through a metaclass
 
 
 class LimitReached(BaseException):
@@ -146,6 +151,7 @@ class Tracer:
     """Records steps of code compiled with filename ``<program>``."""
 
     hold: str | None = None  # an event a batch must not end on (coc mode takes such a step back)
+    identity = True  # record ids and the heap (heap.py); off only to benchmark the cost
 
     def __init__(
         self,
@@ -168,6 +174,8 @@ class Tracer:
         # frame -> [the last exception seen in it ("Type: message"), whether nothing ran since,
         # whether it closes a generator]
         self.raised: dict[FrameType, list[Any]] = {}
+        self.heap = Heap() if self.identity else None
+        self.objects_shown = False
 
     # sys.settrace entry point: decide per new frame whether it is the user's.
     def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -228,16 +236,20 @@ class Tracer:
             snap = self.snapshots[frame] = {}
         changed: dict[str, str] = {}
         module_level = frame.f_code.co_name == "<module>"
+        heap = self.heap
         for name, value in frame.f_locals.items():
-            if module_level and (name.startswith("__") or type(value).__name__ == "module"):
+            if module_level and (name.startswith("__") or type(value) is _MODULE):
                 continue
             prev = snap.get(name)
             if prev is not None and prev[0] is value and is_immutable_scalar(value):
                 continue
             text = safe_repr(value)
-            if prev is None or prev[1] != text:
+            # A name rebound to another object with the same repr is shown too: its id differs.
+            tracked = heap is not None and not is_immutable_scalar(value) and heap.tracked(value)
+            if prev is None or prev[1] != text or (tracked and prev[0] is not value):
                 changed[name] = text
                 snap[name] = (value, text)
+                self.objects_shown = self.objects_shown or tracked
         return changed
 
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
@@ -258,6 +270,7 @@ class Tracer:
         if event != "line":
             step["event"] = event
         size = 40 + len(step["func"])
+        self.objects_shown = False  # set by _changed: a name shown is bound to an object
         changed = self._changed(frame)
         if event == "return":
             changed["__return__"] = safe_repr(arg)
@@ -265,6 +278,9 @@ class Tracer:
             step["locals"] = changed
             for name, text in changed.items():
                 size += len(name) + len(text) + 6
+            returned = arg if event == "return" else None
+            if self.heap is not None and (self.objects_shown or self.heap.tracked(returned)):
+                size += self._identity(step, frame, changed, returned)
         printed = self.output.take()
         if printed:
             step["stdout"] = printed
@@ -283,6 +299,27 @@ class Tracer:
         self.batch_chars += size
         if (len(self.batch) >= BATCH or self.batch_chars >= BATCH_CHARS) and event != self.hold:
             self.flush()
+
+    def _identity(
+        self, step: dict[str, Any], frame: FrameType, changed: dict[str, str], returned: Any
+    ) -> int:
+        """Adds ``ids`` and ``heap`` (see heap.py) for the names ``step`` shows; their size."""
+        assert self.heap is not None
+        snap = self.snapshots[frame]
+        values = {
+            name: returned if name == "__return__" else snap[name][0]
+            for name in changed
+            if name == "__return__" or name in snap
+        }
+        ids, delta = self.heap.record(values)
+        size = 0
+        if ids:
+            step["ids"] = ids
+            size += 10 + sum(len(name) + 10 for name in ids)
+        if delta:
+            step["heap"] = delta
+            size += 10 + sum(entry_size(entry) for entry in delta.values())
+        return size
 
     def flush(self) -> None:
         if self.batch:

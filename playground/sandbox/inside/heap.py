@@ -1,0 +1,236 @@
+"""Object identity and the heap for the step recorder: which shown values are the same object,
+and what each mutable container or instance holds, recorded as a delta from step to step.
+
+Its own module because it is a separate concern from the trace callback (tracer.py, at its size
+limit, keeps the events and the limits) with its own rules and bounds; the runner zip picks up
+every module of ``inside/``. Standard library only, no imports: this runs inside the sandbox.
+
+Ids are small integers, 1, 2, 3... in order of first sight, stable for the whole run. The
+recorder holds a reference to every object it gave an id (at most ``MAX_OBJECTS``), so an
+``id()`` freed by the garbage collector can never be reused for a second object under the same
+recorded id. What holding changes for the program: those objects live until the run ends, so
+their finalizers (``__del__``, ``weakref`` callbacks, a ``WeakValueDictionary`` entry going
+away) run at exit instead of when the program drops its last reference, and the run's memory
+includes them. Past ``MAX_OBJECTS`` a new object gets no id (its name shows its repr only).
+
+An object is recorded again when a step shows a name bound to it or to a container that holds
+it, which the tracer does when the name's bounded repr changed (or it was rebound): a change
+the repr cannot show (an item past the first 40 replaced, the length unchanged) waits for the
+next one it can.
+
+Never calls user code: containers are read through the built-in base type's own C methods
+(``list.__iter__(obj)``, ``dict.items(obj)``, even on a subclass that overrides them), an
+instance's attributes through its raw ``__dict__`` (only when the type's ``__dict__`` is the
+interpreter's own descriptor, not a property), and values through ``saferepr``. Types are
+cached by ``id()``, never hashed (a metaclass may define ``__hash__``).
+"""
+
+from __future__ import annotations
+
+import sys
+from _collections import deque  # built in: no import from the zip
+
+try:  # in the sandbox, where /runner is on sys.path
+    from saferepr import safe_repr
+except ImportError:  # in the project (tests, benchmarks)
+    from playground.sandbox.inside.saferepr import safe_repr
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_OBJECTS = 10_000  # objects given an id (and held) in one run
+MAX_PER_STEP = 50  # objects recorded in one step's heap besides the shown names' own
+MAX_ITEMS = 40  # items recorded of one container
+MAX_DEPTH = 3  # containers followed below a shown name
+ITEM_CHARS = 100  # the repr of one immutable item
+
+_KINDS = ((list, "list"), (dict, "dict"), (set, "set"), (bytearray, "bytearray"), (deque, "deque"))
+_NOT_INSTANCES = (type, type(sys), type(len), type(safe_repr))
+_GETSET = type(type.__dict__["__dict__"])  # the interpreter's own __dict__ descriptor
+
+
+def _kind(t: Any) -> tuple[str, Any] | None:
+    """``(kind, base type)`` for a type whose values get an id: a mutable container (its built-in
+    base, read through it) or an instance with a ``__dict__``; None for everything else. Types
+    are compared by identity only: ``in`` or ``==`` could call a metaclass's ``__eq__``."""
+    mro = type.__getattribute__(t, "__mro__")
+    for base in mro:
+        for known, kind in _KINDS:
+            if base is known:
+                return kind, base
+        for excluded in _NOT_INSTANCES:
+            if base is excluded:
+                return None
+    for base in mro:
+        found = type.__getattribute__(base, "__dict__").get("__dict__")
+        if found is not None:
+            return ("object", None) if type(found) is _GETSET else None
+    return None
+
+
+class Heap:
+    """Gives ids to the shown values and records the objects new or changed since last shown."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, tuple[Any, int]] = {}  # id() -> (the object, its recorded id)
+        self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = {}  # id(type) -> kind
+        self.last: dict[int, dict[str, Any]] = {}  # recorded id -> the entry last recorded
+
+    def kind(self, value: Any) -> tuple[str, Any] | None:
+        t = type(value)
+        known = self.types.get(id(t))
+        if known is None:
+            known = self.types[id(t)] = (t, _kind(t))
+        return known[1]
+
+    def tracked(self, value: Any) -> bool:
+        """Whether ``value`` is an object the heap records (so a rebinding shows)."""
+        return self.kind(value) is not None
+
+    def id_of(self, value: Any) -> int | None:
+        held = self.held.get(id(value))
+        if held is not None:
+            return held[1]
+        if len(self.held) >= MAX_OBJECTS:
+            return None
+        rid = len(self.held) + 1
+        self.held[id(value)] = (value, rid)
+        return rid
+
+    def record(self, values: dict[str, Any]) -> tuple[dict[str, int], dict[str, Any]]:
+        """The ids of ``values`` that are tracked objects, and the heap delta: ``{str(id):
+        entry}`` for each object reachable from them (bounded) whose contents changed."""
+        ids: dict[str, int] = {}
+        delta: dict[str, Any] = {}
+        seen: set[int] = set()
+        budget = [MAX_PER_STEP]
+        for name, value in values.items():
+            if self.kind(value) is None:
+                continue
+            rid = self.id_of(value)
+            if rid is not None:
+                ids[name] = rid
+                if rid not in seen:
+                    self._visit(value, rid, MAX_DEPTH, delta, seen, budget)
+        return ids, delta
+
+    def forget(self, rids: Any) -> None:
+        """Entries of a step taken back (Chain of Code): they are recorded again when next seen."""
+        for key in rids:
+            self.last.pop(int(key), None)
+
+    def _visit(
+        self,
+        value: Any,
+        rid: int,
+        depth: int,
+        delta: dict[str, Any],
+        seen: set[int],
+        budget: list[int],
+    ) -> None:
+        seen.add(rid)
+        kind, base = self.kind(value) or ("object", None)
+        entry: dict[str, Any] = {"kind": kind}
+        name = type.__getattribute__(type(value), "__qualname__")
+        if name != kind:  # an instance's class, a subclass of a built-in container
+            entry["type"] = name
+        # Each item: ``[text or id]``; followed children are visited after this entry.
+        follow: list[tuple[Any, int]] = []
+        walk = (depth, seen, budget, follow)
+        items: list[Any] = []
+        cut = False
+        if kind == "bytearray":
+            n = bytearray.__len__(value)
+            head = bytearray.__getitem__(value, slice(0, ITEM_CHARS))
+            items.append(safe_repr(bytes(head), ITEM_CHARS + 10))
+            cut = n > ITEM_CHARS
+        elif kind == "dict" or kind == "object":
+            source = value if kind == "dict" else object.__getattribute__(value, "__dict__")
+            if type(source) is not dict:
+                source = {}
+            n = dict.__len__(source)
+            for k, (key, val) in enumerate(dict.items(source)):
+                if k >= MAX_ITEMS:
+                    cut = True
+                    break
+                pair = [self._item(key, walk), self._item(val, walk)]
+                if type(pair[0]) is tuple or type(pair[1]) is tuple:  # (text, cut)
+                    cut = True
+                    pair = [p[0] if type(p) is tuple else p for p in pair]
+                items.append(pair)
+        else:
+            assert base is not None  # the container kinds have their base
+            n = base.__len__(value)
+            for k, val in enumerate(base.__iter__(value)):
+                if k >= MAX_ITEMS:
+                    cut = True
+                    break
+                one = self._item(val, walk)
+                if type(one) is tuple:
+                    cut = True
+                    one = one[0]
+                items.append(one)
+            if kind == "set":  # hash order: sorted for a deterministic trace
+                items.sort(key=_set_order)
+        entry["items"] = items
+        if cut:
+            entry["cut"] = True
+            entry["len"] = n
+        if self.last.get(rid) != entry:
+            self.last[rid] = entry
+            delta[str(rid)] = entry
+        for child_value, child in follow:
+            self._visit(child_value, child, depth - 1, delta, seen, budget)
+
+    def _item(self, v: Any, walk: tuple[int, set[int], list[int], list[Any]]) -> Any:
+        """One item: its repr (an immutable), its id (an object, followed when within the
+        bounds), or ``(repr, True)`` for an object cut off (not followed, never recorded)."""
+        t = type(v)
+        if t is str:
+            if len(v) <= 24:
+                return str.__repr__(v)
+            return safe_repr(v, ITEM_CHARS, 10)
+        if t is int and -_SMALL < v < _SMALL:
+            return int.__repr__(v)
+        known = self.types.get(id(t))
+        if known is None:
+            known = self.types[id(t)] = (t, _kind(t))
+        if known[1] is None:
+            return safe_repr(v, ITEM_CHARS, 10)
+        depth, seen, budget, follow = walk
+        held = self.held.get(id(v))
+        child = held[1] if held is not None else None
+        if child is not None and child in seen:  # recorded in this step
+            return child
+        if depth > 0 and budget[0] > 0:
+            child = self.id_of(v)
+            if child is not None:
+                seen.add(child)
+                budget[0] -= 1
+                follow.append((v, child))
+                return child
+        # Not followed: by id when recorded before (its contents maybe stale), else as text.
+        if child is not None and child in self.last:
+            return (child, True)
+        return (safe_repr(v, ITEM_CHARS, 10), True)
+
+
+def _set_order(item: Any) -> tuple[int, str, int]:
+    return (1, "", item) if type(item) is int else (0, item, 0)
+
+
+_SMALL = 10**18
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """About the characters of one heap entry in JSON (with its key)."""
+    size = 40 + len(entry.get("type", ""))
+    for item in entry["items"]:
+        if type(item) is list:
+            size += 4
+            for part in item:
+                size += len(part) + 4 if type(part) is str else 8
+        else:
+            size += len(item) + 4 if type(item) is str else 8
+    return size

@@ -1,0 +1,96 @@
+"""The test-only hook for the identity tests: a tracer that also notes the ``id()`` of every
+value a step gives an object id, run in-process as bench/tracer_cost.py runs the tracer.
+
+Its own file because two test modules use it; production has no such hook (the tracer records
+recorded ids only, never ``id()``)."""
+
+from __future__ import annotations
+
+import contextlib
+from types import FrameType
+from typing import Any
+
+from playground.sandbox import schema
+from playground.sandbox.inside.tracer import Execution, LimitReached, Tracer
+from playground.sandbox.limits import Limits
+
+
+class HookedTracer(Tracer):
+    """``Tracer`` plus ``actual``: step index -> {name: id() of its value} for the names in the
+    step's ``ids``, and ``untracked``: names shown with no id whose value is an object the heap
+    records (there should be none below the object limit)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.actual: dict[int, dict[str, int]] = {}
+        self.untracked: list[tuple[int, str]] = []
+
+    def _identity(
+        self, step: dict[str, Any], frame: FrameType, changed: dict[str, str], returned: Any
+    ) -> int:
+        size = super()._identity(step, frame, changed, returned)
+        snap = self.snapshots[frame]
+        ids = step.get("ids", {})
+        values = {
+            name: returned if name == "__return__" else snap[name][0]
+            for name in changed
+            if name == "__return__" or name in snap
+        }
+        assert self.heap is not None
+        self.actual[step["i"]] = {name: id(values[name]) for name in ids}
+        self.untracked += [
+            (step["i"], name)
+            for name, value in values.items()
+            if name not in ids and self.heap.tracked(value)
+        ]
+        return size
+
+
+def trace(source: str, call: str | None = None) -> tuple[list[dict[str, Any]], HookedTracer]:
+    """The steps of ``source`` (then ``call``), traced in this process with the hook."""
+    steps: list[dict[str, Any]] = []
+    final: dict[str, Any] = {}
+    execution = Execution(
+        source,
+        call,
+        max_steps=Limits.max_steps,
+        max_stdout=Limits.max_stdout,
+        emit=steps.extend,
+        finish=final.update,
+    )
+    hooked = HookedTracer(
+        max_steps=Limits.max_steps,
+        output=execution.output,
+        emit=steps.extend,
+        on_limit=execution.limit,
+    )
+    execution.tracer = hooked
+    with contextlib.suppress(LimitReached):
+        execution.run()
+    return steps, hooked
+
+
+def check_identity(steps: list[dict[str, Any]], hooked: HookedTracer) -> int:
+    """Asserts that recorded ids match ``id()``: within each step for every pair of names, and
+    across the run (one recorded id <-> one object, as objects are held); and that the steps pass
+    the reader's validation. Returns the number of (step, name) ids checked."""
+    assert not hooked.untracked
+    by_rid: dict[int, int] = {}
+    by_id: dict[int, int] = {}
+    checked = 0
+    objects: set[int] = set()
+    for step in steps:
+        ids = step.get("ids", {})
+        actual = hooked.actual.get(step["i"], {})
+        assert set(ids) == set(actual)
+        names = list(ids)
+        for a in names:
+            for b in names:
+                assert (ids[a] == ids[b]) == (actual[a] == actual[b]), (step, a, b)
+            assert by_rid.setdefault(ids[a], actual[a]) == actual[a], (step, a)
+            assert by_id.setdefault(actual[a], ids[a]) == ids[a], (step, a)
+            checked += 1
+        clean = schema.clean_step(step, step["i"], max_stdout=Limits.max_stdout, objects=objects)
+        assert clean.get("ids", {}) == ids
+        assert clean.get("heap", {}) == step.get("heap", {})
+    return checked
