@@ -166,11 +166,11 @@ class Heap:
                 if k >= MAX_ITEMS:
                     cut = True
                     break
-                one = self._item(val, walk)
-                if type(one) is tuple:
+                item = self._item(val, walk)
+                if type(item) is tuple:
                     cut = True
-                    one = one[0]
-                items.append(one)
+                    item = item[0]
+                items.append(item)
             if kind == "set":  # hash order: sorted for a deterministic trace
                 items.sort(key=_set_order)
         entry["items"] = items
