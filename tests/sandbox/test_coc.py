@@ -322,13 +322,28 @@ def test_hostile_forged_requests() -> None:
     assert sandbox.run(wrong_types, lmulator=lm)["status"] == "crash"
     assert lm.requests == []
 
-    # Well-formed forgeries: the parent asks the model about the program's own first line (which
-    # is all a forgery can get), answers nobody reads, and stops at the limit.
-    flood = (
-        "import json, os\n"
+    # A well-formed forgery: the parent asks the model about the program's own first line (which
+    # is all a forgery can get), from our copy of the program, and the answer goes unread.
+    request = (
         "request = {'line': 1, 'kind': 'statement', 'func': 'f', 'locals': {'a': '1'},"
         " 'error': 'E: e', 'targets': [], 'step': -1}\n"
-        "for _ in range(200):\n"
+    )
+    one = (
+        "import json, os\n"
+        + request
+        + "os.write(3, (json.dumps({'lm': request}) + '\\n').encode())\n"
+        "print('after')\n"
+    )
+    lm = Recorder(lambda r: "{'x': 1}")
+    trace = sandbox.run(one, lmulator=lm)
+    assert [r.code for r in lm.requests] == ["import json, os"]
+    assert trace["stdout"] == "after\n"
+
+    # A flood stops at the limit. How many are answered before the run is declared invalid
+    # depends on how the pipe chunks the lines (all 200 in one read: none), never more than the
+    # limit, and it takes no longer than the limit allows.
+    flood = (
+        "import json, os\n" + request + "for _ in range(200):\n"
         "    os.write(3, (json.dumps({'lm': request}) + '\\n').encode())\n"
         "print('done')\n"
     )
@@ -338,10 +353,8 @@ def test_hostile_forged_requests() -> None:
     assert time.monotonic() - t0 < 10
     assert trace["status"] == "crash"
     assert trace["error"]["type"] == "TraceInvalid"
-    # How many are answered before the run is declared invalid depends on how the pipe chunks
-    # the lines; never more than the limit.
-    assert 0 < len(lm.requests) <= MAX_LM_CALLS
-    assert lm.requests[0].code == "import json, os"  # from our copy of the program
+    assert len(lm.requests) <= MAX_LM_CALLS
+    assert {r.code for r in lm.requests} <= {"import json, os"}
 
 
 def test_hostile_reading_the_reply_pipe() -> None:
