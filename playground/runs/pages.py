@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from playground.emulation.judging import NO_MODEL, headline
 from playground.llm.registry import RegistryError, load_models
@@ -132,3 +134,16 @@ def progress_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]
     """What the polled progress fragment needs, and nothing more: polled every 3 s while the
     model runs, it must not read traces (a stored one can be megabytes)."""
     return {"run": run, "status_url": (urls or own_urls(run)).status}
+
+
+def finished_page_loader(page_url: str) -> SafeString:
+    """The htmx element that loads a finished run's page content (verdict, trace viewer) in
+    place of the live one, when the live events or the slow poll learn that the run ended.
+
+    In place, not a reload: a reload that lands while the user clicks (a share link, a form)
+    cancels the click's request and loses it."""
+    return format_html(
+        '<div hx-get="{}" hx-trigger="load" hx-select="main" hx-target="main" '
+        'hx-swap="outerHTML"></div>',
+        page_url,
+    )

@@ -9,7 +9,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect
 
 from playground.lib import hiding, ratelimits
 from playground.lib.htmx import HtmxHttpRequest
@@ -21,7 +21,7 @@ from playground.programs.models import Puzzle, TaskExample
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.limits import ADJUSTABLE
 from playground.runs.models import Run, Trace
-from playground.runs.pages import STATUS_TEXT, progress_context, run_context
+from playground.runs.pages import STATUS_TEXT, finished_page_loader, progress_context, run_context
 from playground.runs.requests import Kind, Refusal, resolve_run_request
 from playground.runs.services import cancel_run, start_run
 
@@ -117,7 +117,8 @@ LIST_FIELDS = (
 
 @require_safe
 def run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The progress fragment the run page polls; a finished run reloads the page."""
+    """The progress fragment the run page polls; for a finished run, what loads the finished page
+    in place (``finished_page_loader``)."""
     try:
         run = runs_of(request).only(*STATUS_FIELDS).get(pk=pk)
     except Run.DoesNotExist:
@@ -125,7 +126,7 @@ def run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if (refused := _hidden(request, run)) is not None:
         return refused
     if run.is_finished and request.htmx:
-        return HttpResponseClientRefresh()
+        return HttpResponse(finished_page_loader(run.get_absolute_url()))
     return render(request, "runs/run_detail.html#progress", progress_context(run))
 
 

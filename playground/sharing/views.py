@@ -17,13 +17,18 @@ from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_POST, require_safe
-from django_htmx.http import HttpResponseClientRefresh
 
 from playground.lib import hiding, ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
-from playground.runs.pages import RunUrls, progress_context, run_context, socket_url
+from playground.runs.pages import (
+    RunUrls,
+    finished_page_loader,
+    progress_context,
+    run_context,
+    socket_url,
+)
 from playground.sharing.models import ExpiredLink, ShareLink
 
 
@@ -133,7 +138,7 @@ def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if (hidden := _hidden(request, link)) is not None:
         return hidden
     if link.run.is_finished and request.htmx:
-        return HttpResponseClientRefresh()
+        return HttpResponse(finished_page_loader(reverse("sharing:view", args=[token])))
     return render(request, "runs/run_detail.html#progress", progress_context(link.run, _urls(link)))
 
 

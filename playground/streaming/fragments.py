@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 
 from playground.lib.wording import counted
 from playground.runs.events import TERMINAL, Event, EventKind
+from playground.runs.pages import finished_page_loader
 
 STATUS_KINDS: frozenset[EventKind] = frozenset({"status", "trace", "emulated", *TERMINAL})
 
@@ -156,9 +157,7 @@ def event_fragment(page_url: str, event: Event) -> str:
     )
     if kind in TERMINAL:
         # Load the finished page's main content in place (verdict, trace viewer).
-        url = escape(page_url)
-        fragment += (
-            f'<div id="run-live-end" hx-swap-oob="true"><div hx-get="{url}" hx-trigger="load" '
-            'hx-select="main" hx-target="main" hx-swap="outerHTML"></div></div>'
+        fragment += format_html(
+            '<div id="run-live-end" hx-swap-oob="true">{}</div>', finished_page_loader(page_url)
         )
     return str(fragment)

@@ -55,6 +55,28 @@ def test_a_visitor_watches_the_model_answer_live(stack: Stack, browser: Browser)
     page.close()
 
 
+def test_without_websockets_the_slow_poll_shows_the_result_in_place(
+    stack: Stack, browser: Browser
+) -> None:
+    """Where websockets do not get through, the 3 s poll finds the run finished and loads the
+    result into the page, not by reloading it: a reload landing while the user clicks (a share
+    link, a form) would cancel that click."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    page.route_web_socket("**/ws/**", lambda ws: None)  # accepted, then silent: no live events
+    page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
+    page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
+    page.get_by_label("Method").select_option("direct")
+    page.get_by_role("button", name="Run and ask the model").click()
+    page.wait_for_url("**/runs/*/")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#verdict")).to_be_visible(timeout=90_000)
+    expect(page.locator("#trace-status")).to_contain_text("Finished")
+    assert page.evaluate("window.sameDocument === true"), "the page was reloaded"
+    assert page.locator("#run-progress").count() == 0  # the poll stopped
+    page.close()
+
+
 def _watch(page: Page, selector: str, until: str, seconds: float = 90) -> list[int]:
     """How many elements match ``selector``, sampled until ``until`` appears."""
     counts: list[int] = []

@@ -78,7 +78,7 @@ def test_the_status_poll_reads_no_trace(client: Client) -> None:
     assert _selected(queries) == []
     Run.objects.filter(pk=run.pk).update(status=Run.Status.DONE)
     response = client.get(reverse("runs:status", args=[run.pk]), headers={"HX-Request": "true"})
-    assert response["HX-Refresh"] == "true"
+    assert f'hx-get="{run.get_absolute_url()}"' in response.content.decode()
     assert Client().get(reverse("runs:status", args=[run.pk])).status_code == 404
 
 
@@ -88,6 +88,13 @@ def test_the_shared_status_poll_reads_no_trace() -> None:
     status, queries = _get(Client(), reverse("sharing:status", args=[link.token]))
     assert status == 200
     assert not [q for q in queries.captured_queries if "runs_trace" in q["sql"]]
+    # Finished: the shared page (not the owner's) is loaded in place.
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.DONE)
+    response = Client().get(
+        reverse("sharing:status", args=[link.token]), headers={"HX-Request": "true"}
+    )
+    assert "HX-Refresh" not in response
+    assert f'hx-get="{link.get_absolute_url()}"' in response.content.decode()
 
 
 def test_a_capped_trace_says_where_it_was_cut(client: Client) -> None:
