@@ -1,28 +1,41 @@
-// The state of a trace (schema v2) at any step, shared by the trace viewer and the side-by-side
+// The state of a trace (schema v3) at any step, shared by the trace viewer and the side-by-side
 // viewer: frames rebuilt from each step's changed variables, from checkpoints every
-// CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant. Also the stepping
-// controls (slider, buttons, keys) that both viewers share.
+// CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant; the objects (the
+// steps' `heap` deltas) looked up by version, never copied. Also the stepping controls (slider,
+// buttons, keys) that both viewers share.
 (function () {
   "use strict";
   var CHECKPOINT_EVERY = 256;
 
-  function emptyState() { return { stack: [], popPending: false }; }
+  // A frame: its function, its variables (name -> repr), the object id of each variable bound to
+  // a mutable object (name -> id, schema v3), and the line it is at. `globals`: the program's
+  // frame once it has returned (a call-mode run then calls the function), so globals stay shown.
+  function emptyState() { return { stack: [], popPending: false, globals: null }; }
+  function copyFrame(f) { return { func: f.func, vars: new Map(f.vars), ids: new Map(f.ids), line: f.line }; }
   function copyState(s) {
-    return {
-      stack: s.stack.map(function (f) { return { func: f.func, vars: new Map(f.vars) }; }),
-      popPending: s.popPending,
-    };
+    return { stack: s.stack.map(copyFrame), popPending: s.popPending, globals: s.globals };
   }
   // A call (or the first step) opens a frame, a return or an unwind closes it before the next step.
   function apply(state, step) {
-    if (state.popPending) { state.stack.pop(); state.popPending = false; }
+    if (state.popPending) {
+      var left = state.stack.pop();
+      if (left && left.func === "<module>" && state.stack.length === 0) state.globals = left;
+      state.popPending = false;
+    }
     if (step.event === "call" || state.stack.length === 0) {
-      state.stack.push({ func: step.func, vars: new Map() });
+      state.stack.push({ func: step.func, vars: new Map(), ids: new Map(), line: step.line });
     }
     var frame = state.stack[state.stack.length - 1];
+    frame.line = step.line;
     var locals = step.locals || {};
+    var ids = step.ids || {};
     var names = Object.keys(locals);
-    for (var n = 0; n < names.length; n++) frame.vars.set(names[n], locals[names[n]]);
+    for (var n = 0; n < names.length; n++) {
+      frame.vars.set(names[n], locals[names[n]]);
+      // A name shown without an id is bound to an immutable value now (or past the id limit).
+      if (Object.prototype.hasOwnProperty.call(ids, names[n])) frame.ids.set(names[n], ids[names[n]]);
+      else frame.ids.delete(names[n]);
+    }
     if (step.event === "return" || step.event === "unwind") state.popPending = true;
   }
 
@@ -73,7 +86,33 @@
       return state;
     }
     function outputAt(index) { return index < 0 ? "" : allOutput.slice(0, outputEnd[index]); }
-    return { stateAt: stateAt, outputAt: outputAt };
+    // Every recorded version of each object: id -> {at: [step indexes], entries: [entries]}.
+    var versions = new Map();
+    for (var h = 0; h < steps.length; h++) {
+      var heap = steps[h].heap;
+      if (!heap) continue;
+      var keys = Object.keys(heap);
+      for (var q = 0; q < keys.length; q++) {
+        var id = Number(keys[q]);
+        var v = versions.get(id);
+        if (!v) { v = { at: [], entries: [] }; versions.set(id, v); }
+        v.at.push(h);
+        v.entries.push(heap[keys[q]]);
+      }
+    }
+    // objectAt(id, index): the object as of step `index`: {entry, since (the step that recorded
+    // this version), first (the step that recorded it first)}, or null if not recorded by then.
+    function objectAt(id, index) {
+      var v = versions.get(id);
+      if (!v || v.at[0] > index) return null;
+      var lo = 0, hi = v.at.length - 1;
+      while (lo < hi) {
+        var mid = (lo + hi + 1) >> 1;
+        if (v.at[mid] <= index) lo = mid; else hi = mid - 1;
+      }
+      return { entry: v.entries[lo], since: v.at[lo], first: v.at[0] };
+    }
+    return { stateAt: stateAt, outputAt: outputAt, objectAt: objectAt, hasObjects: versions.size > 0 };
   }
 
   // The stepping controls of a viewer: the slider (drawn once per frame however fast it moves),
@@ -97,8 +136,10 @@
     });
     document.addEventListener("keydown", function (event) {
       var target = event.target;
+      // Typing in a field keeps its keys; a checkbox, a button or the slider does not type.
       var typing = target instanceof HTMLElement && (target.isContentEditable ||
-        (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target !== o.slider));
+        /^(TEXTAREA|SELECT)$/.test(target.tagName) || (target.tagName === "INPUT" &&
+          !/^(checkbox|radio|range|button|submit)$/.test(target.type) && target !== o.slider));
       if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
       var moves = { ArrowRight: 1, ArrowLeft: -1 };
       var own = o.keys && o.keys[event.key];
@@ -109,5 +150,7 @@
     });
   }
 
-  window.TraceState = { track: track, exceptionWords: exceptionWords, stepper: stepper };
+  window.TraceState = {
+    track: track, exceptionWords: exceptionWords, stepper: stepper, frameName: frameName,
+  };
 })();
