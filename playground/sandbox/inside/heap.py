@@ -69,12 +69,27 @@ def _kind(t: Any) -> tuple[str, Any] | None:
     return None
 
 
+# The kinds of the built-in types, worked out once (they are immortal and their bases never
+# change): a run starts with them instead of walking each one's MRO again.
+_BUILT_IN_TYPES: tuple[Any, ...] = (
+    int, str, float, bool, type(None), bytes, complex, tuple, frozenset, range, list,
+    dict, set, bytearray, deque, type, type(len), type(_kind), type(sys), slice,
+    type(iter([])), type(iter("")), type(iter(range(0))), type(iter({}.items())),
+    type(iter(())), type(iter({})), type(iter(set())), type(reversed([])),
+    type(enumerate([])), type(zip()), type(map(len, [])), type(filter(None, [])),
+)  # fmt: skip
+_BUILT_IN_KINDS: dict[int, tuple[Any, tuple[str, Any] | None]] = {
+    id(t): (t, _kind(t)) for t in _BUILT_IN_TYPES
+}
+
+
 class Heap:
     """Gives ids to the shown values and records the objects new or changed since last shown."""
 
     def __init__(self) -> None:
         self.held: dict[int, tuple[Any, int]] = {}  # id() -> (the object, its recorded id)
-        self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = {}  # id(type) -> kind
+        # id(type) -> (the type, held so its id stays its own; its kind)
+        self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = dict(_BUILT_IN_KINDS)
         self.last: dict[int, dict[str, Any]] = {}  # recorded id -> the entry last recorded
 
     def kind(self, value: Any) -> tuple[str, Any] | None:
@@ -132,9 +147,11 @@ class Heap:
         seen.add(rid)
         kind, base = self.kind(value) or ("object", None)
         entry: dict[str, Any] = {"kind": kind}
-        name = type.__getattribute__(type(value), "__qualname__")
-        if name != kind:  # an instance's class, a subclass of a built-in container
-            entry["type"] = name
+        t = type(value)
+        if t is not base:  # an instance's class, a subclass of a built-in container
+            name = type.__getattribute__(t, "__qualname__")
+            if name != kind:
+                entry["type"] = name
         # Each item: ``[text or id]``; followed children are visited after this entry.
         follow: list[tuple[Any, int]] = []
         walk = (depth, seen, budget, follow)
@@ -150,11 +167,28 @@ class Heap:
             if type(source) is not dict:
                 source = {}
             n = dict.__len__(source)
+            item_of = self._item
             for k, (key, val) in enumerate(dict.items(source)):
                 if k >= MAX_ITEMS:
                     cut = True
                     break
-                pair = [self._item(key, walk), self._item(val, walk)]
+                # The commonest keys and values inline (as ``_item`` renders them), the rest
+                # through it: a call per item is most of a small dict's cost.
+                t = type(key)
+                if t is str and len(key) <= 24:
+                    first: Any = str.__repr__(key)
+                elif t is int and -_SMALL < key < _SMALL:
+                    first = int.__repr__(key)
+                else:
+                    first = item_of(key, walk)
+                t = type(val)
+                if t is str and len(val) <= 24:
+                    second: Any = str.__repr__(val)
+                elif t is int and -_SMALL < val < _SMALL:
+                    second = int.__repr__(val)
+                else:
+                    second = item_of(val, walk)
+                pair = [first, second]
                 if type(pair[0]) is tuple or type(pair[1]) is tuple:  # (text, cut)
                     cut = True
                     pair = [p[0] if type(p) is tuple else p for p in pair]
@@ -162,11 +196,19 @@ class Heap:
         else:
             assert base is not None  # the container kinds have their base
             n = base.__len__(value)
+            item_of = self._item
             for k, val in enumerate(base.__iter__(value)):
                 if k >= MAX_ITEMS:
                     cut = True
                     break
-                item = self._item(val, walk)
+                t = type(val)  # the commonest items inline, as in the dict branch
+                if t is str and len(val) <= 24:
+                    items.append(str.__repr__(val))
+                    continue
+                if t is int and -_SMALL < val < _SMALL:
+                    items.append(int.__repr__(val))
+                    continue
+                item = item_of(val, walk)
                 if type(item) is tuple:
                     cut = True
                     item = item[0]

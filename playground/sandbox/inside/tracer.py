@@ -28,10 +28,15 @@ import sys
 
 try:  # in the sandbox, where /runner is on sys.path
     from heap import Heap, entry_size
-    from saferepr import is_immutable_scalar, safe_repr
+    from saferepr import IMMUTABLE_TYPES, flat_ids, flat_items, safe_repr
 except ImportError:  # in the project (tests, benchmarks)
     from playground.sandbox.inside.heap import Heap, entry_size
-    from playground.sandbox.inside.saferepr import is_immutable_scalar, safe_repr
+    from playground.sandbox.inside.saferepr import (
+        IMMUTABLE_TYPES,
+        flat_ids,
+        flat_items,
+        safe_repr,
+    )
 
 TYPE_CHECKING = False  # typing and collections.abc cost milliseconds of start-up in the sandbox
 if TYPE_CHECKING:
@@ -170,7 +175,8 @@ class Tracer:
         self.truncated = False
         self.batch: list[dict[str, Any]] = []
         self.batch_chars = 0
-        self.snapshots: dict[FrameType, dict[str, tuple[Any, str]]] = {}
+        # frame -> name -> (value, its repr, flat_items of it (held), their ids): see _changed
+        self.snapshots: dict[FrameType, dict[str, tuple[Any, str, Any, Any]]] = {}
         # frame -> [the last exception seen in it ("Type: message"), whether nothing ran since,
         # whether it closes a generator]
         self.raised: dict[FrameType, list[Any]] = {}
@@ -231,6 +237,10 @@ class Tracer:
         return back.f_code.co_name, back.f_lineno or back.f_code.co_firstlineno
 
     def _changed(self, frame: FrameType) -> dict[str, str]:
+        """The frame's names whose value changed since its last step, with their reprs. On the
+        critical path of every step: an immutable scalar still bound to the same object, or a
+        small container of scalars still holding the same objects (``flat_items``), is not
+        rendered again."""
         snap = self.snapshots.get(frame)
         if snap is None:
             snap = self.snapshots[frame] = {}
@@ -241,15 +251,26 @@ class Tracer:
             if module_level and (name.startswith("__") or type(value) is _MODULE):
                 continue
             prev = snap.get(name)
-            if prev is not None and prev[0] is value and is_immutable_scalar(value):
+            scalar = id(type(value)) in IMMUTABLE_TYPES
+            if (
+                prev is not None
+                and prev[0] is value
+                and (scalar or (prev[3] is not None and flat_ids(value) == prev[3]))
+            ):
                 continue
             text = safe_repr(value)
+            if scalar:
+                if prev is None or prev[1] != text:
+                    changed[name] = text
+                snap[name] = (value, text, None, None)
+                continue
             # A name rebound to another object with the same repr is shown too: its id differs.
-            tracked = heap is not None and not is_immutable_scalar(value) and heap.tracked(value)
+            tracked = heap is not None and heap.tracked(value)
             if prev is None or prev[1] != text or (tracked and prev[0] is not value):
                 changed[name] = text
-                snap[name] = (value, text)
                 self.objects_shown = self.objects_shown or tracked
+            items = flat_items(value)
+            snap[name] = (value, text, items, None if items is None else tuple(map(id, items)))
         return changed
 
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
@@ -281,7 +302,7 @@ class Tracer:
             returned = arg if event == "return" else None
             if self.heap is not None and (self.objects_shown or self.heap.tracked(returned)):
                 size += self._identity(step, frame, changed, returned)
-        printed = self.output.take()
+        printed = self.output.take() if self.output.pending else ""
         if printed:
             step["stdout"] = printed
             size += len(printed)
