@@ -1,7 +1,8 @@
 """Recording identity and the heap never calls the program's code: objects whose ``__repr__``,
 ``__eq__``, ``__hash__``, ``__iter__``, ``__len__``, ``__getattribute__``, ``__getattr__`` or a
 property would raise or loop forever, container subclasses overriding ``__iter__`` and
-``items``, a metaclass with a hostile ``__eq__`` and ``__hash__``: tracing finishes and none is
+``items``, a metaclass with a hostile ``__eq__`` and ``__hash__`` or a ``__mro__`` property, a
+class whose ``__dict__`` is a property: tracing finishes and none is
 triggered (each one notes its call in ``calls``, which the call expression returns)."""
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class Slots:
     __slots__ = ('a',)
     def __init__(self): self.a = [1]
 
+class MroMeta(type):
+    @property
+    def __mro__(cls): trap('MroMeta.__mro__')
+
+class Odd(metaclass=MroMeta):
+    def __init__(self): self.x = [2]
+
+class OwnDict:
+    @property
+    def __dict__(self): trap('OwnDict.__dict__')
+
 def make():
     e = Evil()
     lo = Loops()
@@ -82,7 +94,7 @@ def make():
     dict.__setitem__(d, e, l)
     dict.__setitem__(d, 'k', lo)
     s = S([e, lo])
-    box = [e, l, d, s, Slots(), {e: [lo]}, Meta]
+    box = [e, l, d, s, Slots(), {e: [lo]}, Meta, Odd(), OwnDict()]
     box.append(box)
     alias = box
     return alias

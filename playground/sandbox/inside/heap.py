@@ -31,9 +31,9 @@ import sys
 from _collections import deque  # built in: no import from the zip
 
 try:  # in the sandbox, where /runner is on sys.path
-    from saferepr import safe_repr
+    from saferepr import GETSET, instance_dict, real_mro, safe_repr
 except ImportError:  # in the project (tests, benchmarks)
-    from playground.sandbox.inside.saferepr import safe_repr
+    from playground.sandbox.inside.saferepr import GETSET, instance_dict, real_mro, safe_repr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,14 +47,13 @@ ITEM_CHARS = 100  # the repr of one immutable item
 
 _KINDS = ((list, "list"), (dict, "dict"), (set, "set"), (bytearray, "bytearray"), (deque, "deque"))
 _NOT_INSTANCES = (type, type(sys), type(len), type(safe_repr))
-_GETSET = type(type.__dict__["__dict__"])  # the interpreter's own __dict__ descriptor
 
 
 def _kind(t: Any) -> tuple[str, Any] | None:
     """``(kind, base type)`` for a type whose values get an id: a mutable container (its built-in
     base, read through it) or an instance with a ``__dict__``; None for everything else. Types
     are compared by identity only: ``in`` or ``==`` could call a metaclass's ``__eq__``."""
-    mro = type.__getattribute__(t, "__mro__")
+    mro = real_mro(t)
     for base in mro:
         for known, kind in _KINDS:
             if base is known:
@@ -63,9 +62,9 @@ def _kind(t: Any) -> tuple[str, Any] | None:
             if base is excluded:
                 return None
     for base in mro:
-        found = type.__getattribute__(base, "__dict__").get("__dict__")
+        found = type.__dict__["__dict__"].__get__(base).get("__dict__")
         if found is not None:
-            return ("object", None) if type(found) is _GETSET else None
+            return ("object", None) if type(found) is GETSET else None
     return None
 
 
@@ -163,8 +162,8 @@ class Heap:
             items.append(safe_repr(bytes(head), ITEM_CHARS + 10))
             cut = n > ITEM_CHARS
         elif kind == "dict" or kind == "object":
-            source = value if kind == "dict" else object.__getattribute__(value, "__dict__")
-            if type(source) is not dict:
+            source = value if kind == "dict" else instance_dict(value, t)
+            if source is None:
                 source = {}
             n = dict.__len__(source)
             item_of = self._item

@@ -28,6 +28,33 @@ _SMALL_INT = 10**18
 IMMUTABLE_TYPES = frozenset(map(id, (int, str, bytes, float, bool, complex, type(None), range)))
 
 
+# The interpreter's own descriptors, called directly: ``type.__getattribute__(t, "__mro__")``
+# would find a metaclass's ``__mro__`` property first, ``object.__getattribute__(v,
+# "__dict__")`` a class's ``__dict__`` property (both the program's code).
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_DICT = type.__dict__["__dict__"]
+GETSET = type(_TYPE_DICT)
+
+
+def real_mro(t: Any) -> tuple[Any, ...]:
+    """``t.__mro__``, as the interpreter keeps it."""
+    mro: tuple[Any, ...] = _TYPE_MRO.__get__(t)
+    return mro
+
+
+def instance_dict(value: Any, t: Any) -> dict[str, Any] | None:
+    """The instance's own attribute dict, read through the interpreter's descriptor; None when
+    it has none, or when its class defines ``__dict__`` itself (a property: user code)."""
+    for base in real_mro(t):
+        found = _TYPE_DICT.__get__(base).get("__dict__")
+        if found is not None:
+            if type(found) is not GETSET:
+                return None
+            attrs = found.__get__(value)
+            return attrs if type(attrs) is dict else None
+    return None
+
+
 _FLAT = frozenset(map(id, (list, tuple, set, frozenset)))
 MAX_FLAT = 64  # items of a container worth a fingerprint (past it, the bounded repr is cheaper)
 
@@ -222,11 +249,8 @@ def _instance(
     value: Any, t: Any, parts: list[str], budget: list[int], depth: int, seen: set[int]
 ) -> None:
     name = type.__getattribute__(t, "__qualname__")
-    try:
-        attrs = object.__getattribute__(value, "__dict__")
-    except (AttributeError, TypeError):
-        attrs = None
-    if type(attrs) is not dict or depth <= 0 or id(value) in seen:
+    attrs = instance_dict(value, t)
+    if attrs is None or depth <= 0 or id(value) in seen:
         _emit(parts, budget, f"<{name} object>")
         return
     seen.add(id(value))
