@@ -113,9 +113,12 @@ def start(limits: Limits) -> Started:
     runner_fd = None
     try:
         if sandboxed:
-            _become_subreaper()
             runner_fd = open_runner()
             argv = bwrap_argv(limits, info_w, runner_fd)
+            # Only now: the first bwrap_argv runs jail's one-off probe of bubblewrap, whose own
+            # pid 1 this process would adopt as a subreaper and never reap (nothing waits for
+            # it by pidfd); left to init, it is reaped there.
+            _become_subreaper()
             env = dict(BWRAP_ENV)
             fds: tuple[int, ...] = (info_w, runner_fd)
         else:  # the worker's own user runs it: its own copy of the code will do
