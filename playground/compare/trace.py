@@ -19,6 +19,13 @@ Semantics (steps of the current schema, see ``playground.sandbox.schema``):
   both top frames and the two values are compared with ``same_repr``; a name missing on the
   model's side is a difference (got None). This catches a change the model missed and a change
   it invented, and tolerates a model that repeats an unchanged value.
+- **Identity.** When both traces record object identity (schema v3 ``ids``: the real run's,
+  and a Chain of Code run's, which the sandbox traced; a model-written trace has none), each
+  frame also keeps which names are bound to one object. At such a pair, for every name compared
+  whose values agree, the other names of the top frame bound to the same object must be the same
+  on both sides: a model that copies a list the program shares (or shares one the program
+  copies) diverges there, with kind and status ``identity``, and the name counts as a
+  disagreement. The ids themselves are numbered per trace and never compared.
 - **Output.** At such a pair the cumulative stdout of each trace so far is compared, trailing
   whitespace of every line and of the whole ignored.
 - The first pair that is not a full match (variables first, then output) is the first
@@ -85,6 +92,7 @@ class _Step:
     locals: dict[str, str]
     stdout: str
     exception: str = ""
+    ids: dict[str, int] | None = None  # the shown names' object ids; None: no identity recorded
 
 
 def _text(value: Any) -> str:
@@ -97,12 +105,14 @@ def _steps(trace: Any) -> list[_Step]:
     if not isinstance(raw, list):
         return []
     steps = []
+    identity = any(isinstance(step, dict) and ("ids" in step or "heap" in step) for step in raw)
     for index, step in enumerate(raw):
         if not isinstance(step, dict):
             continue
         i, line, event = step.get("i"), step.get("line"), step.get("event")
         locals_ = step.get("locals")
         stdout = step.get("stdout")
+        ids = step.get("ids") if identity else None
         steps.append(
             _Step(
                 i=i if type(i) is int else index,
@@ -116,6 +126,13 @@ def _steps(trace: Any) -> list[_Step]:
                 ),
                 stdout="" if stdout is None else _text(stdout),
                 exception=_text(step.get("exception") or ""),
+                ids=(
+                    None
+                    if not identity
+                    else {_text(k): v for k, v in ids.items() if type(v) is int}
+                    if isinstance(ids, dict)
+                    else {}
+                ),
             )
         )
     return steps
@@ -176,6 +193,7 @@ class _Frames:
 
     def __init__(self) -> None:
         self.stack: list[dict[str, str]] = []
+        self.ids: list[dict[str, int]] = []  # per frame: name -> object id (identity traces)
         self.pop_next = False
 
     def apply(self, step: _Step) -> dict[str, str]:
@@ -183,13 +201,31 @@ class _Frames:
             self.pop_next = False
             if self.stack:
                 self.stack.pop()
+                self.ids.pop()
         if step.event == "call" or not self.stack:
             self.stack.append({})
+            self.ids.append({})
         top = self.stack[-1]
         top.update(step.locals)
+        if step.ids is not None:
+            ids = self.ids[-1]
+            for name in step.locals:
+                if name in step.ids:
+                    ids[name] = step.ids[name]
+                else:  # shown without an id: bound to an immutable value now
+                    ids.pop(name, None)
         if step.event in FRAME_EXITS:
             self.pop_next = True
         return top
+
+    def aliases(self, name: str) -> frozenset[str] | None:
+        """The other names of the top frame bound to the object ``name`` is bound to (empty: it
+        is alone); None when ``name`` is bound to no recorded object."""
+        ids = self.ids[-1] if self.ids else {}
+        rid = ids.get(name)
+        if rid is None:
+            return None
+        return frozenset(other for other, i in ids.items() if i == rid and other != name)
 
 
 def _short(text: str | None) -> str:
@@ -342,9 +378,19 @@ def compare_traces(
             assert emulated_top is not None
             names = list(rs.locals)
             names.extend(name for name in es.locals if name not in rs.locals)
+            identity = rs.ids is not None and es.ids is not None
+            shared: list[str] = []
             for name in names:
                 expected, got = real_top.get(name), emulated_top.get(name)
                 same = same_repr(expected, got)
+                if (
+                    same
+                    and identity
+                    and name != "__return__"
+                    and real_frames.aliases(name) != emulated_frames.aliases(name)
+                ):
+                    same = False
+                    shared.append(name)
                 total += 1
                 agree += same
                 counts = per_variable.get(name)
@@ -355,10 +401,15 @@ def compare_traces(
                     counts["agree"] += same
                 if not same:
                     differs.append(name)
-            if differs:
+            if differs and len(shared) == len(differs):
+                status = "identity"
+                if first is None:
+                    divergence = _identity(rs, es, shared[0], real_frames, emulated_frames)
+            elif differs:
                 status = "value"
                 if first is None:
-                    divergence = _value(rs, es, differs[0], real_top, emulated_top)
+                    name = next(n for n in differs if n not in shared)
+                    divergence = _value(rs, es, name, real_top, emulated_top)
             elif not output_same:
                 status = "output"
                 if first is None:
@@ -474,6 +525,27 @@ def _value(
         variable=name,
         expected=expected,
         got=got,
+    )
+
+
+def _identity(rs: _Step, es: _Step, name: str, real: _Frames, emulated: _Frames) -> dict[str, Any]:
+    """A name whose value agrees but whose object does not: one object in the real run where the
+    model has two (it copied), or the other way round."""
+    expected, got = real.aliases(name) or frozenset(), emulated.aliases(name) or frozenset()
+
+    def one_with(names: frozenset[str]) -> str:
+        return "the same object as " + ", ".join(sorted(names)) if names else "an object of its own"
+
+    return _divergence(
+        "identity",
+        f"Step {_number(rs.i)} ({_place(rs)}): {name} is {one_with(expected)} in the real run; "
+        f"in the model's run it is {one_with(got)}.",
+        real_step=rs.i,
+        emulated_step=es.i,
+        line=rs.line,
+        variable=name,
+        expected=one_with(expected),
+        got=one_with(got),
     )
 
 

@@ -38,8 +38,9 @@
   var MAX_CELLS = 2000;
   // An exception the model got wrong (missed, invented, "return None" where it unwound) is as
   // serious as going elsewhere: red, like the control flow.
-  var STATUS_CLASS = { match: "s-match", value: "s-value", output: "s-output", control_flow: "s-flow", exception: "s-flow" };
-  var STATUS_RANK = { match: 0, output: 1, value: 1, control_flow: 2, exception: 2 };
+  // Right values in the wrong objects (a copy where the program shares one): like a value.
+  var STATUS_CLASS = { match: "s-match", value: "s-value", identity: "s-value", output: "s-output", control_flow: "s-flow", exception: "s-flow" };
+  var STATUS_RANK = { match: 0, output: 1, value: 1, identity: 1, control_flow: 2, exception: 2 };
 
   function text(value) { return typeof value === "string" ? value : value == null ? "" : String(value); }
 
@@ -69,6 +70,14 @@
         to: text(s.to),  // an unwind's caller (a model's trace names none)
         to_line: typeof s.to_line === "number" ? s.to_line : null,
       };
+      // Object identity (schema v3; a model-written trace has none): ints only.
+      if (s.ids && typeof s.ids === "object" && !Array.isArray(s.ids)) {
+        var ids = {};
+        Object.keys(s.ids).forEach(function (name) {
+          if (typeof s.ids[name] === "number") ids[name] = s.ids[name];
+        });
+        step.ids = ids;
+      }
       if (!indexOf.has(step.i)) indexOf.set(step.i, steps.length);
       steps.push(step);
     }
@@ -83,6 +92,10 @@
 
   var real = makeTrack(parse("real-steps"));
   var emu = makeTrack(parse("emulated-steps"));
+  var idsKey = byId("cmp-ids-key");
+  if (idsKey) {
+    idsKey.hidden = !real.steps.concat(emu.steps).some(function (s) { return s.ids && Object.keys(s.ids).length; });
+  }
   var n = pairs.length;
 
   // Per position: the list index of each side's step (-1: none at this pair) and of the latest
@@ -202,11 +215,12 @@
     el.textContent = content;
     return el;
   }
-  function row(name, value, classes) {
+  function row(name, value, classes, id) {
     var tr = document.createElement("tr");
     if (classes.length) tr.className = classes.join(" ");
     tr.appendChild(cell("th", name === "__return__" ? "return value" : name));
     var td = document.createElement("td");
+    if (id !== undefined) td.appendChild(window.TraceState.badge(id, "object", false));
     if (value === null) td.appendChild(cell("span", "(missing)", "missing"));
     else td.appendChild(cell("code", value));
     tr.appendChild(td);
@@ -249,7 +263,7 @@
         var classes = [];
         if (changed.hasOwnProperty(name)) classes.push("changed");
         if (differ.hasOwnProperty(name)) classes.push("diff");
-        body.appendChild(row(name, value, classes));
+        body.appendChild(row(name, value, classes, top.ids.get(name)));
       });
       differs.forEach(function (name) {
         if (!vars.has(name)) body.appendChild(row(name, null, ["diff"]));
@@ -271,6 +285,9 @@
     var status = statusOf(pos);
     if (status === "match") return "the model agrees";
     if (status === "value") return "a value differs: " + differs.join(", ");
+    if (status === "identity") {
+      return "the values agree but not the objects (one shared object against a copy): " + differs.join(", ");
+    }
     if (status === "output") return "the output so far differs";
     if (status === "exception") return "the model gets an exception wrong here";
     if (realIdx.at[pos] < 0) return "the model added a step the real run does not take";

@@ -64,19 +64,11 @@
   }
   function kindOf(entry) { return entry.type || entry.kind; }
 
-  // An object's badge: its # in a colour of its own, the same wherever it is referred to.
-  // Hovering or focusing one lights up the object and every reference to it; choosing it
+  // Hovering or focusing a badge lights up the object and every reference to it; choosing it
   // scrolls to the object.
   function badge(id, index) {
     var found = track.objectAt(id, index);
-    var button = el("button", "ref", "#" + id);
-    button.type = "button";
-    button.setAttribute("data-ref", String(id));
-    button.style.setProperty("--hue", String((id * 137) % 360));
-    var what = found ? kindOf(found.entry) : "object";
-    button.setAttribute("aria-label", "object #" + id + " (" + what + ")");
-    button.title = what + " #" + id;
-    return button;
+    return TS.badge(id, found ? kindOf(found.entry) : "object", true);
   }
   function valueCell(repr, id, index) {
     var td = el("td");

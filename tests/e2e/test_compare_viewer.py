@@ -238,3 +238,35 @@ def test_skipped_and_added_steps_are_shown_as_such(page: Page, live_server: Live
     expect(page.locator("#cmp-real-step")).to_have_text("(the model added this step)")
     expect(page.locator("#cmp-emu-step")).to_contain_text("line 7 in f()")
     expect(page.locator("#cmp-emu-vars tr.changed")).to_contain_text("done")
+
+
+def test_a_copy_where_the_program_shares_one_list_is_an_identity_divergence(
+    page: Page, live_server: LiveServer
+) -> None:
+    """Both sides record identity (Chain of Code's trace comes from the sandbox): the model's b
+    equals a but is another list, which the viewer shows with the objects' badges."""
+    from pathlib import Path
+
+    user = signed_in(page, live_server.url)
+    source = "a = [1]\nb = a\nb.append(2)\nprint(a)\n"
+    real = sandbox.run(source)
+    emulated_steps = copy.deepcopy(real["steps"])
+    for step in emulated_steps:
+        if "b" in step.get("ids", {}):
+            step["ids"]["b"] = 2
+    emulated_steps[3]["heap"] = {"2": {"kind": "list", "items": ["1"]}}
+    run = _compared_run(user, source, "", emulated_steps, real)
+    assert run.comparison["first_divergence"]["kind"] == "identity"
+    page.goto(live_server.url + run.get_absolute_url())
+    expect(page.locator("#cmp-ids-key")).to_be_visible()
+    page.get_by_role("button", name="Jump to first divergence").click()
+    expect(page.locator("#cmp-divergence")).to_contain_text(
+        "b is the same object as a in the real run; in the model's run it is an object of its own"
+    )
+    expect(page.locator("#cmp-info")).to_contain_text("the values agree but not the objects")
+    expect(page.locator("#cmp-real-vars .ref")).to_have_text(["#1", "#1"])  # a, b: one list
+    expect(page.locator("#cmp-emu-vars .ref")).to_have_text(["#1", "#2"])  # two lists
+    expect(page.locator("#cmp-emu-vars tr.diff th")).to_have_text("b")
+    artifacts = Path(__file__).parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.locator("#cmp").screenshot(path=str(artifacts / "compare-identity-1280.png"))
