@@ -27,8 +27,8 @@ A step is ``{"i", "line", "func"}`` plus, only when they differ from their defau
   object) or a string (the bounded repr of an immutable, or of an object not followed), and for
   ``dict`` and ``object`` ``[key, value]`` pairs (an object's attributes by their names' repr).
   An object mutated in place is recorded again with the same id; every id a step names is
-  recorded in this step or an earlier one. Readers that do not know them ignore both fields
-  (``compare/`` does).
+  recorded in this step or an earlier one. Readers that do not know them ignore both fields;
+  ``compare/`` reads ``ids`` (which names share an object) when both traces have them.
 
 Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
 quarter of the size of a Python Tutor style snapshot of every variable at every step.

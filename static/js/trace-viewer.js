@@ -78,18 +78,20 @@
   }
   function varRows(body, frame, changed, index) {
     body.textContent = "";
-    if (!frame || !frame.vars.size) {
+    if (frame) {
+      frame.vars.forEach(function (value, name) {
+        if (name === "__return__" && frame.func === "<module>") return; // a program returns nothing
+        var row = el("tr", changed && name in changed ? "changed" : "");
+        row.appendChild(el("th", null, name === "__return__" ? "return value" : name));
+        row.appendChild(valueCell(value, frame.ids.get(name), index));
+        body.appendChild(row);
+      });
+    }
+    if (!body.firstChild) {
       var tr = el("tr");
       tr.appendChild(el("td", "muted", "(no variables yet)"));
       body.appendChild(tr);
-      return;
     }
-    frame.vars.forEach(function (value, name) {
-      var row = el("tr", changed && name in changed ? "changed" : "");
-      row.appendChild(el("th", null, name === "__return__" ? "return value" : name));
-      row.appendChild(valueCell(value, frame.ids.get(name), index));
-      body.appendChild(row);
-    });
   }
 
   // The objects reachable from the frames' names, each drawn once, in the order first reached

@@ -70,6 +70,7 @@ def _shoot(page: Page, name: str) -> None:
         page.set_viewport_size({"width": width, "height": height})
         page.locator("#viewer").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / f"objects-{name}-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
@@ -117,6 +118,7 @@ def test_a_list_that_holds_itself_is_drawn_once(page: Page, live_server: LiveSer
     expect(page.locator("#obj-1 .obj-items li").nth(2).locator("button.ref")).to_have_text("#1")
     expect(page.locator("#obj-2 .obj-pairs th")).to_have_text(["'self'", "'d'"])
     expect(page.locator("#obj-2 .obj-pairs button.ref")).to_have_text(["#1", "#2"])
+    expect(page.locator("#vars")).not_to_contain_text("return value")  # the program's own
     # Choosing a badge goes to its object.
     page.locator("#obj-2 .obj-pairs button.ref").first.focus()
     page.keyboard.press("Enter")

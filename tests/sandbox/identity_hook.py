@@ -72,11 +72,13 @@ def trace(source: str, call: str | None = None) -> tuple[list[dict[str, Any]], H
 
 def check_identity(steps: list[dict[str, Any]], hooked: HookedTracer) -> int:
     """Asserts that recorded ids match ``id()``: within each step for every pair of names, and
-    across the run (one recorded id <-> one object, as objects are held); and that the steps pass
-    the reader's validation. Returns the number of (step, name) ids checked."""
+    across the run (a recorded id always names the object at one address; an address names one
+    recorded id until that object is let go of, and a retired id never comes back); and that the
+    steps pass the reader's validation. Returns the number of (step, name) ids checked."""
     assert not hooked.untracked
     by_rid: dict[int, int] = {}
     by_id: dict[int, int] = {}
+    retired: set[int] = set()
     checked = 0
     objects: set[int] = set()
     for step in steps:
@@ -88,7 +90,10 @@ def check_identity(steps: list[dict[str, Any]], hooked: HookedTracer) -> int:
             for b in names:
                 assert (ids[a] == ids[b]) == (actual[a] == actual[b]), (step, a, b)
             assert by_rid.setdefault(ids[a], actual[a]) == actual[a], (step, a)
-            assert by_id.setdefault(actual[a], ids[a]) == ids[a], (step, a)
+            assert ids[a] not in retired, (step, a)
+            if by_id.get(actual[a], ids[a]) != ids[a]:  # the address now holds a new object
+                retired.add(by_id[actual[a]])
+            by_id[actual[a]] = ids[a]
             checked += 1
         clean = schema.clean_step(step, step["i"], max_stdout=Limits.max_stdout, objects=objects)
         assert clean.get("ids", {}) == ids

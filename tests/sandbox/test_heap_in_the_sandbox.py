@@ -102,3 +102,57 @@ def test_older_traces_read_as_before() -> None:
     assert read["upgraded_from"] == 2
     v1 = dict(v2, schema=1)
     assert schema.upgrade(v1)["steps"] == v2["steps"]
+
+
+def _plain_output(source: str) -> str:
+    """What the program prints run by Python itself, untraced."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(source, "<program>", "exec"), {"__name__": "__main__"})  # noqa: S102
+    return out.getvalue()
+
+
+def test_objects_the_program_drops_are_not_kept_alive() -> None:
+    """Each list is 800 kB and lives one iteration: 2.4 GB if the recorder kept them all, far
+    past the run's 256 MB. The recorder lets go of each as the program does."""
+    source = "for i in range(3000):\n    x = [i] * 100_000\nprint('done')\n"
+    trace = sandbox.run(source)
+    assert trace["status"] == "ok", trace.get("error")
+    assert trace["stdout"] == "done\n"
+    ids = [s["ids"]["x"] for s in trace["steps"] if "x" in s.get("ids", {})]
+    assert len(ids) == len(set(ids))  # each new list its own id, none reused
+
+
+def test_finalizers_run_when_the_program_drops_the_object() -> None:
+    """``__del__`` and a weakref callback print where they print untraced, not at exit."""
+    source = (
+        "import weakref\n"
+        "class D:\n"
+        "    def __init__(self, name):\n"
+        "        self.name = name\n"
+        "    def __del__(self):\n"
+        "        print('del', self.name)\n"
+        "d = D('one')\n"
+        "d = None\n"
+        "print('after one')\n"
+        "def f():\n"
+        "    local = D('two')\n"
+        "    return 1\n"
+        "f()\n"
+        "print('after two')\n"
+        "box = [D('three')]\n"
+        "box.pop()\n"
+        "print('after three')\n"
+        "e = D('four')\n"
+        "w = weakref.ref(e, lambda r: print('callback'))\n"
+        "e = 0\n"
+        "print('after four')\n"
+    )
+    expected = _plain_output(source)
+    assert expected.startswith("del one\nafter one\ndel two\nafter two\n")
+    trace = sandbox.run(source)
+    assert trace["status"] == "ok", trace.get("error")
+    assert trace["stdout"] == expected

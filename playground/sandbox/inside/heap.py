@@ -5,13 +5,15 @@ Its own module because it is a separate concern from the trace callback (tracer.
 limit, keeps the events and the limits) with its own rules and bounds; the runner zip picks up
 every module of ``inside/``. Standard library only, no imports: this runs inside the sandbox.
 
-Ids are small integers, 1, 2, 3... in order of first sight, stable for the whole run. The
-recorder holds a reference to every object it gave an id (at most ``MAX_OBJECTS``), so an
-``id()`` freed by the garbage collector can never be reused for a second object under the same
-recorded id. What holding changes for the program: those objects live until the run ends, so
-their finalizers (``__del__``, ``weakref`` callbacks, a ``WeakValueDictionary`` entry going
-away) run at exit instead of when the program drops its last reference, and the run's memory
-includes them. Past ``MAX_OBJECTS`` a new object gets no id (its name shows its repr only).
+Ids are small integers, 1, 2, 3... in order of first sight, stable for the whole run and never
+reused. The recorder holds a reference to each object it gave an id, so the ``id()`` it is
+filed under cannot pass to another object while it is filed; and it lets go of an object as soon
+as nothing else holds it, so the program's memory and its finalizers (``__del__``, ``weakref``
+callbacks) are not kept waiting: right after a step whose name let go of it, or at the next
+sweep (every ``SWEEP_EVERY`` new ids) for one dropped from a container. An object let go of
+dies then (as it would have when the program dropped it; a finalizer runs untraced, between two
+steps) and its id retires: a new object at the same address gets a new id. Past
+``MAX_OBJECTS`` ids a new object gets none (its name shows its repr only).
 
 An object is recorded again when a step shows a name bound to it or to a container that holds
 it, which the tracer does when the name's bounded repr changed (or it was rebound): a change
@@ -39,7 +41,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-MAX_OBJECTS = 10_000  # objects given an id (and held) in one run
+MAX_OBJECTS = 10_000  # objects given an id in one run
+SWEEP_EVERY = 64  # new ids between two sweeps for objects only the recorder still holds
 MAX_PER_STEP = 50  # objects recorded in one step's heap besides the shown names' own
 MAX_ITEMS = 40  # items recorded of one container
 MAX_DEPTH = 3  # containers followed below a shown name
@@ -87,6 +90,10 @@ class Heap:
 
     def __init__(self) -> None:
         self.held: dict[int, tuple[Any, int]] = {}  # id() -> (the object, its recorded id)
+        self.given = 0  # ids given in this run (never reused: a released object's id retires)
+        self.since_sweep = 0
+        self.suspects: list[int] = []  # id() of objects let go of: maybe ours alone now
+        self.keys: dict[int, int] = {}  # recorded id -> the id() it is filed under in held
         # id(type) -> (the type, held so its id stays its own; its kind)
         self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = dict(_BUILT_IN_KINDS)
         self.last: dict[int, dict[str, Any]] = {}  # recorded id -> the entry last recorded
@@ -106,11 +113,46 @@ class Heap:
         held = self.held.get(id(value))
         if held is not None:
             return held[1]
-        if len(self.held) >= MAX_OBJECTS:
+        if self.given >= MAX_OBJECTS:
             return None
-        rid = len(self.held) + 1
-        self.held[id(value)] = (value, rid)
-        return rid
+        self.given += 1
+        self.held[id(value)] = (value, self.given)
+        self.keys[self.given] = id(value)
+        self.since_sweep += 1
+        if self.since_sweep >= SWEEP_EVERY:
+            self.sweep()
+        return self.given
+
+    def let_go(self, value: Any) -> None:
+        """A name that was bound to ``value`` is bound to something else now: at the next
+        ``release_suspects`` the object is let go if the recorder is all that holds it."""
+        if id(value) in self.held:
+            self.suspects.append(id(value))
+
+    def release_suspects(self) -> None:
+        """Let go of the objects only the recorder still holds, among those names let go of
+        (called between steps, when no step's own references remain)."""
+        if self.suspects:
+            suspects, self.suspects = self.suspects, []
+            self._release(suspects)
+
+    def sweep(self) -> None:
+        """Let go of every held object nothing but the recorder holds (one dropped from a
+        container, say): every ``SWEEP_EVERY`` new ids, so at most that many are kept past
+        their time."""
+        self.since_sweep = 0
+        self._release(list(self.held))
+
+    def _release(self, keys: list[int]) -> None:
+        held = self.held
+        for key in keys:
+            pair = held.get(key)
+            # Two references: the pair's and getrefcount's own argument. Letting go frees the
+            # object now, as the program's own last reference would have (its id retires).
+            if pair is not None and sys.getrefcount(pair[0]) <= 2:
+                del held[key]
+                self.last.pop(pair[1], None)
+                del self.keys[pair[1]]
 
     def record(self, values: dict[str, Any]) -> tuple[dict[str, int], dict[str, Any]]:
         """The ids of ``values`` that are tracked objects, and the heap delta: ``{str(id):
@@ -128,6 +170,16 @@ class Heap:
                 if rid not in seen:
                     self._visit(value, rid, MAX_DEPTH, delta, seen, budget)
         return ids, delta
+
+    def _dropped(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """The objects ``before`` referred to and ``after`` no longer does: let go of them (a
+        ``pop``, a ``del d[k]``); they die at the end of the step if nothing else holds them."""
+        kept = set(_refs(after))
+        for rid in _refs(before):
+            if rid not in kept:
+                key = self.keys.get(rid)
+                if key is not None:
+                    self.suspects.append(key)
 
     def forget(self, rids: Any) -> None:
         """Entries of a step taken back (Chain of Code): they are recorded again when next seen."""
@@ -218,7 +270,10 @@ class Heap:
         if cut:
             entry["cut"] = True
             entry["len"] = n
-        if self.last.get(rid) != entry:
+        before = self.last.get(rid)
+        if before != entry:
+            if before is not None:
+                self._dropped(before, entry)
             self.last[rid] = entry
             delta[str(rid)] = entry
         for child_value, child in follow:
@@ -255,6 +310,17 @@ class Heap:
         if child is not None and child in self.last:
             return (child, True)
         return (safe_repr(v, ITEM_CHARS, 10), True)
+
+
+def _refs(entry: dict[str, Any]) -> list[int]:
+    """The recorded ids an entry refers to (its items, or its pairs' keys and values)."""
+    found: list[int] = []
+    for item in entry["items"]:
+        if type(item) is list:
+            found.extend(part for part in item if type(part) is int)
+        elif type(item) is int:
+            found.append(item)
+    return found
 
 
 def _set_order(item: Any) -> tuple[int, str, int]:

@@ -226,7 +226,10 @@ class Tracer:
             self._step(frame, "unwind", (seen[0], not seen[2]), line)
         else:
             self._step(frame, "return", arg, line)
-        self.snapshots.pop(frame, None)
+        snap = self.snapshots.pop(frame, None)
+        if snap is not None and self.heap is not None:
+            for shown in snap.values():  # the frame's objects: let go once the frame is gone
+                self.heap.let_go(shown[0])
 
     def caller(self, frame: FrameType) -> tuple[str, int] | None:
         """Where an exception unwinding ``frame`` goes: its caller's function and line, when
@@ -247,6 +250,8 @@ class Tracer:
         changed: dict[str, str] = {}
         module_level = frame.f_code.co_name == "<module>"
         heap = self.heap
+        if heap is not None:
+            heap.release_suspects()  # a frame left at the last step is gone by now
         for name, value in frame.f_locals.items():
             if module_level and (name.startswith("__") or type(value) is _MODULE):
                 continue
@@ -259,6 +264,8 @@ class Tracer:
             ):
                 continue
             text = safe_repr(value)
+            if heap is not None and prev is not None and prev[0] is not value:
+                heap.let_go(prev[0])  # the name's old object: maybe no one else holds it now
             if scalar:
                 if prev is None or prev[1] != text:
                     changed[name] = text
@@ -302,6 +309,11 @@ class Tracer:
             returned = arg if event == "return" else None
             if self.heap is not None and (self.objects_shown or self.heap.tracked(returned)):
                 size += self._identity(step, frame, changed, returned)
+        if self.heap is not None and self.heap.suspects:
+            # An object a name or a container let go of dies now if the recorder was all that
+            # held it, as it did in the program: before this step's line runs, so a finalizer's
+            # output lands in this step, where the program's would be.
+            self.heap.release_suspects()
         printed = self.output.take() if self.output.pending else ""
         if printed:
             step["stdout"] = printed
