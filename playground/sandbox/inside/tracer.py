@@ -15,7 +15,7 @@ when the frame's last event was an exception (nothing ran since, e.g. no ``excep
 when the frame had an exception and is not stopped at a return or yield instruction (it leaves
 from a ``finally`` that re-raises).
 
-One file of about 460 lines (the heap recorder is its own module, heap.py): the trace callback
+One file of about 500 lines (the heap recorder is its own module, heap.py): the trace callback
 (``Tracer``, which Chain of Code's ``coc_runtime.CocTracer`` subclasses), the output capture and
 limits it checks on every event, and the ``Execution`` around them are one unit, and the runner
 imports this module on every run's critical path inside the sandbox, where each extra module is
