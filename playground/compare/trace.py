@@ -22,9 +22,10 @@ Semantics (steps of the current schema, see ``playground.sandbox.schema``):
 - **Identity.** When both traces record object identity (schema v3 ``ids``: the real run's,
   and a Chain of Code run's, which the sandbox traced; a model-written trace has none), each
   frame also keeps which names are bound to one object. At such a pair, for every name compared
-  whose values agree, the other names of the top frame bound to the same object must be the same
-  on both sides: a model that copies a list the program shares (or shares one the program
-  copies) diverges there, with kind and status ``identity``, and the name counts as a
+  whose values agree, the other names bound to the same object must be the same on both sides:
+  the top frame's, and those of the frames below (a parameter that is the caller's list), as
+  deep as both stacks go. A model that copies a list the program shares (or shares one the
+  program copies) diverges there, with kind and status ``identity``, and the name counts as a
   disagreement. The ids themselves are numbered per trace and never compared.
 - **Output.** At such a pair the cumulative stdout of each trace so far is compared, trailing
   whitespace of every line and of the whole ignored.
@@ -194,6 +195,7 @@ class _Frames:
     def __init__(self) -> None:
         self.stack: list[dict[str, str]] = []
         self.ids: list[dict[str, int]] = []  # per frame: name -> object id (identity traces)
+        self.funcs: list[str] = []  # per frame: its function
         self.pop_next = False
 
     def apply(self, step: _Step) -> dict[str, str]:
@@ -202,9 +204,11 @@ class _Frames:
             if self.stack:
                 self.stack.pop()
                 self.ids.pop()
+                self.funcs.pop()
         if step.event == "call" or not self.stack:
             self.stack.append({})
             self.ids.append({})
+            self.funcs.append(step.func)
         top = self.stack[-1]
         top.update(step.locals)
         if step.ids is not None:
@@ -218,14 +222,23 @@ class _Frames:
             self.pop_next = True
         return top
 
-    def aliases(self, name: str) -> frozenset[str] | None:
-        """The other names of the top frame bound to the object ``name`` is bound to (empty: it
-        is alone); None when ``name`` is bound to no recorded object."""
-        ids = self.ids[-1] if self.ids else {}
-        rid = ids.get(name)
+    def aliases(self, name: str, *, depth: int) -> frozenset[str] | None:
+        """The other names bound to the object the top frame's ``name`` is bound to (empty: it is
+        alone); None when ``name`` is bound to no recorded object. Names of the ``depth - 1``
+        frames below the top count too, as "name in func()" (a parameter that is the caller's
+        list); the caller passes the depth both traces share."""
+        if not self.ids:
+            return None
+        rid = self.ids[-1].get(name)
         if rid is None:
             return None
-        return frozenset(other for other, i in ids.items() if i == rid and other != name)
+        found = {other for other, i in self.ids[-1].items() if i == rid and other != name}
+        below = len(self.ids) - 1
+        for frame in range(max(0, below - depth + 1), below):
+            func = self.funcs[frame]
+            where = "the program" if func == "<module>" else f"{func}()"
+            found.update(f"{other} in {where}" for other, i in self.ids[frame].items() if i == rid)
+        return frozenset(found)
 
 
 def _short(text: str | None) -> str:
@@ -379,6 +392,8 @@ def compare_traces(
             names = list(rs.locals)
             names.extend(name for name in es.locals if name not in rs.locals)
             identity = rs.ids is not None and es.ids is not None
+            # Frames compared for sharing: as many as both stacks have.
+            depth = min(len(real_frames.ids), len(emulated_frames.ids))
             shared: list[str] = []
             for name in names:
                 expected, got = real_top.get(name), emulated_top.get(name)
@@ -387,7 +402,8 @@ def compare_traces(
                     same
                     and identity
                     and name != "__return__"
-                    and real_frames.aliases(name) != emulated_frames.aliases(name)
+                    and real_frames.aliases(name, depth=depth)
+                    != emulated_frames.aliases(name, depth=depth)
                 ):
                     same = False
                     shared.append(name)
@@ -404,7 +420,7 @@ def compare_traces(
             if differs and len(shared) == len(differs):
                 status = "identity"
                 if first is None:
-                    divergence = _identity(rs, es, shared[0], real_frames, emulated_frames)
+                    divergence = _identity(rs, es, shared[0], real_frames, emulated_frames, depth)
             elif differs:
                 status = "value"
                 if first is None:
@@ -528,10 +544,13 @@ def _value(
     )
 
 
-def _identity(rs: _Step, es: _Step, name: str, real: _Frames, emulated: _Frames) -> dict[str, Any]:
+def _identity(
+    rs: _Step, es: _Step, name: str, real: _Frames, emulated: _Frames, depth: int
+) -> dict[str, Any]:
     """A name whose value agrees but whose object does not: one object in the real run where the
     model has two (it copied), or the other way round."""
-    expected, got = real.aliases(name) or frozenset(), emulated.aliases(name) or frozenset()
+    expected = real.aliases(name, depth=depth) or frozenset()
+    got = emulated.aliases(name, depth=depth) or frozenset()
 
     def one_with(names: frozenset[str]) -> str:
         return "the same object as " + ", ".join(sorted(names)) if names else "an object of its own"

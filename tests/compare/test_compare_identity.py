@@ -92,3 +92,20 @@ def test_renumbered_ids_are_the_same_identity() -> None:
     real = _real(SHARED)
     emulated = _rebind(_rebind(real, "a", 5), "b", 5)
     assert compare_traces(real, emulated).full_match
+
+
+def test_a_parameter_that_is_the_callers_list_counts_across_frames() -> None:
+    source = "def f(xs):\n    xs.append(1)\n    return xs\n\na = [0]\nb = f(a)\n"
+    real = _real(source)
+    call = next(s for s in real["steps"] if s.get("event") == "call" and s["func"] == "f")
+    a_id = call["ids"]["xs"]  # the parameter arrives bound to the caller's list
+    assert compare_traces(real, copy.deepcopy(real)).full_match
+    emulated = copy.deepcopy(real)
+    for step in emulated["steps"]:
+        if step["func"] == "f" and "xs" in step.get("ids", {}):
+            step["ids"]["xs"] = a_id + 10  # the model's f works on a copy
+    first = compare_traces(real, emulated).first_divergence
+    assert first is not None
+    assert (first["kind"], first["variable"]) == ("identity", "xs")
+    assert first["expected"] == "the same object as a in the program"
+    assert first["got"] == "an object of its own"
