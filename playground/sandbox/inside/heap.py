@@ -223,23 +223,7 @@ class Heap:
                 if k >= MAX_ITEMS:
                     cut = True
                     break
-                # The commonest keys and values inline (as ``_item`` renders them), the rest
-                # through it: a call per item is most of a small dict's cost.
-                t = type(key)
-                if t is str and len(key) <= 24:
-                    first: Any = str.__repr__(key)
-                elif t is int and -_SMALL < key < _SMALL:
-                    first = int.__repr__(key)
-                else:
-                    first = item_of(key, walk)
-                t = type(val)
-                if t is str and len(val) <= 24:
-                    second: Any = str.__repr__(val)
-                elif t is int and -_SMALL < val < _SMALL:
-                    second = int.__repr__(val)
-                else:
-                    second = item_of(val, walk)
-                pair = [first, second]
+                pair = [item_of(key, walk), item_of(val, walk)]
                 if type(pair[0]) is tuple or type(pair[1]) is tuple:  # (text, cut)
                     cut = True
                     pair = [p[0] if type(p) is tuple else p for p in pair]
@@ -252,13 +236,6 @@ class Heap:
                 if k >= MAX_ITEMS:
                     cut = True
                     break
-                t = type(val)  # the commonest items inline, as in the dict branch
-                if t is str and len(val) <= 24:
-                    items.append(str.__repr__(val))
-                    continue
-                if t is int and -_SMALL < val < _SMALL:
-                    items.append(int.__repr__(val))
-                    continue
                 item = item_of(val, walk)
                 if type(item) is tuple:
                     cut = True
