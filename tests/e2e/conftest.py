@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.test import Client
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.factories import UserFactory
 
@@ -77,3 +78,18 @@ def signed_in(page: Page, base_url: str) -> AbstractBaseUser:
     user = UserFactory()
     page.context.add_cookies([session_cookie(user, base_url)])
     return user
+
+
+def seconds_to_step_around_ten_thousand(page: Page) -> float:
+    """On a viewer showing a 10,000-step trace: the last step, the slider to step 5,001, then 20
+    steps back with the keyboard, each checked in the step line; the seconds it all took."""
+    info = page.locator("#step-info")
+    t0 = time.monotonic()
+    page.keyboard.press("End")
+    expect(info).to_contain_text("Step 10000 of 10000")
+    page.locator("#step-slider").fill("5000")
+    expect(info).to_contain_text("Step 5001 of 10000")
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")
+    expect(info).to_contain_text("Step 4981 of 10000")
+    return time.monotonic() - t0

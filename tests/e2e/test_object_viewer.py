@@ -7,7 +7,6 @@ Screenshots at 1280 and 390 px go to test-artifacts/ (look at them when this cha
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
 from playground.runs.models import Run, Trace
-from tests.e2e.conftest import signed_in
+from tests.e2e.conftest import seconds_to_step_around_ten_thousand, signed_in
 from tests.factories import ProgramFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -234,14 +233,6 @@ def test_ten_thousand_steps_of_a_changing_list_step_instantly(
                 return items
         raise AssertionError("never recorded")
 
-    t0 = time.monotonic()
-    page.keyboard.press("End")
-    expect(page.locator("#step-info")).to_contain_text("Step 10000 of 10000")
-    page.locator("#step-slider").fill("5000")
-    expect(page.locator("#step-info")).to_contain_text("Step 5001 of 10000")
-    for _ in range(20):
-        page.keyboard.press("ArrowLeft")
-    expect(page.locator("#step-info")).to_contain_text("Step 4981 of 10000")
-    assert time.monotonic() - t0 < 5
+    assert seconds_to_step_around_ten_thousand(page) < 5
     expect(page.locator("#obj-1 .obj-items li")).to_have_text(expected_items(4980))
     expect(page.locator("#obj-2 .obj-pairs button.ref")).to_have_text(["#1"])
