@@ -153,13 +153,14 @@
   // An object's badge: its # in a hue of its own (the same wherever it is referred to), a
   // button where choosing it leads somewhere (the trace viewer's objects), a plain mark
   // otherwise (the side-by-side panels: each trace numbers its own objects).
+  function hue(id) { return String((id * 137) % 360); }
   function badge(id, what, interactive) {
     var node = document.createElement(interactive ? "button" : "span");
     node.className = "ref";
     node.textContent = "#" + id;
     if (interactive) node.type = "button";
     node.setAttribute("data-ref", String(id));
-    node.style.setProperty("--hue", String((id * 137) % 360));
+    node.style.setProperty("--hue", hue(id));
     node.setAttribute("aria-label", "object #" + id + " (" + what + ")");
     node.title = what + " #" + id;
     return node;
@@ -167,6 +168,6 @@
 
   window.TraceState = {
     track: track, exceptionWords: exceptionWords, stepper: stepper, frameName: frameName,
-    badge: badge,
+    badge: badge, hue: hue,
   };
 })();

@@ -136,7 +136,7 @@
     var box = el("div", "obj");
     box.id = "obj-" + id;
     box.setAttribute("data-obj", String(id));
-    box.style.setProperty("--hue", String((id * 137) % 360));
+    box.style.setProperty("--hue", TS.hue(id));
     var head = el("div", "obj-head");
     head.appendChild(badge(id, index));
     if (!found) {

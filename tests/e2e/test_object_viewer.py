@@ -37,9 +37,18 @@ RECURSION = (
 )
 
 
-def _open(page: Page, live_server: LiveServer, user: AbstractBaseUser, source: str) -> Run:
-    trace = sandbox.run(source)
-    assert trace["status"] == "ok", trace.get("error")
+def _open(
+    page: Page,
+    live_server: LiveServer,
+    user: AbstractBaseUser,
+    source: str,
+    trace: dict[str, Any] | None = None,
+) -> Run:
+    """A finished run of ``source`` owned by ``user``, with ``trace`` as its real trace (by
+    default the sandbox's, which must end "ok"), opened in the viewer."""
+    if trace is None:
+        trace = sandbox.run(source)
+        assert trace["status"] == "ok", trace.get("error")
     program = ProgramFactory(source=source, call="", owner=user)
     run = Run.objects.create(program=program, owner=user, status=Run.Status.DONE, source=source)
     Trace.objects.create(
@@ -193,12 +202,7 @@ def test_an_old_trace_without_identity_still_steps(page: Page, live_server: Live
         step.pop("ids", None)
         step.pop("heap", None)
     trace["schema"] = 2
-    program = ProgramFactory(source=ALIASING, call="", owner=user)
-    run = Run.objects.create(program=program, owner=user, status=Run.Status.DONE, source=ALIASING)
-    Trace.objects.create(
-        run=run, kind="real", status="ok", step_count=len(trace["steps"]), data=trace
-    )
-    page.goto(live_server.url + run.get_absolute_url())
+    _open(page, live_server, user, ALIASING, trace)
     page.keyboard.press("End")
     expect(page.locator("#vars")).to_contain_text("[1, 2]")
     expect(page.locator("#heap .obj")).to_have_count(0)
@@ -217,12 +221,7 @@ def test_ten_thousand_steps_of_a_changing_list_step_instantly(
     trace = sandbox.run(source)
     assert trace["status"] == "step_limit"
     assert len(trace["steps"]) == 10_000
-    program = ProgramFactory(source=source, call="", owner=user)
-    run = Run.objects.create(program=program, owner=user, status=Run.Status.DONE, source=source)
-    Trace.objects.create(
-        run=run, kind="real", status=trace["status"], step_count=10_000, data=trace
-    )
-    page.goto(live_server.url + run.get_absolute_url())
+    _open(page, live_server, user, source, trace)
     expect(page.locator("#step-info")).to_contain_text("Step 1 of 10000")
 
     def expected_items(index: int) -> list[str]:
