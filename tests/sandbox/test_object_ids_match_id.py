@@ -41,6 +41,26 @@ CASES = {
         "import collections\nd = collections.deque([1])\ne = d\nd.append([2])\n"
         "b = bytearray(b'ab')\nc = b\nc.append(99)\n"
     ),
+    # A list changed by a callee where only a parent is shown (recorded as a child: [1, 2, 3],
+    # by the general walk), then changed back where the parent's cut repr hides it; the caller
+    # shows it again by name. The heap the steps describe must hold what it holds at each step.
+    "recorded_as_a_child_between": (
+        "def h(v):\n    v[3].append(3); v[0] = 'A' * 100\n    v[3].pop()\n"
+        "def g(y):\n    y.append(2)\n    w = ['a' * 100, 'b' * 100, 'c' * 100, y]\n    h(w)\n"
+        "x = [1]\ng(x)\nz = 0\n"
+    ),
+    "lists_of_pairs": (
+        "d = {'a': 1, 'b': 2}\np = list(d.items())\np.sort(reverse=True)\nq = p\n"
+        "p.append(('c', 3))\nr = [p[0], [p[1]]]\n"
+    ),
+    "long_and_odd_items": (
+        "xs = ['\\x00' * 20, 'e' * 30, 10**30, -10**40, 1.5, None, True, b'ab', range(3)]\n"
+        "ys = xs\nxs.append('z' * 200)\nzs = list(range(70))\nws = zs\nzs[65] = 'x'\n"
+        "big = [range(10**5000)]\n"
+    ),
+    # The heap is made on the first value that may be an object: here a returned list no
+    # name holds, after a run of scalars, strings and functions.
+    "first_object_returned": "def f(n):\n    s = 'x' * n\n    return [n] * 2\nr = f(3)\n",
     "wide_and_deep": (
         "w = [[i] for i in range(100)]\nx = []\nfor _ in range(10):\n    x = [x]\nv = w[3]\n"
     ),

@@ -136,6 +136,8 @@ class CocTracer(_tracer.Tracer):
         hidden = [name for name in changed if name.startswith(HIDDEN)]
         for name in hidden:
             del changed[name]
+        if hidden:
+            self.unshow(hidden)
         return changed
 
     def take_back(self, frame: FrameType) -> dict[str, Any] | None:

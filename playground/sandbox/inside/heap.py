@@ -4,6 +4,10 @@ and what each mutable container or instance holds, recorded as a delta from step
 Its own module because it is a separate concern from the trace callback (tracer.py, at its size
 limit, keeps the events and the limits) with its own rules and bounds; the runner zip picks up
 every module of ``inside/``. Standard library only, no imports: this runs inside the sandbox.
+About 460 lines, one unit: the walk has a general path and a shortcut for the commonest entry (a
+list, set or dict of scalars: ``_visit_flat``, with the texts the tracer already made), which
+must agree item for item, so they sit side by side (tests/sandbox/identity_hook.py checks every
+shortcut's entry against a fresh general walk).
 
 Ids are small integers, 1, 2, 3... in order of first sight, stable for the whole run and never
 reused. The recorder holds a reference to each object it gave an id, so the ``id()`` it is
@@ -31,15 +35,26 @@ from __future__ import annotations
 
 import sys
 from _collections import deque  # built in: no import from the zip
+from itertools import islice as _islice  # built in too
 
 try:  # in the sandbox, where /runner is on sys.path
-    from saferepr import GETSET, instance_dict, real_mro, safe_repr
+    from saferepr import GETSET, flat_ids, instance_dict, real_mro, safe_repr
 except ImportError:  # in the project (tests, benchmarks)
-    from playground.sandbox.inside.saferepr import GETSET, instance_dict, real_mro, safe_repr
+    from playground.sandbox.inside.saferepr import (
+        GETSET,
+        flat_ids,
+        instance_dict,
+        real_mro,
+        safe_repr,
+    )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    # A walk's state: depth left, ids recorded in this step, the step's budget, the children
+    # to visit after the current entry.
+    Walk = tuple[int, set[int], list[int], list[Any]]
 
 MAX_OBJECTS = 10_000  # objects given an id in one run
 SWEEP_EVERY = 64  # new ids between two sweeps for objects only the recorder still holds
@@ -85,6 +100,13 @@ _BUILT_IN_KINDS: dict[int, tuple[Any, tuple[str, Any] | None]] = {
 }
 
 
+def untracked_built_in(value: Any) -> bool:
+    """Whether ``value`` is of a built-in type the heap never records (a str, an int, a
+    function...): known without a heap."""
+    known = _BUILT_IN_KINDS.get(id(type(value)))
+    return known is not None and known[1] is None
+
+
 class Heap:
     """Gives ids to the shown values and records the objects new or changed since last shown."""
 
@@ -94,16 +116,29 @@ class Heap:
         self.since_sweep = 0
         self.suspects: list[int] = []  # id() of objects let go of: maybe ours alone now
         self.keys: dict[int, int] = {}  # recorded id -> the id() it is filed under in held
-        # id(type) -> (the type, held so its id stays its own; its kind)
-        self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = dict(_BUILT_IN_KINDS)
+        # id(type) -> (the type, held so its id stays its own; its kind): the types this run
+        # met, each taken from _BUILT_IN_KINDS or worked out once (a copy of all the built-in
+        # ones per run cost more than the lookups it saved: every allocation in a fresh
+        # sandbox process touches fresh memory)
+        self.types: dict[int, tuple[Any, tuple[str, Any] | None]] = {}
         self.last: dict[int, dict[str, Any]] = {}  # recorded id -> the entry last recorded
+        self.refs: dict[int, list[int]] = {}  # recorded id -> the ids its last entry refers to
+        # recorded id -> (flat_items when last recorded (held: their ids stay theirs), their
+        # ids): a flat container holding the same items is recorded as it was, not walked
+        self.flat: dict[int, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
 
     def kind(self, value: Any) -> tuple[str, Any] | None:
-        t = type(value)
-        known = self.types.get(id(t))
+        known = self.types.get(id(type(value)))
         if known is None:
-            known = self.types[id(t)] = (t, _kind(t))
+            known = self._learn(type(value))
         return known[1]
+
+    def _learn(self, t: Any) -> tuple[Any, tuple[str, Any] | None]:
+        known = _BUILT_IN_KINDS.get(id(t))
+        if known is None:
+            known = (t, _kind(t))
+        self.types[id(t)] = known
+        return known
 
     def tracked(self, value: Any) -> bool:
         """Whether ``value`` is an object the heap records (so a rebinding shows)."""
@@ -152,30 +187,49 @@ class Heap:
             if pair is not None and sys.getrefcount(pair[0]) <= 2:
                 del held[key]
                 self.last.pop(pair[1], None)
+                self.refs.pop(pair[1], None)
+                self.flat.pop(pair[1], None)
                 del self.keys[pair[1]]
 
-    def record(self, values: dict[str, Any]) -> tuple[dict[str, int], dict[str, Any]]:
-        """The ids of ``values`` that are tracked objects, and the heap delta: ``{str(id):
-        entry}`` for each object reachable from them (bounded) whose contents changed."""
+    def record(
+        self, objects: list[tuple[str, Any, Any, list[str] | None, Any]]
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        """The ids of the named ``objects`` (values ``tracked`` said yes to, with their
+        ``flat_items``, ``item_texts`` and the items' ids when the tracer has them), and the
+        heap delta: ``{str(id): entry}`` for each object reachable from them (bounded) whose
+        contents changed."""
         ids: dict[str, int] = {}
         delta: dict[str, Any] = {}
         seen: set[int] = set()
-        budget = [MAX_PER_STEP]
-        for name, value in values.items():
-            if self.kind(value) is None:
+        budget: list[int] | None = None  # a walk's, made for the first one
+        held = self.held
+        for name, value, flat, texts, item_ids in objects:
+            pair = held.get(id(value))  # id_of's first lines, inline
+            rid = pair[1] if pair is not None else self.id_of(value)
+            if rid is None or rid in seen:
+                if rid is not None:
+                    ids[name] = rid
                 continue
-            rid = self.id_of(value)
-            if rid is not None:
-                ids[name] = rid
-                if rid not in seen:
-                    self._visit(value, rid, MAX_DEPTH, delta, seen, budget)
+            ids[name] = rid
+            seen.add(rid)
+            known = self.flat.get(rid)
+            if known is not None and known[1] == (item_ids or flat_ids(value)):
+                continue  # the same items as when last recorded: the same entry
+            if flat is None:
+                if budget is None:
+                    budget = [MAX_PER_STEP]
+                self._visit(value, rid, MAX_DEPTH, delta, seen, budget)
+            else:
+                self._visit_flat(value, rid, flat, texts, delta)
+                self.flat[rid] = (flat, item_ids or tuple(map(id, flat)))
         return ids, delta
 
-    def _dropped(self, before: dict[str, Any], after: dict[str, Any]) -> None:
-        """The objects ``before`` referred to and ``after`` no longer does: let go of them (a
-        ``pop``, a ``del d[k]``); they die at the end of the step if nothing else holds them."""
-        kept = set(_refs(after))
-        for rid in _refs(before):
+    def _dropped(self, before: list[int], after: list[int]) -> None:
+        """The objects an entry referred to (``before``, its ids) and no longer does: let go of
+        them (a ``pop``, a ``del d[k]``); they die at the end of the step if nothing else holds
+        them."""
+        kept = set(after)
+        for rid in before:
             if rid not in kept:
                 key = self.keys.get(rid)
                 if key is not None:
@@ -185,6 +239,48 @@ class Heap:
         """Entries of a step taken back (Chain of Code): they are recorded again when next seen."""
         for key in rids:
             self.last.pop(int(key), None)
+            self.flat.pop(int(key), None)
+
+    def _visit_flat(
+        self,
+        value: Any,
+        rid: int,
+        flat: tuple[Any, ...],
+        texts: list[str] | None,
+        delta: dict[str, Any],
+    ) -> None:
+        """``_visit`` for an exact list, set or dict of immutable scalars (and tuples of them)
+        whose items the tracer holds (``flat_items``: a dict's keys, then its values): the same
+        entry, without the walk's bookkeeping (no item is an object). The commonest change a
+        step records."""
+        if texts is None:  # not made by the tracer (a set)
+            texts = _flat_texts(flat) if len(flat) >= 16 else None
+            if texts is None:
+                texts = item_texts(flat)[0]
+        t = type(value)
+        items: list[Any]
+        if t is dict:
+            n = len(texts) // 2
+            items = list(map(list, zip(texts[:n], texts[n:], strict=True)))
+        else:
+            n = len(texts)
+            items = texts
+            if t is set:
+                del items[MAX_ITEMS:]  # the first ones in hash order, as _visit takes them
+                items.sort()  # all texts: _set_order's order
+        kind = "list" if t is list else "dict" if t is dict else "set"  # the tracked flat types
+        entry: dict[str, Any] = {"kind": kind, "items": items}
+        if n > MAX_ITEMS:
+            del items[MAX_ITEMS:]
+            entry["cut"] = True
+            entry["len"] = n
+        if self.last.get(rid) != entry:
+            if self.refs:
+                old = self.refs.pop(rid, None)
+                if old is not None:
+                    self._dropped(old, [])
+            self.last[rid] = entry
+            delta[str(rid)] = entry
 
     def _visit(
         self,
@@ -195,68 +291,89 @@ class Heap:
         seen: set[int],
         budget: list[int],
     ) -> None:
+        """Records the entry of ``value`` (id ``rid``) when it changed, then its children.
+
+        Each item is ``text or id``: an immutable's repr, an object's id. The commonest items,
+        a short str and a small int, are rendered here without a call; the rest by ``_item``.
+        On the critical path of every step that shows a changed container."""
         seen.add(rid)
-        kind, base = self.kind(value) or ("object", None)
-        entry: dict[str, Any] = {"kind": kind}
         t = type(value)
+        kind, base = self.types[id(t)][1] or ("object", None)  # cached: kind() was asked first
+        entry: dict[str, Any] = {"kind": kind}
         if t is not base:  # an instance's class, a subclass of a built-in container
             name = type.__getattribute__(t, "__qualname__")
             if name != kind:
                 entry["type"] = name
-        # Each item: ``[text or id]``; followed children are visited after this entry.
-        follow: list[tuple[Any, int]] = []
+        follow: list[tuple[Any, int]] = []  # children to visit after this entry
         walk = (depth, seen, budget, follow)
         items: list[Any] = []
+        refs: list[int] = []  # the ids among the items
         cut = False
-        if kind == "bytearray":
+        item_of = self._item
+        if base is dict or base is None:  # a dict, or an instance's attributes
+            source = value if base is dict else instance_dict(value, t)
+            if source is None:
+                source = {}
+            n = dict.__len__(source)
+            pairs: Any = dict.items(source)
+            if n > MAX_ITEMS:
+                pairs, cut = _islice(pairs, MAX_ITEMS), True
+            for key, val in pairs:
+                pair = [_plain(key) or item_of(key, walk), _plain(val) or item_of(val, walk)]
+                for j in (0, 1):
+                    part = pair[j]
+                    if type(part) is not str:
+                        if type(part) is tuple:  # (text or id, cut)
+                            cut = True
+                            part = pair[j] = part[0]
+                        if type(part) is int:
+                            refs.append(part)
+                items.append(pair)
+        elif base is bytearray:
             n = bytearray.__len__(value)
             head = bytearray.__getitem__(value, slice(0, ITEM_CHARS))
             items.append(safe_repr(bytes(head), ITEM_CHARS + 10))
             cut = n > ITEM_CHARS
-        elif kind == "dict" or kind == "object":
-            source = value if kind == "dict" else instance_dict(value, t)
-            if source is None:
-                source = {}
-            n = dict.__len__(source)
-            item_of = self._item
-            for k, (key, val) in enumerate(dict.items(source)):
-                if k >= MAX_ITEMS:
-                    cut = True
-                    break
-                pair = [item_of(key, walk), item_of(val, walk)]
-                if type(pair[0]) is tuple or type(pair[1]) is tuple:  # (text, cut)
-                    cut = True
-                    pair = [p[0] if type(p) is tuple else p for p in pair]
-                items.append(pair)
         else:
-            assert base is not None  # the container kinds have their base
             n = base.__len__(value)
-            item_of = self._item
-            for k, val in enumerate(base.__iter__(value)):
-                if k >= MAX_ITEMS:
-                    cut = True
-                    break
-                item = item_of(val, walk)
-                if type(item) is tuple:
-                    cut = True
-                    item = item[0]
-                items.append(item)
-            if kind == "set":  # hash order: sorted for a deterministic trace
+            values: Any = base.__iter__(value)
+            if n > MAX_ITEMS:
+                values, cut = _islice(values, MAX_ITEMS), True
+            append = items.append
+            for val in values:
+                tv = type(val)
+                if tv is str and len(val) <= 24:
+                    append(str.__repr__(val))
+                elif tv is int and -_SMALL < val < _SMALL:
+                    append(int.__repr__(val))
+                else:
+                    item = item_of(val, walk)
+                    if type(item) is not str:
+                        if type(item) is tuple:  # (text or id, cut)
+                            cut = True
+                            item = item[0]
+                        if type(item) is int:
+                            refs.append(item)
+                    append(item)
+            if base is set:  # hash order: sorted for a deterministic trace
                 items.sort(key=_set_order)
         entry["items"] = items
         if cut:
             entry["cut"] = True
             entry["len"] = n
-        before = self.last.get(rid)
-        if before != entry:
-            if before is not None:
-                self._dropped(before, entry)
+        if self.last.get(rid) != entry:
+            old = self.refs.pop(rid, None)
+            if old is not None:
+                self._dropped(old, refs)
+            if refs:
+                self.refs[rid] = refs
             self.last[rid] = entry
+            self.flat.pop(rid, None)  # its flat items, if any, are not what was last recorded
             delta[str(rid)] = entry
         for child_value, child in follow:
             self._visit(child_value, child, depth - 1, delta, seen, budget)
 
-    def _item(self, v: Any, walk: tuple[int, set[int], list[int], list[Any]]) -> Any:
+    def _item(self, v: Any, walk: Walk) -> Any:
         """One item: its repr (an immutable), its id (an object, followed when within the
         bounds), or ``(repr, True)`` for an object cut off (not followed, never recorded)."""
         t = type(v)
@@ -268,7 +385,7 @@ class Heap:
             return int.__repr__(v)
         known = self.types.get(id(t))
         if known is None:
-            known = self.types[id(t)] = (t, _kind(t))
+            known = self._learn(t)
         if known[1] is None:
             return safe_repr(v, ITEM_CHARS, 10)
         depth, seen, budget, follow = walk
@@ -289,15 +406,57 @@ class Heap:
         return (safe_repr(v, ITEM_CHARS, 10), True)
 
 
-def _refs(entry: dict[str, Any]) -> list[int]:
-    """The recorded ids an entry refers to (its items, or its pairs' keys and values)."""
-    found: list[int] = []
-    for item in entry["items"]:
-        if type(item) is list:
-            found.extend(part for part in item if type(part) is int)
-        elif type(item) is int:
-            found.append(item)
-    return found
+# An immutable scalar at most this big (sys.getsizeof) has a repr that is cheap to make and
+# cannot fail (an int's repr raises past 4,300 digits; this bounds it to about 2,200).
+_FLAT_SIZE = 1_000
+_getsizeof, _repr = sys.getsizeof, repr  # bound at import: the program may replace builtins
+
+
+def item_texts(items: tuple[Any, ...]) -> tuple[list[str], bool]:
+    """What ``Heap._item`` gives each of ``items`` (immutable scalars and tuples of them, from
+    ``flat_items``), and whether every text is the item's own repr (a str of at most 24
+    characters, a small int, a float, a bool, None): then the container's repr can be made from
+    them (the tracer does: one pass over the items where there were two)."""
+    texts: list[str] = []
+    append = texts.append
+    exact = True
+    for v in items:
+        t = type(v)
+        if t is str and len(v) <= 24:
+            append(str.__repr__(v))
+        elif t is int and -_SMALL < v < _SMALL:
+            append(int.__repr__(v))
+        else:
+            append(safe_repr(v, ITEM_CHARS, 10))
+            exact = exact and (t is float or t is bool or v is None)
+    return texts, exact
+
+
+def _flat_texts(items: tuple[Any, ...]) -> list[str] | None:
+    """The texts ``_item`` gives ``items`` (immutable scalars from ``flat_items``), made in
+    C, when each is its plain repr: when every repr is at most ITEM_CHARS long, which is then
+    what ``_item`` makes of it too (a str cut to fit, a long int, differ: None, and ``_item``
+    renders them). Sizes are checked before any repr is made."""
+    if not items:
+        return []
+    if max(map(_getsizeof, items)) > _FLAT_SIZE or id(tuple) in set(map(id, map(type, items))):
+        return None  # a tuple's size says nothing of its items
+    try:
+        texts = list(map(_repr, items))
+    except ValueError:  # a range with a bound past the int digits limit: _item renders it
+        return None
+    return texts if max(map(len, texts)) <= ITEM_CHARS else None
+
+
+def _plain(v: Any) -> str:
+    """The text of a short str or a small int (the commonest keys and values), else ``""``
+    (no repr is empty): what ``Heap._item`` gives for them, without its walk."""
+    t = type(v)
+    if t is str:
+        return str.__repr__(v) if len(v) <= 24 else ""
+    if t is int and -_SMALL < v < _SMALL:
+        return int.__repr__(v)
+    return ""
 
 
 def _set_order(item: Any) -> tuple[int, str, int]:
@@ -305,16 +464,3 @@ def _set_order(item: Any) -> tuple[int, str, int]:
 
 
 _SMALL = 10**18
-
-
-def entry_size(entry: dict[str, Any]) -> int:
-    """About the characters of one heap entry in JSON (with its key)."""
-    size = 40 + len(entry.get("type", ""))
-    for item in entry["items"]:
-        if type(item) is list:
-            size += 4
-            for part in item:
-                size += len(part) + 4 if type(part) is str else 8
-        else:
-            size += len(item) + 4 if type(item) is str else 8
-    return size

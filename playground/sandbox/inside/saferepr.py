@@ -56,17 +56,20 @@ def instance_dict(value: Any, t: Any) -> dict[str, Any] | None:
 
 
 _FLAT = frozenset(map(id, (list, tuple, set, frozenset)))
+_TUPLE = {id(tuple)}
 MAX_FLAT = 64  # items of a container worth a fingerprint (past it, the bounded repr is cheaper)
 
 
 def flat_items(value: object) -> tuple[Any, ...] | None:
     """The items of an exact list, tuple, set, frozenset or dict (its keys then its values)
-    when there are at most MAX_FLAT and every one is an immutable scalar; None otherwise.
+    when there are at most MAX_FLAT and every one is an immutable scalar or an exact tuple of
+    them (a pair from ``dict.items()``, say); None otherwise.
 
     While the caller holds this tuple its items stay alive, so their ``id()`` are theirs: if a
     later ``flat_ids`` of the same container equals the ids of this tuple, it holds the same
-    objects in the same order, so its repr is unchanged. Reads through the built-in types' own
-    methods (no user code: the items are checked by their exact type)."""
+    objects in the same order, so its repr is unchanged (a tuple of immutable scalars cannot
+    change either). Reads through the built-in types' own methods (no user code: the items
+    are checked by their exact type)."""
     v: Any = value
     t = type(v)
     if t is dict:
@@ -80,8 +83,14 @@ def flat_items(value: object) -> tuple[Any, ...] | None:
     else:
         return None
     # The items' exact types by id, in C (a set of types would hash them: a metaclass's code).
-    if not set(map(id, map(type, items))) <= IMMUTABLE_TYPES:
+    kinds = set(map(id, map(type, items)))
+    if kinds <= IMMUTABLE_TYPES:
+        return items
+    if kinds - IMMUTABLE_TYPES != _TUPLE:
         return None
+    for item in items:  # the tuples: one level of immutable scalars each
+        if type(item) is tuple and not set(map(id, map(type, item))) <= IMMUTABLE_TYPES:
+            return None
     return items
 
 
@@ -168,8 +177,15 @@ def _render(value: Any, parts: list[str], budget: list[int], depth: int, seen: s
             _emit(parts, budget, int.__repr__(value))
     elif id(t) in _SCALARS:
         _emit(parts, budget, t.__repr__(value))
-    elif t is range:
-        _emit(parts, budget, range.__repr__(value))
+    elif t is range:  # its own repr fails past 4,300 digits: its ints go through _render
+        _emit(parts, budget, "range(")
+        _render(value.start, parts, budget, depth, seen)
+        _emit(parts, budget, ", ")
+        _render(value.stop, parts, budget, depth, seen)
+        if value.step != 1:
+            _emit(parts, budget, ", ")
+            _render(value.step, parts, budget, depth, seen)
+        _emit(parts, budget, ")")
     elif id(t) in _CONTAINERS:
         _container(value, t, parts, budget, depth, seen)
     elif t is types.FunctionType:

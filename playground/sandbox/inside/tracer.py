@@ -15,7 +15,7 @@ when the frame's last event was an exception (nothing ran since, e.g. no ``excep
 when the frame had an exception and is not stopped at a return or yield instruction (it leaves
 from a ``finally`` that re-raises).
 
-One file of about 500 lines (the heap recorder is its own module, heap.py): the trace callback
+One file of about 580 lines (the heap recorder is its own module, heap.py): the trace callback
 (``Tracer``, which Chain of Code's ``coc_runtime.CocTracer`` subclasses), the output capture and
 limits it checks on every event, and the ``Execution`` around them are one unit, and the runner
 imports this module on every run's critical path inside the sandbox, where each extra module is
@@ -25,14 +25,17 @@ one more import from the zip.
 from __future__ import annotations
 
 import sys
+from io import StringIO  # loaded at start-up already (sys.stdout is built on it)
 
 try:  # in the sandbox, where /runner is on sys.path
-    from heap import Heap, entry_size
-    from saferepr import IMMUTABLE_TYPES, flat_ids, flat_items, safe_repr
+    from heap import Heap, item_texts, untracked_built_in
+    from saferepr import IMMUTABLE_TYPES, MAX_CHARS, MAX_ITEMS, flat_ids, flat_items, safe_repr
 except ImportError:  # in the project (tests, benchmarks)
-    from playground.sandbox.inside.heap import Heap, entry_size
+    from playground.sandbox.inside.heap import Heap, item_texts, untracked_built_in
     from playground.sandbox.inside.saferepr import (
         IMMUTABLE_TYPES,
+        MAX_CHARS,
+        MAX_ITEMS,
         flat_ids,
         flat_items,
         safe_repr,
@@ -95,7 +98,12 @@ def _normal_exit_ops() -> frozenset[int]:
 
 _NORMAL_EXIT = _normal_exit_ops()
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
+_UNREAD = object()  # flat_items not asked yet
+_repr = repr  # bound at import: the program may replace builtins.repr
 _MODULE = type(sys)  # compared by identity: a user class's __name__ may go through a metaclass
+# In a frame's snapshot, in place of the item ids: the value is an immutable scalar, so while
+# the name is bound to the same object its repr cannot have changed.
+_SCALAR = ("scalar",)
 
 
 class LimitReached(BaseException):
@@ -175,13 +183,16 @@ class Tracer:
         self.truncated = False
         self.batch: list[dict[str, Any]] = []
         self.batch_chars = 0
-        # frame -> name -> (value, its repr, flat_items of it (held), their ids): see _changed
+        # frame -> name -> (value, its repr, flat_items of it (held), their ids or _SCALAR): see
+        # _changed
         self.snapshots: dict[FrameType, dict[str, tuple[Any, str, Any, Any]]] = {}
         # frame -> [the last exception seen in it ("Type: message"), whether nothing ran since,
         # whether it closes a generator]
         self.raised: dict[FrameType, list[Any]] = {}
-        self.heap = Heap() if self.identity else None
-        self.objects_shown = False
+        # This step's changed names bound to objects: (name, value, its flat_items, the items'
+        # texts, their ids; each None where not made)
+        self.objects: list[tuple[str, Any, Any, Any, Any]] = []
+        self.heap: Heap | None = None  # made by _heap_for on the first value that may need it
 
     # sys.settrace entry point: decide per new frame whether it is the user's.
     def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -228,8 +239,10 @@ class Tracer:
             self._step(frame, "return", arg, line)
         snap = self.snapshots.pop(frame, None)
         if snap is not None and self.heap is not None:
+            held, suspects = self.heap.held, self.heap.suspects
             for shown in snap.values():  # the frame's objects: let go once the frame is gone
-                self.heap.let_go(shown[0])
+                if id(shown[0]) in held:  # heap.let_go, inline: once per name of every frame
+                    suspects.append(id(shown[0]))
 
     def caller(self, frame: FrameType) -> tuple[str, int] | None:
         """Where an exception unwinding ``frame`` goes: its caller's function and line, when
@@ -250,74 +263,111 @@ class Tracer:
         changed: dict[str, str] = {}
         module_level = frame.f_code.co_name == "<module>"
         heap = self.heap
-        if heap is not None:
+        if heap is not None and heap.suspects:
             heap.release_suspects()  # a frame left at the last step is gone by now
+        get = snap.get
         for name, value in frame.f_locals.items():
-            if module_level and (name.startswith("__") or type(value) is _MODULE):
-                continue
-            prev = snap.get(name)
-            scalar = id(type(value)) in IMMUTABLE_TYPES
+            prev = get(name)
+            if prev is None:
+                if module_level and (name.startswith("__") or type(value) is _MODULE):
+                    continue
+            elif prev[0] is value:
+                ids = prev[3]
+                if ids is _SCALAR or (ids is not None and flat_ids(value) == ids):
+                    continue
+            vt = type(value)
+            texts = None  # the items' texts for the heap, when made here
+            if (vt is list or vt is dict) and self.identity:
+                # A list or dict of scalars: its repr is made from the texts its heap entry
+                # needs, where it would otherwise be rendered twice (items checked once).
+                items = flat_items(value)
+                text = None
+                if items is not None:
+                    texts, exact = item_texts(items)
+                    if exact:
+                        text = _joined(vt, texts)
+                if text is None:
+                    text = safe_repr(value)
+            else:
+                items = _UNREAD
+                text = safe_repr(value)
             if (
-                prev is not None
-                and prev[0] is value
-                and (scalar or (prev[3] is not None and flat_ids(value) == prev[3]))
+                heap is not None
+                and prev is not None
+                and prev[0] is not value
+                and id(prev[0]) in heap.held  # the name's old object: maybe no one else has it
             ):
-                continue
-            text = safe_repr(value)
-            if heap is not None and prev is not None and prev[0] is not value:
-                heap.let_go(prev[0])  # the name's old object: maybe no one else holds it now
-            if scalar:
+                heap.suspects.append(id(prev[0]))  # heap.let_go, inline
+            if id(vt) in IMMUTABLE_TYPES:
                 if prev is None or prev[1] != text:
                     changed[name] = text
-                snap[name] = (value, text, None, None)
+                snap[name] = (value, text, None, _SCALAR)
                 continue
             # A name rebound to another object with the same repr is shown too: its id differs.
-            tracked = heap is not None and heap.tracked(value)
+            if heap is None:
+                heap = self._heap_for(value)
+            if heap is None:
+                tracked = False
+            else:  # heap.tracked, inline: its cache first
+                known = heap.types.get(id(vt))
+                tracked = (known[1] if known is not None else heap.kind(value)) is not None
+            if items is _UNREAD:
+                items = flat_items(value)
+            item_ids = None if items is None else tuple(map(id, items))
             if prev is None or prev[1] != text or (tracked and prev[0] is not value):
                 changed[name] = text
-                self.objects_shown = self.objects_shown or tracked
-            items = flat_items(value)
-            snap[name] = (value, text, items, None if items is None else tuple(map(id, items)))
+                if tracked:
+                    self.objects.append((name, value, items, texts, item_ids))
+            snap[name] = (value, text, items, item_ids)
         return changed
 
     def _step(self, frame: FrameType, event: str, arg: Any, line: int = 0) -> None:
-        self.count += 1
-        if self.count > self.max_steps:
+        """Records one step. On the critical path of every event: attributes read once into
+        locals, and a line step (most of them) skips the other events' fields."""
+        count = self.count = self.count + 1
+        if count > self.max_steps:
             if self.keep_running:
                 self.count, self.truncated = self.max_steps, True
                 sys.settrace(None)
                 return
             self.on_limit("step_limit")
+        code = frame.f_code
+        func = code.co_name
         # Fields at their default are left out (see schema.py): most steps change nothing and
         # print nothing, and the envelope would otherwise be most of a trace's size.
         step: dict[str, Any] = {
-            "i": self.count - 1,
-            "line": line or frame.f_lineno or frame.f_code.co_firstlineno,
-            "func": frame.f_code.co_name,
+            "i": count - 1,
+            "line": line or frame.f_lineno or code.co_firstlineno,
+            "func": func,
         }
         if event != "line":
             step["event"] = event
-        size = 40 + len(step["func"])
-        self.objects_shown = False  # set by _changed: a name shown is bound to an object
+        size = 40 + len(func)
         changed = self._changed(frame)
+        heap = self.heap
         if event == "return":
             changed["__return__"] = safe_repr(arg)
+            if arg is not None and heap is None:
+                heap = self._heap_for(arg)
+            if arg is not None and heap is not None and heap.tracked(arg):
+                self.objects.append(("__return__", arg, None, None, None))
         if changed:
             step["locals"] = changed
             for name, text in changed.items():
                 size += len(name) + len(text) + 6
-            returned = arg if event == "return" else None
-            if self.heap is not None and (self.objects_shown or self.heap.tracked(returned)):
-                size += self._identity(step, frame, changed, returned)
-        if self.heap is not None and self.heap.suspects:
+            if self.objects:
+                size += self._identity(step, frame, changed, arg if event == "return" else None)
+        if heap is not None and heap.suspects:
             # An object a name or a container let go of dies now if the recorder was all that
             # held it, as it did in the program: before this step's line runs, so a finalizer's
             # output lands in this step, where the program's would be.
-            self.heap.release_suspects()
-        printed = self.output.take() if self.output.pending else ""
-        if printed:
-            step["stdout"] = printed
-            size += len(printed)
+            heap.release_suspects()
+        output = self.output
+        if output.pending:
+            printed = output.take()
+            if printed:
+                step["stdout"] = printed
+                size += len(printed)
         if event == "exception":
             step["exception"] = arg
             size += len(arg)
@@ -328,30 +378,42 @@ class Tracer:
             if to is not None:
                 step["to"], step["to_line"] = to
                 size += len(to[0]) + 24
-        self.batch.append(step)
+        batch = self.batch
+        batch.append(step)
         self.batch_chars += size
-        if (len(self.batch) >= BATCH or self.batch_chars >= BATCH_CHARS) and event != self.hold:
+        if (len(batch) >= BATCH or self.batch_chars >= BATCH_CHARS) and event != self.hold:
             self.flush()
+
+    def _heap_for(self, value: Any) -> Heap | None:
+        """The heap, made for the first value that may be an object it records (with identity
+        on): a run that binds only scalars, strings and functions never makes one."""
+        if self.identity and not untracked_built_in(value):
+            self.heap = Heap()
+        return self.heap
+
+    def unshow(self, names: list[str]) -> None:
+        """Names a subclass's ``_changed`` took out of a step: no id for them either."""
+        if self.objects:
+            self.objects = [shown for shown in self.objects if shown[0] not in names]
 
     def _identity(
         self, step: dict[str, Any], frame: FrameType, changed: dict[str, str], returned: Any
     ) -> int:
-        """Adds ``ids`` and ``heap`` (see heap.py) for the names ``step`` shows; their size."""
+        """Adds ``ids`` and ``heap`` (see heap.py) for the objects among the names ``step``
+        shows (``self.objects``, gathered by _changed); their size."""
         assert self.heap is not None
-        snap = self.snapshots[frame]
-        values = {
-            name: returned if name == "__return__" else snap[name][0]
-            for name in changed
-            if name == "__return__" or name in snap
-        }
-        ids, delta = self.heap.record(values)
+        objects = self.objects
+        self.objects = []
+        ids, delta = self.heap.record(objects)
+        # Their size: a repr, made in C, is about as long as the JSON (a generator over the
+        # entries cost more than the heap walk itself).
         size = 0
         if ids:
             step["ids"] = ids
-            size += 10 + sum(len(name) + 10 for name in ids)
+            size += len(_repr(ids))
         if delta:
             step["heap"] = delta
-            size += 10 + sum(entry_size(entry) for entry in delta.values())
+            size += len(_repr(delta))
         return size
 
     def flush(self) -> None:
@@ -365,6 +427,22 @@ class Tracer:
 
     def stop(self) -> None:
         sys.settrace(None)
+
+
+def _joined(t: Any, texts: list[str]) -> str | None:
+    """The repr of an exact list or dict whose items' reprs are ``texts`` (a dict's keys, then
+    its values), exactly as ``safe_repr`` gives it: within its item count and length limits
+    (MAX_ITEMS, MAX_CHARS), where its fast path is this same C repr; None past them."""
+    if t is list:
+        if len(texts) > MAX_ITEMS:
+            return None
+        text = "[" + ", ".join(texts) + "]"
+    else:
+        n = len(texts) // 2
+        if n > MAX_ITEMS:
+            return None
+        text = "{" + ", ".join(map(": ".join, zip(texts[:n], texts[n:], strict=True))) + "}"
+    return text if len(text) <= MAX_CHARS else None
 
 
 def _stopped_at_exit(frame: FrameType) -> bool:
@@ -465,12 +543,10 @@ class Execution:
         raise LimitReached(status)
 
     def run(self) -> None:
-        import io
-
         status, result, error = "ok", None, None
         saved = sys.stdout, sys.stdin
         sys.stdout = self.output
-        sys.stdin = io.StringIO(self.stdin)
+        sys.stdin = StringIO(self.stdin)
         globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
             if self.coc is None:
