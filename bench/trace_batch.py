@@ -1,15 +1,15 @@
-"""Benchmark: ``manage.py trace --jsonl`` over the 600 CRUXEval programs, as a ratio against
-starting 600 bare interpreters one after another.
+"""Benchmark: ``manage.py trace --jsonl`` over the 800 CRUXEval programs, as a ratio against
+starting 800 bare interpreters one after another.
 
     .venv/bin/python bench/trace_batch.py
 
-No database. Writes the 600 programs (call ``f(input)``) as a JSON-lines file in a temporary
+No database. Writes the 800 programs (call ``f(input)``) as a JSON-lines file in a temporary
 folder, then times, wall-clock, the whole command ``manage.py trace --jsonl IN --out OUT`` as a
 subprocess (Django's start-up included; default --workers, one per core) and checks its output:
-600 lines, each a trace with status ok. Baseline, measured in the same run and alternated with
-the batch: starting ``/usr/bin/python3 -I -S -c pass`` (the sandbox's interpreter) 600 times in a
+800 lines, each a trace with status ok. Baseline, measured in the same run and alternated with
+the batch: starting ``/usr/bin/python3 -I -S -c pass`` (the sandbox's interpreter) 800 times in a
 row with ``subprocess.run``. Medians of REPEATS of each. Target in the issue: the batch takes at
-most half as long as the 600 bare starts.
+most half as long as the 800 bare starts.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, Task
 
-# The largest data set holds 5,207 items (BIG-Bench Hard); a list of programs 1,000 ids.
+# The largest data set holds 6,511 items (BIG-Bench Hard); a list of programs 1,000 ids.
 MAX_ITEMS = 10_000
 MAX_SAMPLES = 100
 MAX_CONCURRENCY = 64

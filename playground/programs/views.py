@@ -29,10 +29,10 @@ from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExamp
 
 # The library's tabs, in display order: (key, label, what it holds).
 LIBRARY_TABS = [
-    ("cruxeval", "CRUXEval", "600 short functions with an input and the expected output"),
+    ("cruxeval", "CRUXEval", "800 short functions with an input and the expected output"),
     ("humaneval", "HumanEval", "164 problems with reference solutions and their tests"),
-    ("p3", "P3 puzzles", "1,372 programming puzzles: find x so that sat(x) is true"),
-    ("bbh", "BIG-Bench Hard", "27 reasoning tasks, 5,207 examples"),
+    ("p3", "P3 puzzles", "1,715 programming puzzles: find x so that sat(x) is true"),
+    ("bbh", "BIG-Bench Hard", "27 reasoning tasks, 6,511 examples"),
     ("user", "Shared by users", "programs that users made public"),
 ]
 _TAB_KEYS = {key for key, _, _ in LIBRARY_TABS}

@@ -1,7 +1,7 @@
-"""The 600 CRUXEval programs of the library and their plain traces, for the two tests that read
+"""The 800 CRUXEval programs of the library and their plain traces, for the two tests that read
 them all: each returns the data set's output (test_cruxeval.py), and its Chain-of-Code trace is
-the plain one step for step (test_coc.py). Each ran the same 600 plain runs on its own before
-(about 15 s on two cores); now the first of them runs them once for both, kept while
+the plain one step for step (test_coc.py). Each ran the same plain runs on its own before (about
+15 s for 600 on two cores); now the first of them runs them once for both, kept while
 tests/sandbox/ runs (package scope)."""
 
 from __future__ import annotations

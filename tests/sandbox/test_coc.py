@@ -294,9 +294,9 @@ def _fidelity(item: dict[str, Any], plain: dict[str, Any]) -> str | None:
 def test_fidelity_a_program_with_no_failing_line_traces_as_in_plain_mode(
     cruxeval_items: list[dict[str, Any]], cruxeval_plain_traces: dict[str, dict[str, Any]]
 ) -> None:
-    """All 600 CRUXEval programs: the coc trace is the plain trace (tests/sandbox/conftest.py
+    """All 800 CRUXEval programs: the coc trace is the plain trace (tests/sandbox/conftest.py
     runs those once for this test and test_cruxeval.py), step for step."""
-    assert len(cruxeval_items) == 600
+    assert len(cruxeval_items) == 800
     plain = [cruxeval_plain_traces[item["id"]] for item in cruxeval_items]
     with ThreadPoolExecutor(max_workers=2) as workers:
         failures = [f for f in workers.map(_fidelity, cruxeval_items, plain) if f]

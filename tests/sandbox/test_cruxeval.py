@@ -14,11 +14,11 @@ def _check(item: dict[str, Any], trace: dict[str, Any]) -> str | None:
     return None
 
 
-def test_all_600_cruxeval_programs_return_the_expected_output(
+def test_all_800_cruxeval_programs_return_the_expected_output(
     cruxeval_items: list[dict[str, Any]], cruxeval_plain_traces: dict[str, dict[str, Any]]
 ) -> None:
     """The runs themselves: tests/sandbox/conftest.py (test_coc.py reads them too)."""
-    assert len(cruxeval_items) == 600
+    assert len(cruxeval_items) == 800
     traces = cruxeval_plain_traces
     failures = [f for item in cruxeval_items if (f := _check(item, traces[item["id"]]))]
     assert failures == []
