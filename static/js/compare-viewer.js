@@ -78,6 +78,16 @@
         });
         step.ids = ids;
       }
+      // Its objects (schema v3's heap delta): entries with a kind and a list of items, each a
+      // text or an id (a dict's and an instance's items are pairs); anything else is dropped.
+      if (s.heap && typeof s.heap === "object" && !Array.isArray(s.heap)) {
+        var heap = {};
+        Object.keys(s.heap).forEach(function (id) {
+          var entry = heapEntry(s.heap[id]);
+          if (entry && /^[0-9]+$/.test(id)) heap[id] = entry;
+        });
+        step.heap = heap;
+      }
       if (!indexOf.has(step.i)) indexOf.set(step.i, steps.length);
       steps.push(step);
     }
@@ -87,7 +97,24 @@
       indexOf: indexOf,
       stateAt: state.stateAt,
       outputAt: state.outputAt,
+      objectAt: state.objectAt,
+      hasObjects: state.hasObjects,
     };
+  }
+  function part(value) { return typeof value === "number" ? value : text(value); }
+  function heapEntry(e) {
+    if (!e || typeof e !== "object" || typeof e.kind !== "string" || !Array.isArray(e.items)) return null;
+    var paired = e.kind === "dict" || e.kind === "object";
+    var items = [];
+    e.items.forEach(function (item) {
+      if (paired && Array.isArray(item) && item.length === 2) items.push([text(item[0]), part(item[1])]);
+      else if (!paired && !Array.isArray(item)) items.push(part(item));
+    });
+    var entry = { kind: e.kind, items: items };
+    if (typeof e.type === "string") entry.type = e.type;
+    if (e.cut === true) entry.cut = true;
+    if (typeof e.len === "number") entry.len = e.len;
+    return entry;
   }
 
   var real = makeTrack(parse("real-steps"));
@@ -215,12 +242,13 @@
     el.textContent = content;
     return el;
   }
-  function row(name, value, classes, id) {
+  function row(name, value, classes, id, drawn) {
     var tr = document.createElement("tr");
     if (classes.length) tr.className = classes.join(" ");
     tr.appendChild(cell("th", name === "__return__" ? "return value" : name));
     var td = document.createElement("td");
-    if (id !== undefined) td.appendChild(window.TraceState.badge(id, "object", false));
+    // A badge leads to its object where this side's objects are drawn.
+    if (id !== undefined) td.appendChild(window.TraceState.badge(id, "object", drawn));
     if (value === null) td.appendChild(cell("span", "(missing)", "missing"));
     else td.appendChild(cell("code", value));
     tr.appendChild(td);
@@ -233,6 +261,15 @@
     var framesEl = byId(prefix + "-frames");
     var body = document.querySelector("#" + prefix + "-vars tbody");
     var outputEl = byId(prefix + "-output");
+    // This side's objects, where its trace records them (the real run's; a model's whose method
+    // runs the program, Chain of Code; a model-written trace has none).
+    var heapBox = byId(prefix + "-objects");
+    var heap = null;
+    if (heapBox && track.hasObjects) {
+      heapBox.hidden = false;
+      heap = window.TraceState.heapView({ container: byId(prefix + "-heap"), track: track, prefix: prefix + "-obj-" });
+      window.TraceState.linkObjects(panel, prefix + "-obj-");
+    }
     return function render(pos, differs) {
       var here = sides.at[pos];
       var index = here >= 0 ? here : sides.last[pos];
@@ -263,7 +300,7 @@
         var classes = [];
         if (changed.hasOwnProperty(name)) classes.push("changed");
         if (differ.hasOwnProperty(name)) classes.push("diff");
-        body.appendChild(row(name, value, classes, top.ids.get(name)));
+        body.appendChild(row(name, value, classes, top.ids.get(name), heap !== null));
       });
       differs.forEach(function (name) {
         if (!vars.has(name)) body.appendChild(row(name, null, ["diff"]));
@@ -272,6 +309,11 @@
         var tr = document.createElement("tr");
         tr.appendChild(cell("td", "(no variables yet)", "muted"));
         body.appendChild(tr);
+      }
+      if (heap) {
+        heap.draw(index, state.stack.map(function (f, depth) {
+          return { func: f.func, ids: f.ids, number: state.stack.length - depth };
+        }), false);
       }
       outputEl.textContent = track.outputAt(index);
       outputEl.scrollTop = outputEl.scrollHeight;

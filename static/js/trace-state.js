@@ -1,8 +1,8 @@
 // The state of a trace (schema v3) at any step, shared by the trace viewer and the side-by-side
 // viewer: frames rebuilt from each step's changed variables, from checkpoints every
 // CHECKPOINT_EVERY steps, so stepping through 10,000 steps stays instant; the objects (the
-// steps' `heap` deltas) looked up by version, never copied. Also the stepping controls (slider,
-// buttons, keys) that both viewers share.
+// steps' `heap` deltas) looked up by version, never copied. Also what both viewers share: the
+// stepping controls (slider, buttons, keys) and the objects pane with its linked badges.
 (function () {
   "use strict";
   var CHECKPOINT_EVERY = 256;
@@ -166,8 +166,148 @@
     return node;
   }
 
+  // The objects pane of one trace: the objects reachable from the given frames' names, each
+  // drawn once, in the order first reached (so a cycle or an object shared by two containers is
+  // drawn once, with badges pointing at it), at most MAX_DRAWN. `o.container` receives them,
+  // `o.track` is the trace's track, `o.prefix` starts each object's element id (each trace on a
+  // page numbers its own objects). Every string from the trace is set with textContent.
+  var MAX_DRAWN = 80;
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function kindOf(entry) { return entry.type || entry.kind; }
+  function unquote(key) { return /^'[A-Za-z_][A-Za-z0-9_]*'$/.test(key) ? key.slice(1, -1) : key; }
+  function heapView(o) {
+    var track = o.track;
+    function refBadge(id, index) {
+      var found = track.objectAt(id, index);
+      return badge(id, found ? kindOf(found.entry) : "object", true);
+    }
+    function itemCell(tag, value, index) {
+      var cell = el(tag);
+      if (typeof value === "number") cell.appendChild(refBadge(value, index));
+      else cell.appendChild(el("code", null, value));
+      return cell;
+    }
+    function drawObject(id, index, names, held) {
+      var found = track.objectAt(id, index);
+      var box = el("div", "obj");
+      box.id = o.prefix + id;
+      box.setAttribute("data-obj", String(id));
+      box.style.setProperty("--hue", hue(id));
+      var head = el("div", "obj-head");
+      head.appendChild(refBadge(id, index));
+      if (!found) {
+        head.appendChild(el("span", "muted", " not recorded"));
+        box.appendChild(head);
+        return box;
+      }
+      var entry = found.entry;
+      head.appendChild(el("strong", null, " " + kindOf(entry)));
+      if (entry.type && entry.kind !== "object") head.appendChild(el("span", "muted", " (a " + entry.kind + ")"));
+      if (names && names.length) head.appendChild(el("span", "obj-names", " · " + names.join(", ")));
+      if (found.since === index && !held) {
+        box.classList.add(found.first === index ? "new" : "changed");
+        head.appendChild(el("span", "tag", found.first === index ? "new" : "changed in place"));
+      }
+      box.appendChild(head);
+      var paired = entry.kind === "dict" || entry.kind === "object";
+      var items = el(paired ? "table" : "ol", paired ? "obj-pairs" : "obj-items");
+      if (entry.kind === "list" || entry.kind === "deque") items.setAttribute("start", "0");
+      if (entry.kind === "set") items.classList.add("unordered");
+      entry.items.forEach(function (item) {
+        if (paired) {
+          var tr = el("tr");
+          tr.appendChild(el("th", null, entry.kind === "object" ? unquote(item[0]) : item[0]));
+          tr.appendChild(itemCell("td", item[1], index));
+          items.appendChild(tr);
+        } else {
+          items.appendChild(itemCell("li", item, index));
+        }
+      });
+      if (!entry.items.length) box.appendChild(el("p", "muted small obj-empty", entry.kind === "object" ? "(no attributes)" : "(empty)"));
+      else box.appendChild(items);
+      if (entry.cut) {
+        var more = entry.len !== undefined ? entry.len - entry.items.length : 0;
+        box.appendChild(el("p", "muted small", more > 0 ? "… and " + more + " more not recorded" : "… cut here (too deep or too many)"));
+      }
+      return box;
+    }
+    // frames: [{func, ids (name -> id), number (its place in a Frames list, or none)}];
+    // held: predict mode's state from before the step (nothing is marked new or changed).
+    function draw(index, frames, held) {
+      var container = o.container;
+      container.textContent = "";
+      var order = [], seen = new Set(), names = new Map();
+      function reach(id, label) {
+        if (label) {
+          if (!names.has(id)) names.set(id, []);
+          names.get(id).push(label);
+        }
+        if (!seen.has(id)) { seen.add(id); order.push(id); }
+      }
+      // A name of a function's frame says which frame (its number: a recursion's frames differ).
+      frames.forEach(function (f) {
+        var where = f.func === "<module>" ? "" : " (" + f.func + "()" + (f.number ? ", frame " + f.number : "") + ")";
+        f.ids.forEach(function (id, name) { reach(id, name + where); });
+      });
+      for (var k = 0; k < order.length && k < MAX_DRAWN; k++) {
+        var found = track.objectAt(order[k], index);
+        if (!found) continue;
+        found.entry.items.forEach(function (item) {
+          if (Array.isArray(item)) { if (typeof item[1] === "number") reach(item[1]); }
+          else if (typeof item === "number") reach(item);
+        });
+      }
+      if (!order.length) {
+        container.appendChild(el("p", "muted small", track.hasObjects ?
+          "(no names hold a mutable object now)" :
+          "(none: no name holds a list, dict, set or instance here)"));
+        return;
+      }
+      order.slice(0, MAX_DRAWN).forEach(function (id) { container.appendChild(drawObject(id, index, names.get(id), held)); });
+      if (order.length > MAX_DRAWN) {
+        container.appendChild(el("p", "muted small", (order.length - MAX_DRAWN) + " more objects not drawn"));
+      }
+    }
+    return { draw: draw };
+  }
+  // Within `root`: hovering or focusing a badge or an object lights up the object and every
+  // reference to it; choosing a badge scrolls to its object (element id prefix + id).
+  function linkObjects(root, prefix) {
+    function light(id, on) {
+      root.querySelectorAll('[data-ref="' + id + '"], [data-obj="' + id + '"]').forEach(function (n) {
+        n.classList.toggle("linked", on);
+      });
+    }
+    function refOf(target) {
+      var node = target instanceof Element && target.closest("[data-ref], [data-obj]");
+      return node ? node.getAttribute("data-ref") || node.getAttribute("data-obj") : null;
+    }
+    ["mouseover", "focusin"].forEach(function (type) {
+      root.addEventListener(type, function (event) { var id = refOf(event.target); if (id) light(id, true); });
+    });
+    ["mouseout", "focusout"].forEach(function (type) {
+      root.addEventListener(type, function (event) { var id = refOf(event.target); if (id) light(id, false); });
+    });
+    root.addEventListener("click", function (event) {
+      var ref = event.target instanceof Element && event.target.closest("button[data-ref]");
+      if (!ref) return;
+      var box = document.getElementById(prefix + ref.getAttribute("data-ref"));
+      if (box && !box.contains(ref)) {
+        box.scrollIntoView({ block: "nearest" });
+        box.classList.remove("flash");
+        void box.offsetWidth; // restart the animation
+        box.classList.add("flash");
+      }
+    });
+  }
+
   window.TraceState = {
     track: track, exceptionWords: exceptionWords, stepper: stepper, frameName: frameName,
-    badge: badge, hue: hue,
+    badge: badge, hue: hue, heapView: heapView, linkObjects: linkObjects,
   };
 })();

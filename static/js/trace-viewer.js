@@ -6,7 +6,6 @@
 // Every string from the trace is set with textContent: nothing from a program becomes markup.
 (function () {
   "use strict";
-  var MAX_DRAWN = 80; // objects drawn for one step (the rest are counted)
   var dataEl = document.getElementById("trace-steps");
   var viewer = document.getElementById("viewer");
   if (!dataEl || !viewer) return;
@@ -36,6 +35,7 @@
 
   var TS = window.TraceState;
   var track = TS.track(steps);
+  var heap = TS.heapView({ container: heapEl, track: track, prefix: "obj-" });
   // Where the exception that stopped the program was raised (the server finds it): the viewer
   // offers to jump there and opens there.
   var raisedAt = viewer.hasAttribute("data-exception-step") ?
@@ -94,96 +94,6 @@
     }
   }
 
-  // The objects reachable from the frames' names, each drawn once, in the order first reached
-  // (so a cycle or an object shared by two containers is drawn once, with badges pointing at it).
-  function drawHeap(state, index, frames) {
-    heapEl.textContent = "";
-    var order = [], seen = new Set(), names = new Map();
-    function reach(id, label) {
-      if (label) {
-        if (!names.has(id)) names.set(id, []);
-        names.get(id).push(label);
-      }
-      if (!seen.has(id)) { seen.add(id); order.push(id); }
-    }
-    // A name of a function's frame says which frame: its number in the Frames list (1: the
-    // innermost), so a recursion's frames are told apart.
-    frames.forEach(function (f) {
-      var where = f.func === "<module>" ? "" : " (" + f.func + "(), frame " + f.number + ")";
-      f.ids.forEach(function (id, name) { reach(id, name + where); });
-    });
-    for (var k = 0; k < order.length && k < MAX_DRAWN; k++) {
-      var found = track.objectAt(order[k], index);
-      if (!found) continue;
-      found.entry.items.forEach(function (item) {
-        if (Array.isArray(item)) { if (typeof item[1] === "number") reach(item[1]); }
-        else if (typeof item === "number") reach(item);
-      });
-    }
-    if (!order.length) {
-      heapEl.appendChild(el("p", "muted small", track.hasObjects ?
-        "(no names hold a mutable object now)" :
-        "(none: no name holds a list, dict, set or instance here)"));
-      return;
-    }
-    order.slice(0, MAX_DRAWN).forEach(function (id) { heapEl.appendChild(drawObject(id, index, names.get(id))); });
-    if (order.length > MAX_DRAWN) {
-      heapEl.appendChild(el("p", "muted small", (order.length - MAX_DRAWN) + " more objects not drawn"));
-    }
-  }
-  function drawObject(id, index, names) {
-    var found = track.objectAt(id, index);
-    var box = el("div", "obj");
-    box.id = "obj-" + id;
-    box.setAttribute("data-obj", String(id));
-    box.style.setProperty("--hue", TS.hue(id));
-    var head = el("div", "obj-head");
-    head.appendChild(badge(id, index));
-    if (!found) {
-      head.appendChild(el("span", "muted", " not recorded"));
-      box.appendChild(head);
-      return box;
-    }
-    var entry = found.entry;
-    head.appendChild(el("strong", null, " " + kindOf(entry)));
-    if (entry.type && entry.kind !== "object") head.appendChild(el("span", "muted", " (a " + entry.kind + ")"));
-    if (names && names.length) head.appendChild(el("span", "obj-names", " · " + names.join(", ")));
-    if (found.since === index && !held) {
-      box.classList.add(found.first === index ? "new" : "changed");
-      head.appendChild(el("span", "tag", found.first === index ? "new" : "changed in place"));
-    }
-    box.appendChild(head);
-    var paired = entry.kind === "dict" || entry.kind === "object";
-    var items = el(paired ? "table" : "ol", paired ? "obj-pairs" : "obj-items");
-    if (entry.kind === "list" || entry.kind === "deque") items.setAttribute("start", "0");
-    if (entry.kind === "set") items.classList.add("unordered");
-    entry.items.forEach(function (item) {
-      if (paired) {
-        var tr = el("tr");
-        var key = entry.kind === "object" ? unquote(item[0]) : item[0];
-        tr.appendChild(el("th", null, key));
-        tr.appendChild(itemCell("td", item[1], index));
-        items.appendChild(tr);
-      } else {
-        items.appendChild(itemCell("li", item, index));
-      }
-    });
-    if (!entry.items.length) box.appendChild(el("p", "muted small obj-empty", entry.kind === "object" ? "(no attributes)" : "(empty)"));
-    else box.appendChild(items);
-    if (entry.cut) {
-      var more = entry.len !== undefined ? entry.len - entry.items.length : 0;
-      box.appendChild(el("p", "muted small", more > 0 ? "… and " + more + " more not recorded" : "… cut here (too deep or too many)"));
-    }
-    return box;
-  }
-  function itemCell(tag, value, index) {
-    var cell = el(tag);
-    if (typeof value === "number") cell.appendChild(badge(value, index));
-    else cell.appendChild(el("code", null, value));
-    return cell;
-  }
-  function unquote(key) { return /^'[A-Za-z_][A-Za-z0-9_]*'$/.test(key) ? key.slice(1, -1) : key; }
-
   function drawFrames(state, index, step) {
     var stack = state.stack;
     var depth = chosen >= 0 && chosen < stack.length ? chosen : stack.length - 1;
@@ -212,7 +122,7 @@
       return { func: f.func, ids: f.ids, number: stack.length - depth };
     });
     if (globals && stack.indexOf(globals) < 0) shown.unshift({ func: "<module>", ids: globals.ids });
-    drawHeap(state, index, shown);
+    heap.draw(index, shown, held);
   }
 
   function show(index, reveal) {
@@ -288,34 +198,7 @@
     var again = framesEl.querySelector('[data-depth="' + depth + '"]');
     if (again) again.focus();
   });
-  // A badge or an object lights up the object and every reference to it; choosing a badge goes
-  // to the object.
-  function light(id, on) {
-    viewer.querySelectorAll('[data-ref="' + id + '"], [data-obj="' + id + '"]').forEach(function (n) {
-      n.classList.toggle("linked", on);
-    });
-  }
-  function refOf(target) {
-    var node = target instanceof Element && target.closest("[data-ref], [data-obj]");
-    return node ? node.getAttribute("data-ref") || node.getAttribute("data-obj") : null;
-  }
-  ["mouseover", "focusin"].forEach(function (type) {
-    viewer.addEventListener(type, function (event) { var id = refOf(event.target); if (id) light(id, true); });
-  });
-  ["mouseout", "focusout"].forEach(function (type) {
-    viewer.addEventListener(type, function (event) { var id = refOf(event.target); if (id) light(id, false); });
-  });
-  heapEl.parentNode.addEventListener("click", function (event) {
-    var ref = event.target instanceof Element && event.target.closest("button[data-ref]");
-    if (!ref) return;
-    var box = document.getElementById("obj-" + ref.getAttribute("data-ref"));
-    if (box && !box.contains(ref)) {
-      box.scrollIntoView({ block: "nearest" });
-      box.classList.remove("flash");
-      void box.offsetWidth; // restart the animation
-      box.classList.add("flash");
-    }
-  });
+  TS.linkObjects(viewer, "obj-");
 
   TS.stepper({
     slider: slider, buttons: viewer.querySelectorAll("[data-go]"), attribute: "data-go",

@@ -267,6 +267,44 @@ def test_a_copy_where_the_program_shares_one_list_is_an_identity_divergence(
     expect(page.locator("#cmp-real-vars .ref")).to_have_text(["#1", "#1"])  # a, b: one list
     expect(page.locator("#cmp-emu-vars .ref")).to_have_text(["#1", "#2"])  # two lists
     expect(page.locator("#cmp-emu-vars tr.diff th")).to_have_text("b")
+    # Each side draws its own objects: the real run one list under two names, the model two.
+    real_objects = page.locator("#cmp-real-heap .obj")
+    emu_objects = page.locator("#cmp-emu-heap .obj")
+    expect(real_objects).to_have_count(1)
+    expect(real_objects.first.locator(".obj-names")).to_have_text(" · a, b")
+    expect(emu_objects).to_have_count(2)
+    expect(emu_objects.locator(".obj-names")).to_have_text([" · a", " · b"])
+    page.get_by_role("button", name="Next ▶").click()  # b.append(2) ran
+    expect(real_objects.first.locator(".obj-items li")).to_have_text(["1", "2"])
+    expect(real_objects.first.locator(".tag")).to_have_text("changed in place")
+    expect(emu_objects.nth(1).locator(".obj-items li")).to_have_text(["1"])
+    # A badge leads to its object on its own side only (each side numbers its own).
+    page.locator("#cmp-emu-vars .ref").nth(1).hover()
+    expect(page.locator("#cmp-emu-heap .obj.linked")).to_have_count(1)
+    expect(page.locator("#cmp-real-heap .obj.linked")).to_have_count(0)
     artifacts = Path(__file__).parents[2] / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     page.locator("#cmp").screenshot(path=str(artifacts / "compare-identity-1280.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(emu_objects).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    page.locator("#cmp").screenshot(path=str(artifacts / "compare-identity-390.png"))
+
+
+def test_a_model_written_trace_has_no_objects_pane(page: Page, live_server: LiveServer) -> None:
+    """A model-written trace (the trace method) records values only: its side draws no objects,
+    while the real side does."""
+    user = signed_in(page, live_server.url)
+    source = "a = [1]\nb = a\nb.append(2)\n"
+    real = sandbox.run(source)
+    emulated_steps = [
+        {k: v for k, v in step.items() if k not in ("ids", "heap")}
+        for step in copy.deepcopy(real["steps"])
+    ]
+    run = _compared_run(user, source, "", emulated_steps, real)
+    page.goto(live_server.url + run.get_absolute_url())
+    page.get_by_role("button", name="Last »").click()
+    expect(page.locator("#cmp-real-objects")).to_be_visible()
+    expect(page.locator("#cmp-real-heap .obj")).to_have_count(1)
+    expect(page.locator("#cmp-emu-objects")).to_be_hidden()
+    expect(page.locator("#cmp-emu-vars .ref")).to_have_count(0)
