@@ -273,7 +273,13 @@ class Tracer:
                     continue
             elif prev[0] is value:
                 ids = prev[3]
-                if ids is _SCALAR or (ids is not None and flat_ids(value) == ids):
+                if ids is _SCALAR:
+                    continue
+                # flat_ids, inline for a list (the commonest): the same exact built-in as when
+                # flat_items took it, so iterating it runs no user code.
+                if ids is not None and ids == (
+                    tuple(map(id, value)) if type(value) is list else flat_ids(value)
+                ):
                     continue
             vt = type(value)
             texts = None  # the items' texts for the heap, when made here
