@@ -53,6 +53,20 @@ class Evaluation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # CRUXEval's task: predict the output (CRUXEval-O) or an input (CRUXEval-I).
+    task = models.CharField(
+        max_length=6, choices=[("output", "output"), ("input", "input")], default="output"
+    )
+    # "run": the site generated and scored the answers; "import": published (or any) outputs
+    # read from a file and scored here without generating (benchmarks/imports.py).
+    origin = models.CharField(
+        max_length=6, choices=[("run", "run"), ("import", "import")], default="run"
+    )
+    # The scoring rules the results were scored under ("" before they were named; see
+    # benchmarks/official.py's RULES_VERSION), and what the evaluation was made from (for an
+    # import: the file's name and digest, the rules, the model's label).
+    rules = models.CharField(max_length=32, blank=True)
+    config = models.JSONField(default=dict, blank=True)
     # A done evaluation's results never change: its summary's numbers are counted once and
     # kept (summary.py), so that the leaderboard sorts and pages by them without reading results.
     figures = models.JSONField(

@@ -15,10 +15,12 @@ from typing import Any
 from django.db import connection
 
 from playground.benchmarks.models import Evaluation, Result
+from playground.benchmarks.official import pass_at_k as official_pass_at_k
 from playground.benchmarks.scoring import pass_at_k
 from playground.benchmarks.stats import mean_ci, wilson_interval
 
 NO_MODEL = "no_model"
+SKIPPED = "skipped"  # a generation CRUXEval's official scorer does not check (official.py)
 
 # Per item (an index): its scored samples, how many passed, whether its first scored sample
 # passed, whether any sample needed no model; then items grouped by those four, so that the
@@ -26,11 +28,15 @@ NO_MODEL = "no_model"
 # name is the model's, never input.)
 _BY_ITEM = f"""
 SELECT evaluation_id, samples, passed, first_passed, no_model, COUNT(*),
-       SUM(leakage)::bigint, SUM(errors)::bigint
+       SUM(leakage)::bigint, SUM(errors)::bigint, scored
 FROM (
     SELECT evaluation_id, "index",
            COUNT(*) AS samples,
            COUNT(*) FILTER (WHERE passed) AS passed,
+           -- CRUXEval's official n: skipped samples left out, unless none passed (all false).
+           CASE WHEN COUNT(*) FILTER (WHERE passed) > 0
+                THEN COUNT(*) FILTER (WHERE score_status <> %(skipped)s)
+                ELSE COUNT(*) END AS scored,
            (ARRAY_AGG(COALESCE(passed, FALSE) ORDER BY sample))[1] AS first_passed,
            BOOL_OR(score_status = %(no_model)s) AS no_model,
            COUNT(*) FILTER (WHERE leakage) AS leakage,
@@ -39,7 +45,7 @@ FROM (
     WHERE evaluation_id = ANY(%(ids)s) AND status = %(done)s
     GROUP BY evaluation_id, "index"
 ) AS items
-GROUP BY evaluation_id, samples, passed, first_passed, no_model
+GROUP BY evaluation_id, samples, passed, first_passed, no_model, scored
 """  # noqa: S608
 
 
@@ -54,12 +60,16 @@ class _Items:
     count: int
     leakage: int
     errors: int
+    scored: int  # the samples that count in pass@k (official CRUXEval leaves skipped ones out)
 
 
 def _grouped_items(ids: list[int]) -> dict[int, list[_Items]]:
     out: dict[int, list[_Items]] = {pk: [] for pk in ids}
     with connection.cursor() as cursor:
-        cursor.execute(_BY_ITEM, {"ids": ids, "no_model": NO_MODEL, "done": Result.Status.DONE})
+        cursor.execute(
+            _BY_ITEM,
+            {"ids": ids, "no_model": NO_MODEL, "done": Result.Status.DONE, "skipped": SKIPPED},
+        )
         for pk, *row in cursor.fetchall():
             out[pk].append(_Items(*row))
     return out
@@ -85,12 +95,16 @@ def _figures(evaluation: Evaluation, groups: Iterable[_Items]) -> dict[str, Any]
         "no_model": sum(g.count for g in groups if g.no_model),
         "done": sum(g.samples * g.count for g in groups),
     }
+    official = evaluation.rules.startswith("official")
     if evaluation.samples > 1 and n:
         for k in sorted({1, min(5, evaluation.samples), evaluation.samples}):
             # One value per item, as many times as items share it: at most as many values as
-            # the data set has items, whatever the samples.
+            # the data set has items, whatever the samples. Under the official rules an item
+            # whose skipped samples leave fewer than k counts as the official estimator says.
             values = [
-                pass_at_k(g.samples, g.passed, k) for g in scored if g.samples >= k
+                official_pass_at_k(g.scored, g.passed, k) if official
+                else pass_at_k(g.samples, g.passed, k)
+                for g in scored if official or g.samples >= k
                 for _ in range(g.count)
             ]  # fmt: skip
             mean, lo, hi = mean_ci(values)
@@ -133,7 +147,11 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         "method": evaluation.method,
         "model": evaluation.model,
         "status": evaluation.status,
+        "origin": evaluation.origin,
+        "rules": evaluation.rules,
     }
+    if evaluation.dataset == "cruxeval":
+        summary["task"] = evaluation.task
     for key in ("n", "passed", "accuracy", "ci95", "leakage", "errors", "no_model", "done"):
         summary[key] = figures[key]
     summary["total"] = evaluation.total

@@ -3,6 +3,11 @@
     python manage.py bench cruxeval --method direct --model smollm2-135m --limit 20
     python manage.py bench bbh --task navigate --method tae --model coder --samples 1 --json
     python manage.py bench --resume 12          # continue an interrupted evaluation
+    python manage.py bench import gens.json --dataset cruxeval --task output --model codellama-7b
+    python manage.py bench import outputs/ --dataset bbh --method cot --model codex --json
+
+``import`` reads published (or any) outputs and scores them with the benchmark's own rules
+(benchmarks/imports.py, official.py) without generating anything.
 
 It runs in this process (the model server still batches the concurrent requests) and stores
 everything like an evaluation started from the site, which shows it at /evaluations/<id>/.
@@ -28,10 +33,19 @@ class Command(BaseCommand):
     help = "Evaluate a method and a model over a data set (CRUXEval-O, BIG-Bench Hard, P3)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("dataset", nargs="?", choices=[d.value for d in Dataset])
+        parser.add_argument("dataset", nargs="?", choices=[d.value for d in Dataset] + ["import"])
+        parser.add_argument("path", nargs="?", help="import: the file (or BBH folder) to read")
+        parser.add_argument(
+            "--dataset", dest="import_dataset", choices=["cruxeval", "bbh"], help="import: of what"
+        )
         parser.add_argument("--method", choices=sorted(REGISTRY))
-        parser.add_argument("--model", help="registry name (default: the first configured)")
-        parser.add_argument("--task", action="append", default=[], help="BBH task (repeatable)")
+        parser.add_argument(
+            "--model", help="registry name (default: the first configured); import: a label"
+        )
+        parser.add_argument(
+            "--task", action="append", default=[],
+            help="BBH task (repeatable); import of CRUXEval: output or input",
+        )  # fmt: skip
         parser.add_argument(
             "--program", action="append", type=int, default=[], help="program id (repeatable)"
         )
@@ -46,6 +60,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["dataset"] == "import":
+            self._import(options)
+            return
         if options["resume"]:
             evaluation = Evaluation.objects.filter(pk=options["resume"]).first()
             if evaluation is None:
@@ -86,6 +103,63 @@ class Command(BaseCommand):
             if key.startswith("pass@"):
                 self.stdout.write(f"{key}: {value['value']:.1%}")
         self.stdout.write(f"Results: evaluation #{evaluation.pk}, {summary['url']}")
+
+    def _import(self, options: dict[str, Any]) -> None:
+        from pathlib import Path
+
+        from playground.benchmarks import imports
+
+        path = Path(options["path"] or "")
+        if not options["path"] or not path.exists():
+            raise CommandError("Give the PATH of the file (or BBH folder) to import.")
+        if not options["model"]:
+            raise CommandError("Give --model: a label for the model whose outputs these are.")
+        bar = tqdm(unit="check", file=sys.stderr, disable=options["json"])
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            if options["import_dataset"] == "cruxeval":
+                tasks = options["task"] or ["output"]
+                if len(tasks) != 1:
+                    raise CommandError("Give one --task: output or input.")
+                evaluation = imports.import_cruxeval(
+                    path, task=tasks[0], model=options["model"],
+                    method=options["method"] or "direct", on_progress=progress,
+                )  # fmt: skip
+            elif options["import_dataset"] == "bbh":
+                if options["method"] not in ("cot", "direct"):
+                    raise CommandError("Give --method cot or direct for BIG-Bench Hard outputs.")
+                evaluation = imports.import_bbh(
+                    path, method=options["method"], model=options["model"], on_progress=progress
+                )
+            else:
+                raise CommandError("Give --dataset cruxeval or bbh.")
+        except imports.ImportRefused as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+        summary = summarise(evaluation)
+        summary["url"] = evaluation.get_absolute_url()
+        if evaluation.dataset == Dataset.BBH:
+            summary["tasks"] = imports.bbh_tasks(evaluation)
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=1))
+            return
+        figures = [f"{k} {v['value']:.1%}" for k, v in summary.items() if k.startswith("pass@")]
+        self.stdout.write(
+            f"Imported {evaluation.dataset}"
+            + (f" ({evaluation.task} prediction)" if evaluation.dataset == Dataset.CRUXEVAL else "")
+            + f" · {evaluation.method} · {evaluation.model}: {summary['n']} items, "
+            + f"{summary['passed']}/{summary['n']} = {summary['accuracy']:.1%} on the first sample"
+            + (" · " + ", ".join(figures) if figures else "")
+        )
+        self.stdout.write(
+            f"Scored with the rules {evaluation.rules}: "
+            f"evaluation #{evaluation.pk}, {summary['url']}"
+        )
 
     def _create(self, options: dict[str, Any]) -> Evaluation:
         if not options["dataset"] or not options["method"]:
