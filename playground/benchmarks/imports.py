@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from playground.benchmarks import official
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, TaskExample
 from playground.sandbox.batch import BatchSandbox
@@ -186,9 +187,14 @@ def import_bbh(
 ) -> Evaluation:
     """Read, check, score (the BBH authors' rule) and store BIG-Bench Hard outputs: a folder of
     ``<task>.json`` files, or one."""
-    if method not in ("cot", "direct"):
-        raise ImportRefused(f"BIG-Bench Hard outputs are cot or direct, not {method!r}.")
-    how: official.BbhMethod = "cot" if method == "cot" else "direct"
+    styles = {name: m.task_answer for name, m in REGISTRY.items() if m.task_answer}
+    if method not in styles:
+        raise ImportRefused(
+            f"BIG-Bench Hard outputs are imported as {' or '.join(sorted(styles))}, not {method!r}."
+        )
+    how: official.AnswerStyle = (
+        "after-reasoning" if styles[method] == "after-reasoning" else "alone"
+    )
     model = _label(model)
     files = _bbh_files(path)
     examples: dict[str, list[TaskExample]] = {}

@@ -54,7 +54,8 @@ CHECK_LIMITS = Limits(
 ANSWER_PHRASE = "So the answer is "
 
 Task = Literal["output", "input"]
-BbhMethod = Literal["cot", "direct"]
+# How a BIG-Bench Hard output gives its answer (a method's ``task_answer`` in the registry).
+AnswerStyle = Literal["after-reasoning", "alone"]
 Outcome = Literal["pass", "fail", "skipped"]
 # (source, call) -> trace, e.g. ``BatchSandbox(CHECK_LIMITS).run`` (each check a fresh process
 # forked inside the sandbox) or ``sandbox.run`` with ``CHECK_LIMITS``.
@@ -133,10 +134,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def bbh_answer(text: str, method: BbhMethod) -> str | None:
+def bbh_answer(text: str, style: AnswerStyle) -> str | None:
     """The answer the BBH scoring reads in a model's output (None: a chain of thought without
     ``So the answer is``)."""
-    if method == "direct":
+    if style == "alone":
         return text.strip()
     at = text.find(ANSWER_PHRASE)
     if at < 0:
@@ -145,9 +146,9 @@ def bbh_answer(text: str, method: BbhMethod) -> str | None:
     return answer[:-1] if answer.endswith(".") else answer
 
 
-def score_bbh(text: str, target: str, method: BbhMethod) -> tuple[bool, str]:
+def score_bbh(text: str, target: str, style: AnswerStyle) -> tuple[bool, str]:
     """Exact match of the extracted answer with the target, and why."""
-    answer = bbh_answer(text, method)
+    answer = bbh_answer(text, style)
     if answer is None:
         return False, f'no answer: the output never says "{ANSWER_PHRASE.strip()}"'
     if answer == target:

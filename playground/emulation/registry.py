@@ -57,6 +57,10 @@ class Method:
     # The verdict grades each step, not only the final value: no method yet (a step-by-step
     # comparison, when there is one, is shown beside a verdict on the value).
     graded_per_step: bool = False
+    # How a BIG-Bench Hard output labelled with this method is read when imported (published
+    # outputs, benchmarks/official.py): "after-reasoning" (a chain of thought closed by "So the
+    # answer is ..."), "alone" (the answer only), or "" (no such outputs are imported).
+    task_answer: str = ""
 
     @property
     def emulate(self) -> Callable[[Item, Session], Emulation]:
@@ -69,10 +73,10 @@ REGISTRY: dict[str, Method] = {
     for m in [
         Method("direct", "Direct output prediction (CRUXEval-O)",
                "playground.emulation.output_prediction:emulate_direct", frozenset({_P}),
-               max_tokens=256, needs_call=True),
+               max_tokens=256, needs_call=True, task_answer="alone"),
         Method("cot", "Chain of thought, then the output (CRUXEval-O CoT)",
                "playground.emulation.output_prediction:emulate_cot", frozenset({_P}),
-               max_tokens=1024, needs_call=True),
+               max_tokens=1024, needs_call=True, task_answer="after-reasoning"),
         Method("trace", "Model-written step trace",
                "playground.emulation.trace:emulate", frozenset({_P}),
                max_tokens=2048, compares_steps=True, writes_trace=True, needs_call=True,

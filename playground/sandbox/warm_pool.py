@@ -33,6 +33,10 @@ class _WarmPool:
         self.idle: deque[Started] = deque()
         self.wanted = threading.Condition()
         self.thread: threading.Thread | None = None
+        # A drain empties the pool until the next refill asks again; a sandbox the starter was
+        # starting meanwhile is discarded, not filed (it would outlive the drain).
+        self.drains = 0
+        self.paused = False
 
     def size(self) -> int:
         raw = os.environ.get("PLAYGROUND_SANDBOX_POOL", "1")
@@ -55,6 +59,7 @@ class _WarmPool:
         if self.size() == 0:
             return
         with self.wanted:
+            self.paused = False
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._starter, name="sandbox-pool", daemon=True
@@ -66,8 +71,9 @@ class _WarmPool:
     def _starter(self) -> None:
         while True:
             with self.wanted:
-                while len(self.idle) >= self.size():
+                while self.paused or len(self.idle) >= self.size():
                     self.wanted.wait()
+                drains = self.drains
             try:
                 started = start(Limits())
             except (OSError, SandboxUnavailable) as exc:
@@ -75,10 +81,17 @@ class _WarmPool:
                 time.sleep(5)
                 continue
             with self.wanted:
-                self.idle.append(started)
+                if drains == self.drains:
+                    self.idle.append(started)
+                    continue
+            discard(started)  # the pool was drained while it started
 
     def drain(self) -> None:
+        """Discard every idle sandbox, and any the starter is starting now; the pool stays empty
+        until the next ``refill``."""
         with self.wanted:
+            self.drains += 1
+            self.paused = True
             while self.idle:
                 discard(self.idle.popleft())
 

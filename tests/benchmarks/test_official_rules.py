@@ -159,17 +159,17 @@ def test_a_single_sandbox_run_scores_the_same_as_the_batch(checks: BatchSandbox)
     ],
 )
 def test_the_bbh_chain_of_thought_answer(text: str, answer: str | None) -> None:
-    assert bbh_answer(text, "cot") == answer
+    assert bbh_answer(text, "after-reasoning") == answer
 
 
 def test_bbh_scores_by_exact_match_of_the_extracted_answer() -> None:
-    assert bbh_answer("  (C)\n", "direct") == "(C)"
-    assert score_bbh(" (C) ", "(C)", "direct")[0]
-    assert not score_bbh("(c)", "(C)", "direct")[0]  # exact: no case folding
-    assert score_bbh("... So the answer is valid.", "valid", "cot") == (
+    assert bbh_answer("  (C)\n", "alone") == "(C)"
+    assert score_bbh(" (C) ", "(C)", "alone")[0]
+    assert not score_bbh("(c)", "(C)", "alone")[0]  # exact: no case folding
+    assert score_bbh("... So the answer is valid.", "valid", "after-reasoning") == (
         True,
         "answered valid, as expected",
     )
-    passed, why = score_bbh("I think it is valid.", "valid", "cot")
+    passed, why = score_bbh("I think it is valid.", "valid", "after-reasoning")
     assert not passed
     assert why.startswith("no answer")

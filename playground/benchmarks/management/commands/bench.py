@@ -130,8 +130,8 @@ class Command(BaseCommand):
                     method=options["method"] or "direct", on_progress=progress,
                 )  # fmt: skip
             elif options["import_dataset"] == "bbh":
-                if options["method"] not in ("cot", "direct"):
-                    raise CommandError("Give --method cot or direct for BIG-Bench Hard outputs.")
+                if not options["method"]:
+                    raise CommandError("Give --method: how the BIG-Bench Hard outputs answer.")
                 evaluation = imports.import_bbh(
                     path, method=options["method"], model=options["model"], on_progress=progress
                 )
