@@ -134,10 +134,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
-def bbh_answer(text: str, style: AnswerStyle) -> str | None:
+def bbh_answer(text: str, how: AnswerStyle) -> str | None:
     """The answer the BBH scoring reads in a model's output (None: a chain of thought without
     ``So the answer is``)."""
-    if style == "alone":
+    if how == "alone":
         return text.strip()
     at = text.find(ANSWER_PHRASE)
     if at < 0:
@@ -146,9 +146,9 @@ def bbh_answer(text: str, style: AnswerStyle) -> str | None:
     return answer[:-1] if answer.endswith(".") else answer
 
 
-def score_bbh(text: str, target: str, style: AnswerStyle) -> tuple[bool, str]:
+def score_bbh(text: str, target: str, how: AnswerStyle) -> tuple[bool, str]:
     """Exact match of the extracted answer with the target, and why."""
-    answer = bbh_answer(text, style)
+    answer = bbh_answer(text, how)
     if answer is None:
         return False, f'no answer: the output never says "{ANSWER_PHRASE.strip()}"'
     if answer == target:
