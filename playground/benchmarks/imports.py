@@ -200,9 +200,6 @@ def import_bbh(
     examples: dict[str, list[TaskExample]] = {}
     for e in TaskExample.objects.select_related("task").order_by("task__name", "index"):
         examples.setdefault(e.task.name, []).append(e)
-    position = {}
-    for i, e in enumerate(e for name in sorted(examples) for e in examples[name]):
-        position[e.pk] = i  # the index an evaluation of every task gives it (_items)
     loaded: dict[str, list[dict[str, Any]]] = {}
     for file in files:
         name = file.stem
@@ -233,6 +230,9 @@ def import_bbh(
             if len(output["prediction"]) > MAX_GENERATION * 5:
                 raise ImportRefused(f"{file.name} #{k}: the prediction is too long.")
         loaded[name] = outputs
+    # The index an evaluation of these tasks gives each example (services._items: by task name,
+    # then the example's index), so that plots and comparisons line up with one run here.
+    position = {e.pk: i for i, e in enumerate(e for name in sorted(loaded) for e in examples[name])}
     results: list[Result] = []
     now = timezone.now()
     for name, outputs in loaded.items():

@@ -135,6 +135,9 @@ def test_bbh_chain_of_thought_outputs_score_by_the_extracted_answer(
     assert sorted(summary["subset"]) == ["navigate", "word_sorting"]
     first = Result.objects.get(evaluation_id=summary["id"], item_key="navigate#0")
     assert first.reason.startswith("no answer")
+    # Indexed as an evaluation of these two tasks indexes them: by task name, then example.
+    assert first.index == 0
+    assert Result.objects.get(evaluation_id=summary["id"], item_key="word_sorting#7").index == 257
 
 
 def test_bbh_outputs_out_of_order_are_refused(
