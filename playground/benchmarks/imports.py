@@ -269,7 +269,7 @@ def _store(
     now = timezone.now()
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
-            title=f"{model} ({'imported'})", dataset=dataset, subset=subset, method=method,
+            title=f"{model} (imported)", dataset=dataset, subset=subset, method=method,
             model=model, samples=samples, status=Evaluation.Status.DONE, total=len(results),
             owner=owner, started_at=now, finished_at=now, task=task, origin="import",
             rules=official.RULES_VERSION, config=config,

@@ -158,15 +158,10 @@ class Heap:
             self.sweep()
         return self.given
 
-    def let_go(self, value: Any) -> None:
-        """A name that was bound to ``value`` is bound to something else now: at the next
-        ``release_suspects`` the object is let go if the recorder is all that holds it."""
-        if id(value) in self.held:
-            self.suspects.append(id(value))
-
     def release_suspects(self) -> None:
-        """Let go of the objects only the recorder still holds, among those names let go of
-        (called between steps, when no step's own references remain)."""
+        """Let go of the objects only the recorder still holds, among ``suspects`` (the tracer
+        files there the objects a name or a frame let go of; called between steps, when no
+        step's own references remain)."""
         if self.suspects:
             suspects, self.suspects = self.suspects, []
             self._release(suspects)
@@ -254,9 +249,7 @@ class Heap:
         entry, without the walk's bookkeeping (no item is an object). The commonest change a
         step records."""
         if texts is None:  # not made by the tracer (a set)
-            texts = _flat_texts(flat) if len(flat) >= 16 else None
-            if texts is None:
-                texts = item_texts(flat)[0]
+            texts = item_texts(flat)[0]
         t = type(value)
         items: list[Any]
         if t is dict:
@@ -406,12 +399,6 @@ class Heap:
         return (safe_repr(v, ITEM_CHARS, 10), True)
 
 
-# An immutable scalar at most this big (sys.getsizeof) has a repr that is cheap to make and
-# cannot fail (an int's repr raises past 4,300 digits; this bounds it to about 2,200).
-_FLAT_SIZE = 1_000
-_getsizeof, _repr = sys.getsizeof, repr  # bound at import: the program may replace builtins
-
-
 def item_texts(items: tuple[Any, ...]) -> tuple[list[str], bool]:
     """What ``Heap._item`` gives each of ``items`` (immutable scalars and tuples of them, from
     ``flat_items``), and whether every text is the item's own repr (a str of at most 24
@@ -430,22 +417,6 @@ def item_texts(items: tuple[Any, ...]) -> tuple[list[str], bool]:
             append(safe_repr(v, ITEM_CHARS, 10))
             exact = exact and (t is float or t is bool or v is None)
     return texts, exact
-
-
-def _flat_texts(items: tuple[Any, ...]) -> list[str] | None:
-    """The texts ``_item`` gives ``items`` (immutable scalars from ``flat_items``), made in
-    C, when each is its plain repr: when every repr is at most ITEM_CHARS long, which is then
-    what ``_item`` makes of it too (a str cut to fit, a long int, differ: None, and ``_item``
-    renders them). Sizes are checked before any repr is made."""
-    if not items:
-        return []
-    if max(map(_getsizeof, items)) > _FLAT_SIZE or id(tuple) in set(map(id, map(type, items))):
-        return None  # a tuple's size says nothing of its items
-    try:
-        texts = list(map(_repr, items))
-    except ValueError:  # a range with a bound past the int digits limit: _item renders it
-        return None
-    return texts if max(map(len, texts)) <= ITEM_CHARS else None
 
 
 def _plain(v: Any) -> str:

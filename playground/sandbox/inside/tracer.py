@@ -241,7 +241,7 @@ class Tracer:
         if snap is not None and self.heap is not None:
             held, suspects = self.heap.held, self.heap.suspects
             for shown in snap.values():  # the frame's objects: let go once the frame is gone
-                if id(shown[0]) in held:  # heap.let_go, inline: once per name of every frame
+                if id(shown[0]) in held:  # maybe held by the recorder alone once it is gone
                     suspects.append(id(shown[0]))
 
     def caller(self, frame: FrameType) -> tuple[str, int] | None:
@@ -303,7 +303,7 @@ class Tracer:
                 and prev[0] is not value
                 and id(prev[0]) in heap.held  # the name's old object: maybe no one else has it
             ):
-                heap.suspects.append(id(prev[0]))  # heap.let_go, inline
+                heap.suspects.append(id(prev[0]))  # released after the step if ours alone
             if id(vt) in IMMUTABLE_TYPES:
                 if prev is None or prev[1] != text:
                     changed[name] = text

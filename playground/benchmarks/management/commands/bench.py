@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from playground.benchmarks import execution, services
+from playground.benchmarks import execution, imports, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY, max_tokens_for
@@ -105,10 +106,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Results: evaluation #{evaluation.pk}, {summary['url']}")
 
     def _import(self, options: dict[str, Any]) -> None:
-        from pathlib import Path
-
-        from playground.benchmarks import imports
-
         path = Path(options["path"] or "")
         if not options["path"] or not path.exists():
             raise CommandError("Give the PATH of the file (or BBH folder) to import.")
