@@ -255,6 +255,44 @@ def test_the_tracer_flushes_large_steps_before_a_line_gets_big() -> None:
     assert max(lines) < CAP // 2
 
 
+def test_a_steps_counted_size_covers_its_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch cap counts each step's ids and heap by an estimate made as the heap is walked
+    (no repr of it): the estimate must never be below the characters those fields add."""
+    from playground.sandbox.inside.tracer import Tracer
+
+    counted: list[tuple[int, int]] = []
+    original = Tracer._identity
+
+    def checked(self: Tracer, step: dict[str, Any], *args: Any) -> int:
+        size = original(self, step, *args)
+        fields = {key: step[key] for key in ("ids", "heap") if key in step}
+        names = sum(map(len, step.get("ids", {})))  # counted with the step's locals
+        counted.append((size, len(json.dumps(fields, ensure_ascii=False)) - names))
+        return size
+
+    monkeypatch.setattr(Tracer, "_identity", checked)
+    source = (
+        "def f(n):\n"
+        "    rows = [[i, str(i) * 3] for i in range(n)]\n"
+        "    table = {'k' + str(i): row for i, row in enumerate(rows)}\n"
+        "    flat = {i: 'x' * i for i in range(50)}\n"
+        "    tags = {'a', 'bb', 'c' * 30}\n"
+        "    for row in rows:\n"
+        "        row.append({'w': [row]})\n"
+        "        flat[len(flat)] = (1.5, None, 'q')\n"
+        "    class P:\n"
+        "        pass\n"
+        "    p = P()\n"
+        "    p.rows, p.me = rows, p\n"
+        "    return table, tags\n"
+    )
+    execution = Execution(source, "f(12)", max_steps=10_000, max_stdout=64_000,
+                          emit=lambda batch: None, finish=lambda final: None)  # fmt: skip
+    execution.run()
+    assert len(counted) > 20
+    assert all(size >= real for size, real in counted), [c for c in counted if c[0] < c[1]]
+
+
 def test_a_large_legitimate_trace_runs_and_is_capped_in_size() -> None:
     """M8: valid steps past the trace cap are counted, not kept, and the trace says so."""
     source = "for k in range(3000):\n    s = str(k) * 40\n"

@@ -126,6 +126,10 @@ class Heap:
         # recorded id -> (flat_items when last recorded (held: their ids stay theirs), their
         # ids): a flat container holding the same items is recorded as it was, not walked
         self.flat: dict[int, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
+        # An upper bound of the characters of the entries the last ``record`` put in its delta
+        # (for the tracer's batch size): counted as they are made, where a repr of the delta
+        # cost as much as the walk.
+        self.chars = 0
 
     def kind(self, value: Any) -> tuple[str, Any] | None:
         known = self.types.get(id(type(value)))
@@ -195,6 +199,7 @@ class Heap:
         contents changed."""
         ids: dict[str, int] = {}
         delta: dict[str, Any] = {}
+        self.chars = 0
         seen: set[int] = set()
         budget: list[int] | None = None  # a walk's, made for the first one
         held = self.held
@@ -274,6 +279,9 @@ class Heap:
                     self._dropped(old, [])
             self.last[rid] = entry
             delta[str(rid)] = entry
+            # Each text, its quotes and separators (a dict's pair adds brackets), the key and
+            # the entry's own fields.
+            self.chars += sum(map(len, texts)) + 6 * len(texts) + 60
 
     def _visit(
         self,
@@ -363,6 +371,7 @@ class Heap:
             self.last[rid] = entry
             self.flat.pop(rid, None)  # its flat items, if any, are not what was last recorded
             delta[str(rid)] = entry
+            self.chars += len(_repr(entry)) + 12
         for child_value, child in follow:
             self._visit(child_value, child, depth - 1, delta, seen, budget)
 
@@ -435,3 +444,4 @@ def _set_order(item: Any) -> tuple[int, str, int]:
 
 
 _SMALL = 10**18
+_repr = repr  # bound at import: the program may replace builtins.repr

@@ -99,7 +99,6 @@ def _normal_exit_ops() -> frozenset[int]:
 _NORMAL_EXIT = _normal_exit_ops()
 _GENERATOR_FLAGS = 0x20 | 0x80 | 0x200  # CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR
 _UNREAD = object()  # flat_items not asked yet
-_repr = repr  # bound at import: the program may replace builtins.repr
 _MODULE = type(sys)  # compared by identity: a user class's __name__ may go through a metaclass
 # In a frame's snapshot, in place of the item ids: the value is an immutable scalar, so while
 # the name is bound to the same object its repr cannot have changed.
@@ -411,15 +410,16 @@ class Tracer:
         objects = self.objects
         self.objects = []
         ids, delta = self.heap.record(objects)
-        # Their size: a repr, made in C, is about as long as the JSON (a generator over the
-        # entries cost more than the heap walk itself).
+        # Their size, an upper bound of the characters before escaping: the names are counted
+        # with the step's locals; the heap counts its entries' as it makes them (a repr of the
+        # delta here cost about as much as the walk).
         size = 0
         if ids:
             step["ids"] = ids
-            size += len(_repr(ids))
+            size += 16 * len(ids) + 8
         if delta:
             step["heap"] = delta
-            size += len(_repr(delta))
+            size += self.heap.chars + 8
         return size
 
     def flush(self) -> None:
