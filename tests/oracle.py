@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from playground import sandbox
-from playground.emulation import coc, output_prediction, prompts, puzzle, tae
+from playground.emulation import coc, input_prediction, output_prediction, prompts, puzzle, tae
 from playground.emulation import trace as trace_method
 from playground.llm.registry import ModelSpec
 
@@ -40,6 +40,7 @@ class Oracle:
 
     targets: dict[str, str] = field(default_factory=dict)  # task question -> answer
     solutions: dict[str, str] = field(default_factory=dict)  # puzzle sat source -> answer
+    calls: dict[str, str] = field(default_factory=dict)  # program source -> a call (CRUXEval-I)
     knowledge: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # CoC lines
     error_step: int | None = None  # trace method: make step k (of the call) wrong
     # After its answer, write this many chunks of filler (as a tiny model does after closing its
@@ -65,6 +66,10 @@ class Oracle:
             output_prediction.__name__: [
                 (prompts.DIRECT_INSTRUCTIONS, "output", self._output),
                 (prompts.COT_INSTRUCTIONS, "output", self._output),
+            ],
+            input_prediction.__name__: [
+                (prompts.INPUT_DIRECT_INSTRUCTIONS, "input", self._input),
+                (prompts.INPUT_COT_INSTRUCTIONS, "input", self._input),
             ],
             trace_method.__name__: [(trace_method.INSTRUCTIONS, "trace", self._trace)],
             coc.__name__: [
@@ -103,6 +108,14 @@ class Oracle:
         call = assertion.removesuffix(" == ??")
         real = sandbox.run(source, call=call)
         return f"[ANSWER]\nassert {call} == {real['result']}\n[/ANSWER]"
+
+    def _input(self, prompt: str) -> str:
+        """CRUXEval-I, direct or chain of thought: the program's own call, when it is known."""
+        block = _last("PYTHON", prompt)
+        source, _, assertion = block.rpartition("\nassert ")
+        output = assertion.split("(??) == ", 1)[1]
+        call = self.calls.get(source.rstrip(), "None")
+        return f"[ANSWER]\nassert {call} == {output}\n[/ANSWER]"
 
     def _trace(self, prompt: str) -> str:
         source, call = _last("PYTHON", prompt), _last("CALL", prompt)

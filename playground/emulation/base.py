@@ -33,6 +33,9 @@ class Item:
     call: str = ""
     stdin: str = ""
     title: str = ""
+    # The call's value when the library knows it (a CRUXEval program with its own call): what
+    # input prediction shows the model; empty, it runs the call to learn it.
+    output: str = ""
     # A puzzle: ``source`` holds ``sat``; its answer type and description.
     ans_type: str = ""
     description: str = ""

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from playground.compare import compare_traces, same_repr
+from playground.emulation.literals import NotALiteral, parse_literal, same_value
 from playground.emulation.output_prediction import Prediction, judge
 from playground.emulation.registry import REGISTRY
 
@@ -82,6 +83,12 @@ def judge_program(
     ``hit_limit`` (the answer ended at its token limit) and ``max_tokens`` make the explanation
     exact: the status never claims more than the run shows."""
     result = real.get("result") if real.get("status") == "ok" else None
+    spec = REGISTRY.get(method)
+    if spec is not None and spec.predicts_input:
+        verdict = judge_input(real, emulated, prediction, problem)
+        called = emulated or {}
+        returned = called.get("result") if called.get("status") == "ok" else None
+        return verdict, result_comparison(result, returned)
     read = Prediction(prediction, problem or "No readable answer.")
     verdict = judge(read, result, call).as_dict()
     if real.get("status") != "ok" and result is None:
@@ -95,11 +102,57 @@ def judge_program(
         )
     if needed_no_model(method, model_calls):
         verdict = no_model_verdict(real, call)
-    spec = REGISTRY.get(method)
     if spec is not None and spec.compares_steps and emulated is not None:
         from_call = spec.compares_from_call and bool(call)
         return verdict, compare_traces(real, emulated, from_call=from_call).as_dict()
     return verdict, result_comparison(result, prediction)
+
+
+def judge_input(
+    real: dict[str, Any],
+    called: dict[str, Any] | None,
+    call: str | None,
+    problem: str | None,
+) -> dict[str, Any]:
+    """Input prediction (CRUXEval-I): the model's ``call``, run in the sandbox (``called``, its
+    trace), must return the real run's value, by the verdict's ``==`` rule on the two values
+    read as literals (``same_value``, as for output prediction)."""
+    if real.get("status") != "ok" or real.get("result") is None:
+        return _verdict(
+            UNKNOWN,
+            f"The real run ended with {real.get('status')}, so there is no output the model's "
+            "call could be checked against.",
+        )
+    output = str(real["result"])
+    if call is None or called is None:
+        return _verdict(UNPARSABLE, problem or "No readable call.")
+    shown = _short(call)
+    if called.get("status") != "ok":
+        error = called.get("error") or {}
+        if called.get("status") == "exception":
+            message = _short(str(error.get("message", "")))
+            how = f"raises {error.get('type', 'an exception')}: {message}"
+        else:
+            how = f"does not finish ({called.get('status')})"
+        return _verdict(WRONG, f"The model's call {shown} {how}; the output is {_short(output)}.")
+    returned = str(called.get("result"))
+    try:
+        same = same_value(parse_literal(returned), parse_literal(output))
+    except NotALiteral:
+        return _verdict(
+            UNKNOWN,
+            f"The model's call {shown} returns {_short(returned)}; the output "
+            f"{_short(output)} cannot be compared with it as a literal.",
+        )
+    if same:
+        return _verdict(CORRECT, f"The model's call {shown} returns {_short(output)}, the output.")
+    return _verdict(
+        WRONG, f"The model's call {shown} returns {_short(returned)}, not {_short(output)}."
+    )
+
+
+def _verdict(status: str, explanation: str) -> dict[str, Any]:
+    return {"status": status, "explanation": explanation, "leakage": False}
 
 
 def no_model_verdict(real: dict[str, Any], call: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""CRUXEval-O style prompts (Gu et al., 2024): the function, an assertion with ``??`` for the
-output, two worked examples, and the answer between [ANSWER] tags."""
+"""CRUXEval style prompts (Gu et al., 2024): the function, an assertion with ``??`` for the
+output (CRUXEval-O) or the input (CRUXEval-I), worked examples, and the answer between [ANSWER]
+tags."""
 
 from __future__ import annotations
 
@@ -43,3 +44,41 @@ COT_EXAMPLE = (
 
 def question(source: str, call: str) -> str:
     return f"[PYTHON]\n{source.rstrip()}\nassert {call.strip()} == ??\n[/PYTHON]"
+
+
+# CRUXEval-I: predict an input from the code and the output. The benchmark's own two prompts,
+# word for word (facebookresearch/cruxeval, prompts.py: make_direct_input_prompt and
+# make_cot_input_prompt, MIT), so that a score here is a score on CRUXEval-I. The function's
+# name is the program's (``f`` in CRUXEval) and the output is the real run's value.
+INPUT_DIRECT_INSTRUCTIONS = (
+    "You will be given a function f and an output in the form f(??) == output. Find any input "
+    "such that executing f on the input leads to the given output. There may be multiple "
+    "answers, but you should only output one. In [ANSWER] and [/ANSWER] tags, complete the "
+    "assertion with one such input that will produce the output when executing the function."
+)
+INPUT_DIRECT_EXAMPLES = (
+    "[PYTHON]\ndef f(my_list):\n    count = 0\n    for i in my_list:\n"
+    "        if len(i) % 2 == 0:\n            count += 1\n    return count\n"
+    "assert f(??) == 3\n[/PYTHON]\n"
+    '[ANSWER]\nassert f(["mq", "px", "zy"]) == 3\n[/ANSWER]\n\n'
+    '[PYTHON]\ndef f(s1, s2):\n    return s1 + s2\nassert f(??) == "banana"\n[/PYTHON]\n'
+    '[ANSWER]\nassert f("ba", "nana") == "banana"\n[/ANSWER]'
+)
+INPUT_COT_INSTRUCTIONS = (
+    "You will be given a function f and an output in the form f(??) == output. Your task is to "
+    "find any input such that executing f on the input leads to the given output. There may be "
+    "multiple answers, but only output one. First, think step by step. You MUST surround the "
+    "answer with [ANSWER] and [/ANSWER] tags. Express your answer as a passing assertion "
+    "containing the input and the given output."
+)
+INPUT_COT_EXAMPLE = (
+    "[PYTHON]\ndef f(x):\n    return x + 1\nassert f(??) == 17\n[/PYTHON]\n"
+    "[THOUGHT]\nTo find an input such that executing f on the input leads to the given output, "
+    "we can work backwards from the given assertion. We know that f(??) == 17. \n\n"
+    "Since the function f(x) returns x + 1, for f(??) to be equal to 17, the value of ?? should "
+    "be 16. \n[/THOUGHT]\n[ANSWER]\nassert f(16) == 17\n[/ANSWER]"
+)
+
+
+def input_question(source: str, function: str, output: str) -> str:
+    return f"[PYTHON]\n{source.rstrip()}\nassert {function}(??) == {output}\n[/PYTHON]"

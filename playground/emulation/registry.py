@@ -50,7 +50,9 @@ class Method:
     # never asked the model (its verdict says so instead of judging the model).
     lm_lines: bool = False
     # The benchmark tasks it answers: "output" prediction (what a call returns / a task's
-    # answer) or "puzzle" solving (an answer that sat accepts); "input" prediction comes.
+    # answer), "input" prediction (a call that returns the given output: its answer is a call,
+    # run in the sandbox, and judged by the value it returns) or "puzzle" solving (an answer
+    # that sat accepts).
     tasks: frozenset[str] = frozenset({"output"})
     # It can run a program under changed semantics (an altered interpreter): no method yet.
     changed_semantics: bool = False
@@ -61,6 +63,11 @@ class Method:
     # outputs, benchmarks/official.py): "after-reasoning" (a chain of thought closed by "So the
     # answer is ..."), "alone" (the answer only), or "" (no such outputs are imported).
     task_answer: str = ""
+
+    @property
+    def predicts_input(self) -> bool:
+        """Its answer is a call (CRUXEval-I): judged by what that call returns when run."""
+        return "input" in self.tasks
 
     @property
     def emulate(self) -> Callable[[Item, Session], Emulation]:
@@ -77,6 +84,12 @@ REGISTRY: dict[str, Method] = {
         Method("cot", "Chain of thought, then the output (CRUXEval-O CoT)",
                "playground.emulation.output_prediction:emulate_cot", frozenset({_P}),
                max_tokens=1024, needs_call=True, task_answer="after-reasoning"),
+        Method("input-direct", "Direct input prediction (CRUXEval-I)",
+               "playground.emulation.input_prediction:emulate_direct", frozenset({_P}),
+               max_tokens=256, needs_call=True, tasks=frozenset({"input"})),
+        Method("input-cot", "Chain of thought, then an input (CRUXEval-I CoT)",
+               "playground.emulation.input_prediction:emulate_cot", frozenset({_P}),
+               max_tokens=1024, needs_call=True, tasks=frozenset({"input"})),
         Method("trace", "Model-written step trace",
                "playground.emulation.trace:emulate", frozenset({_P}),
                max_tokens=2048, compares_steps=True, writes_trace=True, needs_call=True,

@@ -12,7 +12,7 @@ from django.db.models import F
 from playground.emulation.base import Item
 from playground.lib import ratelimits
 from playground.llm.client import Refused
-from playground.programs.models import TaskExample
+from playground.programs.models import Dataset, TaskExample
 from playground.runs.models import Plan, Run
 
 FEW_SHOT = 3
@@ -56,7 +56,23 @@ def item_for_run(run: Run) -> Item:
         call=run.call,
         stdin=run.stdin,
         title=run.subject_title,
+        output=_library_output(run),
     )
+
+
+def _library_output(run: Run) -> str:
+    """The call's value as a library data set gives it (CRUXEval's ``output``), when the run is
+    of that program with its own call and input; "" otherwise (a user's expected output is
+    what they typed, not a fact, so it is never used)."""
+    program = run.program
+    if (
+        program is None
+        or program.dataset == Dataset.USER
+        or not program.expected_output
+        or (run.source, run.call, run.stdin) != (program.source, program.call, program.stdin)
+    ):
+        return ""
+    return program.expected_output
 
 
 class DatabasePlans:

@@ -116,6 +116,15 @@ def verdict_context(
             "expected_is_value": real.get("status") == "ok",
             "predicted": run.prediction or None,
         }
+        spec = run.spec
+        if spec is not None and spec.predicts_input and isinstance(emulated, dict):
+            # The model's answer is a call: what it returned when run is what was judged.
+            if emulated.get("status") == "ok":
+                values["returned"] = str(emulated.get("result"))
+            else:
+                values["returned_how"] = STATUS_TEXT.get(
+                    str(emulated.get("status")), str(emulated.get("status"))
+                )
     explanation = str(verdict.get("explanation", ""))
     if GUESSED_LIMIT in explanation:  # stored before the verdict knew whether it was so
         said = " (the answer reached its token limit)" if hit_token_limit(run) else ""

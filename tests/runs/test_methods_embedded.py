@@ -21,7 +21,8 @@ from playground.runs.services import start_run
 
 N = 10
 # Small budgets keep the suite fast; the point is the plumbing, not the tiny model's skill.
-TOKENS = {"direct": 48, "cot": 96, "trace": 160, "coc": 64, "tae": 96, "puzzle": 48}
+TOKENS = {"direct": 48, "cot": 96, "trace": 160, "coc": 64, "tae": 96, "puzzle": 48,
+          "input-direct": 48, "input-cot": 96}  # fmt: skip
 READABLE = {"correct", "wrong", "unparsable", "unknown"}
 
 
@@ -86,6 +87,27 @@ def test_program_methods_finish_whatever_the_model_writes(
                 assert emulated.data["error"]["message"]
         if method == "trace":
             assert "correct_prefix" in run.comparison
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["input-direct", "input-cot"])
+def test_input_prediction_finishes_whatever_the_model_writes(
+    run_embedded: Callable[..., Run], method: str, full: bool
+) -> None:
+    """CRUXEval-I with the real model: it is shown the data set's output, whatever call it
+    writes is run in the sandbox (never here) and judged, and an answer without one is
+    unparsable with the reason."""
+    for program in _programs()[: N if full else 3]:
+        run = run_embedded(method, program=program)
+        assert run.details["output"] == program.expected_output
+        assert run.details["output_from"] == "data set"
+        if run.prediction:  # a call of f: it ran, and the verdict is about what it returned
+            assert run.prediction.startswith("f(")
+            assert run.emulated_trace is not None
+            assert run.verdict["status"] in ("correct", "wrong", "unknown")
+        else:
+            assert run.verdict["status"] == "unparsable"
+            assert "assert f(...) == output" in run.verdict["explanation"]
 
 
 @pytest.mark.slow

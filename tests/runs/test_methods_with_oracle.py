@@ -40,6 +40,7 @@ def oracle(db: None, eager: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[O
     knows = Oracle(
         targets={e.input: e.target for e in _task_examples()},
         solutions=_puzzle_solutions(),
+        calls={p.source.rstrip(): p.call for p in _programs()},
     )
     with oracle_server(knows) as model:
         entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
@@ -127,6 +128,11 @@ def test_every_program_method_scores_a_full_match(
         else:
             assert run.emulated_text
             assert run.model_calls >= 1
+        if spec.predicts_input:  # its answer is a call, run for real: it returns the output
+            called = run.emulated_trace
+            assert called is not None
+            assert run.prediction == program.call
+            assert called.data["result"] == run.real_trace.data["result"]  # type: ignore[union-attr]
         if spec.compares_steps:
             emulated = run.emulated_trace
             assert emulated is not None
@@ -209,3 +215,37 @@ def test_viewers_see_the_divergence_while_the_trace_is_still_streaming(
     assert wrong[0]["steps"] == 4
     assert wrong[0]["correct_prefix"] == 3
     assert wrong[0]["divergence"] == run.comparison["first_divergence"]["message"]
+
+
+def test_an_input_prediction_page_shows_the_call_its_real_run_and_the_verdict(
+    oracle: Oracle, run_method: Callable[..., Run], client: Any
+) -> None:
+    """CRUXEval-I on the run page: the output the model was given, the model's call, what that
+    call returned when run in the sandbox (and its steps), the verdict, and the program's own
+    run beside it."""
+    program = _programs()[0]
+    oracle.calls[program.source.rstrip()] = "f(<script>)"  # not Python: never read as a call
+    from django.contrib.auth.models import User
+
+    owner = User.objects.create_user("teacher")
+    client.force_login(owner)
+    run = run_method("input-direct", program=program)
+    Run.objects.filter(pk=run.pk).update(owner=owner, anon_owner="")
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "The answer has no `assert f(...) == output` line" in page
+    assert "<script>)" not in page  # the model's text is escaped wherever it is shown
+    oracle.calls[program.source.rstrip()] = program.call
+    run = run_method("input-cot", program=program)
+    assert run.verdict["status"] == "correct"
+    Run.objects.filter(pk=run.pk).update(owner=owner, anon_owner="")
+    page = client.get(run.get_absolute_url()).content.decode()
+    output = program.expected_output
+    assert 'id="model-call-run"' in page
+    assert "The model\u2019s call, run for real" in page
+    assert "The real execution of the program\u2019s own call" in page
+    assert "The model\u2019s call</dt>" in page
+    assert "which, run in the sandbox," in page
+    from django.utils.html import escape
+
+    assert escape(output) in page
+    assert escape(program.call) in page
