@@ -23,6 +23,7 @@ from playground.benchmarks import scoring
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
+from playground.emulation.input_prediction import function_of
 from playground.emulation.judging import needed_no_model
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs import pipeline
@@ -178,4 +179,25 @@ def _score(run: Run) -> scoring.Score:
         statuses: dict[str, scoring.Status] = {"correct": "pass", "wrong": "fail"}
         status = statuses.get(verdict.get("status", ""), "unparsable")
         return scoring.Score(status == "pass", False, str(verdict.get("explanation", "")), status)
+    spec = run.spec
+    if spec is not None and spec.predicts_input:
+        return _score_input(run)
     return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)
+
+
+def _score_input(run: Run) -> scoring.Score:
+    """CRUXEval-I: the model's call against the output, by the official rules. The output is
+    the data set's (what the model was shown), else the real run's value."""
+    output = run.details.get("output") if isinstance(run.details, dict) else None
+    if not output:
+        real = run.real_trace
+        if real is None or real.data.get("status") != "ok":
+            return scoring.Score(
+                False, False, "The program's own call has no output to predict an input for.",
+                "error",
+            )  # fmt: skip
+        output = str(real.data.get("result"))
+    function = function_of(run.call) or "f"
+    return scoring.score_cruxeval_input(
+        run.source, str(output), run.prediction or None, function=function
+    )

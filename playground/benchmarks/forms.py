@@ -97,6 +97,16 @@ class EvaluationForm(forms.Form):
         assert isinstance(method, forms.ChoiceField)
         assert isinstance(model, forms.ChoiceField)
         method.choices = [(k, m.label) for k, m in REGISTRY.items()]
+        dataset = self.fields["dataset"]
+        assert isinstance(dataset, forms.ChoiceField)
+        # CRUXEval's two tasks are one data set: the method's answer (a value or a call) says
+        # which is measured (the evaluation's ``task``).
+        dataset.choices = [
+            (key, "CRUXEval: output prediction, or input prediction with an input method")
+            if key == Dataset.CRUXEVAL
+            else (key, label)
+            for key, label in Dataset.choices
+        ]
         try:
             models = load_models()
         except RegistryError:

@@ -87,6 +87,19 @@ class Evaluation(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
+    @property
+    def benchmark(self) -> str:
+        """What it measures, as pages name it: the data set and, where a data set of programs
+        has two tasks, which (CRUXEval-O or CRUXEval-I)."""
+        if self.dataset == Dataset.CRUXEVAL:
+            return (
+                "CRUXEval-I input prediction"
+                if self.task == "input"
+                else str(Dataset.CRUXEVAL.label)
+            )
+        label = str(Dataset(self.dataset).label) if self.dataset in Dataset.values else self.dataset
+        return f"{label} (input prediction)" if self.task == "input" else label
+
 
 class Result(models.Model):
     """One sample of one item: its run and its score. Made once (the unique constraint and the

@@ -84,7 +84,8 @@ class ItemScore:
         return pass_at_k(self.n, self.c, k)
 
 
-def _why(trace: dict[str, Any]) -> str:
+def why_not(trace: dict[str, Any]) -> str:
+    """Why a check failed (or that it held), in words for a reason column."""
     status, error = trace.get("status"), trace.get("error") or {}
     if status == "ok":
         return "the assertion holds"
@@ -118,7 +119,7 @@ def score_cruxeval_item(
         trace = runner(program, None)
         passed = trace.get("status") == "ok"
         outcomes.append("pass" if passed else "fail")
-        reasons.append(_why(trace))
+        reasons.append(why_not(trace))
     checked = [o for o in outcomes if o != "skipped"]
     c = checked.count("pass")
     n = len(checked) if c else len(generations)  # none passed: all-false over every generation

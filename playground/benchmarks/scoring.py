@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from playground import sandbox
+from playground.benchmarks import official
 from playground.emulation.literals import (
     NotALiteral,
     literal_source,
@@ -25,7 +26,9 @@ from playground.emulation.tae import normalise
 
 # "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
 # item is not the model's success or failure and is counted apart (never as passed).
-Status = Literal["pass", "fail", "unparsable", "error", "no_model"]
+# "skipped": an input prediction CRUXEval's official scorer does not check (no call of f): left
+# out of pass@k's n, as there (summary.py).
+Status = Literal["pass", "fail", "unparsable", "error", "no_model", "skipped"]
 NO_MODEL_REASON = (
     "Python ran every line of this program itself: the model was never asked, so this item is "
     "counted apart, not as the model's."
@@ -128,6 +131,35 @@ def score_cruxeval_output(
     if holds:
         return _passed(f"{_short(call)} == {_short(prediction.strip())} holds.")
     return _not_passed("fail", _why_not(trace, f"{_short(call)} == {_short(prediction.strip())}"))
+
+
+def _check_runner(source: str, call: str) -> dict[str, Any]:
+    # CRUXEval's own check: the official 3 s, the verdict is whether it finishes cleanly.
+    return sandbox.run(source, call=call or None, limits=official.CHECK_LIMITS)
+
+
+def score_cruxeval_input(
+    code: str, output: str, generation: str | None, *, function: str = "f",
+    runner: Runner | None = None,
+) -> Score:  # fmt: skip
+    """CRUXEval-I by the official rules (official.py): a generation without a call of the
+    function (``f(`` in CRUXEval) is skipped, as the official scorer skips it; otherwise
+    ``<code>\nassert <output> == <generation>`` must finish without an exception in the
+    sandbox, within the official 3 s. ``output`` is the data set's (or the real run's) value."""
+    if not generation or f"{function}(" not in generation:
+        return _not_passed(
+            "skipped",
+            f"Skipped, as CRUXEval's official scorer skips it: the answer holds no call of "
+            f"{function}.",
+        )
+    program = f"{code}\nassert {output} == {generation}"  # official.check_program's text
+    trace = _run(runner or _check_runner, program, "")
+    if isinstance(trace, Score):
+        return trace
+    shown = f"{_short(output)} == {_short(generation)}"
+    if trace.get("status") == "ok":
+        return _passed(f"{shown} holds.")
+    return _not_passed("fail", f"{shown}: {official.why_not(trace)}.")
 
 
 def score_bbh(answer: str | None, target: str) -> Score:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks.official import RULES_VERSION
 from playground.benchmarks.tasks import run_evaluation
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
@@ -147,6 +148,10 @@ def create_evaluation(
             sample_randomly=sample_randomly, concurrency=max(1, min(concurrency, 64)),
             max_tokens=max_tokens, owner=owner if getattr(owner, "pk", None) else None,
             total=len(items) * samples,
+            # The method's answer decides the task: a call (CRUXEval-I), scored by CRUXEval's
+            # official rules (the only ones it has), or a value (the site's rules, scoring.py).
+            task="input" if spec.predicts_input else "output",
+            rules=RULES_VERSION if spec.predicts_input else "",
         )  # fmt: skip
         rows = (
             Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)

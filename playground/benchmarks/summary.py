@@ -150,7 +150,7 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         "origin": evaluation.origin,
         "rules": evaluation.rules,
     }
-    if evaluation.dataset == "cruxeval":
+    if evaluation.dataset in ("cruxeval", "programs"):  # programs: output or input prediction
         summary["task"] = evaluation.task
     for key in ("n", "passed", "accuracy", "ci95", "leakage", "errors", "no_model", "done"):
         summary[key] = figures[key]

@@ -258,3 +258,52 @@ def test_p3_is_scored_by_sat_in_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> 
     assert (summary["n"], summary["passed"], summary["errors"]) == (3, 2, 0)
     statuses = dict(Result.objects.values_list("item_key", "score_status"))
     assert statuses == {puzzles[0].name: "pass", puzzles[1].name: "pass", puzzles[2].name: "fail"}
+
+
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_cruxeval_input_prediction_end_to_end_with_an_oracle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CRUXEval-I from the CLI: the oracle answers each item's own call (a right input), and
+    three items get a wrong one, a call that raises and no call at all; each is checked the
+    official way (``assert <output> == <call>`` in the sandbox), the last skipped."""
+    from playground.programs.models import Dataset as ProgramDataset
+    from playground.programs.models import Program
+
+    import_library()
+    programs = list(Program.objects.filter(dataset=ProgramDataset.CRUXEVAL).order_by("id")[:12])
+    calls = {p.source.rstrip(): p.call for p in programs}
+    wrong, raises, none = programs[3], programs[5], programs[7]
+    calls[wrong.source.rstrip()] = "f(" + ")"  # no argument: a TypeError in the check
+    calls[raises.source.rstrip()] = "f(*[1] * 40)"
+    calls[none.source.rstrip()] = "the answer"
+    with pytest.raises(Exception, match="does not do input prediction"):
+        _bench("cruxeval", method="direct", task=["input"], model="oracle", limit=2)
+    with oracle_server(Oracle(calls=calls)) as model:
+        _use(monkeypatch, model)
+        summary = _bench(
+            "cruxeval", method="input-direct", task=["input"], model="oracle", limit=12
+        )
+    assert (summary["dataset"], summary["task"], summary["method"]) == (
+        "cruxeval",
+        "input",
+        "input-direct",
+    )
+    assert summary["rules"].startswith("official")
+    assert (summary["n"], summary["passed"], summary["errors"]) == (12, 9, 0)
+    results = {r.item_key: r for r in Result.objects.select_related("run")}
+    assert results[none.external_id].score_status == "skipped"
+    assert "no call of f" in results[none.external_id].reason
+    for program in (wrong, raises):
+        assert results[program.external_id].score_status == "fail"
+    right = results[programs[0].external_id]
+    assert right.passed
+    assert right.prediction == programs[0].call
+    assert right.reason.startswith(programs[0].expected_output[:20])
+    assert right.reason.endswith(" holds.")
+    # Each run is a normal run: the model's call ran in the sandbox and was judged.
+    assert right.run is not None
+    assert right.run.verdict["status"] == "correct"
+    assert right.run.details["output_from"] == "data set"
+    evaluation = Evaluation.objects.get()
+    assert evaluation.benchmark == "CRUXEval-I input prediction"

@@ -120,12 +120,20 @@ def test_compare_refuses_different_data_sets_with_a_message(client: Client) -> N
     b = _evaluation(title="On BBH", dataset="bbh")
     response = _compare(client, a, b)
     assert response.status_code == 400
-    assert "only evaluations over the same data set can be compared" in _text(
+    assert "only evaluations over the same data set and task can be compared" in _text(
         response.content.decode(), "compare-error"
     )
     for bad in [(a, "x"), (a, a)]:
         assert _compare(client, *bad).status_code == 400
     assert client.get(reverse("benchmarks:compare")).status_code == 400
+    # CRUXEval-O against CRUXEval-I: one data set, two tasks, no item-by-item pairing.
+    inputs = _evaluation(title="Inputs", method="input-cot", task="input")
+    response = _compare(client, a, inputs)
+    assert response.status_code == 400
+    assert (
+        "On CRUXEval is over CRUXEval output prediction and Inputs over CRUXEval-I input "
+        "prediction" in _text(response.content.decode(), "compare-error")
+    )
 
 
 def test_unfinished_evaluations_are_their_owners_and_finished_ones_public(client: Client) -> None:

@@ -46,11 +46,11 @@ def compare(request: HttpRequest) -> HttpResponse:
     a, b = evaluation_or_404(request, a_pk), evaluation_or_404(request, b_pk)
     if a.pk == b.pk:
         return _refuse(request, "Choose two different evaluations to compare.")
-    if a.dataset != b.dataset:
+    if a.dataset != b.dataset or a.task != b.task:
         return _refuse(
             request,
-            f"{a} is over {a.get_dataset_display()} and {b} over {b.get_dataset_display()}: "
-            "only evaluations over the same data set can be compared item by item.",
+            f"{a} is over {a.benchmark} and {b} over {b.benchmark}: only evaluations over the "
+            "same data set and task can be compared item by item.",
         )
     first_a = _first_samples(a, hidden_items(request, a))
     first_b = _first_samples(b, hidden_items(request, b))

@@ -1,6 +1,7 @@
 """``manage.py bench``: evaluate a method and a model over a data set, with a progress bar.
 
     python manage.py bench cruxeval --method direct --model smollm2-135m --limit 20
+    python manage.py bench cruxeval --task input --method input-cot --samples 10 --json
     python manage.py bench bbh --task navigate --method tae --model coder --samples 1 --json
     python manage.py bench --resume 12          # continue an interrupted evaluation
     python manage.py bench import gens.json --dataset cruxeval --task output --model codellama-7b
@@ -31,7 +32,7 @@ from playground.llm.registry import RegistryError, load_models
 
 
 class Command(BaseCommand):
-    help = "Evaluate a method and a model over a data set (CRUXEval-O, BIG-Bench Hard, P3)."
+    help = "Evaluate a method and a model over a data set (CRUXEval-O/-I, BIG-Bench Hard, P3)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("dataset", nargs="?", choices=[d.value for d in Dataset] + ["import"])
@@ -45,7 +46,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--task", action="append", default=[],
-            help="BBH task (repeatable); import of CRUXEval: output or input",
+            help="BBH task (repeatable); CRUXEval: output (CRUXEval-O) or input (CRUXEval-I, "
+            "with --method input-direct or input-cot)",
         )  # fmt: skip
         parser.add_argument(
             "--program", action="append", type=int, default=[], help="program id (repeatable)"
@@ -158,9 +160,34 @@ class Command(BaseCommand):
             f"evaluation #{evaluation.pk}, {summary['url']}"
         )
 
+    @staticmethod
+    def _check_task(options: dict[str, Any]) -> None:
+        """CRUXEval (or a list of programs): ``--task output`` (CRUXEval-O) or ``input``
+        (CRUXEval-I). The method's answer decides the task, so a --task that is not the
+        method's is refused; left out, it is the method's (output for every method but the
+        input predictors)."""
+        tasks = options["task"]
+        if not tasks:
+            return
+        if len(tasks) != 1 or tasks[0] not in ("output", "input"):
+            raise CommandError("Give one --task: output or input.")
+        spec = REGISTRY[options["method"]]
+        if (tasks[0] == "input") != spec.predicts_input:
+            fitting = sorted(
+                n
+                for n, m in REGISTRY.items()
+                if m.predicts_input == (tasks[0] == "input") and "program" in m.kinds
+            )
+            raise CommandError(
+                f"The method {spec.name} does not do {tasks[0]} prediction; for --task "
+                f"{tasks[0]} choose --method {' or '.join(fitting)}."
+            )
+
     def _create(self, options: dict[str, Any]) -> Evaluation:
         if not options["dataset"] or not options["method"]:
             raise CommandError("Give a DATASET and --method (or --resume ID).")
+        if options["dataset"] != Dataset.BBH:
+            self._check_task(options)
         try:
             models = load_models()
         except RegistryError as exc:
