@@ -84,7 +84,7 @@ def save_item(
     return item, changed
 
 
-KEY_METHOD = {Mode.OUTPUT: "real", Mode.TRACE: "real"}
+KEY_METHOD = {Mode.OUTPUT: "real", Mode.INPUT: "real", Mode.TRACE: "real"}
 
 
 # An answer key's model answer gets at least this many tokens, more where its method's own

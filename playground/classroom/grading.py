@@ -11,13 +11,14 @@ a change to how one mode gives partial credit is checked against the others here
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from playground.compare import same_repr
-from playground.emulation.literals import NotALiteral, parse_literal, same_value
+from playground.emulation.literals import NotALiteral, literal_source, parse_literal, same_value
 from playground.sandbox.schema import FRAME_EXITS
 
 MAX_ANSWER = 20_000
@@ -414,3 +415,56 @@ def timing(
     if submitted_at <= late_until:
         return Timing(True, True, max(0, min(late_credit, 100)) / 100)
     return Timing(False, True, 0.0, "The assignment is closed.")
+
+
+def read_call(text: str, function: str) -> tuple[str, Grade | None]:
+    """A "predict the input" answer: a call of ``function`` whose arguments are Python literals
+    (``f([1, 2], key='a')``), written back from their values so that it can never be code; or
+    the Grade that says why it cannot be read (never evaluated)."""
+    if len(text) > MAX_ANSWER:
+        return "", invalid(f"The answer is longer than {MAX_ANSWER:,} characters.")
+    example = f"Write a call of {function} with literal arguments, e.g. {function}([1, 2], 'a')."
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return "", invalid(f"That is not a call. {example}")
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        return "", invalid(example)
+    if node.func.id != function:
+        return "", invalid(f"Call {function}, not {node.func.id}. {example}")
+    parts: list[str] = []
+    for arg in [*node.args, *node.keywords]:
+        value_node = arg.value if isinstance(arg, ast.keyword | ast.Starred) else arg
+        if isinstance(arg, ast.Starred) or (isinstance(arg, ast.keyword) and arg.arg is None):
+            return "", invalid(f"Write each argument out, without * or **. {example}")
+        try:
+            value = parse_literal(ast.unparse(value_node))
+        except NotALiteral as exc:
+            return "", invalid(f"Each argument must be a Python literal ({exc}).")
+        source = literal_source(value)
+        parts.append(f"{arg.arg}={source}" if isinstance(arg, ast.keyword) else source)
+    return f"{function}({', '.join(parts)})", None
+
+
+def grade_input(call: str, called: dict[str, Any], output: str) -> Grade:
+    """Predict the input: the student's ``call``, run in the sandbox (``called``, its trace),
+    must return the real output (by value, as "predict the output" compares)."""
+    status = called.get("status")
+    if status != "ok":
+        error = called.get("error") or {}
+        how = (
+            f"raises {error.get('type', 'an exception')}"
+            if status == "exception"
+            else f"does not finish ({str(status).replace('_', ' ')})"
+        )
+        return Grade(0.0, f"Wrong: {call} {how}.", details={"returned": None})
+    returned = str(called.get("result"))
+    try:
+        same = same_value(parse_literal(returned), parse_literal(output))
+    except NotALiteral:
+        same = returned == output
+    if same:
+        return Grade(1.0, f"Right: {call} returns {output}.", details={"returned": returned})
+    return Grade(
+        0.0, f"Wrong: {call} returns {returned}, not {output}.", details={"returned": returned}
+    )

@@ -248,6 +248,7 @@ class ItemForm(forms.Form):
             return cleaned
         clean_mode = {
             Mode.OUTPUT: self._clean_output,
+            Mode.INPUT: self._clean_output,  # a program and its call: the call gives the output
             Mode.TRACE: self._clean_trace,
             Mode.PUZZLE: self._clean_puzzle,
             Mode.DIVERGENCE: self._clean_divergence,

@@ -120,6 +120,18 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
             f"The real run did not finish ({status.replace('_', ' ')}): there is no value to "
             "predict. Change the program or its call."
         )
+    if item.mode == Mode.INPUT and status != "ok":
+        problems.append(
+            f"The program's call does not return a value ({status.replace('_', ' ')}): there is "
+            "no output to find an input for. Change the program or its call."
+        )
+    program = item.program
+    shown_anyway = program is not None and (program.is_public or program.is_builtin)
+    if item.mode == Mode.INPUT and shown_anyway:
+        warnings.append(
+            "This program is public: its own page shows the call that is the answer. For a "
+            "graded item, use a program of your own that is not public."
+        )
     no_model = (run.verdict or {}).get("status") == NO_MODEL or needed_no_model(
         run.method, run.model_calls
     )

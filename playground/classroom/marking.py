@@ -1,6 +1,7 @@
-"""Marking a submission against its item: every mode but puzzles at once, from the answer key's
-stored traces (``grade_now``); a puzzle by running ``sat(answer)`` in the sandbox
-(``grade_puzzle``, the body of the Celery task, judged by the puzzle method's ``check_sat``).
+"""Marking a submission against its item: most modes at once, from the answer key's stored
+traces (``grade_now``); a puzzle by running ``sat(answer)`` in the sandbox (``grade_puzzle``,
+judged by the puzzle method's ``check_sat``) and a "predict the input" call by running it there
+(``grade_input``), both in the Celery task (``grade_later``).
 The rules of each mode are the pure functions of ``grading``; this module reads the key and
 records the grade on the submission. Its own file so that the task imports it without
 importing ``submissions``, which queues the task."""
@@ -63,6 +64,54 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
             answer, result, run.prediction or None, error.get("type"), model_asked=asked
         )
     raise ValueError(item.mode)
+
+
+# The modes graded by running the answer in the sandbox (a Celery task, queue ``sandbox``).
+RUNS_THE_ANSWER = frozenset({Mode.PUZZLE, Mode.INPUT})
+
+
+def grade_later(submission: Submission) -> None:
+    """Grade an answer that must run in the sandbox (the body of the grading task)."""
+    if submission.item.mode == Mode.INPUT:
+        grade_input(submission)
+    else:
+        grade_puzzle(submission)
+
+
+def input_function(item: Item) -> str:
+    """The function a "predict the input" item's answer calls: the one its program's call
+    calls (``f`` for ``f([3, 1])``)."""
+    from playground.emulation.input_prediction import function_of
+
+    return function_of(item.program.call if item.program is not None else "") or "f"
+
+
+def grade_input(submission: Submission) -> None:
+    """Predict the input: run the student's call (literal arguments only, written back from
+    their values) on the item's program in the sandbox, and compare what it returns with the
+    answer key's real output."""
+    from playground import sandbox
+    from playground.runs.limits import limits_for_run
+
+    item = submission.item
+    program = item.program
+    assert program is not None
+    factor = float(submission.feedback.get("late_factor", 1.0))
+    call, problem = grading.read_call(str(submission.answer), input_function(item))
+    if problem is not None:
+        record_grade(submission, grading.Grade(0.0, problem.message), factor)
+        return
+    real, _ = _key(item)
+    if real.get("status") != "ok":
+        record_grade(
+            submission,
+            grading.Grade(0.0, "This item's program has no output to find an input for."),
+            factor,
+        )
+        return
+    limits = dataclasses.replace(limits_for_run({}), keep_running=True)
+    called = sandbox.run(program.source, call=call, stdin=program.stdin, limits=limits)
+    record_grade(submission, grading.grade_input(call, called, str(real.get("result"))), factor)
 
 
 def grade_puzzle(submission: Submission) -> None:

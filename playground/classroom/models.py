@@ -305,6 +305,7 @@ class Assignment(models.Model):
 
 class Mode(models.TextChoices):
     OUTPUT = "output", "Predict the output"
+    INPUT = "input", "Predict the input"
     TRACE = "trace", "Predict the trace"
     PUZZLE = "puzzle", "Solve the puzzle"
     DIVERGENCE = "divergence", "Spot the divergence"

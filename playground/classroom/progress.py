@@ -139,8 +139,10 @@ GUARDED_MESSAGE = {1.0: "Right."}
 def guarded_message(submission: Submission, revealed: bool) -> str:
     """The grader's message, or (while the answer must stay hidden) only how it went."""
     message = str(submission.feedback.get("message", ""))
-    if revealed or submission.item.mode in ("puzzle", "trace"):
-        return message  # a puzzle's or a checkpoint count's message names no expected value
+    if revealed or submission.item.mode in ("puzzle", "trace", "input"):
+        # A puzzle's or a checkpoint count's message names no expected value; an input's names
+        # the output, which the question shows, and what the student's own call returned.
+        return message
     if submission.score is not None and submission.score >= 1.0:
         return "Right."
     return "Not right: try again."

@@ -46,12 +46,16 @@ def submit(
     )
     if refusal:
         raise ClassroomError(refusal)
-    grade = None if item.mode == Mode.PUZZLE else marking.grade_now(item, answer)
+    later = item.mode in marking.RUNS_THE_ANSWER
+    grade = None if later else marking.grade_now(item, answer)
     if grade is not None and grade.invalid:
         return None, grade
-    if item.mode == Mode.PUZZLE:
+    if later:  # checked now: an answer that cannot be read uses no attempt
         text = answer if isinstance(answer, str) else ""
-        _, problem = grading.read_literal(text)
+        if item.mode == Mode.INPUT:
+            _, problem = grading.read_call(text, marking.input_function(item))
+        else:
+            _, problem = grading.read_literal(text)
         if problem is not None:
             return None, problem
     with transaction.atomic():

@@ -1,4 +1,5 @@
-"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox, and
+"""Celery tasks of the classroom: grading a puzzle answer runs sat(answer) in the sandbox (a
+"predict the input" answer its call), and
 checking a trace item's checkpoints runs its program there (both on queue ``sandbox``);
 invitation links are e-mailed outside the request (a roster may name hundreds of addresses and
 a mail server may be slow)."""
@@ -12,7 +13,7 @@ from celery import shared_task
 
 from playground.classroom import grading
 from playground.classroom.invitations import send_mails
-from playground.classroom.marking import grade_puzzle
+from playground.classroom.marking import grade_later
 from playground.classroom.models import Submission
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,17 @@ NOT_GRADED = (
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def grade_puzzle_submission(submission_id: int) -> str:
+    """Grade an answer that runs in the sandbox: a puzzle's, or a "predict the input" call
+    (the name is older than the second; task names are in queued messages, never renamed)."""
     submission = (
-        Submission.objects.select_related("item__puzzle")
+        Submission.objects.select_related("item__puzzle", "item__program", "item__key_run")
         .filter(pk=submission_id, status=Submission.Status.PENDING)
         .first()
     )
     if submission is None:
         return "skipped"
     try:
-        grade_puzzle(submission)
+        grade_later(submission)
     except Exception:  # last resort (SoftTimeLimitExceeded too): never "being graded" for ever
         log.exception("submission %s: grading failed", submission_id)
         Submission.objects.filter(pk=submission_id, status=Submission.Status.PENDING).update(

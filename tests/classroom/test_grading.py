@@ -152,6 +152,83 @@ def test_trace_checkpoints_score_each_variable(keyed: Callable[..., Item]) -> No
     assert _attempts(item, w.s1) == 2
 
 
+# -- Predict the input (the student's call runs in the sandbox, by a task) ---------------------
+
+REVERSE = "def f(text, n):\n    return text[::-1] * n\n"
+
+
+def test_input_calls_are_run_in_the_sandbox_and_judged_by_their_value(
+    keyed: Callable[..., Item], django_capture_on_commit_callbacks: Callable[..., Any], marker: str
+) -> None:
+    w = course_world()
+    own = library_program(source=REVERSE, call="f('ab', 2)", expected="", dataset="user",
+                          is_public=False, external_id="")  # fmt: skip
+    item = keyed(Mode.INPUT, own, assignment(w.course))
+    assert authoring_key_ready(item)
+
+    def submit(answer: str) -> tuple[Submission | None, Any]:
+        with django_capture_on_commit_callbacks(execute=True):
+            sub, grade = submissions.submit(item=item, student=w.s1, answer=answer)
+        if sub is not None:
+            sub.refresh_from_db()
+        return sub, grade
+
+    sub, _ = submit("f('ab', 2)")  # the program's own call
+    assert sub is not None
+    assert (sub.status, sub.score) == (Submission.Status.GRADED, 1.0)
+    assert sub.feedback["message"] == "Right: f('ab', 2) returns 'baba'."
+    sub, _ = submit("f(n=1, text='abab')")  # another input with the same output counts
+    assert sub is not None
+    assert sub.score == 1.0
+    sub, _ = submit("f('ba', 2)")
+    assert sub is not None
+    assert sub.score == 0.0
+    assert sub.feedback["message"] == "Wrong: f('ba', 2) returns 'abab', not 'baba'."
+    sub, _ = submit("f(3, 2)")
+    assert sub is not None
+    assert sub.feedback["message"] == "Wrong: f(3, 2) raises TypeError."
+    assert _attempts(item, w.s1) == 4
+
+    # Unreadable answers use no attempt, and code is never run anywhere.
+    for bad, says in [
+        ("'baba'", "Write a call of f"),
+        ("g('ab', 2)", "Call f, not g"),
+        ("f(*['ab', 2])", "without * or **"),
+        (f"f(__import__('os').system('touch {marker}'), 1)", "must be a Python literal"),
+        ("f('ab',", "That is not a call"),
+    ]:
+        sub, grade = submit(bad)
+        assert sub is None, bad
+        assert grade.invalid
+        assert says in grade.message, (bad, grade.message)
+    assert _attempts(item, w.s1) == 4
+    assert not os.path.exists(marker)
+
+
+def authoring_key_ready(item: Item) -> bool:
+    from playground.classroom import keys
+
+    return keys.key_status(item, refresh=True).state == keys.READY
+
+
+def test_an_input_item_needs_a_call_with_a_value_and_warns_of_a_public_program(
+    keyed: Callable[..., Item],
+) -> None:
+    from playground.classroom import keys
+
+    w = course_world()
+    raising = library_program(source=REVERSE, call="f(1, 2)", dataset="user", is_public=False,
+                              external_id="")  # fmt: skip
+    item = keyed(Mode.INPUT, raising, assignment(w.course))
+    status = keys.key_status(item, refresh=True)
+    assert status.state == keys.PROBLEM
+    assert "no output to find an input for" in status.problems[0]
+    public = keyed(Mode.INPUT, library_program(), assignment(w.course))
+    status = keys.key_status(public, refresh=True)
+    assert status.state == keys.READY
+    assert "its own page shows the call that is the answer" in status.warnings[0]
+
+
 # -- Solve the puzzle (graded in the sandbox by a task) ----------------------------------------
 
 

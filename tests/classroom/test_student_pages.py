@@ -443,6 +443,38 @@ def test_a_puzzle_answer_is_polled_until_it_is_graded(eager: None) -> None:
     assert other.status_code == 404
 
 
+def test_predict_the_input_shows_the_output_never_the_call_and_grades_the_call(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    """The item asks ``f(??) == <output>`` (the output from the key's real run); the program's
+    own call, which is an answer, is not on the page until the answers are revealed. A call is
+    graded by running it (the task), and the message names only the output and what the
+    student's own call returned."""
+    w = course_world()
+    source = "def f(text, n):\n    return text[::-1] * n\n"
+    own = library_program(source=source, call="f('ab', 2)", expected="", dataset="user",
+                          is_public=False, external_id="")  # fmt: skip
+    item = Item.objects.create(assignment=assignment(w.course), mode=Mode.INPUT, program=own)
+    hand_made_key(item, real=real_trace("'baba'"))
+    client = client_for(w.s1)
+    page = client.get(item.get_absolute_url())
+    text = _text(page)
+    assert "Predict the input" in text
+    assert "Find a call such that assert f(??) == 'baba' holds." in text
+    assert "f('ab', 2)" not in text
+    assert "Your call" in text
+    url = reverse("classroom:submit", args=[w.course.pk, item.assignment_id, item.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"answer": "f('ba', 2)"}, headers=HTMX)
+    assert response.status_code == 200
+    done = client.get(item.get_absolute_url())
+    assert "Wrong: f('ba', 2) returns 'abab', not 'baba'." in _text(done)
+    assert "f('ab', 2)" not in _text(done)  # attempts are left: the key's call stays hidden
+    bad = client.post(url, {"answer": "__import__('os')"}, headers=HTMX)
+    assert "Write a call of f with literal arguments" in _text(bad)
+    assert Submission.objects.count() == 1
+
+
 def test_spot_the_divergence_shows_the_models_steps_escaped_and_not_the_real_trace() -> None:
     w = course_world()
     item = Item.objects.create(

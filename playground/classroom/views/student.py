@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from playground.classroom import access, grading, keys, progress, submissions
+from playground.classroom import access, grading, keys, marking, progress, submissions
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.lib import ratelimits
@@ -27,7 +27,7 @@ from playground.lib.params import object_id
 
 _MAX_MODEL_STEPS = 5000
 # Modes whose feedback includes the real run of the answer key, stepped through.
-_KEY_TRACE_MODES = frozenset({Mode.OUTPUT, Mode.TRACE, Mode.BEAT_MODEL})
+_KEY_TRACE_MODES = frozenset({Mode.OUTPUT, Mode.INPUT, Mode.TRACE, Mode.BEAT_MODEL})
 
 
 @login_required
@@ -223,7 +223,17 @@ def _item_context(
         "show_key_trace": show_key_trace,
         "oob_viewer": oob_viewer and show_key_trace,
         "poll_url": item.get_absolute_url(),
+        **(_input_question(item) if item.mode == Mode.INPUT else {}),
     }
+
+
+def _input_question(item: Item) -> dict[str, Any]:
+    """What a "predict the input" item asks: ``f(??) == <output>``, the output from the answer
+    key's real run (never the program's call: that is the answer)."""
+    trace = item.key_run.real_trace if item.key_run is not None else None
+    data = trace.data if trace is not None else {}
+    output = data.get("result") if data.get("status") == "ok" else None
+    return {"input_function": marking.input_function(item), "input_output": output}
 
 
 def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
