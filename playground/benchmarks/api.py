@@ -36,6 +36,9 @@ class EvaluationRowOut(Schema):
     title: str
     owner: str | None
     dataset: str
+    task: str = Field(description="`output` (CRUXEval-O and the others) or `input` (CRUXEval-I)")
+    origin: str = Field(description="`run`: generated here; `import`: outputs read from a file")
+    rules: str = Field(description="the scoring rules' version (`official-1`: the benchmark's)")
     subset: list[Any]
     method: str
     model: str
@@ -96,6 +99,9 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
                 "title": str(evaluation),
                 "owner": evaluation.owner.get_username() if evaluation.owner else None,
                 "dataset": evaluation.dataset,
+                "task": evaluation.task,
+                "origin": evaluation.origin,
+                "rules": evaluation.rules,
                 "method": evaluation.method,
                 "model": evaluation.model,
                 "status": evaluation.status,

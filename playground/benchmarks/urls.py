@@ -12,4 +12,9 @@ urlpatterns = [
     path("evaluations/<int:pk>/cancel/", starting.cancel, name="cancel"),
     path("evaluations/<int:pk>/results.json", exports.export_json, name="export_json"),
     path("evaluations/<int:pk>/results.csv", exports.export_csv, name="export_csv"),
+    path(
+        "evaluations/<int:pk>/generations.json",
+        exports.export_generations,
+        name="export_generations",
+    ),
 ]

@@ -142,6 +142,7 @@ def test_evaluations_are_listed_by_the_evaluation_pages_rules(user_client: Clien
     assert row["owner"] == someone.get_username()
     assert row["url"] == f"/evaluations/{public.pk}/"
     assert {"accuracy", "ci95", "n", "passed", "total"} <= set(row)
+    assert (row["task"], row["origin"], row["rules"]) == ("output", "run", "")
     assert user_client.get("/api/evaluations?which=everyone").status_code == 422
 
 

@@ -78,6 +78,29 @@ def test_output_prediction_skips_the_call_and_takes_expressions(
     assert summary["pass@1"]["value"] == pytest.approx(expected)
     assert summary["task"] == "output"
 
+    # The round trip: the evaluation's export in CRUXEval's format is the file, and it
+    # re-imports to the same outcome for every sample and the same figures.
+    evaluation = Evaluation.objects.get(pk=summary["id"])
+    client = Client()
+    response = client.get(f"/evaluations/{evaluation.pk}/generations.json")
+    assert response.status_code == 200
+    exported = json.loads(b"".join(response.streaming_content))  # type: ignore[attr-defined]
+    assert exported == generations
+    assert list(exported) == [item["id"] for item in library]  # the data set's order
+    again_path = tmp_path / "exported.json"
+    again_path.write_text(json.dumps(exported))
+    again = _bench(str(again_path), "--dataset", "cruxeval", "--task", "output", "--model", "m")
+    assert again["pass@1"] == summary["pass@1"]
+    assert again["pass@2"] == summary["pass@2"]
+
+    def outcomes(pk: int) -> list[tuple[str, int, str]]:
+        rows = Result.objects.filter(evaluation_id=pk).order_by("index", "sample")
+        return list(rows.values_list("item_key", "sample", "score_status"))
+
+    assert outcomes(again["id"]) == outcomes(summary["id"])
+    bbh = Evaluation.objects.create(dataset="bbh", method="cot", model="m", status="done")
+    assert client.get(f"/evaluations/{bbh.pk}/generations.json").status_code == 404
+
 
 def test_a_refused_file_writes_nothing(library: list[dict[str, Any]], tmp_path: Path) -> None:
     complete = {item["id"]: ["1"] for item in library}

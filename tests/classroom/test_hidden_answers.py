@@ -444,6 +444,13 @@ def test_evaluation_rows_of_a_hidden_item_show_nothing_to_a_student(
     assert rows[1]["prediction"] == "'public-4242'"
     for who in (None, w.outsider, w.instructor):
         assert SECRET in client_for(who).get(urls[0]).content.decode()
+    # The CRUXEval-format export cannot blank a row: it is refused to the student whole.
+    generations = reverse("benchmarks:export_generations", args=[evaluation.pk])
+    refused = student.get(generations)
+    assert refused.status_code == 409
+    assert SECRET not in refused.content.decode()
+    shown = json.loads(_body(client_for(w.outsider).get(generations)))
+    assert shown == {w.program.external_id: [f"'{SECRET}'"], "sample_9002": ["'public-4242'"]}
 
 
 def _body(response: Any) -> str:

@@ -15,9 +15,9 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from playground.benchmarks.models import Evaluation, Result
+from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.benchmarks.views.common import evaluation_or_404, hidden_of
 from playground.lib import hiding
@@ -121,4 +121,53 @@ def export_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     chunks = _export_rows(evaluation, hiding.policy().hidden_for(request.user))
     response = _streamed(request, _csv_parts(chunks), "text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}.csv"'
+    return response
+
+
+def _generation_parts(evaluation: Evaluation, hidden: Hidden) -> Iterator[str]:
+    """``{"sample_0": ["...", ...], ...}`` (CRUXEval's generations format: each item's
+    predictions in sample order), written a chunk of results at a time; a pending sample (an
+    evaluation still running) is ``""``, which the official scorer fails."""
+    yield "{"
+    key: str | None = None
+    generations: list[str] = []
+    first = True
+    for chunk in _export_rows(evaluation, hidden):
+        for row in chunk:
+            if row["item"] != key:
+                if key is not None:
+                    yield ("" if first else ", ") + _dumps(key) + ": " + _dumps(generations)
+                    first = False
+                key, generations = row["item"], []
+            generations.append(row["prediction"] or "")
+    if key is not None:
+        yield ("" if first else ", ") + _dumps(key) + ": " + _dumps(generations)
+    yield "}"
+
+
+def export_generations(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
+    """A CRUXEval evaluation's predictions in CRUXEval's own generations format, which
+    ``manage.py bench import`` reads back (to the same scores, under the official rules)."""
+    evaluation = evaluation_or_404(request, pk)
+    if evaluation.dataset != Dataset.CRUXEVAL:
+        return HttpResponse(
+            "Only a CRUXEval evaluation has an export in CRUXEval's generations format; the "
+            "JSON and CSV exports have every evaluation's predictions.",
+            status=404, content_type="text/plain; charset=utf-8",
+        )  # fmt: skip
+    hidden = hiding.policy().hidden_for(request.user)
+    refs = dict(
+        Result.objects.filter(evaluation=evaluation, sample=0).values_list("index", "item_ref")
+    )
+    if hidden_of(hidden, refs):
+        return HttpResponse(
+            "Some of this evaluation's items belong to an assignment that is open for you: its "
+            "generations file is complete only once the assignment has closed. The JSON and CSV "
+            "exports have the other rows now.",
+            status=409, content_type="text/plain; charset=utf-8",
+        )  # fmt: skip
+    parts = _generation_parts(evaluation, hidden)
+    response = _streamed(request, parts, "application/json")
+    name = f"evaluation-{evaluation.pk}-{evaluation.task}-generations.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
