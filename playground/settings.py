@@ -162,6 +162,7 @@ CELERY_TASK_ROUTES = {
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
     "playground.classroom.tasks.check_checkpoints": {"queue": "sandbox"},
     "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
+    "playground.benchmarks.tasks.rescore_evaluation": {"queue": "batch"},
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
     "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
 }

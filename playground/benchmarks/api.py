@@ -8,13 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from django.conf import settings
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
+from ninja.errors import HttpError
+from ninja.utils import check_csrf
 
+from playground.accounts.tokens import by_token
+from playground.benchmarks import rescoring, services
 from playground.benchmarks.access import public_evaluations
 from playground.benchmarks.models import Evaluation
 from playground.benchmarks.summary import keep_figures, summarise
-from playground.runs.api import PAGE_SIZE, MethodName, page_bounds
+from playground.lib import ratelimits
+from playground.runs.api import CSRF_REFUSED, PAGE_SIZE, MethodName, page_bounds
 
 router = Router()
 
@@ -110,3 +116,45 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
             }
         )
     return {"count": count, "page": filters.page, "pages": pages, "results": rows}
+
+
+class RescoreOut(Schema):
+    id: int
+    queued: bool
+    rules: str = Field(description="the rules' version the evaluation will be scored by")
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+@router.post(
+    "/evaluations/{evaluation_id}/rescore",
+    response={202: RescoreOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+    summary="Score a finished evaluation again under the current rules",
+)
+def rescore(request: HttpRequest, evaluation_id: int) -> Status[dict[str, Any]]:
+    """Queue the evaluation's re-scoring: every stored generation scored again by the rules of
+    today (``rules``), on the batch worker; its figures change when that is done (GET
+    /api/evaluations). Yours only (staff: any); a finished evaluation only (409 otherwise)."""
+    if (
+        not by_token(request)
+        and settings.SESSION_COOKIE_NAME in request.COOKIES
+        and check_csrf(request) is not None
+    ):
+        raise HttpError(403, CSRF_REFUSED)  # a cookie's POST proves it comes from our pages
+    user: Any = request.user
+    evaluation = (
+        Evaluation.objects.filter(pk=evaluation_id).first() if user.is_authenticated else None
+    )
+    if evaluation is None or not (evaluation.owner_id == user.pk or user.is_staff):
+        raise HttpError(404, "No such evaluation of yours.")
+    why = rescoring.refusal(evaluation)
+    if why is not None:
+        raise HttpError(409, why)
+    if not user.is_staff:
+        ratelimits.hit(request, "rescores")  # the API's 429 with Retry-After
+    services.queue_rescore(evaluation)
+    return Status(
+        202, {"id": evaluation.pk, "queued": True, "rules": rescoring.rules_for(evaluation)}
+    )

@@ -26,6 +26,11 @@ from playground.emulation.tae import normalise
 
 # "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
 # item is not the model's success or failure and is counted apart (never as passed).
+# The version of the site's own rules below (CRUXEval-O with LiveCodeBench's leakage rule, BBH
+# by the task format's normalisation, P3 by sat): stored with each evaluation they score, so
+# that a change of them can be re-scored (rescoring.py). CRUXEval-I and imports are scored by
+# the benchmarks' own rules instead (official.RULES_VERSION).
+RULES_VERSION = "site-1"
 # "skipped": an input prediction CRUXEval's official scorer does not check (no call of f): left
 # out of pass@k's n, as there (summary.py).
 Status = Literal["pass", "fail", "unparsable", "error", "no_model", "skipped"]

@@ -16,6 +16,7 @@ from django.utils import timezone
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.official import RULES_VERSION
+from playground.benchmarks.scoring import RULES_VERSION as SITE_RULES
 from playground.benchmarks.tasks import run_evaluation
 from playground.emulation.registry import REGISTRY
 from playground.programs.models import Dataset as ProgramDataset
@@ -151,7 +152,7 @@ def create_evaluation(
             # The method's answer decides the task: a call (CRUXEval-I), scored by CRUXEval's
             # official rules (the only ones it has), or a value (the site's rules, scoring.py).
             task="input" if spec.predicts_input else "output",
-            rules=RULES_VERSION if spec.predicts_input else "",
+            rules=RULES_VERSION if spec.predicts_input else SITE_RULES,
         )  # fmt: skip
         rows = (
             Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)
@@ -202,3 +203,10 @@ def resume_interrupted_one(evaluation: Evaluation) -> None:
     Evaluation.objects.filter(pk=evaluation.pk).update(
         status=Evaluation.Status.RUNNING, finished_at=None, figures=None
     )
+
+
+def queue_rescore(evaluation: Evaluation) -> None:
+    """Queue the evaluation's re-scoring (rescoring.py) on the batch worker."""
+    from playground.benchmarks.tasks import rescore_evaluation
+
+    transaction.on_commit(lambda: rescore_evaluation.delay(evaluation.pk))

@@ -1,8 +1,8 @@
-"""Starting an evaluation (its form, the hiding policy's refusals, the rate limits) and
-cancelling one.
+"""Starting an evaluation (its form, the hiding policy's refusals, the rate limits), cancelling
+one, and asking for one to be scored again.
 
-Its own file because these are the two views that change an evaluation rather than show it;
-both are for signed-in owners only and hand the work to ``benchmarks/services.py``."""
+Its own file because these are the views that change an evaluation rather than show it;
+all are for signed-in owners only and hand the work to ``benchmarks/services.py``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from playground.benchmarks import services
+from playground.benchmarks import rescoring, services
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Dataset, Evaluation
@@ -88,4 +88,28 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if evaluation is None:
         raise Http404("No such evaluation of yours.")
     services.cancel(evaluation)
+    return redirect(evaluation)
+
+
+@login_required
+@require_POST
+def rescore(request: HttpRequest, pk: int) -> HttpResponse:
+    """Score a finished evaluation of one's own again under the current rules, keeping its
+    generations: queued on the batch worker (thousands of sandbox checks are no request's
+    work); the page shows the new figures once it is done."""
+    evaluation = Evaluation.objects.filter(pk=pk).first()
+    if evaluation is None or not (evaluation.owner_id == request.user.pk or request.user.is_staff):
+        raise Http404("No such evaluation of yours.")
+    why = rescoring.refusal(evaluation)
+    if why is not None:
+        messages.error(request, why)
+        return redirect(evaluation)
+    if not request.user.is_staff:
+        ratelimits.hit(request, "rescores")  # over: the site's 429 page (the middleware)
+    services.queue_rescore(evaluation)
+    messages.success(
+        request,
+        f"Scoring again under the current rules ({rescoring.rules_for(evaluation)}): the "
+        "figures below change when it is done (reload the page).",
+    )
     return redirect(evaluation)

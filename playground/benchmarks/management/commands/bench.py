@@ -6,6 +6,7 @@
     python manage.py bench --resume 12          # continue an interrupted evaluation
     python manage.py bench import gens.json --dataset cruxeval --task output --model codellama-7b
     python manage.py bench import outputs/ --dataset bbh --method cot --model codex --json
+    python manage.py bench rescore 12           # score again under the current rules
 
 ``import`` reads published (or any) outputs and scores them with the benchmark's own rules
 (benchmarks/imports.py, official.py) without generating anything.
@@ -24,7 +25,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from playground.benchmarks import execution, imports, services
+from playground.benchmarks import execution, imports, rescoring, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY, max_tokens_for
@@ -35,8 +36,13 @@ class Command(BaseCommand):
     help = "Evaluate a method and a model over a data set (CRUXEval-O/-I, BIG-Bench Hard, P3)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("dataset", nargs="?", choices=[d.value for d in Dataset] + ["import"])
-        parser.add_argument("path", nargs="?", help="import: the file (or BBH folder) to read")
+        parser.add_argument(
+            "dataset", nargs="?", choices=[d.value for d in Dataset] + ["import", "rescore"]
+        )
+        parser.add_argument(
+            "path", nargs="?",
+            help="import: the file (or BBH folder) to read; rescore: the evaluation's id",
+        )  # fmt: skip
         parser.add_argument(
             "--dataset", dest="import_dataset", choices=["cruxeval", "bbh"], help="import: of what"
         )
@@ -65,6 +71,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["dataset"] == "import":
             self._import(options)
+            return
+        if options["dataset"] == "rescore":
+            self._rescore(options)
             return
         if options["resume"]:
             evaluation = Evaluation.objects.filter(pk=options["resume"]).first()
@@ -106,6 +115,29 @@ class Command(BaseCommand):
             if key.startswith("pass@"):
                 self.stdout.write(f"{key}: {value['value']:.1%}")
         self.stdout.write(f"Results: evaluation #{evaluation.pk}, {summary['url']}")
+
+    def _rescore(self, options: dict[str, Any]) -> None:
+        raw = str(options["path"] or "")
+        if not (raw.isascii() and raw.isdigit()):
+            raise CommandError("Give the id of the evaluation to score again: bench rescore ID.")
+        try:
+            outcome = rescoring.rescore(int(raw))
+        except Evaluation.DoesNotExist:
+            raise CommandError(f"No evaluation {raw}.") from None
+        except rescoring.RescoreRefused as exc:
+            raise CommandError(str(exc)) from None
+        evaluation = Evaluation.objects.get(pk=outcome["id"])
+        summary = {**summarise(evaluation), "rescored": outcome}
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, indent=1))
+            return
+        before = outcome["accuracy_before"]
+        self.stdout.write(
+            f"Evaluation #{evaluation.pk} scored again under {outcome['rules']}: "
+            f"{outcome['changed']} of {outcome['results']} results changed; accuracy "
+            + (f"{before:.1%} -> " if before is not None else "")
+            + f"{outcome['accuracy']:.1%}"
+        )
 
     def _import(self, options: dict[str, Any]) -> None:
         path = Path(options["path"] or "")

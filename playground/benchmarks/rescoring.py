@@ -1,0 +1,203 @@
+"""Scoring a finished evaluation again under the current rules, keeping its generations (the
+predictions stored with its results): after a change of the rules, or to score an older
+evaluation by the rules' current version. The site's button, the API and ``manage.py bench
+rescore`` all come here.
+
+Which rules: an import, and CRUXEval-I, are scored by the benchmarks' own rules (official.py,
+``official.RULES_VERSION``); the site's own evaluations of the other tasks by the site's
+(scoring.py, ``scoring.RULES_VERSION``). Every check that runs code runs in the sandbox, each in
+a fresh process forked inside one batch sandbox.
+
+All of an evaluation's new scores are worked out first and written in one transaction with the
+rules' version and the figures: a re-scoring killed half way writes nothing, and running it
+again gives the same scores (idempotent). Results that were never judged (``error``: the run
+failed) and items Python ran without the model (``no_model``) keep their status: there is no
+generation to score again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from playground.benchmarks import official, scoring
+from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks.summary import figures_of
+from playground.emulation.input_prediction import function_of
+from playground.emulation.literals import NotALiteral, parse_literal
+from playground.emulation.puzzle import check_sat
+from playground.emulation.registry import REGISTRY
+from playground.programs.models import Program, Puzzle, TaskExample
+from playground.sandbox.batch import BatchSandbox
+from playground.sandbox.limits import Limits
+
+KEPT = frozenset({"error", "no_model"})  # statuses with nothing to score again
+# (passed, score_status, reason, leakage)
+NewScore = tuple[bool, str, str, bool]
+Runner = Callable[[str, str | None], dict[str, Any]]
+
+
+class RescoreRefused(Exception):
+    """The evaluation cannot be scored again now (the message says why)."""
+
+
+def rules_for(evaluation: Evaluation) -> str:
+    """The version of the rules that score this evaluation today."""
+    if evaluation.origin == "import" or evaluation.task == "input":
+        return official.RULES_VERSION
+    return scoring.RULES_VERSION
+
+
+def refusal(evaluation: Evaluation) -> str | None:
+    """Why the evaluation cannot be scored again now, or None."""
+    if evaluation.status != Evaluation.Status.DONE:
+        return "Only a finished evaluation can be scored again: its generations are not all in."
+    return None
+
+
+def rescore(evaluation_id: int) -> dict[str, Any]:
+    """Score every result of the evaluation again under the current rules; what changed."""
+    evaluation = Evaluation.objects.get(pk=evaluation_id)
+    why = refusal(evaluation)
+    if why is not None:
+        raise RescoreRefused(why)
+    results = list(
+        Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
+        .select_related("run")
+        .order_by("index", "sample")
+    )
+    checks = BatchSandbox(official.CHECK_LIMITS)
+    runs = BatchSandbox(Limits(keep_running=True))
+    try:
+        new: dict[int, NewScore | None]
+        if evaluation.origin == "import" and evaluation.dataset == Dataset.CRUXEVAL:
+            new = dict(_imported_cruxeval(evaluation, results, checks.run))
+        else:
+            new = {r.pk: _one(evaluation, r, checks.run, runs.run) for r in results}
+    finally:
+        checks.close()
+        runs.close()
+    version = rules_for(evaluation)
+    now = timezone.now()
+    changed = 0
+    with transaction.atomic():
+        locked = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        before = locked.figures
+        for result in results:
+            score = new.get(result.pk)
+            if score is None:
+                continue
+            passed, status, reason, leakage = score
+            if (result.passed, result.score_status) != (passed, status):
+                changed += 1
+            result.passed, result.score_status = passed, status
+            result.reason, result.leakage, result.scored_at = reason[:2000], leakage, now
+        Result.objects.bulk_update(
+            results, ["passed", "score_status", "reason", "leakage", "scored_at"], batch_size=2000
+        )
+        locked.rules = version
+        locked.figures = figures_of([locked])[locked.pk]
+        locked.config = {
+            **(locked.config or {}),
+            "rescored": {"at": now.isoformat(), "rules": version, "changed": changed},
+        }
+        locked.save(update_fields=["rules", "figures", "config"])
+    return {
+        "id": evaluation_id,
+        "rules": version,
+        "results": len(results),
+        "changed": changed,
+        "accuracy_before": (before or {}).get("accuracy"),
+        "accuracy": locked.figures["accuracy"],
+    }
+
+
+def _imported_cruxeval(
+    evaluation: Evaluation, results: list[Result], runner: Runner
+) -> dict[int, NewScore]:
+    """An imported CRUXEval evaluation: item by item, all its samples at once (the official n
+    and the all-false rule are per item)."""
+    task: official.Task = "input" if evaluation.task == "input" else "output"
+    by_item: dict[int, list[Result]] = {}
+    for result in results:
+        by_item.setdefault(result.index, []).append(result)
+    programs = Program.objects.in_bulk(
+        [r.item_ref.get("program") for r in results if r.item_ref.get("program")]
+    )
+    new: dict[int, NewScore] = {}
+    for samples in by_item.values():
+        program = programs.get(samples[0].item_ref.get("program"))
+        if program is None:
+            continue  # the item left the library: its old score stays
+        score = official.score_cruxeval_item(
+            program.source, program.extra.get("input", ""), program.expected_output,
+            [r.prediction for r in samples], task, runner,
+        )  # fmt: skip
+        for result, outcome, reason in zip(samples, score.outcomes, score.reasons, strict=True):
+            new[result.pk] = (outcome == "pass", outcome, reason, False)
+    return new
+
+
+def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -> NewScore | None:
+    """One result of a generated evaluation (or an imported BBH one) under the current rules;
+    None to keep it as it is."""
+    if result.score_status in KEPT:
+        return None
+    ref = result.item_ref if isinstance(result.item_ref, dict) else {}
+    prediction = result.prediction or None
+    if "task_example" in ref:
+        example = TaskExample.objects.filter(pk=ref["task_example"]).first()
+        if example is None:
+            return None
+        if evaluation.origin == "import":
+            how: official.AnswerStyle = (
+                "after-reasoning"
+                if REGISTRY[evaluation.method].task_answer == "after-reasoning"
+                else "alone"
+            )
+            passed, reason = official.score_bbh(result.prediction, example.target, how)
+            return (passed, "pass" if passed else "fail", reason, False)
+        return _as_new(scoring.score_bbh(prediction, example.target))
+    if "puzzle" in ref:
+        puzzle = Puzzle.objects.filter(pk=ref["puzzle"]).first()
+        if puzzle is None:
+            return None
+        return _puzzle(puzzle, prediction, runs)
+    program = Program.objects.filter(pk=ref["program"]).first() if "program" in ref else None
+    run = result.run
+    source = run.source if run is not None else (program.source if program else None)
+    call = run.call if run is not None else (program.call if program else None)
+    if source is None or call is None:
+        return None
+    if evaluation.task == "input":
+        output = (run.details or {}).get("output") if run is not None else None
+        output = output or (program.expected_output if program and program.is_builtin else None)
+        if not output:
+            return None
+        function = function_of(call) or "f"
+        return _as_new(
+            scoring.score_cruxeval_input(
+                source, str(output), prediction, function=function,
+                runner=lambda program_text, _call: checks(program_text, None),
+            )
+        )  # fmt: skip
+    return _as_new(scoring.score_cruxeval_output(source, call, prediction, runner=runs))
+
+
+def _puzzle(puzzle: Puzzle, answer: str | None, runs: Runner) -> NewScore:
+    """P3: the final answer checked by ``sat`` again, as the puzzle method judges it."""
+    if not answer:
+        return (False, "unparsable", "There is no answer.", False)
+    try:
+        value = parse_literal(answer)
+    except NotALiteral as exc:
+        return (False, "unparsable", f"The answer is not a literal: {exc}.", False)
+    check = check_sat(puzzle.sat, value, ans_type=puzzle.ans_type, run=runs)
+    return (check.solved, "pass" if check.solved else "fail", check.why, False)
+
+
+def _as_new(score: scoring.Score) -> NewScore:
+    return (score.passed, score.status, score.reason, score.leakage)
