@@ -4,6 +4,8 @@ on the batch worker, is ``execution``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 from datetime import timedelta
@@ -18,7 +20,8 @@ from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.official import RULES_VERSION
 from playground.benchmarks.scoring import RULES_VERSION as SITE_RULES
 from playground.benchmarks.tasks import run_evaluation
-from playground.emulation.registry import REGISTRY
+from playground.emulation.registry import REGISTRY, method_digest
+from playground.llm.registry import RegistryError, get_model
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, TaskExample
 
@@ -104,6 +107,30 @@ def too_many_results(results: int, most: int | None) -> str | None:
     )
 
 
+def configuration(
+    *, dataset: str, subset: list[Any], method: str, model: str, temperature: float, seed: int,
+    samples: int, max_tokens: int, limit: int | None, sample_randomly: bool, rules: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Everything an evaluation ran with, and ``digest``, a digest of all of it: the method
+    (with ``method_digest``: its prompts and how answers are read), the model (by name and by
+    the engine's own model id), sampling, budget, items and the scoring rules' version. Two
+    evaluations with the same digest asked the same question the same way."""
+    try:
+        engine = get_model(model).model
+    except (KeyError, RegistryError):
+        engine = ""
+    record: dict[str, Any] = {
+        "dataset": dataset, "subset": subset, "limit": limit, "random": sample_randomly,
+        "method": method, "method_digest": method_digest(method), "model": model,
+        "engine_model": engine, "temperature": temperature, "seed": seed, "samples": samples,
+        "max_tokens": max_tokens, "rules": rules,
+    }  # fmt: skip
+    record["digest"] = hashlib.sha256(
+        json.dumps(record, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    return record
+
+
 def create_evaluation(
     *,
     dataset: str,
@@ -142,6 +169,12 @@ def create_evaluation(
     refusal = too_many_results(len(items) * samples, max_results)
     if refusal is not None:
         raise EvaluationError(refusal)
+    rules = RULES_VERSION if spec.predicts_input else SITE_RULES
+    config = configuration(
+        dataset=dataset, subset=list(subset or []), method=method, model=model,
+        temperature=temperature, seed=seed, samples=samples, max_tokens=max_tokens, limit=limit,
+        sample_randomly=sample_randomly, rules=rules,
+    )  # fmt: skip
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             title=title, dataset=dataset, subset=list(subset or []), method=method, model=model,
@@ -152,7 +185,7 @@ def create_evaluation(
             # The method's answer decides the task: a call (CRUXEval-I), scored by CRUXEval's
             # official rules (the only ones it has), or a value (the site's rules, scoring.py).
             task="input" if spec.predicts_input else "output",
-            rules=RULES_VERSION if spec.predicts_input else SITE_RULES,
+            rules=rules, config=config,
         )  # fmt: skip
         rows = (
             Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)

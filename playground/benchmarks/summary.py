@@ -155,6 +155,7 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
     for key in ("n", "passed", "accuracy", "ci95", "leakage", "errors", "no_model", "done"):
         summary[key] = figures[key]
     summary["total"] = evaluation.total
+    summary["config"] = evaluation.config  # what it ran with (services.configuration), or read
     summary["samples"] = evaluation.samples
     summary.update({key: value for key, value in figures.items() if key.startswith("pass@")})
     return summary

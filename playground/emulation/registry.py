@@ -9,10 +9,13 @@ Entries are resolved lazily, so listing the methods imports none of them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
+from importlib.util import find_spec
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -121,6 +124,23 @@ def max_tokens_for(name: str) -> int:
 def methods_for(kind: str) -> dict[str, str]:
     """The methods that accept an item of this kind, name -> label."""
     return {name: m.label for name, m in REGISTRY.items() if kind in m.kinds}
+
+
+@cache
+def method_digest(name: str) -> str:
+    """A digest of what makes the method answer as it does: its record (budget, facts), its
+    module's source (prompts, how answers are read) and the shared prompts'. An evaluation
+    keeps it with its configuration, so two evaluations made under different prompts are never
+    taken for the same setting. Read from the files, nothing imported."""
+    method = REGISTRY[name]
+    h = hashlib.sha256(repr(method).encode())
+    for module in (method.target.partition(":")[0], "playground.emulation.prompts"):
+        spec = find_spec(module)
+        origin = spec.origin if spec is not None else None
+        h.update(b"\0" + module.encode() + b"\0")
+        if origin:
+            h.update(Path(origin).read_bytes())
+    return h.hexdigest()
 
 
 @cache

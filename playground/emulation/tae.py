@@ -25,6 +25,7 @@ from playground.sandbox.schema import make_trace, storable
 # and at temperature 0 whatever the run that happens to write it asked for (a visitor's
 # max_tokens=16 must not leave a cut plan for everyone).
 THINK_TOKENS = 1024
+THINK_TEMPERATURE = 0.0
 # Raise when the way plans are written changes in a way the prompts below do not show (how the
 # answer is read, ...): older plans are then no longer found.
 PLAN_FORMAT = 2
@@ -64,7 +65,9 @@ def _task_description(item: Item) -> str:
 def plan_digest(item: Item, model: ModelSpec) -> str:
     """What a plan is stored under: a digest of everything that shaped it (the task, or the
     program's text; the model by name and by the engine's own model id; the Think prompt's
-    wording; the budget and the format). A change to any of them asks for a new plan."""
+    wording, how many solved instances it shows, its budget and temperature; the format). A
+    change to any of them asks for a new plan; which instances are shown does not (every
+    instance of a task shows others: they share one plan)."""
     shaped_by = {
         "subject": item.plan_key,
         "model": model.name,
@@ -73,6 +76,8 @@ def plan_digest(item: Item, model: ModelSpec) -> str:
             (THINK_INSTRUCTIONS + "\n" + _PROGRAM_TASK).encode()
         ).hexdigest(),
         "tokens": THINK_TOKENS,
+        "temperature": THINK_TEMPERATURE,
+        "shots": len(item.examples),  # how many solved instances the Think prompt shows
         "format": PLAN_FORMAT,
     }
     return hashlib.sha256(json.dumps(shaped_by, sort_keys=True).encode()).hexdigest()
@@ -186,7 +191,7 @@ def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
         heading="Think",
         max_tokens=THINK_TOKENS,
         fixed_tokens=True,
-        temperature=0.0,
+        temperature=THINK_TEMPERATURE,
         done=block_closed(
             "[PSEUDOCODE]", "[/PSEUDOCODE]", lambda code: len(code.strip().splitlines()) > 1
         ),

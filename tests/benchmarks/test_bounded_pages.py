@@ -65,8 +65,9 @@ def python_summary(evaluation: Evaluation) -> dict[str, Any]:
         "errors": sum(1 for r in results if r["score_status"] == "error"),
         "no_model": len(no_model), "done": len(results), "total": evaluation.total,
         "samples": evaluation.samples, "origin": evaluation.origin, "rules": evaluation.rules,
+        "config": evaluation.config,
     }  # fmt: skip
-    if evaluation.dataset == "cruxeval":
+    if evaluation.dataset in ("cruxeval", "programs"):
         summary["task"] = evaluation.task
     official = evaluation.rules.startswith("official")
     if evaluation.samples > 1 and n:

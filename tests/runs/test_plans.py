@@ -160,6 +160,13 @@ def test_the_digest_changes_with_everything_that_shapes_a_plan(
     monkeypatch.setattr(tae, "THINK_TOKENS", 2048)
     changed["budget"] = tae.plan_digest(program, model)
     monkeypatch.setattr(tae, "THINK_TOKENS", 1024)
+    monkeypatch.setattr(tae, "THINK_TEMPERATURE", 0.7)
+    changed["temperature"] = tae.plan_digest(program, model)
+    monkeypatch.setattr(tae, "THINK_TEMPERATURE", 0.0)
+    # Fewer solved instances shown: another plan (which ones are shown, as above: the same).
+    assert tae.plan_digest(dataclasses.replace(one, examples=()), model) != tae.plan_digest(
+        one, model
+    )
     monkeypatch.setattr(tae, "THINK_INSTRUCTIONS", tae.THINK_INSTRUCTIONS + " Be brief.")
     changed["prompt"] = tae.plan_digest(program, model)
     monkeypatch.undo()
