@@ -10,16 +10,18 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 from ninja.utils import check_csrf
 
 from playground.accounts.tokens import by_token
-from playground.benchmarks import rescoring, services
+from playground.benchmarks import imports, rescoring, services
 from playground.benchmarks.access import public_evaluations
 from playground.benchmarks.models import Evaluation
 from playground.benchmarks.summary import keep_figures, summarise
-from playground.lib import ratelimits
+from playground.emulation.registry import REGISTRY
+from playground.lib import hiding, ratelimits
+from playground.lib.hiding import Surface
 from playground.runs.api import CSRF_REFUSED, PAGE_SIZE, MethodName, page_bounds
 
 router = Router()
@@ -158,3 +160,61 @@ def rescore(request: HttpRequest, evaluation_id: int) -> Status[dict[str, Any]]:
     return Status(
         202, {"id": evaluation.pk, "queued": True, "rules": rescoring.rules_for(evaluation)}
     )
+
+
+class ImportIn(Schema):
+    dataset: Literal["cruxeval", "bbh", "p3"]
+    task: Literal["output", "input"] = Field("output", description="CRUXEval's task")
+    method: str = Field(
+        "", description="BIG-Bench Hard: `cot` or `direct` (how the outputs answer); elsewhere "
+        "a label (default: the method that writes such outputs here)",
+    )  # fmt: skip
+    model: str = Field(..., max_length=100, description="a label for the model")
+
+
+class ImportOut(Schema):
+    id: int
+    url: str
+    status: str
+    total: int
+
+
+@router.post(
+    "/evaluations/import",
+    response={201: ImportOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    summary="Import outputs and score them with the benchmark's own rules",
+)
+def import_outputs(
+    request: HttpRequest, data: Form[ImportIn], file: File[UploadedFile]
+) -> Status[dict[str, Any]]:
+    """Upload a model's outputs (multipart: the fields and ``file``): CRUXEval's generations
+    JSON, one BIG-Bench Hard ``<task>.json``, or a ``.jsonl`` of ``{"id", "predictions"}``
+    lines. The file is checked whole (422 with the reason; nothing is made); the evaluation is
+    made at once and scored on the batch worker (GET its ``url``, or /api/evaluations)."""
+    if (
+        not by_token(request)
+        and settings.SESSION_COOKIE_NAME in request.COOKIES
+        and check_csrf(request) is not None
+    ):
+        raise HttpError(403, CSRF_REFUSED)
+    user: Any = request.user
+    if not user.is_authenticated:
+        raise HttpError(403, "Sign in (or send an API token) to import outputs.")
+    refusal = hiding.policy().refusal(user, Surface.START_EVALUATION)
+    if refusal is not None:
+        raise HttpError(403, refusal)
+    if data.method and data.method not in REGISTRY:
+        raise HttpError(422, f"No method is called {data.method[:40]!r}.")
+    if not user.is_staff:
+        ratelimits.hit(request, "imports")
+    try:
+        evaluation = services.import_upload({**data.dict(), "file": file}, owner=user)
+    except imports.ImportRefused as exc:
+        raise HttpError(422, str(exc)) from None
+    return Status(
+        201,
+        {
+            "id": evaluation.pk, "url": evaluation.get_absolute_url(),
+            "status": evaluation.status, "total": evaluation.total,
+        },
+    )  # fmt: skip

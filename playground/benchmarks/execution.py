@@ -19,7 +19,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from playground.benchmarks import scoring
+from playground.benchmarks import imports, scoring
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
@@ -55,6 +55,8 @@ def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | Non
     evaluation = Evaluation.objects.get(pk=evaluation_id)
     if evaluation.is_finished:
         return evaluation.status
+    if evaluation.origin == "import":  # uploaded outputs: scored, nothing generated
+        return imports.score(evaluation_id, on_progress=on_progress)
     Evaluation.objects.filter(pk=evaluation_id).update(
         status=Evaluation.Status.RUNNING, started_at=evaluation.started_at or timezone.now()
     )

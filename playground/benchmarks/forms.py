@@ -230,3 +230,50 @@ class EvaluationForm(forms.Form):
             )
             return
         self.subset = [str(i) for i in ids]
+
+
+class ImportForm(forms.Form):
+    """Uploading outputs to score (benchmarks/imports.py): what they are, and the file. The
+    file is checked whole before anything is made; its checks run on the batch worker."""
+
+    dataset = forms.ChoiceField(
+        label="Data set",
+        choices=[
+            (Dataset.CRUXEVAL, "CRUXEval"), (Dataset.BBH, "BIG-Bench Hard"),
+            (Dataset.P3, "P3 programming puzzles (a .jsonl file)"),
+        ],
+    )  # fmt: skip
+    task = forms.ChoiceField(
+        label="CRUXEval task",
+        choices=[
+            ("output", "output prediction (CRUXEval-O)"),
+            ("input", "input prediction (CRUXEval-I)"),
+        ],
+        initial="output",
+        required=False,
+    )
+    method = forms.ChoiceField(
+        label="How the outputs answer",
+        required=False,
+        help_text="BIG-Bench Hard: a chain of thought closed by “So the answer is …”, or the "
+        "answer alone. Elsewhere: the method the outputs are labelled with.",
+    )
+    model = forms.CharField(label="Model (a label)", max_length=100)
+    file = forms.FileField(
+        label="File",
+        help_text='CRUXEval\'s generations JSON ({"sample_0": [...], ...}), one BIG-Bench Hard '
+        '<task>.json ({"outputs": [...]}), or a .jsonl of {"id", "predictions"} lines; '
+        "at most the site's upload size (2.5 MB; larger files: manage.py bench import).",
+    )
+
+    def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        method = self.fields["method"]
+        assert isinstance(method, forms.ChoiceField)
+        method.choices = [("", "the usual one")] + [
+            (name, m.label)
+            for name, m in REGISTRY.items()
+            if m.task_answer or m.predicts_input or "puzzle" in m.tasks or "program" in m.kinds
+        ]
+        self.limited = not getattr(owner, "is_staff", False)
+        self.most_often = ratelimits.describe_rate("imports.user") if self.limited else ""

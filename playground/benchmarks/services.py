@@ -243,3 +243,27 @@ def queue_rescore(evaluation: Evaluation) -> None:
     from playground.benchmarks.tasks import rescore_evaluation
 
     transaction.on_commit(lambda: rescore_evaluation.delay(evaluation.pk))
+
+
+MAX_UPLOAD_BYTES = 2_621_440  # the site's body limit (settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+def import_upload(data: dict[str, Any], *, owner: Any) -> Evaluation:
+    """An upload of outputs (the import form, the API): checked whole, the evaluation and its
+    pending results made in one transaction, and its checks queued on the batch worker.
+    Raises ImportRefused (nothing made) when the file cannot be imported."""
+    from playground.benchmarks import imports
+
+    upload = data["file"]
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise imports.ImportRefused(f"The file is larger than {MAX_UPLOAD_BYTES:,} bytes.")
+    dataset, task = data["dataset"], data.get("task") or "output"
+    method = data.get("method") or imports.default_method(dataset, task)
+    plan = imports.plan_upload(
+        upload.read(), filename=upload.name or "", dataset=dataset, task=task, method=method,
+        model=data["model"],
+    )  # fmt: skip
+    with transaction.atomic():
+        evaluation = imports.create(plan, owner=owner)
+        transaction.on_commit(lambda: run_evaluation.delay(evaluation.pk))
+    return evaluation

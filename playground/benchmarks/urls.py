@@ -7,6 +7,7 @@ app_name = "benchmarks"
 urlpatterns = [
     path("evaluations/", boards.leaderboard, name="leaderboard"),
     path("evaluations/start/", starting.start, name="start"),
+    path("evaluations/import/", starting.import_outputs, name="import"),
     path("evaluations/compare/", comparing.compare, name="compare"),
     path("evaluations/<int:pk>/", evaluation.detail, name="detail"),
     path("evaluations/<int:pk>/cancel/", starting.cancel, name="cancel"),

@@ -46,8 +46,10 @@ DEFAULTS: dict[str, str | int] = {
     # New evaluations by users who are not staff, and the most results (items x samples) one
     # of them may ask for; staff are not counted.
     "evaluations.user": "10/h",
-    # Evaluations scored again (each may run thousands of checks in the sandbox).
+    # Evaluations scored again (each may run thousands of checks in the sandbox), and outputs
+    # uploaded to be scored (the same checks).
     "rescores.user": "10/h",
+    "imports.user": "10/h",
     "evaluation_results.user": 5_000,
     # Students' answers (every answer that would be recorded: a puzzle item's runs the
     # sandbox, and each one is a row).
@@ -98,6 +100,7 @@ WORDS: dict[str, str] = {
     "runs": "runs started",
     "evaluations": "evaluations started",
     "rescores": "evaluations scored again",
+    "imports": "outputs uploaded to be scored",
     "evaluation_results": "results in one evaluation",
     "puzzle_submissions": "answers submitted",
     "item_prepares": "answer keys prepared",

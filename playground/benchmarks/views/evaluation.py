@@ -34,6 +34,9 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     evaluation = evaluation_or_404(request, pk)
     context = _progress(evaluation)
     context["mine"] = request.user.is_authenticated and evaluation.owner_id == request.user.pk
+    # As pairs: in a template, ``config.items`` would read a key named "items" first.
+    config = evaluation.config if isinstance(evaluation.config, dict) else {}
+    context["config_rows"] = [(k, v) for k, v in sorted(config.items()) if k != "digest"]
     if request.htmx and not evaluation.is_finished:
         return render(request, "benchmarks/detail.html#progress", context)
     # Only the whole page: the progress partial is polled every second.

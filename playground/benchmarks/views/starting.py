@@ -12,9 +12,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from playground.benchmarks import rescoring, services
+from playground.benchmarks import imports, rescoring, services
 from playground.benchmarks.access import listable_programs
-from playground.benchmarks.forms import EvaluationForm
+from playground.benchmarks.forms import EvaluationForm, ImportForm
 from playground.benchmarks.models import Dataset, Evaluation
 from playground.emulation.registry import max_tokens_for
 from playground.lib import hiding, ratelimits
@@ -113,3 +113,35 @@ def rescore(request: HttpRequest, pk: int) -> HttpResponse:
         "figures below change when it is done (reload the page).",
     )
     return redirect(evaluation)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_outputs(request: HttpRequest) -> HttpResponse:
+    """Upload outputs to score with the benchmark's own rules (GET: the form). The file is
+    read and checked here (nothing runs); the evaluation is made at once and its checks are
+    queued on the batch worker, whose progress its page shows."""
+    hidden = hiding.policy().hidden_for(request.user)
+    refusal = hiding.policy().refusal(request.user, Surface.START_EVALUATION, hidden=hidden)
+    if refusal is not None:
+        return _refused(request, refusal)
+    if request.method == "GET":
+        return render(request, "benchmarks/import.html", {"form": ImportForm(owner=request.user)})
+    form = ImportForm(request.POST, request.FILES, owner=request.user)
+    if form.is_valid():
+        if form.limited:
+            over = ratelimits.exceeded(request, "imports")
+            if over is not None:
+                form.add_error(None, over.message)
+                page = render(request, "benchmarks/import.html", {"form": form})
+                return with_refusal(page, over)
+        try:
+            evaluation = services.import_upload(form.cleaned_data, owner=request.user)
+        except imports.ImportRefused as exc:
+            form.add_error("file", str(exc))
+        else:
+            messages.success(
+                request, "Imported: the outputs are being scored with the benchmark's own rules."
+            )
+            return redirect(evaluation)
+    return render(request, "benchmarks/import.html", {"form": form}, status=400)

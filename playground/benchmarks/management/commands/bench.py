@@ -6,10 +6,13 @@
     python manage.py bench --resume 12          # continue an interrupted evaluation
     python manage.py bench import gens.json --dataset cruxeval --task output --model codellama-7b
     python manage.py bench import outputs/ --dataset bbh --method cot --model codex --json
+    python manage.py bench import answers.jsonl --dataset p3 --model mine
     python manage.py bench rescore 12           # score again under the current rules
 
 ``import`` reads published (or any) outputs and scores them with the benchmark's own rules
-(benchmarks/imports.py, official.py) without generating anything.
+(benchmarks/imports.py, official.py) without generating anything: CRUXEval's generations
+format, BIG-Bench Hard's, or (a ``.jsonl`` file) the generic ``{"id", "predictions"}`` one for
+CRUXEval, BIG-Bench Hard or P3.
 
 It runs in this process (the model server still batches the concurrent requests) and stores
 everything like an evaluation started from the site, which shows it at /evaluations/<id>/.
@@ -44,7 +47,10 @@ class Command(BaseCommand):
             help="import: the file (or BBH folder) to read; rescore: the evaluation's id",
         )  # fmt: skip
         parser.add_argument(
-            "--dataset", dest="import_dataset", choices=["cruxeval", "bbh"], help="import: of what"
+            "--dataset",
+            dest="import_dataset",
+            choices=["cruxeval", "bbh", "p3"],
+            help="import: of what (p3: a .jsonl file)",
         )
         parser.add_argument("--method", choices=sorted(REGISTRY))
         parser.add_argument(
@@ -152,13 +158,26 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            if options["import_dataset"] == "cruxeval":
+            if path.suffix == ".jsonl":
+                dataset = options["import_dataset"]
+                if dataset is None:
+                    raise CommandError("Give --dataset cruxeval, bbh or p3.")
+                tasks = options["task"] or ["output"]
+                if len(tasks) != 1:
+                    raise CommandError("Give one --task: output or input.")
+                method = options["method"] or imports.default_method(dataset, tasks[0])
+                evaluation = imports.import_jsonl(
+                    path, dataset=dataset, task=tasks[0], method=method,
+                    model=options["model"], on_progress=progress,
+                )  # fmt: skip
+            elif options["import_dataset"] == "cruxeval":
                 tasks = options["task"] or ["output"]
                 if len(tasks) != 1:
                     raise CommandError("Give one --task: output or input.")
                 evaluation = imports.import_cruxeval(
                     path, task=tasks[0], model=options["model"],
-                    method=options["method"] or "direct", on_progress=progress,
+                    method=options["method"] or imports.default_method("cruxeval", tasks[0]),
+                    on_progress=progress,
                 )  # fmt: skip
             elif options["import_dataset"] == "bbh":
                 if not options["method"]:
