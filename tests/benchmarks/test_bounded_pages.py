@@ -234,7 +234,7 @@ def test_the_leaderboard_pages_each_data_set_best_first(settings: Settings) -> N
     shown = [int(pk) for pk in re.findall(r'<td class="long"><a href="/evaluations/(\d+)/"', page)]
     assert shown == by_accuracy[:3]
     assert 'id="all-cruxeval"' in page
-    assert "All 7 evaluations of CRUXEval output prediction" in page
+    assert "All 7 evaluations of CRUXEval-O output prediction" in page
     second = client.get(reverse("benchmarks:leaderboard"), {"dataset": "cruxeval", "page": "2"})
     html = second.content.decode()
     shown = [int(pk) for pk in re.findall(r'<td class="long"><a href="/evaluations/(\d+)/"', html)]

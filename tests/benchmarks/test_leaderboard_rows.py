@@ -69,3 +69,28 @@ def test_my_evaluations_are_a_table_and_items_count_from_one() -> None:
     row = detail[detail.index('<tr class="fail">') :]
     assert row.startswith('<tr class="fail"><td class="num">1</td>')
     assert 'id="failures-only"' in detail
+
+
+def test_cruxeval_output_and_input_prediction_are_ranked_on_separate_boards() -> None:
+    """An input prediction's accuracy is not on an output prediction's scale: two boards, each
+    paged by its own key, and an import tagged as such."""
+    output = _done("Output run", None, 3)
+    inputs = _done("Input run", None, 4)
+    Evaluation.objects.filter(pk=inputs.pk).update(
+        task="input", method="input-cot", origin="import", rules="official-1"
+    )
+    page = Client().get(reverse("benchmarks:leaderboard")).content.decode()
+    o_board = page[page.index("<h2>CRUXEval-O output prediction</h2>") :]
+    o_board = o_board[: o_board.index("</table>")]
+    i_board = page[page.index("<h2>CRUXEval-I input prediction</h2>") :]
+    i_board = i_board[: i_board.index("</table>")]
+    assert "Output run" in o_board
+    assert "Input run" not in o_board
+    assert "Input run" in i_board
+    assert "Output run" not in i_board
+    assert ">imported</span>" in i_board
+    only = Client().get(reverse("benchmarks:leaderboard") + "?dataset=cruxeval-input")
+    text = only.content.decode()
+    assert "Input run" in text
+    assert "Output run" not in text
+    assert output.pk != inputs.pk

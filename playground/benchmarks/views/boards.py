@@ -27,12 +27,22 @@ from playground.lib.pagination import page_of
 FILL_PER_REQUEST = 100
 
 
-def _ranked(dataset: str) -> QuerySet[Evaluation]:
-    """A data set's finished public evaluations, best accuracy first (then more items, then the
-    newest), by their kept figures: no result is read."""
+# The boards: (the ``?dataset=`` key, data set, task, title). CRUXEval's two tasks are ranked
+# apart: an output prediction's accuracy and an input prediction's are not one scale.
+BOARDS = [
+    ("cruxeval", Dataset.CRUXEVAL, "output", "CRUXEval-O output prediction"),
+    ("cruxeval-input", Dataset.CRUXEVAL, "input", "CRUXEval-I input prediction"),
+    ("bbh", Dataset.BBH, "output", str(Dataset.BBH.label)),
+    ("p3", Dataset.P3, "output", str(Dataset.P3.label)),
+]
+
+
+def _ranked(dataset: str, task: str) -> QuerySet[Evaluation]:
+    """A data set's finished public evaluations of one task, best accuracy first (then more
+    items, then the newest), by their kept figures: no result is read."""
     return (
         public_evaluations()
-        .filter(dataset=dataset, figures__isnull=False)
+        .filter(dataset=dataset, task=task, figures__isnull=False)
         .order_by(
             KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
         )
@@ -43,22 +53,20 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     """Finished evaluations by data set, best accuracy first, a page of each under a chart of
     accuracy by method and model (``?dataset=`` pages through one); the user's own below."""
     keep_figures(list(public_evaluations().filter(figures__isnull=True)[:FILL_PER_REQUEST]))
-    datasets = [d for d in Dataset if d != Dataset.PROGRAMS]
     chosen = request.GET.get("dataset", "")
-    if chosen not in datasets:
+    if chosen not in {key for key, *_ in BOARDS}:
         chosen = ""
     per_page = settings.PLAYGROUND_PAGE_SIZE
     boards: list[dict[str, Any]] = []
-    for dataset in datasets:
-        if chosen and dataset != chosen:
+    for key, dataset, task, name in BOARDS:
+        if chosen and key != chosen:
             continue
-        ranked = _ranked(dataset)
+        ranked = _ranked(dataset, task)
         # One board pages with ?page=; on the page of every board, each shows its first page.
         page = page_of(request, ranked, per_page) if chosen else Paginator(ranked, per_page).page(1)
         if not chosen and not page.object_list:
             continue
         rows = [{"evaluation": evaluation, **summarise(evaluation)} for evaluation in page]
-        name = dataset.label
         entries = [
             plots.Entry(group=r["model"], series=r["method"], passed=r["passed"], n=r["n"],
                         link=r["evaluation"].get_absolute_url())
@@ -66,7 +74,7 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         ]  # fmt: skip
         chart = plots.grouped_accuracy(entries, title=f"Accuracy by method and model, {name}")
         number = len(boards) + 1
-        boards.append({"dataset": name, "key": dataset.value, "rows": rows, "page": page,
+        boards.append({"dataset": name, "key": key, "rows": rows, "page": page,
                        "chart": chart, "chart_id": f"chart-{number}",
                        "table_id": f"board-{number}"})  # fmt: skip
     mine = (
