@@ -480,6 +480,9 @@ def score(
     runs = BatchSandbox(Limits(keep_running=True)) if evaluation.dataset == Dataset.P3 else None
     try:
         while True:
+            status = Evaluation.objects.values_list("status", flat=True).get(pk=evaluation_id)
+            if status in Evaluation.FINISHED:  # cancelled meanwhile: what is scored stays
+                return str(status)
             indexes = list(
                 Result.objects.filter(evaluation_id=evaluation_id, status=Result.Status.PENDING)
                 .order_by("index")
