@@ -147,7 +147,11 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
     if result.score_status in KEPT:
         return None
     ref = result.item_ref if isinstance(result.item_ref, dict) else {}
-    prediction = result.prediction or None
+    # The run's own prediction where it is kept (a result keeps its first 5,000 characters).
+    run = result.run
+    prediction = (run.prediction if run is not None and run.prediction else None) or (
+        result.prediction or None
+    )
     if "task_example" in ref:
         example = TaskExample.objects.filter(pk=ref["task_example"]).first()
         if example is None:
@@ -167,7 +171,6 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
             return None
         return _puzzle(puzzle, prediction, runs)
     program = Program.objects.filter(pk=ref["program"]).first() if "program" in ref else None
-    run = result.run
     source = run.source if run is not None else (program.source if program else None)
     call = run.call if run is not None else (program.call if program else None)
     if source is None or call is None:
