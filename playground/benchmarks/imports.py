@@ -6,11 +6,16 @@ without generating anything (issue 16): the result is a normal evaluation (origi
 - BIG-Bench Hard: the format the BBH authors published Codex's outputs in: one ``<task>.json``
   per task holding ``{"outputs": [{"input", "target", "prediction"}, ...]}`` in the order of the
   task's examples (``input`` is the few-shot prompt followed by the question).
+- Any data set of the library (CRUXEval, BIG-Bench Hard, P3): a ``.jsonl`` of ``{"id",
+  "predictions": [...]}`` lines, any subset of the items (``plan_jsonl``).
 
-Every check that runs code runs in the sandbox (``official.CHECK_LIMITS``), each in a fresh
-process forked inside one batch sandbox, so a hostile generation reaches neither this process
-nor the next check. A file is read whole, with caps on its size and shape, before anything is
-written; a refused file writes nothing.
+Three steps: a ``plan_*`` function reads and checks the file whole, with caps on its size and
+shape (a refused file writes nothing); ``create`` writes the evaluation (queued) and its results
+(pending, each with its generation) in one transaction; ``score`` scores them a chunk of items
+at a time, resumably, in this process (the command line) or on the batch worker (an upload from
+the site or the API, and any import a killed process left unfinished). Every check that runs
+code runs in the sandbox (``official.CHECK_LIMITS``), each in a fresh process forked inside one
+batch sandbox, so a hostile generation reaches neither this process nor the next check.
 """
 
 from __future__ import annotations
