@@ -150,6 +150,7 @@ def valid_values(world: World, role: str, route: Route, param: str) -> list[str]
         "user_id": [world.extra["target"].pk],
         "object_id": [world.users["user"].pk],
         "content_type_id": [ContentType.objects.get_for_model(type(world.users["user"])).pk],
+        "evaluation_id": [world.evaluations.get(role, world.evaluations["public"]).pk],
         "app_label": ["auth"],
         "url": ["nothing-here/"],
     }
