@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
 
 from playground.programs.models import Dataset, Program, Puzzle
-from playground.runs.models import Run
+from playground.runs.models import Run, Trace
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -54,3 +56,11 @@ class RunFactory(factory.django.DjangoModelFactory):
     program = factory.SubFactory(ProgramFactory)
     source = factory.LazyAttribute(lambda r: r.program.source if r.program else "")
     call = factory.LazyAttribute(lambda r: r.program.call if r.program else "")
+
+
+def store_traces(run: Run, real: dict[str, Any], emulated: dict[str, Any]) -> None:
+    """Store a finished run's real and emulated traces as the pipeline stores them."""
+    for kind, data in (("real", real), ("emulated", emulated)):
+        Trace.objects.create(
+            run=run, kind=kind, status=data["status"], step_count=len(data["steps"]), data=data
+        )

@@ -69,6 +69,17 @@ def _attempts(item: Item, student: Any) -> int:
     return Submission.objects.filter(item=item, student=student).count()
 
 
+def _submitted(
+    item: Item, student: Any, answer: str, capture: Callable[..., Any]
+) -> tuple[Submission | None, Any]:
+    """Submit with the grading task run at once (a puzzle's, a "predict the input" call's)."""
+    with capture(execute=True):
+        sub, grade = submissions.submit(item=item, student=student, answer=answer)
+    if sub is not None:
+        sub.refresh_from_db()
+    return sub, grade
+
+
 # -- Predict the output ------------------------------------------------------------------------
 
 
@@ -167,11 +178,7 @@ def test_input_calls_are_run_in_the_sandbox_and_judged_by_their_value(
     assert authoring_key_ready(item)
 
     def submit(answer: str) -> tuple[Submission | None, Any]:
-        with django_capture_on_commit_callbacks(execute=True):
-            sub, grade = submissions.submit(item=item, student=w.s1, answer=answer)
-        if sub is not None:
-            sub.refresh_from_db()
-        return sub, grade
+        return _submitted(item, w.s1, answer, django_capture_on_commit_callbacks)
 
     sub, _ = submit("f('ab', 2)")  # the program's own call
     assert sub is not None
@@ -239,11 +246,7 @@ def test_puzzle_answers_are_checked_by_sat_in_the_sandbox(
     item = Item.objects.create(assignment=assignment(w.course), mode=Mode.PUZZLE, puzzle=puzzle())
 
     def submit(answer: str) -> tuple[Submission | None, Any]:
-        with django_capture_on_commit_callbacks(execute=True):
-            sub, grade = submissions.submit(item=item, student=w.s1, answer=answer)
-        if sub is not None:
-            sub.refresh_from_db()
-        return sub, grade
+        return _submitted(item, w.s1, answer, django_capture_on_commit_callbacks)
 
     sub, _ = submit("'ababab'")
     assert sub is not None

@@ -14,9 +14,9 @@ from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
 from playground.compare import compare_traces
-from playground.runs.models import Run, Trace
+from playground.runs.models import Run
 from tests.e2e.conftest import signed_in
-from tests.factories import ProgramFactory
+from tests.factories import ProgramFactory, store_traces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -57,10 +57,7 @@ def _compared_run(
         source=source,
         call=call,
     )
-    for kind, data in (("real", real), ("emulated", emulated)):
-        Trace.objects.create(
-            run=run, kind=kind, status=data["status"], step_count=len(data["steps"]), data=data
-        )
+    store_traces(run, real, emulated)
     return run
 
 

@@ -12,9 +12,9 @@ from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
 from playground.emulation.judging import judge_program
-from playground.runs.models import Run, Trace
+from playground.runs.models import Run
 from tests.e2e.conftest import signed_in
-from tests.factories import ProgramFactory
+from tests.factories import ProgramFactory, store_traces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -41,10 +41,7 @@ def _input_run(user: object, model_call: str) -> Run:
         emulated_text=f"[ANSWER]\nassert {model_call} == 'baba'\n[/ANSWER]",
         details={"output": real["result"], "output_from": "sandbox"},
     )  # fmt: skip
-    for kind, data in (("real", real), ("emulated", called)):
-        Trace.objects.create(
-            run=run, kind=kind, status=data["status"], step_count=len(data["steps"]), data=data
-        )
+    store_traces(run, real, called)
     return run
 
 
