@@ -260,7 +260,6 @@ class Tracer:
         if snap is None:
             snap = self.snapshots[frame] = {}
         changed: dict[str, str] = {}
-        module_level = frame.f_code.co_name == "<module>"
         heap = self.heap
         if heap is not None and heap.suspects:
             heap.release_suspects()  # a frame left at the last step is gone by now
@@ -268,7 +267,10 @@ class Tracer:
         for name, value in frame.f_locals.items():
             prev = get(name)
             if prev is None:
-                if module_level and (name.startswith("__") or type(value) is _MODULE):
+                # A new name (rare): the module's dunders and imported modules are not shown.
+                if frame.f_code.co_name == "<module>" and (
+                    name.startswith("__") or type(value) is _MODULE
+                ):
                     continue
             elif prev[0] is value:
                 ids = prev[3]
