@@ -132,11 +132,15 @@ def _emulate(cot: bool, item: Item, session: Session) -> Emulation:
     output, source = output_of(item, session)
     if output is None:
         return Emulation(problem=source)
+    # The direct prompt ends inside an open [ANSWER] block (as CRUXEval's does): the answer is
+    # read, and known complete, with that opening tag in front of it.
+    opened = "" if cot else "[ANSWER]\n"
+    closed = block_closed("[ANSWER]", "[/ANSWER]", _readable(function))
     reply = session.chat(
         messages(cot, item.source, function, output),
-        done=block_closed("[ANSWER]", "[/ANSWER]", _readable(function)),
+        done=lambda text: closed(opened + text),
     )
-    call = extract(reply.text, function)
+    call = extract(opened + reply.text, function)
     details: dict[str, Any] = {"output": output, "output_from": source}
     if call.text is None:
         return Emulation(problem=call.problem, details=details)

@@ -165,3 +165,19 @@ def test_a_call_that_is_not_a_named_function_is_refused_before_asking() -> None:
     assert seen["requests"] == 0
     assert emulation.problem is not None
     assert "call of a function by its name" in emulation.problem
+
+
+def test_a_direct_answer_inside_the_open_block_is_read_and_stops_the_model() -> None:
+    """The direct prompt ends with an open [ANSWER]: an answer that only closes it is read, and
+    the stream is closed there, not left to run to the token limit."""
+    answer = "assert f('abab', 1) == 'baba'\n[/ANSWER]"
+    filler = [chunk("\nMore text the model goes on writing.") for _ in range(200)]
+    script = streaming(
+        [chunk(answer), *filler, chunk("", finish="stop"), b"data: [DONE]\n\n"], 0.01
+    )
+    with fake_server(script) as (model, seen):
+        session = Session(model)
+        emulation = method.emulate_direct(ITEM, session)
+    assert emulation.prediction == "f('abab', 1)"
+    assert session.endings == ["complete"]
+    assert seen["broken"] == 1  # the client closed the stream early
