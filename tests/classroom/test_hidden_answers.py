@@ -496,6 +496,23 @@ def test_exam_mode_refuses_evaluations_courses_items_and_previews(
     )
     assert "Exam mode" in response.content.decode()
     assert Evaluation.objects.count() == evaluations
+    # Nor an import of outputs, from the page or the API.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = {"dataset": "cruxeval", "task": "output", "model": "m"}
+    line = b'{"id": "sample_9003", "predictions": ["1"]}\n'
+    response = client.post(
+        reverse("benchmarks:import"),
+        {**upload, "file": SimpleUploadedFile("o.jsonl", line)},
+        follow=True,
+    )
+    assert "Exam mode" in response.content.decode()
+    response = client.post(
+        "/api/evaluations/import", {**upload, "file": SimpleUploadedFile("o.jsonl", line)}
+    )
+    assert response.status_code == 403
+    assert "Exam mode" in response.json()["detail"]
+    assert Evaluation.objects.count() == evaluations
     edit = reverse("classroom:item_edit", args=[own.pk, own_assignment.pk, own_item.pk])
     page = client.get(edit).content.decode()
     assert "unrelated-5151" not in page
