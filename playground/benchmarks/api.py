@@ -8,13 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
-from ninja.utils import check_csrf
 
-from playground.accounts.tokens import by_token
 from playground.benchmarks import imports, rescoring, services
 from playground.benchmarks.access import public_evaluations
 from playground.benchmarks.models import Evaluation
@@ -22,7 +19,13 @@ from playground.benchmarks.summary import keep_figures, summarise
 from playground.emulation.registry import REGISTRY
 from playground.lib import hiding, ratelimits
 from playground.lib.hiding import Surface
-from playground.runs.api import CSRF_REFUSED, PAGE_SIZE, MethodName, page_bounds
+from playground.runs.api import (
+    PAGE_SIZE,
+    ErrorOut,
+    MethodName,
+    page_bounds,
+    refuse_cookie_post_without_csrf,
+)
 
 router = Router()
 
@@ -126,10 +129,6 @@ class RescoreOut(Schema):
     rules: str = Field(description="the rules' version the evaluation will be scored by")
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
 @router.post(
     "/evaluations/{evaluation_id}/rescore",
     response={202: RescoreOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
@@ -139,12 +138,7 @@ def rescore(request: HttpRequest, evaluation_id: int) -> Status[dict[str, Any]]:
     """Queue the evaluation's re-scoring: every stored generation scored again by the rules of
     today (``rules``), on the batch worker; its figures change when that is done (GET
     /api/evaluations). Yours only (staff: any); a finished evaluation only (409 otherwise)."""
-    if (
-        not by_token(request)
-        and settings.SESSION_COOKIE_NAME in request.COOKIES
-        and check_csrf(request) is not None
-    ):
-        raise HttpError(403, CSRF_REFUSED)  # a cookie's POST proves it comes from our pages
+    refuse_cookie_post_without_csrf(request)
     user: Any = request.user
     evaluation = (
         Evaluation.objects.filter(pk=evaluation_id).first() if user.is_authenticated else None
@@ -191,12 +185,7 @@ def import_outputs(
     JSON, one BIG-Bench Hard ``<task>.json``, or a ``.jsonl`` of ``{"id", "predictions"}``
     lines. The file is checked whole (422 with the reason; nothing is made); the evaluation is
     made at once and scored on the batch worker (GET its ``url``, or /api/evaluations)."""
-    if (
-        not by_token(request)
-        and settings.SESSION_COOKIE_NAME in request.COOKIES
-        and check_csrf(request) is not None
-    ):
-        raise HttpError(403, CSRF_REFUSED)
+    refuse_cookie_post_without_csrf(request)
     user: Any = request.user
     if not user.is_authenticated:
         raise HttpError(403, "Sign in (or send an API token) to import outputs.")

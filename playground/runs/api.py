@@ -47,6 +47,18 @@ CSRF_REFUSED = (
 )
 
 
+def refuse_cookie_post_without_csrf(request: HttpRequest) -> None:
+    """A request that rides on a session cookie must prove it comes from our pages or a client
+    that read the CSRF cookie, exactly as a form post does (403 otherwise). A token request does
+    not ride on the cookie (the token decides who it is), so it needs no CSRF token."""
+    if (
+        not by_token(request)
+        and settings.SESSION_COOKIE_NAME in request.COOKIES
+        and check_csrf(request) is not None
+    ):
+        raise HttpError(403, CSRF_REFUSED)
+
+
 class RunIn(Schema):
     program_id: int | None = None
     puzzle: str | None = None  # a P3 puzzle's name, e.g. "Study_1:0" (method "puzzle")
@@ -161,15 +173,7 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     """Run a saved program (``program_id``) or new code (``source``, ``call``, ``stdin``) for
     real and, with an emulation ``method``, have ``model`` emulate it; or have ``model`` solve a
     P3 ``puzzle`` or answer a BIG-Bench Hard ``task`` instance (``task_index``)."""
-    # A request that rides on a session cookie must prove it comes from our pages or a client
-    # that read the CSRF cookie, exactly as a form post does. A token request does not ride on
-    # the cookie (the token decides who it is), so it needs no CSRF token.
-    if (
-        not by_token(request)
-        and settings.SESSION_COOKIE_NAME in request.COOKIES
-        and check_csrf(request) is not None
-    ):
-        raise HttpError(403, CSRF_REFUSED)
+    refuse_cookie_post_without_csrf(request)
     _refuse_unstorable(data)
     kind: Kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     hidden = hiding.policy().hidden_for(request.user)

@@ -171,6 +171,11 @@ def test_the_owner_asks_from_the_page_and_the_api_others_cannot(
     assert Client().post(url).status_code == 302  # to the login page
     api = f"/api/evaluations/{evaluation.pk}/rescore"
     assert theirs.post(api).status_code == 404
+    cookie_only = Client(enforce_csrf_checks=True, REMOTE_ADDR=fresh_address())
+    cookie_only.force_login(owner)
+    refused = cookie_only.post(api)  # a session cookie and no CSRF token: another site's form
+    assert refused.status_code == 403
+    assert "CSRF check failed" in refused.json()["detail"]
     assert Client().post(api).status_code == 404
     with django_capture_on_commit_callbacks(execute=True):
         answered = mine.post(api)
