@@ -501,7 +501,7 @@ def score(
                     evaluation_id=evaluation_id, index__in=indexes, status=Result.Status.PENDING
                 ).order_by("index", "sample")
             )
-            scored = _score_rows(evaluation, rows, runner, runs.run if runs else None)
+            scored = score_rows(evaluation, rows, runner, runs.run if runs else None)
             now = timezone.now()
             with transaction.atomic():
                 for row in rows:
@@ -528,13 +528,14 @@ def score(
     return "done"
 
 
-def _score_rows(
+def score_rows(
     evaluation: Evaluation,
     rows: list[Result],
     runner: official.Runner,
     run_sat: Callable[[str, str], dict[str, Any]] | None,
 ) -> dict[int, tuple[bool, str, str]]:
-    """(passed, status, reason) of each row by the official rules of its data set."""
+    """(passed, status, reason) of each row by the official rules of its data set (an
+    import's, and their re-scoring: rescoring.py)."""
     out: dict[int, tuple[bool, str, str]] = {}
     if evaluation.dataset == Dataset.CRUXEVAL:
         task: official.Task = "input" if evaluation.task == "input" else "output"
@@ -562,13 +563,15 @@ def _score_rows(
         assert run_sat is not None
         puzzles = Puzzle.objects.in_bulk([r.item_ref["puzzle"] for r in rows])
         for row in rows:
-            out[row.pk] = _puzzle_score(puzzles[row.item_ref["puzzle"]], row.prediction, run_sat)
+            out[row.pk] = puzzle_score(puzzles[row.item_ref["puzzle"]], row.prediction, run_sat)
     return out
 
 
-def _puzzle_score(
+def puzzle_score(
     puzzle: Puzzle, answer: str, run_sat: Callable[[str, str], dict[str, Any]]
 ) -> tuple[bool, str, str]:
+    """A P3 answer: read as a literal (never code), checked by ``sat`` in the sandbox as the
+    puzzle method checks it."""
     try:
         value = parse_literal(answer)
     except NotALiteral as exc:

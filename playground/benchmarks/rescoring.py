@@ -23,13 +23,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.benchmarks import official, scoring
-from playground.benchmarks.models import Dataset, Evaluation, Result
+from playground.benchmarks import imports, official, scoring
+from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
 from playground.emulation.input_prediction import function_of
-from playground.emulation.literals import NotALiteral, parse_literal
-from playground.emulation.puzzle import check_sat
-from playground.emulation.registry import REGISTRY
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.limits import Limits
@@ -73,8 +70,9 @@ def rescore(evaluation_id: int) -> dict[str, Any]:
     runs = BatchSandbox(Limits(keep_running=True))
     try:
         new: dict[int, NewScore | None]
-        if evaluation.origin == "import" and evaluation.dataset == Dataset.CRUXEVAL:
-            new = dict(_imported_cruxeval(evaluation, results, checks.run))
+        if evaluation.origin == "import":  # the official rules, as the import scored them
+            scored = imports.score_rows(evaluation, results, checks.run, runs.run)
+            new = {pk: (*score, False) for pk, score in scored.items()}
         else:
             new = {r.pk: _one(evaluation, r, checks.run, runs.run) for r in results}
     finally:
@@ -115,35 +113,9 @@ def rescore(evaluation_id: int) -> dict[str, Any]:
     }
 
 
-def _imported_cruxeval(
-    evaluation: Evaluation, results: list[Result], runner: Runner
-) -> dict[int, NewScore]:
-    """An imported CRUXEval evaluation: item by item, all its samples at once (the official n
-    and the all-false rule are per item)."""
-    task: official.Task = "input" if evaluation.task == "input" else "output"
-    by_item: dict[int, list[Result]] = {}
-    for result in results:
-        by_item.setdefault(result.index, []).append(result)
-    programs = Program.objects.in_bulk(
-        [r.item_ref.get("program") for r in results if r.item_ref.get("program")]
-    )
-    new: dict[int, NewScore] = {}
-    for samples in by_item.values():
-        program = programs.get(samples[0].item_ref.get("program"))
-        if program is None:
-            continue  # the item left the library: its old score stays
-        score = official.score_cruxeval_item(
-            program.source, program.extra.get("input", ""), program.expected_output,
-            [r.prediction for r in samples], task, runner,
-        )  # fmt: skip
-        for result, outcome, reason in zip(samples, score.outcomes, score.reasons, strict=True):
-            new[result.pk] = (outcome == "pass", outcome, reason, False)
-    return new
-
-
 def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -> NewScore | None:
-    """One result of a generated evaluation (or an imported BBH one) under the current rules;
-    None to keep it as it is."""
+    """One result of an evaluation generated here, under the site's current rules (CRUXEval-I:
+    the official ones); None to keep it as it is."""
     if result.score_status in KEPT:
         return None
     ref = result.item_ref if isinstance(result.item_ref, dict) else {}
@@ -156,20 +128,14 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
         example = TaskExample.objects.filter(pk=ref["task_example"]).first()
         if example is None:
             return None
-        if evaluation.origin == "import":
-            how: official.AnswerStyle = (
-                "after-reasoning"
-                if REGISTRY[evaluation.method].task_answer == "after-reasoning"
-                else "alone"
-            )
-            passed, reason = official.score_bbh(result.prediction, example.target, how)
-            return (passed, "pass" if passed else "fail", reason, False)
         return _as_new(scoring.score_bbh(prediction, example.target))
     if "puzzle" in ref:
         puzzle = Puzzle.objects.filter(pk=ref["puzzle"]).first()
         if puzzle is None:
             return None
-        return _puzzle(puzzle, prediction, runs)
+        if not prediction:
+            return (False, "unparsable", "There is no answer.", False)
+        return (*imports.puzzle_score(puzzle, prediction, runs), False)
     program = Program.objects.filter(pk=ref["program"]).first() if "program" in ref else None
     source = run.source if run is not None else (program.source if program else None)
     call = run.call if run is not None else (program.call if program else None)
@@ -188,18 +154,6 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
             )
         )  # fmt: skip
     return _as_new(scoring.score_cruxeval_output(source, call, prediction, runner=runs))
-
-
-def _puzzle(puzzle: Puzzle, answer: str | None, runs: Runner) -> NewScore:
-    """P3: the final answer checked by ``sat`` again, as the puzzle method judges it."""
-    if not answer:
-        return (False, "unparsable", "There is no answer.", False)
-    try:
-        value = parse_literal(answer)
-    except NotALiteral as exc:
-        return (False, "unparsable", f"The answer is not a literal: {exc}.", False)
-    check = check_sat(puzzle.sat, value, ans_type=puzzle.ans_type, run=runs)
-    return (check.solved, "pass" if check.solved else "fail", check.why, False)
 
 
 def _as_new(score: scoring.Score) -> NewScore:
