@@ -9,8 +9,10 @@ variant compiles the program with the filename ``<program>`` (and the call as ``
 its timed region, as ``Execution.run`` does, so the differences are tracing alone. Cost per step
 is (variant - plain) / steps, where steps is the number our tracer records.
 
-Variants, timed program by program in turn, in an order rotated from one program (and run) to
-the next, so neither drift nor going first favours any of them:
+Variants, timed program by program in turn, in the orders of a Williams design taken in turn
+from one program (and run) to the next: each variant runs in each place, and right after each
+other variant, equally often, so neither drift, going first, nor a neighbour favours any of them
+(see williams_orders):
 
 - bare: a ``sys.settrace`` recorder that only appends ``(event, lineno)`` for ``<program>``
   frames: the floor of any settrace-based tracer;
@@ -344,19 +346,44 @@ def pt_json_bytes(steps: Steps) -> tuple[int, int]:
 Variant = Callable[[str, str], object]
 
 
+def williams_orders(n: int) -> list[list[int]]:
+    """Orders of ``n`` variants in which each variant runs in each position equally often and
+    right after each other variant equally often (a Williams design, balanced for first-order
+    carry-over): n orders for an even n, 2n for an odd one.
+
+    A plain rotation of one order (what this benchmark did until December 2026) puts every
+    variant right after the same neighbour every time, and running right after plain execution
+    measured 2 to 4% slower than right after another tracer (an identical copy of our tracer
+    timed in both places), which is as large as the differences this benchmark is read for."""
+    base = [0]
+    low, high = 1, n - 1
+    while len(base) < n:
+        base.append(low)
+        low += 1
+        if len(base) < n:
+            base.append(high)
+            high -= 1
+    orders = [[(x + shift) % n for x in base] for shift in range(n)]
+    if n % 2:
+        orders += [order[::-1] for order in orders]
+    return orders
+
+
 def sweep(programs: list[Program], variants: dict[str, Variant], repeats: int) -> dict[str, float]:
-    """Median over ``repeats`` of each variant's total time over all programs (seconds)."""
+    """Median over ``repeats`` of each variant's total time over all programs (seconds). The
+    variants of one program run in the next order of a Williams design (williams_orders), so
+    no variant always comes first or always follows the same one."""
     totals: dict[str, list[float]] = {name: [] for name in variants}
     clock = time.perf_counter
     names = list(variants)
+    orders = [[names[i] for i in order] for order in williams_orders(len(names))]
     for repeat in range(repeats):
         run_totals = dict.fromkeys(variants, 0.0)
         gc.collect()
         gc.disable()
         try:
             for k, (source, call) in enumerate(programs):
-                shift = (repeat + k) % len(names)  # rotate the order: no variant always first
-                for name in names[shift:] + names[:shift]:
+                for name in orders[(repeat + k) % len(orders)]:
                     fn = variants[name]
                     t0 = clock()
                     fn(source, call)
