@@ -5,8 +5,9 @@
     python -m playground.launcher services     # only PostgreSQL and Redis, until Ctrl-C
 
 ``DATABASE_URL`` / ``REDIS_URL`` in the environment select external servers; when unset the
-embedded ones are started (or reused when already listening). Ctrl-C or SIGTERM stops everything
-started here.
+embedded ones are started (or reused when already listening). A process of the product that dies
+is started again after a pause that grows while it keeps dying (``Supervisor``), and the others
+keep running; Ctrl-C or SIGTERM stops everything started here.
 
 An entry point, not a helper: it sits at the top of the package (beside ``asgi.py`` and
 ``celery.py``), outside ``lib/``, because it reaches into ``llm`` (the embedded model server) and
@@ -16,7 +17,9 @@ starts every process; nothing in the product imports it.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import multiprocessing
 import os
 import shlex
 import signal
@@ -26,7 +29,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from honcho.manager import Manager
+from honcho.printer import Message
+from honcho.process import Process
 
 from playground.lib import paths
 from playground.local_services import EmbeddedPostgres, EmbeddedRedis, Service, ServiceError
@@ -168,6 +176,103 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
     }
 
 
+# A process that dies is started again after BACKOFF_S[0] seconds, doubling at each death in a
+# row up to BACKOFF_S[1]; one that ran STABLE_S seconds before dying starts again from the first.
+BACKOFF_S = (1.0, 30.0)
+STABLE_S = 60.0
+
+
+def describe_exit(returncode: int) -> str:
+    """How a process ended, in words: a signal by name (a shell reports its child's death by
+    signal N as exit status 128 + N), else its exit status."""
+    number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    if number:
+        with suppress(ValueError):
+            return f"killed by {signal.Signals(number).name}"
+    return f"exit status {returncode}"
+
+
+def _default_signals() -> None:
+    """In the child, before its command starts: SIGINT and SIGTERM back to their defaults (the
+    wrapper ignores them, and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class SupervisedProcess(Process):
+    """One of honcho's processes that is started again when it dies, after a backoff, until the
+    site stops (``stopping``), instead of ending the site: under `make run` a killed worker (an
+    out-of-memory kill, a SIGKILL) costs its own work, which the reaper sends again, not every
+    other process."""
+
+    def __init__(self, cmd: str, *, stopping: Any, **kwargs: Any) -> None:
+        super().__init__(cmd, **kwargs)
+        self.stopping = stopping
+
+    def run(self, events: Any = None, ignore_signals: bool = False) -> None:
+        self._events = events
+        if ignore_signals:  # as honcho's: the manager stops the child, never this wrapper
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        deaths = 0
+        while True:
+            started = time.monotonic()
+            self._child = self._child_ctor(
+                self.cmd, env=self.env, cwd=self.cwd, preexec_fn=_default_signals
+            )
+            self._send_message({"pid": self._child.pid}, type="start")
+            if self.stopping.is_set():  # the site began stopping while this one started
+                self._kill_group(signal.SIGTERM)
+            for line in iter(self._child.stdout.readline, b""):
+                if not self.quiet:
+                    self._send_message(line)
+            self._child.stdout.close()
+            self._child.wait()
+            returncode = self._child.returncode
+            if self.stopping.is_set():
+                break
+            # What the dead process left behind in its group (a prefork worker's pool children)
+            # goes with it: the new one starts its own.
+            self._kill_group(signal.SIGKILL)
+            ran = time.monotonic() - started
+            deaths = 1 if ran >= STABLE_S else deaths + 1
+            delay = min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (deaths - 1))
+            self._say(
+                f"{self.name} died ({describe_exit(returncode)}) after {ran:.0f} s; "
+                f"starting it again in {delay:g} s (death {deaths} in a row)\n"
+            )
+            if self.stopping.wait(delay):
+                break
+        self._send_message({"returncode": returncode}, type="stop")
+
+    def _kill_group(self, signum: int) -> None:
+        assert self._child is not None
+        with suppress(OSError):
+            os.killpg(self._child.pid, signum)
+
+    def _say(self, text: str) -> None:
+        if self._events is not None:
+            self._events.put(Message("line", text, self._clock.now(), "system", None))
+
+
+class Supervisor(Manager):
+    """honcho's manager, but a process that dies is started again (``SupervisedProcess``)
+    rather than stopping every other one; Ctrl-C or SIGTERM still stops them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = multiprocessing.Event()
+        self._process_ctor = functools.partial(SupervisedProcess, stopping=self.stopping)
+
+    def terminate(self) -> None:
+        self.stopping.set()
+        super().terminate()
+
+    def kill(self) -> None:
+        self.stopping.set()
+        super().kill()
+
+
 def _announce_when_up(host: str, port: int, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
@@ -185,8 +290,6 @@ def _announce_when_up(host: str, port: int, stop: threading.Event) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`make run`: the whole product with embedded defaults."""
-    from honcho.manager import Manager
-
     host = os.environ.get("PLAYGROUND_HOST", "127.0.0.1")
     port = _env_int("PLAYGROUND_PORT", 8000)
     if not _port_free(host, port):
@@ -195,13 +298,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _sigterm_as_interrupt(), embedded_services():
         _manage("migrate", "--noinput", "--verbosity", "0")
         _manage("load_library")
-        manager = Manager()
+        manager = Supervisor()
         for name, argv in processes(host, port).items():
-            manager.add_process(name, shlex.join(argv), cwd=str(paths.REPO_DIR))
+            # exec: the process honcho starts (and names by pid) is the program, not a shell
+            # waiting on it, so a signal to that pid reaches the program.
+            manager.add_process(name, f"exec {shlex.join(argv)}", cwd=str(paths.REPO_DIR))
         stop = threading.Event()
         threading.Thread(target=_announce_when_up, args=(host, port, stop), daemon=True).start()
         try:
-            manager.loop()  # handles SIGINT/SIGTERM itself: terminates, then kills after 5 s
+            # Handles SIGINT/SIGTERM itself: terminates every process, then kills after 5 s.
+            manager.loop()
         finally:
             stop.set()
         return manager.returncode or 0

@@ -74,18 +74,20 @@ class Stack:
         self.wait_for(re.escape(f"running at http://127.0.0.1:{self.port}/"), timeout)
         return time.monotonic() - t0
 
-    def wait_for(self, pattern: str, timeout: float = 60) -> None:
-        """Read the launcher's output until a line (read now or before) matches ``pattern``."""
+    def wait_for(self, pattern: str, timeout: float = 60, *, after: int = 0) -> None:
+        """Read the launcher's output until a line (read now or before, from line ``after`` on:
+        ``len(stack.output)`` at some moment waits for a line printed since) matches
+        ``pattern``."""
         assert self.proc is not None
         assert self.proc.stdout is not None
-        if any(re.search(pattern, line) for line in self.output):
+        if any(re.search(pattern, line) for line in self.output[after:]):
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if line:
                 self.output.append(line)
-                if re.search(pattern, line):
+                if re.search(pattern, line) and len(self.output) > after:
                     return
             elif self.proc.poll() is not None:
                 break
@@ -107,6 +109,17 @@ class Stack:
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(timeout)
+
+    def pid_of(self, name: str) -> int:
+        """The pid of a process the launcher started (its latest start, as the launcher's
+        ``<name> started (pid=N)`` line says)."""
+        found = [
+            int(m.group(1))
+            for line in self.output
+            if (m := re.search(rf"\| {re.escape(name)} started \(pid=(\d+)\)", line))
+        ]
+        assert found, f"no start of {name} in the launcher's output"
+        return found[-1]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,9 +1,11 @@
 """`make run`'s launcher: starts everything (web, the workers and the one scheduler), serves the
-library, stops every process on Ctrl-C, and a second start comes back quickly with the same data."""
+library, starts a killed worker again while the rest keep serving, stops every process on
+Ctrl-C, and a second start comes back quickly with the same data."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,12 +37,21 @@ def test_run_serves_the_library_stops_cleanly_and_restarts_fast(stack: Stack) ->
         stack.wait_for(rf"{worker}@\S+ ready\.")
     # The one scheduler: a celery beat process of this stack, keeping its state in the var dir.
     stack.wait_for(r"beat +\| .*beat: Starting\.\.\.")
-    # (honcho starts each process through /bin/sh -c, which then execs or waits on it)
+    # (honcho starts each process through /bin/sh -c "exec ...": the shell becomes the program)
     tree = processes_mentioning(str(stack.var_dir))
     beats = [p for p in tree if " beat " in p and "/bin/sh -c" not in p]
     assert len(beats) == 1, beats
     assert "celery -A playground beat" in beats[0]
     assert list(stack.var_dir.glob("celerybeat-schedule*")), sorted(stack.var_dir.iterdir())
+    # A killed worker is started again on its own; the site stays up meanwhile (before, the
+    # launcher stopped every process when one died).
+    mark = len(stack.output)
+    os.kill(stack.pid_of("worker-sandbox"), signal.SIGKILL)
+    stack.wait_for(r"worker-sandbox died \(killed by SIGKILL\)", 30, after=mark)
+    status, _ = stack.get("/healthz")
+    assert status == 200
+    stack.wait_for(r"sandbox@\S+ ready\.", 60, after=mark)
+    assert not any(" died " in line for line in stack.output[mark:] if "worker-sandbox" not in line)
     # Leave some data behind to find after the restart.
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env["PLAYGROUND_VAR_DIR"] = str(stack.var_dir)
