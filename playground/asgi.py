@@ -1,6 +1,7 @@
 """ASGI entry point: Django over HTTP, and the run pages' websockets."""
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -12,10 +13,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from playground import sandbox  # noqa: E402
 from playground.lib.uploads import BodyLimit  # noqa: E402
 from playground.streaming.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         # Bodies over the size limit are never read (playground/lib/uploads.py).
         "http": BodyLimit(django_asgi_app),
@@ -24,3 +26,24 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    """The ASGI lifespan of the server process (uvicorn sends it as it starts): from then on
+    this process refuses to start a sandbox; what a request starts runs on the sandbox queue.
+    (Imported without a server, as the tests do, the module forbids nothing.)"""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            sandbox.forbid("the web process")
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+    else:
+        await router(scope, receive, send)

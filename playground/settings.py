@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 
-from playground.lib import paths, ratelimits
+from playground.lib import paths, ratelimits, worktimes
 
 env = environ.Env()
 BASE_DIR = paths.REPO_DIR
@@ -156,22 +156,29 @@ CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 # sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the
 # tasks that need it are routed there.
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# The one queue whose workers run untrusted code; every other worker kind and the web process
+# refuse to start a sandbox and send their code there (runs/sandboxing.py).
+PLAYGROUND_SANDBOX_QUEUE = env.str("PLAYGROUND_SANDBOX_QUEUE", default="sandbox")
 CELERY_TASK_ROUTES = {
-    "playground.runs.tasks.execute_real_run": {"queue": "sandbox"},
+    "playground.runs.tasks.execute_real_run": {"queue": PLAYGROUND_SANDBOX_QUEUE},
+    "playground.runs.tasks.run_sandbox_job": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
-    "playground.classroom.tasks.grade_puzzle_submission": {"queue": "sandbox"},
-    "playground.classroom.tasks.check_checkpoints": {"queue": "sandbox"},
+    "playground.classroom.tasks.grade_puzzle_submission": {"queue": PLAYGROUND_SANDBOX_QUEUE},
+    "playground.classroom.tasks.check_checkpoints": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
-    "playground.benchmarks.tasks.rescore_evaluation": {"queue": "batch"},
+    # Re-scoring runs the benchmarks' checks: in the sandbox, so on its queue.
+    "playground.benchmarks.tasks.rescore_evaluation": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
+    "playground.reaper.reap": {"queue": "default"},
     "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
 }
 # Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).
-CELERY_IMPORTS = ["playground.runs.retention"]
+CELERY_IMPORTS = ["playground.runs.retention", "playground.reaper"]
 CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps
-# it unacknowledged); longer than the longest task's time limit, or it would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 1200}
+# it unacknowledged); longer than the longest task's time limit, or it would run twice. Every
+# time limit and recovery timing is in lib/worktimes.py, checked against each other there.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": worktimes.VISIBILITY_TIMEOUT_S}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -183,6 +190,12 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("PLAYGROUND_CELERY_EAGER", default=False)
 # hours after they were made; 0 keeps them forever.
 PLAYGROUND_ANON_RUN_TTL_HOURS = env.int("PLAYGROUND_ANON_RUN_TTL_HOURS", default=7 * 24)
 CELERY_BEAT_SCHEDULE = {
+    # Work a dead worker took with it is sent again (playground/reaper.py, lib/worktimes.py).
+    "reap-lost-work": {
+        "task": "playground.reaper.reap",
+        "schedule": float(worktimes.REAP_EVERY_S),
+        "options": {"expires": worktimes.REAP_EVERY_S},
+    },
     "expire-anonymous-runs": {
         "task": "playground.runs.retention.expire_anonymous_runs",
         "schedule": 3600.0,

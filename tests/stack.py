@@ -16,6 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from playground.lib import paths
 
@@ -54,9 +57,11 @@ class Stack:
         self.llm_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+        self.env: dict[str, str] = {}  # more environment for every process (set before start)
 
     def start(self, timeout: float = 120) -> float:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env.update(self.env)
         env.update(PLAYGROUND_VAR_DIR=str(self.var_dir), PLAYGROUND_PORT=str(self.port),
                    PLAYGROUND_LLM_PORT=str(self.llm_port),
                    PLAYGROUND_SANDBOX_WORKERS="1", PLAYGROUND_LLM_WORKERS="2")  # fmt: skip
@@ -120,6 +125,22 @@ class Stack:
         ]
         assert found, f"no start of {name} in the launcher's output"
         return found[-1]
+
+    def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of a query on the stack's own database (the embedded PostgreSQL in its var
+        dir), read from the test process."""
+        with psycopg.connect(paths.embedded_database_url(self.var_dir), autocommit=True) as db:
+            return db.execute(query, params).fetchall()
+
+    def manage(self, code: str) -> str:
+        """Run Python in ``manage.py shell`` against the stack's database; its output."""
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+        env.update(self.env, PLAYGROUND_VAR_DIR=str(self.var_dir))
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=paths.REPO_DIR, env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return done.stdout
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

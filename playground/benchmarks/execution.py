@@ -1,6 +1,7 @@
 """Working through an evaluation, on the batch worker: claiming pending results a few at a
-time, sending each item through the run pipeline (the real run and the model, in this worker's
-threads), scoring it as its benchmark defines, and finishing the evaluation with its figures.
+time, sending each item through the run pipeline (the model in this worker's threads; the real
+run and every check that runs code on the sandbox queue, which this worker waits for), scoring
+it as its benchmark defines, and finishing the evaluation with its figures.
 
 Its own module, apart from ``services`` (creating, cancelling and resuming evaluations, which
 queue the Celery task): the task imports this and ``services`` imports the task, one way, so
@@ -15,20 +16,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from playground import sandbox
 from playground.benchmarks import imports, scoring
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
 from playground.emulation.input_prediction import function_of
 from playground.emulation.judging import needed_no_model
+from playground.lib import leases, worktimes
 from playground.programs.models import Puzzle, TaskExample
-from playground.runs import pipeline
-from playground.runs.models import Run
+from playground.runs import pipeline, sandboxing
+from playground.runs.models import Run, Trace
 from playground.runs.services import start_run
+from playground.runs.tasks import execute_real_run
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3  # tries of one result before it is scored as an error (never as wrong)
@@ -50,15 +55,28 @@ def _claim(evaluation: Evaluation, count: int) -> list[int]:
 
 
 def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> str:
-    """Work through the evaluation's pending results, ``concurrency`` at a time (the model
+    """Work through the evaluation's pending results while holding its lease (one process at a
+    time; a second copy of the task returns "held"), ``concurrency`` at a time (the model
     server batches concurrent requests), until none is left, it is cancelled or fails."""
+    with leases.Held(
+        [pipeline.work_key("evaluation", evaluation_id)], [1], worktimes.LEASE_S
+    ) as lease:
+        if not lease.taken:
+            return "held"
+        return _execute(evaluation_id, on_progress)
+
+
+def _execute(evaluation_id: int, on_progress: Callable[[int, int], None] | None) -> str:
     evaluation = Evaluation.objects.get(pk=evaluation_id)
     if evaluation.is_finished:
         return evaluation.status
+    now = timezone.now()
+    # Taken: the reaper sends it again if this process dies (the lease lapses).
+    Evaluation.objects.filter(pk=evaluation_id).update(claimed_at=now)
     if evaluation.origin == "import":  # uploaded outputs: scored, nothing generated
         return imports.score(evaluation_id, on_progress=on_progress)
     Evaluation.objects.filter(pk=evaluation_id).update(
-        status=Evaluation.Status.RUNNING, started_at=evaluation.started_at or timezone.now()
+        status=Evaluation.Status.RUNNING, started_at=evaluation.started_at or now
     )
     chunk = evaluation.concurrency * 2
     with ThreadPoolExecutor(max_workers=evaluation.concurrency) as pool:
@@ -140,7 +158,7 @@ def process(result_id: int) -> None:
         )  # fmt: skip
         Result.objects.filter(pk=result_id).update(run=run)
     if run.program_id is not None:
-        pipeline.execute_real(run.pk)
+        _real_run(run.pk)
     m0 = time.monotonic()
     pipeline.execute_emulation(run.pk)
     model_seconds = time.monotonic() - m0
@@ -164,6 +182,24 @@ def process(result_id: int) -> None:
     )
     if not updated:
         log.warning("result %s was scored elsewhere; this score is dropped", result_id)
+
+
+def _real_run(run_id: int) -> None:
+    """The item's real run: here where this process may start a sandbox (the command line),
+    else sent to the sandbox queue and waited for, by its trace in the database (so a copy the
+    reaper sends again after a sandbox worker died finishes it as well)."""
+    if sandbox.forbidden() is None:
+        pipeline.execute_real(run_id)
+        return
+    execute_real_run.apply_async(args=(run_id,), queue=settings.PLAYGROUND_SANDBOX_QUEUE)
+    deadline = time.monotonic() + sandboxing.WAIT_FOR_WORKER_S + worktimes.SANDBOX.hard_s
+    while not (
+        Trace.objects.filter(run_id=run_id, kind=Trace.Kind.REAL).exists()
+        or Run.objects.filter(pk=run_id, status__in=Run.FINISHED).exists()
+    ):
+        if time.monotonic() > deadline:
+            raise sandbox.SandboxUnavailable("No sandbox worker ran the program in time.")
+        time.sleep(0.5)
 
 
 def _score(run: Run) -> scoring.Score:

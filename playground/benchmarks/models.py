@@ -52,6 +52,10 @@ class Evaluation(models.Model):
     )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Recovery (playground.reaper): when a task last took the evaluation (cleared when it is
+    # sent again) and when the reaper last sent it again.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # CRUXEval's task: predict the output (CRUXEval-O) or an input (CRUXEval-I).
     task = models.CharField(

@@ -23,6 +23,7 @@ from playground.emulation.literals import (
     repeats_input,
 )
 from playground.emulation.tae import normalise
+from playground.runs import sandboxing
 
 # "no_model": Chain of Code ran the whole program in Python and never asked the model; such an
 # item is not the model's success or failure and is counted apart (never as passed).
@@ -77,7 +78,7 @@ def _not_passed(status: Status, reason: str, *, leakage: bool = False) -> Score:
 
 def _default_runner(source: str, call: str) -> dict[str, Any]:
     # The verdict needs the call to finish; a trace of its first steps is enough.
-    return sandbox.run(source, call=call, limits=sandbox.Limits(keep_running=True))
+    return sandboxing.run(source, call=call, limits=sandbox.Limits(keep_running=True))
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -140,7 +141,7 @@ def score_cruxeval_output(
 
 def _check_runner(source: str, call: str) -> dict[str, Any]:
     # CRUXEval's own check: the official 3 s, the verdict is whether it finishes cleanly.
-    return sandbox.run(source, call=call or None, limits=official.CHECK_LIMITS)
+    return sandboxing.run(source, call=call or None, limits=official.CHECK_LIMITS)
 
 
 def score_cruxeval_input(

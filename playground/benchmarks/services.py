@@ -1,6 +1,6 @@
 """Creating an evaluation (its items checked, its result rows written, its task queued),
-cancelling it, and resuming the unfinished ones after a worker restarts. Working through one,
-on the batch worker, is ``execution``."""
+cancelling it, and sending again the ones a dead worker left unfinished (the reaper's sweep).
+Working through one, on the batch worker, is ``execution``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import hashlib
 import json
 import logging
 import random
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from playground.benchmarks.access import listable_programs
@@ -21,9 +24,11 @@ from playground.benchmarks.official import RULES_VERSION
 from playground.benchmarks.scoring import RULES_VERSION as SITE_RULES
 from playground.benchmarks.tasks import run_evaluation
 from playground.emulation.registry import REGISTRY, method_digest
+from playground.lib import leases, worktimes
 from playground.llm.registry import RegistryError, get_model
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.runs.pipeline import work_key
 
 log = logging.getLogger(__name__)
 KIND = {Dataset.CRUXEVAL: "program", Dataset.PROGRAMS: "program", Dataset.BBH: "task",
@@ -195,7 +200,7 @@ def create_evaluation(
         while batch := list(islice(rows, RESULT_BATCH)):
             Result.objects.bulk_create(batch)
         if start:
-            transaction.on_commit(lambda: run_evaluation.delay(evaluation.pk))
+            transaction.on_commit(lambda: send(evaluation.pk, "run"))
     return evaluation
 
 
@@ -207,29 +212,78 @@ def cancel(evaluation: Evaluation) -> bool:
     )
 
 
-def resume_interrupted(*, claimed_before_s: float = 0.0, queue: str | None = None) -> list[int]:
-    """After a batch worker (re)starts: results a dead worker had claimed go back to pending,
-    and every unfinished evaluation is queued again. Returns the evaluation ids."""
-    cutoff = timezone.now() - timedelta(seconds=claimed_before_s)
-    open_ids = list(
+LOST_ITEM = "Could not be run: the worker running it stopped {times} times."
+
+
+def reap_evaluations(now: datetime | None = None) -> list[tuple[int, str]]:
+    """The reaper's sweep of evaluations (playground.reaper; timings in lib/worktimes.py). An
+    unfinished evaluation is sent again when the task that took it holds its lease no more (it
+    died: the results it had taken go back to pending, each with one more failure, and one that
+    reaches ``MAX_FAILURES`` is scored an error), or when no task took it within
+    ``UNCLAIMED_AFTER_S`` of its sending. Conditional on what was read, so two sweeps at once
+    send it once. Returns (evaluation id, why) for each one sent again."""
+    now = now or timezone.now()
+    unclaimed_before = now - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S)
+    rows = list(
         Evaluation.objects.filter(
             status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]
-        ).values_list("pk", flat=True)
+        ).values("pk", "claimed_at", "resent_at", "created_at", "origin")
     )
-    Result.objects.filter(
-        evaluation_id__in=open_ids, status=Result.Status.RUNNING, claimed_at__lt=cutoff
-    ).update(status=Result.Status.PENDING)
-    for pk in open_ids:
-        if queue is None:
-            run_evaluation.delay(pk)
+    taken = [row["pk"] for row in rows if row["claimed_at"] is not None]
+    keys = [work_key("evaluation", pk) for pk in taken]
+    alive = dict(zip(taken, leases.live_many(keys), strict=True))
+    sent: list[tuple[int, str]] = []
+    for row in rows:
+        if row["claimed_at"] is not None:
+            if alive[row["pk"]]:
+                continue
+            why = "its worker stopped"
+        elif (row["resent_at"] or row["created_at"]) < unclaimed_before:
+            why = "no worker took it"
         else:
-            run_evaluation.apply_async(args=(pk,), queue=queue)
-    return open_ids
+            continue
+        if _send_again(row, now):
+            log.warning("evaluation %s sent again (%s)", row["pk"], why)
+            sent.append((row["pk"], why))
+    return sent
+
+
+def _send_again(row: Mapping[str, Any], now: datetime) -> bool:
+    from playground.benchmarks.execution import MAX_FAILURES
+
+    with transaction.atomic():
+        if not Evaluation.objects.filter(
+            pk=row["pk"], claimed_at=row["claimed_at"], resent_at=row["resent_at"]
+        ).update(claimed_at=None, resent_at=now):
+            return False  # taken again meanwhile, or another sweep sent it
+        # The results the dead task had taken: nobody holds them now (one task per evaluation).
+        running = Result.objects.filter(evaluation_id=row["pk"], status=Result.Status.RUNNING)
+        running.filter(failures__gte=MAX_FAILURES - 1).update(
+            status=Result.Status.DONE, passed=False, score_status="error",
+            reason=LOST_ITEM.format(times=MAX_FAILURES), scored_at=now, failures=MAX_FAILURES,
+        )  # fmt: skip
+        running.update(status=Result.Status.PENDING, failures=F("failures") + 1)
+        transaction.on_commit(lambda: send(row["pk"], row["origin"]))
+    return True
+
+
+def send(evaluation_id: int, origin: str) -> None:
+    """Queue the evaluation's task: on ``batch`` (its items ask the model there and send their
+    code to the sandbox queue), or, for imported outputs, whose work is all checks that run
+    code, on the sandbox queue itself."""
+    queue = settings.PLAYGROUND_SANDBOX_QUEUE if origin == "import" else "batch"
+    run_evaluation.apply_async(args=(evaluation_id,), queue=queue)
+
+
+def held_elsewhere(evaluation: Evaluation) -> bool:
+    """Whether a task holds the evaluation now (it is being worked on by a worker)."""
+    return bool(leases.live(work_key("evaluation", evaluation.pk)))
 
 
 def resume_interrupted_one(evaluation: Evaluation) -> None:
     """Continue one evaluation in this process: results left running by a killed process go
-    back to pending (never scored: the claim is released, the score not yet written)."""
+    back to pending (never scored: the claim is released, the score not yet written). Not
+    while a worker holds it (``held_elsewhere``: the caller refuses first)."""
     Result.objects.filter(evaluation=evaluation, status=Result.Status.RUNNING).update(
         status=Result.Status.PENDING
     )
@@ -239,7 +293,8 @@ def resume_interrupted_one(evaluation: Evaluation) -> None:
 
 
 def queue_rescore(evaluation: Evaluation) -> None:
-    """Queue the evaluation's re-scoring (rescoring.py) on the batch worker."""
+    """Queue the evaluation's re-scoring (rescoring.py) on the sandbox queue (its checks run
+    code)."""
     from playground.benchmarks.tasks import rescore_evaluation
 
     transaction.on_commit(lambda: rescore_evaluation.delay(evaluation.pk))
@@ -265,5 +320,5 @@ def import_upload(data: dict[str, Any], *, owner: Any) -> Evaluation:
     )  # fmt: skip
     with transaction.atomic():
         evaluation = imports.create(plan, owner=owner)
-        transaction.on_commit(lambda: run_evaluation.delay(evaluation.pk))
+        transaction.on_commit(lambda: send(evaluation.pk, "import"))
     return evaluation

@@ -15,6 +15,7 @@ from playground.classroom import grading
 from playground.classroom.invitations import send_mails
 from playground.classroom.marking import grade_later
 from playground.classroom.models import Submission
+from playground.lib.worktimes import GRADING
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ NOT_GRADED = (
 )
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+@shared_task(acks_late=True, soft_time_limit=GRADING.soft_s, time_limit=GRADING.hard_s)
 def grade_puzzle_submission(submission_id: int) -> str:
     """Grade an answer that runs in the sandbox: a puzzle's, or a "predict the input" call
     (the name is older than the second; task names are in queued messages, never renamed)."""

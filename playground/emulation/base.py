@@ -187,9 +187,14 @@ class Session:
         cancelled: Callable[[], bool] | None = None,
         limits: sandbox.Limits | None = None,
         budget: TokenBudget | None = None,
+        sandbox_run: Callable[..., dict[str, Any]] | None = None,
     ) -> None:
         self.model = model
         self.budget = budget
+        # How code is run: ``sandbox.run`` here (the command line, the tests), or the run
+        # pipeline's sender of sandbox jobs (runs/sandboxing.py) in a worker that may not start
+        # a sandbox itself. The same arguments and trace either way.
+        self._sandbox_run = sandbox_run or sandbox.run
         self.params = params or Params()
         self.plans: PlanStore = plans or MemoryPlans()
         self._emit = emit
@@ -343,5 +348,5 @@ class Session:
         step limit, then let the program finish untraced. Raises SandboxUnavailable."""
         limits = dataclasses.replace(self.limits, keep_running=keep_running)
         if lmulator is None:
-            return sandbox.run(source, call=call, stdin=stdin, limits=limits)
-        return sandbox.run(source, call=call, stdin=stdin, limits=limits, lmulator=lmulator)
+            return self._sandbox_run(source, call=call, stdin=stdin, limits=limits)
+        return self._sandbox_run(source, call=call, stdin=stdin, limits=limits, lmulator=lmulator)

@@ -10,7 +10,8 @@ Timeouts for connecting, for the first token (and any later stall) and in total;
 with backoff on connection errors only, never once a token has arrived; ``close()`` (or a set
 ``cancel`` event) closes the connection so the engine stops generating; ``stop()`` does the same
 for an answer the caller has read complete (it then ends normally, ``stopped_early``); at most
-``max_concurrency`` streams per model in this process. Every failure is an ``LLMError`` whose
+``max_concurrency`` streams per model at once across the whole site (a lease each in Redis,
+which lapses if its process dies). Every failure is an ``LLMError`` whose
 message can be shown to any user: it never holds the server's address nor what the server said
 (an internal URL, a stack trace, a prompt echoed back); those go to the log and to ``detail``.
 
@@ -31,9 +32,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+import redis
 from httpx_sse._decoders import SSEDecoder  # the parser of the well-kept httpx-sse package
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from playground.lib import leases
+from playground.lib.worktimes import LEASE_S
 from playground.llm.registry import ModelSpec
 
 _MAX_ERROR_BODY = 2000
@@ -84,15 +88,36 @@ class Timeouts:
     total: float = 300.0
 
 
-_semaphores: dict[str, threading.BoundedSemaphore] = {}
-_semaphores_lock = threading.Lock()
+# Outside the site (a benchmark script with no Django, so no leases: lib/leases.py), the limit
+# is this process's own.
+_local_slots: dict[str, threading.BoundedSemaphore] = {}
+_local_lock = threading.Lock()
 
 
-def _semaphore(model: ModelSpec) -> threading.BoundedSemaphore:
-    with _semaphores_lock:
-        if model.name not in _semaphores:
-            _semaphores[model.name] = threading.BoundedSemaphore(max(1, model.max_concurrency))
-        return _semaphores[model.name]
+class _LocalSlot:
+    """A place among the model's streams in this process only (``wait``/``release``, as a
+    lease)."""
+
+    def __init__(self, model: ModelSpec) -> None:
+        with _local_lock:
+            cap = max(1, model.max_concurrency)
+            self.semaphore = _local_slots.setdefault(model.name, threading.BoundedSemaphore(cap))
+        self.taken = False
+
+    def wait(self, timeout_s: float, cancel: threading.Event | None = None) -> bool:
+        self.taken = self.semaphore.acquire(timeout=timeout_s)
+        return self.taken
+
+    def release(self) -> None:
+        if self.taken:
+            self.taken = False
+            self.semaphore.release()
+
+
+def slot_key(model: ModelSpec) -> str:
+    """The Redis set of a model's open streams (lib/leases.py): ``max_concurrency`` is a limit
+    of the whole site, every worker on every host together, not of one process."""
+    return f"{leases.prefix()}:model:{model.name}:streams"
 
 
 class ChatStream:
@@ -120,15 +145,31 @@ class ChatStream:
         self.elapsed_s = 0.0
         self._client: httpx.Client | None = None
         self._response: httpx.Response | None = None
-        self._holding = False
+        self._slot: leases.Held | _LocalSlot | None = None  # its place among the model's
         self._closed = False
 
     # -- opening -----------------------------------------------------------------------------
     def open(self) -> ChatStream:
-        semaphore = _semaphore(self.model)
-        if not semaphore.acquire(timeout=self.timeouts.total):
+        cap = max(1, self.model.max_concurrency)
+        slot: leases.Held | _LocalSlot = (
+            leases.Held([slot_key(self.model)], [cap], LEASE_S)
+            if leases.configured()
+            else _LocalSlot(self.model)
+        )
+        try:
+            free = slot.wait(self.timeouts.total, cancel=self.cancel)
+        except redis.RedisError as exc:
+            raise self._failure(
+                ModelUnavailable,
+                f"The model {self.model.label} cannot be asked now: the site could not reserve "
+                "a place in its queue.",
+                f"Redis: {exc}",
+            ) from None
+        if not free:
+            if self.cancel is not None and self.cancel.is_set():
+                raise Cancelled("The run was cancelled.")
             raise ModelTimeout(f"The model {self.model.label} is busy: no free slot in time.")
-        self._holding = True
+        self._slot = slot
         self._started = time.monotonic()
         self._client = httpx.Client(
             timeout=httpx.Timeout(
@@ -337,9 +378,9 @@ class ChatStream:
             self._response.close()
         if self._client is not None:
             self._client.close()
-        if self._holding:
-            self._holding = False
-            _semaphore(self.model).release()
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
 
     def __enter__(self) -> ChatStream:
         return self

@@ -6,4 +6,4 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs and traces"
 
     def ready(self) -> None:
-        from playground.runs import signals  # noqa: F401 - connects the worker_ready handler
+        from playground.runs import signals  # noqa: F401 - connects the login handler

@@ -17,14 +17,13 @@ import asyncio
 import json
 import os
 import threading
-from functools import cache
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import redis
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from playground.emulation.base import MethodEventKind
+from playground.lib import leases
 
 # Every kind of event a run publishes: what a method emits while it works (``MethodEventKind``:
 # status, token, step, plan, program) and what the pipeline adds around it.
@@ -84,11 +83,10 @@ return {seq, event}
 """
 
 
-@cache
 def redis_client() -> redis.Redis:
-    """The Redis connection of the runs' event streams, one per process; streaming's viewer
-    leases share it (the same server keeps both)."""
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    """The Redis connection of the runs' event streams: the process's one (lib/leases.py),
+    which the leases share (the same server keeps both)."""
+    return leases.redis_client()
 
 
 def _keys(key: str) -> list[str]:

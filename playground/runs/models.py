@@ -90,6 +90,12 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Recovery (playground.reaper, lib/worktimes.py): when a task last took each part of the run
+    # (cleared when the part is sent again), when and how often the reaper sent a part again.
+    real_claimed_at = models.DateTimeField(null=True, blank=True)
+    emulation_claimed_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)
+    resends = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]

@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
@@ -27,8 +27,10 @@ from playground.compare import compare_traces
 from playground.emulation.base import Cancelled, Emulation, MethodEventKind, Params, Session
 from playground.emulation.judging import judge_program
 from playground.emulation.registry import REGISTRY
+from playground.lib import leases, worktimes
 from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
+from playground.runs import sandboxing
 from playground.runs.emulation_items import DatabasePlans, RunBudget, item_for_run
 from playground.runs.events import EventKind, publish
 from playground.runs.limits import limits_for_run
@@ -60,24 +62,58 @@ def fails_run_on_error(task: Callable[[int], str]) -> Callable[[int], str]:
     return guarded
 
 
-def _start(run_id: int) -> Run | None:
-    """The run, marked running; None when it is gone or already finished (a retried task)."""
+Part = Literal["real", "emulation"]
+
+
+def work_key(kind: str, pk: int, part: str = "") -> str:
+    """The lease (lib/leases.py) a task holds while it works on a part of a run (or on an
+    evaluation): at most one holder, so a second copy of the task leaves the work alone."""
+    return f"{leases.prefix()}:work:{kind}:{pk}" + (f":{part}" if part else "")
+
+
+def holding(part: Part) -> Callable[[Callable[[int], str]], Callable[[int], str]]:
+    """Run the task body only while holding the lease on this part of the run (refreshed while
+    it works); a copy of the task that finds it held (a redelivery, a resend while the first
+    still works) returns "held" and touches nothing. A holder that dies stops refreshing: the
+    reaper (playground.reaper) sends the part again once the lease lapses."""
+
+    def wrap(task: Callable[[int], str]) -> Callable[[int], str]:
+        @functools.wraps(task)
+        def held(run_id: int) -> str:
+            with leases.Held([work_key("run", run_id, part)], [1], worktimes.LEASE_S) as lease:
+                if not lease.taken:
+                    return "held"
+                return task(run_id)
+
+        return held
+
+    return wrap
+
+
+def _start(run_id: int, part: Part) -> Run | None:
+    """The run, marked running and the part taken (``<part>_claimed_at``, which the reaper
+    reads); None when it is gone or already finished (a retried task)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.is_finished:
             return None
+        now = timezone.now()
+        fields = [f"{part}_claimed_at"]
+        setattr(run, f"{part}_claimed_at", now)
         if run.status == Run.Status.QUEUED:
             run.status = Run.Status.RUNNING
-            run.started_at = timezone.now()
-            run.save(update_fields=["status", "started_at"])
+            run.started_at = now
+            fields += ["status", "started_at"]
+        run.save(update_fields=fields)
         return run
 
 
 @fails_run_on_error
+@holding("real")
 def execute_real(run_id: int) -> str:
     """Run the program of ``run_id`` in the sandbox and store its trace. Idempotent: a retried
     or redelivered task finds the trace stored (or re-runs a run left by a dead worker)."""
-    run = _start(run_id)
+    run = _start(run_id, "real")
     if run is None:
         return "skipped"
     if not run.traces.filter(kind=Trace.Kind.REAL).exists():
@@ -105,11 +141,12 @@ def execute_real(run_id: int) -> str:
 
 
 @fails_run_on_error
+@holding("emulation")
 def execute_emulation(run_id: int) -> str:
     """Have the run's model emulate the run's item with the run's method: the answer streams to
     viewers (steps too, for the trace methods) and is saved in batches; a cancelled run closes
     the stream."""
-    run = _start(run_id)
+    run = _start(run_id, "emulation")
     if run is None:
         return "skipped"
     if run.emulation_done:
@@ -141,6 +178,7 @@ def execute_emulation(run_id: int) -> str:
         cancelled=lambda: Run.objects.filter(pk=run_id, status=Run.Status.CANCELLED).exists(),
         limits=limits_for_run(run.limits, anonymous=run.owner_id is None and bool(run.anon_owner)),
         budget=RunBudget(run.budget_key) if run.budget_key else None,
+        sandbox_run=sandboxing.run,  # on the sandbox queue, from this (llm or batch) worker
     )
     announce(run.events_key, "status", text=f"Asking {model.label}…")
     try:

@@ -1,11 +1,10 @@
-"""Starting, cancelling and requeuing runs: what a page, the API or an evaluation asks for; writes
+"""Starting and cancelling runs: what a page, the API or an evaluation asks for; writes
 that touch several models, and the hand-off to Celery. What happens to a run once it is queued
 is ``pipeline.py``."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -13,8 +12,8 @@ from django.utils import timezone
 
 from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
 from playground.programs.models import Program, Puzzle, TaskExample
-from playground.runs.models import Run, Trace
-from playground.runs.pipeline import announce, finish_if_complete
+from playground.runs.models import Run
+from playground.runs.pipeline import announce
 from playground.runs.tasks import execute_emulation, execute_real_run
 
 log = logging.getLogger(__name__)
@@ -91,22 +90,3 @@ def cancel_run(run: Run) -> bool:
     if updated:
         announce(run.events_key, "cancelled")
     return bool(updated)
-
-
-def requeue_stale_runs(*, older_than_s: float) -> list[int]:
-    """Send unfinished runs again whose tasks a dead worker may have taken with it (both tasks are
-    idempotent, so a run that was only slow is not harmed). Returns the run ids."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    stale = list(
-        Run.objects.filter(
-            status__in=[Run.Status.QUEUED, Run.Status.RUNNING], created_at__lt=cutoff
-        ).values_list("pk", "method", "emulation_done", "program_id")
-    )
-    for pk, method, emulation_done, program_id in stale:
-        real_missing = not Trace.objects.filter(run_id=pk, kind=Trace.Kind.REAL).exists()
-        if program_id is not None and real_missing:
-            execute_real_run.delay(pk)
-        if method != "real" and not emulation_done:
-            execute_emulation.delay(pk)
-        finish_if_complete(pk)
-    return [pk for pk, *_ in stale]

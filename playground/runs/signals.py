@@ -1,34 +1,30 @@
-"""When a worker starts, runs left unfinished by a worker that died are sent again; when an
-anonymous visitor logs in or signs up, their runs move to the account (as their programs do)."""
+"""When a worker starts, it may start sandboxes only if it is the sandbox queue's; when an
+anonymous visitor logs in or signs up, their runs move to the account (as their programs do).
+(Runs a dead worker left unfinished are sent again by the reaper: recovery.py.)"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_init
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from playground import sandbox
 from playground.programs.signals import ANON_TOKEN_KEY
 
-log = logging.getLogger(__name__)
-# Longer than any task's hard time limit (the emulation task's is 660 s): such a run is stuck.
-STALE_AFTER_S = 15 * 60
 
-
-@worker_ready.connect
-def recover_unfinished_runs(sender: Any = None, **kwargs: Any) -> None:
-    from playground.runs.services import requeue_stale_runs
-
-    try:
-        requeued = requeue_stale_runs(older_than_s=STALE_AFTER_S)
-    except Exception:  # the worker must start even if the database is briefly away
-        log.exception("could not look for unfinished runs")
-        return
-    if requeued:
-        log.warning("sent %d unfinished run(s) again: %s", len(requeued), requeued)
+@worker_init.connect(dispatch_uid="runs-sandbox-home")
+def sandbox_only_on_its_queue(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that consumes anything but the sandbox queue refuses to start a sandbox (its
+    pool children inherit the refusal): untrusted code has one home, the sandbox workers, which
+    have the container permissions bubblewrap needs and no secrets; the others send it there."""
+    app = getattr(sender, "app", None)
+    queues = set(app.amqp.queues.consume_from or {}) if app is not None else set()
+    if queues != {settings.PLAYGROUND_SANDBOX_QUEUE}:
+        sandbox.forbid(f"a worker of the queues {', '.join(sorted(queues))}")
 
 
 @receiver(user_logged_in, dispatch_uid="runs-claim-anonymous")

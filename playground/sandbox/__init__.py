@@ -1,6 +1,8 @@
 """Real execution: ``run`` executes a program in the sandbox and returns its trace (schema.py).
 
-Importable without a database or Django settings.
+Importable without a database or Django settings. Only the sandbox queue's workers (and the
+command line, the tests) start sandboxes: the web process and the other workers call ``forbid``
+as they start, and send their untrusted code to the sandbox queue (runs/sandboxing.py).
 """
 
 from __future__ import annotations
@@ -8,12 +10,28 @@ from __future__ import annotations
 from typing import Any
 
 from playground.sandbox.batch import BatchSandbox
-from playground.sandbox.jail import SandboxUnavailable, mode
+from playground.sandbox.jail import (
+    SandboxRefused,
+    SandboxUnavailable,
+    check_allowed,
+    forbid,
+    forbidden,
+    mode,
+)
 from playground.sandbox.limits import Limits
 from playground.sandbox.lmulator import Lmulator
 from playground.sandbox.schema import make_trace
 
-__all__ = ["BatchSandbox", "Limits", "SandboxUnavailable", "mode", "run"]
+__all__ = [
+    "BatchSandbox",
+    "Limits",
+    "SandboxRefused",
+    "SandboxUnavailable",
+    "forbid",
+    "forbidden",
+    "mode",
+    "run",
+]
 
 
 def run(
@@ -28,10 +46,12 @@ def run(
 
     With ``lmulator`` the run is Chain of Code (see lmulator.py): a line that raises is simulated by
     the model instead of ending the run; the trace's method is "coc", its source "emulated".
-    Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then).
+    Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then), and
+    SandboxRefused in a process that may not start one (``forbid``).
     """
     from playground.sandbox.process import run_isolated
 
+    check_allowed()
     limits = limits or Limits()
     meta: dict[str, Any] = (
         {"source": "emulated", "method": "coc", "lm_calls": 0} if lmulator is not None else {}

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from playground.sandbox.collect import Collector, assemble, make_error
-from playground.sandbox.jail import SandboxUnavailable
+from playground.sandbox.jail import SandboxUnavailable, check_allowed
 from playground.sandbox.limits import Limits
 from playground.sandbox.protocol import encode_request
 from playground.sandbox.schema import make_trace
@@ -35,6 +35,7 @@ class BatchSandbox:
         if self.started is not None and self.started.proc.poll() is None:
             return self.started
         self.close()
+        check_allowed()
         started = start(self.limits)
         if started.sandboxed and started.pidfd is None:  # bubblewrap never created the sandbox
             assert started.proc.stderr is not None

@@ -40,6 +40,31 @@ class SandboxUnavailable(RuntimeError):
     """The sandbox cannot be set up on this machine; the message says what is missing."""
 
 
+class SandboxRefused(SandboxUnavailable):
+    """This process may not start a sandbox (``forbid``): untrusted code runs only on the
+    sandbox queue's workers. A caller that gets this sends the work there instead."""
+
+
+_FORBIDDEN: list[str] = []  # why this process may not start a sandbox, once ``forbid`` is called
+
+
+def forbid(why: str) -> None:
+    """From now on this process (and the children it forks) refuses to start a sandbox: the web
+    process and every worker kind but the sandbox queue's call it as they start."""
+    _FORBIDDEN[:] = [why]
+
+
+def forbidden() -> str | None:
+    """Why this process may not start a sandbox, or None when it may."""
+    return _FORBIDDEN[0] if _FORBIDDEN else None
+
+
+def check_allowed() -> None:
+    """Raise SandboxRefused in a process that may not start a sandbox."""
+    if _FORBIDDEN:
+        raise SandboxRefused(f"This process may not run a sandbox ({_FORBIDDEN[0]}).")
+
+
 def mode() -> str:
     """``bwrap`` (the default) or ``unsafe-local`` (no isolation: a single-user machine only), as
     setting.py reads PLAYGROUND_SANDBOX. A refused setting raises SandboxUnavailable with a

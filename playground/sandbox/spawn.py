@@ -25,6 +25,7 @@ from playground.sandbox.jail import (
     SandboxUnavailable,
     bootstrap,
     bwrap_argv,
+    check_allowed,
     mode,
     open_runner,
     user_kwargs,
@@ -108,6 +109,7 @@ class Started:
 
 
 def start(limits: Limits) -> Started:
+    check_allowed()  # every sandbox starts here: a process that may not start one never does
     sandboxed = mode() == "bwrap"
     info_r, info_w = os.pipe()
     runner_fd = None

@@ -2,25 +2,22 @@
 process: the caps ``streams.user`` (per account), ``streams.anon`` (per address, signed out) and
 ``streams.ip`` (per address, whoever is signed in) of the limits table.
 
-Each open stream holds a lease: its id in a Redis sorted set per requester, scored by when it
-expires. A stream refreshes its lease while it lives and drops it when it ends; a web process
-that dies takes no lease with it for good, since an expired lease no longer counts. Checking
-the caps and taking the lease is one Lua script, so two streams opening at once cannot both take
-the last place."""
+Each open stream holds a lease (lib/leases.py): its id in a Redis sorted set per requester,
+scored by when it expires. A stream refreshes its lease while it lives and drops it when it
+ends; a web process that dies takes no lease with it for good, since an expired lease no longer
+counts. Checking the caps and taking the lease is one Lua script, so two streams opening at once
+cannot both take the last place."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import HttpRequest
 
-from playground.lib import ratelimits
-from playground.runs.events import redis_client
+from playground.lib import leases, ratelimits
 
 # A lease not refreshed for this long no longer counts (its process died); streams refresh
 # theirs well within it.
@@ -28,22 +25,6 @@ LEASE_S = 60
 REFRESH_S = 20
 # When to try again after a refusal: about when a view closed elsewhere frees its place.
 RETRY_AFTER_S = 30
-
-# KEYS: the requester's sets; ARGV: now, expiry, stream id, then one cap per key.
-# Returns 0 when the lease is taken, else the (1-based) number of the first set that is full.
-_ACQUIRE = """
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
-  if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
-    return i
-  end
-end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ARGV[2], ARGV[3])
-  redis.call('EXPIRE', key, math.ceil(ARGV[2] - ARGV[1]) + 1)
-end
-return 0
-"""
 
 _WHOSE = {
     "streams.user": "for your account",
@@ -62,19 +43,11 @@ class Lease:
 
     def refresh(self) -> None:
         """Push the expiry on (a stream that lives calls this every ``REFRESH_S``)."""
-        now = time.time()
-        pipe = redis_client().pipeline()
-        for key in self.keys:
-            pipe.zadd(key, {self.stream_id: now + LEASE_S})
-            pipe.expire(key, LEASE_S + 1)
-        pipe.execute()
+        leases.refresh(self.keys, self.stream_id, LEASE_S)
         self.refreshed_at = time.monotonic()
 
     def release(self) -> None:
-        pipe = redis_client().pipeline()
-        for key in self.keys:
-            pipe.zrem(key, self.stream_id)
-        pipe.execute()
+        leases.release(self.keys, self.stream_id)
 
     def due(self) -> bool:
         return time.monotonic() - self.refreshed_at >= REFRESH_S
@@ -87,9 +60,7 @@ class Lease:
 
 
 def _prefix() -> str:
-    # Two sites (or a test database and a real one) sharing one Redis count separately.
-    database = "".join(c for c in str(settings.DATABASES["default"]["NAME"]) if c.isalnum())[:30]
-    return f"playground:{database}:streams"
+    return f"{leases.prefix()}:streams"
 
 
 def _limits(user: Any, address: str) -> list[tuple[str, str]]:
@@ -115,12 +86,9 @@ def acquire(user: Any, address: str) -> Lease:
     limits = _limits(user, address)
     prefix = _prefix()
     keys = [f"{prefix}:{name}:{counter}" for name, counter in limits]
-    lease = Lease(keys=keys, stream_id=secrets.token_hex(8))
-    now = time.time()
+    lease = Lease(keys=keys, stream_id=leases.new_holder())
     caps = [ratelimits.cap(name) for name, _ in limits]
-    full = int(
-        redis_client().eval(_ACQUIRE, len(keys), *keys, now, now + LEASE_S, lease.stream_id, *caps)
-    )
+    full = leases.take(keys, caps, lease.stream_id, LEASE_S)
     if full:
         raise refusal(limits[full - 1][0])
     lease.refreshed_at = time.monotonic()

@@ -134,7 +134,8 @@ def test_the_sandbox_worker_gets_no_secrets_only_what_it_reads() -> None:
 def test_only_the_sandbox_tasks_reach_the_sandbox_worker() -> None:
     """The sandbox worker has no model keys, so no task that calls a model may be routed to it:
     Chain of Code and puzzle runs (the model drives a sandbox) run in execute_emulation, on the
-    llm queue; a task without a route goes to `default`, not to `sandbox`."""
+    llm queue, which sends their code to the sandbox queue as jobs (run_sandbox_job) and answers
+    Chain of Code's pauses itself; a task without a route goes to `default`, not `sandbox`."""
     app.loader.import_default_modules()
     routes = {
         name: app.amqp.router.route({}, name)["queue"].name
@@ -143,8 +144,10 @@ def test_only_the_sandbox_tasks_reach_the_sandbox_worker() -> None:
     }
     assert {n for n, q in routes.items() if q == "sandbox"} == {
         "playground.runs.tasks.execute_real_run",
+        "playground.runs.tasks.run_sandbox_job",
         "playground.classroom.tasks.grade_puzzle_submission",
         "playground.classroom.tasks.check_checkpoints",
+        "playground.benchmarks.tasks.rescore_evaluation",
     }
     assert routes["playground.runs.tasks.execute_emulation"] == "llm"
     assert app.amqp.router.route({}, "playground.not.routed")["queue"].name == "default"

@@ -10,6 +10,7 @@ _READERS = [
     ROOT / "playground" / "settings.py",
     ROOT / "playground" / "launcher.py",
     ROOT / "playground" / "lib" / "paths.py",
+    ROOT / "playground" / "lib" / "worktimes.py",
     ROOT / "playground" / "sandbox" / "jail.py",
     ROOT / "playground" / "sandbox" / "warm_pool.py",
     ROOT / "playground" / "sandbox" / "setting.py",

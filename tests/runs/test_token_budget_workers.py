@@ -48,6 +48,8 @@ def two_workers(embedded_llm: ModelSpec, tmp_path: Path) -> Iterator[tuple[str, 
         "DATABASE_URL": paths.database_url(connection.settings_dict),
         "PLAYGROUND_MODELS": json.dumps([model]),
         "PLAYGROUND_LIMITS": f"model_tokens.user={BUDGET}/h",
+        # Their one queue is the sandbox queue: they may run the programs too.
+        "PLAYGROUND_SANDBOX_QUEUE": queue,
     }
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     procs = []

@@ -25,7 +25,13 @@ SERVER_ERROR = "The server failed while running this; the error was logged. Try 
 def worker_queue() -> Iterator[str]:
     """A sandbox worker on a queue of its own (so a developer's `make run` cannot take the task)."""
     queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": paths.database_url(connection.settings_dict)}
+    # The worker's only queue is its sandbox queue: it may start sandboxes (any other worker
+    # refuses to: runs/signals.py).
+    env = {
+        **os.environ,
+        "DATABASE_URL": paths.database_url(connection.settings_dict),
+        "PLAYGROUND_SANDBOX_QUEUE": queue,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "playground", "worker", "-Q", queue,
          "--pool", "threads", "--concurrency", "2", "--without-mingle", "--without-gossip",

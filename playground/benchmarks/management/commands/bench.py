@@ -85,6 +85,11 @@ class Command(BaseCommand):
             evaluation = Evaluation.objects.filter(pk=options["resume"]).first()
             if evaluation is None:
                 raise CommandError(f"No evaluation {options['resume']}.")
+            if services.held_elsewhere(evaluation):
+                raise CommandError(
+                    f"Evaluation {evaluation.pk} is being worked on by a worker now; "
+                    "it needs no resuming."
+                )
             services.resume_interrupted_one(evaluation)
         else:
             evaluation = self._create(options)

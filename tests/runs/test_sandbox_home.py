@@ -1,0 +1,177 @@
+"""Untrusted code has one home, the sandbox queue's workers: a worker of any other queue refuses to
+start a sandbox, and code sent from a process that may not start one runs there instead, with the
+same trace, Chain of Code's pauses answered by the sender (which has the model); a job whose
+sandbox worker is killed is sent again and finishes."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connection
+from pytest_django.fixtures import Settings
+
+from playground import sandbox
+from playground.lib import leases, paths
+from playground.runs import sandboxing
+from playground.runs.tasks import run_sandbox_job
+from playground.sandbox.jail import SandboxRefused
+from playground.sandbox.lmulator import LMRequest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+COUNT_FRUITS = """def count_fruits(words):
+    count = 0
+    for w in words:
+        if is_fruit(w):
+            count += 1
+    return count
+"""
+FRUITS = {"apple", "pear"}
+
+
+def _worker(queue: str, *, sandbox_queue: str, lease_s: int = 45) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": paths.database_url(connection.settings_dict),
+        "PLAYGROUND_SANDBOX_QUEUE": sandbox_queue,
+        "PLAYGROUND_LEASE_S": str(lease_s),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "playground", "worker", "-Q", queue,
+         "--pool", "prefork", "--concurrency", "1", "--without-mingle", "--without-gossip",
+         "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h", "--loglevel", "INFO"],
+        cwd=paths.REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(*workers: subprocess.Popen[str]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+@contextmanager
+def _forbidden_here() -> Iterator[None]:
+    """This (test) process as a web process or an llm worker: it may not start a sandbox."""
+    sandbox.forbid("the test, acting as an llm worker")
+    try:
+        yield
+    finally:
+        sandbox.jail._FORBIDDEN.clear()
+
+
+def _is_fruit(request: LMRequest) -> str:
+    return repr({"__value__": ast.literal_eval(request.locals["w"]) in FRUITS})
+
+
+def test_a_worker_of_another_queue_refuses_to_start_a_sandbox() -> None:
+    queue = f"test-llm-{uuid.uuid4().hex[:8]}"
+    worker = _worker(queue, sandbox_queue="sandbox")
+    try:
+        payload = {"job": uuid.uuid4().hex, "source": "x = 1\n", "call": None, "stdin": "",
+                   "limits": {}, "coc": False}  # fmt: skip
+        answer = run_sandbox_job.apply_async(args=(payload,), queue=queue).get(timeout=60)
+    finally:
+        _stop(worker)
+    assert answer == {
+        "unavailable": f"This process may not run a sandbox (a worker of the queues {queue})."
+    }
+
+
+def test_code_from_a_process_that_may_not_run_it_runs_on_the_sandbox_queue(
+    settings: Settings,
+) -> None:
+    queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
+    settings.PLAYGROUND_SANDBOX_QUEUE = queue
+    call = "count_fruits(['apple', 'chair', 'pear'])"
+    here = sandbox.run(COUNT_FRUITS, call=call, lmulator=_is_fruit)
+    plain_here = sandbox.run("def f(x):\n    return [x] * 2\n", call="f(3)")
+    worker = _worker(queue, sandbox_queue=queue)
+    asked: list[LMRequest] = []
+
+    def lmulator(request: LMRequest) -> str:
+        asked.append(request)
+        return _is_fruit(request)
+
+    try:
+        with _forbidden_here():
+            with pytest.raises(SandboxRefused):
+                sandbox.run("x = 1\n")
+            with pytest.raises(SandboxRefused):
+                sandbox.BatchSandbox().run("x = 1\n", None)
+            there = sandboxing.run(COUNT_FRUITS, call=call, lmulator=lmulator)
+            plain_there = sandboxing.run("def f(x):\n    return [x] * 2\n", call="f(3)")
+    finally:
+        _stop(worker)
+    # Chain of Code: every pause was answered here, where the model is, and the trace is the
+    # one a local run gives (timings aside).
+    assert there["status"] == "ok", there["error"]
+    assert there["result"] == "2"
+    assert [r.locals["w"] for r in asked] == ["'apple'", "'chair'", "'pear'"]
+    for key in ("status", "result", "steps", "method", "source"):
+        assert there[key] == here[key], key
+        assert plain_there[key] == plain_here[key], key
+    assert there["stats"]["lm_calls"] == 3
+
+
+def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
+    settings: Settings,
+) -> None:
+    queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
+    settings.PLAYGROUND_SANDBOX_QUEUE = queue
+    first = _worker(queue, sandbox_queue=queue, lease_s=2)
+    second: subprocess.Popen[str] | None = None
+    outcome: dict[str, Any] = {}
+    original = sandboxing.Job._send
+
+    def send(job: sandboxing.Job, attempt: int) -> Any:
+        outcome.setdefault("attempts", []).append(attempt)
+        outcome["job"] = job
+        return original(job, attempt)
+
+    try:
+        with _forbidden_here():
+            sandboxing.Job._send = send  # type: ignore[method-assign]
+
+            def go() -> None:
+                outcome["trace"] = sandboxing.run(
+                    "import time\ntime.sleep(1.5)\nx = 42\n", limits=sandbox.Limits(wall_s=5)
+                )
+
+            thread = threading.Thread(target=go)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while "job" not in outcome or not leases.redis_client().exists(
+                outcome["job"].keys["taken"]
+            ):
+                assert time.monotonic() < deadline, "no worker took the job"
+                time.sleep(0.05)
+            os.killpg(first.pid, signal.SIGKILL)  # the sandbox worker dies mid-run
+            first.wait()
+            second = _worker(queue, sandbox_queue=queue, lease_s=2)
+            thread.join(90)
+    finally:
+        sandboxing.Job._send = original  # type: ignore[method-assign]
+        _stop(first, *([second] if second is not None else []))
+    assert outcome["attempts"] == [1, 2]
+    trace = outcome["trace"]
+    assert trace["status"] == "ok", trace
+    assert trace["steps"][-1]["locals"]["x"] == "42"
