@@ -159,6 +159,7 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
             "--concurrency",
             str(_env_int("PLAYGROUND_LLM_WORKERS", 16)),
         ],
+        # Evaluation items (threads: each waits on the model and on the sandbox queue).
         "worker-batch": [
             *celery,
             "-Q",
@@ -166,9 +167,9 @@ def processes(host: str, port: int) -> dict[str, list[str]]:
             "-n",
             "batch@%h",
             "--pool",
-            "prefork",
+            "threads",
             "--concurrency",
-            str(_env_int("PLAYGROUND_BATCH_WORKERS", 1)),
+            str(_env_int("PLAYGROUND_BATCH_WORKERS", 8)),
         ],
         # The scheduler: sends the periodic tasks of CELERY_BEAT_SCHEDULE (exactly one per site);
         # its state file is CELERY_BEAT_SCHEDULE_FILENAME, under the var dir.

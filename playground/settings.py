@@ -159,13 +159,16 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # The one queue whose workers run untrusted code; every other worker kind and the web process
 # refuse to start a sandbox and send their code there (runs/sandboxing.py).
 PLAYGROUND_SANDBOX_QUEUE = env.str("PLAYGROUND_SANDBOX_QUEUE", default="sandbox")
+# The evaluations' queue: their items fan out over its workers (benchmarks/execution.py).
+PLAYGROUND_BATCH_QUEUE = env.str("PLAYGROUND_BATCH_QUEUE", default="batch")
 CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.tasks.run_sandbox_job": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.classroom.tasks.check_checkpoints": {"queue": PLAYGROUND_SANDBOX_QUEUE},
-    "playground.benchmarks.tasks.run_evaluation": {"queue": "batch"},
+    "playground.benchmarks.tasks.run_evaluation": {"queue": PLAYGROUND_BATCH_QUEUE},
+    "playground.benchmarks.tasks.evaluate_item": {"queue": PLAYGROUND_BATCH_QUEUE},
     # Re-scoring runs the benchmarks' checks: in the sandbox, so on its queue.
     "playground.benchmarks.tasks.rescore_evaluation": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},

@@ -47,6 +47,7 @@ class Oracle:
     # JSON), FILLER_DELAY apart, unless the client closes the stream first.
     filler: int = 0
     filler_delay: float = 0.002
+    latency: float = 0.0  # seconds before each answer starts (a model's time to first token)
     seen: Counter[str] = field(default_factory=Counter)
     prompt_chars: Counter[str] = field(default_factory=Counter)
     closed_early: int = 0  # answers whose stream the client closed before the server was done
@@ -186,6 +187,7 @@ def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
             if len(body["messages"]) > 1:  # a retry (puzzle): the first question counts
                 prompt = body["messages"][0]["content"]
             text = oracle.answer(prompt)
+            time.sleep(oracle.latency)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()

@@ -1,21 +1,36 @@
-"""Working through an evaluation, on the batch worker: claiming pending results a few at a
-time, sending each item through the run pipeline (the model in this worker's threads; the real
-run and every check that runs code on the sandbox queue, which this worker waits for), scoring
-it as its benchmark defines, and finishing the evaluation with its figures.
+"""Working through an evaluation, fanned out over the batch workers: one task per item (a
+result: one sample of one item), at most the evaluation's ``concurrency`` of them in flight,
+each sending its item through the run pipeline (the model in the worker's thread; the real run
+and every check that runs code on the sandbox queue, which it waits for), scoring it as its
+benchmark defines, and topping the evaluation's window up again; whichever finishes last
+writes the figures. Any number of batch workers on any number of hosts share one evaluation,
+and a worker added midway takes items at once.
 
-Its own module, apart from ``services`` (creating, cancelling and resuming evaluations, which
-queue the Celery task): the task imports this and ``services`` imports the task, one way, so
+``dispatch`` (the ``run_evaluation`` task, the reaper) tops the window up: it claims pending
+results under a lock on the evaluation row and sends ``evaluate_item`` for each. ``work_on``
+(``evaluate_item``) holds the result's lease while it works (a second copy finds it held), so a
+worker that dies loses its items to the reaper (``services.reap_evaluations``), which puts them
+back with one more failure; every score is written only while the result is still running, so
+nothing is scored twice. The command line (``execute``) works through an evaluation in its own
+threads instead, holding the evaluation's lease so that no worker is sent its items meanwhile.
+
+Its own module, apart from ``services`` (creating, cancelling and recovering evaluations, which
+queue the Celery tasks): the tasks import this and ``services`` imports the tasks, one way, so
 there is no services <-> tasks circle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F
@@ -37,27 +52,144 @@ from playground.runs.tasks import execute_real_run
 
 log = logging.getLogger(__name__)
 MAX_FAILURES = 3  # tries of one result before it is scored as an error (never as wrong)
+LOST_ITEM = "Could not be run: the worker running it stopped {times} times."
 
 
-def _claim(evaluation: Evaluation, count: int) -> list[int]:
-    """Take up to ``count`` pending results for this worker (others skip locked rows)."""
+def _claim(evaluation_id: int, count: int) -> list[int]:
+    """Take up to ``count`` pending results (others skip locked rows); they are sent or worked
+    on now (``claimed_at``), not yet taken by a task (``taken_at``)."""
+    if count <= 0:
+        return []
     with transaction.atomic():
         ids = list(
             Result.objects.select_for_update(skip_locked=True)
-            .filter(evaluation=evaluation, status=Result.Status.PENDING)
+            .filter(evaluation_id=evaluation_id, status=Result.Status.PENDING)
             .order_by("index", "sample")
             .values_list("pk", flat=True)[:count]
         )
         Result.objects.filter(pk__in=ids).update(
-            status=Result.Status.RUNNING, claimed_at=timezone.now()
+            status=Result.Status.RUNNING, claimed_at=timezone.now(), taken_at=None
         )
     return ids
 
 
+def dispatch(evaluation_id: int) -> str:
+    """Top the evaluation's window up to ``concurrency`` results in flight, sending
+    ``evaluate_item`` for each one claimed, or write its figures when every result is scored.
+    Idempotent and short: the ``run_evaluation`` task, every item that ends and the reaper call
+    it. An imported evaluation is scored in this process instead (``imports.score``), holding
+    its lease."""
+    from playground.benchmarks.tasks import evaluate_item
+
+    evaluation = Evaluation.objects.get(pk=evaluation_id)
+    if evaluation.is_finished:
+        return str(evaluation.status)
+    if evaluation.origin == "import":
+        return execute(evaluation_id)
+    with transaction.atomic():
+        # One top-up at a time per evaluation: the window is exact however many items end at once.
+        locked = Evaluation.objects.select_for_update().get(pk=evaluation_id)
+        if locked.is_finished:
+            return str(locked.status)
+        if locked.status == Evaluation.Status.QUEUED:
+            Evaluation.objects.filter(pk=evaluation_id).update(
+                status=Evaluation.Status.RUNNING, started_at=locked.started_at or timezone.now()
+            )
+        in_flight = Result.objects.filter(
+            evaluation_id=evaluation_id, status=Result.Status.RUNNING
+        ).count()
+        ids = _claim(evaluation_id, locked.concurrency - in_flight)
+        queue = settings.PLAYGROUND_BATCH_QUEUE
+        for result_id in ids:
+            send = functools.partial(evaluate_item.apply_async, args=(result_id,), queue=queue)
+            transaction.on_commit(send)
+    if not ids and not in_flight:
+        finish(evaluation_id)
+    return f"sent {len(ids)}"
+
+
+def finish(evaluation_id: int) -> bool:
+    """Every result scored: the figures are final, kept with the status in one conditional
+    write (whoever comes first; the others find it done)."""
+    if (
+        Result.objects.filter(evaluation_id=evaluation_id)
+        .exclude(status=Result.Status.DONE)
+        .exists()
+    ):
+        return False
+    evaluation = Evaluation.objects.get(pk=evaluation_id)
+    figures = figures_of([evaluation])[evaluation_id]
+    return bool(
+        Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
+            status=Evaluation.Status.DONE, finished_at=timezone.now(), figures=figures
+        )
+    )
+
+
+def work_on(result_id: int) -> str:
+    """One result, on a batch worker (``evaluate_item``): held by its lease while it works (a
+    second copy of the task returns "held"), then the evaluation's window topped up."""
+    with leases.Held([pipeline.work_key("result", result_id)], [1], worktimes.LEASE_S) as lease:
+        if not lease.taken:
+            return "held"
+        row = Result.objects.filter(pk=result_id).values("status", "evaluation_id").first()
+        if row is None or row["status"] != Result.Status.RUNNING:
+            return "skipped"  # scored already, or put back by the reaper and claimed anew
+        evaluation_id = row["evaluation_id"]
+        if Evaluation.objects.filter(pk=evaluation_id, status__in=Evaluation.FINISHED).exists():
+            return "cancelled"
+        Result.objects.filter(pk=result_id).update(taken_at=timezone.now())
+        _process_in_thread(result_id)
+    dispatch(evaluation_id)
+    return "ok"
+
+
+def release_lost(evaluation_id: int, now: datetime) -> int:
+    """Put back the evaluation's running results that no live task holds and that a task took
+    (it died) or that were sent long ago and never taken (the message was lost), each with one
+    more failure (at ``MAX_FAILURES`` scored an error, never a "wrong"); how many. The reaper
+    and the command line call it."""
+    running = list(
+        Result.objects.filter(evaluation_id=evaluation_id, status=Result.Status.RUNNING).values(
+            "pk", "taken_at", "claimed_at", "failures"
+        )
+    )
+    alive = leases.live_many([pipeline.work_key("result", row["pk"]) for row in running])
+    unclaimed_before = now - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S)
+    lost = [
+        row
+        for row, live in zip(running, alive, strict=True)
+        if not live
+        and (
+            row["taken_at"] is not None
+            or (row["claimed_at"] is not None and row["claimed_at"] < unclaimed_before)
+        )
+    ]
+    released = 0
+    for row in lost:
+        # Conditional on what was read: a result taken again meanwhile is alive after all.
+        same = Result.objects.filter(
+            pk=row["pk"], status=Result.Status.RUNNING, taken_at=row["taken_at"],
+            claimed_at=row["claimed_at"],
+        )  # fmt: skip
+        if row["failures"] >= MAX_FAILURES - 1:
+            released += same.update(
+                status=Result.Status.DONE, passed=False, score_status="error",
+                reason=LOST_ITEM.format(times=MAX_FAILURES), scored_at=now,
+                failures=MAX_FAILURES,
+            )  # fmt: skip
+        else:
+            released += same.update(
+                status=Result.Status.PENDING, failures=F("failures") + 1, taken_at=None
+            )
+    return released
+
+
 def execute(evaluation_id: int, *, on_progress: Callable[[int, int], None] | None = None) -> str:
-    """Work through the evaluation's pending results while holding its lease (one process at a
-    time; a second copy of the task returns "held"), ``concurrency`` at a time (the model
-    server batches concurrent requests), until none is left, it is cancelled or fails."""
+    """The command line's way: work through the evaluation in this process's threads,
+    ``concurrency`` at a time, holding its lease (so the reaper sends no worker its items while
+    this process lives; a second process returns "held"), until none is left, it is cancelled
+    or fails. An import's checks run here too (``imports.score``)."""
     with leases.Held(
         [pipeline.work_key("evaluation", evaluation_id)], [1], worktimes.LEASE_S
     ) as lease:
@@ -84,26 +216,37 @@ def _execute(evaluation_id: int, on_progress: Callable[[int, int], None] | None)
             status = Evaluation.objects.values_list("status", flat=True).get(pk=evaluation_id)
             if status in Evaluation.FINISHED:
                 return str(status)
-            ids = _claim(evaluation, chunk)
+            ids = _claim(evaluation_id, chunk)
             if not ids:
-                break
-            list(pool.map(_process_in_thread, ids))
+                # Results still running: a dead process's (its leases lapse: put back and
+                # taken here) or a live worker's (it scores them: wait for it).
+                release_lost(evaluation_id, timezone.now())
+                if Result.objects.filter(
+                    evaluation_id=evaluation_id, status=Result.Status.PENDING
+                ).exists():
+                    continue
+                if not Result.objects.filter(
+                    evaluation_id=evaluation_id, status=Result.Status.RUNNING
+                ).exists():
+                    break
+                time.sleep(1.0)
+                continue
+            list(pool.map(_work_here, ids))
             if on_progress is not None:
                 done = Result.objects.filter(
                     evaluation_id=evaluation_id, status=Result.Status.DONE
                 ).count()
                 on_progress(done, evaluation.total)
-    if (
-        not Result.objects.filter(evaluation_id=evaluation_id)
-        .exclude(status=Result.Status.DONE)
-        .exists()
-    ):
-        # Every result is scored: the figures are final, kept with the status in one write.
-        figures = figures_of([evaluation])[evaluation_id]
-        Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.RUNNING).update(
-            status=Evaluation.Status.DONE, finished_at=timezone.now(), figures=figures
-        )
+    finish(evaluation_id)
     return "done"
+
+
+def _work_here(result_id: int) -> None:
+    """One result in the command line's thread pool, holding its lease as a worker would."""
+    with leases.Held([pipeline.work_key("result", result_id)], [1], worktimes.LEASE_S) as lease:
+        if lease.taken:
+            Result.objects.filter(pk=result_id).update(taken_at=timezone.now())
+            _process_in_thread(result_id)
 
 
 def _process_in_thread(result_id: int) -> None:
@@ -150,13 +293,14 @@ def process(result_id: int) -> None:
             item["puzzle"] = Puzzle.objects.get(pk=ref["puzzle"])
         else:
             item["task_example"] = TaskExample.objects.get(pk=ref["task_example"])
-        run = start_run(
-            **item, user=evaluation.owner, anon_token=None, method=evaluation.method,
-            model=evaluation.model, temperature=evaluation.temperature,
-            seed=evaluation.seed + result.sample, max_tokens=evaluation.max_tokens,
-            enqueue=False,
-        )  # fmt: skip
-        Result.objects.filter(pk=result_id).update(run=run)
+        with transaction.atomic():  # a worker killed here leaves no run without its result
+            run = start_run(
+                **item, user=evaluation.owner, anon_token=None, method=evaluation.method,
+                model=evaluation.model, temperature=evaluation.temperature,
+                seed=evaluation.seed + result.sample, max_tokens=evaluation.max_tokens,
+                enqueue=False,
+            )  # fmt: skip
+            Result.objects.filter(pk=result_id).update(run=run)
     if run.program_id is not None:
         _real_run(run.pk)
     m0 = time.monotonic()
@@ -191,7 +335,7 @@ def _real_run(run_id: int) -> None:
     if sandbox.forbidden() is None:
         pipeline.execute_real(run_id)
         return
-    execute_real_run.apply_async(args=(run_id,), queue=settings.PLAYGROUND_SANDBOX_QUEUE)
+    sent = execute_real_run.apply_async(args=(run_id,), queue=settings.PLAYGROUND_SANDBOX_QUEUE)
     deadline = time.monotonic() + sandboxing.WAIT_FOR_WORKER_S + worktimes.SANDBOX.hard_s
     while not (
         Trace.objects.filter(run_id=run_id, kind=Trace.Kind.REAL).exists()
@@ -199,7 +343,13 @@ def _real_run(run_id: int) -> None:
     ):
         if time.monotonic() > deadline:
             raise sandbox.SandboxUnavailable("No sandbox worker ran the program in time.")
-        time.sleep(0.5)
+        # The task's own result says at once when it is done; the database is the truth (a
+        # copy the reaper sent again finishes the run under another task id).
+        if sent.ready():  # done, yet no trace: a copy the reaper sent works on it
+            time.sleep(0.5)
+        else:
+            with contextlib.suppress(CeleryTimeout):
+                sent.get(timeout=1.0, propagate=False, disable_sync_subtasks=False)
 
 
 def _score(run: Run) -> scoring.Score:

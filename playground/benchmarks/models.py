@@ -120,7 +120,10 @@ class Result(models.Model):
     item_key = models.CharField(max_length=120, help_text="Data set id, e.g. sample_12.")
     item_ref = models.JSONField(default=dict, help_text="program / puzzle / task_example id.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # Running: sent to a batch worker (or taken by the command line) at ``claimed_at``, taken by
+    # the task that works on it at ``taken_at`` (which holds its lease: services.reap_evaluations).
     claimed_at = models.DateTimeField(null=True, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveSmallIntegerField(default=0, help_text="Tries that crashed.")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     passed = models.BooleanField(null=True)

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from playground.benchmarks.access import listable_programs
@@ -212,66 +211,74 @@ def cancel(evaluation: Evaluation) -> bool:
     )
 
 
-LOST_ITEM = "Could not be run: the worker running it stopped {times} times."
-
-
 def reap_evaluations(now: datetime | None = None) -> list[tuple[int, str]]:
-    """The reaper's sweep of evaluations (playground.reaper; timings in lib/worktimes.py). An
-    unfinished evaluation is sent again when the task that took it holds its lease no more (it
-    died: the results it had taken go back to pending, each with one more failure, and one that
-    reaches ``MAX_FAILURES`` is scored an error), or when no task took it within
-    ``UNCLAIMED_AFTER_S`` of its sending. Conditional on what was read, so two sweeps at once
-    send it once. Returns (evaluation id, why) for each one sent again."""
+    """The reaper's sweep of evaluations (playground.reaper; timings in lib/worktimes.py).
+
+    An evaluation a live process drives (the command line, an import's scorer: they hold its
+    lease) is left alone. Otherwise its results whose task died (taken, and the lease lapsed) or
+    whose message was lost (sent ``UNCLAIMED_AFTER_S`` ago and never taken) go back to pending
+    with one more failure (one that reaches ``MAX_FAILURES`` is scored an error, never a
+    "wrong"), and its window is topped up (``execution.dispatch``): which also starts one whose
+    first task is still queued, and finishes one whose last item's worker died after scoring.
+    An import that no live process holds is sent again. Returns (evaluation id, why) for each
+    evaluation where something was lost."""
+    from playground.benchmarks.execution import dispatch, release_lost
+
     now = now or timezone.now()
-    unclaimed_before = now - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S)
     rows = list(
         Evaluation.objects.filter(
             status__in=[Evaluation.Status.QUEUED, Evaluation.Status.RUNNING]
         ).values("pk", "claimed_at", "resent_at", "created_at", "origin")
     )
-    taken = [row["pk"] for row in rows if row["claimed_at"] is not None]
-    keys = [work_key("evaluation", pk) for pk in taken]
-    alive = dict(zip(taken, leases.live_many(keys), strict=True))
-    sent: list[tuple[int, str]] = []
-    for row in rows:
-        if row["claimed_at"] is not None:
-            if alive[row["pk"]]:
-                continue
-            why = "its worker stopped"
-        elif (row["resent_at"] or row["created_at"]) < unclaimed_before:
-            why = "no worker took it"
-        else:
+    held = leases.live_many([work_key("evaluation", row["pk"]) for row in rows])
+    found: list[tuple[int, str]] = []
+    for row, alive in zip(rows, held, strict=True):
+        if alive:
             continue
-        if _send_again(row, now):
-            log.warning("evaluation %s sent again (%s)", row["pk"], why)
-            sent.append((row["pk"], why))
-    return sent
+        if row["origin"] == "import":
+            why = _reap_import(row, now)
+            if why:
+                found.append((row["pk"], why))
+            continue
+        lost = release_lost(row["pk"], now)
+        if lost:
+            log.warning("evaluation %s: %d lost item(s) put back", row["pk"], lost)
+            found.append((row["pk"], f"{lost} item(s) put back"))
+        dispatch(row["pk"])
+    return found
 
 
-def _send_again(row: Mapping[str, Any], now: datetime) -> bool:
-    from playground.benchmarks.execution import MAX_FAILURES
-
+def _reap_import(row: Mapping[str, Any], now: datetime) -> str:
+    """An import's checks run in one process holding its lease: sent again when that process
+    died (it took it and the lease lapsed) or no process took it in time; "" when neither."""
+    unclaimed_before = now - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S)
+    if row["claimed_at"] is not None:
+        why = "its worker stopped"
+    elif (row["resent_at"] or row["created_at"]) < unclaimed_before:
+        why = "no worker took it"
+    else:
+        return ""
     with transaction.atomic():
         if not Evaluation.objects.filter(
             pk=row["pk"], claimed_at=row["claimed_at"], resent_at=row["resent_at"]
         ).update(claimed_at=None, resent_at=now):
-            return False  # taken again meanwhile, or another sweep sent it
-        # The results the dead task had taken: nobody holds them now (one task per evaluation).
-        running = Result.objects.filter(evaluation_id=row["pk"], status=Result.Status.RUNNING)
-        running.filter(failures__gte=MAX_FAILURES - 1).update(
-            status=Result.Status.DONE, passed=False, score_status="error",
-            reason=LOST_ITEM.format(times=MAX_FAILURES), scored_at=now, failures=MAX_FAILURES,
-        )  # fmt: skip
-        running.update(status=Result.Status.PENDING, failures=F("failures") + 1)
-        transaction.on_commit(lambda: send(row["pk"], row["origin"]))
-    return True
+            return ""  # taken again meanwhile, or another sweep sent it
+        # The chunk it was checking: nobody holds it now (one process per import).
+        Result.objects.filter(evaluation_id=row["pk"], status=Result.Status.RUNNING).update(
+            status=Result.Status.PENDING
+        )
+        transaction.on_commit(lambda: send(row["pk"], "import"))
+    log.warning("import %s sent again (%s)", row["pk"], why)
+    return why
 
 
 def send(evaluation_id: int, origin: str) -> None:
     """Queue the evaluation's task: on ``batch`` (its items ask the model there and send their
     code to the sandbox queue), or, for imported outputs, whose work is all checks that run
     code, on the sandbox queue itself."""
-    queue = settings.PLAYGROUND_SANDBOX_QUEUE if origin == "import" else "batch"
+    queue = (
+        settings.PLAYGROUND_SANDBOX_QUEUE if origin == "import" else settings.PLAYGROUND_BATCH_QUEUE
+    )
     run_evaluation.apply_async(args=(evaluation_id,), queue=queue)
 
 
@@ -282,10 +289,18 @@ def held_elsewhere(evaluation: Evaluation) -> bool:
 
 def resume_interrupted_one(evaluation: Evaluation) -> None:
     """Continue one evaluation in this process: results left running by a killed process go
-    back to pending (never scored: the claim is released, the score not yet written). Not
-    while a worker holds it (``held_elsewhere``: the caller refuses first)."""
-    Result.objects.filter(evaluation=evaluation, status=Result.Status.RUNNING).update(
-        status=Result.Status.PENDING
+    back to pending (never scored: the claim is released, the score not yet written); those a
+    live worker holds stay its own. Not while a process holds the whole evaluation
+    (``held_elsewhere``: the caller refuses first)."""
+    running = list(
+        Result.objects.filter(evaluation=evaluation, status=Result.Status.RUNNING).values_list(
+            "pk", flat=True
+        )
+    )
+    alive = leases.live_many([work_key("result", pk) for pk in running])
+    dead = [pk for pk, live in zip(running, alive, strict=True) if not live]
+    Result.objects.filter(pk__in=dead, status=Result.Status.RUNNING).update(
+        status=Result.Status.PENDING, taken_at=None
     )
     Evaluation.objects.filter(pk=evaluation.pk).update(
         status=Evaluation.Status.RUNNING, finished_at=None, figures=None

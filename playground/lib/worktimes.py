@@ -35,9 +35,17 @@ GRADING = TaskLimits(60, 90)  # a classroom answer checked in the sandbox
 # A run sent to the sandbox queue by another process (runs/sandboxing.py): a Chain of Code run's
 # model time (at most 600 s, Limits.lm_seconds) is spent while its sandbox waits.
 SANDBOX_JOB = TaskLimits(700, 760)
-RESCORE = TaskLimits(3600, 3700)  # every result of an evaluation scored again
+# One item of an evaluation (evaluation's evaluate_item): its real run on the sandbox queue, the
+# model's emulation in this task (as EMULATION), its scoring.
+ITEM = TaskLimits(1000, 1080)
+# Every result of an evaluation scored again, or an import's checks (one task, holding a lease).
+SCORING = TaskLimits(3600, 3700)
 
-LONGEST_HARD_S = max(SANDBOX.hard_s, EMULATION.hard_s, GRADING.hard_s, SANDBOX_JOB.hard_s)
+# SCORING is longer than the visibility timeout on purpose: such a task holds a lease, so the
+# copy Redis hands out again while it still works finds it held (or the work done).
+LONGEST_HARD_S = max(
+    SANDBOX.hard_s, EMULATION.hard_s, GRADING.hard_s, SANDBOX_JOB.hard_s, ITEM.hard_s
+)
 
 
 def _seconds(name: str, default: int) -> int:

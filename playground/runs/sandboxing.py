@@ -21,6 +21,7 @@ A job lost with its worker (a SIGKILL, an out-of-memory kill) is noticed by its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -28,6 +29,7 @@ import time
 import uuid
 from typing import Any
 
+from celery.exceptions import TimeoutError
 from celery.result import AsyncResult
 from django.conf import settings
 
@@ -115,7 +117,7 @@ class Job:
                         self._answer(asked[1])
                         continue
                 else:
-                    time.sleep(POLL_S)
+                    _wait_for(result, POLL_S)
                 if result.ready():
                     return self._outcome(result)
                 now = time.monotonic()
@@ -172,6 +174,13 @@ class Job:
             raise sandbox.SandboxUnavailable(str(value["unavailable"]))
         log.error("sandbox job %s ended without a trace: %r", self.id, value)
         raise sandbox.SandboxUnavailable("The sandbox worker failed while running this.")
+
+
+def _wait_for(result: AsyncResult, seconds: float) -> None:
+    """Up to ``seconds`` for the task's result (the result backend says at once when it is
+    stored), without raising what it holds."""
+    with contextlib.suppress(TimeoutError):
+        result.get(timeout=seconds, propagate=False, disable_sync_subtasks=False)
 
 
 class RemoteLmulator:

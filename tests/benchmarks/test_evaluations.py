@@ -19,12 +19,14 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from pytest_django.fixtures import Settings
 
 from playground.benchmarks import services
 from playground.benchmarks.models import Evaluation, Result
 from playground.lib import paths
 from playground.llm.registry import ModelSpec
 from playground.programs.library import import_library
+from playground.runs.models import Run
 from tests.llm.fake_server import chunk, fake_server, streaming
 from tests.oracle import Oracle, oracle_server
 
@@ -156,12 +158,17 @@ def _wait_until(condition: Callable[[], bool], seconds: float) -> None:
         time.sleep(0.2)
 
 
-def _worker(queue: str, env: dict[str, str], pool: str = "threads") -> subprocess.Popen[str]:
+def _worker(
+    queue: str, env: dict[str, str], pool: str = "threads", concurrency: int = 1,
+    log: Path | None = None,
+) -> subprocess.Popen[str]:  # fmt: skip
+    out = log.open("w") if log is not None else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "playground", "worker", "-Q", queue,
-         "--pool", pool, "--concurrency", "1", "--without-mingle", "--without-gossip",
-         "-n", f"{queue}@%h", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+         "--pool", pool, "--concurrency", str(concurrency), "--without-mingle",
+         "--without-gossip", "-n", f"{queue}-{time.monotonic_ns() % 10**6}@%h",
+         "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
 
@@ -169,60 +176,62 @@ def _worker(queue: str, env: dict[str, str], pool: str = "threads") -> subproces
 @pytest.mark.slow
 @pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_batch_worker_is_resumed_by_the_next_one(
-    monkeypatch: pytest.MonkeyPatch,
+def test_two_batch_workers_share_an_evaluation_and_a_killed_one_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path
 ) -> None:
-    from playground.benchmarks.tasks import run_evaluation
-
+    """One evaluation fanned out over two batch workers (and a sandbox worker for its code): one
+    is killed midway; the other goes on, the reaper's sweep puts the dead one's items back
+    once their leases lapse, and every item is scored exactly once."""
     import_library()
-    queue = f"batch-test-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    with oracle_server(Oracle()) as model:
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    batch, sandbox_queue = f"batch-test-{tag}", f"sandbox-test-{tag}"
+    settings.PLAYGROUND_BATCH_QUEUE = batch
+    with oracle_server(Oracle(latency=0.3)) as model:
         env = {
             **os.environ,
             **_use(monkeypatch, model),
             "DATABASE_URL": paths.database_url(connection.settings_dict),
             "PLAYGROUND_LEASE_S": "3",
-            # The batch workers run no code themselves: they send it to this test's own
-            # sandbox queue, where a sandbox worker runs it.
-            "PLAYGROUND_SANDBOX_QUEUE": f"{queue}-sandbox",
+            "PLAYGROUND_SANDBOX_QUEUE": sandbox_queue,
+            "PLAYGROUND_BATCH_QUEUE": batch,
         }
-        workers = [_worker(f"{queue}-sandbox", env, pool="prefork")]
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        workers = [_worker(sandbox_queue, env, pool="prefork", concurrency=2)]
         try:
             evaluation = services.create_evaluation(
-                dataset="cruxeval", method="trace", model="oracle", limit=30, concurrency=2,
+                dataset="cruxeval", method="direct", model="oracle", limit=40, concurrency=4,
                 start=False,
             )  # fmt: skip
-            first = _worker(queue, env)
-            run_evaluation.apply_async(args=[evaluation.pk], queue=queue)
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and Result.objects.filter(status="done").count() < 8:
-                time.sleep(0.05)
-            os.killpg(first.pid, signal.SIGKILL)  # the worker dies mid-evaluation
+            first = _worker(batch, env, concurrency=2, log=logs[0])
+            workers.append(_worker(batch, env, concurrency=2, log=logs[1]))
+            services.send(evaluation.pk, "run")
+            _wait_until(lambda: Result.objects.filter(status="done").count() >= 10, 120)
+            os.killpg(first.pid, signal.SIGKILL)  # one worker dies mid-evaluation
             first.wait()
             before = {r.pk: r.scored_at for r in Result.objects.filter(status="done")}
-            assert 8 <= len(before) < 30, "the kill came too late to test anything"
-            workers.append(_worker(queue, env))
-            # Starting a worker no longer resumes anything (it reset a live worker's items):
-            # the reaper's sweep sends the evaluation again once the dead worker's hold has
-            # lapsed, here to the test's own queue (in the product, to "batch").
-            assert services.reap_evaluations() == []  # the hold has not lapsed yet
-            monkeypatch.setattr(
-                services, "send", lambda pk, _: run_evaluation.apply_async(args=[pk], queue=queue)
-            )
-            _wait_until(lambda: services.reap_evaluations() != [], 15)
-            _wait_until(lambda: Evaluation.objects.get(pk=evaluation.pk).status == "done", 120)
+            assert 10 <= len(before) < 40, "the kill came too late to test anything"
+
+            def swept_and_done() -> bool:
+                services.reap_evaluations()  # what beat's reaper does every 30 s
+                return Evaluation.objects.get(pk=evaluation.pk).status == "done"
+
+            _wait_until(swept_and_done, 180)
         finally:
             for worker in workers:
                 os.killpg(worker.pid, signal.SIGTERM)
             for worker in workers:
                 worker.wait(30)
-    assert Evaluation.objects.get(pk=evaluation.pk).status == "done"
     results = list(Result.objects.filter(evaluation=evaluation))
-    assert len(results) == 30
+    assert len(results) == 40
     assert all(r.status == "done" and r.score_status != "error" for r in results)
     for result in results:  # scored once: nothing scored before the kill was scored again
         if result.pk in before:
             assert result.scored_at == before[result.pk]
+    # One run per result, even for the items the dead worker had started.
+    assert Run.objects.filter(pk__in=[r.run_id for r in results]).count() == 40
+    # Both workers did part of it.
+    for log in logs:
+        assert "evaluate_item" in log.read_text(errors="replace"), log.name
 
 
 @pytest.mark.django_db

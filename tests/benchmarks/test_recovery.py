@@ -1,7 +1,8 @@
-"""The reaper's sweep of evaluations: one whose worker died is sent again with the items that
-worker had taken back in the queue (each with one more failure; one that keeps killing its
-worker is scored an error, not left to go round); one a live worker holds, or one just sent, is
-left alone; a second copy of its task never works on it at once."""
+"""Evaluations fanned out over the batch workers: the window of items in flight is exact, and the
+reaper's sweep puts back the items of a worker that died (each with one more failure; one that
+keeps killing its worker is scored an error, never a "wrong"), leaves alone what a live worker
+or the command line holds, sends again what no worker ever took, and finishes an evaluation
+whose last item's worker died after scoring it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from playground.benchmarks import execution, services
+from playground.benchmarks import execution, services, tasks
 from playground.benchmarks.models import Evaluation, Result
 from playground.lib import leases, worktimes
 from playground.runs.pipeline import work_key
@@ -20,73 +21,114 @@ from playground.runs.pipeline import work_key
 pytestmark = pytest.mark.django_db
 
 
-def _evaluation(**fields: Any) -> Evaluation:
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The results sent to the batch queue (not run: the message waits for a worker)."""
+    ids: list[int] = []
+    monkeypatch.setattr(tasks.evaluate_item, "apply_async", lambda args, queue: ids.append(args[0]))
+    return ids
+
+
+def _evaluation(items: int = 3, **fields: Any) -> Evaluation:
     evaluation = Evaluation.objects.create(
-        dataset="cruxeval", method="direct", model="oracle", total=3, **fields
+        dataset="cruxeval", method="direct", model="oracle", total=items, **fields
     )
-    for index in range(3):
+    for index in range(items):
         Result.objects.create(evaluation=evaluation, index=index, item_key=f"sample_{index}")
     return evaluation
 
 
-def test_an_evaluation_whose_worker_died_is_sent_again_with_its_items_back_in_the_queue(
-    django_capture_on_commit_callbacks: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+def _results(evaluation: Evaluation) -> list[Result]:
+    return list(Result.objects.filter(evaluation=evaluation).order_by("index"))
+
+
+def test_the_window_of_items_in_flight_is_the_evaluations_concurrency(
+    sent: list[int], django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    sent: list[int] = []
-    monkeypatch.setattr(services, "send", lambda pk, origin: sent.append(pk))
-    now = timezone.now()
-    died = _evaluation(status=Evaluation.Status.RUNNING, started_at=now, claimed_at=now)
-    first, second, third = Result.objects.filter(evaluation=died).order_by("index")
+    evaluation = _evaluation(items=5, concurrency=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert execution.dispatch(evaluation.pk) == "sent 2"
+        assert execution.dispatch(evaluation.pk) == "sent 0"  # full: nothing more
+    first, second, *rest = _results(evaluation)
+    assert sent == [first.pk, second.pk]
+    assert Evaluation.objects.get(pk=evaluation.pk).status == "running"
+    # One scored: the next goes out, in the data set's order.
     Result.objects.filter(pk=first.pk).update(status="done", passed=True, score_status="pass")
-    Result.objects.filter(pk=second.pk).update(status="running", claimed_at=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert execution.dispatch(evaluation.pk) == "sent 1"
+    assert sent[-1] == rest[0].pk
+
+
+def test_the_items_of_a_worker_that_died_are_put_back_and_sent_again(
+    sent: list[int], django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    now = timezone.now()
+    evaluation = _evaluation(status="running", started_at=now, concurrency=4)
+    first, second, third = _results(evaluation)
+    Result.objects.filter(pk=first.pk).update(status="done", passed=True, score_status="pass")
+    # Taken by a worker that holds no lease any more: it died.
+    Result.objects.filter(pk=second.pk).update(status="running", claimed_at=now, taken_at=now)
     Result.objects.filter(pk=third.pk).update(
-        status="running", claimed_at=now, failures=execution.MAX_FAILURES - 1
+        status="running", claimed_at=now, taken_at=now, failures=execution.MAX_FAILURES - 1
     )
-    waiting = _evaluation()  # queued a moment ago: its worker may just be busy
+    waiting = _evaluation(status="running", started_at=now)
+    Result.objects.filter(evaluation=waiting).update(status="running", claimed_at=now)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.reap_evaluations() == [(died.pk, "its worker stopped")]
+        found = services.reap_evaluations()
 
-    assert sent == [died.pk]
-    died.refresh_from_db()
-    assert (died.claimed_at, died.status) == (None, Evaluation.Status.RUNNING)
-    assert died.resent_at is not None
+    assert found == [(evaluation.pk, "2 item(s) put back")]
     first.refresh_from_db()
     second.refresh_from_db()
     third.refresh_from_db()
-    assert (first.status, first.score_status) == ("done", "pass")  # scored: kept as it was
-    assert (second.status, second.failures) == ("pending", 1)
-    # Taken by a worker that died MAX_FAILURES times: an error, never a "wrong".
+    assert (first.status, first.score_status) == ("done", "pass")  # kept as it was
+    # Put back with one more failure, then sent again at once (the window had room).
+    assert (second.status, second.failures, second.taken_at) == ("running", 1, None)
+    assert second.pk in sent
+    # Its worker died under it MAX_FAILURES times: an error, never a "wrong".
     assert (third.status, third.score_status, third.passed) == ("done", "error", False)
     assert "stopped 3 times" in third.reason
-    assert Evaluation.objects.get(pk=waiting.pk).resent_at is None
-    # Sent, not taken yet: the next sweep leaves it alone.
-    with django_capture_on_commit_callbacks(execute=True):
-        assert services.reap_evaluations() == []
-    assert sent == [died.pk]
+    # Sent a moment ago and not taken yet (the messages wait for a worker): not lost.
+    assert all(r.status == "running" and r.failures == 0 for r in _results(waiting))
 
 
-def test_an_evaluation_a_live_worker_holds_is_left_alone_and_not_worked_twice() -> None:
+def test_what_a_live_worker_or_the_command_line_holds_is_left_alone(sent: list[int]) -> None:
     now = timezone.now()
-    live = _evaluation(status=Evaluation.Status.RUNNING, started_at=now, claimed_at=now)
-    Result.objects.filter(evaluation=live, index=0).update(status="running", claimed_at=now)
-    with leases.Held([work_key("evaluation", live.pk)], [1], worktimes.LEASE_S) as held:
+    evaluation = _evaluation(status="running", started_at=now, concurrency=1)
+    first = _results(evaluation)[0]
+    Result.objects.filter(pk=first.pk).update(status="running", claimed_at=now, taken_at=now)
+    with leases.Held([work_key("result", first.pk)], [1], worktimes.LEASE_S) as held:
         assert held.taken
         assert services.reap_evaluations() == []
-        assert services.held_elsewhere(live)
-        assert execution.execute(live.pk) == "held"  # a redelivered copy of its task
-    assert Result.objects.get(evaluation=live, index=0).status == "running"
-    assert not services.held_elsewhere(live)
+        assert execution.work_on(first.pk) == "held"  # a redelivered copy of its task
+    assert Result.objects.get(pk=first.pk).failures == 0
+    # The command line drives this one in its own threads: no worker is sent its items.
+    cli = _evaluation(status="running", started_at=now)
+    with leases.Held([work_key("evaluation", cli.pk)], [1], worktimes.LEASE_S):
+        assert services.held_elsewhere(cli)
+        services.reap_evaluations()
+    assert not any(r.status == "running" for r in _results(cli))
+    assert {r.pk for r in _results(cli)}.isdisjoint(sent)
 
 
-def test_an_evaluation_no_worker_took_is_sent_again_after_the_visibility_timeout(
-    django_capture_on_commit_callbacks: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+def test_an_item_no_worker_ever_took_is_sent_again_after_the_visibility_timeout(
+    sent: list[int], django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    sent: list[int] = []
-    monkeypatch.setattr(services, "send", lambda pk, origin: sent.append(pk))
-    lost = _evaluation()
-    old = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 1)
-    Evaluation.objects.filter(pk=lost.pk).update(created_at=old)
+    long_ago = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 1)
+    evaluation = _evaluation(items=1, status="running", started_at=long_ago)
+    result = _results(evaluation)[0]
+    Result.objects.filter(pk=result.pk).update(status="running", claimed_at=long_ago)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.reap_evaluations() == [(lost.pk, "no worker took it")]
-    assert sent == [lost.pk]
+        assert services.reap_evaluations() == [(evaluation.pk, "1 item(s) put back")]
+    assert sent == [result.pk]
+
+
+def test_an_evaluation_whose_last_worker_died_after_scoring_is_finished_by_the_sweep() -> None:
+    evaluation = _evaluation(items=2, status="running", started_at=timezone.now())
+    Result.objects.filter(evaluation=evaluation).update(
+        status="done", passed=True, score_status="pass"
+    )
+    services.reap_evaluations()
+    evaluation.refresh_from_db()
+    assert evaluation.status == "done"
+    assert evaluation.figures is not None

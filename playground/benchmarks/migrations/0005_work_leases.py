@@ -11,6 +11,11 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name='result',
+            name='taken_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
             model_name='evaluation',
             name='claimed_at',
             field=models.DateTimeField(blank=True, null=True),
