@@ -545,6 +545,7 @@ def stream_chat(
             # writes filler up to the token limit. Without the penalty the grammar holds and the
             # answer ends where the JSON value ends (tests/llm/test_embedded_model.py).
             payload["repeat_penalty"] = 1.0
-    stream = ChatStream(model, payload, timeouts or Timeouts(), cancel)
+    default = Timeouts(first_token=model.first_token_s, total=model.total_s)
+    stream = ChatStream(model, payload, timeouts or default, cancel)
     stream.prompt_estimate = estimate
     return stream.open()

@@ -47,6 +47,9 @@ class ModelSpec:
     # do not fit in context_length): "vllm" (its /tokenize, chat template applied), "llama.cpp"
     # (llama-cpp-python's /extras/tokenize/count) or "" (no endpoint: a bound from the bytes).
     tokenizer: str = ""
+    # Seconds to the first token (and the longest pause between two), and for a whole answer.
+    first_token_s: float = 60.0
+    total_s: float = 300.0
     embedded: bool = False
 
     @property
@@ -100,6 +103,10 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     for key in ("context_length", "max_concurrency"):
         if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
             raise RegistryError(f"{where}: {key} must be int")
+    for key in ("first_token_s", "total_s"):
+        value = values.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+            raise RegistryError(f"{where}: {key} must be a number of seconds, 0 to 3600")
     dialect = values.get("json_schema", "")
     if dialect is True:
         dialect = "openai"

@@ -1,0 +1,318 @@
+"""The fault suite on the whole product (`make run`'s launcher: web, the workers, the scheduler),
+with a model served from this test through a TCP proxy that can stall or cut its connections.
+Each fault is applied in the middle of real work; afterwards every run reaches a final state
+within a stated time, a viewer that stays connected sees every event once, and the run says
+what happened. Recovery timings are short here (a 4 s lease, a sweep every 2 s); the figures
+with the defaults are in docs/RELIABILITY.md.
+
+Faults, in order on one stack: the scheduler killed (started again; the reaper goes on), the
+llm worker killed mid-emulation (the run is sent again and finishes), the web process killed
+under a live event stream (the viewer reconnects and misses nothing), the model server
+stalling (the run fails with a timeout that says so) and cutting its streams (the run fails
+with a message, never a half answer taken as whole), Redis and PostgreSQL restarted while a
+run waits for its model (the run finishes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from playground.local_services import EmbeddedPostgres, EmbeddedRedis
+from tests.oracle import Oracle, oracle_server
+from tests.stack import Stack, free_port, processes_mentioning, running_stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
+
+MAKE_TOKEN = """
+from django.contrib.auth import get_user_model
+from playground.accounts.tokens import create_token
+user = get_user_model().objects.create_user("faults", password="not used here")
+print(create_token(user=user, name="faults", scope="run")[1])
+"""
+# A cut answer stops after this many bytes: the response's headers and part of its first event.
+CUT_AT = 200
+PROGRAM = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n"
+
+
+class Proxy:
+    """A TCP proxy to the model server that forwards, holds every byte (``stall``), or cuts
+    each connection after the first bytes of an answer (``cut``)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self.stall = threading.Event()
+        self.cut = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            client.close()
+            return
+        threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+        self._pipe(upstream, client, True)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, answer: bool) -> None:
+        sent = 0
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                while self.stall.is_set():  # holds the bytes: the server seems to hang
+                    time.sleep(0.05)
+                if answer and self.cut.is_set() and sent + len(data) > CUT_AT:
+                    sink.sendall(data[: max(0, CUT_AT - sent)])
+                    sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                    break  # the server dies mid-answer: the connection is reset
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[tuple[Stack, Oracle, Proxy, str]]:
+    oracle = Oracle(latency=3.0, filler=0)
+    with oracle_server(oracle) as model, running_stack() as stack:
+        proxy = Proxy(int(model.base_url.split(":")[-1].split("/")[0]))
+        spec = {
+            "name": "oracle", "base_url": f"http://127.0.0.1:{proxy.port}/v1",
+            "model": "oracle", "first_token_s": 6, "total_s": 30, "max_concurrency": 8,
+        }  # fmt: skip
+        stack.env = {
+            "PLAYGROUND_LEASE_S": "4",
+            "PLAYGROUND_REAP_EVERY_S": "2",
+            "PLAYGROUND_EMBEDDED_LLM": "off",
+            "PLAYGROUND_MODELS": json.dumps([spec]),
+        }
+        stack.start()
+        for worker in ("sandbox", "llm", "batch"):
+            stack.wait_for(rf"{worker}@\S+ ready\.")
+        token = stack.manage(MAKE_TOKEN).strip().splitlines()[-1]
+        yield stack, oracle, proxy, token
+
+
+def _start_run(stack: Stack, token: str, program: str = PROGRAM) -> dict[str, Any]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=30) as api:
+        response = api.post(
+            "/api/runs", headers={"Authorization": f"Bearer {token}"},
+            json={"source": program, "call": "f([1, 2, 3])", "method": "direct",
+                  "model": "oracle"},
+        )  # fmt: skip
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+def _status(stack: Stack, run_id: int) -> dict[str, Any]:
+    rows = stack.sql("SELECT status, error, resends, verdict FROM runs_run WHERE id = %s", run_id)
+    status, error, resends, verdict = rows[0]
+    return {"status": status, "error": error, "resends": resends, "verdict": verdict}
+
+
+def _wait(stack: Stack, run_id: int, seconds: float) -> tuple[dict[str, Any], float]:
+    t0 = time.monotonic()
+    while True:
+        state = _status(stack, run_id)
+        if state["status"] in ("done", "failed", "cancelled"):
+            return state, time.monotonic() - t0
+        assert time.monotonic() - t0 < seconds, (state, stack.output[-30:])
+        time.sleep(0.2)
+
+
+def _until(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_killed_scheduler_and_llm_worker_cost_one_resend(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    stack, _, _, token = site
+    # The scheduler first: started again, and its reaper is what brings the run back below.
+    mark = len(stack.output)
+    os.kill(stack.pid_of("beat"), signal.SIGKILL)
+    stack.wait_for(r"beat died \(killed by SIGKILL\)", 30, after=mark)
+    stack.wait_for(r"beat: Starting", 60, after=mark)
+
+    run = _start_run(stack, token)
+    claimed = "SELECT 1 FROM runs_run WHERE id = %s AND emulation_claimed_at IS NOT NULL"
+    _until(lambda: stack.sql(claimed, run["id"]), 30, "the llm worker never took the run")
+    time.sleep(0.5)  # it is waiting for the model's answer (3 s)
+    mark = len(stack.output)
+    os.kill(stack.pid_of("worker-llm"), signal.SIGKILL)
+    stack.wait_for(r"worker-llm died \(killed by SIGKILL\)", 30, after=mark)
+    state, seconds = _wait(stack, run["id"], 60)
+    print(f"the run of the killed llm worker finished {seconds:.1f} s after the kill")
+    assert state["status"] == "done", state
+    assert state["verdict"]["status"] == "correct"
+    assert state["resends"] == 1
+    assert seconds < 40
+
+
+def test_a_viewer_misses_no_event_when_the_web_process_is_killed(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    stack, _, _, token = site
+    run = _start_run(stack, token)
+    base = f"http://127.0.0.1:{stack.port}"
+    bearer = {"Authorization": f"Bearer {token}"}
+    seen: list[int] = []
+    kinds: list[str] = []
+    killed = False
+    t0 = time.monotonic()
+    while "done" not in kinds and "failed" not in kinds:
+        assert time.monotonic() - t0 < 90, (seen, kinds)
+        headers = dict(bearer)
+        if seen:
+            headers["Last-Event-ID"] = str(seen[-1])
+        try:
+            with httpx.stream(
+                "GET", f"{base}/runs/{run['id']}/events", headers=headers, timeout=30
+            ) as events:
+                if events.status_code != 200:
+                    time.sleep(0.3)
+                    continue
+                event_id, kind = None, None
+                for line in events.iter_lines():
+                    if line.startswith("id: "):
+                        event_id = int(line[4:])
+                    elif line.startswith("event: "):
+                        kind = line[7:]
+                    elif line == "" and kind is not None:
+                        if event_id is not None:
+                            seen.append(event_id)
+                            kinds.append(kind)
+                        if not killed and kind == "trace":
+                            # The run is half done (its real run arrived, the model is still
+                            # thinking): the web process dies under this stream.
+                            killed = True
+                            os.kill(stack.pid_of("web"), signal.SIGKILL)
+                        event_id, kind = None, None
+        except httpx.HTTPError:
+            time.sleep(0.3)  # the web process is starting again
+    assert killed
+    assert seen == list(range(seen[0], seen[0] + len(seen))), seen  # every event, once, in order
+    assert kinds[-1] == "done", kinds
+    stack.wait_for(r"web died \(killed by SIGKILL\)", 10)  # and started again: it served
+
+
+def test_a_stalled_model_server_ends_the_run_with_a_timeout_that_says_so(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    stack, _, proxy, token = site
+    proxy.stall.set()
+    try:
+        run = _start_run(stack, token)
+        state, seconds = _wait(stack, run["id"], 60)
+    finally:
+        proxy.stall.clear()
+    assert state["status"] == "failed", state
+    assert state["error"] == (
+        "The model could not answer: The model server for oracle sent no answer within 6 s."
+    )
+    assert seconds < 30
+
+
+def test_a_model_server_that_dies_mid_answer_fails_the_run_with_a_message(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    stack, _, proxy, token = site
+    proxy.cut.set()
+    try:
+        run = _start_run(stack, token)
+        state, seconds = _wait(stack, run["id"], 60)
+    finally:
+        proxy.cut.clear()
+    assert state["status"] == "failed", state
+    assert state["error"].startswith("The model could not answer: "), state
+    assert seconds < 30
+
+
+def _pid_of_service(stack: Stack, name: str) -> int:
+    if name == "postgres":
+        pidfile = stack.var_dir / "pg" / "data" / "postmaster.pid"
+        return int(pidfile.read_text().split()[0])
+    found = [line for line in processes_mentioning(str(stack.var_dir)) if "redis-server" in line]
+    assert len(found) == 1, found
+    return int(found[0].split(":")[0])
+
+
+def _restart(stack: Stack, name: str, signum: int) -> None:
+    """Stop the stack's embedded server as an operator would (it saves its data), start it
+    again; the new one is this test's child (the stack's teardown kills it)."""
+    pid = _pid_of_service(stack, name)
+    os.kill(pid, signum)
+    _until(lambda: not _alive(pid), 30, f"{name} did not stop")
+    service = EmbeddedRedis(stack.var_dir) if name == "redis" else EmbeddedPostgres(stack.var_dir)
+    service.start()
+
+
+def _alive(pid: int) -> bool:
+    """Running (the launcher that started it does not reap it at once: a zombie is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize(("service", "signum"), [("redis", signal.SIGTERM),
+                                                 ("postgres", signal.SIGINT)])  # fmt: skip
+def test_a_restarted_redis_or_postgresql_costs_no_run(
+    site: tuple[Stack, Oracle, Proxy, str], service: str, signum: int
+) -> None:
+    stack, _, _, token = site
+    run = _start_run(stack, token)
+    claimed = "SELECT 1 FROM runs_run WHERE id = %s AND emulation_claimed_at IS NOT NULL"
+    _until(lambda: stack.sql(claimed, run["id"]), 30, "the llm worker never took the run")
+    t0 = time.monotonic()
+    _restart(stack, service, signum)  # while the model is thinking (3 s)
+    down = time.monotonic() - t0
+
+    def status() -> dict[str, Any] | None:
+        try:
+            return _status(stack, run["id"])
+        except psycopg.OperationalError:
+            return None
+
+    while (state := status()) is None or state["status"] not in ("done", "failed"):
+        assert time.monotonic() - t0 < 90, (state, stack.output[-30:])
+        time.sleep(0.3)
+    took = time.monotonic() - t0
+    print(f"{service} restarted in {down:.1f} s; the run finished {took:.1f} s after the stop, "
+          f"sent again {state['resends']} time(s)")  # fmt: skip
+    assert state["status"] == "done", state
+    assert state["verdict"]["status"] == "correct"
+    # The site serves again.
+    assert httpx.get(f"http://127.0.0.1:{stack.port}/healthz", timeout=10).status_code == 200
