@@ -1,15 +1,16 @@
 """The one periodic reaper: work a dead worker took with it is sent again.
 
 Celery beat (one per site) sends ``reap`` every ``worktimes.REAP_EVERY_S`` to the ``default``
-queue; whichever worker takes it sweeps runs (``runs.recovery``) and evaluations
-(``benchmarks.services.reap_evaluations``). A lock in Redis lets one sweep run at a time however
+queue; whichever worker takes it sweeps runs (``runs.recovery``), evaluations
+(``benchmarks.services.reap_evaluations``) and answers being graded
+(``classroom.recovery``). A lock in Redis lets one sweep run at a time however
 many schedulers or copies of the message there are. It replaces the recovery that ran whenever
 a worker started, which sent the same stale work again each time any worker (re)started and
 reset a live batch worker's items. The rules and timings: lib/worktimes.py; the measured
 recovery times: docs/RELIABILITY.md.
 
 At the top of the package, beside the other entry points, because it reaches into the apps on
-several floors (runs and benchmarks); nothing imports it but Celery (``CELERY_IMPORTS``).
+several floors (runs, benchmarks, classroom); nothing imports it but Celery (``CELERY_IMPORTS``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 from celery import shared_task
 
 from playground.benchmarks.services import reap_evaluations
+from playground.classroom.recovery import reap_submissions
 from playground.lib import leases, worktimes
 from playground.runs.recovery import reap_runs
 
@@ -33,7 +35,11 @@ def sweep() -> dict[str, list[object]]:
     if not client.set(lock, holder, nx=True, ex=worktimes.REAP_EVERY_S):
         return {}
     try:
-        return {"runs": list(reap_runs()), "evaluations": list(reap_evaluations())}
+        return {
+            "runs": list(reap_runs()),
+            "evaluations": list(reap_evaluations()),
+            "submissions": list(reap_submissions()),
+        }
     finally:
         if client.get(lock) == holder.encode():
             client.delete(lock)

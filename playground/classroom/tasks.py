@@ -15,7 +15,9 @@ from playground.classroom import grading
 from playground.classroom.invitations import send_mails
 from playground.classroom.marking import grade_later
 from playground.classroom.models import Submission
-from playground.lib.worktimes import GRADING
+from playground.lib import leases
+from playground.lib.worktimes import GRADING, LEASE_S
+from playground.runs.pipeline import work_key
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,18 @@ NOT_GRADED = (
 @shared_task(acks_late=True, soft_time_limit=GRADING.soft_s, time_limit=GRADING.hard_s)
 def grade_puzzle_submission(submission_id: int) -> str:
     """Grade an answer that runs in the sandbox: a puzzle's, or a "predict the input" call
-    (the name is older than the second; task names are in queued messages, never renamed)."""
+    (the name is older than the second; task names are in queued messages, never renamed).
+    Holds the submission's lease while it grades (a second copy returns "held"); the reaper
+    sends one again whose task died (recovery.py)."""
+    key = work_key("submission", submission_id)
+    with leases.Held([key], [1], LEASE_S) as lease:
+        if not lease.taken:
+            return "held"
+        leases.redis_client().set(f"{key}:taken", "1", ex=86_400)
+        return _grade(submission_id)
+
+
+def _grade(submission_id: int) -> str:
     submission = (
         Submission.objects.select_related("item__puzzle", "item__program", "item__key_run")
         .filter(pk=submission_id, status=Submission.Status.PENDING)

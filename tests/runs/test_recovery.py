@@ -16,6 +16,7 @@ from playground.lib import leases, worktimes
 from playground.runs import pipeline
 from playground.runs.models import Run
 from playground.runs.recovery import reap_runs
+from playground.runs.tasks import execute_real_run
 from tests.factories import ProgramFactory
 from tests.oracle import Oracle, oracle_server
 
@@ -77,11 +78,20 @@ def test_a_message_no_worker_took_is_sent_again_only_after_the_visibility_timeou
     assert Run.objects.get(pk=waiting.pk).status == Run.Status.QUEUED
 
 
-def test_a_sent_part_is_not_sent_again_while_it_waits_for_a_worker() -> None:
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Real runs sent to the sandbox queue (not run: the message waits for a worker)."""
+    ids: list[int] = []
+    monkeypatch.setattr(execute_real_run, "delay", ids.append)
+    return ids
+
+
+def test_a_sent_part_is_not_sent_again_while_it_waits_for_a_worker(queued: list[int]) -> None:
     run = _run(status=Run.Status.RUNNING, real_claimed_at=timezone.now())
-    sent = reap_runs()  # not eager: the message waits in the queue
+    sent = reap_runs()
     assert sent == [(run.pk, "real", "its worker stopped")]
     assert reap_runs() == []  # the next pass: sent, not taken yet, not lost
+    assert queued == [run.pk]
     run.refresh_from_db()
     assert run.resends == 1
     assert run.real_claimed_at is None
@@ -120,7 +130,7 @@ def test_an_emulation_whose_worker_died_is_sent_again_beside_a_finished_real_par
     assert run.verdict["status"] == "correct"
 
 
-def test_one_sweep_at_a_time() -> None:
+def test_one_sweep_at_a_time(queued: list[int]) -> None:
     lock = f"{leases.prefix()}:reaper"
     leases.redis_client().set(lock, "someone else", ex=30)
     try:
@@ -130,3 +140,4 @@ def test_one_sweep_at_a_time() -> None:
     finally:
         leases.redis_client().delete(lock)
     assert reaper.sweep()["runs"] == [(run.pk, "real", "its worker stopped")]
+    assert queued == [run.pk]
