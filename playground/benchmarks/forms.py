@@ -57,6 +57,9 @@ def _short(label: str) -> str:
     return label.split(":")[0].strip()
 
 
+MAX_MORE_MODELS = 4  # models besides the main one in one start
+
+
 class EvaluationForm(forms.Form):
     dataset = forms.ChoiceField(label="Data set", choices=Dataset.choices)
     tasks = forms.CharField(
@@ -75,6 +78,12 @@ class EvaluationForm(forms.Form):
     )
     method = forms.ChoiceField(label="Method")
     model = forms.ChoiceField(label="Model")
+    also = forms.MultipleChoiceField(
+        label="Also with (optional)",
+        required=False,
+        help_text="More models (Ctrl or ⌘ picks several): one evaluation each, run side by "
+        "side, each within its model's own limit of requests at once.",
+    )
     limit = _whole_number(
         "Items at most", 1, MAX_ITEMS, 20,
         empty=", or empty for every item", help_text="Empty for every item of the data set.",
@@ -112,6 +121,11 @@ class EvaluationForm(forms.Form):
         except RegistryError:
             models = []
         model.choices = [(m.name, m.label) for m in models]
+        also = self.fields["also"]
+        assert isinstance(also, forms.MultipleChoiceField)
+        also.choices = model.choices
+        also.widget.attrs["size"] = str(min(4, max(2, len(models))))
+        also.error_messages["invalid_choice"] = "Choose models this site offers."
         model.error_messages["invalid_choice"] = (
             "Choose a model this site offers."
             if models
@@ -170,15 +184,33 @@ class EvaluationForm(forms.Form):
             self._clean_size(cleaned)
         return cleaned
 
+    def clean_also(self) -> list[str]:
+        """The other models, each once, without the main one."""
+        main = self.cleaned_data.get("model")
+        chosen = [m for m in dict.fromkeys(self.cleaned_data.get("also") or []) if m != main]
+        if len(chosen) > MAX_MORE_MODELS:
+            raise forms.ValidationError(f"At most {MAX_MORE_MODELS} more models at once.")
+        return chosen
+
+    @property
+    def models(self) -> list[str]:
+        """Every model asked for (valid forms only): the main one first."""
+        return [self.cleaned_data["model"], *self.cleaned_data.get("also", [])]
+
     def _clean_size(self, cleaned: dict[str, Any]) -> None:
         """Refuse, before anything is made, an evaluation with more results than the account
-        may ask for, saying how many it would make."""
+        may ask for, saying how many it would make (all the models' evaluations together)."""
         if self.most_results is None:
             return
         items = services.item_count(cleaned["dataset"], self.subset)
         limit = cleaned.get("limit")
-        results = (items if limit is None else min(items, limit)) * cleaned["samples"]
+        count = 1 + len(cleaned.get("also") or [])
+        results = (items if limit is None else min(items, limit)) * cleaned["samples"] * count
         refusal = services.too_many_results(results, self.most_results)
+        if refusal is not None and count > 1:
+            refusal = refusal.replace(
+                "This evaluation", f"These {count} evaluations (one per model)"
+            )
         if refusal is not None:
             self.add_error(None, refusal)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from playground.benchmarks import imports, rescoring, services
@@ -56,29 +58,47 @@ def start(request: HttpRequest) -> HttpResponse:
             )
             if refusal is not None:
                 return _refused(request, refusal)
+    models = form.models
     if form.limited:
         # Refused while the owner's model tokens are spent (its runs count against them), then
-        # counted only once the evaluation would be made: fixing a typo costs nothing.
-        over = ratelimits.exceeded(request, "model_tokens", count=False) or ratelimits.exceeded(
-            request, "evaluations"
-        )
+        # counted only once the evaluations would be made (one each): fixing a typo costs
+        # nothing.
+        over = ratelimits.exceeded(request, "model_tokens", count=False)
+        for _ in models:
+            over = over or ratelimits.exceeded(request, "evaluations")
         if over is not None:
             form.add_error(None, over.message)
             return with_refusal(_start_page(request, form), over)
     samples = data["samples"]
+    made = []
     try:
-        evaluation = services.create_evaluation(
-            dataset=data["dataset"], method=data["method"], model=data["model"],
-            subset=form.subset, owner=request.user, limit=data["limit"],
-            sample_randomly=data["random"], samples=samples, seed=data["seed"],
-            temperature=0.8 if samples > 1 else 0.0, concurrency=data["concurrency"],
-            max_tokens=max_tokens_for(data["method"]), title=data["title"],
-            max_results=form.most_results,
-        )  # fmt: skip
+        # One evaluation per model, all or none; each runs on the batch workers beside the
+        # others, within its own model's limit of streams at once.
+        with transaction.atomic():
+            for model in models:
+                made.append(
+                    services.create_evaluation(
+                        dataset=data["dataset"], method=data["method"], model=model,
+                        subset=form.subset, owner=request.user, limit=data["limit"],
+                        sample_randomly=data["random"], samples=samples, seed=data["seed"],
+                        temperature=0.8 if samples > 1 else 0.0,
+                        concurrency=data["concurrency"],
+                        max_tokens=max_tokens_for(data["method"]), title=data["title"],
+                        max_results=form.most_results,
+                    )
+                )  # fmt: skip
     except services.EvaluationError as exc:
         form.add_error(None, str(exc))
         return _start_page(request, form)
-    return redirect(evaluation)
+    if len(made) == 1:
+        return redirect(made[0])
+    messages.success(
+        request,
+        f"Started {len(made)} evaluations, one per model: "
+        + ", ".join(f"#{e.pk} ({e.model})" for e in made)
+        + ". They run side by side; each fills in below as its items finish.",
+    )
+    return redirect(reverse("benchmarks:leaderboard") + "#mine")
 
 
 @login_required
