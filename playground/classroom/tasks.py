@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from playground.classroom import grading
 from playground.classroom.invitations import send_mails
@@ -18,6 +18,7 @@ from playground.classroom.models import Submission
 from playground.lib import leases
 from playground.lib.worktimes import GRADING, LEASE_S
 from playground.runs.pipeline import work_key
+from playground.runs.tasks import again_if_held
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +29,18 @@ NOT_GRADED = (
 )
 
 
-@shared_task(acks_late=True, soft_time_limit=GRADING.soft_s, time_limit=GRADING.hard_s)
-def grade_puzzle_submission(submission_id: int) -> str:
+@shared_task(bind=True, acks_late=True, soft_time_limit=GRADING.soft_s, time_limit=GRADING.hard_s)
+def grade_puzzle_submission(self: Task, submission_id: int) -> str:
     """Grade an answer that runs in the sandbox: a puzzle's, or a "predict the input" call
     (the name is older than the second; task names are in queued messages, never renamed).
     Holds the submission's lease while it grades (a second copy returns "held"); the reaper
     sends one again whose task died (recovery.py)."""
     key = work_key("submission", submission_id)
     with leases.Held([key], [1], LEASE_S) as lease:
-        if not lease.taken:
-            return "held"
-        leases.redis_client().set(f"{key}:taken", "1", ex=86_400)
-        return _grade(submission_id)
+        if lease.taken:
+            leases.redis_client().set(f"{key}:taken", "1", ex=86_400)
+            return _grade(submission_id)
+    return again_if_held(self, "held")
 
 
 def _grade(submission_id: int) -> str:

@@ -7,22 +7,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
-from playground.lib.worktimes import EMULATION, SANDBOX, SANDBOX_JOB
+from playground.lib.worktimes import EMULATION, LEASE_S, SANDBOX, SANDBOX_JOB
 from playground.runs import pipeline, sandboxing
 
 
-@shared_task(acks_late=True, soft_time_limit=SANDBOX.soft_s, time_limit=SANDBOX.hard_s)
-def execute_real_run(run_id: int) -> str:
+def again_if_held(task: Task, outcome: str) -> str:
+    """A copy of a task that found its work's lease held (``"held"``) looks again once the
+    lease could have lapsed: a copy Celery hands out at once after killing a pool child finds
+    the dead child's lease, which lapses ``LEASE_S`` later; then this copy takes the work
+    (sooner than the reaper), or finds it done if the holder was alive after all."""
+    if outcome == "held" and not task.request.called_directly and task.request.retries < 2:
+        raise task.retry(countdown=LEASE_S, max_retries=2)
+    return outcome
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=SANDBOX.soft_s, time_limit=SANDBOX.hard_s)
+def execute_real_run(self: Task, run_id: int) -> str:
     """Run the program of ``run_id`` in the sandbox and store its trace (idempotent)."""
-    return pipeline.execute_real(run_id)
+    return again_if_held(self, pipeline.execute_real(run_id))
 
 
-@shared_task(acks_late=True, soft_time_limit=EMULATION.soft_s, time_limit=EMULATION.hard_s)
-def execute_emulation(run_id: int) -> str:
+@shared_task(
+    bind=True, acks_late=True, soft_time_limit=EMULATION.soft_s, time_limit=EMULATION.hard_s
+)
+def execute_emulation(self: Task, run_id: int) -> str:
     """Have the run's model emulate the run's item with the run's method (idempotent)."""
-    return pipeline.execute_emulation(run_id)
+    return again_if_held(self, pipeline.execute_emulation(run_id))
 
 
 @shared_task(acks_late=True, soft_time_limit=SANDBOX_JOB.soft_s, time_limit=SANDBOX_JOB.hard_s)

@@ -316,3 +316,32 @@ def test_a_restarted_redis_or_postgresql_costs_no_run(
     assert state["verdict"]["status"] == "correct"
     # The site serves again.
     assert httpx.get(f"http://127.0.0.1:{stack.port}/healthz", timeout=10).status_code == 200
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_killed_pool_child_costs_its_run_a_lease(site: tuple[Stack, Oracle, Proxy, str]) -> None:
+    """The sandbox worker's pool child (not its main process) killed while it runs a program:
+    Celery hands the task out again at once; that copy finds the dead child's lease, looks again
+    once it has lapsed, and runs the program."""
+    stack, _, _, token = site
+    slow = "import time\n\ndef f(xs):\n    time.sleep(1.5)\n    return sum(xs)\n"
+    run = _start_run(stack, token, program=slow)
+    claimed = "SELECT 1 FROM runs_run WHERE id = %s AND real_claimed_at IS NOT NULL"
+    _until(lambda: stack.sql(claimed, run["id"]), 30, "the sandbox worker never took the run")
+    children = _children(stack.pid_of("worker-sandbox"))
+    assert len(children) == 1, children  # one pool process (PLAYGROUND_SANDBOX_WORKERS=1)
+    t0 = time.monotonic()
+    os.kill(children[0], signal.SIGKILL)
+    state, seconds = _wait(stack, run["id"], 60)
+    print(f"the run of the killed pool child finished {time.monotonic() - t0:.1f} s after")
+    assert state["status"] == "done", state
+    assert state["verdict"]["status"] == "correct"
+    traces = "SELECT count(*) FROM runs_trace WHERE run_id = %s AND kind = 'real'"
+    assert stack.sql(traces, run["id"]) == [(1,)]
+    assert seconds < 30
