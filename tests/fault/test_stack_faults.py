@@ -20,6 +20,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ from playground.accounts.tokens import create_token
 user = get_user_model().objects.create_user("faults", password="not used here")
 print(create_token(user=user, name="faults", scope="run")[1])
 """
+SLOW_PORT = free_port()
 # A cut answer stops after this many bytes: the response's headers and part of its first event.
 CUT_AT = 200
 PROGRAM = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n"
@@ -99,6 +102,31 @@ class Proxy:
                     end.close()
 
 
+# A model server of its own process, that the test can SIGKILL: it answers slowly, a few
+# characters every 0.3 s, and never stops on its own.
+SLOW_SERVER = """
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        while True:
+            chunk = {"choices": [{"index": 0, "delta": {"content": "The value "}}]}
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\\n\\n")
+            self.wfile.flush()
+            time.sleep(0.3)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[tuple[Stack, Oracle, Proxy, str]]:
     oracle = Oracle(latency=3.0, filler=0)
@@ -108,11 +136,13 @@ def site() -> Iterator[tuple[Stack, Oracle, Proxy, str]]:
             "name": "oracle", "base_url": f"http://127.0.0.1:{proxy.port}/v1",
             "model": "oracle", "first_token_s": 6, "total_s": 30, "max_concurrency": 8,
         }  # fmt: skip
+        slow = {"name": "slow", "base_url": f"http://127.0.0.1:{SLOW_PORT}/v1", "model": "slow",
+                "first_token_s": 6, "total_s": 60}  # fmt: skip
         stack.env = {
             "PLAYGROUND_LEASE_S": "4",
             "PLAYGROUND_REAP_EVERY_S": "2",
             "PLAYGROUND_EMBEDDED_LLM": "off",
-            "PLAYGROUND_MODELS": json.dumps([spec]),
+            "PLAYGROUND_MODELS": json.dumps([spec, slow]),
         }
         stack.start()
         for worker in ("sandbox", "llm", "batch"):
@@ -121,12 +151,14 @@ def site() -> Iterator[tuple[Stack, Oracle, Proxy, str]]:
         yield stack, oracle, proxy, token
 
 
-def _start_run(stack: Stack, token: str, program: str = PROGRAM) -> dict[str, Any]:
+def _start_run(
+    stack: Stack, token: str, program: str = PROGRAM, model: str = "oracle"
+) -> dict[str, Any]:
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=30) as api:
         response = api.post(
             "/api/runs", headers={"Authorization": f"Bearer {token}"},
             json={"source": program, "call": "f([1, 2, 3])", "method": "direct",
-                  "model": "oracle"},
+                  "model": model},
         )  # fmt: skip
     assert response.status_code in (200, 201), response.text
     return dict(response.json())
@@ -345,3 +377,38 @@ def test_a_killed_pool_child_costs_its_run_a_lease(site: tuple[Stack, Oracle, Pr
     traces = "SELECT count(*) FROM runs_trace WHERE run_id = %s AND kind = 'real'"
     assert stack.sql(traces, run["id"]) == [(1,)]
     assert seconds < 30
+
+
+def test_a_model_server_killed_mid_answer_fails_the_run_and_the_next_one_works(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    """The model server's own process SIGKILLed while it streams an answer: the run fails with
+    a message (no half answer taken as whole); started again, the next run gets its answer."""
+    stack, _, _, token = site
+    server = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(SLOW_PORT)])
+    try:
+        _until(lambda: _listening(SLOW_PORT), 10, "the model server did not start")
+        run = _start_run(stack, token, model="slow")
+        streaming = "SELECT 1 FROM runs_run WHERE id = %s AND emulated_text <> ''"
+        _until(lambda: stack.sql(streaming, run["id"]), 30, "the model never started answering")
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        state, seconds = _wait(stack, run["id"], 30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert state["status"] == "failed", state
+    assert state["error"].startswith("The model could not answer: "), state
+    print(f"the run of the killed model server failed {seconds:.1f} s after the kill: "
+          f"{state['error']}")  # fmt: skip
+    assert seconds < 15
+    # The oracle (another server) still answers: one dead model server costs only its runs.
+    state, _ = _wait(stack, _start_run(stack, token)["id"], 30)
+    assert state["status"] == "done", state
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
