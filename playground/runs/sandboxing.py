@@ -116,10 +116,12 @@ class Job:
                     if asked is not None:
                         self._answer(asked[1])
                         continue
+                elif result.ready():  # a copy that found the lease held: see below
+                    time.sleep(POLL_S)
                 else:
                     _wait_for(result, POLL_S)
-                if result.ready():
-                    return self._outcome(result)
+                if result.ready() and (trace := self._outcome(result)) is not None:
+                    return trace
                 now = time.monotonic()
                 if taken_at is None:
                     if client.exists(self.keys["taken"]):
@@ -130,8 +132,8 @@ class Job:
                         )
                     continue
                 lost = not leases.live(self.keys["lease"])
-                if lost and result.ready():  # finished between the two looks
-                    return self._outcome(result)
+                if lost and result.ready() and (trace := self._outcome(result)) is not None:
+                    return trace  # finished between the two looks
                 if lost or now - taken_at > self.run_s:
                     if attempt >= MAX_ATTEMPTS:
                         raise sandbox.SandboxUnavailable(
@@ -165,8 +167,13 @@ class Job:
         client.rpush(self.keys["reply"], json.dumps(reply))
         client.expire(self.keys["reply"], int(self.run_s) + 60)
 
-    def _outcome(self, result: AsyncResult) -> dict[str, Any]:
+    def _outcome(self, result: AsyncResult) -> dict[str, Any] | None:
+        """The trace the job returned; None when this copy of it found the job's lease held
+        (Celery handed it out again after killing the pool child that ran it: the dead child's
+        lease lapses, and the job is sent again); SandboxUnavailable otherwise."""
         value = result.get(disable_sync_subtasks=False, propagate=False)
+        if isinstance(value, dict) and value.get("held"):
+            return None
         result.forget()
         if isinstance(value, dict) and "trace" in value:
             return dict(value["trace"])

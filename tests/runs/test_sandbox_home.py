@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +176,53 @@ def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
     trace = outcome["trace"]
     assert trace["status"] == "ok", trace
     assert trace["steps"][-1]["locals"]["x"] == "42"
+
+
+def test_a_job_whose_pool_child_is_killed_is_sent_again_and_finishes(settings: Settings) -> None:
+    """Only the pool process running the job is killed: Celery hands the job out again at once,
+    that copy finds the dead child's lease and returns; the sender waits for the lease to lapse
+    and sends the job again."""
+    queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
+    settings.PLAYGROUND_SANDBOX_QUEUE = queue
+    worker = _worker(queue, sandbox_queue=queue, lease_s=2)
+    outcome: dict[str, Any] = {}
+    original = sandboxing.Job._send
+
+    def send(job: sandboxing.Job, attempt: int) -> Any:
+        outcome.setdefault("attempts", []).append(attempt)
+        outcome["job"] = job
+        return original(job, attempt)
+
+    def children() -> list[int]:
+        found: list[int] = []
+        for task in Path(f"/proc/{worker.pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    try:
+        with _forbidden_here():
+            sandboxing.Job._send = send  # type: ignore[method-assign]
+
+            def go() -> None:
+                outcome["trace"] = sandboxing.run(
+                    "import time\ntime.sleep(1.5)\nx = 42\n", limits=sandbox.Limits(wall_s=5)
+                )
+
+            thread = threading.Thread(target=go)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while "job" not in outcome or not leases.redis_client().exists(
+                outcome["job"].keys["taken"]
+            ):
+                assert time.monotonic() < deadline, "no worker took the job"
+                time.sleep(0.05)
+            pool = children()
+            assert len(pool) == 1, pool
+            os.kill(pool[0], signal.SIGKILL)
+            thread.join(90)
+    finally:
+        sandboxing.Job._send = original  # type: ignore[method-assign]
+        _stop(worker)
+    assert outcome["attempts"] == [1, 2]
+    assert outcome["trace"]["status"] == "ok", outcome["trace"]
+    assert outcome["trace"]["steps"][-1]["locals"]["x"] == "42"
