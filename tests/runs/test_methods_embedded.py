@@ -19,7 +19,10 @@ from playground.programs.models import Dataset, Program, Puzzle, TaskExample
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
+# Items per method: 10 under `make test-full` (--full), 3 in `make test` (the plumbing of every
+# method is the point; each item of the tiny model costs about a second).
 N = 10
+SHORT = 3
 # Small budgets keep the suite fast; the point is the plumbing, not the tiny model's skill.
 TOKENS = {"direct": 48, "cot": 96, "trace": 160, "coc": 64, "tae": 96, "puzzle": 48,
           "input-direct": 48, "input-cot": 96}  # fmt: skip
@@ -67,16 +70,16 @@ def run_embedded(
     return start
 
 
-def _programs() -> list[Program]:
-    return list(Program.objects.filter(dataset=Dataset.CRUXEVAL).order_by("id")[:N])
+def _programs(n: int = N) -> list[Program]:
+    return list(Program.objects.filter(dataset=Dataset.CRUXEVAL).order_by("id")[:n])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["direct", "cot", "trace", "tae"])
 def test_program_methods_finish_whatever_the_model_writes(
-    run_embedded: Callable[..., Run], method: str
+    run_embedded: Callable[..., Run], method: str, full: bool
 ) -> None:
-    for program in _programs():
+    for program in _programs(N if full else SHORT):
         run = run_embedded(method, program=program)
         assert run.comparison is not None
         assert run.comparison["result_match"] in (True, False)
@@ -123,11 +126,12 @@ def test_chain_of_code_finishes_on_programs_and_tasks(run_embedded: Callable[...
 
 @pytest.mark.slow
 def test_puzzles_and_tasks_finish_whatever_the_model_writes(
-    run_embedded: Callable[..., Run],
+    run_embedded: Callable[..., Run], full: bool
 ) -> None:
-    for puzzle in Puzzle.objects.order_by("source_index")[:N]:
+    n = N if full else SHORT
+    for puzzle in Puzzle.objects.order_by("source_index")[:n]:
         run = run_embedded("puzzle", puzzle=puzzle)
         assert run.details["attempts"]
-    for example in TaskExample.objects.filter(task__name="navigate").order_by("index")[:N]:
+    for example in TaskExample.objects.filter(task__name="navigate").order_by("index")[:n]:
         run = run_embedded("tae", task_example=example)
         assert run.details["plan"]["pseudocode"]

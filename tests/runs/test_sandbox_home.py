@@ -133,6 +133,7 @@ def test_code_from_a_process_that_may_not_run_it_runs_on_the_sandbox_queue(
     assert there["stats"]["lm_calls"] == 3
 
 
+@pytest.mark.full_only  # the pool-child case below stays in `make test`
 def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
     settings: Settings,
 ) -> None:
