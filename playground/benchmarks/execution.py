@@ -129,19 +129,29 @@ def finish(evaluation_id: int) -> bool:
 def work_on(result_id: int) -> str:
     """One result, on a batch worker (``evaluate_item``): held by its lease while it works (a
     second copy of the task returns "held"), then the evaluation's window topped up."""
+    if not _taken(result_id):
+        return "skipped"  # scored already, or put back by the reaper and claimed anew
     with leases.Held([pipeline.work_key("result", result_id)], [1], worktimes.LEASE_S) as lease:
         if not lease.taken:
             return "held"
-        row = Result.objects.filter(pk=result_id).values("status", "evaluation_id").first()
-        if row is None or row["status"] != Result.Status.RUNNING:
-            return "skipped"  # scored already, or put back by the reaper and claimed anew
-        evaluation_id = row["evaluation_id"]
+        evaluation_id = Result.objects.values_list("evaluation_id", flat=True).get(pk=result_id)
         if Evaluation.objects.filter(pk=evaluation_id, status__in=Evaluation.FINISHED).exists():
             return "cancelled"
-        Result.objects.filter(pk=result_id).update(taken_at=timezone.now())
         _process_in_thread(result_id)
     dispatch(evaluation_id)
     return "ok"
+
+
+def _taken(result_id: int) -> bool:
+    """Mark a running result taken (``taken_at``), before its lease is taken: a task that dies
+    between the two, or after, leaves a taken result without a live lease, which the sweep puts
+    back; the other order would leave one that looks like a message still waiting in the queue
+    (put back only after 25 minutes). False when it is not running (nothing to do)."""
+    return bool(
+        Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
+            taken_at=timezone.now()
+        )
+    )
 
 
 def release_lost(evaluation_id: int, now: datetime) -> int:
@@ -243,9 +253,10 @@ def _execute(evaluation_id: int, on_progress: Callable[[int, int], None] | None)
 
 def _work_here(result_id: int) -> None:
     """One result in the command line's thread pool, holding its lease as a worker would."""
+    if not _taken(result_id):
+        return
     with leases.Held([pipeline.work_key("result", result_id)], [1], worktimes.LEASE_S) as lease:
         if lease.taken:
-            Result.objects.filter(pk=result_id).update(taken_at=timezone.now())
             _process_in_thread(result_id)
 
 

@@ -132,3 +132,28 @@ def test_an_evaluation_whose_last_worker_died_after_scoring_is_finished_by_the_s
     evaluation.refresh_from_db()
     assert evaluation.status == "done"
     assert evaluation.figures is not None
+
+
+def test_an_item_whose_worker_dies_as_it_takes_it_is_put_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task marks its result taken before it takes the lease: killed between the two (or
+    after), the result is taken with no live lease, which the sweep puts back at once, not a
+    result that looks sent and waiting (put back only after 25 minutes)."""
+    now = timezone.now()
+    evaluation = _evaluation(items=1, status="running", started_at=now, concurrency=1)
+    result = _results(evaluation)[0]
+    Result.objects.filter(pk=result.pk).update(status="running", claimed_at=now)
+
+    class Killed(BaseException):
+        pass
+
+    def dies(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(execution.leases, "Held", dies)
+    with pytest.raises(Killed):
+        execution.work_on(result.pk)
+    assert execution.release_lost(evaluation.pk, timezone.now()) == 1
+    result.refresh_from_db()
+    assert (result.status, result.failures) == ("pending", 1)
