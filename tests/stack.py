@@ -46,6 +46,14 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids of a live process's children (a prefork worker's pool processes)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 class Stack:
     """``limits_profile``: the table of limits the site runs under. Tests sign up users and
     start runs from 127.0.0.1 far faster than a person, so the load-test profile unless a test

@@ -36,7 +36,7 @@ import pytest
 
 from playground.local_services import EmbeddedPostgres, EmbeddedRedis
 from tests.oracle import Oracle, oracle_server
-from tests.stack import Stack, free_port, processes_mentioning, running_stack
+from tests.stack import Stack, children_of, free_port, processes_mentioning, running_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -357,13 +357,6 @@ def test_a_restarted_redis_or_postgresql_costs_no_run(
     assert httpx.get(f"http://127.0.0.1:{stack.port}/healthz", timeout=10).status_code == 200
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
 def test_a_killed_pool_child_costs_its_run_a_lease(site: tuple[Stack, Oracle, Proxy, str]) -> None:
     """The sandbox worker's pool child (not its main process) killed while it runs a program:
     Celery hands the task out again at once; that copy finds the dead child's lease, looks again
@@ -373,7 +366,7 @@ def test_a_killed_pool_child_costs_its_run_a_lease(site: tuple[Stack, Oracle, Pr
     run = _start_run(stack, token, program=slow)
     claimed = "SELECT 1 FROM runs_run WHERE id = %s AND real_claimed_at IS NOT NULL"
     _until(lambda: stack.sql(claimed, run["id"]), 30, "the sandbox worker never took the run")
-    children = _children(stack.pid_of("worker-sandbox"))
+    children = children_of(stack.pid_of("worker-sandbox"))
     assert len(children) == 1, children  # one pool process (PLAYGROUND_SANDBOX_WORKERS=1)
     t0 = time.monotonic()
     os.kill(children[0], signal.SIGKILL)

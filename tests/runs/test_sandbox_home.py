@@ -13,9 +13,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from playground.runs import sandboxing
 from playground.runs.tasks import run_sandbox_job
 from playground.sandbox.jail import SandboxRefused
 from playground.sandbox.lmulator import LMRequest
+from tests.stack import children_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -133,14 +133,9 @@ def test_code_from_a_process_that_may_not_run_it_runs_on_the_sandbox_queue(
     assert there["stats"]["lm_calls"] == 3
 
 
-@pytest.mark.full_only  # the pool-child case below stays in `make test`
-def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
-    settings: Settings,
-) -> None:
-    queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
-    settings.PLAYGROUND_SANDBOX_QUEUE = queue
-    first = _worker(queue, sandbox_queue=queue, lease_s=2)
-    second: subprocess.Popen[str] | None = None
+def _kill_mid_job(queue: str, kill: Callable[[], None]) -> dict[str, Any]:
+    """Send a 1.5 s program from this (forbidden) process to ``queue``, call ``kill`` once a
+    worker has taken it, and wait for the trace; what happened: the sends and the trace."""
     outcome: dict[str, Any] = {}
     original = sandboxing.Job._send
 
@@ -149,15 +144,14 @@ def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
         outcome["job"] = job
         return original(job, attempt)
 
+    def go() -> None:
+        outcome["trace"] = sandboxing.run(
+            "import time\ntime.sleep(1.5)\nx = 42\n", limits=sandbox.Limits(wall_s=5)
+        )
+
     try:
         with _forbidden_here():
             sandboxing.Job._send = send  # type: ignore[method-assign]
-
-            def go() -> None:
-                outcome["trace"] = sandboxing.run(
-                    "import time\ntime.sleep(1.5)\nx = 42\n", limits=sandbox.Limits(wall_s=5)
-                )
-
             thread = threading.Thread(target=go)
             thread.start()
             deadline = time.monotonic() + 60
@@ -166,13 +160,30 @@ def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
             ):
                 assert time.monotonic() < deadline, "no worker took the job"
                 time.sleep(0.05)
-            os.killpg(first.pid, signal.SIGKILL)  # the sandbox worker dies mid-run
-            first.wait()
-            second = _worker(queue, sandbox_queue=queue, lease_s=2)
+            kill()
             thread.join(90)
     finally:
         sandboxing.Job._send = original  # type: ignore[method-assign]
-        _stop(first, *([second] if second is not None else []))
+    return outcome
+
+
+@pytest.mark.full_only  # the pool-child case below stays in `make test`
+def test_a_job_whose_sandbox_worker_is_killed_is_sent_again_and_finishes(
+    settings: Settings,
+) -> None:
+    queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
+    settings.PLAYGROUND_SANDBOX_QUEUE = queue
+    workers = [_worker(queue, sandbox_queue=queue, lease_s=2)]
+
+    def kill() -> None:
+        os.killpg(workers[0].pid, signal.SIGKILL)  # the sandbox worker dies mid-run
+        workers[0].wait()
+        workers.append(_worker(queue, sandbox_queue=queue, lease_s=2))
+
+    try:
+        outcome = _kill_mid_job(queue, kill)
+    finally:
+        _stop(*workers)
     assert outcome["attempts"] == [1, 2]
     trace = outcome["trace"]
     assert trace["status"] == "ok", trace
@@ -186,43 +197,15 @@ def test_a_job_whose_pool_child_is_killed_is_sent_again_and_finishes(settings: S
     queue = f"test-sandbox-{uuid.uuid4().hex[:8]}"
     settings.PLAYGROUND_SANDBOX_QUEUE = queue
     worker = _worker(queue, sandbox_queue=queue, lease_s=2)
-    outcome: dict[str, Any] = {}
-    original = sandboxing.Job._send
 
-    def send(job: sandboxing.Job, attempt: int) -> Any:
-        outcome.setdefault("attempts", []).append(attempt)
-        outcome["job"] = job
-        return original(job, attempt)
-
-    def children() -> list[int]:
-        found: list[int] = []
-        for task in Path(f"/proc/{worker.pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-        return found
+    def kill() -> None:
+        pool = children_of(worker.pid)
+        assert len(pool) == 1, pool
+        os.kill(pool[0], signal.SIGKILL)
 
     try:
-        with _forbidden_here():
-            sandboxing.Job._send = send  # type: ignore[method-assign]
-
-            def go() -> None:
-                outcome["trace"] = sandboxing.run(
-                    "import time\ntime.sleep(1.5)\nx = 42\n", limits=sandbox.Limits(wall_s=5)
-                )
-
-            thread = threading.Thread(target=go)
-            thread.start()
-            deadline = time.monotonic() + 60
-            while "job" not in outcome or not leases.redis_client().exists(
-                outcome["job"].keys["taken"]
-            ):
-                assert time.monotonic() < deadline, "no worker took the job"
-                time.sleep(0.05)
-            pool = children()
-            assert len(pool) == 1, pool
-            os.kill(pool[0], signal.SIGKILL)
-            thread.join(90)
+        outcome = _kill_mid_job(queue, kill)
     finally:
-        sandboxing.Job._send = original  # type: ignore[method-assign]
         _stop(worker)
     assert outcome["attempts"] == [1, 2]
     assert outcome["trace"]["status"] == "ok", outcome["trace"]
