@@ -6,6 +6,12 @@ from typing import Any
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+# The web process serves ASGI, where Django wants a connection pool rather than persistent
+# connections (settings.py, "Connections"): a pool of WEB_DB_POOL_MAX unless the operator chose
+# (PLAYGROUND_DB_POOL_MAX, 0 for none) or kept persistent connections for it.
+WEB_DB_POOL_MAX = 8
+if os.environ.get("PLAYGROUND_DB_CONN_MAX_AGE", "0").strip() in ("", "0"):
+    os.environ.setdefault("PLAYGROUND_DB_POOL_MAX", str(WEB_DB_POOL_MAX))
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up.

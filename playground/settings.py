@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 
-from playground.lib import paths, ratelimits, worktimes
+from playground.lib import paths, ratelimits, redis_roles, worktimes
 
 env = environ.Env()
 BASE_DIR = paths.REPO_DIR
@@ -133,25 +133,69 @@ DATABASE_URL = env.str("DATABASE_URL", default="") or paths.embedded_database_ur
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise environ.ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgresql://...).")
+# Connections (deploy/README.md, "PostgreSQL connections"). The web process is ASGI: Django
+# wants persistent connections off there and a pool instead ("When using ASGI, persistent
+# connections should be disabled. Instead, use your database backend's built-in connection
+# pooling", docs/ref/databases): PLAYGROUND_DB_POOL_MAX > 0 gives each process a psycopg pool
+# of at most that many connections (the launcher and compose set it for the web process). Celery
+# workers may keep theirs instead (PLAYGROUND_DB_CONN_MAX_AGE, seconds). Behind PgBouncer in
+# transaction mode, PLAYGROUND_DB_PGBOUNCER=1: no server-side cursors (they need a session).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("PLAYGROUND_DB_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+PLAYGROUND_DB_POOL_MAX = env.int("PLAYGROUND_DB_POOL_MAX", default=0)
+if PLAYGROUND_DB_POOL_MAX > 0:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise environ.ImproperlyConfigured(
+            "PLAYGROUND_DB_POOL_MAX and PLAYGROUND_DB_CONN_MAX_AGE exclude each other: a pooled "
+            "connection goes back to the pool after each request."
+        )
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env.int("PLAYGROUND_DB_POOL_MIN", default=1), PLAYGROUND_DB_POOL_MAX),
+        "max_size": PLAYGROUND_DB_POOL_MAX,
+        # Waiting longer than this for a free connection fails the request (a clear 500 in
+        # the log, not a hang); connections idle this long are closed down to min_size.
+        "timeout": 10,
+        "max_idle": 300,
+    }
+# A transaction pool's server connection is someone else's after each transaction: no
+# server-side cursors (.iterator() declares one WITH HOLD). Prepared statements need nothing:
+# Django binds parameters on the client, and psycopg's client-side cursors never prepare.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+    "PLAYGROUND_DB_PGBOUNCER", default=False
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis: Celery broker and result backend, channel layer. Unset: the embedded server.
+# Redis. Unset: the embedded server. Each of its five roles may live on its own server (or
+# behind Sentinel: redis+sentinel://...), see lib/redis_roles.py; every role defaults to
+# REDIS_URL, so one URL still serves them all.
 REDIS_URL = env.str("REDIS_URL", default="") or paths.embedded_redis_url(VAR_DIR)
+REDIS_ROLES = {
+    # Celery's queues, the leases and the other coordination keys: noeviction and AOF.
+    "broker": env.str("PLAYGROUND_REDIS_BROKER_URL", default="") or REDIS_URL,
+    # Celery's results (a sandbox job's answer).
+    "results": env.str("PLAYGROUND_REDIS_RESULTS_URL", default="") or REDIS_URL,
+    # Django's cache (rate limits): volatile-lru, no persistence.
+    "cache": env.str("PLAYGROUND_REDIS_CACHE_URL", default="") or REDIS_URL,
+    # The runs' event streams: volatile-lru, no persistence.
+    "events": env.str("PLAYGROUND_REDIS_EVENTS_URL", default="") or REDIS_URL,
+}
+# The channel layer's pub/sub: a comma list shards the runs' groups over several servers.
+PLAYGROUND_REDIS_CHANNELS_URLS = env.list("PLAYGROUND_REDIS_CHANNELS_URLS", default=[]) or [
+    REDIS_URL
+]
+try:
+    for _role, _url in [
+        *REDIS_ROLES.items(),
+        *(("channels", u) for u in PLAYGROUND_REDIS_CHANNELS_URLS),
+    ]:
+        redis_roles.check(_url, f"the Redis URL of the {_role} role")
+except redis_roles.RedisURLError as exc:
+    raise environ.ImproperlyConfigured(str(exc)) from None
 
-
-def _celery_redis_url(url: str) -> str:
-    """Kombu spells a unix-socket Redis URL as redis+socket:///path?virtual_host=N."""
-    if url.startswith("unix://"):
-        path, _, query = url.removeprefix("unix://").partition("?")
-        db = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("db", "0")
-        return f"redis+socket://{path}?virtual_host={db}"
-    return url
-
-
-CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
-CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_BROKER_URL, _broker_options = redis_roles.celery_url(REDIS_ROLES["broker"])
+CELERY_RESULT_BACKEND, _results_options = redis_roles.celery_url(REDIS_ROLES["results"])
+if _results_options:
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _results_options
 # A task without a route goes to `default` (the llm worker takes it), never to `sandbox`: the
 # sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the
 # tasks that need it are routed there.
@@ -181,7 +225,10 @@ CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps
 # it unacknowledged); longer than the longest task's time limit, or it would run twice. Every
 # time limit and recovery timing is in lib/worktimes.py, checked against each other there.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": worktimes.VISIBILITY_TIMEOUT_S}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": worktimes.VISIBILITY_TIMEOUT_S,
+    **_broker_options,
+}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -218,8 +265,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        # A list: Django splits a string at commas (several servers), and a Sentinel URL has them.
+        "LOCATION": [REDIS_ROLES["cache"]],
         "KEY_PREFIX": "playground",
+        "OPTIONS": {"pool_class": "playground.lib.redis_roles.SentinelPool"},
     }
 }
 # Every limit on what a requester may start, create or hold open, in one table: the written
@@ -244,7 +293,7 @@ PLAYGROUND_RUN_REQUIRES_LOGIN = env.bool("PLAYGROUND_RUN_REQUIRES_LOGIN", defaul
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [redis_roles.channels_host(u) for u in PLAYGROUND_REDIS_CHANNELS_URLS]},
     }
 }
 

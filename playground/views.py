@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from playground.lib import redis_roles
 from playground.programs.forms import ProgramForm
 from playground.programs.models import Dataset, Program, Puzzle, Task, TaskExample
 
@@ -45,8 +47,23 @@ def _check_database() -> None:
         cursor.execute("SELECT 1")
 
 
-def _check_redis() -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+def _redis_checks() -> list[tuple[str, Callable[[], None]]]:
+    """One check per Redis server the site uses (lib/redis_roles.py): named ``redis`` when one
+    serves every role, else after the roles it serves (``redis:cache+events``)."""
+    roles: dict[str, list[str]] = {}
+    for role, url in settings.REDIS_ROLES.items():
+        roles.setdefault(url, []).append(role)
+    for url in settings.PLAYGROUND_REDIS_CHANNELS_URLS:
+        roles.setdefault(url, []).append("channels")
+    checks: list[tuple[str, Callable[[], None]]] = []
+    for url, served in roles.items():
+        name = "redis" if len(roles) == 1 else "redis:" + "+".join(dict.fromkeys(served))
+        checks.append((name, partial(_check_redis, url)))
+    return checks
+
+
+def _check_redis(url: str) -> None:
+    client = redis_roles.new_client(url, socket_timeout=2, retry=False)
     try:
         client.ping()
     finally:
@@ -59,7 +76,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     see which part is down and why (the log always has it): error texts name hosts, ports,
     sockets and database users."""
     checks: dict[str, dict[str, object]] = {}
-    for name, check in (("database", _check_database), ("redis", _check_redis)):
+    for name, check in [("database", _check_database), *_redis_checks()]:
         t0 = time.perf_counter()
         try:
             check()

@@ -48,6 +48,7 @@ class Oracle:
     filler: int = 0
     filler_delay: float = 0.002
     latency: float = 0.0  # seconds before each answer starts (a model's time to first token)
+    chunk_delay: float = 0.0  # seconds between two chunks of an answer (a slow model's pace)
     seen: Counter[str] = field(default_factory=Counter)
     prompt_chars: Counter[str] = field(default_factory=Counter)
     closed_early: int = 0  # answers whose stream the client closed before the server was done
@@ -196,6 +197,9 @@ def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
                 for index, part in enumerate(parts):
                     message = {"choices": [{"index": 0, "delta": {"content": part}}]}
                     self.wfile.write(b"data: " + json.dumps(message).encode() + b"\n\n")
+                    if oracle.chunk_delay and index < len(parts) - oracle.filler:
+                        self.wfile.flush()
+                        time.sleep(oracle.chunk_delay)
                     if oracle.filler:
                         self.wfile.flush()
                         if index >= len(parts) - oracle.filler:

@@ -10,7 +10,8 @@ again ``ttl_s`` later, with no one to clean up after it.
 
 Used for: one worker at a time on a part of a run or an evaluation (cap 1, ``runs.pipeline``,
 ``benchmarks.execution``), a model's concurrent streams across every worker (cap
-``max_concurrency``, ``llm.client``) and a requester's open live views (``streaming.leases``).
+``max_concurrency``, ``llm.client``) and on each of its replicas (``join``, ``llm.replicas``),
+and a requester's open live views (``streaming.leases``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import cache
 from types import TracebackType
 
 import redis
+
+from playground.lib import redis_roles
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,6 @@ def configure(*, redis_url: Callable[[], str], namespace: Callable[[], str]) -> 
     """``redis_url()``: the site's Redis; ``namespace()``: what keeps two sites (or a test
     database and a real one) sharing one Redis apart. Read when used, not now."""
     _CONFIG.update(redis_url=redis_url, namespace=namespace)
-    redis_client.cache_clear()
 
 
 def configured() -> bool:
@@ -77,13 +78,12 @@ def configured() -> bool:
     return bool(_CONFIG)
 
 
-@cache
 def redis_client() -> redis.Redis:
-    """This process's connection pool to the site's Redis (thread-safe; one per process)."""
+    """This process's connection pool to the Redis that holds the leases (the broker's role:
+    lib/redis_roles.py), thread-safe, riding through a failover."""
     if not _CONFIG:
         raise RuntimeError("leases.configure() was not called in this process")
-    url = _CONFIG["redis_url"]()
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis_roles.client(_CONFIG["redis_url"]())
 
 
 def prefix() -> str:
@@ -157,6 +157,29 @@ class Held:
                 self._thread = threading.Thread(target=self._beat, daemon=True, name="lease")
                 self._thread.start()
         return self.taken
+
+    def join(self, key: str, cap: int) -> bool:
+        """Also take a place in ``key`` (at most ``cap`` holders) while the lease is held: it is
+        refreshed and released with the others. Whether taken (nothing changes if not)."""
+        if not self.taken or key in self.keys:
+            return key in self.keys
+        if take([key], [cap], self.holder, self.ttl_s):
+            return False
+        self.keys = [*self.keys, key]  # rebound, not mutated: the beat thread reads it
+        self.caps = [*self.caps, cap]
+        return True
+
+    def leave(self, key: str) -> None:
+        """Give back the place in ``key`` taken by ``join``; the rest stays held."""
+        if key not in self.keys[1:]:
+            return
+        at = self.keys.index(key)
+        self.keys = self.keys[:at] + self.keys[at + 1 :]
+        self.caps = self.caps[:at] + self.caps[at + 1 :]
+        try:
+            release([key], self.holder)
+        except redis.RedisError as error:  # it expires by itself within ttl_s
+            log.warning("could not release lease %s on %s: %s", self.holder, key, error)
 
     def wait(self, timeout_s: float, cancel: threading.Event | None = None) -> bool:
         """Try until the lease is taken (True), ``timeout_s`` passes or ``cancel`` is set

@@ -20,7 +20,7 @@ SUBSTITUTE = SafeExceptionReporterFilter.cleansed_substitute
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)([^@\s/]+)(?=@)", re.I)
 # password=..., "api_key": "...", 'token': '...' (conninfo strings, query strings, JSON, reprs).
 _PAIR = re.compile(
-    r"""(\b(?:password|passwd|pwd|api_?key|access_?token|token|secret)["']?\s*[=:]\s*["']?)"""
+    r"""(\b(?:[a-z]+_)?(?:password|passwd|pwd|api_?key|access_?token|token|secret)["']?\s*[=:]\s*["']?)"""
     r"""([^\s"'&,;}]+)""",
     re.I,
 )

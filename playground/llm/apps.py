@@ -8,13 +8,13 @@ class LlmConfig(AppConfig):
 
     def ready(self) -> None:
         """Leases (a model's concurrent streams across the site, lib/leases.py) live in the
-        site's Redis, under its database's name: read from the settings when used (the tests
-        rename the database after start-up)."""
+        site's Redis (the broker's role), under its database's name: read from the settings
+        when used (the tests rename the database after start-up)."""
         from django.conf import settings
 
         from playground.lib import leases
 
         leases.configure(
-            redis_url=lambda: str(settings.REDIS_URL),
+            redis_url=lambda: str(settings.REDIS_ROLES["broker"]),
             namespace=lambda: str(settings.DATABASES["default"]["NAME"]),
         )

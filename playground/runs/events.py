@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import secrets
 import threading
+import time
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import redis
 from channels.layers import get_channel_layer
 
 from playground.emulation.base import MethodEventKind
-from playground.lib import leases
+from playground.lib import redis_roles
+
+log = logging.getLogger(__name__)
 
 # Every kind of event a run publishes: what a method emits while it works (``MethodEventKind``:
 # status, token, step, plan, program) and what the pipeline adds around it.
@@ -72,25 +77,74 @@ KEEP_S = 24 * 3600  # a finished run's page renders from the database; the strea
 MAX_EVENTS = 50_000
 
 # INCR the run's counter and XADD the event with that number, atomically (two tasks publish
-# for one run: the sandbox and the model).
+# for one run: the sandbox and the model). Idempotent: a client that lost the answer (a
+# failover) sends the same call again, and the publisher's last event id (``KEYS[3]``, one
+# field per publishing thread) says it was already stored, under which number.
 _APPEND = """
+local last = redis.call('HGET', KEYS[3], ARGV[4])
+if last then
+  local space = string.find(last, ' ', 1, true)
+  if string.sub(last, 1, space - 1) == ARGV[5] then
+    local seq = tonumber(string.sub(last, space + 1))
+    return {seq, (string.gsub(ARGV[1], '"seq": 0', '"seq": ' .. seq, 1))}
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local event = string.gsub(ARGV[1], '"seq": 0', '"seq": ' .. seq, 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', event)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5] .. ' ' .. seq)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 return {seq, event}
 """
+# Behind Sentinel, an event is broadcast only once a replica has it (WAIT): a primary that dies
+# right after would otherwise take the event with it, and the new primary would give its number
+# to the next event, which viewers that saw the first would drop. Without any replica answering
+# within the wait, publishing goes on unreplicated and asks again after a while.
+REPLICA_WAIT_MS = 200
+REPLICA_RETRY_S = 10.0
 
 
 def redis_client() -> redis.Redis:
-    """The Redis connection of the runs' event streams: the process's one (lib/leases.py),
-    which the leases share (the same server keeps both)."""
-    return leases.redis_client()
+    """This process's client of the Redis that keeps the runs' event streams (the events role:
+    lib/redis_roles.py)."""
+    from django.conf import settings
+
+    return redis_roles.client(settings.REDIS_ROLES["events"])
+
+
+def _replicated() -> bool:
+    from django.conf import settings
+
+    return redis_roles.is_sentinel(settings.REDIS_ROLES["events"])
 
 
 def _keys(key: str) -> list[str]:
-    return [f"playground:{key}:seq", f"playground:{key}:events"]
+    """The run's counter, stream and publishers' last ids; one hash tag (``{...}``) keeps them
+    in one slot, as a script's keys must be on a sharded server."""
+    return [
+        f"playground:{{{key}}}:seq",
+        f"playground:{{{key}}}:events",
+        f"playground:{{{key}}}:ids",
+    ]
+
+
+class _Replicas:
+    """Whether to wait for a replica (none answered lately: not until ``REPLICA_RETRY_S``)."""
+
+    def __init__(self) -> None:
+        self.missing_until = 0.0
+
+    def wait(self, client: redis.Redis) -> None:
+        if time.monotonic() < self.missing_until:
+            return
+        if int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS)) < 1:
+            log.warning("events: no Redis replica acknowledged within %d ms", REPLICA_WAIT_MS)
+            self.missing_until = time.monotonic() + REPLICA_RETRY_S
+
+
+_replicas = _Replicas()
 
 
 class _Sender:
@@ -126,7 +180,13 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
     """Number, store and broadcast one event of the run whose ``events_key`` is ``key`` (its
     channel-layer group has the same name)."""
     draft = json.dumps({"seq": 0, "type": kind, **data}, ensure_ascii=False)
-    seq, stored = redis_client().eval(_APPEND, 2, *_keys(key), draft, MAX_EVENTS, KEEP_S)
+    publisher = f"{os.getpid()}:{threading.get_ident()}"
+    client = redis_client()
+    seq, stored = client.eval(
+        _APPEND, 3, *_keys(key), draft, MAX_EVENTS, KEEP_S, publisher, secrets.token_hex(8)
+    )
+    if _replicated():
+        _replicas.wait(client)
     event = cast(Event, json.loads(stored))
     assert event["seq"] == int(seq)
     _sender.send(key, {"type": "run.event", "event": event})
@@ -144,3 +204,13 @@ async def apublished(key: str, after: int = 0) -> list[Event]:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(published)(key, after)
+
+
+async def filled(key: str, last: int, event: Event) -> list[Event]:
+    """What a live viewer that has everything up to ``last`` should show on receiving ``event``:
+    the event alone, or, when live messages were lost in between (a Redis failover, a
+    reconnection), the stored events after ``last`` up to and with it, in order."""
+    if event["seq"] <= last + 1:
+        return [event]
+    missing = [e for e in await apublished(key, last) if e["seq"] < event["seq"]]
+    return [*missing, event]

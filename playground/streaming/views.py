@@ -32,7 +32,14 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from playground.lib import hiding, ratelimits
 from playground.lib.params import whole_number
 from playground.runs.access import get_run_for_user, still_active
-from playground.runs.events import TERMINAL, Event, EventKind, StreamControlKind, apublished
+from playground.runs.events import (
+    TERMINAL,
+    Event,
+    EventKind,
+    StreamControlKind,
+    apublished,
+    filled,
+)
 from playground.runs.models import Run
 from playground.streaming import leases
 
@@ -181,12 +188,17 @@ async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse | J
                 event = message["event"]
                 if event["seq"] <= after or event["seq"] in seen:
                     continue
-                seen.add(event["seq"])
-                last_seq = max(last_seq, event["seq"])
-                last_write = now
-                yield _sse(event)
-                if event["type"] in TERMINAL:
-                    return
+                # A gap (live messages lost while the channel layer's Redis failed over or
+                # reconnected): the missing events from the stream first, in order.
+                for one in await filled(group, last_seq, event):
+                    if one["seq"] in seen:
+                        continue
+                    seen.add(one["seq"])
+                    last_seq = max(last_seq, one["seq"])
+                    last_write = now
+                    yield _sse(one)
+                    if one["type"] in TERMINAL:
+                        return
         finally:
             await layer.group_discard(group, channel)
             await lease.arelease()

@@ -13,7 +13,7 @@ from pytest_django.fixtures import Settings
 
 from playground.lib.redact import redact
 
-SECRETS = [f"SECRET-{i}-x9" for i in range(8)]
+SECRETS = [f"SECRET-{i}-x9" for i in range(10)]
 
 
 def _boom(request: HttpRequest) -> HttpResponse:
@@ -31,6 +31,10 @@ def test_the_debug_page_shows_no_password(settings: Settings) -> None:
     settings.DEBUG = True
     settings.DATABASE_URL = f"postgresql://playground:{SECRETS[0]}@db.internal:5432/playground"
     settings.REDIS_URL = f"redis://:{SECRETS[1]}@redis.internal:6379/0"
+    settings.REDIS_ROLES = {
+        "events": f"redis+sentinel://:{SECRETS[8]}@s1.internal:26379,s2.internal:26379/events/0"
+        f"?sentinel_password={SECRETS[9]}",
+    }
     settings.CELERY_BROKER_URL = f"redis://default:{SECRETS[2]}@redis.internal:6379/0"
     settings.CELERY_RESULT_BACKEND = f"rediss://:{SECRETS[3]}@redis.internal:6380/1"
     settings.CACHES = {
@@ -51,7 +55,13 @@ def test_the_debug_page_shows_no_password(settings: Settings) -> None:
     response = client.get("/boom/", PLAYGROUND_MODELS=models % SECRETS[5])
     page = response.content.decode()
     assert response.status_code == 500
-    for shown in ("RuntimeError", "DATABASE_URL", "CELERY_BROKER_URL", "CHANNEL_LAYERS"):
+    for shown in (
+        "RuntimeError",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "CHANNEL_LAYERS",
+        "REDIS_ROLES",
+    ):
         assert shown in page  # the page did list the settings
     assert "db.internal" in page  # the hosts stay visible for whoever debugs a connection
     assert "PLAYGROUND_MODELS" in page
@@ -70,6 +80,15 @@ def test_the_debug_page_shows_no_password(settings: Settings) -> None:
         ("host=h password=pw port=5432", "host=h password=******************** port=5432"),
         ("{'api_key': 'sk-1'}", "{'api_key': '********************'}"),
         ("STATIC_URL = static/", "STATIC_URL = static/"),
+        (
+            "redis+sentinel://:pw@h1:26379,h2:26379/main/0?sentinel_password=spw",
+            "redis+sentinel://:********************@h1:26379,h2:26379/main/0"
+            "?sentinel_password=********************",
+        ),
+        (
+            "{'sentinels': [['h', 1]], 'password': 'pw'}",
+            "{'sentinels': [['h', 1]], 'password': '********************'}",
+        ),
     ],
 )
 def test_redact(text: str, shown: str) -> None:

@@ -54,7 +54,9 @@ def test_stopped_redis_is_reported_as_503(
     own_redis: EmbeddedRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings.REDIS_URL = paths.embedded_redis_url(own_redis.base)
+    url = paths.embedded_redis_url(own_redis.base)
+    settings.REDIS_ROLES = dict.fromkeys(settings.REDIS_ROLES, url)
+    settings.PLAYGROUND_REDIS_CHANNELS_URLS = [url]
     assert client.get("/healthz").status_code == 200
 
     own_redis.stop()
@@ -74,6 +76,31 @@ def test_stopped_redis_is_reported_as_503(
     assert body["checks"]["database"]["ok"]
     assert "ConnectionError" in body["checks"]["redis"]["error"]
     assert "healthz: redis is down: ConnectionError" in caplog.text
+
+
+def test_each_redis_role_on_its_own_server_is_checked_by_name(
+    client: Client, staff_client: Client, settings: Settings, own_redis: EmbeddedRedis
+) -> None:
+    # The event streams on a server of their own (PLAYGROUND_REDIS_EVENTS_URL): when it stops,
+    # the site is down, and staff see that it is the events' server, not the others.
+    settings.REDIS_ROLES = {
+        **settings.REDIS_ROLES,
+        "events": paths.embedded_redis_url(own_redis.base),
+    }
+    body = staff_client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {
+        "database",
+        "redis:broker+results+cache+channels",
+        "redis:events",
+    }
+
+    own_redis.stop()
+
+    assert client.get("/healthz").status_code == 503
+    body = staff_client.get("/healthz").json()
+    assert body["down"] == ["redis:events"]
+    assert body["checks"]["redis:broker+results+cache+channels"]["ok"]
 
 
 def test_a_database_error_names_no_host_or_user_publicly(
