@@ -1,0 +1,165 @@
+"""Redis behind Sentinel, and its primary killed in the middle of real work.
+
+The whole product (`make run`'s launcher: web, the workers, the scheduler) with every Redis role
+on one primary watched by three sentinels (Debian's `redis-server` and `redis-sentinel` on
+loopback ports, tests/redis_ha.py), a replica beside it. While a run streams its model's answer
+and more runs wait in the queues, the primary gets a SIGKILL; the sentinels promote the replica
+(down after 1 s here), and every client follows: Celery's broker and results, the channel layer,
+the cache, the event streams and the leases. Afterwards every run has finished, right, and an
+API client that followed the streaming run saw every event once, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.oracle import Oracle, oracle_server
+from tests.redis_ha import SentinelGroup, sentinel_group
+from tests.stack import Stack, running_stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
+
+MAKE_TOKEN = """
+from django.contrib.auth import get_user_model
+from playground.accounts.tokens import create_token
+user = get_user_model().objects.create_user("failover", password="not used here")
+print(create_token(user=user, name="failover", scope="run")[1])
+"""
+# A loop: its trace is long, so the model's answer streams for several seconds.
+LOOP = (
+    "def f(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n"
+)
+SHORT = "def f(xs):\n    return sorted(xs)[0]\n"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, SentinelGroup, str]]:
+    base = Path(tmp_path_factory.mktemp("sentinel"))
+    oracle = Oracle(chunk_delay=0.08)
+    with sentinel_group(base) as group, oracle_server(oracle) as model, running_stack() as stack:
+        spec = {
+            "name": "oracle", "base_url": model.base_url, "model": "oracle",
+            "first_token_s": 20, "total_s": 120, "max_concurrency": 8,
+        }  # fmt: skip
+        stack.env = {
+            "REDIS_URL": group.url,
+            "PLAYGROUND_LEASE_S": "4",
+            "PLAYGROUND_REAP_EVERY_S": "2",
+            "PLAYGROUND_EMBEDDED_LLM": "off",
+            "PLAYGROUND_MODELS": json.dumps([spec]),
+        }
+        stack.start()
+        for worker in ("sandbox", "llm"):
+            stack.wait_for(rf"{worker}@\S+ ready\.")
+        token = stack.manage(MAKE_TOKEN).strip().splitlines()[-1]
+        yield stack, group, token
+        stack.kill()
+
+
+def _start(stack: Stack, token: str, source: str, call: str, method: str) -> int:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=60) as api:
+        response = api.post(
+            "/api/runs", headers={"Authorization": f"Bearer {token}"},
+            json={"source": source, "call": call, "method": method, "model": "oracle"},
+        )  # fmt: skip
+    assert response.status_code in (200, 201), response.text
+    return int(response.json()["id"])
+
+
+def _follow(stack: Stack, token: str, run_id: int, seen: list[tuple[int, str]],
+            on_event: Any) -> None:  # fmt: skip
+    """An API client on the run's Server-Sent Events, reconnecting with Last-Event-ID."""
+    base = f"http://127.0.0.1:{stack.port}"
+    t0 = time.monotonic()
+    while not seen or seen[-1][1] not in ("done", "failed", "cancelled"):
+        if time.monotonic() - t0 > 120:
+            return
+        headers = {"Authorization": f"Bearer {token}"}
+        if seen:
+            headers["Last-Event-ID"] = str(seen[-1][0])
+        try:
+            with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers,
+                              timeout=30) as events:  # fmt: skip
+                if events.status_code != 200:
+                    time.sleep(0.3)
+                    continue
+                event_id, kind = None, None
+                for line in events.iter_lines():
+                    if line.startswith("id: "):
+                        event_id = int(line[4:])
+                    elif line.startswith("event: "):
+                        kind = line[7:]
+                    elif line == "" and kind is not None:
+                        if event_id is not None:
+                            seen.append((event_id, kind))
+                            on_event(kind, len(seen))
+                        event_id, kind = None, None
+        except httpx.HTTPError:
+            time.sleep(0.3)
+
+
+def _state(stack: Stack, run_id: int) -> tuple[str, Any]:
+    rows = stack.sql("SELECT status, verdict FROM runs_run WHERE id = %s", run_id)
+    return rows[0][0], rows[0][1]
+
+
+def test_a_killed_redis_primary_costs_no_run_and_no_event(
+    site: tuple[Stack, SentinelGroup, str],
+) -> None:
+    stack, group, token = site
+    assert group.primary() == group.primary_port
+    streaming = _start(stack, token, LOOP, "f(12)", "trace")
+    seen: list[tuple[int, str]] = []
+    tokens_seen = threading.Event()
+
+    def on_event(kind: str, count: int) -> None:
+        if kind == "token" and count >= 8:
+            tokens_seen.set()
+
+    viewer = threading.Thread(target=_follow, args=(stack, token, streaming, seen, on_event))
+    viewer.start()
+    assert tokens_seen.wait(60), ("the model never streamed", seen, stack.output[-30:])
+    # More work in the queues as the primary dies: runs waiting for the sandbox and the model.
+    queued = [_start(stack, token, SHORT, f"f([{i}, 3, 2])", "direct") for i in range(3)]
+    t0 = time.monotonic()
+    group.kill_primary()
+    # One more submitted during the failover: the site takes it (or keeps the request waiting
+    # until the new primary is there), never loses it.
+    queued.append(_start(stack, token, SHORT, "f([9, 8])", "cot"))
+    submitted_in = time.monotonic() - t0
+
+    deadline = time.monotonic() + 90
+    states: dict[int, tuple[str, Any]] = {}
+    ended: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        states = {run: _state(stack, run) for run in [streaming, *queued]}
+        for run, (status, _) in states.items():
+            if status in ("done", "failed", "cancelled"):
+                ended.setdefault(run, round(time.monotonic() - t0, 1))
+        if len(ended) == len(states):
+            break
+        time.sleep(0.3)
+    print("finished, seconds after the kill:", ended)
+    finished_in = time.monotonic() - t0
+    viewer.join(30)
+
+    assert group.primary() == group.replica_port  # the sentinels did fail over
+    for run, (status, verdict) in states.items():
+        assert status == "done", (run, status, stack.output[-40:])
+        assert verdict["status"] == "correct", (run, verdict)
+    numbers = [seq for seq, _ in seen]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers  # every event, once, in order
+    assert seen[-1][1] == "done", seen[-5:]
+    print(
+        f"failover: a run submitted {submitted_in:.1f} s into it was taken; every run "
+        f"finished {finished_in:.1f} s after the kill; the viewer saw {len(seen)} events"
+    )
+    assert finished_in < 60
