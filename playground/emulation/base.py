@@ -188,8 +188,13 @@ class Session:
         limits: sandbox.Limits | None = None,
         budget: TokenBudget | None = None,
         sandbox_run: Callable[..., dict[str, Any]] | None = None,
+        routing_key: str = "",
     ) -> None:
         self.model = model
+        # Sent with every model call (``llm.replicas.routing_key``: opaque, stable), so that a
+        # router or the client's own balancing keeps this requester's calls on one replica; a
+        # method may give a call its own (Think-and-Execute: its plan's).
+        self.routing_key = routing_key
         self.budget = budget
         # How code is run: ``sandbox.run`` here (the command line, the tests), or the run
         # pipeline's sender of sandbox jobs (runs/sandboxing.py) in a worker that may not start
@@ -232,6 +237,7 @@ class Session:
         done: Callable[[str], bool] | None = None,
         fixed_tokens: bool = False,
         temperature: float | None = None,
+        routing_key: str | None = None,
     ) -> Reply:
         """Ask the model, streaming its answer into the transcript (under ``heading`` when the
         method makes several calls). ``done(text)``: whether this answer's text so far is
@@ -239,7 +245,8 @@ class Session:
         the engine stops generating. (Stop strings would end an answer that starts by echoing
         its instructions, "... in [ANSWER] and [/ANSWER] tags", before it began.)
         ``fixed_tokens``: the answer gets ``max_tokens`` whatever the run's own limit (work that
-        is stored for other runs, such as a plan); ``temperature`` replaces the run's. Raises
+        is stored for other runs, such as a plan); ``temperature`` replaces the run's and
+        ``routing_key`` the session's (calls that share a prompt prefix meet one replica). Raises
         LLMError (``Refused`` when the prompt cannot fit the model's context or the token budget
         is spent: nothing is sent), or Cancelled."""
         if self._cancelled():
@@ -281,6 +288,7 @@ class Session:
                 json_schema=json_schema,
                 strict_schema=early,
                 cancel=self.cancel_event,
+                routing_key=self.routing_key if routing_key is None else routing_key,
             ) as stream:
                 opened = stream
                 for delta in stream:

@@ -19,6 +19,7 @@ from typing import Any
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.literals import NotALiteral, parse_literal
 from playground.llm.registry import ModelSpec
+from playground.llm.replicas import routing_key
 from playground.sandbox.schema import make_trace, storable
 
 # A plan is shared by every later run of its task and model, so it is written with this budget
@@ -188,6 +189,7 @@ def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
     # The plan is complete once a pseudocode block of some lines closes.
     reply = session.chat(
         think_messages(item),
+        routing_key=routing_key("plan", key),
         heading="Think",
         max_tokens=THINK_TOKENS,
         fixed_tokens=True,
@@ -228,8 +230,11 @@ def emulate(item: Item, session: Session) -> Emulation:
         new, checked = parser.lines[checked:], len(parser.lines)
         return any(_FINAL.search(line) for line in new)
 
+    # Every instance of a task sends the same plan ahead of its own lines: one replica keeps
+    # that prefix cached for all of them (a router's session affinity, or our own balancing).
     reply = session.chat(
         execute_messages(item, plan),
+        routing_key=routing_key("plan", plan_digest(item, session.model)),
         heading="Execute",
         max_tokens=EXECUTE_TOKENS,
         on_delta=on_delta,

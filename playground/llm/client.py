@@ -6,8 +6,12 @@ serve, hosted APIs).
             ...
     stream.text, stream.completion_tokens, stream.ttft_s
 
-Timeouts for connecting, for the first token (and any later stall) and in total; bounded retries
-with backoff on connection errors only, never once a token has arrived; ``close()`` (or a set
+Timeouts for connecting, for the first token (and any later stall) and in total; a model with
+several replicas (``base_urls``) is balanced over those not marked down (``llm/replicas.py``), and
+a refused or broken connection or an answer 429/502/503/504 is sent again, to another replica or
+after the server's ``Retry-After``, a bounded number of times within the first-token timeout and
+only before the answer began (never once a token has arrived); ``routing_key`` travels in the
+model's ``routing_header`` for a router's session affinity; ``close()`` (or a set
 ``cancel`` event) closes the connection so the engine stops generating; ``stop()`` does the same
 for an answer the caller has read complete (it then ends normally, ``stopped_early``); at most
 ``max_concurrency`` streams per model at once across the whole site (a lease each in Redis,
@@ -34,11 +38,11 @@ from typing import Any, TypeVar
 import httpx
 import redis
 from httpx_sse._decoders import SSEDecoder  # the parser of the well-kept httpx-sse package
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from playground.lib import leases
 from playground.lib.worktimes import LEASE_S
-from playground.llm.registry import ModelSpec
+from playground.llm import replicas
+from playground.llm.registry import ModelSpec, chat_url
 
 _MAX_ERROR_BODY = 2000
 log = logging.getLogger(__name__)
@@ -114,6 +118,16 @@ class _LocalSlot:
             self.semaphore.release()
 
 
+class _Retry(Exception):
+    """An attempt failed before the answer began, in a way another attempt may not: the error
+    to report if none succeeds, and the server's Retry-After, if it gave one."""
+
+    def __init__(self, error: LLMError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
 def slot_key(model: ModelSpec) -> str:
     """The Redis set of a model's open streams (lib/leases.py): ``max_concurrency`` is a limit
     of the whole site, every worker on every host together, not of one process."""
@@ -129,11 +143,13 @@ class ChatStream:
         payload: dict[str, Any],
         timeouts: Timeouts,
         cancel: threading.Event | None,
+        routing_key: str = "",
     ) -> None:
         self.model = model
         self.payload = payload
         self.timeouts = timeouts
         self.cancel = cancel
+        self.routing_key = routing_key
         self.text = ""
         self.finish_reason: str | None = None
         self.stopped_early = False  # the caller read a complete answer and ended it there
@@ -143,9 +159,11 @@ class ChatStream:
         self._reported_completion: int | None = None
         self.ttft_s: float | None = None
         self.elapsed_s = 0.0
-        self._client: httpx.Client | None = None
+        self.url = model.base_url  # the replica that answers (the last one asked, on failure)
+        self.attempts = 0
         self._response: httpx.Response | None = None
         self._slot: leases.Held | _LocalSlot | None = None  # its place among the model's
+        self._balancer: replicas.Balancer | None = None
         self._closed = False
 
     # -- opening -----------------------------------------------------------------------------
@@ -171,13 +189,8 @@ class ChatStream:
             raise ModelTimeout(f"The model {self.model.label} is busy: no free slot in time.")
         self._slot = slot
         self._started = time.monotonic()
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(
-                connect=self.timeouts.connect,
-                read=self.timeouts.first_token,
-                write=self.timeouts.connect,
-                pool=self.timeouts.connect,
-            )
+        self._balancer = replicas.Balancer(
+            self.model, slot if isinstance(slot, leases.Held) else None
         )
         try:
             self._response = self._connect()
@@ -186,34 +199,88 @@ class ChatStream:
             raise
         return self
 
-    @retry(
-        retry=retry_if_exception_type(ModelUnavailable),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.25, max=2),
-        reraise=True,
-    )
     def _connect(self) -> httpx.Response:
-        assert self._client is not None
+        """Send the request to a replica. A refused or broken connection or a "not now" status
+        marks that replica down and sends it again, to another replica (or, the only one left,
+        after its Retry-After or a backoff): at most ``replicas.max_attempts`` times, and not
+        past the first-token timeout. Nothing is sent again once an answer has begun."""
+        assert self._balancer is not None
+        deadline = self._started + self.timeouts.first_token
+        tried: list[str] = []
+        error: LLMError | None = None
+        for attempt in range(replicas.max_attempts(self.model)):
+            replica, wait = self._balancer.choose(self.routing_key, tried, attempt)
+            if time.monotonic() + wait > deadline:
+                error = error or self._failure(
+                    ModelUnavailable,
+                    f"The model server for {self.model.label} is busy or unavailable. Try "
+                    "again in a minute.",
+                    f"every replica is down, the first back in {wait:.1f} s (Retry-After)",
+                )
+                break
+            if wait > 0:
+                log.info("model %s: waiting %.2f s for %s", self.model.name, wait, replica.url)
+                if self.cancel is not None:
+                    if self.cancel.wait(wait):
+                        raise Cancelled("The run was cancelled.")
+                else:
+                    time.sleep(wait)
+            self.url = replica.url
+            self.attempts += 1
+            self._balancer.claim(replica.url)
+            try:
+                response = self._send(replica.url)
+            except _Retry as failed:
+                self._balancer.release()
+                self._balancer.mark_down(replica.url, failed.retry_after)
+                tried.append(replica.url)
+                error = failed.error
+                continue
+            if replica.down_s:  # it was marked down and answers: up again for every process
+                self._balancer.mark_up(replica.url)
+            return response
+        assert error is not None
+        raise error
+
+    def _send(self, url: str) -> httpx.Response:
+        """One attempt at ``url``: the response, once it streams; ``_Retry`` for a failure that
+        another attempt may not meet; an LLMError for any other."""
         headers = {"Accept": "text/event-stream"}
         if self.model.api_key:
             headers["Authorization"] = f"Bearer {self.model.api_key}"
-        request = self._client.build_request(
-            "POST", self.model.chat_url, json=self.payload, headers=headers
+        if self.routing_key and self.model.routing_header:
+            headers[self.model.routing_header] = self.routing_key
+        client = replicas.http_client()
+        request = client.build_request(
+            "POST",
+            chat_url(url),
+            json=self.payload,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=self.timeouts.connect,
+                read=self.timeouts.first_token,
+                write=self.timeouts.connect,
+                pool=self.timeouts.connect,
+            ),
         )
         try:
-            response = self._client.send(request, stream=True)
+            response = client.send(request, stream=True)
         except httpx.ConnectError as exc:
-            raise self._failure(
-                ModelUnavailable,
-                f"The model server for {self.model.label} did not answer.",
-                f"cannot connect ({exc.__class__.__name__}: {exc})",
+            raise _Retry(
+                self._failure(
+                    ModelUnavailable,
+                    f"The model server for {self.model.label} did not answer.",
+                    f"cannot connect ({exc.__class__.__name__}: {exc})",
+                )
             ) from None
         except httpx.ConnectTimeout:
-            raise self._failure(
-                ModelUnavailable,
-                f"The model server for {self.model.label} did not accept a connection within "
-                f"{self.timeouts.connect:g} s.",
-                "connect timeout",
+            raise _Retry(
+                self._failure(
+                    ModelUnavailable,
+                    f"The model server for {self.model.label} did not accept a connection "
+                    f"within {self.timeouts.connect:g} s.",
+                    "connect timeout",
+                )
             ) from None
         except httpx.ReadTimeout:
             raise self._failure(
@@ -222,14 +289,39 @@ class ChatStream:
                 f"{self.timeouts.first_token:g} s.",
                 "no response headers in time",
             ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # Closed before the answer's headers (a server that died, a stale keep-alive
+            # connection): nothing was generated, so it may be sent again.
+            raise _Retry(
+                self._failure(
+                    ModelUnavailable,
+                    f"The model server for {self.model.label} closed the connection before "
+                    "answering.",
+                    f"connection closed before the response ({exc.__class__.__name__}: {exc})",
+                )
+            ) from None
         if response.status_code != 200:
             body = response.read()[:_MAX_ERROR_BODY].decode("utf-8", "replace")
             response.close()
+            status = response.status_code
+            detail = f"HTTP {status}: {_summary(body)}"
+            if status in replicas.RETRY_STATUSES:
+                wait = replicas.retry_after_s(response.headers.get("retry-after"))
+                if wait is not None:
+                    detail += f" (Retry-After {wait:g} s)"
+                raise _Retry(
+                    self._failure(
+                        ModelUnavailable,
+                        f"The model server for {self.model.label} is busy or unavailable "
+                        f"(HTTP {status}). Try again in a minute.",
+                        detail,
+                    ),
+                    wait,
+                )
             raise self._failure(
                 ModelProtocolError,
-                f"The model server for {self.model.label} returned an error "
-                f"(HTTP {response.status_code}).",
-                f"HTTP {response.status_code}: {_summary(body)}",
+                f"The model server for {self.model.label} returned an error (HTTP {status}).",
+                detail,
             )
         kind = response.headers.get("content-type", "")
         if "text/event-stream" not in kind:
@@ -244,7 +336,7 @@ class ChatStream:
     def _failure(self, kind: type[_E], message: str, detail: str) -> _E:
         """``kind(message)``, a message for anyone; ``detail``, which may hold the server's own
         words, goes to the log with the model's address, for the operator only."""
-        log.warning("model %s at %s: %s", self.model.name, self.model.base_url, detail)
+        log.warning("model %s at %s: %s", self.model.name, self.url, detail)
         return kind(message, detail)
 
     # -- reading -----------------------------------------------------------------------------
@@ -298,6 +390,8 @@ class ChatStream:
                 f"The model server sent no {what} within {self.timeouts.first_token:g} s."
             ) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if self._balancer is not None:  # the replica died mid-answer, most likely
+                self._balancer.mark_down(self.url)
             raise self._failure(
                 ModelProtocolError,
                 "The connection to the model server broke mid-answer.",
@@ -375,9 +469,10 @@ class ChatStream:
             return
         self._closed = True
         if self._response is not None:
+            # An unread answer's connection is closed, not pooled: the server sees it go.
             self._response.close()
-        if self._client is not None:
-            self._client.close()
+        if self._balancer is not None:
+            self._balancer.release()
         if self._slot is not None:
             self._slot.release()
             self._slot = None
@@ -407,8 +502,8 @@ TOKENIZE_TIMEOUT_S = 5.0
 
 
 def _server_root(model: ModelSpec) -> str:
-    """The server's address without its OpenAI prefix (``/tokenize`` lives beside ``/v1``)."""
-    base = model.base_url.rstrip("/")
+    """A replica's address without its OpenAI prefix (``/tokenize`` lives beside ``/v1``)."""
+    base = replicas.first_up(model).rstrip("/")
     return base[: -len("/v1")] if base.endswith("/v1") else base
 
 
@@ -512,13 +607,15 @@ def stream_chat(
     timeouts: Timeouts | None = None,
     cancel: threading.Event | None = None,
     prompt_tokens: int | None = None,
+    routing_key: str = "",
 ) -> ChatStream:
     """Open a streaming chat completion; iterate the result for text deltas. ``max_tokens`` is
     lowered to the room the prompt leaves in the model's context; PromptTooLong is raised,
     before anything is sent, when that room is too small (``fit_prompt``).
     ``strict_schema=False`` leaves out what makes llama-cpp-python honour ``json_schema`` (only
     to measure the old behaviour). ``prompt_tokens``: the caller has already checked the prompt
-    and ``max_tokens`` with ``fit_prompt`` and counted this many."""
+    and ``max_tokens`` with ``fit_prompt`` and counted this many. ``routing_key``: an opaque key
+    shared by calls that should meet the same replica (``replicas.routing_key``)."""
     if prompt_tokens is None:
         prompt_tokens, max_tokens = fit_prompt(model, messages, max_tokens)
     estimate = prompt_tokens
@@ -546,6 +643,6 @@ def stream_chat(
             # answer ends where the JSON value ends (tests/llm/test_embedded_model.py).
             payload["repeat_penalty"] = 1.0
     default = Timeouts(first_token=model.first_token_s, total=model.total_s)
-    stream = ChatStream(model, payload, timeouts or default, cancel)
+    stream = ChatStream(model, payload, timeouts or default, cancel, routing_key)
     stream.prompt_estimate = estimate
     return stream.open()

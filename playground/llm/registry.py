@@ -9,6 +9,15 @@ TOML file with one (TOML: ``[[models]]`` tables). Each model::
 
 ``"api_key_env": "VLLM_API_KEY"`` instead of ``api_key`` reads the key from that variable.
 
+Replicas: ``"base_urls": ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]`` (or ``base_url`` as a
+list) serves one model from several servers; the client balances over those not marked down and
+retries another before the first token (``llm/replicas.py``). ``base_url`` is the first of them.
+A model behind a router (vllm-router, the vLLM production stack's) is one base URL. Calls that
+belong together (a Think-and-Execute plan, one user's runs) carry a stable opaque key in the
+``routing_header`` (default ``X-Session-ID``, which vllm-router's ``consistent_hash`` reads first;
+the production stack's ``session`` router reads the header named by its ``sessionKey``), so a
+router, like our own balancing, keeps them on one replica and its prefix cache; ``""`` sends none.
+
 With neither set, the embedded SmolLM2-135M served by llama.cpp on ``PLAYGROUND_LLM_PORT`` is
 the only model (unless ``PLAYGROUND_EMBEDDED_LLM=off``).
 """
@@ -17,14 +26,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 EMBEDDED_NAME = "smollm2-135m"
 TOKENIZERS = ("", "vllm", "llama.cpp")
 EMBEDDED_LABEL = "SmolLM2-135M (tiny demo model on the CPU: its predictions are mostly wrong)"
+ROUTING_HEADER = "X-Session-ID"
+# An HTTP header's name: RFC 9110's token characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class RegistryError(ValueError):
@@ -51,10 +65,24 @@ class ModelSpec:
     first_token_s: float = 60.0
     total_s: float = 300.0
     embedded: bool = False
+    # The replicas after the first (``base_urls`` in the configuration): ``base_url`` stays the
+    # first, so code and tests that make a spec from one URL (or ``replace`` it) keep working.
+    more_base_urls: tuple[str, ...] = ()
+    # The header that carries a call's routing key (a router's session affinity); "" for none.
+    routing_header: str = ROUTING_HEADER
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every replica's base URL, the first one first."""
+        return (self.base_url, *self.more_base_urls)
 
     @property
     def chat_url(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
+        return chat_url(self.base_url)
+
+
+def chat_url(base_url: str) -> str:
+    return base_url.rstrip("/") + "/chat/completions"
 
 
 def embedded_port() -> int:
@@ -81,16 +109,26 @@ def embedded_model() -> ModelSpec:
 def _spec(raw: Any, where: str) -> ModelSpec:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where}: each model must be an object")
-    missing = [
-        k for k in ("name", "base_url", "model") if not isinstance(raw.get(k), str) or not raw[k]
-    ]
+    urls = raw.get("base_urls", raw.get("base_url"))
+    missing = [k for k in ("name", "model") if not isinstance(raw.get(k), str) or not raw[k]]
+    if not urls or not isinstance(urls, str | list):
+        missing.insert(1 if "name" in missing else 0, "base_url")
     if missing:
         raise RegistryError(f"{where}: missing or empty {', '.join(missing)}")
-    known = {f for f in ModelSpec.__dataclass_fields__ if f != "embedded"} | {"api_key_env"}
-    unknown = set(raw) - known
+    internal = {"embedded", "more_base_urls"}
+    known = {f for f in ModelSpec.__dataclass_fields__ if f not in internal}
+    unknown = set(raw) - known - {"api_key_env", "base_urls"}
     if unknown:
         raise RegistryError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    if "base_url" in raw and "base_urls" in raw:
+        raise RegistryError(f"{where}: give base_url or base_urls, not both")
+    first, *more = _base_urls(urls, where)
     values = {**raw, "label": raw.get("label") or raw["name"]}
+    values.pop("base_urls", None)
+    values.update(base_url=first, more_base_urls=tuple(more))
+    header = values.get("routing_header", ROUTING_HEADER)
+    if not isinstance(header, str) or (header and not _HEADER_NAME.fullmatch(header)):
+        raise RegistryError(f'{where}: routing_header must be an HTTP header name (or "")')
     # The key from another variable (e.g. VLLM_API_KEY, which the vLLM server itself reads), so
     # that the secret is written once.
     variable = values.pop("api_key_env", None)
@@ -118,6 +156,31 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     if values.get("tokenizer", "") not in TOKENIZERS:
         raise RegistryError(f'{where}: tokenizer must be "vllm", "llama.cpp" or ""')
     return ModelSpec(**values)
+
+
+def _base_urls(urls: Any, where: str) -> list[str]:
+    """The replicas' base URLs: each an http(s) URL with a host, none twice."""
+    listed = [urls] if isinstance(urls, str) else urls
+    if not listed:
+        raise RegistryError(f"{where}: base_urls must list at least one URL")
+    seen: set[str] = set()
+    for url in listed:
+        if not isinstance(url, str):
+            raise RegistryError(f"{where}: base_urls must be a list of URLs, not {url!r}")
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistryError(f"{where}: base URL {url!r} must be an http:// or https:// URL")
+        if not port_ok:
+            raise RegistryError(f"{where}: base URL {url!r} has an invalid port")
+        same = url.rstrip("/").lower()
+        if same in seen:
+            raise RegistryError(f"{where}: base URL {url!r} is listed twice")
+        seen.add(same)
+    return listed
 
 
 def load_models() -> list[ModelSpec]:

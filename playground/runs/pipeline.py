@@ -30,6 +30,7 @@ from playground.emulation.registry import REGISTRY
 from playground.lib import leases, worktimes
 from playground.llm.client import LLMError, Refused
 from playground.llm.registry import RegistryError, get_model
+from playground.llm.replicas import routing_key
 from playground.runs import sandboxing
 from playground.runs.emulation_items import DatabasePlans, RunBudget, item_for_run
 from playground.runs.events import EventKind, publish
@@ -140,6 +141,16 @@ def execute_real(run_id: int) -> str:
     return "ok"
 
 
+def _routing_key(run: Run) -> str:
+    """Whose model calls these are, as an opaque key (a hash, never the id or the visitor's
+    token itself): the user's, the anonymous visitor's, else the run's own."""
+    if run.owner_id is not None:
+        return routing_key("user", run.owner_id)
+    if run.anon_owner:
+        return routing_key("anon", run.anon_owner)
+    return routing_key("run", run.events_key)
+
+
 @fails_run_on_error
 @holding("emulation")
 def execute_emulation(run_id: int) -> str:
@@ -179,6 +190,7 @@ def execute_emulation(run_id: int) -> str:
         limits=limits_for_run(run.limits, anonymous=run.owner_id is None and bool(run.anon_owner)),
         budget=RunBudget(run.budget_key) if run.budget_key else None,
         sandbox_run=sandboxing.run,  # on the sandbox queue, from this (llm or batch) worker
+        routing_key=_routing_key(run),
     )
     announce(run.events_key, "status", text=f"Asking {model.label}…")
     try:

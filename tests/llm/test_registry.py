@@ -68,6 +68,14 @@ def test_models_from_a_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         (json.dumps([{**CODER, "max_concurrency": "many"}]), "max_concurrency must be int"),
         (json.dumps([CODER, CODER]), "names must be unique"),
         (json.dumps([{**CODER, "json_schema": "yes"}]), "json_schema must be"),
+        (json.dumps([{**CODER, "base_url": []}]), "missing or empty base_url"),
+        (json.dumps([{**CODER, "base_url": "gpu:8000/v1"}]), "must be an http:// or https://"),
+        (json.dumps([{**CODER, "base_url": ["http://a/v1", 7]}]), "must be a list of URLs"),
+        (json.dumps([{**CODER, "base_url": ["http://a/v1", "http://A/v1/"]}]), "listed twice"),
+        (json.dumps([{**CODER, "base_urls": ["http://a/v1"]}]), "base_url or base_urls, not both"),
+        (json.dumps([{**CODER, "base_url": "http://a:0/v1"}]), "invalid port"),
+        (json.dumps([{**CODER, "routing_header": "X Session"}]), "routing_header must be"),
+        (json.dumps([{**CODER, "more_base_urls": ["http://b/v1"]}]), "unknown keys more_base"),
     ],
 )
 def test_malformed_configuration_says_what_is_wrong(
@@ -76,3 +84,29 @@ def test_malformed_configuration_says_what_is_wrong(
     monkeypatch.setenv("PLAYGROUND_MODELS", value)
     with pytest.raises(RegistryError, match=message):
         load_models()
+
+
+def test_a_model_with_replicas(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    replicas = ["http://gpu1:8000/v1", "https://gpu2:8000/v1"]
+    entry = {k: v for k, v in CODER.items() if k != "base_url"}
+    monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([{**entry, "base_urls": replicas}]))
+    (model,) = load_models()
+    assert model.base_urls == tuple(replicas)
+    assert model.base_url == replicas[0]  # the first replica, for code that knows one URL
+    assert model.routing_header == "X-Session-ID"
+    monkeypatch.setenv(
+        "PLAYGROUND_MODELS",
+        json.dumps([{**CODER, "base_url": replicas, "routing_header": "x-user-id"}]),
+    )
+    (model,) = load_models()
+    assert model.base_urls == tuple(replicas)
+    assert model.routing_header == "x-user-id"
+    path = tmp_path / "models.toml"
+    path.write_text(
+        '[[models]]\nname = "coder"\nmodel = "qwen"\n'
+        'base_urls = ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]\n'
+    )
+    monkeypatch.delenv("PLAYGROUND_MODELS")
+    monkeypatch.setenv("PLAYGROUND_MODELS_FILE", str(path))
+    (model,) = load_models()
+    assert model.more_base_urls == ("http://gpu2:8000/v1",)
