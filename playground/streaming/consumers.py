@@ -2,9 +2,16 @@
 
 Open to whoever may see the run, or to a viewer holding an active share link of it
 (``?share=TOKEN``); never while the run's results are hidden by an open assignment (from a
-student of its course, or from every share viewer). Viewers are checked again every few seconds
-while events flow (and every ``IDLE_RECHECK_S`` while none do), so a revoked link or an
-assignment that opens stops the stream.
+student of its course, or from every share viewer). Viewers are checked again every
+``RECHECK_S`` while events flow (and every ``IDLE_RECHECK_S`` while none do), so a revoked link
+or an assignment that opens stops the stream. When they check again, one answer serves the other
+viewers with the same link (or account) of the run in this process for ``CHECK_S``: a revoked
+viewer is closed within ``RECHECK_S + CHECK_S`` (7 s) while events flow; a connect asks anew.
+
+The run's room (``rooms.py``) hands each viewer its events, at once or, for a large audience, in
+frames; each viewer sends them from one task of its own, so a slow socket holds up only itself,
+and one that falls ``MAX_QUEUED`` characters behind is closed with 1013, after which the page
+reconnects and is sent the whole state again.
 
 Each socket holds one of its requester's places among their open streams (``streams.*`` in the
 limits table, see ``leases``; share viewers count per address like everyone). Over the cap the
@@ -23,21 +30,26 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.urls import reverse
 from django.utils.html import format_html
 
 from playground.lib import hiding, ratelimits
 from playground.runs.access import run_for_scope
-from playground.runs.events import Event, apublished
 from playground.runs.models import Run
 from playground.sharing.models import ShareLink
-from playground.streaming import fragments, leases
+from playground.streaming import leases, rooms
 
 REFUSED = 4403
 TOO_MANY = 4429  # not one the htmx extension reconnects after
 LIFETIME_OVER = 1012  # one it does reconnect after
+FELL_BEHIND = 1013  # "try again later": the extension reconnects and is sent the whole state
 RECHECK_S = 5.0
 IDLE_RECHECK_S = 30.0
+CHECK_S = 2.0  # how long one answer to "may this viewer watch" serves its key (_checks)
+# Characters still waiting for one viewer when more come (about 10 s of a 100-token/s run)
+# beyond which it is closed.
+MAX_QUEUED = 256 * 1024
 
 
 def _watchable(scope: dict[str, Any], run_id: int, share_token: str) -> Run | None:
@@ -58,62 +70,59 @@ def _watchable(scope: dict[str, Any], run_id: int, share_token: str) -> Run | No
     return run
 
 
-class _Room:
-    """One subscription per run and web process: each event is taken from the channel layer once
-    and handed to every local viewer of the run (instead of a layer message and a consumer
-    dispatch per viewer)."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.viewers: set[RunConsumer] = set()
-        self.ready = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.channel = ""
-
-    async def open(self, layer: Any) -> None:
-        self.channel = await layer.new_channel()
-        await layer.group_add(self.group, self.channel)
-        self.task = asyncio.get_running_loop().create_task(self._pump(layer))
-        self.ready.set()
-
-    async def _pump(self, layer: Any) -> None:
-        while True:
-            event = (await layer.receive(self.channel))["event"]
-            rendered: dict[str, str] = {}  # one fragment per page address, not per viewer
-            for viewer in list(self.viewers):
-                if viewer.page_url not in rendered:
-                    rendered[viewer.page_url] = fragments.event_fragment(viewer.page_url, event)
-                viewer.deliver(event, rendered[viewer.page_url])
-
-    async def close(self, layer: Any) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        await layer.group_discard(self.group, self.channel)
+def _check_key(scope: dict[str, Any], run_id: int, share_token: str) -> tuple[Any, ...]:
+    """What the answer of ``_watchable`` depends on besides the time: the run and the share
+    link, or the run and the account (or, signed out, the session and its owner token)."""
+    loop = id(asyncio.get_running_loop())
+    if share_token:
+        return (loop, run_id, "share", share_token)
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        return (loop, run_id, "user", user.pk)
+    return (loop, run_id, "session", getattr(scope.get("session"), "session_key", None))
 
 
-# Rooms of this process, per event loop (tests run one loop per test).
-_rooms: dict[tuple[int, str], _Room] = {}
+# Answers of _watchable per key, each reused for CHECK_S by the other viewers with that key
+# when they check again (a viewer's own next check asks anew, and so does every connect, unless
+# a query for its key is under way): 1,000 viewers of one link cost about one query per
+# CHECK_S, not 200 a second. A revoked viewer is closed at its next check, so within
+# RECHECK_S + CHECK_S while events flow (IDLE_RECHECK_S + CHECK_S while none do); a new one is
+# refused at once.
+_checks: dict[tuple[Any, ...], tuple[float, int, asyncio.Task[Run | None]]] = {}
 
 
-async def _join(viewer: RunConsumer, layer: Any) -> None:
-    key = (id(asyncio.get_running_loop()), viewer.group)
-    room = _rooms.get(key)
-    if room is None:
-        room = _rooms[key] = _Room(viewer.group)
-        await room.open(layer)
-    await room.ready.wait()
-    room.viewers.add(viewer)
+def check_s() -> float:
+    return float(getattr(settings, "STREAMING_CHECK_S", CHECK_S))
 
 
-async def _leave(viewer: RunConsumer, layer: Any) -> None:
-    key = (id(asyncio.get_running_loop()), viewer.group)
-    room = _rooms.get(key)
-    if room is None:
-        return
-    room.viewers.discard(viewer)
-    if not room.viewers:
-        del _rooms[key]
-        await room.close(layer)
+async def watchable(
+    scope: dict[str, Any], run_id: int, share_token: str, asker: object, *, connecting: bool
+) -> Run | None:
+    """``_watchable``, asked at most once per ``check_s()`` per key in this process for viewers
+    checking again (never ``asker``'s own earlier answer); a connect waits only for a query
+    still under way."""
+    key = _check_key(scope, run_id, share_token)
+    now = time.monotonic()
+    entry = _checks.get(key)
+    if entry is None:
+        reuse = False
+    elif connecting:
+        reuse = not entry[2].done()
+    else:
+        reuse = now - entry[0] < check_s() and entry[1] != id(asker)
+    if not reuse:
+        if len(_checks) > 10_000:
+            for old in [k for k, (at, _, _) in _checks.items() if now - at >= check_s()]:
+                del _checks[old]
+        query = database_sync_to_async(_watchable)(scope, run_id, share_token)
+        entry = _checks[key] = (now, id(asker), asyncio.get_running_loop().create_task(query))
+    assert entry is not None
+    try:
+        return await asyncio.shield(entry[2])  # a viewer that leaves cancels only its wait
+    except Exception:
+        if _checks.get(key) is entry:
+            del _checks[key]  # a failure is not an answer to keep
+        raise
 
 
 def _too_many_fragment(message: str) -> str:
@@ -143,7 +152,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             self.page_url = reverse("sharing:view", args=[self.share_token])
         else:
             self.page_url = reverse("runs:detail", args=[self.run_id])
-        run = await database_sync_to_async(_watchable)(self.scope, self.run_id, self.share_token)
+        run = await watchable(self.scope, self.run_id, self.share_token, self, connecting=True)
         if run is None:
             await self.close(code=REFUSED)
             return
@@ -159,21 +168,67 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         self.checked_at = time.monotonic()
         self.group = run.events_key
-        self.seen: set[int] = set()
         self.outbox: list[str] = []
-        self.early: list[tuple[Event, str]] | None = []  # live events during replay
-        self.flush_pending = False
-        # Join first, then read what was published: nothing falls between the two, and what
-        # arrives twice is dropped by its number.
-        await _join(self, self.channel_layer)
+        self.queued = 0  # characters in the outbox
+        self.floor = 0
+        self.wake = asyncio.Event()
+        self.ending = False
+        # Join first, then read what was published (the room's snapshot, see rooms.py):
+        # nothing falls between the two, and what arrives twice is dropped by its number.
+        self.room = await rooms.join(self.group, self.channel_layer)
         await self.accept()
-        backlog = await apublished(self.group)
-        self.seen.update(e["seq"] for e in backlog)
-        await self.send(text_data=fragments.state(self.page_url, backlog))
-        early, self.early = self.early or [], None
-        for event, fragment in early:
-            self.deliver(event, fragment)
-        self.keeper = asyncio.get_running_loop().create_task(self._keep())
+        snapshot = await self.room.current_snapshot()
+        state, received = self.room.admit(self, snapshot)  # live events go to the outbox now
+        if received:  # handed out since the snapshot's read began: after the state, before live
+            self.outbox.insert(0, received)
+            self.queued += len(received)
+            self.wake.set()
+        await self.send(text_data=state)
+        loop = asyncio.get_running_loop()
+        self.sender = loop.create_task(self._send())
+        self.keeper = loop.create_task(self._keep())
+
+    def push(self, text: str) -> None:
+        """Take the fragments of live events (called by the run's room, in this event loop)."""
+        if self.queued > MAX_QUEUED:
+            # What it was handed before is still not sent: it does not read as fast as the
+            # run writes. Close it rather than hold its backlog; it reconnects after 1013 and
+            # is sent the whole state again.
+            self.room.stop_sending(self)
+            self.outbox, self.queued = [], 0
+            asyncio.get_running_loop().create_task(self._end(FELL_BEHIND))
+            return
+        self.outbox.append(text)
+        self.queued += len(text)
+        if not self.wake.is_set():
+            self.wake.set()
+
+    async def _send(self) -> None:
+        """Send what the room handed over, one message at a time: a viewer whose socket is
+        slow holds up only itself (its backlog is bounded by ``push``)."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if time.monotonic() - self.checked_at > RECHECK_S and not await self._allowed():
+                await self._end(REFUSED)
+                return
+            if self.outbox:
+                text = "".join(self.outbox)
+                self.outbox, self.queued = [], 0
+                await self.base_send({"type": "websocket.send", "text": text})
+
+    async def _end(self, code: int) -> None:
+        """Stop sending and close with ``code`` (disconnect() cleans up the rest)."""
+        if self.ending:
+            return
+        self.ending = True
+        self.room.stop_sending(self)
+        self.outbox, self.queued = [], 0
+        current = asyncio.current_task()
+        for task in (getattr(self, "sender", None), getattr(self, "keeper", None)):
+            if task is not None and task is not current:
+                task.cancel()
+        await self.close(code=code)
 
     async def _keep(self) -> None:
         """While the socket is open: keep its lease, look again at who watches while no event
@@ -182,54 +237,29 @@ class RunConsumer(AsyncWebsocketConsumer):
         while True:
             now = time.monotonic()
             if now >= deadline:
-                await self.close(code=LIFETIME_OVER)
+                await self._end(LIFETIME_OVER)
                 return
             until_check = IDLE_RECHECK_S - (now - self.checked_at)
             await asyncio.sleep(max(0.05, min(leases.REFRESH_S, until_check, deadline - now)))
             if self.lease.due():
                 await self.lease.arefresh()
             if time.monotonic() - self.checked_at >= IDLE_RECHECK_S and not await self._allowed():
-                await self.close(code=REFUSED)
+                await self._end(REFUSED)
                 return
 
     async def _allowed(self) -> bool:
         self.checked_at = time.monotonic()
-        run = await database_sync_to_async(_watchable)(self.scope, self.run_id, self.share_token)
+        run = await watchable(self.scope, self.run_id, self.share_token, self, connecting=False)
         return run is not None
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "keeper"):
-            self.keeper.cancel()
+        for name in ("sender", "keeper"):
+            if hasattr(self, name):
+                getattr(self, name).cancel()
         if hasattr(self, "lease"):
             await self.lease.arelease()
-        if hasattr(self, "group"):
-            await _leave(self, self.channel_layer)
+        if hasattr(self, "room"):
+            await rooms.leave(self.room, self, self.channel_layer)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         pass  # viewers only listen
-
-    def deliver(self, event: Event, fragment: str) -> None:
-        """Take one live event (called by the run's room, in this event loop)."""
-        if self.early is not None:
-            self.early.append((event, fragment))
-            return
-        if event["seq"] in self.seen:
-            return
-        self.seen.add(event["seq"])
-        # Coalesce: send at the next turn of the event loop, together with whatever else has
-        # arrived for this viewer by then. An idle viewer gets each token at once; a busy web
-        # process sends fewer, larger messages instead of falling behind.
-        self.outbox.append(fragment)
-        if not self.flush_pending:
-            self.flush_pending = True
-            asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        self.flush_pending = False
-        if time.monotonic() - self.checked_at > RECHECK_S and not await self._allowed():
-            self.outbox = []
-            await self.close(code=REFUSED)
-            return
-        if self.outbox:
-            text, self.outbox = "".join(self.outbox), []
-            await self.send(text_data=text)

@@ -6,12 +6,15 @@ loopback ports, tests/redis_ha.py), a replica beside it. While a run streams its
 and more runs wait in the queues, the primary gets a SIGKILL; the sentinels promote the replica
 (down after 1 s here), and every client follows: Celery's broker and results, the channel layer,
 the cache, the event streams and the leases. Afterwards every run has finished, right, and an
-API client that followed the streaming run saw every event once, in order.
+API client that followed the streaming run saw every event once, in order, and the run's shared
+page on its websocket showed the model's text exactly as stored.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from tests.oracle import Oracle, oracle_server
 from tests.redis_ha import SentinelGroup, sentinel_group
@@ -106,6 +112,34 @@ def _follow(stack: Stack, token: str, run_id: int, seen: list[tuple[int, str]],
             time.sleep(0.3)
 
 
+_STATE_TEXT = re.compile(r'<pre id="model-output"[^>]*>(.*?)</pre>', re.DOTALL)
+_TOKEN = re.compile(r'<span hx-swap-oob="beforeend:#model-output">(.*?)</span>', re.DOTALL)
+
+
+def _watch(stack: Stack, run_id: int, share: str, shown: list[str]) -> None:
+    """A browser's websocket on the run's shared page: the model's text as the page builds it
+    (the state sent on connecting, then each token appended), until the run's end arrives;
+    ``shown`` gets the text. Reconnects (and starts again from the state) if closed."""
+    url = f"ws://127.0.0.1:{stack.port}/ws/runs/{run_id}/?share={share}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with connect(url, origin=Origin(f"http://127.0.0.1:{stack.port}")) as socket:
+                text = None
+                for message in socket:
+                    assert isinstance(message, str)
+                    if text is None:
+                        found = _STATE_TEXT.search(message)
+                        text = html.unescape(found.group(1)) if found else ""
+                    else:
+                        text += "".join(html.unescape(t) for t in _TOKEN.findall(message))
+                    if 'id="run-live-end"' in message:
+                        shown.append(text)
+                        return
+        except (ConnectionClosed, OSError):
+            time.sleep(0.3)
+
+
 def _state(stack: Stack, run_id: int) -> tuple[str, Any]:
     rows = stack.sql("SELECT status, verdict FROM runs_run WHERE id = %s", run_id)
     return rows[0][0], rows[0][1]
@@ -126,6 +160,13 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
 
     viewer = threading.Thread(target=_follow, args=(stack, token, streaming, seen, on_event))
     viewer.start()
+    share = stack.manage(
+        "from playground.sharing.models import ShareLink\n"
+        f"print(ShareLink.objects.create(run_id={streaming}).token)"
+    ).split()[-1]
+    shown: list[str] = []
+    browser = threading.Thread(target=_watch, args=(stack, streaming, share, shown))
+    browser.start()
     assert tokens_seen.wait(60), ("the model never streamed", seen, stack.output[-30:])
     # More work in the queues as the primary dies: runs waiting for the sandbox and the model.
     queued = [_start(stack, token, SHORT, f"f([{i}, 3, 2])", "direct") for i in range(3)]
@@ -150,6 +191,7 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
     print("finished, seconds after the kill:", ended)
     finished_in = time.monotonic() - t0
     viewer.join(30)
+    browser.join(30)
 
     assert group.primary() == group.replica_port  # the sentinels did fail over
     for run, (status, verdict) in states.items():
@@ -158,6 +200,9 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
     numbers = [seq for seq, _ in seen]
     assert numbers == list(range(1, len(numbers) + 1)), numbers  # every event, once, in order
     assert seen[-1][1] == "done", seen[-5:]
+    # The page's websocket showed the model's text exactly as stored: no token lost, none twice.
+    stored = stack.sql("SELECT emulated_text FROM runs_run WHERE id = %s", streaming)[0][0]
+    assert shown == [stored], (shown, stored)
     print(
         f"failover: a run submitted {submitted_in:.1f} s into it was taken; every run "
         f"finished {finished_in:.1f} s after the kill; the viewer saw {len(seen)} events"
