@@ -59,9 +59,18 @@ class Stack:
     start runs from 127.0.0.1 far faster than a person, so the load-test profile unless a test
     checks a limit (``None``: whatever the environment says, as under `make run`)."""
 
-    def __init__(self, var_dir: Path, port: int, limits_profile: str | None = "load-test") -> None:
+    def __init__(
+        self,
+        var_dir: Path,
+        port: int,
+        limits_profile: str | None = "load-test",
+        *,
+        sandbox_workers: int = 1,
+        llm_workers: int = 2,
+    ) -> None:
         self.var_dir, self.port = var_dir, port
         self.limits_profile = limits_profile
+        self.sandbox_workers, self.llm_workers = sandbox_workers, llm_workers
         self.llm_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
@@ -72,7 +81,8 @@ class Stack:
         env.update(self.env)
         env.update(PLAYGROUND_VAR_DIR=str(self.var_dir), PLAYGROUND_PORT=str(self.port),
                    PLAYGROUND_LLM_PORT=str(self.llm_port),
-                   PLAYGROUND_SANDBOX_WORKERS="1", PLAYGROUND_LLM_WORKERS="2")  # fmt: skip
+                   PLAYGROUND_SANDBOX_WORKERS=str(self.sandbox_workers),
+                   PLAYGROUND_LLM_WORKERS=str(self.llm_workers))  # fmt: skip
         if self.limits_profile is not None:
             env["PLAYGROUND_LIMITS_PROFILE"] = self.limits_profile
         t0 = time.monotonic()
@@ -146,8 +156,10 @@ class Stack:
         env.update(self.env, PLAYGROUND_VAR_DIR=str(self.var_dir))
         done = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", code],
-            cwd=paths.REPO_DIR, env=env, check=True, capture_output=True, text=True,
+            cwd=paths.REPO_DIR, env=env, check=False, capture_output=True, text=True,
         )  # fmt: skip
+        if done.returncode:
+            raise AssertionError(f"manage.py shell failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
     def kill(self) -> None:
