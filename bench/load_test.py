@@ -8,9 +8,10 @@ Each round starts the product (the launcher, in a scratch directory, with the lo
 of the limits table) with a scripted model (tests/oracle.py: always right, LATENCY_S before each
 answer, as a model's time to answer) on loopback, makes a course with an assignment, an output
 item and STUDENTS students, a shared run, and then runs locust (bench/load/locustfile.py) as a
-library: at each arrival rate, users = rate x pacing, each a student doing one exercise pass every
-PACING_S seconds (sign in, open the item, run a program, wait for the verdict, answer). Bounded:
-each step runs STEP_S seconds, lets passes in flight finish (at most 90 s), and stops.
+library: at each arrival rate, students arrive evenly spaced for STEP_S seconds, each doing one
+exercise pass in a session of its own (sign in, open the item, run a program, wait for the verdict,
+answer), whether or not the ones before have finished (an open loop: past what the site can take,
+the queue grows). Bounded: the step ends when its passes have (at most the verdict wait later).
 
 Printed per step: passes per second achieved, p50/p95/p99 from pressing "run" to the verdict,
 errors; the rate at which p95 passes 5 s (the knee); and what each pass cost in CPU per process
@@ -52,7 +53,6 @@ from locust.env import Environment  # noqa: E402
 from tests.stack import Stack, free_port, processes_mentioning  # noqa: E402
 
 STUDENTS = 300
-PACING_S = 10.0
 STEP_S = 40.0
 LATENCY_S = 0.5
 VIEWERS = 20
@@ -196,7 +196,7 @@ def _percentile(values: list[float], q: float) -> float:
 def run_step(stack: Stack, rate: float, step_s: float, viewers: int) -> Step:
     import gevent
 
-    users = max(1, round(rate * PACING_S))
+    users = max(1, round(rate * step_s))  # students arriving in the step, one pass each
     step = Step(rate=rate, users=users)
     verdicts: list[float] = []
     errors = [0]
@@ -211,22 +211,24 @@ def run_step(stack: Stack, rate: float, step_s: float, viewers: int) -> Step:
         elif exception is not None and request_type != "WS":
             errors[0] += 1
 
-    env = Environment(
-        user_classes=[locustfile.Student, locustfile.Viewer] if viewers else [locustfile.Student],
-        host=f"http://127.0.0.1:{stack.port}",
-    )
+    classes: list[type[Any]] = [locustfile.Arrivals]
+    if viewers:
+        classes.append(locustfile.Viewer)
+        locustfile.Viewer.fixed_count = viewers
+    env = Environment(user_classes=classes, host=f"http://127.0.0.1:{stack.port}")
     env.events.request.add_listener(note)
     runner = env.create_local_runner()
+    os.environ["LOAD_RATE"] = str(rate)
+    os.environ["LOAD_STEP_S"] = str(step_s)
+    locustfile.ARRIVED.clear()
     before = _cpu(stack)
     t0 = time.monotonic()
-    locustfile.Viewer.fixed_count = viewers  # the rest of the users are students
-    runner.start(users + viewers, spawn_rate=(users + viewers) / 2)
-    gevent.sleep(step_s)
-    # The step ends: no new passes; those under way finish (at most 90 s), then everyone stops.
-    locustfile.STOP.set()
-    deadline = time.monotonic() + 90
-    while locustfile.IN_FLIGHT[0] and time.monotonic() < deadline:
+    runner.start(1 + viewers, spawn_rate=1 + viewers)
+    # The arrivals take step_s; their passes then finish (at most the verdict wait and a minute).
+    deadline = t0 + step_s + locustfile.VERDICT_WAIT_S + 60
+    while not locustfile.ARRIVED.is_set() and time.monotonic() < deadline:
         gevent.sleep(0.2)
+    locustfile.STOP.set()  # the viewers leave
     runner.quit()
     locustfile.STOP.clear()
     took = time.monotonic() - t0
@@ -275,7 +277,6 @@ def one_round(sandbox: int, rates: list[float], step_s: float, viewers: int) -> 
             plan_file = tmp / "plan.json"
             plan_file.write_text(json.dumps(plan))
             os.environ["LOAD_PLAN"] = str(plan_file)
-            os.environ["LOAD_PACING_S"] = str(PACING_S)
             os.environ["LOAD_VIEW_S"] = str(step_s)
             locustfile.PLAN.clear()
             deadline = time.monotonic() + 60

@@ -2,7 +2,8 @@
 against any site set up by its ``setup`` step: ``locust -f bench/load/locustfile.py --host URL``
 with ``LOAD_PLAN`` naming the plan file that step wrote).
 
-``Student``: one pass is what a student of a class does when the teacher says "go": sign in
+``Arrivals`` (the harness) and ``Student`` (by hand): one pass is what a student of a class does
+when the teacher says "go": sign in
 (the login form: a real password check), open the assignment's item, run a program of their own
 (real run and the model's emulation, through the JSON API with the session's CSRF token), wait on
 the run's Server-Sent Events for its verdict, then answer the item (the form, graded at once).
@@ -26,7 +27,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from locust import HttpUser, User, constant_pacing, task
+from locust import HttpUser, User, constant, constant_pacing, task
+from locust.clients import HttpSession
 from locust.exception import StopUser
 
 PLAN: dict[str, Any] = {}
@@ -35,6 +37,7 @@ _next_student = itertools.count()
 _lock = threading.Lock()
 # Set by the harness at the end of a step: no student starts another pass, viewers leave.
 STOP = threading.Event()
+ARRIVED = threading.Event()  # the open-loop arrivals of a step are over and their passes done
 IN_FLIGHT = [0]  # passes under way
 # Each flow waits at most this long for its verdict (then counts as failed).
 VERDICT_WAIT_S = 120.0
@@ -65,36 +68,28 @@ def _fire(user: User, kind: str, name: str, started: float, error: Exception | N
     )
 
 
-class Student(HttpUser):
-    # A pass every PACING_S seconds per student (an open-ish arrival rate: users / PACING_S),
-    # unless a pass takes longer (then the site is the limit).
-    wait_time = constant_pacing(float(os.environ.get("LOAD_PACING_S", "10")))
+class Exercise:
+    """One student's pass, on a session of its own (cookies: the student's sign-in)."""
 
-    def on_start(self) -> None:
-        loopback_only(self.host or "")
-        with _lock:
-            number = next(_next_student)
-        students = plan()["students"]
-        self.username = students[number % len(students)]
+    def __init__(self, user: User, client: HttpSession, username: str) -> None:
+        self.user, self.client, self.username = user, client, username
+        self.host = user.host or ""
 
     def _csrf(self, path: str, name: str) -> str:
         page = self.client.get(path, name=name)
         found = _CSRF.search(page.text)
         return found.group(1) if found else ""
 
-    @task
-    def a_class_exercise(self) -> None:
-        if STOP.is_set():
-            return
+    def run(self) -> None:
         with _lock:
             IN_FLIGHT[0] += 1
         try:
-            self._exercise()
+            self._run()
         finally:
             with _lock:
                 IN_FLIGHT[0] -= 1
 
-    def _exercise(self) -> None:
+    def _run(self) -> None:
         p = plan()
         self.client.cookies.clear()
         token = self._csrf("/accounts/login/", "login page")
@@ -103,10 +98,12 @@ class Student(HttpUser):
             data={"username": self.username, "password": p["password"],
                   "csrfmiddlewaretoken": token},
             headers={"Referer": f"{self.host}/accounts/login/"},
-            name="login", allow_redirects=False,
+            name="login", allow_redirects=False, catch_response=True,
         )  # fmt: skip
-        if signed_in.status_code != 302:
-            return
+        with signed_in:
+            if signed_in.status_code != 302:
+                signed_in.failure(f"not signed in: HTTP {signed_in.status_code}")
+                return
         self._csrf(p["item_url"], "item page")
         csrf = self.client.cookies.get("csrftoken", "")
         started = time.perf_counter()
@@ -122,7 +119,7 @@ class Student(HttpUser):
                 return
             run_id = answer.json()["id"]
         error = self._verdict(run_id)
-        _fire(self, "RUN", "run→verdict", started, error)
+        _fire(self.user, "RUN", "run→verdict", started, error)
         self.client.post(
             p["submit_url"],
             data={"answer": p["answer"], "csrfmiddlewaretoken": csrf},
@@ -156,6 +153,60 @@ class Student(HttpUser):
                 problem = exc
                 time.sleep(0.2)
         return problem
+
+
+def _next_username() -> str:
+    with _lock:
+        number = next(_next_student)
+    students = plan()["students"]
+    return str(students[number % len(students)])
+
+
+class Student(HttpUser):
+    """Closed loop (for `locust -f` by hand): a pass every ``LOAD_PACING_S`` seconds per user,
+    or back to back when a pass takes longer."""
+
+    wait_time = constant_pacing(float(os.environ.get("LOAD_PACING_S", "10")))
+
+    def on_start(self) -> None:
+        loopback_only(self.host or "")
+        self.username = _next_username()
+
+    @task
+    def a_class_exercise(self) -> None:
+        if not STOP.is_set():
+            Exercise(self, self.client, self.username).run()
+
+
+class Arrivals(User):
+    """Open loop (the harness): students arrive ``LOAD_RATE`` a second for ``LOAD_STEP_S``
+    seconds, evenly spaced, each doing one pass in a session of its own, whether or not the
+    ones before have finished: past what the site can take, the queue grows."""
+
+    fixed_count = 1
+    wait_time = constant(3600)
+
+    def on_start(self) -> None:
+        loopback_only(self.host or "")
+
+    @task
+    def arrive(self) -> None:
+        import gevent
+
+        rate = float(os.environ["LOAD_RATE"])
+        count = round(rate * float(os.environ["LOAD_STEP_S"]))
+        started = time.monotonic()
+        passes = []
+        for i in range(count):
+            gevent.sleep(max(0.0, started + i / rate - time.monotonic()))
+            if STOP.is_set():
+                break
+            session = HttpSession(
+                base_url=self.host or "", request_event=self.environment.events.request, user=self
+            )
+            passes.append(gevent.spawn(Exercise(self, session, _next_username()).run))
+        gevent.joinall(passes, timeout=VERDICT_WAIT_S + 60)
+        ARRIVED.set()
 
 
 class Viewer(User):

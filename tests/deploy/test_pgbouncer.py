@@ -33,7 +33,7 @@ from playground.local_services import PG_SYSTEM_USER, EmbeddedPostgres, ensure_s
 from tests.oracle import Oracle, oracle_server
 from tests.stack import Stack, free_port, running_stack
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.full_only]  # `make test-full` (about 25 s)
 
 POOL_SIZE = 4
 MAKE_TOKEN = """

@@ -80,6 +80,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
         yield started
 
 
+@pytest.mark.full_only  # `make test-full` (about 20 s); make test kills a primary in tests/fault
 @pytest.mark.django_db
 def test_events_published_across_a_failover_keep_every_number_once(
     group: SentinelGroup, settings: Settings
