@@ -137,7 +137,7 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 # wants persistent connections off there and a pool instead ("When using ASGI, persistent
 # connections should be disabled. Instead, use your database backend's built-in connection
 # pooling", docs/ref/databases): PLAYGROUND_DB_POOL_MAX > 0 gives each process a psycopg pool
-# of at most that many connections (the launcher and compose set it for the web process). Celery
+# of at most that many connections (asgi.py makes it 8 in the web process unless set). Celery
 # workers may keep theirs instead (PLAYGROUND_DB_CONN_MAX_AGE, seconds). Behind PgBouncer in
 # transaction mode, PLAYGROUND_DB_PGBOUNCER=1: no server-side cursors (they need a session).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("PLAYGROUND_DB_CONN_MAX_AGE", default=0)
@@ -180,9 +180,9 @@ REDIS_ROLES = {
     "events": env.str("PLAYGROUND_REDIS_EVENTS_URL", default="") or REDIS_URL,
 }
 # The channel layer's pub/sub: a comma list shards the runs' groups over several servers.
-PLAYGROUND_REDIS_CHANNELS_URLS = env.list("PLAYGROUND_REDIS_CHANNELS_URLS", default=[]) or [
-    REDIS_URL
-]
+PLAYGROUND_REDIS_CHANNELS_URLS = redis_roles.split_urls(
+    env.str("PLAYGROUND_REDIS_CHANNELS_URLS", default="")
+) or [REDIS_URL]
 try:
     for _role, _url in [
         *REDIS_ROLES.items(),

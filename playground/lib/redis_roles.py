@@ -124,6 +124,20 @@ def check(url: str, what: str) -> None:
         )
 
 
+def split_urls(text: str) -> list[str]:
+    """A comma list of role URLs, where a Sentinel URL's own commas (between its sentinels) do
+    not split it: a piece without ``://`` belongs to the URL before it."""
+    urls: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue
+        if "://" not in piece and urls:
+            urls[-1] += "," + piece
+        else:
+            urls.append(piece)
+    return urls
+
+
 def _retry(url: str) -> Retry:
     retries = FAILOVER_RETRIES if is_sentinel(url) else PLAIN_RETRIES
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), retries)

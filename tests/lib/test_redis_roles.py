@@ -30,6 +30,14 @@ def test_a_sentinel_url_names_the_sentinels_the_primary_and_its_database() -> No
     )
 
 
+def test_a_list_of_role_urls_keeps_each_sentinel_url_whole() -> None:
+    text = "redis://a:6379/0, redis+sentinel://s1:26379,s2:26379/main/1,redis://b:6379/0"
+    assert redis_roles.split_urls(text) == [
+        "redis://a:6379/0", "redis+sentinel://s1:26379,s2:26379/main/1", "redis://b:6379/0",
+    ]  # fmt: skip
+    assert redis_roles.split_urls("") == []
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
