@@ -136,10 +136,11 @@ class _Replicas:
     def __init__(self) -> None:
         self.missing_until = 0.0
 
-    def wait(self, client: redis.Redis) -> None:
-        if time.monotonic() < self.missing_until:
-            return
-        if int(client.execute_command("WAIT", 1, REPLICA_WAIT_MS)) < 1:
+    def wanted(self) -> bool:
+        return time.monotonic() >= self.missing_until
+
+    def acknowledged(self, replicas: int) -> None:
+        if replicas < 1:
             log.warning("events: no Redis replica acknowledged within %d ms", REPLICA_WAIT_MS)
             self.missing_until = time.monotonic() + REPLICA_RETRY_S
 
@@ -181,12 +182,26 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
     channel-layer group has the same name)."""
     draft = json.dumps({"seq": 0, "type": kind, **data}, ensure_ascii=False)
     publisher = f"{os.getpid()}:{threading.get_ident()}"
+    args: list[str | int] = [
+        *_keys(key),
+        draft,
+        MAX_EVENTS,
+        KEEP_S,
+        publisher,
+        secrets.token_hex(8),
+    ]
     client = redis_client()
-    seq, stored = client.eval(
-        _APPEND, 3, *_keys(key), draft, MAX_EVENTS, KEEP_S, publisher, secrets.token_hex(8)
-    )
-    if _replicated():
-        _replicas.wait(client)
+    if _replicated() and _replicas.wanted():
+        # WAIT counts the writes of its own connection: one pipeline, so one connection, for
+        # the append and the wait (sent again whole after a lost connection: the append is
+        # idempotent).
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(_APPEND, 3, *args)
+        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+        (seq, stored), replicas = pipe.execute()
+        _replicas.acknowledged(int(replicas))
+    else:
+        seq, stored = client.eval(_APPEND, 3, *args)
     event = cast(Event, json.loads(stored))
     assert event["seq"] == int(seq)
     _sender.send(key, {"type": "run.event", "event": event})
