@@ -191,7 +191,7 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
     print("finished, seconds after the kill:", ended)
     finished_in = time.monotonic() - t0
     viewer.join(30)
-    browser.join(30)
+    browser.join(90)  # its own deadline is 120 s; a loaded machine delivers the end late
 
     assert group.primary() == group.replica_port  # the sentinels did fail over
     for run, (status, verdict) in states.items():
