@@ -3,24 +3,29 @@ processes): the run button says what will happen, the model's box follows the ne
 the reader scrolls up (then "Jump to newest" brings it back), the meter's tokens and elapsed time
 move, "started ... ago" stays current, and a cancelled run says "Cancelled" on its page and on
 its share link. The review of 2026-12 (bugs 8 and 12) found the box stuck at the top for 87 s
-with "started now" and no counter.
+with "started now" and no counter. Think-and-Execute shows its plan while the model still works
+on the instance, and a second instance of the task reuses it.
 
-The model is a scripted server that writes a long chain of thought slowly (a real small model
-answers too fast to overflow the box reliably); screenshots at 1280 and 390 px go to
-test-artifacts/."""
+The models are scripted servers: one writes a long chain of thought slowly (a real small model
+answers too fast to overflow the box reliably), the other (tests/oracle.py) writes a whole plan
+at a slow pace, which the embedded model does not reliably do within its Think budget;
+screenshots at 1280 and 390 px go to test-artifacts/."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from playground.programs.library import DATASETS_DIR
 from tests.llm.fake_server import chunk, fake_server, streaming
+from tests.oracle import Oracle, oracle_server
 from tests.stack import Stack, serving_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -31,18 +36,26 @@ DELAY_S = 0.05  # 20 lines a second: 30 s for the whole answer, if nobody cancel
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """A site of its own, not the shared one (tests/conftest.py): its only model is the
-    scripted one, where the other modules need the embedded model."""
+    """A site of its own, not the shared one (tests/conftest.py): its models are scripted,
+    where the other modules need the embedded model."""
     parts = [
         chunk(f"Step {i}: the loop takes the next character and appends it to the list.\n")
         for i in range(LINES)
     ]
     parts += [chunk("[ANSWER]\nassert f('bcksrut', 'q') == 'bcksrutq'\n[/ANSWER]", "stop")]
     parts.append(b"data: [DONE]\n\n")
-    with fake_server(streaming(parts, delay=DELAY_S)) as (model, _):
+    navigate = json.loads((DATASETS_DIR / "bbh" / "navigate.json").read_text(encoding="utf-8"))
+    # Each answer starts a second late: the plan is on the page for that long before the
+    # instance's answer, so a plan shown only with the verdict fails the test.
+    oracle = Oracle(targets={e["input"]: e["target"] for e in navigate["examples"]},
+                    latency=1.0, chunk_delay=0.05)  # fmt: skip
+    with fake_server(streaming(parts, delay=DELAY_S)) as (model, _), oracle_server(oracle) as o:
         saved = {k: os.environ.get(k) for k in ("PLAYGROUND_MODELS", "PLAYGROUND_EMBEDDED_LLM")}
-        entry = {"name": "slow", "base_url": model.base_url, "model": "slow", "label": "Slow"}
-        os.environ["PLAYGROUND_MODELS"] = json.dumps([entry])
+        entries = [
+            {"name": "slow", "base_url": model.base_url, "model": "slow", "label": "Slow"},
+            {"name": o.name, "base_url": o.base_url, "model": o.model, "label": o.label},
+        ]
+        os.environ["PLAYGROUND_MODELS"] = json.dumps(entries)
         os.environ["PLAYGROUND_EMBEDDED_LLM"] = "off"
         try:
             with serving_stack(model=False) as s:
@@ -173,3 +186,32 @@ def test_a_model_run_follows_its_text_counts_and_says_when_it_was_cancelled(
     )
     assert not problems, problems
     context.close()
+
+
+def _watch(page: Page, selector: str, until: str, seconds: float = 60) -> list[int]:
+    """How many elements match ``selector``, sampled until ``until`` appears."""
+    counts: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not page.locator(until).count():
+        counts.append(page.locator(selector).count())
+        time.sleep(0.05)
+    return counts
+
+
+def test_think_and_execute_shows_its_plan_live_and_reuses_it(
+    stack: Stack, browser: Browser
+) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    base = f"http://127.0.0.1:{stack.port}"
+    for index, label in ((0, "new"), (1, "reused")):
+        page.goto(f"{base}/library/tasks/navigate/{index}/")
+        page.get_by_label("Method").select_option("tae")
+        page.get_by_label("Model", exact=True).select_option("oracle")
+        page.get_by_role("button", name="Ask the model").click()
+        plans = _watch(page, "#live-plan pre", until="#verdict")
+        assert max(plans, default=0) == 1, "the plan did not appear while the model worked"
+        expect(page.locator("#verdict")).to_have_attribute("data-verdict", "correct")
+        expect(page.locator("#plan .tag")).to_have_text(label)
+        expect(page.locator("#plan")).to_contain_text("def solve(instance):")
+    page.close()

@@ -112,25 +112,6 @@ def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
     page.close()
 
 
-def test_think_and_execute_shows_its_plan_live_and_reuses_it(
-    stack: Stack, browser: Browser
-) -> None:
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.set_default_timeout(30_000)
-    # Plans are stored per task and model on the site: no other module on the shared site
-    # (tests/conftest.py) runs Think-and-Execute on this task, so the first one writes its own.
-    for index, label in ((0, "new"), (1, "reused")):
-        page.goto(f"http://127.0.0.1:{stack.port}/library/tasks/navigate/{index}/")
-        page.get_by_label("Method").select_option("tae")
-        page.get_by_role("button", name="Ask the model").click()
-        if index == 0:
-            plans = _watch(page, "#live-plan pre", until="#verdict")
-            assert max(plans, default=0) == 1, "the plan did not appear while the model worked"
-        expect(page.locator("#verdict")).to_be_visible(timeout=90_000)
-        expect(page.locator("#plan .tag")).to_have_text(label)
-    page.close()
-
-
 def test_a_puzzle_and_chain_of_code_on_a_task_finish_in_the_browser(
     stack: Stack, browser: Browser
 ) -> None:
