@@ -41,6 +41,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import streaming_latency as sl
 
+from tests.stack import web_process
+
 REPO = sl.REPO
 WEB_CORE, VIEWER_CORE = 0, 1
 TARGET_MS = 25.0
@@ -123,50 +125,11 @@ def cores_busy() -> list[tuple[int, int]]:
 
 @contextmanager
 def web_server(design: Design, log: Path) -> Iterator[Design]:
-    """uvicorn as the launcher starts it, on the test database, pinned to WEB_CORE."""
-    import httpx
-    from django.db import connection
-
-    from playground.launcher import processes
-    from playground.lib import paths
-
-    design.port = sl.free_port()
-    argv = processes("127.0.0.1", design.port)["web"]
-    app = argv.index("playground.asgi:application")
-    argv[app : app + 1] = ["--app-dir", str(REPO / "bench"), "streaming_servers:application"]
-    env = {
-        **os.environ,
-        **design.env,
-        "DATABASE_URL": paths.database_url(connection.settings_dict),
-        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PLAYGROUND_LIMITS_PROFILE": "load-test",  # a thousand sockets of one account
-        "PYTHONPATH": str(REPO),
-    }
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            ["taskset", "-c", str(WEB_CORE), *argv], cwd=REPO, env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                url = f"http://127.0.0.1:{design.port}/healthz"
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{design.name} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        design.pid = proc.pid
+    """uvicorn as the launcher starts it, serving the design's consumer, pinned to WEB_CORE."""
+    env = {**design.env, "PLAYGROUND_LIMITS_PROFILE": "load-test"}  # 1,000 sockets, one account
+    app = (REPO / "bench", "streaming_servers:application")
+    with web_process(env, app=app, cpus=str(WEB_CORE), log=log) as (design.port, design.pid):
         yield design
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def one_round(

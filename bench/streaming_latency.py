@@ -32,13 +32,11 @@ import html
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -50,6 +48,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+
+from tests.stack import web_process  # noqa: E402
 
 TOKENS = 200
 INTERVAL_S = 0.010
@@ -82,13 +82,6 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (not its children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def child(*args: str) -> subprocess.Popen[str]:
@@ -183,46 +176,6 @@ class Samples:
     cpu: dict[str, float] = field(default_factory=dict)
 
 
-@contextmanager
-def web_server(log: Path) -> Iterator[tuple[int, int]]:
-    """uvicorn as the launcher starts it, on the test database; yields (port, pid)."""
-    import httpx
-    from django.db import connection
-
-    from playground.launcher import processes
-    from playground.lib import paths
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": paths.database_url(connection.settings_dict),
-        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            processes("127.0.0.1", port)["web"], cwd=REPO, env=env, stdout=out, stderr=out
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the web server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def redis_info() -> dict[str, Any]:
     import redis
     from django.conf import settings
@@ -285,6 +238,8 @@ def viewer_round(
     samples.wall_s += time.monotonic() - t0
     after = {name: cpu_s(p) for name, p in pids.items()} | {"redis": redis_cpu()}
     out, _ = viewers.communicate("", timeout=90)
+    if viewers.returncode:
+        raise RuntimeError(f"the viewers' process failed (exit {viewers.returncode}); see above")
     for name in after:
         samples.cpu[name] = samples.cpu.get(name, 0.0) + after[name] - before[name]
     for got in json.loads(out.strip().splitlines()[-1]):
@@ -383,7 +338,13 @@ def main(interval_s: float) -> None:
             )
             return run.pk
 
-        with tempfile.TemporaryDirectory() as tmp, web_server(Path(tmp) / "web.log") as web:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            web_process(
+                {"PLAYGROUND_LIMITS_PROFILE": "load-test"},  # 100 sockets of one account
+                log=Path(tmp) / "web.log",
+            ) as web,
+        ):
             port, pid = web
             memory = idle_memory(port, pid, cookie, make_run())
             rounds = [Samples("baseline: stream_chat, direct")]

@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from playground.lib import paths
@@ -162,9 +163,99 @@ class Stack:
             raise AssertionError(f"manage.py shell failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
+    def events(self, run_id: int, token: str, seconds: float = 120) -> Iterator[tuple[int, str]]:
+        """An API client on the run's Server-Sent Events, written as a client should be: after
+        a lost connection or a refusal (a web process starting again) it reconnects, sending the
+        last id it saw (``Last-Event-ID``). Yields each event's id and kind, until the run's end
+        arrives or ``seconds`` pass (then it stops; the caller checks what it saw)."""
+        base, last = f"http://127.0.0.1:{self.port}", None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            headers = {"Authorization": f"Bearer {token}"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            try:
+                with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers,
+                                  timeout=30) as stream:  # fmt: skip
+                    if stream.status_code != 200:
+                        time.sleep(0.3)
+                        continue
+                    event_id, kind = None, None
+                    for line in stream.iter_lines():
+                        if line.startswith("id: "):
+                            event_id = int(line[4:])
+                        elif line.startswith("event: "):
+                            kind = line[7:]
+                        elif line == "" and kind is not None:
+                            if event_id is not None:
+                                last = event_id
+                                yield event_id, kind
+                                if kind in ("done", "failed", "cancelled"):
+                                    return
+                            event_id, kind = None, None
+            except httpx.HTTPError:
+                time.sleep(0.3)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def web_process(
+    env: dict[str, str] | None = None,
+    *,
+    app: tuple[Path, str] | None = None,
+    cpus: str | None = None,
+    log: Path | None = None,
+    timeout: float = 90,
+) -> Iterator[tuple[int, int]]:
+    """One web server as the launcher starts it (its own argv: uvicorn serving
+    ``playground.asgi:application``) on a free port, on this process's database (the test
+    database under pytest), answering ``/healthz``; yields its port and pid, and stops it after.
+    ``env``: more environment; ``app``: a directory and ``module:attribute`` of another ASGI
+    application to serve in its place; ``cpus``: pinned to those cores (``taskset -c``);
+    ``log``: where its output goes (shown if it fails to start)."""
+    from django.db import connection
+
+    from playground.launcher import processes
+
+    port = free_port()
+    argv = processes("127.0.0.1", port)["web"]
+    if app is not None:
+        where = argv.index("playground.asgi:application")
+        argv[where : where + 1] = ["--app-dir", str(app[0]), app[1]]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus, *argv]
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": paths.database_url(connection.settings_dict),
+        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PYTHONPATH": str(paths.REPO_DIR),
+        **(env or {}),
+    }
+    with (log or Path(os.devnull)).open("w") as out:
+        proc = subprocess.Popen(argv, cwd=paths.REPO_DIR, env=full_env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                shown = log.read_text()[-3000:] if log is not None else "(no log kept)"
+                raise RuntimeError(f"the web server did not start:\n{shown}")
+            time.sleep(0.2)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager

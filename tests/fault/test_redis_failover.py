@@ -82,34 +82,9 @@ def _start(stack: Stack, token: str, source: str, call: str, method: str) -> int
 
 def _follow(stack: Stack, token: str, run_id: int, seen: list[tuple[int, str]],
             on_event: Any) -> None:  # fmt: skip
-    """An API client on the run's Server-Sent Events, reconnecting with Last-Event-ID."""
-    base = f"http://127.0.0.1:{stack.port}"
-    t0 = time.monotonic()
-    while not seen or seen[-1][1] not in ("done", "failed", "cancelled"):
-        if time.monotonic() - t0 > 120:
-            return
-        headers = {"Authorization": f"Bearer {token}"}
-        if seen:
-            headers["Last-Event-ID"] = str(seen[-1][0])
-        try:
-            with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers,
-                              timeout=30) as events:  # fmt: skip
-                if events.status_code != 200:
-                    time.sleep(0.3)
-                    continue
-                event_id, kind = None, None
-                for line in events.iter_lines():
-                    if line.startswith("id: "):
-                        event_id = int(line[4:])
-                    elif line.startswith("event: "):
-                        kind = line[7:]
-                    elif line == "" and kind is not None:
-                        if event_id is not None:
-                            seen.append((event_id, kind))
-                            on_event(kind, len(seen))
-                        event_id, kind = None, None
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    for event in stack.events(run_id, token):
+        seen.append(event)
+        on_event(event[1], len(seen))
 
 
 _STATE_TEXT = re.compile(r'<pre id="model-output"[^>]*>(.*?)</pre>', re.DOTALL)

@@ -5,68 +5,22 @@ and every viewer sees every event exactly once and in order."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import time
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
-from django.db import connection, connections
+from django.db import connections
 from websockets.asyncio.client import connect
 
-from playground.launcher import processes
-from playground.lib import paths
 from playground.runs.events import publish
-from tests.stack import free_port
+from tests.stack import web_process
 from tests.streaming.test_consumer import _owned_run, _text
 from tests.streaming.test_sse_endings import forget_leases
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@contextmanager
-def _web_server(settings_module: str) -> Iterator[int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": paths.database_url(connection.settings_dict),
-        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SETTINGS_MODULE": settings_module,
-    }
-    proc = subprocess.Popen(
-        processes("127.0.0.1", port)["web"],
-        cwd=paths.REPO_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
 
 
 async def _viewer(port: int, run_id: int, cookie: str) -> tuple[Any, list[str]]:
@@ -96,10 +50,9 @@ async def test_viewers_on_two_web_processes_see_every_event_once_in_order() -> N
     words = [f"w{i} " for i in range(60)]
     with ExitStack() as stack:
         ports = [
-            stack.enter_context(_web_server("tests.streaming.frames_settings")),
-            stack.enter_context(_web_server("playground.settings")),
+            stack.enter_context(web_process({"DJANGO_SETTINGS_MODULE": settings}))[0]
+            for settings in ("tests.streaming.frames_settings", "playground.settings")
         ]
-        await asyncio.gather(*(sync_to_async(_wait_until_up)(port) for port in ports))
         await sync_to_async(publish)(key, "token", text=words[0])
         viewers = [await _viewer(port, run.pk, cookie) for port in ports for _ in range(3)]
         for i, word in enumerate(words[1:], start=1):
