@@ -28,7 +28,9 @@ says where they agree within 20% (the knee, and below saturation) and where not 
 
 Then, for sizing (parts on cores of their own, as in a cluster; the harness left out): N students
 pressing run spread over M seconds, and the smallest sandbox workers, web processes and model
-replicas whose p95 stays under 5 s; and K evaluation items on R replicas.
+replicas whose p95 stays under 5 s; and how long K evaluation items take on R replicas and W
+batch workers (``evaluation_seconds``; bench/evaluation_fanout.py checks it against measured
+evaluations).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ SLICE_S = 0.002
 KNEE_S = 5.0
 LATENCY_S = 0.5  # the scripted model's time to answer, in bench/load_test.py
 LOGIN_CPU_S = 0.40  # one Django password check (PBKDF2, 1,000,000 rounds) on this machine
+BATCH_THREADS = 8  # a batch worker's threads (PLAYGROUND_BATCH_WORKERS, playground/launcher.py)
+MAX_CONCURRENCY = 64  # an evaluation's most "requests at once" (playground/benchmarks/forms.py)
 
 
 @dataclass(frozen=True)
@@ -295,26 +299,47 @@ def size(d: Demand, students: int, over_s: float, model_s: float, per_replica: i
     return site
 
 
-def evaluation_hours(items: int, replicas: int, per_replica: int, model_s: float,
-                     sandbox: int, sandbox_s: float) -> float:  # fmt: skip
-    """K items, each one model answer and two sandbox runs (the real run, the scoring run)."""
+def evaluation_seconds(
+    items: int,
+    *,
+    in_flight: int,
+    model_slots: int,
+    model_s: float,
+    sandbox_slots: int,
+    sandbox_s: float,
+    other_s: float = 0.0,
+) -> float:
+    """How long K items of one evaluation take, as the site runs them
+    (playground/benchmarks/execution.py): each item holds one of ``in_flight`` places (a batch
+    worker's thread, within the evaluation's own "requests at once") from its start to its
+    score, and in it waits for its real run (a sandbox process for ``sandbox_s``), the model's
+    answer (one of ``model_slots``: replicas x the answers each serves at once, ``model_s``),
+    the scoring run (the sandbox again), and ``other_s`` of its own (sending to the sandbox queue
+    and waiting for the answer, the database)."""
     env = simpy.Environment()
-    streams = simpy.Resource(env, capacity=replicas * per_replica)
-    slots = simpy.Resource(env, capacity=sandbox)
+    places = simpy.Resource(env, capacity=in_flight)
+    streams = simpy.Resource(env, capacity=model_slots)
+    slots = simpy.Resource(env, capacity=sandbox_slots)
+
+    def sandboxed() -> Generator[Any, Any, None]:
+        with slots.request() as slot:
+            yield slot
+            yield env.timeout(sandbox_s)
 
     def item() -> Generator[Any, Any, None]:
-        with streams.request() as s:
-            yield s
-            yield env.timeout(model_s)
-        for _ in range(2):
-            with slots.request() as slot:
-                yield slot
-                yield env.timeout(sandbox_s)
+        with places.request() as place:
+            yield place
+            yield env.process(sandboxed())
+            with streams.request() as stream:
+                yield stream
+                yield env.timeout(model_s)
+            yield env.process(sandboxed())
+            yield env.timeout(other_s)
 
     for _ in range(items):
         env.process(item())
     env.run()
-    return env.now / 3600
+    return float(env.now)
 
 
 def main() -> None:
@@ -351,11 +376,20 @@ def main() -> None:
         )
     print(
         "\nEvaluation of 10,000 items, model answers 10 s, 32 at once per replica, "
-        f"sandbox run {d.sandbox * 1000:.0f} ms:"
+        f"sandbox run {d.sandbox * 1000:.0f} ms, 4 sandbox processes, 0.1 s more per item; "
+        f"batch workers of {BATCH_THREADS} threads, the evaluation at {MAX_CONCURRENCY} "
+        "requests at once (its highest):"
     )
+    print("| model replicas | batch workers | items in flight | hours |")
+    print("|---|---|---|---|")
     for replicas in (1, 2, 4, 8):
-        hours = evaluation_hours(10_000, replicas, 32, 10.0, 4, d.sandbox)
-        print(f"  {replicas} replica(s), 4 sandbox workers: {hours:.2f} h")
+        for workers in sorted({1, math.ceil(replicas * 32 / BATCH_THREADS)}):
+            in_flight = min(MAX_CONCURRENCY, workers * BATCH_THREADS)
+            seconds = evaluation_seconds(
+                10_000, in_flight=in_flight, model_slots=replicas * 32, model_s=10.0,
+                sandbox_slots=4, sandbox_s=d.sandbox, other_s=0.1,
+            )  # fmt: skip
+            print(f"| {replicas} | {workers} | {in_flight} | {seconds / 3600:.2f} |")
 
 
 if __name__ == "__main__":

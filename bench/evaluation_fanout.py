@@ -1,5 +1,6 @@
 """Benchmark: one evaluation fanned out over 1 and 2 batch workers, and a second worker added
-midway: items per second.
+midway: items per second; and the capacity model's prediction of each (bench/capacity.py,
+``evaluation_seconds``), calibrated on the baseline.
 
     .venv/bin/python -m playground.launcher exec -- .venv/bin/python bench/evaluation_fanout.py [N]
 
@@ -11,13 +12,20 @@ evaluation is N CRUXEval items, method direct, concurrency 8 (more than one work
 so that a second worker has items to take). Baseline, measured in the same run: the same
 evaluation on one batch worker. Workers are started and ready before each evaluation is sent;
 the evaluations are deleted at the end.
+
+The prediction takes from the baseline only: the model's answer as the items measured it
+(``model_seconds``), a sandbox job's time in its worker (Celery's "succeeded in" lines), and the
+rest of an item's wall time (sending, waiting for the answer, the database); then the two-worker
+evaluations are predicted with twice the places, and compared with what they measured.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 TAG = uuid.uuid4().hex[:6]
 BATCH, SANDBOX = f"bench-batch-{TAG}", f"bench-sandbox-{TAG}"
 os.environ.update(PLAYGROUND_BATCH_QUEUE=BATCH, PLAYGROUND_SANDBOX_QUEUE=SANDBOX)
@@ -40,6 +49,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import capacity  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from playground.benchmarks import services  # noqa: E402
@@ -102,8 +112,24 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
 
 
-def evaluate(n: int, on_half: object = None) -> tuple[float, float, float]:
-    """Seconds for the whole evaluation, and items per second before and after half of it."""
+SUCCEEDED = re.compile(r"succeeded in ([\d.]+)s")
+
+
+def job_seconds(log: Path, since: int) -> list[float]:
+    """How long each sandbox job written to the worker's log after byte ``since`` took in it."""
+    return [float(x) for x in SUCCEEDED.findall(log.read_bytes()[since:].decode(errors="replace"))]
+
+
+def item_times(pk: int) -> tuple[float, float]:
+    """The mean wall time of an evaluation's items and of their model answers."""
+    rows = Result.objects.filter(evaluation_id=pk).values_list("wall_seconds", "model_seconds")
+    walls, models = zip(*rows, strict=True)
+    return statistics.mean(walls), statistics.mean(models)
+
+
+def evaluate(n: int, on_half: object = None) -> tuple[int, float, float, float]:
+    """The evaluation's id, seconds for all of it, and items per second before and after half
+    of it."""
     evaluation = services.create_evaluation(
         dataset="cruxeval", method="direct", model="fake", limit=n, concurrency=CONCURRENCY,
         start=False,
@@ -125,7 +151,7 @@ def evaluate(n: int, on_half: object = None) -> tuple[float, float, float]:
     if errors:
         raise RuntimeError(f"{errors} items could not be run")
     assert half_at is not None
-    return total, (n // 2) / half_at, (n - n // 2) / (total - half_at)
+    return evaluation.pk, total, (n // 2) / half_at, (n - n // 2) / (total - half_at)
 
 
 def main() -> None:
@@ -141,16 +167,19 @@ def main() -> None:
         sandbox = start_worker(SANDBOX, "prefork", logs / "sandbox.log")
         try:
             one = start_worker(BATCH, "threads", logs / "batch1.log")
-            t_one, _, _ = evaluate(n)
+            since = (logs / "sandbox.log").stat().st_size
+            pk_one, t_one, _, _ = evaluate(n)
+            jobs = job_seconds(logs / "sandbox.log", since)
+            wall, model = item_times(pk_one)
             two = start_worker(BATCH, "threads", logs / "batch2.log")
-            t_two, _, _ = evaluate(n)
+            _, t_two, _, _ = evaluate(n)
             stop(two)
             added: list[subprocess.Popen[bytes]] = []
 
             def add() -> None:
                 added.append(start_worker(BATCH, "threads", logs / "batch3.log"))
 
-            t_added, first_half, second_half = evaluate(n, on_half=add)
+            _, t_added, first_half, second_half = evaluate(n, on_half=add)
             stop(one, *added)
         finally:
             stop(sandbox)
@@ -164,6 +193,28 @@ def main() -> None:
           f"{t_one / t_added:7.2f}")  # fmt: skip
     print(f"  items/s before the second worker: {first_half:.2f}, after: {second_half:.2f} "
           f"({second_half / first_half:.2f}x)")  # fmt: skip
+    sandbox_s = statistics.mean(jobs)
+    other_s = max(0.0, wall - model - 2 * sandbox_s)
+
+    def predicted(items: int, workers: int) -> float:
+        return capacity.evaluation_seconds(
+            items, in_flight=min(CONCURRENCY, workers * THREADS), model_slots=64,
+            model_s=model, sandbox_slots=2, sandbox_s=sandbox_s, other_s=other_s,
+        )  # fmt: skip
+
+    print(
+        f"\ncapacity model, calibrated on the baseline: {len(jobs)} sandbox jobs of "
+        f"{sandbox_s * 1000:.0f} ms, the model's answer {model * 1000:.0f} ms, "
+        f"{other_s * 1000:.0f} ms more per item ({wall * 1000:.0f} ms in all)"
+    )
+    print(f"{'batch workers':<40} {'measured':>8} {'model':>8} {'error':>7}")
+    half = n // 2
+    for label, measured, model_s in (
+        ("one (baseline)", t_one, predicted(n, 1)),
+        ("two", t_two, predicted(n, 2)),
+        ("one, a second added at half", t_added, predicted(half, 1) + predicted(n - half, 2)),
+    ):
+        print(f"{label:<40} {measured:8.1f} {model_s:8.1f} {model_s / measured - 1:+7.0%}")
     print(f"(logs in {logs}; machine: {os.cpu_count()} cores; {paths.REPO_DIR})")
 
 

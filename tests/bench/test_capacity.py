@@ -47,3 +47,19 @@ def test_sizing_adds_the_part_that_is_short() -> None:
     assert site.sandbox >= 3
     out = capacity.simulate_burst(demand, site, students=300, over_s=60)
     assert capacity.p95(out) <= capacity.KNEE_S
+
+
+def test_an_evaluation_is_bounded_by_its_places_its_model_and_its_sandbox() -> None:
+    """100 items of a 1 s model answer: 2 places (batch threads) take 50 s, whatever the model
+    serves; 64 places with a model of 4 slots take 25 s; a 0.5 s sandbox run on one process
+    (twice per item) makes the sandbox the bound: 100 s."""
+
+    def seconds(**given: float) -> float:
+        base = {"in_flight": 2, "model_slots": 64, "model_s": 1.0, "sandbox_slots": 64,
+                "sandbox_s": 0.0, "other_s": 0.0}  # fmt: skip
+        return capacity.evaluation_seconds(100, **{**base, **given})  # type: ignore[arg-type]
+
+    assert seconds() == pytest.approx(50.0)
+    assert seconds(in_flight=64, model_slots=4) == pytest.approx(25.0)
+    assert seconds(in_flight=64, sandbox_slots=1, sandbox_s=0.5) == pytest.approx(100.0, abs=1.0)
+    assert seconds(other_s=1.0) == pytest.approx(100.0)  # each item holds its place 2 s
