@@ -15,8 +15,10 @@ the evaluations are deleted at the end.
 
 The prediction takes from the baseline only: the model's answer as the items measured it
 (``model_seconds``), a sandbox job's time in its worker (Celery's "succeeded in" lines), and the
-rest of an item's wall time (sending, waiting for the answer, the database); then the two-worker
-evaluations are predicted with twice the places, and compared with what they measured.
+rest of a place's time per item (sending to the sandbox and waiting, the database, the gap until
+the window's next item is sent); then the two-worker evaluations are predicted with twice the
+places, and compared with what they measured. The model gives each part its own cores; the share
+of this machine's cores busy is printed beside each evaluation.
 """
 
 from __future__ import annotations
@@ -127,9 +129,20 @@ def item_times(pk: int) -> tuple[float, float]:
     return statistics.mean(walls), statistics.mean(models)
 
 
-def evaluate(n: int, on_half: object = None) -> tuple[int, float, float, float]:
-    """The evaluation's id, seconds for all of it, and items per second before and after half
-    of it."""
+def busy() -> tuple[int, int, int]:
+    """Jiffies of the machine's cores: busy here, taken by the host (steal: a virtual machine's
+    cores running someone else), and all, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    steal = values[7]
+    return sum(values) - values[3] - values[4] - steal, steal, sum(values)
+
+
+def evaluate(
+    n: int, on_half: object = None
+) -> tuple[int, float, float, float, tuple[float, float]]:
+    """The evaluation's id, seconds for all of it, items per second before and after half of
+    it, and the share of the machine's cores busy meanwhile (every process) and stolen."""
+    busy0, steal0, all0 = busy()
     evaluation = services.create_evaluation(
         dataset="cruxeval", method="direct", model="fake", limit=n, concurrency=CONCURRENCY,
         start=False,
@@ -151,7 +164,10 @@ def evaluate(n: int, on_half: object = None) -> tuple[int, float, float, float]:
     if errors:
         raise RuntimeError(f"{errors} items could not be run")
     assert half_at is not None
-    return evaluation.pk, total, (n // 2) / half_at, (n - n // 2) / (total - half_at)
+    busy1, steal1, all1 = busy()
+    spent = max(1, all1 - all0)
+    share = ((busy1 - busy0) / spent, (steal1 - steal0) / spent)
+    return evaluation.pk, total, (n // 2) / half_at, (n - n // 2) / (total - half_at), share
 
 
 def main() -> None:
@@ -168,18 +184,18 @@ def main() -> None:
         try:
             one = start_worker(BATCH, "threads", logs / "batch1.log")
             since = (logs / "sandbox.log").stat().st_size
-            pk_one, t_one, _, _ = evaluate(n)
+            pk_one, t_one, _, _, busy_one = evaluate(n)
             jobs = job_seconds(logs / "sandbox.log", since)
             wall, model = item_times(pk_one)
             two = start_worker(BATCH, "threads", logs / "batch2.log")
-            _, t_two, _, _ = evaluate(n)
+            _, t_two, _, _, busy_two = evaluate(n)
             stop(two)
             added: list[subprocess.Popen[bytes]] = []
 
             def add() -> None:
                 added.append(start_worker(BATCH, "threads", logs / "batch3.log"))
 
-            _, t_added, first_half, second_half = evaluate(n, on_half=add)
+            _, t_added, first_half, second_half, busy_added = evaluate(n, on_half=add)
             stop(one, *added)
         finally:
             stop(sandbox)
@@ -194,7 +210,9 @@ def main() -> None:
     print(f"  items/s before the second worker: {first_half:.2f}, after: {second_half:.2f} "
           f"({second_half / first_half:.2f}x)")  # fmt: skip
     sandbox_s = statistics.mean(jobs)
-    other_s = max(0.0, wall - model - 2 * sandbox_s)
+    # A place's time per item in the baseline, less the parts named: the item's own overhead
+    # and the gap before the place's next item (the window is topped up by another task).
+    other_s = max(0.0, t_one * min(CONCURRENCY, THREADS) / n - model - 2 * sandbox_s)
 
     def predicted(items: int, workers: int) -> float:
         return capacity.evaluation_seconds(
@@ -205,16 +223,24 @@ def main() -> None:
     print(
         f"\ncapacity model, calibrated on the baseline: {len(jobs)} sandbox jobs of "
         f"{sandbox_s * 1000:.0f} ms, the model's answer {model * 1000:.0f} ms, "
-        f"{other_s * 1000:.0f} ms more per item ({wall * 1000:.0f} ms in all)"
+        f"{other_s * 1000:.0f} ms more per item and place (an item's own wall time "
+        f"{wall * 1000:.0f} ms)"
     )
-    print(f"{'batch workers':<40} {'measured':>8} {'model':>8} {'error':>7}")
+    print(
+        f"{'batch workers':<40} {'measured':>8} {'model':>8} {'error':>7} {'cores busy':>10} "
+        f"{'stolen':>7}"
+    )
     half = n // 2
-    for label, measured, model_s in (
-        ("one (baseline)", t_one, predicted(n, 1)),
-        ("two", t_two, predicted(n, 2)),
-        ("one, a second added at half", t_added, predicted(half, 1) + predicted(n - half, 2)),
-    ):
-        print(f"{label:<40} {measured:8.1f} {model_s:8.1f} {model_s / measured - 1:+7.0%}")
+    for label, measured, model_s, share in (
+        ("one (baseline)", t_one, predicted(n, 1), busy_one),
+        ("two", t_two, predicted(n, 2), busy_two),
+        ("one, a second added at half", t_added, predicted(half, 1) + predicted(n - half, 2),
+         busy_added),
+    ):  # fmt: skip
+        print(
+            f"{label:<40} {measured:8.1f} {model_s:8.1f} {model_s / measured - 1:+7.0%} "
+            f"{share[0]:10.0%} {share[1]:7.0%}"
+        )
     print(f"(logs in {logs}; machine: {os.cpu_count()} cores; {paths.REPO_DIR})")
 
 
