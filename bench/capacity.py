@@ -383,7 +383,8 @@ def main() -> None:
     print("| model replicas | batch workers | items in flight | hours |")
     print("|---|---|---|---|")
     for replicas in (1, 2, 4, 8):
-        for workers in sorted({1, math.ceil(replicas * 32 / BATCH_THREADS)}):
+        enough = math.ceil(min(replicas * 32, MAX_CONCURRENCY) / BATCH_THREADS)
+        for workers in sorted({1, enough}):
             in_flight = min(MAX_CONCURRENCY, workers * BATCH_THREADS)
             seconds = evaluation_seconds(
                 10_000, in_flight=in_flight, model_slots=replicas * 32, model_s=10.0,
