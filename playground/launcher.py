@@ -52,7 +52,8 @@ def _env_int(name: str, default: int) -> int:
 
 @contextmanager
 def embedded_services() -> Iterator[None]:
-    """Start embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set; stop them after."""
+    """Start embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL (or their ``_FILE`` forms,
+    settings.py) are set; stop them after."""
     base = paths.var_dir()
     wanted: list[tuple[str, str, Service, str]] = [
         ("DATABASE_URL", "PostgreSQL", EmbeddedPostgres(base), paths.embedded_database_url(base)),
@@ -61,7 +62,7 @@ def embedded_services() -> Iterator[None]:
     started: list[Service] = []
     try:
         for variable, label, service, url in wanted:
-            if os.environ.get(variable):
+            if os.environ.get(variable) or os.environ.get(f"{variable}_FILE"):
                 continue
             t0 = time.monotonic()
             service.start()
@@ -102,13 +103,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def processes(host: str, port: int) -> dict[str, list[str]]:
-    """The long-running processes of the product (the Procfile, as argv lists)."""
+def processes(host: str, port: int, *, model: bool = True) -> dict[str, list[str]]:
+    """The long-running processes of the product (the Procfile, as argv lists); ``model``: with
+    the embedded model server unless PLAYGROUND_EMBEDDED_LLM=off."""
     py = sys.executable
     cores = os.cpu_count() or 2
     celery = [py, "-m", "celery", "-A", "playground", "worker", "--loglevel", "INFO"]
     extra: dict[str, list[str]] = {}
-    if os.environ.get("PLAYGROUND_EMBEDDED_LLM", "on") != "off":
+    if model and os.environ.get("PLAYGROUND_EMBEDDED_LLM", "on") != "off":
         from playground.llm.embedded import EmbeddedModelMissing, server_argv
 
         try:
@@ -323,6 +325,17 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return subprocess.run(args.command, check=False).returncode  # noqa: S603
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Become one of the product's processes, with the argv `run` gives it (the container image's
+    command: the same web server flags as `make run`, by construction). No embedded services."""
+    argv = processes(args.host, args.port, model=args.process == "llm-server").get(args.process)
+    if argv is None:
+        print(f"No process {args.process!r} here (PLAYGROUND_EMBEDDED_LLM=off?)", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # noqa: S606
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     """Keep only PostgreSQL and Redis running, for `pytest` or `manage.py` from another shell."""
     with _sigterm_as_interrupt(), embedded_services():
@@ -340,6 +353,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_exec.add_argument("command", nargs=argparse.REMAINDER)
     p_exec.set_defaults(func=cmd_exec)
     sub.add_parser("services", help="only PostgreSQL and Redis").set_defaults(func=cmd_services)
+    p_serve = sub.add_parser("serve", help="become one process of the product (an image's command)")
+    p_serve.add_argument(
+        "process", choices=["web", "worker-sandbox", "worker-llm", "worker-batch", "beat",
+                            "llm-server"],
+    )  # fmt: skip
+    p_serve.add_argument("--host", default=os.environ.get("PLAYGROUND_HOST", "127.0.0.1"))
+    p_serve.add_argument("--port", type=int, default=_env_int("PLAYGROUND_PORT", 8000))
+    p_serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     if getattr(args, "command", None) and args.command[0] == "--":
         args.command = args.command[1:]

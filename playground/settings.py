@@ -12,19 +12,50 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from environ.fileaware_mapping import FileAwareMapping
 
 from playground.lib import paths, ratelimits, redis_roles, worktimes
 
-env = environ.Env()
+
+class _FileAwareMapping(FileAwareMapping):
+    """django-environ's, less the line end that an editor or ``echo`` leaves at the end of a
+    file (a DATABASE_URL ending in a newline names another database)."""
+
+    def __getitem__(self, key: str) -> str:
+        value: str = super().__getitem__(key)
+        return value.rstrip("\r\n") if self.env.get(f"{key}_FILE") else value
+
+
+class _Env(environ.FileAwareEnv):
+    ENVIRON = _FileAwareMapping()
+
+
+# Every variable X may instead be given as X_FILE, the path of a file holding the value (a
+# Docker or Kubernetes secret mounted as a file), read first when both are set.
+env = _Env()
 BASE_DIR = paths.REPO_DIR
 VAR_DIR = paths.var_dir()
 
 
 def _secret_key() -> str:
-    """PLAYGROUND_SECRET_KEY, or a random key generated once and kept in var/ for local installs."""
+    """PLAYGROUND_SECRET_KEY, or a random key generated once and kept in var/ for local installs.
+    Refused with a database reached over the network: the web processes and workers of a site
+    on several machines (or containers without a shared var/) must share one key, or a session
+    signed by one is rejected by the next."""
     key = env.str("PLAYGROUND_SECRET_KEY", default="")
     if key:
         return key
+    database = env.str("DATABASE_URL", default="")
+    # The sandbox worker in deploy/compose.yml signs nothing (no pages, no mail, no links) and
+    # gets no secret it does not use: it says so, and keeps a key of its own in its private var.
+    signs_nothing = env.bool("PLAYGROUND_SECRET_KEY_UNUSED", default=False)
+    if database and paths.over_the_network(database) and not signs_nothing:
+        raise environ.ImproperlyConfigured(
+            "Set PLAYGROUND_SECRET_KEY (or PLAYGROUND_SECRET_KEY_FILE, a file holding it): "
+            "DATABASE_URL names a database server, so this site may run on several machines, "
+            "which must all use the same key. Make one with: python -c "
+            '"import secrets; print(secrets.token_urlsafe(50))"'
+        )
     path = VAR_DIR / "secret_key"
     try:
         return path.read_text().strip()

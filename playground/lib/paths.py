@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 # Unix socket paths are limited to 107 bytes; PostgreSQL's socket name adds 17.
@@ -30,6 +31,15 @@ def socket_dir(base: Path | None = None) -> Path:
 def embedded_database_url(base: Path | None = None) -> str:
     """URL of the embedded PostgreSQL (unix socket, trust auth, database ``playground``)."""
     return f"postgresql://postgres@/playground?host={socket_dir(base)}"
+
+
+def over_the_network(url: str) -> bool:
+    """Whether a database URL names a server reached over the network (a host name or an
+    address, loopback included), not a unix socket on this machine (the embedded server's)."""
+    parts = urlsplit(url)
+    socket = parse_qs(parts.query).get("host", [""])[0]
+    host = socket or parts.hostname or ""
+    return bool(host) and not host.startswith("/")
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:

@@ -106,6 +106,19 @@ def embedded_model() -> ModelSpec:
     )
 
 
+def _secret_from_env(variable: str) -> str | None:
+    """The contents of the file ``variable_FILE`` names (outer whitespace stripped), else the
+    value of ``variable`` (the order of settings.py); None when neither is set. A file that
+    cannot be read is an error."""
+    path = os.environ.get(f"{variable}_FILE", "").strip()
+    if not path:
+        return os.environ.get(variable) or None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        raise RegistryError(f"Cannot read {variable}_FILE {path}: {exc.strerror}") from None
+
+
 def _spec(raw: Any, where: str) -> ModelSpec:
     if not isinstance(raw, dict):
         raise RegistryError(f"{where}: each model must be an object")
@@ -130,14 +143,18 @@ def _spec(raw: Any, where: str) -> ModelSpec:
     if not isinstance(header, str) or (header and not _HEADER_NAME.fullmatch(header)):
         raise RegistryError(f'{where}: routing_header must be an HTTP header name (or "")')
     # The key from another variable (e.g. VLLM_API_KEY, which the vLLM server itself reads), so
-    # that the secret is written once.
+    # that the secret is written once; or from the file that VARIABLE_FILE names (a mounted
+    # secret), as every setting may be given.
     variable = values.pop("api_key_env", None)
     if variable is not None:
         if "api_key" in values:
             raise RegistryError(f"{where}: give api_key or api_key_env, not both")
-        if not isinstance(variable, str) or not os.environ.get(variable):
-            raise RegistryError(f"{where}: api_key_env names {variable!r}, which is not set")
-        values["api_key"] = os.environ[variable]
+        key = _secret_from_env(variable) if isinstance(variable, str) else None
+        if not key:
+            raise RegistryError(
+                f"{where}: api_key_env names {variable!r}, which is not set (nor {variable}_FILE)"
+            )
+        values["api_key"] = key
     for key in ("context_length", "max_concurrency"):
         if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool)):
             raise RegistryError(f"{where}: {key} must be int")

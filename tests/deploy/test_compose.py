@@ -114,6 +114,9 @@ def test_the_sandbox_worker_gets_no_secrets_only_what_it_reads() -> None:
     assert not sandbox.get("env_file"), "no .env: it holds the secret key and model keys"
     assert "appvar:/app/var" not in (sandbox.get("volumes") or []), "appvar may hold secret_key"
     env = _environment(sandbox)
+    # Not the site's key: it signs nothing and says so (settings.py refuses to start a process
+    # without the key on a database server otherwise).
+    assert env.pop("PLAYGROUND_SECRET_KEY_UNUSED") == "true"
     assert not [name for name in env if SECRET.search(name)], env
     # What the sandbox and the tasks it runs read: the database and Redis, the sandbox's own
     # settings and limits, the host names (unsafe-local is refused unless they are loopback).

@@ -115,6 +115,7 @@ def pooled_site() -> Iterator[tuple[Stack, int, str]]:
                 spec = {"name": "oracle", "base_url": model.base_url, "model": "oracle"}
                 stack.env = {
                     "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/playground",
+                    "PLAYGROUND_SECRET_KEY": "pgbouncer-test-" + "k" * 40,  # a database server
                     "PLAYGROUND_DB_PGBOUNCER": "1",
                     "PLAYGROUND_EMBEDDED_LLM": "off",
                     "PLAYGROUND_MODELS": json.dumps([spec]),
