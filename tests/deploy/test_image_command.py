@@ -1,0 +1,75 @@
+"""The container image's web command is the launcher's, by construction: the image runs
+``python -m playground.launcher serve web``, which becomes the very process `make run` starts
+(the review of 2026-12 found the image's hand-written uvicorn line missing
+``--ws-per-message-deflate false``, compression the streaming benchmark had removed on purpose)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+
+from playground.launcher import processes
+from playground.lib import paths
+from tests.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_image_starts_the_web_server_through_the_launcher() -> None:
+    lines = (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+    cmd = [line for line in lines if line.startswith("CMD ")][-1]
+    assert json.loads(cmd.removeprefix("CMD ")) == [
+        "python", "-m", "playground.launcher", "serve", "web", "--host", "0.0.0.0",  # noqa: S104
+        "--port", "8000",
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_serve_web_becomes_the_process_that_make_run_starts() -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": paths.database_url(connection.settings_dict),
+        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "playground.launcher", "serve", "web", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=paths.REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "serve web exited"
+            assert time.monotonic() < deadline, "serve web did not answer within 60 s"
+            time.sleep(0.2)
+        # The same pid, now the web server itself, with `make run`'s argv to the letter.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        assert cmdline == processes("127.0.0.1", port, model=False)["web"]
+        assert "--ws-per-message-deflate" in cmdline
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_serve_refuses_a_process_it_does_not_have(tmp_path: Path) -> None:
+    env = {**os.environ, "PLAYGROUND_EMBEDDED_LLM": "off", "PLAYGROUND_VAR_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "playground.launcher", "serve", "llm-server"],
+        cwd=paths.REPO_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "No process 'llm-server' here" in done.stderr
