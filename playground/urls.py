@@ -14,6 +14,7 @@ admin.site.login_form = AdminLoginForm
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("livez", views.livez, name="livez"),
     path("api/", api.urls),
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),

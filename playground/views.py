@@ -71,10 +71,18 @@ def _check_redis(url: str) -> None:
 
 
 @never_cache
+def livez(request: HttpRequest) -> JsonResponse:
+    """200 while this process answers requests, whatever PostgreSQL and Redis do: a liveness
+    probe. A restart cures a stuck process, not a database that is down, so /healthz (which
+    checks them) is for readiness and load balancers, never for restarting."""
+    return JsonResponse({"status": "alive"})
+
+
+@never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when PostgreSQL and Redis answer, 503 when not. Anyone sees only ok/down; staff also
-    see which part is down and why (the log always has it): error texts name hosts, ports,
-    sockets and database users."""
+    """200 when PostgreSQL and Redis answer, 503 when not (readiness; /livez is liveness).
+    Anyone sees only ok/down; staff also see which part is down and why (the log always has
+    it): error texts name hosts, ports, sockets and database users."""
     checks: dict[str, dict[str, object]] = {}
     for name, check in [("database", _check_database), *_redis_checks()]:
         t0 = time.perf_counter()

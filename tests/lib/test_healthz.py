@@ -1,10 +1,13 @@
 """/healthz reports the real state of PostgreSQL and Redis: ok/down to anyone, which part and why
-only to staff and in the log (finding L2: error texts name hosts, sockets and users)."""
+only to staff and in the log (finding L2: error texts name hosts, sockets and users). /livez
+answers as long as the process does, whatever they do (a liveness probe must not restart every
+web process when the database blinks)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -76,6 +79,24 @@ def test_stopped_redis_is_reported_as_503(
     assert body["checks"]["database"]["ok"]
     assert "ConnectionError" in body["checks"]["redis"]["error"]
     assert "healthz: redis is down: ConnectionError" in caplog.text
+
+
+def test_liveness_asks_neither_redis_nor_the_database(
+    client: Client,
+    settings: Settings,
+    own_redis: EmbeddedRedis,
+    django_assert_num_queries: Any,
+) -> None:
+    url = paths.embedded_redis_url(own_redis.base)
+    settings.REDIS_ROLES = dict.fromkeys(settings.REDIS_ROLES, url)
+    settings.PLAYGROUND_REDIS_CHANNELS_URLS = [url]
+    own_redis.stop()
+    assert client.get("/healthz").status_code == 503  # not ready
+    with django_assert_num_queries(0):
+        response = client.get("/livez")
+    assert response.status_code == 200  # but alive
+    assert response.json() == {"status": "alive"}
+    assert "no-cache" in response["Cache-Control"]
 
 
 def test_each_redis_role_on_its_own_server_is_checked_by_name(
