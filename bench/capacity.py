@@ -308,6 +308,8 @@ def evaluation_seconds(
     sandbox_slots: int,
     sandbox_s: float,
     other_s: float = 0.0,
+    cores: float = math.inf,
+    cpu_s: float = 0.0,
 ) -> float:
     """How long K items of one evaluation take, as the site runs them
     (playground/benchmarks/execution.py): each item holds one of ``in_flight`` places (a batch
@@ -315,7 +317,9 @@ def evaluation_seconds(
     score, and in it waits for its real run (a sandbox process for ``sandbox_s``), the model's
     answer (one of ``model_slots``: replicas x the answers each serves at once, ``model_s``),
     the scoring run (the sandbox again), and ``other_s`` of its own (sending to the sandbox queue
-    and waiting for the answer, the database)."""
+    and waiting for the answer, the database). On ``cores`` shared by every part, each item
+    costing ``cpu_s`` of CPU in all: no faster than the cores allow (the utilization law,
+    items x cpu_s / cores), the simulation's time otherwise."""
     env = simpy.Environment()
     places = simpy.Resource(env, capacity=in_flight)
     streams = simpy.Resource(env, capacity=model_slots)
@@ -339,7 +343,7 @@ def evaluation_seconds(
     for _ in range(items):
         env.process(item())
     env.run()
-    return float(env.now)
+    return max(float(env.now), items * cpu_s / cores)
 
 
 def main() -> None:

@@ -17,8 +17,10 @@ The prediction takes from the baseline only: the model's answer as the items mea
 (``model_seconds``), a sandbox job's time in its worker (Celery's "succeeded in" lines), and the
 rest of a place's time per item (sending to the sandbox and waiting, the database, the gap until
 the window's next item is sent); then the two-worker evaluations are predicted with twice the
-places, and compared with what they measured. The model gives each part its own cores; the share
-of this machine's cores busy is printed beside each evaluation.
+places, and compared with what they measured. The cores are shared here: the model also takes
+the machine's CPU per item in the baseline (every process, from /proc/stat) and caps the rate at
+what the cores allow; the share of the cores busy (and stolen by the host) is printed beside each
+evaluation.
 """
 
 from __future__ import annotations
@@ -210,6 +212,9 @@ def main() -> None:
     print(f"  items/s before the second worker: {first_half:.2f}, after: {second_half:.2f} "
           f"({second_half / first_half:.2f}x)")  # fmt: skip
     sandbox_s = statistics.mean(jobs)
+    cores = os.cpu_count() or 1
+    # The machine's CPU per item in the baseline, every process counted (steal excluded).
+    cpu_s = busy_one[0] * cores * t_one / n
     # A place's time per item in the baseline, less the parts named: the item's own overhead
     # and the gap before the place's next item (the window is topped up by another task).
     other_s = max(0.0, t_one * min(CONCURRENCY, THREADS) / n - model - 2 * sandbox_s)
@@ -218,13 +223,14 @@ def main() -> None:
         return capacity.evaluation_seconds(
             items, in_flight=min(CONCURRENCY, workers * THREADS), model_slots=64,
             model_s=model, sandbox_slots=2, sandbox_s=sandbox_s, other_s=other_s,
+            cores=cores, cpu_s=cpu_s,
         )  # fmt: skip
 
     print(
         f"\ncapacity model, calibrated on the baseline: {len(jobs)} sandbox jobs of "
         f"{sandbox_s * 1000:.0f} ms, the model's answer {model * 1000:.0f} ms, "
         f"{other_s * 1000:.0f} ms more per item and place (an item's own wall time "
-        f"{wall * 1000:.0f} ms)"
+        f"{wall * 1000:.0f} ms); {cpu_s * 1000:.0f} ms of CPU per item on {cores} cores"
     )
     print(
         f"{'batch workers':<40} {'measured':>8} {'model':>8} {'error':>7} {'cores busy':>10} "

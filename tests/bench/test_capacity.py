@@ -52,7 +52,7 @@ def test_sizing_adds_the_part_that_is_short() -> None:
 def test_an_evaluation_is_bounded_by_its_places_its_model_and_its_sandbox() -> None:
     """100 items of a 1 s model answer: 2 places (batch threads) take 50 s, whatever the model
     serves; 64 places with a model of 4 slots take 25 s; a 0.5 s sandbox run on one process
-    (twice per item) makes the sandbox the bound: 100 s."""
+    (twice per item) makes the sandbox the bound: 100 s; and shared cores cap it."""
 
     def seconds(**given: float) -> float:
         base = {"in_flight": 2, "model_slots": 64, "model_s": 1.0, "sandbox_slots": 64,
@@ -63,3 +63,6 @@ def test_an_evaluation_is_bounded_by_its_places_its_model_and_its_sandbox() -> N
     assert seconds(in_flight=64, model_slots=4) == pytest.approx(25.0)
     assert seconds(in_flight=64, sandbox_slots=1, sandbox_s=0.5) == pytest.approx(100.0, abs=1.0)
     assert seconds(other_s=1.0) == pytest.approx(100.0)  # each item holds its place 2 s
+    # Everything on 2 shared cores, 2 s of CPU per item: the cores, not the places, bound it.
+    assert seconds(cores=2, cpu_s=2.0) == pytest.approx(100.0)
+    assert seconds(cores=2, cpu_s=0.5) == pytest.approx(50.0)
