@@ -37,10 +37,20 @@ router = ProtocolTypeRouter(
 async def _lifespan(receive: Any, send: Any) -> None:
     """The ASGI lifespan of the server process (uvicorn sends it as it starts): from then on
     this process refuses to start a sandbox; what a request starts runs on the sandbox queue.
+    It refuses to start at all when told it signs nothing (PLAYGROUND_SECRET_KEY_UNUSED).
     (Imported without a server, as the tests do, the module forbids nothing.)"""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            from django.conf import settings
+
+            if settings.PLAYGROUND_SECRET_KEY_UNUSED:
+                # A key of its own would sign sessions no other web process accepts.
+                await send({"type": "lifespan.startup.failed", "message": (
+                    "PLAYGROUND_SECRET_KEY_UNUSED is set, but a web process signs sessions "
+                    "and links: give it the site's PLAYGROUND_SECRET_KEY instead."
+                )})  # fmt: skip
+                return
             sandbox.forbid("the web process")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

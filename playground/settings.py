@@ -69,6 +69,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# A web process signs sessions and links: it refuses to start with this set (asgi.py).
+PLAYGROUND_SECRET_KEY_UNUSED = env.bool("PLAYGROUND_SECRET_KEY_UNUSED", default=False)
 DEBUG = env.bool("PLAYGROUND_DEBUG", default=False)
 # Error pages and reports hide passwords inside URLs too (DATABASE_URL, REDIS_URL, ...), whose
 # names Django's own filter does not recognise as secret.

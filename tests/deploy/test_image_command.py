@@ -73,3 +73,20 @@ def test_serve_refuses_a_process_it_does_not_have(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "No process 'llm-server' here" in done.stderr
+
+
+def test_a_web_process_refuses_to_sign_with_a_key_of_its_own(tmp_path: Path) -> None:
+    """PLAYGROUND_SECRET_KEY_UNUSED is for processes that sign nothing (compose's sandbox
+    worker); set by mistake on a web process, which signs sessions, it stops the start."""
+    env = {
+        **os.environ,
+        "PLAYGROUND_SECRET_KEY_UNUSED": "true",
+        "DATABASE_URL": paths.embedded_database_url(tmp_path),  # never reached
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "playground.launcher", "serve", "web", "--host", "127.0.0.1",
+         "--port", str(free_port())],
+        cwd=paths.REPO_DIR, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "a web process signs sessions and links" in done.stdout + done.stderr
