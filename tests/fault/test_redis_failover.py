@@ -115,6 +115,21 @@ def _watch(stack: Stack, run_id: int, share: str, shown: list[str]) -> None:
             time.sleep(0.3)
 
 
+def _why_not_done(stack: Stack, run_id: int, status: str) -> str:
+    """What a CI log needs to tell why a run did not finish: its row (which parts a task took,
+    how often it was sent again) and the launcher's lines about deaths, the reaper and errors
+    (the last 40 lines are a restarted worker's banner)."""
+    row = stack.sql(
+        "SELECT real_claimed_at, emulation_claimed_at, resends, resent_at, created_at"
+        " FROM runs_run WHERE id = %s",
+        run_id,
+    )
+    telling = [line for line in stack.output
+               if re.search(r" died |reaper|ERROR|Error:|lost", line)]  # fmt: skip
+    parts = "real_claimed_at, emulation_claimed_at, resends, resent_at, created_at"
+    return f"run {run_id} is {status}; {parts}: {row}\n" + "".join(telling[-60:])
+
+
 def _state(stack: Stack, run_id: int) -> tuple[str, Any]:
     rows = stack.sql("SELECT status, verdict FROM runs_run WHERE id = %s", run_id)
     return rows[0][0], rows[0][1]
@@ -170,7 +185,7 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
 
     assert group.primary() == group.replica_port  # the sentinels did fail over
     for run, (status, verdict) in states.items():
-        assert status == "done", (run, status, stack.output[-40:])
+        assert status == "done", _why_not_done(stack, run, status)
         assert verdict["status"] == "correct", (run, verdict)
     numbers = [seq for seq, _ in seen]
     assert numbers == list(range(1, len(numbers) + 1)), numbers  # every event, once, in order
