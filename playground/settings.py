@@ -226,9 +226,6 @@ except redis_roles.RedisURLError as exc:
     raise environ.ImproperlyConfigured(str(exc)) from None
 
 CELERY_BROKER_URL, _broker_options = redis_roles.celery_url(REDIS_ROLES["broker"])
-if redis_roles.is_sentinel(REDIS_ROLES["broker"]):
-    # Each sent task is on a replica before the send returns (lib/kombu_sentinel.py).
-    CELERY_BROKER_TRANSPORT = "playground.lib.kombu_sentinel:Transport"
 CELERY_RESULT_BACKEND, _results_options = redis_roles.celery_url(REDIS_ROLES["results"])
 if _results_options:
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _results_options

@@ -3,15 +3,12 @@ failover under the clients (Debian's redis-server and redis-sentinel, tests/redi
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from django.core.cache.backends.redis import RedisCache
 from pytest_django.fixtures import Settings
 from redis.sentinel import SentinelConnectionPool
@@ -131,34 +128,3 @@ def test_events_published_across_a_failover_keep_every_number_once(
         print(f"300 events across a failover: the last one published {took:.1f} s after the kill")
     finally:
         redis_roles.forget_clients()
-
-
-def test_a_task_sent_behind_sentinel_is_on_the_replica_when_the_send_returns(
-    tmp_path: Path,
-) -> None:
-    """Celery's broker behind Sentinel (lib/kombu_sentinel.py): with the replica paused, a send
-    waits for it (up to 200 ms) instead of returning with the message on the primary alone,
-    which a primary dying then would take with it; the message is on the replica once the send
-    returns. A group of its own: the module's may have failed over already."""
-    from kombu import Connection
-
-    from playground.lib import kombu_sentinel
-
-    with sentinel_group(tmp_path) as group:
-        url, options = redis_roles.celery_url(group.url)
-        replica = redis.Redis(port=group.replica_port)
-        paused = group.procs["replica"].pid
-        transport = kombu_sentinel.Transport
-        with Connection(url, transport=transport, transport_options=options) as conn:
-            queue = conn.SimpleQueue("waits-for-a-replica")
-            queue.put({"n": 0})  # connected, and replicated once
-            os.killpg(paused, signal.SIGSTOP)
-            threading.Timer(0.1, os.killpg, (paused, signal.SIGCONT)).start()
-            t0 = time.monotonic()
-            queue.put({"n": 1})
-            waited = time.monotonic() - t0
-            on_replica = replica.llen("waits-for-a-replica")  # read at once
-            queue.clear()
-            queue.close()
-    assert on_replica == 2
-    assert 0.08 < waited < 1.0, waited  # it waited for the replica to come back, not longer
