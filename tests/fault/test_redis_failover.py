@@ -117,16 +117,16 @@ def _watch(stack: Stack, run_id: int, share: str, shown: list[str]) -> None:
 
 def _why_not_done(stack: Stack, run_id: int, status: str) -> str:
     """What a CI log needs to tell why a run did not finish: its row (which parts a task took,
-    how often it was sent again) and the launcher's lines about deaths, the reaper and errors
-    (the last 40 lines are a restarted worker's banner)."""
+    how often it was sent again, why it failed) and the launcher's lines about deaths, the
+    reaper and errors (the last 40 lines are a restarted worker's banner)."""
     row = stack.sql(
-        "SELECT real_claimed_at, emulation_claimed_at, resends, resent_at, created_at"
+        "SELECT real_claimed_at, emulation_claimed_at, resends, resent_at, created_at, error"
         " FROM runs_run WHERE id = %s",
         run_id,
     )
     telling = [line for line in stack.output
                if re.search(r" died |reaper|ERROR|Error:|lost", line)]  # fmt: skip
-    parts = "real_claimed_at, emulation_claimed_at, resends, resent_at, created_at"
+    parts = "real_claimed_at, emulation_claimed_at, resends, resent_at, created_at, error"
     return f"run {run_id} is {status}; {parts}: {row}\n" + "".join(telling[-60:])
 
 
