@@ -209,19 +209,24 @@ def web_process(
     cpus: str | None = None,
     log: Path | None = None,
     timeout: float = 90,
+    via_launcher: bool = False,
 ) -> Iterator[tuple[int, int]]:
     """One web server as the launcher starts it (its own argv: uvicorn serving
     ``playground.asgi:application``) on a free port, on this process's database (the test
     database under pytest), answering ``/healthz``; yields its port and pid, and stops it after.
     ``env``: more environment; ``app``: a directory and ``module:attribute`` of another ASGI
     application to serve in its place; ``cpus``: pinned to those cores (``taskset -c``);
-    ``log``: where its output goes (shown if it fails to start)."""
+    ``log``: where its output goes (shown if it fails to start); ``via_launcher``: started as
+    the container image starts it, ``python -m playground.launcher serve web``."""
     from django.db import connection
 
     from playground.launcher import processes
 
     port = free_port()
-    argv = processes("127.0.0.1", port)["web"]
+    argv = processes("127.0.0.1", port, model=False)["web"]
+    if via_launcher:
+        argv = [sys.executable, "-m", "playground.launcher", "serve", "web",
+                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     if app is not None:
         where = argv.index("playground.asgi:application")
         argv[where : where + 1] = ["--app-dir", str(app[0]), app[1]]

@@ -9,16 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from django.db import connection
 
 from playground.launcher import processes
 from playground.lib import paths
-from tests.stack import free_port
+from tests.stack import free_port, web_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,35 +31,11 @@ def test_the_image_starts_the_web_server_through_the_launcher() -> None:
 
 @pytest.mark.django_db
 def test_serve_web_becomes_the_process_that_make_run_starts() -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": paths.database_url(connection.settings_dict),
-        "PLAYGROUND_ALLOWED_HOSTS": "127.0.0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "playground.launcher", "serve", "web", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=paths.REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, "serve web exited"
-            assert time.monotonic() < deadline, "serve web did not answer within 60 s"
-            time.sleep(0.2)
+    with web_process(via_launcher=True) as (port, pid):  # answering /healthz
         # The same pid, now the web server itself, with `make run`'s argv to the letter.
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
         assert cmdline == processes("127.0.0.1", port, model=False)["web"]
         assert "--ws-per-message-deflate" in cmdline
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def test_serve_refuses_a_process_it_does_not_have(tmp_path: Path) -> None:

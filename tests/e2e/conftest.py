@@ -80,6 +80,17 @@ def signed_in(page: Page, base_url: str) -> AbstractBaseUser:
     return user
 
 
+def counts_until(page: Page, selector: str, until: str, seconds: float = 90) -> list[int]:
+    """How many elements match ``selector``, sampled every 50 ms until ``until`` appears (what a
+    viewer sees arrive while a run streams)."""
+    counts: list[int] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not page.locator(until).count():
+        counts.append(page.locator(selector).count())
+        time.sleep(0.05)
+    return counts
+
+
 def seconds_to_step_around_ten_thousand(page: Page) -> float:
     """On a viewer showing a 10,000-step trace: the last step, the slider to step 5,001, then 20
     steps back with the keyboard, each checked in the step line; the seconds it all took."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from playground.programs.library import DATASETS_DIR
+from tests.e2e.conftest import counts_until
 from tests.llm.fake_server import chunk, fake_server, streaming
 from tests.oracle import Oracle, oracle_server
 from tests.stack import Stack, serving_stack
@@ -188,16 +188,6 @@ def test_a_model_run_follows_its_text_counts_and_says_when_it_was_cancelled(
     context.close()
 
 
-def _watch(page: Page, selector: str, until: str, seconds: float = 60) -> list[int]:
-    """How many elements match ``selector``, sampled until ``until`` appears."""
-    counts: list[int] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not page.locator(until).count():
-        counts.append(page.locator(selector).count())
-        time.sleep(0.05)
-    return counts
-
-
 def test_think_and_execute_shows_its_plan_live_and_reuses_it(
     stack: Stack, browser: Browser
 ) -> None:
@@ -209,7 +199,7 @@ def test_think_and_execute_shows_its_plan_live_and_reuses_it(
         page.get_by_label("Method").select_option("tae")
         page.get_by_label("Model", exact=True).select_option("oracle")
         page.get_by_role("button", name="Ask the model").click()
-        plans = _watch(page, "#live-plan pre", until="#verdict")
+        plans = counts_until(page, "#live-plan pre", until="#verdict", seconds=60)
         assert max(plans, default=0) == 1, "the plan did not appear while the model worked"
         expect(page.locator("#verdict")).to_have_attribute("data-verdict", "correct")
         expect(page.locator("#plan .tag")).to_have_text(label)

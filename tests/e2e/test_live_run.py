@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
+from tests.e2e.conftest import counts_until
 from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -77,16 +78,6 @@ def test_without_websockets_the_slow_poll_shows_the_result_in_place(
     page.close()
 
 
-def _watch(page: Page, selector: str, until: str, seconds: float = 90) -> list[int]:
-    """How many elements match ``selector``, sampled until ``until`` appears."""
-    counts: list[int] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not page.locator(until).count():
-        counts.append(page.locator(selector).count())
-        time.sleep(0.05)
-    return counts
-
-
 def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
     stack: Stack, browser: Browser
 ) -> None:
@@ -98,10 +89,10 @@ def test_a_model_written_trace_streams_step_by_step_then_shows_side_by_side(
     page.locator("summary", has_text="Limits for this run").click()
     page.get_by_label("Longest model answer").fill("400")
     page.get_by_role("button", name="Run and ask the model").click()
-    counts = _watch(page, "#emulated-steps li", until="#live-comparison:not(:empty)")
+    counts = counts_until(page, "#emulated-steps li", until="#live-comparison:not(:empty)")
     live = page.locator("#live-comparison").inner_text()
     assert live.startswith("So far:"), live  # compared with the real run while streaming
-    counts += _watch(page, "#emulated-steps li", until="#comparison-summary")
+    counts += counts_until(page, "#emulated-steps li", until="#comparison-summary")
     assert max(counts, default=0) >= 1, "no step appeared while the model was writing"
     expect(page.locator("#comparison-summary")).to_be_visible()
     expect(page.locator("#first-divergence")).not_to_be_empty()
