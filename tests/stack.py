@@ -3,6 +3,7 @@ that need every process (the launcher's own test, end-to-end runs in a browser).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -163,11 +164,13 @@ class Stack:
             raise AssertionError(f"manage.py shell failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
-    def events(self, run_id: int, token: str, seconds: float = 120) -> Iterator[tuple[int, str]]:
+    def events(
+        self, run_id: int, token: str, seconds: float = 120
+    ) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """An API client on the run's Server-Sent Events, written as a client should be: after
         a lost connection or a refusal (a web process starting again) it reconnects, sending the
-        last id it saw (``Last-Event-ID``). Yields each event's id and kind, until the run's end
-        arrives or ``seconds`` pass (then it stops; the caller checks what it saw)."""
+        last id it saw (``Last-Event-ID``). Yields each event's id, kind and data, until the
+        run's end arrives or ``seconds`` pass (then it stops; the caller checks what it saw)."""
         base, last = f"http://127.0.0.1:{self.port}", None
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -180,19 +183,21 @@ class Stack:
                     if stream.status_code != 200:
                         time.sleep(0.3)
                         continue
-                    event_id, kind = None, None
+                    event_id, kind, data = None, None, ""
                     for line in stream.iter_lines():
                         if line.startswith("id: "):
                             event_id = int(line[4:])
                         elif line.startswith("event: "):
                             kind = line[7:]
+                        elif line.startswith("data: "):
+                            data += line[6:]
                         elif line == "" and kind is not None:
                             if event_id is not None:
                                 last = event_id
-                                yield event_id, kind
+                                yield event_id, kind, json.loads(data or "{}")
                                 if kind in ("done", "failed", "cancelled"):
                                     return
-                            event_id, kind = None, None
+                            event_id, kind, data = None, None, ""
             except httpx.HTTPError:
                 time.sleep(0.3)
 

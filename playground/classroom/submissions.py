@@ -76,9 +76,9 @@ def submit(
         if grade is not None:
             marking.record_grade(submission, grade, when.factor)
         else:
-            from playground.classroom.tasks import grade_puzzle_submission
+            from playground.classroom.tasks import send_grading
 
-            transaction.on_commit(lambda: grade_puzzle_submission.delay(submission.pk))
+            transaction.on_commit(lambda: send_grading(submission.pk, 0))
     return submission, grade
 
 

@@ -15,7 +15,7 @@ from playground.classroom import grading
 from playground.classroom.invitations import send_mails
 from playground.classroom.marking import grade_later
 from playground.classroom.models import Submission
-from playground.lib import leases
+from playground.lib import broker, leases
 from playground.lib.worktimes import GRADING, LEASE_S
 from playground.runs.pipeline import work_key
 from playground.runs.tasks import again_if_held
@@ -41,6 +41,13 @@ def grade_puzzle_submission(self: Task, submission_id: int) -> str:
             leases.redis_client().set(f"{key}:taken", "1", ex=86_400)
             return _grade(submission_id)
     return again_if_held(self, "held")
+
+
+def send_grading(submission_id: int, attempt: int) -> None:
+    """Send an answer's grading under the id the reaper looks for in the broker when no task
+    has taken it (classroom/recovery.py, lib/broker.py)."""
+    task_id = broker.task_id("submission", submission_id, "grade", attempt)
+    grade_puzzle_submission.apply_async((submission_id,), task_id=task_id)
 
 
 def _grade(submission_id: int) -> str:

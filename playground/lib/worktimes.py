@@ -9,9 +9,11 @@ How a lost piece of work comes back (docs/RELIABILITY.md has the measured figure
   finds the lease held and leaves the work alone, so a part never runs twice at once.
 - The reaper (``playground.reaper``, every ``REAP_EVERY_S`` on Celery beat, one at a time
   cluster-wide) sends a part again when its task took it and died (the lease lapsed, at most
-  ``LEASE_S`` after the last refresh), or when no task ever took it within
-  ``UNCLAIMED_AFTER_S`` of its sending (its message was lost with a dead worker's unacknowledged
-  ones, or with a broker that lost its data). A piece of work is sent again at most
+  ``LEASE_S`` after the last refresh), or when no task ever took it: for a run's part, as soon
+  as its message is in none of the broker's places ``LOST_AFTER_S`` after its sending (lost with
+  a Redis primary that failed over, or never sent; lib/broker.py); for other work, within
+  ``UNCLAIMED_AFTER_S`` of its sending (its message was lost with a dead worker's
+  unacknowledged ones, or with a broker that lost its data). A piece of work is sent again at most
   ``MAX_RESENDS`` times; then it fails with a message that says so (a dead letter, kept).
 - A task acknowledged late that a dead worker held comes back from the broker after
   ``VISIBILITY_TIMEOUT_S`` as well; by then the reaper has usually sent it again and finished
@@ -65,6 +67,11 @@ VISIBILITY_TIMEOUT_S = 1200
 # A part sent this long ago that no task has taken is sent again: past the visibility timeout,
 # so a message held by a dead worker has had its chance to come back by itself first.
 UNCLAIMED_AFTER_S = VISIBILITY_TIMEOUT_S + 300
+# A run's part that no task has taken this long after its sending is looked for in the broker
+# (lib/broker.py), and sent again at once if its message is in none of its places (lost with a
+# Redis primary that failed over, or never sent): two sweeps, so that a message its sender is
+# still retrying through a failover mostly lands first (one that lands later is a harmless copy).
+LOST_AFTER_S = 2 * REAP_EVERY_S
 MAX_RESENDS = 2
 
 if not VISIBILITY_TIMEOUT_S > LONGEST_HARD_S:

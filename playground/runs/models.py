@@ -96,6 +96,9 @@ class Run(models.Model):
     emulation_claimed_at = models.DateTimeField(null=True, blank=True)
     resent_at = models.DateTimeField(null=True, blank=True)
     resends = models.PositiveSmallIntegerField(default=0)
+    # Its parts were sent as tasks under the ids the reaper looks for in the broker
+    # (runs/recovery.py); False for an evaluation's runs, which its batch task executes itself.
+    sent_as_tasks = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-id"]

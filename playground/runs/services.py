@@ -14,7 +14,7 @@ from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.models import Run
 from playground.runs.pipeline import announce
-from playground.runs.tasks import execute_emulation, execute_real_run
+from playground.runs.tasks import send_part
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,12 @@ def start_run(
             owner=user if signed_in else None,
             anon_owner="" if signed_in else (anon_token or ""),
             budget_key=budget_key if method != "real" else "",
+            sent_as_tasks=enqueue,
         )
         if program is not None and enqueue:
-            transaction.on_commit(lambda: execute_real_run.delay(run.pk))
+            transaction.on_commit(lambda: send_part(run.pk, "real", 0))
         if enqueue and method != "real":
-            transaction.on_commit(lambda: execute_emulation.delay(run.pk))
+            transaction.on_commit(lambda: send_part(run.pk, "emulation", 0))
     return run
 
 

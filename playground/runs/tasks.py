@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from playground.lib import broker
 from playground.lib.worktimes import EMULATION, LEASE_S, SANDBOX, SANDBOX_JOB
 from playground.runs import pipeline, sandboxing
 
@@ -42,3 +43,10 @@ def run_sandbox_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Run code another process sent (sandboxing.py: a Chain of Code run, a puzzle's check, an
     evaluation's scoring) and return its trace to the process that waits for it."""
     return sandboxing.serve(payload)
+
+
+def send_part(run_id: int, part: str, attempt: int) -> None:
+    """Send the task of a run's part (``real`` or ``emulation``) under the id the reaper looks
+    for in the broker when no task has taken it (runs/recovery.py, lib/broker.py)."""
+    task = {"real": execute_real_run, "emulation": execute_emulation}[part]
+    task.apply_async((run_id,), task_id=broker.task_id("run", run_id, part, attempt))

@@ -5,16 +5,19 @@ never left "being graded" for ever."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from playground.celery import app
 from playground.classroom import recovery
 from playground.classroom.models import Item, Mode, Submission
 from playground.classroom.tasks import grade_puzzle_submission
-from playground.lib import leases, worktimes
+from playground.lib import broker, leases, worktimes
 from playground.runs.pipeline import work_key
 from tests.classroom.student_world import assignment, course_world, puzzle
 
@@ -59,21 +62,45 @@ def test_an_answer_a_live_task_grades_is_left_alone(pending: Submission) -> None
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Grading tasks sent (not run: the message waits for a sandbox worker)."""
+    """Grading tasks sent (not run: the message would wait for a sandbox worker)."""
     ids: list[int] = []
-    monkeypatch.setattr(recovery.grade_puzzle_submission, "delay", ids.append)
+    monkeypatch.setattr(recovery, "send_grading", lambda pk, attempt: ids.append(pk))
     return ids
 
 
-def test_a_lost_message_is_sent_again_after_the_visibility_timeout(
+def test_a_message_the_broker_lost_is_sent_again_within_a_minute(
     pending: Submission, sent: list[int]
 ) -> None:
-    old = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 1)
+    # Submitted, and its message in none of the broker's places (a failover took it).
+    old = timezone.now() - timedelta(seconds=worktimes.LOST_AFTER_S + 1)
     Submission.objects.filter(pk=pending.pk).update(submitted_at=old)
-    assert recovery.reap_submissions() == [(pending.pk, "no worker took it")]
-    assert recovery.reap_submissions() == []  # sent: not again while its message may wait
+    assert recovery.reap_submissions() == [(pending.pk, "its message is not in the broker")]
+    assert recovery.reap_submissions() == []  # sent: not looked for again at once
     assert sent == [pending.pk]
     assert Submission.objects.get(pk=pending.pk).submitted_at == old  # the student's time stays
+
+
+def test_a_message_waiting_in_its_queue_is_not_sent_twice(
+    pending: Submission, settings: Any, sent: list[int]
+) -> None:
+    # A class submitted at once: the answer's message waits behind others, however long.
+    queue = f"test-grading-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_ROUTES = {
+        **settings.CELERY_TASK_ROUTES,
+        grade_puzzle_submission.name: {"queue": queue},
+    }
+    task_id = broker.task_id("submission", pending.pk, "grade", 0)
+    grade_puzzle_submission.apply_async((pending.pk,), task_id=task_id, queue=queue)
+    try:
+        old = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 60)
+        Submission.objects.filter(pk=pending.pk).update(submitted_at=old)
+        assert recovery.reap_submissions() == []
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(queue)
+    # Gone from the broker (a failover took it): sent again.
+    assert recovery.reap_submissions() == [(pending.pk, "its message is not in the broker")]
+    assert sent == [pending.pk]
 
 
 def test_an_answer_lost_too_often_is_marked_not_graded(

@@ -225,7 +225,7 @@ def test_a_viewer_misses_no_event_when_the_web_process_is_killed(
     seen: list[int] = []
     kinds: list[str] = []
     killed = False
-    for event_id, kind in stack.events(run["id"], token, seconds=90):
+    for event_id, kind, _ in stack.events(run["id"], token, seconds=90):
         seen.append(event_id)
         kinds.append(kind)
         if not killed and kind == "trace":
