@@ -43,7 +43,7 @@ from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
 from playground.emulation.input_prediction import function_of
 from playground.emulation.judging import needed_no_model
-from playground.lib import leases, worktimes
+from playground.lib import broker, leases, worktimes
 from playground.programs.models import Puzzle, TaskExample
 from playground.runs import pipeline, sandboxing
 from playground.runs.models import Run, Trace
@@ -100,8 +100,13 @@ def dispatch(evaluation_id: int) -> str:
         ).count()
         ids = _claim(evaluation_id, locked.concurrency - in_flight)
         queue = settings.PLAYGROUND_BATCH_QUEUE
+        failures = dict(Result.objects.filter(pk__in=ids).values_list("pk", "failures"))
         for result_id in ids:
-            send = functools.partial(evaluate_item.apply_async, args=(result_id,), queue=queue)
+            # Under the id the reaper looks for when no task has taken it (release_lost).
+            task_id = broker.task_id("result", result_id, "item", failures[result_id])
+            send = functools.partial(
+                evaluate_item.apply_async, args=(result_id,), queue=queue, task_id=task_id
+            )
             transaction.on_commit(send)
     if not ids and not in_flight:
         finish(evaluation_id)
@@ -156,24 +161,34 @@ def _taken(result_id: int) -> bool:
 
 def release_lost(evaluation_id: int, now: datetime) -> int:
     """Put back the evaluation's running results that no live task holds and that a task took
-    (it died) or that were sent long ago and never taken (the message was lost), each with one
-    more failure (at ``MAX_FAILURES`` scored an error, never a "wrong"); how many. The reaper
-    and the command line call it."""
+    (it died) or whose message is lost (sent ``LOST_AFTER_S`` ago, never taken, and in none of
+    the broker's places: lib/broker.py), each with one more failure (at ``MAX_FAILURES`` scored
+    an error, never a "wrong"); how many. The reaper and the command line call it."""
+    from playground.benchmarks.tasks import evaluate_item
+
     running = list(
         Result.objects.filter(evaluation_id=evaluation_id, status=Result.Status.RUNNING).values(
             "pk", "taken_at", "claimed_at", "failures"
         )
     )
     alive = leases.live_many([pipeline.work_key("result", row["pk"]) for row in running])
-    unclaimed_before = now - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S)
+    looked_for_before = now - timedelta(seconds=worktimes.LOST_AFTER_S)
+    dead = [row for row, live in zip(running, alive, strict=True) if not live]
+    waiting = {
+        row["pk"]: broker.task_id("result", row["pk"], "item", row["failures"])
+        for row in dead
+        if row["taken_at"] is None
+        and row["claimed_at"] is not None
+        and row["claimed_at"] < looked_for_before
+    }
+    in_broker = (
+        broker.held(waiting.values(), [broker.queue_of(evaluate_item.name)]) if waiting else set()
+    )
     lost = [
         row
-        for row, live in zip(running, alive, strict=True)
-        if not live
-        and (
-            row["taken_at"] is not None
-            or (row["claimed_at"] is not None and row["claimed_at"] < unclaimed_before)
-        )
+        for row in dead
+        if row["taken_at"] is not None
+        or (row["pk"] in waiting and waiting[row["pk"]] not in in_broker)
     ]
     released = 0
     for row in lost:

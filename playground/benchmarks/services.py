@@ -216,11 +216,12 @@ def reap_evaluations(now: datetime | None = None) -> list[tuple[int, str]]:
 
     An evaluation a live process drives (the command line, an import's scorer: they hold its
     lease) is left alone. Otherwise its results whose task died (taken, and the lease lapsed) or
-    whose message was lost (sent ``UNCLAIMED_AFTER_S`` ago and never taken) go back to pending
-    with one more failure (one that reaches ``MAX_FAILURES`` is scored an error, never a
-    "wrong"), and its window is topped up (``execution.dispatch``): which also starts one whose
-    first task is still queued, and finishes one whose last item's worker died after scoring.
-    An import that no live process holds is sent again. Returns (evaluation id, why) for each
+    whose message was lost (sent ``LOST_AFTER_S`` ago, never taken, not in the broker: see
+    ``execution.release_lost``) go back to pending with one more failure (one that reaches
+    ``MAX_FAILURES`` is scored an error, never a "wrong"), and its window is topped up
+    (``execution.dispatch``): which also starts one whose first task is still queued, and
+    finishes one whose last item's worker died after scoring. An import that no live process
+    holds is sent again. Returns (evaluation id, why) for each
     evaluation where something was lost."""
     from playground.benchmarks.execution import dispatch, release_lost
 

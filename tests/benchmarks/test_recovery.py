@@ -1,11 +1,13 @@
 """Evaluations fanned out over the batch workers: the window of items in flight is exact, and the
 reaper's sweep puts back the items of a worker that died (each with one more failure; one that
 keeps killing its worker is scored an error, never a "wrong"), leaves alone what a live worker
-or the command line holds, sends again what no worker ever took, and finishes an evaluation
+or the command line holds, sends again what no worker ever took (its message lost), leaves a
+message waiting in its queue to come, and finishes an evaluation
 whose last item's worker died after scoring it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,7 +17,8 @@ from django.utils import timezone
 
 from playground.benchmarks import execution, services, tasks
 from playground.benchmarks.models import Evaluation, Result
-from playground.lib import leases, worktimes
+from playground.celery import app
+from playground.lib import broker, leases, worktimes
 from playground.runs.pipeline import work_key
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +28,13 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The results sent to the batch queue (not run: the message waits for a worker)."""
     ids: list[int] = []
-    monkeypatch.setattr(tasks.evaluate_item, "apply_async", lambda args, queue: ids.append(args[0]))
+
+    def apply_async(args: tuple[int], queue: str, task_id: str) -> None:
+        failures = Result.objects.get(pk=args[0]).failures
+        assert task_id == f"result-{args[0]}-item-{failures}"  # what the reaper looks for
+        ids.append(args[0])
+
+    monkeypatch.setattr(tasks.evaluate_item, "apply_async", apply_async)
     return ids
 
 
@@ -111,16 +120,42 @@ def test_what_a_live_worker_or_the_command_line_holds_is_left_alone(sent: list[i
     assert {r.pk for r in _results(cli)}.isdisjoint(sent)
 
 
-def test_an_item_no_worker_ever_took_is_sent_again_after_the_visibility_timeout(
+def test_an_item_whose_message_the_broker_lost_is_sent_again_within_a_minute(
     sent: list[int], django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
-    long_ago = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 1)
-    evaluation = _evaluation(items=1, status="running", started_at=long_ago)
+    # Sent, never taken, and in none of the broker's places (a failover took it).
+    ago = timezone.now() - timedelta(seconds=worktimes.LOST_AFTER_S + 1)
+    evaluation = _evaluation(items=1, status="running", started_at=ago)
     result = _results(evaluation)[0]
-    Result.objects.filter(pk=result.pk).update(status="running", claimed_at=long_ago)
+    Result.objects.filter(pk=result.pk).update(status="running", claimed_at=ago)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.reap_evaluations() == [(evaluation.pk, "1 item(s) put back")]
-    assert sent == [result.pk]
+    assert sent == [result.pk]  # under its second attempt's id (checked by the fixture)
+    assert Result.objects.get(pk=result.pk).failures == 1
+
+
+def test_an_item_waiting_in_its_queue_is_not_sent_twice_however_long_it_waits(
+    sent: list[int], settings: Any
+) -> None:
+    queue = f"test-batch-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_ROUTES = {
+        **settings.CELERY_TASK_ROUTES,
+        tasks.evaluate_item.name: {"queue": queue},
+    }
+    long_ago = timezone.now() - timedelta(seconds=worktimes.UNCLAIMED_AFTER_S + 60)
+    evaluation = _evaluation(items=1, status="running", started_at=long_ago, concurrency=1)
+    result = _results(evaluation)[0]
+    Result.objects.filter(pk=result.pk).update(status="running", claimed_at=long_ago)
+    task_id = broker.task_id("result", result.pk, "item", 0)
+    # The real send (the fixture replaced the task's own), to a queue no worker reads.
+    app.send_task(tasks.evaluate_item.name, (result.pk,), task_id=task_id, queue=queue)
+    try:
+        assert services.reap_evaluations() == []
+        assert Result.objects.get(pk=result.pk).failures == 0
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(queue)
+    assert sent == []
 
 
 def test_an_evaluation_whose_last_worker_died_after_scoring_is_finished_by_the_sweep() -> None:
