@@ -3,6 +3,7 @@ that need every process (the launcher's own test, end-to-end runs in a browser).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -21,6 +22,9 @@ from typing import Any
 
 import httpx
 import psycopg
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from playground.lib import paths
 
@@ -135,9 +139,17 @@ class Stack:
         os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(timeout)
 
+    def drain(self) -> None:
+        """Read what the launcher has printed so far (its output is read only when asked)."""
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        while line := self.proc.stdout.readline():
+            self.output.append(line)
+
     def pid_of(self, name: str) -> int:
         """The pid of a process the launcher started (its latest start, as the launcher's
-        ``<name> started (pid=N)`` line says)."""
+        ``<name> started (pid=N)`` line says, read up to now)."""
+        self.drain()
         found = [
             int(m.group(1))
             for line in self.output
@@ -201,9 +213,53 @@ class Stack:
             except httpx.HTTPError:
                 time.sleep(0.3)
 
+    def watch_page(self, run_id: int, share: str, shown: list[str], seconds: float = 120) -> None:
+        """A browser's websocket on the run's shared page: the model's text as the page builds
+        it (the box swapped whole: the state sent on connecting, or emptied when the model
+        starts again; each token appended), until the run's end arrives; ``shown`` gets the
+        text. Reconnects (and starts again from the state) if closed."""
+        url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/?share={share}"
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                with connect(url, origin=Origin(f"http://127.0.0.1:{self.port}")) as socket_:
+                    text = ""
+                    for message in socket_:
+                        assert isinstance(message, str)
+                        for whole, token in _MODEL_TEXT.findall(message):
+                            if token:
+                                text += html.unescape(token[len(_TOKEN_OPEN) : -len("</span>")])
+                            else:
+                                text = html.unescape(re.sub(r"^<pre[^>]*>|</pre>$", "", whole))
+                        if 'id="run-live-end"' in message:
+                            shown.append(text)
+                            return
+            except (ConnectionClosed, OSError):
+                time.sleep(0.3)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+_TOKEN_OPEN = '<span hx-swap-oob="beforeend:#model-output">'
+# The page's model box swapped whole, or a token appended to it, in the order they come.
+_MODEL_TEXT = re.compile(
+    r'(<pre id="model-output"[^>]*>.*?</pre>)|(' + re.escape(_TOKEN_OPEN) + r".*?</span>)",
+    re.DOTALL,
+)
+
+
+def model_text(events: list[tuple[int, str, dict[str, Any]]]) -> str:
+    """The model's text as an API client on the Server-Sent Events builds it: its tokens since
+    the last ``restarted`` event (the model started again after its worker died)."""
+    text = ""
+    for _, kind, data in events:
+        if kind == "restarted":
+            text = ""
+        elif kind == "token":
+            text += data["text"]
+    return text
 
 
 @contextmanager

@@ -38,12 +38,26 @@ EventKind = (
         "trace",  # the real run's trace is stored (status, steps, result)
         "progress",  # the steps so far compared with the real trace (steps, correct_prefix, ...)
         "emulated",  # the model's trace is stored (status, steps)
+        # A new attempt at the model's part (the worker writing it died mid-answer): what the
+        # model wrote before (tokens, steps, plan, program, progress) is dropped (text).
+        "restarted",
         "done",  # judged (verdict, comparison)
         "failed",  # error
         "cancelled",
     ]
 )
 TERMINAL: frozenset[EventKind] = frozenset({"done", "failed", "cancelled"})
+# What the model wrote, which a ``restarted`` event drops.
+WRITTEN: frozenset[EventKind] = frozenset({"token", "step", "plan", "program", "progress"})
+
+
+def since_restart(events: list[Event]) -> list[Event]:
+    """The events after the last ``restarted`` one (all of them when there is none): what the
+    model's current attempt wrote, with the statuses since."""
+    starts = [i for i, e in enumerate(events) if e["type"] == "restarted"]
+    return events[starts[-1] + 1 :] if starts else events
+
+
 # What the Server-Sent Events stream says about itself (never stored, never numbered).
 StreamControlKind = Literal["hidden", "closed", "reconnect"]
 
@@ -71,6 +85,7 @@ class Event(TypedDict):
     verdict: NotRequired[dict[str, Any] | None]  # done
     comparison: NotRequired[dict[str, Any] | None]
     error: NotRequired[str | None]  # failed
+    live_steps: NotRequired[bool]  # restarted: the page has a list of live steps to empty
 
 
 KEEP_S = 24 * 3600  # a finished run's page renders from the database; the stream is for live use

@@ -33,7 +33,7 @@ from playground.llm.registry import RegistryError, get_model
 from playground.llm.replicas import routing_key
 from playground.runs import sandboxing
 from playground.runs.emulation_items import DatabasePlans, RunBudget, item_for_run
-from playground.runs.events import EventKind, publish
+from playground.runs.events import WRITTEN, EventKind, publish, published, since_restart
 from playground.runs.limits import limits_for_run
 from playground.runs.models import Run, Trace
 
@@ -163,6 +163,7 @@ def execute_emulation(run_id: int) -> str:
     if run.emulation_done:
         finish_if_complete(run_id)
         return "ok"
+    _restart_if_written(run)
     method = REGISTRY.get(run.method)
     item = item_for_run(run)
     if method is None or item.kind not in method.kinds:
@@ -219,6 +220,25 @@ def execute_emulation(run_id: int) -> str:
     store_emulation(run, emulation, session)
     finish_if_complete(run_id)
     return "ok"
+
+
+RESTARTED = "The worker writing the model's answer stopped; the model starts again."
+
+
+def _restart_if_written(run: Run) -> None:
+    """A previous attempt at the model's part (its worker died mid-answer) streamed part of an
+    answer: viewers are told to drop it (this attempt writes the whole answer again, and the
+    stored text will be this attempt's), and the text saved so far is dropped too."""
+    try:
+        written = any(e["type"] in WRITTEN for e in since_restart(published(run.events_key)))
+    except Exception:  # Redis away: viewers are a convenience (announce says the same)
+        log.warning("could not read the events of %s", run.events_key, exc_info=True)
+        written = False
+    if written or run.emulated_text:
+        Run.objects.filter(pk=run.pk).update(emulated_text="")
+        spec = run.spec
+        live_steps = bool(spec and spec.live_steps)
+        announce(run.events_key, "restarted", text=RESTARTED, live_steps=live_steps)
 
 
 class LiveComparison:

@@ -7,10 +7,12 @@ from typing import Any
 from django.utils.html import format_html
 
 from playground.lib.wording import counted
-from playground.runs.events import TERMINAL, Event, EventKind
+from playground.runs.events import TERMINAL, Event, EventKind, since_restart
 from playground.runs.pages import finished_page_loader
 
-STATUS_KINDS: frozenset[EventKind] = frozenset({"status", "trace", "emulated", *TERMINAL})
+STATUS_KINDS: frozenset[EventKind] = frozenset(
+    {"status", "trace", "emulated", "restarted", *TERMINAL}
+)
 
 
 def status_text(event: Event) -> str:
@@ -101,18 +103,35 @@ def meter_fragment(event: Event) -> str:
     )
 
 
+def _model_output(text: str) -> str:
+    return format_html(
+        '<pre id="model-output" class="model-output live" aria-live="polite" '
+        'hx-swap-oob="true">{}</pre>',
+        text,
+    )
+
+
+def restarted_fragment(event: Event) -> str:
+    """What the model wrote so far, emptied: its worker died and it starts again (the list of
+    live steps and the comparison so far only on a page that has them)."""
+    boxes = ["live-plan", "live-program"]
+    html = _model_output("") + meter_fragment(event)
+    if event.get("live_steps"):
+        boxes.append("live-comparison")
+        html += '<ol id="emulated-steps" class="live-steps" start="1" hx-swap-oob="true"></ol>'
+    return html + "".join(f'<div id="{box}" hx-swap-oob="true"></div>' for box in boxes)
+
+
 def state(page_url: str, events: list[Event]) -> str:
-    """Everything so far in one message: the model's whole text, the latest status."""
+    """Everything so far in one message: the model's whole text (of its current attempt), the
+    latest status."""
+    everything, events = events, since_restart(events)
     tokens = [e for e in events if e["type"] == "token"]
     parts: list[str] = []
-    if tokens:  # a page without a model box has no #model-output to swap
-        text = "".join(e.get("text", "") for e in tokens)
-        parts.append(
-            format_html(
-                '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>',
-                text,
-            )
-        )
+    if tokens or len(everything) > len(events):
+        # A page without a model box has no #model-output to swap; after a restart, the box
+        # the page drew with the saved text is emptied.
+        parts.append(_model_output("".join(e.get("text", "") for e in tokens)))
     counted = [e for e in tokens if "tokens" in e]
     if counted:
         parts.append(meter_fragment(counted[-1]))
@@ -130,10 +149,25 @@ def state(page_url: str, events: list[Event]) -> str:
         latest = [e for e in events if e["type"] == kind]
         if latest:
             parts.append(render(latest[-1]))
-    statuses = [e for e in events if e["type"] in STATUS_KINDS]
+    statuses = [e for e in everything if e["type"] in STATUS_KINDS]
     if statuses:
-        parts.append(event_fragment(page_url, statuses[-1]))
+        status = statuses[-1]  # a restart's line alone: its emptying is in the parts above
+        parts.append(
+            status_fragment(status)
+            if status["type"] == "restarted"
+            else event_fragment(page_url, status)
+        )
     return "".join(parts)
+
+
+def status_fragment(event: Event) -> str:
+    """The page's status line, saying what the event says."""
+    return str(
+        format_html(
+            '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{}</div>',
+            status_text(event),
+        )
+    )
 
 
 def event_fragment(page_url: str, event: Event) -> str:
@@ -151,10 +185,9 @@ def event_fragment(page_url: str, event: Event) -> str:
         return progress_fragment(event)
     if kind == "program":
         return program_fragment(event)
-    fragment: str = format_html(
-        '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{}</div>',
-        status_text(event),
-    )
+    if kind == "restarted":
+        return restarted_fragment(event) + status_fragment(event)
+    fragment = status_fragment(event)
     if kind in TERMINAL:
         # Load the finished page's main content in place (verdict, trace viewer).
         fragment += format_html(

@@ -12,7 +12,6 @@ page on its websocket showed the model's text exactly as stored.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import threading
@@ -23,13 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
-from websockets.typing import Origin
 
 from tests.oracle import Oracle, oracle_server
 from tests.redis_ha import SentinelGroup, sentinel_group
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, model_text, running_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -96,34 +92,6 @@ def _difference(shown: str, stored: str) -> str:
         f"{len(shown)} characters shown, {len(stored)} stored; they differ from {at}:\n"
         f"shown:  {shown[start : at + 120]!r}\nstored: {stored[start : at + 120]!r}"
     )
-
-
-_STATE_TEXT = re.compile(r'<pre id="model-output"[^>]*>(.*?)</pre>', re.DOTALL)
-_TOKEN = re.compile(r'<span hx-swap-oob="beforeend:#model-output">(.*?)</span>', re.DOTALL)
-
-
-def _watch(stack: Stack, run_id: int, share: str, shown: list[str]) -> None:
-    """A browser's websocket on the run's shared page: the model's text as the page builds it
-    (the state sent on connecting, then each token appended), until the run's end arrives;
-    ``shown`` gets the text. Reconnects (and starts again from the state) if closed."""
-    url = f"ws://127.0.0.1:{stack.port}/ws/runs/{run_id}/?share={share}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with connect(url, origin=Origin(f"http://127.0.0.1:{stack.port}")) as socket:
-                text = None
-                for message in socket:
-                    assert isinstance(message, str)
-                    if text is None:
-                        found = _STATE_TEXT.search(message)
-                        text = html.unescape(found.group(1)) if found else ""
-                    else:
-                        text += "".join(html.unescape(t) for t in _TOKEN.findall(message))
-                    if 'id="run-live-end"' in message:
-                        shown.append(text)
-                        return
-        except (ConnectionClosed, OSError):
-            time.sleep(0.3)
 
 
 def _why_not_done(stack: Stack, run_id: int, status: str) -> str:
@@ -204,7 +172,7 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
         f"print(ShareLink.objects.create(run_id={streaming}).token)"
     ).split()[-1]
     shown: list[str] = []
-    browser = threading.Thread(target=_watch, args=(stack, streaming, share, shown))
+    browser = threading.Thread(target=stack.watch_page, args=(streaming, share, shown))
     browser.start()
     assert tokens_seen.wait(60), ("the model never streamed", seen, stack.output[-30:])
     # More work in the queues as the primary dies: runs waiting for the sandbox and the model.
@@ -244,7 +212,7 @@ def test_a_killed_redis_primary_costs_no_run_and_no_event(
     # numbers alone would not tell a token lost with the old primary whose number the new one
     # gave to the next).
     stored = stack.sql("SELECT emulated_text FROM runs_run WHERE id = %s", streaming)[0][0]
-    streamed = "".join(data["text"] for _, kind, data in seen if kind == "token")
+    streamed = model_text(seen)
     assert streamed == stored, "Server-Sent Events: " + _difference(streamed, stored)
     assert len(shown) == 1, ("the page's websocket never saw the run end", stack.output[-30:])
     assert shown[0] == stored, "the page's websocket: " + _difference(shown[0], stored)

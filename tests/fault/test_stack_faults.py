@@ -8,7 +8,8 @@ with the defaults are in docs/RELIABILITY.md.
 `make test` runs the scheduler, llm worker, web, stall and pool-child cases; `make test-full`
 adds the model server's deaths and the Redis and PostgreSQL restarts. Faults, in order on one
 stack: the scheduler killed (started again; the reaper goes on), the
-llm worker killed mid-emulation (the run is sent again and finishes), the web process killed
+llm worker killed mid-emulation (the run is sent again and finishes), and killed mid-answer
+(the model starts again, and so do its viewers' texts), the web process killed
 under a live event stream (the viewer reconnects and misses nothing), the model server
 stalling (the run fails with a timeout that says so) and cutting its streams (the run fails
 with a message, never a half answer taken as whole), Redis and PostgreSQL restarted while a
@@ -36,7 +37,14 @@ import pytest
 
 from playground.local_services import EmbeddedPostgres, EmbeddedRedis
 from tests.oracle import Oracle, oracle_server
-from tests.stack import Stack, children_of, free_port, processes_mentioning, running_stack
+from tests.stack import (
+    Stack,
+    children_of,
+    free_port,
+    model_text,
+    processes_mentioning,
+    running_stack,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -157,13 +165,13 @@ def site() -> Iterator[tuple[Stack, Oracle, Proxy, str]]:
 
 
 def _start_run(
-    stack: Stack, token: str, program: str = PROGRAM, model: str = "oracle"
-) -> dict[str, Any]:
+    stack: Stack, token: str, program: str = PROGRAM, model: str = "oracle",
+    call: str = "f([1, 2, 3])", method: str = "direct",
+) -> dict[str, Any]:  # fmt: skip
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=30) as api:
         response = api.post(
             "/api/runs", headers={"Authorization": f"Bearer {token}"},
-            json={"source": program, "call": "f([1, 2, 3])", "method": "direct",
-                  "model": model},
+            json={"source": program, "call": call, "method": method, "model": model},
         )  # fmt: skip
     assert response.status_code in (200, 201), response.text
     return dict(response.json())
@@ -215,6 +223,66 @@ def test_a_killed_scheduler_and_llm_worker_cost_one_resend(
     assert state["verdict"]["status"] == "correct"
     assert state["resends"] == 1
     assert seconds < 40
+
+
+# A loop: its trace is long, so the model's answer streams for several seconds.
+LOOP = (
+    "def f(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n"
+)
+
+
+def test_an_llm_worker_killed_mid_answer_starts_the_model_again_and_its_viewers_with_it(
+    site: tuple[Stack, Oracle, Proxy, str],
+) -> None:
+    """Its worker dies while the model's answer streams: the run is sent again and the model
+    answers again from the start. Viewers are told (a ``restarted`` event) and drop the half
+    answer, so the text an API client and the page show is the stored one, not half an answer
+    followed by a whole one."""
+    stack, oracle, _, token = site
+    oracle.chunk_delay = 0.08
+    try:
+        run = _start_run(stack, token, program=LOOP, call="f(10)", method="trace")["id"]
+        share = stack.manage(
+            "from playground.sharing.models import ShareLink\n"
+            f"print(ShareLink.objects.create(run_id={run}).token)"
+        ).split()[-1]
+        seen: list[tuple[int, str, dict[str, Any]]] = []
+        streaming = threading.Event()
+
+        def follow() -> None:
+            for event in stack.events(run, token, seconds=120):
+                seen.append(event)
+                if sum(kind == "token" for _, kind, _ in seen) >= 8:
+                    streaming.set()
+
+        shown: list[str] = []
+        viewers = [
+            threading.Thread(target=follow),
+            threading.Thread(target=stack.watch_page, args=(run, share, shown)),
+        ]
+        for viewer in viewers:
+            viewer.start()
+        assert streaming.wait(60), ("the model never streamed", seen, stack.output[-30:])
+        mark = len(stack.output)
+        os.kill(stack.pid_of("worker-llm"), signal.SIGKILL)
+        stack.wait_for(r"worker-llm died \(killed by SIGKILL\)", 30, after=mark)
+        state, seconds = _wait(stack, run, 90)
+        for viewer in viewers:
+            viewer.join(60)
+    finally:
+        oracle.chunk_delay = 0.0
+    print(f"the run whose llm worker died mid-answer finished {seconds:.1f} s after the kill")
+    assert state["status"] == "done", state
+    assert state["verdict"]["status"] == "correct"
+    assert state["resends"] == 1
+    numbers = [seq for seq, _, _ in seen]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers  # every event, once, in order
+    stored = stack.sql("SELECT emulated_text FROM runs_run WHERE id = %s", run)[0][0]
+    assert shown == [stored]  # the page: not half an answer followed by a whole one
+    assert model_text(seen) == stored  # an API client
+    kinds = [kind for _, kind, _ in seen]
+    assert kinds.count("restarted") == 1, kinds
+    assert kinds.index("restarted") > kinds.index("token")  # after the half answer
 
 
 def test_a_viewer_misses_no_event_when_the_web_process_is_killed(

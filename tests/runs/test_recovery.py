@@ -16,7 +16,7 @@ from django.utils import timezone
 from playground import reaper
 from playground.celery import app
 from playground.lib import broker, leases, worktimes
-from playground.runs import pipeline
+from playground.runs import events, pipeline
 from playground.runs.models import Run
 from playground.runs.recovery import reap_runs
 from playground.runs.tasks import execute_real_run
@@ -211,6 +211,35 @@ def test_an_emulation_whose_worker_died_is_sent_again_beside_a_finished_real_par
     run.refresh_from_db()
     assert run.status == Run.Status.DONE, run.error
     assert run.verdict["status"] == "correct"
+
+
+def test_an_emulation_whose_worker_died_mid_answer_starts_again_and_says_so(
+    eager: None, oracle: None
+) -> None:
+    run = _run(method="direct", model="oracle", status=Run.Status.RUNNING)
+    pipeline.execute_real(run.pk)
+    # Its worker streamed half an answer (published, and saved) and died.
+    events.publish(run.events_key, "token", text="[ANSWER] half")
+    Run.objects.filter(pk=run.pk).update(
+        emulation_claimed_at=timezone.now(), emulated_text="[ANSWER] half"
+    )
+
+    assert reap_runs() == [(run.pk, "emulation", "its worker stopped")]
+    run.refresh_from_db()
+    assert run.status == Run.Status.DONE, run.error
+    assert "half" not in run.emulated_text  # the new attempt's text alone
+    kinds = [e["type"] for e in events.published(run.events_key)]
+    assert kinds.index("restarted") == kinds.index("token") + 1  # before the new answer
+    assert kinds.count("restarted") == 1
+    after = events.since_restart(events.published(run.events_key))
+    assert "".join(e.get("text", "") for e in after if e["type"] == "token") == run.emulated_text
+
+
+def test_a_first_attempt_says_nothing_of_starting_again(eager: None, oracle: None) -> None:
+    run = _run(method="direct", model="oracle", status=Run.Status.RUNNING)
+    pipeline.execute_real(run.pk)
+    pipeline.execute_emulation(run.pk)
+    assert "restarted" not in [e["type"] for e in events.published(run.events_key)]
 
 
 def test_one_sweep_at_a_time(queued: list[tuple[int, str]]) -> None:

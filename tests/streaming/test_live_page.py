@@ -60,6 +60,32 @@ def test_a_viewer_joining_late_gets_the_latest_counts() -> None:
     assert 'value="1"' not in html
 
 
+def test_a_model_that_starts_again_empties_what_its_dead_worker_wrote() -> None:
+    # Its worker died mid-answer; the pipeline sent the run again and says so.
+    events = [
+        {"seq": 1, "type": "token", "text": "half an ", "tokens": 3, "calls": 1},
+        {"seq": 2, "type": "step", "step": {"line": 2, "locals": {"x": "1"}}},
+        {"seq": 3, "type": "plan", "plan": {"pseudocode": "old plan"}},
+        {"seq": 4, "type": "restarted", "text": "The model starts <again>.", "live_steps": True},
+        {"seq": 5, "type": "token", "text": "whole", "tokens": 1, "calls": 1},
+    ]
+    live = fragments.event_fragment(PAGE, events[3])
+    assert re.search(r'<pre id="model-output"[^>]*hx-swap-oob="true"></pre>', live)
+    assert re.search(r'<ol id="emulated-steps"[^>]*hx-swap-oob="true"></ol>', live)
+    assert '<div id="live-plan" hx-swap-oob="true"></div>' in live
+    assert "The model starts &lt;again&gt;." in live  # the status line, escaped
+    # A viewer joining afterwards sees only the new attempt, and the status line says why.
+    late = fragments.state(PAGE, events)
+    assert re.search(r'<pre id="model-output"[^>]*>whole</pre>', late)
+    assert "half" not in late
+    assert "old plan" not in late
+    assert "emulated-steps" not in late
+    assert late.count('id="model-output"') == 1  # not emptied after the new text
+    assert "The model starts &lt;again&gt;." in late
+    just_restarted = fragments.state(PAGE, events[:4])
+    assert re.search(r'<pre id="model-output"[^>]*></pre>', just_restarted)  # emptied
+
+
 def test_a_run_without_a_model_gets_no_fragment_for_a_model_box() -> None:
     # htmx reports oobErrorNoTarget for every fragment whose target is not on the page.
     events = [{"seq": 1, "type": "trace", "status": "ok", "steps": 3, "result": "1"}]

@@ -42,6 +42,9 @@ EVENTS: dict[str, list[dict[str, Any]]] = {
     "coc": [{"type": "step", "step": {**STEP, "by": "lm"}}, {"type": "token", "text": "x = 1"}],
 }
 TERMINAL = [{"type": "done"}, {"type": "failed", "error": "boom"}, {"type": "cancelled"}]
+# The model started again (its worker died mid-answer): sent on every method's page but a
+# real-only run's, with what the pipeline says of the method.
+RESTARTED = {"type": "restarted", "text": "The model starts again."}
 
 
 def _targets(html: str) -> set[str]:
@@ -65,6 +68,11 @@ def test_every_fragment_of_a_live_run_has_a_target_on_its_page(method: str) -> N
     url = run.get_absolute_url()
 
     events = [{**event, "seq": n} for n, event in enumerate(EVENTS[method])]
+    if method != "real":
+        spec = run.spec
+        assert spec is not None
+        restarted = {**RESTARTED, "seq": len(events), "live_steps": spec.live_steps}
+        events += [restarted, {**events[0], "seq": len(events) + 1}]
     sent = [fragments.state(url, [])]  # a viewer who comes before anything happened
     sent += [fragments.state(url, events)]  # ...or after
     sent += [fragments.event_fragment(url, event) for event in events + TERMINAL]
