@@ -20,6 +20,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import redis
@@ -115,9 +116,12 @@ return {seq, event}
 """
 # Behind Sentinel, an event is broadcast only once a replica has it (WAIT): a primary that dies
 # right after would otherwise take the event with it, and the new primary would give its number
-# to the next event, which viewers that saw the first would drop. Without any replica answering
-# within the wait, publishing goes on unreplicated and asks again after a while.
+# to the next event, which viewers that saw the first would drop. A replica that acknowledges
+# late (a loaded host) is waited for again at the next event; with no replica connected to the
+# primary, or one that missed REPLICA_MISSES waits in a row (hung, or far behind), publishing
+# goes on unreplicated and asks again after REPLICA_RETRY_S.
 REPLICA_WAIT_MS = 200
+REPLICA_MISSES = 5
 REPLICA_RETRY_S = 10.0
 
 
@@ -146,18 +150,42 @@ def _keys(key: str) -> list[str]:
 
 
 class _Replicas:
-    """Whether to wait for a replica (none answered lately: not until ``REPLICA_RETRY_S``)."""
+    """Whether to wait for a replica: not until ``missing_until`` once none is connected or the
+    connected ones keep missing the wait."""
 
     def __init__(self) -> None:
         self.missing_until = 0.0
+        self.misses = 0
 
     def wanted(self) -> bool:
         return time.monotonic() >= self.missing_until
 
-    def acknowledged(self, replicas: int) -> None:
-        if replicas < 1:
-            log.warning("events: no Redis replica acknowledged within %d ms", REPLICA_WAIT_MS)
-            self.missing_until = time.monotonic() + REPLICA_RETRY_S
+    def acknowledged(self, replicas: int, connected: Callable[[], int]) -> None:
+        """After a wait: ``replicas`` acknowledged it; ``connected`` counts the replicas the
+        primary has now (asked only after a miss)."""
+        if replicas >= 1:
+            self.misses = 0
+            return
+        self.misses += 1
+        attached = connected()
+        if attached and self.misses < REPLICA_MISSES:
+            return  # it lags: wait for it again at the next event
+        log.warning(
+            "events: no Redis replica acknowledged within %d ms (%d connected, %d misses in a "
+            "row); publishing unreplicated for %d s",
+            REPLICA_WAIT_MS, attached, self.misses, REPLICA_RETRY_S,
+        )  # fmt: skip
+        self.misses = 0
+        self.missing_until = time.monotonic() + REPLICA_RETRY_S
+
+
+def _connected_replicas(client: redis.Redis) -> int:
+    """How many replicas the primary has now (``ROLE``: 0 when it cannot say)."""
+    try:
+        role: Any = client.execute_command("ROLE")
+    except redis.RedisError:
+        return 0
+    return len(role[2]) if role and role[0] in (b"master", "master") else 0
 
 
 _replicas = _Replicas()
@@ -214,7 +242,7 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
         pipe.eval(_APPEND, 3, *args)
         pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
         (seq, stored), replicas = pipe.execute()
-        _replicas.acknowledged(int(replicas))
+        _replicas.acknowledged(int(replicas), lambda: _connected_replicas(client))
     else:
         seq, stored = client.eval(_APPEND, 3, *args)
     event = cast(Event, json.loads(stored))

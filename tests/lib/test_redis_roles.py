@@ -3,12 +3,15 @@ failover under the clients (Debian's redis-server and redis-sentinel, tests/redi
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from django.core.cache.backends.redis import RedisCache
 from pytest_django.fixtures import Settings
 from redis.sentinel import SentinelConnectionPool
@@ -128,3 +131,66 @@ def test_events_published_across_a_failover_keep_every_number_once(
         print(f"300 events across a failover: the last one published {took:.1f} s after the kill")
     finally:
         redis_roles.forget_clients()
+
+
+def test_a_replica_that_lags_is_waited_for_again_and_one_that_hangs_is_not() -> None:
+    """The events' replica wait (runs/events.py) on its own: a slow acknowledgement with a
+    replica connected keeps the next event waiting (before, one miss turned the waits off for
+    10 s, a window where a dying primary takes events with it); no replica connected, or one
+    that misses REPLICA_MISSES times in a row, turns them off for REPLICA_RETRY_S."""
+    replicas = events._Replicas()
+    replicas.acknowledged(0, lambda: 1)  # late, a loaded host
+    assert replicas.wanted()
+    replicas.acknowledged(1, lambda: 1)
+    for _ in range(events.REPLICA_MISSES - 1):
+        replicas.acknowledged(0, lambda: 1)
+        assert replicas.wanted()
+    replicas.acknowledged(0, lambda: 1)  # the fifth miss in a row: hung, or far behind
+    assert not replicas.wanted()
+
+    alone = events._Replicas()
+    alone.acknowledged(0, lambda: 0)  # no replica to wait for
+    assert not alone.wanted()
+
+
+@pytest.mark.full_only  # `make test-full` (about 10 s)
+@pytest.mark.django_db
+def test_events_wait_for_a_paused_replica_and_go_on_without_a_hung_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Against Debian's redis-server: with the replica paused for 0.5 s, the events published
+    meanwhile wait for it (each is on the replica when published); paused for good, publishing
+    goes on after REPLICA_MISSES waits, without waiting again for REPLICA_RETRY_S."""
+    with sentinel_group(tmp_path) as fresh:
+        settings.REDIS_ROLES = {**settings.REDIS_ROLES, "events": fresh.url}
+        redis_roles.forget_clients()
+        events._replicas = events._Replicas()
+        replica = redis.Redis(port=fresh.replica_port)
+        paused = fresh.procs["replica"].pid
+        key = "run-replica-wait-test"
+        try:
+            events.publish(key, "token", text="t0")
+            os.kill(paused, signal.SIGSTOP)
+            threading.Timer(0.5, os.kill, (paused, signal.SIGCONT)).start()
+            t0 = time.monotonic()
+            for n in range(1, 4):
+                events.publish(key, "token", text=f"t{n}")
+            waited = time.monotonic() - t0
+            stream = f"playground:{{{key}}}:events"
+            assert replica.xlen(stream) == 4  # every one replicated before it was announced
+            assert waited > 0.4, waited
+
+            os.kill(paused, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                for n in range(4, 4 + events.REPLICA_MISSES + 20):
+                    events.publish(key, "token", text=f"t{n}")
+                took = time.monotonic() - t0
+            finally:
+                os.kill(paused, signal.SIGCONT)
+            # REPLICA_MISSES waits of REPLICA_WAIT_MS, then none: 20 events more in no time.
+            assert took < events.REPLICA_MISSES * events.REPLICA_WAIT_MS / 1000 + 1.0, took
+            assert not events._replicas.wanted()
+        finally:
+            events._replicas = events._Replicas()
+            redis_roles.forget_clients()
