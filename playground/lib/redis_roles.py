@@ -41,7 +41,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 SCHEME = "redis+sentinel"
 # A client rides through a lost connection by trying again: over a Sentinel failover (the
@@ -143,7 +143,33 @@ def _retry(url: str) -> Retry:
     return Retry(ExponentialBackoff(cap=2.0, base=0.05), retries)
 
 
+def retry_for(url: str) -> Retry:
+    """The retry policy of the role at ``url``'s clients, for an idempotent operation of
+    several commands to go through a failover whole (``Retry.call_with_retry``)."""
+    return _retry(url)
+
+
 _RETRY_ON = [RedisConnectionError, RedisTimeoutError]
+
+
+class FollowingConnection(SentinelManagedConnection):
+    """A connection to the primary that asks the sentinels where it is whenever it connects.
+
+    redis-py 8.2's own (``SentinelManagedConnection``) does so only from ``connect()``: one that
+    breaks in the middle of a command (a pipeline sent as the primary dies) reconnects from
+    ``send_packed_command`` through ``connect_check_health``, to the address it had, the dead
+    primary's, until its retries run out (about 30 s here) and the command fails
+    (redis/redis-py#3874, open; seen in tests/lib/test_redis_roles.py's failover test, a
+    publish failing with "Connection refused" to the old primary)."""
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self._sock and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(
+            check_health=check_health, retry_socket_connect=retry_socket_connect
+        )
 
 
 def _sentinel(target: SentinelTarget) -> Sentinel:
@@ -178,6 +204,7 @@ def new_client(
             socket_connect_timeout=socket_timeout,
             retry=retrying,
             retry_on_error=_RETRY_ON,
+            connection_class=FollowingConnection,
         )
     return redis.Redis.from_url(
         url,
@@ -282,6 +309,7 @@ class SentinelPool(redis.ConnectionPool):
             _sentinel(target),
             db=target.db,
             password=target.password,
+            connection_class=FollowingConnection,
             **kwargs,
         )
 

@@ -102,6 +102,8 @@ if last then
   local space = string.find(last, ' ', 1, true)
   if string.sub(last, 1, space - 1) == ARGV[5] then
     local seq = tonumber(string.sub(last, space + 1))
+    -- A write all the same: a WAIT after this call waits for the replica to have the event.
+    redis.call('EXPIRE', KEYS[3], ARGV[3])
     return {seq, (string.gsub(ARGV[1], '"seq": 0', '"seq": ' .. seq, 1))}
   end
 end
@@ -117,26 +119,29 @@ return {seq, event}
 # Behind Sentinel, an event is broadcast only once a replica has it (WAIT): a primary that dies
 # right after would otherwise take the event with it, and the new primary would give its number
 # to the next event, which viewers that saw the first would drop. A replica that acknowledges
-# late (a loaded host) is waited for again at the next event; with no replica connected to the
-# primary, or one that missed REPLICA_MISSES waits in a row (hung, or far behind), publishing
-# goes on unreplicated and asks again after REPLICA_RETRY_S.
+# late (a loaded host) is waited for again, REPLICA_WAIT_MS at a time, before the event goes
+# out; with no replica connected to the primary, or one that missed REPLICA_MISSES waits in a
+# row (hung, or far behind), publishing goes on unreplicated and asks again after
+# REPLICA_RETRY_S (then a primary that dies can take events with it: viewers miss them).
 REPLICA_WAIT_MS = 200
 REPLICA_MISSES = 5
 REPLICA_RETRY_S = 10.0
 
 
+def _role_url() -> str:
+    from django.conf import settings
+
+    return str(settings.REDIS_ROLES["events"])
+
+
 def redis_client() -> redis.Redis:
     """This process's client of the Redis that keeps the runs' event streams (the events role:
     lib/redis_roles.py)."""
-    from django.conf import settings
-
-    return redis_roles.client(settings.REDIS_ROLES["events"])
+    return redis_roles.client(_role_url())
 
 
 def _replicated() -> bool:
-    from django.conf import settings
-
-    return redis_roles.is_sentinel(settings.REDIS_ROLES["events"])
+    return redis_roles.is_sentinel(_role_url())
 
 
 def _keys(key: str) -> list[str]:
@@ -160,16 +165,18 @@ class _Replicas:
     def wanted(self) -> bool:
         return time.monotonic() >= self.missing_until
 
-    def acknowledged(self, replicas: int, connected: Callable[[], int]) -> None:
-        """After a wait: ``replicas`` acknowledged it; ``connected`` counts the replicas the
-        primary has now (asked only after a miss)."""
-        if replicas >= 1:
-            self.misses = 0
-            return
+    def acknowledged(self) -> None:
+        self.misses = 0
+
+    def wait_again(self, connected: Callable[[], int]) -> bool:
+        """After a wait no replica acknowledged: whether to wait once more (a replica is
+        connected and has not missed ``REPLICA_MISSES`` waits in a row); if not, none is
+        waited for until ``REPLICA_RETRY_S`` from now. ``connected`` counts the primary's
+        replicas."""
         self.misses += 1
         attached = connected()
         if attached and self.misses < REPLICA_MISSES:
-            return  # it lags: wait for it again at the next event
+            return True  # it lags (a loaded host): the event waits for it
         log.warning(
             "events: no Redis replica acknowledged within %d ms (%d connected, %d misses in a "
             "row); publishing unreplicated for %d s",
@@ -177,6 +184,7 @@ class _Replicas:
         )  # fmt: skip
         self.misses = 0
         self.missing_until = time.monotonic() + REPLICA_RETRY_S
+        return False
 
 
 def _connected_replicas(client: redis.Redis) -> int:
@@ -220,6 +228,27 @@ class _Sender:
 _sender = _Sender()
 
 
+def _append(client: redis.Redis, args: list[str | int]) -> tuple[int, bytes]:
+    """Run the append (its number and stored text); behind Sentinel, wait until a replica has
+    it, sending the idempotent append and its WAIT again while a connected replica lags: if
+    the primary changed meanwhile, the new one appends the event afresh, and its number is
+    the one that goes out."""
+    if not (_replicated() and _replicas.wanted()):
+        seq, stored = client.eval(_APPEND, 3, *args)
+        return int(seq), bytes(stored)
+    while True:
+        # WAIT counts the writes of its own connection: one pipeline, so one connection.
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(_APPEND, 3, *args)
+        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+        (seq, stored), replicas = pipe.execute()
+        if int(replicas) >= 1:
+            _replicas.acknowledged()
+            return int(seq), bytes(stored)
+        if not _replicas.wait_again(lambda: _connected_replicas(client)):
+            return int(seq), bytes(stored)
+
+
 def publish(key: str, kind: EventKind, **data: Any) -> Event:
     """Number, store and broadcast one event of the run whose ``events_key`` is ``key`` (its
     channel-layer group has the same name)."""
@@ -234,17 +263,11 @@ def publish(key: str, kind: EventKind, **data: Any) -> Event:
         secrets.token_hex(8),
     ]
     client = redis_client()
-    if _replicated() and _replicas.wanted():
-        # WAIT counts the writes of its own connection: one pipeline, so one connection, for
-        # the append and the wait (sent again whole after a lost connection: the append is
-        # idempotent).
-        pipe = client.pipeline(transaction=False)
-        pipe.eval(_APPEND, 3, *args)
-        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
-        (seq, stored), replicas = pipe.execute()
-        _replicas.acknowledged(int(replicas), lambda: _connected_replicas(client))
-    else:
-        seq, stored = client.eval(_APPEND, 3, *args)
+    # The append is idempotent (the publisher's id): sent again whole after any lost connection,
+    # as many times as the role's clients retry (about 30 s behind Sentinel), including where
+    # redis-py itself does not retry (taking a connection from the pool during a failover).
+    retry = redis_roles.retry_for(_role_url())
+    seq, stored = retry.call_with_retry(lambda: _append(client, args), lambda error: None)
     event = cast(Event, json.loads(stored))
     assert event["seq"] == int(seq)
     _sender.send(key, {"type": "run.event", "event": event})
