@@ -31,10 +31,12 @@ $(STAMP): pyproject.toml
 # interpreter in root's home) and libseccomp; the end-to-end tests need Chromium, and the test of
 # the documented proxy setups real nginx and Caddy (tests/deploy/ starts its own; the system ones
 # may stay off), the failover and pooling tests Redis with Sentinel and PgBouncer (started on
-# loopback ports by the tests themselves).
+# loopback ports by the tests themselves), the Kubernetes manifests' test kubectl's kustomize
+# (Debian's kubernetes-client, 1.20, unless a kubectl is there already; it talks to no cluster).
 SANDBOX_CHECKS := bwrap:bubblewrap /usr/bin/python3:python3 /usr/lib/$(shell uname -m)-linux-gnu/libseccomp.so.2:libseccomp2
 TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium /usr/sbin/nginx:nginx /usr/bin/caddy:caddy \
-  /usr/bin/redis-server:redis-server /usr/bin/redis-sentinel:redis-sentinel /usr/sbin/pgbouncer:pgbouncer
+  /usr/bin/redis-server:redis-server /usr/bin/redis-sentinel:redis-sentinel /usr/sbin/pgbouncer:pgbouncer \
+  kubectl:kubernetes-client
 
 define ensure_packages
 	@missing=""; for check in $(1); do \
