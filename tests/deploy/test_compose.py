@@ -173,6 +173,16 @@ def test_compose_runs_exactly_one_beat_and_a_worker_for_every_queue() -> None:
     assert routed - {"celery"} <= consumed, routed - consumed
 
 
+def test_every_worker_is_checked_by_its_heartbeat_not_by_a_celery_client() -> None:
+    # playground/celery.py's Heartbeat keeps <var dir>/alive/<node> fresh while the worker has
+    # its broker; `celery inspect ping` started a Celery client at each check (seconds of CPU).
+    for name, service in _services().items():
+        if name.startswith("worker-"):
+            check = " ".join(service["healthcheck"]["test"])
+            assert "find /app/var/alive -type f -newermt '-120 seconds'" in check, name
+            assert "inspect" not in check, name
+
+
 def test_make_run_starts_beat_and_a_worker_for_every_queue() -> None:
     procs = processes("127.0.0.1", 8000)
     assert procs["beat"][1:6] == ["-m", "celery", "-A", "playground", "beat"]

@@ -87,6 +87,12 @@ def test_each_process_kind_runs_the_launchers_own_argv(docs: list[dict[str, Any]
     for name in ("beat", *WORKERS):
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["python", "-m", "playground.launcher", "serve", name]
+    # Each worker is restarted when its heartbeat (playground/celery.py, in its var dir) is
+    # two minutes old: wedged, or cut from the broker.
+    for name in WORKERS:
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        check = container["livenessProbe"]["exec"]["command"][-1]
+        assert "find /app/var/alive -type f -newermt '-120 seconds'" in check, name
     job = _of(docs, "Job")["playground-migrate"]["spec"]["template"]["spec"]["containers"][0]
     assert "manage.py migrate" in " ".join(job["command"])
     assert "load_library" in " ".join(job["command"])
