@@ -287,7 +287,9 @@ def _announce_when_up(host: str, port: int, stop: threading.Event) -> None:
         return
     shown = f"[{host}]" if ":" in host else host
     print(
-        f"\n  The playground is running at http://{shown}:{port}/  (Ctrl-C stops it)\n", flush=True
+        f"\n  The playground is running at http://{shown}:{port}/  (Ctrl-C stops it)"
+        f"\n  Its figures for Prometheus (queues, runs, models): http://{shown}:{port}/metrics\n",
+        flush=True,
     )
 
 

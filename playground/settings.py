@@ -116,6 +116,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /metrics for the scrapers that ask by a pod's address (not an allowed host): answered
+    # before the host check, to allowed addresses or the token only (playground/metrics.py).
+    "playground.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

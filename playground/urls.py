@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from playground import views
+from playground import metrics, views
 from playground.accounts.forms import AdminLoginForm
 from playground.accounts.views import limited_login
 from playground.api import api
@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/", api.urls),
     path("accounts/", include("playground.accounts.urls")),
     path("", include("playground.programs.urls")),

@@ -50,6 +50,23 @@ def queue_of(task_name: str) -> str:
     return str(route.get("queue") or settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
+def _keys(queue: str) -> list[str]:
+    return [queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS]
+
+
+def lengths(queues: Iterable[str]) -> dict[str, int]:
+    """How many messages wait in each queue (all its priority lists), in one round trip."""
+    names = list(dict.fromkeys(queues))
+    client = redis_roles.client(settings.REDIS_ROLES["broker"])
+    pipe = client.pipeline(transaction=False)
+    for queue in names:
+        for key in _keys(queue):
+            pipe.llen(key)
+    counts = [int(n) for n in pipe.execute()]
+    per = len(_PRIORITY_STEPS)
+    return {queue: sum(counts[i * per : (i + 1) * per]) for i, queue in enumerate(names)}
+
+
 def held(ids: Iterable[str], queues: Iterable[str]) -> set[str]:
     """Which of ``ids`` the broker holds now: waiting in one of ``queues`` or taken by a worker
     and not acknowledged. Reads each list in pages (never one reply of a whole deep queue) and
@@ -60,11 +77,7 @@ def held(ids: Iterable[str], queues: Iterable[str]) -> set[str]:
         return set()
     client = redis_roles.client(settings.REDIS_ROLES["broker"])
     unacked = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("unacked_key", _UNACKED))
-    keys = [
-        queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}"
-        for queue in dict.fromkeys(queues)
-        for step in _PRIORITY_STEPS
-    ]
+    keys = [key for queue in dict.fromkeys(queues) for key in _keys(queue)]
     for key in keys:
         start = 0
         while found != wanted:
