@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -86,17 +85,16 @@ def test_a_part_whose_message_the_broker_lost_is_sent_again_within_a_minute(eage
 
 
 @pytest.fixture
-def own_queue(settings: Any) -> Iterator[str]:
+def own_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A sandbox queue of this test's own on the real broker (no worker reads it); emptied
     afterwards, with the broker's record of the messages a consumer took."""
-    name = f"test-recovery-{uuid.uuid4().hex[:8]}"
-    settings.CELERY_TASK_ROUTES = {
-        **settings.CELERY_TASK_ROUTES,
-        execute_real_run.name: {"queue": name},
-    }
-    yield name
+    queue = f"test-recovery-{uuid.uuid4().hex[:8]}"
+    # Where the reaper looks for the task (not Celery's routes: its router caches them).
+    routed, real = broker.queue_of, execute_real_run.name
+    monkeypatch.setattr(broker, "queue_of", lambda task: queue if task == real else routed(task))
+    yield queue
     with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(name)
+        connection.default_channel.queue_purge(queue)
 
 
 def _send(run: Run, queue: str) -> str:
