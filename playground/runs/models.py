@@ -98,7 +98,9 @@ class Run(models.Model):
     resends = models.PositiveSmallIntegerField(default=0)
     # Its parts were sent as tasks under the ids the reaper looks for in the broker
     # (runs/recovery.py); False for an evaluation's runs, which its batch task executes itself.
-    sent_as_tasks = models.BooleanField(default=True)
+    # A default in the database too: web pods of the previous release, still running during a
+    # rolling upgrade, insert runs without this column.
+    sent_as_tasks = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["-id"]
