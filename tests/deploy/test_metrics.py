@@ -16,6 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from playground import metrics
+from playground.lib import broker as queues
 from playground.lib import redis_roles
 from playground.llm.registry import load_models
 from playground.llm.replicas import Balancer
@@ -71,17 +72,22 @@ def test_the_site_figures_are_what_the_database_and_the_broker_hold(
     balancer = Balancer(model)
     balancer.mark_down("http://gpu2:8000/v1", retry_after=30)
     broker = redis_roles.client(settings.REDIS_ROLES["broker"])
+    # Other tests may have left messages in the suite's broker: the figures are read against
+    # what was there before.
+    before = queues.lengths(["batch", "sandbox"])
     broker.lpush("batch", b"one", b"two", b"three")
     try:
         response = Client().get("/metrics")  # the test client's address: 127.0.0.1
         text = response.content.decode()
     finally:
-        broker.delete("batch")
+        broker.lrem("batch", 0, b"one")
+        broker.lrem("batch", 0, b"two")
+        broker.lrem("batch", 0, b"three")
         balancer.mark_up("http://gpu2:8000/v1")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
-    assert _value(text, "playground_queue_length", queue="batch") == 3
-    assert _value(text, "playground_queue_length", queue="sandbox") == 0
+    assert _value(text, "playground_queue_length", queue="batch") == before["batch"] + 3
+    assert _value(text, "playground_queue_length", queue="sandbox") == before["sandbox"]
     assert _value(text, "playground_runs_in_progress", status="queued") == 2
     assert _value(text, "playground_runs_in_progress", status="running") == 1
     assert 89 <= _value(text, "playground_runs_oldest_in_progress_seconds") < 120
