@@ -6,6 +6,7 @@ Each variable is listed with its default in deploy/.env.example and in the READM
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -238,6 +239,16 @@ if _results_options:
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The one queue whose workers run untrusted code; every other worker kind and the web process
 # refuse to start a sandbox and send their code there (runs/sandboxing.py).
+# Who may read /metrics (playground/metrics.py reads it at each request): checked here, so that
+# a mistyped network stops every process at its start instead of failing each scrape.
+try:
+    for _network in env.str("PLAYGROUND_METRICS_ALLOW", default="127.0.0.1/32,::1/128").split(","):
+        if _network.strip():
+            ipaddress.ip_network(_network.strip(), strict=False)
+except ValueError as exc:
+    raise environ.ImproperlyConfigured(
+        f"PLAYGROUND_METRICS_ALLOW must be a comma list of networks (10.0.0.0/8,::1/128): {exc}"
+    ) from None
 PLAYGROUND_SANDBOX_QUEUE = env.str("PLAYGROUND_SANDBOX_QUEUE", default="sandbox")
 # The evaluations' queue: their items fan out over its workers (benchmarks/execution.py).
 PLAYGROUND_BATCH_QUEUE = env.str("PLAYGROUND_BATCH_QUEUE", default="batch")

@@ -91,3 +91,10 @@ def test_a_model_key_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("VLLM_API_KEY_FILE")
     with pytest.raises(RegistryError, match="which is not set"):
         load_models()
+
+
+def test_a_mistyped_metrics_network_stops_the_process_with_what_to_write(tmp_path: Path) -> None:
+    done = _settings(tmp_path, PLAYGROUND_METRICS_ALLOW="10.0.0.0/8,10.0.0.300/32")
+    assert done.returncode != 0
+    assert "PLAYGROUND_METRICS_ALLOW must be a comma list of networks" in done.stderr
+    assert _settings(tmp_path, PLAYGROUND_METRICS_ALLOW="10.0.0.0/8, ::1/128").returncode == 0
