@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
@@ -44,18 +44,9 @@ QUEUES = ("sandbox", "llm", "batch", "default")
 _CACHE_KEY = "playground:metrics:text"
 
 
-def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    raw = os.environ.get("PLAYGROUND_METRICS_ALLOW", "127.0.0.1/32,::1/128")
-    networks = []
-    for part in raw.split(","):
-        if part.strip():
-            networks.append(ipaddress.ip_network(part.strip(), strict=False))
-    return networks
-
-
 def may_read(request: HttpRequest) -> bool:
     """From an allowed address, or with the metrics token."""
-    token = os.environ.get("PLAYGROUND_METRICS_TOKEN", "")
+    token = settings.PLAYGROUND_METRICS_TOKEN
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
@@ -63,7 +54,7 @@ def may_read(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(str(request.META.get("REMOTE_ADDR") or ""))
     except ValueError:
         return False
-    return any(address in network for network in _allowed_networks())
+    return any(address in network for network in settings.PLAYGROUND_METRICS_ALLOW)
 
 
 class SiteCollector(Collector):

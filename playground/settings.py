@@ -237,18 +237,22 @@ if _results_options:
 # sandbox worker runs untrusted code and gets no secrets (deploy/compose.yml), so only the
 # tasks that need it are routed there.
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# The one queue whose workers run untrusted code; every other worker kind and the web process
-# refuse to start a sandbox and send their code there (runs/sandboxing.py).
-# Who may read /metrics (playground/metrics.py reads it at each request): checked here, so that
-# a mistyped network stops every process at its start instead of failing each scrape.
+# Who may read /metrics (playground/metrics.py): these networks, or the bearer of the token
+# (from the environment or PLAYGROUND_METRICS_TOKEN_FILE). Parsed here, so that a mistyped
+# network stops every process at its start instead of failing each scrape.
 try:
-    for _network in env.str("PLAYGROUND_METRICS_ALLOW", default="127.0.0.1/32,::1/128").split(","):
-        if _network.strip():
-            ipaddress.ip_network(_network.strip(), strict=False)
+    PLAYGROUND_METRICS_ALLOW = [
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in env.str("PLAYGROUND_METRICS_ALLOW", default="127.0.0.1/32,::1/128").split(",")
+        if part.strip()
+    ]
 except ValueError as exc:
     raise environ.ImproperlyConfigured(
         f"PLAYGROUND_METRICS_ALLOW must be a comma list of networks (10.0.0.0/8,::1/128): {exc}"
     ) from None
+PLAYGROUND_METRICS_TOKEN = env.str("PLAYGROUND_METRICS_TOKEN", default="")
+# The one queue whose workers run untrusted code; every other worker kind and the web process
+# refuse to start a sandbox and send their code there (runs/sandboxing.py).
 PLAYGROUND_SANDBOX_QUEUE = env.str("PLAYGROUND_SANDBOX_QUEUE", default="sandbox")
 # The evaluations' queue: their items fan out over its workers (benchmarks/execution.py).
 PLAYGROUND_BATCH_QUEUE = env.str("PLAYGROUND_BATCH_QUEUE", default="batch")

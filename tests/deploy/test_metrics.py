@@ -4,10 +4,12 @@ they are checked against what the test put there; anyone not allowed gets a plai
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -100,13 +102,13 @@ def test_the_site_figures_are_what_the_database_and_the_broker_hold(
     assert "gpu1" not in text  # a replica is named by its place, never by its address
 
 
-def test_only_allowed_addresses_or_the_token_may_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_allowed_addresses_or_the_token_may_read(settings: Any) -> None:
     outsider = Client(REMOTE_ADDR="203.0.113.9")
     assert outsider.get("/metrics").status_code == 404
-    monkeypatch.setenv("PLAYGROUND_METRICS_TOKEN", "s3cret-token")
+    settings.PLAYGROUND_METRICS_TOKEN = "s3cret-token"
     assert outsider.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404
     assert outsider.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
-    monkeypatch.setenv("PLAYGROUND_METRICS_ALLOW", "10.0.0.0/8")
+    settings.PLAYGROUND_METRICS_ALLOW = [ipaddress.ip_network("10.0.0.0/8")]
     assert Client().get("/metrics").status_code == 404  # loopback no longer listed
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
     assert Client(REMOTE_ADDR="10.1.2.3").post("/metrics").status_code == 405

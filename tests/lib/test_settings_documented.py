@@ -16,7 +16,6 @@ _READERS = [
     ROOT / "playground" / "sandbox" / "setting.py",
     ROOT / "playground" / "llm" / "registry.py",
     ROOT / "playground" / "celery.py",
-    ROOT / "playground" / "metrics.py",
     ROOT / "playground" / "launcher.py",
 ]
 _NAME = re.compile(r"""["']((?:PLAYGROUND_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL)["']""")
