@@ -29,6 +29,16 @@ from websockets.typing import Origin
 from playground.lib import paths
 
 
+def stop(proc: subprocess.Popen[Any], grace: float = 15) -> None:
+    """Ask a process to stop (SIGTERM); killed if it has not stopped within ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -316,12 +326,7 @@ def web_process(
             time.sleep(0.2)
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from django.db import connection
 
 from playground.launcher import processes
 from playground.lib import paths
+from tests.stack import stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,12 +66,7 @@ def _process(
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def _sample(language: str) -> str:

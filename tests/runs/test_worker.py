@@ -16,6 +16,7 @@ from playground.lib import paths
 from playground.runs.models import Run
 from playground.runs.tasks import execute_real_run
 from tests.factories import ProgramFactory
+from tests.stack import stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 SERVER_ERROR = "The server failed while running this; the error was logged. Try again later."
@@ -39,12 +40,7 @@ def worker_queue() -> Iterator[str]:
         cwd=paths.REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     yield queue
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 def test_worker_runs_the_program_and_stores_the_trace(worker_queue: str) -> None:

@@ -18,7 +18,7 @@ from django.db import connection
 
 from playground.celery import alive_file
 from playground.lib import paths
-from tests.stack import free_port
+from tests.stack import free_port, stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BEAT_S = 0.5
@@ -71,12 +71,7 @@ def worker(tmp_path: Path) -> Iterator[tuple[Path, int, list[subprocess.Popen[by
     try:
         yield path, port, servers
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=20)
         for server in servers:
             server.kill()
             server.wait()
