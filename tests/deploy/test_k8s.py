@@ -16,7 +16,6 @@ Nothing here runs a cluster, Redis, PgBouncer or vLLM."""
 from __future__ import annotations
 
 import configparser
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator
