@@ -20,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from playground import sandbox  # noqa: E402
+from playground.lib.logcontext import WebsocketIds  # noqa: E402
 from playground.lib.uploads import BodyLimit  # noqa: E402
 from playground.streaming.routing import websocket_urlpatterns  # noqa: E402
 
@@ -27,8 +28,10 @@ router = ProtocolTypeRouter(
     {
         # Bodies over the size limit are never read (playground/lib/uploads.py).
         "http": BodyLimit(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # Each connection's id on what it logs and in its handshake's answer (X-Request-ID),
+        # the refusals of the origin check included.
+        "websocket": WebsocketIds(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from kombu import Queue
 
-from playground.lib import paths
+from playground.lib import logcontext, paths
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
@@ -26,6 +26,21 @@ app = Celery("playground")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue("sandbox"), Queue("llm"), Queue("batch"), Queue("default")]
 app.autodiscover_tasks()
+
+# Request, run and task ids on a task's log records, carried from whoever sent it
+# (playground/lib/logcontext.py). weak=False: a weakly held receiver could be collected.
+signals.before_task_publish.connect(logcontext.before_task_publish, weak=False)
+signals.task_prerun.connect(logcontext.task_prerun, weak=False)
+signals.task_postrun.connect(logcontext.task_postrun, weak=False)
+
+
+@signals.after_setup_logger.connect(weak=False)
+@signals.after_setup_task_logger.connect(weak=False)
+def _log_with_ids(logger: Any = None, **_: Any) -> None:
+    """A worker (or beat) sets its own console handlers up in place of settings.LOGGING's."""
+    from django.conf import settings
+
+    logcontext.celery_logging(logger, json=settings.PLAYGROUND_LOG_FORMAT == "json")
 
 
 def heartbeat_s() -> float:

@@ -120,6 +120,10 @@ MIDDLEWARE = [
     # /metrics for the scrapers that ask by a pod's address (not an allowed host): answered
     # before the host check, to allowed addresses or the token only (playground/metrics.py).
     "playground.metrics.MetricsMiddleware",
+    # Each request's id (X-Request-ID), on every record logged while it is served and on the
+    # tasks it sends (playground/lib/logcontext.py): first after /metrics, whose scrapes need
+    # none, so that the host check's and every later middleware's records carry it.
+    "playground.lib.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -477,13 +481,37 @@ PLAYGROUND_SANDBOX_CEILING_STEPS = env.int("PLAYGROUND_SANDBOX_CEILING_STEPS", d
 # PLAYGROUND_HOST, PLAYGROUND_PORT and the PLAYGROUND_*_WORKERS counts are read by the launcher
 # (playground/launcher.py), which starts the processes; Django itself does not need them.
 
+# plain: one readable line a record (`make run`'s terminal). json: one JSON object a line with
+# the request, run and task ids as fields (playground/lib/logcontext.py), for a log collector.
+PLAYGROUND_LOG_FORMAT = env.str("PLAYGROUND_LOG_FORMAT", default="plain").strip().lower()
+if PLAYGROUND_LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured(
+        "PLAYGROUND_LOG_FORMAT must be plain (readable lines) or json (one object a line, for "
+        f"a log collector), not {PLAYGROUND_LOG_FORMAT[:40]!r}."
+    )
+# One line per model request is noise; failures are reported by the client itself.
+_loggers: dict[str, dict[str, object]] = {"httpx": {"level": "WARNING"}}
+if PLAYGROUND_LOG_FORMAT == "json":
+    # uvicorn writes its own lines (startup, the access log) through handlers of its own: in
+    # JSON they go through the root's instead, so that every line of the web process parses.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        _loggers[_name] = {"handlers": [], "propagate": True}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "playground.lib.logcontext.IdsFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "playground.lib.logcontext.json_formatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": PLAYGROUND_LOG_FORMAT,
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("PLAYGROUND_LOG_LEVEL", default="INFO")},
-    # One line per model request is noise; failures are reported by the client itself.
-    "loggers": {"httpx": {"level": "WARNING"}},
+    "loggers": _loggers,
 }
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from playground.lib import logcontext
 from playground.runs.events import Event, apublished
 from playground.streaming import fragments
 
@@ -118,7 +119,10 @@ class Room:
     async def open(self, layer: Any) -> None:
         self.channel = await layer.new_channel()
         await layer.group_add(self.group, self.channel)
-        self.task = asyncio.get_running_loop().create_task(self._pump(layer))
+        # Every viewer's: not run under the request id of the one whose connect opened it.
+        self.task = asyncio.get_running_loop().create_task(
+            self._pump(layer), context=logcontext.without_ids()
+        )
         self.ready.set()
 
     async def close(self, layer: Any) -> None:
