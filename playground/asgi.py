@@ -20,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from playground import sandbox  # noqa: E402
+from playground.lib import process_metrics  # noqa: E402
 from playground.lib.logcontext import WebsocketIds  # noqa: E402
 from playground.lib.uploads import BodyLimit  # noqa: E402
 from playground.streaming.routing import websocket_urlpatterns  # noqa: E402
@@ -57,6 +58,8 @@ async def _lifespan(receive: Any, send: Any) -> None:
             sandbox.forbid("the web process")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            # Its websocket viewers stop counting in the host's /metrics (lib/process_metrics.py).
+            process_metrics.process_ended()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -6,19 +6,30 @@ Each worker also keeps a heartbeat file for an orchestrator's liveness probe (``
 worker's consumer while it is connected to the broker. A worker whose consumer is wedged, or
 cut from the broker, stops touching it; the probe (deploy/k8s/workers.yaml) restarts the pod
 when it is two minutes old. `celery inspect ping` asks the same of a worker, but starts a
-Celery client each time (seconds of CPU) and answers for any worker of the name."""
+Celery client each time (seconds of CPU) and answers for any worker of the name.
+
+Each worker counts its tasks (started, and ended by outcome, with their durations) for
+Prometheus (lib/process_metrics.py). A worker has no web server: with
+``PLAYGROUND_WORKER_METRICS_PORT`` set it answers scrapes on that port itself (``Metrics``),
+on ``PLAYGROUND_WORKER_METRICS_HOST`` (127.0.0.1 unless told: the figures name tasks and models,
+for the operator's eyes only), adding up its pool's processes (multiprocess mode, set up by the
+launcher). Under `make run` the workers open no port: the web process's /metrics shows theirs."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 from kombu import Queue
 
-from playground.lib import logcontext, paths
+from playground.lib import logcontext, paths, process_metrics
+
+log = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
@@ -93,3 +104,73 @@ class Heartbeat(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(Heartbeat)
+
+
+def metrics_address() -> tuple[str, int] | None:
+    """Where the worker answers scrapes (``PLAYGROUND_WORKER_METRICS_HOST``/``_PORT``); None
+    when no port is set, the default."""
+    raw = os.environ.get("PLAYGROUND_WORKER_METRICS_PORT", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 65536):
+        raise ValueError(f"PLAYGROUND_WORKER_METRICS_PORT is a port number, not {raw!r}")
+    return os.environ.get("PLAYGROUND_WORKER_METRICS_HOST", "").strip() or "127.0.0.1", int(raw)
+
+
+class Metrics(bootsteps.StartStopStep):
+    """Answers scrapes of the worker's figures on its own port, from a thread of the worker's
+    main process. A step of the worker (not of the consumer, which stops and starts again with
+    each broker connection), started after the pool: its first processes are forked without
+    the listening socket."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        self.server: Any = None
+        super().__init__(parent, **kwargs)
+
+    def start(self, parent: Any) -> None:
+        address = metrics_address()
+        if address is None:
+            return
+        if process_metrics.multiprocess_dir() is None and "prefork" in parent.pool_cls.__module__:
+            log.warning(
+                "PROMETHEUS_MULTIPROC_DIR is not set: the figures of the pool's processes (its "
+                "tasks) will not be seen on the metrics port. The launcher sets it (python -m "
+                "playground.launcher serve ...)."
+            )
+        self.server = process_metrics.serve(address[1], address[0])
+        log.info("metrics for Prometheus on %s port %s", *address)
+
+    def stop(self, parent: Any) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+app.steps["worker"].add(Metrics)
+
+# When each running task began, by task id, in the process that runs it (a threads pool runs
+# several at once in one process, each under its own id).
+_began: dict[str, float] = {}
+
+
+@signals.task_prerun.connect(dispatch_uid="metrics-task-started")
+def _task_started(task_id: str = "", task: Any = None, **kwargs: Any) -> None:
+    _began[task_id] = time.monotonic()
+    process_metrics.TASKS_STARTED.labels(task=getattr(task, "name", "unknown")).inc()
+
+
+@signals.task_postrun.connect(dispatch_uid="metrics-task-ended")
+def _task_ended(task_id: str = "", task: Any = None, state: str | None = None, **kw: Any) -> None:
+    began = _began.pop(task_id, None)
+    seconds = None if began is None else time.monotonic() - began
+    process_metrics.task_ended(getattr(task, "name", "unknown"), state, seconds)
+
+
+@signals.worker_process_shutdown.connect(dispatch_uid="metrics-pool-process-ended")
+@signals.worker_shutdown.connect(dispatch_uid="metrics-worker-ended")
+def _process_ended(**kwargs: Any) -> None:
+    """A pool process, or the worker itself, ends as asked: its gauges stop counting."""
+    process_metrics.process_ended()

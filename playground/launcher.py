@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from honcho.manager import Manager
@@ -179,6 +180,29 @@ def processes(host: str, port: int, *, model: bool = True) -> dict[str, list[str
     }
 
 
+# The processes that count figures of their own for Prometheus (playground/lib/process_metrics.py).
+# Each kind's processes share a directory (prometheus-client's multiprocess mode), so that one
+# scrape sees all of them: uvicorn's workers, a prefork worker's pool.
+COUNTING = ("web", "worker-sandbox", "worker-llm", "worker-batch")
+
+
+def metrics_dir(name: str) -> Path:
+    """The directory of the figures of ``name``'s processes: PROMETHEUS_MULTIPROC_DIR when the
+    operator chose one, else under the var dir."""
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(chosen) if chosen else paths.var_dir() / "metrics" / name
+
+
+def fresh_metrics_dir(path: Path) -> Path:
+    """``path``, created, without the files that processes of an earlier start left there:
+    their pids may be anyone's now, and their totals belong to a start that is over (Prometheus
+    takes a counter that starts again from zero as a restart)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.db"):
+        old.unlink(missing_ok=True)
+    return path
+
+
 # A process that dies is started again after BACKOFF_S[0] seconds, doubling at each death in a
 # row up to BACKOFF_S[1]; one that ran STABLE_S seconds before dying starts again from the first.
 BACKOFF_S = (1.0, 30.0)
@@ -288,7 +312,8 @@ def _announce_when_up(host: str, port: int, stop: threading.Event) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(
         f"\n  The playground is running at http://{shown}:{port}/  (Ctrl-C stops it)"
-        f"\n  Its figures for Prometheus (queues, runs, models): http://{shown}:{port}/metrics\n",
+        f"\n  Its figures for Prometheus (queues, runs, models, requests, tasks): "
+        f"http://{shown}:{port}/metrics\n",
         flush=True,
     )
 
@@ -304,10 +329,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         _manage("migrate", "--noinput", "--verbosity", "0")
         _manage("load_library")
         manager = Supervisor()
+        # One directory for every process of this host: the web process's /metrics shows the
+        # workers' figures too, so the workers open no port of their own (three could not share
+        # one, and a scrape of both would count them twice).
+        counting = {
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(fresh_metrics_dir(metrics_dir("run"))),
+            "PLAYGROUND_WORKER_METRICS_PORT": "",
+        }
         for name, argv in processes(host, port).items():
             # exec: the process honcho starts (and names by pid) is the program, not a shell
             # waiting on it, so a signal to that pid reaches the program.
-            manager.add_process(name, f"exec {shlex.join(argv)}", cwd=str(paths.REPO_DIR))
+            manager.add_process(
+                name, f"exec {shlex.join(argv)}", cwd=str(paths.REPO_DIR),
+                env=counting if name in COUNTING else None,
+            )  # fmt: skip
         stop = threading.Event()
         threading.Thread(target=_announce_when_up, args=(host, port, stop), daemon=True).start()
         try:
@@ -334,6 +370,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if argv is None:
         print(f"No process {args.process!r} here (PLAYGROUND_EMBEDDED_LLM=off?)", file=sys.stderr)
         return 2
+    if args.process in COUNTING:
+        # Emptied before the process starts, while nothing writes there yet.
+        path = fresh_metrics_dir(metrics_dir(args.process))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     sys.stdout.flush()
     os.execv(argv[0], argv)  # noqa: S606
 

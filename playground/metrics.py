@@ -4,8 +4,11 @@ Every figure is read at scrape time from what all processes share (PostgreSQL, t
 leases in Redis), so one scrape of any web pod sees the whole site, and nothing depends on which
 process served the requests: the Celery queues' lengths (the broker's lists), runs in progress
 and the oldest of them, runs finished lately by status and method with their durations, items of
-running evaluations, and each model replica's health and streams in flight. What one process
-alone knows (its request latencies) is not here yet.
+running evaluations, and each model replica's health and streams in flight. Then what only the
+processes of this host know (lib/process_metrics.py: request latencies by route, rate-limit
+refusals, websocket viewers; under `make run`, the workers' tasks, sandboxes and model streams
+too), added up over every process that shares its directory, never cached: the site's figures
+once, whichever process answers, and this host's processes each once.
 
 Who may read it: a request from an address in ``PLAYGROUND_METRICS_ALLOW`` (loopback by default,
 so `make run`'s own page works), or one bearing ``PLAYGROUND_METRICS_TOKEN``
@@ -33,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from playground.benchmarks.models import Evaluation, Result
-from playground.lib import broker
+from playground.lib import broker, process_metrics
 from playground.llm.registry import RegistryError, load_models
 from playground.llm.replicas import Balancer
 from playground.runs.models import Run
@@ -175,7 +178,12 @@ class SiteCollector(Collector):
 
 
 def render() -> bytes:
-    """The exposition text, shared by every web process for ``CACHE_S`` seconds."""
+    """The exposition text: the site's figures (shared by every web process for ``CACHE_S``
+    seconds), then this host's processes' own."""
+    return site_figures() + process_metrics.collect()
+
+
+def site_figures() -> bytes:
     cached = cache.get(_CACHE_KEY)
     if isinstance(cached, bytes):
         return cached
@@ -197,7 +205,11 @@ class MetricsMiddleware:
     """Answers ``/metrics`` before anything reads the request's host: a scraper (Prometheus, a
     pod's annotation) asks by the pod's address, which is not one of the site's host names, and
     Django would refuse it (400) in the host check. The answer holds no link or host name, so
-    the host does not matter to it; who may read it still does (``may_read``)."""
+    the host does not matter to it; who may read it still does (``may_read``).
+
+    First of the middleware, it also times every other request, under the name of the route
+    it resolved to (``runs:detail``), never its path: paths are the sender's choice, and each
+    distinct label value is one more series for Prometheus to keep."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -208,7 +220,12 @@ class MetricsMiddleware:
                 return metrics(request)
             except Http404:
                 return HttpResponse("Not found.", status=404, content_type="text/plain")
-        return self.get_response(request)
+        started = time.monotonic()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = match.view_name if match is not None else "unmatched"
+        process_metrics.request_served(route, response.status_code, time.monotonic() - started)
+        return response
 
 
 @never_cache

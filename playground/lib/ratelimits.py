@@ -36,6 +36,8 @@ from django_ratelimit.core import (
     get_usage,
 )
 
+from playground.lib import process_metrics
+
 # The written defaults: what a public site with anonymous visitors should start with. Each
 # entry's words (what is counted, for the refusal and the README) are in WORDS below.
 DEFAULTS: dict[str, str | int] = {
@@ -246,13 +248,16 @@ def whose(request: HttpRequest) -> str:
 
 
 class Refused(Exception):
-    """A requester is over a limit. ``message`` says which and when to come back."""
+    """A requester is over a limit. ``message`` says which and when to come back. Each one made
+    is counted for Prometheus by the limit's name (every refusal, of a page, the API, a stream
+    or a model call, is made here, whoever answers it)."""
 
     def __init__(self, limit: str, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.limit = limit
         self.message = message
         self.retry_after = max(1, int(retry_after))
+        process_metrics.refused(limit)
 
 
 def _name_for(request: HttpRequest, what: str) -> str:

@@ -39,7 +39,7 @@ import httpx
 import redis
 from httpx_sse._decoders import SSEDecoder  # the parser of the well-kept httpx-sse package
 
-from playground.lib import leases
+from playground.lib import leases, process_metrics
 from playground.lib.worktimes import LEASE_S
 from playground.llm import replicas
 from playground.llm.registry import ModelSpec, chat_url
@@ -343,6 +343,7 @@ class ChatStream:
     def __iter__(self) -> Iterator[str]:
         assert self._response is not None, "open() first"
         decoder = SSEDecoder()
+        complete = False
         try:
             for line in self._lines():
                 event = decoder.decode(line)
@@ -358,6 +359,7 @@ class ChatStream:
                     self.completion_tokens += 1
                     yield delta
                     if self.stopped_early:
+                        complete = True
                         return
             if self.finish_reason is None:
                 raise ModelProtocolError(
@@ -365,9 +367,14 @@ class ChatStream:
                 )
             if self._reported_completion is not None:
                 self.completion_tokens = self._reported_completion
+            complete = True
         finally:
             self.elapsed_s = time.monotonic() - self._started
             self.close()
+            process_metrics.model_stream_ended(
+                self.model.name, ok=complete, seconds=self.elapsed_s, first_token_s=self.ttft_s,
+                tokens=self.completion_tokens,
+            )  # fmt: skip
 
     def _lines(self) -> Iterator[str]:
         assert self._response is not None

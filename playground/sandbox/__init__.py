@@ -7,8 +7,10 @@ as they start, and send their untrusted code to the sandbox queue (runs/sandboxi
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from playground.lib import process_metrics
 from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.jail import (
     SandboxRefused,
@@ -72,4 +74,9 @@ def run(
                 },
                 **meta,
             )
-    return run_isolated(source, call or None, stdin, limits, lmulator=lmulator)
+    started = time.monotonic()
+    trace = run_isolated(source, call or None, stdin, limits, lmulator=lmulator)
+    process_metrics.SANDBOX_SECONDS.labels(status=trace["status"]).observe(
+        time.monotonic() - started
+    )
+    return trace

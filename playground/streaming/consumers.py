@@ -34,7 +34,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.html import format_html
 
-from playground.lib import hiding, ratelimits
+from playground.lib import hiding, process_metrics, ratelimits
 from playground.runs.access import run_for_scope
 from playground.runs.models import Run
 from playground.sharing.models import ShareLink
@@ -177,6 +177,8 @@ class RunConsumer(AsyncWebsocketConsumer):
         # nothing falls between the two, and what arrives twice is dropped by its number.
         self.room = await rooms.join(self.group, self.channel_layer)
         await self.accept()
+        process_metrics.VIEWERS.inc()
+        self.viewing = True  # counted once, so disconnect() uncounts it once
         snapshot = await self.room.current_snapshot()
         state, received = self.room.admit(self, snapshot)  # live events go to the outbox now
         if received:  # handed out since the snapshot's read began: after the state, before live
@@ -253,6 +255,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         return run is not None
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "viewing", False):
+            self.viewing = False
+            process_metrics.VIEWERS.dec()
         for name in ("sender", "keeper"):
             if hasattr(self, name):
                 getattr(self, name).cancel()
