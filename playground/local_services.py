@@ -43,7 +43,11 @@ class ServiceError(RuntimeError):
 def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
-        raise ServiceError(f"The Python package {name!r} is not installed (run `make run`).")
+        raise ServiceError(
+            f"The Python package {name!r} is not installed: it is in the [local] extra, which "
+            "`make run` installs (pip install -e '.[local]'). Or set DATABASE_URL and REDIS_URL "
+            "to servers of your own."
+        )
     return Path(spec.origin).parent
 
 

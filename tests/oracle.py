@@ -52,6 +52,7 @@ class Oracle:
     seen: Counter[str] = field(default_factory=Counter)
     prompt_chars: Counter[str] = field(default_factory=Counter)
     closed_early: int = 0  # answers whose stream the client closed before the server was done
+    refused: int = 0  # requests without the server's key (oracle_server's api_key)
 
     def answer(self, prompt: str) -> str:
         kind, text = self._answer(prompt)
@@ -178,11 +179,26 @@ def _chunks(text: str, size: int = 40) -> list[str]:
 
 
 @contextmanager
-def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
-    """Serve ``oracle`` on a free port for as long as the block runs; yields its model spec."""
+def oracle_server(
+    oracle: Oracle, *, host: str = "127.0.0.1", api_key: str = ""
+) -> Iterator[ModelSpec]:
+    """Serve ``oracle`` on a free port of ``host`` for as long as the block runs; yields its
+    model spec. With ``api_key`` it answers only requests bearing it (``Authorization: Bearer``,
+    as vLLM with VLLM_API_KEY) and counts the others in ``oracle.refused``."""
 
     class Handler(BaseHTTPRequestHandler):
+        def _refused(self) -> bool:
+            if not api_key or self.headers.get("Authorization") == f"Bearer {api_key}":
+                return False
+            oracle.refused += 1
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def do_POST(self) -> None:
+            if self._refused():
+                return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             prompt = body["messages"][-1]["content"]
             if len(body["messages"]) > 1:  # a retry (puzzle): the first question counts
@@ -217,6 +233,8 @@ def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
                 oracle.closed_early += 1
 
         def do_GET(self) -> None:
+            if self._refused():
+                return
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -225,13 +243,13 @@ def oracle_server(oracle: Oracle) -> Iterator[ModelSpec]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield ModelSpec(
             name="oracle",
-            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            base_url=f"http://{host}:{server.server_address[1]}/v1",
             model="oracle",
             label="Oracle (answers from the real run)",
             max_concurrency=8,

@@ -189,63 +189,12 @@ class Stack:
     def events(
         self, run_id: int, token: str, seconds: float = 120
     ) -> Iterator[tuple[int, str, dict[str, Any]]]:
-        """An API client on the run's Server-Sent Events, written as a client should be: after
-        a lost connection or a refusal (a web process starting again) it reconnects, sending the
-        last id it saw (``Last-Event-ID``). Yields each event's id, kind and data, until the
-        run's end arrives or ``seconds`` pass (then it stops; the caller checks what it saw)."""
-        base, last = f"http://127.0.0.1:{self.port}", None
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            headers = {"Authorization": f"Bearer {token}"}
-            if last is not None:
-                headers["Last-Event-ID"] = str(last)
-            try:
-                with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers,
-                                  timeout=30) as stream:  # fmt: skip
-                    if stream.status_code != 200:
-                        time.sleep(0.3)
-                        continue
-                    event_id, kind, data = None, None, ""
-                    for line in stream.iter_lines():
-                        if line.startswith("id: "):
-                            event_id = int(line[4:])
-                        elif line.startswith("event: "):
-                            kind = line[7:]
-                        elif line.startswith("data: "):
-                            data += line[6:]
-                        elif line == "" and kind is not None:
-                            if event_id is not None:
-                                last = event_id
-                                yield event_id, kind, json.loads(data or "{}")
-                                if kind in ("done", "failed", "cancelled"):
-                                    return
-                            event_id, kind, data = None, None, ""
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        """``sse_events`` on this stack's web port."""
+        return sse_events(self.port, run_id, token, seconds)
 
     def watch_page(self, run_id: int, share: str, shown: list[str], seconds: float = 120) -> None:
-        """A browser's websocket on the run's shared page: the model's text as the page builds
-        it (the box swapped whole: the state sent on connecting, or emptied when the model
-        starts again; each token appended), until the run's end arrives; ``shown`` gets the
-        text. Reconnects (and starts again from the state) if closed."""
-        url = f"ws://127.0.0.1:{self.port}/ws/runs/{run_id}/?share={share}"
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                with connect(url, origin=Origin(f"http://127.0.0.1:{self.port}")) as socket_:
-                    text = ""
-                    for message in socket_:
-                        assert isinstance(message, str)
-                        for whole, token in _MODEL_TEXT.findall(message):
-                            if token:
-                                text += html.unescape(token[len(_TOKEN_OPEN) : -len("</span>")])
-                            else:
-                                text = html.unescape(re.sub(r"^<pre[^>]*>|</pre>$", "", whole))
-                        if 'id="run-live-end"' in message:
-                            shown.append(text)
-                            return
-            except (ConnectionClosed, OSError):
-                time.sleep(0.3)
+        """``watch_page`` on this stack's web port."""
+        watch_page(self.port, run_id, share, shown, seconds)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -258,6 +207,69 @@ _MODEL_TEXT = re.compile(
     r'(<pre id="model-output"[^>]*>.*?</pre>)|(' + re.escape(_TOKEN_OPEN) + r".*?</span>)",
     re.DOTALL,
 )
+
+
+def sse_events(
+    port: int, run_id: int, token: str, seconds: float = 120
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """An API client on the run's Server-Sent Events, written as a client should be: after
+    a lost connection or a refusal (a web process starting again) it reconnects, sending the
+    last id it saw (``Last-Event-ID``). Yields each event's id, kind and data, until the
+    run's end arrives or ``seconds`` pass (then it stops; the caller checks what it saw)."""
+    base, last = f"http://127.0.0.1:{port}", None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        headers = {"Authorization": f"Bearer {token}"}
+        if last is not None:
+            headers["Last-Event-ID"] = str(last)
+        try:
+            with httpx.stream("GET", f"{base}/runs/{run_id}/events", headers=headers,
+                              timeout=30) as stream:  # fmt: skip
+                if stream.status_code != 200:
+                    time.sleep(0.3)
+                    continue
+                event_id, kind, data = None, None, ""
+                for line in stream.iter_lines():
+                    if line.startswith("id: "):
+                        event_id = int(line[4:])
+                    elif line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        data += line[6:]
+                    elif line == "" and kind is not None:
+                        if event_id is not None:
+                            last = event_id
+                            yield event_id, kind, json.loads(data or "{}")
+                            if kind in ("done", "failed", "cancelled"):
+                                return
+                        event_id, kind, data = None, None, ""
+        except httpx.HTTPError:
+            time.sleep(0.3)
+
+
+def watch_page(port: int, run_id: int, share: str, shown: list[str], seconds: float = 120) -> None:
+    """A browser's websocket on the run's shared page: the model's text as the page builds
+    it (the box swapped whole: the state sent on connecting, or emptied when the model
+    starts again; each token appended), until the run's end arrives; ``shown`` gets the
+    text. Reconnects (and starts again from the state) if closed."""
+    url = f"ws://127.0.0.1:{port}/ws/runs/{run_id}/?share={share}"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with connect(url, origin=Origin(f"http://127.0.0.1:{port}")) as socket_:
+                text = ""
+                for message in socket_:
+                    assert isinstance(message, str)
+                    for whole, token in _MODEL_TEXT.findall(message):
+                        if token:
+                            text += html.unescape(token[len(_TOKEN_OPEN) : -len("</span>")])
+                        else:
+                            text = html.unescape(re.sub(r"^<pre[^>]*>|</pre>$", "", whole))
+                    if 'id="run-live-end"' in message:
+                        shown.append(text)
+                        return
+        except (ConnectionClosed, OSError):
+            time.sleep(0.3)
 
 
 def model_text(events: list[tuple[int, str, dict[str, Any]]]) -> str:
