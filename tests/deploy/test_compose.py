@@ -157,6 +157,36 @@ def test_only_the_sandbox_tasks_reach_the_sandbox_worker() -> None:
     assert _queues(_services()["worker-sandbox"]["command"]) == {"sandbox"}
 
 
+def test_the_sandbox_worker_runs_under_its_own_profiles_with_nothing_lifted() -> None:
+    """Not unconfined: the generated seccomp profile (the engine's default plus bubblewrap's
+    calls: tests/deploy/test_sandbox_profile.py runs the sandbox under it) and the AppArmor
+    profile of deploy/apparmor; /proc stays masked; no capability, no new privileges."""
+    sandbox = _services()["worker-sandbox"]
+    options = sandbox["security_opt"]
+    assert options == [
+        "seccomp=./seccomp/sandbox.json",
+        "apparmor=${PLAYGROUND_SANDBOX_APPARMOR:-playground-sandbox}",
+        "no-new-privileges:true",
+    ]
+    assert sandbox["cap_drop"] == ["ALL"]
+    # No other container names a profile: they keep the engine's defaults.
+    for name, service in _services().items():
+        if name != "worker-sandbox":
+            named = [
+                o
+                for o in service.get("security_opt") or []
+                if o.startswith(("seccomp", "apparmor"))
+            ]
+            assert named == [], name
+    # The profile is generated from the engine's own default (never committed), by this script.
+    deploy = COMPOSE.parent
+    assert (deploy / "seccomp" / "sandbox_profile.py").is_file()
+    assert "deploy/seccomp/sandbox.json" in (ROOT / ".gitignore").read_text().splitlines()
+    profile = (deploy / "apparmor" / "playground-sandbox").read_text()
+    assert re.search(r"^profile playground-sandbox ", profile, re.MULTILINE)
+    assert "deny mount," not in profile
+
+
 # -- The scheduler and the queues ---------------------------------------------------------------
 
 

@@ -85,6 +85,49 @@ def _app_pods(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:
             yield name, pod
 
 
+# The "restricted" pod security level's checks on a pod's spec (Kubernetes' Pod Security
+# Standards, its own and the "baseline" ones it includes), as the admission controller reads them.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}  # fmt: skip
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+                "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start"}  # fmt: skip
+
+
+def _restricted_violations(pod: Doc) -> list[str]:
+    found = [f"host {n}" for n in ("hostNetwork", "hostPID", "hostIPC") if pod.get(n)]
+    pod_security = pod.get("securityContext") or {}
+    found += [f"volume {v['name']}" for v in pod.get("volumes") or []
+              if not set(v) - {"name"} <= RESTRICTED_VOLUMES]  # fmt: skip
+    found += [f"sysctl {s['name']}" for s in pod_security.get("sysctls") or []
+              if s["name"] not in SAFE_SYSCTLS]  # fmt: skip
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        security = container.get("securityContext") or {}
+        name = container["name"]
+        merged = {**pod_security, **security}
+        if security.get("privileged"):
+            found.append(f"{name}: privileged")
+        if security.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: privilege escalation")
+        if merged.get("runAsNonRoot") is not True or merged.get("runAsUser") == 0:
+            found.append(f"{name}: may run as root")
+        if (merged.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: seccomp {merged.get('seccompProfile')}")
+        apparmor = (merged.get("appArmorProfile") or {}).get("type", "RuntimeDefault")
+        if apparmor not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: AppArmor {apparmor}")
+        capabilities = security.get("capabilities") or {}
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: keeps capabilities")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: adds {capabilities['add']}")
+        if security.get("procMount", "Default") != "Default":
+            found.append(f"{name}: procMount {security['procMount']}")
+        if set(merged.get("seLinuxOptions") or {}) & {"user", "role"}:
+            found.append(f"{name}: SELinux user or role")
+        found += [f"{name}: hostPort" for p in container.get("ports") or [] if p.get("hostPort")]
+    return found
+
+
 def _env(container: Doc) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
@@ -197,12 +240,25 @@ def test_the_sandbox_is_alone_with_what_it_needs(docs: list[Doc]) -> None:
     assert {r["name"] for a in auth for r in a["spec"]["secretTargetRef"]} == {
         "playground-sandbox-secrets"
     }
-    # What bubblewrap needs, and nothing more: no capability, no privilege escalation.
-    assert pod["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
-    assert container["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
+    # What bubblewrap needs, and nothing more: the runtime's profiles with its namespace and
+    # mount calls allowed (deploy/seccomp, deploy/apparmor), no capability, no privilege
+    # escalation, /proc masked. That meets the "restricted" pod security level.
+    assert pod["securityContext"]["seccompProfile"] == {
+        "type": "Localhost", "localhostProfile": "playground-sandbox.json"
+    }  # fmt: skip
+    assert container["securityContext"]["appArmorProfile"] == {
+        "type": "Localhost", "localhostProfile": "playground-sandbox"
+    }  # fmt: skip
+    assert (paths.REPO_DIR / "deploy" / "apparmor" / "playground-sandbox").is_file()
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert "privileged" not in container["securityContext"]
+    assert _restricted_violations(pod) == []
+    unconfined = {
+        **pod,
+        "securityContext": {**pod["securityContext"], "seccompProfile": {"type": "Unconfined"}},
+    }
+    assert _restricted_violations(unconfined) == ["worker: seccomp {'type': 'Unconfined'}"]
     # No other pod starts sandboxes, and none of them lifts a profile.
     for name, other in _pods(docs):
         if name != "worker-sandbox":
