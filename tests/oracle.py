@@ -22,7 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from playground import sandbox
-from playground.emulation import coc, input_prediction, output_prediction, prompts, puzzle, tae
+from playground.emulation import (
+    coc,
+    input_prediction,
+    output_prediction,
+    probes,
+    prompts,
+    puzzle,
+    tae,
+)
 from playground.emulation import trace as trace_method
 from playground.llm.registry import ModelSpec
 
@@ -43,6 +51,7 @@ class Oracle:
     calls: dict[str, str] = field(default_factory=dict)  # program source -> a call (CRUXEval-I)
     knowledge: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # CoC lines
     error_step: int | None = None  # trace method: make step k (of the call) wrong
+    probe_wrong: int | None = None  # probe methods: answer question n (from 1) wrong
     # After its answer, write this many chunks of filler (as a tiny model does after closing its
     # JSON), FILLER_DELAY apart, unless the client closes the stream first.
     filler: int = 0
@@ -53,6 +62,7 @@ class Oracle:
     prompt_chars: Counter[str] = field(default_factory=Counter)
     closed_early: int = 0  # answers whose stream the client closed before the server was done
     refused: int = 0  # requests without the server's key (oracle_server's api_key)
+    runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # probes' runs
 
     def answer(self, prompt: str) -> str:
         kind, text = self._answer(prompt)
@@ -84,6 +94,7 @@ class Oracle:
                 (tae.EXECUTE_INSTRUCTIONS, "execute", self._execute),
             ],
             puzzle.__name__: [(puzzle.INSTRUCTIONS, "puzzle", self._puzzle)],
+            probes.__name__: [(probes.INSTRUCTIONS, "probe", self._probe)],
         }
 
     def _answer(self, prompt: str) -> tuple[str, str]:
@@ -130,6 +141,48 @@ class Oracle:
             wrong["locals"] = {**wrong.get("locals", {}), names[0]: "'the oracle is wrong here'"}
             steps[self.error_step] = wrong
         return trace_method.render(steps) + "\n[/TRACE]"
+
+    def _probe(self, prompt: str) -> str:
+        """Probes, all at once or the last one of a chain: each question read back into what it
+        asks and answered from a real run of the program (``probes.truth`` on its trace)."""
+        numbered = _last("PYTHON", prompt).splitlines()
+        source = "\n".join(re.sub(r"^\s*\d+  ?", "", line, count=1) for line in numbered) + "\n"
+        found = re.search(r"then the call `(.*)` is evaluated\.", prompt)
+        call = found.group(1) if found else ""
+        if (source, call) not in self.runs:
+            self.runs[source, call] = sandbox.run(source, call=call or None)
+        run = probes.index(self.runs[source, call], source, call=call)
+        questions = re.findall(r"^(\d+)\. (.*)$", prompt, re.MULTILINE)
+        if probes.ONE_AT_A_TIME in prompt:
+            number, question = questions[-1]
+            return f"[ANSWER]\n{self._probe_answer(int(number), question, run)}\n[/ANSWER]"
+        lines = [f"{n}: {self._probe_answer(int(n), q, run)}" for n, q in questions]
+        return "[ANSWERS]\n" + "\n".join(lines) + "\n[/ANSWERS]"
+
+    def _probe_answer(self, number: int, question: str, run: probes.Run) -> str:
+        where: dict[str, Any]
+        if found := re.match(r"Is line (\d+) executed", question):
+            kind, where = "coverage", {"line": int(found[1])}
+        elif found := re.match(r"What is the value of `(.+?)` right after line (\d+) "
+                               r"executes for the (\d+)", question):  # fmt: skip
+            kind, where = "state", {"line": int(found[2]), "k": int(found[3]), "variable": found[1]}
+        elif found := re.match(r"Which line executes right after line (\d+) executes for the "
+                               r"(\d+)", question):  # fmt: skip
+            kind, where = "path", {"line": int(found[1]), "k": int(found[2])}
+        elif found := re.match(r"List (?:the first (\d+) of )?the line numbers", question):
+            kind, where = "sequence", {"length": int(found[1] or len(run.lines_seq))}
+        else:
+            kind, where = "output", {}
+        true = probes.truth(kind, run, **where)
+        assert true is not None, f"the oracle cannot answer {question!r}"
+        if number != self.probe_wrong:
+            return true[0]
+        value = ast.literal_eval(true[0])
+        if isinstance(value, bool):
+            return repr(not value)
+        if isinstance(value, int):
+            return repr(value + 1)
+        return "0" if value is None else "'the oracle is wrong here'"
 
     def _lmulator(self, prompt: str) -> str:
         line = re.findall(r"^Line \d+: `(.*)` \(", prompt, re.MULTILINE)[-1]

@@ -76,14 +76,26 @@ def judge_program(
     text: str = "",
     hit_limit: bool = False,
     max_tokens: int | None = None,
+    details: dict[str, Any] | None = None,
+    source: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The verdict on the predicted value and the comparison. Methods that write a trace get
     the step-by-step comparison; the others a comparison of the final result only (its first
     divergence, if any, is the result). ``model_calls``, ``text`` (the model's whole answer),
     ``hit_limit`` (the answer ended at its token limit) and ``max_tokens`` make the explanation
-    exact: the status never claims more than the run shows."""
+    exact: the status never claims more than the run shows. A probe method's ``details`` (its
+    questions and answers) are graded against ``real`` with the program's ``source``."""
     result = real.get("result") if real.get("status") == "ok" else None
     spec = REGISTRY.get(method)
+    if spec is not None and spec.asks_probes:
+        from playground.emulation import probes
+
+        if not (details or {}).get("probes"):  # none could be made: not the model's doing
+            return _verdict(UNKNOWN, problem or "No probe was asked."), result_comparison(
+                result, prediction
+            )
+        verdict = probes.judge(real, details or {}, source=source, call=call)
+        return verdict, result_comparison(result, prediction)
     if spec is not None and spec.predicts_input:
         verdict = judge_input(real, emulated, prediction, problem)
         called = emulated or {}

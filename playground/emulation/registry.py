@@ -66,6 +66,10 @@ class Method:
     # outputs, benchmarks/official.py): "after-reasoning" (a chain of thought closed by "So the
     # answer is ..."), "alone" (the answer only), or "" (no such outputs are imported).
     task_answer: str = ""
+    # Its answers are probes about the run (coverage, state, path, output, executed lines;
+    # ``emulation/probes.py``): the verdict grades each probe against the real trace, with
+    # scores per kind and incremental consistency, and the run page lists each probe's mark.
+    asks_probes: bool = False
 
     @property
     def predicts_input(self) -> bool:
@@ -106,6 +110,12 @@ REGISTRY: dict[str, Method] = {
         Method("puzzle", "Solve the puzzle (answer checked by sat in the sandbox)",
                "playground.emulation.puzzle:emulate", frozenset({_Z}),
                max_tokens=768, tasks=frozenset({"puzzle"})),
+        Method("probe", "Probes of the run: coverage, state, path, output, lines (REval)",
+               "playground.emulation.probes:emulate", frozenset({_P}),
+               max_tokens=1536, asks_probes=True),
+        Method("probe-chain", "Probes one at a time, each after the true answers before it",
+               "playground.emulation.probes:emulate_chain", frozenset({_P}),
+               max_tokens=1024, asks_probes=True),
     ]
 }  # fmt: skip
 

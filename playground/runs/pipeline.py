@@ -366,6 +366,8 @@ def _judge_against_real(run: Run, real: dict[str, Any]) -> None:
         text=run.emulated_text,
         hit_limit=hit_token_limit(run),
         max_tokens=run.max_tokens,
+        details=run.details if isinstance(run.details, dict) else None,
+        source=run.source,
     )
 
 

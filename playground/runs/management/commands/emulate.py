@@ -163,6 +163,8 @@ class _Runner:
                 hit_limit=session.calls == 1
                 and session.completion_tokens >= self.params.max_tokens,
                 max_tokens=self.params.max_tokens,
+                details=emulation.details,
+                source=item.source,
             )
             record.update(real=real, verdict=verdict, comparison=comparison)
         else:
