@@ -268,8 +268,9 @@ def test_the_sandbox_is_alone_with_what_it_needs(docs: list[Doc]) -> None:
 
 def test_every_pod_runs_unprivileged_with_limits(docs: list[Doc], gpu_docs: list[Doc]) -> None:
     namespaces = _of(docs, "Namespace")
-    labels = namespaces[SITE_NS]["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for namespace in (SITE_NS, SANDBOX_NS):  # the sandbox's Localhost profiles fit "restricted"
+        labels = namespaces[namespace]["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted", namespace
     pods = list(_pods(docs + gpu_docs))
     assert {name for name, _ in pods} >= {*DATA, "vllm", "vllm-router"}
     for name, pod in pods:
@@ -506,6 +507,7 @@ def test_the_router_routes_on_the_header_the_app_sends(
 Pod = tuple[str, str, dict[str, str]]  # name, namespace, labels
 KEDA: Pod = ("keda-operator", "keda", {"app.kubernetes.io/name": "keda-operator"})
 STRANGER: Pod = ("stranger", "default", {"app.kubernetes.io/component": "web"})
+PROMETHEUS: Pod = ("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
 
 
 def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -546,7 +548,8 @@ def _callers(everything: list[Doc], target: str, port: int) -> set[str]:
                 and p["metadata"]["namespace"] == namespace and "Ingress" in p["spec"]
                 ["policyTypes"] and _matches(p["spec"]["podSelector"], labels)]  # fmt: skip
     assert policies, f"{target}: no policy selects it, so anybody may connect"
-    return {s[0] for s in [*pods, KEDA, STRANGER] if any(_admits(p, s, port) for p in policies)}
+    sources = [*pods, KEDA, STRANGER, PROMETHEUS]
+    return {s[0] for s in sources if any(_admits(p, s, port) for p in policies)}
 
 
 def test_each_data_workload_and_model_server_admits_only_its_callers(
@@ -563,6 +566,24 @@ def test_each_data_workload_and_model_server_admits_only_its_callers(
     assert _callers(everything, "web", 8000) >= {"stranger"}  # the site itself is public
     for target in ("beat", "worker-llm", "worker-sandbox"):
         assert _callers(everything, target, 8000) == set(), target
+
+
+def test_prometheus_alone_reaches_each_workers_figures(docs: list[Doc]) -> None:
+    """Every worker answers its own figures on the pod's address, scraped by annotation; the app
+    checks nobody on that port, so the network must: Prometheus's namespace alone gets in."""
+    for name, pod in _pods(docs):
+        if not name.startswith("worker-"):
+            continue
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        port = int(env["PLAYGROUND_WORKER_METRICS_PORT"])
+        assert env["PLAYGROUND_WORKER_METRICS_HOST"] == "0.0.0.0", name  # noqa: S104
+        assert {"name": "metrics", "containerPort": port} in container["ports"], name
+        workload = next(d for d in _workloads(docs) if d["metadata"]["name"] == name)
+        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(port), name
+        assert _callers(docs, name, port) == {"prometheus"}, name
+    assert "prometheus" in _callers(docs, "web", 8000)
 
 
 def test_the_sandbox_namespace_may_reach_nothing_but_dns_and_its_data(docs: list[Doc]) -> None:
