@@ -394,6 +394,8 @@ def _score(run: Run) -> scoring.Score:
         status = statuses.get(verdict.get("status", ""), "unparsable")
         return scoring.Score(status == "pass", False, str(verdict.get("explanation", "")), status)
     spec = run.spec
+    if spec is not None and spec.asks_probes:  # graded probe by probe against the real trace
+        return scoring.score_probes(run.verdict)
     if spec is not None and spec.predicts_input:
         return _score_input(run)
     return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)

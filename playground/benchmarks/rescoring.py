@@ -27,6 +27,7 @@ from playground.benchmarks import imports, official, scoring
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import figures_of
 from playground.emulation.input_prediction import function_of
+from playground.emulation.registry import REGISTRY
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.limits import Limits
@@ -52,6 +53,12 @@ def refusal(evaluation: Evaluation) -> str | None:
     """Why the evaluation cannot be scored again now, or None."""
     if evaluation.status != Evaluation.Status.DONE:
         return "Only a finished evaluation can be scored again: its generations are not all in."
+    spec = REGISTRY.get(evaluation.method)
+    if spec is not None and spec.asks_probes:
+        return (
+            "A probe evaluation is scored by its probes, each graded against its run's real "
+            "trace: there are no benchmark rules to score it by again."
+        )
     return None
 
 

@@ -180,6 +180,17 @@ def score_bbh(answer: str | None, target: str) -> Score:
     )
 
 
+def score_probes(verdict: dict[str, Any] | None) -> Score:
+    """A probe run (``emulation/probes.py``): it passes when every probe was answered right, as
+    its verdict (graded against the real trace) says; no probe made is not the model's fault."""
+    verdict = verdict or {}
+    statuses: dict[str, Status] = {
+        "correct": "pass", "wrong": "fail", "unparsable": "unparsable", "unknown": "error",
+    }  # fmt: skip
+    status = statuses.get(str(verdict.get("status", "")), "error")
+    return Score(status == "pass", False, str(verdict.get("explanation", "")), status)
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from ``n`` samples of which ``c`` passed: ``1 - C(n-c, k) / C(n, k)``,
     in the numerically stable product form of Chen et al. (2021)."""

@@ -18,6 +18,8 @@ from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.official import pass_at_k as official_pass_at_k
 from playground.benchmarks.scoring import pass_at_k
 from playground.benchmarks.stats import mean_ci, wilson_interval
+from playground.emulation import probes
+from playground.emulation.registry import REGISTRY
 
 NO_MODEL = "no_model"
 SKIPPED = "skipped"  # a generation CRUXEval's official scorer does not check (official.py)
@@ -113,9 +115,59 @@ def _figures(evaluation: Evaluation, groups: Iterable[_Items]) -> dict[str, Any]
 
 
 def figures_of(evaluations: list[Evaluation]) -> dict[int, dict[str, Any]]:
-    """The figures of these evaluations, counted now (one query for all of them)."""
+    """The figures of these evaluations, counted now (one query for all of them, and one more
+    for those of a probe method)."""
     grouped = _grouped_items([e.pk for e in evaluations])
-    return {e.pk: _figures(e, grouped[e.pk]) for e in evaluations}
+    figures = {e.pk: _figures(e, grouped[e.pk]) for e in evaluations}
+    probing = [e.pk for e in evaluations if _asks_probes(e.method)]
+    if probing:
+        for pk, found in _probe_figures(probing).items():
+            figures[pk]["probes"] = found
+    return figures
+
+
+def _asks_probes(method: str) -> bool:
+    spec = REGISTRY.get(method)
+    return spec is not None and spec.asks_probes
+
+
+def _probe_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per probe kind, the probes asked and answered right over the evaluation's runs (with a
+    Wilson interval: probes of one run are not independent, so it is narrower than it should
+    be), and incremental consistency over every item of every run (mean and interval)."""
+    marks_by: dict[int, list[list[dict[str, Any]]]] = {pk: [] for pk in ids}
+    verdicts = Result.objects.filter(
+        evaluation_id__in=ids, status=Result.Status.DONE, run__isnull=False
+    ).values_list("evaluation_id", "run__verdict")
+    for pk, verdict in verdicts.iterator():
+        marks = (verdict or {}).get("probes") if isinstance(verdict, dict) else None
+        if isinstance(marks, list):
+            marks_by[pk].append([m for m in marks if isinstance(m, dict)])
+    out: dict[int, dict[str, Any]] = {}
+    for pk, runs in marks_by.items():
+        kinds: dict[str, dict[str, Any]] = {}
+        items: list[tuple[float, float]] = []
+        for marks in runs:
+            for kind, row in probes.scores(marks).items():
+                seen = kinds.setdefault(kind, {"asked": 0, "correct": 0})
+                seen["asked"] += row["asked"]
+                seen["correct"] += row["correct"]
+            items += probes.item_scores(marks)
+        for figure in kinds.values():
+            figure["accuracy"] = figure["correct"] / figure["asked"] if figure["asked"] else 0.0
+            figure["ci95"] = list(wilson_interval(figure["correct"], figure["asked"]))
+        found: dict[str, Any] = {
+            "runs": len(runs),
+            # A list, in the kinds' order: a stored JSON object's keys come back in jsonb's.
+            "kinds": [{"kind": k, **kinds[k]} for k in probes.KINDS if k in kinds],
+            "items": len(items),
+        }
+        if items:
+            mean, low, high = mean_ci([ic for _, ic in items])
+            found["ic"] = {"value": mean, "ci95": [low, high]}
+            found["prefix"] = sum(p for p, _ in items) / len(items)
+        out[pk] = found
+    return out
 
 
 def keep_figures(evaluations: list[Evaluation]) -> None:
@@ -158,4 +210,6 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
     summary["config"] = evaluation.config  # what it ran with (services.configuration), or read
     summary["samples"] = evaluation.samples
     summary.update({key: value for key, value in figures.items() if key.startswith("pass@")})
+    if "probes" in figures:  # a probe method: per kind, and incremental consistency
+        summary["probes"] = figures["probes"]
     return summary

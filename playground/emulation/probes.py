@@ -553,24 +553,14 @@ def scores(marks: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return table
 
 
-def consistency(marks: list[dict[str, Any]]) -> dict[str, Any]:
-    """Incremental consistency over the run's chains (REval: Chen et al., "Reasoning Runtime
-    Behavior of a Program with LLM: How Far Are We?", ICSE 2025, arXiv:2403.16437).
-
-    An item is one execution (line L, k-th time) with its coverage, state and path probes,
-    plus the run's output probe: REval's chain coverage -> state -> path -> output, asked
-    about one statement. ``prefix``: the mean over items of the longest correct prefix, as a
-    fraction of the chain. ``ic``: REval's IC score as its authors' example states it (we
-    could not read the paper's formula in full): an item whose results are 1..1 0..0 (no task
-    right after a wrong one) with k right out of n scores 1/2^(n-k) (so {1,1,0,0} scores 1/2^2
-    = 0.25), an item with none right or not incrementally consistent scores 0; averaged."""
-    output = next((m for m in marks if m["kind"] == "output"), None)
+def item_scores(marks: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Each item's (correct prefix as a fraction of its chain, IC score); see ``consistency``."""
+    output = next((m for m in marks if m["kind"] == "output" and m["status"] != "unknown"), None)
     items: dict[int, dict[str, bool]] = {}
     for mark in marks:
-        if mark.get("chain") is not None:
+        if mark.get("chain") is not None and mark["status"] != "unknown":
             items.setdefault(mark["chain"], {})[mark["kind"]] = mark["status"] == "correct"
-    prefixes: list[float] = []
-    ic: list[float] = []
+    found: list[tuple[float, float]] = []
     for results in items.values():
         if output is not None:
             results = {**results, "output": output["status"] == "correct"}
@@ -578,15 +568,30 @@ def consistency(marks: list[dict[str, Any]]) -> dict[str, Any]:
         k = 0
         while k < len(chain) and chain[k]:
             k += 1
-        prefixes.append(k / len(chain))
         consistent = not any(chain[k:])
-        ic.append(1 / 2 ** (len(chain) - k) if consistent and k else 0.0)
-    if not items:
+        found.append((k / len(chain), 1 / 2 ** (len(chain) - k) if consistent and k else 0.0))
+    return found
+
+
+def consistency(marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Incremental consistency over the run's items (REval: Chen et al., "Reasoning Runtime
+    Behavior of a Program with LLM: How Far Are We?", ICSE 2025, arXiv:2403.16437).
+
+    An item is one execution (line L, k-th time) with its coverage, state and path probes,
+    plus the run's output probe: REval's chain coverage -> state -> path -> output, asked
+    about one statement (REval, too, asks its four tasks about one statement of one run).
+    ``prefix``: the mean over items of the longest correct prefix, as a fraction of the chain.
+    ``ic``: REval's IC score as its authors' example states it (we could not read the paper's
+    formula itself): an item whose results are 1..1 0..0 (no task right after a wrong one) with
+    k right out of n scores 1/2^(n-k), so {1,1,0,0} scores 1/2^2 = 0.25; an item with none
+    right, or not incrementally consistent, scores 0; averaged over items."""
+    found = item_scores(marks)
+    if not found:
         return {"items": 0, "prefix": None, "ic": None}
     return {
-        "items": len(items),
-        "prefix": round(sum(prefixes) / len(prefixes), 4),
-        "ic": round(sum(ic) / len(ic), 4),
+        "items": len(found),
+        "prefix": round(sum(p for p, _ in found) / len(found), 4),
+        "ic": round(sum(i for _, i in found) / len(found), 4),
     }
 
 
