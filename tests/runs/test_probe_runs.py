@@ -149,3 +149,27 @@ def test_the_run_page_marks_each_probe_at_its_step(
     # What the program printed is a true answer, shown escaped.
     assert "<b>ccc</b>" not in page
     assert escape("<b>ccc</b>") in page
+
+
+def test_humaneval_programs_are_probed_with_their_tests_as_the_call(
+    oracle: Oracle, run_method: Callable[..., Run]
+) -> None:
+    """A HumanEval program of the library is its solution and its tests, run by the call
+    ``check(<entry point>)``: the probes reach into the solution through the tests' calls."""
+    programs = list(Program.objects.filter(dataset=Dataset.HUMANEVAL).order_by("id")[:5])
+    assert len(programs) == 5
+    inside = 0
+    for program in programs:
+        assert program.call.startswith("check(")
+        run = run_method("probe", program)
+        assert run.status == Run.Status.DONE, run.error
+        assert run.verdict["status"] == "correct", run.verdict["explanation"]
+        marks = run.verdict["probes"]
+        assert {"coverage", "state", "path", "sequence"} <= {m["kind"] for m in marks}
+        output = next(m for m in marks if m["kind"] == "output")
+        assert output["truth"] == "None"  # check() returns None when every test passes
+        # The solution's lines, between the prompt (signature, docstring) and the tests.
+        first = len(program.extra["prompt"].splitlines()) + 1
+        last = len((program.extra["prompt"] + program.extra["canonical_solution"]).splitlines())
+        inside += sum(1 for m in marks if m.get("line") and first <= m["line"] <= last)
+    assert inside >= len(programs)  # the probes are about the solution, not only the tests
