@@ -209,4 +209,12 @@
 
   var fromHash = /^#step-(\d+)$/.exec(window.location.hash);
   show(fromHash ? Number(fromHash[1]) - 1 : raisedAt >= 0 ? raisedAt : 0);
+  // A link to "#step-N" on the page (a probe's step, templates/runs/_probes.html) shows that
+  // step here; show() itself only replaces the address, which fires no hashchange.
+  window.addEventListener("hashchange", function () {
+    var wanted = /^#step-(\d+)$/.exec(window.location.hash);
+    if (!wanted) return;
+    show(Number(wanted[1]) - 1);
+    viewer.scrollIntoView({ block: "start" });
+  });
 })();

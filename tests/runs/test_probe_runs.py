@@ -145,7 +145,8 @@ def test_the_run_page_marks_each_probe_at_its_step(
     for mark in marks:
         assert escape(mark["question"]) in page
         assert f'data-step="{mark["step"]}"' in page
-        assert f"step {mark['step'] + 1} of the real trace" in page
+        step = mark["step"] + 1  # a link that shows the step in the viewer below
+        assert f'<a href="#step-{step}" class="probe-step">step {step}</a> of the real' in page
     # What the program printed is a true answer, shown escaped.
     assert "<b>ccc</b>" not in page
     assert escape("<b>ccc</b>") in page
