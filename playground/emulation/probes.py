@@ -87,6 +87,10 @@ class Config:
         return max(0, min(MAX_PER_KIND, int(getattr(self, kind))))
 
 
+# What a run asks (the run form offers no choice yet).
+DEFAULT = Config()
+
+
 @dataclass(frozen=True)
 class Probe:
     """One question about the run, with its true answer and where it belongs in the trace."""
@@ -672,7 +676,7 @@ def _emulate(chained: bool, item: Item, session: Session) -> Emulation:
     session.emit("status", text="Running the program to make the questions…")
     own = session.run(item.source, call=item.call or None, stdin=item.stdin)
     seed = session.params.seed or 0
-    probes = generate(own, item.source, call=item.call, seed=seed)
+    probes = generate(own, item.source, call=item.call, seed=seed, config=DEFAULT)
     if not probes:
         why = f"the run ended with {own.get('status')}" if own.get("status") != "ok" else ""
         return Emulation(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from playground.emulation import tae
+from playground.emulation import probes, tae
 from playground.llm.registry import ModelSpec
 from playground.programs.library import import_library
 from playground.programs.models import Dataset, Program, Puzzle, TaskExample
@@ -25,7 +25,7 @@ N = 10
 SHORT = 3
 # Small budgets keep the suite fast; the point is the plumbing, not the tiny model's skill.
 TOKENS = {"direct": 48, "cot": 96, "trace": 160, "coc": 64, "tae": 96, "puzzle": 48,
-          "input-direct": 48, "input-cot": 96}  # fmt: skip
+          "input-direct": 48, "input-cot": 96, "probe": 160, "probe-chain": 24}  # fmt: skip
 READABLE = {"correct", "wrong", "unparsable", "unknown"}
 
 
@@ -111,6 +111,28 @@ def test_input_prediction_finishes_whatever_the_model_writes(
         else:
             assert run.verdict["status"] == "unparsable"
             assert "assert f(...) == output" in run.verdict["explanation"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["probe", "probe-chain"])
+def test_probes_finish_whatever_the_model_writes(
+    run_embedded: Callable[..., Run], method: str, full: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes with the real model: every probe of every run gets a mark (right, wrong, or
+    unreadable with why), and the verdict counts them per kind. In ``make test`` one chain of
+    probes per run (four questions: the tiny model reads a long prompt slowly)."""
+    if not full:
+        monkeypatch.setattr(probes, "DEFAULT", probes.Config(1, 1, 1, 1, 0))
+    for program in _programs()[: N if full else 2]:
+        run = run_embedded(method, program=program)
+        marks = run.verdict["probes"]
+        assert len(marks) == len(run.details["probes"]) > 0
+        assert {m["status"] for m in marks} <= {"correct", "wrong", "unparsable"}
+        assert all(m.get("why") for m in marks if m["status"] == "unparsable")
+        asked = sum(row["asked"] for row in run.verdict["scores"].values())
+        assert asked == len(marks)
+        if method == "probe-chain":
+            assert run.model_calls == len(marks)
 
 
 @pytest.mark.slow
