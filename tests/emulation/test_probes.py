@@ -367,3 +367,27 @@ def test_the_verdict_counts_per_kind_and_leaves_unanswerable_probes_out() -> Non
     assert "3 of 4 probes" in verdict["explanation"]
     assert probes.summary([_output(False)])["status"] == "unparsable"
     assert probes.summary([_output(True)])["status"] == "correct"
+
+
+def test_the_verdict_regrades_against_the_real_trace_it_is_given() -> None:
+    """Judging takes each probe's true answer again from the run's real trace: a program that
+    ran differently there (fewer loop turns) leaves the questions it cannot answer ungraded
+    (``unknown``, out of the scores) and grades the rest by what it did."""
+    source = "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n"
+    made = probes.generate(sandbox.run(source, call="f(4)"), source, call="f(4)", seed=3,
+                           config=probes.Config(coverage=2, state=6, path=6))  # fmt: skip
+    details = {"probes": [p.as_dict() for p in made], "answers": [p.truth for p in made]}
+    same = probes.judge(sandbox.run(source, call="f(4)"), details, source=source, call="f(4)")
+    assert same["status"] == "correct"
+    other = probes.judge(sandbox.run(source, call="f(2)"), details, source=source, call="f(4)")
+    statuses = {m["status"] for m in other["probes"]}
+    assert "unknown" in statuses  # line 4's 3rd and 4th runs never happen with f(2)
+    assert "wrong" in statuses  # the output and the sequence differ
+    unknown = [m for m in other["probes"] if m["status"] == "unknown"]
+    assert all("truth" not in m and m["why"] for m in unknown)
+    asked = sum(row["asked"] for row in other["scores"].values())
+    assert asked == len(made) - len(unknown)
+    assert (
+        probes.judge(sandbox.run(source, call="f(4)"), {}, source=source, call="f(4)")["status"]
+        == "unparsable"
+    )
