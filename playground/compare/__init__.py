@@ -2,11 +2,13 @@
 
 ``compare_traces`` walks the two step lists aligned by ``align`` and reports the first
 divergence, agreement scores and a status for every step; ``same_repr`` compares two value reprs
-by meaning. See ``playground.compare.trace`` for the semantics.
+by meaning; ``compare_paths`` says whether the emulated run ran the real run's lines in order
+(the path verdict beside the result's). See ``playground.compare.trace`` and ``.path``.
 """
 
 from playground.compare.align import align
+from playground.compare.path import compare_paths
 from playground.compare.reprs import same_repr
 from playground.compare.trace import Comparison, compare_traces
 
-__all__ = ["Comparison", "align", "compare_traces", "same_repr"]
+__all__ = ["Comparison", "align", "compare_paths", "compare_traces", "same_repr"]

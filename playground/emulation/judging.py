@@ -11,6 +11,11 @@ the API, evaluations, classroom statistics):
 - ``unknown``: there is nothing to compare with (the real run has no value);
 - ``no_model``: Chain of Code ran every line of the program in Python and never asked the
   model, so the run says nothing about the model. It never counts as the model being right.
+
+A method that yields steps (a step trace, Chain of Code's, the probes) gets a second verdict
+beside it, ``verdict["path"]``: whether the model went the real run's way (``agrees``,
+``diverges``, ``unknown``; ``compare/path.py``, and ``probes.path_verdict`` from the probes
+about the path). A right result on a diverging path, or the reverse, is flagged on the run page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from playground.compare import compare_traces, same_repr
+from playground.compare import compare_paths, compare_traces, same_repr
 from playground.emulation.literals import NotALiteral, parse_literal, same_value
 from playground.emulation.output_prediction import Prediction, judge
 from playground.emulation.registry import REGISTRY
@@ -116,6 +121,8 @@ def judge_program(
         verdict = no_model_verdict(real, call)
     if spec is not None and spec.compares_steps and emulated is not None:
         from_call = spec.compares_from_call and bool(call)
+        if verdict["status"] != NO_MODEL:  # the path beside the result: issue 20's second verdict
+            verdict["path"] = compare_paths(real, emulated, from_call=from_call)
         return verdict, compare_traces(real, emulated, from_call=from_call).as_dict()
     return verdict, result_comparison(result, prediction)
 

@@ -669,7 +669,34 @@ def summary(marks: list[dict[str, Any]]) -> dict[str, Any]:
         "probes": marks,
         "scores": table,
         "consistency": ic,
+        "path": path_verdict(graded),
     }
+
+
+PATH_KINDS = ("coverage", "path", "sequence")  # what the run went through, not its values
+
+
+def path_verdict(marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The path verdict of a probe run (``compare.path``'s statuses): ``diverges`` when a
+    coverage, path or sequence probe was answered wrong (at the first such probe's step),
+    ``agrees`` when all of them were answered right, else ``unknown``."""
+    asked = [m for m in marks if m["kind"] in PATH_KINDS]
+    wrong = [m for m in asked if m["status"] == "wrong"]
+    if wrong:
+        first = wrong[0]
+        return {
+            "status": "diverges",
+            "real_step": first.get("step"),
+            "explanation": f"{len(wrong)} of the {len(asked)} questions about the path "
+            f"(coverage, next line, executed lines) answered wrong, the first: "
+            f"{first['question'][:120]}",
+        }
+    if asked and all(m["status"] == "correct" for m in asked):
+        return {
+            "status": "agrees",
+            "explanation": f"All {len(asked)} questions about the path answered right.",
+        }
+    return {"status": "unknown", "explanation": "No question about the path was answered."}
 
 
 def _emulate(chained: bool, item: Item, session: Session) -> Emulation:

@@ -137,6 +137,8 @@ def test_every_program_method_scores_a_full_match(
             emulated = run.emulated_trace
             assert emulated is not None
             assert run.comparison["correct_prefix"] == run.comparison["compared_steps"] > 0
+        if (spec.compares_steps and not spec.lm_lines) or spec.asks_probes:
+            assert run.verdict["path"]["status"] == "agrees", run.verdict["path"]
     if spec.name == "tae":  # the planning method's own check
         assert oracle.seen["think"] == N  # one plan per program: each is its own task
 
