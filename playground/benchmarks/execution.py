@@ -346,6 +346,7 @@ def process(result_id: int) -> None:
         lines=len(run.source.splitlines()) if run.program_id else None,
         steps=real.step_count if real else None,
         divergence_step=divergence.get("real_step"),
+        path=str(((run.verdict or {}).get("path") or {}).get("status", ""))[:8],
         model_seconds=round(model_seconds, 3),
         wall_seconds=round(time.monotonic() - t0, 3),
         scored_at=timezone.now(),

@@ -135,6 +135,10 @@ class Result(models.Model):
     lines = models.PositiveIntegerField(null=True, blank=True)
     steps = models.PositiveIntegerField(null=True, blank=True)
     divergence_step = models.IntegerField(null=True, blank=True)
+    # The path verdict of a method that yields steps (compare/path.py): agrees, diverges,
+    # unknown; blank for the others. A pass on a diverging path is a right answer reached
+    # another way than the program's.
+    path = models.CharField(max_length=8, blank=True)
     model_seconds = models.FloatField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -166,4 +170,5 @@ class Result(models.Model):
             "lines": self.lines,
             "steps": self.steps,
             "divergence_step": self.divergence_step,
+            "path": self.path,
         }

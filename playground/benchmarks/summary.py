@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import Count, Q
 
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.official import pass_at_k as official_pass_at_k
@@ -123,12 +124,67 @@ def figures_of(evaluations: list[Evaluation]) -> dict[int, dict[str, Any]]:
     if probing:
         for pk, found in _probe_figures(probing).items():
             figures[pk]["probes"] = found
+    stepping = [e.pk for e in evaluations if _yields_steps(e.method)]
+    if stepping:
+        for pk, found in _path_figures(stepping).items():
+            figures[pk]["path"] = found
     return figures
 
 
 def _asks_probes(method: str) -> bool:
     spec = REGISTRY.get(method)
     return spec is not None and spec.asks_probes
+
+
+def _yields_steps(method: str) -> bool:
+    """A method with a path verdict (judging: a step trace, Chain of Code's, the probes)."""
+    spec = REGISTRY.get(method)
+    return spec is not None and (spec.compares_steps or spec.asks_probes)
+
+
+_JUDGED = ("agrees", "diverges")
+
+
+def _path_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Right answers on a diverging path (and wrong ones on the real path) among the first
+    samples with a path verdict, each share with its Wilson interval; one grouped query."""
+    # Each item's first scored sample, as the plots take it (evaluation/views: _plots).
+    first = (
+        Result.objects.filter(evaluation_id__in=ids, status=Result.Status.DONE)
+        .exclude(score_status=NO_MODEL)
+        .order_by("evaluation_id", "index", "sample")
+        .distinct("evaluation_id", "index")
+        .values("pk")
+    )
+    counted = (
+        Result.objects.filter(pk__in=first)
+        .values("evaluation_id")
+        .annotate(
+            judged=Count("pk", filter=Q(path__in=_JUDGED)),
+            diverges=Count("pk", filter=Q(path="diverges")),
+            right=Count("pk", filter=Q(passed=True, path__in=_JUDGED)),
+            right_wrong=Count("pk", filter=Q(passed=True, path="diverges")),
+            wrong=Count("pk", filter=Q(passed=False, path__in=_JUDGED)),
+            wrong_right=Count("pk", filter=Q(passed=False, path="agrees")),
+        )
+    )
+    out = {pk: _path_shares({}) for pk in ids}
+    for row in counted:
+        out[row["evaluation_id"]] = _path_shares(dict(row))
+    return out
+
+
+def _path_shares(row: dict[str, Any]) -> dict[str, Any]:
+    def share(count: int, of: int) -> dict[str, Any]:
+        return {"count": count, "of": of, "share": count / of if of else 0.0,
+                "ci95": list(wilson_interval(count, of))}  # fmt: skip
+
+    return {
+        "judged": row.get("judged", 0),
+        "diverges": row.get("diverges", 0),
+        "right_wrong_path": share(row.get("right_wrong", 0), row.get("right", 0)),
+        "wrong_right_path": share(row.get("wrong_right", 0), row.get("wrong", 0)),
+    }
 
 
 def _probe_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -212,4 +268,6 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
     summary.update({key: value for key, value in figures.items() if key.startswith("pass@")})
     if "probes" in figures:  # a probe method: per kind, and incremental consistency
         summary["probes"] = figures["probes"]
+    if "path" in figures:  # a method that yields steps: right answers on a wrong path
+        summary["path"] = figures["path"]
     return summary

@@ -689,7 +689,7 @@ def path_verdict(marks: list[dict[str, Any]]) -> dict[str, Any]:
             "real_step": first.get("step"),
             "explanation": f"{len(wrong)} of the {len(asked)} questions about the path "
             f"(coverage, next line, executed lines) answered wrong, the first: "
-            f"{first['question'][:120]}",
+            f"{str(first.get('question', first['kind']))[:120]}",
         }
     if asked and all(m["status"] == "correct" for m in asked):
         return {

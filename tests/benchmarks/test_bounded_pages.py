@@ -81,7 +81,37 @@ def python_summary(evaluation: Evaluation) -> dict[str, Any]:
                 values = [pass_at_k(len(s), sum(s), k) for s in by_item.values() if len(s) >= k]
             mean, lo, hi = mean_ci(values)
             summary[f"pass@{k}"] = {"value": mean, "ci95": [lo, hi], "items": len(values)}
+    spec = REGISTRY.get(evaluation.method)
+    if spec is not None and (spec.compares_steps or spec.asks_probes):  # issue 20's path
+        summary["path"] = python_path(evaluation)
     return summary
+
+
+def python_path(evaluation: Evaluation) -> dict[str, Any]:
+    """Right answers on a diverging path and wrong ones on the real path, over each item's
+    first scored sample (no-model samples aside), counted in Python."""
+    first: dict[int, Any] = {}
+    for row in (
+        Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
+        .exclude(score_status=NO_MODEL)
+        .order_by("index", "sample")
+        .values("index", "passed", "path")
+    ):
+        first.setdefault(row["index"], row)
+    judged = [r for r in first.values() if r["path"] in ("agrees", "diverges")]
+    right = [r for r in judged if r["passed"] is True]
+    wrong = [r for r in judged if r["passed"] is False]
+
+    def share(count: int, of: int) -> dict[str, Any]:
+        return {"count": count, "of": of, "share": count / of if of else 0.0,
+                "ci95": list(wilson_interval(count, of))}  # fmt: skip
+
+    return {
+        "judged": len(judged),
+        "diverges": sum(r["path"] == "diverges" for r in judged),
+        "right_wrong_path": share(sum(r["path"] == "diverges" for r in right), len(right)),
+        "wrong_right_path": share(sum(r["path"] == "agrees" for r in wrong), len(wrong)),
+    }
 
 
 def python_plots(evaluation: Evaluation) -> dict[str, Any]:
@@ -138,6 +168,7 @@ def _random_evaluation(
                 lines=rng.choice([None, 0, 1, 5, 6, 10, 11, 20, 21, 99]),
                 steps=rng.choice([None, 0, 10, 11, 25, 26, 50, 51, 100, 101, 5000]),
                 divergence_step=rng.choice([None, -1, 0, 4, 5, 9, 10, 19, 20, 49, 50, 300]),
+                path=rng.choice(["", "agrees", "diverges", "unknown"]),
             ))  # fmt: skip
     Result.objects.bulk_create(rows)
     return evaluation
@@ -321,7 +352,7 @@ def test_the_exports_are_streamed_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPa
     lines = b"".join(parts).decode().splitlines()
     assert lines[0] == (
         "\ufeffindex,sample,item,passed,leakage,status,reason,prediction,run,lines,steps,"
-        "divergence_step"
+        "divergence_step,path"
     )
     assert len(lines) == 1 + rows
     assert "'=1+1' ünïcode <b>" in lines[1 + [(r.index < 50) for r in expected].index(True)]

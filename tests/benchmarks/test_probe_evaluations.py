@@ -51,6 +51,10 @@ def test_a_probe_evaluation_reports_each_kind_and_consistency(
     assert found["items"] >= ITEMS
     assert found["ic"]["value"] == 1.0
     assert found["prefix"] == 1.0
+    # The path verdict of every run agrees: no right answer on a wrong path.
+    assert set(Result.objects.values_list("path", flat=True)) == {"agrees"}
+    assert summary["path"]["judged"] == ITEMS
+    assert summary["path"]["right_wrong_path"]["count"] == 0
     evaluation = Evaluation.objects.get()
     assert evaluation.figures is not None
     assert evaluation.figures["probes"] == found  # kept with the evaluation

@@ -27,7 +27,13 @@ from playground.lib.pagination import page_of
 RESULTS_PER_PAGE = 100
 # What the item table shows of a result (a run by its id only: its source and text are large).
 ROW_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "status",
-              "score_status", "passed", "leakage", "prediction", "reason", "run_id")  # fmt: skip
+              "score_status", "passed", "leakage", "prediction", "reason", "run_id",
+              "path")  # fmt: skip
+# ?path=: only the items whose answer and path disagree (issue 20: right answer, wrong execution).
+PATH_FILTERS = {
+    "right-wrong": Q(passed=True, path="diverges"),
+    "wrong-right": Q(passed=False, path="agrees") & ~Q(score_status=NO_MODEL),
+}
 
 
 def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -41,6 +47,10 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(request, "benchmarks/detail.html#progress", context)
     # Only the whole page: the progress partial is polled every second.
     rows = Result.objects.filter(evaluation=evaluation).only(*ROW_FIELDS)
+    path_filter = request.GET.get("path", "")
+    if path_filter in PATH_FILTERS:
+        rows = rows.filter(PATH_FILTERS[path_filter])
+        context["path_filter"] = path_filter
     page = page_of(request, rows, RESULTS_PER_PAGE)
     page.object_list = results = list(page.object_list)
     hidden = hidden_of(

@@ -27,9 +27,9 @@ from playground.lib.spreadsheet import spreadsheet_safe
 EXPORT_CHUNK = 500
 EXPORT_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "passed",
                  "leakage", "score_status", "reason", "prediction", "run_id", "lines", "steps",
-                 "divergence_step")  # fmt: skip
+                 "divergence_step", "path")  # fmt: skip
 CSV_FIELDS = ["index", "sample", "item", "passed", "leakage", "status", "reason",
-              "prediction", "run", "lines", "steps", "divergence_step"]  # fmt: skip
+              "prediction", "run", "lines", "steps", "divergence_step", "path"]  # fmt: skip
 HIDDEN_ROW = "hidden while an assignment is open"
 
 
@@ -38,7 +38,7 @@ def _row(result: Result, hidden: set[int]) -> dict[str, Any]:
     row = result.as_dict()
     if result.index in hidden:
         row.update(passed=None, leakage=None, status="hidden", reason=HIDDEN_ROW,
-                   prediction="", run=None, divergence_step=None)  # fmt: skip
+                   prediction="", run=None, divergence_step=None, path="")  # fmt: skip
     return row
 
 
