@@ -119,3 +119,28 @@ def test_a_puzzle_and_chain_of_code_on_a_task_finish_in_the_browser(
     expect(page.locator("#verdict")).to_be_visible(timeout=120_000)
     expect(page.locator("#generated-program")).to_be_visible()
     page.close()
+
+
+def test_a_visitor_runs_the_probes_with_the_embedded_model(stack: Stack, browser: Browser) -> None:
+    """The probe method end to end in the browser (issue 20): the tiny model's answers arrive
+    live, each probe is listed with its mark beside the real trace, and a probe's step link
+    moves the viewer there."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
+    page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
+    page.get_by_label("Method").select_option("probe")
+    page.get_by_role("button", name="Run and ask the model").click()
+    expect(page.locator("#model-output")).to_be_visible()
+    expect(page.locator("#verdict")).to_be_visible(timeout=240_000)
+    probes = page.locator("#probe-list > li")
+    assert probes.count() >= 3
+    marks = probes.locator(".probe-mark").all_inner_texts()
+    assert len(marks) == probes.count()
+    assert set(marks) <= {"✓ right", "✗ wrong", "✗ unreadable"}
+    expect(page.locator("#viewer")).to_be_visible()
+    last = probes.nth(probes.count() - 1)
+    step = int(last.get_attribute("data-step") or "0") + 1
+    last.locator("a.probe-step").click()
+    expect(page.locator("#step-info")).to_contain_text(f"Step {step} of ")
+    page.close()
