@@ -10,6 +10,7 @@ from typing import Any
 from playground.classroom.models import Item, Mode, Submission
 from playground.emulation.judging import CORRECT, NO_MODEL, needed_no_model
 from playground.emulation.literals import NotALiteral, parse_literal
+from playground.emulation.registry import REGISTRY
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.models import Run, method_label
 
@@ -26,6 +27,9 @@ class Bar:
     short: str = ""  # for the chart: registry names rather than labels
     # Runs Chain of Code finished in Python alone (the model never asked): in neither count.
     no_model: int = 0
+    # Right answers on a path that diverged from the program's (issue 20): None for students
+    # and for a method without a path verdict.
+    wrong_path: int | None = None
 
     def __post_init__(self) -> None:
         self.short = self.short or self.label
@@ -100,17 +104,24 @@ def _labels() -> dict[str, str]:
         return {}
 
 
+def _has_path(method: str) -> bool:
+    """Whether runs of the method get a path verdict (emulation/judging.py)."""
+    spec = REGISTRY.get(method)
+    return spec is not None and (spec.compares_steps or spec.asks_probes)
+
+
 def model_bars(item: Item) -> list[Bar]:
     """Each (model, method)'s accuracy on the item's program (or puzzle): finished runs whose
     verdict is "correct", over all finished runs of that pair that asked the model. A Chain of
-    Code run that never called the model is counted apart (``no_model``), never as right."""
+    Code run that never called the model is counted apart (``no_model``), never as right. For a
+    method with a path verdict, ``wrong_path`` counts its right answers on a diverging path."""
     if item.puzzle_id is not None:
         runs = Run.objects.filter(puzzle_id=item.puzzle_id)
     elif item.program_id is not None:
         runs = Run.objects.filter(program_id=item.program_id)
     else:
         return []
-    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     rows = (
         runs.filter(status=Run.Status.DONE)
         .exclude(method="real")
@@ -124,6 +135,10 @@ def model_bars(item: Item) -> list[Bar]:
             continue
         tally[1] += 1
         tally[0] += status == CORRECT
+        path = verdict.get("path") if isinstance(verdict, dict) else None
+        tally[3] += (
+            status == CORRECT and isinstance(path, dict) and path.get("status") == "diverges"
+        )
     labels = _labels()
     bars = [
         Bar(
@@ -132,8 +147,9 @@ def model_bars(item: Item) -> list[Bar]:
             total,
             short=f"{model or '?'} · {method}",
             no_model=no_model,
+            wrong_path=wrong_path if _has_path(method) else None,
         )
-        for (model, method), (right, total, no_model) in counts.items()
+        for (model, method), (right, total, no_model, wrong_path) in counts.items()
     ]
     return sorted(bars, key=lambda b: (-(b.accuracy or 0.0), b.label))
 

@@ -150,20 +150,21 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     SubmissionFactory(item=item, student=students[3], answer=" 5 ", score=0.0)
     SubmissionFactory(item=item, student=students[3], attempt=2, answer="<b>7</b>", score=0.0)
 
-    def run(model: str, method: str, verdict: str, calls: int = 1) -> None:
+    def run(model: str, method: str, verdict: str, calls: int = 1, path: str = "") -> None:
         RunFactory(
             program=program,
             method=method,
             model=model,
             status=Run.Status.DONE,
-            verdict={"status": verdict},
+            verdict={"status": verdict, **({"path": {"status": path}} if path else {})},
             model_calls=calls,
         )
 
     for verdict in ("correct", "correct", "correct", "wrong"):
         run("coder-7b", "direct", verdict)
     run("coder-7b", "cot", "wrong")
-    run("<img src=x>", "trace", "correct")
+    run("<img src=x>", "trace", "correct", path="diverges")  # right answer, wrong execution
+    run("<img src=x>", "trace", "wrong", path="diverges")  # not counted: a wrong answer
     # Chain of Code that Python finished alone is never the model being right (a verdict
     # stored before no_model existed, and one stored after); one that asked the model is.
     run("coder-7b", "coc", "correct", calls=0)
@@ -188,13 +189,14 @@ def test_item_stats_show_wrong_answers_and_students_against_models(db: None) -> 
     # The most common wrong answer first: "5" and " 5 " are one answer, given by two students.
     assert "5 2 2 <b>7</b> 1 1 [1, 2, 3] 1 1" in page  # ties in text order
     table = page[page.index("Who Right Total Accuracy Without the model") :]
-    assert "Students, first attempt 1 4 25.0% —" in table
-    assert "Students, best attempt 2 4 50.0% —" in table
-    assert "coder-7b · Direct output prediction (CRUXEval-O) 3 4 75.0% 0" in table
-    assert "Chain of thought, then the output (CRUXEval-O CoT) 0 1 0.0% 0" in table
-    assert "<img src=x> · Model-written step trace 1 1 100.0% 0" in table
-    assert "coder-7b · Chain of Code: Python runs what it can, the model the rest 1 1 100.0% 2" in (
-        table
+    assert "Students, first attempt 1 4 25.0% — —" in table
+    assert "Students, best attempt 2 4 50.0% — —" in table
+    assert "coder-7b · Direct output prediction (CRUXEval-O) 3 4 75.0% 0 —" in table
+    assert "Chain of thought, then the output (CRUXEval-O CoT) 0 1 0.0% 0 —" in table
+    assert "<img src=x> · Model-written step trace 1 2 50.0% 0 1" in table
+    assert (
+        "coder-7b · Chain of Code: Python runs what it can, the model the rest 1 1 100.0% 2 0"
+        in (table)
     )
     markup = response.content.decode()
     assert "<svg" in markup
