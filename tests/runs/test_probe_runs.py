@@ -174,3 +174,17 @@ def test_humaneval_programs_are_probed_with_their_tests_as_the_call(
         last = len((program.extra["prompt"] + program.extra["canonical_solution"]).splitlines())
         inside += sum(1 for m in marks if m.get("line") and first <= m["line"] <= last)
     assert inside >= len(programs)  # the probes are about the solution, not only the tests
+
+
+def test_a_program_that_cannot_run_gets_no_probes_and_no_blame(
+    oracle: Oracle, run_method: Callable[..., Run]
+) -> None:
+    """No probe can be made of a program that does not parse: the model is never asked, and
+    the verdict says so as "cannot compare", not as the model's mistake."""
+    program = ProgramFactory(source="def f(:\n    return 1\n", call="f()")
+    run = run_method("probe", program)
+    assert run.status == Run.Status.DONE, run.error
+    assert run.verdict["status"] == "unknown"
+    assert "No probe could be made" in run.verdict["explanation"]
+    assert run.model_calls == 0
+    assert not oracle.seen["probe"]
