@@ -152,13 +152,18 @@ def _code_copy(into: Path) -> Path:
     app = into / "app"
     shutil.copytree(REPO / "playground" / "sandbox", app / "playground" / "sandbox")
     (app / "playground" / "lib").mkdir()
-    for name in ("__init__.py", "accounts.py", "paths.py"):
+    for name in ("__init__.py", "accounts.py", "paths.py", "process_metrics.py"):
         shutil.copy(REPO / "playground" / "lib" / name, app / "playground" / "lib" / name)
     (app / "playground" / "__init__.py").write_text("")
     spec = importlib.util.find_spec("pyseccomp")
     assert spec is not None
     assert spec.origin is not None
     shutil.copy(spec.origin, app / "pyseccomp.py")
+    # The sandbox times its runs for Prometheus (lib/process_metrics.py).
+    metrics = importlib.util.find_spec("prometheus_client")
+    assert metrics is not None
+    assert metrics.origin is not None
+    shutil.copytree(Path(metrics.origin).parent, app / "prometheus_client")
     shutil.copy(Path(__file__).with_name("unprivileged_worker.py"), app / "worker.py")
     return app
 
