@@ -12,6 +12,8 @@ from typing import Any
 
 from playground.lib import process_metrics
 from playground.sandbox.batch import BatchSandbox
+from playground.sandbox.inside import semantics
+from playground.sandbox.inside.semantics import RULES, Rule, UnknownRule, offered, sites
 from playground.sandbox.jail import (
     SandboxRefused,
     SandboxUnavailable,
@@ -25,14 +27,19 @@ from playground.sandbox.lmulator import Lmulator
 from playground.sandbox.schema import make_trace
 
 __all__ = [
+    "RULES",
     "BatchSandbox",
     "Limits",
+    "Rule",
     "SandboxRefused",
     "SandboxUnavailable",
+    "UnknownRule",
     "forbid",
     "forbidden",
     "mode",
+    "offered",
     "run",
+    "sites",
 ]
 
 
@@ -43,8 +50,14 @@ def run(
     stdin: str = "",
     limits: Limits | None = None,
     lmulator: Lmulator | None = None,
+    rule: str | None = None,
 ) -> dict[str, Any]:
     """Run ``source`` (then evaluate ``call``) in a fresh sandbox; return the validated trace.
+
+    With ``rule`` (a name in ``RULES``) the program runs under that changed semantics: rewritten
+    inside the sandbox (inside/semantics.py), traced in its own lines, the trace's ``rule`` set.
+    An unknown name raises UnknownRule before any sandbox starts; Chain of Code under a rule is
+    refused (ValueError) for now.
 
     With ``lmulator`` the run is Chain of Code (see lmulator.py): a line that raises is simulated by
     the model instead of ending the run; the trace's method is "coc", its source "emulated".
@@ -53,6 +66,10 @@ def run(
     """
     from playground.sandbox.process import run_isolated
 
+    if rule is not None:
+        semantics.check(rule)
+        if lmulator is not None:
+            raise ValueError("Chain of Code does not run under a semantic rule yet.")
     check_allowed()
     limits = limits or Limits()
     meta: dict[str, Any] = (
@@ -64,7 +81,7 @@ def run(
     ):
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > cap:
-            return make_trace(
+            refused = make_trace(
                 status="crash",
                 steps=[],
                 error={
@@ -74,9 +91,14 @@ def run(
                 },
                 **meta,
             )
+            if rule is not None:
+                refused["rule"] = rule
+            return refused
     started = time.monotonic()
-    trace = run_isolated(source, call or None, stdin, limits, lmulator=lmulator)
+    trace = run_isolated(source, call or None, stdin, limits, lmulator=lmulator, rule=rule)
     process_metrics.SANDBOX_SECONDS.labels(status=trace["status"]).observe(
         time.monotonic() - started
     )
+    if rule is not None:  # the parent's record of what it asked for, never the runner's word
+        trace["rule"] = rule
     return trace

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from playground.sandbox.collect import Collector, assemble, make_error
+from playground.sandbox.inside.semantics import check as check_rule
 from playground.sandbox.jail import SandboxUnavailable, check_allowed
 from playground.sandbox.limits import Limits
 from playground.sandbox.protocol import encode_request
@@ -65,8 +66,19 @@ class BatchSandbox:
         self.buffer += chunk  # a bytearray grows in place: linear in what arrives
         return True
 
-    def run(self, source: str, call: str | None = None, stdin: str = "") -> dict[str, Any]:
-        """Run one program of the batch; the trace is validated exactly as for a single run."""
+    def run(
+        self, source: str, call: str | None = None, stdin: str = "", *, rule: str | None = None
+    ) -> dict[str, Any]:
+        """Run one program of the batch; the trace is validated exactly as for a single run.
+        ``rule``: under that semantic rule (see ``sandbox.run``)."""
+        if rule is not None:
+            check_rule(rule)
+        trace = self._run(source, call, stdin, rule)
+        if rule is not None:
+            trace["rule"] = rule
+        return trace
+
+    def _run(self, source: str, call: str | None, stdin: str, rule: str | None) -> dict[str, Any]:
         started = self._ensure()
         assert started.proc.stdin is not None
         assert started.proc.stdout is not None
@@ -76,7 +88,7 @@ class BatchSandbox:
         deadline = t0 + self.limits.wall_s + KILL_GRACE_S + 3
         try:
             started.proc.stdin.write(
-                encode_request(source, call, stdin, self.limits, started.sandboxed, None)
+                encode_request(source, call, stdin, self.limits, started.sandboxed, None, rule=rule)
             )
             started.proc.stdin.flush()
             while (colon := self.buffer.find(b":")) < 0:

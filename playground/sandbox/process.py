@@ -39,9 +39,10 @@ def run_isolated(
     stdin: str,
     limits: Limits,
     lmulator: Lmulator | None = None,
+    rule: str | None = None,
 ) -> dict[str, Any]:
     """Run one program in a sandbox process of its own and return its validated trace; with
-    ``lmulator``, in Chain of Code mode."""
+    ``lmulator``, in Chain of Code mode; with ``rule``, rewritten under it in the sandbox."""
     lm = (
         LMSession(lmulator, source, max_calls=limits.lm_calls, max_seconds=limits.lm_seconds)
         if lmulator is not None
@@ -49,8 +50,9 @@ def run_isolated(
     )
     started = pool.take(limits) or start(limits)
     request = encode_request(
-        source, call, stdin, limits, started.sandboxed, mode="one" if lm is None else "coc"
-    )
+        source, call, stdin, limits, started.sandboxed, mode="one" if lm is None else "coc",
+        rule=rule,
+    )  # fmt: skip
     t0 = time.perf_counter()
     try:
         return _supervise(started.proc, request, limits, t0, lm)

@@ -148,11 +148,13 @@ def encode_request(
     limits: Limits,
     isolated: bool,
     mode: str | None = "one",
+    rule: str | None = None,
 ) -> bytes:
     """A request for the runner: length-prefixed fields (see inside/runner.py). The programs of
-    a batch after its header go without the mode field (``mode=None``)."""
+    a batch after its header go without the mode field (``mode=None``). ``rule``: a semantic
+    rule's name (inside/semantics.py), already checked by the caller."""
     limits_text = ";".join(f"{k}={v}" for k, v in limits.for_runner().items())
-    fields = [source, call or "", stdin, limits_text, "1" if isolated else "0"]
+    fields = [source, call or "", stdin, limits_text, "1" if isolated else "0", rule or ""]
     if mode is not None:
         fields.append(mode)
     out = bytearray()

@@ -33,6 +33,9 @@ A step is ``{"i", "line", "func"}`` plus, only when they differ from their defau
 Read them with ``step.get(name, default)``. Leaving defaults out keeps a trace at about a
 quarter of the size of a Python Tutor style snapshot of every variable at every step.
 
+A trace run under a semantic rule (inside/semantics.py) has ``rule``, the rule's name, set by the
+parent that asked for it; without one the key is absent (Python's own semantics).
+
 ``stats`` holds ``steps`` (those in the trace) and ``wall_ms``; ``truncated`` when the program
 ran on untraced past its step limit; ``capped`` and ``total_steps`` when the trace reached its
 size limit (``Limits.max_trace_bytes``): the steps after the first ``steps`` were dropped.

@@ -7,8 +7,10 @@ Start-up is on every run's critical path, so this imports only built-in or small
 (``_json`` rather than ``json``, ``_signal`` rather than ``signal``, no ``typing``) and the
 seccomp filter arrives compiled (``seccomp.bpf``, built by the parent with libseccomp).
 
-Protocol. A request is six length-prefixed fields (``<len>:<bytes>``): source, call, stdin,
-limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, ``coc``, ``batch``).
+Protocol. A request is seven length-prefixed fields (``<len>:<bytes>``): source, call, stdin,
+limits as ``key=value;...``, ``1``/``0`` for isolation, the rule (a name from semantics.py, the
+program rewritten under it before it is compiled; empty for Python's own semantics), and the mode
+(``one``, ``coc``, ``batch``).
 
 - Mode ``one``: run that program here. Answer: JSON lines on the descriptor that was standard
   output: ``{"fatal": why}`` if the process cannot be locked down, else ``{"started": true}``
@@ -22,9 +24,9 @@ limits as ``key=value;...``, ``1``/``0`` for isolation, and the mode (``one``, `
   reads nothing there, as in mode ``one``): ``ok`` and the ``repr`` of the dict to apply, or
   ``error``/``stop`` and the reason the model's answer is not used (``stop``: ask no more).
 - Mode ``batch`` (one owner's batch, e.g. ``manage.py trace --jsonl``): this process becomes a
-  zygote that never runs user code. It reads further requests (five fields each) and forks a
-  fresh child per program, which locks itself down and writes its lines to a pipe of its own
-  (it cannot reach the parent's channel); the zygote enforces the wall clock, relays the
+  zygote that never runs user code. It reads further requests (six fields each: no mode) and
+  forks a fresh child per program, which locks itself down and writes its lines to a pipe of
+  its own (it cannot reach the parent's channel); the zygote enforces the wall clock, relays the
   child's output as one frame ``<len>:<lines>`` followed by ``{"done": {...}}``, and empties
   /tmp. The interpreter and imports are paid once per batch instead of once per program.
 """
@@ -110,7 +112,8 @@ class Reader:
             "stdin": fields[2],
             "limits": limits,
             "isolated": fields[4] == "1",
-            "mode": fields[5] if count > 5 else "one",
+            "rule": fields[5] or None,
+            "mode": fields[6] if count > 6 else "one",
         }
 
 
@@ -266,6 +269,7 @@ def _run_one(
         finish=finish,
         stdin=request["stdin"],
         coc=coc,
+        rule=request["rule"],
     )
     execution.tracer.keep_running = bool(limits.get("keep_running"))
     sys.setrecursionlimit(limits.get("recursion", 1000))
@@ -330,7 +334,7 @@ def _zygote(reader: Reader, header: dict[str, Any], out: int) -> None:
     seccomp = Seccomp() if header["isolated"] else None
     while True:
         try:
-            request = reader.request(5)
+            request = reader.request(6)
         except EOFError:
             os._exit(0)
         request["limits"] = limits
@@ -365,7 +369,7 @@ def _zygote(reader: Reader, header: dict[str, Any], out: int) -> None:
 
 def main() -> None:
     reader = Reader(0)
-    request = reader.request(6)
+    request = reader.request(7)
     out = os.dup(1)  # the protocol descriptor; fd 1 itself goes nowhere from now on
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

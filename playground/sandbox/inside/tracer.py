@@ -437,6 +437,14 @@ class Tracer:
         sys.settrace(None)
 
 
+def _semantics() -> Any:
+    try:  # in the sandbox, where /runner is on sys.path
+        import semantics  # type: ignore[import-not-found]
+    except ImportError:  # in the project (tests)
+        from playground.sandbox.inside import semantics
+    return semantics
+
+
 def _joined(t: Any, texts: list[str]) -> str | None:
     """The repr of an exact list or dict whose items' reprs are ``texts`` (a dict's keys, then
     its values), exactly as ``safe_repr`` gives it: within its item count and length limits
@@ -513,8 +521,10 @@ class Execution:
         finish: Callable[[dict[str, Any]], None],
         stdin: str = "",
         coc: CocSession | None = None,
+        rule: str | None = None,
     ) -> None:
         self.source, self.call, self.stdin = source, call, stdin
+        self.rule = rule
         self.finish = finish
         self.output = Output(max_stdout, self.limit)
         self.coc = coc
@@ -557,7 +567,11 @@ class Execution:
         sys.stdin = StringIO(self.stdin)
         globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
-            if self.coc is None:
+            if self.rule:  # counterfactual semantics (semantics.py): imported only then
+                semantics = _semantics()
+                code = semantics.compile_under(self.rule, self.source, PROGRAM)
+                globals_.update(semantics.helpers(self.rule))
+            elif self.coc is None:
                 code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
             else:
                 code = self.coc.compile()
