@@ -39,10 +39,21 @@ def stop(proc: subprocess.Popen[Any], grace: float = 15) -> None:
         proc.wait()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now, never one this process handed out before: two calls in a row (a
+    stack's web and model ports) can otherwise get the same number back from the kernel, and
+    then whichever server binds first answers for both."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no fresh free port in 50 tries")
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -369,4 +380,8 @@ def serving_stack(*, model: bool) -> Iterator[Stack]:
             stack.wait_for(rf"{worker}@\S+ ready\.")
         if model:
             stack.wait_for(r"Uvicorn running on http://127\.0\.0\.1:" + str(stack.llm_port))
+        # The site itself answers on its port (not another server that took it first, which
+        # would fail every test of the session with a 404 far from the cause).
+        status, text = stack.get("/healthz")
+        assert status == 200, (status, text[:300], "".join(stack.output[-40:]))
         yield stack

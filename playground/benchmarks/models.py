@@ -137,8 +137,9 @@ class Result(models.Model):
     divergence_step = models.IntegerField(null=True, blank=True)
     # The path verdict of a method that yields steps (compare/path.py): agrees, diverges,
     # unknown; blank for the others. A pass on a diverging path is a right answer reached
-    # another way than the program's.
-    path = models.CharField(max_length=8, blank=True)
+    # another way than the program's. db_default: rows the previous release inserts (it knows no
+    # such column) get blank, so the migration is safe with it still running.
+    path = models.CharField(max_length=8, blank=True, default="", db_default="")
     model_seconds = models.FloatField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='result',
             name='path',
-            field=models.CharField(blank=True, max_length=8),
+            field=models.CharField(blank=True, db_default='', default='', max_length=8),
         ),
     ]
