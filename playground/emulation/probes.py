@@ -324,7 +324,7 @@ def _question(
     length: int | None = None,
 ) -> str:
     if kind == "coverage":
-        return f"Is line {line} executed during this run? Answer True or False."
+        return f"Is line {line} executed during this run? Answer True or False (or Yes or No)."
     if kind == "state":
         return (
             f"What is the value of `{variable}` right after line {line} executes for the "
@@ -508,9 +508,22 @@ def grade(probe: Probe, answer: str | None) -> dict[str, Any]:
     try:
         read = parse_answer(answer)
     except NotALiteral as exc:
-        return {**mark, "status": "unparsable", "why": str(exc)}
+        read = _yes_no(answer) if probe.kind == "coverage" else None
+        if read is None:
+            return {**mark, "status": "unparsable", "why": str(exc)}
     true = ast.literal_eval(probe.truth)
     return {**mark, "status": "correct" if right(probe.kind, read, true) else "wrong"}
+
+
+_YES_NO = re.compile(r"^[\s*_`'\"]*(yes|no|true|false)\b", re.IGNORECASE)
+
+
+def _yes_no(answer: str) -> bool | None:
+    """A coverage answer that is not a literal but starts with Yes, No, True or False (any
+    case, after quotes or emphasis): REval asks coverage as a yes/no question, and models answer
+    "Yes, line 5 runs ...". Only the first word counts; anything else stays unreadable."""
+    match = _YES_NO.match(answer)
+    return None if match is None else match.group(1).lower() in ("yes", "true")
 
 
 _NUMBERED = re.compile(r"^\s*(?:A|Q|Answer\s*)?(\d+)\s*[:.)]\s?(.*)$", re.IGNORECASE)

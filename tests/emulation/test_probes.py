@@ -245,7 +245,14 @@ def _probe(kind: str, truth: str) -> probes.Probe:
     [
         ("coverage", "True", "True", "correct"),
         ("coverage", "True", "1", "wrong"),  # a bool is asked for
-        ("coverage", "False", "'no'", "wrong"),
+        ("coverage", "False", "'no'", "wrong"),  # a string literal, not a yes/no answer
+        ("coverage", "True", "Yes, line 5 runs during the first call.", "correct"),
+        ("coverage", "False", "**No**: the loop never runs", "correct"),
+        ("coverage", "True", "no", "wrong"),
+        ("coverage", "True", "false.", "wrong"),
+        ("coverage", "True", "Nobody knows", "unparsable"),  # only a whole first word
+        ("coverage", "True", "It is executed, yes", "unparsable"),
+        ("state", "True", "Yes", "unparsable"),  # only coverage reads yes/no
         ("state", "1", "1", "correct"),
         ("state", "1", "1.0", "wrong"),  # the type counts (REval grades type and value)
         ("state", "1", "True", "wrong"),
