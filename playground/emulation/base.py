@@ -45,15 +45,23 @@ class Item:
     question: str = ""
     target: str = ""
     examples: tuple[tuple[str, str], ...] = ()
+    # A program under a semantic rule (a name in sandbox/inside/semantics.RULES; "": standard
+    # Python): every prompt states it (``prompts.rule_note``), whatever the method runs itself
+    # runs under it, and the real trace it is judged against is the program run under it.
+    rule: str = ""
+    # What a probe method asks: (kind, count) pairs of emulation/probes.Config; (): its default.
+    probes: tuple[tuple[str, int], ...] = ()
 
     @property
     def plan_key(self) -> str:
-        """What a Think-and-Execute plan is reused for: the task, or the program's text."""
+        """What a Think-and-Execute plan is reused for: the task, or the program's text (and
+        its rule: a plan for standard Python is not one for a changed rule)."""
         if self.kind == "task":
             return f"task:{self.task}"
         import hashlib
 
-        return "program:" + hashlib.sha256(self.source.encode("utf-8", "surrogatepass")).hexdigest()
+        key = "program:" + hashlib.sha256(self.source.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{key}:{self.rule}" if self.rule else key
 
 
 @dataclass
@@ -351,10 +359,15 @@ class Session:
         stdin: str = "",
         lmulator: Any = None,
         keep_running: bool = False,
+        rule: str = "",
     ) -> dict[str, Any]:
         """Run code in the sandbox (never in this process). ``keep_running``: record up to the
-        step limit, then let the program finish untraced. Raises SandboxUnavailable."""
+        step limit, then let the program finish untraced. ``rule``: under that semantic rule
+        (an item's ``rule``; "" for standard Python). Raises SandboxUnavailable."""
         limits = dataclasses.replace(self.limits, keep_running=keep_running)
-        if lmulator is None:
-            return self._sandbox_run(source, call=call, stdin=stdin, limits=limits)
-        return self._sandbox_run(source, call=call, stdin=stdin, limits=limits, lmulator=lmulator)
+        extra: dict[str, Any] = {}
+        if lmulator is not None:
+            extra["lmulator"] = lmulator
+        if rule:
+            extra["rule"] = rule
+        return self._sandbox_run(source, call=call, stdin=stdin, limits=limits, **extra)

@@ -57,8 +57,11 @@ class Method:
     # run in the sandbox, and judged by the value it returns) or "puzzle" solving (an answer
     # that sat accepts).
     tasks: frozenset[str] = frozenset({"output"})
-    # It can run a program under changed semantics (an altered interpreter): no method yet.
-    changed_semantics: bool = False
+    # It can emulate a program under a semantic rule (sandbox/inside/semantics.py): its prompts
+    # state the rule and whatever it runs itself runs under it. If not, ``why_no_rule`` says why
+    # (a run asking for both is refused with it).
+    changed_semantics: bool = True
+    why_no_rule: str = ""
     # The verdict grades each step, not only the final value: no method yet (a step-by-step
     # comparison, when there is one, is shown beside a verdict on the value).
     graded_per_step: bool = False
@@ -103,13 +106,17 @@ REGISTRY: dict[str, Method] = {
                compares_from_call=True, live_steps=True),
         Method("coc", "Chain of Code: Python runs what it can, the model the rest",
                "playground.emulation.coc:emulate", frozenset({_P, _T}),
-               max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True),
+               max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True,
+               changed_semantics=False,
+               why_no_rule="Python itself runs the lines it can, and the sandbox cannot yet "
+               "rewrite a Chain of Code program under a rule."),
         Method("tae", "Think-and-Execute: task-level pseudocode, simulated",
                "playground.emulation.tae:emulate", frozenset({_P, _T}),
                max_tokens=1024, live_steps=True),
         Method("puzzle", "Solve the puzzle (answer checked by sat in the sandbox)",
                "playground.emulation.puzzle:emulate", frozenset({_Z}),
-               max_tokens=768, tasks=frozenset({"puzzle"})),
+               max_tokens=768, tasks=frozenset({"puzzle"}), changed_semantics=False,
+               why_no_rule="a puzzle is not a program run."),
         Method("probe", "Probes of the run: coverage, state, path, output, lines (REval)",
                "playground.emulation.probes:emulate", frozenset({_P}),
                max_tokens=1536, asks_probes=True),
@@ -137,13 +144,18 @@ def methods_for(kind: str) -> dict[str, str]:
 
 
 @cache
-def method_digest(name: str) -> str:
+def method_digest(name: str, rule: str = "") -> str:
     """A digest of what makes the method answer as it does: its record (budget, facts), its
-    module's source (prompts, how answers are read) and the shared prompts'. An evaluation
-    keeps it with its configuration, so two evaluations made under different prompts are never
-    taken for the same setting. Read from the files, nothing imported."""
+    module's source (prompts, how answers are read) and the shared prompts', and the semantic
+    rule its prompts state (``rule``: a name; "" for standard Python). An evaluation keeps it
+    with its configuration, so two evaluations made under different prompts are never taken for
+    the same setting. Read from the files, nothing imported."""
     method = REGISTRY[name]
     h = hashlib.sha256(repr(method).encode())
+    if rule:
+        from playground.sandbox.inside.semantics import check
+
+        h.update(b"\0rule\0" + rule.encode() + b"\0" + check(rule).text.encode())
     for module in (method.target.partition(":")[0], "playground.emulation.prompts"):
         spec = find_spec(module)
         origin = spec.origin if spec is not None else None

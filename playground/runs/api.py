@@ -35,6 +35,7 @@ from playground.runs.models import Run
 from playground.runs.requests import Kind, Refusal, resolve_run_request
 from playground.runs.services import start_run
 from playground.runs.views import LIST_FIELDS, STATUS_FIELDS
+from playground.sandbox.inside.semantics import RULES, offered
 
 router = Router()
 METHOD_NAMES = ["real", *REGISTRY]
@@ -81,6 +82,13 @@ class RunIn(Schema):
     cpu_s: int | None = None
     max_steps: int | None = None
     max_tokens: int | None = None
+    rule: str = Field(
+        "",
+        description="Run the program under a changed rule of Python: a name from GET "
+        "/api/rules (the ground truth is the program run under it; the model is told it). "
+        "Empty: standard Python. Only a rule that changes something in the program is taken.",
+        max_length=64,
+    )
 
 
 class RunOut(Schema):
@@ -95,7 +103,12 @@ class RunOut(Schema):
     method: str
     model: str | None
     error: str | None
+    rule: str | None
+    rule_text: str | None
+    probes: dict[str, int] | None
+    seed: int | None
     trace: dict[str, Any] | None
+    standard_trace: dict[str, Any] | None
     emulation: dict[str, Any] | None
 
 
@@ -178,6 +191,14 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
     kind: Kind = "puzzle" if data.puzzle else "task" if data.task else "program"
     hidden = hiding.policy().hidden_for(request.user)
     _refuse_hidden(request, hidden)  # exam mode: no run at all
+    # The program's text, for the rule's check (offered for this program?) before anything is
+    # counted or saved.
+    source: str | None = None
+    if kind == "program" and data.rule:
+        if data.program_id is not None:
+            source = get_program_for_user(request, data.program_id).source
+        elif data.source is not None:
+            source = strip_bom(data.source)
     asked = resolve_run_request(
         request,
         kind=kind,
@@ -185,11 +206,13 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         model=data.model or None,  # left out or empty: the site's default
         max_tokens=data.max_tokens or None,
         limits={"cpu_s": data.cpu_s, "max_steps": data.max_steps},
+        rule=data.rule,
+        source=source,
     )
     if isinstance(asked, Refusal):
         if asked.limit is not None:
             raise asked.limit  # the 429 with Retry-After (_too_many)
-        if asked.reason == "method":
+        if asked.reason in ("method", "rule"):
             raise HttpError(422, asked.message)
         raise HttpError(422, f"{asked.message}; see GET /api/models.")
     item: dict[str, Any]
@@ -212,8 +235,28 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         method=asked.method,
         model=asked.model,
         limits=asked.limits,
+        rule=asked.rule,
     )
     return Status(201, run.as_dict())
+
+
+class RuleOut(Schema):
+    name: str
+    text: str  # the sentence a model is told
+
+
+@router.get(
+    "/rules",
+    response={200: list[RuleOut], 403: ErrorOut, 404: ErrorOut},
+    summary="The changed rules of Python a program may run under",
+)
+def list_rules(request: HttpRequest, program_id: int | None = None) -> list[dict[str, str]]:
+    """Every rule, or with ``program_id`` the rules offered for that program (those that change
+    something in it); a run's ``rule`` is one of these names."""
+    rules = list(RULES.values())
+    if program_id is not None:
+        rules = offered(get_program_for_user(request, program_id).source)
+    return [{"name": rule.name, "text": rule.text} for rule in rules]
 
 
 @router.get("/runs/{run_id}", response={200: RunOut, 403: ErrorOut, 404: ErrorOut})

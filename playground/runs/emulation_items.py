@@ -57,16 +57,23 @@ def item_for_run(run: Run) -> Item:
         stdin=run.stdin,
         title=run.subject_title,
         output=_library_output(run),
+        rule=run.rule,
+        probes=tuple(
+            (str(kind), int(count))
+            for kind, count in (run.probes if isinstance(run.probes, dict) else {}).items()
+        ),
     )
 
 
 def _library_output(run: Run) -> str:
     """The call's value as a library data set gives it (CRUXEval's ``output``), when the run is
     of that program with its own call and input; "" otherwise (a user's expected output is
-    what they typed, not a fact, so it is never used)."""
+    what they typed, not a fact, so it is never used), and "" under a rule (the data set's
+    output is standard Python's)."""
     program = run.program
     if (
-        program is None
+        run.rule
+        or program is None
         or program.dataset == Dataset.USER
         or not program.expected_output
         or (run.source, run.call, run.stdin) != (program.source, program.call, program.stdin)

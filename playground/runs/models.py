@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from playground.emulation.registry import REGISTRY, Method
 from playground.programs.models import Program, Puzzle, TaskExample
+from playground.sandbox.inside.semantics import RULES
 from playground.sandbox.schema import upgrade
 
 
@@ -101,6 +102,13 @@ class Run(models.Model):
     # A default in the database too: web pods of the previous release, still running during a
     # rolling upgrade, insert runs without this column.
     sent_as_tasks = models.BooleanField(default=True, db_default=True)
+    # The semantic rule the program runs under (sandbox/inside/semantics.py: its real trace is
+    # the rewritten program run for real, and every model is told the rule); blank: standard
+    # Python. Defaults in the database, for rows the previous release inserts.
+    rule = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # What a probe method asks (emulation/probes.Config: how many of each kind); empty: its
+    # default. With ``seed``, it fixes the questions, so a rerun or a share asks the same ones.
+    probes = models.JSONField(default=dict, blank=True, db_default={})
 
     class Meta:
         ordering = ["-id"]
@@ -188,7 +196,20 @@ class Run(models.Model):
 
     @property
     def real_trace(self) -> Trace | None:
+        """The ground truth: the program run for real (under the run's rule, if it has one)."""
         return self.traces.filter(kind=Trace.Kind.REAL).first()
+
+    @property
+    def standard_trace(self) -> Trace | None:
+        """A run under a rule: the same program run under standard Python, shown beside it."""
+        return self.traces.filter(kind=Trace.Kind.STANDARD).first() if self.rule else None
+
+    @property
+    def rule_text(self) -> str:
+        """The sentence the model is told about the run's rule; "" for standard Python (or a
+        rule this site no longer has)."""
+        rule = RULES.get(self.rule) if self.rule else None
+        return rule.text if rule is not None else ""
 
     @property
     def emulated_trace(self) -> Trace | None:
@@ -218,6 +239,7 @@ class Run(models.Model):
         """The run as the JSON API and ``/runs/<id>/trace.json`` give it."""
         trace = self.real_trace
         emulated = self.emulated_trace
+        standard = self.standard_trace
         real_data = trace.data if trace else None
         emulated_data = emulated.data if emulated else None
         return {
@@ -232,7 +254,14 @@ class Run(models.Model):
             "method": self.method,
             "model": self.model or None,
             "error": self.error or None,
+            # Under a rule: its name and sentence; "trace" is the run under it (the ground
+            # truth) and "standard_trace" the same program under standard Python.
+            "rule": self.rule or None,
+            "rule_text": self.rule_text or None,
+            "probes": self.probes or None,
+            "seed": self.seed,
             "trace": real_data,
+            "standard_trace": standard.data if standard else None,
             "emulation": (
                 {
                     "text": self.emulated_text,
@@ -259,6 +288,8 @@ class Trace(models.Model):
     class Kind(models.TextChoices):
         REAL = "real", "Real execution"
         EMULATED = "emulated", "Emulated by a model"
+        # A run under a rule: the same program under standard Python, for comparison only.
+        STANDARD = "standard", "Standard Python"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="traces")
     kind = models.CharField(max_length=12, choices=Kind.choices)

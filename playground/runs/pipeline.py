@@ -117,13 +117,28 @@ def execute_real(run_id: int) -> str:
     run = _start(run_id, "real")
     if run is None:
         return "skipped"
-    if not run.traces.filter(kind=Trace.Kind.REAL).exists():
+    stored = set(run.traces.values_list("kind", flat=True))
+    if Trace.Kind.REAL not in stored:
         try:
+            if run.rule and Trace.Kind.STANDARD not in stored:
+                # Under a rule, the same program under standard Python too, for the page to
+                # show beside it; stored first, so that whoever finds the real trace (the
+                # judge, an evaluation's item) finds both.
+                standard = sandbox.run(
+                    run.source,
+                    call=run.call or None,
+                    stdin=run.stdin,
+                    limits=limits_for_run(run.limits),
+                )
+                save_trace(run_id, Trace.Kind.STANDARD, standard)
+            # The ground truth: the program as the user wrote it, under the run's rule if any
+            # (rewritten and run inside the sandbox, traced in the user's own lines).
             trace = sandbox.run(
                 run.source,
                 call=run.call or None,
                 stdin=run.stdin,
                 limits=limits_for_run(run.limits),
+                rule=run.rule or None,
             )
         except sandbox.SandboxUnavailable as exc:
             log.error("run %s: sandbox unavailable: %s", run_id, exc)

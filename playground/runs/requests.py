@@ -1,7 +1,8 @@
 """What a request to start a run may have, decided once for the run pages and the API.
 
 ``resolve_run_request`` checks the method (the registry, for this kind of item), the model (the
-site's configured models), clamps the answer's token budget to the method's (``max_tokens_for``)
+site's configured models), the semantic rule (known, offered for this program, and one the
+method can run under), clamps the answer's token budget to the method's (``max_tokens_for``)
 and the sandbox overrides to what the requester may have (``limits.allowed_overrides``), then
 asks the run-start limits: the requester's model tokens (only looked at) and runs started
 (counted). It answers a ``RunRequest`` to hand to ``services.start_run``, or a ``Refusal`` that
@@ -17,10 +18,11 @@ from typing import Literal
 
 from django.http import HttpRequest
 
-from playground.emulation.registry import max_tokens_for, methods_for
+from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
 from playground.lib import ratelimits
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.limits import allowed_overrides
+from playground.sandbox.inside.semantics import RULES, offered
 
 Kind = Literal["program", "puzzle", "task"]
 MIN_TOKENS = 16  # the smallest answer budget a request may ask for
@@ -34,15 +36,17 @@ class RunRequest:
     model: str  # "" for a real-only run
     max_tokens: int
     limits: dict[str, int] = field(default_factory=dict)
+    rule: str = ""  # a semantic rule's name (sandbox/inside/semantics.py); "": standard Python
 
 
 @dataclass(frozen=True)
 class Refusal:
     """Why a run may not start. ``reason``: ``method`` (it does not apply to this kind of item),
-    ``model`` (not configured here), ``no_model`` (the site has none), ``limit`` (over a run-start
+    ``model`` (not configured here), ``no_model`` (the site has none), ``rule`` (unknown, not
+    offered for this program, or not one the method can run under), ``limit`` (over a run-start
     limit: ``limit`` carries the message and the Retry-After)."""
 
-    reason: Literal["method", "model", "no_model", "limit"]
+    reason: Literal["method", "model", "no_model", "rule", "limit"]
     message: str
     limit: ratelimits.Refused | None = None
 
@@ -56,12 +60,16 @@ def resolve_run_request(
     max_tokens: int | None,
     limits: Mapping[str, object],
     unknown_method_is_default: bool = False,
+    rule: str | None = None,
+    source: str | None = None,
 ) -> RunRequest | Refusal:
     """The run that ``request`` may start, or why not. ``method`` None: the kind's default
     ("real" for a program, else the first method offered); an unknown one is refused, or taken
     as the default with ``unknown_method_is_default`` (a form's choice). ``model`` None: the
     site's default (the first configured); a name must be configured. ``max_tokens`` lowers the
-    method's budget, never raises it. Counts one run started when it answers a ``RunRequest``."""
+    method's budget, never raises it. ``rule`` (None or "": standard Python) is checked against
+    the program's ``source`` (``rule_refusal``). Counts one run started when it answers a
+    ``RunRequest``; a refused one is not counted."""
     offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
     default = "real" if kind == "program" else next(iter(offered))
     if method is None:
@@ -73,6 +81,9 @@ def resolve_run_request(
                 f"The method {method!r} does not apply to a {kind}; one of {', '.join(offered)}.",
             )
         method = default
+    rule = (rule or "").strip()
+    if rule and (why := rule_refusal(rule, kind=kind, method=method, source=source)):
+        return Refusal("rule", why)
     chosen = ""
     if method != "real":
         try:
@@ -98,4 +109,24 @@ def resolve_run_request(
         model=chosen,
         max_tokens=max(MIN_TOKENS, min(max_tokens, budget)) if max_tokens is not None else budget,
         limits=allowed_overrides(dict(limits), authenticated=request.user.is_authenticated),
+        rule=rule,
     )
+
+
+def rule_refusal(rule: str, *, kind: str, method: str, source: str | None) -> str:
+    """Why this run may not run under ``rule``, in words for the requester; "" when it may. A
+    rule must be known, apply to a program, change something in its ``source`` (a rule that
+    touches nothing is not offered) and be one the method can run under."""
+    if rule not in RULES:
+        return f"Unknown rule {rule[:40]!r}; the rules are: {', '.join(RULES)}."
+    if kind != "program":
+        return f"A rule changes how a program runs; a {kind} has none."
+    spec = REGISTRY.get(method)
+    if spec is not None and not spec.changed_semantics:
+        return f"The method {method!r} cannot run under a rule: {spec.why_no_rule}"
+    if source is not None:
+        names = [r.name for r in offered(source)]
+        if rule not in names:
+            some = f"the rules that do: {', '.join(names)}" if names else "no rule changes it"
+            return f"The rule {rule!r} changes nothing in this program; {some}."
+    return ""

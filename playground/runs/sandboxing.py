@@ -1,10 +1,10 @@
 """Untrusted code runs on the sandbox queue's workers only: this module sends it there from any
 other process and waits for its trace.
 
-``run(source, call=..., stdin=..., limits=..., lmulator=...)`` takes ``sandbox.run``'s arguments
-and returns the same trace. In a process that may start a sandbox (a sandbox worker, the command
-line, the tests) it is ``sandbox.run``. Everywhere else (the web process and the llm and batch
-workers call ``sandbox.forbid`` as they start) it sends a job to the sandbox queue
+``run(source, call=..., stdin=..., limits=..., lmulator=..., rule=...)`` takes ``sandbox.run``'s
+arguments and returns the same trace. In a process that may start a sandbox (a sandbox worker, the
+command line, the tests) it is ``sandbox.run``. Everywhere else (the web process and the llm and
+batch workers call ``sandbox.forbid`` as they start) it sends a job to the sandbox queue
 (``tasks.run_sandbox_job``) and waits for its result, so a Chain of Code pause, a puzzle's
 ``sat`` check, an input prediction's call and an evaluation's scoring all run where the
 sandbox's permissions are, and nowhere else.
@@ -35,6 +35,7 @@ from django.conf import settings
 
 from playground import sandbox
 from playground.lib import leases, worktimes
+from playground.sandbox.inside.semantics import check as check_rule
 from playground.sandbox.lmulator import LMRequest, Lmulator, LMulatorError, LMulatorStop
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,18 @@ def run(
     stdin: str = "",
     limits: sandbox.Limits | None = None,
     lmulator: Lmulator | None = None,
+    rule: str | None = None,
 ) -> dict[str, Any]:
-    """``sandbox.run`` here when this process may start a sandbox, else on the sandbox queue."""
+    """``sandbox.run`` here when this process may start a sandbox, else on the sandbox queue.
+    ``rule``: under that semantic rule, as ``sandbox.run`` takes it (checked here first, so an
+    unknown name never reaches the queue)."""
+    if rule:
+        check_rule(rule)
     if sandbox.forbidden() is None:
-        return sandbox.run(source, call=call, stdin=stdin, limits=limits, lmulator=lmulator)
-    return Job(source, call, stdin, limits or sandbox.Limits(), lmulator).wait()
+        return sandbox.run(
+            source, call=call, stdin=stdin, limits=limits, lmulator=lmulator, rule=rule or None
+        )
+    return Job(source, call, stdin, limits or sandbox.Limits(), lmulator, rule or None).wait()
 
 
 def _keys(job: str) -> dict[str, str]:
@@ -78,6 +86,7 @@ class Job:
         stdin: str,
         limits: sandbox.Limits,
         lmulator: Lmulator | None,
+        rule: str | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.keys = _keys(self.id)
@@ -89,6 +98,7 @@ class Job:
             "stdin": stdin,
             "limits": dataclasses.asdict(limits),
             "coc": lmulator is not None,
+            "rule": rule,
         }
         # Once a worker took it: the program's own wall clock, the model's time for a Chain of
         # Code run, and the slack of the sandbox's start and the result's way back.
@@ -226,7 +236,7 @@ def serve(payload: dict[str, Any]) -> dict[str, Any]:
         try:
             trace = sandbox.run(
                 payload["source"], call=payload["call"], stdin=payload["stdin"], limits=limits,
-                lmulator=lmulator,
+                lmulator=lmulator, rule=payload.get("rule") or None,  # absent: an older sender
             )  # fmt: skip
         except sandbox.SandboxUnavailable as exc:
             return {"unavailable": str(exc)}

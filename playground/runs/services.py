@@ -11,10 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from playground.emulation.puzzle import PRELUDE as PUZZLE_PRELUDE
+from playground.emulation.registry import REGISTRY
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.models import Run
 from playground.runs.pipeline import announce
 from playground.runs.tasks import send_part
+from playground.sandbox.inside.semantics import check as check_rule
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,30 @@ def start_run(
     max_tokens: int = 512,
     enqueue: bool = True,
     budget_key: str | None = None,
+    rule: str = "",
+    probes: dict[str, int] | None = None,
 ) -> Run:
     """Queue a run of one item: the real execution on ``sandbox`` (programs only) and, for an
     emulation method, the model on ``llm``; both are sent once the run row is committed.
     ``enqueue=False``: the caller executes the tasks itself (an evaluation's batch worker).
     ``budget_key``: whose token budget the model's calls spend (``ratelimits.whose(request)``
     for a request); by default a signed-in user's who is not staff (their evaluations, the
-    answer keys of their items), nobody's for staff and the command line."""
+    answer keys of their items), nobody's for staff and the command line. ``rule``: the
+    semantic rule the program runs under (its real trace is the rewritten program's, and the
+    standard run is kept beside it), checked here too for callers that skip
+    ``resolve_run_request`` (evaluations, the classroom); ``probes``: what a probe method asks
+    (``emulation/probes.Config``'s counts; empty: its default)."""
     if (program, puzzle, task_example).count(None) != 2:
         raise ValueError("a run is of exactly one program, puzzle or task example")
     if program is None and method == "real":
         raise ValueError("only a program can be run without a model")
+    if rule:
+        check_rule(rule)  # UnknownRule, a ValueError
+        if program is None:
+            raise ValueError("only a program runs under a rule")
+        spec = REGISTRY.get(method)
+        if spec is not None and not spec.changed_semantics:
+            raise ValueError(f"the method {method!r} cannot run under a rule")
     if program is not None:
         source, call, stdin = program.source, program.call, program.stdin
     elif puzzle is not None:
@@ -73,6 +88,8 @@ def start_run(
             anon_owner="" if signed_in else (anon_token or ""),
             budget_key=budget_key if method != "real" else "",
             sent_as_tasks=enqueue,
+            rule=rule,
+            probes=dict(probes or {}),
         )
         if program is not None and enqueue:
             transaction.on_commit(lambda: send_part(run.pk, "real", 0))

@@ -45,10 +45,14 @@ def _start(request: HtmxHttpRequest, kind: Kind, back: Any, **item: Any) -> Http
         model=request.POST.get("model", ""),
         max_tokens=whole_number(request.POST.get("max_tokens", "")),
         limits={name: whole_number(request.POST.get(name, "")) for name in ADJUSTABLE},
+        rule=request.POST.get("rule", ""),
+        source=program.source if program is not None else None,
     )
     if isinstance(asked, Refusal):
         if asked.limit is not None:
             return too_many(request, asked.limit)
+        if asked.reason == "rule":  # a stale form (the program's rules are computed for it)
+            return _bad_request(request, asked.message)
         raise Http404("No such model on this site.")
     run = start_run(
         **item,
@@ -59,10 +63,20 @@ def _start(request: HtmxHttpRequest, kind: Kind, back: Any, **item: Any) -> Http
         model=asked.model,
         limits=asked.limits,
         max_tokens=asked.max_tokens,
+        rule=asked.rule,
     )
     if request.htmx:
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
+
+
+def _bad_request(request: HtmxHttpRequest, message: str) -> HttpResponse:
+    """A 400 page that says what was wrong with the form (the whole page, even for htmx)."""
+    response = render(request, "400.html", {"message": message}, status=400)
+    if request.htmx:
+        response["HX-Retarget"] = "body"
+        response["HX-Reswap"] = "innerHTML"
+    return response
 
 
 @require_POST

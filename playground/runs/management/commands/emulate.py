@@ -4,6 +4,7 @@
     python manage.py emulate prog.py --method coc --call "f(1)" --json     # one JSON object
     python manage.py emulate --jsonl in.jsonl --method cot --out out.jsonl # many, progress bar
     python manage.py emulate puzzle.py --method puzzle --ans-type "List[int]"   # a P3 sat()
+    python manage.py emulate prog.py --method cot --call "f(3)" --rule swap-lt-gt  # a changed rule
 
 Batch input lines are those of ``trace --jsonl`` ({"id", "code", "call", "stdin"}); output lines
 {"id", "emulated", "comparison"} in input order, where "comparison" carries at least
@@ -27,7 +28,14 @@ from playground.emulation.judging import judge_program
 from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.llm.client import LLMError
 from playground.llm.registry import RegistryError, get_model, load_models
-from playground.runs.management.commands.trace import _lines, _read_source, format_table
+from playground.runs.management.commands.trace import (
+    _lines,
+    _read_source,
+    format_table,
+    not_offered,
+)
+from playground.runs.requests import rule_refusal
+from playground.sandbox.inside.semantics import RULES
 
 
 class Command(BaseCommand):
@@ -49,6 +57,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--concurrency", type=int, default=4, help="model requests at once in batch mode"
         )
+        parser.add_argument(
+            "--rule",
+            default="",
+            help="the program runs under this changed rule of Python, and the model is told so "
+            "(one of: " + ", ".join(RULES) + ")",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -58,13 +72,16 @@ class Command(BaseCommand):
         except (RegistryError, KeyError):
             raise CommandError(f"No model named {options['model']!r} is configured.") from None
         method = options["method"]
+        rule = options["rule"]
+        if rule and (why := rule_refusal(rule, kind="program", method=method, source=None)):
+            raise CommandError(why)
         params = Params(
             temperature=options["temperature"],
             seed=options["seed"],
             max_tokens=options["max_tokens"] or max_tokens_for(method),
         )
         plans = MemoryPlans()
-        runner = _Runner(model, method, params, plans)
+        runner = _Runner(model, method, params, plans, rule)
         if options["jsonl"]:
             self._batch(runner, options["jsonl"], options["out"], max(1, options["concurrency"]))
             return
@@ -74,8 +91,14 @@ class Command(BaseCommand):
         if "puzzle" in REGISTRY[method].kinds:
             item = Item(kind="puzzle", source=source, ans_type=options["ans_type"])
         else:
+            if rule and (why := not_offered(rule, source)):
+                raise CommandError(why)
             item = Item(
-                kind="program", source=source, call=options["call"] or "", stdin=options["stdin"]
+                kind="program",
+                source=source,
+                call=options["call"] or "",
+                stdin=options["stdin"],
+                rule=rule,
             )
         live = None if options["json"] else self._live
         record = runner.emulate(item, on_token=live)
@@ -113,8 +136,11 @@ class Command(BaseCommand):
 class _Runner:
     """Emulates items with one model and method; safe to use from several threads."""
 
-    def __init__(self, model: Any, method: str, params: Params, plans: PlanStore) -> None:
+    def __init__(
+        self, model: Any, method: str, params: Params, plans: PlanStore, rule: str = ""
+    ) -> None:
         self.model, self.method, self.params, self.plans = model, method, params, plans
+        self.rule = rule
         self.spec = REGISTRY[method]
         self.matches = 0
 
@@ -127,10 +153,15 @@ class _Runner:
                 on_token(data["text"])
 
         session = Session(self.model, params=self.params, plans=self.plans, emit=emit)
-        real = None
+        real = standard = None
         try:
             if item.kind == "program":
-                real = session.run(item.source, call=item.call or None, stdin=item.stdin)
+                # The ground truth: under the item's rule, if any (and standard Python beside).
+                real = session.run(
+                    item.source, call=item.call or None, stdin=item.stdin, rule=item.rule
+                )
+                if item.rule:
+                    standard = session.run(item.source, call=item.call or None, stdin=item.stdin)
             emulation = self.spec.emulate(item, session)
         except sandbox.SandboxUnavailable as exc:
             raise CommandError(str(exc)) from None
@@ -139,6 +170,7 @@ class _Runner:
         record: dict[str, Any] = {
             "method": self.method,
             "model": self.model.name,
+            "rule": item.rule or None,
             "emulated": {
                 "trace": emulation.trace,
                 "prediction": emulation.prediction,
@@ -167,6 +199,8 @@ class _Runner:
                 source=item.source,
             )
             record.update(real=real, verdict=verdict, comparison=comparison)
+            if standard is not None:
+                record["standard"] = standard
         else:
             verdict = emulation.verdict or {"status": "unknown", "explanation": ""}
             passed = verdict.get("status") == "correct"
@@ -193,12 +227,15 @@ class _Runner:
             if not isinstance(call, str) or not isinstance(stdin, str):
                 raise ValueError("'call' and 'stdin' must be strings")
             kind = "puzzle" if "puzzle" in self.spec.kinds else "program"
+            if self.rule and kind == "program" and (why := not_offered(self.rule, data["code"])):
+                raise ValueError(why)
             item = Item(
                 kind=kind,
                 source=data["code"],
                 call=call,
                 stdin=stdin,
                 ans_type=str(data.get("ans_type", "")),
+                rule=self.rule if kind == "program" else "",
             )
             record = self.emulate(item)
         except ValueError as exc:
@@ -225,6 +262,8 @@ def report(record: dict[str, Any], source: str) -> str:
         program = emulated["details"].get("program") or source
         rows.append("The model's trace:")
         rows.append(format_table(emulated["trace"], program))
+    if record.get("rule"):
+        rows.append(f"rule:    {record['rule']}: {RULES[record['rule']].text}")
     verdict = record.get("verdict") or {}
     rows.append(f"verdict: {verdict.get('status')}: {verdict.get('explanation', '')}")
     comparison = record.get("comparison") or {}

@@ -3,6 +3,7 @@
     python manage.py trace prog.py --call "f([1, 2])"        # a readable step table
     python manage.py trace - --json < prog.py                 # the trace as JSON
     python manage.py trace --jsonl in.jsonl --out out.jsonl   # batch, spread over the cores
+    python manage.py trace prog.py --call "f(3)" --rule swap-add-sub   # under a changed rule
 
 Batch input lines: {"id": ..., "code": ..., "call": ...} (optional "stdin"); output lines:
 {"id": ..., "trace": {...}} in input order. A line that is not valid gets {"id", "error"}.
@@ -25,6 +26,7 @@ from playground import sandbox
 from playground.programs.validation import strip_bom
 from playground.runs.errors import describe_error
 from playground.sandbox import BatchSandbox
+from playground.sandbox.inside.semantics import RULES, offered
 
 
 class Command(BaseCommand):
@@ -37,6 +39,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the trace as JSON")
         parser.add_argument("--jsonl", metavar="IN", help="batch mode: a JSON-lines file, or -")
         parser.add_argument("--out", metavar="OUT", help="batch output file (default: stdout)")
+        parser.add_argument(
+            "--rule",
+            default="",
+            help="run under this changed rule of Python (one of: " + ", ".join(RULES) + ")",
+        )
         # Twice the cores: while one sandbox computes, its parent thread waits on a pipe.
         parser.add_argument(
             "--workers",
@@ -46,24 +53,33 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        rule = options["rule"]
+        if rule and rule not in RULES:
+            raise CommandError(f"Unknown rule {rule!r}; the rules are: {', '.join(RULES)}.")
         try:
             if options["jsonl"]:
-                self._batch(options["jsonl"], options["out"], max(1, options["workers"]))
+                self._batch(options["jsonl"], options["out"], max(1, options["workers"]), rule)
                 return
             if not options["file"]:
                 raise CommandError("Give a program FILE (or -), or --jsonl IN for a batch.")
             source = _read_source(options["file"])
-            trace = sandbox.run(source, call=options["call"], stdin=options["stdin"])
+            if rule and (why := not_offered(rule, source)):
+                raise CommandError(why)
+            trace = sandbox.run(
+                source, call=options["call"], stdin=options["stdin"], rule=rule or None
+            )
         except sandbox.SandboxUnavailable as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
             self.stdout.write(json.dumps(trace, ensure_ascii=False, indent=1))
         else:
+            if rule:
+                self.stdout.write(f"Under the rule {rule}: {RULES[rule].text}\n\n")
             self.stdout.write(format_table(trace, source))
         if trace["status"] not in ("ok",):
             sys.exit(1)
 
-    def _batch(self, path: str, out_path: str | None, workers: int) -> None:
+    def _batch(self, path: str, out_path: str | None, workers: int, rule: str = "") -> None:
         infile: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
         out: Any = open(out_path, "w", encoding="utf-8") if out_path else self.stdout  # noqa: SIM115
         # One batch sandbox per worker thread: its zygote pays the interpreter start once, and
@@ -75,7 +91,7 @@ class Command(BaseCommand):
             if not hasattr(local, "sandbox"):
                 local.sandbox = BatchSandbox()
                 sandboxes.append(local.sandbox)
-            return _run_line(line, local.sandbox)
+            return _run_line(line, local.sandbox, rule)
 
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -107,7 +123,17 @@ def _lines(infile: TextIO) -> Iterator[str]:
             yield line
 
 
-def _run_line(line: str, batch: BatchSandbox) -> dict[str, Any]:
+def not_offered(rule: str, source: str) -> str:
+    """Why ``rule`` is not run on ``source`` (it changes nothing there), naming the rules that
+    do; "" when it is offered."""
+    names = [r.name for r in offered(source)]
+    if rule in names:
+        return ""
+    some = f"the rules that do: {', '.join(names)}" if names else "no rule changes it"
+    return f"The rule {rule!r} changes nothing in this program; {some}."
+
+
+def _run_line(line: str, batch: BatchSandbox, rule: str = "") -> dict[str, Any]:
     try:
         item = json.loads(line)
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
@@ -120,7 +146,9 @@ def _run_line(line: str, batch: BatchSandbox) -> dict[str, Any]:
         limits = sandbox.Limits()
         if len(code.encode("utf-8", "surrogatepass")) > limits.max_source:
             raise ValueError(f"'code' is larger than {limits.max_source:,} bytes")
-        trace = batch.run(code, call, stdin)
+        if rule and (why := not_offered(rule, code)):
+            raise ValueError(why)
+        trace = batch.run(code, call, stdin, rule=rule or None)
         return {"id": item.get("id"), "trace": trace}
     except ValueError as exc:
         ident = None
