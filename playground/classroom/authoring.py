@@ -5,7 +5,7 @@ edits of it; whether a key is ready is ``keys``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -34,6 +34,8 @@ class ItemData:
     checkpoints: list[dict[str, Any]]
     model: str
     method: str
+    probe_config: dict[str, int] = field(default_factory=dict)  # answer the probes
+    rule: str = ""  # execute under a changed rule
 
 
 def save_item(
@@ -64,6 +66,7 @@ def save_item(
                 or item.program_id != (program.pk if program else None)
                 or item.puzzle_id != (data.puzzle.pk if data.puzzle else None)
                 or (data.mode in (Mode.DIVERGENCE, Mode.BEAT_MODEL) and model_changed)
+                or (data.mode == Mode.RULE and item.rule != data.rule)
             )
         item.mode = data.mode
         item.title = data.title
@@ -75,6 +78,9 @@ def save_item(
         model_mode = data.mode in (Mode.DIVERGENCE, Mode.BEAT_MODEL)
         item.model = data.model if model_mode else ""
         item.method = data.method if model_mode else ""
+        # The probes' seed and counts need no new key: the questions come from the same run.
+        item.probe_config = data.probe_config if data.mode == Mode.PROBES else {}
+        item.rule = data.rule if data.mode == Mode.RULE else ""
         if changed:
             item.key_run = None
         item.key_check = None  # checkpoints may have changed: the key is checked again
@@ -84,7 +90,15 @@ def save_item(
     return item, changed
 
 
-KEY_METHOD = {Mode.OUTPUT: "real", Mode.INPUT: "real", Mode.TRACE: "real"}
+# The modes whose key is the real run alone (under a rule: the run under it, with the standard
+# run beside it).
+KEY_METHOD = {
+    Mode.OUTPUT: "real",
+    Mode.INPUT: "real",
+    Mode.TRACE: "real",
+    Mode.PROBES: "real",
+    Mode.RULE: "real",
+}
 
 
 # An answer key's model answer gets at least this many tokens, more where its method's own
@@ -109,6 +123,7 @@ def prepare_item(item: Item, *, by: Any) -> Run | None:
         method=method,
         model=item.model if method != "real" else "",
         max_tokens=max(max_tokens_for(method), KEY_MIN_TOKENS),
+        rule=item.rule if item.mode == Mode.RULE else "",
     )
     Item.objects.filter(pk=item.pk).update(key_run=run, key_check=None)
     item.key_run, item.key_check = run, None

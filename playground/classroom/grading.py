@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from playground.compare import same_repr
+from playground.emulation import probes
 from playground.emulation.literals import NotALiteral, literal_source, parse_literal, same_value
 from playground.sandbox.schema import FRAME_EXITS
 
@@ -467,4 +468,60 @@ def grade_input(call: str, called: dict[str, Any], output: str) -> Grade:
         return Grade(1.0, f"Right: {call} returns {output}.", details={"returned": returned})
     return Grade(
         0.0, f"Wrong: {call} returns {returned}, not {output}.", details={"returned": returned}
+    )
+
+
+# Answer the probes ------------------------------------------------------------------------------
+#
+# The questions are the probe method's (emulation/probes.py), generated from the answer key's
+# real run; each answer is marked by the probe method's own ``probes.grade`` (a coverage answer
+# is True or False, a state's type counts, a path is a line number or None...). The score is the
+# share of questions answered right; the details keep each question's mark (with its true answer,
+# which the student sees only once the answer may be revealed), the marks per kind and REval's
+# incremental consistency.
+
+
+def grade_probes(answers: dict[str, Any], questions: list[probes.Probe]) -> Grade:
+    """Answer the probes: ``answers`` maps each question's index ("0", "1"...) to what the
+    student wrote; an empty or unreadable answer is refused (no attempt used) naming its
+    question, every other is right or wrong."""
+    if not questions:
+        return invalid("This item has no questions.")
+    marks: list[dict[str, Any]] = []
+    for index, probe in enumerate(questions):
+        written = answers.get(str(index))
+        if not isinstance(written, str) or not written.strip():
+            return invalid(f"Answer question {index + 1}.")
+        if len(written) > MAX_ANSWER:
+            return invalid(f"The answer to question {index + 1} is too long.")
+        mark = probes.grade(probe, written)
+        if mark["status"] == "unparsable":
+            usage = (
+                "answer True or False"
+                if probe.kind == "coverage"
+                else "write a Python literal, e.g. 3, 'abc', [1, 2] or None"
+            )
+            return invalid(f"Question {index + 1}: {usage} ({mark.get('why', 'unreadable')}).")
+        marks.append(mark)
+    correct = [m["status"] == "correct" for m in marks]
+    right = sum(correct)
+    ic = probes.consistency(marks)
+    per_kind = probes.scores(marks)
+    message = f"{right} of {len(marks)} question{'s' if len(marks) != 1 else ''} right."
+    parts = [f"{kind} {row['correct']}/{row['asked']}" for kind, row in per_kind.items()]
+    message += " " + ", ".join(parts) + "."
+    if ic["items"]:
+        message += f" Incremental consistency {ic['ic']:.2f} over {ic['items']} chain(s)."
+    kept = ("kind", "line", "k", "variable", "length", "chain", "truth", "step")
+    return Grade(
+        right / len(marks),
+        message,
+        details={
+            "probes": [
+                {**{k: m[k] for k in kept if m.get(k) is not None}, "right": ok}
+                for m, ok in zip(marks, correct, strict=True)
+            ],
+            "scores": per_kind,
+            "consistency": ic,
+        },
     )

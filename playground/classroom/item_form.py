@@ -23,11 +23,14 @@ from django.http import QueryDict
 from playground.classroom.authoring import ItemData
 from playground.classroom.checkpoints import check_checkpoints
 from playground.classroom.models import Item, Mode
+from playground.classroom.probing import SEED_MAX, config_of
+from playground.emulation import probes
 from playground.emulation.registry import REGISTRY, methods_for
-from playground.lib.params import DecimalNumberField, object_id
+from playground.lib.params import DecimalNumberField, WholeNumberField, object_id
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle
 from playground.programs.validation import ProgramError, check_call, check_source, strip_bom
+from playground.sandbox.inside.semantics import RULES, offered
 
 MAX_CHECKPOINTS = 50
 MAX_CHECKPOINT_VARIABLES = 20
@@ -169,6 +172,29 @@ class ItemForm(forms.Form):
     )
     model = forms.ChoiceField(required=False, label="Model")
     method = forms.ChoiceField(required=False, label="Method")
+    # Answer the probes: the seed and how many questions of each kind (probes.Config).
+    probe_seed = WholeNumberField(
+        required=False, min_value=0, max_value=SEED_MAX, initial=0, label="Seed"
+    )
+    probe_coverage = WholeNumberField(
+        required=False, min_value=0, max_value=probes.MAX_PER_KIND, label="Coverage"
+    )
+    probe_state = WholeNumberField(
+        required=False, min_value=0, max_value=probes.MAX_PER_KIND, label="State"
+    )
+    probe_path = WholeNumberField(
+        required=False, min_value=0, max_value=probes.MAX_PER_KIND, label="Path (next line)"
+    )
+    probe_output = WholeNumberField(required=False, min_value=0, max_value=1, label="Output")
+    probe_sequence = WholeNumberField(
+        required=False, min_value=0, max_value=1, label="Executed lines"
+    )
+    # Execute under a changed rule: one of those offered for the program (semantics.offered).
+    rule = forms.ChoiceField(
+        required=False,
+        label="Rule",
+        choices=[("", "Choose a rule"), *((name, name) for name in RULES)],
+    )
 
     def __init__(
         self,
@@ -194,6 +220,8 @@ class ItemForm(forms.Form):
         self.fields["model"].choices = [("", "Choose a model"), *models]  # type: ignore[attr-defined]
         self.fields["method"].choices = [("", "Choose a method"), *methods_for("program").items()]  # type: ignore[attr-defined]
         self.data_out: ItemData | None = None
+        for kind in probes.KINDS:
+            self.fields[f"probe_{kind}"].initial = probes.DEFAULT.count(kind)
 
     def picked(self) -> Program | Puzzle | None:
         """What the library pick currently names (for showing it), if it exists."""
@@ -253,6 +281,8 @@ class ItemForm(forms.Form):
             Mode.PUZZLE: self._clean_puzzle,
             Mode.DIVERGENCE: self._clean_divergence,
             Mode.BEAT_MODEL: self._clean_beat_model,
+            Mode.PROBES: self._clean_probes,
+            Mode.RULE: self._clean_rule,
         }[mode]
         what = clean_mode(cleaned)
         if what is not None and not self.errors:
@@ -268,6 +298,8 @@ class ItemForm(forms.Form):
                 checkpoints=what.checkpoints,
                 model=what.model,
                 method=what.method,
+                probe_config=what.probe_config,
+                rule=what.rule,
             )
         return cleaned
 
@@ -312,6 +344,44 @@ class ItemForm(forms.Form):
         if what is not None:
             self._require_call(what)
             self._clean_model(cleaned, what, needs_steps=False)
+        return what
+
+    def _clean_probes(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is None:
+            return None
+        counts: dict[str, int] = {}
+        for kind in probes.KINDS:
+            value = cleaned.get(f"probe_{kind}")
+            counts[kind] = probes.DEFAULT.count(kind) if value is None else int(value)
+        if not any(counts.values()):
+            self.add_error("probe_coverage", "Ask at least one question.")
+            return None
+        seed = cleaned.get("probe_seed")
+        what.probe_config = {"seed": 0 if seed is None else int(seed), **counts}
+        return what
+
+    def _clean_rule(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is None:
+            return None
+        self._require_call(what)
+        what.rule = str(cleaned.get("rule") or "")
+        names = [rule.name for rule in offered(what.source)]
+        if not names:
+            self.add_error(
+                "rule", "No rule changes anything in this program: choose another program."
+            )
+        elif not what.rule:
+            self.add_error(
+                "rule", f"Choose a rule. Those that change this program: {', '.join(names)}."
+            )
+        elif what.rule not in names:
+            self.add_error(
+                "rule",
+                f"The rule {what.rule} changes nothing in this program. Those that change it: "
+                f"{', '.join(names)}.",
+            )
         return what
 
     # What the modes share.
@@ -380,6 +450,8 @@ class _Cleaned:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     model: str = ""
     method: str = ""
+    probe_config: dict[str, int] = field(default_factory=dict)
+    rule: str = ""
 
     @property
     def source(self) -> str:
@@ -397,7 +469,11 @@ def _item_initial(item: Item) -> dict[str, Any]:
         "origin": "library",
         "model": item.model,
         "method": item.method,
+        "rule": item.rule,
     }
+    config, seed = config_of(item)
+    initial["probe_seed"] = seed
+    initial.update({f"probe_{kind}": config.count(kind) for kind in probes.KINDS})
     if item.puzzle_id is not None:
         initial["pick"] = f"puzzle:{item.puzzle_id}"
     elif item.program is not None:

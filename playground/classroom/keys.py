@@ -18,8 +18,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from playground.classroom import grading
+from playground.classroom import grading, probing
 from playground.classroom.models import Item, Mode
+from playground.emulation import probes
 from playground.emulation.judging import NO_MODEL, needed_no_model
 from playground.runs.models import Run, Trace
 
@@ -81,6 +82,20 @@ def divergence_key(run: Run) -> tuple[grading.Mistake, list[dict[str, Any]]]:
     return mistake, steps
 
 
+def questions(item: Item) -> list[probes.Probe]:
+    """An "answer the probes" item's questions with their true answers, from its key run's real
+    trace (none while the key is not finished). The truths reach a student only once the
+    answer may be revealed (``progress.feedback_details``)."""
+    run = item.key_run
+    if run is None or not run.is_finished:
+        return []
+    real = trace_data(run.real_trace)
+    if not real:
+        return []
+    config, seed = probing.config_of(item)
+    return probes.generate(real, run.source, call=run.call, seed=seed, config=config)
+
+
 def key_status(item: Item, *, refresh: bool = False) -> KeyStatus:
     """Where the item's answer key stands (a puzzle needs none: its sat checks each answer)."""
     if item.mode == Mode.PUZZLE:
@@ -115,7 +130,7 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
             steps if isinstance(steps, list) else [], list(item.checkpoints or [])
         )
         problems += grading.checkpoint_problems(found, complete=status not in LIMITS)
-    if item.mode in (Mode.OUTPUT, Mode.BEAT_MODEL) and status not in ("ok", "exception"):
+    if item.mode in (Mode.OUTPUT, Mode.BEAT_MODEL, Mode.RULE) and status not in ("ok", "exception"):
         problems.append(
             f"The real run did not finish ({status.replace('_', ' ')}): there is no value to "
             "predict. Change the program or its call."
@@ -125,6 +140,16 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
             f"The program's call does not return a value ({status.replace('_', ' ')}): there is "
             "no output to find an input for. Change the program or its call."
         )
+    if item.mode == Mode.PROBES and not questions(item):
+        problems.append(
+            f"No question can be asked about this run (it ended with {status.replace('_', ' ')}, "
+            "or it has no line, variable or value to ask about): choose another program or call, "
+            "or ask for other kinds of questions."
+        )
+    if item.mode == Mode.RULE and run.rule != item.rule:
+        problems.append("The key run was not made under the item's rule: prepare the key again.")
+    elif item.mode == Mode.RULE and run.standard_trace is None:
+        warnings.append("The standard run beside the rule's is missing: students see one trace.")
     program = item.program
     shown_anyway = program is not None and (program.is_public or program.is_builtin)
     if item.mode == Mode.INPUT and shown_anyway:

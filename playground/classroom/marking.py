@@ -41,10 +41,14 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
     real, run = _key(item)
     error = real.get("error") or {}
     result = real.get("result") if real.get("status") == "ok" else None
-    if item.mode == Mode.OUTPUT:
+    if item.mode in (Mode.OUTPUT, Mode.RULE):  # under a rule, the key is the run under it
         if not isinstance(answer, str):
             return grading.invalid("Write the value of the call.")
         return grading.grade_output(answer, result, error.get("type"))
+    if item.mode == Mode.PROBES:
+        if not isinstance(answer, dict):
+            return grading.invalid("Answer each question.")
+        return grading.grade_probes(answer, keys.questions(item))
     if item.mode == Mode.TRACE:
         if not isinstance(answer, dict):
             return grading.invalid("Fill in the variables at each checkpoint.")

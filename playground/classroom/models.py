@@ -310,6 +310,8 @@ class Mode(models.TextChoices):
     PUZZLE = "puzzle", "Solve the puzzle"
     DIVERGENCE = "divergence", "Spot the divergence"
     BEAT_MODEL = "beat", "Beat the model"
+    PROBES = "probes", "Answer the probes"
+    RULE = "rule", "Execute under a changed rule"
 
 
 def source_key(source: str) -> str:
@@ -340,7 +342,14 @@ class Item(models.Model):
     # Spot the divergence / beat the model: which model and method emulate the item.
     model = models.CharField(max_length=100, blank=True)
     method = models.CharField(max_length=16, blank=True)
-    # The answer key: the real run (and, for the model modes, the model's emulation of it).
+    # Answer the probes: the seed and how many questions of each kind (emulation/probes.Config's
+    # fields), {"seed": 0, "coverage": 4, ...}; empty: probes.DEFAULT with seed 0, what a probe
+    # run asks. A default in the database too, for rows the previous release inserts.
+    probe_config = models.JSONField(default=dict, blank=True, db_default={})
+    # Execute under a changed rule: the rule's name (sandbox/inside/semantics.py's RULES).
+    rule = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # The answer key: the real run (and, for the model modes, the model's emulation of it; under
+    # a rule, the program run for real under it, with its standard run beside it).
     key_run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -129,7 +129,13 @@ def feedback_details(
             {"right": c.get("right"), "score": c.get("score")}
             for c in details.get("checkpoints", [])
             if isinstance(c, dict)
-        ]
+        ],
+        # Answer the probes: each question's mark, never its true answer (nor its step).
+        "probes": [
+            {"right": p.get("right")} for p in details.get("probes", []) if isinstance(p, dict)
+        ],
+        "scores": details.get("scores"),
+        "consistency": details.get("consistency"),
     }
 
 
@@ -139,9 +145,10 @@ GUARDED_MESSAGE = {1.0: "Right."}
 def guarded_message(submission: Submission, revealed: bool) -> str:
     """The grader's message, or (while the answer must stay hidden) only how it went."""
     message = str(submission.feedback.get("message", ""))
-    if revealed or submission.item.mode in ("puzzle", "trace", "input"):
-        # A puzzle's or a checkpoint count's message names no expected value; an input's names
-        # the output, which the question shows, and what the student's own call returned.
+    if revealed or submission.item.mode in ("puzzle", "trace", "input", "probes"):
+        # A puzzle's or a checkpoint count's message names no expected value, nor do the
+        # probes' counts; an input's names the output, which the question shows, and what the
+        # student's own call returned.
         return message
     if submission.score is not None and submission.score >= 1.0:
         return "Right."

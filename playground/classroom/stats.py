@@ -7,7 +7,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.classroom import keys
 from playground.classroom.models import Item, Mode, Submission
+from playground.classroom.probing import identity
+from playground.emulation import probes
 from playground.emulation.judging import CORRECT, NO_MODEL, needed_no_model
 from playground.emulation.literals import NotALiteral, parse_literal
 from playground.emulation.registry import REGISTRY
@@ -58,6 +61,7 @@ class ItemStats:
     best: Bar = field(default_factory=lambda: Bar("Students, best attempt", 0, 0, True))
     wrong: list[WrongAnswer] = field(default_factory=list)
     models: list[Bar] = field(default_factory=list)
+    probes: ProbeTable | None = None  # answer the probes: per kind, students vs models
 
     @property
     def bars(self) -> list[Bar]:
@@ -79,6 +83,8 @@ def wrong_parts(item: Item, submission: Submission) -> list[str]:
     """The wrong parts of a graded answer, normalised: the answer itself, or for a trace each
     variable that was wrong, as "checkpoint 2 (line 5): total = 3"."""
     answer = submission.answer
+    if item.mode == Mode.PROBES:
+        return _wrong_probes(submission)
     if item.mode != Mode.TRACE:
         return [normalise(answer if isinstance(answer, str) else str(answer))]
     if not isinstance(answer, dict):
@@ -97,6 +103,20 @@ def wrong_parts(item: Item, submission: Submission) -> list[str]:
     return parts
 
 
+def _wrong_probes(submission: Submission) -> list[str]:
+    """The wrong answers of an "answer the probes" submission, as "question 2 (state, line 5):
+    [1, 2]"."""
+    answer = submission.answer if isinstance(submission.answer, dict) else {}
+    details = (submission.feedback or {}).get("details") or {}
+    parts: list[str] = []
+    for index, mark in enumerate(details.get("probes") or []):
+        if isinstance(mark, dict) and mark.get("right") is False:
+            where = f", line {mark['line']}" if mark.get("line") is not None else ""
+            written = normalise(str(answer.get(str(index)) or ""))
+            parts.append(f"question {index + 1} ({mark.get('kind')}{where}): {written}")
+    return parts
+
+
 def _labels() -> dict[str, str]:
     try:
         return {m.name: m.label for m in load_models()}
@@ -110,16 +130,39 @@ def _has_path(method: str) -> bool:
     return spec is not None and (spec.compares_steps or spec.asks_probes)
 
 
+def _runs(item: Item) -> Any:
+    """The runs the models are judged by: of the item's puzzle, or of its program under the
+    item's rule (standard Python for every mode but "execute under a changed rule")."""
+    if item.puzzle_id is not None:
+        return Run.objects.filter(puzzle_id=item.puzzle_id)
+    if item.program_id is not None:
+        return Run.objects.filter(program_id=item.program_id, rule=item.rule)
+    return None
+
+
+def _answered_right(method: str, verdict: Any) -> bool:
+    """Whether a run's answer was right: its verdict, or for a probe method the answer to its
+    output question (as evaluations count a probe run's answer, so that a run can be right with
+    a wrong path); a probe run with no output question falls back to its verdict."""
+    if not isinstance(verdict, dict):
+        return False
+    spec = REGISTRY.get(method)
+    if spec is not None and spec.asks_probes:
+        marks = verdict.get("probes")
+        for mark in marks if isinstance(marks, list) else []:
+            if isinstance(mark, dict) and mark.get("kind") == "output":
+                return mark.get("status") == "correct"
+    return verdict.get("status") == CORRECT
+
+
 def model_bars(item: Item) -> list[Bar]:
-    """Each (model, method)'s accuracy on the item's program (or puzzle): finished runs whose
-    verdict is "correct", over all finished runs of that pair that asked the model. A Chain of
+    """Each (model, method)'s accuracy on the item's program (or puzzle; under the item's rule):
+    finished runs whose answer is right (``_answered_right``), over all finished runs of that
+    pair that asked the model. A Chain of
     Code run that never called the model is counted apart (``no_model``), never as right. For a
     method with a path verdict, ``wrong_path`` counts its right answers on a diverging path."""
-    if item.puzzle_id is not None:
-        runs = Run.objects.filter(puzzle_id=item.puzzle_id)
-    elif item.program_id is not None:
-        runs = Run.objects.filter(program_id=item.program_id)
-    else:
+    runs = _runs(item)
+    if runs is None:
         return []
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     rows = (
@@ -133,12 +176,11 @@ def model_bars(item: Item) -> list[Bar]:
         if status == NO_MODEL or (item.program_id is not None and needed_no_model(method, calls)):
             tally[2] += 1
             continue
+        right = _answered_right(method, verdict)
         tally[1] += 1
-        tally[0] += status == CORRECT
+        tally[0] += right
         path = verdict.get("path") if isinstance(verdict, dict) else None
-        tally[3] += (
-            status == CORRECT and isinstance(path, dict) and path.get("status") == "diverges"
-        )
+        tally[3] += right and isinstance(path, dict) and path.get("status") == "diverges"
     labels = _labels()
     bars = [
         Bar(
@@ -183,7 +225,97 @@ def item_stats(item: Item) -> ItemStats:
         for text, times in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_WRONG]
     ]
     stats.models = model_bars(item)
+    if item.mode == Mode.PROBES:
+        stats.probes = probe_table(item, graded)
     return stats
+
+
+# Answer the probes: per kind, students vs models on the same questions -----------------------
+
+
+@dataclass
+class ProbeColumn:
+    """Students (their first attempts) or one model and method (its probe runs): per kind
+    (right, asked) on the item's questions, and the mean incremental consistency."""
+
+    label: str
+    runs: int = 0  # first attempts, or runs that asked at least one of the item's questions
+    kinds: dict[str, list[int]] = field(default_factory=dict)
+    ic: list[float] = field(default_factory=list)
+
+    def add(self, kind: str, right: bool) -> None:
+        row = self.kinds.setdefault(kind, [0, 0])
+        row[0] += right
+        row[1] += 1
+
+    def cell(self, kind: str) -> tuple[int, int, float | None]:
+        right, asked = self.kinds.get(kind, [0, 0])
+        return right, asked, (100 * right / asked if asked else None)
+
+    @property
+    def mean_ic(self) -> float | None:
+        return sum(self.ic) / len(self.ic) if self.ic else None
+
+
+@dataclass
+class ProbeTable:
+    kinds: list[str]
+    columns: list[ProbeColumn]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"kind": k, "cells": [c.cell(k) for c in self.columns]} for k in self.kinds]
+
+
+def probe_table(item: Item, graded: list[Submission]) -> ProbeTable:
+    """The item's questions, per kind: the students' first attempts beside each model and
+    probe method's runs of the program, counted on the questions they share with the item
+    (the same seed and counts: all of them)."""
+    asked = {identity(p.as_dict()) for p in keys.questions(item)}
+    students = ProbeColumn("Students, first attempt")
+    for sub in graded:
+        if sub.attempt != 1:
+            continue
+        details = (sub.feedback or {}).get("details") or {}
+        marks = [m for m in details.get("probes") or [] if isinstance(m, dict)]
+        if not marks:
+            continue
+        students.runs += 1
+        for mark in marks:
+            students.add(str(mark.get("kind")), mark.get("right") is True)
+        ic = (details.get("consistency") or {}).get("ic")
+        if isinstance(ic, int | float):
+            students.ic.append(float(ic))
+    columns: dict[tuple[str, str], ProbeColumn] = {}
+    runs = _runs(item)
+    methods = [name for name, spec in REGISTRY.items() if spec.asks_probes]
+    rows = (
+        runs.filter(status=Run.Status.DONE, method__in=methods).values_list(
+            "model", "method", "verdict"
+        )
+        if runs is not None
+        else []
+    )
+    labels = _labels()
+    for model, method, verdict in rows:
+        found = verdict.get("probes") if isinstance(verdict, dict) else None
+        marks = [
+            m
+            for m in (found if isinstance(found, list) else [])
+            if isinstance(m, dict) and m.get("status") != "unknown" and identity(m) in asked
+        ]
+        if not marks:
+            continue  # it asked other questions: nothing to compare
+        label = f"{labels.get(model, model) or '?'} · {method_label(method)}"
+        column = columns.setdefault((model, method), ProbeColumn(label))
+        column.runs += 1
+        for mark in marks:
+            column.add(str(mark.get("kind")), mark.get("status") == "correct")
+        ic = probes.consistency(marks)
+        if ic["items"]:
+            column.ic.append(float(ic["ic"]))
+    kinds = [k for k in probes.KINDS if any(k in c.kinds for c in [students, *columns.values()])]
+    return ProbeTable(kinds, [students, *sorted(columns.values(), key=lambda c: c.label)])
 
 
 def chart(bars: list[Bar], *, width: int = 640, row: int = 46) -> dict[str, Any]:

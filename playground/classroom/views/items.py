@@ -26,7 +26,8 @@ from playground.classroom.visibility import Surface, hidden_for
 from playground.emulation.judging import headline
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
-from playground.programs.models import Puzzle
+from playground.programs.models import Program, Puzzle
+from playground.sandbox.inside.semantics import RULES, offered
 
 _MAX_QUERY = 200
 LIBRARY_RESULTS = 20
@@ -51,6 +52,14 @@ def _key_preview(item: Item) -> dict[str, Any] | None:
         mistake, steps = keys.divergence_key(run)
         preview["mistake"] = mistake
         preview["model_steps"] = len(steps)
+    if item.mode == Mode.PROBES:
+        preview["probes"] = keys.questions(item)
+    if item.mode == Mode.RULE:
+        standard = keys.trace_data(run.standard_trace)
+        preview["rule_text"] = run.rule_text
+        preview["standard_result"] = (
+            standard.get("result") if standard.get("status") == "ok" else None
+        )
     if item.mode == Mode.BEAT_MODEL:
         preview["prediction"] = run.prediction
         preview["verdict"] = headline(run.verdict)
@@ -168,6 +177,9 @@ def _item_page(
         )
     mode = str(form["mode"].value() or Mode.OUTPUT)
     params = {"mode": mode, "q": "", "source": "all"}
+    picked = form.picked()
+    # The rules listed: those that change the picked program, else the whole catalogue.
+    rules = offered(picked.source) if isinstance(picked, Program) else list(RULES.values())
     context = {
         "course": assignment.course,
         "member": member,
@@ -175,7 +187,8 @@ def _item_page(
         "item": item,
         "form": form,
         "rows": rows,
-        "picked": form.picked(),
+        "picked": picked,
+        "rules": rules,
         "pick_value": form["pick"].value() or "",
         "search": params,
         "preview": _key_preview(item) if item is not None and not preview_refused else None,

@@ -24,10 +24,14 @@ from playground.lib import ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
+from playground.sandbox.inside.semantics import RULES, Rule
 
 _MAX_MODEL_STEPS = 5000
 # Modes whose feedback includes the real run of the answer key, stepped through.
-_KEY_TRACE_MODES = frozenset({Mode.OUTPUT, Mode.INPUT, Mode.TRACE, Mode.BEAT_MODEL})
+_KEY_TRACE_MODES = frozenset(
+    {Mode.OUTPUT, Mode.INPUT, Mode.TRACE, Mode.BEAT_MODEL, Mode.PROBES, Mode.RULE}
+)
+_MAX_STANDARD_STEPS = 2000  # steps of a rule item's standard run listed beside the viewer
 
 
 @login_required
@@ -97,6 +101,63 @@ def _checkpoints(
     return rows
 
 
+def _probe_rows(
+    item: Item, values: dict[str, Any], details: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The probes form: each question with its field, what was written and (when feedback is
+    shown) its mark and, once the answer is revealed, its true answer. The questions name lines
+    and variables of the program, never a value of the run."""
+    graded = (details or {}).get("probes") or []
+    rows: list[dict[str, Any]] = []
+    for index, probe in enumerate(keys.questions(item)):
+        mark = graded[index] if index < len(graded) and isinstance(graded[index], dict) else {}
+        rows.append(
+            {
+                "number": index + 1,
+                "name": f"probe_{index}",
+                "kind": probe.kind,
+                "question": probe.question,
+                "value": values.get(str(index), ""),
+                "right": mark.get("right") if details else None,
+                "truth": mark.get("truth") if details else None,
+                "step": mark.get("step") if details else None,
+            }
+        )
+    return rows
+
+
+def _standard_steps(item: Item) -> dict[str, Any] | None:
+    """A rule item's standard run (the same program under standard Python, kept beside the run
+    under the rule): its outcome and its steps, each line with the variables it changed."""
+    run = item.key_run
+    data = keys.trace_data(run.standard_trace) if run is not None else {}
+    if not data:
+        return None
+    raw = data.get("steps")
+    steps = []
+    for number, step in enumerate(raw[:_MAX_STANDARD_STEPS] if isinstance(raw, list) else []):
+        if not isinstance(step, dict):
+            continue
+        locals_ = _dict(step.get("locals"))
+        steps.append(
+            {
+                "number": number + 1,
+                "event": str(step.get("event") or "line"),
+                "line": step.get("line") if type(step.get("line")) is int else None,
+                "locals": [(str(k), str(v)) for k, v in list(locals_.items())[:50]],
+                "stdout": "" if step.get("stdout") is None else str(step.get("stdout")),
+            }
+        )
+    error = _dict(data.get("error"))
+    return {
+        "status": str(data.get("status", "")),
+        "result": data.get("result") if data.get("status") == "ok" else None,
+        "error": str(error.get("type") or ""),
+        "steps": steps,
+        "more": max(0, len(raw) - _MAX_STANDARD_STEPS) if isinstance(raw, list) else 0,
+    }
+
+
 def _model_steps(item: Item) -> list[dict[str, Any]]:
     """The model's emulated trace of the key run as a list numbered from 1: the numbers a
     student marks and ``grading.first_mistake`` counts. Nothing in it is trusted."""
@@ -126,6 +187,9 @@ def _answer_from(request: HttpRequest, item: Item) -> Any:
             for f in row["fields"]:
                 answer[f["name"]] = request.POST.get(f["name"], "")
         return answer
+    if item.mode == Mode.PROBES:
+        count = len(keys.questions(item))
+        return {str(n): request.POST.get(f"probe_{n}", "") for n in range(count)}
     return request.POST.get("answer", "")
 
 
@@ -137,7 +201,9 @@ def _unreadable(item: Item, answer: Any) -> grading.Grade | None:
         return grading.invalid("The answer contains a NUL character (\\0), which cannot be saved.")
     if any(len(t) > grading.MAX_ANSWER for t in texts):
         return grading.invalid(f"The answer is longer than {grading.MAX_ANSWER:,} characters.")
-    if item.mode != Mode.TRACE and not str(answer).strip():
+    if item.mode == Mode.PROBES and not answer:
+        return grading.invalid("This item has no questions yet.")
+    if item.mode not in (Mode.TRACE, Mode.PROBES) and not str(answer).strip():
         if item.mode == Mode.DIVERGENCE:
             return grading.invalid(
                 "Mark the model's first wrong step, “none” if every step is right, or “early” "
@@ -186,7 +252,7 @@ def _item_context(
 
     # The form shows what was just typed or, on arrival, the latest answer.
     typed = answer if answer is not None else (shown.answer if shown is not None else None)
-    if item.mode == Mode.TRACE:
+    if item.mode in (Mode.TRACE, Mode.PROBES):
         typed = typed if isinstance(typed, dict) else {}
     elif not isinstance(typed, str):
         typed = ""
@@ -212,6 +278,10 @@ def _item_context(
         "answer_text": typed if isinstance(typed, str) else "",
         "checkpoints": _checkpoints(item, values, marks) if item.mode == Mode.TRACE else [],
         "model_steps": _model_steps(item) if item.mode == Mode.DIVERGENCE else [],
+        "probes": _probe_rows(item, values, marks) if item.mode == Mode.PROBES else [],
+        "consistency": (marks or {}).get("consistency") if item.mode == Mode.PROBES else None,
+        "rule": _rule(item) if item.mode == Mode.RULE else None,
+        "standard": _standard_steps(item) if item.mode == Mode.RULE and show_key_trace else None,
         "from_call": item.key_run is not None and keys.divergence_from_call(item.key_run),
         "error": error,
         "shown": shown,
@@ -225,6 +295,12 @@ def _item_context(
         "poll_url": item.get_absolute_url(),
         **(_input_question(item) if item.mode == Mode.INPUT else {}),
     }
+
+
+def _rule(item: Item) -> Rule | None:
+    """The rule a "execute under a changed rule" item runs its program under (its sentence is
+    what the students are told)."""
+    return RULES.get(item.rule)
 
 
 def _input_question(item: Item) -> dict[str, Any]:
