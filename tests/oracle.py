@@ -22,8 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from playground import sandbox
+from playground.compare import cwm
 from playground.emulation import (
     coc,
+    cwm_trace,
     input_prediction,
     output_prediction,
     probes,
@@ -85,6 +87,7 @@ class Oracle:
                 (prompts.INPUT_COT_INSTRUCTIONS, "input", self._input),
             ],
             trace_method.__name__: [(trace_method.INSTRUCTIONS, "trace", self._trace)],
+            cwm_trace.__name__: [(cwm_trace.INSTRUCTIONS, "cwm-trace", self._cwm_trace)],
             coc.__name__: [
                 (coc.LMULATOR_INSTRUCTIONS, "lmulator", self._lmulator),
                 (coc.WRITE_INSTRUCTIONS, "write", self._write),
@@ -141,6 +144,25 @@ class Oracle:
             wrong["locals"] = {**wrong.get("locals", {}), names[0]: "'the oracle is wrong here'"}
             steps[self.error_step] = wrong
         return trace_method.render(steps) + "\n[/TRACE]"
+
+    def _cwm_trace(self, prompt: str) -> str:
+        """The real trace in CWM's format, continuing the prompt's ``<|frame_sep|>``; with
+        ``error_step`` k, frame k (step k of the call) is wrong."""
+        question = prompt.rsplit(cwm.CONTEXT_START, 1)[1].split(cwm.FRAME_SEP, 1)[0]
+        program, _, call = question.replace(cwm.MARKER, "").rstrip("\n").rpartition("\n\n")
+        real = sandbox.run(program, call=call)
+        frames = cwm.frames_of(real, program, call=call)
+        k = self.error_step
+        if k is not None and k < len(frames):
+            wrong = "'the oracle is wrong here'"
+            frame = frames[k]
+            if frame.locals is not None:
+                name = next(iter(frame.locals), "oracle_error")
+                frames[k] = cwm.Frame(frame.kind, frame.source, frame.line,
+                                      {**frame.locals, name: wrong})  # fmt: skip
+            else:
+                frames[k] = cwm.Frame(frame.kind, frame.source, frame.line, None, wrong)
+        return cwm.render(frames)
 
     def _probe(self, prompt: str) -> str:
         """Probes, all at once or the last one of a chain: each question read back into what it
