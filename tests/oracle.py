@@ -35,6 +35,7 @@ from playground.emulation import (
 )
 from playground.emulation import trace as trace_method
 from playground.llm.registry import ModelSpec
+from playground.sandbox.inside.semantics import RULES
 
 _BLOCK = r"\[{0}\]\n(.*?)\n\[/{0}\]"
 
@@ -42,6 +43,12 @@ _BLOCK = r"\[{0}\]\n(.*?)\n\[/{0}\]"
 def _last(tag: str, text: str) -> str:
     found = re.findall(_BLOCK.format(tag), text, re.DOTALL)
     return found[-1] if found else ""
+
+
+def _rule(prompt: str) -> str | None:
+    """The semantic rule the prompt states (by its sentence, as a model reads it), if any: the
+    oracle then runs the program under it, as the real run did."""
+    return next((name for name, rule in RULES.items() if rule.text in prompt), None)
 
 
 @dataclass
@@ -64,7 +71,8 @@ class Oracle:
     prompt_chars: Counter[str] = field(default_factory=Counter)
     closed_early: int = 0  # answers whose stream the client closed before the server was done
     refused: int = 0  # requests without the server's key (oracle_server's api_key)
-    runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # probes' runs
+    # probes' runs, by program, call and rule
+    runs: dict[tuple[str, str, str | None], dict[str, Any]] = field(default_factory=dict)
 
     def answer(self, prompt: str) -> str:
         kind, text = self._answer(prompt)
@@ -123,7 +131,7 @@ class Oracle:
         block = _last("PYTHON", prompt)
         source, _, assertion = block.rpartition("\nassert ")
         call = assertion.removesuffix(" == ??")
-        real = sandbox.run(source, call=call)
+        real = sandbox.run(source, call=call, rule=_rule(prompt))
         return f"[ANSWER]\nassert {call} == {real['result']}\n[/ANSWER]"
 
     def _input(self, prompt: str) -> str:
@@ -136,7 +144,7 @@ class Oracle:
 
     def _trace(self, prompt: str) -> str:
         source, call = _last("PYTHON", prompt), _last("CALL", prompt)
-        real = sandbox.run(source, call=call)
+        real = sandbox.run(source, call=call, rule=_rule(prompt))
         steps = [dict(s) for s in trace_method.call_steps(real["steps"])]
         if self.error_step is not None and self.error_step < len(steps):
             wrong = dict(steps[self.error_step])
@@ -171,9 +179,10 @@ class Oracle:
         source = "\n".join(re.sub(r"^\s*\d+  ?", "", line, count=1) for line in numbered) + "\n"
         found = re.search(r"then the call `(.*)` is evaluated\.", prompt)
         call = found.group(1) if found else ""
-        if (source, call) not in self.runs:
-            self.runs[source, call] = sandbox.run(source, call=call or None)
-        run = probes.index(self.runs[source, call], source, call=call)
+        rule = _rule(prompt)
+        if (source, call, rule) not in self.runs:
+            self.runs[source, call, rule] = sandbox.run(source, call=call or None, rule=rule)
+        run = probes.index(self.runs[source, call, rule], source, call=call)
         questions = re.findall(r"^(\d+)\. (.*)$", prompt, re.MULTILINE)
         if probes.ONE_AT_A_TIME in prompt:
             number, question = questions[-1]
@@ -241,7 +250,7 @@ class Oracle:
             return f"Final answer: {self.targets[instance]}"
         pseudocode = _last("PSEUDOCODE", prompt)
         source = pseudocode.rsplit("\n\nprint('Final answer:'", 1)[0]
-        real = sandbox.run(source, call=instance)
+        real = sandbox.run(source, call=instance, rule=_rule(prompt))
         printed = real["stdout"].rstrip("\n")
         return (printed + "\n" if printed else "") + f"Final answer: {real['result']}"
 

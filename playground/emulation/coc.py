@@ -211,6 +211,8 @@ def emulate(item: Item, session: Session) -> Emulation:
     from playground.llm.client import Refused
     from playground.sandbox.lmulator import LMulatorError, LMulatorStop
 
+    if item.rule:  # refused when the run is asked for (runs/requests.py); never run without it
+        return Emulation(problem="Chain of Code cannot run a program under a changed rule yet.")
     details: dict[str, Any] = {"lm_lines": []}
     call: str | None
     if item.kind == "task":

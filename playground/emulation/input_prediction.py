@@ -45,9 +45,12 @@ def function_of(call: str) -> str | None:
     return None
 
 
-def messages(cot: bool, source: str, function: str, output: str) -> list[dict[str, str]]:
-    """The chat for CRUXEval-I, direct or with its chain of thought."""
-    question = prompts.input_question(source, function, output)
+def messages(
+    cot: bool, source: str, function: str, output: str, rule: str = ""
+) -> list[dict[str, str]]:
+    """The chat for CRUXEval-I, direct or with its chain of thought (under ``rule``: its note
+    just before the question)."""
+    question = prompts.rule_note(rule) + prompts.input_question(source, function, output)
     if cot:
         prompt = (
             f"{prompts.INPUT_COT_INSTRUCTIONS}\n\n{prompts.INPUT_COT_EXAMPLE}\n\n{question}\n"
@@ -112,7 +115,9 @@ def output_of(item: Item, session: Session) -> tuple[str | None, str]:
     call has no value to give."""
     if item.output:
         return item.output, "data set"
-    real = session.run(item.source, call=item.call, stdin=item.stdin, keep_running=True)
+    real = session.run(
+        item.source, call=item.call, stdin=item.stdin, keep_running=True, rule=item.rule
+    )
     if real["status"] == "ok" and real.get("result") is not None:
         return str(real["result"]), "sandbox"
     error = real.get("error") or {}
@@ -137,7 +142,7 @@ def _emulate(cot: bool, item: Item, session: Session) -> Emulation:
     opened = "" if cot else "[ANSWER]\n"
     closed = block_closed("[ANSWER]", "[/ANSWER]", _readable(function))
     reply = session.chat(
-        messages(cot, item.source, function, output),
+        messages(cot, item.source, function, output, item.rule),
         done=lambda text: closed(opened + text),
     )
     call = extract(opened + reply.text, function)
@@ -146,7 +151,9 @@ def _emulate(cot: bool, item: Item, session: Session) -> Emulation:
         return Emulation(problem=call.problem, details=details)
     session.emit("status", text=f"Running the model's call {call.text[:200]} in the sandbox…")
     # The verdict needs the call's value; its first steps are what the page shows.
-    trace = session.run(item.source, call=call.text, stdin=item.stdin, keep_running=True)
+    trace = session.run(
+        item.source, call=call.text, stdin=item.stdin, keep_running=True, rule=item.rule
+    )
     return Emulation(trace=trace, prediction=call.text, details=details)
 
 

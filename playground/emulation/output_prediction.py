@@ -32,14 +32,15 @@ class Verdict:
         return {"status": self.status, "explanation": self.explanation, "leakage": self.leakage}
 
 
-def messages(method: str, source: str, call: str) -> list[dict[str, str]]:
-    """The chat for ``direct`` or ``cot`` on this program and call."""
+def messages(method: str, source: str, call: str, rule: str = "") -> list[dict[str, str]]:
+    """The chat for ``direct`` or ``cot`` on this program and call (under ``rule``: its note
+    just before the question)."""
     if method == "cot":
         instructions, example = prompts.COT_INSTRUCTIONS, prompts.COT_EXAMPLE
     else:
         instructions, example = prompts.DIRECT_INSTRUCTIONS, prompts.DIRECT_EXAMPLE
     question = prompts.question(source, call)
-    prompt = f"{instructions}\n\n{example}\n\n{question}"
+    prompt = f"{instructions}\n\n{example}\n\n{prompts.rule_note(rule)}{question}"
     if method == "cot":
         prompt += "\n[THOUGHT]\n"
     return [{"role": "user", "content": prompt}]
@@ -115,7 +116,7 @@ def _readable(block: str) -> bool:
 def _emulate(method: str, item: Item, session: Session) -> Emulation:
     # The answer is complete once an [ANSWER] block with something readable in it closes.
     reply = session.chat(
-        messages(method, item.source, item.call),
+        messages(method, item.source, item.call, item.rule),
         done=block_closed("[ANSWER]", "[/ANSWER]", _readable),
     )
     prediction = extract(reply.text, item.call)

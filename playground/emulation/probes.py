@@ -37,12 +37,14 @@ came from), and in judging against the run's real trace (``judge``), which is wh
 from __future__ import annotations
 
 import ast
+import dataclasses
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.literals import NotALiteral, literal_source, same_value
 
@@ -87,8 +89,34 @@ class Config:
         return max(0, min(MAX_PER_KIND, int(getattr(self, kind))))
 
 
-# What a run asks (the run form offers no choice yet).
+# What a run asks when it names no counts.
 DEFAULT = Config()
+
+
+class BadConfig(ValueError):
+    """A probe configuration a run may not ask for; the message says why, for the requester."""
+
+
+def config_of(counts: Iterable[tuple[str, int]] | Mapping[str, int] | None) -> Config:
+    """The configuration of these (kind, count) pairs, the other kinds at their default; each
+    count a whole number from 0 to ``MAX_PER_KIND``, at least one probe in all. Raises
+    ``BadConfig`` (an unknown kind, a count out of range)."""
+    pairs = list(counts.items() if isinstance(counts, Mapping) else counts or ())
+    values: dict[str, int] = {}
+    for kind, count in pairs:
+        if kind not in KINDS:
+            raise BadConfig(
+                f"Unknown probe kind {str(kind)[:40]!r}; the kinds are: {', '.join(KINDS)}."
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_PER_KIND:
+            raise BadConfig(
+                f"The number of {kind} probes must be a whole number from 0 to {MAX_PER_KIND}."
+            )
+        values[kind] = count
+    config = dataclasses.replace(DEFAULT, **values)
+    if not any(config.count(kind) for kind in KINDS):
+        raise BadConfig("Ask at least one probe.")
+    return config
 
 
 @dataclass(frozen=True)
@@ -631,7 +659,7 @@ def context(item: Item) -> str:
     )
     if item.stdin:
         how += f" Its standard input is {item.stdin[:2000]!r}."
-    return f"[PYTHON]\n{numbered(item.source)}\n[/PYTHON]\n{how}"
+    return f"{prompts.rule_note(item.rule)}[PYTHON]\n{numbered(item.source)}\n[/PYTHON]\n{how}"
 
 
 def all_at_once(item: Item, probes: list[Probe]) -> list[dict[str, str]]:
@@ -714,9 +742,9 @@ def path_verdict(marks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _emulate(chained: bool, item: Item, session: Session) -> Emulation:
     session.emit("status", text="Running the program to make the questions…")
-    own = session.run(item.source, call=item.call or None, stdin=item.stdin)
+    own = session.run(item.source, call=item.call or None, stdin=item.stdin, rule=item.rule)
     seed = session.params.seed or 0
-    probes = generate(own, item.source, call=item.call, seed=seed, config=DEFAULT)
+    probes = generate(own, item.source, call=item.call, seed=seed, config=config_of(item.probes))
     if not probes:
         why = f"the run ended with {own.get('status')}" if own.get("status") != "ok" else ""
         return Emulation(

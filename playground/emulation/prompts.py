@@ -82,3 +82,25 @@ INPUT_COT_EXAMPLE = (
 
 def input_question(source: str, function: str, output: str) -> str:
     return f"[PYTHON]\n{source.rstrip()}\nassert {function}(??) == {output}\n[/PYTHON]"
+
+
+# A program under a semantic rule (issue 21): what every method's prompt says, just before the
+# program, in every prompt of the run. The examples a prompt shows keep standard Python; the
+# note says so, so that a model cannot take them for the rule's.
+RULE_NOTE = (
+    "[RULE]\nIMPORTANT: the program below does not run under standard Python. One rule of the "
+    "language is changed:\n{text}\nThis rule applies to the program's own code (not to the "
+    "call's arguments, nor inside built-in functions such as sorted, sum or min); everything "
+    "else is standard Python. Any examples above follow standard Python; answer for the program "
+    "below as it runs under this rule.\n[/RULE]"
+)
+
+
+def rule_note(rule: str) -> str:
+    """What a prompt says about the run's semantic rule, followed by a blank line; "" for
+    standard Python. Raises UnknownRule (a ValueError) for a name not in the catalogue."""
+    if not rule:
+        return ""
+    from playground.sandbox.inside.semantics import check
+
+    return RULE_NOTE.format(text=check(rule).text) + "\n\n"

@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any
 
+from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.literals import NotALiteral, parse_literal
 from playground.llm.registry import ModelSpec
@@ -60,7 +61,8 @@ def _task_description(item: Item) -> str:
             f"Instance:\n{question}\nAnswer: {target}" for question, target in item.examples
         )
         return f"The task: {item.task.replace('_', ' ')}.\n\nSolved instances:\n\n{shots}"
-    return f"{_PROGRAM_TASK}\n\n[PYTHON]\n{item.source.rstrip()}\n[/PYTHON]"
+    note = prompts.rule_note(item.rule)
+    return f"{_PROGRAM_TASK}\n\n{note}[PYTHON]\n{item.source.rstrip()}\n[/PYTHON]"
 
 
 def plan_digest(item: Item, model: ModelSpec) -> str:
@@ -111,7 +113,8 @@ def instance_text(item: Item) -> str:
 
 def execute_messages(item: Item, plan: dict[str, Any]) -> list[dict[str, str]]:
     prompt = (
-        f"{EXECUTE_INSTRUCTIONS}\n\n[PSEUDOCODE]\n{plan['pseudocode']}\n[/PSEUDOCODE]\n\n"
+        f"{EXECUTE_INSTRUCTIONS}\n\n{prompts.rule_note(item.rule)}"
+        f"[PSEUDOCODE]\n{plan['pseudocode']}\n[/PSEUDOCODE]\n\n"
         f"Instance:\n{instance_text(item)}\n\nOutput:\n"
     )
     return [{"role": "user", "content": prompt}]

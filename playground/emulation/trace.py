@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session
 from playground.sandbox.schema import (
     EVENTS,
@@ -151,14 +152,19 @@ def _example(source: str, call: str, steps: list[dict[str, Any]]) -> str:
     )
 
 
-def messages(source: str, call: str) -> list[dict[str, str]]:
+def messages(source: str, call: str, rule: str = "") -> list[dict[str, str]]:
+    """The chat: the instructions, two worked examples, then the program and the call (under
+    ``rule``: its note just before them)."""
     examples = "\n\n".join(
         (
             _example(EXAMPLE_SOURCE, EXAMPLE_CALL, EXAMPLE_STEPS),
             _example(RAISING_SOURCE, RAISING_CALL, RAISING_STEPS),
         )
     )
-    question = f"[PYTHON]\n{source.rstrip()}\n[/PYTHON]\n[CALL]\n{call.strip()}\n[/CALL]\n[TRACE]\n"
+    question = (
+        f"{prompts.rule_note(rule)}"
+        f"[PYTHON]\n{source.rstrip()}\n[/PYTHON]\n[CALL]\n{call.strip()}\n[/CALL]\n[TRACE]\n"
+    )
     return [{"role": "user", "content": f"{INSTRUCTIONS}\n\n{examples}\n\n{question}"}]
 
 
@@ -369,7 +375,7 @@ def emulate(item: Item, session: Session) -> Emulation:
             session.emit("step", step=step)
 
     reply = session.chat(
-        messages(item.source, item.call),
+        messages(item.source, item.call, item.rule),
         json_schema=SCHEMA,
         on_delta=on_delta,
         done=lambda _text: parser.complete,

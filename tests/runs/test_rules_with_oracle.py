@@ -1,0 +1,124 @@
+"""Under every semantic rule, the oracle model (tests/oracle.py) scores 100%: it learns the rule
+only from the sentence each prompt states and answers from the program run under it, so a full
+score proves that every method tells the model the rule, runs what it runs itself under it,
+and is judged against the rewritten program's real run. Each rule is tried on a CRUXEval
+program whose result the rule changes, so a method that forgot the rule anywhere would be
+judged wrong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from playground import sandbox
+from playground.emulation.registry import REGISTRY
+from playground.programs.library import import_library
+from playground.programs.models import Dataset, Program
+from playground.runs.models import Run, Trace
+from playground.runs.services import start_run
+from playground.sandbox.inside.semantics import RULES, offered
+from tests.oracle import Oracle, oracle_server
+
+pytestmark = pytest.mark.django_db
+SCANNED = 80  # CRUXEval programs looked at for one whose result a rule changes
+
+
+_CHANGED: dict[str, str] = {}  # rule -> the external id of a program it changes, found once
+
+
+def _changed(rule: str) -> str:
+    """The first CRUXEval program (of ``SCANNED``) whose call returns something else under
+    ``rule``; found once for every rule (the library is imported by the ``oracle`` fixture)."""
+    if not _CHANGED:
+        programs = list(Program.objects.filter(dataset=Dataset.CRUXEVAL).order_by("id")[:SCANNED])
+        standard: dict[int, Any] = {}
+        for name in RULES:
+            for program in programs:
+                if name not in {r.name for r in offered(program.source)}:
+                    continue
+                if program.pk not in standard:
+                    standard[program.pk] = sandbox.run(program.source, call=program.call)
+                under = sandbox.run(program.source, call=program.call, rule=name)
+                if under["status"] == "ok" and under["result"] != standard[program.pk]["result"]:
+                    _CHANGED[name] = program.external_id
+                    break
+        assert set(_CHANGED) == set(RULES), f"no program changed by {set(RULES) - set(_CHANGED)}"
+    return _CHANGED[rule]
+
+
+@pytest.fixture
+def oracle(db: None, eager: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Oracle]:
+    import_library()
+    knows = Oracle(
+        calls={p.source.rstrip(): p.call for p in Program.objects.filter(dataset=Dataset.CRUXEVAL)}
+    )
+    with oracle_server(knows) as model:
+        entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+        monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([entry]))
+        yield knows
+
+
+@pytest.fixture
+def run_under(
+    oracle: Oracle, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> Callable[..., Run]:
+    def start(method: str, rule: str) -> Run:
+        program = Program.objects.get(dataset=Dataset.CRUXEVAL, external_id=_changed(rule))
+        with django_capture_on_commit_callbacks(execute=True):
+            run = start_run(
+                program=program, user=AnonymousUser(), anon_token="oracle-rules", method=method,
+                model="oracle", max_tokens=REGISTRY[method].max_tokens, rule=rule, seed=3,
+            )  # fmt: skip
+        assert not oracle.seen["unknown"]
+        return Run.objects.get(pk=run.pk)
+
+    return start
+
+
+def _check(run: Run, rule: str) -> None:
+    assert run.status == Run.Status.DONE, run.error
+    assert run.verdict["status"] == "correct", (rule, run.method, run.verdict)
+    real = run.traces.get(kind=Trace.Kind.REAL).data
+    standard = run.traces.get(kind=Trace.Kind.STANDARD).data
+    assert real["rule"] == rule
+    assert real["result"] != standard["result"]  # the rule changes the answer...
+    spec = run.spec
+    assert spec is not None
+    if spec.asks_probes:
+        scores = run.verdict["scores"]
+        assert all(s["correct"] == s["asked"] for s in scores.values()), scores
+    elif spec.predicts_input:  # the model's call, run under the rule, returns the output
+        called = run.emulated_trace
+        assert called is not None
+        assert called.data["rule"] == rule
+        assert called.data["result"] == real["result"]
+    else:  # ...and the model answered the rule's value, not Python's
+        assert run.prediction is not None
+        assert run.prediction.strip() not in (standard["result"], "")
+    if spec.compares_steps:
+        assert run.comparison is not None
+        assert run.comparison["full_match"] is True
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_the_oracle_scores_every_rule_with_output_trace_and_probes(
+    run_under: Callable[..., Run], rule: str
+) -> None:
+    for method in ("direct", "trace", "probe"):
+        _check(run_under(method, rule), rule)
+
+
+def test_the_oracle_scores_the_other_methods_under_a_rule(run_under: Callable[..., Run]) -> None:
+    rule = "swap-lt-gt"
+    others = [
+        m.name for m in REGISTRY.values()
+        if "program" in m.kinds and m.changed_semantics
+        and m.name not in ("direct", "trace", "probe")
+    ]  # fmt: skip
+    assert {"cot", "input-direct", "input-cot", "tae", "probe-chain"} <= set(others)
+    for method in others:
+        _check(run_under(method, rule), rule)
