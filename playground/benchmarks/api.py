@@ -12,8 +12,8 @@ from django.http import HttpRequest
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 
-from playground.benchmarks import imports, rescoring, services
-from playground.benchmarks.access import public_evaluations
+from playground.benchmarks import imports, paired, rescoring, services
+from playground.benchmarks.access import public_evaluations, visible_evaluations
 from playground.benchmarks.models import Evaluation
 from playground.benchmarks.summary import keep_figures, summarise
 from playground.emulation.registry import REGISTRY
@@ -38,6 +38,10 @@ class EvaluationFilters(Schema):
     )
     status: Evaluation.Status | None = None
     method: MethodName | None = None
+    rule: str | None = Field(
+        None, max_length=32,
+        description="only those under this semantic rule; an empty value: Python's own",
+    )  # fmt: skip
     page: int = Field(1, ge=1, le=1_000_000, description=f"{PAGE_SIZE} evaluations a page.")
 
 
@@ -53,6 +57,8 @@ class EvaluationRowOut(Schema):
     subset: list[Any]
     method: str
     model: str
+    rule: str = Field(description="the semantic rule its programs ran under; `` for Python's own")
+    not_offered: int = Field(description="items left out: the rule changes nothing in them")
     status: str
     created_at: datetime
     finished_at: datetime | None
@@ -67,7 +73,8 @@ class EvaluationRowOut(Schema):
 
 
 SUMMARY_FIELDS = (
-    "n", "passed", "accuracy", "ci95", "no_model", "errors", "done", "total", "subset",
+    "n", "passed", "accuracy", "ci95", "no_model", "errors", "done", "total", "subset", "rule",
+    "not_offered",
 )  # fmt: skip
 
 
@@ -95,6 +102,8 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
         evaluations = evaluations.filter(status=filters.status)
     if filters.method is not None:
         evaluations = evaluations.filter(method=filters.method.value)
+    if filters.rule is not None:
+        evaluations = evaluations.filter(rule=filters.rule)
     count = evaluations.count()
     pages, start = page_bounds(count, filters.page)
     rows = []
@@ -121,6 +130,63 @@ def list_evaluations(request: HttpRequest, filters: Query[EvaluationFilters]) ->
             }
         )
     return {"count": count, "page": filters.page, "pages": pages, "results": rows}
+
+
+class ShareOut(Schema):
+    passed: int
+    accuracy: float
+    ci95: list[float]
+
+
+class DifferenceOut(Schema):
+    value: float
+    ci95: list[float]
+
+
+class PriorOut(Schema):
+    count: int = Field(description="wrong under the rule, and what Python normally returns")
+    checked: int = Field(description="the wrong answers that could be checked (literals)")
+    of: int = Field(description="every wrong answer under the rule")
+
+
+class PairedOut(Schema):
+    rule: str
+    rule_text: str
+    standard_id: int
+    standard_url: str
+    rule_id: int
+    rule_url: str
+    complete: bool = Field(description="both evaluations done: the figures are final")
+    n: int = Field(description="items both scored (first samples)")
+    standard: ShareOut
+    under_rule: ShareOut
+    difference: DifferenceOut = Field(description="under the rule minus standard (Newcombe)")
+    only_standard_right: int
+    only_rule_right: int
+    both_right: int
+    both_wrong: int
+    p: float = Field(description="McNemar's exact two-sided p")
+    prior_following: PriorOut
+    left_out: int
+    not_offered: int
+
+
+@router.get(
+    "/evaluations/{evaluation_id}/paired",
+    response={200: list[PairedOut], 404: ErrorOut},
+    summary="An evaluation under a rule paired with its standard twin",
+)
+def paired_figures(request: HttpRequest, evaluation_id: int) -> list[dict[str, Any]]:
+    """Per semantic rule, the evaluation under it against its standard twin (the same
+    evaluation under Python's own semantics), on the items both scored: accuracy both ways,
+    the difference with its 95% interval, the discordant counts, McNemar's exact p, and the
+    wrong answers that are what Python normally returns. Empty when there is no twin (yet)
+    among the evaluations you may see."""
+    visible = visible_evaluations(request)
+    evaluation = visible.filter(pk=evaluation_id).first()
+    if evaluation is None:
+        raise HttpError(404, "No such evaluation.")
+    return paired.figures(evaluation, visible)
 
 
 class RescoreOut(Schema):

@@ -324,7 +324,7 @@ def process(result_id: int) -> None:
                 **item, user=evaluation.owner, anon_token=None, method=evaluation.method,
                 model=evaluation.model, temperature=evaluation.temperature,
                 seed=evaluation.seed + result.sample, max_tokens=evaluation.max_tokens,
-                enqueue=False,
+                enqueue=False, rule=evaluation.rule,
             )  # fmt: skip
             Result.objects.filter(pk=result_id).update(run=run)
     if run.program_id is not None:
@@ -334,6 +334,7 @@ def process(result_id: int) -> None:
     model_seconds = time.monotonic() - m0
     run.refresh_from_db()
     score = _score(run)
+    prior = _prior(run, score)
     real = run.real_trace if run.program_id is not None else None
     divergence = (run.comparison or {}).get("first_divergence") or {}
     updated = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
@@ -347,6 +348,7 @@ def process(result_id: int) -> None:
         steps=real.step_count if real else None,
         divergence_step=divergence.get("real_step"),
         path=str(((run.verdict or {}).get("path") or {}).get("status", ""))[:8],
+        prior=prior,
         model_seconds=round(model_seconds, 3),
         wall_seconds=round(time.monotonic() - t0, 3),
         scored_at=timezone.now(),
@@ -399,7 +401,31 @@ def _score(run: Run) -> scoring.Score:
         return scoring.score_probes(run.verdict)
     if spec is not None and spec.predicts_input:
         return _score_input(run)
-    return scoring.score_cruxeval_output(run.source, run.call, run.prediction or None)
+    return scoring.score_cruxeval_output(
+        run.source, run.call, run.prediction or None, runner=_runner(run.rule)
+    )
+
+
+def _runner(rule: str) -> scoring.Runner | None:
+    """The check's runner: under the run's rule (the call itself, the comparison, is not
+    rewritten), or the usual one (None) for Python's own semantics."""
+    if not rule:
+        return None
+    return lambda source, call: sandboxing.run(
+        source, call=call, limits=sandbox.Limits(keep_running=True), rule=rule
+    )
+
+
+def _prior(run: Run, score: scoring.Score) -> bool | None:
+    """Under a rule, whether a wrong answer is what the program returns under Python's own
+    semantics (the model followed its priors): checked in the sandbox as CRUXEval checks an
+    answer; None when there is nothing to check (no rule, a right or unreadable answer)."""
+    if not run.rule or score.status != "fail" or run.program_id is None:
+        return None
+    spec = run.spec
+    if spec is None or spec.asks_probes or spec.predicts_input:
+        return None
+    return scoring.holds_cruxeval_output(run.source, run.call, run.prediction or None)
 
 
 def _score_input(run: Run) -> scoring.Score:

@@ -21,6 +21,7 @@ from playground.lib.params import WholeNumberField
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Dataset as ProgramDataset
 from playground.programs.models import Program, Puzzle, Task
+from playground.sandbox import RULES
 
 # The largest data set holds 6,511 items (BIG-Bench Hard); a list of programs 1,000 ids.
 MAX_ITEMS = 10_000
@@ -98,10 +99,25 @@ class EvaluationForm(forms.Form):
         help_text="How many items the model server works on at the same time.",
     )  # fmt: skip
     title = forms.CharField(label="Title", required=False, max_length=200)
+    rule = forms.ChoiceField(
+        label="Semantics",
+        required=False,
+        choices=[("", "Python's own")] + [(name, name) for name in RULES],
+        help_text="Run every program under a changed rule, told to the model (programs the "
+        "rule changes nothing in are left out). Pair it with the same evaluation under "
+        "Python's own semantics to see how much the model leans on its priors.",
+    )
+    twin = forms.BooleanField(
+        label="and its standard twin (the same evaluation under Python's own semantics)",
+        required=False,
+    )
 
     def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.owner = owner
+        self.fields["rule"].error_messages["invalid_choice"] = (
+            f"Choose a rule from the list: {', '.join(RULES)}."
+        )
         method, model = self.fields["method"], self.fields["model"]
         assert isinstance(method, forms.ChoiceField)
         assert isinstance(model, forms.ChoiceField)
@@ -169,6 +185,9 @@ class EvaluationForm(forms.Form):
                 f"{_short(spec.label)} does not apply to {_DATASET_LABELS[dataset]}: "
                 f"choose {fitting}.",
             )
+        why_no_rule = services.rule_refusal(cleaned.get("rule", ""), dataset=dataset, method=method)
+        if why_no_rule is not None:
+            self.add_error("rule", why_no_rule)
         # The data set's own problems are said too, in the same answer.
         if dataset == Dataset.BBH:
             self._clean_tasks(cleaned.get("tasks", ""))
@@ -193,6 +212,11 @@ class EvaluationForm(forms.Form):
         return chosen
 
     @property
+    def per_model(self) -> int:
+        """Evaluations made per model: one, or two with a rule and its standard twin."""
+        return 2 if self.cleaned_data.get("rule") and self.cleaned_data.get("twin") else 1
+
+    @property
     def models(self) -> list[str]:
         """Every model asked for (valid forms only): the main one first."""
         return [self.cleaned_data["model"], *self.cleaned_data.get("also", [])]
@@ -204,13 +228,13 @@ class EvaluationForm(forms.Form):
             return
         items = services.item_count(cleaned["dataset"], self.subset)
         limit = cleaned.get("limit")
-        count = 1 + len(cleaned.get("also") or [])
+        models = 1 + len(cleaned.get("also") or [])
+        count = models * self.per_model
         results = (items if limit is None else min(items, limit)) * cleaned["samples"] * count
         refusal = services.too_many_results(results, self.most_results)
         if refusal is not None and count > 1:
-            refusal = refusal.replace(
-                "This evaluation", f"These {count} evaluations (one per model)"
-            )
+            each = "one per model" if self.per_model == 1 else "under the rule and standard"
+            refusal = refusal.replace("This evaluation", f"These {count} evaluations ({each})")
         if refusal is not None:
             self.add_error(None, refusal)
 

@@ -71,6 +71,15 @@ class Evaluation(models.Model):
     # import: the file's name and digest, the rules, the model's label).
     rules = models.CharField(max_length=32, blank=True)
     config = models.JSONField(default=dict, blank=True)
+    # Counterfactual Python (issue 21): the semantic rule (sandbox/inside/semantics.py) every
+    # run of the evaluation runs under and the model is told; blank: Python's own semantics.
+    # Items whose program the rule changes nothing in are left out when it is made, and counted
+    # in ``not_offered``. db_default: the previous release inserts rows without either column.
+    rule = models.CharField(max_length=32, blank=True, default="", db_default="")
+    not_offered = models.PositiveIntegerField(
+        default=0, db_default=0,
+        help_text="Items left out: the rule changes nothing in their program.",
+    )  # fmt: skip
     # A done evaluation's results never change: its summary's numbers are counted once and
     # kept (summary.py), so that the leaderboard sorts and pages by them without reading results.
     figures = models.JSONField(
@@ -140,6 +149,10 @@ class Result(models.Model):
     # another way than the program's. db_default: rows the previous release inserts (it knows no
     # such column) get blank, so the migration is safe with it still running.
     path = models.CharField(max_length=8, blank=True, default="", db_default="")
+    # Under a rule, a wrong answer that is what the program returns under Python's own
+    # semantics (the model followed its priors, not the stated rule); null: not checked (right
+    # answers, unreadable ones, standard evaluations).
+    prior = models.BooleanField(null=True, blank=True)
     model_seconds = models.FloatField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -172,4 +185,5 @@ class Result(models.Model):
             "steps": self.steps,
             "divergence_step": self.divergence_step,
             "path": self.path,
+            "prior": self.prior,
         }

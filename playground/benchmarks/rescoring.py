@@ -33,9 +33,10 @@ from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.limits import Limits
 
 KEPT = frozenset({"error", "no_model"})  # statuses with nothing to score again
-# (passed, score_status, reason, leakage)
-NewScore = tuple[bool, str, str, bool]
-Runner = Callable[[str, str | None], dict[str, Any]]
+# (passed, score_status, reason, leakage, prior: under a rule, a wrong answer that is what
+# Python's own semantics returns)
+NewScore = tuple[bool, str, str, bool, bool | None]
+Runner = Callable[..., dict[str, Any]]  # (source, call, *, rule=None) -> trace
 
 
 class RescoreRefused(Exception):
@@ -79,7 +80,7 @@ def rescore(evaluation_id: int) -> dict[str, Any]:
         new: dict[int, NewScore | None]
         if evaluation.origin == "import":  # the official rules, as the import scored them
             scored = imports.score_rows(evaluation, results, checks.run, runs.run)
-            new = {pk: (*score, False) for pk, score in scored.items()}
+            new = {pk: (*score, False, None) for pk, score in scored.items()}
         else:
             new = {r.pk: _one(evaluation, r, checks.run, runs.run) for r in results}
     finally:
@@ -95,14 +96,16 @@ def rescore(evaluation_id: int) -> dict[str, Any]:
             score = new.get(result.pk)
             if score is None:
                 continue
-            passed, status, reason, leakage = score
+            passed, status, reason, leakage, prior = score
             if (result.passed, result.score_status) != (passed, status):
                 changed += 1
             result.passed, result.score_status = passed, status
             result.reason, result.leakage, result.scored_at = reason[:2000], leakage, now
+            result.prior = prior
         Result.objects.bulk_update(
-            results, ["passed", "score_status", "reason", "leakage", "scored_at"], batch_size=2000
-        )
+            results, ["passed", "score_status", "reason", "leakage", "scored_at", "prior"],
+            batch_size=2000,
+        )  # fmt: skip
         locked.rules = version
         locked.figures = figures_of([locked])[locked.pk]
         locked.config = {
@@ -141,8 +144,8 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
         if puzzle is None:
             return None
         if not prediction:
-            return (False, "unparsable", "There is no answer.", False)
-        return (*imports.puzzle_score(puzzle, prediction, runs), False)
+            return (False, "unparsable", "There is no answer.", False, None)
+        return (*imports.puzzle_score(puzzle, prediction, runs), False, None)
     program = Program.objects.filter(pk=ref["program"]).first() if "program" in ref else None
     source = run.source if run is not None else (program.source if program else None)
     call = run.call if run is not None else (program.call if program else None)
@@ -160,8 +163,19 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
                 runner=lambda program_text, _call: checks(program_text, None),
             )
         )  # fmt: skip
-    return _as_new(scoring.score_cruxeval_output(source, call, prediction, runner=runs))
+    if not evaluation.rule:
+        return _as_new(scoring.score_cruxeval_output(source, call, prediction, runner=runs))
+    # Under its rule (the check's call is not rewritten), and a wrong answer checked again under
+    # Python's own semantics: did the model answer what the program usually does?
+    rule = evaluation.rule
+    score = scoring.score_cruxeval_output(
+        source, call, prediction, runner=lambda text, check: runs(text, check, rule=rule)
+    )
+    prior = None
+    if score.status == "fail":  # (probe evaluations are not scored again: ``refusal``)
+        prior = scoring.holds_cruxeval_output(source, call, prediction, runner=runs)
+    return (*_as_new(score)[:4], prior)
 
 
 def _as_new(score: scoring.Score) -> NewScore:
-    return (score.passed, score.status, score.reason, score.leakage)
+    return (score.passed, score.status, score.reason, score.leakage, None)

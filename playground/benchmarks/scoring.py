@@ -139,6 +139,23 @@ def score_cruxeval_output(
     return _not_passed("fail", _why_not(trace, f"{_short(call)} == {_short(prediction.strip())}"))
 
 
+def holds_cruxeval_output(
+    code: str, call: str, prediction: str | None, *, runner: Runner | None = None
+) -> bool | None:
+    """Whether ``<call> == <prediction>`` holds in the sandbox, whatever the answer repeats;
+    None when it cannot be told (no literal, the check could not be carried out)."""
+    if prediction is None or not prediction.strip():
+        return None
+    try:
+        value = parse_literal(prediction)
+    except NotALiteral:
+        return None
+    trace = _run(runner, code, f"({call}\n) == ({literal_source(value)})")
+    if isinstance(trace, Score):
+        return None
+    return trace.get("status") == "ok" and trace.get("result") == "True"
+
+
 def _check_runner(source: str, call: str) -> dict[str, Any]:
     # CRUXEval's own check: the official 3 s, the verdict is whether it finishes cleanly.
     return sandboxing.run(source, call=call or None, limits=official.CHECK_LIMITS)

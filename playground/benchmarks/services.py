@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from playground import sandbox
 from playground.benchmarks.access import listable_programs
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.official import RULES_VERSION
@@ -114,21 +115,32 @@ def too_many_results(results: int, most: int | None) -> str | None:
 def configuration(
     *, dataset: str, subset: list[Any], method: str, model: str, temperature: float, seed: int,
     samples: int, max_tokens: int, limit: int | None, sample_randomly: bool, rules: str,
+    rule: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Everything an evaluation ran with, and ``digest``, a digest of all of it: the method
     (with ``method_digest``: its prompts and how answers are read), the model (by name and by
-    the engine's own model id), sampling, budget, items and the scoring rules' version. Two
-    evaluations with the same digest asked the same question the same way."""
+    the engine's own model id), sampling, budget, items, the scoring rules' version and the
+    semantic rule. Two evaluations with the same digest asked the same question the same way.
+    ``rule`` is recorded only when there is one, so that an evaluation under Python's own
+    semantics has the digest it had before rules existed (its twin's: ``paired.py``)."""
     try:
         engine = get_model(model).model
     except (KeyError, RegistryError):
         engine = ""
     record: dict[str, Any] = {
         "dataset": dataset, "subset": subset, "limit": limit, "random": sample_randomly,
-        "method": method, "method_digest": method_digest(method), "model": model,
+        "method": method, "method_digest": method_digest(method, rule), "model": model,
         "engine_model": engine, "temperature": temperature, "seed": seed, "samples": samples,
         "max_tokens": max_tokens, "rules": rules,
     }  # fmt: skip
+    if rule:
+        record["rule"] = rule
+    return with_digest(record)
+
+
+def with_digest(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``digest``, the digest of everything else in it."""
+    record = {k: v for k, v in record.items() if k != "digest"}
     record["digest"] = hashlib.sha256(
         json.dumps(record, sort_keys=True, default=str).encode()
     ).hexdigest()
@@ -152,15 +164,21 @@ def create_evaluation(
     title: str = "",
     start: bool = True,
     max_results: int | None = None,
+    rule: str = "",
 ) -> Evaluation:
     """Make the evaluation and its result rows (item x sample), and queue it on ``batch``.
-    ``max_results``: the most item x sample results the requester may ask for (None: no cap)."""
+    ``max_results``: the most item x sample results the requester may ask for (None: no cap).
+    ``rule``: every run under that semantic rule (blank: Python's own); the chosen items whose
+    program it changes nothing in are left out, and counted (``not_offered``)."""
     spec = REGISTRY.get(method)
     kind = KIND.get(dataset)  # type: ignore[call-overload]
     if spec is None or kind is None or kind not in spec.kinds:
         raise EvaluationError(f"The method {method!r} does not apply to the data set {dataset!r}.")
     if not 1 <= samples <= 100:
         raise EvaluationError("Samples per item: 1 to 100.")
+    why_not = rule_refusal(rule, dataset=dataset, method=method)
+    if why_not is not None:
+        raise EvaluationError(why_not)
     items = _items(dataset, list(subset or []), owner)
     if sample_randomly and limit is not None and limit < len(items):
         # A reproducible sample of the data set, not a secret: the seed makes it repeatable.
@@ -170,6 +188,16 @@ def create_evaluation(
         items = items[:limit]
     if not items:
         raise EvaluationError("The data set has no items (is the library imported?).")
+    # Chosen first, then left out: the same items as the standard twin's, less those the rule
+    # does not touch, so that the two pair item by item (paired.py).
+    chosen_count = len(items)
+    if rule:
+        items = _offered(items, rule)
+        if not items:
+            raise EvaluationError(
+                f"The rule {rule} changes nothing in any of the {chosen_count:,} chosen "
+                "programs: there is nothing to evaluate under it."
+            )
     refusal = too_many_results(len(items) * samples, max_results)
     if refusal is not None:
         raise EvaluationError(refusal)
@@ -177,8 +205,15 @@ def create_evaluation(
     config = configuration(
         dataset=dataset, subset=list(subset or []), method=method, model=model,
         temperature=temperature, seed=seed, samples=samples, max_tokens=max_tokens, limit=limit,
-        sample_randomly=sample_randomly, rules=rules,
+        sample_randomly=sample_randomly, rules=rules, rule=rule,
     )  # fmt: skip
+    if rule:
+        # The digest of the same evaluation under Python's own semantics: its standard twin.
+        config["standard_twin"] = configuration(
+            dataset=dataset, subset=list(subset or []), method=method, model=model,
+            temperature=temperature, seed=seed, samples=samples, max_tokens=max_tokens,
+            limit=limit, sample_randomly=sample_randomly, rules=rules,
+        )["digest"]  # fmt: skip
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
             title=title, dataset=dataset, subset=list(subset or []), method=method, model=model,
@@ -189,7 +224,7 @@ def create_evaluation(
             # The method's answer decides the task: a call (CRUXEval-I), scored by CRUXEval's
             # official rules (the only ones it has), or a value (the site's rules, scoring.py).
             task="input" if spec.predicts_input else "output",
-            rules=rules, config=config,
+            rules=rules, config=config, rule=rule, not_offered=chosen_count - len(items),
         )  # fmt: skip
         rows = (
             Result(evaluation=evaluation, index=i, sample=s, item_key=key[:120], item_ref=ref)
@@ -201,6 +236,73 @@ def create_evaluation(
         if start:
             transaction.on_commit(lambda: send(evaluation.pk, "run"))
     return evaluation
+
+
+def start_standard_twin(
+    evaluation: Evaluation, *, owner: Any, max_results: int | None = None, start: bool = True
+) -> Evaluation:
+    """Make (and queue) the standard twin of an evaluation under a rule: the same data set,
+    subset, items, method, model, seed and parameters under Python's own semantics, so that the
+    two pair (``paired.py``). Refused when the method, model or scoring rules changed since,
+    so that a twin would not ask the same question."""
+    config = evaluation.config if isinstance(evaluation.config, dict) else {}
+    wanted = config.get("standard_twin") if evaluation.rule else None
+    if not wanted:
+        raise EvaluationError("Only an evaluation under a rule has a standard twin to start.")
+    spec = REGISTRY.get(evaluation.method)
+    rules = RULES_VERSION if spec is not None and spec.predicts_input else SITE_RULES
+    asked: dict[str, Any] = {
+        "dataset": evaluation.dataset, "subset": list(evaluation.subset or []),
+        "method": evaluation.method, "model": evaluation.model,
+        "temperature": evaluation.temperature, "seed": evaluation.seed,
+        "samples": evaluation.samples, "max_tokens": evaluation.max_tokens,
+        "limit": evaluation.limit, "sample_randomly": evaluation.sample_randomly,
+    }  # fmt: skip
+    if configuration(**asked, rules=rules)["digest"] != wanted:
+        raise EvaluationError(
+            "The method, the model or the scoring rules have changed since this evaluation "
+            "ran: a standard run now would not ask the same question. Start both again."
+        )
+    return create_evaluation(
+        **asked, owner=owner, concurrency=evaluation.concurrency, start=start,
+        title=f"{evaluation.title or f'Evaluation #{evaluation.pk}'} (standard)"[:200],
+        max_results=max_results,
+    )  # fmt: skip
+
+
+def rule_refusal(rule: str, *, dataset: str, method: str) -> str | None:
+    """Why an evaluation of ``method`` over ``dataset`` cannot run under ``rule``, or None (no
+    rule, or one it can run under)."""
+    if not rule:
+        return None
+    if rule not in sandbox.RULES:
+        return f"There is no rule {rule[:40]!r}; the rules are: {', '.join(sandbox.RULES)}."
+    if KIND.get(dataset) != "program":  # type: ignore[call-overload]
+        return "Only programs run under a rule: choose CRUXEval or a list of programs."
+    spec = REGISTRY.get(method)
+    if spec is None:
+        return f"There is no method {method[:40]!r}."
+    if not spec.changed_semantics:
+        return f"{spec.name} cannot run under a rule: {spec.why_no_rule}"
+    if spec.predicts_input:
+        # Its check (``assert <output> == <call>``, appended to the program) would itself be
+        # rewritten under a rule: not offered until it is run apart from the program.
+        return f"{spec.name} predicts an input; input prediction under a rule is not offered yet."
+    return None
+
+
+def _offered(
+    items: list[tuple[str, dict[str, int]]], rule: str
+) -> list[tuple[str, dict[str, int]]]:
+    """The items whose program ``rule`` may change (parsed here, never run)."""
+    ids = [ref["program"] for _, ref in items]
+    sources: dict[int, str] = {}
+    for start in range(0, len(ids), RESULT_BATCH):
+        chunk = ids[start : start + RESULT_BATCH]
+        sources.update(Program.objects.filter(pk__in=chunk).values_list("pk", "source"))
+    return [
+        (key, ref) for key, ref in items if sandbox.sites(rule, sources.get(ref["program"], "")) > 0
+    ]
 
 
 def cancel(evaluation: Evaluation) -> bool:

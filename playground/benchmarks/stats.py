@@ -52,7 +52,9 @@ def mean_ci(values: Sequence[float], z: float = Z95) -> tuple[float, float, floa
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     """Exact McNemar test of two evaluations scored on the same items, in the same order:
     ``b01`` items only b got right, ``b10`` only a; ``p`` is the exact two-sided binomial
-    p-value of the discordant pairs (1.0 when there are none)."""
+    p-value of the discordant pairs (1.0 when there are none): with d = b01 + b10 and
+    k = min(b01, b10), p = min(1, 2 * sum_{i<=k} C(d, i) / 2^d) (McNemar 1947; the exact
+    form, e.g. Fagerland, Lydersen and Laake 2013, BMC Med Res Methodol 13:91, eq. 2)."""
     if len(a) != len(b):
         raise ValueError(f"the evaluations have {len(a)} and {len(b)} items; pair the same items")
     b01 = sum(1 for x, y in zip(a, b, strict=True) if not x and y)
@@ -70,3 +72,35 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
         "both_wrong": len(a) - both - discordant,
         "p": float(p),
     }
+
+
+def paired_difference(
+    both: int, only_a: int, only_b: int, neither: int, z: float = Z95
+) -> tuple[float, float, float]:
+    """The difference of two paired proportions, b's minus a's (``(only_b - only_a) / n``), and
+    its interval by Newcombe's method 10 (Newcombe 1998, Statistics in Medicine 17:2635-2650:
+    the Wilson intervals of both proportions, combined with the phi correlation of the pairs,
+    whose ad - bc is corrected by n/2 as in Altman et al., Statistics with Confidence, 2000,
+    p. 52). With no pairs, (0.0, -1.0, 1.0): nothing is known."""
+    counts = (both, only_a, only_b, neither)
+    if any(c < 0 for c in counts) or not z > 0:
+        raise ValueError(f"need counts >= 0 and z > 0 (counts={counts}, z={z})")
+    n = sum(counts)
+    if n == 0:
+        return (0.0, -1.0, 1.0)
+    right_a, right_b = both + only_a, both + only_b
+    p1, p2 = right_a / n, right_b / n
+    l1, u1 = wilson_interval(right_a, n, z)
+    l2, u2 = wilson_interval(right_b, n, z)
+    # phi of the 2x2 table, 0 when a margin is empty; a positive ad - bc is lowered by n/2
+    # (to 0 at most), so that no discordant pair does not make a zero-width interval.
+    margins = right_a * (only_b + neither) * right_b * (only_a + neither)
+    cross: float = both * neither - only_a * only_b
+    if cross > 0:
+        cross = max(cross - n / 2, 0)
+    phi = cross / math.sqrt(margins) if margins else 0.0
+    # The paper's method 10 for p1 - p2, with the roles of a and b exchanged for p2 - p1.
+    below = math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    above = math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    difference = p2 - p1
+    return (difference, max(-1.0, difference - below), min(1.0, difference + above))

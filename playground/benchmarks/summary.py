@@ -257,6 +257,10 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         "status": evaluation.status,
         "origin": evaluation.origin,
         "rules": evaluation.rules,
+        # The semantic rule ("" for Python's own) and the items left out as it changes nothing
+        # in their program; the paired figures against its standard twin are paired.py's.
+        "rule": evaluation.rule,
+        "not_offered": evaluation.not_offered,
     }
     if evaluation.dataset in ("cruxeval", "programs"):  # programs: output or input prediction
         summary["task"] = evaluation.task

@@ -1,4 +1,6 @@
-"""The statistics of an evaluation: Wilson intervals, mean intervals, the exact McNemar test."""
+"""The statistics of an evaluation: Wilson intervals, mean intervals, the exact McNemar test,
+the interval of a paired difference. (Neither scipy nor statsmodels is installed: the checks are
+against hand computations and published values.)"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from playground.benchmarks.stats import mcnemar, mean_ci, wilson_interval
+from playground.benchmarks.stats import mcnemar, mean_ci, paired_difference, wilson_interval
 
 Z = 1.959964
 
@@ -146,3 +148,50 @@ def test_mcnemar_on_many_items_stays_exact() -> None:
 def test_mcnemar_needs_the_same_items() -> None:
     with pytest.raises(ValueError, match="same items"):
         mcnemar([True, False], [True])
+
+
+def test_mcnemar_on_newcombes_first_example() -> None:
+    # Newcombe (1998), paired example (a): 36 right both ways, 12 right only first, 2 only
+    # second, none wrong both ways. By hand: 2 * (C(14,0) + C(14,1) + C(14,2)) / 2**14.
+    a = [True] * 36 + [True] * 12 + [False] * 2
+    b = [True] * 36 + [False] * 12 + [True] * 2
+    result = mcnemar(a, b)
+    assert (result["b10"], result["b01"], result["both_wrong"]) == (12, 2, 0)
+    assert result["p"] == 2 * (1 + 14 + 91) / 2**14  # 0.01294
+
+
+def test_paired_difference_matches_newcombes_method_10() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:2635-2650, table II, example (a), method 10:
+    # p1 - p2 = 0.2 with 95% interval 0.0569 to 0.3404. Ours is b minus a: the same, negated.
+    difference, low, high = paired_difference(36, 12, 2, 0)
+    assert difference == pytest.approx(-0.2)
+    assert low == pytest.approx(-0.3404, abs=5e-5)
+    assert high == pytest.approx(-0.0569, abs=5e-5)
+    # Exchanging the two sides negates the difference and mirrors the interval.
+    assert paired_difference(36, 2, 12, 0) == pytest.approx((0.2, 0.0569, 0.3404), abs=5e-5)
+
+
+def test_paired_difference_always_holds_its_estimate_within_bounds() -> None:
+    for both in range(4):
+        for only_a in range(4):
+            for only_b in range(4):
+                for neither in range(4):
+                    if both + only_a + only_b + neither == 0:
+                        continue
+                    d, low, high = paired_difference(both, only_a, only_b, neither)
+                    n = both + only_a + only_b + neither
+                    assert d == pytest.approx((only_b - only_a) / n)
+                    assert -1.0 <= low <= d + 1e-12
+                    assert d - 1e-12 <= high <= 1.0
+    # No discordant pair: no difference, yet not a certainty (the interval is not empty: the
+    # corrected phi), and an interval that narrows as n grows.
+    wide = paired_difference(5, 0, 0, 5)
+    narrow = paired_difference(500, 0, 0, 500)
+    assert wide[0] == narrow[0] == 0.0
+    assert wide[1] < narrow[1] < 0.0 < narrow[2] < wide[2]
+
+
+def test_paired_difference_with_no_pairs_knows_nothing() -> None:
+    assert paired_difference(0, 0, 0, 0) == (0.0, -1.0, 1.0)
+    with pytest.raises(ValueError, match="counts >= 0"):
+        paired_difference(1, -1, 0, 0)

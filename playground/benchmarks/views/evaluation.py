@@ -14,7 +14,8 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from playground.benchmarks import plots
+from playground import sandbox
+from playground.benchmarks import paired, plots
 from playground.benchmarks.access import visible_evaluations
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import NO_MODEL, summarise
@@ -60,11 +61,12 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         result.hidden = result.index in hidden
     context["results"] = page
     context["plots"] = _plots(evaluation)
-    context["others"] = (
-        visible_evaluations(request)
-        .filter(dataset=evaluation.dataset)
-        .exclude(pk=evaluation.pk)[:100]
-    )
+    visible = visible_evaluations(request)
+    context["paired"] = paired.figures(evaluation, visible)
+    context["twin_missing"] = bool(evaluation.rule) and not context["paired"]
+    rule = sandbox.RULES.get(evaluation.rule)
+    context["rule_text"] = rule.text if rule is not None else ""
+    context["others"] = visible.filter(dataset=evaluation.dataset).exclude(pk=evaluation.pk)[:100]
     return render(request, "benchmarks/detail.html", context)
 
 

@@ -17,6 +17,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from playground.benchmarks import paired
+from playground.benchmarks.access import visible_evaluations
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.benchmarks.views.common import evaluation_or_404, hidden_of
@@ -27,9 +29,10 @@ from playground.lib.spreadsheet import spreadsheet_safe
 EXPORT_CHUNK = 500
 EXPORT_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "passed",
                  "leakage", "score_status", "reason", "prediction", "run_id", "lines", "steps",
-                 "divergence_step", "path")  # fmt: skip
+                 "divergence_step", "path", "prior")  # fmt: skip
 CSV_FIELDS = ["index", "sample", "item", "passed", "leakage", "status", "reason",
-              "prediction", "run", "lines", "steps", "divergence_step", "path"]  # fmt: skip
+              "prediction", "run", "lines", "steps", "divergence_step", "path",
+              "prior"]  # fmt: skip
 HIDDEN_ROW = "hidden while an assignment is open"
 
 
@@ -38,7 +41,8 @@ def _row(result: Result, hidden: set[int]) -> dict[str, Any]:
     row = result.as_dict()
     if result.index in hidden:
         row.update(passed=None, leakage=None, status="hidden", reason=HIDDEN_ROW,
-                   prediction="", run=None, divergence_step=None, path="")  # fmt: skip
+                   prediction="", run=None, divergence_step=None, path="",
+                   prior=None)  # fmt: skip
     return row
 
 
@@ -113,7 +117,10 @@ def _streamed(
 def export_json(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     evaluation = evaluation_or_404(request, pk)
     chunks = _export_rows(evaluation, hiding.policy().hidden_for(request.user))
-    return _streamed(request, _json_parts(summarise(evaluation), chunks), "application/json")
+    summary = summarise(evaluation)
+    # Under a rule against its standard twin (or, for a standard one, each rule's): counts only.
+    summary["paired"] = paired.figures(evaluation, visible_evaluations(request))
+    return _streamed(request, _json_parts(summary, chunks), "application/json")
 
 
 def export_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:

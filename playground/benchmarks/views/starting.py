@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from playground.benchmarks import imports, rescoring, services
-from playground.benchmarks.access import listable_programs
+from playground.benchmarks import imports, paired, rescoring, services
+from playground.benchmarks.access import listable_programs, visible_evaluations
 from playground.benchmarks.forms import EvaluationForm, ImportForm
 from playground.benchmarks.models import Dataset, Evaluation
 from playground.emulation.registry import max_tokens_for
@@ -64,7 +64,7 @@ def start(request: HttpRequest) -> HttpResponse:
         # counted only once the evaluations would be made (one each): fixing a typo costs
         # nothing.
         over = ratelimits.exceeded(request, "model_tokens", count=False)
-        for _ in models:
+        for _ in range(len(models) * form.per_model):
             over = over or ratelimits.exceeded(request, "evaluations")
         if over is not None:
             form.add_error(None, over.message)
@@ -84,18 +84,32 @@ def start(request: HttpRequest) -> HttpResponse:
                         temperature=0.8 if samples > 1 else 0.0,
                         concurrency=data["concurrency"],
                         max_tokens=max_tokens_for(data["method"]), title=data["title"],
-                        max_results=form.most_results,
+                        max_results=form.most_results, rule=data["rule"],
                     )
                 )  # fmt: skip
+                if form.per_model == 2:  # under the rule, and its standard twin to pair with
+                    made.append(
+                        services.start_standard_twin(
+                            made[-1], owner=request.user, max_results=form.most_results
+                        )
+                    )
     except services.EvaluationError as exc:
         form.add_error(None, str(exc))
         return _start_page(request, form)
-    if len(made) == 1:
+    if len(models) == 1:
+        if len(made) == 2:
+            messages.success(
+                request,
+                f"Started it under {made[0].rule} and its standard twin #{made[1].pk}: the "
+                "paired comparison below fills in as both finish.",
+            )
         return redirect(made[0])
     messages.success(
         request,
-        f"Started {len(made)} evaluations, one per model: "
-        + ", ".join(f"#{e.pk} ({e.model})" for e in made)
+        f"Started {len(made)} evaluations, one per model"
+        + (", each under the rule and under Python's own semantics" if form.per_model == 2 else "")
+        + ": "
+        + ", ".join(f"#{e.pk} ({e.model}{f', {e.rule}' if e.rule else ''})" for e in made)
         + ". They run side by side; each fills in below as its items finish.",
     )
     return redirect(reverse("benchmarks:leaderboard") + "#mine")
@@ -108,6 +122,39 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if evaluation is None:
         raise Http404("No such evaluation of yours.")
     services.cancel(evaluation)
+    return redirect(evaluation)
+
+
+@login_required
+@require_POST
+def start_twin(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start the standard twin of one's own evaluation under a rule (the same evaluation under
+    Python's own semantics), to pair with: counted and capped as any evaluation started here."""
+    evaluation = Evaluation.objects.filter(pk=pk, owner_id=request.user.pk).first()
+    if evaluation is None:
+        raise Http404("No such evaluation of yours.")
+    refusal = hiding.policy().refusal(request.user, Surface.START_EVALUATION)
+    if refusal is not None:
+        return _refused(request, refusal)
+    twin = paired.standard_twin(evaluation, visible_evaluations(request))
+    if twin is not None:
+        messages.info(request, f"Its standard twin is already #{twin.pk}: paired below.")
+        return redirect(evaluation)
+    limited = not request.user.is_staff
+    if limited:  # over either: the site's 429 page (the middleware)
+        ratelimits.hit(request, "model_tokens", count=False)
+        ratelimits.hit(request, "evaluations")
+    try:
+        made = services.start_standard_twin(
+            evaluation, owner=request.user,
+            max_results=ratelimits.cap("evaluation_results.user") if limited else None,
+        )  # fmt: skip
+    except services.EvaluationError as exc:
+        messages.error(request, str(exc))
+        return redirect(evaluation)
+    messages.success(
+        request, f"Started its standard twin, #{made.pk}: the paired figures fill in below."
+    )
     return redirect(evaluation)
 
 

@@ -3,6 +3,7 @@
     python manage.py bench cruxeval --method direct --model smollm2-135m --limit 20
     python manage.py bench cruxeval --task input --method input-cot --samples 10 --json
     python manage.py bench bbh --task navigate --method tae --model coder --samples 1 --json
+    python manage.py bench cruxeval --method direct --rule swap-add-sub --limit 100
     python manage.py bench --resume 12          # continue an interrupted evaluation
     python manage.py bench import gens.json --dataset cruxeval --task output --model codellama-7b
     python manage.py bench import outputs/ --dataset bbh --method cot --model codex --json
@@ -13,6 +14,12 @@
 (benchmarks/imports.py, official.py) without generating anything: CRUXEval's generations
 format, BIG-Bench Hard's, or (a ``.jsonl`` file) the generic ``{"id", "predictions"}`` one for
 CRUXEval, BIG-Bench Hard or P3.
+
+Under ``--rule NAME`` every program runs under that semantic rule (issue 21) and the model is
+told it; items whose program the rule changes nothing in are left out (and counted). Its summary
+pairs it with its standard twin (the same command without ``--rule``), when there is one:
+accuracy both ways, the difference with its interval, McNemar's exact p, and how many wrong
+answers are what Python would normally return (``paired``).
 
 It runs in this process (the model server still batches the concurrent requests) and stores
 everything like an evaluation started from the site, which shows it at /evaluations/<id>/.
@@ -28,11 +35,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from playground.benchmarks import execution, imports, rescoring, services
+from playground.benchmarks import execution, imports, paired, rescoring, services
 from playground.benchmarks.models import Dataset, Evaluation, Result
 from playground.benchmarks.summary import summarise
 from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.llm.registry import RegistryError, load_models
+from playground.sandbox import RULES
 
 
 class Command(BaseCommand):
@@ -71,6 +79,10 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float)
         parser.add_argument("--concurrency", type=int, default=4, help="model requests at once")
         parser.add_argument("--max-tokens", type=int)
+        parser.add_argument(
+            "--rule", choices=list(RULES), default="",
+            help="run every program under this semantic rule (and tell the model)",
+        )  # fmt: skip
         parser.add_argument("--resume", type=int, metavar="ID", help="continue evaluation ID")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -111,15 +123,24 @@ class Command(BaseCommand):
         evaluation.refresh_from_db()
         summary = summarise(evaluation)
         summary["url"] = evaluation.get_absolute_url()
+        # The command line is the operator's: every evaluation may be a twin.
+        summary["paired"] = paired.figures(evaluation, Evaluation.objects.all())
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=1))
             return
         low, high = summary["ci95"]
+        under = f" · under {summary['rule']}" if summary["rule"] else ""
         self.stdout.write(
-            f"{summary['dataset']} · {summary['method']} · {summary['model']}: "
+            f"{summary['dataset']} · {summary['method']} · {summary['model']}{under}: "
             f"{summary['passed']}/{summary['n']} = {summary['accuracy']:.1%} "
             f"(95% CI {low:.1%} to {high:.1%})"
         )
+        if summary["not_offered"]:
+            self.stdout.write(
+                f"{summary['not_offered']} item(s) left out: the rule changes nothing in them."
+            )
+        for row in summary["paired"]:
+            self.stdout.write(_paired_line(row))
         if summary["leakage"]:
             self.stdout.write(f"{summary['leakage']} prediction(s) only repeated the input.")
         for key, value in summary.items():
@@ -264,7 +285,22 @@ class Command(BaseCommand):
                 samples=samples, seed=options["seed"], temperature=temperature,
                 concurrency=options["concurrency"],
                 max_tokens=options["max_tokens"] or max_tokens_for(options["method"]),
-                start=False,
+                start=False, rule=options["rule"],
             )  # fmt: skip
         except services.EvaluationError as exc:
             raise CommandError(str(exc)) from None
+
+
+def _paired_line(row: dict[str, Any]) -> str:
+    """One rule's paired figures, as the command prints them."""
+    low, high = row["difference"]["ci95"]
+    prior = row["prior_following"]
+    return (
+        f"{row['rule']} vs standard (#{row['standard_id']} and #{row['rule_id']}, "
+        f"{row['n']} items both scored): {row['standard']['accuracy']:.1%} -> "
+        f"{row['under_rule']['accuracy']:.1%}, difference {row['difference']['value']:+.1%} "
+        f"(95% CI {low:+.1%} to {high:+.1%}); right only standard {row['only_standard_right']}, "
+        f"only under the rule {row['only_rule_right']}; McNemar exact p = {row['p']:.3g}; "
+        f"{prior['count']} of {prior['of']} wrong answers are what Python normally returns"
+        + ("" if row["complete"] else " (not all scored yet)")
+    )

@@ -1,0 +1,146 @@
+"""The pages of an evaluation under a rule (issue 21): the rule and the items it left out, the
+paired table against its standard twin (escaped), starting the twin in one action, the start
+form's rule, and the same figures in the JSON export and the API."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from playground.benchmarks import services
+from playground.benchmarks.models import Evaluation, Result
+from playground.sandbox import RULES
+from tests.factories import ProgramFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def _programs(owner: object) -> list[int]:
+    """Three programs with a + (swap-add-sub changes them) and one without."""
+    sources = [f"def f(x):\n    return x + {i}\n" for i in (1, 2, 3)]
+    made = [ProgramFactory(owner=owner, source=source) for source in sources]
+    made.append(ProgramFactory(owner=owner, source="def f(x):\n    return x * 2\n"))
+    return [p.pk for p in made]
+
+
+def _make(owner: object, ids: list[int], rule: str = "") -> Evaluation:
+    return services.create_evaluation(
+        dataset="programs", subset=[str(i) for i in ids], method="direct", model="tiny",
+        owner=owner, title=SCRIPT, start=False, rule=rule,
+    )  # fmt: skip
+
+
+def _done(evaluation: Evaluation, passed: list[bool], priors: list[bool | None]) -> None:
+    for result, right, prior in zip(
+        Result.objects.filter(evaluation=evaluation).order_by("index"), passed, priors, strict=True
+    ):
+        result.status, result.passed, result.prior = Result.Status.DONE, right, prior
+        result.score_status = "pass" if right else "fail"
+        result.prediction = SCRIPT
+        result.save()
+    Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.DONE)
+
+
+def test_the_page_shows_the_rule_and_one_escaped_table_per_rule(client: Client) -> None:
+    owner = UserFactory()
+    ids = _programs(owner)
+    under = _make(owner, ids, "swap-add-sub")
+    standard = _make(owner, ids)
+    _done(under, [False, False, True], [True, False, None])
+    _done(standard, [True, True, True, False], [None] * 4)
+    client.force_login(owner)
+    page = client.get(under.get_absolute_url()).content.decode()
+    assert SCRIPT not in page
+    assert html.escape(SCRIPT) in page
+    text = html.unescape(page)
+    assert RULES["swap-add-sub"].text in text
+    assert "1 chosen item left out: the rule changes nothing in its program." in text
+    table = text[text.index('id="paired-swap-add-sub"') :]
+    table = re.sub(r"<[^>]+>", "", table[: table.index("</table>")])  # the text a reader sees
+    # 3 items both scored: standard 3/3, under the rule 1/3; 2 right only standard.
+    assert "3 items both scored" in table
+    assert "3 / 3" in table
+    assert "1 / 3" in table
+    assert "-0.667" in table  # the difference, under the rule minus standard
+    assert "McNemar's exact p = 0.5000" in table  # 2 * C(2,0) / 2**2
+    assert "1 of 2" in table  # one wrong answer is what Python normally returns
+    assert f"#{standard.pk}" in table
+    assert "No standard twin yet" not in text
+    # The standard evaluation's page shows the same table.
+    other = html.unescape(client.get(standard.get_absolute_url()).content.decode())
+    assert 'id="paired-swap-add-sub"' in other
+    assert "McNemar's exact p = 0.5000" in re.sub(r"<[^>]+>", "", other)
+    # The JSON export's summary has the same figures.
+    exported = json.loads(
+        b"".join(client.get(reverse("benchmarks:export_json", args=[under.pk])).streaming_content)
+    )
+    [row] = exported["summary"]["paired"]
+    assert (row["n"], row["only_standard_right"], row["only_rule_right"]) == (3, 2, 0)
+    assert exported["summary"]["rule"] == "swap-add-sub"
+    assert exported["summary"]["not_offered"] == 1
+    assert [r["prior"] for r in exported["results"]] == [True, False, None]
+    # And the API, to whoever may see it (a finished list of programs is its owner's).
+    assert client.get(f"/api/evaluations/{under.pk}/paired").json() == [row]
+    assert Client().get(f"/api/evaluations/{under.pk}/paired").status_code == 404
+    listed = client.get("/api/evaluations?rule=swap-add-sub").json()["results"]
+    assert [(r["id"], r["rule"], r["not_offered"]) for r in listed] == [
+        (under.pk, "swap-add-sub", 1)
+    ]
+
+
+def test_the_standard_twin_starts_in_one_action(client: Client) -> None:
+    owner = UserFactory()
+    under = _make(owner, _programs(owner), "swap-add-sub")
+    client.force_login(owner)
+    page = html.unescape(client.get(under.get_absolute_url()).content.decode())
+    assert "No standard twin yet" in page
+    assert 'id="start-twin-form"' in page
+    start = reverse("benchmarks:start_twin", args=[under.pk])
+    response = client.post(start, follow=True)
+    twin = Evaluation.objects.exclude(pk=under.pk).get()
+    assert (twin.rule, twin.owner, twin.total) == ("", owner, 4)
+    assert twin.config["digest"] == under.config["standard_twin"]
+    assert f"Started its standard twin, #{twin.pk}" in html.unescape(response.content.decode())
+    assert 'id="paired-swap-add-sub"' in response.content.decode()
+    # Once there, it is not started again.
+    again = html.unescape(client.post(start, follow=True).content.decode())
+    assert f"Its standard twin is already #{twin.pk}" in again
+    assert Evaluation.objects.count() == 2
+    # Someone else cannot start one, nor see the page (a list of programs is its owner's).
+    client.force_login(UserFactory())
+    assert client.post(start).status_code == 404
+    assert Evaluation.objects.count() == 2
+
+
+def test_the_start_form_takes_a_rule_and_its_twin(client: Client) -> None:
+    owner = UserFactory()
+    ids = _programs(owner)
+    client.force_login(owner)
+    form = {
+        "dataset": "programs", "programs": ", ".join(map(str, ids)), "method": "direct",
+        "model": "embedded", "limit": "", "samples": "1", "seed": "0", "concurrency": "2",
+        "title": "", "rule": "swap-add-sub", "twin": "on",
+    }  # fmt: skip
+    models = client.get(reverse("benchmarks:start")).context["form"].fields["model"].choices
+    form["model"] = models[0][0]
+    response = client.post(reverse("benchmarks:start"), form, follow=True)
+    under, twin = Evaluation.objects.order_by("id")
+    assert (under.rule, under.total, under.not_offered) == ("swap-add-sub", 3, 1)
+    assert (twin.rule, twin.total) == ("", 4)
+    assert twin.config["digest"] == under.config["standard_twin"]
+    assert response.redirect_chain[-1][0] == under.get_absolute_url()
+    # A rule that cannot apply is said next to the field, nothing made.
+    refused = client.post(reverse("benchmarks:start"), {**form, "method": "coc"})
+    assert refused.status_code == 200
+    assert "coc cannot run under a rule" in html.unescape(refused.content.decode())
+    unknown = client.post(reverse("benchmarks:start"), {**form, "rule": SCRIPT})
+    assert "Choose a rule from the list" in html.unescape(unknown.content.decode())
+    assert SCRIPT not in unknown.content.decode()
+    assert Evaluation.objects.count() == 2
