@@ -1,6 +1,6 @@
 from django.urls import path
 
-from playground.runs import views
+from playground.runs import cwm_export, views
 
 # Mounted by playground/urls.py in the ``runs`` namespace, together with playground.streaming.urls
 # (``runs:events``, the run's Server-Sent Events).
@@ -19,4 +19,5 @@ urlpatterns = [
     path("runs/<int:pk>/status/", views.run_status, name="status"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
+    path("runs/<int:pk>/trace.cwm.txt", cwm_export.run_trace_cwm, name="trace_cwm"),
 ]

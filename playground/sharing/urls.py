@@ -10,4 +10,5 @@ urlpatterns = [
     path("s/<str:token>/", views.shared_run, name="view"),
     path("s/<str:token>/embed/", views.shared_run_embed, name="embed"),
     path("s/<str:token>/status/", views.shared_status, name="status"),
+    path("s/<str:token>/trace.cwm.txt", views.shared_trace_cwm, name="trace_cwm"),
 ]

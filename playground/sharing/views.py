@@ -22,6 +22,7 @@ from playground.lib import hiding, ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.programs.models import Program
 from playground.runs.access import get_run_for_user
+from playground.runs.cwm_export import cwm_download
 from playground.runs.pages import (
     RunUrls,
     finished_page_loader,
@@ -140,6 +141,15 @@ def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     if link.run.is_finished and request.htmx:
         return HttpResponse(finished_page_loader(reverse("sharing:view", args=[token])))
     return render(request, "runs/run_detail.html#progress", progress_context(link.run, _urls(link)))
+
+
+@require_safe
+def shared_trace_cwm(request: HttpRequest, token: str) -> HttpResponse:
+    """The shared run's real trace in CWM's format: whoever may see the shared page."""
+    link = _active_link(token)
+    if (hidden := _hidden(request, link)) is not None:
+        return hidden
+    return cwm_download(link.run)
 
 
 def embed_policy() -> dict[str, Any]:

@@ -4,6 +4,7 @@
     python manage.py trace - --json < prog.py                 # the trace as JSON
     python manage.py trace --jsonl in.jsonl --out out.jsonl   # batch, spread over the cores
     python manage.py trace prog.py --call "f(3)" --rule swap-add-sub   # under a changed rule
+    python manage.py trace prog.py --call "f(3)" --format cwm  # in CWM's trace format
 
 Batch input lines: {"id": ..., "code": ..., "call": ...} (optional "stdin"); output lines:
 {"id": ..., "trace": {...}} in input order. A line that is not valid gets {"id", "error"}.
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from playground import sandbox
+from playground.compare import cwm
 from playground.programs.validation import strip_bom
 from playground.runs.errors import describe_error
 from playground.sandbox import BatchSandbox
@@ -37,6 +39,12 @@ class Command(BaseCommand):
         parser.add_argument("--call", help="expression to evaluate after the program, e.g. 'f(1)'")
         parser.add_argument("--stdin", default="", help="text given to the program as its input")
         parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+        parser.add_argument(
+            "--format",
+            choices=["table", "json", "cwm"],
+            default="table",
+            help="table (default), json (as --json), or cwm: Meta's CWM trace format",
+        )
         parser.add_argument("--jsonl", metavar="IN", help="batch mode: a JSON-lines file, or -")
         parser.add_argument("--out", metavar="OUT", help="batch output file (default: stdout)")
         parser.add_argument(
@@ -57,6 +65,8 @@ class Command(BaseCommand):
         if rule and rule not in RULES:
             raise CommandError(f"Unknown rule {rule!r}; the rules are: {', '.join(RULES)}.")
         try:
+            if options["jsonl"] and options["format"] == "cwm":
+                raise CommandError("--format cwm is for one program; --jsonl writes JSON lines.")
             if options["jsonl"]:
                 self._batch(options["jsonl"], options["out"], max(1, options["workers"]), rule)
                 return
@@ -70,7 +80,9 @@ class Command(BaseCommand):
             )
         except sandbox.SandboxUnavailable as exc:
             raise CommandError(str(exc)) from None
-        if options["json"]:
+        if options["format"] == "cwm":
+            self.stdout.write(cwm.export(trace, source, call=options["call"] or ""))
+        elif options["json"] or options["format"] == "json":
             self.stdout.write(json.dumps(trace, ensure_ascii=False, indent=1))
         else:
             if rule:
