@@ -97,7 +97,7 @@ class BadConfig(ValueError):
     """A probe configuration a run may not ask for; the message says why, for the requester."""
 
 
-def config_of(counts: Iterable[tuple[str, int]] | Mapping[str, int] | None) -> Config:
+def config_of(counts: Iterable[tuple[str, object]] | Mapping[str, object] | None) -> Config:
     """The configuration of these (kind, count) pairs, the other kinds at their default; each
     count a whole number from 0 to ``MAX_PER_KIND``, at least one probe in all. Raises
     ``BadConfig`` (an unknown kind, a count out of range)."""

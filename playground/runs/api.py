@@ -18,6 +18,7 @@ from ninja.errors import HttpError
 from ninja.utils import check_csrf
 
 from playground.accounts.tokens import by_token
+from playground.emulation.probes import MAX_PER_KIND
 from playground.emulation.registry import REGISTRY
 from playground.lib import hiding, ratelimits
 from playground.lib.hiding import Hidden
@@ -88,6 +89,17 @@ class RunIn(Schema):
         "/api/rules (the ground truth is the program run under it; the model is told it). "
         "Empty: standard Python. Only a rule that changes something in the program is taken.",
         max_length=64,
+    )
+    probes: dict[str, int] | None = Field(
+        None,
+        description="A probe method's questions: how many of each kind (coverage, state, path, "
+        f"output, sequence), each 0 to {MAX_PER_KIND}; left out kinds take their default. "
+        "Other methods ignore it.",
+    )
+    seed: int | None = Field(
+        None,
+        description="Seeds the model's sampling, and fixes a probe method's questions (the same "
+        "seed and counts ask the same ones).",
     )
 
 
@@ -208,11 +220,13 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         limits={"cpu_s": data.cpu_s, "max_steps": data.max_steps},
         rule=data.rule,
         source=source,
+        probes=data.probes,
+        seed=data.seed,
     )
     if isinstance(asked, Refusal):
         if asked.limit is not None:
             raise asked.limit  # the 429 with Retry-After (_too_many)
-        if asked.reason in ("method", "rule"):
+        if asked.reason in ("method", "rule", "probes"):
             raise HttpError(422, asked.message)
         raise HttpError(422, f"{asked.message}; see GET /api/models.")
     item: dict[str, Any]
@@ -236,6 +250,8 @@ def create_run(request: HttpRequest, data: RunIn) -> Status[dict[str, Any]]:
         model=asked.model,
         limits=asked.limits,
         rule=asked.rule,
+        probes=asked.probes,
+        seed=asked.seed,
     )
     return Status(201, run.as_dict())
 

@@ -74,6 +74,7 @@ def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
     real_data = trace.data if trace else None
     emulated_data = emulated.data if emulated else None
     comparison = run.comparison_of(real_data, emulated_data)
+    standard = run.standard_trace if run.rule else None
     return {
         **verdict_context(run, trace.data if trace else None, emulated.data if emulated else None),
         "run": run,
@@ -90,6 +91,77 @@ def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
         "page_url": urls.page,
         "status_url": urls.status,
         "ws_url": urls.socket,
+        # Under a rule: the rule's sentence and standard Python's run of the same program.
+        "rule_text": run.rule_text,
+        "standard": standard.data if standard else None,
+        "rule_steps": rule_steps(real_data, standard.data if standard else None),
+    }
+
+
+RULE_ROWS = 400  # steps of the two runs shown side by side (the viewer has every step)
+
+
+def _step_words(step: Any) -> str:
+    """One step of a trace in words: its line, what changed, what it printed, what it raised."""
+    if not isinstance(step, dict):
+        return ""
+    parts = [f"line {step.get('line')}"]
+    changed = step.get("locals")
+    if isinstance(changed, dict):
+        for name, value in changed.items():
+            if name == "__return__":
+                if step.get("func") != "<module>":
+                    parts.append(f"returns {value}")
+            else:
+                parts.append(f"{name} = {value}")
+    if step.get("event") in ("exception", "unwind") and step.get("exception"):
+        parts.append(f"raises {step['exception']}")
+    if step.get("stdout"):
+        parts.append(f"prints {step['stdout']!r}")
+    return ", ".join(str(p)[:300] for p in parts)
+
+
+def _same_step(a: Any, b: Any) -> bool:
+    keys = ("line", "event", "func", "locals", "stdout", "exception")
+    return isinstance(a, dict) and isinstance(b, dict) and all(a.get(k) == b.get(k) for k in keys)
+
+
+def rule_steps(
+    real: dict[str, Any] | None, standard: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The run under the rule beside standard Python's, step by step (the first ``RULE_ROWS``):
+    each row's two steps in words and whether they differ, and the first step where they do
+    (None when the steps shown are the same). None without a standard run."""
+    if not isinstance(real, dict) or not isinstance(standard, dict):
+        return None
+    ours = real.get("steps")
+    theirs = standard.get("steps")
+    ours = ours if isinstance(ours, list) else []
+    theirs = theirs if isinstance(theirs, list) else []
+    total = max(len(ours), len(theirs))
+    rows = []
+    first: int | None = None
+    for i in range(min(total, RULE_ROWS)):
+        a = ours[i] if i < len(ours) else None
+        b = theirs[i] if i < len(theirs) else None
+        differs = not _same_step(a, b)
+        if differs and first is None:
+            first = i
+        rows.append(
+            {
+                "index": i,
+                "rule": _step_words(a) if a is not None else "",
+                "standard": _step_words(b) if b is not None else "",
+                "differs": differs,
+            }
+        )
+    return {
+        "rows": rows,
+        "total": total,
+        "shown": len(rows),
+        "first": first,
+        "same_result": real.get("result") == standard.get("result")
+        and real.get("status") == standard.get("status"),
     }
 
 

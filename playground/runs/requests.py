@@ -12,12 +12,14 @@ Its own file because both callers share it and neither is the other's home.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from django.http import HttpRequest
 
+from playground.emulation.probes import BadConfig, config_of
 from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
 from playground.lib import ratelimits
 from playground.llm.registry import RegistryError, load_models
@@ -26,6 +28,7 @@ from playground.sandbox.inside.semantics import RULES, offered
 
 Kind = Literal["program", "puzzle", "task"]
 MIN_TOKENS = 16  # the smallest answer budget a request may ask for
+MAX_SEED = 2**31 - 1  # Run.seed is a 32-bit integer
 
 
 @dataclass(frozen=True)
@@ -37,16 +40,19 @@ class RunRequest:
     max_tokens: int
     limits: dict[str, int] = field(default_factory=dict)
     rule: str = ""  # a semantic rule's name (sandbox/inside/semantics.py); "": standard Python
+    probes: dict[str, int] = field(default_factory=dict)  # a probe method's counts, else {}
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
 class Refusal:
     """Why a run may not start. ``reason``: ``method`` (it does not apply to this kind of item),
     ``model`` (not configured here), ``no_model`` (the site has none), ``rule`` (unknown, not
-    offered for this program, or not one the method can run under), ``limit`` (over a run-start
+    offered for this program, or not one the method can run under), ``probes`` (a probe
+    configuration or seed out of bounds), ``limit`` (over a run-start
     limit: ``limit`` carries the message and the Retry-After)."""
 
-    reason: Literal["method", "model", "no_model", "rule", "limit"]
+    reason: Literal["method", "model", "no_model", "rule", "probes", "limit"]
     message: str
     limit: ratelimits.Refused | None = None
 
@@ -62,14 +68,18 @@ def resolve_run_request(
     unknown_method_is_default: bool = False,
     rule: str | None = None,
     source: str | None = None,
+    probes: Mapping[str, object] | None = None,
+    seed: object = None,
 ) -> RunRequest | Refusal:
     """The run that ``request`` may start, or why not. ``method`` None: the kind's default
     ("real" for a program, else the first method offered); an unknown one is refused, or taken
     as the default with ``unknown_method_is_default`` (a form's choice). ``model`` None: the
     site's default (the first configured); a name must be configured. ``max_tokens`` lowers the
     method's budget, never raises it. ``rule`` (None or "": standard Python) is checked against
-    the program's ``source`` (``rule_refusal``). Counts one run started when it answers a
-    ``RunRequest``; a refused one is not counted."""
+    the program's ``source`` (``rule_refusal``). ``probes`` (a probe method's counts of each
+    kind, capped by ``probes.MAX_PER_KIND``; other methods ignore them) and ``seed`` (which
+    fixes a probe method's questions and seeds the model) are checked too. Counts one run
+    started when it answers a ``RunRequest``; a refused one is not counted."""
     offered = ({"real": ""} if kind == "program" else {}) | methods_for(kind)
     default = "real" if kind == "program" else next(iter(offered))
     if method is None:
@@ -84,6 +94,17 @@ def resolve_run_request(
     rule = (rule or "").strip()
     if rule and (why := rule_refusal(rule, kind=kind, method=method, source=source)):
         return Refusal("rule", why)
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+    ):
+        return Refusal("probes", f"The seed must be a whole number from 0 to {MAX_SEED}.")
+    counts: dict[str, int] = {}
+    spec = REGISTRY.get(method)
+    if spec is not None and spec.asks_probes:
+        try:
+            counts = dataclasses.asdict(config_of(dict(probes or {})))
+        except BadConfig as exc:
+            return Refusal("probes", str(exc))
     chosen = ""
     if method != "real":
         try:
@@ -110,6 +131,8 @@ def resolve_run_request(
         max_tokens=max(MIN_TOKENS, min(max_tokens, budget)) if max_tokens is not None else budget,
         limits=allowed_overrides(dict(limits), authenticated=request.user.is_authenticated),
         rule=rule,
+        probes=counts,
+        seed=seed if isinstance(seed, int) else None,
     )
 
 

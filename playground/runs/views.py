@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
+from playground.emulation.probes import KINDS
 from playground.lib import hiding, ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import too_many
@@ -47,11 +48,13 @@ def _start(request: HtmxHttpRequest, kind: Kind, back: Any, **item: Any) -> Http
         limits={name: whole_number(request.POST.get(name, "")) for name in ADJUSTABLE},
         rule=request.POST.get("rule", ""),
         source=program.source if program is not None else None,
+        probes=_posted_probes(request),
+        seed=_posted_number(request, "seed"),
     )
     if isinstance(asked, Refusal):
         if asked.limit is not None:
             return too_many(request, asked.limit)
-        if asked.reason == "rule":  # a stale form (the program's rules are computed for it)
+        if asked.reason in ("rule", "probes"):  # a stale or edited form: say what was wrong
             return _bad_request(request, asked.message)
         raise Http404("No such model on this site.")
     run = start_run(
@@ -64,10 +67,32 @@ def _start(request: HtmxHttpRequest, kind: Kind, back: Any, **item: Any) -> Http
         limits=asked.limits,
         max_tokens=asked.max_tokens,
         rule=asked.rule,
+        probes=asked.probes,
+        seed=asked.seed,
     )
     if request.htmx:
         return HttpResponseClientRedirect(run.get_absolute_url())
     return redirect(run)
+
+
+def _posted_number(request: HttpRequest, name: str) -> Any:
+    """A whole number the form sent; None when the field is blank; the text itself when it is
+    not a whole number (so that the check refuses it, saying why, rather than dropping it)."""
+    raw = request.POST.get(name, "").strip()
+    if not raw:
+        return None
+    number = whole_number(raw)
+    return number if number is not None else raw[:20]
+
+
+def _posted_probes(request: HttpRequest) -> dict[str, object]:
+    """The probe counts the form sent (``probe_<kind>``), the kinds left blank left out."""
+    counts = {}
+    for kind in KINDS:
+        value = _posted_number(request, f"probe_{kind}")
+        if value is not None:
+            counts[kind] = value
+    return counts
 
 
 def _bad_request(request: HtmxHttpRequest, message: str) -> HttpResponse:

@@ -1,5 +1,6 @@
 """``{% run_form item %}``: the form that starts a run of a program, puzzle or task instance,
-offering the methods that apply to it and this user's limits."""
+offering the methods that apply to it, this user's limits, and for a program the changed rules
+that change something in it and a probe method's questions."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from django import template
 from django.conf import settings
 from django.urls import reverse
 
-from playground.emulation.registry import methods_for
+from playground.emulation.probes import DEFAULT as PROBES_DEFAULT
+from playground.emulation.probes import KINDS as PROBE_KINDS
+from playground.emulation.probes import MAX_PER_KIND
+from playground.emulation.registry import REGISTRY, methods_for
 from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.errors import describe_error
 from playground.runs.limits import default_limits
+from playground.sandbox.inside.semantics import offered
 
 register = template.Library()
 
@@ -48,6 +53,7 @@ def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> d
     else:
         kind, action = "program", reverse("runs:start", args=[item.pk])
         methods = {"real": "Real execution only", **methods_for(kind)}
+    rules = offered(item.source) if isinstance(item, Program) else []
     return {
         "kind": kind,
         "action": action,
@@ -59,4 +65,13 @@ def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> d
         "limits": default_limits(),
         "ceiling_cpu": settings.PLAYGROUND_SANDBOX_CEILING_CPU_S,
         "ceiling_steps": settings.PLAYGROUND_SANDBOX_CEILING_STEPS,
+        # Parsed here, never run: the rules that change something in this program.
+        "rules": rules,
+        # What run-form.js needs to know of each method: it asks probes; it takes no rule.
+        "probe_methods": [n for n in methods if (m := REGISTRY.get(n)) and m.asks_probes],
+        "ruleless_methods": [
+            n for n in methods if (m := REGISTRY.get(n)) and not m.changed_semantics
+        ],
+        "probe_counts": [(k, PROBES_DEFAULT.count(k)) for k in PROBE_KINDS],
+        "max_per_kind": MAX_PER_KIND,
     }
