@@ -319,12 +319,19 @@ def _source(text: str) -> str:
 
 
 def trace_part(text: str) -> str:
-    """The text after the prompt, if the prompt is there (a model may echo it)."""
-    at = text.find(CONTEXT_START)
-    if at < 0:
-        return text
-    end = text.find(FRAME_SEP, at)
-    return "" if end < 0 else text[end + len(FRAME_SEP) :]
+    """The text after the prompt, if the prompt is there (a model may echo it, after the worked
+    example's: the last one counts), from the first frame on (words before it are dropped)."""
+    at = text.rfind(CONTEXT_START)
+    if at >= 0:
+        end = text.find(FRAME_SEP, at)
+        text = "" if end < 0 else text[end + len(FRAME_SEP) :]
+    return text[first_frame(text) :]
+
+
+def first_frame(text: str) -> int:
+    """Where the first frame's kind token is (the text's end when there is none)."""
+    found = [at for token in TOKEN_KINDS if (at := text.find(token)) >= 0]
+    return min(found, default=len(text))
 
 
 def parse(text: str, source: str = "") -> Parsed:

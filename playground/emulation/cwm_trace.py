@@ -74,6 +74,7 @@ def messages(source: str, call: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
+_OPENING = INSTRUCTIONS[:60]  # an answer that starts so echoes the prompt
 _DEF = re.compile(r"\s*(?:async\s+)?def\s+([A-Za-z_]\w*)|\s*@")
 
 
@@ -82,8 +83,11 @@ class FrameReader:
     as its ``<|frame_sep|>`` arrives (steps of a frame nobody can read are skipped and counted).
     ``complete`` once ``<|end_of_text|>`` arrives or the entry frame is left."""
 
-    def __init__(self, source: str, max_frames: int = MAX_FRAMES) -> None:
+    def __init__(self, source: str, call: str = "", max_frames: int = MAX_FRAMES) -> None:
         self.source = source
+        # The prompt's own context: an answer that echoes the prompt (the worked example's
+        # context first) begins after it.
+        self.head = cwm.CONTEXT_START + cwm.context(source.rstrip(), call.strip())
         self.lines = source.splitlines()
         self.text = ""
         self.frames: list[cwm.Frame] = []
@@ -109,10 +113,9 @@ class FrameReader:
         if len(self.text) > cwm.MAX_TEXT:
             self.ended = True
         if self._start is None:
-            body = cwm.trace_part(self.text)
-            if cwm.CONTEXT_START in self.text and not body:
-                return []  # an echoed prompt, not yet past its <|frame_sep|>
-            self._start = len(self.text) - len(body)
+            self._start = self._begin()
+            if self._start is None:
+                return []
             self._done_to = self._start
         new: list[dict[str, Any]] = []
         while not self.complete:
@@ -133,6 +136,19 @@ class FrameReader:
             if step is not None:
                 new.append(step)
         return new
+
+    def _begin(self) -> int | None:
+        """Where the frames begin: after the prompt's context when the answer echoes it, else at
+        the first frame's token; None while that cannot be told yet."""
+        at = self.text.find(self.head)
+        if at >= 0:
+            sep = self.text.find(cwm.FRAME_SEP, at + len(self.head))
+            return None if sep < 0 else sep + len(cwm.FRAME_SEP)
+        said = self.text.lstrip()
+        if cwm.CONTEXT_START in said or said.startswith(_OPENING) or _OPENING.startswith(said):
+            return None  # an echo of the prompt, not yet at this program's context
+        first = cwm.first_frame(self.text)
+        return first if first < len(self.text) else None
 
     def _step(self, frame: cwm.Frame) -> dict[str, Any] | None:
         if frame.kind == "unreadable" or frame.problem:
@@ -212,7 +228,7 @@ def _unwinds(previous: dict[str, Any] | None, func: str, value: str) -> bool:
 
 def emulate(item: Item, session: Session) -> Emulation:
     """Ask for the trace in CWM's format, publishing each step as soon as its frame is whole."""
-    reader = FrameReader(item.source)
+    reader = FrameReader(item.source, item.call)
 
     def on_delta(delta: str) -> None:
         for step in reader.feed(delta):

@@ -86,7 +86,7 @@ def test_the_prompt_is_the_golden_files_head() -> None:
 def test_the_exception_leaving_a_frame_reads_back_as_an_unwind_and_the_call_raises() -> None:
     source, call = PROGRAMS["exception"]
     real = sandbox.run(source, call=call)
-    reader = cwm_trace.FrameReader(source)
+    reader = cwm_trace.FrameReader(source, call)
     reader.feed((GOLDEN / "exception.txt").read_text())
     assert [s.get("event", "line") for s in reader.steps][-4:] == [
         "exception", "unwind", "exception", "unwind",

@@ -165,3 +165,25 @@ def test_a_cut_off_answer_keeps_its_frames_and_says_where_it_stopped() -> None:
     )  # fmt: skip
     assert verdict["status"] == "unparsable"
     assert comparison["first_divergence"]["kind"] == "control_flow"
+
+
+def test_an_answer_that_echoes_the_prompt_is_read_from_after_the_programs_context() -> None:
+    """A chat model may repeat the whole message, the worked example's finished trace first:
+    the frames read are the ones after this program's context, not the example's."""
+    real = sandbox.run(PROGRAM, call=CALL)
+    frames = cwm.render(cwm.frames_of(real, PROGRAM, call=CALL))
+    echo = method.messages(PROGRAM, CALL)[0]["content"] + frames
+    reader = method.FrameReader(PROGRAM, CALL)
+    for at in range(0, len(echo), 7):
+        reader.feed(echo[at : at + 7])
+    assert reader.problem() is None
+    assert reader.steps[0]["func"] == "f"
+    assert len(reader.steps) == len(call_steps(real["steps"]))
+    parsed = cwm.parse(echo, PROGRAM)
+    assert [f.key() for f in parsed.frames] == [
+        f.key() for f in cwm.frames_of(real, PROGRAM, call=CALL)
+    ]
+    chatty = method.FrameReader(PROGRAM, CALL)
+    chatty.feed("Sure, here is the trace:\n" + frames)
+    assert len(chatty.steps) == len(reader.steps)
+    assert chatty.problem() is None
