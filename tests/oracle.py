@@ -158,7 +158,7 @@ class Oracle:
         ``error_step`` k, frame k (step k of the call) is wrong."""
         question = prompt.rsplit(cwm.CONTEXT_START, 1)[1].split(cwm.FRAME_SEP, 1)[0]
         program, _, call = question.replace(cwm.MARKER, "").rstrip("\n").rpartition("\n\n")
-        real = sandbox.run(program, call=call)
+        real = sandbox.run(program, call=call, rule=_rule(prompt))
         frames = cwm.frames_of(real, program, call=call)
         k = self.error_step
         if k is not None and k < len(frames):

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from playground.compare import cwm
+from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session
 from playground.emulation.trace import raised_by, result_of
 from playground.sandbox.schema import (
@@ -67,10 +68,15 @@ EXAMPLE_STEPS: list[dict[str, Any]] = [
 ]
 
 
-def messages(source: str, call: str) -> list[dict[str, str]]:
+def messages(source: str, call: str, rule: str = "") -> list[dict[str, str]]:
+    """The chat: the instructions, the worked example, then the program's prompt (under
+    ``rule``: its note just before it)."""
     example = cwm.export({"steps": EXAMPLE_STEPS}, EXAMPLE_SOURCE, call=EXAMPLE_CALL)
     question = cwm.prompt(source.rstrip(), call.strip())
-    content = f"{INSTRUCTIONS}\n\nExample:\n{example}\n\nNow continue this one:\n{question}"
+    content = (
+        f"{INSTRUCTIONS}\n\nExample:\n{example}\n\n{prompts.rule_note(rule)}"
+        f"Now continue this one:\n{question}"
+    )
     return [{"role": "user", "content": content}]
 
 
@@ -235,7 +241,7 @@ def emulate(item: Item, session: Session) -> Emulation:
             session.emit("step", step=step)
 
     reply = session.chat(
-        messages(item.source, item.call),
+        messages(item.source, item.call, item.rule),
         on_delta=on_delta,
         done=lambda _text: reader.complete,
     )

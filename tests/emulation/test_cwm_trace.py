@@ -12,6 +12,7 @@ import pytest
 from playground import sandbox
 from playground.compare import compare_traces, cwm
 from playground.emulation import cwm_trace as method
+from playground.emulation import prompts
 from playground.emulation.base import Item, Session
 from playground.emulation.judging import judge_program
 from playground.emulation.trace import call_steps
@@ -187,3 +188,12 @@ def test_an_answer_that_echoes_the_prompt_is_read_from_after_the_programs_contex
     chatty.feed("Sure, here is the trace:\n" + frames)
     assert len(chatty.steps) == len(reader.steps)
     assert chatty.problem() is None
+
+
+def test_under_a_rule_the_prompt_states_it_right_before_the_program() -> None:
+    plain = method.messages(PROGRAM, CALL)[0]["content"]
+    stated = method.messages(PROGRAM, CALL, "swap-add-sub")[0]["content"]
+    note = prompts.rule_note("swap-add-sub")
+    assert stated.replace(note, "") == plain
+    assert stated.index(note) > stated.index("Example:")  # the example keeps standard Python
+    assert stated.endswith(note + "Now continue this one:\n" + cwm.prompt(PROGRAM, CALL))
