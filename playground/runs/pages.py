@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from playground.emulation.judging import NO_MODEL, headline
+from playground.emulation.probes import KINDS as PROBE_KINDS
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.limits import default_limits
 from playground.runs.models import Run, method_label
@@ -95,6 +96,12 @@ def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
         "rule_text": run.rule_text,
         "standard": standard.data if standard else None,
         "rule_steps": rule_steps(real_data, standard.data if standard else None),
+        # A probe method's counts, in the kinds' order (jsonb keeps its own).
+        "probe_counts": [
+            (kind, run.probes[kind])
+            for kind in PROBE_KINDS
+            if isinstance(run.probes, dict) and kind in run.probes
+        ],
     }
 
 
