@@ -94,7 +94,6 @@ class FrameReader:
         # The prompt's own context: an answer that echoes the prompt (the worked example's
         # context first) begins after it.
         self.head = cwm.CONTEXT_START + cwm.context(source.rstrip(), call.strip())
-        self.lines = source.splitlines()
         self.text = ""
         self.frames: list[cwm.Frame] = []
         self.steps: list[dict[str, Any]] = []
