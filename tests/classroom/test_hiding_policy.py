@@ -64,6 +64,19 @@ SHARE        other     S S       S S   S S   S S     S S
 START_EVALUATION -     S S       S E   S E   S S     S S
 NEW_COURSE   -         S S       S E   S E   S S     S S
 """
+# The modes whose key is more than the call's value (issue 20: the probes' true answers, all from
+# the real run; issue 21: the run under a rule, and the standard run beside it) are hidden as any
+# item is, on their own programs: their rows must be the "item" rows above, and their surfaces
+# are probed for real below (a run, a share link, starting a run: under the item's rule).
+MODE_TABLE = """
+LIBRARY      probes    S S       H H   H H   H H     S S
+RUN          probes    S S       H H   H H   H H     S S
+SHARE        probes    S S       H H   H H   H H     S S
+LIBRARY      rule      S S       H H   H H   H H     S S
+RUN          rule      S S       H H   H H   H H     S S
+START_RUN    rule      S S       H E   H E   H H     S S
+SHARE        rule      S S       H H   H H   H H     S S
+"""
 # Everyone else (anonymous visitors, people outside the course, assistants, instructors) sees and
 # starts everything, except a share link of an item's run: a link reaches whoever holds it.
 STATES = [State.UPCOMING, State.OPEN, State.LATE, State.OTHERS, State.CLOSED]
@@ -81,6 +94,24 @@ def _student_table() -> dict[tuple[Surface, bool, State, bool], Verdict]:
                 for is_item in (True, False) if thing == "-" else (thing == "item",):
                     table[Surface[name], is_item, state, exam] = LETTER[letter]
     return table
+
+
+def _mode_table() -> dict[tuple[Surface, str, State, bool], Verdict]:
+    table = {}
+    for line in MODE_TABLE.strip().splitlines():
+        name, mode, *letters = line.split()
+        assert len(letters) == 2 * len(STATES), line
+        for i, state in enumerate(STATES):
+            for exam in (False, True):
+                table[Surface[name], mode, state, exam] = LETTER[letters[2 * i + exam]]
+    return table
+
+
+def test_the_modes_rows_are_the_rows_of_any_item() -> None:
+    items = _student_table()
+    assert {mode for _, mode, _, _ in _mode_table()} == {Mode.PROBES, Mode.RULE}
+    for (surface, _, state, exam), verdict in _mode_table().items():
+        assert verdict is items[surface, True, state, exam], (surface, state, exam)
 
 
 def expected(surface: Surface, viewer: Viewer, state: State, exam: bool, is_item: bool) -> Verdict:
@@ -131,6 +162,17 @@ class World:
     clients: dict[Viewer, Client]
     earlier: dict[Viewer, Run]  # each viewer's own run of the item's program, from before
     own_items: dict[Viewer, tuple[Course, Assignment, Item]]  # an item on it in their own course
+    # The probes and rule items: each mode's program, its secret, its key's share link, and each
+    # viewer's own earlier run of it (under the rule, for the rule's).
+    modes: dict[str, ModeItem]
+
+
+@dataclass
+class ModeItem:
+    program: Program
+    secret: str
+    share: ShareLink
+    earlier: dict[Viewer, Run]
 
 
 def _times(state: State) -> dict[str, Any]:
@@ -146,12 +188,51 @@ def _times(state: State) -> dict[str, Any]:
     }[state]
 
 
-def _stored_run(program: Program, result: str, **owner: Any) -> Run:
+def _stored_run(program: Program, result: str, *, rule: str = "", **owner: Any) -> Run:
     run = Run.objects.create(
-        program=program, source=program.source, call=program.call, status=Run.Status.DONE, **owner
-    )
+        program=program, source=program.source, call=program.call, status=Run.Status.DONE,
+        rule=rule, **owner,
+    )  # fmt: skip
     run.traces.create(kind="real", status="ok", data=real_trace(f"'{result}'"))
+    if rule:
+        run.traces.create(kind="standard", status="ok", data=real_trace("'standard'"))
     return run
+
+
+PROBES_SOURCE = "def p(s):\n    t = s.upper()\n    return t + '!'\n"
+RULE_SOURCE = "def r(a, b):\n    return 'qv' + str(a + b) + 'zk-ruled'\n"
+MODE_RULE = "swap-add-sub"
+MODES = (Mode.PROBES, Mode.RULE)
+# ``decide`` knows no modes: their rows are checked hidden (open) and shown (closed), which keeps
+# the table's cost down; the rows themselves equal the item rows in every state (above).
+MODE_STATES = (State.OPEN, State.CLOSED)
+
+
+def _mode_item(
+    assignment: Assignment, mode: str, instructor: Any, users: dict[Viewer, Any]
+) -> ModeItem:
+    """An item of this mode on a program of its own, with its key (under the rule, for the
+    rule's) shared by the instructor, and each viewer's earlier run of the program."""
+    source, call, secret, number = {
+        Mode.PROBES: (PROBES_SOURCE, "p('probe-q')", "PROBE-Q!", 9003),
+        Mode.RULE: (RULE_SOURCE, "r(9, 4)", "qv5zk-ruled", 9004),  # 9 - 4: + subtracts
+    }[mode]
+    program = library_program(
+        source=source, call=call, expected=f"'{secret}'", title=f"CRUXEval sample_{number}",
+        external_id=f"sample_{number}",
+    )  # fmt: skip
+    rule = MODE_RULE if mode == Mode.RULE else ""
+    item = Item.objects.create(
+        assignment=assignment, mode=mode, program=program, rule=rule, position=2
+    )
+    key = _stored_run(program, secret, rule=rule, owner=instructor)
+    Item.objects.filter(pk=item.pk).update(key_run=key)
+    earlier = {}
+    for viewer, user in users.items():
+        owner = {"owner": user} if user is not None else {"anon_owner": "anon-token-of-the-visitor"}
+        earlier[viewer] = _stored_run(program, secret, rule=rule, **owner)
+    share = ShareLink.objects.create(run=key, created_by=instructor)
+    return ModeItem(program, secret, share, earlier)
 
 
 def _world(state: State, exam: bool) -> World:
@@ -215,10 +296,15 @@ def _world(state: State, exam: bool) -> World:
             own_item = Item.objects.create(assignment=own, mode=Mode.OUTPUT, program=program)
             hand_made_key(own_item, real=real_trace(f"'{SECRET}'"), owner=user)
             own_items[viewer] = (mine, own, own_item)
+    modes = (
+        {mode: _mode_item(assignment, mode, instructor, users) for mode in MODES}
+        if state in MODE_STATES
+        else {}
+    )
     return World(
         state=state, exam=exam, course=course, assignment=assignment, program=program,
         other=other, puzzle_name=the_puzzle.name, share=share, evaluation=evaluation,
-        users=users, clients=clients, earlier=earlier, own_items=own_items,
+        users=users, clients=clients, earlier=earlier, own_items=own_items, modes=modes,
     )  # fmt: skip
 
 
@@ -245,11 +331,13 @@ def _shows(body: str, secret: str, hidden_marks: tuple[str, ...]) -> Verdict:
     return Verdict.HIDDEN
 
 
-def probe_library(w: World, v: Viewer, *, item: bool) -> Verdict:
-    program = w.program if item else w.other
+def probe_library(w: World, v: Viewer, *, item: bool, mode: str = "") -> Verdict:
+    program, secret = (w.program, SECRET) if item else (w.other, OTHER_SECRET)
+    if mode:
+        program, secret = w.modes[mode].program, w.modes[mode].secret
     response = w.clients[v].get(reverse("programs:detail", args=[program.pk]))
     assert response.status_code == 200
-    return _shows(_text(response), SECRET if item else OTHER_SECRET, ("still open",))
+    return _shows(_text(response), secret, ("still open",))
 
 
 def probe_puzzle_page(w: World, v: Viewer) -> Verdict:
@@ -258,9 +346,10 @@ def probe_puzzle_page(w: World, v: Viewer) -> Verdict:
     return _shows(_text(response), SOLUTION_MARK, ("still open",))
 
 
-def probe_run(w: World, v: Viewer) -> Verdict:
+def probe_run(w: World, v: Viewer, *, mode: str = "") -> Verdict:
     """Every way to read one's own earlier run of the item's program: all agree."""
-    run = w.earlier[v]
+    run = w.modes[mode].earlier[v] if mode else w.earlier[v]
+    secret = w.modes[mode].secret if mode else SECRET
     client = w.clients[v]
     verdicts = set()
     for url in (
@@ -271,12 +360,12 @@ def probe_run(w: World, v: Viewer) -> Verdict:
     ):
         response = client.get(url)
         if response.status_code == 403:
-            assert SECRET not in _text(response), url
+            assert secret not in _text(response), url
             verdicts.add(Verdict.HIDDEN)
         else:
             assert response.status_code == 200, url
             # (The status fragment of a finished run is empty: the page reloads itself.)
-            assert SECRET in _text(response) or "status" in url, url
+            assert secret in _text(response) or "status" in url, url
             verdicts.add(Verdict.SHOW)
     mine = _text(client.get(reverse("runs:mine")))
     verdicts.add(Verdict.HIDDEN if "hidden while an assignment is open" in mine else Verdict.SHOW)
@@ -284,7 +373,7 @@ def probe_run(w: World, v: Viewer) -> Verdict:
     row = next(r for r in listed.json()["results"] if r["id"] == run.pk)
     verdicts.add(Verdict.HIDDEN if row["hidden"] else Verdict.SHOW)
     assert row["hidden"] is (row["status"] is None), row
-    assert not row["hidden"] or SECRET not in _text(listed)
+    assert not row["hidden"] or secret not in _text(listed)
     assert len(verdicts) == 1, (url, verdicts)
     return verdicts.pop()
 
@@ -371,9 +460,11 @@ def probe_save_item(w: World, v: Viewer, *, item: bool) -> Verdict | None:
     return Verdict.HIDDEN
 
 
-def probe_share(w: World, v: Viewer, *, item: bool) -> Verdict:
+def probe_share(w: World, v: Viewer, *, item: bool, mode: str = "") -> Verdict:
     link = w.share if item else ShareLink.objects.create(run=_stored_run(w.other, OTHER_SECRET))
     secret = SECRET if item else OTHER_SECRET
+    if mode:
+        link, secret = w.modes[mode].share, w.modes[mode].secret
     verdicts = set()
     for name in ("sharing:view", "sharing:embed", "sharing:status"):
         response = w.clients[v].get(reverse(name, args=[link.token]))
@@ -385,6 +476,28 @@ def probe_share(w: World, v: Viewer, *, item: bool) -> Verdict:
             verdicts.add(Verdict.SHOW)
     assert len(verdicts) == 1
     return verdicts.pop()
+
+
+def probe_start_rule_run(w: World, v: Viewer) -> Verdict:
+    """Starting a run of the rule item's program under its rule, from its page and the API."""
+    program = w.modes[Mode.RULE].program
+    client = w.clients[v]
+    page = _start_verdict(
+        client.post(reverse("runs:start", args=[program.pk]), {"rule": MODE_RULE}), 302
+    )
+    api = client.post(
+        "/api/runs",
+        {"source": program.source, "call": program.call, "rule": MODE_RULE},
+        "application/json",
+    )
+    if api.status_code == 403:
+        api_verdict = Verdict.HIDDEN if api.json()["detail"] == HIDDEN_MESSAGE else Verdict.EXAM
+    else:
+        assert api.status_code == 201, api.content
+        assert api.json()["rule"] == MODE_RULE
+        api_verdict = Verdict.SHOW
+    assert page is api_verdict, (page, api_verdict)
+    return page
 
 
 def probe_start_evaluation(w: World, v: Viewer) -> Verdict | None:
@@ -429,6 +542,20 @@ def _probes() -> Iterator[tuple[Surface, bool, Probe]]:
     yield Surface.NEW_COURSE, False, probe_new_course
 
 
+def _mode_probes() -> Iterator[tuple[Surface, str, Probe]]:
+    for mode in (Mode.PROBES, Mode.RULE):
+        yield Surface.LIBRARY, mode, lambda w, v, m=mode: probe_library(w, v, item=True, mode=m)
+        yield Surface.RUN, mode, lambda w, v, m=mode: probe_run(w, v, mode=m)
+        yield Surface.SHARE, mode, lambda w, v, m=mode: probe_share(w, v, item=True, mode=m)
+    yield Surface.START_RUN, Mode.RULE, probe_start_rule_run
+
+
+def test_every_mode_row_is_probed() -> None:
+    assert {(surface, mode) for surface, mode, _ in _mode_probes()} == {
+        (surface, mode) for surface, mode, _, _ in _mode_table()
+    }
+
+
 def test_every_surface_is_probed() -> None:
     assert {surface for surface, _, _ in _probes()} == set(Surface)
 
@@ -449,6 +576,18 @@ def test_every_surface_does_what_the_table_says(state: State, exam: bool) -> Non
             if got is not want:
                 wrong.append(f"{surface.name} ({'item' if item else 'other'}) for {viewer.name}: "
                              f"the site says {got.name}, the table {want.name}")  # fmt: skip
+    # The modes' items: a student (hidden), an instructor (shown) and a visitor (a share link
+    # reaches anyone) tell the rows apart; the other roles are the same code path as these.
+    for surface, mode, probe in sorted(_mode_probes(), key=lambda p: p[0] in _STARTING):
+        if state not in MODE_STATES:
+            break
+        for viewer in (Viewer.STUDENT, Viewer.INSTRUCTOR, Viewer.ANONYMOUS):
+            got = probe(w, viewer)
+            student = _mode_table()[surface, mode, state, exam]
+            want = student if viewer is Viewer.STUDENT or surface is Surface.SHARE else Verdict.SHOW
+            if got is not want:
+                wrong.append(f"{surface.name} ({mode} item) for {viewer.name}: "
+                             f"the site says {got.name}, the table {want.name}")  # fmt: skip
     assert wrong == []
 
 
@@ -467,5 +606,8 @@ def test_the_probes_see_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     assert probe_evaluation(w, Viewer.STUDENT, item=True) is Verdict.SHOW
     assert probe_preview(w, Viewer.STUDENT, item=True) is Verdict.SHOW
     assert probe_share(w, Viewer.ANONYMOUS, item=True) is Verdict.SHOW
+    for mode in (Mode.PROBES, Mode.RULE):
+        assert probe_run(w, Viewer.STUDENT, mode=mode) is Verdict.SHOW
+        assert probe_share(w, Viewer.ANONYMOUS, item=True, mode=mode) is Verdict.SHOW
     assert probe_new_course(w, Viewer.STUDENT) is Verdict.SHOW
     assert expected(Surface.LIBRARY, Viewer.STUDENT, State.OPEN, True, True) is Verdict.HIDDEN
