@@ -181,3 +181,21 @@ def test_the_api_takes_the_probes_and_seed_and_refuses_what_is_out_of_bounds(
                  probes={"state": 5})  # fmt: skip
     assert other.status_code == 201
     assert Run.objects.get(pk=other.json()["id"]).probes == {}
+
+
+def test_a_share_link_and_its_embed_show_the_rule(run_now: Any) -> None:
+    program = ProgramFactory(is_public=True, source=SOURCE, call="f(4)")
+    client = _client()
+    run_now(client, program.pk, rule="swap-add-sub")
+    run = Run.objects.get()
+    made = client.post(reverse("sharing:create", args=[run.pk]))
+    assert made.status_code == 302
+    link = run.share_links.get()
+    stranger = _client()
+    shared = re.sub(r"\s+", " ", _text(stranger.get(link.get_absolute_url())))
+    assert RULES["swap-add-sub"].text in shared
+    assert "f(4) returned -6" in shared
+    assert "returned 6" in shared  # standard Python's, beside it
+    embed = re.sub(r"\s+", " ", _text(stranger.get(reverse("sharing:embed", args=[link.token]))))
+    assert RULES["swap-add-sub"].text in embed
+    assert "under standard Python the call returns 6" in embed
