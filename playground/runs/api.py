@@ -307,6 +307,7 @@ class RunRowOut(Schema):
     task_example: str | None
     method: str
     model: str | None
+    rule: str | None
     created_at: datetime
     hidden: bool  # an open assignment hides its results: no status, no verdict
     status: str | None
@@ -371,6 +372,7 @@ def list_runs(request: HttpRequest, filters: Query[RunFilters]) -> dict[str, Any
                 "task_example": str(run.task_example) if run.task_example is not None else None,
                 "method": run.method,
                 "model": run.model or None,
+                "rule": run.rule or None,
                 "created_at": run.created_at,
                 "hidden": secret,
                 "status": None if secret else run.status,

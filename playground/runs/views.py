@@ -146,7 +146,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # A run row without what only its page shows (the model's text, the comparison, details).
-STATUS_FIELDS = ("id", "status", "source", "program_id", "puzzle_id", "task_example_id")
+STATUS_FIELDS = ("id", "status", "source", "program_id", "puzzle_id", "task_example_id", "rule")
 # ...and what the list of runs shows of each: when, and the title and link of what was run.
 LIST_FIELDS = (
     "created_at", "program__id", "program__title", "puzzle__id", "puzzle__name",
@@ -195,7 +195,15 @@ def my_runs(request: HttpRequest) -> HttpResponse:
         runs_of(request)
         .select_related("program", "puzzle", "task_example__task")
         .only(*STATUS_FIELDS, *LIST_FIELDS)
-        .prefetch_related(Prefetch("traces", queryset=Trace.objects.only("id", "run_id", "status")))
+        # The real and the model's traces; a rule run's standard one is no result of its own.
+        .prefetch_related(
+            Prefetch(
+                "traces",
+                queryset=Trace.objects.exclude(kind=Trace.Kind.STANDARD).only(
+                    "id", "run_id", "status"
+                ),
+            )
+        )
     )
     page = page_of(request, runs, settings.PLAYGROUND_PAGE_SIZE)
     visibility = hiding.policy()

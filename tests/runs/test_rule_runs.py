@@ -24,6 +24,7 @@ from playground.runs.models import Run, Trace
 from playground.runs.requests import rule_refusal
 from playground.sandbox.inside.semantics import RULES
 from tests.factories import ProgramFactory
+from tests.oracle import Oracle, oracle_server
 
 pytestmark = pytest.mark.django_db
 # f(4): 0 + 1 + 2 + 3 = 6 in Python; -6 when + and - are swapped; 10 when range includes 4.
@@ -133,6 +134,11 @@ def test_the_api_takes_a_rule_and_refuses_a_bad_one_with_422(
         assert message in response.json()["detail"]
     assert Run.objects.count() == count  # nothing saved, nothing started
 
+    rows = client.get("/api/runs").json()["results"]
+    assert [row["rule"] for row in rows] == ["range-includes-end"]
+    mine = client.get(reverse("runs:mine")).content.decode()
+    assert "rule: range-includes-end" in mine
+    assert mine.count('class="tag status-') == 1  # the run's own trace, not the standard one
     listed = client.get(f"/api/rules?program_id={run['program_id']}").json()
     assert [r["name"] for r in listed] == ["swap-add-sub", "range-includes-end"]
     assert len(client.get("/api/rules").json()) == len(RULES)
@@ -171,3 +177,26 @@ def test_the_trace_command_runs_under_a_rule(tmp_path: Path) -> None:
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     assert first["trace"]["result"] == "10"
     assert "changes nothing" in second["error"]
+
+
+def test_the_emulate_command_tells_the_model_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "prog.py"
+    path.write_text(SOURCE)
+    with oracle_server(Oracle()) as model:
+        entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+        monkeypatch.setenv("PLAYGROUND_MODELS", json.dumps([entry]))
+        out = io.StringIO()
+        call_command("emulate", str(path), "--method", "direct", "--call", "f(4)",
+                     "--rule", "swap-add-sub", "--json", stdout=out)  # fmt: skip
+        record = json.loads(out.getvalue())
+        assert record["rule"] == "swap-add-sub"
+        assert record["verdict"]["status"] == "correct"
+        assert record["emulated"]["prediction"] == "-6"
+        assert (record["real"]["result"], record["standard"]["result"]) == ("-6", "6")
+        with pytest.raises(CommandError, match="cannot run under a rule"):
+            call_command("emulate", str(path), "--method", "coc", "--rule", "swap-add-sub")
+        with pytest.raises(CommandError, match="changes nothing in this program"):
+            call_command("emulate", str(path), "--method", "direct", "--call", "f(4)",
+                         "--rule", "swap-eq-ne")  # fmt: skip
