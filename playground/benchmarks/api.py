@@ -149,14 +149,7 @@ class PriorOut(Schema):
     of: int = Field(description="every wrong answer under the rule")
 
 
-class PairedOut(Schema):
-    rule: str
-    rule_text: str
-    standard_id: int
-    standard_url: str
-    rule_id: int
-    rule_url: str
-    complete: bool = Field(description="both evaluations done: the figures are final")
+class PairedFiguresOut(Schema):
     n: int = Field(description="items both scored (first samples)")
     standard: ShareOut
     under_rule: ShareOut
@@ -167,6 +160,20 @@ class PairedOut(Schema):
     both_wrong: int
     p: float = Field(description="McNemar's exact two-sided p")
     prior_following: PriorOut
+
+
+class PairedOut(PairedFiguresOut):
+    rule: str
+    rule_text: str
+    standard_id: int
+    standard_url: str
+    rule_id: int
+    rule_url: str
+    complete: bool = Field(description="both evaluations done: the figures are final")
+    changed: PairedFiguresOut = Field(
+        description="the same, on the items whose outcome the rule changed (its value, or "
+        "that it raises): the only ones where an answer tells the rule from the model's priors"
+    )
     left_out: int
     not_offered: int
 

@@ -335,6 +335,7 @@ def process(result_id: int) -> None:
     run.refresh_from_db()
     score = _score(run)
     prior = _prior(run, score)
+    changed = _changed(run)
     real = run.real_trace if run.program_id is not None else None
     divergence = (run.comparison or {}).get("first_divergence") or {}
     updated = Result.objects.filter(pk=result_id, status=Result.Status.RUNNING).update(
@@ -349,6 +350,7 @@ def process(result_id: int) -> None:
         divergence_step=divergence.get("real_step"),
         path=str(((run.verdict or {}).get("path") or {}).get("status", ""))[:8],
         prior=prior,
+        changed=changed,
         model_seconds=round(model_seconds, 3),
         wall_seconds=round(time.monotonic() - t0, 3),
         scored_at=timezone.now(),
@@ -401,6 +403,10 @@ def _score(run: Run) -> scoring.Score:
         return scoring.score_probes(run.verdict)
     if spec is not None and spec.predicts_input:
         return _score_input(run)
+    if run.rule:
+        real = run.real_trace
+        if real is not None and real.data.get("status") != "ok":
+            return scoring.no_value(real.data, run.rule)
     return scoring.score_cruxeval_output(
         run.source, run.call, run.prediction or None, runner=_runner(run.rule)
     )
@@ -414,6 +420,20 @@ def _runner(rule: str) -> scoring.Runner | None:
     return lambda source, call: sandboxing.run(
         source, call=call, limits=sandbox.Limits(keep_running=True), rule=rule
     )
+
+
+def _changed(run: Run) -> bool | None:
+    """Under a rule, whether the program's outcome (its status, value or exception) differs
+    from standard Python's; None without a rule or either run."""
+    real, standard = (run.real_trace, run.standard_trace) if run.rule else (None, None)
+    if real is None or standard is None:
+        return None
+
+    def outcome(data: dict[str, Any]) -> tuple[Any, ...]:
+        error = data.get("error") or {}
+        return (data.get("status"), data.get("result"), error.get("type"))
+
+    return outcome(real.data) != outcome(standard.data)
 
 
 def _prior(run: Run, score: scoring.Score) -> bool | None:

@@ -153,6 +153,11 @@ class Result(models.Model):
     # semantics (the model followed its priors, not the stated rule); null: not checked (right
     # answers, unreadable ones, standard evaluations).
     prior = models.BooleanField(null=True, blank=True)
+    # Under a rule, whether it changed what the program does (its value, or that it raises)
+    # against standard Python's run of it, kept beside (Trace kind "standard"): a rule offered
+    # for a program may still leave its result as it was, and only where it does not can an
+    # answer tell the rule from the model's priors. Null: no rule, or no standard run.
+    changed = models.BooleanField(null=True, blank=True)
     model_seconds = models.FloatField(null=True, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -186,4 +191,5 @@ class Result(models.Model):
             "divergence_step": self.divergence_step,
             "path": self.path,
             "prior": self.prior,
+            "changed": self.changed,
         }

@@ -6,8 +6,9 @@ configuration (``standard_twin``) the digest the same data set, subset, items, m
 seed, sampling, budget and scoring rules have without the rule (``services.configuration``),
 so two evaluations that asked anything else differently are never paired. Items pair by their
 reference (the program), first scored samples only, as the compare page pairs them; an item
-that either side could not judge (the run or the check failed) or never put to the model is
-left out, and counted. The test is McNemar's, exact; the difference's interval Newcombe's.
+that either side could not judge (the run or the check failed), never put to the model, or
+whose program returned no value under the rule (it raised) is left out, and counted. The
+test is McNemar's, exact; the difference's interval Newcombe's.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from django.db.models import QuerySet
 
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.stats import mcnemar, paired_difference, wilson_interval
-from playground.benchmarks.summary import NO_MODEL
+from playground.benchmarks.summary import APART
 from playground.sandbox import RULES
 
-NOT_JUDGED = frozenset({NO_MODEL, "error"})
+NOT_JUDGED = frozenset({*APART, "error"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class _Item:
     passed: bool
     status: str
     prior: bool | None
+    changed: bool | None
 
 
 def twin_digest(evaluation: Evaluation) -> str:
@@ -77,12 +79,12 @@ def _first_samples(evaluation: Evaluation) -> dict[str, _Item]:
     rows = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
         .order_by("index", "sample")
-        .values_list("item_ref", "passed", "score_status", "prior")
+        .values_list("item_ref", "passed", "score_status", "prior", "changed")
     )
-    for ref, passed, status, prior in rows.iterator():
+    for ref, passed, status, prior, changed in rows.iterator():
         key = json.dumps(ref, sort_keys=True)
         if key not in first:
-            first[key] = _Item(bool(passed), status, prior)
+            first[key] = _Item(bool(passed), status, prior, changed)
     return first
 
 
@@ -91,17 +93,8 @@ def _share(count: int, of: int) -> dict[str, Any]:
             "ci95": list(wilson_interval(count, of))}  # fmt: skip
 
 
-def compare(standard: Evaluation, under: Evaluation) -> dict[str, Any]:
-    """The paired figures of ``under`` (an evaluation under a rule) against ``standard``, its
-    twin, on the items both judged: each accuracy, the difference (under the rule minus
-    standard) with its 95% interval, the discordant counts, McNemar's exact p, and how many of
-    the answers wrong under the rule are what Python's own semantics returns."""
-    ours, theirs = _first_samples(standard), _first_samples(under)
-    pairs = [
-        (ours[key], item)
-        for key, item in theirs.items()
-        if key in ours and item.status not in NOT_JUDGED and ours[key].status not in NOT_JUDGED
-    ]
+def _paired(pairs: list[tuple[_Item, _Item]]) -> dict[str, Any]:
+    """The paired figures of (standard, under the rule) pairs of one item each."""
     test = mcnemar([s.passed for s, _ in pairs], [r.passed for _, r in pairs])
     n = test["n"]
     difference, low, high = paired_difference(
@@ -109,17 +102,7 @@ def compare(standard: Evaluation, under: Evaluation) -> dict[str, Any]:
     )
     wrong = [r for _, r in pairs if not r.passed]
     checked = [r for r in wrong if r.prior is not None]
-    rule = RULES.get(under.rule)
     return {
-        "rule": under.rule,
-        "rule_text": rule.text if rule is not None else "",
-        "standard_id": standard.pk,
-        "standard_url": standard.get_absolute_url(),
-        "rule_id": under.pk,
-        "rule_url": under.get_absolute_url(),
-        # Both done: the figures are final (otherwise they cover the items scored so far).
-        "complete": standard.status == Evaluation.Status.DONE
-        and under.status == Evaluation.Status.DONE,
         "n": n,
         "standard": _share(sum(1 for s, _ in pairs if s.passed), n),
         "under_rule": _share(sum(1 for _, r in pairs if r.passed), n),
@@ -137,9 +120,38 @@ def compare(standard: Evaluation, under: Evaluation) -> dict[str, Any]:
             "checked": len(checked),
             "of": len(wrong),
         },
+    }
+
+
+def compare(standard: Evaluation, under: Evaluation) -> dict[str, Any]:
+    """The paired figures of ``under`` (an evaluation under a rule) against ``standard``, its
+    twin, on the items both judged: each accuracy, the difference (under the rule minus
+    standard) with its 95% interval, the discordant counts, McNemar's exact p, and how many of
+    the answers wrong under the rule are what Python's own semantics returns; and the same on
+    the items whose outcome the rule changed (``changed``), the only ones on which an answer
+    can tell the stated rule from the model's priors."""
+    ours, theirs = _first_samples(standard), _first_samples(under)
+    pairs = [
+        (ours[key], item)
+        for key, item in theirs.items()
+        if key in ours and item.status not in NOT_JUDGED and ours[key].status not in NOT_JUDGED
+    ]
+    rule = RULES.get(under.rule)
+    return {
+        "rule": under.rule,
+        "rule_text": rule.text if rule is not None else "",
+        "standard_id": standard.pk,
+        "standard_url": standard.get_absolute_url(),
+        "rule_id": under.pk,
+        "rule_url": under.get_absolute_url(),
+        # Both done: the figures are final (otherwise they cover the items scored so far).
+        "complete": standard.status == Evaluation.Status.DONE
+        and under.status == Evaluation.Status.DONE,
+        **_paired(pairs),
+        "changed": _paired([(s, r) for s, r in pairs if r.changed]),
         # Scored under the rule but not paired: not scored in the twin (yet), not judged on
         # either side (or never put to the model), or not among the twin's items.
-        "left_out": len(theirs) - n,
+        "left_out": len(theirs) - len(pairs),
         "not_offered": under.not_offered,
     }
 

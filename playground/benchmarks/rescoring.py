@@ -32,7 +32,7 @@ from playground.programs.models import Program, Puzzle, TaskExample
 from playground.sandbox.batch import BatchSandbox
 from playground.sandbox.limits import Limits
 
-KEPT = frozenset({"error", "no_model"})  # statuses with nothing to score again
+KEPT = frozenset({"error", "no_model", "no_value"})  # statuses with nothing to score again
 # (passed, score_status, reason, leakage, prior: under a rule, a wrong answer that is what
 # Python's own semantics returns)
 NewScore = tuple[bool, str, str, bool, bool | None]

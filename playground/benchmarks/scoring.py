@@ -34,7 +34,9 @@ from playground.runs import sandboxing
 RULES_VERSION = "site-1"
 # "skipped": an input prediction CRUXEval's official scorer does not check (no call of f): left
 # out of pass@k's n, as there (summary.py).
-Status = Literal["pass", "fail", "unparsable", "error", "no_model", "skipped"]
+# "no_value": under a semantic rule the program raised (or did not finish): there is no value
+# to predict, so the item is left out and counted apart, as "no_model" is.
+Status = Literal["pass", "fail", "unparsable", "error", "no_model", "skipped", "no_value"]
 NO_MODEL_REASON = (
     "Python ran every line of this program itself: the model was never asked, so this item is "
     "counted apart, not as the model's."
@@ -66,6 +68,21 @@ class Score:
 def no_model() -> Score:
     """The score of a Chain of Code run that needed no model call."""
     return Score(passed=False, leakage=False, reason=NO_MODEL_REASON, status="no_model")
+
+
+def no_value(trace: dict[str, Any], rule: str) -> Score:
+    """The score of an item whose program, under ``rule``, returned no value to predict."""
+    error = trace.get("error") or {}
+    what = (
+        f"raises {error.get('type')}: {_short(str(error.get('message', '')), 120)}"
+        if trace.get("status") == "exception"
+        else f"does not finish ({trace.get('status')})"
+    )
+    return Score(
+        passed=False, leakage=False, status="no_value",
+        reason=f"Under the rule {rule} the program {what}: there is no value to predict, so "
+        "the item is counted apart, not as right or wrong.",
+    )  # fmt: skip
 
 
 def _passed(reason: str) -> Score:

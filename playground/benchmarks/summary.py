@@ -23,6 +23,8 @@ from playground.emulation import probes
 from playground.emulation.registry import REGISTRY
 
 NO_MODEL = "no_model"
+NO_VALUE = "no_value"  # under a rule, the program returned no value to predict (scoring.py)
+APART = (NO_MODEL, NO_VALUE)  # items that are not the model's success nor its failure
 SKIPPED = "skipped"  # a generation CRUXEval's official scorer does not check (official.py)
 
 # Per item (an index): its scored samples, how many passed, whether its first scored sample
@@ -31,7 +33,7 @@ SKIPPED = "skipped"  # a generation CRUXEval's official scorer does not check (o
 # name is the model's, never input.)
 _BY_ITEM = f"""
 SELECT evaluation_id, samples, passed, first_passed, no_model, COUNT(*),
-       SUM(leakage)::bigint, SUM(errors)::bigint, scored
+       SUM(leakage)::bigint, SUM(errors)::bigint, scored, no_value
 FROM (
     SELECT evaluation_id, "index",
            COUNT(*) AS samples,
@@ -42,13 +44,14 @@ FROM (
                 ELSE COUNT(*) END AS scored,
            (ARRAY_AGG(COALESCE(passed, FALSE) ORDER BY sample))[1] AS first_passed,
            BOOL_OR(score_status = %(no_model)s) AS no_model,
+           BOOL_OR(score_status = %(no_value)s) AS no_value,
            COUNT(*) FILTER (WHERE leakage) AS leakage,
            COUNT(*) FILTER (WHERE score_status = 'error') AS errors
     FROM {Result._meta.db_table}
     WHERE evaluation_id = ANY(%(ids)s) AND status = %(done)s
     GROUP BY evaluation_id, "index"
 ) AS items
-GROUP BY evaluation_id, samples, passed, first_passed, no_model, scored
+GROUP BY evaluation_id, samples, passed, first_passed, no_model, scored, no_value
 """  # noqa: S608
 
 
@@ -64,6 +67,7 @@ class _Items:
     leakage: int
     errors: int
     scored: int  # the samples that count in pass@k (official CRUXEval leaves skipped ones out)
+    no_value: bool  # under a rule, the program returned no value to predict
 
 
 def _grouped_items(ids: list[int]) -> dict[int, list[_Items]]:
@@ -71,7 +75,13 @@ def _grouped_items(ids: list[int]) -> dict[int, list[_Items]]:
     with connection.cursor() as cursor:
         cursor.execute(
             _BY_ITEM,
-            {"ids": ids, "no_model": NO_MODEL, "done": Result.Status.DONE, "skipped": SKIPPED},
+            {
+                "ids": ids,
+                "no_model": NO_MODEL,
+                "no_value": NO_VALUE,
+                "done": Result.Status.DONE,
+                "skipped": SKIPPED,
+            },
         )
         for pk, *row in cursor.fetchall():
             out[pk].append(_Items(*row))
@@ -83,7 +93,8 @@ def _figures(evaluation: Evaluation, groups: Iterable[_Items]) -> dict[str, Any]
     groups = list(groups)
     # Items Chain of Code ran in Python alone never reached the model: counted apart, and left
     # out of the accuracy (they are neither the model's success nor its failure).
-    scored = [g for g in groups if not g.no_model]
+    # Items whose program returned nothing to predict under the evaluation's rule, likewise.
+    scored = [g for g in groups if not g.no_model and not g.no_value]
     n = sum(g.count for g in scored)
     passed = sum(g.count for g in scored if g.first_passed)
     low, high = wilson_interval(passed, n)
@@ -96,6 +107,7 @@ def _figures(evaluation: Evaluation, groups: Iterable[_Items]) -> dict[str, Any]
         # Not judged (the run or the sandbox failed): counted as not passed, and reported.
         "errors": sum(g.errors for g in groups),
         "no_model": sum(g.count for g in groups if g.no_model),
+        "no_value": sum(g.count for g in groups if g.no_value and not g.no_model),
         "done": sum(g.samples * g.count for g in groups),
     }
     official = evaluation.rules.startswith("official")
@@ -151,7 +163,7 @@ def _path_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
     # Each item's first scored sample, as the plots take it (evaluation/views: _plots).
     first = (
         Result.objects.filter(evaluation_id__in=ids, status=Result.Status.DONE)
-        .exclude(score_status=NO_MODEL)
+        .exclude(score_status__in=APART)
         .order_by("evaluation_id", "index", "sample")
         .distinct("evaluation_id", "index")
         .values("pk")
@@ -266,6 +278,7 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         summary["task"] = evaluation.task
     for key in ("n", "passed", "accuracy", "ci95", "leakage", "errors", "no_model", "done"):
         summary[key] = figures[key]
+    summary["no_value"] = figures.get("no_value", 0)  # (figures kept before it was counted)
     summary["total"] = evaluation.total
     summary["config"] = evaluation.config  # what it ran with (services.configuration), or read
     summary["samples"] = evaluation.samples

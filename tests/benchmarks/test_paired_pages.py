@@ -37,11 +37,14 @@ def _make(owner: object, ids: list[int], rule: str = "") -> Evaluation:
     )  # fmt: skip
 
 
-def _done(evaluation: Evaluation, passed: list[bool], priors: list[bool | None]) -> None:
-    for result, right, prior in zip(
-        Result.objects.filter(evaluation=evaluation).order_by("index"), passed, priors, strict=True
-    ):
+def _done(
+    evaluation: Evaluation, passed: list[bool], priors: list[bool | None],
+    changed: list[bool | None],
+) -> None:  # fmt: skip
+    rows = Result.objects.filter(evaluation=evaluation).order_by("index")
+    for result, right, prior, change in zip(rows, passed, priors, changed, strict=True):
         result.status, result.passed, result.prior = Result.Status.DONE, right, prior
+        result.changed = change
         result.score_status = "pass" if right else "fail"
         result.prediction = SCRIPT
         result.save()
@@ -53,8 +56,8 @@ def test_the_page_shows_the_rule_and_one_escaped_table_per_rule(client: Client) 
     ids = _programs(owner)
     under = _make(owner, ids, "swap-add-sub")
     standard = _make(owner, ids)
-    _done(under, [False, False, True], [True, False, None])
-    _done(standard, [True, True, True, False], [None] * 4)
+    _done(under, [False, False, True], [True, False, None], [True, True, False])
+    _done(standard, [True, True, True, False], [None] * 4, [None] * 4)
     client.force_login(owner)
     page = client.get(under.get_absolute_url()).content.decode()
     assert SCRIPT not in page
@@ -62,21 +65,34 @@ def test_the_page_shows_the_rule_and_one_escaped_table_per_rule(client: Client) 
     text = html.unescape(page)
     assert RULES["swap-add-sub"].text in text
     assert "1 chosen item left out: the rule changes nothing in its program." in text
-    table = text[text.index('id="paired-swap-add-sub"') :]
-    table = re.sub(r"<[^>]+>", "", table[: table.index("</table>")])  # the text a reader sees
-    # 3 items both scored: standard 3/3, under the rule 1/3; 2 right only standard.
-    assert "3 items both scored" in table
-    assert "3 / 3" in table
-    assert "1 / 3" in table
-    assert "-0.667" in table  # the difference, under the rule minus standard
-    assert "McNemar's exact p = 0.5000" in table  # 2 * C(2,0) / 2**2
-    assert "1 of 2" in table  # one wrong answer is what Python normally returns
-    assert f"#{standard.pk}" in table
+    raw_table = page[page.index('id="paired-swap-add-sub"') :]
+    raw_table = raw_table[: raw_table.index("</table>")]
+    # 3 items both scored: standard 3/3, under the rule 1/3; 2 right only standard (p: 2 *
+    # C(2,0) / 2**2); one wrong answer is what Python normally returns. The rule changed the
+    # outcome of 2 of them: both right in Python, both wrong under the rule.
+    rows = {
+        cells[0]: cells[1:]
+        for line in re.findall(r"<tr[^>]*>(.*?)</tr>", raw_table, re.DOTALL)
+        if (cells := [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                      for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", line, re.DOTALL)])
+    }  # fmt: skip
+    assert rows[""] == ["3 items both scored", "2 whose outcome the rule changed"]
+    assert rows["Accuracy, Python's own semantics"][0].startswith("3 / 3 = 100%")
+    assert rows["Accuracy, under the rule"][0].startswith("1 / 3 = 33%")
+    assert rows["Accuracy, under the rule"][1].startswith("0 / 2 = 0%")
+    assert rows["Difference (under the rule \u2212 standard), 95% interval"][0].startswith("-0.667")
+    assert rows["Right only under Python's own semantics"] == ["2", "2"]
+    assert rows["McNemar's exact p"] == ["0.5000", "0.5000"]
+    assert rows["Wrong under the rule, with what Python normally returns (the model's priors)"] == [
+        "1 of 2", "1 of 2",
+    ]  # fmt: skip
+    assert "1 chosen item the rule changes nothing in" in text
+    assert f"#{standard.pk}</a>" in raw_table
     assert "No standard twin yet" not in text
     # The standard evaluation's page shows the same table.
     other = html.unescape(client.get(standard.get_absolute_url()).content.decode())
     assert 'id="paired-swap-add-sub"' in other
-    assert "McNemar's exact p = 0.5000" in re.sub(r"<[^>]+>", "", other)
+    assert f"#{under.pk}</a> against standard" in other
     # The JSON export's summary has the same figures.
     exported = json.loads(
         b"".join(client.get(reverse("benchmarks:export_json", args=[under.pk])).streaming_content)

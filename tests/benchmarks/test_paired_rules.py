@@ -75,16 +75,17 @@ def test_a_rule_that_changes_none_of_the_items_makes_nothing() -> None:
     assert not Evaluation.objects.exists()
 
 
-def _score(evaluation: Evaluation, marks: dict[int, tuple[str, bool | None]]) -> None:
-    """Score results by position: "pass", "fail", "no_model", "error" or "pending", and prior."""
-    for index, (mark, prior) in marks.items():
+def _score(evaluation: Evaluation, marks: dict[int, tuple[str, bool | None, bool | None]]) -> None:
+    """Score results by position: "pass", "fail", "no_model", "error" or "pending", whether the
+    answer is Python's usual one (prior) and whether the rule changed the program's outcome."""
+    for index, (mark, prior, changed) in marks.items():
         result = Result.objects.get(evaluation=evaluation, index=index, sample=0)
         if mark == "pending":
             continue
         result.status = Result.Status.DONE
         result.passed = mark == "pass"
         result.score_status = mark
-        result.prior = prior
+        result.prior, result.changed = prior, changed
         result.save()
 
 
@@ -94,26 +95,28 @@ def test_the_pairing_takes_only_the_items_both_scored() -> None:
     under = _make("swap-add-sub", limit=40)
     keys = {r.item_ref["program"]: r.index for r in Result.objects.filter(evaluation=standard)}
     rule_items = [r.item_ref["program"] for r in Result.objects.filter(evaluation=under)]
-    assert len(rule_items) >= 9
-    # Per item under the rule: (standard mark, mark under the rule, prior-following).
+    assert len(rule_items) >= 10
+    # Per item under the rule: (standard mark, mark under the rule, prior-following, whether
+    # the rule changed the program's outcome).
     plan = [
-        ("pass", "pass", None),  # right both ways
-        ("pass", "fail", True),  # right only standard, and answered what Python returns
-        ("pass", "fail", False),  # right only standard, another wrong answer
-        ("pass", "fail", None),  # right only standard, not checkable
-        ("fail", "pass", None),  # right only under the rule
-        ("fail", "fail", True),  # wrong both ways
-        ("pass", "pending", None),  # not scored under the rule yet: left out
-        ("no_model", "pass", None),  # never put to the model on one side: left out
-        ("pass", "error", None),  # not judged under the rule: left out
+        ("pass", "pass", None, False),  # right both ways (the rule changed nothing here)
+        ("pass", "fail", True, True),  # right only standard, and answered what Python returns
+        ("pass", "fail", False, True),  # right only standard, another wrong answer
+        ("pass", "fail", None, False),  # right only standard, not checkable
+        ("fail", "pass", None, True),  # right only under the rule
+        ("fail", "fail", True, None),  # wrong both ways
+        ("pass", "pending", None, True),  # not scored under the rule yet: left out
+        ("no_model", "pass", None, True),  # never put to the model on one side: left out
+        ("pass", "no_value", None, True),  # no value under the rule (it raised): left out
+        ("pass", "error", None, True),  # not judged under the rule: left out
     ]
-    standard_marks: dict[int, tuple[str, bool | None]] = {}
-    rule_marks: dict[int, tuple[str, bool | None]] = {}
-    for position, (program, (ours, theirs, prior)) in enumerate(
+    standard_marks: dict[int, tuple[str, bool | None, bool | None]] = {}
+    rule_marks: dict[int, tuple[str, bool | None, bool | None]] = {}
+    for position, (program, (ours, theirs, prior, changed)) in enumerate(
         zip(rule_items, plan, strict=False)
     ):
-        standard_marks[keys[program]] = (ours, None)
-        rule_marks[position] = (theirs, prior)
+        standard_marks[keys[program]] = (ours, None, None)
+        rule_marks[position] = (theirs, prior, changed)
     _score(standard, standard_marks)
     _score(under, rule_marks)
 
@@ -133,8 +136,14 @@ def test_the_pairing_takes_only_the_items_both_scored() -> None:
     assert -1 < low < -2 / 6 < high < 1
     assert row["prior_following"] == {"count": 2, "checked": 3, "of": 4}
     # Scored under the rule but not paired: one never put to the model in the standard run,
-    # one not judged (the item not yet scored is not counted: it may still pair).
-    assert row["left_out"] == 2
+    # one with no value, one not judged (the item not yet scored is not counted: it may pair).
+    assert row["left_out"] == 3
+    # On the items whose outcome the rule changed: the 2nd, 3rd and 5th.
+    changed = row["changed"]
+    assert changed["n"] == 3
+    assert (changed["only_standard_right"], changed["only_rule_right"]) == (2, 1)
+    assert changed["p"] == 1.0  # 2 * (C(3,0) + C(3,1)) / 2**3, capped at 1
+    assert changed["prior_following"] == {"count": 1, "checked": 2, "of": 2}
     assert row["not_offered"] == under.not_offered
     assert row["complete"] is False
     # The standard evaluation shows the same comparison, from its side.

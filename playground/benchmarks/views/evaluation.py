@@ -18,7 +18,7 @@ from playground import sandbox
 from playground.benchmarks import paired, plots
 from playground.benchmarks.access import visible_evaluations
 from playground.benchmarks.models import Evaluation, Result
-from playground.benchmarks.summary import NO_MODEL, summarise
+from playground.benchmarks.summary import APART, NO_MODEL, summarise
 from playground.benchmarks.views.common import evaluation_or_404, hidden_of
 from playground.emulation.registry import REGISTRY
 from playground.lib import hiding
@@ -63,6 +63,8 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context["plots"] = _plots(evaluation)
     visible = visible_evaluations(request)
     context["paired"] = paired.figures(evaluation, visible)
+    for row in context["paired"]:  # the table's two columns: every item paired, those changed
+        row["paired_columns"] = [row, row["changed"]]
     context["twin_missing"] = bool(evaluation.rule) and not context["paired"]
     rule = sandbox.RULES.get(evaluation.rule)
     context["rule_text"] = rule.text if rule is not None else ""
@@ -120,7 +122,7 @@ def _plots(evaluation: Evaluation) -> dict[str, plots.Chart | None]:
     # of the model's accuracy, here as in the summary.
     first = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
-        .exclude(score_status=NO_MODEL)
+        .exclude(score_status__in=APART)
         .order_by("index", "sample")
         .distinct("index")
         .values("pk")

@@ -29,10 +29,10 @@ from playground.lib.spreadsheet import spreadsheet_safe
 EXPORT_CHUNK = 500
 EXPORT_FIELDS = ("id", "evaluation_id", "index", "sample", "item_key", "item_ref", "passed",
                  "leakage", "score_status", "reason", "prediction", "run_id", "lines", "steps",
-                 "divergence_step", "path", "prior")  # fmt: skip
+                 "divergence_step", "path", "prior", "changed")  # fmt: skip
 CSV_FIELDS = ["index", "sample", "item", "passed", "leakage", "status", "reason",
               "prediction", "run", "lines", "steps", "divergence_step", "path",
-              "prior"]  # fmt: skip
+              "prior", "changed"]  # fmt: skip
 HIDDEN_ROW = "hidden while an assignment is open"
 
 
@@ -42,7 +42,7 @@ def _row(result: Result, hidden: set[int]) -> dict[str, Any]:
     if result.index in hidden:
         row.update(passed=None, leakage=None, status="hidden", reason=HIDDEN_ROW,
                    prediction="", run=None, divergence_step=None, path="",
-                   prior=None)  # fmt: skip
+                   prior=None, changed=None)  # fmt: skip
     return row
 
 

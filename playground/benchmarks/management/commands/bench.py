@@ -293,14 +293,21 @@ class Command(BaseCommand):
 
 def _paired_line(row: dict[str, Any]) -> str:
     """One rule's paired figures, as the command prints them."""
-    low, high = row["difference"]["ci95"]
-    prior = row["prior_following"]
+
+    def figures(f: dict[str, Any]) -> str:
+        low, high = f["difference"]["ci95"]
+        prior = f["prior_following"]
+        return (
+            f"{f['standard']['accuracy']:.1%} -> {f['under_rule']['accuracy']:.1%}, difference "
+            f"{f['difference']['value']:+.1%} (95% CI {low:+.1%} to {high:+.1%}); right only "
+            f"standard {f['only_standard_right']}, only under the rule {f['only_rule_right']}; "
+            f"McNemar exact p = {f['p']:.3g}; {prior['count']} of {prior['of']} wrong answers "
+            "are what Python normally returns"
+        )
+
     return (
-        f"{row['rule']} vs standard (#{row['standard_id']} and #{row['rule_id']}, "
-        f"{row['n']} items both scored): {row['standard']['accuracy']:.1%} -> "
-        f"{row['under_rule']['accuracy']:.1%}, difference {row['difference']['value']:+.1%} "
-        f"(95% CI {low:+.1%} to {high:+.1%}); right only standard {row['only_standard_right']}, "
-        f"only under the rule {row['only_rule_right']}; McNemar exact p = {row['p']:.3g}; "
-        f"{prior['count']} of {prior['of']} wrong answers are what Python normally returns"
+        f"{row['rule']} vs standard (#{row['standard_id']} and #{row['rule_id']}), "
+        f"{row['n']} items both scored: {figures(row)}\n"
+        f"  on the {row['changed']['n']} whose outcome the rule changed: {figures(row['changed'])}"
         + ("" if row["complete"] else " (not all scored yet)")
     )
