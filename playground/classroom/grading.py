@@ -510,8 +510,6 @@ def grade_probes(answers: dict[str, Any], questions: list[probes.Probe]) -> Grad
     message = f"{right} of {len(marks)} question{'s' if len(marks) != 1 else ''} right."
     parts = [f"{kind} {row['correct']}/{row['asked']}" for kind, row in per_kind.items()]
     message += " " + ", ".join(parts) + "."
-    if ic["items"]:
-        message += f" Incremental consistency {ic['ic']:.2f} over {ic['items']} chain(s)."
     kept = ("kind", "line", "k", "variable", "length", "chain", "truth", "step")
     return Grade(
         right / len(marks),

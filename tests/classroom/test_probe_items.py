@@ -80,7 +80,7 @@ def test_each_probe_is_marked_and_the_score_is_the_share_right() -> None:
     grade = grading.grade_probes({"0": "True", "1": "20", "2": "4", "3": "55"}, CHAIN)
     assert grade.score == 0.25
     assert grade.details["consistency"]["ic"] == 0.125
-    assert "Incremental consistency 0.12 over 1 chain(s)" in grade.message
+    assert grade.message == "1 of 4 questions right. coverage 1/1, state 0/1, path 0/1, output 0/1."
     # A state's type counts (REval grades type and value); the truth is kept for the reveal.
     grade = grading.grade_probes({**right, "1": "21.0"}, CHAIN)
     assert grade.score == 0.75
@@ -176,7 +176,8 @@ def test_a_student_answers_each_question_and_sees_each_mark_never_the_truth(
     percent = round(100 * (n - 2) / n)
     assert f"Partly right ({percent}%) · attempt 1" in text
     assert f"{n - 2} of {n} questions right" in text
-    assert "Incremental consistency (REval):" in text
+    ic = Submission.objects.get(item=w.item, student=w.s1).feedback["details"]["consistency"]
+    assert f"Incremental consistency (REval): {ic['ic']:.2f} over {ic['items']} chains" in text
     submission = Submission.objects.get(item=w.item, student=w.s1)
     assert submission.score == pytest.approx((n - 2) / n)
     marks = re.findall(
