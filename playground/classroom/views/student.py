@@ -138,7 +138,10 @@ def _standard_steps(item: Item) -> dict[str, Any] | None:
     for number, step in enumerate(raw[:_MAX_STANDARD_STEPS] if isinstance(raw, list) else []):
         if not isinstance(step, dict):
             continue
-        locals_ = _dict(step.get("locals"))
+        locals_ = {
+            ("return value" if k == "__return__" else k): v
+            for k, v in _dict(step.get("locals")).items()
+        }
         steps.append(
             {
                 "number": number + 1,
