@@ -310,3 +310,14 @@ def test_students_and_models_side_by_side_per_kind(probe_item: SimpleNamespace) 
     # verdict counts); the second run was right on a diverging path.
     table_text = text[text.index("Right, wrong execution") :]
     assert re.search(r"tiny · Probes of the run[^0-9]+ 2 3 66\.7% 0 1 ", table_text), table_text
+
+
+def test_a_grader_reads_the_answers_in_question_order(probe_item: SimpleNamespace) -> None:
+    w = probe_item
+    client_for(w.s1).post(w.submit_url, _answers(w.questions), headers=HTMX)
+    submission = Submission.objects.get(item=w.item)
+    url = reverse("classroom:override", args=[w.course.pk, submission.pk])
+    text = _text(client_for(w.instructor).get(url))
+    shown = re.findall(r"question (\d+) = ", text)
+    assert shown == [str(n) for n in range(1, len(w.questions) + 1)]
+    assert len(shown) >= 10  # past 9: by number, not as text ("10" before "2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -34,6 +35,14 @@ from playground.lib.params import object_id
 from playground.lib.spreadsheet import spreadsheet_safe
 
 SUBMISSIONS_PER_PAGE = 100
+
+
+def _answer_items(answer: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A dict answer's fields in order: a trace's "<checkpoint>.<variable>" by name, the
+    probes' questions by number (from 1, as the students see them)."""
+    if answer and all(str(k).isascii() and str(k).isdigit() and len(str(k)) < 6 for k in answer):
+        return [(f"question {int(k) + 1}", answer[k]) for k in sorted(answer, key=int)]
+    return sorted(answer.items())
 
 
 @login_required
@@ -190,7 +199,7 @@ def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpRe
         "assignment": assignment,
         "item": item,
         "submission": submission,
-        "answer_items": sorted(answer.items()) if isinstance(answer, dict) else None,
+        "answer_items": _answer_items(answer) if isinstance(answer, dict) else None,
         "answer_text": answer if isinstance(answer, str) else None,
         "attempts": attempts,
         "form": form,
