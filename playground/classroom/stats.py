@@ -239,9 +239,13 @@ class ProbeColumn:
     (right, asked) on the item's questions, and the mean incremental consistency."""
 
     label: str
+    short: str = ""  # the column's heading: registry names rather than labels
     runs: int = 0  # first attempts, or runs that asked at least one of the item's questions
     kinds: dict[str, list[int]] = field(default_factory=dict)
     ic: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.short = self.short or self.label
 
     def add(self, kind: str, right: bool) -> None:
         row = self.kinds.setdefault(kind, [0, 0])
@@ -307,7 +311,9 @@ def probe_table(item: Item, graded: list[Submission]) -> ProbeTable:
         if not marks:
             continue  # it asked other questions: nothing to compare
         label = f"{labels.get(model, model) or '?'} · {method_label(method)}"
-        column = columns.setdefault((model, method), ProbeColumn(label))
+        column = columns.setdefault(
+            (model, method), ProbeColumn(label, short=f"{model or '?'} · {method}")
+        )
         column.runs += 1
         for mark in marks:
             column.add(str(mark.get("kind")), mark.get("status") == "correct")
