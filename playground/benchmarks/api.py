@@ -8,17 +8,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from django.db import transaction
 from django.http import HttpRequest
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 
 from playground.benchmarks import imports, paired, rescoring, services
-from playground.benchmarks.access import public_evaluations, visible_evaluations
+from playground.benchmarks.access import (
+    listable_programs,
+    public_evaluations,
+    visible_evaluations,
+)
+from playground.benchmarks.forms import EvaluationForm
 from playground.benchmarks.models import Evaluation
 from playground.benchmarks.summary import keep_figures, summarise
-from playground.emulation.registry import REGISTRY
+from playground.emulation.registry import REGISTRY, max_tokens_for
 from playground.lib import hiding, ratelimits
 from playground.lib.hiding import Surface
+from playground.llm.registry import RegistryError, load_models
 from playground.runs.api import (
     PAGE_SIZE,
     ErrorOut,
@@ -194,6 +201,121 @@ def paired_figures(request: HttpRequest, evaluation_id: int) -> list[dict[str, A
     if evaluation is None:
         raise HttpError(404, "No such evaluation.")
     return paired.figures(evaluation, visible)
+
+
+class EvaluationIn(Schema):
+    dataset: Literal["cruxeval", "bbh", "p3", "programs"]
+    method: MethodName
+    model: str = Field("", max_length=100, description="a configured model (GET /api/models); "
+                       "left out: the site's default")  # fmt: skip
+    tasks: list[str] = Field([], max_length=100, description="BIG-Bench Hard: task names")
+    programs: list[int] = Field([], max_length=1000, description="`programs`: their ids")
+    limit: int | None = Field(None, description="items at most; left out: every item")
+    random: bool = Field(False, description="a random sample of `limit` items (with the seed)")
+    samples: int = 1
+    seed: int = 0
+    concurrency: int = 4
+    title: str = Field("", max_length=200)
+    rule: str = Field(
+        "", max_length=32,
+        description="run every program under this semantic rule (GET /api/rules); the items "
+        "it changes nothing in are left out",
+    )  # fmt: skip
+    twin: bool = Field(False, description="with a rule: also its standard twin, to pair with")
+
+
+class StartedOut(Schema):
+    id: int
+    url: str
+    status: str
+    total: int
+    rule: str
+    not_offered: int
+
+
+@router.post(
+    "/evaluations",
+    response={201: list[StartedOut], 403: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    summary="Start an evaluation (and, under a rule, its standard twin)",
+)
+def start_evaluation(request: HttpRequest, data: EvaluationIn) -> Status[list[dict[str, Any]]]:
+    """Start an evaluation as the start form does, with its checks, caps and limits: a method
+    and model over a data set, optionally under a semantic ``rule`` (with ``twin``: and the
+    same evaluation under Python's own semantics, to pair with: GET
+    /api/evaluations/{id}/paired). 422 says what is wrong; the evaluations are queued on the
+    batch workers."""
+    refuse_cookie_post_without_csrf(request)
+    user: Any = request.user
+    if not user.is_authenticated:
+        raise HttpError(403, "Sign in (or send an API token) to start an evaluation.")
+    hidden = hiding.policy().hidden_for(user)
+    refusal = hiding.policy().refusal(user, Surface.START_EVALUATION, hidden=hidden)
+    if refusal is not None:
+        raise HttpError(403, refusal)
+    models = [m.name for m in _models()]
+    # As the form posts it: text, the checkboxes "on" or left out.
+    fields: dict[str, str] = {
+        "dataset": data.dataset, "method": data.method.value,
+        "model": data.model or (models[0] if models else ""),
+        "tasks": " ".join(data.tasks), "programs": ", ".join(str(i) for i in data.programs),
+        "limit": "" if data.limit is None else str(data.limit), "samples": str(data.samples),
+        "seed": str(data.seed), "concurrency": str(data.concurrency), "title": data.title,
+        "rule": data.rule,
+    }  # fmt: skip
+    if data.random:
+        fields["random"] = "on"
+    if data.twin:
+        fields["twin"] = "on"
+    form = EvaluationForm(fields, owner=user)
+    if not form.is_valid():
+        raise HttpError(422, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    cleaned = form.cleaned_data
+    if cleaned["dataset"] == "programs":
+        listed = listable_programs(user).filter(pk__in=form.subset)
+        for source in listed.values_list("source", flat=True):
+            refused = hiding.policy().refusal(user, Surface.START_RUN, source=source, hidden=hidden)
+            if refused is not None:
+                raise HttpError(403, refused)
+    if form.limited:  # over either: the API's 429 with Retry-After
+        ratelimits.hit(request, "model_tokens", count=False)
+        for _ in range(form.per_model):
+            ratelimits.hit(request, "evaluations")
+    made = []
+    try:
+        with transaction.atomic():
+            made.append(
+                services.create_evaluation(
+                    dataset=cleaned["dataset"], method=cleaned["method"], model=cleaned["model"],
+                    subset=form.subset, owner=user, limit=cleaned["limit"],
+                    sample_randomly=cleaned["random"], samples=cleaned["samples"],
+                    seed=cleaned["seed"], temperature=0.8 if cleaned["samples"] > 1 else 0.0,
+                    concurrency=cleaned["concurrency"],
+                    max_tokens=max_tokens_for(cleaned["method"]), title=cleaned["title"],
+                    max_results=form.most_results, rule=cleaned["rule"],
+                )
+            )  # fmt: skip
+            if form.per_model == 2:
+                made.append(
+                    services.start_standard_twin(made[0], owner=user, max_results=form.most_results)
+                )
+    except services.EvaluationError as exc:
+        raise HttpError(422, str(exc)) from None
+    return Status(
+        201,
+        [
+            {"id": e.pk, "url": e.get_absolute_url(), "status": e.status, "total": e.total,
+             "rule": e.rule, "not_offered": e.not_offered}
+            for e in made
+        ],
+    )  # fmt: skip
+
+
+def _models() -> list[Any]:
+    """The configured models (none when the configuration is broken: the form says so)."""
+    try:
+        return list(load_models())
+    except RegistryError:
+        return []
 
 
 class RescoreOut(Schema):

@@ -160,3 +160,33 @@ def test_the_start_form_takes_a_rule_and_its_twin(client: Client) -> None:
     assert "Choose a rule from the list" in html.unescape(unknown.content.decode())
     assert SCRIPT not in unknown.content.decode()
     assert Evaluation.objects.count() == 2
+
+
+def test_the_api_starts_an_evaluation_under_a_rule_and_its_twin(client: Client) -> None:
+    owner = UserFactory()
+    ids = _programs(owner)
+    client.force_login(owner)
+    body = {"dataset": "programs", "method": "direct", "programs": ids, "rule": "swap-add-sub",
+            "twin": True, "title": SCRIPT}  # fmt: skip
+    response = client.post("/api/evaluations", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    started = response.json()
+    assert [(e["rule"], e["total"], e["not_offered"]) for e in started] == [
+        ("swap-add-sub", 3, 1), ("", 4, 0),
+    ]  # fmt: skip
+    under, twin = (Evaluation.objects.get(pk=e["id"]) for e in started)
+    assert twin.config["digest"] == under.config["standard_twin"]
+    assert under.owner == owner
+    # The start form's checks, as a 422 that says why; nothing made.
+    for changes, words in (
+        ({"method": "coc"}, "coc cannot run under a rule"),
+        ({"rule": "plus-is-times"}, "Choose a rule from the list"),
+        ({"programs": [10**9]}, "No program with id 1000000000"),
+    ):
+        refused = client.post("/api/evaluations", {**body, **changes},
+                              content_type="application/json")  # fmt: skip
+        assert refused.status_code == 422
+        assert words in refused.json()["detail"]
+    anonymous = Client().post("/api/evaluations", body, content_type="application/json")
+    assert anonymous.status_code == 403
+    assert Evaluation.objects.count() == 2
