@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from playground.classroom.keys import key_status
 from playground.classroom.models import Item, Mode, Submission
+from playground.emulation.registry import REGISTRY
 from playground.programs.models import Program
 from playground.runs.models import Run
 from tests.classroom.staff_factories import (
@@ -187,7 +188,12 @@ def test_model_modes_need_a_model_and_a_fitting_method(db: None) -> None:
         mode="divergence", pick=f"program:{program.pk}", model="smollm2-135m", method="direct"
     )
     page = text(client.post(url, data))
-    assert "Spot the divergence needs a method that writes a step trace (trace, coc)." in page
+    # Every method that writes a step trace is named (trace and Chain of Code among them).
+    steps = [name for name, method in REGISTRY.items() if method.compares_steps]
+    assert {"trace", "coc"} <= set(steps)
+    assert f"Spot the divergence needs a method that writes a step trace ({', '.join(steps)})." in (
+        page
+    )
     assert not Item.objects.exists()
 
 
