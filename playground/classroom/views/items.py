@@ -24,6 +24,7 @@ from playground.classroom.item_form import ItemForm, checkpoint_rows, library_pr
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role
 from playground.classroom.visibility import Surface, hidden_for
 from playground.emulation.judging import headline
+from playground.emulation.registry import REGISTRY
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.programs.models import Program, Puzzle
@@ -189,6 +190,7 @@ def _item_page(
         "rows": rows,
         "picked": picked,
         "rules": rules,
+        "step_methods": [name for name, spec in REGISTRY.items() if spec.compares_steps],
         "pick_value": form["pick"].value() or "",
         "search": params,
         "preview": _key_preview(item) if item is not None and not preview_refused else None,
