@@ -39,6 +39,7 @@ COUNT_FRUITS = """def count_fruits(words):
     return count
 """
 FRUITS = {"apple", "pear"}
+RULE = "swap-add-sub"
 
 
 def _worker(queue: str, *, sandbox_queue: str, lease_s: int = 45) -> subprocess.Popen[str]:
@@ -120,6 +121,8 @@ def test_code_from_a_process_that_may_not_run_it_runs_on_the_sandbox_queue(
                 sandbox.BatchSandbox().run("x = 1\n", None)
             there = sandboxing.run(COUNT_FRUITS, call=call, lmulator=lmulator)
             plain_there = sandboxing.run("def f(x):\n    return [x] * 2\n", call="f(3)")
+            # Under a semantic rule (issue 21): the job carries it to the sandbox worker.
+            ruled = sandboxing.run("def f(x):\n    return x + 1\n", call="f(3)", rule=RULE)
     finally:
         _stop(worker)
     # Chain of Code: every pause was answered here, where the model is, and the trace is the
@@ -131,6 +134,7 @@ def test_code_from_a_process_that_may_not_run_it_runs_on_the_sandbox_queue(
         assert there[key] == here[key], key
         assert plain_there[key] == plain_here[key], key
     assert there["stats"]["lm_calls"] == 3
+    assert (ruled["result"], ruled["rule"]) == ("2", RULE)
 
 
 def _kill_mid_job(queue: str, kill: Callable[[], None]) -> dict[str, Any]:
