@@ -28,7 +28,7 @@ from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.official import pass_at_k as official_pass_at_k
 from playground.benchmarks.scoring import pass_at_k
 from playground.benchmarks.stats import mean_ci, wilson_interval
-from playground.benchmarks.summary import NO_MODEL, summarise
+from playground.benchmarks.summary import NO_MODEL, NO_VALUE, summarise
 from playground.benchmarks.views import evaluation as evaluation_views
 from playground.benchmarks.views import exports
 from playground.emulation.registry import REGISTRY
@@ -48,10 +48,12 @@ def python_summary(evaluation: Evaluation) -> dict[str, Any]:
         )
     )
     no_model = {r["index"] for r in results if r["score_status"] == NO_MODEL}
+    # Under a rule, items whose program returned no value to predict: apart, as no_model.
+    no_value = {r["index"] for r in results if r["score_status"] == NO_VALUE} - no_model
     by_item: dict[int, list[bool]] = defaultdict(list)
     skipped: dict[int, int] = defaultdict(int)  # CRUXEval's official rules leave them out of n
     for r in results:
-        if r["index"] not in no_model:
+        if r["index"] not in no_model | no_value:
             by_item[r["index"]].append(bool(r["passed"]))
             skipped[r["index"]] += r["score_status"] == "skipped"
     n = len(by_item)
@@ -65,7 +67,8 @@ def python_summary(evaluation: Evaluation) -> dict[str, Any]:
         "errors": sum(1 for r in results if r["score_status"] == "error"),
         "no_model": len(no_model), "done": len(results), "total": evaluation.total,
         "samples": evaluation.samples, "origin": evaluation.origin, "rules": evaluation.rules,
-        "config": evaluation.config,
+        "config": evaluation.config, "rule": evaluation.rule,
+        "not_offered": evaluation.not_offered, "no_value": len(no_value),
     }  # fmt: skip
     if evaluation.dataset in ("cruxeval", "programs"):
         summary["task"] = evaluation.task
@@ -93,7 +96,7 @@ def python_path(evaluation: Evaluation) -> dict[str, Any]:
     first: dict[int, Any] = {}
     for row in (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
-        .exclude(score_status=NO_MODEL)
+        .exclude(score_status__in=[NO_MODEL, NO_VALUE])
         .order_by("index", "sample")
         .values("index", "passed", "path")
     ):
@@ -119,7 +122,7 @@ def python_plots(evaluation: Evaluation) -> dict[str, Any]:
     first: dict[int, Any] = {}
     for row in (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
-        .exclude(score_status=NO_MODEL)
+        .exclude(score_status__in=[NO_MODEL, NO_VALUE])
         .values("index", "passed", "lines", "steps", "divergence_step")
     ):
         first.setdefault(row["index"], row)
@@ -151,7 +154,7 @@ def _random_evaluation(
         status=status, samples=samples, total=60 * samples, rules=rules,
         origin="import" if rules else "run",
     )  # fmt: skip
-    kinds = ["pass", "fail", "error", "unparsable", NO_MODEL, "pass", "fail"]
+    kinds = ["pass", "fail", "error", "unparsable", NO_MODEL, NO_VALUE, "pass", "fail"]
     if rules:  # an import scored with CRUXEval's own rules: skipped samples, no model needed
         kinds = ["pass", "fail", "skipped", "skipped", "pass", "fail"]
     rows = []
@@ -213,6 +216,7 @@ def test_a_real_evaluation_keeps_the_python_summary(monkeypatch: pytest.MonkeyPa
     assert summarise(evaluation) == expected
     printed = json.loads(out.getvalue())
     assert printed.pop("url") == evaluation.get_absolute_url()
+    assert printed.pop("paired") == []  # no rule, and none paired with it
     assert printed == json.loads(json.dumps(expected))
 
 
@@ -336,6 +340,7 @@ def test_the_exports_are_streamed_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPa
     text = b"".join(parts).decode()
     data = json.loads(text)
     assert text == json.dumps(data, ensure_ascii=False)  # as JsonResponse wrote it
+    assert data["summary"].pop("paired") == []  # no rule, and none paired with it
     assert data["summary"] == json.loads(json.dumps(python_summary(evaluation)))
     assert len(data["results"]) == rows
     expected = list(Result.objects.filter(evaluation=evaluation).order_by("index", "sample"))
@@ -352,7 +357,7 @@ def test_the_exports_are_streamed_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPa
     lines = b"".join(parts).decode().splitlines()
     assert lines[0] == (
         "\ufeffindex,sample,item,passed,leakage,status,reason,prediction,run,lines,steps,"
-        "divergence_step,path"
+        "divergence_step,path,prior,changed"
     )
     assert len(lines) == 1 + rows
     assert "'=1+1' ünïcode <b>" in lines[1 + [(r.index < 50) for r in expected].index(True)]
@@ -379,5 +384,6 @@ async def _asgi_export() -> None:
     assert not [w for w in caught if "StreamingHttpResponse" in str(w.message)]
     data = json.loads(text)
     expected = await sync_to_async(python_summary)(evaluation)
+    assert data["summary"].pop("paired") == []
     assert data["summary"] == json.loads(json.dumps(expected))
     assert len(data["results"]) == 180

@@ -190,3 +190,27 @@ def test_the_api_starts_an_evaluation_under_a_rule_and_its_twin(client: Client) 
     anonymous = Client().post("/api/evaluations", body, content_type="application/json")
     assert anonymous.status_code == 403
     assert Evaluation.objects.count() == 2
+
+
+def test_the_leaderboard_never_ranks_a_rule_evaluation_with_standard_ones() -> None:
+    def done(title: str, rule: str) -> Evaluation:
+        evaluation = Evaluation.objects.create(
+            dataset="cruxeval", method="direct", model="tiny", status="done", title=title,
+            total=1, rule=rule,
+        )  # fmt: skip
+        Result.objects.create(evaluation=evaluation, index=0, item_key="sample_0", passed=True,
+                              status=Result.Status.DONE, score_status="pass")  # fmt: skip
+        return evaluation
+
+    done("Standard run", "")
+    done("Swapped run", "swap-add-sub")
+    page = html.unescape(Client().get(reverse("benchmarks:leaderboard")).content.decode())
+    standard_board = page[page.index("<h2>CRUXEval-O output prediction</h2>") :]
+    standard_board = standard_board[: standard_board.index("</table>")]
+    rules_board = page[page.index("<h2>CRUXEval-O under a changed rule") :]
+    rules_board = rules_board[: rules_board.index("</table>")]
+    assert "Standard run" in standard_board
+    assert "Swapped run" not in standard_board
+    assert "Swapped run" in rules_board
+    assert ">under swap-add-sub</span>" in rules_board
+    assert "Standard run" not in rules_board

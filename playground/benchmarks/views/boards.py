@@ -27,25 +27,28 @@ from playground.lib.pagination import page_of
 FILL_PER_REQUEST = 100
 
 
-# The boards: (the ``?dataset=`` key, data set, task, title). CRUXEval's two tasks are ranked
-# apart: an output prediction's accuracy and an input prediction's are not one scale.
+# The boards: (the ``?dataset=`` key, data set, task, under a semantic rule, title). CRUXEval's
+# two tasks are ranked apart: an output prediction's accuracy and an input prediction's are not
+# one scale; nor is one under a changed rule (over the items it changes, issue 21), whose board
+# is apart too (each row says its rule; its page pairs it with its standard twin).
 BOARDS = [
-    ("cruxeval", Dataset.CRUXEVAL, "output", "CRUXEval-O output prediction"),
-    ("cruxeval-input", Dataset.CRUXEVAL, "input", "CRUXEval-I input prediction"),
-    ("bbh", Dataset.BBH, "output", str(Dataset.BBH.label)),
-    ("p3", Dataset.P3, "output", str(Dataset.P3.label)),
-]
+    ("cruxeval", Dataset.CRUXEVAL, "output", False, "CRUXEval-O output prediction"),
+    ("cruxeval-input", Dataset.CRUXEVAL, "input", False, "CRUXEval-I input prediction"),
+    ("cruxeval-rules", Dataset.CRUXEVAL, "output", True,
+     "CRUXEval-O under a changed rule (each over the items its rule changes)"),
+    ("bbh", Dataset.BBH, "output", False, str(Dataset.BBH.label)),
+    ("p3", Dataset.P3, "output", False, str(Dataset.P3.label)),
+]  # fmt: skip
 
 
-def _ranked(dataset: str, task: str) -> QuerySet[Evaluation]:
-    """A data set's finished public evaluations of one task, best accuracy first (then more
-    items, then the newest), by their kept figures: no result is read."""
-    return (
-        public_evaluations()
-        .filter(dataset=dataset, task=task, figures__isnull=False)
-        .order_by(
-            KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
-        )
+def _ranked(dataset: str, task: str, under_rule: bool) -> QuerySet[Evaluation]:
+    """A data set's finished public evaluations of one task (under a rule, or not), best
+    accuracy first (then more items, then the newest), by their kept figures: no result is
+    read."""
+    found = public_evaluations()
+    found = found.exclude(rule="") if under_rule else found.filter(rule="")
+    return found.filter(dataset=dataset, task=task, figures__isnull=False).order_by(
+        KeyTransform("accuracy", "figures").desc(), KeyTransform("n", "figures").desc(), "-id"
     )
 
 
@@ -58,10 +61,10 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         chosen = ""
     per_page = settings.PLAYGROUND_PAGE_SIZE
     boards: list[dict[str, Any]] = []
-    for key, dataset, task, name in BOARDS:
+    for key, dataset, task, under_rule, name in BOARDS:
         if chosen and key != chosen:
             continue
-        ranked = _ranked(dataset, task)
+        ranked = _ranked(dataset, task, under_rule)
         # One board pages with ?page=; on the page of every board, each shows its first page.
         page = page_of(request, ranked, per_page) if chosen else Paginator(ranked, per_page).page(1)
         if not chosen and not page.object_list:
