@@ -199,3 +199,32 @@ def test_a_share_link_and_its_embed_show_the_rule(run_now: Any) -> None:
     embed = re.sub(r"\s+", " ", _text(stranger.get(reverse("sharing:embed", args=[link.token]))))
     assert RULES["swap-add-sub"].text in embed
     assert "under standard Python the call returns 6" in embed
+
+
+def test_run_again_repeats_the_rule_the_questions_and_the_seed(
+    oracle: Oracle, run_now: Any
+) -> None:
+    program = ProgramFactory(is_public=True, source=SOURCE, call="f(4)")
+    client = _client()
+    run_now(client, program.pk, method="probe", model="oracle", rule="range-includes-end",
+            probe_coverage="2", probe_state="1", seed="11")  # fmt: skip
+    first = Run.objects.get()
+    page = client.get(first.get_absolute_url()).content.decode()
+    form = re.search(r'<form method="post" action="([^"]+)" class="inline" id="rerun">(.*?)</form>',
+                     page, re.DOTALL)  # fmt: skip
+    assert form is not None
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form[2]))
+    fields.pop("csrfmiddlewaretoken", None)
+    assert fields["rule"] == "range-includes-end"
+    assert (fields["seed"], fields["probe_coverage"], fields["probe_state"]) == ("11", "2", "1")
+    assert form[1] == reverse("runs:start", args=[program.pk])
+    run_now(client, program.pk, **fields)
+    again = Run.objects.exclude(pk=first.pk).get()
+    assert (again.rule, again.seed, again.probes, again.method) == (
+        first.rule, first.seed, first.probes, first.method,
+    )  # fmt: skip
+    assert again.details["probes"] == first.details["probes"]  # the same questions
+    # A share link's holder reads the run; only its owner runs it again.
+    client.post(reverse("sharing:create", args=[first.pk]))
+    shared = _client().get(first.share_links.get().get_absolute_url()).content.decode()
+    assert 'id="rerun"' not in shared
