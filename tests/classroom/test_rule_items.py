@@ -137,3 +137,18 @@ def test_models_are_compared_under_the_same_rule(rule_item: SimpleNamespace) -> 
     url = reverse("classroom:item_stats", args=[w.course.pk, w.assignment.pk, w.item.pk])
     text = _text(client_for(w.instructor).get(url))
     assert f"on the same program under the same rule ( {RULE} )" in text
+
+
+def test_a_program_too_deep_to_rewrite_is_offered_no_rule(db: None) -> None:
+    """A sum of 2,993 terms passes the program check but overflows the rewrite's recursion: the
+    form says no rule applies (it was a 500 on this page and on the program's own page)."""
+    w = course_world()
+    a = assignment(w.course)
+    deep = library_program(source="x = " + "+".join(["1"] * 2993) + "\n", call="", expected="")
+    url = reverse("classroom:item_new", args=[w.course.pk, a.pk])
+    fields = {"mode": "rule", "origin": "library", "pick": f"program:{deep.pk}", "points": "1"}
+    response = client_for(w.instructor).post(url, {**fields, "rule": RULE})
+    assert response.status_code == 200
+    assert "No rule changes anything in this program" in _text(response)
+    page = client_for(w.instructor).get(reverse("programs:detail", args=[deep.pk]))
+    assert page.status_code == 200
