@@ -152,3 +152,9 @@ def test_a_program_too_deep_to_rewrite_is_offered_no_rule(db: None) -> None:
     assert "No rule changes anything in this program" in _text(response)
     page = client_for(w.instructor).get(reverse("programs:detail", args=[deep.pk]))
     assert page.status_code == 200
+
+
+def test_the_assignment_lists_the_items_rule(rule_item: SimpleNamespace) -> None:
+    w = rule_item
+    url = reverse("classroom:assignment_edit", args=[w.course.pk, w.assignment.pk])
+    assert f"Execute under a changed rule under {RULE}" in _text(client_for(w.instructor).get(url))
