@@ -130,9 +130,12 @@ def feedback_details(
             for c in details.get("checkpoints", [])
             if isinstance(c, dict)
         ],
-        # Answer the probes: each question's mark, never its true answer (nor its step).
+        # Answer the probes: each question's mark and what it asked (as its question says),
+        # never its true answer (nor its step).
         "probes": [
-            {"right": p.get("right")} for p in details.get("probes", []) if isinstance(p, dict)
+            {k: p.get(k) for k in ("kind", "line", "k", "variable", "length", "right")}
+            for p in details.get("probes", [])
+            if isinstance(p, dict)
         ],
         "scores": details.get("scores"),
         "consistency": details.get("consistency"),

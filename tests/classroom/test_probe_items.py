@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from playground.classroom import authoring, grading, keys, stats
 from playground.classroom.models import Item, Mode, Submission
+from playground.classroom.probing import identity
 from playground.emulation import probes
 from playground.emulation.probes import Probe
 from playground.runs.models import Run
@@ -324,3 +325,31 @@ def test_a_grader_reads_the_answers_in_question_order(probe_item: SimpleNamespac
     shown = re.findall(r"question (\d+) = ", text)
     assert shown == [str(n) for n in range(1, len(w.questions) + 1)]
     assert len(shown) >= 10  # past 9: by number, not as text ("10" before "2")
+
+
+def test_new_counts_ask_other_questions_and_old_marks_stay_off_them(
+    probe_item: SimpleNamespace,
+) -> None:
+    w = probe_item
+    client_for(w.s1).post(w.submit_url, _answers(w.questions, {0}), headers=HTMX)
+    edit = reverse("classroom:item_edit", args=[w.course.pk, w.assignment.pk, w.item.pk])
+    fields = {
+        "mode": "probes", "origin": "library", "pick": f"program:{w.item.program_id}",
+        "points": "1", "title": "Probes", "probe_seed": "3", "probe_coverage": "0",
+        "probe_state": "2", "probe_path": "0", "probe_output": "1", "probe_sequence": "0",
+    }  # fmt: skip
+    response = client_for(w.instructor).post(edit, fields, follow=True)
+    assert "1 submission was graded against the old key and keeps its grade" in _text(response)
+    item = Item.objects.get(pk=w.item.pk)
+    assert item.key_run_id == w.item.key_run_id  # the same key, other questions
+    now = keys.questions(item)
+    assert [p.kind for p in now] == ["state", "state", "output"]
+    page = client_for(w.s1).get(w.item.get_absolute_url()).content.decode()
+    marked = re.findall(r'data-kind="(\w+)" data-status="(\w+)"', page)
+    # A mark shows only beside the very question it was given for (same kind, line, time,
+    # variable), never beside another one now at its place.
+    same = [
+        n for n, p in enumerate(now) if identity(p.as_dict()) == identity(w.questions[n].as_dict())
+    ]
+    assert len(same) < len(now)
+    assert marked == [(now[n].kind, "wrong" if n == 0 else "correct") for n in same]

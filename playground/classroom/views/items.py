@@ -143,6 +143,7 @@ def _item_page(
             form.add_error(None, refusal)
     if data is not None and not more and form.is_valid() and form.data_out is not None:
         graded = item.submissions.count() if item is not None else 0
+        asked_before = dict(item.probe_config) if item is not None else {}
         saved, prepared = authoring.save_item(
             assignment=assignment, item=item, data=form.data_out, by=request.user
         )
@@ -157,7 +158,9 @@ def _item_page(
                 " Its answer key checks them: the item list shows any problem, and students "
                 "cannot answer the item until its checkpoints can be reached.",
             )
-        if prepared and graded:
+        # New probe counts or seed: the same key, other questions.
+        requestioned = saved.mode == Mode.PROBES and saved.probe_config != asked_before
+        if (prepared or requestioned) and graded:
             messages.warning(
                 request,
                 "1 submission was graded against the old key and keeps its grade: override "
