@@ -281,15 +281,20 @@ def probe_table(item: Item, graded: list[Submission]) -> ProbeTable:
         if sub.attempt != 1:
             continue
         details = (sub.feedback or {}).get("details") or {}
-        marks = [m for m in details.get("probes") or [] if isinstance(m, dict)]
+        # As a model's: on the item's questions only (its counts or seed may have changed).
+        marks = [
+            {**m, "status": "correct" if m.get("right") is True else "wrong"}
+            for m in details.get("probes") or []
+            if isinstance(m, dict) and identity(m) in asked
+        ]
         if not marks:
             continue
         students.runs += 1
         for mark in marks:
-            students.add(str(mark.get("kind")), mark.get("right") is True)
-        ic = (details.get("consistency") or {}).get("ic")
-        if isinstance(ic, int | float):
-            students.ic.append(float(ic))
+            students.add(str(mark.get("kind")), mark["status"] == "correct")
+        ic = probes.consistency(marks)
+        if ic["items"]:
+            students.ic.append(float(ic["ic"]))
     columns: dict[tuple[str, str], ProbeColumn] = {}
     runs = _runs(item)
     methods = [name for name, spec in REGISTRY.items() if spec.asks_probes]

@@ -305,11 +305,20 @@ def test_students_and_models_side_by_side_per_kind(probe_item: SimpleNamespace) 
     assert model.cell("coverage")[:2] == (2 * n_cov - 1, 2 * n_cov)
     assert students.cell("output")[:2] == (2, 2)
     assert model.cell("output")[:2] == (1, 2)
+    # IC by hand (three chains coverage -> state -> path, each closed by the output): student 1
+    # missed chain 0's coverage, so chain 0 is inconsistent (0) and the others 1: 2/3; student
+    # 2: 1. The model's first run missed the output: every chain 1,1,1,0 scores 1/2; its second
+    # missed chain 1's coverage: 2/3.
+    assert [p.kind for p in qs[:9]] == ["coverage", "state", "path"] * 3
+    assert coverage[:2] == [0, 3]
+    assert students.mean_ic == pytest.approx((2 / 3 + 1) / 2, abs=1e-3)  # IC kept to 4 places
+    assert model.mean_ic == pytest.approx((1 / 2 + 2 / 3) / 2, abs=1e-3)
 
     url = reverse("classroom:item_stats", args=[w.course.pk, w.assignment.pk, w.item.pk])
     text = _text(client_for(w.instructor).get(url))
     assert "The questions, by kind: students vs models" in text
     assert "output 2/2 (100%) 1/2 (50%)" in text
+    assert "Incremental consistency 0.83 0.58" in text
     # The accuracy table: a probe run's answer is its output (the third run has none: its
     # verdict counts); the second run was right on a diverging path.
     table_text = text[text.index("Right, wrong execution") :]
