@@ -362,3 +362,25 @@ def test_new_counts_ask_other_questions_and_old_marks_stay_off_them(
     ]
     assert len(same) < len(now)
     assert marked == [(now[n].kind, "wrong" if n == 0 else "correct") for n in same]
+
+
+def test_a_programs_strings_stay_text_in_questions_and_truths(
+    db: None, eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    w = course_world()
+    w.assignment = assignment(w.course, max_attempts=1)
+    source = "def f(s):\n    t = s + '<img src=x onerror=alert(1)>'\n    return t\n"
+    program = library_program(source=source, call="f('<b>')", expected="")
+    item = Item.objects.create(assignment=w.assignment, mode=Mode.PROBES, program=program)
+    with django_capture_on_commit_callbacks(execute=True):
+        authoring.prepare_item(item, by=w.instructor)
+    item.refresh_from_db()
+    questions = keys.questions(item)
+    assert any("<img" in p.truth for p in questions)
+    url = reverse("classroom:submit", args=[w.course.pk, w.assignment.pk, item.pk])
+    response = client_for(w.s1).post(url, _answers(questions), headers=HTMX)
+    body = response.content.decode()
+    assert "Right · attempt 1" in _text(response)
+    assert "it was" in _text(response)  # revealed: the truths are shown...
+    assert "<img" not in body  # ...as text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
