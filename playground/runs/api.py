@@ -33,10 +33,10 @@ from playground.programs.validation import (
 )
 from playground.runs.access import get_run_for_user, runs_of
 from playground.runs.models import Run
-from playground.runs.requests import Kind, Refusal, resolve_run_request
+from playground.runs.requests import Kind, Refusal, offered_rules, resolve_run_request
 from playground.runs.services import start_run
 from playground.runs.views import LIST_FIELDS, STATUS_FIELDS
-from playground.sandbox.inside.semantics import RULES, offered
+from playground.sandbox.inside.semantics import RULES
 
 router = Router()
 METHOD_NAMES = ["real", *REGISTRY]
@@ -271,7 +271,7 @@ def list_rules(request: HttpRequest, program_id: int | None = None) -> list[dict
     something in it); a run's ``rule`` is one of these names."""
     rules = list(RULES.values())
     if program_id is not None:
-        rules = offered(get_program_for_user(request, program_id).source)
+        rules = list(offered_rules(get_program_for_user(request, program_id).source))
     return [{"name": rule.name, "text": rule.text} for rule in rules]
 
 

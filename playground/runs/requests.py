@@ -13,6 +13,9 @@ Its own file because both callers share it and neither is the other's home.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,7 +27,7 @@ from playground.emulation.registry import REGISTRY, max_tokens_for, methods_for
 from playground.lib import ratelimits
 from playground.llm.registry import RegistryError, load_models
 from playground.runs.limits import allowed_overrides
-from playground.sandbox.inside.semantics import RULES, offered
+from playground.sandbox.inside.semantics import RULES, Rule, offered
 
 Kind = Literal["program", "puzzle", "task"]
 MIN_TOKENS = 16  # the smallest answer budget a request may ask for
@@ -136,6 +139,28 @@ def resolve_run_request(
     )
 
 
+_OFFERED: OrderedDict[str, tuple[Rule, ...]] = OrderedDict()
+_OFFERED_LOCK = threading.Lock()
+OFFERED_KEPT = 512  # programs whose offered rules this process remembers
+
+
+def offered_rules(source: str) -> tuple[Rule, ...]:
+    """The rules that change something in ``source`` (``semantics.offered``: parsed, never
+    run), remembered by the text's digest: a long program takes a second to parse under every
+    rule, and its page, its form and the API ask again and again."""
+    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    with _OFFERED_LOCK:
+        if (known := _OFFERED.get(digest)) is not None:
+            _OFFERED.move_to_end(digest)
+            return known
+    found = tuple(offered(source))
+    with _OFFERED_LOCK:
+        _OFFERED[digest] = found
+        while len(_OFFERED) > OFFERED_KEPT:
+            _OFFERED.popitem(last=False)
+    return found
+
+
 def rule_refusal(rule: str, *, kind: str, method: str, source: str | None) -> str:
     """Why this run may not run under ``rule``, in words for the requester; "" when it may. A
     rule must be known, apply to a program, change something in its ``source`` (a rule that
@@ -148,7 +173,7 @@ def rule_refusal(rule: str, *, kind: str, method: str, source: str | None) -> st
     if spec is not None and not spec.changed_semantics:
         return f"The method {method!r} cannot run under a rule: {spec.why_no_rule}"
     if source is not None:
-        names = [r.name for r in offered(source)]
+        names = [r.name for r in offered_rules(source)]
         if rule not in names:
             some = f"the rules that do: {', '.join(names)}" if names else "no rule changes it"
             return f"The rule {rule!r} changes nothing in this program; {some}."

@@ -18,7 +18,7 @@ from playground.llm.registry import RegistryError, load_models
 from playground.programs.models import Program, Puzzle, TaskExample
 from playground.runs.errors import describe_error
 from playground.runs.limits import default_limits
-from playground.sandbox.inside.semantics import offered
+from playground.runs.requests import offered_rules
 
 register = template.Library()
 
@@ -53,7 +53,7 @@ def run_form(context: dict[str, Any], item: Program | Puzzle | TaskExample) -> d
     else:
         kind, action = "program", reverse("runs:start", args=[item.pk])
         methods = {"real": "Real execution only", **methods_for(kind)}
-    rules = offered(item.source) if isinstance(item, Program) else []
+    rules = offered_rules(item.source) if isinstance(item, Program) else ()
     return {
         "kind": kind,
         "action": action,
