@@ -74,11 +74,13 @@ def under_rules(standard: Evaluation, among: QuerySet[Evaluation]) -> list[Evalu
 
 
 def _first_samples(evaluation: Evaluation) -> dict[str, _Item]:
-    """The first scored sample of each item, by its reference."""
+    """The first scored sample of each item, by its reference (one row per item, chosen in
+    SQL: however many samples an item has)."""
     first: dict[str, _Item] = {}
     rows = (
         Result.objects.filter(evaluation=evaluation, status=Result.Status.DONE)
         .order_by("index", "sample")
+        .distinct("index")
         .values_list("item_ref", "passed", "score_status", "prior", "changed")
     )
     for ref, passed, status, prior, changed in rows.iterator():

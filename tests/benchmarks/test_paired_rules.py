@@ -182,3 +182,19 @@ def test_the_standard_twin_is_started_with_the_same_question() -> None:
     under.config = {**under.config, "standard_twin": "0" * 64}
     with pytest.raises(services.EvaluationError, match="would not ask the same question"):
         services.start_standard_twin(under, owner=None, start=False)
+
+
+def test_each_item_pairs_by_its_first_scored_sample() -> None:
+    import_library()
+    standard = _make(limit=20, samples=3)
+    under = _make("swap-add-sub", limit=20, samples=3)
+    [first, *_] = Result.objects.filter(evaluation=under).order_by("index")
+    twin = Result.objects.filter(evaluation=standard, item_ref=first.item_ref)
+    # Standard: right on sample 0. Under the rule: sample 0 not scored yet, sample 1 wrong with
+    # Python's answer, sample 2 right: sample 1 is the first scored, and counts.
+    twin.filter(sample=0).update(status="done", passed=True, score_status="pass")
+    rows = Result.objects.filter(evaluation=under, index=first.index)
+    rows.filter(sample=1).update(status="done", passed=False, score_status="fail", prior=True)
+    rows.filter(sample=2).update(status="done", passed=True, score_status="pass")
+    [row] = paired.figures(under, Evaluation.objects.all())
+    assert (row["n"], row["only_standard_right"], row["prior_following"]["count"]) == (1, 1, 1)
