@@ -6,15 +6,23 @@ counted as following its priors, paired with its standard twin."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from pytest_django.fixtures import Settings
 
+from playground.benchmarks import services
 from playground.benchmarks.models import Evaluation, Result
+from playground.lib import paths
 from playground.programs.library import import_library
 from playground.programs.models import Program
+from tests.benchmarks.test_evaluations import _wait_until, _worker
 from tests.llm.fake_server import chunk, fake_server, streaming
 from tests.oracle import Oracle, oracle_server
 
@@ -128,3 +136,49 @@ def test_an_answer_from_priors_is_wrong_under_the_rule_and_counted(
     assert "McNemar exact p = 1" in text
     assert "1 of 2 wrong answers are what Python normally returns" in text
     assert Evaluation.objects.filter(rule="swap-add-sub").count() == 2
+
+
+@pytest.mark.slow
+@pytest.mark.full_only  # two Celery workers start (about 20 s); the command line's form above
+@pytest.mark.django_db(transaction=True)
+def test_on_the_workers_the_checks_run_under_the_rule_on_the_sandbox_queue(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """As the site runs an evaluation: the batch worker may start no sandbox, so the real run,
+    the check under the rule and the check under Python's own semantics all go to the sandbox
+    queue's worker, each with its rule (or none)."""
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    batch, sandbox_queue = f"batch-test-{tag}", f"sandbox-test-{tag}"
+    settings.PLAYGROUND_BATCH_QUEUE = batch
+    programs = [
+        Program.objects.create(title="sum", source=SOURCE_SUM, call="f(4)"),
+        Program.objects.create(title="dec", source=SOURCE_DEC, call="f(10)"),
+    ]
+    answer = streaming([chunk("[ANSWER]\n6\n[/ANSWER]", finish="stop"), b"data: [DONE]\n\n"])
+    with fake_server(answer) as (model, _):
+        entry = {"name": model.name, "base_url": model.base_url, "model": model.model}
+        env = {
+            **os.environ, "PLAYGROUND_MODELS": json.dumps([entry]),
+            "DATABASE_URL": paths.database_url(connection.settings_dict),
+            "PLAYGROUND_SANDBOX_QUEUE": sandbox_queue, "PLAYGROUND_BATCH_QUEUE": batch,
+        }  # fmt: skip
+        monkeypatch.setenv("PLAYGROUND_MODELS", env["PLAYGROUND_MODELS"])
+        workers = [_worker(sandbox_queue, env, pool="prefork", concurrency=2),
+                   _worker(batch, env, concurrency=2)]  # fmt: skip
+        try:
+            evaluation = services.create_evaluation(
+                dataset="programs", subset=[str(p.pk) for p in programs], method="direct",
+                model=model.name, rule="swap-add-sub", start=False,
+            )  # fmt: skip
+            services.send(evaluation.pk, "run")
+            _wait_until(lambda: Evaluation.objects.get(pk=evaluation.pk).status == "done", 120)
+        finally:
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+            for worker in workers:
+                worker.wait(30)
+    rows = Result.objects.filter(evaluation=evaluation)
+    assert {r.item_key: (r.score_status, r.prior, r.changed) for r in rows} == {
+        "sum": ("fail", True, True), "dec": ("fail", False, True),
+    }  # fmt: skip
+    assert "== 6 is False, not True" in rows.get(item_key="sum").reason
