@@ -23,7 +23,20 @@ SHOTS = Path("/tmp/counterfactual-shots")
 def _run_under_the_rule(page: Page, stack: Stack, method: str) -> None:
     page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_13")
     page.get_by_role("link", name="CRUXEval sample_13", exact=True).click()
+    rule = page.get_by_label("Rule")
+    # Chain of Code cannot run under a rule: the form turns the select off for it.
+    page.get_by_label("Method").select_option("coc")
+    expect(rule).to_be_disabled()
+    # A probe method's questions show only where one is chosen.
+    page.locator("summary", has_text="Limits for this run").click()
+    page.get_by_label("Method").select_option("probe")
+    expect(rule).to_be_enabled()
+    expect(page.locator("[data-probe-settings]")).to_be_visible()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "form.png"), full_page=True)
     page.get_by_label("Method").select_option(method)
+    if method == "real":
+        expect(page.locator("[data-probe-settings]")).to_be_hidden()
     page.get_by_label("Rule").select_option(RULE)
     expect(page.locator(f'[data-rule-text] [data-rule="{RULE}"]')).to_have_text(RULES[RULE].text)
     expect(page.locator('[data-rule-text] [data-rule=""]')).to_be_hidden()

@@ -228,3 +228,12 @@ def test_run_again_repeats_the_rule_the_questions_and_the_seed(
     client.post(reverse("sharing:create", args=[first.pk]))
     shared = _client().get(first.share_links.get().get_absolute_url()).content.decode()
     assert 'id="rerun"' not in shared
+
+
+def test_the_form_says_how_many_rules_change_the_program() -> None:
+    program = ProgramFactory(is_public=True, source=SOURCE, call="f(4)")
+    text = re.sub(r"\s+", " ", _text(_client().get(program.get_absolute_url())))
+    assert "(2 rules change something here)" in text
+    one = ProgramFactory(is_public=True, source="def f(a, b):\n    return a == b\n", call="f(1, 2)")
+    text = re.sub(r"\s+", " ", _text(_client().get(one.get_absolute_url())))
+    assert "(one rule changes something here)" in text
