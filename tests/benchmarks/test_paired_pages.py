@@ -214,3 +214,18 @@ def test_the_leaderboard_never_ranks_a_rule_evaluation_with_standard_ones() -> N
     assert "Swapped run" in rules_board
     assert ">under swap-add-sub</span>" in rules_board
     assert "Standard run" not in rules_board
+
+
+def test_the_compare_page_leaves_out_an_item_with_no_value_under_the_rule(client: Client) -> None:
+    owner = UserFactory()
+    ids = _programs(owner)
+    under, standard = _make(owner, ids, "swap-add-sub"), _make(owner, ids)
+    _done(under, [False, False, True], [None, True, None], [True, True, False])
+    Result.objects.filter(evaluation=under, index=0).update(score_status="no_value")
+    _done(standard, [True, True, True, False], [None] * 4, [None] * 4)
+    client.force_login(owner)
+    page = client.get(reverse("benchmarks:compare"), {"a": standard.pk, "b": under.pk})
+    text = html.unescape(page.content.decode())
+    assert page.context["test"]["n"] == 2  # of the 3 shared items, the one that raised is out
+    assert (page.context["test"]["b10"], page.context["test"]["b01"]) == (1, 0)
+    assert "1 item whose program raises under a changed rule" in text

@@ -10,7 +10,7 @@ from django.shortcuts import render
 
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.stats import mcnemar
-from playground.benchmarks.summary import NO_MODEL
+from playground.benchmarks.summary import APART, NO_MODEL, NO_VALUE
 from playground.benchmarks.views.common import evaluation_or_404, hidden_items
 from playground.lib.params import object_id
 
@@ -55,9 +55,9 @@ def compare(request: HttpRequest) -> HttpResponse:
     first_a = _first_samples(a, hidden_items(request, a))
     first_b = _first_samples(b, hidden_items(request, b))
     both = [(key, ra, first_b[key]) for key, ra in first_a.items() if key in first_b]
-    # An item that one side ran without the model says nothing about that model: left out of
-    # the paired test, and counted.
-    pairs = [p for p in both if NO_MODEL not in (p[1].score_status, p[2].score_status)]
+    # An item that one side ran without the model says nothing about that model, nor one whose
+    # program returned no value under that side's rule: left out of the paired test, counted.
+    pairs = [p for p in both if not {p[1].score_status, p[2].score_status} & set(APART)]
     test = mcnemar([bool(ra.passed) for _, ra, _ in pairs], [bool(rb.passed) for _, _, rb in pairs])
     return render(
         request,
@@ -70,6 +70,9 @@ def compare(request: HttpRequest) -> HttpResponse:
             "only_b_right": [p for p in pairs if p[2].passed and not p[1].passed],
             "no_model_a": sum(1 for _, ra, _ in both if ra.score_status == NO_MODEL),
             "no_model_b": sum(1 for _, _, rb in both if rb.score_status == NO_MODEL),
+            "no_value": sum(
+                1 for _, ra, rb in both if NO_VALUE in (ra.score_status, rb.score_status)
+            ),
             "only_in_a": [r for key, r in first_a.items() if key not in first_b],
             "only_in_b": [r for key, r in first_b.items() if key not in first_a],
         },
