@@ -70,6 +70,11 @@ def test_a_visitor_runs_a_program_under_a_changed_rule(stack: Stack, browser: Br
     _run_under_the_rule(page, stack, "real")
     expect(page.locator("#trace-status")).to_be_visible()
     _both_runs_shown(page, "real")
+    # On a phone the two runs' steps scroll in their own box, not the page sideways.
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(page.locator("#rule-banner")).to_be_visible()
+    page.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
     page.close()
 
 
