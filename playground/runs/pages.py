@@ -65,9 +65,13 @@ def _model_label(run: Run) -> str:
         return run.model
 
 
-def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
+def run_context(
+    run: Run, urls: RunUrls | None = None, *, step_standard: bool = False
+) -> dict[str, object]:
     """What the run page shows; ``urls`` for a viewer who came another way than the run's own
-    page (a share link: read-only, no cancel, no sharing controls; live updates through it)."""
+    page (a share link: read-only, no cancel, no sharing controls; live updates through it).
+    ``step_standard``: a run under a rule, whose viewer steps through standard Python's run
+    instead of the run under the rule (``?trace=standard``)."""
     urls = urls or own_urls(run)
     # The real trace is shown as soon as it exists (it usually beats the model by far).
     trace = run.real_trace
@@ -96,6 +100,9 @@ def run_context(run: Run, urls: RunUrls | None = None) -> dict[str, object]:
         "rule_text": run.rule_text,
         "standard": standard.data if standard else None,
         "rule_steps": rule_steps(real_data, standard.data if standard else None),
+        # What the step-through viewer shows: the real run, or standard Python's beside it.
+        "viewer_trace": standard.data if step_standard and standard else real_data,
+        "viewing_standard": bool(step_standard and standard),
         # A probe method's counts, in the kinds' order (jsonb keeps its own).
         "probe_counts": [
             (kind, run.probes[kind])

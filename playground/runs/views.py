@@ -140,7 +140,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_run_for_user(request, pk)
     if (refused := _hidden(request, run)) is not None:
         return refused
-    context = run_context(run)
+    context = run_context(run, step_standard=request.GET.get("trace") == "standard")
     context["share_links"] = run.share_links.filter(revoked_at__isnull=True)
     return render(request, "runs/run_detail.html", context)
 

@@ -128,7 +128,8 @@ def shared_run(request: HttpRequest, token: str) -> HttpResponse:
     link = _active_link(token)
     if (hidden := _hidden(request, link)) is not None:
         return hidden
-    context = run_context(link.run, _urls(link))
+    standard = request.GET.get("trace") == "standard"  # a rule run's other viewer (runs/pages)
+    context = run_context(link.run, _urls(link), step_standard=standard)
     return render(request, "runs/run_detail.html", context)
 
 

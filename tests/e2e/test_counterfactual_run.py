@@ -70,6 +70,16 @@ def test_a_visitor_runs_a_program_under_a_changed_rule(stack: Stack, browser: Br
     _run_under_the_rule(page, stack, "real")
     expect(page.locator("#trace-status")).to_be_visible()
     _both_runs_shown(page, "real")
+    # The viewer steps through standard Python's run too, and back.
+    page.locator("#trace-switch a", has_text="standard Python").click()
+    expect(page.locator("#viewing-standard")).to_be_visible()
+    page.locator('[data-go="last"]').click()
+    row = page.locator("#vars tr", has_text="numberOfNames")
+    assert row.inner_text().split()[-1] == "2"
+    page.get_by_role("link", name="the run under the rule").click()
+    expect(page.locator("#viewing-standard")).to_have_count(0)
+    page.locator('[data-go="last"]').click()
+    assert page.locator("#vars tr", has_text="numberOfNames").inner_text().split()[-1] == "-2"
     # On a phone the two runs' steps scroll in their own box, not the page sideways.
     page.set_viewport_size({"width": 390, "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -237,3 +237,32 @@ def test_the_form_says_how_many_rules_change_the_program() -> None:
     one = ProgramFactory(is_public=True, source="def f(a, b):\n    return a == b\n", call="f(1, 2)")
     text = re.sub(r"\s+", " ", _text(_client().get(one.get_absolute_url())))
     assert "(one rule changes something here)" in text
+
+
+def _returned(page: str) -> str:
+    """What the call returns in the trace the page's viewer steps through."""
+    found = re.search(r'<script id="trace-steps" type="application/json">(.*?)</script>', page)
+    assert found is not None
+    returns = [
+        s["locals"]["__return__"] for s in json.loads(found[1]) if s.get("event") == "return"
+    ]
+    return str(returns[-1])
+
+
+def test_the_viewer_steps_through_either_run(run_now: Any) -> None:
+    program = ProgramFactory(is_public=True, source=SOURCE, call="f(4)")
+    client = _client()
+    run_now(client, program.pk, rule="swap-add-sub")
+    run = Run.objects.get()
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert _returned(page) == "-6"  # the run under the rule
+    assert f'href="{run.get_absolute_url()}?trace=standard#viewer"' in page
+    standard = client.get(run.get_absolute_url() + "?trace=standard").content.decode()
+    assert _returned(standard) == "6"  # standard Python's
+    assert 'id="viewing-standard"' in standard
+    assert "f(4) returned -6" in re.sub(r"\s+", " ", _text_of(standard))  # the verdict's run
+    client.post(reverse("sharing:create", args=[run.pk]))
+    url = run.share_links.get().get_absolute_url()
+    shared = _client().get(url + "?trace=standard").content.decode()
+    assert _returned(shared) == "6"
+    assert f'href="{url}#viewer"' in shared
