@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playground.emulation import trace as trace_method
-from playground.llm.logprobs import Backend, NotSupported, Scored
+from playground.llm.embedded import EmbeddedModelMissing
+from playground.llm.logprobs import Backend, LogprobsError, NotSupported, Scored, backend_for
+from playground.llm.registry import ModelSpec
 
 END = "\n[/TRACE]"
 
@@ -166,3 +168,17 @@ def score_trace(
     text, spans = render(steps)
     scored = backend.score(trace_method.messages(source, call, rule), text)
     return attribute(scored, spans)
+
+
+def measure(
+    model: ModelSpec, source: str, call: str, steps: list[dict[str, Any]], rule: str = ""
+) -> dict[str, Any]:
+    """A run's real trace scored under ``model``, as JSON for the run to keep: the figures
+    (``supported: true``), or why there are none (``supported: false`` and ``reason``, the
+    engine cannot; ``error``, it could but failed this time). Never an empty figure."""
+    try:
+        backend = backend_for(model)
+        result = score_trace(backend, source, call, steps, rule)
+    except (LogprobsError, EmbeddedModelMissing) as exc:
+        return {"supported": True, "engine": "", "error": str(exc)}
+    return result.to_json()

@@ -171,3 +171,20 @@ def test_an_invalid_log_probability_is_refused() -> None:
         pytest.raises(LogprobsError, match="invalid"),
     ):
         OpenAIPromptLogprobs(model).score(trace_method.messages(SOURCE, CALL), text)
+
+
+def test_what_a_run_keeps_is_figures_or_a_reason_never_nothing() -> None:
+    text, _spans = surprise.render(STEPS)
+    with logprob_server(Script(truth=text, doubts={0})) as model:
+        kept = surprise.measure(model, SOURCE, CALL, STEPS)
+    assert kept["supported"] is True
+    assert [s["i"] for s in kept["steps"]] == [s["i"] for s in trace_method.EXAMPLE_STEPS]
+    assert kept["steps"][0]["total"] == 2.0
+    assert json.loads(json.dumps(kept)) == kept
+    with logprob_server(Script(truth=text, prompt_logprobs=False)) as model:
+        failed = surprise.measure(model, SOURCE, CALL, STEPS)
+    assert "without prompt log-probabilities" in failed["error"]
+    hosted = ModelSpec(name="h", base_url="https://example.invalid/v1", model="m", label="Hosted")
+    refused = surprise.measure(hosted, SOURCE, CALL, STEPS)
+    assert refused["supported"] is False
+    assert "cannot be measured" in refused["reason"]
