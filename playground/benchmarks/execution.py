@@ -384,6 +384,9 @@ def _real_run(run_id: int) -> None:
 
 
 def _score(run: Run) -> scoring.Score:
+    nothing = _no_value(run)
+    if nothing is not None:
+        return nothing
     if run.status == Run.Status.FAILED:
         return scoring.Score(False, False, run.error or "The run failed.", "error")
     if run.program_id is not None and needed_no_model(run.method, run.model_calls):
@@ -403,13 +406,22 @@ def _score(run: Run) -> scoring.Score:
         return scoring.score_probes(run.verdict)
     if spec is not None and spec.predicts_input:
         return _score_input(run)
-    if run.rule:
-        real = run.real_trace
-        if real is not None and real.data.get("status") != "ok":
-            return scoring.no_value(real.data, run.rule)
     return scoring.score_cruxeval_output(
         run.source, run.call, run.prediction or None, runner=_runner(run.rule)
     )
+
+
+def _no_value(run: Run) -> scoring.Score | None:
+    """Under a rule, the score of a program whose own call returns no value under it (it
+    raises, or does not finish): nothing to predict (an input predictor's run then fails, with
+    no output to show); None otherwise. Probes are asked of such a run too, and graded."""
+    spec = run.spec
+    if not run.rule or run.program_id is None or (spec is not None and spec.asks_probes):
+        return None
+    real = run.real_trace
+    if real is None or real.data.get("status") == "ok":
+        return None
+    return scoring.no_value(real.data, run.rule)
 
 
 def _runner(rule: str) -> scoring.Runner | None:
@@ -443,24 +455,42 @@ def _prior(run: Run, score: scoring.Score) -> bool | None:
     if not run.rule or score.status != "fail" or run.program_id is None:
         return None
     spec = run.spec
-    if spec is None or spec.asks_probes or spec.predicts_input:
+    if spec is None or spec.asks_probes:
         return None
+    if spec.predicts_input:  # the model's call returns the output under Python's semantics
+        output = _output_of(run)
+        if output is None:
+            return None
+        return scoring.holds_cruxeval_input(run.source, output, run.prediction or None)
     return scoring.holds_cruxeval_output(run.source, run.call, run.prediction or None)
 
 
-def _score_input(run: Run) -> scoring.Score:
-    """CRUXEval-I: the model's call against the output, by the official rules. The output is
-    the data set's (what the model was shown), else the real run's value."""
+def _output_of(run: Run) -> str | None:
+    """The output an input is predicted for: the data set's (what the model was shown; never
+    under a rule), else the real run's value (under the rule); None when there is none."""
     output = run.details.get("output") if isinstance(run.details, dict) else None
     if not output:
         real = run.real_trace
         if real is None or real.data.get("status") != "ok":
-            return scoring.Score(
-                False, False, "The program's own call has no output to predict an input for.",
-                "error",
-            )  # fmt: skip
+            return None
         output = str(real.data.get("result"))
+    return str(output)
+
+
+def _score_input(run: Run) -> scoring.Score:
+    """CRUXEval-I: the model's call against the output, by the official rules (under a rule,
+    by the site's: ``scoring.score_cruxeval_input_under_rule``)."""
+    output = _output_of(run)
+    if output is None:
+        return scoring.Score(
+            False, False, "The program's own call has no output to predict an input for.",
+            "error",
+        )  # fmt: skip
     function = function_of(run.call) or "f"
+    if run.rule:
+        return scoring.score_cruxeval_input_under_rule(
+            run.source, output, run.prediction or None, rule=run.rule, function=function
+        )
     return scoring.score_cruxeval_input(
         run.source, str(output), run.prediction or None, function=function
     )

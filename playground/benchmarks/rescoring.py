@@ -45,7 +45,8 @@ class RescoreRefused(Exception):
 
 def rules_for(evaluation: Evaluation) -> str:
     """The version of the rules that score this evaluation today."""
-    if evaluation.origin == "import" or evaluation.task == "input":
+    # CRUXEval-I under a semantic rule is the site's: the official check would be rewritten.
+    if evaluation.origin == "import" or (evaluation.task == "input" and not evaluation.rule):
         return official.RULES_VERSION
     return scoring.RULES_VERSION
 
@@ -153,10 +154,27 @@ def _one(evaluation: Evaluation, result: Result, checks: Runner, runs: Runner) -
         return None
     if evaluation.task == "input":
         output = (run.details or {}).get("output") if run is not None else None
-        output = output or (program.expected_output if program and program.is_builtin else None)
+        if not evaluation.rule:
+            output = output or (program.expected_output if program and program.is_builtin else None)
+        elif not output and run is not None:  # the rule's value; never the data set's (Python's)
+            real = run.real_trace
+            if real is not None and real.data.get("status") == "ok":
+                output = str(real.data.get("result"))
         if not output:
             return None
         function = function_of(call) or "f"
+        if evaluation.rule:
+            rule = evaluation.rule
+            score = scoring.score_cruxeval_input_under_rule(
+                source, str(output), prediction, rule=rule, function=function,
+                runner=lambda text, check: checks(text, check, rule=rule),
+            )  # fmt: skip
+            prior = None
+            if score.status == "fail":
+                prior = scoring.holds_cruxeval_input(
+                    source, str(output), prediction, runner=lambda text, check: checks(text, check)
+                )
+            return (*_as_new(score)[:4], prior)
         return _as_new(
             scoring.score_cruxeval_input(
                 source, str(output), prediction, function=function,

@@ -202,6 +202,55 @@ def score_cruxeval_input(
     return _not_passed("fail", f"{shown}: {official.why_not(trace)}.")
 
 
+def score_cruxeval_input_under_rule(
+    code: str, output: str, generation: str | None, *, rule: str, function: str = "f",
+    runner: Runner | None = None,
+) -> Score:  # fmt: skip
+    """CRUXEval-I under a semantic rule, by the site's rules: skipped as the official scorer
+    skips (no call of the function); otherwise ``(<output>) == (<generation>)`` must be True,
+    evaluated as the call of the program run under ``rule`` in the sandbox (the official 3 s),
+    so that the program's function is rewritten and the comparison and the model's call are
+    not (an item's call never is). The official check appends an assert to the program, which
+    the rule would rewrite too."""
+    if not generation or f"{function}(" not in generation:
+        return _not_passed(
+            "skipped",
+            f"Skipped, as CRUXEval's official scorer skips it: the answer holds no call of "
+            f"{function}.",
+        )
+    trace = _run(runner or _rule_check_runner(rule), code, _input_check(output, generation))
+    if isinstance(trace, Score):
+        return trace
+    shown = f"{_short(output)} == {_short(generation)}"
+    if trace.get("status") == "ok" and trace.get("result") == "True":
+        return _passed(f"{shown} holds under {rule}.")
+    return _not_passed("fail", _why_not(trace, f"{shown} under {rule}"))
+
+
+def holds_cruxeval_input(
+    code: str, output: str, generation: str | None, *, runner: Runner | None = None
+) -> bool | None:
+    """Whether the model's call returns ``output`` under Python's own semantics (the check of
+    ``score_cruxeval_input_under_rule`` with no rule); None when it cannot be told."""
+    if not generation:
+        return None
+    trace = _run(runner or _check_runner, code, _input_check(output, generation))
+    if isinstance(trace, Score):
+        return None
+    return trace.get("status") == "ok" and trace.get("result") == "True"
+
+
+def _input_check(output: str, generation: str) -> str:
+    # The newlines end a comment either may carry, which would otherwise swallow the rest.
+    return f"({output}\n) == ({generation}\n)"
+
+
+def _rule_check_runner(rule: str) -> Runner:
+    return lambda source, call: sandboxing.run(
+        source, call=call or None, limits=official.CHECK_LIMITS, rule=rule
+    )
+
+
 def score_bbh(answer: str | None, target: str) -> Score:
     """BIG-Bench Hard: exact match after the task format's normalisation (``tae.normalise``)."""
     if answer is None or not answer.strip():

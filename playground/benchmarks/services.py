@@ -201,7 +201,10 @@ def create_evaluation(
     refusal = too_many_results(len(items) * samples, max_results)
     if refusal is not None:
         raise EvaluationError(refusal)
-    rules = RULES_VERSION if spec.predicts_input else SITE_RULES
+    # CRUXEval-I's official check appends an assert to the program, which a rule would rewrite:
+    # under one, the site's own check (scoring.score_cruxeval_input_under_rule) scores it.
+    standard_rules = RULES_VERSION if spec.predicts_input else SITE_RULES
+    rules = SITE_RULES if rule else standard_rules
     config = configuration(
         dataset=dataset, subset=list(subset or []), method=method, model=model,
         temperature=temperature, seed=seed, samples=samples, max_tokens=max_tokens, limit=limit,
@@ -212,7 +215,7 @@ def create_evaluation(
         config["standard_twin"] = configuration(
             dataset=dataset, subset=list(subset or []), method=method, model=model,
             temperature=temperature, seed=seed, samples=samples, max_tokens=max_tokens,
-            limit=limit, sample_randomly=sample_randomly, rules=rules,
+            limit=limit, sample_randomly=sample_randomly, rules=standard_rules,
         )["digest"]  # fmt: skip
     with transaction.atomic():
         evaluation = Evaluation.objects.create(
@@ -284,10 +287,6 @@ def rule_refusal(rule: str, *, dataset: str, method: str) -> str | None:
         return f"There is no method {method[:40]!r}."
     if not spec.changed_semantics:
         return f"{spec.name} cannot run under a rule: {spec.why_no_rule}"
-    if spec.predicts_input:
-        # Its check (``assert <output> == <call>``, appended to the program) would itself be
-        # rewritten under a rule: not offered until it is run apart from the program.
-        return f"{spec.name} predicts an input; input prediction under a rule is not offered yet."
     return None
 
 

@@ -48,12 +48,23 @@ def test_an_evaluation_under_a_rule_holds_only_the_items_it_changes_and_counts_t
     assert _make("swap-add-sub").config["digest"] != under.config["digest"]
 
 
+def test_input_prediction_under_a_rule_is_scored_by_the_sites_rules() -> None:
+    # CRUXEval-I's official check appends an assert to the program, which the rule would
+    # rewrite: under a rule the site's own check scores it, and says so; its twin is official.
+    import_library()
+    under = _make("swap-add-sub", method="input-direct")
+    standard = _make(method="input-direct")
+    assert (under.task, under.rules, under.config["rules"]) == ("input", "site-1", "site-1")
+    assert (standard.task, standard.rules) == ("input", "official-1")
+    assert under.config["standard_twin"] == standard.config["digest"]
+    assert paired.standard_twin(under, Evaluation.objects.all()) == standard
+
+
 @pytest.mark.parametrize(
     ("changes", "words"),
     [
         ({"rule": "plus-is-times"}, "There is no rule 'plus-is-times'; the rules are: swap-"),
         ({"rule": "swap-add-sub", "method": "coc"}, "coc cannot run under a rule"),
-        ({"rule": "swap-add-sub", "method": "input-direct"}, "input prediction under a rule"),
         ({"rule": "swap-add-sub", "dataset": "bbh", "method": "tae"}, "Only programs run under"),
     ],
 )

@@ -136,6 +136,49 @@ def test_an_answer_from_priors_is_wrong_under_the_rule_and_counted(
     assert "McNemar exact p = 1" in text
     assert "1 of 2 wrong answers are what Python normally returns" in text
     assert Evaluation.objects.filter(rule="swap-add-sub").count() == 2
+    # Scored again under the current rules: the same scores and priors.
+    rescored = StringIO()
+    call_command("bench", "rescore", str(under["id"]), json=True, stdout=rescored)
+    assert json.loads(rescored.getvalue())["rescored"]["changed"] == 0
+    assert dict(
+        Result.objects.filter(evaluation_id=under["id"]).values_list("item_key", "prior")
+    ) == {"sum": True, "dec": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_input_prediction_under_a_rule_with_the_oracle_and_from_priors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import_library()
+    # The oracle answers each program's own call: under the rule it returns the output shown.
+    calls = {p.source.rstrip(): p.call for p in Program.objects.filter(dataset="cruxeval")}
+    with oracle_server(Oracle(calls=calls)) as model:
+        _use(monkeypatch, model.name, model.base_url, model.model)
+        under = _bench(
+            "cruxeval", method="input-direct", model="oracle", limit=20, rule="swap-lt-gt"
+        )
+    # Right on the two items with a value; sample_7 raises under the rule.
+    assert (under["rules"], under["task"]) == ("site-1", "input")
+    assert (under["n"], under["passed"], under["no_value"], under["errors"]) == (2, 2, 1, 0)
+    # A model that inverts f as Python would: f(x) is x - 1, 11 under swap-add-sub (for f(10));
+    # it answers f(12), right in Python (12 - 1), wrong under the rule (12 + 1).
+    program = Program.objects.create(title="dec", source=SOURCE_DEC, call="f(10)")
+    answer = streaming([chunk("f(12)\n[/ANSWER]", finish="stop"), b"data: [DONE]\n\n"])
+    with fake_server(answer) as (fake, _):
+        _use(monkeypatch, fake.name, fake.base_url, fake.model)
+        wrong = _bench(
+            "programs", program=[program.pk], method="input-direct", model=fake.name,
+            rule="swap-add-sub",
+        )  # fmt: skip
+    [result] = Result.objects.filter(evaluation_id=wrong["id"])
+    assert (result.score_status, result.prior, result.changed) == ("fail", True, True)
+    assert "11 == f(12) under swap-add-sub is False" in result.reason
+    # Scored again, the same (under its rule, the check of Python's semantics beside).
+    out = StringIO()
+    call_command("bench", "rescore", str(wrong["id"]), json=True, stdout=out)
+    assert json.loads(out.getvalue())["rescored"]["changed"] == 0
+    result.refresh_from_db()
+    assert (result.score_status, result.prior) == ("fail", True)
 
 
 @pytest.mark.slow
