@@ -15,8 +15,8 @@ from ninja.errors import HttpError
 
 from playground.classroom.access import get_assignment
 from playground.classroom.gradebook import build
-from playground.classroom.models import Assignment, Feedback, Membership, Submission
-from playground.classroom.progress import answer_revealed, guarded_message
+from playground.classroom.models import Assignment, Membership, Submission
+from playground.classroom.progress import answer_revealed, feedback_allowed, guarded_message
 from playground.runs.api import ErrorOut
 
 router = Router()
@@ -58,19 +58,22 @@ def classroom_submissions(
         "student", "item"
     )
     staff = member.is_staff_role
-    show_grades = True
     if not staff:
         submissions = submissions.filter(student_id=request.user.pk)
-        window_end = assignment.window(request.user)[1]
-        show_grades = assignment.feedback == Feedback.AFTER_ATTEMPT or timezone.now() > window_end
     rows = list(submissions.order_by("submitted_at", "id"))
     revealed: dict[int, bool] = {}
+    # Each item's results rule and exam mode decide (the hiding policy's Surface.SCORE).
+    shown: dict[int, bool] = {}
     if not staff:
+        now = timezone.now()
         for item_id in {s.item_id for s in rows}:
             mine = [s for s in rows if s.item_id == item_id]
+            item = mine[0].item
+            item.assignment = assignment
+            shown[item_id] = feedback_allowed(item, request.user, now)
             scores = [s.score for s in mine if s.score is not None]
             revealed[item_id] = answer_revealed(
-                assignment,
+                item,
                 request.user,
                 attempts=len(mine),
                 best_score=max(scores) if scores else None,
@@ -88,7 +91,7 @@ def classroom_submissions(
         }
         if staff:
             record["student"] = sub.student.get_username()
-        if show_grades:
+        if staff or shown[sub.item_id]:
             record.update(
                 score=sub.score,
                 credit=sub.final_credit,

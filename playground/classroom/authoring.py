@@ -36,6 +36,7 @@ class ItemData:
     method: str
     probe_config: dict[str, int] = field(default_factory=dict)  # answer the probes
     rule: str = ""  # execute under a changed rule
+    results: str = ""  # when students see their results (models.Results; "": the assignment's)
 
 
 def save_item(
@@ -81,6 +82,7 @@ def save_item(
         # The probes' seed and counts need no new key: the questions come from the same run.
         item.probe_config = data.probe_config if data.mode == Mode.PROBES else {}
         item.rule = data.rule if data.mode == Mode.RULE else ""
+        item.results = data.results
         if changed:
             item.key_run = None
         item.key_check = None  # checkpoints may have changed: the key is checked again

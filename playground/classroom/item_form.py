@@ -22,7 +22,7 @@ from django.http import QueryDict
 
 from playground.classroom.authoring import ItemData
 from playground.classroom.checkpoints import check_checkpoints
-from playground.classroom.models import Item, Mode
+from playground.classroom.models import Item, Mode, Results
 from playground.classroom.probing import SEED_MAX, config_of
 from playground.emulation import probes
 from playground.emulation.registry import REGISTRY, methods_for
@@ -160,6 +160,12 @@ class ItemForm(forms.Form):
         help_text="Optional instructions shown with the item.",
     )
     points = DecimalNumberField(min_value=0, max_value=1000, initial=1)
+    results = forms.ChoiceField(
+        choices=Results.choices,
+        required=False,
+        label="Students see their results",
+        help_text="In exam mode, nothing before an instructor publishes the results.",
+    )
     origin = forms.ChoiceField(choices=ORIGINS, widget=forms.RadioSelect, initial="library")
     pick = forms.CharField(required=False, widget=forms.HiddenInput)
     source = forms.CharField(
@@ -300,6 +306,7 @@ class ItemForm(forms.Form):
                 method=what.method,
                 probe_config=what.probe_config,
                 rule=what.rule,
+                results=str(cleaned.get("results") or ""),
             )
         return cleaned
 
@@ -470,6 +477,7 @@ def _item_initial(item: Item) -> dict[str, Any]:
         "model": item.model,
         "method": item.method,
         "rule": item.rule,
+        "results": item.results,
     }
     config, seed = config_of(item)
     initial["probe_seed"] = seed

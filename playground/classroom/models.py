@@ -185,6 +185,14 @@ class AuditEvent(models.Model):
         MEMBER_LEFT = "member.left", "Left the course"
         ASSIGNMENT_DELETED = "assignment.deleted", "Assignment deleted"
         ITEM_DELETED = "item.deleted", "Item deleted"
+        EXTENSION_GRANTED = "extension.granted", "Extension given"
+        EXTENSION_REMOVED = "extension.removed", "Extension removed"
+        GRADE_OVERRIDDEN = "grade.overridden", "Grade overridden"
+        OVERRIDE_CLEARED = "grade.override_cleared", "Grade override removed"
+        RESULTS_PUBLISHED = "results.published", "Results published"
+        RESULTS_UNPUBLISHED = "results.unpublished", "Results unpublished"
+        EXAM_STARTED = "exam.started", "Timed exam started"
+        EXAM_FINISHED = "exam.finished", "Timed exam handed in"
         UPGRADE = "upgrade", "Changed by a site upgrade"
         # Site-level events (no course): playground/moderation.
         PROGRAM_REPORTED = "moderation.reported", "Program reported"
@@ -242,6 +250,17 @@ class Feedback(models.TextChoices):
     AFTER_DUE = "due", "After the due time"
 
 
+class Results(models.TextChoices):
+    """When a student sees their results of one item (score, marks, the answer once revealed),
+    as Gradescope offers it. In exam mode nothing is shown before the instructor publishes."""
+
+    ASSIGNMENT = "", "As the assignment says"
+    NOW = "now", "At once, after each attempt"
+    DUE = "due", "After the student's due time (late period included)"
+    PUBLISHED = "published", "Once an instructor publishes the results"
+    NEVER = "never", "Never"
+
+
 class Assignment(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="assignments")
     title = models.CharField(max_length=200)
@@ -264,6 +283,9 @@ class Assignment(models.Model):
         default=False,
         help_text="During the window, the course's students cannot run new programs.",
     )
+    # When an instructor published the results (visibility.py: items whose results wait for
+    # publishing, and every item of an exam-mode assignment); None: not published.
+    published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -274,6 +296,9 @@ class Assignment(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("classroom:assignment", args=[self.course_id, self.pk])
+
+    def is_published(self, now: datetime | None = None) -> bool:
+        return self.published_at is not None and self.published_at <= (now or timezone.now())
 
     def window(self, student: Any = None) -> tuple[datetime, datetime]:
         """(due, end of the late period) for this student, extensions applied."""
@@ -301,6 +326,13 @@ class Assignment(models.Model):
         from students (before it opens, nothing may tell which items it holds)."""
         now = now or timezone.now()
         return self.opens_at <= now <= self.closes_at()
+
+
+def results_rule(item: Any) -> str:
+    """The item's own results rule, or the one its assignment's feedback setting means."""
+    if item.results:
+        return str(item.results)
+    return Results.NOW if item.assignment.feedback == Feedback.AFTER_ATTEMPT else Results.DUE
 
 
 class Mode(models.TextChoices):
@@ -348,6 +380,11 @@ class Item(models.Model):
     probe_config = models.JSONField(default=dict, blank=True, db_default={})
     # Execute under a changed rule: the rule's name (sandbox/inside/semantics.py's RULES).
     rule = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # When students see their results of this item (visibility.results_shown); "": as the
+    # assignment's feedback rule says.
+    results = models.CharField(
+        max_length=10, choices=Results.choices, blank=True, default="", db_default=""
+    )
     # The answer key: the real run (and, for the model modes, the model's emulation of it; under
     # a rule, the program run for real under it, with its standard run beside it).
     key_run = models.ForeignKey(

@@ -14,8 +14,8 @@ from typing import Any
 from django.utils import timezone
 
 from playground.classroom import keys
-from playground.classroom.models import Assignment, Course, Feedback, Item, Submission
-from playground.classroom.visibility import site_time
+from playground.classroom.models import Assignment, Course, Item, Submission
+from playground.classroom.visibility import results_shown, site_time
 
 NOT_STARTED, IN_PROGRESS, SUBMITTED, LATE, GRADED = (
     "not_started",
@@ -38,15 +38,14 @@ def points(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def feedback_allowed(assignment: Assignment, student: Any, now: datetime | None = None) -> bool:
-    """Grades and results: after each attempt, or once this student's window has ended."""
-    if assignment.feedback == Feedback.AFTER_ATTEMPT:
-        return True
-    return assignment.window(student)[1] < (now or timezone.now())
+def feedback_allowed(item: Item, student: Any, now: datetime | None = None) -> bool:
+    """Grades and results of this item: as its results rule and exam mode say (the hiding
+    policy's ``Surface.SCORE``, visibility.results_shown)."""
+    return results_shown(item, student, now)
 
 
 def answer_revealed(
-    assignment: Assignment,
+    item: Item,
     student: Any,
     *,
     attempts: int,
@@ -56,11 +55,13 @@ def answer_revealed(
     """Whether a student may see the expected answer of an item (the real value, the key's
     trace, the model's answer): only once it can no longer help them, i.e. their window has
     ended, they got it right, or they have no attempts left. Before that, feedback after an
-    attempt says right or wrong, never what the answer is."""
+    attempt says right or wrong, never what the answer is. Never while the item's results are
+    not shown (after the due time, unpublished, exam mode): the answer would tell the score."""
+    assignment = item.assignment
+    if not feedback_allowed(item, student, now):
+        return False
     if assignment.window(student)[1] < (now or timezone.now()):
         return True
-    if not feedback_allowed(assignment, student, now):
-        return False
     if best_score is not None and best_score >= 1.0:
         return True
     return assignment.max_attempts is not None and attempts >= assignment.max_attempts
@@ -97,9 +98,7 @@ def reveal(item: Item, mine: ItemProgress | None, student: Any, now: datetime) -
     if mine is None:
         return True
     best_score = max((s.score or 0.0 for s in mine.graded), default=None)
-    return answer_revealed(
-        item.assignment, student, attempts=mine.attempts, best_score=best_score, now=now
-    )
+    return answer_revealed(item, student, attempts=mine.attempts, best_score=best_score, now=now)
 
 
 def key_trace_shown(
@@ -163,6 +162,7 @@ class ItemProgress:
     item: Item
     max_attempts: int | None
     submissions: list[Submission] = field(default_factory=list)
+    shown: bool = True  # the student may see their results of this item now
 
     @property
     def attempts(self) -> int:
@@ -199,8 +199,16 @@ class AssignmentProgress:
     due: datetime
     end: datetime
     now: datetime
-    feedback: bool
     items: list[ItemProgress]
+
+    @property
+    def feedback(self) -> bool:
+        """Whether any of the items' results are shown (the score counts those)."""
+        return any(p.shown for p in self.items)
+
+    @property
+    def partly_shown(self) -> bool:
+        return self.feedback and not all(p.shown for p in self.items)
 
     @property
     def is_late_period(self) -> bool:
@@ -228,12 +236,14 @@ class AssignmentProgress:
 
     @property
     def possible(self) -> float:
-        return sum(p.item.points for p in self.items)
+        """Points of the items whose results are shown."""
+        return sum(p.item.points for p in self.items if p.shown)
 
     @property
     def score(self) -> float:
-        """Points earned (the best attempt of each item times its points)."""
-        return sum((p.best or 0.0) * p.item.points for p in self.items)
+        """Points earned on the items whose results are shown (the best attempt of each item
+        times its points)."""
+        return sum((p.best or 0.0) * p.item.points for p in self.items if p.shown)
 
     @property
     def score_text(self) -> str:
@@ -260,9 +270,14 @@ def _build(
         due=due,
         end=end,
         now=now,
-        feedback=feedback_allowed(assignment, student, now),
         items=[
-            ItemProgress(item, assignment.max_attempts, by_item.get(item.pk, [])) for item in items
+            ItemProgress(
+                item,
+                assignment.max_attempts,
+                by_item.get(item.pk, []),
+                shown=feedback_allowed(item, student, now),
+            )
+            for item in items
         ],
     )
 
@@ -272,6 +287,8 @@ def for_assignment(
 ) -> AssignmentProgress:
     now = now or timezone.now()
     items = list(assignment.items.order_by("position", "id"))
+    for item in items:
+        item.assignment = assignment
     submissions = Submission.objects.filter(
         item__assignment=assignment, student_id=student.pk
     ).order_by("attempt")
@@ -285,7 +302,9 @@ def for_course(
     now = now or timezone.now()
     assignments = list(course.assignments.filter(opens_at__lte=now).order_by("opens_at", "id"))
     items: dict[int, list[Item]] = {}
+    by_pk = {a.pk: a for a in assignments}
     for item in Item.objects.filter(assignment__in=assignments).order_by("position", "id"):
+        item.assignment = by_pk[item.assignment_id]  # one query, not one per item
         items.setdefault(item.assignment_id, []).append(item)
     submissions: dict[int, list[Submission]] = {}
     for sub in (
@@ -299,8 +318,9 @@ def for_course(
     ]
 
 
-def for_item(item: Item, student: Any) -> ItemProgress:
+def for_item(item: Item, student: Any, now: datetime | None = None) -> ItemProgress:
     submissions = list(
         Submission.objects.filter(item=item, student_id=student.pk).order_by("attempt")
     )
-    return ItemProgress(item, item.assignment.max_attempts, submissions)
+    shown = feedback_allowed(item, student, now)
+    return ItemProgress(item, item.assignment.max_attempts, submissions, shown=shown)

@@ -48,7 +48,9 @@ from playground.classroom.models import (
     Extension,
     Item,
     Membership,
+    Results,
     Role,
+    results_rule,
     source_key,
 )
 from playground.lib.hiding import Surface, Verdict
@@ -101,12 +103,22 @@ _STARTS_WORK = frozenset(
 
 
 def decide(
-    surface: Surface, viewer: Viewer, state: State, *, exam_mode: bool, is_item: bool
+    surface: Surface,
+    viewer: Viewer,
+    state: State,
+    *,
+    exam_mode: bool,
+    is_item: bool,
+    results: str = Results.NOW,
+    published: bool = False,
 ) -> Verdict:
     """The hiding policy for one assignment: may this ``viewer`` (their role in the
     assignment's course) see or start this ``surface`` while the assignment is in ``state``?
     ``is_item``: the thing on the surface (its program text or puzzle) is an item of the
-    assignment."""
+    assignment. For a student's own results (``Surface.SCORE``): ``results``, the item's rule
+    (``models.results_rule``), and ``published``, whether an instructor has published them."""
+    if surface is Surface.SCORE:
+        return _results(viewer, state, exam_mode, is_item, results, published)
     if surface is Surface.SHARE:
         # A link reaches whoever holds it, students included: nobody, while it hides.
         return Verdict.HIDDEN if is_item and state in _HIDING else Verdict.SHOW
@@ -117,6 +129,58 @@ def decide(
     if is_item and state in _HIDING and surface in _ABOUT_THE_THING:
         return Verdict.HIDDEN
     return Verdict.SHOW
+
+
+def _results(
+    viewer: Viewer, state: State, exam_mode: bool, is_item: bool, results: str, published: bool
+) -> Verdict:
+    """A student's own results of an item: never, if the item says so; else once published
+    always; before that, never in exam mode, and otherwise as the item's rule says (after the
+    due time: once the student's own window, late period and extension included, has ended)."""
+    if viewer is not Viewer.STUDENT or not is_item:
+        return Verdict.SHOW
+    if results == Results.NEVER:
+        return Verdict.HIDDEN
+    if published:
+        return Verdict.SHOW
+    if exam_mode or results == Results.PUBLISHED:
+        return Verdict.HIDDEN
+    if results == Results.DUE and state not in (State.OTHERS, State.CLOSED):
+        return Verdict.HIDDEN
+    return Verdict.SHOW
+
+
+def results_shown(item: Item, student: Any, now: datetime | None = None) -> bool:
+    """Whether this student may see their results of this item now (the policy's
+    ``Surface.SCORE``, for their own window)."""
+    now = now or timezone.now()
+    assignment = item.assignment
+    verdict = decide(
+        Surface.SCORE,
+        Viewer.STUDENT,
+        state_of(assignment, student, now),
+        exam_mode=assignment.exam_mode,
+        is_item=True,
+        results=results_rule(item),
+        published=assignment.is_published(now),
+    )
+    return verdict is Verdict.SHOW
+
+
+RESULTS_WAIT: dict[str, str] = {
+    Results.PUBLISHED: "Results of this item are shown once your instructor publishes them.",
+    Results.NEVER: "Results of this item are not shown to students.",
+}
+EXAM_RESULTS_WAIT = "Exam: results are shown once your instructor publishes them."
+
+
+def results_wait(item: Item, end: datetime) -> str:
+    """What a student is told while their results of this item are not shown (``end``: the end
+    of their window)."""
+    rule = results_rule(item)
+    if rule != Results.NEVER and item.assignment.exam_mode:
+        return EXAM_RESULTS_WAIT
+    return RESULTS_WAIT.get(str(rule), f"Results are shown after {site_time(end)}.")
 
 
 def state_of(assignment: Assignment, person: Any = None, now: datetime | None = None) -> State:

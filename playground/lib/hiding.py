@@ -28,6 +28,9 @@ class Surface(enum.Enum):
     PREVIEW = "answer-key preview"  # the key preview of an item with it, in a course one teaches
     SAVE_ITEM = "save item"  # creating or saving an item with it (the key is a real run)
     SHARE = "share link"  # a share link or embed of a run of it, whoever holds the link
+    # A student's own results of an item (score, marks, the answer once revealed): the item's
+    # results rule (at once, after the due time, once published, never) and exam mode decide.
+    SCORE = "own results"
     # About nothing in particular (exam mode):
     START_EVALUATION = "start evaluation"
     NEW_COURSE = "new course"

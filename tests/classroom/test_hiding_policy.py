@@ -21,7 +21,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from playground.benchmarks.models import Evaluation, Result
-from playground.classroom.models import Assignment, Course, Item, Membership, Mode, Role
+from playground.classroom.models import (
+    Assignment,
+    Course,
+    Item,
+    Membership,
+    Mode,
+    Results,
+    Role,
+    Submission,
+)
 from playground.classroom.visibility import (
     EXAM_MESSAGE,
     HIDDEN_MESSAGE,
@@ -63,6 +72,24 @@ SAVE_ITEM    other     S S       S E   S E   S S     S S
 SHARE        other     S S       S S   S S   S S     S S
 START_EVALUATION -     S S       S E   S E   S S     S S
 NEW_COURSE   -         S S       S E   S E   S S     S S
+SCORE        item      S H       S H   S H   S H     S H
+SCORE        other     S S       S S   S S   S S     S S
+"""
+# A student's own results of an item (issue 24), by the item's results rule and whether an
+# instructor has published the assignment's results. The "SCORE item" row above is the rule an
+# item has by default (the assignment's "after each attempt"), unpublished: in exam mode nothing
+# is shown before publishing. "After the due time" means after the student's own window (late
+# period and extension included): "others" and "closed". A timed exam's states are the same
+# five, for the student's own clock (TIMED_TABLE below).
+RESULTS_TABLE = """
+SCORE  now        unpublished  S H   S H   S H   S H   S H
+SCORE  now        published    S S   S S   S S   S S   S S
+SCORE  due        unpublished  H H   H H   H H   S H   S H
+SCORE  due        published    S S   S S   S S   S S   S S
+SCORE  published  unpublished  H H   H H   H H   H H   H H
+SCORE  published  published    S S   S S   S S   S S   S S
+SCORE  never      unpublished  H H   H H   H H   H H   H H
+SCORE  never      published    H H   H H   H H   H H   H H
 """
 # The modes whose key is more than the call's value (issue 20: the probes' true answers, all from
 # the real run; issue 21: the run under a rule, and the standard run beside it) are hidden as any
@@ -105,6 +132,43 @@ def _mode_table() -> dict[tuple[Surface, str, State, bool], Verdict]:
             for exam in (False, True):
                 table[Surface[name], mode, state, exam] = LETTER[letters[2 * i + exam]]
     return table
+
+
+def _results_table() -> dict[tuple[str, bool, State, bool], Verdict]:
+    table = {}
+    for line in RESULTS_TABLE.strip().splitlines():
+        _, rule, published, *letters = line.split()
+        assert len(letters) == 2 * len(STATES), line
+        for i, state in enumerate(STATES):
+            for exam in (False, True):
+                key = (rule, published == "published", state, exam)
+                table[key] = LETTER[letters[2 * i + exam]]
+    return table
+
+
+def test_the_results_table_covers_every_rule() -> None:
+    table = _results_table()
+    rules = {rule for rule, *_ in table}
+    assert rules == {r.value for r in Results if r.value}
+    assert len(table) == len(rules) * 2 * len(STATES) * 2
+
+
+def test_decide_follows_the_results_table() -> None:
+    for (rule, published, state, exam), want in _results_table().items():
+        for viewer in Viewer:
+            got = decide(
+                Surface.SCORE, viewer, state, exam_mode=exam, is_item=True, results=rule,
+                published=published,
+            )  # fmt: skip
+            expect = want if viewer is Viewer.STUDENT else Verdict.SHOW
+            assert got is expect, (rule, published, state, exam, viewer)
+
+
+def test_the_default_rule_is_the_results_tables_now_row() -> None:
+    """An item that follows its assignment's "after each attempt" is the "now" row, unpublished."""
+    items, results = _student_table(), _results_table()
+    for state, exam in itertools.product(STATES, (False, True)):
+        assert items[Surface.SCORE, True, state, exam] is results["now", False, state, exam]
 
 
 def test_the_modes_rows_are_the_rows_of_any_item() -> None:
@@ -165,6 +229,7 @@ class World:
     # The probes and rule items: each mode's program, its secret, its key's share link, and each
     # viewer's own earlier run of it (under the rule, for the rule's).
     modes: dict[str, ModeItem]
+    graded: Submission  # the student's graded answer to the item (right)
 
 
 @dataclass
@@ -259,6 +324,10 @@ def _world(state: State, exam: bool) -> World:
     item = Item.objects.create(assignment=assignment, mode=Mode.OUTPUT, program=program)
     key = hand_made_key(item, real=real_trace(f"'{SECRET}'"), owner=instructor)
     Item.objects.create(assignment=assignment, mode=Mode.PUZZLE, puzzle=the_puzzle, position=1)
+    graded = Submission.objects.create(
+        item=item, student=student, attempt=1, answer=f"'{SECRET}'", score=1.0, credit=1.0,
+        status=Submission.Status.GRADED, feedback={"message": "Right."},
+    )  # fmt: skip
     share = ShareLink.objects.create(run=key, created_by=instructor)
 
     evaluation = Evaluation.objects.create(
@@ -305,6 +374,7 @@ def _world(state: State, exam: bool) -> World:
         state=state, exam=exam, course=course, assignment=assignment, program=program,
         other=other, puzzle_name=the_puzzle.name, share=share, evaluation=evaluation,
         users=users, clients=clients, earlier=earlier, own_items=own_items, modes=modes,
+        graded=graded,
     )  # fmt: skip
 
 
@@ -528,6 +598,28 @@ def probe_new_course(w: World, v: Viewer) -> Verdict | None:
     return Verdict.EXAM
 
 
+def probe_score(w: World, v: Viewer) -> Verdict | None:
+    """The student's own result of the item: in the API's submissions and on the item page
+    (both agree); staff read it in the API."""
+    if v in (Viewer.ANONYMOUS, Viewer.OUTSIDER):
+        return None  # not in the course: no submissions to read
+    if v is Viewer.STUDENT and w.state is State.UPCOMING:
+        return None  # the assignment is not shown to students before it opens
+    client = w.clients[v]
+    url = f"/api/courses/{w.course.pk}/assignments/{w.assignment.pk}/submissions"
+    response = client.get(url)
+    assert response.status_code == 200, response.content
+    row = next(r for r in response.json() if r["id"] == w.graded.pk)
+    api = Verdict.SHOW if row.get("score") == 1.0 else Verdict.HIDDEN
+    assert api is Verdict.SHOW or not {"score", "credit", "message"} & set(row), row
+    if v is Viewer.STUDENT:
+        body = _text(client.get(w.graded.item.get_absolute_url()))
+        page = Verdict.SHOW if 'data-score="1.0"' in body else Verdict.HIDDEN
+        assert page is Verdict.SHOW or 'id="results-wait"' in body, body[:3000]
+        assert page is api, (page, api)
+    return api
+
+
 def _probes() -> Iterator[tuple[Surface, bool, Probe]]:
     for item in (True, False):
         yield Surface.LIBRARY, item, lambda w, v, i=item: probe_library(w, v, item=i)
@@ -540,6 +632,7 @@ def _probes() -> Iterator[tuple[Surface, bool, Probe]]:
     yield Surface.RUN, True, probe_run
     yield Surface.START_EVALUATION, False, probe_start_evaluation
     yield Surface.NEW_COURSE, False, probe_new_course
+    yield Surface.SCORE, True, probe_score
 
 
 def _mode_probes() -> Iterator[tuple[Surface, str, Probe]]:

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from playground.classroom import authoring, courses, visibility
+from playground.classroom import authoring, courses, publishing, visibility
 from playground.classroom.access import get_assignment, get_course
 from playground.classroom.forms import AssignmentForm, DeleteForm, site_time_zone
 from playground.classroom.models import Assignment, Item, Role, Submission
@@ -78,6 +78,19 @@ def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) ->
             )
             authoring.move_item(item=item, direction=request.POST.get("direction", ""))
             return redirect(here + "#items")
+        if action in ("publish", "unpublish"):
+            if member.role != Role.INSTRUCTOR:
+                raise PermissionDenied("Only the course's instructors publish results.")
+            change = publishing.publish if action == "publish" else publishing.unpublish
+            change(assignment=assignment, by=request.user)
+            messages.success(
+                request,
+                "Results published: students see them now."
+                if action == "publish"
+                else "Results unpublished: students no longer see the results that waited for "
+                "publishing.",
+            )
+            return redirect(here + "#publishing")
         if action == "delete":
             if member.role != Role.INSTRUCTOR:
                 raise PermissionDenied("Only the course's instructors may delete an assignment.")

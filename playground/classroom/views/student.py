@@ -2,9 +2,9 @@
 an item with its question and answer form, and submitting.
 
 Staff see the same pages with everything listed; a student sees their progress. Results follow the
-assignment's feedback rule (``progress.feedback_allowed``); every value from a program, a trace or
-a model reaches the page through the template's escaping. Its own file because these pages are
-the student's side of the classroom."""
+item's results rule (``progress.feedback_allowed``, the hiding policy's ``Surface.SCORE``); every
+value from a program, a trace or a model reaches the page through the template's escaping. Its
+own file because these pages are the student's side of the classroom."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from playground.classroom import access, grading, keys, marking, progress, submissions
+from playground.classroom import access, grading, keys, marking, progress, submissions, visibility
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.probing import identity
@@ -237,7 +237,7 @@ def _item_context(
     is_student = member.role == Role.STUDENT
     mine = progress.for_item(item, request.user) if is_student else None
     due, end = the_assignment.window(request.user if is_student else None)
-    feedback = is_student and progress.feedback_allowed(the_assignment, request.user, now)
+    feedback = is_student and progress.feedback_allowed(item, request.user, now)
     if shown is None and mine is not None:
         shown = mine.latest
 
@@ -279,6 +279,7 @@ def _item_context(
         "end": end,
         "late_period": due < now <= end,
         "feedback": feedback,
+        "results_wait": "" if feedback or not is_student else visibility.results_wait(item, end),
         "refusal": refusal,
         "can_submit": is_student and not refusal,
         "answer_text": typed if isinstance(typed, str) else "",
@@ -326,7 +327,7 @@ def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
         mine = progress.for_assignment(assignment, student)
         items = [p.item for p in mine.items]
         answered = sum(1 for p in mine.items if p.attempts)
-        right = sum(1 for p in mine.items if p.best is not None and p.best >= 1.0)
+        right = sum(1 for p in mine.items if p.shown and p.best is not None and p.best >= 1.0)
     else:
         items = list(assignment.items.order_by("position", "id"))
         answered = right = 0
@@ -407,7 +408,7 @@ def submit(
         return answer_area(shown=submission, oob_viewer=not had_viewer)
     if submission.status == Submission.Status.PENDING:
         messages.info(request, "Submitted: your answer is being checked.")
-    elif grade is not None and progress.feedback_allowed(the_item.assignment, request.user):
+    elif grade is not None and progress.feedback_allowed(the_item, request.user):
         context = _item_context(request, the_item, member, shown=submission)
         messages.success(
             request, f"Submitted (attempt {submission.attempt}): {context['shown_message']}"
