@@ -48,11 +48,41 @@ def delete_assignment(assignment: Assignment, *, by: Any) -> None:
 
 
 def set_extension(
-    *, assignment: Assignment, student: Any, due_at: datetime, late_until: datetime | None
+    *,
+    assignment: Assignment,
+    student: Any,
+    due_at: datetime,
+    late_until: datetime | None,
+    by: Any = None,
 ) -> Extension:
-    extension, _ = Extension.objects.update_or_create(
-        assignment=assignment,
-        student=student,
-        defaults={"due_at": due_at, "late_until": late_until},
-    )
+    """Give (or change) one student's extension, a later due time and late period; recorded in
+    the audit log."""
+    with transaction.atomic():
+        extension, _ = Extension.objects.update_or_create(
+            assignment=assignment,
+            student=student,
+            defaults={"due_at": due_at, "late_until": late_until},
+        )
+        audit.record(
+            audit.Action.EXTENSION_GRANTED,
+            course=assignment.course,
+            actor=by,
+            subject=student,
+            assignment=assignment.title,
+            due=due_at.isoformat(),
+            late_until=late_until.isoformat() if late_until else "",
+        )
     return extension
+
+
+def remove_extension(extension: Extension, *, by: Any) -> None:
+    with transaction.atomic():
+        assignment = extension.assignment
+        audit.record(
+            audit.Action.EXTENSION_REMOVED,
+            course=assignment.course,
+            actor=by,
+            subject=extension.student,
+            assignment=assignment.title,
+        )
+        extension.delete()

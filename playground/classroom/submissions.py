@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.classroom import grading, marking, progress
+from playground.classroom import audit, grading, marking, progress
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Submission
 
@@ -83,24 +83,50 @@ def submit(
 
 
 def override(submission: Submission, *, credit: float, comment: str, by: Any) -> None:
-    """A grader sets the credit by hand (0 to 1), with a comment the student sees."""
+    """A grader sets the credit by hand (0 to 1), with a comment the student sees; recorded in
+    the course's audit log."""
     if not 0.0 <= credit <= 1.0:
         raise ClassroomError("The credit is a number from 0 to 1.")
-    submission.override_credit = credit
-    submission.override_comment = comment[:2000]
-    submission.overridden_by = by
-    submission.overridden_at = timezone.now()
-    submission.save(
-        update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
-    )
+    with transaction.atomic():
+        before = submission.final_credit
+        submission.override_credit = credit
+        submission.override_comment = comment[:2000]
+        submission.overridden_by = by
+        submission.overridden_at = timezone.now()
+        submission.save(
+            update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
+        )
+        _audit_override(submission, audit.Action.GRADE_OVERRIDDEN, by, before=before, after=credit)
 
 
-def clear_override(submission: Submission) -> None:
+def clear_override(submission: Submission, *, by: Any = None) -> None:
     """Undo a grader's override: the graded credit counts again."""
-    submission.override_credit = None
-    submission.override_comment = ""
-    submission.overridden_by = None
-    submission.overridden_at = None
-    submission.save(
-        update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
+    with transaction.atomic():
+        before = submission.override_credit
+        submission.override_credit = None
+        submission.override_comment = ""
+        submission.overridden_by = None
+        submission.overridden_at = None
+        submission.save(
+            update_fields=["override_credit", "override_comment", "overridden_by", "overridden_at"]
+        )
+        _audit_override(
+            submission, audit.Action.OVERRIDE_CLEARED, by, before=before, after=submission.credit
+        )
+
+
+def _audit_override(
+    submission: Submission, action: str, by: Any, *, before: float | None, after: float | None
+) -> None:
+    item = submission.item
+    audit.record(
+        action,
+        course=item.assignment.course,
+        actor=by,
+        subject=submission.student,
+        assignment=item.assignment.title,
+        item=str(item),
+        attempt=submission.attempt,
+        credit_before="" if before is None else f"{before:.4g}",
+        credit_after="" if after is None else f"{after:.4g}",
     )

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from playground.classroom import stats
 from playground.classroom.access import get_assignment, get_course, get_item
-from playground.classroom.courses import set_extension
+from playground.classroom.courses import remove_extension, set_extension
 from playground.classroom.errors import ClassroomError
 from playground.classroom.forms import ExtensionForm, OverrideForm, site_time_zone
 from playground.classroom.gradebook import Gradebook, build
@@ -73,11 +73,11 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
     if request.method == "POST":
         if request.POST.get("action") == "remove":
             extension = get_object_or_404(
-                Extension.objects.select_related("student"),
+                Extension.objects.select_related("student", "assignment__course"),
                 pk=object_id(request.POST.get("extension")) or 0,
                 assignment=assignment,
             )
-            extension.delete()
+            remove_extension(extension, by=request.user)
             messages.success(request, f"Extension of {extension.student.get_username()} removed.")
             return redirect(here)
         form = ExtensionForm(request.POST, assignment=assignment)
@@ -88,6 +88,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
                 student=student,
                 due_at=form.cleaned_data["due_at"],
                 late_until=form.cleaned_data["late_until"],
+                by=request.user,
             )
             messages.success(request, f"Extension for {student.get_username()} saved.")
             return redirect(here)
@@ -172,7 +173,7 @@ def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpRe
     form = OverrideForm(initial=initial)
     if request.method == "POST":
         if request.POST.get("action") == "clear":
-            clear_override(submission)
+            clear_override(submission, by=request.user)
             messages.success(request, f"Override removed: {who} counts as graded again.")
             return redirect(back)
         form = OverrideForm(request.POST)
