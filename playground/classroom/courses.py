@@ -53,15 +53,16 @@ def set_extension(
     student: Any,
     due_at: datetime,
     late_until: datetime | None,
+    extra_minutes: int = 0,
     by: Any = None,
 ) -> Extension:
-    """Give (or change) one student's extension, a later due time and late period; recorded in
-    the audit log."""
+    """Give (or change) one student's extension: a later due time and late period and, in a
+    timed exam, extra minutes; recorded in the audit log."""
     with transaction.atomic():
         extension, _ = Extension.objects.update_or_create(
             assignment=assignment,
             student=student,
-            defaults={"due_at": due_at, "late_until": late_until},
+            defaults={"due_at": due_at, "late_until": late_until, "extra_minutes": extra_minutes},
         )
         audit.record(
             audit.Action.EXTENSION_GRANTED,
@@ -71,6 +72,7 @@ def set_extension(
             assignment=assignment.title,
             due=due_at.isoformat(),
             late_until=late_until.isoformat() if late_until else "",
+            extra_minutes=extra_minutes,
         )
     return extension
 

@@ -124,6 +124,14 @@ class AssignmentForm(forms.ModelForm):
         label="Attempts per item",
         help_text="Empty for no limit.",
     )
+    time_limit = WholeNumberField(
+        min_value=1,
+        max_value=10_080,
+        required=False,
+        label="Timed exam: minutes per student",
+        help_text="Each student starts when they choose between the opening and the due time "
+        "and has this many minutes (never past the due time). Empty: not timed.",
+    )
 
     class Meta:
         model = Assignment
@@ -137,6 +145,7 @@ class AssignmentForm(forms.ModelForm):
             "max_attempts",
             "feedback",
             "exam_mode",
+            "time_limit",
         ]
         field_classes = {
             "opens_at": LocalDateTimeField,
@@ -170,6 +179,12 @@ class AssignmentForm(forms.ModelForm):
             self.add_error("due_at", "The due time is before the opening time.")
         if due and late and late < due:
             self.add_error("late_until", "The end of the late period is before the due time.")
+        if cleaned.get("time_limit") and late:
+            self.add_error(
+                "late_until",
+                "A timed exam has no late period: each student's time ends their exam. Leave "
+                "this empty (an extension gives one student a later due time).",
+            )
         return cleaned
 
 
@@ -181,7 +196,16 @@ class MemberChoiceField(forms.ModelChoiceField):
 
 class ExtensionForm(forms.Form):
     student = MemberChoiceField(queryset=Membership.objects.none(), empty_label=None)
-    due_at = LocalDateTimeField(label="New due time")
+    due_at = LocalDateTimeField(
+        label="New due time", required=False, help_text="Empty: the assignment's due time."
+    )
+    extra_minutes = WholeNumberField(
+        min_value=0,
+        max_value=10_080,
+        required=False,
+        label="Timed exam: extra minutes",
+        help_text="Added to this student's duration (still ending by their due time).",
+    )
     late_until = LocalDateTimeField(
         label="Late submissions until",
         required=False,
@@ -202,6 +226,11 @@ class ExtensionForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if not cleaned.get("due_at") and not self.has_error("due_at"):
+            cleaned["due_at"] = self.assignment.due_at
+        cleaned["extra_minutes"] = cleaned.get("extra_minutes") or 0
+        if cleaned["extra_minutes"] and self.assignment.time_limit is None:
+            self.add_error(None, "Extra minutes are for timed exams only.")
         due, late = cleaned.get("due_at"), cleaned.get("late_until")
         if due and due < self.assignment.due_at:
             self.add_error(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -283,6 +283,13 @@ class Assignment(models.Model):
         default=False,
         help_text="During the window, the course's students cannot run new programs.",
     )
+    # A timed exam: minutes each student has from the moment they start it, within the window
+    # (opens_at to their due time); None: not timed. exams.py starts and ends it.
+    time_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Minutes each student has from when they start; empty: not timed.",
+    )
     # When an instructor published the results (visibility.py: items whose results wait for
     # publishing, and every item of an exam-mode assignment); None: not published.
     published_at = models.DateTimeField(null=True, blank=True)
@@ -301,14 +308,33 @@ class Assignment(models.Model):
         return self.published_at is not None and self.published_at <= (now or timezone.now())
 
     def window(self, student: Any = None) -> tuple[datetime, datetime]:
-        """(due, end of the late period) for this student, extensions applied."""
+        """(due, end of the late period) for this student, extensions applied. In a timed exam,
+        before they start: (due, due), the last moment to start; once started: their own end
+        twice (no late period), ``timed_end``."""
         due, end = self.due_at, self.late_until or self.due_at
+        extension = None
         if student is not None and getattr(student, "pk", None):
             extension = self.extensions.filter(student=student).first()
             if extension is not None:
                 due = max(due, extension.due_at)
                 end = max(end, extension.late_until or extension.due_at, due)
+            if self.time_limit is not None:
+                start = self.exam_starts.filter(student=student).first()
+                if start is None:
+                    return due, due
+                extra = extension.extra_minutes if extension is not None else 0
+                own = self.timed_end(start, due=due, extra_minutes=extra)
+                return own, own
         return due, max(end, due)
+
+    def timed_end(self, start: ExamStart, *, due: datetime, extra_minutes: int) -> datetime:
+        """When a started timed exam ends: the duration (and the student's extra minutes) from
+        the start, never after their due time; earlier if they handed it in."""
+        assert self.time_limit is not None
+        end = min(start.started_at + timedelta(minutes=self.time_limit + extra_minutes), due)
+        if start.finished_at is not None:
+            end = min(end, start.finished_at)
+        return end
 
     def closes_at(self) -> datetime:
         """When the last student's window ends (answers stay hidden until then)."""
@@ -426,6 +452,8 @@ class Extension(models.Model):
     )
     due_at = models.DateTimeField()
     late_until = models.DateTimeField(null=True, blank=True)
+    # A timed exam: minutes added to this student's duration (still within their due time).
+    extra_minutes = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
@@ -434,6 +462,26 @@ class Extension(models.Model):
 
     def __str__(self) -> str:
         return f"Extension for {self.student} on {self.assignment}"
+
+
+class ExamStart(models.Model):
+    """When a student started a timed exam (and handed it in, if before the end): the server's
+    clock, never the browser's. One per student and assignment."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="exam_starts")
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exam_starts"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "student"], name="exam_start_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} started {self.assignment} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Submission(models.Model):

@@ -17,9 +17,12 @@ from playground.classroom.models import Assignment, Membership, Role
 
 def _instructor(assignment: Assignment, user: Any) -> None:
     pk = getattr(user, "pk", None)
-    if pk is None or not Membership.objects.filter(
-        course_id=assignment.course_id, user_id=pk, role=Role.INSTRUCTOR
-    ).exists():
+    if (
+        pk is None
+        or not Membership.objects.filter(
+            course_id=assignment.course_id, user_id=pk, role=Role.INSTRUCTOR
+        ).exists()
+    ):
         raise ClassroomError("Only the course's instructors publish results.")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.classroom import audit, grading, marking, progress
+from playground.classroom import audit, exams, grading, marking, progress
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Submission
 
@@ -31,6 +31,10 @@ def submit(
         course_id=assignment.course_id, user=student, role=Role.STUDENT
     ).exists():
         raise ClassroomError("Only the course's students submit answers.")
+    # A timed exam: the student's own clock, on the server's time (their end, inclusive).
+    timed = exams.refusal(assignment, student, now)
+    if timed:
+        raise ClassroomError(timed)
     due, late_until = assignment.window(student)
     when = grading.timing(
         now,

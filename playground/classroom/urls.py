@@ -19,6 +19,8 @@ urlpatterns = [
     path("courses/<int:course_id>/", student.course, name="course"),
     path("courses/<int:course_id>/leave/", joining.leave, name="leave"),
     path(_A, student.assignment, name="assignment"),
+    path(_A + "start/", student.exam_start, name="exam_start"),
+    path(_A + "finish/", student.exam_finish, name="exam_finish"),
     path(_A + "items/<int:item_id>/", student.item, name="item"),
     path(_A + "items/<int:item_id>/submit/", student.submit, name="submit"),
     # Staff (views.courses, roster, assignments, items, grades): managing courses and grades.

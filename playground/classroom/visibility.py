@@ -368,9 +368,12 @@ SHARED_HIDDEN_MESSAGE = (
 SIGN_IN_MESSAGE = "Sign in to run programs on this site."
 
 
-def site_time(when: Any) -> str:
-    """An instant in the site's time zone, as pages show it (e.g. 3 Dec 2026, 17:00 PST)."""
-    return dateformat.format(timezone.localtime(when), "j M Y, H:i T")
+def site_time(when: Any, *, seconds: bool = False) -> str:
+    """An instant in the active time zone (the site's, or a course's while its pages render),
+    as pages show it (e.g. 3 Dec 2026, 17:00 PST; with ``seconds``, 17:00:05)."""
+    return dateformat.format(
+        timezone.localtime(when), "j M Y, H:i:s T" if seconds else "j M Y, H:i T"
+    )
 
 
 def exam_message(assignment: Assignment, user: Any) -> str:

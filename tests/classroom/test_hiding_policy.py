@@ -39,6 +39,7 @@ from playground.classroom.visibility import (
     Verdict,
     Viewer,
     decide,
+    state_of,
 )
 from playground.programs.models import Program
 from playground.programs.signals import ANON_TOKEN_KEY
@@ -169,6 +170,56 @@ def test_the_default_rule_is_the_results_tables_now_row() -> None:
     items, results = _student_table(), _results_table()
     for state, exam in itertools.product(STATES, (False, True)):
         assert items[Surface.SCORE, True, state, exam] is results["now", False, state, exam]
+
+
+# A timed exam (issue 24) from one student's side: the window is 09:00 to 13:00, 30 minutes each;
+# this student starts at 10:00 (their end: 10:30). Each moment is one of the five states, by the
+# student's own clock, so every row above applies to it as written (exam mode: no run while the
+# student may still start or is working; after their end, hidden but free, as "others").
+TIMED_TABLE = """
+08:59:59  not-started  upcoming
+09:30:00  not-started  open
+10:00:00  started      open
+10:30:00  started      open
+10:30:01  started      others
+10:15:00  handed-in    others
+12:59:59  never        open
+13:00:01  never        closed
+13:00:01  started      closed
+"""
+
+
+@pytest.mark.django_db
+def test_a_timed_exams_states_follow_the_students_own_clock() -> None:
+    from datetime import UTC, datetime
+
+    from playground.classroom import exams
+
+    day = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def at(clock: str) -> Any:
+        h, m, sec = map(int, clock.split(":"))
+        return day.replace(hour=h, minute=m, second=sec)
+
+    course = Course.objects.create(title="Exams")
+    a = Assignment.objects.create(
+        course=course, title="Midterm", opens_at=at("09:00:00"), due_at=at("13:00:00"),
+        time_limit=30, exam_mode=True,
+    )  # fmt: skip
+    for n, line in enumerate(TIMED_TABLE.strip().splitlines()):
+        clock, phase, state_name = line.split()
+        student = UserFactory(username=f"timed{n}")
+        Membership.objects.create(course=course, user=student, role=Role.STUDENT)
+        if phase in ("started", "handed-in"):
+            exams.start(assignment=a, student=student, now=at("10:00:00"))
+        if phase == "handed-in":
+            exams.finish(assignment=a, student=student, now=at("10:10:00"))
+        want = State[state_name.upper()]
+        got = state_of(a, student, at(clock))
+        assert got is want, line
+        # And so the rows above: a run of anything refused while the student works (exam mode).
+        run = decide(Surface.START_RUN, Viewer.STUDENT, got, exam_mode=True, is_item=False)
+        assert run is _student_table()[Surface.START_RUN, False, want, True], line
 
 
 def test_the_modes_rows_are_the_rows_of_any_item() -> None:

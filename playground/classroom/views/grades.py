@@ -88,6 +88,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
                 student=student,
                 due_at=form.cleaned_data["due_at"],
                 late_until=form.cleaned_data["late_until"],
+                extra_minutes=form.cleaned_data["extra_minutes"],
                 by=request.user,
             )
             messages.success(request, f"Extension for {student.get_username()} saved.")

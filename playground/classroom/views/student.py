@@ -17,7 +17,16 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from playground.classroom import access, grading, keys, marking, progress, submissions, visibility
+from playground.classroom import (
+    access,
+    exams,
+    grading,
+    keys,
+    marking,
+    progress,
+    submissions,
+    visibility,
+)
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.probing import identity
@@ -59,7 +68,37 @@ def assignment(request: HttpRequest, course_id: int, assignment_id: int) -> Http
         context["items"] = the_assignment.items.order_by("position", "id")
     else:
         context["progress"] = progress.for_assignment(the_assignment, request.user)
+        context["clock"] = exams.clock(the_assignment, request.user)
     return render(request, "classroom/student/assignment.html", context)
+
+
+@login_required
+@require_POST
+def exam_start(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    """A student starts their own clock of a timed exam (only their own: the request names no
+    one else), then goes to its first item."""
+    the_assignment, _ = access.get_assignment(request, course_id, assignment_id)
+    try:
+        exams.start(assignment=the_assignment, student=request.user)
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+        return redirect(the_assignment)
+    first = the_assignment.items.order_by("position", "id").first()
+    return redirect(first if first is not None else the_assignment)
+
+
+@login_required
+@require_POST
+def exam_finish(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
+    """A student hands their timed exam in before the time is up."""
+    the_assignment, _ = access.get_assignment(request, course_id, assignment_id)
+    try:
+        exams.finish(assignment=the_assignment, student=request.user)
+    except ClassroomError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Exam handed in: no more answers are accepted.")
+    return redirect(the_assignment)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -241,8 +280,10 @@ def _item_context(
     if shown is None and mine is not None:
         shown = mine.latest
 
+    clock = exams.clock(the_assignment, request.user, now) if is_student else None
     refusal = (
-        progress.submit_refusal(item, attempts=mine.attempts, end=end, now=now)
+        exams.refusal(the_assignment, request.user, now)
+        or progress.submit_refusal(item, attempts=mine.attempts, end=end, now=now)
         if mine is not None
         else ""
     )
@@ -279,6 +320,9 @@ def _item_context(
         "end": end,
         "late_period": due < now <= end,
         "feedback": feedback,
+        "clock": clock,
+        # An answer refused (time up, closed): shown back, so that nothing typed is lost.
+        "kept": _kept(answer) if error and answer is not None and refusal else [],
         "results_wait": "" if feedback or not is_student else visibility.results_wait(item, end),
         "refusal": refusal,
         "can_submit": is_student and not refusal,
@@ -302,6 +346,13 @@ def _item_context(
         "poll_url": item.get_absolute_url(),
         **(_input_question(item) if item.mode == Mode.INPUT else {}),
     }
+
+
+def _kept(answer: Any) -> list[tuple[str, str]]:
+    """A refused answer as (field, text) pairs, to show back when the form is gone."""
+    if isinstance(answer, dict):
+        return [(str(k), str(v)) for k, v in answer.items() if str(v).strip()]
+    return [("", str(answer))] if str(answer).strip() else []
 
 
 def _rule(item: Item) -> Rule | None:
@@ -365,6 +416,11 @@ def item(
         context = _item_context(request, the_item, member, shown=submission)
         template = "classroom/student/item.html" + ("#result" if request.htmx else "")
         return render(request, template, context)
+    clock = exams.clock(the_item.assignment, request.user) if not member.is_staff_role else None
+    if clock is not None and clock.can_start:
+        # A timed exam's questions wait until the student starts their clock.
+        messages.info(request, "Start the exam to see its questions: your time runs from then.")
+        return redirect(the_item.assignment)
     context = _item_context(request, the_item, member)
     return render(request, "classroom/student/item.html", context)
 
@@ -383,6 +439,8 @@ def submit(
 
     def answer_area(**kwargs: Any) -> HttpResponse:
         context = _item_context(request, the_item, member, answer=answer, **kwargs)
+        # A timed exam's clock sits outside the answer area: an htmx answer brings it anew.
+        context["oob_clock"] = bool(request.htmx and context["clock"] is not None)
         if request.htmx:
             return render(request, "classroom/student/item.html#answer", context)
         return render(request, "classroom/student/item.html", context)
@@ -397,10 +455,12 @@ def submit(
     try:
         submission, grade = submissions.submit(item=the_item, student=request.user, answer=answer)
     except ClassroomError as exc:
-        if request.htmx:
-            return answer_area(error=str(exc))
-        messages.error(request, str(exc))
-        return redirect(the_item)
+        # Refused (time up, closed, no attempts left): the page says why and shows the answer
+        # back, so that nothing typed is lost; a plain POST gets the page with a 409.
+        page = answer_area(error=str(exc))
+        if not request.htmx:
+            page.status_code = 409
+        return page
     if submission is None:
         assert grade is not None
         return answer_area(error=grade.message)
