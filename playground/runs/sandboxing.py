@@ -186,7 +186,16 @@ class Job:
             return None
         result.forget()
         if isinstance(value, dict) and "trace" in value:
-            return dict(value["trace"])
+            trace = dict(value["trace"])
+            rule = self.payload.get("rule")
+            if rule and trace.get("rule") != rule:
+                # A sandbox worker of the previous release (during a rolling upgrade) ignores
+                # the rule: its trace is standard Python's, which must never pass for the rule's.
+                log.error("sandbox job %s came back without its rule %s", self.id, rule)
+                raise sandbox.SandboxUnavailable(
+                    "The sandbox worker that ran this cannot run a program under a rule yet."
+                )
+            return trace
         if isinstance(value, dict) and "unavailable" in value:
             raise sandbox.SandboxUnavailable(str(value["unavailable"]))
         log.error("sandbox job %s ended without a trace: %r", self.id, value)

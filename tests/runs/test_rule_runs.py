@@ -200,3 +200,25 @@ def test_the_emulate_command_tells_the_model_the_rule(
         with pytest.raises(CommandError, match="changes nothing in this program"):
             call_command("emulate", str(path), "--method", "direct", "--call", "f(4)",
                          "--rule", "swap-eq-ne")  # fmt: skip
+
+
+def test_a_sandbox_worker_that_ignores_the_rule_is_not_believed() -> None:
+    """During a rolling upgrade a sandbox worker of the previous release runs a job without its
+    rule: its standard trace must not come back as the rule's."""
+
+    class Done:
+        def __init__(self, trace: dict[str, Any]) -> None:
+            self.trace = trace
+
+        def get(self, **_: Any) -> dict[str, Any]:
+            return {"trace": self.trace}
+
+        def forget(self) -> None:
+            pass
+
+    job = sandboxing.Job(SOURCE, "f(4)", "", sandbox.Limits(), None, "swap-add-sub")
+    standard = sandbox.run(SOURCE, call="f(4)")
+    with pytest.raises(sandbox.SandboxUnavailable, match="cannot run a program under a rule"):
+        job._outcome(Done(standard))  # type: ignore[arg-type]
+    ruled = sandbox.run(SOURCE, call="f(4)", rule="swap-add-sub")
+    assert job._outcome(Done(ruled))["result"] == "-6"  # type: ignore[arg-type]
