@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # What a user reads when a run failed for a reason that is ours, not theirs; the detail is logged.
 SERVER_ERROR = "The server failed while running this; the error was logged. Try again later."
 TOO_LONG = "The server gave up on this run: it took longer than allowed."
+NO_RULE = "The sandbox worker that ran this program cannot run it under a rule yet; run it again."
 
 
 def fails_run_on_error(task: Callable[[int], str]) -> Callable[[int], str]:
@@ -356,6 +357,12 @@ def finish_if_complete(run_id: int) -> None:
             return
         real = run.traces.filter(kind=Trace.Kind.REAL).first()
         if (run.has_real_run and real is None) or (run.is_emulated and not run.emulation_done):
+            return
+        if run.rule and real is not None and real.data.get("rule") != run.rule:
+            # Run by a sandbox worker of the previous release (a rolling upgrade), which knows
+            # no rule: standard Python's run must never be judged as the rule's.
+            log.error("run %s: its real trace was made without its rule %s", run_id, run.rule)
+            fail_run(run_id, NO_RULE)
             return
         if run.is_emulated and run.has_real_run and real is not None:
             _judge_against_real(run, real.data)

@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
 from playground import sandbox
-from playground.runs import sandboxing
+from playground.runs import pipeline, sandboxing
 from playground.runs.models import Run, Trace
 from playground.runs.requests import rule_refusal
+from playground.runs.services import start_run
 from playground.sandbox.inside.semantics import RULES
 from tests.factories import ProgramFactory
 from tests.oracle import Oracle, oracle_server
@@ -222,3 +224,16 @@ def test_a_sandbox_worker_that_ignores_the_rule_is_not_believed() -> None:
         job._outcome(Done(standard))  # type: ignore[arg-type]
     ruled = sandbox.run(SOURCE, call="f(4)", rule="swap-add-sub")
     assert job._outcome(Done(ruled))["result"] == "-6"  # type: ignore[arg-type]
+
+
+def test_a_real_trace_made_without_the_runs_rule_fails_the_run() -> None:
+    """A sandbox worker of the previous release runs a rule run's program without the rule (it
+    knows no Run.rule): the run fails, saying so, rather than judging against Python's run."""
+    program = ProgramFactory(is_public=True, source=SOURCE, call="f(4)")
+    run = start_run(program=program, user=AnonymousUser(), anon_token="t", rule="swap-add-sub",
+                    enqueue=False)  # fmt: skip
+    pipeline.save_trace(run.pk, Trace.Kind.REAL, sandbox.run(SOURCE, call="f(4)"))
+    pipeline.finish_if_complete(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.error == pipeline.NO_RULE
