@@ -12,9 +12,13 @@ from playground.classroom import audit
 from playground.classroom.models import Assignment, Course, Extension, Membership, Role, Submission
 
 
-def create_course(*, title: str, instructor: Any, description: str = "") -> Course:
+def create_course(
+    *, title: str, instructor: Any, description: str = "", time_zone: str = ""
+) -> Course:
     with transaction.atomic():
-        course = Course.objects.create(title=title, description=description, created_by=instructor)
+        course = Course.objects.create(
+            title=title, description=description, created_by=instructor, time_zone=time_zone
+        )
         Membership.objects.create(course=course, user=instructor, role=Role.INSTRUCTOR)
         audit.record(audit.Action.COURSE_CREATED, course=course, actor=instructor)
     return course

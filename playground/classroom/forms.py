@@ -14,6 +14,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from playground.classroom import zones
 from playground.classroom.models import Assignment, Course, Membership, Role
 from playground.lib.params import WholeNumberField
 
@@ -21,8 +22,13 @@ MAX_ROSTER_BYTES = 1_000_000
 
 
 def site_time_zone() -> str:
-    """The zone in which teachers type and read dates (the site's TIME_ZONE)."""
-    return str(settings.TIME_ZONE)
+    """The zone in which teachers type and read dates: the active one, which is the course's on
+    its pages (``zones.in_course_zone``), else the site's TIME_ZONE."""
+    return str(timezone.get_current_timezone_name())
+
+
+def zone_choices() -> list[tuple[str, str]]:
+    return [("", f"The site's ({settings.TIME_ZONE})"), *((n, n) for n in sorted(zones.names()))]
 
 
 class LocalDateTimeField(forms.DateTimeField):
@@ -49,9 +55,20 @@ class LocalDateTimeField(forms.DateTimeField):
 
 
 class CourseForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=zone_choices,
+        required=False,
+        label="Time zone",
+        help_text="Due dates and exam windows are typed and shown in it (e.g. Europe/Berlin).",
+        error_messages={
+            "invalid_choice": "%(value)s is not a time zone name: choose one such as "
+            "Europe/Berlin or America/New_York."
+        },
+    )
+
     class Meta:
         model = Course
-        fields = ["title", "description"]
+        fields = ["title", "description", "time_zone"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"description": "Optional: shown to the course's members."}
         error_messages = {"title": {"required": "Give the course a title."}}

@@ -36,6 +36,8 @@ class Course(models.Model):
     description = models.TextField(blank=True)
     join_code = models.CharField(max_length=16, unique=True, default=new_join_code)
     join_enabled = models.BooleanField(default=True)
+    # Its dates are typed and shown in this zone (a zoneinfo name; "": the site's TIME_ZONE).
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -27,6 +27,7 @@ urlpatterns = [
     path("courses/new/", courses.course_new, name="course_new"),
     path("courses/<int:course_id>/manage/", courses.course_manage, name="course_manage"),
     path("courses/<int:course_id>/code/", courses.course_code, name="course_code"),
+    path("courses/<int:course_id>/time-zone/", courses.course_zone, name="course_zone"),
     path("courses/<int:course_id>/roster/", roster.course_roster, name="course_roster"),
     path(
         "courses/<int:course_id>/invitations/<int:invitation_id>/revoke/",

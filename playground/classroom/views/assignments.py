@@ -24,6 +24,7 @@ from playground.classroom.access import get_assignment, get_course
 from playground.classroom.forms import AssignmentForm, DeleteForm, site_time_zone
 from playground.classroom.models import Assignment, Item, Role, Submission
 from playground.classroom.visibility import Surface, hidden_for
+from playground.classroom.zones import in_course_zone
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.lib.params import object_id
@@ -32,13 +33,14 @@ from playground.lib.params import object_id
 def _default_times() -> dict[str, Any]:
     """A new assignment opens now (to the minute: a teacher trying it out need not edit the
     time), and is due a week later."""
-    opens = timezone.localtime(timezone.now(), timezone=timezone.get_default_timezone())
+    opens = timezone.localtime(timezone.now())  # the course's zone (in_course_zone)
     opens = opens.replace(second=0, microsecond=0)
     return {"opens_at": opens, "due_at": opens + timedelta(days=7)}
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@in_course_zone
 def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
     course, member = get_course(request, course_id, staff=True)
     form = AssignmentForm(request.POST or None, initial=_default_times())
@@ -63,6 +65,7 @@ def assignment_new(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@in_course_zone
 def assignment_edit(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """The assignment's settings and its items (reordered with POST action=move; deleted by an
     instructor with action=delete and the title typed)."""

@@ -18,10 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from playground.classroom import audit, courses, invitations, visibility
 from playground.classroom.access import get_course
-from playground.classroom.forms import CourseForm, DeleteForm, RosterForm
+from playground.classroom.forms import CourseForm, DeleteForm, RosterForm, zone_choices
 from playground.classroom.models import Invitation, Membership, Role
 from playground.classroom.views.common import form_errors
 from playground.classroom.visibility import Surface
+from playground.classroom.zones import in_course_zone
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.lib.pagination import page_of
@@ -47,6 +48,7 @@ def course_new(request: HttpRequest) -> HttpResponse:
                 title=form.cleaned_data["title"],
                 description=form.cleaned_data["description"],
                 instructor=request.user,
+                time_zone=form.cleaned_data.get("time_zone") or "",
             )
             messages.success(request, f"Course “{course.title}” created: you are its instructor.")
             return redirect("classroom:course_manage", course_id=course.pk)
@@ -56,7 +58,26 @@ def course_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def course_zone(request: HttpRequest, course_id: int) -> HttpResponse:
+    """An instructor sets the course's time zone (its dates keep their instants: they are shown
+    in the new zone)."""
+    course, _ = get_course(request, course_id, instructor=True)
+    form = CourseForm({"title": course.title, "time_zone": request.POST.get("time_zone", "")})
+    form.is_valid()
+    if form.has_error("time_zone"):
+        form_errors(request, form)
+    else:
+        course.time_zone = form.cleaned_data.get("time_zone") or ""
+        course.save(update_fields=["time_zone"])
+        zone = course.time_zone or f"the site's ({timezone.get_default_timezone_name()})"
+        messages.success(request, f"Time zone set: {zone}.")
+    return redirect(reverse("classroom:course_manage", args=[course.pk]) + "#time-zone")
+
+
+@login_required
 @require_GET
+@in_course_zone
 def course_manage(request: HttpRequest, course_id: int) -> HttpResponse:
     course, member = get_course(request, course_id, staff=True)
     members = sorted(
@@ -95,6 +116,8 @@ def course_manage(request: HttpRequest, course_id: int) -> HttpResponse:
         "join_url": request.build_absolute_uri(reverse("classroom:join")),
         "invitation_days": invitations.link_lifetime().days,
         "now": timezone.now(),
+        "zone_name": timezone.get_current_timezone_name(),
+        "zone_choices": zone_choices() if is_instructor else [],
     }
     return render(request, "classroom/staff/course_manage.html", context)
 

@@ -29,6 +29,7 @@ from playground.classroom.gradebook import Gradebook, build
 from playground.classroom.models import Extension, Membership, Role, Submission
 from playground.classroom.submissions import clear_override
 from playground.classroom.submissions import override as override_credit
+from playground.classroom.zones import in_course_zone
 from playground.lib.htmx import HtmxHttpRequest, partial_for
 from playground.lib.pagination import page_of
 from playground.lib.params import object_id
@@ -65,6 +66,7 @@ def item_stats(
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@in_course_zone
 def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """Per-student extensions: a later due time and late period for one student."""
     assignment, member = get_assignment(request, course_id, assignment_id, staff=True)
@@ -110,6 +112,7 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
 
 @login_required
 @require_GET
+@in_course_zone
 def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """Every submission to the assignment, newest first, filtered by item and student; the list
     refreshes itself every 2 s (htmx polling of its partial)."""
@@ -152,6 +155,7 @@ def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) ->
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@in_course_zone
 def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpResponse:
     """Set a submission's credit by hand, with a comment for the student (staff), or remove the
     override."""
@@ -221,6 +225,7 @@ def _item_averages(book: Gradebook) -> list[float | None]:
 
 @login_required
 @require_GET
+@in_course_zone
 def gradebook(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """Every student of the course x every item: the credit that counts (best attempt, overrides
     applied), late marks, the total weighted by points, and the percentage."""

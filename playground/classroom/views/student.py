@@ -30,6 +30,7 @@ from playground.classroom import (
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.probing import identity
+from playground.classroom.zones import in_course_zone
 from playground.lib import ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.middleware import with_refusal
@@ -45,6 +46,7 @@ _MAX_STANDARD_STEPS = 2000  # steps of a rule item's standard run listed beside 
 
 
 @login_required
+@in_course_zone
 def course(request: HttpRequest, course_id: int) -> HttpResponse:
     """Staff see every assignment; a student sees those open or past, with their status."""
     the_course, member = access.get_course(request, course_id)
@@ -57,6 +59,7 @@ def course(request: HttpRequest, course_id: int) -> HttpResponse:
 
 
 @login_required
+@in_course_zone
 def assignment(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     the_assignment, member = access.get_assignment(request, course_id, assignment_id)
     context: dict[str, Any] = {
@@ -74,6 +77,7 @@ def assignment(request: HttpRequest, course_id: int, assignment_id: int) -> Http
 
 @login_required
 @require_POST
+@in_course_zone
 def exam_start(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """A student starts their own clock of a timed exam (only their own: the request names no
     one else), then goes to its first item."""
@@ -89,6 +93,7 @@ def exam_start(request: HttpRequest, course_id: int, assignment_id: int) -> Http
 
 @login_required
 @require_POST
+@in_course_zone
 def exam_finish(request: HttpRequest, course_id: int, assignment_id: int) -> HttpResponse:
     """A student hands their timed exam in before the time is up."""
     the_assignment, _ = access.get_assignment(request, course_id, assignment_id)
@@ -395,6 +400,7 @@ def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
 
 
 @login_required
+@in_course_zone
 def item(
     request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
 ) -> HttpResponse:
@@ -427,6 +433,7 @@ def item(
 
 @login_required
 @require_POST
+@in_course_zone
 def submit(
     request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int
 ) -> HttpResponse:
