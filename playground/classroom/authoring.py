@@ -37,6 +37,7 @@ class ItemData:
     probe_config: dict[str, int] = field(default_factory=dict)  # answer the probes
     rule: str = ""  # execute under a changed rule
     results: str = ""  # when students see their results (models.Results; "": the assignment's)
+    partial_credit: str = "proportional"  # a multi-part answer's credit (models.PartialCredit)
 
 
 def save_item(
@@ -83,6 +84,7 @@ def save_item(
         item.probe_config = data.probe_config if data.mode == Mode.PROBES else {}
         item.rule = data.rule if data.mode == Mode.RULE else ""
         item.results = data.results
+        item.partial_credit = data.partial_credit
         if changed:
             item.key_run = None
         item.key_check = None  # checkpoints may have changed: the key is checked again

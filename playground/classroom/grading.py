@@ -37,6 +37,20 @@ def invalid(message: str) -> Grade:
     return Grade(0.0, message, invalid=True)
 
 
+PROPORTIONAL, ALL_OR_NOTHING = "proportional", "all"
+ALL_OR_NOTHING_NOTE = "All or nothing: the credit needs every part right."
+
+
+def partial_credit(grade: Grade, rule: str) -> Grade:
+    """A multi-part answer's grade (checkpoints, probes) under the item's partial credit rule:
+    proportional (the share of parts right, as graded) or all or nothing (1 only when every part
+    is right, else 0; the share is kept in the details and the message)."""
+    if rule != ALL_OR_NOTHING or grade.invalid or grade.score >= 1.0:
+        return grade
+    details = {**grade.details, "proportional": grade.score}
+    return Grade(0.0, f"{grade.message} {ALL_OR_NOTHING_NOTE}", details=details)
+
+
 def read_literal(text: str) -> tuple[Any, Grade | None]:
     """The answer's value, or the Grade that says why it cannot be read (never evaluated)."""
     if len(text) > MAX_ANSWER:

@@ -22,7 +22,7 @@ from django.http import QueryDict
 
 from playground.classroom.authoring import ItemData
 from playground.classroom.checkpoints import check_checkpoints
-from playground.classroom.models import Item, Mode, Results
+from playground.classroom.models import Item, Mode, PartialCredit, Results
 from playground.classroom.probing import SEED_MAX, config_of
 from playground.emulation import probes
 from playground.emulation.registry import REGISTRY, methods_for
@@ -166,6 +166,14 @@ class ItemForm(forms.Form):
         label="Students see their results",
         help_text="In exam mode, nothing before an instructor publishes the results.",
     )
+    partial_credit = forms.ChoiceField(
+        choices=PartialCredit.choices,
+        required=False,
+        initial=PartialCredit.PROPORTIONAL,
+        label="Partial credit",
+        help_text="Predict the trace and answer the probes: how the parts earn credit. Answers "
+        "already graded keep their grade.",
+    )
     origin = forms.ChoiceField(choices=ORIGINS, widget=forms.RadioSelect, initial="library")
     pick = forms.CharField(required=False, widget=forms.HiddenInput)
     source = forms.CharField(
@@ -307,6 +315,7 @@ class ItemForm(forms.Form):
                 probe_config=what.probe_config,
                 rule=what.rule,
                 results=str(cleaned.get("results") or ""),
+                partial_credit=str(cleaned.get("partial_credit") or PartialCredit.PROPORTIONAL),
             )
         return cleaned
 
@@ -478,6 +487,7 @@ def _item_initial(item: Item) -> dict[str, Any]:
         "method": item.method,
         "rule": item.rule,
         "results": item.results,
+        "partial_credit": item.partial_credit,
     }
     config, seed = config_of(item)
     initial["probe_seed"] = seed

@@ -48,11 +48,14 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
     if item.mode == Mode.PROBES:
         if not isinstance(answer, dict):
             return grading.invalid("Answer each question.")
-        return grading.grade_probes(answer, keys.questions(item))
+        return grading.partial_credit(
+            grading.grade_probes(answer, keys.questions(item)), item.partial_credit
+        )
     if item.mode == Mode.TRACE:
         if not isinstance(answer, dict):
             return grading.invalid("Fill in the variables at each checkpoint.")
-        return grading.grade_trace(answer, real.get("steps", []), item.checkpoints)
+        grade = grading.grade_trace(answer, real.get("steps", []), item.checkpoints)
+        return grading.partial_credit(grade, item.partial_credit)
     if item.mode == Mode.DIVERGENCE:
         if not isinstance(answer, str):
             return grading.invalid("Mark a step number.")

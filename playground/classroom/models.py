@@ -363,6 +363,13 @@ def results_rule(item: Any) -> str:
     return Results.NOW if item.assignment.feedback == Feedback.AFTER_ATTEMPT else Results.DUE
 
 
+class PartialCredit(models.TextChoices):
+    """How a multi-part answer (a trace's checkpoints, the probes) earns credit."""
+
+    PROPORTIONAL = "proportional", "Proportional: the share of parts right"
+    ALL_OR_NOTHING = "all", "All or nothing: every part right, or no credit"
+
+
 class Mode(models.TextChoices):
     OUTPUT = "output", "Predict the output"
     INPUT = "input", "Predict the input"
@@ -408,6 +415,13 @@ class Item(models.Model):
     probe_config = models.JSONField(default=dict, blank=True, db_default={})
     # Execute under a changed rule: the rule's name (sandbox/inside/semantics.py's RULES).
     rule = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # Predict the trace, answer the probes: grading.partial_credit's rule.
+    partial_credit = models.CharField(
+        max_length=12,
+        choices=PartialCredit.choices,
+        default=PartialCredit.PROPORTIONAL,
+        db_default=PartialCredit.PROPORTIONAL,
+    )
     # When students see their results of this item (visibility.results_shown); "": as the
     # assignment's feedback rule says.
     results = models.CharField(
