@@ -22,6 +22,7 @@ windows that each see the whole prompt and the ``overlap`` tokens before their o
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import math
@@ -150,7 +151,11 @@ def _score_windows(
     ids, pieces = backend.text_tokens(text)
     logprobs: list[float] = []
     decoded: list[str] = []
-    for context, start, end in windows(len(prompt_ids), len(ids), window, overlap):
+    parts = windows(len(prompt_ids), len(ids), window, overlap)
+    remember = getattr(backend, "remember", None)
+    if len(parts) > 1 and remember is not None:
+        remember(prompt_ids[:-1])
+    for context, start, end in parts:
         first = len(prompt_ids) + start - context
         values, names = backend.logprobs(prompt_ids + ids[context:end], first)
         if len(values) != end - start:
@@ -391,6 +396,7 @@ class TransformersLogprobs:
             path, dtype=getattr(torch, dtype), **where
         )
         self.model.eval()
+        self._prefix: tuple[list[int], Any] = ([], None)
 
     def prompt_ids(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
@@ -413,11 +419,28 @@ class TransformersLogprobs:
             cursor = end
         return ids, pieces if cursor == len(text) else None
 
+    def remember(self, prefix: list[int]) -> None:
+        """Keep the attention cache of ``prefix`` (the prompt, when the text takes several
+        windows): each window then computes only its own tokens."""
+        with self.torch.inference_mode():
+            out = self.model(self.torch.tensor([prefix]), use_cache=True, logits_to_keep=1)
+        self._prefix = (prefix, out.cache)
+
     def logprobs(self, ids: list[int], first: int) -> tuple[list[float], list[str]]:
         torch = self.torch
+        keep = len(ids) - first + 1
         with torch.inference_mode():
             tensor = torch.tensor([ids])
-            logits = self.model(tensor, logits_to_keep=len(ids) - first + 1).logits[0]
+            prefix, cache = self._prefix
+            if prefix and len(prefix) < first and ids[: len(prefix)] == prefix:
+                out = self.model(
+                    tensor[:, len(prefix) :],
+                    cache=copy.deepcopy(cache),
+                    logits_to_keep=keep,
+                )
+            else:
+                out = self.model(tensor, logits_to_keep=keep)
+            logits = out.logits[0]
             # logits[j] is at position len(ids) - (len(ids) - first + 1) + j = first - 1 + j.
             rows = torch.log_softmax(logits[:-1].float(), dim=-1)
             chosen = rows.gather(1, tensor[0, first:].unsqueeze(1))[:, 0]
@@ -425,7 +448,10 @@ class TransformersLogprobs:
         return [float(v) for v in chosen.tolist()], names
 
     def score(self, prompt: Prompt, text: str) -> Scored:
-        return _score_windows(self, prompt, text, self.window, OVERLAP)
+        try:
+            return _score_windows(self, prompt, text, self.window, OVERLAP)
+        finally:
+            self._prefix = ([], None)
 
 
 # --- which engines support it --------------------------------------------------------------

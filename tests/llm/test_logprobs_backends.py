@@ -16,6 +16,7 @@ from playground.emulation import surprise
 from playground.emulation import trace as trace_method
 from playground.llm import embedded
 from playground.llm.logprobs import (
+    OVERLAP,
     LlamaCppLogprobs,
     NotSupported,
     Scored,
@@ -124,13 +125,23 @@ def test_spearman_of_hand_made_series() -> None:
     assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1)
 
 
+needs_extra = pytest.mark.skipif(
+    not transformers_available(), reason="the [transformers] extra is absent"
+)
+
+
+@pytest.fixture(scope="module")
+def dequantised() -> TransformersLogprobs:
+    return TransformersLogprobs(embedded.gguf_path(), threads=2)
+
+
 @pytest.mark.full_only
-@pytest.mark.skipif(not transformers_available(), reason="the [transformers] extra is absent")
+@pytest.mark.timeout(600)  # two models on a busy 2-core machine
+@needs_extra
 def test_llama_cpp_and_transformers_agree_on_the_real_trace(
-    llama_scored: Scored, real: dict[str, Any]
+    llama_scored: Scored, dequantised: TransformersLogprobs, real: dict[str, Any]
 ) -> None:
     text, _spans = surprise.render(real["steps"])
-    dequantised = TransformersLogprobs(embedded.gguf_path(), threads=2)
     scored = dequantised.score(trace_method.messages(SOURCE, CALL), text)
     assert scored.tokens == llama_scored.tokens
     assert scored.offsets == llama_scored.offsets
@@ -140,3 +151,23 @@ def test_llama_cpp_and_transformers_agree_on_the_real_trace(
     print(f"{len(a)} tokens: Spearman {rho:.4f}, mean absolute difference {mad:.4f} nats")
     assert rho >= 0.95
     assert mad <= 0.2
+
+
+@pytest.mark.full_only
+@pytest.mark.timeout(600)  # two models on a busy 2-core machine
+@needs_extra
+def test_windows_after_the_cached_prompt_score_as_if_it_were_computed_again(
+    dequantised: TransformersLogprobs, real: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text past the window: each window starts from the prompt's kept attention cache; the
+    figures are those of computing the prompt again in every window."""
+    text, _spans = surprise.render(real["steps"])
+    prompt = trace_method.messages(SOURCE, CALL)
+    # Two windows: the text's first 326 tokens, then the rest after the 256 before it.
+    monkeypatch.setattr(dequantised, "window", len(dequantised.prompt_ids(prompt)) + OVERLAP + 70)
+    cached = dequantised.score(prompt, text)
+    monkeypatch.setattr(dequantised, "remember", None)
+    again = dequantised.score(prompt, text)
+    assert len(cached.tokens) > OVERLAP + 70
+    assert cached.tokens == again.tokens
+    assert max(abs(a - b) for a, b in zip(cached.logprobs, again.logprobs, strict=True)) < 1e-3
