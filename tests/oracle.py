@@ -235,8 +235,10 @@ class Oracle:
 
     def _think(self, prompt: str) -> str:
         source = _last("PYTHON", prompt)
-        if source:  # a program: the "pseudocode" is the program, printing its result
-            code = f"{source}\n\nprint('Final answer:', repr(eval(instance)))"
+        if source:  # a program: the "pseudocode" is the program itself (so called as the
+            # instance calls it, it prints what the program prints), and a solver of the instance
+            solver = "def solve(instance):\n    print('Final answer:', repr(eval(instance)))"
+            code = f"{source}\n\n{solver}"
         else:
             code = (
                 "def solve(instance):\n    answer = look_up(instance)\n"
@@ -249,7 +251,7 @@ class Oracle:
         if instance in self.targets:
             return f"Final answer: {self.targets[instance]}"
         pseudocode = _last("PSEUDOCODE", prompt)
-        source = pseudocode.rsplit("\n\nprint('Final answer:'", 1)[0]
+        source = pseudocode.rsplit("\n\ndef solve(instance):", 1)[0]
         real = sandbox.run(source, call=instance, rule=_rule(prompt))
         printed = real["stdout"].rstrip("\n")
         return (printed + "\n" if printed else "") + f"Final answer: {real['result']}"

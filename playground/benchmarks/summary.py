@@ -149,9 +149,10 @@ def _asks_probes(method: str) -> bool:
 
 
 def _yields_steps(method: str) -> bool:
-    """A method with a path verdict (judging: a step trace, Chain of Code's, the probes)."""
+    """A method with a path verdict (judging: a step trace, Chain of Code's, the probes, a
+    Think-and-Execute plan's prints)."""
     spec = REGISTRY.get(method)
-    return spec is not None and (spec.compares_steps or spec.asks_probes)
+    return spec is not None and spec.judges_path
 
 
 _JUDGED = ("agrees", "diverges")

@@ -127,7 +127,7 @@ def _labels() -> dict[str, str]:
 def _has_path(method: str) -> bool:
     """Whether runs of the method get a path verdict (emulation/judging.py)."""
     spec = REGISTRY.get(method)
-    return spec is not None and (spec.compares_steps or spec.asks_probes)
+    return spec is not None and spec.judges_path
 
 
 def _runs(item: Item) -> Any:

@@ -7,8 +7,8 @@ by meaning; ``compare_paths`` says whether the emulated run ran the real run's l
 """
 
 from playground.compare.align import align
-from playground.compare.path import compare_paths
+from playground.compare.path import compare_paths, compare_prints
 from playground.compare.reprs import same_repr
 from playground.compare.trace import Comparison, compare_traces
 
-__all__ = ["Comparison", "align", "compare_paths", "compare_traces", "same_repr"]
+__all__ = ["Comparison", "align", "compare_paths", "compare_prints", "compare_traces", "same_repr"]

@@ -12,12 +12,16 @@ does). The two paths are compared exactly:
 - ``unknown``: nothing to decide: the real trace was cut (a step or size limit) before any
   difference, or the model's trace stops, unfinished, on the real path (a prefix of it).
 
+Think-and-Execute writes no steps of the program, only what its plan's pseudocode prints:
+``compare_prints`` gives its path verdict from those lines, against the pseudocode run for real.
+
 Pure: no Django, nothing of the project imported; the emulated trace was written by a model, so
 steps that are not dicts are skipped and a line that is not an int reads as -1.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 AGREES, DIVERGES, UNKNOWN = "agrees", "diverges", "unknown"
@@ -98,4 +102,67 @@ def compare_paths(
         "expected": expected,
         "got": got,
         "explanation": f"The paths part after {at} line{'s' if at != 1 else ''}: {words}.",
+    }
+
+
+_FINAL_LINE = re.compile(r"^\s*final answer\s*[:=]", re.IGNORECASE)
+_SHOWN = 120  # characters of a printed line quoted in an explanation
+
+
+def _printed_steps(lines: list[str]) -> list[str]:
+    """The intermediate state a plan prints: its non-blank lines before the first "Final
+    answer:" line, each with its runs of whitespace made one space."""
+    steps: list[str] = []
+    for line in lines:
+        if _FINAL_LINE.match(line):
+            break
+        if line.strip():
+            steps.append(" ".join(line.split()))
+    return steps
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…")
+
+
+def compare_prints(real_stdout: str, simulated: list[str], *, cut: bool = False) -> dict[str, Any]:
+    """The path verdict of a Think-and-Execute simulation: the intermediate lines its plan's
+    pseudocode really prints on the instance (``real_stdout``, run in the sandbox; ``cut`` when
+    that output was truncated) against the lines the model wrote for them (``simulated``). Only
+    the lines before each side's first "Final answer:" count: the answer has its own verdict,
+    and the prints are the state the plan exposes step by step (Chae et al., 2024). Compared
+    exactly, whitespace runs aside; a plan that prints nothing before its answer has no path."""
+    real = _printed_steps(real_stdout.splitlines())
+    model = _printed_steps(simulated)
+    found: dict[str, Any] = {"lines": len(real), "kind": "prints"}
+    if not real and not cut:
+        why = (
+            "The plan prints no intermediate state before its answer, so there is no path to check."
+        )
+        return {**found, "matched": 0, "status": UNKNOWN, "explanation": why}
+    shared = min(len(real), len(model))
+    at = next((n for n in range(shared) if real[n] != model[n]), None)
+    if at is None and len(real) == len(model) and not cut:
+        why = f"The model simulated the {len(real)} lines its plan prints, all as they really are."
+        return {**found, "matched": shared, "status": AGREES, "explanation": why}
+    if at is None and cut and len(model) >= len(real):
+        why = (
+            f"The plan's real output was cut after {len(real)} lines; the model's agrees that far."
+        )
+        return {**found, "matched": shared, "status": UNKNOWN, "explanation": why}
+    at = shared if at is None else at
+    if at >= len(real):
+        words = f"the plan prints nothing more, but the model wrote {_quoted(model[at])}"
+    elif at >= len(model):
+        words = f"the plan prints {_quoted(real[at])} next, but the model wrote no more"
+    else:
+        words = f"the plan prints {_quoted(real[at])}, the model wrote {_quoted(model[at])}"
+    return {
+        **found,
+        "matched": at,
+        "status": DIVERGES,
+        "at": at,
+        "real_step": None,  # the plan's run is not the program's: no step of its trace
+        "explanation": f"The simulation parts from the plan's real output after {at} "
+        f"line{'s' if at != 1 else ''}: {words}.",
     }

@@ -119,6 +119,9 @@ def judge_program(
         )
     if needed_no_model(method, model_calls):
         verdict = no_model_verdict(real, call)
+    plan_path = (details or {}).get("plan_path")
+    if spec is not None and spec.checks_plan and isinstance(plan_path, dict):
+        verdict["path"] = plan_path  # its plan's prints, checked when it ran (tae.plan_path)
     if spec is not None and spec.compares_steps and emulated is not None:
         from_call = spec.compares_from_call and bool(call)
         if verdict["status"] != NO_MODEL:  # the path beside the result: issue 20's second verdict

@@ -73,6 +73,16 @@ class Method:
     # ``emulation/probes.py``): the verdict grades each probe against the real trace, with
     # scores per kind and incremental consistency, and the run page lists each probe's mark.
     asks_probes: bool = False
+    # Its plan's pseudocode prints the state step by step (Think-and-Execute): on a program the
+    # pseudocode is run for real on the call and its prints give the path verdict
+    # (``tae.plan_path``).
+    checks_plan: bool = False
+
+    @property
+    def judges_path(self) -> bool:
+        """It gets a path verdict beside the verdict on its result (issue 20): its own steps,
+        its probes, or its plan's prints."""
+        return self.compares_steps or self.asks_probes or self.checks_plan
 
     @property
     def predicts_input(self) -> bool:
@@ -116,7 +126,7 @@ REGISTRY: dict[str, Method] = {
                "rewrite a Chain of Code program under a rule."),
         Method("tae", "Think-and-Execute: task-level pseudocode, simulated",
                "playground.emulation.tae:emulate", frozenset({_P, _T}),
-               max_tokens=1024, live_steps=True),
+               max_tokens=1024, live_steps=True, checks_plan=True),
         Method("puzzle", "Solve the puzzle (answer checked by sat in the sandbox)",
                "playground.emulation.puzzle:emulate", frozenset({_Z}),
                max_tokens=768, tasks=frozenset({"puzzle"}), changed_semantics=False,

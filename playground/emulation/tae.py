@@ -16,11 +16,13 @@ import json
 import re
 from typing import Any
 
+from playground.compare import compare_prints
 from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session, block_closed
 from playground.emulation.literals import NotALiteral, parse_literal
 from playground.llm.registry import ModelSpec
 from playground.llm.replicas import routing_key
+from playground.sandbox import SandboxUnavailable
 from playground.sandbox.schema import make_trace, storable
 
 # A plan is shared by every later run of its task and model, so it is written with this budget
@@ -215,6 +217,37 @@ def _plan(item: Item, session: Session) -> tuple[dict[str, Any], bool]:
     return stored, stored is not plan
 
 
+def plan_path(
+    item: Item, plan: dict[str, Any], lines: list[str], session: Session
+) -> dict[str, Any] | None:
+    """Issue 20's path verdict for a program's instance: the plan's pseudocode run for real on
+    the call, in the sandbox (it is model-written code: never here), under the item's rule as
+    the model was told, and what it prints compared with the lines the model simulated
+    (``compare.compare_prints``). None for a BIG-Bench Hard task, whose pseudocode takes its
+    instance in words and cannot be called; "unknown", saying why, when the pseudocode does not
+    run on the call (it names its function otherwise, it raises, a limit)."""
+    if item.kind != "program" or not item.call or not plan.get("pseudocode"):
+        return None
+    session.emit("status", text="Running the plan's pseudocode to check the simulated prints…")
+    try:
+        ran = session.run(str(plan["pseudocode"]), call=item.call, rule=item.rule or "")
+    except SandboxUnavailable as exc:
+        return {"status": "unknown", "explanation": f"The plan could not be run: {exc}"[:300]}
+    if ran.get("status") != "ok":
+        error = ran.get("error")
+        error = error if isinstance(error, dict) else {}
+        what = f"{error.get('type') or ran.get('status')}: {error.get('message') or ''}".strip()
+        return {
+            "status": "unknown",
+            "explanation": f"The plan's pseudocode does not run on {item.call[:80]} "
+            f"({what[:160]}), so the lines it prints cannot be checked.",
+        }
+    stats = ran.get("stats")
+    stats = stats if isinstance(stats, dict) else {}
+    cut = bool(stats.get("truncated") or stats.get("capped"))
+    return compare_prints(str(ran.get("stdout") or ""), lines, cut=cut)
+
+
 def emulate(item: Item, session: Session) -> Emulation:
     plan, reused = _plan(item, session)
     parser = LineParser()
@@ -271,6 +304,9 @@ def emulate(item: Item, session: Session) -> Emulation:
         "plan_key": item.plan_key,
         "plan_digest": plan_digest(item, session.model),
     }
+    checked_path = plan_path(item, plan, parser.lines, session)
+    if checked_path is not None:
+        details["plan_path"] = checked_path
     verdict = judge_task(answer, item.target) if item.kind == "task" else None
     return Emulation(
         trace=trace, prediction=prediction, problem=problem, verdict=verdict, details=details

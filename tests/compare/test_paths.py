@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from playground.compare import compare_paths
+from playground.compare import compare_paths, compare_prints
 from playground.emulation import probes
 from playground.emulation.judging import judge_program
 from playground.runs.models import Run
@@ -139,3 +139,47 @@ def test_a_probe_runs_path_verdict_comes_from_its_path_questions() -> None:
     verdict = probes.summary([mark("output", "correct"), mark("path", "wrong")])
     assert verdict["status"] == "wrong"
     assert verdict["path"]["status"] == "diverges"
+
+
+# -- Think-and-Execute: its plan's prints ---------------------------------------------------
+
+
+def test_a_plans_prints_agree_or_diverge_at_the_first_differing_line() -> None:
+    real = "i = 0\ntotal = 1\n\ni = 1   total = 3\nFinal answer: 3\n"
+    same = compare_prints(real, ["i = 0", "total  = 1", "i = 1 total = 3", "Final answer: 4"])
+    assert same["status"] == "agrees"  # whitespace aside; the answer is not the path
+    assert same["lines"] == 3
+    wrong = compare_prints(real, ["i = 0", "total = 2", "i = 1 total = 3", "Final answer: 3"])
+    assert wrong["status"] == "diverges"
+    assert wrong["at"] == 1
+    assert "'total = 1', the model wrote 'total = 2'" in wrong["explanation"]
+    short = compare_prints(real, ["i = 0", "Final answer: 3"])
+    assert (short["status"], short["at"]) == ("diverges", 1)
+    assert "but the model wrote no more" in short["explanation"]
+    extra = compare_prints(real, ["i = 0", "total = 1", "i = 1 total = 3", "i = 2"])
+    assert (extra["status"], extra["at"]) == ("diverges", 3)
+
+
+def test_a_plan_that_prints_nothing_or_a_cut_output_cannot_tell() -> None:
+    assert compare_prints("Final answer: 3\n", ["Final answer: 3"])["status"] == "unknown"
+    cut = compare_prints("a\nb\n", ["a", "b", "c"], cut=True)
+    assert cut["status"] == "unknown"
+    assert "cut after 2 lines" in cut["explanation"]
+    assert compare_prints("a\nb\n", ["a", "x"], cut=True)["status"] == "diverges"
+
+
+def test_a_think_and_execute_runs_path_verdict_is_its_plans() -> None:
+    """Right answer, wrong execution: the value is right but the simulated prints are not the
+    plan's; the judge carries the plan's path verdict beside the result's."""
+    plan_path = compare_prints("1\n2\n", ["1", "5"])
+    verdict, _ = judge_program(
+        "tae", {"status": "ok", "result": "6", "steps": []}, call="f(3)", prediction="6",
+        problem=None, emulated=None, details={"plan_path": plan_path},
+    )  # fmt: skip
+    assert verdict["status"] == "correct"
+    assert verdict["path"]["status"] == "diverges"
+    without, _ = judge_program(
+        "tae", {"status": "ok", "result": "6", "steps": []}, call="f(3)", prediction="6",
+        problem=None, emulated=None, details={},
+    )  # fmt: skip
+    assert "path" not in without

@@ -99,3 +99,47 @@ def test_answers_are_normalised_as_the_task_format_allows() -> None:
     assert method.judge_task("(B)", "(A)")["status"] == "wrong"
     assert method.judge_task("12", "13")["status"] == "wrong"
     assert method.judge_task(None, "13")["status"] == "unparsable"
+
+
+SOURCE = (
+    "def f(xs):\n    out = []\n    for x in xs:\n        print(x * 2)\n"
+    "        out.append(x)\n    return out"
+)
+
+
+def test_a_programs_plan_is_run_for_real_and_its_prints_give_the_path() -> None:
+    """The oracle simulates its plan exactly: the path agrees. The plan's pseudocode ran in the
+    sandbox on the call (its prints, 2 and 4, are the real ones)."""
+    with oracle_server(Oracle()) as model:
+        done = method.emulate(Item(kind="program", source=SOURCE, call="f([1, 2])"), Session(model))
+    assert done.details["plan_path"]["status"] == "agrees"
+    assert done.details["plan_path"]["lines"] == 2
+
+
+def _scripted(think: str, execute: str):  # type: ignore[no-untyped-def]
+    answers = iter([think, execute])
+
+    def script(handler) -> None:  # type: ignore[no-untyped-def]
+        streaming([chunk(next(answers), finish="stop"), b"data: [DONE]\n\n"])(handler)
+
+    return fake_server(script)
+
+
+def test_right_answer_with_wrong_prints_diverges_and_an_uncallable_plan_cannot_tell() -> None:
+    plan = f"[ANALYSIS]a[/ANALYSIS][PSEUDOCODE]\n{SOURCE}\n[/PSEUDOCODE]"
+    with _scripted(plan, "2\n6\nFinal answer: [1, 2]") as (model, _):
+        done = method.emulate(Item(kind="program", source=SOURCE, call="f([1, 2])"), Session(model))
+    assert done.prediction == "[1, 2]"  # the right value ...
+    found = done.details["plan_path"]
+    assert (found["status"], found["at"]) == ("diverges", 1)  # ... printed 6 where it prints 4
+    other = "[PSEUDOCODE]\ndef solve(xs):\n    print(len(xs))\n[/PSEUDOCODE]"
+    with _scripted(other, "2\nFinal answer: [1, 2]") as (model, _):
+        done = method.emulate(Item(kind="program", source=SOURCE, call="f([1, 2])"), Session(model))
+    assert done.details["plan_path"]["status"] == "unknown"
+    assert "NameError" in done.details["plan_path"]["explanation"]
+
+
+def test_a_task_has_no_plan_path() -> None:
+    with oracle_server(Oracle(targets=dict(QUESTIONS))) as model:
+        done = method.emulate(_instance("not ( True ) and ( True ) is"), Session(model))
+    assert "plan_path" not in done.details

@@ -139,6 +139,9 @@ def test_every_program_method_scores_a_full_match(
             assert run.comparison["correct_prefix"] == run.comparison["compared_steps"] > 0
         if (spec.compares_steps and not spec.lm_lines) or spec.asks_probes:
             assert run.verdict["path"]["status"] == "agrees", run.verdict["path"]
+        if spec.checks_plan:  # the oracle's plan is the program: its prints, if it prints
+            printed = run.real_trace.data["stdout"].strip()  # type: ignore[union-attr]
+            assert run.verdict["path"]["status"] == ("agrees" if printed else "unknown")
     if spec.name == "tae":  # the planning method's own check
         assert oracle.seen["think"] == N  # one plan per program: each is its own task
 
