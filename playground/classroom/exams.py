@@ -101,9 +101,9 @@ def refusal(assignment: Assignment, student: Any, now: datetime) -> str:
     if begun is None:
         return "Start the exam first (on the assignment's page): your time runs from then."
     end = assignment.window(student)[1]
+    if begun.finished_at is not None and begun.finished_at <= now:  # from that very second
+        return f"You handed this exam in at {site_time(end, seconds=True)}: no more answers."
     if now > end:
-        if begun.finished_at is not None and begun.finished_at <= now:
-            return f"You handed this exam in at {site_time(end, seconds=True)}: no more answers."
         return (
             f"Your time for this exam ended at {site_time(end, seconds=True)}: this answer was "
             "not recorded."
@@ -121,12 +121,17 @@ class Clock:
     now: datetime
 
     @property
+    def handed_in(self) -> bool:
+        done = self.started.finished_at if self.started is not None else None
+        return done is not None and done <= self.now
+
+    @property
     def running(self) -> bool:
-        return self.started is not None and self.now <= self.end
+        return self.started is not None and self.now <= self.end and not self.handed_in
 
     @property
     def over(self) -> bool:
-        return self.now > self.end
+        return self.now > self.end or self.handed_in
 
     @property
     def can_start(self) -> bool:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from playground.classroom import keys
 from playground.classroom.models import Assignment, Course, Item, Submission
-from playground.classroom.visibility import results_shown, site_time
+from playground.classroom.visibility import State, results_shown, site_time, state_of
 
 NOT_STARTED, IN_PROGRESS, SUBMITTED, LATE, GRADED = (
     "not_started",
@@ -38,10 +38,12 @@ def points(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def feedback_allowed(item: Item, student: Any, now: datetime | None = None) -> bool:
+def feedback_allowed(
+    item: Item, student: Any, now: datetime | None = None, *, state: State | None = None
+) -> bool:
     """Grades and results of this item: as its results rule and exam mode say (the hiding
     policy's ``Surface.SCORE``, visibility.results_shown)."""
-    return results_shown(item, student, now)
+    return results_shown(item, student, now, state=state)
 
 
 def answer_revealed(
@@ -265,6 +267,7 @@ def _build(
     for sub in submissions:
         by_item.setdefault(sub.item_id, []).append(sub)
     due, end = assignment.window(student)
+    state = state_of(assignment, student, now)  # once for all its items
     return AssignmentProgress(
         assignment=assignment,
         due=due,
@@ -275,7 +278,7 @@ def _build(
                 item,
                 assignment.max_attempts,
                 by_item.get(item.pk, []),
-                shown=feedback_allowed(item, student, now),
+                shown=feedback_allowed(item, student, now, state=state),
             )
             for item in items
         ],

@@ -150,15 +150,18 @@ def _results(
     return Verdict.SHOW
 
 
-def results_shown(item: Item, student: Any, now: datetime | None = None) -> bool:
+def results_shown(
+    item: Item, student: Any, now: datetime | None = None, *, state: State | None = None
+) -> bool:
     """Whether this student may see their results of this item now (the policy's
-    ``Surface.SCORE``, for their own window)."""
+    ``Surface.SCORE``, for their own window; ``state``: the assignment's for them, when the
+    caller has it already)."""
     now = now or timezone.now()
     assignment = item.assignment
     verdict = decide(
         Surface.SCORE,
         Viewer.STUDENT,
-        state_of(assignment, student, now),
+        state if state is not None else state_of(assignment, student, now),
         exam_mode=assignment.exam_mode,
         is_item=True,
         results=results_rule(item),

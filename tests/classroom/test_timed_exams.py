@@ -127,8 +127,10 @@ def test_handing_in_early_ends_the_time_and_is_audited() -> None:
     a = item.assignment
     exams.start(assignment=a, student=w.s1, now=OPENS)
     exams.finish(assignment=a, student=w.s1, now=OPENS + timedelta(minutes=10))
-    with pytest.raises(ClassroomError, match="You handed this exam in"):
-        _submit(item, w.s1, OPENS + timedelta(minutes=10) + SECOND)
+    _submit(item, w.s1, OPENS + timedelta(minutes=10) - SECOND)
+    for when in (OPENS + timedelta(minutes=10), OPENS + timedelta(minutes=10) + SECOND):
+        with pytest.raises(ClassroomError, match="You handed this exam in at"):
+            _submit(item, w.s1, when)
     event = AuditEvent.objects.get(action=AuditEvent.Action.EXAM_FINISHED)
     assert event.detail["time_left_seconds"] == 20 * 60
 
@@ -229,3 +231,27 @@ def test_a_timed_exam_has_no_late_period_and_extra_minutes_need_a_timed_exam() -
     )
     assert "Extra minutes are for timed exams only." in response.content.decode()
     assert not Extension.objects.exists()
+
+
+def test_hand_in_from_the_page_and_the_staff_see_who_started_when(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w, item = _exam()
+    a = item.assignment
+    student = client_for(w.s1)
+    _now(monkeypatch, OPENS + timedelta(minutes=1))
+    student.post(reverse("classroom:exam_start", args=[w.course.pk, a.pk]))
+    _now(monkeypatch, OPENS + timedelta(minutes=7))
+    page = student.get(a.get_absolute_url()).content.decode()
+    assert "Hand the exam in now" in page
+    response = student.post(reverse("classroom:exam_finish", args=[w.course.pk, a.pk]))
+    assert response.status_code == 302
+    page = student.get(a.get_absolute_url()).content.decode()
+    assert "Your time is up" in page
+    assert "Hand the exam in now" not in page
+    staff = client_for(w.instructor).get(reverse("classroom:extensions", args=[w.course.pk, a.pk]))
+    table = staff.content.decode().split('id="exam-starts"')[1].split("</table>")[0]
+    assert "student1" in table
+    assert "09:01:00" in table  # started
+    assert "09:07:00" in table  # handed in: the time ends then
+    assert "student2" not in table

@@ -99,12 +99,17 @@ def extensions(request: HttpRequest, course_id: int, assignment_id: int) -> Http
         (ext, assignment.window(ext.student))
         for ext in assignment.extensions.select_related("student").order_by("student__username")
     ]
+    starts = [
+        (start, assignment.window(start.student)[1])
+        for start in assignment.exam_starts.select_related("student").order_by("started_at")
+    ]
     context = {
         "course": assignment.course,
         "member": member,
         "assignment": assignment,
         "form": form,
         "rows": rows,
+        "starts": starts,
         "time_zone": site_time_zone(),
     }
     return render(request, "classroom/staff/extensions.html", context)
