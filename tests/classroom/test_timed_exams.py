@@ -206,6 +206,10 @@ def test_the_pages_start_count_down_and_refuse_an_answer_after_the_end(
         assert "Your time for this exam ended at 1 Jun 2026, 09:35:00" in body
         assert "my-late-answer" in body  # shown back: nothing typed is lost
         assert 'id="kept-answer"' in body
+    # What is shown back is text, never markup.
+    response = student.post(submit, {"answer": "<img src=x onerror=alert(1)>"}, headers=HTMX)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in response.content.decode()
+    assert "<img src=x" not in response.content.decode()
     assert Submission.objects.filter(student=w.s1).count() == 1
     page = student.get(item.get_absolute_url()).content.decode()
     assert "Your time is up" in page
