@@ -31,6 +31,7 @@ from playground.emulation import (
     probes,
     prompts,
     puzzle,
+    stepping,
     tae,
 )
 from playground.emulation import trace as trace_method
@@ -106,6 +107,7 @@ class Oracle:
             ],
             puzzle.__name__: [(puzzle.INSTRUCTIONS, "puzzle", self._puzzle)],
             probes.__name__: [(probes.INSTRUCTIONS, "probe", self._probe)],
+            stepping.__name__: [(stepping.INSTRUCTIONS, "step", self._step)],
         }
 
     def _answer(self, prompt: str) -> tuple[str, str]:
@@ -214,6 +216,22 @@ class Oracle:
         if isinstance(value, int):
             return repr(value + 1)
         return "0" if value is None else "'the oracle is wrong here'"
+
+    def _step(self, prompt: str) -> str:
+        """The next step of a stepping prompt (as many as the steps it shows) from the real
+        run; with ``error_step`` k, step k of the call is wrong (one of its values, or an
+        extra one)."""
+        source, call = _last("PYTHON", prompt), _last("CALL", prompt)
+        rule = _rule(prompt)
+        if (source, call, rule) not in self.runs:
+            self.runs[source, call, rule] = sandbox.run(source, call=call, rule=rule)
+        steps = trace_method.call_steps(self.runs[source, call, rule]["steps"])
+        k = prompt.rsplit("[STEPS]\n", 1)[1].count("\n")
+        step = dict(steps[k])
+        if k == self.error_step:
+            names = list(step.get("locals", {})) or ["oracle_error"]
+            step["locals"] = {**step.get("locals", {}), names[0]: "'the oracle is wrong here'"}
+        return trace_method.render_step(step) + "\n[/STEP]"
 
     def _lmulator(self, prompt: str) -> str:
         line = re.findall(r"^Line \d+: `(.*)` \(", prompt, re.MULTILINE)[-1]

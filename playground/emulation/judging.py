@@ -101,6 +101,15 @@ def judge_program(
             )
         verdict = probes.judge(real, details or {}, source=source, call=call)
         return verdict, result_comparison(result, prediction)
+    if spec is not None and spec.graded_per_step:  # each next step graded (stepping.py)
+        from playground.emulation import stepping
+
+        if not (details or {}).get("stepping"):  # none was asked: not the model's doing
+            return _verdict(UNKNOWN, problem or "No step was asked."), result_comparison(
+                result, prediction
+            )
+        verdict = stepping.judge(real, details or {})
+        return verdict, result_comparison(result, prediction)
     if spec is not None and spec.predicts_input:
         verdict = judge_input(real, emulated, prediction, problem)
         called = emulated or {}

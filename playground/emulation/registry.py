@@ -62,8 +62,9 @@ class Method:
     # (a run asking for both is refused with it).
     changed_semantics: bool = True
     why_no_rule: str = ""
-    # The verdict grades each step, not only the final value: no method yet (a step-by-step
-    # comparison, when there is one, is shown beside a verdict on the value).
+    # The verdict grades each step, not only the final value (``emulation/stepping.py``: the
+    # model predicts every next step, graded against the real one); other methods get a
+    # step-by-step comparison, when there is one, beside a verdict on the value.
     graded_per_step: bool = False
     # How a BIG-Bench Hard output labelled with this method is read when imported (published
     # outputs, benchmarks/official.py): "after-reasoning" (a chain of thought closed by "So the
@@ -81,8 +82,8 @@ class Method:
     @property
     def judges_path(self) -> bool:
         """It gets a path verdict beside the verdict on its result (issue 20): its own steps,
-        its probes, or its plan's prints."""
-        return self.compares_steps or self.asks_probes or self.checks_plan
+        its probes, its plan's prints, or its graded steps."""
+        return self.compares_steps or self.asks_probes or self.checks_plan or self.graded_per_step
 
     @property
     def predicts_input(self) -> bool:
@@ -137,6 +138,12 @@ REGISTRY: dict[str, Method] = {
         Method("probe-chain", "Probes one at a time, each after the true answers before it",
                "playground.emulation.probes:emulate_chain", frozenset({_P}),
                max_tokens=1024, asks_probes=True),
+        Method("step", "Step by step: each next step predicted, then the real one given back",
+               "playground.emulation.stepping:emulate", frozenset({_P}),
+               max_tokens=256, needs_call=True, graded_per_step=True),
+        Method("step-free", "Step by step from its own steps, re-synced at each divergence",
+               "playground.emulation.stepping:emulate_free", frozenset({_P}),
+               max_tokens=256, needs_call=True, graded_per_step=True),
     ]
 }  # fmt: skip
 
