@@ -139,6 +139,11 @@ def test_every_program_method_scores_a_full_match(
             assert run.comparison["correct_prefix"] == run.comparison["compared_steps"] > 0
         if (spec.compares_steps and not spec.lm_lines) or spec.asks_probes:
             assert run.verdict["path"]["status"] == "agrees", run.verdict["path"]
+        if spec.graded_per_step:  # every step asked and right, unless past the cap of calls
+            figures = run.verdict["figures"]
+            assert figures["correct"] == figures["graded"] == run.model_calls
+            capped = figures["graded"] < figures["total"]
+            assert run.verdict["path"]["status"] == ("unknown" if capped else "agrees")
         if spec.checks_plan:  # the oracle's plan is the program: its prints, if it prints
             printed = run.real_trace.data["stdout"].strip()  # type: ignore[union-attr]
             assert run.verdict["path"]["status"] == ("agrees" if printed else "unknown")
@@ -254,3 +259,30 @@ def test_an_input_prediction_page_shows_the_call_its_real_run_and_the_verdict(
 
     assert escape(output) in page
     assert escape(program.call) in page
+
+
+def test_a_stepping_page_marks_the_wrong_step_and_shows_the_true_one(
+    oracle: Oracle, run_method: Callable[..., Run], client: Any
+) -> None:
+    """A re-synced stepping run with one wrong step: its page lists every graded step, marks
+    that one wrong with the model's answer and the real step beside it (escaped), and links it
+    to its step of the real trace."""
+    from django.contrib.auth.models import User
+    from django.utils.html import escape
+
+    program = _programs()[0]
+    oracle.error_step = 1
+    owner = User.objects.create_user("stepper")
+    run = run_method("step", program=program)
+    Run.objects.filter(pk=run.pk).update(owner=owner, anon_owner="")
+    client.force_login(owner)
+    page = client.get(run.get_absolute_url()).content.decode()
+    marks = run.verdict["steps"]
+    assert 'id="stepping"' in page
+    assert page.count('data-status="wrong"') == 1
+    assert page.count('data-status="correct"') == len(marks) - 1
+    wrong = marks[1]
+    assert escape(wrong["truth"]) in page
+    assert escape(wrong["answer"]) in page
+    assert f'href="#step-{wrong["real_step"] + 1}"' in page
+    assert f"(wrong: {', '.join(wrong['wrong'])})" in page
