@@ -56,16 +56,16 @@ def main() -> None:
     summary = json.loads(out.getvalue())
     probes = summary["probes"]
     print(f"{n} CRUXEval items, method probe, {spec.name}: {wall:.0f} s")
-    print("| kind | asked | right | accuracy % | 95% interval |")
-    print("|---|---|---|---|---|")
+    print("| kind | asked | right | unreadable | accuracy % | 95% interval |")
+    print("|---|---|---|---|---|---|")
     for row in probes["kinds"]:
         low, high = row["ci95"]
-        print(f"| {row['kind']} | {row['asked']} | {row['correct']} | "
+        print(f"| {row['kind']} | {row['asked']} | {row['correct']} | {row['unparsable']} | "
               f"{100 * row['accuracy']:.1f} | {100 * low:.1f}-{100 * high:.1f} |")  # fmt: skip
     ic, (low, high) = probes["ic"]["value"], probes["ic"]["ci95"]
     interval = f"{100 * low:.1f}-{100 * high:.1f}"
-    print(f"| IC (REval) | {probes['items']} items | | {100 * ic:.1f} | {interval} |")
-    print(f"| mean correct prefix | | | {100 * probes['prefix']:.1f} | |")
+    print(f"| IC (REval) | {probes['items']} items | | | {100 * ic:.1f} | {interval} |")
+    print(f"| mean correct prefix | | | | {100 * probes['prefix']:.1f} | |")
     print("evaluation:", json.dumps({k: v for k, v in summary.items() if k != "probes"})[:2000])
 
 

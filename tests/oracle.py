@@ -62,6 +62,7 @@ class Oracle:
     knowledge: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # CoC lines
     error_step: int | None = None  # trace method: make step k (of the call) wrong
     probe_wrong: int | None = None  # probe methods: answer question n (from 1) wrong
+    probe_unreadable: int | None = None  # probe methods: answer question n with no literal
     # After its answer, write this many chunks of filler (as a tiny model does after closing its
     # JSON), FILLER_DELAY apart, unless the client closes the stream first.
     filler: int = 0
@@ -208,6 +209,8 @@ class Oracle:
             kind, where = "output", {}
         true = probes.truth(kind, run, **where)
         assert true is not None, f"the oracle cannot answer {question!r}"
+        if number == self.probe_unreadable:
+            return "I cannot say."
         if number != self.probe_wrong:
             return true[0]
         value = ast.literal_eval(true[0])

@@ -201,7 +201,8 @@ def _path_shares(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _probe_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per probe kind, the probes asked and answered right over the evaluation's runs (with a
+    """Per probe kind, the probes asked, answered right and not readable at all over the
+    evaluation's runs (the accuracy of the answered right, with a
     Wilson interval: probes of one run are not independent, so it is narrower than it should
     be), and incremental consistency over every item of every run (mean and interval)."""
     marks_by: dict[int, list[list[dict[str, Any]]]] = {pk: [] for pk in ids}
@@ -218,9 +219,9 @@ def _probe_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
         items: list[tuple[float, float]] = []
         for marks in runs:
             for kind, row in probes.scores(marks).items():
-                seen = kinds.setdefault(kind, {"asked": 0, "correct": 0})
-                seen["asked"] += row["asked"]
-                seen["correct"] += row["correct"]
+                seen = kinds.setdefault(kind, {"asked": 0, "correct": 0, "unparsable": 0})
+                for count in seen:
+                    seen[count] += row[count]
             items += probes.item_scores(marks)
         for figure in kinds.values():
             figure["accuracy"] = figure["correct"] / figure["asked"] if figure["asked"] else 0.0

@@ -67,23 +67,29 @@ def test_a_probe_evaluation_reports_each_kind_and_consistency(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_wrong_probe_per_run_fails_every_item_and_shows_in_its_kind(
+def test_one_wrong_and_one_unreadable_probe_per_run_show_in_their_kinds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import_library()
-    summary = _bench(monkeypatch, Oracle(probe_wrong=1), method="probe-chain")
+    oracle = Oracle(probe_wrong=1, probe_unreadable=2)
+    summary = _bench(monkeypatch, oracle, method="probe-chain")
     assert summary["n"] == ITEMS
     assert summary["passed"] == 0
     assert summary["errors"] == 0
     kinds = {row["kind"]: row for row in summary["probes"]["kinds"]}
-    wrong = sum(row["asked"] - row["correct"] for row in kinds.values())
-    assert wrong == ITEMS  # one probe of each run, no other
+    missed = sum(row["asked"] - row["correct"] for row in kinds.values())
+    assert missed == 2 * ITEMS  # two probes of each run, no other
+    assert sum(row["unparsable"] for row in kinds.values()) == ITEMS
     first_kinds: dict[str, int] = {}
+    second_kinds: dict[str, int] = {}
     for result in Result.objects.select_related("run"):
         assert result.score_status == "fail"
         marks = result.run.verdict["probes"]  # type: ignore[union-attr]
-        assert [m["status"] for m in marks] == ["wrong"] + ["correct"] * (len(marks) - 1)
+        statuses = [m["status"] for m in marks]
+        assert statuses == ["wrong", "unparsable"] + ["correct"] * (len(marks) - 2)
         first_kinds[marks[0]["kind"]] = first_kinds.get(marks[0]["kind"], 0) + 1
-    for kind, count in first_kinds.items():
-        assert kinds[kind]["asked"] - kinds[kind]["correct"] == count
+        second_kinds[marks[1]["kind"]] = second_kinds.get(marks[1]["kind"], 0) + 1
+    for kind, row in kinds.items():
+        assert row["unparsable"] == second_kinds.get(kind, 0)
+        assert row["asked"] - row["correct"] == first_kinds.get(kind, 0) + row["unparsable"]
     assert summary["probes"]["ic"]["value"] < 1.0
