@@ -49,11 +49,14 @@ def test_clicking_lines_fills_checkpoints_and_unreachable_ones_are_refused(
     LibraryProgramFactory(title="CRUXEval sample_7", source=SOURCE, call="f([4, 5, 6])")
     log_in(page, live_server.url, "teacher")
     page.goto(live_server.url + f"/courses/{course.pk}/assignments/{assignment.pk}/items/new/")
-    page.get_by_label("Predict the trace").check()
+    # Each search answer replaces the list: wait for the mode's, then for the typed one's,
+    # so that no late answer replaces the list under the click (a loaded machine reorders them).
+    with page.expect_response(lambda r: "/library/" in r.url):
+        page.get_by_label("Predict the trace").check()
     code = page.locator("#checkpoint-code")
     expect(code).to_contain_text("Pick a program")
-    page.get_by_label("Search the library").fill("sample_7")
-    # The live search's list, not the first one it replaces.
+    with page.expect_response(lambda r: "/library/" in r.url and "q=sample_7" in r.url):
+        page.get_by_label("Search the library").fill("sample_7")
     expect(page.locator("#library-results li").filter(has_not_text="sample_7")).to_have_count(0)
     page.locator("#library-results li", has_text=re.compile(r"sample_7\b")).locator(
         "input[type=radio]"
