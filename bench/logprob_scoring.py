@@ -37,6 +37,7 @@ from playground.llm.logprobs import (  # noqa: E402
     LlamaCppLogprobs,
     Scored,
     TransformersLogprobs,
+    agreement,
     transformers_available,
     windows,
 )
@@ -66,31 +67,6 @@ def real_trace(at_least: int) -> tuple[str, list[dict[str, object]]]:
         if len(trace_method.call_steps(trace["steps"])) >= at_least:
             return call, trace["steps"]
     raise SystemExit(f"no call of collatz has {at_least} steps")
-
-
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for k in range(start, end + 1):
-            ranks[order[k]] = (start + end) / 2
-        start = end + 1
-    return ranks
-
-
-def agreement(a: Scored, b: Scored) -> tuple[float, float]:
-    """Spearman's rho over the tokens' log-probabilities and their mean absolute difference."""
-    x, y = list(a.logprobs), list(b.logprobs)
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((p - mx) * (q - my) for p, q in zip(rx, ry, strict=True))
-    var = (sum((p - mx) ** 2 for p in rx) * sum((q - my) ** 2 for q in ry)) ** 0.5
-    mad = sum(abs(p - q) for p, q in zip(x, y, strict=True)) / len(x)
-    return cov / var, mad
 
 
 def main() -> None:

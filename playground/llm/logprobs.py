@@ -87,6 +87,39 @@ class Backend(Protocol):
         ...
 
 
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Each value's rank from 0, ties given their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            ranks[order[k]] = (start + end) / 2
+        start = end + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation of two series of the same length (Pearson's on ranks)."""
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    return float(cov / (vx * vy) ** 0.5)
+
+
+def agreement(a: Scored, b: Scored) -> tuple[float, float]:
+    """How two backends agree on the same tokens (issue 23's metric): Spearman's rho over the
+    log-probabilities and their mean absolute difference in nats."""
+    x, y = a.logprobs, b.logprobs
+    mad = sum(abs(p - q) for p, q in zip(x, y, strict=True)) / len(x)
+    return spearman(x, y), mad
+
+
 # --- what the backends share: windows, offsets -------------------------------------------
 
 

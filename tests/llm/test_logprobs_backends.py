@@ -21,7 +21,9 @@ from playground.llm.logprobs import (
     NotSupported,
     Scored,
     TransformersLogprobs,
+    agreement,
     backend_for,
+    spearman,
     transformers_available,
 )
 from playground.llm.registry import embedded_model
@@ -96,29 +98,6 @@ def test_a_wrong_value_surprises_the_model_more_than_the_real_one(
         assert a.surprise.total == pytest.approx(b.surprise.total, abs=1e-3)
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for k in range(start, end + 1):
-            ranks[order[k]] = (start + end) / 2
-        start = end + 1
-    return ranks
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    vx = sum((a - mx) ** 2 for a in rx)
-    vy = sum((b - my) ** 2 for b in ry)
-    return float(cov / (vx * vy) ** 0.5)
-
-
 def test_spearman_of_hand_made_series() -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
@@ -145,10 +124,10 @@ def test_llama_cpp_and_transformers_agree_on_the_real_trace(
     scored = dequantised.score(trace_method.messages(SOURCE, CALL), text)
     assert scored.tokens == llama_scored.tokens
     assert scored.offsets == llama_scored.offsets
-    a, b = list(llama_scored.logprobs), list(scored.logprobs)
-    rho = spearman(a, b)
-    mad = sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
-    print(f"{len(a)} tokens: Spearman {rho:.4f}, mean absolute difference {mad:.4f} nats")
+    rho, mad = agreement(llama_scored, scored)
+    print(
+        f"{len(scored.tokens)} tokens: Spearman {rho:.4f}, mean absolute difference {mad:.4f} nats"
+    )
     assert rho >= 0.95
     assert mad <= 0.2
 
