@@ -14,19 +14,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from playground.classroom import audit
+from playground.classroom.access import membership
 from playground.classroom.errors import ClassroomError
-from playground.classroom.models import Assignment, ExamStart, Membership, Role
+from playground.classroom.models import Assignment, ExamStart, Role
 from playground.classroom.visibility import site_time
 
 
 def _student(assignment: Assignment, user: Any) -> None:
-    pk = getattr(user, "pk", None)
-    if (
-        pk is None
-        or not Membership.objects.filter(
-            course_id=assignment.course_id, user_id=pk, role=Role.STUDENT
-        ).exists()
-    ):
+    member = membership(user, assignment.course_id)
+    if member is None or member.role != Role.STUDENT:
         raise ClassroomError("Only the course's students take the exam.")
 
 

@@ -11,18 +11,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from playground.classroom import audit
+from playground.classroom.access import membership
 from playground.classroom.errors import ClassroomError
-from playground.classroom.models import Assignment, Membership, Role
+from playground.classroom.models import Assignment, Role
 
 
 def _instructor(assignment: Assignment, user: Any) -> None:
-    pk = getattr(user, "pk", None)
-    if (
-        pk is None
-        or not Membership.objects.filter(
-            course_id=assignment.course_id, user_id=pk, role=Role.INSTRUCTOR
-        ).exists()
-    ):
+    member = membership(user, assignment.course_id)
+    if member is None or member.role != Role.INSTRUCTOR:
         raise ClassroomError("Only the course's instructors publish results.")
 
 
