@@ -281,6 +281,18 @@ def published(key: str, after: int = 0) -> list[Event]:
     return sorted((e for e in events if e["seq"] > after), key=lambda e: e["seq"])
 
 
+def latest(key: str) -> int:
+    """The number of the run's last published event (0: none yet): one ``GET``."""
+    value: Any = redis_client().get(_keys(key)[0])
+    return int(value or 0)
+
+
+async def alatest(key: str) -> int:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(latest)(key)
+
+
 async def apublished(key: str, after: int = 0) -> list[Event]:
     from asgiref.sync import sync_to_async
 

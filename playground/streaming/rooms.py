@@ -21,6 +21,12 @@ after that, only live events numbered above ``floor``; each event reaches the ro
 number order: a copy is dropped, and a live event past a gap (messages the channel layer lost
 in a Redis failover, or two publishers' messages crossing) waits while the room reads the
 missing ones from the stream (``take``).
+
+Events lost with no later one to show the gap (the run's last messages, sent while the channel
+layer's Redis failed over) are found by the room's quiet check: after ``QUIET_S`` without a live
+event, and every ``QUIET_S`` while it stays quiet, the room reads the run's counter (one ``GET``
+per room, not per viewer) and, when it is ahead of the last event handed out, reads the missing
+events from the stream. It stops once the run's end has been handed out.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from playground.lib import logcontext
-from playground.runs.events import Event, apublished
+from playground.runs.events import TERMINAL, Event, alatest, apublished
 from playground.streaming import fragments
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,13 @@ FRAME_S = 0.05
 FRAME_MAX_S = 0.1
 FRAME_PER_VIEWER_S = 0.0001
 SNAPSHOT_S = 1.0  # how long a read of the stored events serves further connects
+# How long a room waits without a live event before it asks the run's counter whether it missed
+# any (``STREAMING_QUIET_S``).
+QUIET_S = 3.0
+
+
+def quiet_s() -> float:
+    return float(getattr(settings, "STREAMING_QUIET_S", QUIET_S))
 
 
 def frames_above() -> int | None:
@@ -115,19 +128,23 @@ class Room:
         self.last: int | None = None
         self.filling: asyncio.Task[None] | None = None  # reading events missing from a gap
         self.held: list[Event] = []  # live events that arrived during the read
+        self.heard_at = time.monotonic()  # when the last live event came (or the room opened)
+        self.ended = False  # the run's end was handed out: nothing more to wait for
+        self.watcher: asyncio.Task[None] | None = None
 
     async def open(self, layer: Any) -> None:
         self.channel = await layer.new_channel()
         await layer.group_add(self.group, self.channel)
         # Every viewer's: not run under the request id of the one whose connect opened it.
-        self.task = asyncio.get_running_loop().create_task(
-            self._pump(layer), context=logcontext.without_ids()
-        )
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(self._pump(layer), context=logcontext.without_ids())
+        self.watcher = loop.create_task(self._watch(), context=logcontext.without_ids())
         self.ready.set()
 
     async def close(self, layer: Any) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in (self.task, self.watcher):
+            if task is not None:
+                task.cancel()
         if self.filling is not None:
             self.filling.cancel()
         if self.timer is not None:
@@ -136,7 +153,47 @@ class Room:
 
     async def _pump(self, layer: Any) -> None:
         while True:
-            self.take((await layer.receive(self.channel))["event"])
+            event = (await layer.receive(self.channel))["event"]
+            self.heard_at = time.monotonic()
+            self.take(event)
+
+    async def _watch(self) -> None:
+        """The quiet check (see the module's docstring)."""
+        while not self.ended:
+            wait = quiet_s() - (time.monotonic() - self.heard_at)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self.heard_at = time.monotonic()  # the next check: one QUIET_S from now
+            if self.last is None or self.filling is not None:
+                continue  # no viewer admitted yet, or a read of missing events under way
+            try:
+                newest = await alatest(self.group)
+            except Exception:  # Redis unreachable: ask again at the next check
+                log.warning("room %s: could not read the run's last event number", self.group)
+                continue
+            if newest > self.last and self.filling is None:
+                log.info("room %s: events %d-%d came by no live message", self.group,
+                         self.last + 1, newest)  # fmt: skip
+                self.filling = asyncio.get_running_loop().create_task(self._catch_up())
+                await asyncio.shield(self.filling)
+
+    async def _catch_up(self) -> None:
+        """Hand out the stored events after the last handed out, then what arrived meanwhile.
+        Unlike ``_fill``, a failed read skips nothing: the next quiet check tries again."""
+        try:
+            stored = await apublished(self.group, self.last or 0)
+        except Exception:
+            log.warning("room %s: could not read the events it missed", self.group)
+            stored = []
+        self.filling = None
+        for event in stored:
+            if self.last is None or event["seq"] > self.last:
+                self.last = event["seq"]
+                self._route(event)
+        held, self.held = self.held, []
+        for event in sorted(held, key=lambda e: e["seq"]):
+            self.take(event)
 
     def take(self, event: Event) -> None:
         """One event from the channel layer, in number order: one already handed out is dropped;
@@ -175,6 +232,8 @@ class Room:
             self.take(event)
 
     def _route(self, event: Event) -> None:
+        if event["type"] in TERMINAL:
+            self.ended = True
         if self.pending or self._framed():
             self.pending.append(event)  # after a frame already collecting, whatever the audience
             if self.timer is None:
@@ -260,6 +319,8 @@ class Room:
         viewer.floor = snapshot.floor
         if self.last is None:  # nothing handed out yet: what comes next follows the snapshot
             self.last = snapshot.floor
+            if any(e["type"] in TERMINAL for e in snapshot.events):
+                self.ended = True  # the run had ended: the quiet check has nothing to wait for
         self.viewers[viewer] = None
         return snapshot.states[url], "".join(done)
 

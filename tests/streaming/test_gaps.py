@@ -5,7 +5,10 @@ stores before it broadcasts): a real channel layer cannot drop one message on de
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -27,12 +30,15 @@ async def _clean() -> AsyncIterator[None]:
     await sync_to_async(connections.close_all)()
 
 
-def _publish_unbroadcast(key: str, text: str) -> None:
-    """Store and number a token event, but lose its live message."""
+def _publish_unbroadcast(key: str, text: str, kind: events.EventKind = "token") -> None:
+    """Store and number an event (a token with ``text``), but lose its live message."""
     send = events._sender.send
     events._sender.send = lambda group, message: None  # type: ignore[method-assign]
     try:
-        events.publish(key, "token", text=text)
+        if kind == "token":
+            events.publish(key, kind, text=text)
+        else:
+            events.publish(key, kind, verdict=None)
     finally:
         events._sender.send = send  # type: ignore[method-assign]
 
@@ -83,4 +89,44 @@ async def test_messages_that_cross_are_handed_out_in_number_order() -> None:
     await sync_to_async(events.publish)(run.events_key, "done", verdict=None)
     messages = await _drain(viewer, "Finished.")
     assert _text(shown + messages) == "a b c ", messages
+    await viewer.disconnect()
+
+
+async def test_the_last_messages_lost_with_none_after_them_still_reach_the_page(
+    settings: Any,
+) -> None:
+    """The run's last token and its end are stored but their live messages are lost (the
+    channel layer's Redis failing over as the run ends): no later message shows the gap, so
+    the room's quiet check finds them from the run's counter and the page still ends."""
+    settings.STREAMING_QUIET_S = 0.5
+    run, client = await sync_to_async(_owned_run)()
+    viewer = await _connect(run, client)
+    state = await viewer.receive_from(timeout=5)
+    await sync_to_async(events.publish)(run.events_key, "token", text="live ")
+    shown = [await viewer.receive_from(timeout=5)]
+    await sync_to_async(_publish_unbroadcast)(run.events_key, "lost ")
+    await sync_to_async(_publish_unbroadcast)(run.events_key, "", "done")
+    started = time.monotonic()
+    messages = await _drain(viewer, "Finished.")
+    assert _text([state, *shown, *messages]) == "live lost "
+    assert time.monotonic() - started < 5, "found by the quiet check, not at a timeout"
+    room = next(r for r in rooms._rooms.values() if r.group == run.events_key)
+    assert room.ended  # and it stops asking
+    await viewer.disconnect()
+
+
+async def test_a_quiet_run_costs_its_room_one_counter_read_per_check_and_loses_nothing(
+    settings: Any,
+) -> None:
+    """A run waiting in a queue: nothing is published, the checks find nothing to hand out,
+    and the next live event is handed out once."""
+    settings.STREAMING_QUIET_S = 0.2
+    run, client = await sync_to_async(_owned_run)()
+    viewer = await _connect(run, client)
+    state = await viewer.receive_from(timeout=5)
+    await asyncio.sleep(0.7)
+    await sync_to_async(events.publish)(run.events_key, "token", text="late ")
+    await sync_to_async(events.publish)(run.events_key, "done", verdict=None)
+    messages = await _drain(viewer, "Finished.")
+    assert _text([state, *messages]) == "late "
     await viewer.disconnect()
