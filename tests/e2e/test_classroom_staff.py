@@ -41,7 +41,10 @@ def test_picking_an_item_from_the_library(page: Page, live_server: LiveServer) -
 
     page.get_by_label("Search the library").fill("upper")
     expect(page.locator("#library-results")).to_contain_text("1 match.")
-    page.locator("#library-results input[type=radio]").first.check()
+    # click, not check: the answer puts a checked radio of the same group ("pick") in #picked,
+    # which unchecks the list's one, and on a fast answer before Playwright looks again
+    # check() reports "did not change its state". What the user sees is the picked box.
+    page.locator("#library-results input[type=radio]").first.click()
     expect(page.locator("#picked")).to_contain_text("CRUXEval sample_1")
     expect(page.locator("#picked")).to_contain_text("return s.upper()")
 
@@ -50,7 +53,7 @@ def test_picking_an_item_from_the_library(page: Page, live_server: LiveServer) -
     page.get_by_label("Solve the puzzle").check()  # the results become P3 puzzles
     expect(page.locator("#library-results")).to_contain_text("Upper_3:0")
     expect(page.locator("#checkpoints")).to_be_hidden()
-    page.locator("#library-results input[type=radio]").first.check()
+    page.locator("#library-results input[type=radio]").first.click()
     expect(page.locator("#picked")).to_contain_text("Upper_3:0")
     page.get_by_label("Search the library").press("Enter")  # searches, does not submit
     expect(page.locator("#picked")).to_contain_text("Upper_3:0")

@@ -60,7 +60,7 @@ def test_clicking_lines_fills_checkpoints_and_unreachable_ones_are_refused(
     expect(page.locator("#library-results li").filter(has_not_text="sample_7")).to_have_count(0)
     page.locator("#library-results li", has_text=re.compile(r"sample_7\b")).locator(
         "input[type=radio]"
-    ).check()
+    ).click()  # not check(): #picked's checked radio of the same group unchecks it
     expect(code.locator("button.cp-line")).to_have_count(5)
 
     code.locator('button[data-line="4"]').click()
