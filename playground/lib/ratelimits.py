@@ -58,6 +58,11 @@ DEFAULTS: dict[str, str | int] = {
     "puzzle_submissions.user": "10/m",
     # Saving an item or asking for its answer key again (each one is a real run and a model run).
     "item_prepares.user": "10/m",
+    # A varied item's variants (classroom/variants.py): sandbox runs of candidate calls, per
+    # account that saves the item, and per item the most candidates tried and variants kept.
+    "variant_runs.user": "200/h",
+    "variant_candidates.item": 40,
+    "variants.item": 20,
     # Accounts made from one address (or through one course invitation's link: a class
     # invited by e-mail signs up together from one school address).
     "signups.ip": "5/h",
@@ -106,6 +111,9 @@ WORDS: dict[str, str] = {
     "evaluation_results": "results in one evaluation",
     "puzzle_submissions": "answers submitted",
     "item_prepares": "answer keys prepared",
+    "variant_runs": "variant candidates run",
+    "variant_candidates": "candidate variants tried for one item",
+    "variants": "variants of one item",
     "signups": "accounts made from this address",
     "logins": "failed login attempts",
     "password_resets": "password-reset e-mails asked for",
