@@ -266,6 +266,7 @@ CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.classroom.tasks.check_checkpoints": {"queue": PLAYGROUND_SANDBOX_QUEUE},
+    "playground.classroom.tasks.make_variants": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.benchmarks.tasks.run_evaluation": {"queue": PLAYGROUND_BATCH_QUEUE},
     "playground.benchmarks.tasks.evaluate_item": {"queue": PLAYGROUND_BATCH_QUEUE},
     # Re-scoring runs the benchmarks' checks: in the sandbox, so on its queue.
