@@ -264,6 +264,7 @@ CELERY_TASK_ROUTES = {
     "playground.runs.tasks.execute_real_run": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.tasks.run_sandbox_job": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.runs.tasks.execute_emulation": {"queue": "llm"},
+    "playground.runs.tasks.score_surprise": {"queue": "llm"},
     "playground.classroom.tasks.grade_puzzle_submission": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.classroom.tasks.check_checkpoints": {"queue": PLAYGROUND_SANDBOX_QUEUE},
     "playground.classroom.tasks.make_variants": {"queue": PLAYGROUND_SANDBOX_QUEUE},
