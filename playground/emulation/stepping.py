@@ -156,9 +156,31 @@ def _same(got: str | None, true: str) -> bool:
         return False
 
 
+SHOWN_VALUE = 200  # characters of one predicted value kept for the viewer
+
+
+def shown(step: dict[str, Any]) -> dict[str, Any]:
+    """What the viewer shows of a predicted step (values cut to ``SHOWN_VALUE`` characters):
+    its line and event, the variables it changes, its output, its return value or exception."""
+    changed = step.get("locals") or {}
+    out: dict[str, Any] = {
+        "line": step.get("line"),
+        "event": step.get("event", "line"),
+        "changed": {k[:80]: str(v)[:SHOWN_VALUE] for k, v in changed.items() if k != "__return__"},
+    }
+    if "__return__" in changed:
+        out["returns"] = str(changed["__return__"])[:SHOWN_VALUE]
+    if step.get("exception"):
+        out["exception"] = str(step["exception"])[:SHOWN_VALUE]
+    if step.get("stdout"):
+        out["printed"] = str(step["stdout"])[:SHOWN_VALUE]
+    return out
+
+
 def grade(index: int, kind: str, real: dict[str, Any], answer: str | None) -> dict[str, Any]:
-    """One step's mark: each part right or not, what was wrong and the true step (shown where
-    the model was wrong); ``status`` correct, wrong or unparsable (with ``why``)."""
+    """One step's mark: each part right or not, what was wrong, the predicted step as read
+    (``predicted``, for the viewer) and the true step (shown where the model was wrong);
+    ``status`` correct, wrong or unparsable (with ``why``)."""
     mark: dict[str, Any] = {
         "step": index,
         "real_step": real.get("i", index),
@@ -172,6 +194,7 @@ def grade(index: int, kind: str, real: dict[str, Any], answer: str | None) -> di
         why = "no answer" if answer is None else "no step object in the trace format"
         parts = dict.fromkeys(PARTS, False)
         return {**mark, "status": "unparsable", "why": why, "parts": parts, "variables": {}}
+    mark["predicted"] = shown(got)
     event = real.get("event", "line")
     true_vars = {k: v for k, v in (real.get("locals") or {}).items() if k != "__return__"}
     got_vars = {k: v for k, v in (got.get("locals") or {}).items() if k != "__return__"}
@@ -253,6 +276,11 @@ def summary(
             "accuracy": accuracy,
             "by_kind": by_kind,
             "by_index": [1 if m["status"] == "correct" else 0 for m in marks],
+            # Counts behind the ratios, for an evaluation's sums (benchmarks/summary.py): each
+            # part's right steps, the variables right of those graded, each mark's step index.
+            "right": {p: sum(1 for m in marks if m["parts"][p]) for p in PARTS},
+            "variables": [sum(variables), len(variables)],
+            "at": [m["step"] for m in marks],
             "resyncs": resyncs,
         },
         "path": path_verdict(marks, total=total),

@@ -2,7 +2,11 @@
 // see its variables), the globals, the objects drawn once each with what they hold (a name or an
 // item bound to an object shows its # badge: two names with one badge are one object), and the
 // output. Renders one step at a time, so a 10,000-step trace costs no more than a short one.
-// Predict mode holds each new state back until the user reveals it.
+// Predict mode holds each new state back until the user reveals it. Debugger moves: over a call
+// (the next step in this frame), out of the frame, go to step n. On a stepping run's page
+// (playground/emulation/stepping.py) the model's prediction of each step sits beside the real
+// state, marked right or wrong, with the true values where it was wrong; "next wrong" runs to
+// the next step it got wrong.
 // Every string from the trace is set with textContent: nothing from a program becomes markup.
 (function () {
   "use strict";
@@ -153,6 +157,7 @@
     if (totalSteps && index === steps.length - 1) {
       info.textContent += " · trace truncated here: the program made " + totalSteps.toLocaleString() + " steps";
     }
+    if (model) model.draw(index);
     drawFrames(state, stateIndex, step);
     outputEl.textContent = track.outputAt(stateIndex);
     outputEl.scrollTop = outputEl.scrollHeight;
@@ -200,12 +205,188 @@
   });
   TS.linkObjects(viewer, "obj-");
 
+  // Debugger moves. Each step's frame depth, as track() builds the stack: a call's step is one
+  // deeper than its caller's, its return or unwind still in it; one scan from the current step
+  // finds where "over" and "out" go.
+  var depths = new Int32Array(steps.length);
+  (function () {
+    var depth = 0, leaving = false;
+    for (var i = 0; i < steps.length; i++) {
+      if (leaving) { depth--; leaving = false; }
+      if (steps[i].event === "call" || depth <= 0) depth++;
+      depths[i] = depth;
+      if (steps[i].event === "return" || steps[i].event === "unwind") leaving = true;
+    }
+  })();
+  function firstAfter(test) {
+    for (var j = current + 1; j < steps.length; j++) if (test(depths[j])) return j;
+    return steps.length - 1; // the frame never comes back (or never ends): the last step
+  }
+  function over() { var d = depths[current]; show(firstAfter(function (x) { return x <= d; })); return true; }
+  function out() { var d = depths[current]; show(firstAfter(function (x) { return x < d; })); return true; }
+  function step() { show(current + 1); return true; }
+  function back() { show(current - 1); return true; }
+  var gotoForm = document.getElementById("goto-form");
+  var gotoInput = document.getElementById("goto-step");
+  function focusGoto() { if (!gotoInput) return false; gotoInput.focus(); gotoInput.select(); return true; }
+  if (gotoForm && gotoInput) gotoForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var wanted = Math.round(Number(gotoInput.value));
+    if (!gotoInput.value || !(wanted >= 1 && wanted <= steps.length)) {
+      info.textContent = "There is no step " + gotoInput.value + ": the steps go from 1 to " + steps.length + ".";
+      return;
+    }
+    show(wanted - 1);
+  });
+
+  var model = modelPanel();
+  var keys = {
+    e: toException, E: toException, r: reveal, R: reveal, p: togglePredict, P: togglePredict,
+    n: over, N: over, o: out, O: out, s: step, S: step, b: back, B: back, g: focusGoto, G: focusGoto,
+  };
+  if (model) { keys.d = keys.D = model.nextWrong; }
   TS.stepper({
     slider: slider, buttons: viewer.querySelectorAll("[data-go]"), attribute: "data-go",
     count: steps.length, show: show, at: function () { return current; },
-    jumps: { exception: toException },
-    keys: { e: toException, E: toException, r: reveal, R: reveal, p: togglePredict, P: togglePredict },
+    jumps: { exception: toException, over: over, out: out, wrong: model ? model.nextWrong : null },
+    keys: keys,
   });
+
+  // The model's prediction of the step shown, on a stepping run's page: its marks (one per step
+  // it was asked for, by the real step's "i"), drawn as text only; null on any other page.
+  function modelPanel() {
+    var data = document.getElementById("stepping-marks");
+    var box = document.getElementById("model-step");
+    if (!data || !box) return null;
+    var marks;
+    try { marks = JSON.parse(data.textContent); } catch (e) { return null; }
+    if (!Array.isArray(marks)) return null;
+    var markEl = document.getElementById("model-mark");
+    var table = document.getElementById("model-vs");
+    var body = table.querySelector("tbody");
+    var realHead = document.getElementById("model-vs-real");
+    var raw = document.getElementById("model-raw");
+    var wrongButton = document.getElementById("next-wrong");
+    var free = viewer.getAttribute("data-stepping") === "free";
+    var cap = Number(viewer.getAttribute("data-cap")) || 0;
+    var indexOf = new Map();
+    steps.forEach(function (s, k) { indexOf.set(typeof s.i === "number" ? s.i : k, k); });
+    var byIndex = new Map();
+    var wrong = [];
+    marks.forEach(function (m) {
+      if (!m || typeof m !== "object") return;
+      var k = indexOf.get(m.real_step);
+      if (k === undefined) return;
+      byIndex.set(k, m);
+      if (m.status !== "correct") wrong.push(k);
+    });
+    wrong.sort(function (a, b) { return a - b; });
+    // The call's first step: the model is asked from there on (the module's definitions before
+    // it are not asked); later steps without a mark are past the cap of model calls.
+    var callStart = -1;
+    for (var c = 0; c < steps.length; c++) if (steps[c].func !== "<module>") { callStart = c; break; }
+    if (wrongButton && !wrong.length) {
+      wrongButton.disabled = true;
+      wrongButton.title = "The model got every step it was asked right";
+    }
+    var modelLine = null;
+
+    function text(value) { return value == null ? "" : String(value); }
+    function where(line, event) {
+      if (line == null) return "(no line)";
+      return event && event !== "line" ? "line " + line + " (" + event + ")" : "line " + line;
+    }
+    function row(part, said, truth, right) {
+      var tr = el("tr", right === false ? "wrong" : right === true ? "right" : "");
+      var th = el("th", null, part);
+      th.scope = "row";
+      tr.appendChild(th);
+      var td = el("td");
+      if (right !== undefined && right !== null) td.appendChild(el("span", "mark", right ? "✓ " : "✗ "));
+      td.appendChild(said === null ? el("span", "muted", "(nothing)") : el("code", null, said));
+      tr.appendChild(td);
+      var real = el("td", "truth");
+      real.appendChild(truth === null ? el("span", "muted", "(nothing)") : el("code", null, truth));
+      tr.appendChild(real);
+      body.appendChild(tr);
+    }
+    function markLineOf(line) {
+      if (modelLine) modelLine.classList.remove("emu-line");
+      modelLine = null;
+      var node = line == null ? null : document.getElementById("line-" + line);
+      if (node && !node.classList.contains("current-line") && !node.classList.contains("error-line")) {
+        node.classList.add("emu-line");
+        modelLine = node;
+      }
+    }
+    function draw(index) {
+      var m = byIndex.get(index);
+      body.textContent = "";
+      raw.hidden = true;
+      box.className = "model-step";
+      markLineOf(null);
+      if (!m) {
+        table.hidden = true;
+        box.classList.add("not-asked");
+        markEl.textContent = index < callStart || callStart < 0 ?
+          "Not asked: the model predicts the call's steps, from its first one (step " + (callStart + 1) + ")." :
+          "Not asked: past the cap of " + (cap || "the") + " model calls a run, this step was not graded.";
+        return;
+      }
+      var real = steps[index];
+      var ok = m.status === "correct";
+      box.classList.add(ok ? "right" : "wrong");
+      var said = m.status === "unparsable" ? "✗ unreadable: " + text(m.why) :
+        ok ? "✓ right: every part of this step predicted" :
+        "✗ wrong: " + (Array.isArray(m.wrong) ? m.wrong.join(", ") : "");
+      if (!ok && free) said += " · re-synced here: the real step was given back";
+      markEl.textContent = said;
+      var p = m.predicted && typeof m.predicted === "object" ? m.predicted : null;
+      if (!p) { // unreadable (or a mark from before the viewer): the raw answer, as text
+        table.hidden = true;
+        raw.hidden = false;
+        raw.querySelector("code").textContent = m.answer == null ? "(no answer)" : text(m.answer);
+        return;
+      }
+      table.hidden = false;
+      table.classList.toggle("agrees", ok);
+      realHead.hidden = ok;
+      var parts = m.parts || {};
+      var event = real.event || "line";
+      row("next line", where(p.line, p.event), where(real.line, event), parts.line);
+      if (!parts.line) markLineOf(p.line);
+      var realVars = real.locals || {};
+      var named = {};
+      var variables = m.variables || {};
+      Object.keys(realVars).concat(Object.keys(p.changed || {})).forEach(function (name) {
+        if (name === "__return__" || named[name]) return;
+        named[name] = true;
+        var got = p.changed && Object.prototype.hasOwnProperty.call(p.changed, name) ? text(p.changed[name]) : null;
+        var truth = Object.prototype.hasOwnProperty.call(realVars, name) ? text(realVars[name]) : null;
+        row(name + " =", got, truth, variables[name]);
+      });
+      if (p.printed || real.stdout || parts.output === false) {
+        row("printed", p.printed ? text(p.printed) : null, real.stdout ? text(real.stdout) : null, parts.output);
+      }
+      var realValue = event === "return" ? text(realVars.__return__) :
+        event === "exception" || event === "unwind" ? text(real.exception) : null;
+      var saidValue = p.returns !== undefined ? text(p.returns) : p.exception !== undefined ? text(p.exception) : null;
+      if (realValue !== null || saidValue !== null || parts.value === false) {
+        row(event === "return" || p.returns !== undefined ? "returns" : "raises", saidValue, realValue, parts.value);
+      }
+      // Right: the model's column is the run's; only where it was wrong is the truth beside it.
+      body.querySelectorAll("td.truth").forEach(function (cell) { cell.hidden = ok; });
+    }
+    function nextWrong() {
+      for (var w = 0; w < wrong.length; w++) {
+        if (wrong[w] > current) { show(wrong[w]); return true; }
+      }
+      markEl.textContent = wrong.length ? "No step after this one was predicted wrong." :
+        "The model got every step it was asked right.";
+      return true;
+    }
+    return { draw: draw, nextWrong: nextWrong };
+  }
 
   var fromHash = /^#step-(\d+)$/.exec(window.location.hash);
   show(fromHash ? Number(fromHash[1]) - 1 : raisedAt >= 0 ? raisedAt : 0);

@@ -94,6 +94,17 @@ def test_a_model_wrong_at_one_step_is_graded_wrong_there_only(k: int, part: str)
     by_index = verdict["figures"]["by_index"]
     assert by_index[k] == 0
     assert sum(by_index) == len(by_index) - 1
+    # What the viewer shows beside the true step: the model's step as read.
+    predicted = marks[k]["predicted"]
+    assert predicted["line"] == real[k]["line"]
+    assert "'the oracle is wrong here'" in [*predicted["changed"].values(), predicted.get("returns")]
+    # The counts an evaluation sums: one part wrong at one step, each mark's step index.
+    figures = verdict["figures"]
+    assert figures["right"][part] == len(marks) - 1
+    assert figures["right"]["line"] == len(marks)
+    assert figures["at"] == [m["step"] for m in marks] == list(range(len(marks)))
+    right, graded = figures["variables"]
+    assert graded >= right == graded - (part == "variables")
     assert verdict["path"]["status"] == "agrees"  # a wrong value, not a wrong line
 
 
