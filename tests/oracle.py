@@ -9,6 +9,7 @@ trace on purpose, which the comparison must then report at exactly that step.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import json
 import re
@@ -75,6 +76,12 @@ class Oracle:
     refused: int = 0  # requests without the server's key (oracle_server's api_key)
     # probes' runs, by program, call and rule
     runs: dict[tuple[str, str, str | None], dict[str, Any]] = field(default_factory=dict)
+    # Teacher-forced scoring, as vLLM's /tokenize and prompt_logprobs (``prompt_logprobs``):
+    # one token per character; a character of a trace is certain (log-probability 0) where
+    # the oracle's own trace (wrong at ``error_step``) has it too, else ``doubt_logprob``.
+    prompt_logprobs: bool = False
+    doubt_logprob: float = -3.0
+    scored: int = 0  # completions asked for prompt log-probabilities
 
     def answer(self, prompt: str) -> str:
         kind, text = self._answer(prompt)
@@ -145,16 +152,44 @@ class Oracle:
         call = self.calls.get(source.rstrip(), "None")
         return f"[ANSWER]\nassert {call} == {output}\n[/ANSWER]"
 
-    def _trace(self, prompt: str) -> str:
+    def _trace(self, prompt: str, *, with_error: bool = True) -> str:
         source, call = _last("PYTHON", prompt), _last("CALL", prompt)
-        real = sandbox.run(source, call=call, rule=_rule(prompt))
+        rule = _rule(prompt)
+        if (source, call, rule) not in self.runs:
+            self.runs[source, call, rule] = sandbox.run(source, call=call, rule=rule)
+        real = self.runs[source, call, rule]
         steps = [dict(s) for s in trace_method.call_steps(real["steps"])]
-        if self.error_step is not None and self.error_step < len(steps):
+        if with_error and self.error_step is not None and self.error_step < len(steps):
             wrong = dict(steps[self.error_step])
             names = list(wrong.get("locals", {})) or ["oracle_error"]
             wrong["locals"] = {**wrong.get("locals", {}), names[0]: "'the oracle is wrong here'"}
             steps[self.error_step] = wrong
         return trace_method.render(steps) + "\n[/TRACE]"
+
+    def logprobs_of(self, ids: list[int]) -> list[Any]:
+        """vLLM's ``prompt_logprobs`` for a chat (``ASSISTANT`` ends its template) and the part
+        of a trace after it: certain everywhere but where the real trace differs from the
+        trace the oracle would write itself (its ``error_step``)."""
+        self.scored += 1
+        text = "".join(map(chr, ids))
+        at = text.rfind(ASSISTANT)
+        certain: list[bool] = []
+        offset = 0
+        if at >= 0:
+            prompt = text[:at].removesuffix("\n")
+            real, believed = self._trace(prompt, with_error=False), self._trace(prompt)
+            certain = [False] * len(real)
+            matcher = difflib.SequenceMatcher(None, real, believed, autojunk=False)
+            for block in matcher.get_matching_blocks():
+                certain[block.a : block.a + block.size] = [True] * block.size
+            offset = real.find(text[at + 1 :])
+        entries: list[Any] = [None]
+        for k in range(1, len(ids)):
+            where = offset + k - at - 1
+            sure = at < 0 or k <= at or offset < 0 or where >= len(certain) or certain[where]
+            lp = 0.0 if sure else self.doubt_logprob
+            entries.append({str(ids[k]): {"logprob": lp, "rank": 1, "decoded_token": chr(ids[k])}})
+        return entries
 
     def _cwm_trace(self, prompt: str) -> str:
         """The real trace in CWM's format, continuing the prompt's ``<|frame_sep|>``; with
@@ -278,6 +313,20 @@ class Oracle:
         return (printed + "\n" if printed else "") + f"Final answer: {real['result']}"
 
 
+# Where a chat's template ends and the assistant's answer begins, in the oracle's tokenizer.
+ASSISTANT = "\x01"
+
+
+def _tokenize(body: dict[str, Any]) -> list[int]:
+    """vLLM's /tokenize, one token per character: a chat's messages with the assistant's turn
+    opened, or a plain prompt."""
+    if "messages" in body:
+        text = "".join(m["content"] + "\n" for m in body["messages"]) + ASSISTANT
+    else:
+        text = body["prompt"]
+    return [ord(c) for c in text]
+
+
 FILLER = "\nThis is a JSON object that represents the trace, formatted with indentation."
 
 
@@ -303,10 +352,33 @@ def oracle_server(
             self.end_headers()
             return True
 
+        def _json(self, answer: Any) -> None:
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self) -> None:
             if self._refused():
                 return
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            scoring = self.path == "/tokenize" or self.path.endswith("/v1/completions")
+            if scoring and not oracle.prompt_logprobs:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.path == "/tokenize":
+                self._json({"tokens": _tokenize(body)})
+                return
+            if self.path.endswith("/v1/completions"):
+                choice = {"index": 0, "text": "x", "finish_reason": "length"}
+                if body.get("prompt_logprobs") is not None:
+                    choice["prompt_logprobs"] = oracle.logprobs_of(body["prompt"])
+                self._json({"choices": [choice]})
+                return
             prompt = body["messages"][-1]["content"]
             if len(body["messages"]) > 1:  # a retry (puzzle): the first question counts
                 prompt = body["messages"][0]["content"]
@@ -360,6 +432,8 @@ def oracle_server(
             model="oracle",
             label="Oracle (answers from the real run)",
             max_concurrency=8,
+            # Its prompt log-probabilities are vLLM's (llm/logprobs.py's OpenAIPromptLogprobs).
+            tokenizer="vllm" if oracle.prompt_logprobs else "",
         )
     finally:
         server.shutdown()

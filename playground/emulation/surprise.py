@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from playground.emulation import trace as trace_method
@@ -85,6 +85,9 @@ class TraceSurprise:
     end: Surprise
     scored: Scored
     supported: bool = True
+    # Steps of the call in the real trace; more than ``len(steps)`` when only the first were
+    # scored (``limit``): then the text has no ``[/TRACE]`` and ``end`` is empty.
+    call_steps: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """What a run stores: the figures without the tokens themselves."""
@@ -94,16 +97,20 @@ class TraceSurprise:
             **self.overall.to_json(),
             "end": self.end.to_json(),
             "steps": [s.to_json() for s in self.steps],
+            "call_steps": max(self.call_steps, len(self.steps)),
         }
 
 
-def render(steps: list[dict[str, Any]]) -> tuple[str, list[StepSpans]]:
+def render(steps: list[dict[str, Any]], limit: int | None = None) -> tuple[str, list[StepSpans]]:
     """The real trace's steps from the call on, as the ``trace`` method writes them (ending in
-    ``[/TRACE]``), and where each step and each of its values is in that text."""
+    ``[/TRACE]``), and where each step and each of its values is in that text. With ``limit``,
+    only the first ``limit`` steps of the call, and no ``[/TRACE]`` when that leaves some out
+    (the model would not have ended there)."""
     lines: list[str] = []
     spans: list[StepSpans] = []
     offset = 0
-    for step in trace_method.call_steps(steps):
+    called = trace_method.call_steps(steps)
+    for step in called[:limit] if limit is not None else called:
         line = trace_method.render_step(step)
         values: dict[str, Span] = {}
         changed = line.find('"changed": {')
@@ -122,7 +129,8 @@ def render(steps: list[dict[str, Any]]) -> tuple[str, list[StepSpans]]:
         spans.append(StepSpans(step.get("i", len(spans)), step.get("line", 0), span, values))
         lines.append(line)
         offset += len(line) + 1
-    return "\n".join(lines) + END, spans
+    cut = limit is not None and len(called) > limit
+    return "\n".join(lines) + ("\n" if cut else END), spans
 
 
 def attribute(scored: Scored, spans: list[StepSpans]) -> TraceSurprise:
@@ -160,25 +168,33 @@ def score_trace(
     call: str,
     steps: list[dict[str, Any]],
     rule: str = "",
+    limit: int | None = None,
 ) -> TraceSurprise | NotSupported:
     """The real trace's surprise under ``backend``'s model, after the ``trace`` method's prompt
-    for this program and call (under ``rule``, its note): scored is only the trace."""
+    for this program and call (under ``rule``, its note): scored is only the trace (its first
+    ``limit`` steps of the call, if given)."""
     if isinstance(backend, NotSupported):
         return backend
-    text, spans = render(steps)
+    text, spans = render(steps, limit)
     scored = backend.score(trace_method.messages(source, call, rule), text)
-    return attribute(scored, spans)
+    result = attribute(scored, spans)
+    return replace(result, call_steps=len(trace_method.call_steps(steps)))
 
 
 def measure(
-    model: ModelSpec, source: str, call: str, steps: list[dict[str, Any]], rule: str = ""
+    model: ModelSpec,
+    source: str,
+    call: str,
+    steps: list[dict[str, Any]],
+    rule: str = "",
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """A run's real trace scored under ``model``, as JSON for the run to keep: the figures
     (``supported: true``), or why there are none (``supported: false`` and ``reason``, the
     engine cannot; ``error``, it could but failed this time). Never an empty figure."""
     try:
         backend = backend_for(model)
-        result = score_trace(backend, source, call, steps, rule)
+        result = score_trace(backend, source, call, steps, rule, limit)
     except (LogprobsError, EmbeddedModelMissing) as exc:
         return {"supported": True, "engine": "", "error": str(exc)}
     return result.to_json()

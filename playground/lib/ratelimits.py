@@ -53,6 +53,11 @@ DEFAULTS: dict[str, str | int] = {
     "rescores.user": "10/h",
     "imports.user": "10/h",
     "evaluation_results.user": 5_000,
+    # A run's real trace scored under its model (its surprise: the run page's button, or an
+    # evaluation's runs at once, which counts one), and the most runs one such request sends.
+    "surprises.anon": "20/h",
+    "surprises.user": "60/h",
+    "surprise_runs.user": 200,
     # Students' answers (every answer that would be recorded: a puzzle item's runs the
     # sandbox, and each one is a row).
     "puzzle_submissions.user": "10/m",
@@ -109,6 +114,8 @@ WORDS: dict[str, str] = {
     "rescores": "evaluations scored again",
     "imports": "outputs uploaded to be scored",
     "evaluation_results": "results in one evaluation",
+    "surprises": "surprise scorings asked for",
+    "surprise_runs": "runs of an evaluation sent to be scored at once",
     "puzzle_submissions": "answers submitted",
     "item_prepares": "answer keys prepared",
     "variant_runs": "variant candidates run",

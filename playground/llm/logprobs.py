@@ -499,11 +499,11 @@ ENGINES: dict[str, str] = {
 }
 
 
-def backend_for(model: ModelSpec) -> Backend | NotSupported:
-    """How to score text under ``model``: vLLM's prompt log-probabilities, the embedded model
-    in llama.cpp in this process, or the reason it cannot be done."""
+def not_supported(model: ModelSpec) -> NotSupported | None:
+    """Why ``model``'s engine cannot score a given text, or None when it can: decided from the
+    model's record alone (nothing is loaded or asked), so that a page can say so at once."""
     if model.tokenizer == "vllm":
-        return OpenAIPromptLogprobs(model)
+        return None
     if model.embedded:
         from playground.llm import embedded
 
@@ -511,9 +511,21 @@ def backend_for(model: ModelSpec) -> Backend | NotSupported:
             return NotSupported(
                 "llama.cpp", "llama-cpp-python is not installed, so the model cannot be scored."
             )
-        return LlamaCppLogprobs(embedded.gguf_path())
+        return None
     return NotSupported(
         "unknown",
         f"The model {model.label} is not served by an engine that returns the log-probabilities "
         "of a given text (vLLM's prompt_logprobs): its surprise cannot be measured.",
     )
+
+
+def backend_for(model: ModelSpec) -> Backend | NotSupported:
+    """How to score text under ``model``: vLLM's prompt log-probabilities, the embedded model
+    in llama.cpp in this process, or the reason it cannot be done."""
+    if (refused := not_supported(model)) is not None:
+        return refused
+    if model.tokenizer == "vllm":
+        return OpenAIPromptLogprobs(model)
+    from playground.llm import embedded
+
+    return LlamaCppLogprobs(embedded.gguf_path())

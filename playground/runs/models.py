@@ -333,3 +333,37 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return f"Plan for {self.subject or self.key} ({self.model})"
+
+
+class RunSurprise(models.Model):
+    """How surprised the run's model is by the run's real trace (``runs/surprise.py``): asked
+    for from the run page, an evaluation or ``manage.py surprise``, scored on the llm queue. A
+    row of its own, not a column of ``Run``: runs are read everywhere, and its figures only on
+    the run page and the evaluation's ranking (``mean``, ``max_step``)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being scored"
+        DONE = "done", "Scored"
+        UNSUPPORTED = "unsupported", "Not supported by this engine"
+        FAILED = "failed", "Failed"
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="surprise")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    model = models.CharField(max_length=100, blank=True)
+    engine = models.CharField(max_length=40, blank=True)
+    # The figures (surprise.bounded: per step and per value, at most MAX_STEPS steps); the
+    # reason or the error, for the page, when there are none.
+    data = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    # For ranking: the mean surprise per token over the trace, and the largest step's.
+    mean = models.FloatField(null=True, blank=True)
+    max_step = models.FloatField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(default=0)
+    # Whose allowance of model tokens it counts against (ratelimits.whose; empty: the site's).
+    budget_key = models.CharField(max_length=100, blank=True)
+    requested_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Surprise of run #{self.run_id} ({self.state})"

@@ -21,6 +21,7 @@ from playground.llm.registry import RegistryError, load_models
 from playground.runs.limits import default_limits
 from playground.runs.models import Run, method_label
 from playground.runs.pipeline import hit_token_limit
+from playground.runs.surprise import page_context as surprise_context
 
 STATUS_TEXT = {
     "ok": "Finished",
@@ -103,6 +104,8 @@ def run_context(
         # What the step-through viewer shows: the real run, or standard Python's beside it.
         "viewer_trace": standard.data if step_standard and standard else real_data,
         "viewing_standard": bool(step_standard and standard),
+        # The model's surprise along the real trace (runs/surprise.py): its state or heat map.
+        "surprise": surprise_context(run, real_data, comparison),
         # A probe method's counts, in the kinds' order (jsonb keeps its own).
         "probe_counts": [
             (kind, run.probes[kind])

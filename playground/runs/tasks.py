@@ -10,8 +10,8 @@ from typing import Any
 from celery import Task, shared_task
 
 from playground.lib import broker
-from playground.lib.worktimes import EMULATION, LEASE_S, SANDBOX, SANDBOX_JOB
-from playground.runs import pipeline, sandboxing
+from playground.lib.worktimes import EMULATION, LEASE_S, SANDBOX, SANDBOX_JOB, SURPRISE
+from playground.runs import pipeline, sandboxing, surprise
 
 
 def again_if_held(task: Task, outcome: str) -> str:
@@ -36,6 +36,13 @@ def execute_real_run(self: Task, run_id: int) -> str:
 def execute_emulation(self: Task, run_id: int) -> str:
     """Have the run's model emulate the run's item with the run's method (idempotent)."""
     return again_if_held(self, pipeline.execute_emulation(run_id))
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=SURPRISE.soft_s, time_limit=SURPRISE.hard_s)
+def score_surprise(self: Task, run_id: int) -> str:
+    """Score the real trace of ``run_id`` under its model and keep the surprise (idempotent:
+    runs/surprise.py)."""
+    return again_if_held(self, surprise.score(run_id))
 
 
 @shared_task(acks_late=True, soft_time_limit=SANDBOX_JOB.soft_s, time_limit=SANDBOX_JOB.hard_s)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from playground.runs import cwm_export, views
+from playground.runs import cwm_export, surprise_views, views
 
 # Mounted by playground/urls.py in the ``runs`` namespace, together with playground.streaming.urls
 # (``runs:events``, the run's Server-Sent Events).
@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="detail"),
     path("runs/<int:pk>/status/", views.run_status, name="status"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<int:pk>/surprise/", surprise_views.run_surprise, name="surprise"),
     path("runs/<int:pk>/trace.json", views.run_trace_json, name="trace_json"),
     path("runs/<int:pk>/trace.cwm.txt", cwm_export.run_trace_cwm, name="trace_cwm"),
 ]
