@@ -333,12 +333,14 @@ def _run(item: Item, session: Session, *, free: bool) -> Emulation:
     marks: list[dict[str, Any]] = []
     resyncs = 0
     stopped = ""
+    sizes: list[int] = []  # each prompt's characters: each is the one before it and a step more
     for number, index in enumerate(chosen):
         while len(shown) < index:  # steps not asked about (past the cap): shown as they ran
             shown.append(render_step(steps[len(shown)]))
+        messages = prompt(item, shown)
         try:
             reply = session.chat(
-                prompt(item, shown),
+                messages,
                 heading=f"Step {index + 1} of {len(steps)} ({kinds[index]})",
                 json_schema=STEP_SCHEMA,
                 done=lambda text: read(text) is not None,
@@ -348,6 +350,7 @@ def _run(item: Item, session: Session, *, free: bool) -> Emulation:
                 raise
             stopped = f"Stopped before step {index + 1}: {str(exc)[:300]}"
             break
+        sizes.append(len(messages[0]["content"]))
         answer = reply.text[:MAX_ANSWER]
         answers[index] = answer
         mark = grade(index, kinds[index], steps[index], answer)
@@ -392,8 +395,11 @@ def _run(item: Item, session: Session, *, free: bool) -> Emulation:
                 "resyncs": resyncs if free else None,
                 "total": len(steps),
                 "prefix_chars": len(prefix(item)),
+                "prompt_chars": sizes,
                 "model_calls": session.calls,
-                "prompt_tokens": session.prompt_tokens,
+                # The server's count; none where each answer's stream was closed as soon as it
+                # was complete, before the usage that ends it.
+                "prompt_tokens": session.prompt_tokens or None,
             }
         },
     )
@@ -435,4 +441,9 @@ def judge(real: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
     )
     for name in ("prefix_chars", "model_calls", "prompt_tokens"):
         verdict["figures"][name] = data.get(name)
+    sizes = data.get("prompt_chars")
+    if isinstance(sizes, list) and all(isinstance(n, int) for n in sizes):
+        verdict["figures"]["prompt_chars"] = sum(sizes)
+        # Each prompt starts with the whole one before it: what a prefix cache need not compute.
+        verdict["figures"]["cached_chars"] = sum(sizes[:-1])
     return verdict

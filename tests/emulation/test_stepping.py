@@ -78,6 +78,11 @@ def test_the_oracle_predicts_every_step_and_each_prompt_extends_the_last(free: b
     assert judged["status"] == "correct"
     assert judged["steps"] == verdict["steps"]
     assert comparison["result_match"] is True
+    # The prompts' sizes are kept: all but the last are what a prefix cache need not compute.
+    sizes = [len(p) for p in oracle.prompts]
+    assert emulation.details["stepping"]["prompt_chars"] == sizes
+    assert judged["figures"]["prompt_chars"] == sum(sizes)
+    assert judged["figures"]["cached_chars"] == sum(sizes) - sizes[-1]
 
 
 # The call's argument, g's return value, a variable where none changed.
