@@ -140,8 +140,9 @@ WORDS: dict[str, str] = {
 
 # The load-test profile (one setting) lets a load harness act as thousands of visitors from a
 # few addresses: every rate and cap is this many times the written one, except how long one
-# stream may live.
+# stream may live and a varied item's sizes (they count no requester).
 LOAD_TEST_FACTOR = 1_000
+UNSCALED = frozenset({"stream_seconds", "variant_candidates.item", "variants.item"})
 PROFILES = ("public", "load-test")
 _RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
 _PERIOD_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
@@ -181,7 +182,7 @@ def parse_overrides(raw: str) -> dict[str, str]:
 
 
 def _scaled(name: str, value: str | int, factor: int) -> str | int:
-    if factor == 1 or name == "stream_seconds":
+    if factor == 1 or name in UNSCALED:
         return value
     if isinstance(value, int):
         return value * factor
