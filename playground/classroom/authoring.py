@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from playground.classroom import audit
+from playground.classroom import audit, variants
 from playground.classroom.models import Assignment, Item, Mode, Submission
 from playground.emulation.registry import DEFAULT_METHOD, DEFAULT_STEP_METHOD, max_tokens_for
 from playground.programs.models import Dataset, Program, Puzzle
@@ -38,6 +38,8 @@ class ItemData:
     rule: str = ""  # execute under a changed rule
     results: str = ""  # when students see their results (models.Results; "": the assignment's)
     partial_credit: str = "proportional"  # a multi-part answer's credit (models.PartialCredit)
+    variation: dict[str, Any] = field(default_factory=dict)  # a varied item's generator
+    pool: str = ""  # the pool the item is drawn from ("": every student gets it)
 
 
 def save_item(
@@ -46,6 +48,7 @@ def save_item(
     """Create or update an item; (re)start its answer key when what it is graded against changed
     (program, puzzle, mode, model or method). Returns (item, whether a new key was started)."""
     with transaction.atomic():
+        made_from = variants.spec_key(item) if item is not None else ""
         program = data.program
         if data.new_source is not None:
             name = data.title or f"{assignment.title}: item"
@@ -85,12 +88,16 @@ def save_item(
         item.rule = data.rule if data.mode == Mode.RULE else ""
         item.results = data.results
         item.partial_credit = data.partial_credit
+        item.variation = data.variation if data.mode in variants.VARIED_MODES else {}
+        item.pool = data.pool
         if changed:
             item.key_run = None
         item.key_check = None  # checkpoints may have changed: the key is checked again
         item.save()
         if changed:
             prepare_item(item, by=by)
+        if variants.is_varied(item) and variants.spec_key(item) != made_from:
+            variants.start(item)  # new candidates: each one's key is a real run
     return item, changed
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import QueryDict
 
+from playground.classroom import variants
 from playground.classroom.authoring import ItemData
 from playground.classroom.checkpoints import check_checkpoints
 from playground.classroom.models import Item, Mode, PartialCredit, Results
@@ -174,6 +175,33 @@ class ItemForm(forms.Form):
         help_text="Predict the trace and answer the probes: how the parts earn credit. Answers "
         "already graded keep their grade.",
     )
+    pool = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Pool",
+        help_text="Optional: items of this assignment with the same pool name are one question; "
+        "each student gets one of them.",
+    )
+    # A varied item (variants.py): per literal argument of the call, a range or choices.
+    vary = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Vary the call per student",
+        widget=forms.Textarea(attrs={"rows": 3, **_CODE}),
+        help_text="Optional, one line per argument (numbered from 1): 1: 1..9 for whole numbers, "
+        "2: 'ab' | 'xyz' for choices. Each student gets their own call; calls that raise, run "
+        "out of time or a limit are never handed out.",
+    )
+    variant_count = WholeNumberField(
+        required=False,
+        min_value=1,
+        max_value=1000,
+        initial=variants.DEFAULT_COUNT,
+        label="Variants",
+    )
+    variant_seed = WholeNumberField(
+        required=False, min_value=0, max_value=variants.SEED_MAX, initial=0, label="Variant seed"
+    )
     origin = forms.ChoiceField(choices=ORIGINS, widget=forms.RadioSelect, initial="library")
     pick = forms.CharField(required=False, widget=forms.HiddenInput)
     source = forms.CharField(
@@ -299,6 +327,7 @@ class ItemForm(forms.Form):
             Mode.RULE: self._clean_rule,
         }[mode]
         what = clean_mode(cleaned)
+        variation = self._clean_variation(cleaned, mode, what)
         if what is not None and not self.errors:
             self.data_out = ItemData(
                 mode=mode,
@@ -316,8 +345,35 @@ class ItemForm(forms.Form):
                 rule=what.rule,
                 results=str(cleaned.get("results") or ""),
                 partial_credit=str(cleaned.get("partial_credit") or PartialCredit.PROPORTIONAL),
+                variation=variation,
+                pool=str(cleaned.get("pool") or "").strip(),
             )
         return cleaned
+
+    def _clean_variation(
+        self, cleaned: dict[str, Any], mode: str, what: _Cleaned | None
+    ) -> dict[str, Any]:
+        """A varied item's generator, checked against the call (a form error says why not)."""
+        text = str(cleaned.get("vary") or "")
+        if not text.strip() or what is None:
+            return {}
+        if mode not in variants.VARIED_MODES:
+            self.add_error(
+                "vary",
+                "Only items whose key is the real run can be varied (predict the output, the "
+                "input, the trace, answer the probes, under a changed rule).",
+            )
+            return {}
+        count = cleaned.get("variant_count") or variants.DEFAULT_COUNT
+        if count > variants.cap_variants():
+            self.add_error("variant_count", f"At most {variants.cap_variants()} variants.")
+            return {}
+        seed = cleaned.get("variant_seed") or 0
+        try:
+            return variants.parse(text, what.call, count=int(count), seed=int(seed))
+        except variants.VariationError as exc:
+            self.add_error("vary", str(exc))
+            return {}
 
     # One per mode: what the item is graded against, or None when the form already says why not.
 
@@ -488,7 +544,12 @@ def _item_initial(item: Item) -> dict[str, Any]:
         "rule": item.rule,
         "results": item.results,
         "partial_credit": item.partial_credit,
+        "pool": item.pool,
     }
+    if variants.is_varied(item):
+        initial["vary"] = variants.as_text(item.variation)
+        initial["variant_count"] = item.variation.get("count", variants.DEFAULT_COUNT)
+        initial["variant_seed"] = item.variation.get("seed", 0)
     config, seed = config_of(item)
     initial["probe_seed"] = seed
     initial.update({f"probe_{kind}": config.count(kind) for kind in probes.KINDS})

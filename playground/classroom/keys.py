@@ -126,6 +126,12 @@ def key_status(item: Item, *, refresh: bool = False) -> KeyStatus:
     return KeyStatus(PROBLEM if problems else READY, tuple(problems), tuple(warnings))
 
 
+def check_run(item: Item, run: Run) -> tuple[list[str], list[str]]:
+    """The problems and warnings of the item with this finished key run (a variant's run too:
+    variants.py hands out only those with no problem)."""
+    return _check(item, run)
+
+
 def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []

@@ -436,6 +436,14 @@ class Item(models.Model):
     # read as item|answer_key):
     # {"run": id, "problems": [...], "warnings": [...]}; stale when the run is another.
     key_check = models.JSONField(null=True, blank=True)
+    # A varied item (variants.py): each student gets their own call, drawn from the valid
+    # variants its generator made (a range or choices per literal argument of the call):
+    # {"args": [{"index": 0, "range": [1, 9]}, {"index": 1, "choices": ["'ab'"]}],
+    #  "count": 8, "seed": 0}; {}: one call for every student.
+    variation = models.JSONField(default=dict, blank=True, db_default={})
+    # A pool (pools.py): the items of one assignment with the same label are one slot, and each
+    # student draws one of them; "": an item every student gets.
+    pool = models.CharField(max_length=40, blank=True, default="", db_default="")
     # source_key() of the program's text, kept with the item (save(), and refresh_item_keys when
     # a program's text changes) so that hiding a share link is one indexed query, not a hash of
     # every open item's program per view.
@@ -459,6 +467,36 @@ class Item(models.Model):
         return reverse(
             "classroom:item", args=[self.assignment.course_id, self.assignment_id, self.pk]
         )
+
+
+class Variant(models.Model):
+    """One candidate call of a varied item and its answer key, a real run in the sandbox
+    (variants.py). Only valid ones (the run finished with a value, the item's key check has no
+    problem) are handed out; ``spec`` ties it to the generator it came from, so that a changed
+    generator, program or call leaves the old ones unused."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being run"
+        VALID = "valid", "Handed out"
+        REFUSED = "refused", "Never handed out"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="variants")
+    spec = models.CharField(max_length=64)
+    number = models.PositiveIntegerField()
+    call = models.TextField()
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    problem = models.TextField(blank=True, help_text="Why it is never handed out.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "spec", "number"], name="variant_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Variant {self.number + 1} of {self.item}: {self.call[:60]}"
 
 
 class Extension(models.Model):
@@ -517,6 +555,10 @@ class Submission(models.Model):
     credit = models.FloatField(null=True, blank=True, help_text="Score after the late factor.")
     late = models.BooleanField(default=False)
     feedback = models.JSONField(default=dict, blank=True)
+    # A varied item: the variant this answer was graded against (the student's own).
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     override_credit = models.FloatField(null=True, blank=True)
     override_comment = models.TextField(blank=True)
     overridden_by = models.ForeignKey(

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from playground.classroom import keys
+from playground.classroom import keys, pools
 from playground.classroom.models import Assignment, Course, Item, Submission
 from playground.classroom.visibility import State, results_shown, site_time, state_of
 
@@ -289,7 +289,7 @@ def for_assignment(
     assignment: Assignment, student: Any, now: datetime | None = None
 ) -> AssignmentProgress:
     now = now or timezone.now()
-    items = list(assignment.items.order_by("position", "id"))
+    items = pools.items_for(assignment, student, list(assignment.items.order_by("position", "id")))
     for item in items:
         item.assignment = assignment
     submissions = Submission.objects.filter(
@@ -317,7 +317,14 @@ def for_course(
     ):
         submissions.setdefault(sub.item.assignment_id, []).append(sub)
     return [
-        _build(a, student, items.get(a.pk, []), submissions.get(a.pk, []), now) for a in assignments
+        _build(
+            a,
+            student,
+            pools.items_for(a, student, items.get(a.pk, [])),  # their draw of each pool
+            submissions.get(a.pk, []),
+            now,
+        )
+        for a in assignments
     ]
 
 

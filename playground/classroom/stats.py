@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.classroom import keys
-from playground.classroom.models import Item, Mode, Submission
+from playground.classroom import keys, pools, variants
+from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.classroom.probing import identity
 from playground.emulation import probes
 from playground.emulation.judging import CORRECT, NO_MODEL, needed_no_model
@@ -62,6 +62,8 @@ class ItemStats:
     wrong: list[WrongAnswer] = field(default_factory=list)
     models: list[Bar] = field(default_factory=list)
     probes: ProbeTable | None = None  # answer the probes: per kind, students vs models
+    drew: int | None = None  # an item of a pool: how many students drew it
+    variants: list[tuple[str, int]] = field(default_factory=list)  # (call, students) answering
 
     @property
     def bars(self) -> list[Bar]:
@@ -197,12 +199,28 @@ def model_bars(item: Item) -> list[Bar]:
 
 
 def item_stats(item: Item) -> ItemStats:
+    """How the students did. An item of a pool counts only the students who drew it; a varied
+    item counts each student on their own variant (``variants``: how many each got)."""
     stats = ItemStats()
     graded = list(
         Submission.objects.filter(item=item, status=Submission.Status.GRADED)
         .order_by("student_id", "attempt")
-        .only("student_id", "attempt", "answer", "score", "feedback")
+        .only("student_id", "attempt", "answer", "score", "feedback", "variant_id")
     )
+    if item.pool:
+        students = Membership.objects.filter(
+            course_id=item.assignment.course_id, role=Role.STUDENT
+        ).values_list("user_id", flat=True)
+        drew = pools.drew(item, students)
+        stats.drew = len(drew)
+        graded = [sub for sub in graded if sub.student_id in drew]
+    if variants.is_varied(item):
+        calls = {v.pk: v.call for v in item.variants.all()}
+        per_variant: Counter[str] = Counter()
+        for sub in graded:
+            if sub.attempt == 1 and sub.variant_id is not None:
+                per_variant[calls.get(sub.variant_id, "?")] += 1
+        stats.variants = sorted(per_variant.items())
     stats.submissions = len(graded)
     best: dict[int, float] = {}
     wrong: Counter[str] = Counter()

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.classroom import audit, exams, grading, marking, progress
+from playground.classroom import audit, exams, grading, marking, pools, progress
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Submission
 
@@ -31,6 +31,8 @@ def submit(
         course_id=assignment.course_id, user=student, role=Role.STUDENT
     ).exists():
         raise ClassroomError("Only the course's students submit answers.")
+    if not pools.gets(item, student):
+        raise ClassroomError("This item is not one of yours: your pool gave you another.")
     # A timed exam: the student's own clock, on the server's time (their end, inclusive).
     timed = exams.refusal(assignment, student, now)
     if timed:
@@ -76,6 +78,8 @@ def submit(
             late=when.late,
             status=Submission.Status.PENDING,
             feedback={"late_factor": when.factor},
+            # A varied item: the student's own variant (``variants.for_student``'s item).
+            variant=getattr(item, "variant", None),
         )
         if grade is not None:
             marking.record_grade(submission, grade, when.factor)

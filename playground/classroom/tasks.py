@@ -11,12 +11,12 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from playground.classroom import grading
+from playground.classroom import grading, variants
 from playground.classroom.invitations import send_mails
 from playground.classroom.marking import grade_later
-from playground.classroom.models import Submission
+from playground.classroom.models import Submission, Variant
 from playground.lib import broker, leases
-from playground.lib.worktimes import GRADING, LEASE_S
+from playground.lib.worktimes import GRADING, LEASE_S, TaskLimits
 from playground.runs.pipeline import work_key
 from playground.runs.tasks import again_if_held
 
@@ -58,6 +58,9 @@ def _grade(submission_id: int) -> str:
     )
     if submission is None:
         return "skipped"
+    if submission.variant_id is not None:  # a varied item: the student's own variant's key
+        variant = Variant.objects.select_related("run").filter(pk=submission.variant_id).first()
+        submission.item = variants.with_variant(submission.item, variant)
     try:
         grade_later(submission)
     except Exception:  # last resort (SoftTimeLimitExceeded too): never "being graded" for ever
@@ -70,6 +73,21 @@ def _grade(submission_id: int) -> str:
         )
         return "failed"
     return "ok"
+
+
+# Making a varied item's variants: at most variant_candidates.item sandbox runs, one by one.
+VARIANTS = TaskLimits(900, 960)
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=VARIANTS.soft_s, time_limit=VARIANTS.hard_s)
+def make_variants(self: Task, item_id: int, key: str) -> str:
+    """Make a varied item's variants (variants.make) while holding the item's lease: a second
+    copy of the task (a redelivery after a killed worker) finds it held and looks again later;
+    the work it finds done (each candidate a row with its run) is not done twice."""
+    with leases.Held([work_key("variants", item_id)], [1], LEASE_S) as lease:
+        if lease.taken:
+            return variants.make(item_id, key)
+    return again_if_held(self, "held")
 
 
 @shared_task(soft_time_limit=30, time_limit=40)

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from playground.benchmarks.models import Evaluation, Result
+from playground.classroom import variants
 from playground.classroom.models import (
     Assignment,
     Course,
@@ -104,7 +105,14 @@ LIBRARY      rule      S S       H H   H H   H H     S S
 RUN          rule      S S       H H   H H   H H     S S
 START_RUN    rule      S S       H E   H E   H H     S S
 SHARE        rule      S S       H H   H H   H H     S S
+RUN          varied    S S       H H   H H   H H     S S
+SHARE        varied    S S       H H   H H   H H     S S
 """
+# A varied item (issue 24: each student gets their own call, variants.py): a variant's key is a
+# real run of the item's program on another call. Its rows are the item rows too: one's own run
+# of the program on a variant's call, and a share link of a variant's key run, hide the variant's
+# value as they hide the item's (the program text, not the call, is what the policy knows).
+VARIED = "varied"
 # Everyone else (anonymous visitors, people outside the course, assistants, instructors) sees and
 # starts everything, except a share link of an item's run: a link reaches whoever holds it.
 STATES = [State.UPCOMING, State.OPEN, State.LATE, State.OTHERS, State.CLOSED]
@@ -224,7 +232,7 @@ def test_a_timed_exams_states_follow_the_students_own_clock() -> None:
 
 def test_the_modes_rows_are_the_rows_of_any_item() -> None:
     items = _student_table()
-    assert {mode for _, mode, _, _ in _mode_table()} == {Mode.PROBES, Mode.RULE}
+    assert {mode for _, mode, _, _ in _mode_table()} == {Mode.PROBES, Mode.RULE, VARIED}
     for (surface, _, state, exam), verdict in _mode_table().items():
         assert verdict is items[surface, True, state, exam], (surface, state, exam)
 
@@ -304,10 +312,12 @@ def _times(state: State) -> dict[str, Any]:
     }[state]
 
 
-def _stored_run(program: Program, result: str, *, rule: str = "", **owner: Any) -> Run:
+def _stored_run(
+    program: Program, result: str, *, rule: str = "", call: str = "", **owner: Any
+) -> Run:
     run = Run.objects.create(
-        program=program, source=program.source, call=program.call, status=Run.Status.DONE,
-        rule=rule, **owner,
+        program=program, source=program.source, call=call or program.call,
+        status=Run.Status.DONE, rule=rule, **owner,
     )  # fmt: skip
     run.traces.create(kind="real", status="ok", data=real_trace(f"'{result}'"))
     if rule:
@@ -318,7 +328,9 @@ def _stored_run(program: Program, result: str, *, rule: str = "", **owner: Any) 
 PROBES_SOURCE = "def p(s):\n    t = s.upper()\n    return t + '!'\n"
 RULE_SOURCE = "def r(a, b):\n    return 'qv' + str(a + b) + 'zk-ruled'\n"
 MODE_RULE = "swap-add-sub"
-MODES = (Mode.PROBES, Mode.RULE)
+VARIED_SOURCE = "def v(n):\n    return 'vq' + str(n * 111) + 'zk-varied'\n"
+VARIANT_CALL = "v(7)"  # the item's own call is v(2): the variant's value is another
+MODES = (Mode.PROBES, Mode.RULE, VARIED)
 # ``decide`` knows no modes: their rows are checked hidden (open) and shown (closed), which keeps
 # the table's cost down; the rows themselves equal the item rows in every state (above).
 MODE_STATES = (State.OPEN, State.CLOSED)
@@ -332,21 +344,31 @@ def _mode_item(
     source, call, secret, number = {
         Mode.PROBES: (PROBES_SOURCE, "p('probe-q')", "PROBE-Q!", 9003),
         Mode.RULE: (RULE_SOURCE, "r(9, 4)", "qv5zk-ruled", 9004),  # 9 - 4: + subtracts
+        VARIED: (VARIED_SOURCE, "v(2)", "vq777zk-varied", 9005),  # the variant v(7)'s value
     }[mode]
     program = library_program(
         source=source, call=call, expected=f"'{secret}'", title=f"CRUXEval sample_{number}",
         external_id=f"sample_{number}",
     )  # fmt: skip
     rule = MODE_RULE if mode == Mode.RULE else ""
+    varied = mode == VARIED
     item = Item.objects.create(
-        assignment=assignment, mode=mode, program=program, rule=rule, position=2
-    )
-    key = _stored_run(program, secret, rule=rule, owner=instructor)
-    Item.objects.filter(pk=item.pk).update(key_run=key)
+        assignment=assignment, mode=Mode.OUTPUT if varied else mode, program=program, rule=rule,
+        position=2, variation={"args": [{"index": 0, "range": [1, 9]}]} if varied else {},
+    )  # fmt: skip
+    # A varied item: the key that matters is its variant's (a run of the program on v(7)).
+    variant_call = VARIANT_CALL if varied else ""
+    key = _stored_run(program, secret, rule=rule, call=variant_call, owner=instructor)
+    if varied:
+        item.variants.create(
+            spec=variants.spec_key(item), number=0, call=VARIANT_CALL, run=key, status="valid"
+        )
+    else:
+        Item.objects.filter(pk=item.pk).update(key_run=key)
     earlier = {}
     for viewer, user in users.items():
         owner = {"owner": user} if user is not None else {"anon_owner": "anon-token-of-the-visitor"}
-        earlier[viewer] = _stored_run(program, secret, rule=rule, **owner)
+        earlier[viewer] = _stored_run(program, secret, rule=rule, call=variant_call, **owner)
     share = ShareLink.objects.create(run=key, created_by=instructor)
     return ModeItem(program, secret, share, earlier)
 
@@ -691,6 +713,9 @@ def _mode_probes() -> Iterator[tuple[Surface, str, Probe]]:
         yield Surface.LIBRARY, mode, lambda w, v, m=mode: probe_library(w, v, item=True, mode=m)
         yield Surface.RUN, mode, lambda w, v, m=mode: probe_run(w, v, mode=m)
         yield Surface.SHARE, mode, lambda w, v, m=mode: probe_share(w, v, item=True, mode=m)
+    # A varied item: a run on a variant's call, and a share link of the variant's key run.
+    yield Surface.RUN, VARIED, lambda w, v: probe_run(w, v, mode=VARIED)
+    yield Surface.SHARE, VARIED, lambda w, v: probe_share(w, v, item=True, mode=VARIED)
     yield Surface.START_RUN, Mode.RULE, probe_start_rule_run
 
 

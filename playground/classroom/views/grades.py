@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import stats
+from playground.classroom import pools, stats, variants
 from playground.classroom.access import get_assignment, get_course, get_item
 from playground.classroom.courses import remove_extension, set_extension
 from playground.classroom.errors import ClassroomError
@@ -130,15 +130,19 @@ def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) ->
     )
     qs = (
         Submission.objects.filter(item__assignment=assignment)
-        .select_related("item", "student", "overridden_by")
+        .select_related("item", "student", "overridden_by", "variant")
         .order_by("-submitted_at", "-id")
     )
     item_id = request.GET.get("item", "")
     student_id = request.GET.get("student", "")
     if (item_pk := object_id(item_id)) is not None:
         qs = qs.filter(item_id=item_pk)
+    drawn: list[dict[str, Any]] = []
     if (student_pk := object_id(student_id)) is not None:
         qs = qs.filter(student_id=student_pk)
+        who = next((m.user for m in students if m.user_id == student_pk), None)
+        if who is not None:
+            drawn = _what_they_got(assignment, items, who)
     page = page_of(request, qs, SUBMISSIONS_PER_PAGE)
     context = {
         "course": assignment.course,
@@ -150,12 +154,25 @@ def submissions(request: HtmxHttpRequest, course_id: int, assignment_id: int) ->
         "student_id": student_id,
         "page": page,
         "now": timezone.now(),
+        "drawn": drawn,
     }
     return render(
         request,
         partial_for(request, "classroom/staff/submissions.html", "submission-rows"),
         context,
     )
+
+
+def _what_they_got(assignment: Any, items: list[Any], student: Any) -> list[dict[str, Any]]:
+    """Per item, what one student got: whether their pool gave them this item, and their
+    variant's call of a varied item (for the staff only: the variant is not its answer)."""
+    mine = {i.pk for i in pools.items_for(assignment, student, items)}
+    rows = []
+    for item in items:
+        got = item.pk in mine
+        variant = variants.variant_for(item, student) if got else None
+        rows.append({"item": item, "drawn": got, "variant": variant.call if variant else ""})
+    return rows
 
 
 @login_required
@@ -219,13 +236,13 @@ def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpRe
 
 
 def _item_averages(book: Gradebook) -> list[float | None]:
-    """Each item's mean credit over all students (no submission counts as 0)."""
-    if not book.rows:
-        return [None for _ in book.items]
-    return [
-        sum(row.cells[i].credit or 0.0 for row in book.rows) / len(book.rows)
-        for i in range(len(book.items))
-    ]
+    """Each item's mean credit over the students who got it (no submission counts as 0; an
+    item of a pool: only those who drew it)."""
+    averages: list[float | None] = []
+    for i in range(len(book.items)):
+        cells = [row.cells[i] for row in book.rows if row.cells[i].drawn]
+        averages.append(sum(c.credit or 0.0 for c in cells) / len(cells) if cells else None)
+    return averages
 
 
 @login_required
@@ -259,7 +276,7 @@ def gradebook_rows(book: Gradebook) -> list[list[str]]:
     rows = [header]
     for row in book.rows:
         cells = [
-            "" if cell.credit is None else _points(cell.credit * item.points)
+            "" if cell.credit is None or not cell.drawn else _points(cell.credit * item.points)
             for cell, item in zip(row.cells, book.items, strict=True)
         ]
         rows.append([row.username, row.email, *cells, _points(row.total), f"{row.percent:.2f}"])

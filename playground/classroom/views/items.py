@@ -18,16 +18,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import authoring, grading, keys, visibility
+from playground.classroom import authoring, grading, keys, variants, visibility
 from playground.classroom.access import get_assignment, get_item
 from playground.classroom.item_form import ItemForm, checkpoint_rows, library_programs
-from playground.classroom.models import Assignment, Item, Membership, Mode, Role
+from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Variant
 from playground.classroom.visibility import Surface, hidden_for
 from playground.emulation.judging import headline
 from playground.emulation.registry import REGISTRY
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
 from playground.programs.models import Program, Puzzle
+from playground.runs.models import Trace
 from playground.sandbox.inside.semantics import RULES, offered
 
 _MAX_QUERY = 200
@@ -141,6 +142,8 @@ def _item_page(
         )
         if refusal is not None:
             form.add_error(None, refusal)
+        elif (runs := _variant_runs(item, out)) and (limited := _count_variant_runs(request, runs)):
+            form.add_error(None, limited.message)
     if data is not None and not more and form.is_valid() and form.data_out is not None:
         graded = item.submissions.count() if item is not None else 0
         asked_before = dict(item.probe_config) if item is not None else {}
@@ -200,10 +203,52 @@ def _item_page(
         "preview_refusal": preview_refused,
         "modes": Mode,
         "limited": limited.message if limited else "",
+        **(_variant_context(item) if item is not None and variants.is_varied(item) else {}),
         **_library_results(request, mode, "", "all"),
     }
     page = render(request, template, context)
     return with_refusal(page, limited) if limited else page
+
+
+def _variant_runs(item: Item | None, out: Any) -> int:
+    """The sandbox runs a save would start for the item's variants: one per candidate, when
+    the generator, the program or its call is new (0 when it would start none)."""
+    if not out.variation or out.mode not in variants.VARIED_MODES:
+        return 0
+    program_id = out.program.pk if out.program is not None else None
+    if (
+        item is not None
+        and item.variation == out.variation
+        and out.new_source is None
+        and item.program_id == program_id
+    ):
+        return 0
+    call = out.new_call if out.new_source is not None else (out.program.call if out.program else "")
+    return len(variants.candidates(out.variation, call, item_id=0, limit=variants.cap_candidates()))
+
+
+def _count_variant_runs(request: HttpRequest, runs: int) -> ratelimits.Refused | None:
+    """Count the candidate runs against ``variant_runs.user``; refused: nothing is saved."""
+    for _ in range(runs):
+        refused = ratelimits.exceeded(request, "variant_runs.user")
+        if refused is not None:
+            return refused
+    return None
+
+
+def _variant_context(item: Item) -> dict[str, Any]:
+    """The variants panel of the item's page: where they stand and each candidate, with the
+    value of the valid ones (the staff's answer key)."""
+    rows = list(Variant.objects.filter(item=item, spec=variants.spec_key(item)).order_by("number"))
+    results = dict(
+        Trace.objects.filter(
+            run_id__in=[v.run_id for v in rows if v.status == Variant.Status.VALID],
+            kind=Trace.Kind.REAL,
+        ).values_list("run_id", "data__result")
+    )
+    for row in rows:
+        row.result = results.get(row.run_id or 0)  # type: ignore[attr-defined]
+    return {"variant_progress": variants.progress(item), "variant_rows": rows}
 
 
 def _item_refusal(

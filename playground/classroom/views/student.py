@@ -23,8 +23,10 @@ from playground.classroom import (
     grading,
     keys,
     marking,
+    pools,
     progress,
     submissions,
+    variants,
     visibility,
 )
 from playground.classroom.errors import ClassroomError
@@ -87,8 +89,8 @@ def exam_start(request: HttpRequest, course_id: int, assignment_id: int) -> Http
     except ClassroomError as exc:
         messages.error(request, str(exc))
         return redirect(the_assignment)
-    first = the_assignment.items.order_by("position", "id").first()
-    return redirect(first if first is not None else the_assignment)
+    mine = pools.items_for(the_assignment, request.user)
+    return redirect(mine[0] if mine else the_assignment)
 
 
 @login_required
@@ -399,6 +401,19 @@ def _navigation(item: Item, student: Any, feedback: bool) -> dict[str, Any]:
     }
 
 
+def _item_for(
+    request: HttpRequest, course_id: int, assignment_id: int, item_id: int
+) -> tuple[Item, Membership]:
+    """The item as the requester is asked it: for a student, only their draw of a pool (another
+    item of it is not found), and their own variant of a varied item."""
+    the_item, member = access.get_item(request, course_id, assignment_id, item_id)
+    if member.role != Role.STUDENT:
+        return the_item, member
+    if not pools.gets(the_item, request.user):
+        raise Http404("No such item.")
+    return variants.for_student(the_item, request.user), member
+
+
 @login_required
 @in_course_zone
 def item(
@@ -406,7 +421,7 @@ def item(
 ) -> HttpResponse:
     """The item's question and answer form. An htmx GET with ``?submission=`` is the poll of a
     puzzle answer being checked: it returns that result only."""
-    the_item, member = access.get_item(request, course_id, assignment_id, item_id)
+    the_item, member = _item_for(request, course_id, assignment_id, item_id)
     polled = request.GET.get("submission", "")
     if polled:
         polled_id = object_id(polled)
@@ -440,7 +455,7 @@ def submit(
     """Grade an answer: htmx gets the answer area back (result, form, attempts); a plain POST is
     redirected to the item with a message. A malformed answer uses no attempt and stays in the
     field (a plain POST gets the page back with it)."""
-    the_item, member = access.get_item(request, course_id, assignment_id, item_id)
+    the_item, member = _item_for(request, course_id, assignment_id, item_id)
     answer = _answer_from(request, the_item)
     had_viewer = request.POST.get("has_viewer") == "1"
 
