@@ -215,6 +215,14 @@ def _why_unreadable(
     spec = REGISTRY.get(method)
     if spec is not None and spec.writes_trace and text:
         steps = len((emulated or {}).get("steps") or [])
+        if steps and method == "cwm-trace":
+            # CWM's frames, not the trace method's JSON lines: its parser would misplace the break.
+            frames = f"{steps} readable frame{'s' if steps != 1 else ''}"
+            why = "it ends before the call's return frame"
+            if hit_limit:
+                why += f", at the model's token limit{limit}"
+            shown = f"Its {frames} are compared with the real run."
+            return f"The model's trace gives no value: {why}. {shown}"
         if steps:
             return unfinished_trace(text, steps=steps, hit_limit=hit_limit, limit=limit)
     problem = problem.replace(" (cut off at the token limit?)", "").rstrip()

@@ -182,3 +182,27 @@ def test_every_status_has_one_headline() -> None:
     assert headline({}) == ""
     assert headline({"status": "something new"}) == "Cannot compare"
     assert json.dumps(HEADLINES)  # plain strings, for the API and the templates alike
+
+
+def test_a_cut_off_cwm_trace_is_explained_in_frames_not_json_steps() -> None:
+    # CWM's format is not the trace method's JSON lines: reading it with that parser named a
+    # wrong "step 1" as the break. Two frames were readable, then the token limit.
+    text = '<|frame_sep|><|call_sep|>{}<|action_sep|>def f(x):\n<|frame_sep|><|line_sep|>{"x":"1"'
+    verdict, _ = judge_program(
+        "cwm-trace",
+        REAL,
+        call=CALL,
+        prediction=None,
+        problem="no return frame",
+        emulated=_emulated("\n".join(GOOD)),
+        text=text,
+        hit_limit=True,
+        max_tokens=4096,
+    )
+    assert verdict["status"] == "unparsable"
+    explanation = verdict["explanation"]
+    assert "ends before the call's return frame, at the model's token limit (4,096 tokens)" in (
+        explanation
+    )
+    assert "Its 2 readable frames are compared with the real run." in explanation
+    assert "JSON" not in explanation
