@@ -266,3 +266,37 @@ def grouped_accuracy(entries: Sequence[Entry], *, title: str) -> Chart | None:
         groups=placed_groups,
         legend=[(s, colours[s]) for s in series],
     )
+
+
+# Steps of a stepping run (emulation/stepping.py), from 1: the first 39 are asked one by one, the
+# call's last step (its return) after them whatever its index.
+STEP_INDEX_BUCKETS: Buckets = ((1, 5), (6, 10), (11, 20), (21, 39), (40, None))
+
+
+def bucket_sums(rows: Iterable[Sequence[int]], buckets: Buckets) -> list[tuple[int, int]]:
+    """``[value, right, n]`` rows summed per bucket of their value: each bucket's (right, n)."""
+    sums = [[0, 0] for _ in buckets]
+    for value, right, n in rows:
+        bucket = sums[_bucket_of(value, buckets)]
+        bucket[0] += right
+        bucket[1] += n
+    return [(right, n) for right, n in sums]
+
+
+def stepping_charts(figures: dict[str, object] | None) -> dict[str, Chart | None]:
+    """An evaluation's stepping figures (benchmarks/summary.py) as two accuracy charts: each
+    graded step right, by its index in the call and by the length of its run's trace."""
+    if not figures:
+        return {"step_index": None, "step_length": None}
+    by_index = figures.get("by_index")
+    by_length = figures.get("by_length")
+    return {
+        "step_index": accuracy_of_counts(
+            bucket_sums(by_index if isinstance(by_index, list) else [], STEP_INDEX_BUCKETS),
+            STEP_INDEX_BUCKETS, title="Steps predicted right, by step of the call",
+        ),
+        "step_length": accuracy_of_counts(
+            bucket_sums(by_length if isinstance(by_length, list) else [], STEP_BUCKETS),
+            STEP_BUCKETS, title="Steps predicted right, by the run's number of steps",
+        ),
+    }  # fmt: skip

@@ -140,7 +140,16 @@ def figures_of(evaluations: list[Evaluation]) -> dict[int, dict[str, Any]]:
     if stepping:
         for pk, found in _path_figures(stepping).items():
             figures[pk]["path"] = found
+    per_step = [e.pk for e in evaluations if _graded_per_step(e.method)]
+    if per_step:
+        for pk, found in _stepping_figures(per_step).items():
+            figures[pk]["stepping"] = found
     return figures
+
+
+def _graded_per_step(method: str) -> bool:
+    spec = REGISTRY.get(method)
+    return spec is not None and spec.graded_per_step
 
 
 def _asks_probes(method: str) -> bool:
@@ -240,6 +249,118 @@ def _probe_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
     return out
 
 
+STEP_PARTS = ("line", "variables", "output", "value")
+MAX_STEP_INDEX = 400  # step indexes counted one by one; later ones (a call's end) together
+
+
+def _stepping_figures(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per step, over every graded step of the evaluation's stepping runs (``step``,
+    ``step-free``; emulation/stepping.py): the share right as a whole and per part (line,
+    variables, each variable, output, value), by step kind, by step index and by the run's
+    trace length, and the re-syncs of free mode. Read from each run's verdict figures (their
+    counts, not the marks); steps of one run are not independent, so the intervals are narrower
+    than they should be."""
+    rows = Result.objects.filter(
+        evaluation_id__in=ids, status=Result.Status.DONE, run__isnull=False
+    ).values_list("evaluation_id", "run__verdict__figures")
+    sums: dict[int, dict[str, Any]] = {pk: _empty_steps() for pk in ids}
+    for pk, figures in rows.iterator():
+        if isinstance(figures, dict) and isinstance(figures.get("graded"), int):
+            _add_steps(sums[pk], figures)
+    return {pk: _step_shares(found) for pk, found in sums.items()}
+
+
+def _empty_steps() -> dict[str, Any]:
+    return {"runs": 0, "graded": 0, "correct": 0, "right": dict.fromkeys(STEP_PARTS, 0),
+            "variables": [0, 0], "kinds": {}, "index": {}, "length": {}, "resyncs": None,
+            "free_runs": 0}  # fmt: skip
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _add_steps(found: dict[str, Any], figures: dict[str, Any]) -> None:
+    """One run's verdict figures added to its evaluation's sums."""
+    graded = _count(figures.get("graded"))
+    found["runs"] += 1
+    found["graded"] += graded
+    found["correct"] += _count(figures.get("correct"))
+    right = _dict(figures.get("right"))
+    accuracy = _dict(figures.get("accuracy"))
+    for part in STEP_PARTS:
+        if part in right:
+            found["right"][part] += _count(right[part])
+        elif isinstance(accuracy.get(part), (int, float)):  # a verdict from before the counts
+            found["right"][part] += round(accuracy[part] * graded)
+    variables = figures.get("variables")
+    if isinstance(variables, list) and len(variables) == 2:
+        found["variables"][0] += _count(variables[0])
+        found["variables"][1] += _count(variables[1])
+    kinds = _dict(figures.get("by_kind"))
+    for kind, row in kinds.items():
+        if isinstance(row, dict):
+            seen = found["kinds"].setdefault(str(kind)[:20], [0, 0])
+            seen[0] += _count(row.get("correct"))
+            seen[1] += _count(row.get("graded"))
+    marks = _list(figures.get("by_index"))
+    at = _list(figures.get("at")) if "at" in figures else list(range(len(marks)))
+    total = _count(figures.get("total"))
+    length = found["length"].setdefault(total, [0, 0])
+    for index, ok in zip(at, marks, strict=False):
+        step = min(_count(index), MAX_STEP_INDEX) + 1  # counted from 1, as users read steps
+        seen = found["index"].setdefault(step, [0, 0])
+        seen[0] += 1 if ok else 0
+        seen[1] += 1
+        length[0] += 1 if ok else 0
+        length[1] += 1
+    if isinstance(figures.get("resyncs"), int):  # free mode
+        found["resyncs"] = (found["resyncs"] or 0) + _count(figures["resyncs"])
+        found["free_runs"] += 1
+
+
+def _step_shares(found: dict[str, Any]) -> dict[str, Any]:
+    """The sums as shares with their Wilson intervals, in lists (jsonb keeps no key order)."""
+
+    def share(right: int, of: int) -> dict[str, Any]:
+        return {"right": right, "of": of, "share": right / of if of else 0.0,
+                "ci95": list(wilson_interval(right, of))}  # fmt: skip
+
+    graded = found["graded"]
+    parts = [{"part": part, **share(found["right"][part], graded)} for part in STEP_PARTS]
+    parts.insert(2, {"part": "each variable", **share(*found["variables"])})
+    kinds = [{"kind": kind, **share(*found["kinds"][kind])}
+             for kind in sorted(found["kinds"], key=_kind_order)]  # fmt: skip
+    out: dict[str, Any] = {
+        "runs": found["runs"],
+        "step": share(found["correct"], graded),
+        "parts": parts,
+        "kinds": kinds,
+        # [step (from 1), right, graded], by step; a run's steps past the cap are not asked.
+        "by_index": [[step, *found["index"][step]] for step in sorted(found["index"])],
+        # [the run's steps, right, graded], by the length of the run's trace (from the call).
+        "by_length": [[total, *found["length"][total]] for total in sorted(found["length"])],
+        "resyncs": None,
+    }
+    if found["resyncs"] is not None:
+        out["resyncs"] = {"runs": found["free_runs"], "total": found["resyncs"],
+                          "per_step": found["resyncs"] / graded if graded else 0.0}  # fmt: skip
+    return out
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    order = ("call", "line", "back-edge", "return", "exception")
+    return (order.index(kind) if kind in order else len(order), kind)
+
+
 def keep_figures(evaluations: list[Evaluation]) -> None:
     """Count and keep the figures of these done evaluations that have none yet (two queries)."""
     missing = [e for e in evaluations if e.figures is None and e.status == Evaluation.Status.DONE]
@@ -289,4 +410,6 @@ def summarise(evaluation: Evaluation) -> dict[str, Any]:
         summary["probes"] = figures["probes"]
     if "path" in figures:  # a method that yields steps: right answers on a wrong path
         summary["path"] = figures["path"]
+    if "stepping" in figures:  # step, step-free: per step, part, kind, index, re-syncs
+        summary["stepping"] = figures["stepping"]
     return summary

@@ -61,6 +61,7 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         result.hidden = result.index in hidden
     context["results"] = page
     context["plots"] = _plots(evaluation)
+    context["plots"].update(plots.stepping_charts(context["summary"].get("stepping")))
     visible = visible_evaluations(request)
     context["paired"] = paired.figures(evaluation, visible)
     for row in context["paired"]:  # the table's two columns: every item paired, those changed
