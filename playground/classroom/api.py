@@ -55,7 +55,7 @@ def classroom_submissions(
 ) -> list[dict[str, Any]]:
     assignment, member = _classroom_assignment(request, course_id, assignment_id, staff=False)
     submissions = Submission.objects.filter(item__assignment=assignment).select_related(
-        "student", "item"
+        "student", "item", "variant"
     )
     staff = member.is_staff_role
     if not staff:
@@ -88,6 +88,8 @@ def classroom_submissions(
             "submitted_at": sub.submitted_at.isoformat(),
             "late": sub.late,
             "status": sub.status,
+            # A varied item: the call this answer was asked (the student's own question).
+            "variant": sub.variant.call if sub.variant is not None else None,
         }
         if staff:
             record["student"] = sub.student.get_username()

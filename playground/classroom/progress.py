@@ -13,7 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from playground.classroom import keys, pools
+from playground.classroom import keys, pools, variants
 from playground.classroom.models import Assignment, Course, Item, Submission
 from playground.classroom.visibility import State, results_shown, site_time, state_of
 
@@ -71,6 +71,14 @@ def answer_revealed(
 
 def key_refusal(item: Item) -> str:
     """Why students cannot answer the item now (its key is not ready), or ""."""
+    if getattr(item, "variant", False) is None and variants.is_varied(item):
+        # A varied item with no valid variant for the student (variants.for_student).
+        if not variants.progress(item).done:
+            return "This item is still being prepared: try again in a moment."
+        return (
+            "This item cannot be answered yet: none of its variants can be asked, which your "
+            "instructor must fix. No attempt was used."
+        )
     status = keys.key_status(item)
     if status.ready:
         return ""

@@ -293,3 +293,58 @@ def test_who_may_see_a_variants_key(varied: Callable[..., Item]) -> None:
             else:
                 assert mine.call not in body or name == "item page (variants with values)"
         assert got == KEY_PAGES[name], name
+
+
+def test_no_answer_is_taken_before_a_variant_is_ready_nor_when_none_is_valid() -> None:
+    w = course_world()
+    program = library_program(source=SOURCE, call=CALL, expected="50")
+    item = Item.objects.create(
+        assignment=assignment(w.course), mode=Mode.OUTPUT, program=program,
+        variation=variants.parse("1: 2..3", CALL),
+    )  # fmt: skip
+    client = client_for(w.s1)
+    url = reverse("classroom:submit", args=[w.course.pk, item.assignment_id, item.pk])
+    page = client.get(item.get_absolute_url()).content.decode()
+    assert "This item is still being prepared" in page
+    client.post(url, {"answer": "50"})
+    # Every candidate refused (2 loops, 3 divides by zero): none is ever asked.
+    key = variants.spec_key(item)
+    for number, call in enumerate(
+        variants.candidates(item.variation, CALL, item_id=item.pk, limit=40)
+    ):
+        item.variants.create(spec=key, number=number, call=call, status="refused", problem="x")
+    assert variants.progress(item).short.startswith("No valid variant")
+    page = client.get(item.get_absolute_url()).content.decode()
+    assert "none of its variants can be asked" in page
+    client.post(url, {"answer": "50"})
+    assert not Submission.objects.filter(item=item).exists()
+    staff = client_for(w.instructor).get(
+        reverse("classroom:item_edit", args=[w.course.pk, item.assignment_id, item.pk])
+    )
+    assert "No valid variant: every one of the 2 candidates" in staff.content.decode()
+
+
+def test_the_form_saves_a_generator_and_a_pool(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    w = course_world()
+    a = assignment(w.course)
+    url = reverse("classroom:item_new", args=[w.course.pk, a.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(w.instructor).post(
+            url,
+            {"mode": "output", "points": "1", "origin": "new", "source": SOURCE,
+             "call": "f(5)", "vary": "1: 4..6", "variant_count": "3", "pool": "B"},
+        )  # fmt: skip
+    assert response.status_code == 302
+    item = Item.objects.get(assignment=a)
+    assert item.pool == "B"
+    assert item.variation == {"args": [{"index": 0, "range": [4, 6]}], "count": 3, "seed": 0}
+    assert {v.call for v in variants.valid(item)} == {"f(4)", "f(5)", "f(6)"}
+    edit = (
+        client_for(w.instructor)
+        .get(reverse("classroom:item_edit", args=[w.course.pk, a.pk, item.pk]))
+        .content.decode()
+    )
+    assert "3 valid of 3 wanted" in edit
+    assert "<code>33</code>" in edit  # f(6)'s value, for the staff
