@@ -1,6 +1,6 @@
 from django.urls import path
 
-from playground.benchmarks.views import boards, comparing, evaluation, exports, starting
+from playground.benchmarks.views import boards, comparing, evaluation, exports, starting, surprise
 
 app_name = "benchmarks"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("evaluations/<int:pk>/", evaluation.detail, name="detail"),
     path("evaluations/<int:pk>/cancel/", starting.cancel, name="cancel"),
     path("evaluations/<int:pk>/rescore/", starting.rescore, name="rescore"),
+    path("evaluations/<int:pk>/surprise/", surprise.score, name="surprise"),
     path("evaluations/<int:pk>/standard-twin/", starting.start_twin, name="start_twin"),
     path("evaluations/<int:pk>/results.json", exports.export_json, name="export_json"),
     path("evaluations/<int:pk>/results.csv", exports.export_csv, name="export_csv"),

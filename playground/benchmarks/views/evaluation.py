@@ -20,6 +20,7 @@ from playground.benchmarks.access import visible_evaluations
 from playground.benchmarks.models import Evaluation, Result
 from playground.benchmarks.summary import APART, NO_MODEL, summarise
 from playground.benchmarks.views.common import evaluation_or_404, hidden_of
+from playground.benchmarks.views.surprise import rank as rank_by_surprise
 from playground.emulation.registry import REGISTRY
 from playground.lib import hiding
 from playground.lib.htmx import HtmxHttpRequest
@@ -52,6 +53,8 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if path_filter in PATH_FILTERS:
         rows = rows.filter(PATH_FILTERS[path_filter])
         context["path_filter"] = path_filter
+    # Each run's surprise, and ?sort=surprise-mean / surprise-max (issue 23).
+    rows, context["surprise"] = rank_by_surprise(request, evaluation, rows)
     page = page_of(request, rows, RESULTS_PER_PAGE)
     page.object_list = results = list(page.object_list)
     hidden = hidden_of(
