@@ -16,6 +16,7 @@ from playground.classroom.models import Item, Membership, Mode, Role, Submission
 from playground.runs.models import Run
 from tests.classroom.student_world import assignment, client_for, course_world, library_program
 from tests.factories import UserFactory
+from tests.limits import assert_refused, fresh_address, public
 
 pytestmark = pytest.mark.django_db
 
@@ -348,3 +349,28 @@ def test_the_form_saves_a_generator_and_a_pool(
     )
     assert "3 valid of 3 wanted" in edit
     assert "<code>33</code>" in edit  # f(6)'s value, for the staff
+
+
+def test_a_generators_candidate_runs_are_counted_and_refused_over_the_limit(
+    settings: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    settings.PLAYGROUND_LIMITS = public({"variant_runs.user": "12/h"})
+    w = course_world()
+    a = assignment(w.course)
+    client = client_for(w.instructor)
+    client.defaults["REMOTE_ADDR"] = fresh_address()
+    url = reverse("classroom:item_new", args=[w.course.pk, a.pk])
+    form = {"mode": "output", "points": "1", "origin": "new", "source": SOURCE, "call": "f(5)",
+            "variant_count": "3"}  # fmt: skip
+    # 1..9: nine candidates may be run (counted before anything is saved or run).
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url, {**form, "vary": "1: 1..9"}).status_code == 302
+    # Nine more would pass the 12 an hour: refused, nothing saved, the form kept as typed.
+    refused = client.post(url, {**form, "vary": "1: 1..9", "title": "Kept"})
+    shown = assert_refused(refused, "Too many variant candidates run: at most 12 an hour.")
+    assert 'value="Kept"' in refused.content.decode()
+    assert "The item was not saved" in shown
+    assert Item.objects.filter(assignment=a).count() == 1
+    # Without a generator, saving starts no candidate and is not counted.
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url, form).status_code == 302
