@@ -142,9 +142,11 @@ def prepare_item(item: Item, *, by: Any) -> Run | None:
 
 
 def prepare_again(item: Item, *, by: Any) -> None:
-    """Start the answer key anew (after a failed run, or a model that was down)."""
+    """Start the answer key anew (after a failed run, or a model that was down); a varied
+    item's candidates that the server failed are made again too."""
     with transaction.atomic():
         prepare_item(item, by=by)
+        variants.again(item)
 
 
 def move_item(*, item: Item, direction: str) -> bool:

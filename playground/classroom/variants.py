@@ -442,6 +442,22 @@ def _settle(item: Item, variant: Variant) -> None:
     )
 
 
+def failed(item: Item) -> Any:
+    """The item's candidates whose run failed for a reason that is the server's (the sandbox
+    unavailable, a worker that gave up), not the program's: they are tried again."""
+    return Variant.objects.filter(item=item, spec=spec_key(item), run__status=Run.Status.FAILED)
+
+
+def again(item: Item) -> int:
+    """Preparing the key again of a varied item: forget the candidates the server failed and
+    send the making again (it goes on from where it stopped). Returns how many are retried."""
+    if not is_varied(item):
+        return 0
+    count, _ = failed(item).delete()
+    start(item)
+    return count
+
+
 def start(item: Item) -> None:
     """Queue the making of the item's variants once the item is committed."""
     if not is_varied(item):

@@ -374,3 +374,23 @@ def test_a_generators_candidate_runs_are_counted_and_refused_over_the_limit(
     # Without a generator, saving starts no candidate and is not counted.
     with django_capture_on_commit_callbacks(execute=False):
         assert client.post(url, form).status_code == 302
+
+
+def test_preparing_again_retries_the_candidates_the_server_failed(
+    varied: Callable[..., Item], django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    w = course_world()
+    item = varied(assignment(w.course), count=3)
+    # Say the sandbox was down for one of them: its run failed, the candidate was refused.
+    lost = variants.valid(item)[0]
+    assert lost.run is not None
+    Run.objects.filter(pk=lost.run.pk).update(status=Run.Status.FAILED, error="sandbox down")
+    Variant.objects.filter(pk=lost.pk).update(status="refused", problem="sandbox down")
+    assert len(variants.valid(item)) == 2
+    edit = reverse("classroom:item_edit", args=[w.course.pk, item.assignment_id, item.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(w.instructor).post(edit, {"prepare": "1"}).status_code == 302
+    again = variants.valid(item)
+    assert len(again) == 3
+    assert lost.call in {v.call for v in again}  # the same candidate, run anew
+    assert not variants.failed(item).exists()

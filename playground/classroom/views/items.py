@@ -112,6 +112,8 @@ def _item_page(
         if refusal is not None:
             return visibility.hidden_page(request, refusal)
         ratelimits.hit(request, "item_prepares.user")  # a real run and a model run
+        for _ in range(variants.failed(item).count() if variants.is_varied(item) else 0):
+            ratelimits.hit(request, "variant_runs.user")  # a varied item's failed candidates
         authoring.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
