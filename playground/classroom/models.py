@@ -195,6 +195,7 @@ class AuditEvent(models.Model):
         RESULTS_UNPUBLISHED = "results.unpublished", "Results unpublished"
         EXAM_STARTED = "exam.started", "Timed exam started"
         EXAM_FINISHED = "exam.finished", "Timed exam handed in"
+        REGRADED = "grades.regraded", "Answers regraded"
         UPGRADE = "upgrade", "Changed by a site upgrade"
         # Site-level events (no course): playground/moderation.
         PROGRAM_REPORTED = "moderation.reported", "Program reported"
@@ -559,6 +560,9 @@ class Submission(models.Model):
     variant = models.ForeignKey(
         Variant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The grades it had before each regrade (regrading.py), oldest first: [{"at", "score",
+    # "credit", "message", "by"}]; the current grade is the fields above.
+    history = models.JSONField(default=list, blank=True, db_default=[])
     override_credit = models.FloatField(null=True, blank=True)
     override_comment = models.TextField(blank=True)
     overridden_by = models.ForeignKey(

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -230,6 +231,12 @@ def override(request: HttpRequest, course_id: int, submission_id: int) -> HttpRe
         "answer_items": _answer_items(answer) if isinstance(answer, dict) else None,
         "answer_text": answer if isinstance(answer, str) else None,
         "attempts": attempts,
+        # Its grades before each regrade (regrading.py), oldest first.
+        "history": [
+            {**old, "at": parse_datetime(str(old.get("at") or ""))}
+            for old in (submission.history if isinstance(submission.history, list) else [])
+            if isinstance(old, dict)
+        ],
         "form": form,
     }
     return render(request, "classroom/staff/override.html", context)

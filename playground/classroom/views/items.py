@@ -18,8 +18,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import authoring, grading, keys, variants, visibility
+from playground.classroom import authoring, grading, keys, regrading, variants, visibility
 from playground.classroom.access import get_assignment, get_item
+from playground.classroom.errors import ClassroomError
 from playground.classroom.item_form import ItemForm, checkpoint_rows, library_programs
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Variant
 from playground.classroom.visibility import Surface, hidden_for
@@ -117,6 +118,18 @@ def _item_page(
         authoring.prepare_again(item, by=request.user)
         messages.success(request, "The answer key is being prepared again.")
         return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
+    if data is not None and "regrade" in data and item is not None:
+        refusal = _item_refusal(request, hidden, item.program, item.puzzle_id)
+        if refusal is not None:
+            return visibility.hidden_page(request, refusal)
+        ratelimits.hit(request, "item_prepares.user")  # every answer graded again
+        try:
+            done = regrading.regrade(item, by=request.user)
+        except ClassroomError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, done.message)
+        return redirect("classroom:item_edit", assignment.course_id, assignment.pk, item.pk)
     more = data is not None and "more_rows" in data
     rows = checkpoint_rows(data, item, blank=6 if more else 3)
 
@@ -168,11 +181,12 @@ def _item_page(
         if (prepared or requestioned) and graded:
             messages.warning(
                 request,
-                "1 submission was graded against the old key and keeps its grade: override "
-                "it if needed."
+                "1 submission was graded against the old key and keeps its grade: regrade "
+                "it on this item's page once the new key is ready, or override it."
                 if graded == 1
                 else f"{graded} submissions were graded against the old key and keep their "
-                "grades: override them if needed.",
+                "grades: regrade them on this item's page once the new key is ready, or "
+                "override them.",
             )
         return redirect(back + "#items")
     preview_refused = None
@@ -205,6 +219,8 @@ def _item_page(
         "preview_refusal": preview_refused,
         "modes": Mode,
         "limited": limited.message if limited else "",
+        "graded": item.submissions.filter(status="graded").count() if item is not None else 0,
+        "regrade_refusal": regrading.refusal(item) if item is not None else "",
         **(_variant_context(item) if item is not None and variants.is_varied(item) else {}),
         **_library_results(request, mode, "", "all"),
     }
