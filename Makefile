@@ -93,8 +93,11 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when no test ran; make treats any non-zero exit as a failure.
+# PYTEST_WORKERS: pytest-xdist workers (2: one per core of CI's machine; 0 runs in this process).
+# Each module's tests stay on one worker, and so do those of the embedded model (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 pytest: install
-	HF_HUB_OFFLINE=1 $(LAUNCH) exec -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(LAUNCH) exec -- $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The image's Python dependencies, pinned with their hashes (deploy/Dockerfile installs them with
 # --require-hashes): run after changing pyproject.toml's dependencies; tests/deploy/test_lock.py

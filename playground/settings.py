@@ -209,7 +209,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis. Unset: the embedded server. Each of its five roles may live on its own server (or
 # behind Sentinel: redis+sentinel://...), see lib/redis_roles.py; every role defaults to
 # REDIS_URL, so one URL still serves them all.
-REDIS_URL = env.str("REDIS_URL", default="") or paths.embedded_redis_url(VAR_DIR)
+# Under pytest-xdist each test worker takes a database of its own (paths.xdist_worker_redis_db).
+REDIS_URL = env.str("REDIS_URL", default="") or paths.embedded_redis_url(
+    VAR_DIR, db=paths.xdist_worker_redis_db()
+)
 REDIS_ROLES = {
     # Celery's queues, the leases and the other coordination keys: noeviction and AOF.
     "broker": env.str("PLAYGROUND_REDIS_BROKER_URL", default="") or REDIS_URL,

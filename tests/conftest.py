@@ -35,7 +35,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Fixtures that start the embedded model (a llama.cpp server of about 400 MB, busy on every core
+# while it answers): under pytest-xdist (`make test` runs two workers) the tests that use them
+# share one worker, so that the model starts once and two models never compete for the cores.
+_MODEL_FIXTURES = {"embedded_llm"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook would otherwise run first)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # `--dist loadgroup`: a module's tests stay together on one worker (its module-scoped
+        # fixtures, such as a private site or a browser, start once), and so do the model's.
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _MODEL_FIXTURES or _uses_the_shared_site(item):
+            group = "embedded-model"
+        else:
+            group = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
     if config.getoption("--full"):
         return
     skip = pytest.mark.skip(reason="long form only: `make test-full` runs it")

@@ -51,6 +51,16 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgresql://{s['USER']}:{s['PASSWORD']}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def embedded_redis_url(base: Path | None = None) -> str:
-    """URL of the embedded Redis (unix socket)."""
-    return f"unix://{socket_dir(base)}/redis.sock?db=0"
+def embedded_redis_url(base: Path | None = None, db: int = 0) -> str:
+    """URL of the embedded Redis (unix socket), database ``db`` of its 16."""
+    return f"unix://{socket_dir(base)}/redis.sock?db={db}"
+
+
+def xdist_worker_redis_db() -> int:
+    """The embedded Redis database of this pytest-xdist worker (``gw0``: 1, ``gw1``: 2, ...;
+    0 outside xdist). `make test` runs the suite in two workers that share the embedded
+    services: pytest-django gives each a PostgreSQL database of its own (``test_playground_gw0``)
+    and this gives each a Redis database of its own, so that one worker's cache, queues, leases
+    and counters never meet the other's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
