@@ -121,6 +121,10 @@ def test_the_oracle_is_surprised_only_where_its_own_trace_was_wrong(
             assert step["total"] == 0, step  # certain: zero surprise
             assert all(v["total"] == 0 for v in step["values"].values())
     assert row.max_step == max(s["total"] for s in steps) > 0
+    # The model read the trace's tokens: counted against the requester's model-token budget.
+    key = f"user:{user.pk}"
+    assert row.budget_key == key
+    assert ratelimits.used(ratelimits.budget_name(key), key) == row.tokens > 0
     assert row.mean is not None
     assert row.mean > 0
     assert row.data["end"]["total"] == 0
