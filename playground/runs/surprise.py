@@ -306,6 +306,13 @@ def page_context(
         )
     top = max(rows, key=lambda r: r["nats"], default=None)
     context |= {
+        # For the viewers' variable tables (static/js/surprise.js): step number -> name ->
+        # [nats, level].
+        "panel": [
+            [r["number"], {v["name"]: [v["nats"], v["level"]] for v in r["values"]}]
+            for r in rows
+            if r["values"]
+        ],
         "data": data,
         "rows": rows,
         "top": top,

@@ -16,7 +16,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from playground.emulation import trace as trace_method
 from playground.runs import surprise
-from playground.runs.models import RunSurprise
+from playground.runs.models import Run, RunSurprise
 from tests.e2e.conftest import signed_in
 from tests.oracle import Oracle, oracle_server
 from tests.runs.test_surprise import WRONG, finished_run
@@ -88,6 +88,18 @@ def test_the_heat_map_is_beside_the_divergence_and_zero_where_certain(
     expect(moved.locator(".nats")).not_to_have_text("0.00")
     expect(page.locator("#surprise-legend")).to_contain_text("10 or more")
 
+    # The side-by-side viewer's state panel carries each changed value's surprise too.
+    page.get_by_role("button", name="Jump to first divergence").click()
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {wrong} ·")
+    badge = page.locator("#cmp-real-vars tr.diff .surprise-badge")
+    expect(badge).to_have_text(f"{top:.2f} nats")
+    page.locator("#cmp").screenshot(path=str(shots / "surprise-state-panel.png"))
+    page.get_by_role("button", name="Next ▶").click()
+    expect(page.locator("#cmp-real-step")).to_contain_text(f"Step {wrong + 1} ·")
+    expect(page.locator("#cmp-real-vars .surprise-badge")).to_have_count(0)  # nothing changed
+    page.get_by_role("button", name="Next ▶").click()
+    expect(page.locator("#cmp-real-vars tr.changed .surprise-badge")).to_have_text("0.00 nats")
+
     # The strip's cell of a step leads to its row.
     page.locator("#surprise-strip li.diverged a").click()
     expect(page).to_have_url(f"{live_server.url}{run.get_absolute_url()}#surprise-step-{wrong}")
@@ -127,3 +139,26 @@ def test_an_engine_without_log_probabilities_says_so(
         expect(note).to_contain_text("its surprise cannot be measured")
         expect(page.get_by_role("button", name="Score surprise")).to_have_count(0)
         page.locator("#surprise").screenshot(path=str(shots / "surprise-unsupported.png"))
+
+
+def test_the_trace_viewer_of_a_run_without_a_step_comparison_shows_it_too(
+    page: Page, live_server: LiveServer, scoring: Oracle
+) -> None:
+    user = signed_in(page, live_server.url)
+    run = finished_run(user)
+    # A direct answer's run: no emulated trace, so the page steps through the real run alone.
+    Run.objects.filter(pk=run.pk).update(method="direct", comparison=None)
+    run.traces.filter(kind="emulated").delete()
+    called = trace_method.call_steps(run.real_trace.data["steps"])  # type: ignore[union-attr]
+    wrong = called[WRONG]["i"] + 1
+    page.goto(live_server.url + run.get_absolute_url())
+    expect(page.locator("#cmp")).to_have_count(0)
+    page.get_by_role("button", name="Score surprise").click()
+    expect(page.locator("#surprise-table")).to_be_visible()
+    expect(page.locator("#surprise-divergence")).to_have_count(0)  # no emulated trace to diverge
+    page.locator("#step-slider").fill(str(wrong - 1))
+    expect(page.locator("#step-info")).to_contain_text(f"Step {wrong} of")
+    expect(page.locator("#vars .surprise-badge")).to_have_count(1)
+    expect(page.locator("#vars tr.changed .surprise-badge")).not_to_have_text("0.00 nats")
+    page.locator("#step-slider").fill(str(called[0]["i"]))
+    expect(page.locator("#vars .surprise-badge")).to_have_text("0.00 nats")  # the call's n = 3
