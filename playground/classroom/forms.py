@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from playground.classroom import zones
 from playground.classroom.models import Assignment, Course, Membership, Role
-from playground.lib.params import WholeNumberField
+from playground.lib.params import DecimalNumberField, WholeNumberField
 
 MAX_ROSTER_BYTES = 1_000_000
 
@@ -150,6 +150,15 @@ class AssignmentForm(forms.ModelForm):
         "and has this many minutes (never past the due time). Empty: not timed.",
     )
 
+    weight = DecimalNumberField(
+        min_value=0,
+        max_value=1000,
+        initial=1,
+        required=False,
+        label="Weight in its category",
+        help_text="The course gradebook: how much it counts among its category's assignments.",
+    )
+
     class Meta:
         model = Assignment
         fields = [
@@ -163,6 +172,8 @@ class AssignmentForm(forms.ModelForm):
             "feedback",
             "exam_mode",
             "time_limit",
+            "category",
+            "weight",
         ]
         field_classes = {
             "opens_at": LocalDateTimeField,
@@ -188,6 +199,13 @@ class AssignmentForm(forms.ModelForm):
         if not title:
             raise forms.ValidationError("Give the assignment a title.")
         return title
+
+    def clean_category(self) -> str:
+        return str(self.cleaned_data.get("category") or "").strip()
+
+    def clean_weight(self) -> float:
+        weight = self.cleaned_data.get("weight")
+        return 1.0 if weight is None else float(weight)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -292,3 +310,24 @@ class OverrideForm(forms.Form):
                 + ("; for a percentage, add %." if not percent and 1 < value <= 100 else ".")
             )
         return round(value, 4)
+
+
+class WeightsForm(forms.Form):
+    """The course gradebook's category weights, one a line (``coursebook.parse_weights``)."""
+
+    weights = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Category weights",
+        help_text="One a line, e.g. Homework: 40 and Exams: 60. A category not named weighs 1; "
+        "0 leaves it out of the course grade.",
+    )
+
+    def clean_weights(self) -> dict[str, float]:
+        from playground.classroom.coursebook import parse_weights
+
+        try:
+            return parse_weights(str(self.cleaned_data.get("weights") or ""))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc

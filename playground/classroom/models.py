@@ -38,6 +38,9 @@ class Course(models.Model):
     join_enabled = models.BooleanField(default=True)
     # Its dates are typed and shown in this zone (a zoneinfo name; "": the site's TIME_ZONE).
     time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The course gradebook (coursebook.py): each assignment category's weight, {"Exams": 60};
+    # a category not named weighs 1.
+    category_weights = models.JSONField(default=dict, blank=True, db_default={})
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -292,6 +295,18 @@ class Assignment(models.Model):
         null=True,
         blank=True,
         help_text="Minutes each student has from when they start; empty: not timed.",
+    )
+    # The course gradebook (coursebook.py): its category ("": "Assignments") and its weight
+    # within the category.
+    category = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The course gradebook's category, e.g. Homework or Exams; empty: Assignments.",
+    )
+    weight = models.FloatField(
+        default=1.0, db_default=1.0, help_text="Its weight within its category."
     )
     # When an instructor published the results (visibility.py: items whose results wait for
     # publishing, and every item of an exam-mode assignment); None: not published.

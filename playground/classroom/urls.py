@@ -26,6 +26,12 @@ urlpatterns = [
     # Staff (views.courses, roster, assignments, items, grades): managing courses and grades.
     path("courses/new/", courses.course_new, name="course_new"),
     path("courses/<int:course_id>/manage/", courses.course_manage, name="course_manage"),
+    path("courses/<int:course_id>/gradebook/", grades.course_gradebook, name="course_gradebook"),
+    path(
+        "courses/<int:course_id>/gradebook.csv",
+        grades.course_gradebook_csv,
+        name="course_gradebook_csv",
+    ),
     path("courses/<int:course_id>/code/", courses.course_code, name="course_code"),
     path("courses/<int:course_id>/time-zone/", courses.course_zone, name="course_zone"),
     path("courses/<int:course_id>/roster/", roster.course_roster, name="course_roster"),

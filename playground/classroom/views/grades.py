@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,11 +22,11 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
-from playground.classroom import pools, stats, variants
+from playground.classroom import coursebook, pools, stats, variants
 from playground.classroom.access import get_assignment, get_course, get_item
 from playground.classroom.courses import remove_extension, set_extension
 from playground.classroom.errors import ClassroomError
-from playground.classroom.forms import ExtensionForm, OverrideForm, site_time_zone
+from playground.classroom.forms import ExtensionForm, OverrideForm, WeightsForm, site_time_zone
 from playground.classroom.gradebook import Gradebook, build
 from playground.classroom.models import Extension, Membership, Role, Submission
 from playground.classroom.submissions import clear_override
@@ -299,6 +300,47 @@ def gradebook_csv(request: HttpRequest, course_id: int, assignment_id: int) -> H
     csv.writer(out).writerows(gradebook_rows(build(assignment)))
     name = slugify(f"{assignment.course.title} {assignment.title}")[:80].strip("-")
     filename = f"{name or 'assignment'}-gradebook.csv"
+    response = HttpResponse(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@in_course_zone
+def course_gradebook(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The course gradebook (staff): every student x every opened assignment, by category, with
+    the course grade; instructors set the category weights (POST)."""
+    course, member = get_course(request, course_id, staff=True)
+    form = WeightsForm(initial={"weights": coursebook.weights_text(course)})
+    if request.method == "POST":
+        if member.role != Role.INSTRUCTOR:
+            raise PermissionDenied("Only the course's instructors set the weights.")
+        form = WeightsForm(request.POST)
+        if form.is_valid():
+            course.category_weights = form.cleaned_data["weights"]
+            course.save(update_fields=["category_weights"])
+            messages.success(request, "Category weights saved.")
+            return redirect("classroom:course_gradebook", course.pk)
+    context = {
+        "course": course,
+        "member": member,
+        "book": coursebook.build(course),
+        "form": form,
+    }
+    return render(request, "classroom/staff/course_gradebook.html", context)
+
+
+@login_required
+@require_GET
+def course_gradebook_csv(request: HttpRequest, course_id: int) -> HttpResponse:
+    course, _ = get_course(request, course_id, staff=True)
+    out = io.StringIO()
+    out.write("\ufeff")  # the BOM makes spreadsheets read the file as UTF-8
+    rows = coursebook.csv_rows(coursebook.build(course))
+    csv.writer(out).writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
+    name = slugify(course.title)[:60]
+    filename = f"{name or 'course'}-gradebook.csv"
     response = HttpResponse(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
