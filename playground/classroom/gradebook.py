@@ -119,10 +119,9 @@ def build(assignment: Assignment) -> Gradebook:
         for item in items:
             cell = best.get((user.pk, item.pk), Cell())
             cell.drawn = not item.pool or item.pk in drawn
-            if cell.drawn and item.pk in varied and not cell.variant:
+            if cell.drawn and varied.get(item.pk) and not cell.variant:
                 # Not answered yet: the variant they will be asked (shown to the staff only).
-                mine = variants.variant_for(item, user, varied[item.pk])
-                cell.variant = mine.call if mine is not None else ""
+                cell.variant = variants.drawn(item, user.pk, varied[item.pk]).call
             row.cells.append(cell)
             if cell.drawn:
                 row.total += (cell.credit or 0.0) * item.points

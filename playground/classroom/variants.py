@@ -277,8 +277,13 @@ def variant_for(item: Item, student: Any, found: list[Variant] | None = None) ->
         for variant in found:
             if variant.pk == answered:
                 return variant
+    return drawn(item, student.pk, found)
+
+
+def drawn(item: Item, student_id: int, found: list[Variant]) -> Variant:
+    """The variant the digest gives a student who has not answered yet (no query)."""
     seed = int((item.variation or {}).get("seed") or 0)
-    return found[index_for(item.pk, student.pk, seed, len(found))]
+    return found[index_for(item.pk, student_id, seed, len(found))]
 
 
 def with_variant(item: Item, variant: Variant | None) -> Item:
