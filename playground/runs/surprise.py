@@ -97,7 +97,11 @@ def request(run: Run, *, budget_key: str = "", send: bool = True) -> tuple[RunSu
         row.reason = ""
         row.budget_key = budget_key
         spec = _model(run)
-        refused = not_supported(spec) if spec is not None else None
+        if spec is None:  # no task could score it: said at once
+            row.state, row.reason, row.finished_at = RunSurprise.State.FAILED, GONE, now
+            row.save()
+            return row, False
+        refused = not_supported(spec)
         if refused is not None:
             _set_unsupported(row, refused.engine, refused.reason)
             row.save()
@@ -267,6 +271,8 @@ def page_context(
         "stale": row is not None and row.state == RunSurprise.State.PENDING and stale(row),
         # Not scored, and its engine cannot be: say so at once rather than offer a button.
         "refused": refused.reason if refused is not None and row is None else "",
+        # Not scored, and its model is gone from this site: nothing could score it.
+        "gone": GONE if spec is None and row is None else "",
         "divergence": divergence if isinstance(diverged_at, int) else None,
         "legend": list(zip(range(len(LEVEL_WORDS)), LEVEL_WORDS, strict=True)),
         "max_steps": MAX_STEPS,

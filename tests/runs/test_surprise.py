@@ -15,6 +15,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 from pytest_django.fixtures import Settings
 
 from playground import sandbox
@@ -308,3 +309,19 @@ def test_the_command_scores_runs_and_prints_the_figures(
     assert RunSurprise.objects.get(run=run).state == RunSurprise.State.DONE
     call_command("surprise", str(run.pk))  # scored already: read, not scored again
     assert scoring.scored == 1
+
+
+def test_a_model_no_longer_on_the_site_is_said_and_never_sent(
+    scoring: Oracle, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    user = UserFactory()
+    run = finished_run(user)
+    Run.objects.filter(pk=run.pk).update(model="gone-model")
+    client = _client(user)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert escape(surprise.GONE) in page
+    assert 'id="surprise-form"' not in page
+    post(client, run, django_capture_on_commit_callbacks)  # an old page's button
+    row = RunSurprise.objects.get(run=run)
+    assert (row.state, row.reason) == (RunSurprise.State.FAILED, surprise.GONE)
+    assert scoring.scored == 0
