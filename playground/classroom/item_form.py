@@ -192,6 +192,15 @@ class ItemForm(forms.Form):
         "2: 'ab' | 'xyz' for choices. Each student gets their own call; calls that raise, run "
         "out of time or a limit are never handed out.",
     )
+    vary_generator = forms.CharField(
+        required=False,
+        strip=False,
+        label="Or a generator function",
+        widget=forms.Textarea(attrs={"rows": 5, **_CODE}),
+        help_text="Optional, instead of the lines above: def variant(seed, n) returning the "
+        "call's arguments as a tuple, for candidate n. It runs in the sandbox only, like the "
+        "program.",
+    )
     variant_count = WholeNumberField(
         required=False,
         min_value=1,
@@ -355,7 +364,11 @@ class ItemForm(forms.Form):
     ) -> dict[str, Any]:
         """A varied item's generator, checked against the call (a form error says why not)."""
         text = str(cleaned.get("vary") or "")
-        if not text.strip() or what is None:
+        generator = str(cleaned.get("vary_generator") or "").replace("\r\n", "\n")
+        if (not text.strip() and not generator.strip()) or what is None:
+            return {}
+        if text.strip() and generator.strip():
+            self.add_error("vary_generator", "Vary the call by lines or by a generator, not both.")
             return {}
         if mode not in variants.VARIED_MODES:
             self.add_error(
@@ -369,6 +382,14 @@ class ItemForm(forms.Form):
             self.add_error("variant_count", f"At most {variants.cap_variants()} variants.")
             return {}
         seed = cleaned.get("variant_seed") or 0
+        if generator.strip():
+            try:
+                check_source(generator, max_bytes=settings.PLAYGROUND_MAX_SOURCE_BYTES)
+                variants.check_generator(generator, what.call)
+            except (ProgramError, variants.VariationError) as exc:
+                self.add_error("vary_generator", str(exc))
+                return {}
+            return {"args": [], "generator": generator, "count": int(count), "seed": int(seed)}
         try:
             return variants.parse(text, what.call, count=int(count), seed=int(seed))
         except variants.VariationError as exc:
@@ -548,6 +569,7 @@ def _item_initial(item: Item) -> dict[str, Any]:
     }
     if variants.is_varied(item):
         initial["vary"] = variants.as_text(item.variation)
+        initial["vary_generator"] = item.variation.get("generator", "")
         initial["variant_count"] = item.variation.get("count", variants.DEFAULT_COUNT)
         initial["variant_seed"] = item.variation.get("seed", 0)
     config, seed = config_of(item)

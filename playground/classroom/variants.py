@@ -10,6 +10,10 @@ the item's key check finds a problem with (a checkpoint it never reaches, no que
 is never handed out; more candidates are tried, up to ``variant_candidates.item``, until the
 wanted number (at most ``variants.item``) is valid. The item form says when too few are.
 
+Instead of ranges and choices, the staff may write a generator function, ``variant(seed, n)``
+returning the call's arguments; it runs in the sandbox only (one run per candidate, counted
+like the key's), never in a web or worker process.
+
 A student's variant is a digest of the item, the student and the seed over the valid variants
 in order, so the same student always gets the same one. Everything a student page and the
 grading read goes through ``for_student``: the item with the variant's call and key run in
@@ -51,7 +55,12 @@ class VariationError(ValueError):
 
 def is_varied(item: Item) -> bool:
     spec = item.variation
-    return isinstance(spec, dict) and bool(spec.get("args"))
+    return isinstance(spec, dict) and bool(spec.get("args") or spec.get("generator"))
+
+
+def generated(spec: Any) -> bool:
+    """Whether the candidates come from a generator function (run in the sandbox only)."""
+    return isinstance(spec, dict) and bool(spec.get("generator"))
 
 
 def cap_candidates() -> int:
@@ -153,6 +162,49 @@ def _is_int(text: str) -> bool:
     text = text.strip()
     digits = text[1:] if text[:1] == "-" else text
     return digits.isascii() and digits.isdigit() and len(digits) <= 10
+
+
+GENERATOR = "variant"
+MAX_CALL = 2000  # characters of a generated call
+
+
+def check_generator(source: str, call: str) -> None:
+    """A generator function as typed: it must define ``variant(seed, n)`` and the call must have
+    arguments to replace. Only parsed here: it runs in the sandbox alone (``make``)."""
+    _call_node(call)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise VariationError("The generator is not valid Python.") from exc
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    if GENERATOR not in names:
+        raise VariationError(
+            f"The generator defines {GENERATOR}(seed, n), which returns the call's arguments "
+            "as a tuple."
+        )
+
+
+def generated_call(call: str, result: Any) -> str:
+    """The item's call with the arguments a generator returned (their repr, as the sandbox's
+    trace gives it). Raises VariationError when it is not a tuple of literals for every
+    argument (a single value is the first argument's)."""
+    node = _call_node(call)
+    try:
+        value = ast.literal_eval(str(result))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise VariationError("The generator did not return literals.") from exc
+    values = list(value) if isinstance(value, tuple) else [value]
+    if len(values) != len(node.args):
+        raise VariationError(
+            f"The generator returned {len(values)} value{'s' if len(values) != 1 else ''} for "
+            f"{len(node.args)} argument{'s' if len(node.args) != 1 else ''}."
+        )
+    varied = copy.deepcopy(node)
+    varied.args = [_literal(repr(v)) for v in values]
+    text = ast.unparse(varied)
+    if len(text) > MAX_CALL:
+        raise VariationError(f"The generated call is over {MAX_CALL:,} characters.")
+    return text
 
 
 def as_text(spec: dict[str, Any]) -> str:
@@ -352,8 +404,7 @@ def progress(item: Item) -> Progress:
     counts = dict.fromkeys(Variant.Status.values, 0)
     for status in Variant.objects.filter(item=item, spec=key).values_list("status", flat=True):
         counts[status] += 1
-    spec = item.variation if isinstance(item.variation, dict) else {}
-    possible = len(candidates(spec, _call(item), item_id=item.pk, limit=cap_candidates()))
+    possible = runs_needed(item, per_candidate=1)
     return Progress(
         valid=counts[Variant.Status.VALID],
         wanted=wanted(item),
@@ -368,10 +419,19 @@ def _call(item: Item) -> str:
     return item.program.call if item.program is not None else ""
 
 
-def runs_needed(item: Item) -> int:
-    """The sandbox runs making this item's variants may cost (counted when it is saved)."""
-    spec = item.variation if isinstance(item.variation, dict) else {}
-    return len(candidates(spec, _call(item), item_id=item.pk, limit=cap_candidates()))
+def runs_needed(item: Item, *, per_candidate: int | None = None) -> int:
+    """The candidates this item's variants may try (``per_candidate=1``), or the sandbox runs
+    they may cost: one each, two for a generator's (its own run, then the key's)."""
+    return needed(item.variation, _call(item), item_id=item.pk, per_candidate=per_candidate)
+
+
+def needed(spec: Any, call: str, *, item_id: int = 0, per_candidate: int | None = None) -> int:
+    """``runs_needed`` for a generator and call not saved yet (the item form)."""
+    if not isinstance(spec, dict) or not (spec.get("args") or spec.get("generator")):
+        return 0
+    if generated(spec):
+        return cap_candidates() * (2 if per_candidate is None else per_candidate)
+    return len(candidates(spec, call, item_id=item_id, limit=cap_candidates()))
 
 
 def make(item_id: int, key: str) -> str:
@@ -382,8 +442,10 @@ def make(item_id: int, key: str) -> str:
     item = Item.objects.select_related("program", "assignment").filter(pk=item_id).first()
     if item is None or item.program is None or not is_varied(item) or spec_key(item) != key:
         return "stale"  # gone, or changed since: its own task makes the new ones
-    calls = candidates(item.variation, item.program.call, item_id=item.pk, limit=cap_candidates())
     goal = wanted(item)
+    if generated(item.variation):
+        return _make_generated(item, key, goal)
+    calls = candidates(item.variation, item.program.call, item_id=item.pk, limit=cap_candidates())
     for number, call in enumerate(calls):
         if Variant.objects.filter(item=item, spec=key, status=Variant.Status.VALID).count() >= goal:
             break
@@ -391,6 +453,59 @@ def make(item_id: int, key: str) -> str:
         if variant.status == Variant.Status.PENDING:
             _settle(item, variant)
     return "ok"
+
+
+def _make_generated(item: Item, key: str, goal: int) -> str:
+    """``make`` for a generator function: candidate n's call is what ``variant(seed, n)``
+    returns in the sandbox (the same every time, so a retry finds the same calls); one that
+    raises, returns no tuple of literals, or repeats an earlier call is refused."""
+    for number in range(cap_candidates()):
+        valid_now = Variant.objects.filter(item=item, spec=key, status=Variant.Status.VALID)
+        if valid_now.count() >= goal:
+            break
+        variant = Variant.objects.filter(item=item, spec=key, number=number).first()
+        if variant is None:
+            try:
+                call, problem = _generate(item, number), ""
+            except VariationError as exc:
+                call, problem = "", str(exc)
+            except RuntimeError:
+                return "unavailable"  # the sandbox: nothing recorded, a retry goes on here
+            if not problem and Variant.objects.filter(item=item, spec=key, call=call).exists():
+                problem = "The generator gave the same call as an earlier candidate."
+            if problem:
+                Variant.objects.get_or_create(
+                    item=item, spec=key, number=number,
+                    defaults={"call": call, "status": Variant.Status.REFUSED, "problem": problem},
+                )  # fmt: skip
+                continue
+            variant = _candidate(item, key, number, call)
+        if variant.status == Variant.Status.PENDING:
+            _settle(item, variant)
+    return "ok"
+
+
+def _generate(item: Item, number: int) -> str:
+    """Candidate ``number``'s call, from the generator run in the sandbox (never here).
+    Raises VariationError with the reason, RuntimeError when the sandbox is unavailable."""
+    from playground import sandbox
+    from playground.runs.limits import limits_for_run
+
+    spec = item.variation
+    seed = int(spec.get("seed") or 0)
+    try:
+        trace = sandbox.run(
+            str(spec["generator"]),
+            call=f"{GENERATOR}({seed}, {number})",
+            limits=limits_for_run({}),
+        )
+    except sandbox.SandboxUnavailable as exc:
+        raise RuntimeError(str(exc)) from exc
+    if trace["status"] != "ok":
+        error = trace.get("error") if isinstance(trace.get("error"), dict) else {}
+        what = str((error or {}).get("type") or str(trace["status"]).replace("_", " "))
+        raise VariationError(f"The generator did not return ({what}).")
+    return generated_call(_call(item), trace["result"])
 
 
 def _candidate(item: Item, key: str, number: int, call: str) -> Variant:

@@ -394,3 +394,47 @@ def test_preparing_again_retries_the_candidates_the_server_failed(
     assert len(again) == 3
     assert lost.call in {v.call for v in again}  # the same candidate, run anew
     assert not variants.failed(item).exists()
+
+
+# A generator function: candidate n is f(n + 1), except n = 1 (it raises) and n = 5 (two values
+# for one argument). Run in the sandbox only, like the program.
+GENERATOR = (
+    "def variant(seed, n):\n"
+    "    if n == 1:\n"
+    "        raise ValueError('not this one')\n"
+    "    if n == 5:\n"
+    "        return ('two', 'values')\n"
+    "    return (n + 1,)\n"
+)
+
+
+def test_a_generator_function_run_in_the_sandbox_makes_the_candidates(
+    eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    w = course_world()
+    a = assignment(w.course)
+    url = reverse("classroom:item_new", args=[w.course.pk, a.pk])
+    form = {"mode": "output", "points": "1", "origin": "new", "source": SOURCE, "call": "f(5)",
+            "variant_count": "4"}  # fmt: skip
+    client = client_for(w.instructor)
+    bad = client.post(url, {**form, "vary_generator": "def other(n):\n    return (n,)\n"})
+    assert "The generator defines variant(seed, n)" in bad.content.decode()
+    both = client.post(url, {**form, "vary_generator": GENERATOR, "vary": "1: 1..9"})
+    assert "not both" in both.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = client.post(url, {**form, "vary_generator": GENERATOR})
+    assert saved.status_code == 302
+    item = Item.objects.get(assignment=a)
+    made = {v.number: v for v in Variant.objects.filter(item=item)}
+    assert "ValueError" in made[1].problem
+    assert made[1].status == "refused"
+    assert made[2].call == "f(3)"
+    assert "ZeroDivisionError" in made[2].problem
+    assert "2 values for 1 argument" in made[5].problem
+    assert [v.call for v in variants.valid(item)] == ["f(1)", "f(4)", "f(5)", "f(7)"]
+    mine = variants.variant_for(item, w.s1)
+    assert mine is not None
+    value = GOOD[int(mine.call[2:-1])]
+    sub, _ = submissions.submit(item=variants.for_student(item, w.s1), student=w.s1, answer=value)
+    assert sub is not None
+    assert sub.score == 1.0

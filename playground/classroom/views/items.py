@@ -242,7 +242,7 @@ def _variant_runs(item: Item | None, out: Any) -> int:
     ):
         return 0
     call = out.new_call if out.new_source is not None else (out.program.call if out.program else "")
-    return len(variants.candidates(out.variation, call, item_id=0, limit=variants.cap_candidates()))
+    return variants.needed(out.variation, call)
 
 
 def _count_variant_runs(request: HttpRequest, runs: int) -> ratelimits.Refused | None:
