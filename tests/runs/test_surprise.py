@@ -25,6 +25,7 @@ from playground.lib import leases, ratelimits, worktimes
 from playground.runs import surprise
 from playground.runs.models import Run, RunSurprise
 from playground.runs.pipeline import work_key
+from playground.sharing.models import ShareLink
 from tests.factories import ProgramFactory, UserFactory, store_traces
 from tests.oracle import Oracle, oracle_server
 
@@ -325,3 +326,23 @@ def test_a_model_no_longer_on_the_site_is_said_and_never_sent(
     row = RunSurprise.objects.get(run=run)
     assert (row.state, row.reason) == (RunSurprise.State.FAILED, surprise.GONE)
     assert scoring.scored == 0
+
+
+def test_a_share_link_shows_the_heat_map_read_only(
+    scoring: Oracle, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    user = UserFactory()
+    run = finished_run(user)
+    link = ShareLink.objects.create(run=run)
+    anyone = Client()
+    page = anyone.get(link.get_absolute_url()).content.decode()
+    assert "Not scored yet." in page
+    assert 'id="surprise-form"' not in page
+    post(_client(user), run, django_capture_on_commit_callbacks)
+    page = anyone.get(link.get_absolute_url()).content.decode()
+    assert 'id="surprise-table"' in page
+    assert 'id="surprise-form"' not in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "<b>x</b>" not in page
+    # The share link does not open the owner's endpoint.
+    assert anyone.get(reverse("runs:surprise", args=[run.pk])).status_code == 404
