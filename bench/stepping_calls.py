@@ -1,7 +1,7 @@
 """Benchmark: what re-synced stepping (``step``, issue 22) costs in model calls and prompt tokens,
 with its shared-prefix prompts against re-prompting from scratch each step.
 
-    .venv/bin/python bench/stepping_calls.py [programs]
+    .venv/bin/python bench/stepping_calls.py [programs] [--llama]
 
 No database. The model is the oracle server of the tests (tests/oracle.py: always right, and it
 reports prompt tokens as characters / 4, the estimate used on both sides of each ratio); the
@@ -16,6 +16,13 @@ the run's stored prompt sizes, ``details.stepping.prompt_chars``, checked agains
 the oracle received; and, as a floor, the fixed prefix alone, ``prefix_chars``), and ratio =
 computed with the cache / computed from scratch. For scale, the ``trace`` method asks for the
 whole trace in one call.
+
+With ``--llama``, the prompts the oracle received are sent again to the embedded model's server
+(llama.cpp through llama-cpp-python, SmolLM2-135M on the CPU; one token answered, so the time is
+the prompt's): in order, where each prompt extends the one before and the server reuses the
+evaluated prefix, and from scratch, each prompt opened by a line naming its step (a prompt that
+shares no prefix with the one before, as a naive per-step prompt would). Wall time of each pass,
+and the server's own prompt tokens.
 """
 
 from __future__ import annotations
@@ -23,14 +30,18 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+
+import httpx  # noqa: E402
 
 from playground.emulation import stepping, trace  # noqa: E402
 from playground.emulation.base import Item, Session  # noqa: E402
@@ -67,8 +78,42 @@ def items(count: int) -> list[tuple[str, Item]]:
     return out
 
 
+def replay(prompts: list[list[str]]) -> list[str]:
+    """Each run's prompts sent to the embedded model's server, in order and from scratch: the
+    table rows (wall time, the server's prompt tokens)."""
+    from playground.llm.embedded import serving
+
+    def send(client: httpx.Client, base: str, text: str) -> int:
+        body = {"messages": [{"role": "user", "content": text}], "max_tokens": 1,
+                "temperature": 0.0}  # fmt: skip
+        answer = client.post(f"{base}/chat/completions", json=body, timeout=600)
+        if answer.status_code != 200:
+            raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
+        return int(answer.json()["usage"]["prompt_tokens"])
+
+    rows = ["| pass | prompts | server's prompt tokens | wall time |", "|---|---|---|---|"]
+    with serving(extra=("--n_ctx", "4096")) as base, httpx.Client() as client:
+        send(client, base, "warm up")
+        timed = {}
+        for name in ("each prompt extends the last (prefix reused)", "from scratch each step"):
+            t0, counted = time.monotonic(), 0
+            for run in prompts:
+                for step, text in enumerate(run):
+                    if name.startswith("from scratch"):
+                        text = f"Step {step + 1} of the call.\n{text}"
+                    counted += send(client, base, text)
+            timed[name] = time.monotonic() - t0
+            rows.append(f"| {name} | {sum(map(len, prompts))} | {counted:,} | "
+                        f"{timed[name]:.1f} s |")  # fmt: skip
+        cached, scratch = timed.values()
+        rows.append(f"| **ratio** | | | **{cached / scratch:.2f}** |")
+    return rows
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 6
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    count = int(args[0]) if args else 6
+    recorded: list[list[str]] = []
     rows = [
         "| program | steps | graded (calls) | prompt tokens sent | not recomputed, fixed prefix "
         "only | not recomputed, each prompt's prefix | computed with a prefix cache | computed "
@@ -92,6 +137,7 @@ def main() -> None:
         assert verdict.get("status") == "correct", (name, verdict.get("explanation"))
         prompts = oracle.prompts
         assert len(prompts) == session.calls
+        recorded.append(prompts)
         # From the run's stored sizes (details.stepping.prompt_chars, what the run page shows),
         # checked against the prompts the oracle received: each starts with the one before it.
         sizes = emulation.details["stepping"]["prompt_chars"]
@@ -121,6 +167,11 @@ def main() -> None:
     )
     print(f"Re-synced stepping on the first {count} CRUXEval programs, the oracle model\n")
     print("\n".join(rows))
+    if "--llama" in sys.argv:
+        # A timeout's SIGTERM leaves through the server's context manager, which stops it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        print("\nThe same prompts, prompt processing on the embedded model's server\n")
+        print("\n".join(replay(recorded)))
 
 
 if __name__ == "__main__":
