@@ -102,7 +102,8 @@ def test_a_model_wrong_at_one_step_is_graded_wrong_there_only(k: int, part: str)
     # What the viewer shows beside the true step: the model's step as read.
     predicted = marks[k]["predicted"]
     assert predicted["line"] == real[k]["line"]
-    assert "'the oracle is wrong here'" in [*predicted["changed"].values(), predicted.get("returns")]
+    said = [*predicted["changed"].values(), predicted.get("returns")]
+    assert "'the oracle is wrong here'" in said
     # The counts an evaluation sums: one part wrong at one step, each mark's step index.
     figures = verdict["figures"]
     assert figures["right"][part] == len(marks) - 1
