@@ -36,18 +36,26 @@ WRONG = 14  # step 14 of the call (line 10, s = 2): the oracle gives s a wrong v
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def _stepping_run(user: Any) -> tuple[Run, list[dict[str, Any]]]:
-    """A finished re-synced stepping run of SOURCE by the oracle, wrong at step WRONG."""
+def _stepping_run(
+    user: Any, *, free: bool = False, unreadable: int | None = None
+) -> tuple[Run, list[dict[str, Any]]]:
+    """A finished stepping run of SOURCE by the oracle, wrong at step WRONG (re-synced, or free);
+    ``unreadable``: that step's stored answer replaced by text with no step in it, and the run
+    judged again against its real trace, as the pipeline judges it."""
     real = sandbox.run(SOURCE, call=CALL)
     assert real["status"] == "ok"
     item = Item(kind="program", source=SOURCE, call=CALL)
     with oracle_server(Oracle(error_step=WRONG)) as model:
         session = Session(model)
-        emulation = stepping.emulate(item, session)
+        emulation = (stepping.emulate_free if free else stepping.emulate)(item, session)
+    verdict = emulation.verdict
+    if unreadable is not None:
+        emulation.details["stepping"]["answers"][unreadable] = f"{IMG} is the next line"
+        verdict = stepping.judge(real, emulation.details)
     program = ProgramFactory(source=SOURCE, call=CALL, owner=user)
     run = Run.objects.create(
-        program=program, owner=user, method="step", model=model.name, status=Run.Status.DONE,
-        emulation_done=True, verdict=emulation.verdict, details=emulation.details,
+        program=program, owner=user, method="step-free" if free else "step", model=model.name,
+        status=Run.Status.DONE, emulation_done=True, verdict=verdict, details=emulation.details,
         prediction=emulation.prediction or "", source=SOURCE, call=CALL,
         model_calls=session.calls, prompt_tokens=session.prompt_tokens,
     )  # fmt: skip
@@ -157,3 +165,30 @@ def test_both_sides_step_together_and_the_wrong_step_shows_the_truth(
     page.locator("#viewer").screenshot(path=str(ARTIFACTS / "stepping_viewer_phone.png"))
     assert dialogs == []
     assert errors == []
+
+
+def test_free_mode_says_where_it_re_synced_and_an_unreadable_answer_stays_text(
+    page: Page, live_server: LiveServer
+) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    run, steps = _stepping_run(signed_in(page, live_server.url), free=True, unreadable=3)
+    called = call_steps(steps)
+    assert run.verdict["figures"]["resyncs"] == 1  # at the wrong step (as the model ran)
+    page.goto(live_server.url + run.get_absolute_url())
+    expect(page.locator("#model-step-title")).to_contain_text("re-synced at each wrong one")
+    mark = page.locator("#model-mark")
+    # The first wrong step met is the unreadable answer: the model's text, as text.
+    page.get_by_role("button", name="Run to the next step the model got wrong (D)").click()
+    expect(page.locator("#step-info")).to_contain_text(f"Step {called[3]['i'] + 1} of ")
+    expect(mark).to_have_text(
+        "✗ unreadable: no step object in the trace format · re-synced here: the real step was "
+        "given back"
+    )
+    expect(page.locator("#model-raw code")).to_have_text(f"{IMG} is the next line")
+    expect(page.locator("#model-vs")).to_be_hidden()
+    page.keyboard.press("D")
+    expect(page.locator("#step-info")).to_contain_text(f"Step {called[WRONG]['i'] + 1} of ")
+    expect(mark).to_contain_text("✗ wrong: variables · re-synced here")
+    assert page.locator("#viewer img").count() == 0
+    assert dialogs == []
