@@ -35,6 +35,7 @@ class ItemData:
     model: str
     method: str
     probe_config: dict[str, int] = field(default_factory=dict)  # answer the probes
+    step_choice: dict[str, Any] = field(default_factory=dict)  # predict the next state
     rule: str = ""  # execute under a changed rule
     results: str = ""  # when students see their results (models.Results; "": the assignment's)
     partial_credit: str = "proportional"  # a multi-part answer's credit (models.PartialCredit)
@@ -86,6 +87,8 @@ def save_item(
         # The probes' seed and counts need no new key: the questions come from the same run.
         item.probe_config = data.probe_config if data.mode == Mode.PROBES else {}
         item.rule = data.rule if data.mode == Mode.RULE else ""
+        # The asked steps need no new key either: they are steps of the same run.
+        item.step_choice = data.step_choice if data.mode == Mode.NEXT_STATE else {}
         item.results = data.results
         item.partial_credit = data.partial_credit
         item.variation = data.variation if data.mode in variants.VARIED_MODES else {}
@@ -109,6 +112,7 @@ KEY_METHOD = {
     Mode.TRACE: "real",
     Mode.PROBES: "real",
     Mode.RULE: "real",
+    Mode.NEXT_STATE: "real",
 }
 
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import QueryDict
 
-from playground.classroom import variants
+from playground.classroom import nextstate, variants
 from playground.classroom.authoring import ItemData
 from playground.classroom.checkpoints import check_checkpoints
 from playground.classroom.models import Item, Mode, PartialCredit, Results
@@ -240,6 +240,15 @@ class ItemForm(forms.Form):
     probe_sequence = WholeNumberField(
         required=False, min_value=0, max_value=1, label="Executed lines"
     )
+    # Predict the next state: which steps are asked (nextstate.parse_choice).
+    step_choice = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Asked steps",
+        initial=f"every {nextstate.DEFAULT_EVERY}",
+        help_text=f"“every N”: each step after the call, up to N (at most {nextstate.MAX_ASKED}); "
+        "or step numbers, e.g. 3, 5, 9 (step 1 is the call). The others are shown as they ran.",
+    )
     # Execute under a changed rule: one of those offered for the program (semantics.offered).
     rule = forms.ChoiceField(
         required=False,
@@ -334,6 +343,7 @@ class ItemForm(forms.Form):
             Mode.BEAT_MODEL: self._clean_beat_model,
             Mode.PROBES: self._clean_probes,
             Mode.RULE: self._clean_rule,
+            Mode.NEXT_STATE: self._clean_next_state,
         }[mode]
         what = clean_mode(cleaned)
         variation = self._clean_variation(cleaned, mode, what)
@@ -351,6 +361,7 @@ class ItemForm(forms.Form):
                 model=what.model,
                 method=what.method,
                 probe_config=what.probe_config,
+                step_choice=what.step_choice,
                 rule=what.rule,
                 results=str(cleaned.get("results") or ""),
                 partial_credit=str(cleaned.get("partial_credit") or PartialCredit.PROPORTIONAL),
@@ -454,6 +465,18 @@ class ItemForm(forms.Form):
         what.probe_config = {"seed": 0 if seed is None else int(seed), **counts}
         return what
 
+    def _clean_next_state(self, cleaned: dict[str, Any]) -> _Cleaned | None:
+        what = self._clean_program(cleaned)
+        if what is None:
+            return None
+        self._require_call(what)
+        try:
+            what.step_choice = nextstate.parse_choice(str(cleaned.get("step_choice") or ""))
+        except ValueError as exc:
+            self.add_error("step_choice", str(exc))
+            return None
+        return what
+
     def _clean_rule(self, cleaned: dict[str, Any]) -> _Cleaned | None:
         what = self._clean_program(cleaned)
         if what is None:
@@ -544,6 +567,7 @@ class _Cleaned:
     model: str = ""
     method: str = ""
     probe_config: dict[str, int] = field(default_factory=dict)
+    step_choice: dict[str, Any] = field(default_factory=dict)
     rule: str = ""
 
     @property
@@ -566,6 +590,7 @@ def _item_initial(item: Item) -> dict[str, Any]:
         "results": item.results,
         "partial_credit": item.partial_credit,
         "pool": item.pool,
+        "step_choice": nextstate.choice_text(item.step_choice),
     }
     if variants.is_varied(item):
         initial["vary"] = variants.as_text(item.variation)

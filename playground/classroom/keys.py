@@ -159,6 +159,10 @@ def _check(item: Item, run: Run) -> tuple[list[str], list[str]]:
             "or it has no line, variable or value to ask about): choose another program or call, "
             "or ask for other kinds of questions."
         )
+    if item.mode == Mode.NEXT_STATE:
+        from playground.classroom import nextstate
+
+        problems += nextstate.problems(item)
     if item.mode == Mode.RULE and run.rule != item.rule:
         problems.append("The key run was not made under the item's rule: prepare the key again.")
     elif item.mode == Mode.RULE and run.standard_trace is None:

@@ -56,6 +56,12 @@ def grade_now(item: Item, answer: Any) -> grading.Grade:
             return grading.invalid("Fill in the variables at each checkpoint.")
         grade = grading.grade_trace(answer, real.get("steps", []), item.checkpoints)
         return grading.partial_credit(grade, item.partial_credit)
+    if item.mode == Mode.NEXT_STATE:
+        from playground.classroom import nextstate
+
+        return nextstate.grade(
+            answer, nextstate.key_steps(item), item.step_choice, item.partial_credit
+        )
     if item.mode == Mode.DIVERGENCE:
         if not isinstance(answer, str):
             return grading.invalid("Mark a step number.")

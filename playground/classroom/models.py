@@ -395,6 +395,7 @@ class Mode(models.TextChoices):
     BEAT_MODEL = "beat", "Beat the model"
     PROBES = "probes", "Answer the probes"
     RULE = "rule", "Execute under a changed rule"
+    NEXT_STATE = "nextstate", "Predict the next state"
 
 
 def source_key(source: str) -> str:
@@ -431,7 +432,10 @@ class Item(models.Model):
     probe_config = models.JSONField(default=dict, blank=True, db_default={})
     # Execute under a changed rule: the rule's name (sandbox/inside/semantics.py's RULES).
     rule = models.CharField(max_length=32, blank=True, default="", db_default="")
-    # Predict the trace, answer the probes: grading.partial_credit's rule.
+    # Predict the next state (nextstate.py): which steps of the call are asked, {"every": 20}
+    # (every step after the call, up to 20) or {"steps": [3, 5]} (step numbers, the call is 1).
+    step_choice = models.JSONField(default=dict, blank=True, db_default={})
+    # Predict the trace, answer the probes, predict the next state: grading.partial_credit's rule.
     partial_credit = models.CharField(
         max_length=12,
         choices=PartialCredit.choices,
@@ -599,6 +603,29 @@ class Submission(models.Model):
     @property
     def final_credit(self) -> float | None:
         return self.override_credit if self.override_credit is not None else self.credit
+
+
+class StepPrediction(models.Model):
+    """A student's prediction of one asked step of a "predict the next state" item, graded when
+    made (nextstate.py); the true step is shown only after it exists, so it is never changed."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="step_predictions")
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    step = models.PositiveIntegerField(help_text="Index of the call's steps (0: the call).")
+    answer = models.JSONField(help_text="The prediction as entered: line, event, changed, value.")
+    mark = models.JSONField(default=dict, blank=True)
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["item", "student", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "student", "step"], name="step_prediction_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} on step {self.step + 1} of {self.item}"
 
 
 def refresh_item_keys(program_ids: list[int]) -> int:

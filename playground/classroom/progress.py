@@ -157,10 +157,10 @@ GUARDED_MESSAGE = {1.0: "Right."}
 def guarded_message(submission: Submission, revealed: bool) -> str:
     """The grader's message, or (while the answer must stay hidden) only how it went."""
     message = str(submission.feedback.get("message", ""))
-    if revealed or submission.item.mode in ("puzzle", "trace", "input", "probes"):
+    if revealed or submission.item.mode in ("puzzle", "trace", "input", "probes", "nextstate"):
         # A puzzle's or a checkpoint count's message names no expected value, nor do the
-        # probes' counts; an input's names the output, which the question shows, and what the
-        # student's own call returned.
+        # probes' counts, nor the next state's count of steps right; an input's names the
+        # output, which the question shows, and what the student's own call returned.
         return message
     if submission.score is not None and submission.score >= 1.0:
         return "Right."

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from playground.classroom.views import assignments, courses, grades, items, joining, roster, student
+from playground.classroom.views import (
+    assignments,
+    courses,
+    grades,
+    items,
+    joining,
+    next_state,
+    roster,
+    student,
+)
 
 app_name = "classroom"
 
@@ -23,6 +32,7 @@ urlpatterns = [
     path(_A + "finish/", student.exam_finish, name="exam_finish"),
     path(_A + "items/<int:item_id>/", student.item, name="item"),
     path(_A + "items/<int:item_id>/submit/", student.submit, name="submit"),
+    path(_A + "items/<int:item_id>/next-state/", next_state.next_state, name="next_state"),
     # Staff (views.courses, roster, assignments, items, grades): managing courses and grades.
     path("courses/new/", courses.course_new, name="course_new"),
     path("courses/<int:course_id>/manage/", courses.course_manage, name="course_manage"),

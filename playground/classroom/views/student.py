@@ -332,7 +332,8 @@ def _item_context(
         "kept": _kept(answer) if error and answer is not None and refusal else [],
         "results_wait": "" if feedback or not is_student else visibility.results_wait(item, end),
         "refusal": refusal,
-        "can_submit": is_student and not refusal,
+        # Predict the next state answers step by step (views/next_state.py), not in this form.
+        "can_submit": is_student and not refusal and item.mode != Mode.NEXT_STATE,
         "answer_text": typed if isinstance(typed, str) else "",
         "checkpoints": _checkpoints(item, values, marks) if item.mode == Mode.TRACE else [],
         "model_steps": _model_steps(item) if item.mode == Mode.DIVERGENCE else [],
@@ -352,7 +353,14 @@ def _item_context(
         "oob_viewer": oob_viewer and show_key_trace,
         "poll_url": item.get_absolute_url(),
         **(_input_question(item) if item.mode == Mode.INPUT else {}),
+        **(_next_state(item, member, request.user) if item.mode == Mode.NEXT_STATE else {}),
     }
+
+
+def _next_state(item: Item, member: Membership, user: Any) -> dict[str, Any]:
+    from playground.classroom.views.next_state import context_for
+
+    return context_for(item, member, user)
 
 
 def _kept(answer: Any) -> list[tuple[str, str]]:
