@@ -107,7 +107,13 @@ START_RUN    rule      S S       H E   H E   H H     S S
 SHARE        rule      S S       H H   H H   H H     S S
 RUN          varied    S S       H H   H H   H H     S S
 SHARE        varied    S S       H H   H H   H H     S S
+LIBRARY      nextstate S S       H H   H H   H H     S S
+RUN          nextstate S S       H H   H H   H H     S S
+SHARE        nextstate S S       H H   H H   H H     S S
 """
+# Predict the next state (issue 24): its key is the real run, every step of it; the item page
+# reveals a step only after its prediction (tests/classroom/test_next_state.py), and everywhere
+# else the run is hidden as any item's.
 # A varied item (issue 24: each student gets their own call, variants.py): a variant's key is a
 # real run of the item's program on another call. Its rows are the item rows too: one's own run
 # of the program on a variant's call, and a share link of a variant's key run, hide the variant's
@@ -232,7 +238,12 @@ def test_a_timed_exams_states_follow_the_students_own_clock() -> None:
 
 def test_the_modes_rows_are_the_rows_of_any_item() -> None:
     items = _student_table()
-    assert {mode for _, mode, _, _ in _mode_table()} == {Mode.PROBES, Mode.RULE, VARIED}
+    assert {mode for _, mode, _, _ in _mode_table()} == {
+        Mode.PROBES,
+        Mode.RULE,
+        VARIED,
+        Mode.NEXT_STATE,
+    }
     for (surface, _, state, exam), verdict in _mode_table().items():
         assert verdict is items[surface, True, state, exam], (surface, state, exam)
 
@@ -330,7 +341,8 @@ RULE_SOURCE = "def r(a, b):\n    return 'qv' + str(a + b) + 'zk-ruled'\n"
 MODE_RULE = "swap-add-sub"
 VARIED_SOURCE = "def v(n):\n    return 'vq' + str(n * 111) + 'zk-varied'\n"
 VARIANT_CALL = "v(7)"  # the item's own call is v(2): the variant's value is another
-MODES = (Mode.PROBES, Mode.RULE, VARIED)
+NEXT_SOURCE = "def n(k):\n    word = 'nx' + str(k * 3)\n    return word + 'zk-next'\n"
+MODES = (Mode.PROBES, Mode.RULE, VARIED, Mode.NEXT_STATE)
 # ``decide`` knows no modes: their rows are checked hidden (open) and shown (closed), which keeps
 # the table's cost down; the rows themselves equal the item rows in every state (above).
 MODE_STATES = (State.OPEN, State.CLOSED)
@@ -345,6 +357,7 @@ def _mode_item(
         Mode.PROBES: (PROBES_SOURCE, "p('probe-q')", "PROBE-Q!", 9003),
         Mode.RULE: (RULE_SOURCE, "r(9, 4)", "qv5zk-ruled", 9004),  # 9 - 4: + subtracts
         VARIED: (VARIED_SOURCE, "v(2)", "vq777zk-varied", 9005),  # the variant v(7)'s value
+        Mode.NEXT_STATE: (NEXT_SOURCE, "n(41)", "nx123zk-next", 9006),
     }[mode]
     program = library_program(
         source=source, call=call, expected=f"'{secret}'", title=f"CRUXEval sample_{number}",
@@ -709,7 +722,7 @@ def _probes() -> Iterator[tuple[Surface, bool, Probe]]:
 
 
 def _mode_probes() -> Iterator[tuple[Surface, str, Probe]]:
-    for mode in (Mode.PROBES, Mode.RULE):
+    for mode in (Mode.PROBES, Mode.RULE, Mode.NEXT_STATE):
         yield Surface.LIBRARY, mode, lambda w, v, m=mode: probe_library(w, v, item=True, mode=m)
         yield Surface.RUN, mode, lambda w, v, m=mode: probe_run(w, v, mode=m)
         yield Surface.SHARE, mode, lambda w, v, m=mode: probe_share(w, v, item=True, mode=m)
@@ -775,7 +788,7 @@ def test_the_probes_see_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     assert probe_evaluation(w, Viewer.STUDENT, item=True) is Verdict.SHOW
     assert probe_preview(w, Viewer.STUDENT, item=True) is Verdict.SHOW
     assert probe_share(w, Viewer.ANONYMOUS, item=True) is Verdict.SHOW
-    for mode in (Mode.PROBES, Mode.RULE):
+    for mode in (Mode.PROBES, Mode.RULE, Mode.NEXT_STATE):
         assert probe_run(w, Viewer.STUDENT, mode=mode) is Verdict.SHOW
         assert probe_share(w, Viewer.ANONYMOUS, item=True, mode=mode) is Verdict.SHOW
     assert probe_new_course(w, Viewer.STUDENT) is Verdict.SHOW
