@@ -186,10 +186,20 @@ def mark_step(
     kind = stepping.kinds_of(steps[: index + 1])[index]
     # stepping.grade reads ``stdout`` as a part; the student is not asked it: give it the same.
     graded = stepping.grade(index, kind, {**real, "stdout": ""}, as_step_text(prediction))
-    variables = {str(k): bool(v) for k, v in (graded.get("variables") or {}).items()}
-    parts: dict[str, bool] = {"line": bool(graded["parts"]["line"])}
-    if real.get("event", "line") in ("return", "exception", "unwind"):
-        parts["value"] = bool(graded["parts"]["value"])
+    return counted(index, graded, str(real.get("event", "line")))
+
+
+def counted(index: int, graded: dict[str, Any], event: str) -> dict[str, Any]:
+    """A ``stepping.grade`` mark (a student's, or a model's from its ``step`` run's verdict)
+    reduced to the parts a student answers: the line, each changed variable, and the value at
+    a return or an exception."""
+    raw = graded.get("variables")
+    variables = {str(k): bool(v) for k, v in (raw if isinstance(raw, dict) else {}).items()}
+    found = graded.get("parts")
+    marks: dict[str, Any] = found if isinstance(found, dict) else {}
+    parts: dict[str, bool] = {"line": bool(marks.get("line"))}
+    if event in ("return", "exception", "unwind"):
+        parts["value"] = bool(marks.get("value"))
     right = sum(parts.values()) + sum(variables.values())
     total = len(parts) + len(variables)
     return {"step": index, "parts": parts, "variables": variables, "right": right, "total": total}

@@ -62,6 +62,7 @@ class ItemStats:
     wrong: list[WrongAnswer] = field(default_factory=list)
     models: list[Bar] = field(default_factory=list)
     probes: ProbeTable | None = None  # answer the probes: per kind, students vs models
+    steps: StepTable | None = None  # predict the next state: per asked step, students vs models
     drew: int | None = None  # an item of a pool: how many students drew it
     variants: list[tuple[str, int]] = field(default_factory=list)  # (call, students) answering
 
@@ -245,7 +246,108 @@ def item_stats(item: Item) -> ItemStats:
     stats.models = model_bars(item)
     if item.mode == Mode.PROBES:
         stats.probes = probe_table(item, graded)
+    if item.mode == Mode.NEXT_STATE:
+        stats.steps = step_table(item)
     return stats
+
+
+# Predict the next state: per asked step, students vs each model's re-synced step runs ----------
+
+
+@dataclass
+class StepColumn:
+    """The students, or one model's ``step`` runs of the item's program and call: per asked
+    step (an index) the sum of the step scores (the item's partial credit rule) and the count."""
+
+    label: str
+    short: str = ""
+    runs: int = 0
+    cells: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, index: int, score: float) -> None:
+        cell = self.cells.setdefault(index, [0.0, 0])
+        cell[0] += score
+        cell[1] += 1
+
+    def mean(self, index: int) -> float | None:
+        total, count = self.cells.get(index, [0.0, 0])
+        return total / count if count else None
+
+    def overall(self) -> float | None:
+        means = [m for m in (self.mean(i) for i in self.cells) if m is not None]
+        return sum(means) / len(means) if means else None
+
+
+@dataclass
+class StepTable:
+    asked: list[int]
+    lines: dict[int, Any]
+    columns: list[StepColumn]
+    models: list[tuple[str, str]] = field(default_factory=list)  # what staff may start a run of
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "number": i + 1,
+                "line": self.lines.get(i),
+                "cells": [(c.mean(i), int(c.cells.get(i, [0, 0])[1])) for c in self.columns],
+            }
+            for i in self.asked
+        ]
+
+
+STEP_METHOD = "step"  # the re-synced method: the model predicts each step given the real ones
+
+
+def step_runs(item: Item) -> Any:
+    """The model's re-synced ``step`` runs of the item's program and call, finished."""
+    runs = _runs(item)
+    if runs is None or item.program is None:
+        return Run.objects.none()
+    return runs.filter(method=STEP_METHOD, call=item.program.call, status=Run.Status.DONE).exclude(
+        model=""
+    )
+
+
+def step_table(item: Item) -> StepTable:
+    """The asked steps: the students' mean step score beside each model's, on the same steps
+    graded by the same rule (a model's marks are its run's verdict, ``stepping.grade``'s)."""
+    from playground.classroom import nextstate
+    from playground.classroom.models import StepPrediction
+
+    steps = nextstate.key_steps(item)
+    asked = nextstate.asked(item.step_choice, len(steps))
+    events = {i: str(steps[i].get("event", "line")) for i in asked}
+    students = StepColumn("Students", short="Students")
+    for step, mark in StepPrediction.objects.filter(item=item, step__in=asked).values_list(
+        "step", "mark"
+    ):
+        if isinstance(mark, dict):
+            students.add(step, nextstate.step_score(mark, item.partial_credit))
+    columns: dict[str, StepColumn] = {}
+    labels = _labels()
+    for model, verdict in step_runs(item).values_list("model", "verdict").iterator():
+        marks = verdict.get("steps") if isinstance(verdict, dict) else None
+        column = columns.setdefault(
+            model, StepColumn(f"{labels.get(model, model)} · {method_label(STEP_METHOD)}", model)
+        )
+        column.runs += 1
+        for mark in marks if isinstance(marks, list) else []:
+            index = mark.get("step") if isinstance(mark, dict) else None
+            if index in events:
+                counted = nextstate.counted(index, mark, events[index])
+                column.add(index, nextstate.step_score(counted, item.partial_credit))
+    try:
+        models = [(m.name, m.label) for m in load_models()]
+    except RegistryError:
+        models = []
+    return StepTable(
+        asked=asked,
+        lines={i: steps[i].get("line") for i in asked},
+        columns=[students, *(columns[m] for m in sorted(columns))],
+        models=models,
+    )
 
 
 # Answer the probes: per kind, students vs models on the same questions -----------------------

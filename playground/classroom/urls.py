@@ -77,6 +77,11 @@ urlpatterns = [
     path(_A + "items/<int:item_id>/edit/", items.item_edit, name="item_edit"),
     path(_A + "items/<int:item_id>/delete/", items.item_delete, name="item_delete"),
     path(_A + "items/<int:item_id>/stats/", grades.item_stats, name="item_stats"),
+    path(
+        _A + "items/<int:item_id>/stats/step-run/",
+        next_state.model_run,
+        name="next_state_model_run",
+    ),
     path(_A + "library/", items.library_search, name="library_search"),
     path(_A + "extensions/", grades.extensions, name="extensions"),
     path(_A + "submissions/", grades.submissions, name="submissions"),

@@ -16,9 +16,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.classroom import authoring, keys, nextstate
+from playground.classroom import authoring, keys, nextstate, stats
 from playground.classroom.models import Item, Mode, PartialCredit, Results, StepPrediction
 from playground.classroom.models import Submission as Sub
+from playground.emulation import stepping
+from playground.runs.models import Run
 from tests.classroom.student_world import assignment, client_for, course_world, library_program
 
 HTMX = {"HX-Request": "true"}
@@ -244,3 +246,60 @@ def test_a_timed_exam_needs_its_clock(world: SimpleNamespace) -> None:
     refused = _predict(client_for(world.s1), world, 4, 4, "x = 40")
     assert refused.status_code == 409
     assert "Start the exam first" in _text(refused)
+
+
+# -- The model takes the same exercise (statistics) -------------------------------------------
+
+
+def _step_run(w: SimpleNamespace, answers: dict[int, str]) -> Run:
+    """A finished re-synced ``step`` run of the item's program, its verdict as the method makes
+    it (``stepping.grade`` of each answer against the real step)."""
+    steps = nextstate.key_steps(w.item)
+    kinds = stepping.kinds_of(steps)
+    marks = [stepping.grade(i, kinds[i], steps[i], text) for i, text in answers.items()]
+    verdict = stepping.summary(marks, total=len(steps), resyncs=None, mode="resync")
+    return Run.objects.create(
+        program=w.item.program, source=SOURCE, call=CALL, method="step", model="smollm2-135m",
+        status=Run.Status.DONE, verdict=verdict,
+    )  # fmt: skip
+
+
+def test_the_statistics_put_students_and_the_model_side_by_side_per_step(
+    world: SimpleNamespace,
+) -> None:
+    w = world
+    _predict(client_for(w.s1), w, 4, 4, "x = 40")
+    _predict(client_for(w.s1), w, 7, 3, "total = 900")
+    _predict(client_for(w.s2), w, 4, 3, "")
+    # The model: step 4 right, step 7 on the right line with the wrong total, step 5 (not
+    # asked of the students) left out of the table.
+    _step_run(w, {3: '{"line": 4, "changed": {"x": "40"}}', 4: '{"line": 3}',
+                  6: '{"line": 3, "changed": {"total": "941"}}'})  # fmt: skip
+    table = stats.step_table(w.item)
+    students, model = table.columns
+    assert [r["number"] for r in table.rows] == [4, 7]
+    assert students.mean(3) == pytest.approx(0.5)  # s1 right, s2 wrong line and no x
+    assert students.mean(6) == pytest.approx(0.5)
+    assert model.mean(3) == 1.0
+    assert model.mean(6) == pytest.approx(0.5)  # the line right, total wrong
+    assert model.runs == 1
+    page = client_for(w.instructor).get(
+        reverse("classroom:item_stats", args=[w.course.pk, w.assignment.pk, w.item.pk])
+    )
+    text = _text(page)
+    assert "The asked steps: students vs models" in text
+    assert "4 4 50% (2) 100% (1)" in text
+    assert "7 3 50% (1) 50% (1)" in text
+
+
+def test_staff_start_a_models_step_run_counted_as_work(world: SimpleNamespace) -> None:
+    w = world
+    url = reverse("classroom:next_state_model_run", args=[w.course.pk, w.assignment.pk, w.item.pk])
+    assert client_for(w.s1).post(url, {"model": "smollm2-135m"}).status_code == 403
+    staff = client_for(w.instructor)
+    refused = staff.post(url, {"model": "no-such-model"}, follow=True)
+    assert "Choose one of the site" in _text(refused)
+    assert not Run.objects.filter(method="step").exists()
+    staff.post(url, {"model": "smollm2-135m"})
+    run = Run.objects.get(method="step")
+    assert (run.model, run.call, run.owner) == ("smollm2-135m", CALL, w.instructor)

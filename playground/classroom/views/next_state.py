@@ -11,14 +11,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from playground.classroom import nextstate, progress
+from playground.classroom.access import get_item
 from playground.classroom.errors import ClassroomError
+from playground.classroom.item_form import model_choices
 from playground.classroom.models import Item, Membership, Mode, Role
+from playground.classroom.stats import STEP_METHOD
 from playground.classroom.views.student import _item_context, _item_for
 from playground.classroom.zones import in_course_zone
+from playground.lib import ratelimits
 from playground.lib.htmx import HtmxHttpRequest
 from playground.lib.params import object_id
 
@@ -118,3 +123,34 @@ def next_state(
         return redirect(item)
     page = {**_item_context(request, item, member), **context, "step_error": error}
     return render(request, "classroom/student/item.html", page, status=status)
+
+
+@login_required
+@require_POST
+@in_course_zone
+def model_run(request: HtmxHttpRequest, course_id: int, assignment_id: int, item_id: int) -> Any:
+    """Staff start a model's re-synced ``step`` run of the item's program and call (at most
+    ``stepping.MAX_CALLS`` model calls), for the statistics page's per-step comparison;
+    counted as an answer key's run is (``item_prepares.user``)."""
+    item, _ = get_item(request, course_id, assignment_id, item_id, staff=True)
+    here = reverse("classroom:item_stats", args=[course_id, assignment_id, item_id])
+    if item.mode != Mode.NEXT_STATE or item.program is None:
+        raise Http404("This item is not a stepping exercise.")
+    models, problem = model_choices()
+    model = request.POST.get("model", "")
+    if model not in {name for name, _ in models}:
+        messages.error(request, problem or "Choose one of the site's models.")
+        return redirect(here)
+    refused = ratelimits.exceeded(request, "item_prepares.user")
+    if refused is not None:
+        messages.error(request, refused.message)
+        return redirect(here)
+    from playground.emulation.registry import max_tokens_for
+    from playground.runs.services import start_run
+
+    start_run(
+        program=item.program, user=request.user, anon_token=None, method=STEP_METHOD,
+        model=model, max_tokens=max_tokens_for(STEP_METHOD),
+    )  # fmt: skip
+    messages.success(request, "The model's step run has started: reload this page when it is done.")
+    return redirect(here)
