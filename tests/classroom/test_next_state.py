@@ -146,7 +146,7 @@ def test_a_student_predicts_step_by_step_and_each_step_is_shown_only_after(
     shown = _predict(c, w, 4, 4, "x = 40", headers=HTMX)
     assert shown.status_code == 200
     text = _text(shown)
-    assert "You predicted: line at line 4, x = 40 — right" in text
+    assert "You predicted: line 4, x = 40 — right" in text
     assert "x = 900" in text  # step 6, given
     assert "Step 7: what happens next?" in text
     assert "940" not in text  # step 7 is asked: not on the page before its answer
@@ -157,7 +157,7 @@ def test_a_student_predicts_step_by_step_and_each_step_is_shown_only_after(
     again = _text(c.get(w.page))
     assert "Step 7: what happens next?" in again
     assert "940" not in again
-    assert "You predicted: line at line 4" in again
+    assert "You predicted: line 4" in again
 
     last = _text(_predict(c, w, 7, 3, "total = 900", headers=HTMX))
     assert "total = 940" in last  # the truth, now
@@ -218,7 +218,7 @@ def test_other_students_progress_is_not_found_staff_see_it(world: SimpleNamespac
     staff = client_for(w.instructor).get(mine)
     assert staff.status_code == 200
     assert "Predictions of student1" in _text(staff)
-    assert "You predicted: line at line 4, x = 40 — right" in _text(staff)
+    assert "You predicted: line 4, x = 40 — right" in _text(staff)
     # Staff predict nothing; the item's own page for them shows every step.
     assert _predict(client_for(w.instructor), w, 4, 4, "x = 40").status_code == 403
     assert "total = 940" in _text(client_for(w.instructor).get(w.url))
