@@ -368,7 +368,7 @@ class Exercise:
 
     @property
     def finished(self) -> bool:
-        return self.question is None
+        return self.question is None and bool(self.asked)
 
 
 def exercise(item: Item, student: Any, *, marks_shown: bool, everything: bool = False) -> Exercise:

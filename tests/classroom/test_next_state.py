@@ -303,3 +303,34 @@ def test_staff_start_a_models_step_run_counted_as_work(world: SimpleNamespace) -
     staff.post(url, {"model": "smollm2-135m"})
     run = Run.objects.get(method="step")
     assert (run.model, run.call, run.owner) == ("smollm2-135m", CALL, w.instructor)
+
+
+def test_the_item_form_saves_the_asked_steps_and_the_key_checks_them(
+    db: None, eager: None, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    w = course_world()
+    w.assignment = assignment(w.course)
+    program = library_program(source=SOURCE, call=CALL, expected="940")
+    url = reverse("classroom:item_new", args=[w.course.pk, w.assignment.pk])
+    client = client_for(w.instructor)
+    fields = {"mode": "nextstate", "origin": "library", "pick": f"program:{program.pk}",
+              "points": "1"}  # fmt: skip
+    refused = client.post(url, {**fields, "step_choice": "1, 4"})
+    assert "Step 1 is the call, which is always shown: ask from step 2 on." in _text(refused)
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = client.post(url, {**fields, "step_choice": "7, 4"})
+    assert saved.status_code == 302
+    item = Item.objects.get(assignment=w.assignment)
+    assert item.step_choice == {"steps": [4, 7]}
+    assert keys.key_status(item).ready
+    # Steps the call never reaches: the key says why, and students cannot start.
+    Item.objects.filter(pk=item.pk).update(step_choice={"steps": [40]}, key_check=None)
+    item.refresh_from_db()
+    status = keys.key_status(item)
+    assert status.problems == (
+        "None of the asked steps exists: the call has 9 steps. Ask other steps, or choose a "
+        "longer call.",
+    )
+    page = _text(client_for(w.s1).get(item.get_absolute_url()))
+    assert "its answer key has a problem" in page
+    assert 'id="step-form"' not in client_for(w.s1).get(item.get_absolute_url()).content.decode()

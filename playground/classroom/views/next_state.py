@@ -55,7 +55,7 @@ def context_for(
         "exercise": exercise,
         "is_student": is_student,
         "student": whose,
-        "can_predict": is_student and not exercise.finished and not refusal,
+        "can_predict": is_student and exercise.question is not None and not refusal,
         "refusal": refusal,
         "step_error": error,
         "events": nextstate.EVENTS,
