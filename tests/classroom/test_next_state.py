@@ -334,3 +334,28 @@ def test_the_item_form_saves_the_asked_steps_and_the_key_checks_them(
     page = _text(client_for(w.s1).get(item.get_absolute_url()))
     assert "its answer key has a problem" in page
     assert 'id="step-form"' not in client_for(w.s1).get(item.get_absolute_url()).content.decode()
+
+
+def test_a_regrade_applies_the_new_partial_credit_rule_and_staff_reach_the_steps(
+    world: SimpleNamespace,
+) -> None:
+    from playground.classroom import regrading
+
+    w = world
+    c = client_for(w.s1)
+    _predict(c, w, 4, 4, "x = 40")
+    _predict(c, w, 7, 3, "total = 900")
+    sub = Sub.objects.get(item=w.item, student=w.s1)
+    assert sub.score == pytest.approx(0.75)
+    Item.objects.filter(pk=w.item.pk).update(partial_credit=PartialCredit.ALL_OR_NOTHING)
+    w.item.refresh_from_db()
+    regrading.regrade(w.item, by=w.instructor)
+    sub.refresh_from_db()
+    assert sub.score == pytest.approx(0.5)
+    assert sub.history[0]["score"] == pytest.approx(0.75)
+    page = (
+        client_for(w.instructor)
+        .get(reverse("classroom:override", args=[w.course.pk, sub.pk]))
+        .content.decode()
+    )
+    assert f"next-state/?student={w.s1.pk}" in page
