@@ -172,8 +172,8 @@ class ItemForm(forms.Form):
         required=False,
         initial=PartialCredit.PROPORTIONAL,
         label="Partial credit",
-        help_text="Predict the trace and answer the probes: how the parts earn credit. Answers "
-        "already graded keep their grade.",
+        help_text="Predict the trace, answer the probes, predict the next state (per step): how "
+        "the parts earn credit. Answers already graded keep their grade.",
     )
     pool = forms.CharField(
         max_length=40,
