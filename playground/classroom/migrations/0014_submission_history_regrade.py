@@ -4,6 +4,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    # auditevent.action: its choices only (a new action), no change in the database; history: a
+    # column with a database default, which the previous release's inserts leave to it.
+    rolling_upgrade = "choices only, a column with a database default"
 
     dependencies = [
         ('classroom', '0013_item_variants_pools'),
