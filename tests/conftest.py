@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 _MODEL_FIXTURES = {"embedded_llm"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook would otherwise run first)
+# tryfirst: before xdist reads the groups (its hook would otherwise run first).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         # `--dist loadgroup`: a module's tests stay together on one worker (its module-scoped
