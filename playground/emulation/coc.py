@@ -8,6 +8,12 @@ Steps carry ``by: lm`` where the model stood in for Python.
 
 For a reasoning task (BIG-Bench Hard) the model first writes the program; the answer is then the
 program's variable ``answer``.
+
+Under a semantic rule (issue 21; a program only) the sandbox rewrites the program under the rule
+first, then for Chain of Code (sandbox/inside/coc_runtime.py), with the rule's helpers in its
+globals: the lines Python runs run under the rule, and a line that raises under it is simulated.
+Each LMulator prompt states the rule in a ``[RULE]`` block (``prompts.rule_note``) after the worked
+example, which keeps standard Python, so the model simulates its line under the rule too.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import functools
 import re
 from typing import Any
 
+from playground.emulation import prompts
 from playground.emulation.base import Emulation, Item, Session
 from playground.emulation.literals import NotALiteral, parse_literal
 from playground.emulation.tae import judge_task
@@ -109,7 +116,9 @@ def source_window(source: str, line: int, end: int | None = None) -> str:
     return "\n".join(shown)
 
 
-def lmulator_messages(source: str, request: Any) -> list[dict[str, str]]:
+def lmulator_messages(source: str, request: Any, rule: str = "") -> list[dict[str, str]]:
+    """The LMulator's prompt for one line Python could not run; under ``rule`` it states the
+    rule after the example (which is standard Python), right before the program."""
     variables = dict(list(request.locals.items())[:50])
     if request.kind == "expression":
         want = "Reply with the value of the expression on the line as {'__value__': ...}."
@@ -118,7 +127,7 @@ def lmulator_messages(source: str, request: Any) -> list[dict[str, str]]:
         want = f"Reply with the variables this line sets or changes ({targets}), e.g. {{'x': 3}}."
     end = request.line + request.code.count("\n")
     prompt = (
-        f"{LMULATOR_INSTRUCTIONS}\n\n{LMULATOR_EXAMPLE}\n\n"
+        f"{LMULATOR_INSTRUCTIONS}\n\n{LMULATOR_EXAMPLE}\n\n{prompts.rule_note(rule)}"
         f"[PYTHON]\n{source_window(source, request.line, end)}\n"
         f"[/PYTHON]\nLine {request.line}: `{request.code}` ({request.error})\n"
         f"Variables: {variables!r}\n{want}\n"
@@ -211,8 +220,6 @@ def emulate(item: Item, session: Session) -> Emulation:
     from playground.llm.client import Refused
     from playground.sandbox.lmulator import LMulatorError, LMulatorStop
 
-    if item.rule:  # refused when the run is asked for (runs/requests.py); never run without it
-        return Emulation(problem="Chain of Code cannot run a program under a changed rule yet.")
     details: dict[str, Any] = {"lm_lines": []}
     call: str | None
     if item.kind == "task":
@@ -250,7 +257,7 @@ def emulate(item: Item, session: Session) -> Emulation:
     def lmulator(request: Any) -> str:
         try:
             reply = session.chat(
-                lmulator_messages(source, request),
+                lmulator_messages(source, request, item.rule),
                 heading=f"Line {request.line}: {request.code[:80]}",
                 max_tokens=LM_TOKENS,
                 done=dict_answered,
@@ -264,7 +271,8 @@ def emulate(item: Item, session: Session) -> Emulation:
         session.emit("status", text=f"Line {request.line} simulated by the model: {found[:200]}")
         return found
 
-    trace = session.run(source, call=call, stdin=item.stdin, lmulator=lmulator)
+    # Under a rule (a program's; a task has none) Python runs its lines under it in the sandbox.
+    trace = session.run(source, call=call, stdin=item.stdin, lmulator=lmulator, rule=item.rule)
     if session.refused is not None:  # the run fails with the reason, as any other method's
         raise session.refused
     trace["source"], trace["method"] = "emulated", "coc"

@@ -121,10 +121,7 @@ REGISTRY: dict[str, Method] = {
                compares_from_call=True, live_steps=True),
         Method("coc", "Chain of Code: Python runs what it can, the model the rest",
                "playground.emulation.coc:emulate", frozenset({_P, _T}),
-               max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True,
-               changed_semantics=False,
-               why_no_rule="Python itself runs the lines it can, and the sandbox cannot yet "
-               "rewrite a Chain of Code program under a rule."),
+               max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True),
         Method("tae", "Think-and-Execute: task-level pseudocode, simulated",
                "playground.emulation.tae:emulate", frozenset({_P, _T}),
                max_tokens=1024, live_steps=True, checks_plan=True),

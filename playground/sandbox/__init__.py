@@ -56,11 +56,12 @@ def run(
 
     With ``rule`` (a name in ``RULES``) the program runs under that changed semantics: rewritten
     inside the sandbox (inside/semantics.py), traced in its own lines, the trace's ``rule`` set.
-    An unknown name raises UnknownRule before any sandbox starts; Chain of Code under a rule is
-    refused (ValueError) for now.
+    An unknown name raises UnknownRule before any sandbox starts.
 
     With ``lmulator`` the run is Chain of Code (see lmulator.py): a line that raises is simulated by
-    the model instead of ending the run; the trace's method is "coc", its source "emulated".
+    the model instead of ending the run; the trace's method is "coc", its source "emulated". With
+    both, the lines Python runs run under the rule (the rule's rewrite, then Chain of Code's: see
+    inside/coc_runtime.py); telling the model the rule is the lmulator's business.
     Raises SandboxUnavailable when isolation cannot be set up (the run must not happen then), and
     SandboxRefused in a process that may not start one (``forbid``).
     """
@@ -68,8 +69,6 @@ def run(
 
     if rule is not None:
         semantics.check(rule)
-        if lmulator is not None:
-            raise ValueError("Chain of Code does not run under a semantic rule yet.")
     check_allowed()
     limits = limits or Limits()
     meta: dict[str, Any] = (

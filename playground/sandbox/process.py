@@ -42,7 +42,8 @@ def run_isolated(
     rule: str | None = None,
 ) -> dict[str, Any]:
     """Run one program in a sandbox process of its own and return its validated trace; with
-    ``lmulator``, in Chain of Code mode; with ``rule``, rewritten under it in the sandbox."""
+    ``lmulator``, in Chain of Code mode; with ``rule``, rewritten under it in the sandbox (both:
+    Chain of Code of the program rewritten under the rule, inside/coc_runtime.py)."""
     lm = (
         LMSession(lmulator, source, max_calls=limits.lm_calls, max_seconds=limits.lm_seconds)
         if lmulator is not None

@@ -153,13 +153,17 @@ def test_the_start_form_takes_a_rule_and_its_twin(client: Client) -> None:
     assert twin.config["digest"] == under.config["standard_twin"]
     assert response.redirect_chain[-1][0] == under.get_absolute_url()
     # A rule that cannot apply is said next to the field, nothing made.
-    refused = client.post(reverse("benchmarks:start"), {**form, "method": "coc"})
-    assert refused.status_code == 200
-    assert "coc cannot run under a rule" in html.unescape(refused.content.decode())
     unknown = client.post(reverse("benchmarks:start"), {**form, "rule": SCRIPT})
     assert "Choose a rule from the list" in html.unescape(unknown.content.decode())
     assert SCRIPT not in unknown.content.decode()
     assert Evaluation.objects.count() == 2
+    # Chain of Code runs under a rule as any other method does (with no twin this time).
+    coc = client.post(reverse("benchmarks:start"), {**form, "method": "coc", "twin": ""})
+    assert coc.status_code == 302, html.unescape(coc.content.decode())
+    made = Evaluation.objects.order_by("id").last()
+    assert made is not None
+    assert (made.method, made.rule, made.total) == ("coc", "swap-add-sub", 3)
+    assert Evaluation.objects.count() == 3
 
 
 def test_the_api_starts_an_evaluation_under_a_rule_and_its_twin(client: Client) -> None:
@@ -179,7 +183,6 @@ def test_the_api_starts_an_evaluation_under_a_rule_and_its_twin(client: Client) 
     assert under.owner == owner
     # The start form's checks, as a 422 that says why; nothing made.
     for changes, words in (
-        ({"method": "coc"}, "coc cannot run under a rule"),
         ({"rule": "plus-is-times"}, "Choose a rule from the list"),
         ({"programs": [10**9]}, "No program with id 1000000000"),
     ):
@@ -190,6 +193,11 @@ def test_the_api_starts_an_evaluation_under_a_rule_and_its_twin(client: Client) 
     anonymous = Client().post("/api/evaluations", body, content_type="application/json")
     assert anonymous.status_code == 403
     assert Evaluation.objects.count() == 2
+    # Chain of Code under the rule is taken, as any other method.
+    coc = client.post("/api/evaluations", {**body, "method": "coc", "twin": False},
+                      content_type="application/json")  # fmt: skip
+    assert coc.status_code == 201, coc.content
+    assert [(e["rule"], e["total"]) for e in coc.json()] == [("swap-add-sub", 3)]
 
 
 def test_the_leaderboard_never_ranks_a_rule_evaluation_with_standard_ones() -> None:

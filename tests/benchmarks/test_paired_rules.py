@@ -64,7 +64,6 @@ def test_input_prediction_under_a_rule_is_scored_by_the_sites_rules() -> None:
     ("changes", "words"),
     [
         ({"rule": "plus-is-times"}, "There is no rule 'plus-is-times'; the rules are: swap-"),
-        ({"rule": "swap-add-sub", "method": "coc"}, "coc cannot run under a rule"),
         ({"rule": "swap-add-sub", "dataset": "bbh", "method": "tae"}, "Only programs run under"),
     ],
 )
@@ -72,6 +71,14 @@ def test_a_rule_that_cannot_apply_is_refused_with_why(changes: dict[str, Any], w
     with pytest.raises(services.EvaluationError, match=words.replace("(", r"\(")):
         _make(**changes)
     assert not Evaluation.objects.exists()
+
+
+def test_chain_of_code_may_be_evaluated_under_a_rule() -> None:
+    import_library()
+    under = _make("swap-lt-gt", method="coc")
+    assert (under.method, under.rule, under.config["rule"]) == ("coc", "swap-lt-gt", "swap-lt-gt")
+    assert 0 < under.total < 12
+    assert under.config["standard_twin"] == _make(method="coc").config["digest"]
 
 
 def test_a_rule_that_changes_none_of_the_items_makes_nothing() -> None:

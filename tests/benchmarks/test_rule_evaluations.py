@@ -85,6 +85,38 @@ SOURCE_SUM = (
 SOURCE_DEC = "def f(x):\n    return x - 1\n"
 
 
+@pytest.mark.django_db(transaction=True)  # the evaluation's threads commit
+def test_chain_of_code_is_evaluated_under_a_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chain of Code under swap-lt-gt: Python runs every line of these programs under the rule,
+    so they never reach the model (counted apart, as without a rule); sample_7's call raises
+    under the rule (a pop from an empty list: Chain of Code asks the model about that line), and
+    has no value to predict."""
+    import_library()
+    with oracle_server(Oracle()) as model:
+        _use(monkeypatch, model.name, model.base_url, model.model)
+        under = _bench("cruxeval", method="coc", model="oracle", limit=20, rule="swap-lt-gt")
+    assert (under["rule"], under["method"]) == ("swap-lt-gt", "coc")
+    results = Result.objects.filter(evaluation_id=under["id"]).select_related("run")
+    outcome = {r.item_key: (r.score_status, r.changed) for r in results}
+    assert outcome == {
+        "sample_7": ("no_value", True),
+        "sample_12": ("no_model", False),
+        "sample_18": ("no_model", True),
+    }
+    for result in results:
+        assert result.run is not None
+        assert result.run.rule == "swap-lt-gt"
+        real = result.run.real_trace
+        assert real is not None
+        assert real.data["rule"] == "swap-lt-gt"
+        if result.score_status == "no_model":  # the run under the rule's own value
+            emulated = result.run.emulated_trace
+            assert emulated is not None
+            assert emulated.data["rule"] == "swap-lt-gt"
+            assert result.run.model_calls == 0
+            assert result.run.prediction == real.data["result"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_answer_from_priors_is_wrong_under_the_rule_and_counted(
     monkeypatch: pytest.MonkeyPatch,

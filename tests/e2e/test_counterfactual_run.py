@@ -24,9 +24,9 @@ def _run_under_the_rule(page: Page, stack: Stack, method: str) -> None:
     page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_13")
     page.get_by_role("link", name="CRUXEval sample_13", exact=True).click()
     rule = page.get_by_label("Rule")
-    # Chain of Code cannot run under a rule: the form turns the select off for it.
+    # Chain of Code runs under a rule too: the select stays on for it.
     page.get_by_label("Method").select_option("coc")
-    expect(rule).to_be_disabled()
+    expect(rule).to_be_enabled()
     # A probe method's questions show only where one is chosen.
     page.locator("summary", has_text="Limits for this run").click()
     page.get_by_label("Method").select_option("probe")

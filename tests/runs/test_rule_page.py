@@ -51,8 +51,10 @@ def test_the_form_offers_the_rules_that_change_the_program_and_the_probe_questio
     for kind, default in (("coverage", 4), ("state", 3), ("path", 3)):
         assert f'name="probe_{kind}" min="0" max="{MAX_PER_KIND}" value="{default}"' in page
     assert 'name="seed"' in page
-    # Chain of Code takes no rule: the form knows it (run-form.js turns the select off).
-    assert re.search(r'<option value="coc"[^>]*data-no-rule', page)
+    # Every program method takes a rule, Chain of Code too: run-form.js turns the select off
+    # for none of them.
+    assert re.search(r'<option value="coc"', page)
+    assert "data-no-rule" not in page
     # A program no rule changes gets no select at all.
     plain = ProgramFactory(is_public=True, source="print('hi')\n", call="")
     assert 'name="rule"' not in _client().get(plain.get_absolute_url()).content.decode()

@@ -53,7 +53,7 @@ def test_a_rule_is_checked_against_the_program_and_the_method() -> None:
     assert "swap-add-sub" in refused
     assert "range-includes-end" in refused
     assert "swap-eq-ne, " not in refused
-    assert "Chain of Code" in why("swap-add-sub", "coc")
+    assert why("swap-add-sub", "coc") == ""  # Chain of Code runs under a rule too
     assert (
         why("swap-add-sub", kind="puzzle")
         == "A rule changes how a program runs; a puzzle has none."
@@ -128,7 +128,6 @@ def test_the_api_takes_a_rule_and_refuses_a_bad_one_with_422(
     for data, message in [
         ({"rule": "nope"}, "Unknown rule 'nope'; the rules are: swap-add-sub"),
         ({"rule": "swap-and-or"}, "changes nothing in this program; the rules that do: "),
-        ({"rule": "swap-add-sub", "method": "coc"}, "cannot run under a rule"),
         ({"rule": "swap-add-sub", "puzzle": "Study_1:0", "method": "puzzle"}, "a puzzle has"),
     ]:
         response = post(source=SOURCE, call="f(4)", **data)
@@ -144,6 +143,17 @@ def test_the_api_takes_a_rule_and_refuses_a_bad_one_with_422(
     listed = client.get(f"/api/rules?program_id={run['program_id']}").json()
     assert [r["name"] for r in listed] == ["swap-add-sub", "range-includes-end"]
     assert len(client.get("/api/rules").json()) == len(RULES)
+
+    # Chain of Code under a rule is taken: Python runs every line of SOURCE, under the rule.
+    made = post(source=SOURCE, call="f(4)", rule="swap-add-sub", method="coc")
+    assert made.status_code == 201, made.content
+    coc = client.get(f"/api/runs/{made.json()['id']}").json()
+    assert (coc["method"], coc["rule"], coc["status"]) == ("coc", "swap-add-sub", "done")
+    assert (coc["trace"]["result"], coc["standard_trace"]["result"]) == ("-6", "6")
+    emulation = coc["emulation"]
+    assert (emulation["prediction"], emulation["trace"]["rule"]) == ("-6", "swap-add-sub")
+    assert emulation["verdict"]["status"] == "no_model"
+    assert emulation["comparison"]["full_match"] is True
 
 
 def test_the_sandbox_queues_job_carries_the_rule() -> None:
@@ -197,8 +207,13 @@ def test_the_emulate_command_tells_the_model_the_rule(
         assert record["verdict"]["status"] == "correct"
         assert record["emulated"]["prediction"] == "-6"
         assert (record["real"]["result"], record["standard"]["result"]) == ("-6", "6")
-        with pytest.raises(CommandError, match="cannot run under a rule"):
-            call_command("emulate", str(path), "--method", "coc", "--rule", "swap-add-sub")
+        out = io.StringIO()
+        call_command("emulate", str(path), "--method", "coc", "--call", "f(4)",
+                     "--rule", "swap-add-sub", "--json", stdout=out)  # fmt: skip
+        record = json.loads(out.getvalue())
+        assert record["rule"] == "swap-add-sub"
+        assert record["emulated"]["prediction"] == "-6"  # Python ran every line, under the rule
+        assert record["verdict"]["status"] == "no_model"
         with pytest.raises(CommandError, match="changes nothing in this program"):
             call_command("emulate", str(path), "--method", "direct", "--call", "f(4)",
                          "--rule", "swap-eq-ne")  # fmt: skip

@@ -20,7 +20,8 @@ from playground.programs.models import Dataset, Program
 from playground.runs.models import Run, Trace
 from playground.runs.services import start_run
 from playground.sandbox.inside.semantics import RULES
-from tests.oracle import Oracle, oracle_server
+from tests.factories import ProgramFactory
+from tests.oracle import Oracle, _rule, oracle_server
 
 pytestmark = pytest.mark.django_db
 # For each rule, a CRUXEval program whose call returns something else under it (the first of the
@@ -63,13 +64,14 @@ def run_under(
 
 def _check(run: Run, rule: str) -> None:
     assert run.status == Run.Status.DONE, run.error
-    assert run.verdict["status"] == "correct", (rule, run.method, run.verdict)
+    spec = run.spec
+    assert spec is not None
+    if not spec.lm_lines:  # (Chain of Code's verdict, no model needed, is checked below)
+        assert run.verdict["status"] == "correct", (rule, run.method, run.verdict)
     real = run.traces.get(kind=Trace.Kind.REAL).data
     standard = run.traces.get(kind=Trace.Kind.STANDARD).data
     assert real["rule"] == rule
     assert real["result"] != standard["result"]  # the rule changes the answer...
-    spec = run.spec
-    assert spec is not None
     if spec.asks_probes:
         scores = run.verdict["scores"]
         assert all(s["correct"] == s["asked"] for s in scores.values()), scores
@@ -81,6 +83,13 @@ def _check(run: Run, rule: str) -> None:
     else:  # ...and the model answered the rule's value, not Python's
         assert run.prediction is not None
         assert run.prediction.strip() not in (standard["result"], "")
+    if spec.lm_lines:  # Chain of Code: Python ran every line of these, under the rule
+        assert run.verdict["status"] == "no_model", (rule, run.verdict)
+        assert run.model_calls == 0
+        assert run.prediction == real["result"]
+        emulated = run.emulated_trace
+        assert emulated is not None
+        assert emulated.data["rule"] == rule
     if spec.compares_steps:
         assert run.comparison is not None
         assert run.comparison["full_match"] is True
@@ -102,6 +111,65 @@ def test_the_oracle_scores_the_other_methods_under_a_rule(run_under: Callable[..
         if "program" in m.kinds and m.changed_semantics
         and m.name not in ("direct", "trace", "probe")
     ]  # fmt: skip
-    assert {"cot", "input-direct", "input-cot", "tae", "probe-chain"} <= set(others)
+    assert {"cot", "input-direct", "input-cot", "tae", "probe-chain", "coc"} <= set(others)
     for method in others:
         _check(run_under(method, rule), rule)
+
+
+def test_chain_of_code_runs_every_rule_in_python(run_under: Callable[..., Run]) -> None:
+    """Python runs every line of these programs: under each rule, Chain of Code's trace is the
+    real run's under the rule (a full match) and its value the rule's, without the model."""
+    for rule in RULES:
+        _check(run_under("coc", rule), rule)
+
+
+# Line 4 calls a helper nobody defined: the model stands in for it, `+` the rule's there too.
+WEIGHED = """def f(words):
+    total = 10
+    for word in words:
+        total += weight_of(word) + 1
+    return total - 1
+"""
+
+
+def test_chain_of_code_asks_the_model_its_lines_under_the_rule(
+    oracle: Oracle,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    """A run under swap-add-sub whose line 4 the model simulates: every LMulator prompt states
+    the rule, the oracle (which reads it there) answers under it, and Python runs the rest under
+    it. The real run stops at the undefined helper, so there is no value to judge against."""
+    prompts: list[str] = []
+    asked = oracle.answer
+
+    def listen(prompt: str) -> str:
+        prompts.append(prompt)
+        return asked(prompt)
+
+    def knowledge(line: str, variables: dict[str, Any]) -> dict[str, Any]:
+        weight, total = len(variables["word"]), variables["total"]
+        if _rule(prompts[-1]) == "swap-add-sub":
+            return {"total": total - (weight - 1)}
+        return {"total": total + weight + 1}
+
+    monkeypatch.setattr(oracle, "answer", listen)
+    oracle.knowledge = knowledge
+    program = ProgramFactory(source=WEIGHED, call="f(['fig', 'pear'])")
+    with django_capture_on_commit_callbacks(execute=True):
+        started = start_run(
+            program=program, user=AnonymousUser(), anon_token="oracle-rules", method="coc",
+            model="oracle", max_tokens=REGISTRY["coc"].max_tokens, rule="swap-add-sub",
+        )  # fmt: skip
+    run = Run.objects.get(pk=started.pk)
+    assert run.status == Run.Status.DONE, run.error
+    assert run.model_calls == 2
+    assert len(prompts) == 2
+    assert all(RULES["swap-add-sub"].text in prompt for prompt in prompts)
+    emulated = run.emulated_trace
+    assert emulated is not None
+    assert emulated.data["rule"] == "swap-add-sub"
+    assert [s["line"] for s in emulated.data["steps"] if s.get("by") == "lm"] == [4, 4]
+    assert run.prediction == "6"  # 10 - 2 - 3 by the model, then 5 - 1 adds: Python, 18
+    real = run.traces.get(kind=Trace.Kind.REAL).data
+    assert (real["rule"], real["error"]["type"]) == ("swap-add-sub", "NameError")

@@ -307,6 +307,90 @@ def test_fidelity_a_program_with_no_failing_line_traces_as_in_plain_mode(
     assert failures == []
 
 
+# --- under a semantic rule (issue 21): the rule's rewrite, then Chain of Code's ----------------
+
+
+def test_under_a_rule_the_lines_python_runs_follow_it() -> None:
+    trace = sandbox.run("def f(n):\n    return n + 1\n", call="f(3)", rule="swap-add-sub",
+                        lmulator=_never)  # fmt: skip
+    assert trace["status"] == "ok", trace["error"]
+    assert trace["result"] == "2"  # 3 - 1
+    assert (trace["source"], trace["method"], trace["rule"]) == ("emulated", "coc", "swap-add-sub")
+    assert trace["stats"]["lm_calls"] == 0
+
+
+INDEXED = """def f(xs):
+    first = xs[1]
+    xs[1] = label(first)
+    xs[2] += 1
+    return xs, xs[0]
+"""
+
+
+def test_under_a_rule_a_failing_line_is_simulated_and_the_rest_runs_under_it() -> None:
+    """index-from-one: Python reads xs[1] as the first item; the helper's line goes to the
+    model, which names what the line assigns (xs, through the rule's wrapper); xs[0] raises
+    under the rule, so the model gives the returned value too; the rule's helpers never show."""
+
+    def answer(request: LMRequest) -> str:
+        if request.line == 3:
+            return repr({"xs": ["A", 5]})
+        return repr({"__value__": (["A", 6], "none")})
+
+    lm = Recorder(answer)
+    trace = sandbox.run(INDEXED, call="f(['a', 5])", rule="index-from-one", lmulator=lm)
+    assert trace["status"] == "ok", trace["error"]
+    assert trace["result"] == "(['A', 6], 'none')"
+    label, zero = lm.requests
+    assert (label.line, label.kind, label.targets) == (3, "statement", ["xs"])
+    assert label.error == "NameError: name 'label' is not defined"
+    assert label.locals == {"xs": "['a', 5]", "first": "'a'"}  # xs[1] is 'a' under the rule
+    assert (zero.line, zero.kind) == (5, "expression")
+    assert zero.error == "IndexError: index 0 is out of range: indexing starts at 1"
+    assert zero.locals == {"xs": "['A', 6]", "first": "'a'"}  # xs[2] += 1 ran under it
+    shown = {name for step in trace["steps"] for name in step.get("locals", {})}
+    assert not [name for name in shown if name.startswith(("__sem", "__coc"))]
+
+
+def test_under_a_rule_module_level_lines_and_the_helpers_in_the_namespace() -> None:
+    source = "a = 1 + 2\nb = mystery(a) - 1\nc = [b] * 2\nprint(a, b, c[1] + 0)\n"
+    lm = Recorder(lambda r: repr({"b": 10}))
+    trace = sandbox.run(source, rule="swap-add-sub", lmulator=lm)
+    assert trace["status"] == "ok", trace["error"]
+    assert trace["stdout"] == "-1 10 10\n"  # 1 - 2; the model's b; c[1] - 0
+    [asked] = lm.requests
+    assert (asked.line, asked.targets, asked.locals) == (2, ["b"], {"a": "-1"})
+    module = [step["locals"] for step in trace["steps"] if step.get("locals")]
+    assert not [n for changes in module for n in changes if n.startswith(("__sem", "__coc"))]
+
+
+def _fidelity_under(job: tuple[dict[str, Any], str]) -> str | None:
+    item, rule = job
+    call = f"f({item['input']})"
+    real = sandbox.run(item["code"], call=call, rule=rule)
+    if real["status"] in ("exception", "time_limit"):  # a raise goes to the model in coc mode
+        return None
+    coc = sandbox.run(item["code"], call=call, rule=rule, lmulator=_never)
+    for key in ("status", "result", "stdout", "error", "steps", "rule"):
+        if real[key] != coc[key]:
+            return f"{item['id']} {rule}: {key} differs: {real[key]!r:.300} != {coc[key]!r:.300}"
+    return None
+
+
+def test_fidelity_under_every_rule_a_program_with_no_failing_line_traces_as_its_real_run(
+    cruxeval_items: list[dict[str, Any]], full: bool
+) -> None:
+    """CRUXEval programs under each rule offered for them: where no line raises under the rule,
+    the Chain of Code trace is the real run's under the rule, step for step. All 800 programs
+    under `make test-full`; every tenth under `make test` (about 12 s)."""
+    items = cruxeval_items if full else cruxeval_items[::10]
+    jobs = [(item, rule.name) for item in items for rule in sandbox.offered(item["code"])]
+    assert len(jobs) > (1000 if full else 150)
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        failures = [f for f in workers.map(_fidelity_under, jobs) if f]
+    assert failures == []
+
+
 def test_hostile_forged_requests() -> None:
     lm = Recorder(lambda r: "{'x': 1}")
     garbage = (

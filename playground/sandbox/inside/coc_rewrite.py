@@ -1,7 +1,9 @@
 """Chain of Code's rewrite of the program's AST, before it is compiled (see coc_runtime.py).
 
 Pure (``ast`` and ``symtable`` only, no frame, no tracer state): its own file so that the
-rewrite can be read and tested apart from the runtime that runs the rewritten code.
+rewrite can be read and tested apart from the runtime that runs the rewritten code. Under a
+semantic rule it rewrites the tree the rule's rewrite already made (coc_runtime.Session.compile),
+whose statements keep the user's lines; ``_targets`` looks through the rule's wrappers.
 
 The program's AST is rewritten before compiling, the user's nodes keeping their positions:
 
@@ -24,8 +26,10 @@ import ast
 
 try:  # in the sandbox, where /runner is on sys.path
     import tracer as _tracer
+    from semantics import helper_name  # type: ignore[import-not-found]
 except ImportError:  # in the project (tests)
     from playground.sandbox.inside import tracer as _tracer
+    from playground.sandbox.inside.semantics import helper_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
 HIDDEN = "__coc"  # every name the rewrite adds starts so; the tracer never shows them
 LM, EXC, E, D = "__coc_lm__", "__coc_E__", "__coc_e__", "__coc_d__"  # dunder: never mangled
 _SIMPLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Assert, ast.Delete)
+# What a semantic rule wraps an assignment target's object in (``x[1] = v`` becomes
+# ``__sem_seq__(x)[1] = v`` under index-from-one, ``o.a += v`` ``__sem_target__(o).a += v``
+# under swap-add-sub): the statement still assigns to ``x``, ``o``.
+_RULE_WRAPPERS = frozenset({helper_name("seq"), helper_name("target")})
 
 
 def _function_locals(source: str) -> dict[tuple[str, int], tuple[list[str], set[str]]]:
@@ -124,6 +132,13 @@ def _targets(node: ast.stmt) -> list[str]:
             roots[:0] = target.elts
         elif isinstance(target, (ast.Attribute, ast.Subscript)):
             roots.insert(0, target.value)
+        elif (
+            isinstance(target, ast.Call)
+            and isinstance(target.func, ast.Name)
+            and target.func.id in _RULE_WRAPPERS
+            and target.args
+        ):
+            roots.insert(0, target.args[0])
     return names[:50]
 
 

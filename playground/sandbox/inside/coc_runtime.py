@@ -18,6 +18,15 @@ The program's AST is rewritten before compiling (coc_rewrite.py): a statement th
 ``Session.hook``, and a test, iterable or returned value is hoisted so that the model can answer
 it.
 
+Under a semantic rule (issue 21, semantics.py) both rewrites are composed, the rule's first: it
+rewrites the program's own code (its nodes keep the user's lines), then Chain of Code wraps the
+statements of that rewritten tree. So the lines Python runs run under the rule, the rule never
+touches Chain of Code's scaffolding (``__coc_d__['x']`` stays a dict lookup under
+index-from-one), and a line that raises under the rule (``x[0]`` under index-from-one) is
+simulated like any other failing line. The rule's helpers (``semantics.helpers``) join the
+globals. The model, which stands in for the lines Python could not run, is told the rule by the
+parent (emulation/coc.py, the ``[RULE]`` block of its prompt): the sandbox sends it nothing more.
+
 Fidelity: every generated node carries a line number past the end of the program (the
 *scaffold* line). ``CocTracer`` records no line event there, gives other events there the frame's
 last real line, and drops an event for the line it last reported when only scaffolding ran in
@@ -42,6 +51,11 @@ try:  # in the sandbox, where /runner is on sys.path
     from coc_rewrite import EXC, HIDDEN, LM, Rewrite  # type: ignore[import-not-found]
 except ImportError:  # in the project (tests)
     from playground.sandbox.inside.coc_rewrite import EXC, HIDDEN, LM, Rewrite
+
+try:  # in the sandbox, where /runner is on sys.path
+    import semantics  # type: ignore[import-not-found]
+except ImportError:  # in the project (tests)
+    from playground.sandbox.inside import semantics
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -163,11 +177,18 @@ class CocTracer(_tracer.Tracer):
 class Session:
     """One coc run: the rewrite, the tracer's settings and the hook the rewritten code calls.
     ``ask(request)`` sends a request to the parent and returns its reply ``(status, text)``:
-    ``("ok", repr of a dict)``, ``("error", why)`` or ``("stop", why)`` (ask no more)."""
+    ``("ok", repr of a dict)``, ``("error", why)`` or ``("stop", why)`` (ask no more). ``rule``:
+    a semantic rule's name (semantics.py) the program runs under, None for Python's own."""
 
-    def __init__(self, source: str, ask: Callable[[dict[str, Any]], tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        source: str,
+        ask: Callable[[dict[str, Any]], tuple[str, str]],
+        rule: str | None = None,
+    ) -> None:
         self.source = source
         self.ask = ask
+        self.rule = rule or None
         self.scaffold = len(source.splitlines()) + 2  # past every line the compiler can count
         self.tracer: CocTracer | None = None
         self.tries: dict[Any, list[tuple[int, int, list[ast.expr | None]]]] = {}
@@ -180,15 +201,21 @@ class Session:
         return self.tracer
 
     def compile(self) -> Any:
+        """The program rewritten (the rule's rewrite first, if any, then Chain of Code's: see the
+        module's docstring) and compiled, in the user's own lines."""
         tree = ast.parse(self.source, _tracer.PROGRAM)
+        if self.rule is not None:
+            semantics.rewrite(self.rule, tree)
         rewrite = Rewrite(self.source, self.scaffold)
         tree = rewrite.module(tree)
         self.tries = rewrite.tries
         return compile(tree, _tracer.PROGRAM, "exec", dont_inherit=True)
 
     def names(self) -> dict[str, Any]:
-        """What the rewritten code needs in its globals."""
-        return {LM: self.hook, EXC: Exception}
+        """What the rewritten code needs in its globals (the rule's helpers too, under one)."""
+        names: dict[str, Any] = semantics.helpers(self.rule) if self.rule is not None else {}
+        names.update({LM: self.hook, EXC: Exception})
+        return names
 
     def explain(self, exc: BaseException, error: dict[str, Any]) -> None:
         """Say in the final error why the model's answer was not used, when it was not."""

@@ -259,7 +259,8 @@ def _run_one(
     if replies is not None:  # coc mode: its runtime (ast, symtable) is imported only here
         import coc_runtime  # type: ignore[import-not-found]
 
-        coc = coc_runtime.Session(request["source"], _channel(out, replies))
+        # Under a rule, the session composes the rule's rewrite with its own (coc_runtime.py).
+        coc = coc_runtime.Session(request["source"], _channel(out, replies), request["rule"])
     execution = tracer.Execution(
         request["source"],
         request["call"],

@@ -508,7 +508,8 @@ class Execution:
 
     With ``coc`` (a coc_runtime.Session, chosen by the runner) the run is in Chain of Code
     mode: a line that fails is sent to the parent and its language model instead of ending the
-    run. This module never imports coc_runtime, which builds on it."""
+    run; the session compiles the program, under its own rule if it has one (the runner gives
+    it the request's). This module never imports coc_runtime, which builds on it."""
 
     def __init__(
         self,
@@ -567,15 +568,15 @@ class Execution:
         sys.stdin = StringIO(self.stdin)
         globals_: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         try:
-            if self.rule:  # counterfactual semantics (semantics.py): imported only then
+            if self.coc is not None:  # Chain of Code: its session applies its rule too
+                code = self.coc.compile()
+                globals_.update(self.coc.names())
+            elif self.rule:  # counterfactual semantics (semantics.py): imported only then
                 semantics = _semantics()
                 code = semantics.compile_under(self.rule, self.source, PROGRAM)
                 globals_.update(semantics.helpers(self.rule))
-            elif self.coc is None:
-                code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
             else:
-                code = self.coc.compile()
-                globals_.update(self.coc.names())
+                code = compile(self.source, PROGRAM, "exec", dont_inherit=True)
             call_code = (
                 compile(self.call, "<call>", "eval", dont_inherit=True) if self.call else None
             )
