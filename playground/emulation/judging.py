@@ -215,7 +215,7 @@ def _why_unreadable(
     spec = REGISTRY.get(method)
     if spec is not None and spec.writes_trace and text:
         steps = len((emulated or {}).get("steps") or [])
-        if steps and method == "cwm-trace":
+        if steps and spec.trace_format == "cwm":
             # CWM's frames, not the trace method's JSON lines: its parser would misplace the break.
             frames = f"{steps} readable frame{'s' if steps != 1 else ''}"
             why = "it ends before the call's return frame"

@@ -41,6 +41,10 @@ class Method:
     # The model writes the step trace itself, as text: a readable trace without a result is
     # "unfinished", not "unreadable".
     writes_trace: bool = False
+    # The format of the trace it writes: "json" (one JSON object per step, the trace method's)
+    # or "cwm" (CWM's frames, compare/cwm.py): why an unfinished one gives no value is told in
+    # its own terms.
+    trace_format: str = "json"
     # On a program it predicts the value of the call, so a run without a call is refused.
     needs_call: bool = False
     # Its trace starts at the call (the model traces only the call): the real trace, when the
@@ -117,8 +121,8 @@ REGISTRY: dict[str, Method] = {
                compares_from_call=True, live_steps=True),
         Method("cwm-trace", "Step trace in CWM's trace-prediction format",
                "playground.emulation.cwm_trace:emulate", frozenset({_P}),
-               max_tokens=4096, compares_steps=True, writes_trace=True, needs_call=True,
-               compares_from_call=True, live_steps=True),
+               max_tokens=4096, compares_steps=True, writes_trace=True, trace_format="cwm",
+               needs_call=True, compares_from_call=True, live_steps=True),
         Method("coc", "Chain of Code: Python runs what it can, the model the rest",
                "playground.emulation.coc:emulate", frozenset({_P, _T}),
                max_tokens=512, compares_steps=True, live_steps=True, lm_lines=True),
