@@ -151,6 +151,7 @@ def test_only_the_sandbox_tasks_reach_the_sandbox_worker() -> None:
         "playground.classroom.tasks.grade_puzzle_submission",
         "playground.classroom.tasks.check_checkpoints",
         "playground.benchmarks.tasks.rescore_evaluation",
+        "playground.classroom.tasks.make_variants",  # a varied item's candidates: no model
     }
     assert routes["playground.runs.tasks.execute_emulation"] == "llm"
     assert app.amqp.router.route({}, "playground.not.routed")["queue"].name == "default"
