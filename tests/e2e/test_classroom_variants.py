@@ -1,6 +1,7 @@
-"""A timed exam with a varied item in a real browser (issue 24): two students get different
-calls of the same item, one answers their own and is graded against their own key, the other
-runs out of time and is refused by the server; the instructor sees each student's variant,
+"""A timed exam with a varied item and a pool in a real browser (issue 24): two students get
+different calls of the same item and different items of the pool (each sees only their draw; the
+other's is a 404), one answers their own call and is graded against their own key, the other runs
+out of time and is refused by the server; the instructor sees each student's variant and draw,
 publishes, and the first student sees their result."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from playground.classroom import variants
+from playground.classroom import pools, variants
 from playground.classroom.models import ExamStart, Item, Mode, Submission, Variant
 from playground.runs.models import Run
 from tests.classroom.student_world import (
@@ -64,6 +65,34 @@ def _varied_exam(w: Any) -> tuple[Any, Item]:
     return exam, item
 
 
+def _pool(w: Any, exam: Any) -> dict[int, tuple[Item, Item]]:
+    """A pool of two items after the varied one, labelled so that student1 and student2 draw
+    different items: each student's (drawn, not drawn)."""
+    label = next(
+        f"P{n}"
+        for n in range(100)
+        if pools.index_for(exam.pk, f"P{n}", w.s1.pk, 2)
+        != pools.index_for(exam.pk, f"P{n}", w.s2.pk, 2)
+    )
+    pooled = []
+    for n, (source, value) in enumerate(
+        [("def f(s):\n    return s * 2\n", "'ABAB'"), ("def f(s):\n    return s + 'Q'\n", "'ABQ'")]
+    ):
+        program = library_program(source=source, call="f('AB')", external_id=f"exam-pool-{n}")
+        pooled_item = Item.objects.create(
+            assignment=exam, mode=Mode.OUTPUT, program=program, title=f"Pooled {n + 1}",
+            position=n + 1, pool=label,
+        )  # fmt: skip
+        hand_made_key(pooled_item, real=real_trace(value), owner=w.instructor)
+        pooled.append(pooled_item)
+    got = {}
+    for student in (w.s1, w.s2):
+        (drawn,) = [i for i in pools.items_for(exam, student) if i.pool == label]
+        got[student.pk] = (drawn, next(i for i in pooled if i.pk != drawn.pk))
+    assert got[w.s1.pk][0].pk != got[w.s2.pk][0].pk
+    return got
+
+
 def _switch_to(page: Page, base: str, username: str) -> None:
     page.context.clear_cookies()
     log_in(page, base, username)
@@ -74,6 +103,7 @@ def test_two_students_get_different_variants_of_a_timed_exams_item(
 ) -> None:
     w = course_world()
     exam, item = _varied_exam(w)
+    drawn = _pool(w, exam)
     one, two = variants.variant_for(item, w.s1), variants.variant_for(item, w.s2)
     assert one is not None
     assert two is not None
@@ -93,6 +123,14 @@ def test_two_students_get_different_variants_of_a_timed_exams_item(
     mine = Submission.objects.get(student=w.s1)
     assert mine.variant_id == one.pk
     assert mine.score == 1.0  # graded against student1's own key
+    # The pool: student1 sees only their draw, and the other item of the pool is not theirs.
+    theirs, other = drawn[w.s1.pk]
+    page.goto(live_server.url + exam.get_absolute_url())
+    expect(page.locator("main")).to_contain_text(theirs.title)
+    expect(page.locator("main")).not_to_contain_text(other.title)
+    refused = page.goto(live_server.url + other.get_absolute_url())
+    assert refused is not None
+    assert refused.status == 404
 
     # student2 is asked another call; their time runs out on the server before they answer.
     _switch_to(page, live_server.url, "student2")
@@ -114,6 +152,9 @@ def test_two_students_get_different_variants_of_a_timed_exams_item(
         f"?student={w.s2.pk}"
     )
     expect(page.locator("#drawn")).to_contain_text(two.call)
+    theirs, other = drawn[w.s2.pk]
+    expect(page.locator("#drawn li", has_text=theirs.title)).not_to_contain_text("not drawn")
+    expect(page.locator("#drawn li", has_text=other.title)).to_contain_text("not drawn")
     page.goto(live_server.url + f"/courses/{w.course.pk}/assignments/{exam.pk}/submissions/")
     expect(page.locator("#submission-rows .variant")).to_contain_text(one.call)
     page.goto(live_server.url + f"/courses/{w.course.pk}/assignments/{exam.pk}/edit/")
