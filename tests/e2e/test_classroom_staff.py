@@ -48,8 +48,11 @@ def test_picking_an_item_from_the_library(page: Page, live_server: LiveServer) -
     expect(page.locator("#picked")).to_contain_text("CRUXEval sample_1")
     expect(page.locator("#picked")).to_contain_text("return s.upper()")
 
+    page.get_by_label("Predict the next state").check()  # its asked steps, for it alone
+    expect(page.locator("#next-state-config")).to_be_visible()
     page.get_by_label("Predict the trace").check()
     expect(page.locator("#checkpoints")).to_be_visible()
+    expect(page.locator("#next-state-config")).to_be_hidden()
     page.get_by_label("Solve the puzzle").check()  # the results become P3 puzzles
     expect(page.locator("#library-results")).to_contain_text("Upper_3:0")
     expect(page.locator("#checkpoints")).to_be_hidden()
