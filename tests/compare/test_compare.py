@@ -485,9 +485,9 @@ def test_long_trace_compares_quickly() -> None:
 def test_long_unrelated_traces_compare_quickly() -> None:
     real = {"steps": [{"i": i, "line": 1 + i % 7, "func": "f"} for i in range(10_000)]}
     model = {"steps": [{"i": i, "line": 1 + (i * i) % 5, "func": "f"} for i in range(10_000)]}
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: another test worker shares the cores
     result = compare_traces(real, model)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     assert result.first_divergence is not None
     assert len(result.steps) >= 10_000
 

@@ -221,9 +221,9 @@ def test_a_long_run_makes_a_bounded_prompt() -> None:
     source = "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t\n"
     trace = sandbox.run(source, call="f(4000)")
     assert len(trace["steps"]) > 8_000
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: another test worker shares the cores
     made = probes.generate(trace, source, call="f(4000)", seed=7, config=probes.Config(*[20] * 5))
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
     sequence = next(p for p in made if p.kind == "sequence")
     assert sequence.length == probes.MAX_SEQUENCE
     assert "the first 200 of" in sequence.question
