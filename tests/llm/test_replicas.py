@@ -114,9 +114,11 @@ class Replica:
             time.sleep(self.stream_s)
             if self.truncate:
                 return
-            handler.wfile.write(chunk("done", finish="stop") + b"data: [DONE]\n\n")
+            # Counted before the last chunk goes out: a client that has read it may look at
+            # ``served`` at once, before this thread would run again.
             with self.lock:
                 self.served += 1
+            handler.wfile.write(chunk("done", finish="stop") + b"data: [DONE]\n\n")
         finally:
             with self.lock:
                 self.seen["now"] -= 1
@@ -217,7 +219,14 @@ def test_a_replica_killed_during_a_batch_costs_no_stream_and_comes_back(
     for server in servers:
         server.queue_s = 0.3  # streams wait in the engines' queues when the victim dies
     jobs = [lambda: _collect(model)] * 12
-    killer = threading.Timer(0.15, victim.kill)
+
+    def kill_once_asked() -> None:  # dies with streams in its queue, however slow the start
+        deadline = time.monotonic() + 10
+        while not victim.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        victim.kill()
+
+    killer = threading.Thread(target=kill_once_asked)
     killer.start()
     results = _in_parallel(jobs)
     killer.join()
