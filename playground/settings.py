@@ -278,9 +278,10 @@ CELERY_TASK_ROUTES = {
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
     "playground.reaper.reap": {"queue": "default"},
     "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
+    "playground.privacy.retention.apply_retention": {"queue": "default"},
 }
 # Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).
-CELERY_IMPORTS = ["playground.runs.retention", "playground.reaper"]
+CELERY_IMPORTS = ["playground.runs.retention", "playground.reaper", "playground.privacy.retention"]
 CELERY_TASK_ACKS_LATE = True
 # A task taken by a worker that dies is handed out again after this many seconds (Redis keeps
 # it unacknowledged); longer than the longest task's time limit, or it would run twice. Every
@@ -299,6 +300,17 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("PLAYGROUND_CELERY_EAGER", default=False)
 # Runs made without an account (and anonymous programs left without runs) are deleted this many
 # hours after they were made; 0 keeps them forever.
 PLAYGROUND_ANON_RUN_TTL_HOURS = env.int("PLAYGROUND_ANON_RUN_TTL_HOURS", default=7 * 24)
+# Retention of signed-in people's data, in days (0: for ever), applied daily by
+# playground/privacy/retention.py (docs/PRIVACY.md): submissions, step predictions, exam starts
+# and extensions after their course's last assignment closed; runs after they were made (a
+# course item's answer key excepted); invitations by e-mail once answered or expired; the LTI
+# app's launch records.
+PLAYGROUND_RETAIN_SUBMISSIONS_DAYS = env.int("PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", default=0)
+PLAYGROUND_RETAIN_RUNS_DAYS = env.int("PLAYGROUND_RETAIN_RUNS_DAYS", default=0)
+PLAYGROUND_RETAIN_INVITATIONS_DAYS = env.int("PLAYGROUND_RETAIN_INVITATIONS_DAYS", default=0)
+PLAYGROUND_RETAIN_LTI_DAYS = env.int("PLAYGROUND_RETAIN_LTI_DAYS", default=0)
+# The most one account's data export (playground/privacy/export.py) may hold, in MiB.
+PLAYGROUND_EXPORT_MAX_MB = env.int("PLAYGROUND_EXPORT_MAX_MB", default=100)
 CELERY_BEAT_SCHEDULE = {
     # Work a dead worker took with it is sent again (playground/reaper.py, lib/worktimes.py).
     "reap-lost-work": {
@@ -311,6 +323,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         # A message nobody took within the hour is dropped: the next one does the same work.
         "options": {"expires": 3000},
+    },
+    # Retention periods of signed-in people's data (playground/privacy/retention.py), daily.
+    "apply-retention": {
+        "task": "playground.privacy.retention.apply_retention",
+        "schedule": 86400.0,
+        "options": {"expires": 82800},
     },
     # Expired sessions (Django's `clearsessions`), once a day.
     "clear-expired-sessions": {

@@ -6,9 +6,16 @@ this one is about who the requester is."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from ninja import Router, Schema
+from ninja.errors import HttpError
+
+from playground.lib import ratelimits
+from playground.privacy.export import export_response
+from playground.runs.api import ErrorOut
 
 router = Router()
 
@@ -24,3 +31,17 @@ def csrf(request: HttpRequest) -> dict[str, str]:
     the ``X-CSRFToken`` header of every POST; the response also sets the ``csrftoken`` cookie.
     Clients with a personal API token need neither."""
     return {"csrf_token": get_token(request), "header": "X-CSRFToken"}
+
+
+@router.get(
+    "/account/export",
+    response={200: dict[str, Any], 401: ErrorOut, 429: ErrorOut},
+    summary="Everything the site holds about you, as one JSON document",
+)
+def account_export(request: HttpRequest) -> HttpResponse:
+    """The same file as the account page's "Download my data" (docs/PRIVACY.md), counted
+    against the same limit (``exports.user``)."""
+    if not request.user.is_authenticated:
+        raise HttpError(401, "Sign in or send a personal API token.")
+    ratelimits.hit(request, "exports")
+    return export_response(request.user)

@@ -1,5 +1,6 @@
-"""Sign-up, the account page with personal API tokens, and Django's login and password-reset
-views with the site's limits (log out and the rest of the reset are Django's own views)."""
+"""Sign-up, the account page with personal API tokens, the data export and account deletion
+(playground/privacy), and Django's login and password-reset views with the site's limits (log
+out and the rest of the reset are Django's own views)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,13 +20,15 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from playground.accounts.forms import ApiTokenForm, LoginForm, SignupForm
+from playground.accounts.forms import ApiTokenForm, DeleteAccountForm, LoginForm, SignupForm
 from playground.accounts.models import ApiToken
 from playground.accounts.tokens import TokenLimitReached
 from playground.accounts.tokens import create_token as create_token_for
 from playground.classroom import invitations
 from playground.lib import ratelimits
 from playground.lib.middleware import with_refusal
+from playground.privacy import deletion
+from playground.privacy.export import export_response
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -130,6 +133,7 @@ def _account_page(
         "most": ratelimits.cap("api_tokens_active.user"),
         "new_token": new_token,
         "secret": secret,
+        "export_rate": ratelimits.describe_rate("exports.user"),
     }
     response = render(request, "registration/account.html", context, status=status)
     # The page may hold a token's secret: never cached, by the browser or a proxy.
@@ -186,3 +190,50 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
         token.save(update_fields=["revoked_at"])
     messages.success(request, f"The token “{token.name}” is revoked: it no longer works.")
     return redirect("account")
+
+
+@login_required
+@require_POST
+def export_data(request: HttpRequest) -> HttpResponse:
+    """Everything the site holds about you, as one JSON file (``exports.user``)."""
+    ratelimits.hit(request, "exports")
+    return export_response(request.user)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponse:
+    """Delete your account after typing your password again (playground/privacy/deletion.py).
+    Refused, with the courses named, while you are a course's only instructor."""
+    user = request.user
+    form = DeleteAccountForm(user, request.POST if request.method == "POST" else None)
+    blocked = deletion.refusal(user)
+    refused = None
+    if request.method == "POST" and not blocked:
+        # Every attempt is counted (a wrong password too): a borrowed session cannot guess.
+        refused = ratelimits.exceeded(request, "account_deletions")
+        if refused is not None:
+            form.add_error(None, refused.message)
+        elif form.is_valid():
+            try:
+                done = deletion.delete_account(user)
+            except deletion.DeletionRefused as exc:
+                blocked = str(exc)
+            else:
+                logout(request)
+                kept = (
+                    f" Your grades stay in your courses under the name “{done.pseudonym}”."
+                    if done.submissions_kept
+                    else ""
+                )
+                messages.success(request, "Your account and your data are deleted." + kept)
+                return redirect("home")
+    context = {
+        "form": form,
+        "blocked": blocked,
+        "has_password": user.has_usable_password(),  # type: ignore[union-attr]
+    }
+    status = 429 if refused is not None else (400 if form.errors else 200)
+    page = render(request, "privacy/delete_account.html", context, status=status)
+    page["Cache-Control"] = "no-store"
+    return with_refusal(page, refused) if refused is not None else page

@@ -207,6 +207,8 @@ class AuditEvent(models.Model):
         PUBLISHING_ALLOWED = "moderation.allowed", "Allowed to publish again"
         ACCOUNT_DISABLED = "moderation.disabled", "Account disabled"
         ACCOUNT_ENABLED = "moderation.enabled", "Account enabled"
+        # Privacy (playground/privacy/deletion.py): names in earlier rows became a pseudonym.
+        ACCOUNT_DELETED = "account.deleted", "Account deleted"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     course_ref = models.BigIntegerField(null=True, db_index=True)

@@ -93,6 +93,10 @@ DEFAULTS: dict[str, str | int] = {
     "reports.anon": "10/d",
     "reports.user": "30/d",
     "api_tokens.user": "20/d",
+    # Data exports (each reads everything the account holds: playground/privacy/export.py), and
+    # attempts to delete one's account (each checks the password typed again).
+    "exports.user": "5/h",
+    "account_deletions.user": "10/h",
     # API tokens one account may hold at once (not revoked, not expired).
     "api_tokens_active.user": 20,
     # Live streams (SSE and websocket) open at the same time, and how long one may stay open.
@@ -132,6 +136,8 @@ WORDS: dict[str, str] = {
     "rosters": "rosters uploaded",
     "reports": "reports sent",
     "api_tokens": "API tokens made",
+    "exports": "data exports made",
+    "account_deletions": "attempts to delete the account",
     "api_tokens_active": "API tokens active at once",
     "streams": "live views open at once",
     "stream_seconds": "seconds a live view stays open",
