@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from playground.classroom import audit
 from playground.classroom.errors import ClassroomError
 from playground.classroom.mailing import limit_message, mails_left_today, queue_mails
-from playground.classroom.models import Course, Invitation, Membership, Role
+from playground.classroom.models import Course, Invitation, Membership, Role, Submission
 
 
 def change_role(*, member: Membership, role: str, by: Any) -> None:
@@ -73,7 +73,11 @@ def settle_pending_role(member: Membership, *, confirm: bool, by: Any) -> None:
 
 
 def remove_member(member: Membership, *, by: Any) -> None:
-    """Take a person out of the course (their submissions stay, out of the gradebook)."""
+    """Take a person out of the course. They lose its pages, its API and its runs' streams at
+    once (every check reads the membership). Their submissions stay, out of the gradebook, for
+    the grade record (docs/PRIVACY.md): they count again if the person is invited back, and go
+    with the course, with the retention period of submissions, or never with the account
+    (deleting it moves them to a pseudonym); the audit event says how many stayed."""
     with transaction.atomic():
         instructors = list(
             Membership.objects.select_for_update()
@@ -82,6 +86,9 @@ def remove_member(member: Membership, *, by: Any) -> None:
         )
         if instructors == [member.pk]:
             raise ClassroomError("The course's only instructor cannot be removed.")
+        kept = Submission.objects.filter(
+            student_id=member.user_id, item__assignment__course_id=member.course_id
+        ).count()
         member.delete()
         audit.record(
             audit.Action.MEMBER_REMOVED,
@@ -89,6 +96,7 @@ def remove_member(member: Membership, *, by: Any) -> None:
             actor=by,
             subject=member.user,
             role=member.role,
+            submissions_kept=kept,
         )
 
 

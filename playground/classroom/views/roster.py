@@ -166,7 +166,11 @@ def member_role(request: HttpRequest, course_id: int, member_id: int) -> HttpRes
     try:
         if role == REMOVE:
             roster.remove_member(target, by=request.user)
-            messages.success(request, f"{name} was removed from the course.")
+            messages.success(
+                request,
+                f"{name} was removed from the course: they no longer see it. Their answers "
+                "stay, out of the gradebook, and count again if they are invited back.",
+            )
         else:
             roster.change_role(member=target, role=role, by=request.user)
             messages.success(request, f"{name} is now {Role(role).label.lower()}.")
