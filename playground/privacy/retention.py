@@ -118,10 +118,13 @@ def _remember_links(run_ids: list[int]) -> None:
     )
 
 
+LTI_LAUNCH = "lti.Launch"
+
+
 def _lti_launches(cutoff: datetime) -> QuerySet[Any]:
     # The LTI app's launch records (playground/lti); by label, so that this module works
-    # whether or not the app is there yet.
-    model = apps.get_model("lti", "Launch")
+    # whether or not the app (or the model) is there yet.
+    model = apps.get_model(LTI_LAUNCH)
     return model.objects.filter(created_at__lt=cutoff)
 
 
