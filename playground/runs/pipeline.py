@@ -57,6 +57,11 @@ def fails_run_on_error(task: Callable[[int], str]) -> Callable[[int], str]:
             log.error("run %s: %s passed its time limit", run_id, task.__name__)
             fail_run(run_id, TOO_LONG)
         except Exception:
+            if not Run.objects.filter(pk=run_id).exists():
+                # Deleted while the task worked (its owner deleted their account, a retention
+                # period ran out): nobody is left to tell, and nothing is wrong.
+                log.info("run %s: deleted while %s worked; stopped", run_id, task.__name__)
+                return "gone"
             log.exception("run %s: %s failed", run_id, task.__name__)
             fail_run(run_id, SERVER_ERROR)
         return "failed"

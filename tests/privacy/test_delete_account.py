@@ -5,6 +5,7 @@ they cannot sign in. The last instructor of a course is refused with the course 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -194,3 +195,23 @@ def test_a_name_in_the_page_is_escaped() -> None:
     page = world.client.get(reverse("delete_account")).content.decode()
     assert "<b>zq</b>" not in page
     assert "&lt;b&gt;zq&lt;/b&gt;" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_deleted_while_its_task_works_ends_without_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The owner deletes their account while the sandbox runs the program: storing the trace
+    then finds no run; the task stops with an info line, not an error and its traceback."""
+    world = student_world()
+    run_id = world.queued.pk
+
+    def run_and_delete(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        deletion.delete_account(world.student)
+        return {"status": "ok", "steps": [], "result": "2", "stdout": "", "error": None}
+
+    monkeypatch.setattr(pipeline.sandbox, "run", run_and_delete)
+    caplog.set_level(logging.INFO)
+    assert pipeline.execute_real(run_id) == "gone"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not Run.objects.filter(pk=run_id).exists()
