@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "playground.benchmarks",
     "playground.accounts",  # sign-up, the account page, API tokens, the admin of accounts
     "playground.moderation",
+    "playground.lti",  # LTI 1.3: launches from an LMS, deep linking, grades back (docs/LTI.md)
 ]
 
 MIDDLEWARE = [
@@ -132,6 +133,9 @@ MIDDLEWARE = [
     "playground.lib.uploads.TooLargeMiddleware",
     # A NUL in an address is refused before anything reads the session or the database.
     "playground.lib.middleware.RefuseNulMiddleware",
+    # A session an LTI launch signed in may be framed by its LMS, with SameSite=None cookies
+    # over HTTPS (playground/lti/middleware.py); before the session middleware, to see its cookie.
+    "playground.lti.middleware.LtiFrameMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -278,6 +282,7 @@ CELERY_TASK_ROUTES = {
     "playground.runs.retention.expire_anonymous_runs": {"queue": "default"},
     "playground.reaper.reap": {"queue": "default"},
     "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
+    "playground.lti.tasks.send_score": {"queue": "default"},
     "playground.privacy.retention.apply_retention": {"queue": "default"},
 }
 # Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("playground.classroom.urls")),
     path("", include("playground.benchmarks.urls")),
     path("", include("playground.moderation.urls")),
+    path("", include("playground.lti.urls")),
     path("admin/login/", limited_login(admin.site.login)),
     path("admin/", admin.site.urls),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from playground.classroom import grading, keys
+from playground.classroom import grading, keys, signals
 from playground.classroom.models import Item, Mode, Submission
 from playground.emulation.judging import NO_MODEL, needed_no_model
 from playground.emulation.puzzle import check_sat
@@ -28,6 +28,7 @@ def record_grade(submission: Submission, grade: grading.Grade, factor: float) ->
         "late_factor": factor,
     }
     submission.save(update_fields=["score", "credit", "status", "feedback"])
+    signals.announce_grade(submission)
 
 
 def _key(item: Item) -> tuple[dict[str, Any], Run]:

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.classroom import audit
+from playground.classroom import audit, signals
 from playground.classroom.access import membership
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Assignment, Role
@@ -35,6 +35,7 @@ def publish(*, assignment: Assignment, by: Any, now: datetime | None = None) -> 
             assignment=assignment.title,
             assignment_id=assignment.pk,
         )
+        signals.announce_assignment(assignment)
 
 
 def unpublish(*, assignment: Assignment, by: Any) -> None:
@@ -50,3 +51,4 @@ def unpublish(*, assignment: Assignment, by: Any) -> None:
             assignment=assignment.title,
             assignment_id=assignment.pk,
         )
+        signals.announce_assignment(assignment)

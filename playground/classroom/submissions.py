@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from playground.classroom import audit, exams, grading, marking, pools, progress
+from playground.classroom import audit, exams, grading, marking, pools, progress, signals
 from playground.classroom.errors import ClassroomError
 from playground.classroom.models import Assignment, Item, Membership, Mode, Role, Submission
 
@@ -127,6 +127,7 @@ def _audit_override(
     submission: Submission, action: str, by: Any, *, before: float | None, after: float | None
 ) -> None:
     item = submission.item
+    signals.announce_grade(submission)
     audit.record(
         action,
         course=item.assignment.course,

@@ -107,6 +107,12 @@ DEFAULTS: dict[str, str | int] = {
     "streams.user": 20,
     "streams.ip": 500,
     "stream_seconds": 3_600,
+    # LTI 1.3 (playground/lti): login initiations and launches from one address (a class
+    # behind one school address launches together), deep-linking answers signed, and grades
+    # sent to the LMS again by hand.
+    "lti_launches.ip": "600/10m",
+    "lti_deep_links.user": "30/h",
+    "lti_resends.user": "60/h",
     # Language-model tokens (prompt and reply) a requester's runs may use.
     "model_tokens.anon": "100000/h",
     "model_tokens.user": "1000000/h",
@@ -142,6 +148,9 @@ WORDS: dict[str, str] = {
     "streams": "live views open at once",
     "stream_seconds": "seconds a live view stays open",
     "model_tokens": "language-model tokens used",
+    "lti_launches": "LTI launches",
+    "lti_deep_links": "LTI deep-linking answers",
+    "lti_resends": "grades sent to the LMS again",
 }
 
 # The load-test profile (one setting) lets a load harness act as thousands of visitors from a

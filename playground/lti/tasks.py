@@ -1,0 +1,136 @@
+"""The score passback task: one student's grade on one LMS link, read when it runs and POSTed
+to the line item. Idempotent (the same grade sent twice is the same score), retried with
+backoff when the LMS fails or cannot be reached, acknowledged late so that a killed worker's
+message is handed out again; every try is a ScoreLog line."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import httpx
+from celery import Task, shared_task
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from playground.lti import ags, passback, protocol
+from playground.lti.models import ResourceLink, ScoreLog, ScoreSend
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 6
+
+
+def _backoff(retries: int) -> int:
+    return min(600, 10 * 2**retries)
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90, max_retries=MAX_RETRIES)
+def send_score(self: Task, send_id: int, by: str = "") -> str:
+    row = (
+        ScoreSend.objects.select_related("link__context__platform", "link__assignment")
+        .filter(pk=send_id)
+        .first()
+    )
+    if row is None or row.link.assignment is None:
+        return "gone"
+    platform = row.link.context.platform
+    identity = platform.users.filter(user_id=row.student_id).first()
+    if identity is None:
+        return "gone"
+    assignment = row.link.assignment
+    score = passback.current(assignment, row.student_id)
+    payload: dict[str, object] = {
+        "userId": identity.sub,
+        "activityProgress": score.activity,
+        "gradingProgress": score.grading,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+    if score.given is not None:
+        payload.update(scoreGiven=score.given, scoreMaximum=score.maximum)
+    status: int | None = None
+    try:
+        with httpx.Client(timeout=protocol.HTTP_TIMEOUT_S) as client:
+            try:
+                status = _send(client, row, score, payload)
+            except ags.PlatformError as exc:
+                if exc.status != 401:
+                    raise
+                # An expired or revoked token: a new one, once.
+                ags.forget_token(platform)
+                status = _send(client, row, score, payload)
+    except (ags.PlatformError, httpx.HTTPError, ValueError) as exc:
+        retry = exc.retry if isinstance(exc, ags.PlatformError) else True
+        status = exc.status if isinstance(exc, ags.PlatformError) else None
+        message = str(exc)[:200] or type(exc).__name__
+        last = self.request.retries >= MAX_RETRIES or not retry
+        _record(row, score, status, message, by, failed=last)
+        log.warning(
+            "LTI score %s for send %s: %s", "failed" if last else "retried", send_id, message
+        )
+        if last:
+            return "failed"
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    _record(row, score, status, "sent", by, failed=False)
+    return "sent"
+
+
+def _send(
+    client: httpx.Client, row: ScoreSend, score: passback.Score, payload: dict[str, object]
+) -> int:
+    link, platform, assignment = row.link, row.link.context.platform, row.link.assignment
+    assert assignment is not None
+    token = ags.access_token(client, platform)
+    url = link.lineitem_url
+    if not url:
+        with transaction.atomic():
+            # Two tasks must not make two line items for one link.
+            locked = ResourceLink.objects.select_for_update().get(pk=link.pk)
+            url = ags.line_item(
+                client,
+                token,
+                locked,
+                label=assignment.title,
+                maximum=score.maximum,
+                resource_id=f"assignment-{assignment.pk}",
+            )
+            link.lineitem_url = url
+    return ags.post_score(client, token, url, payload)
+
+
+def _record(
+    row: ScoreSend,
+    score: passback.Score,
+    status: int | None,
+    outcome: str,
+    by: str,
+    *,
+    failed: bool,
+) -> None:
+    now = timezone.now()
+    fields: dict[str, object] = {"tries": F("tries") + 1}
+    if outcome == "sent":
+        fields.update(
+            status=ScoreSend.Status.SENT,
+            score_given=score.given,
+            score_maximum=score.maximum,
+            grading_progress=score.grading,
+            activity_progress=score.activity,
+            sent_at=now,
+            error="",
+        )
+    else:
+        fields.update(
+            status=ScoreSend.Status.FAILED if failed else ScoreSend.Status.QUEUED, error=outcome
+        )
+    ScoreSend.objects.filter(pk=row.pk).update(**fields)
+    ScoreLog.objects.create(
+        send=row,
+        at=now,
+        score_given=score.given,
+        score_maximum=score.maximum,
+        http_status=status,
+        outcome=outcome,
+        by=by[:150],
+    )
