@@ -3,7 +3,8 @@
 // and the time since the run started, ticking on its own. "started ... ago" stays current.
 // Times come from the server (data-since and data-now, in epoch seconds), so a browser clock
 // that is wrong does not matter. The websocket swaps #model-output (whole, or text appended)
-// and #model-meter-data (the counts) in; a mutation observer notices both.
+// and #model-meter-data (the counts) in; a mutation observer notices both. Milestones are
+// said in the page's polite region (below).
 (function () {
   "use strict";
   var NEAR = 24; // px from the bottom that still count as "reading the newest text"
@@ -108,10 +109,38 @@
     }
   }
 
+  // What a screen reader hears while the model writes (site.js's polite region): the status
+  // line when it changes, every LINES lines of text and every STEPS emulated steps, and the
+  // verdict once the finished page is in; never the text itself token by token.
+  var LINES = 20, STEPS = 10;
+  var heard = { status: null, lines: 0, steps: 0, verdict: false };
+  function announce(text) { if (window.playgroundAnnounce) window.playgroundAnnounce(text); }
+  function milestones() {
+    var status = document.getElementById("run-status");
+    var now = status ? status.textContent.replace(/\s+/g, " ").trim() : "";
+    if (status && heard.status !== null && now !== heard.status) announce(now);
+    if (status) heard.status = now;
+    var output = document.getElementById("model-output");
+    if (output && output.classList.contains("live")) {
+      var lines = Math.floor(output.textContent.split("\n").length / LINES) * LINES;
+      if (lines > heard.lines) { heard.lines = lines; announce("The model has written " + lines + " lines."); }
+    }
+    var steps = document.querySelectorAll("#emulated-steps > li").length;
+    steps = Math.floor(steps / STEPS) * STEPS;
+    if (steps > heard.steps) { heard.steps = steps; announce(steps + " emulated steps so far."); }
+    var verdict = document.getElementById("verdict");
+    if (verdict && heard.status !== null && !heard.verdict && !document.getElementById("run-live")) {
+      heard.verdict = true;
+      var headline = verdict.querySelector("strong");
+      announce("The run finished. " + (headline ? headline.textContent : verdict.textContent));
+    }
+  }
+
   function update() {
     pending = false;
     followText();
     drawMeter();
+    milestones();
   }
 
   function soon() {

@@ -72,6 +72,59 @@
   });
   document.addEventListener("DOMContentLoaded", function () { showFieldsFor(document); });
 
+  // One polite live region for the page (WCAG 4.1.3), outside what swaps replace: a region that
+  // is itself swapped in is not reliably read, and one that holds a whole form re-reads it all.
+  // What must be heard is said here once: an element with data-announce, when it arrives (a
+  // grading result); the last match of data-announce-last="selector" inside an element that
+  // arrives (the newest mark of a list re-drawn whole); and window.playgroundAnnounce(text)
+  // (the live run's milestones, static/js/live-run.js).
+  function announcer() {
+    var el = document.getElementById("announcer");
+    if (!el) {
+      el = document.createElement("div");
+      el.id = "announcer";
+      el.className = "sr-only";
+      el.setAttribute("role", "status");
+      el.setAttribute("aria-live", "polite");
+      el.setAttribute("aria-atomic", "true");
+      document.body.appendChild(el);
+    }
+    return el;
+  }
+  var said = null;
+  window.playgroundAnnounce = function (text) {
+    var el = announcer();
+    text = text.replace(/\s+/g, " ").trim();
+    if (!text) return;
+    // Emptied first, so that the same words twice in a row are read twice.
+    el.textContent = "";
+    window.clearTimeout(said);
+    said = window.setTimeout(function () { el.textContent = text; }, 60);
+  };
+  function arrived(mark) {
+    var words = [];
+    document.querySelectorAll("[data-announce]:not([data-announced])").forEach(function (el) {
+      el.setAttribute("data-announced", "");
+      words.push(el.textContent);
+    });
+    document.querySelectorAll("[data-announce-last]:not([data-announced])").forEach(function (el) {
+      el.setAttribute("data-announced", "");
+      var all = el.querySelectorAll(el.getAttribute("data-announce-last"));
+      if (all.length) words.push(all[all.length - 1].textContent);
+    });
+    if (mark && words.length) window.playgroundAnnounce(words.join(" "));
+  }
+  var looking = false;
+  document.addEventListener("DOMContentLoaded", function () {
+    announcer();
+    arrived(false); // what the page came with is read with the page
+    new MutationObserver(function () {
+      if (looking) return;
+      looking = true;
+      window.requestAnimationFrame(function () { looking = false; arrived(true); });
+    }).observe(document.body, { childList: true, subtree: true });
+  });
+
   // <input data-enter-searches> inside a bigger form: Enter searches (htmx listens for it)
   // instead of sending the form.
   document.addEventListener("keydown", function (event) {

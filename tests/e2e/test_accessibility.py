@@ -47,6 +47,7 @@ BLOCKING = {"serious", "critical"}
 SHOTS = os.environ.get("PLAYGROUND_SCREENSHOTS", "")
 
 ANON, STUDENT, TEACHER, ADMIN = None, "student1", "teacher", "admin"
+RULE = "swap-add-sub"  # a changed rule of Python (playground/sandbox's rules)
 World = dict[str, Any]
 
 
@@ -247,7 +248,7 @@ def seed_world() -> World:
     call = "f([40, 900])"
     real = sandbox.run(source, call=call)
     program = library_program(source=source, call=call, expected="940", external_id="sum")
-    for mode, key, extra in (
+    for mode, key_name, extra in (
         (Mode.TRACE, "item_trace",
          {"checkpoints": [{"line": 4, "occurrence": 1, "variables": ["total", "x"]}]}),
         (Mode.DIVERGENCE, "item_divergence", {}),
@@ -255,6 +256,8 @@ def seed_world() -> World:
         (Mode.NEXT_STATE, "item_next_state", {"step_choice": {"steps": [4, 7]}}),
         (Mode.INPUT, "item_input", {}),
         (Mode.BEAT_MODEL, "item_beat", {}),
+        (Mode.OUTPUT, "item_output", {}),
+        (Mode.RULE, "item_rule", {"rule": RULE}),
     ):  # fmt: skip
         new = Item.objects.create(assignment=loops, mode=mode, program=program, title=mode.label,
                                   **extra)  # fmt: skip
@@ -262,8 +265,14 @@ def seed_world() -> World:
         if mode == Mode.DIVERGENCE:
             emulated = copy.deepcopy(real)
             emulated["steps"][3]["locals"] = {"total": "1"}
-        hand_made_key(new, real=real, emulated=emulated, prediction="940", owner=teacher)
-        w[key] = new.get_absolute_url()
+        key_real = sandbox.run(source, call=call, rule=RULE) if mode == Mode.RULE else real
+        key = hand_made_key(new, real=key_real, emulated=emulated, prediction="940", owner=teacher)
+        if mode == Mode.RULE:
+            Run.objects.filter(pk=key.pk).update(rule=RULE, method="real")
+        w[key_name] = new.get_absolute_url()
+    w["item_puzzle"] = Item.objects.create(
+        assignment=loops, mode=Mode.PUZZLE, puzzle=puzzle(name="Repeat_1:0"), title="A puzzle"
+    ).get_absolute_url()
     return w
 
 
