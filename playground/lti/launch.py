@@ -281,8 +281,10 @@ def complete(platform: Platform, claims: dict[str, Any]) -> Launch:
                     "Only the course's staff may pick assignments for the LMS.", 403
                 )
             settings_ = claims.get(protocol.DL_SETTINGS)
-            if not isinstance(settings_, dict) or not settings_.get("deep_link_return_url"):
-                raise LaunchRefused("The deep-linking request has no return URL.")
+            if not isinstance(settings_, dict) or urlsplit(
+                str(settings_.get("deep_link_return_url") or "")
+            ).scheme not in ("https", "http"):
+                raise LaunchRefused("The deep-linking request has no web address to return to.")
             accepted = settings_.get("accept_types") or []
             if "ltiResourceLink" not in accepted:
                 raise LaunchRefused("The LMS does not accept links to assignments here.")
