@@ -19,10 +19,11 @@ from playground.programs.models import Dataset, Program, Puzzle, TaskExample
 from playground.runs.models import Run
 from playground.runs.services import start_run
 
-# Items per method: 10 under `make test-full` (--full), 3 in `make test` (the plumbing of every
-# method is the point; each item of the tiny model costs about a second).
+# Items per method: 10 under `make test-full` (--full), 1 in `make test`: the plumbing of every
+# method is the point, and one item of the tiny model already costs 5 to 20 s of both cores
+# beside the other test worker (2 to 3 items each made this file 365 s of `make test`).
 N = 10
-SHORT = 3
+SHORT = 1
 # Small budgets keep the suite fast; the point is the plumbing, not the tiny model's skill.
 TOKENS = {"direct": 48, "cot": 96, "trace": 160, "coc": 64, "tae": 96, "puzzle": 48,
           "input-direct": 48, "input-cot": 96, "probe": 160, "probe-chain": 24}  # fmt: skip
@@ -100,7 +101,7 @@ def test_input_prediction_finishes_whatever_the_model_writes(
     """CRUXEval-I with the real model: it is shown the data set's output, whatever call it
     writes is run in the sandbox (never here) and judged, and an answer without one is
     unparsable with the reason."""
-    for program in _programs()[: N if full else 2]:
+    for program in _programs()[: N if full else SHORT]:
         run = run_embedded(method, program=program)
         assert run.details["output"] == program.expected_output
         assert run.details["output_from"] == "data set"
@@ -123,7 +124,7 @@ def test_probes_finish_whatever_the_model_writes(
     probes per run (four questions: the tiny model reads a long prompt slowly)."""
     if not full:
         monkeypatch.setattr(probes, "DEFAULT", probes.Config(1, 1, 1, 1, 0))
-    for program in _programs()[: N if full else 2]:
+    for program in _programs()[: N if full else SHORT]:
         run = run_embedded(method, program=program)
         marks = run.verdict["probes"]
         assert len(marks) == len(run.details["probes"]) > 0
@@ -136,12 +137,15 @@ def test_probes_finish_whatever_the_model_writes(
 
 
 @pytest.mark.slow
-def test_chain_of_code_finishes_on_programs_and_tasks(run_embedded: Callable[..., Run]) -> None:
-    for program in _programs():
+def test_chain_of_code_finishes_on_programs_and_tasks(
+    run_embedded: Callable[..., Run], full: bool
+) -> None:
+    for program in _programs(N if full else 3):
         run = run_embedded("coc", program=program)
         assert run.emulated_trace is not None
         assert run.model_calls == 0  # Python runs these library programs entirely
-    for example in TaskExample.objects.filter(task__name="object_counting").order_by("index")[:2]:
+    tasks = TaskExample.objects.filter(task__name="object_counting").order_by("index")
+    for example in tasks[: 2 if full else SHORT]:
         run = run_embedded("coc", task_example=example)
         assert "program" in run.details
 
