@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils.text import slugify
 
 from playground.classroom import audit
 from playground.classroom.models import Assignment, Course, Membership, Role
@@ -144,16 +145,29 @@ def verify(
     return platform, claims
 
 
+def _lock(name: str) -> None:
+    """A transaction-long PostgreSQL advisory lock on this name."""
+    key = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _local_user(platform: Platform, claims: dict[str, Any]) -> Any:
     """The account of this LMS person (issuer + sub), made on their first launch. Never an
     existing account found by e-mail or name."""
     sub = str(claims["sub"])[:255]
+    # Two launches of one person at once (a double click) make one account, one membership.
+    _lock(f"user\n{platform.pk}\n{sub}")
     found = LtiUser.objects.filter(platform=platform, sub=sub).select_related("user").first()
     if found is not None:
         return found.user
     user_model = get_user_model()
     digest = hashlib.sha256(f"{platform.issuer}\n{sub}".encode()).hexdigest()
-    username = f"lti-{digest[:12]}"
+    # Read by the staff in rosters and gradebooks: the LMS's name when it sends one, made unique
+    # by the digest (never an existing account's name: the suffix).
+    given, family = str(claims.get("given_name") or ""), str(claims.get("family_name") or "")
+    name = slugify(f"{given} {family}" if (given or family) else str(claims.get("name") or ""))
+    username = f"{name[:30] or 'lti'}-{digest[:8]}"
     if user_model.objects.filter(username=username).exists():
         username = f"lti-{digest[:24]}"
     user = user_model(
@@ -175,9 +189,7 @@ def _course(platform: Platform, claims: dict[str, Any], user: Any, role: str) ->
         raise LaunchRefused("The launch names no LMS course (its context).")
     title = str(context.get("title") or context.get("label") or "LMS course")[:200]
     # One course per LMS course, even when two instructors launch at once.
-    with connection.cursor() as cursor:
-        key = int(hashlib.sha256(f"{platform.pk}\n{context_id}".encode()).hexdigest()[:15], 16)
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    _lock(f"context\n{platform.pk}\n{context_id}")
     linked = LtiContext.objects.filter(platform=platform, context_id=context_id[:255]).first()
     if linked is not None:
         return linked.course

@@ -90,3 +90,16 @@ def test_a_student_launched_from_the_lms_takes_a_timed_exam_and_the_lms_gets_the
     assert line_item["label"] == "Midterm"
     assert line_item["resourceLinkId"] == "midterm-link"
     assert ScoreSend.objects.get(student=grace).status == ScoreSend.Status.SENT
+
+    # The instructor, launched from the LMS too, sees what was sent.
+    staff = page.context.browser.new_context(viewport={"width": 1200, "height": 900})  # type: ignore[union-attr]
+    mine = staff.new_page()
+    mine.goto(f"{sim.base}/start/{sim.prepare(Prepared(teacher))}?tool={tool}")
+    mine.wait_for_url(lambda url: url.endswith(f"/courses/{course.pk}/manage/"))
+    mine.locator("#lti-scores-link").click()
+    row = mine.locator("#lti-scores tbody tr")
+    expect(row).to_contain_text("Midterm")
+    expect(row).to_contain_text("Sent")
+    expect(row).to_contain_text("1 / 1")
+    mine.screenshot(path=str(SHOTS / "lti-scores.png"), full_page=True)
+    staff.close()

@@ -113,7 +113,7 @@ def test_a_learner_cannot_set_up_a_course_and_email_never_takes_over_an_account(
     assert launch(client, sim, sim.prepare(Prepared(STUDENT)), tool).status_code == 302
     mapped = LtiUser.objects.get(sub=STUDENT.sub).user
     assert mapped != local
-    assert mapped.username.startswith("lti-")
+    assert mapped.username.startswith("alan-turing-")
     assert not mapped.has_usable_password()
     assert not Membership.objects.filter(user=local).exists()
 

@@ -107,7 +107,10 @@ def test_staff_see_what_was_sent_and_resend_students_do_not(
     course = first.assignment.course
     row = ScoreSend.objects.get()
     teacher = browser()
-    launch(teacher, sim, sim.prepare(Prepared(TEACHER)), tool)
+    landed = launch(teacher, sim, sim.prepare(Prepared(TEACHER)), tool)
+    # The course's manage page, where the LMS launch lands staff, leads to the page.
+    manage = teacher.get(tool + landed.headers["location"])
+    assert f'href="/lti/courses/{course.pk}/scores/" id="lti-scores-link"' in manage.text
     page = teacher.get(f"{tool}/lti/courses/{course.pk}/scores/")
     assert page.status_code == 200
     assert "1 / 2" in page.text
