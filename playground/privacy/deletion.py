@@ -33,6 +33,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, TextField
@@ -61,6 +62,12 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 PSEUDONYM = "deleted account #{n}"
+
+
+# Text columns of other apps that copy a person's username (who did something), rewritten to the
+# pseudonym's: "app_label.Model.field". A model not installed is skipped (by label, so that this
+# module does not depend on the app).
+NAME_COLUMNS = ["lti.ScoreLog.by"]
 
 
 class DeletionRefused(Exception):
@@ -154,6 +161,7 @@ def _rewrite_audit(user: Any, pseudonym: _Pseudonym) -> int:
         # The trigger refuses every UPDATE unless this is set, and then lets only the names,
         # refs and detail change (classroom migration 0017).
         cursor.execute("SET LOCAL playground.audit_erasure = 'on'")
+    rewritten = 0
     for row in rows:
         changes = {
             "actor_ref": alias.pk if row.actor_ref == user.pk else row.actor_ref,
@@ -166,11 +174,27 @@ def _rewrite_audit(user: Any, pseudonym: _Pseudonym) -> int:
             ),
             "detail": _replace(row.detail, words),
         }
+        if all(getattr(row, k) == v for k, v in changes.items()):
+            continue  # the username only inside a longer text: nothing to replace
         # QuerySet.update: AuditEvent.save refuses changes (the model's own guard).
         AuditEvent.objects.filter(pk=row.pk).update(**changes)
+        rewritten += 1
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL playground.audit_erasure = 'off'")
-    return len(rows)
+    return rewritten
+
+
+def _rewrite_name_columns(user: Any, pseudonym: _Pseudonym) -> None:
+    name = user.get_username()
+    for column in NAME_COLUMNS:
+        label, field_name = column.rsplit(".", 1)
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        rows = model._default_manager.filter(**{field_name: name})
+        if rows.exists():
+            rows.update(**{field_name: pseudonym.get().get_username()})
 
 
 def _keep_grades(user: Any, pseudonym: _Pseudonym, done: Deleted) -> None:
@@ -244,6 +268,7 @@ def delete_account(user: Any) -> Deleted:
         pseudonym = _Pseudonym()
         _keep_grades(user, pseudonym, done)
         done.audit_rewritten = _rewrite_audit(user, pseudonym)
+        _rewrite_name_columns(user, pseudonym)
         _programs(user, done)
         _cancel_and_delete_runs(user, done)
         if user.email:
