@@ -283,6 +283,7 @@ CELERY_TASK_ROUTES = {
     "playground.reaper.reap": {"queue": "default"},
     "playground.moderation.tasks.clear_expired_sessions": {"queue": "default"},
     "playground.lti.tasks.send_score": {"queue": "default"},
+    "playground.lti.tasks.send_revealed_scores": {"queue": "default"},
     "playground.privacy.retention.apply_retention": {"queue": "default"},
 }
 # Modules with tasks that are not in an app's tasks.py (autodiscovery finds only those).
@@ -334,6 +335,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "playground.privacy.retention.apply_retention",
         "schedule": 86400.0,
         "options": {"expires": 82800},
+    },
+    # LTI scores held back while hidden, sent once the assignment closed (playground/lti/tasks.py).
+    "lti-revealed-scores": {
+        "task": "playground.lti.tasks.send_revealed_scores",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
     # Expired sessions (Django's `clearsessions`), once a day.
     "clear-expired-sessions": {

@@ -134,3 +134,27 @@ def _record(
         outcome=outcome,
         by=by[:150],
     )
+
+
+@shared_task(acks_late=True, soft_time_limit=300, time_limit=360)
+def send_revealed_scores() -> int:
+    """Hourly (Celery beat): a score held back while the classroom hid it from the student
+    (``gradingProgress`` Pending, no score) is sent again when its assignment's last window
+    closed after that send, since results that wait for the due time show then with no event
+    of their own. The task sent decides afresh (an exam still unpublished: held back again;
+    publishing sends it)."""
+    now = timezone.now()
+    held = (
+        ScoreSend.objects.filter(status=ScoreSend.Status.SENT, score_given__isnull=True)
+        .select_related("link__assignment")
+        .order_by("-pk")[:5000]
+    )
+    queued = 0
+    for row in held:
+        assignment = row.link.assignment
+        if assignment is None or row.sent_at is None:
+            continue
+        if row.sent_at < assignment.closes_at() <= now:
+            passback.queue(assignment_id=assignment.pk, student_id=row.student_id)
+            queued += 1
+    return queued

@@ -5,16 +5,22 @@ regrade, and again after the LMS failed once; the staff see what was sent and ma
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
-from playground.classroom.models import Item, Mode, Submission
+from playground.celery import app
+from playground.classroom.models import Feedback, Item, Mode, Submission
 from playground.classroom.regrading import regrade
 from playground.classroom.submissions import override, submit
 from playground.lti.models import LtiContext, LtiUser, Platform, ScoreLog, ScoreSend
+from playground.lti.tasks import send_revealed_scores
 from tests.classroom.student_world import (
     SECRET,
     assignment,
+    close,
     hand_made_key,
     library_program,
     real_trace,
@@ -137,3 +143,26 @@ def test_staff_see_what_was_sent_and_resend_students_do_not(
     launch(learner, sim, sim.prepare(Prepared(STUDENT)), tool)
     assert learner.get(f"{tool}/lti/courses/{course.pk}/scores/").status_code == 403
     assert browser().get(f"{tool}/lti/courses/{course.pk}/scores/").status_code == 302  # to login
+
+
+def test_a_grade_hidden_until_the_due_time_goes_back_once_the_assignment_closes(
+    sim: Simulator, platform: Platform, live_server: LiveServer, eager: None
+) -> None:
+    first, _, student = _world(sim, live_server.url)
+    homework = first.assignment
+    homework.feedback = Feedback.AFTER_DUE
+    homework.save(update_fields=["feedback"])
+    submit(item=first, student=student, answer=f"'{SECRET}'")
+    assert "scoreGiven" not in sim.scores[-1]
+    assert sim.scores[-1]["gradingProgress"] == "Pending"
+    assert send_revealed_scores() == 0  # still open: nothing to send
+    # Time passes: the answer was sent three days ago, the windows closed since.
+    ScoreSend.objects.update(sent_at=timezone.now() - timedelta(days=3))
+    close(homework)
+    assert send_revealed_scores() == 1
+    assert (sim.scores[-1]["scoreGiven"], sim.scores[-1]["gradingProgress"]) == (1.0, "FullyGraded")
+    assert send_revealed_scores() == 0  # sent after the close: not again
+    app.loader.import_default_modules()
+    entry = app.conf.beat_schedule["lti-revealed-scores"]
+    assert entry["task"] in app.tasks
+    assert app.amqp.router.route({}, entry["task"])["queue"].name == "default"
