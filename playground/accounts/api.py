@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from ninja import Router, Schema
 from ninja.errors import HttpError
@@ -38,10 +38,10 @@ def csrf(request: HttpRequest) -> dict[str, str]:
     response={200: dict[str, Any], 401: ErrorOut, 429: ErrorOut},
     summary="Everything the site holds about you, as one JSON document",
 )
-def account_export(request: HttpRequest) -> HttpResponse:
+def account_export(request: HttpRequest) -> StreamingHttpResponse:
     """The same file as the account page's "Download my data" (docs/PRIVACY.md), counted
     against the same limit (``exports.user``)."""
     if not request.user.is_authenticated:
         raise HttpError(401, "Sign in or send a personal API token.")
     ratelimits.hit(request, "exports")
-    return export_response(request.user)
+    return export_response(request, request.user)

@@ -13,7 +13,13 @@ from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -194,10 +200,10 @@ def revoke_token(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def export_data(request: HttpRequest) -> HttpResponse:
+def export_data(request: HttpRequest) -> StreamingHttpResponse:
     """Everything the site holds about you, as one JSON file (``exports.user``)."""
     ratelimits.hit(request, "exports")
-    return export_response(request.user)
+    return export_response(request, request.user)
 
 
 @login_required

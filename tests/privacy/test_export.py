@@ -6,16 +6,21 @@ deliberately left out, so a new model cannot be forgotten."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.db import connections
+from django.test import AsyncClient, Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from playground.privacy import export
+from playground.runs.models import Trace
 from tests.limits import assert_refused, public
 from tests.privacy.world import student_world
 
@@ -48,17 +53,17 @@ def test_every_user_foreign_key_is_exported_or_excluded_with_a_reason() -> None:
 
 def _download(client: Client) -> dict[str, Any]:
     response = client.post(reverse("export_data"))
-    assert response.status_code == 200, response.content[:300]
+    assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response["Content-Disposition"].startswith("attachment;")
     assert response["Cache-Control"] == "no-store"
-    return json.loads(response.content)
+    return json.loads(b"".join(response.streaming_content))
 
 
 def test_the_download_holds_everything_about_the_student_and_no_secret() -> None:
     world = student_world()
-    raw = world.client.post(reverse("export_data")).content.decode()
-    data = json.loads(raw)
+    data = _download(world.client)
+    raw = json.dumps(data)
     sections = data["sections"]
     assert data["truncated"] == []
     (account,) = sections["account"]
@@ -122,8 +127,8 @@ def test_exports_are_limited_per_account(settings: Settings) -> None:
 def test_a_token_exports_through_the_api_and_anonymous_gets_401() -> None:
     world = student_world()
     response = Client().get("/api/account/export", HTTP_AUTHORIZATION=f"Bearer {world.secret}")
-    assert response.status_code == 200, response.content[:300]
-    data = json.loads(response.content)
+    assert response.status_code == 200
+    data = json.loads(b"".join(response.streaming_content))
     assert data["sections"]["account"][0]["username"] == world.student.username
     assert Client().get("/api/account/export").status_code == 401
 
@@ -134,3 +139,33 @@ def test_the_account_page_offers_the_download_and_the_deletion() -> None:
     assert reverse("export_data") in page
     assert reverse("delete_account") in page
     assert "csrfmiddlewaretoken" in page
+
+
+@pytest_asyncio.fixture
+async def _close_thread_connections() -> AsyncIterator[None]:
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+@pytest.mark.usefixtures("_close_thread_connections")
+async def test_under_asgi_the_file_streams_in_parts() -> None:
+    """The web server is ASGI: the file comes in parts made one after another (never the whole
+    file in memory), and they join into the same JSON."""
+    world = await sync_to_async(student_world)()
+    big = {"status": "ok", "steps": [{"line": 1, "locals": {"x": "y" * 1000}}] * 200}
+    await sync_to_async(Trace.objects.create)(
+        run=world.queued, kind="real", status="ok", step_count=200, data=big
+    )
+    client = AsyncClient()
+    await client.aforce_login(world.student)
+    response = await client.post(reverse("export_data"))
+    assert response.status_code == 200
+    assert response.is_async
+    parts = [part async for part in response.streaming_content]
+    assert len(parts) >= 2  # parts of about 64 KiB, one record never split
+    data = json.loads(b"".join(parts))
+    run = next(r for r in data["sections"]["runs"] if r["id"] == world.queued.pk)
+    assert run["traces"][0]["data"] == big
+    assert data["sections"]["submissions"][0]["final_credit"] == 1.0
