@@ -62,6 +62,7 @@ def access_token(client: httpx.Client, platform: Platform, scopes: tuple[str, ..
     )
     _check(response, "Token request")
     body = response.json()
+    body = body if isinstance(body, dict) else {}
     token = str(body.get("access_token") or "")
     if not token:
         raise PlatformError("Token request: the LMS sent no access_token", retry=False)
@@ -114,7 +115,8 @@ def line_item(
             headers={**auth, "Content-Type": LINEITEM, "Accept": LINEITEM},
         )
         _check(made, "New line item")
-        url = str(made.json().get("id") or "")
+        body = made.json()
+        url = str(body.get("id") or "") if isinstance(body, dict) else ""
         if not url:
             raise PlatformError("New line item: the LMS sent no id", retry=False)
     ResourceLink.objects.filter(pk=link.pk).update(lineitem_url=url[:1000])

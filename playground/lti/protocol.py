@@ -77,6 +77,8 @@ def verify_id_token(token: str, platform: Platform) -> dict[str, Any]:
         raise LaunchRefused(
             "The id_token was signed with a key the LMS does not publish."
         ) from None
+    except (jwt.PyJWTError, ValueError):
+        raise LaunchRefused("The LMS's key set could not be read.", 502) from None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -215,3 +215,17 @@ def test_login_initiation_refuses_unknown_lms_and_odd_requests(
     assert "&lt;script&gt;" in error.text
     assert "<script>alert" not in error.text
     assert client.post(tool + "/lti/launch/", data={}).status_code == 400
+
+
+def test_an_lms_whose_key_set_fails_gets_a_page_not_a_500(
+    sim: Simulator, platform: Platform, live_server: LiveServer
+) -> None:
+    tool = live_server.url
+    for jwks_url, words in (
+        (sim.base + "/no-such-key-set", "could not be fetched"),  # a 404
+        (tool + "/", "could not be read"),  # a page, not JSON
+    ):
+        Platform.objects.filter(pk=platform.pk).update(jwks_url=jwks_url)
+        refused = launch(browser(), sim, sim.prepare(Prepared(TEACHER)), tool)
+        assert refused.status_code == 502
+        assert words in refused.text
