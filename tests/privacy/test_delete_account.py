@@ -5,11 +5,14 @@ they cannot sign in. The last instructor of a course is refused with the course 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
@@ -215,3 +218,19 @@ def test_a_run_deleted_while_its_task_works_ends_without_an_error(
     assert pipeline.execute_real(run_id) == "gone"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not Run.objects.filter(pk=run_id).exists()
+
+
+def test_an_operator_exports_and_deletes_from_the_command_line(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    world = student_world()
+    call_command("privacy", "export", world.student.username)
+    data = json.loads(capsysbinary.readouterr().out)
+    assert data["sections"]["account"][0]["email"] == world.email
+    with pytest.raises(CommandError, match="only instructor of “Execution 101”"):
+        call_command("privacy", "delete", world.teacher.username, "--yes")
+    call_command("privacy", "delete", world.student.username, "--yes")
+    assert "1 submission(s) kept under 'deleted account #" in capsysbinary.readouterr().out.decode()
+    assert not get_user_model().objects.filter(pk=world.student.pk).exists()
+    with pytest.raises(CommandError, match="No account"):
+        call_command("privacy", "delete", world.student.username, "--yes")
