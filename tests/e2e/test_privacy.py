@@ -33,6 +33,7 @@ def test_a_student_exports_then_deletes_and_the_gradebook_keeps_the_grade(
     name = world.student.get_username()
     log_in(page, live_server.url, name)
     page.goto(live_server.url + "/accounts/")
+    _shot(page, "privacy-account.png")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download my data").click()
     data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
