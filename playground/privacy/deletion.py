@@ -18,6 +18,8 @@ What stays, and why (docs/PRIVACY.md):
 - **Programs others depend on**: a public program, one a course item uses or one another
   person ran stays, with no owner (it is the site's library now; deleting it would delete other
   people's runs, and a course's items). Private programs nobody else used are deleted.
+- **A course's runs**: an item's answer key or a variant's run, which a staff member's saving
+  of the item started, stays with the course, with no owner (grading reads it).
 
 An instructor who is the last instructor of a course is refused with the courses named: the
 course would be left without anyone able to manage it (give it another instructor first).
@@ -50,12 +52,13 @@ from playground.classroom.models import (
     Role,
     StepPrediction,
     Submission,
+    Variant,
 )
 from playground.moderation.models import Report
 from playground.moderation.sessions import end_sessions_of
 from playground.programs.models import Program
 from playground.runs.events import publish
-from playground.runs.models import Run
+from playground.runs.models import Run, RunSurprise
 from playground.sharing.models import ExpiredLink, ShareLink
 
 log = logging.getLogger(__name__)
@@ -233,6 +236,21 @@ def _programs(user: Any, done: Deleted) -> None:
     done.programs_kept = depended_on.update(owner=None, anon_owner="")
 
 
+def _keep_course_runs(user: Any) -> None:
+    """A course item's answer key and a variant's run are the course's (grading reads them),
+    though the staff member who saved the item started them: they stay, without an owner."""
+    course_runs = Run.objects.filter(owner=user).filter(
+        Exists(Item.objects.filter(key_run=OuterRef("pk")))
+        | Exists(Variant.objects.filter(run=OuterRef("pk")))
+    )
+    course_runs.update(owner=None, anon_owner="", budget_key="")
+    # Whose token allowance a run or a surprise scoring counted against (an evaluation's runs
+    # that the person asked to score): a counter's name, not needed once the account is gone.
+    key = f"user:{user.pk}"
+    Run.objects.filter(budget_key=key).exclude(owner=user).update(budget_key="")
+    RunSurprise.objects.filter(budget_key=key).update(budget_key="")
+
+
 def _cancel_and_delete_runs(user: Any, done: Deleted) -> None:
     unfinished = Run.objects.filter(owner=user).exclude(status__in=Run.FINISHED)
     keys = [run.events_key for run in unfinished.only("pk", "created_at")]
@@ -270,6 +288,7 @@ def delete_account(user: Any) -> Deleted:
         done.audit_rewritten = _rewrite_audit(user, pseudonym)
         _rewrite_name_columns(user, pseudonym)
         _programs(user, done)
+        _keep_course_runs(user)
         _cancel_and_delete_runs(user, done)
         if user.email:
             Invitation.objects.filter(email__iexact=user.email).delete()

@@ -18,12 +18,13 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
-from playground.classroom.models import AuditEvent, Membership, Role, Submission
+from playground.classroom.models import AuditEvent, Item, Membership, Role, Submission
 from playground.privacy import deletion
 from playground.programs.models import Program
 from playground.runs import pipeline
 from playground.runs.models import Run
 from tests.classroom.staff_factories import text
+from tests.factories import RunFactory
 from tests.limits import assert_refused, public
 from tests.privacy.world import PASSWORD, student_world
 
@@ -163,8 +164,13 @@ def test_the_only_instructor_of_a_course_is_refused_with_the_course_named() -> N
     assert get_user_model().objects.filter(pk=world.teacher.pk).exists()
     # With a second instructor, the first may go; the course stays.
     Membership.objects.filter(course=world.course, user=world.student).update(role=Role.INSTRUCTOR)
+    # The answer key the teacher's saving of the item started is the course's: it stays.
+    key = RunFactory(program=world.item.program, owner=world.teacher, status=Run.Status.DONE)
+    Item.objects.filter(pk=world.item.pk).update(key_run=key)
     assert _delete(teacher).status_code == 302
     assert not get_user_model().objects.filter(pk=world.teacher.pk).exists()
+    assert Item.objects.get(pk=world.item.pk).key_run_id == key.pk
+    assert Run.objects.get(pk=key.pk).owner is None
 
 
 def test_attempts_are_limited(settings: Settings) -> None:

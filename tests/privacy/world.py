@@ -24,7 +24,7 @@ from playground.classroom.models import (
     StepPrediction,
 )
 from playground.moderation.models import Report
-from playground.runs.models import Run, Trace
+from playground.runs.models import Run, RunSurprise, Trace
 from playground.sharing.models import ShareLink
 from tests.classroom.staff_factories import (
     AssignmentFactory,
@@ -76,6 +76,12 @@ def student_world() -> SimpleNamespace:
     link = ShareLink.objects.create(run=run, created_by=student)
     queued = RunFactory(program=private, owner=student)  # still queued: in progress
     others_run = RunFactory(program=public, owner=teacher, status=Run.Status.DONE)
+    # A run of an evaluation (nobody's) whose surprise the student asked to score: its
+    # allowance key names the student.
+    scored = RunFactory(program=public, status=Run.Status.DONE, budget_key=f"user:{student.pk}")
+    RunSurprise.objects.create(
+        run=scored, budget_key=f"user:{student.pk}", requested_at=timezone.now()
+    )
     token, secret = create_token(user=student, name="laptop script", scope="read")
     Report.objects.create(
         program=ProgramFactory(owner=teacher, is_public=True),
