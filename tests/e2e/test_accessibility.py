@@ -15,27 +15,35 @@ but its own, and this context is for the check alone (tests/e2e/test_csp.py chec
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.test.signals import template_rendered
-from playwright.sync_api import Browser, BrowserContext, Page
+from django.utils import timezone
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
+from pytest_django.fixtures import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
+from playground.benchmarks.models import Evaluation
 from playground.classroom.models import Item, Mode
 from playground.compare import compare_traces
 from playground.lib import paths
 from playground.programs.models import Task, TaskExample
-from playground.runs.models import Run
+from playground.runs.models import Run, Trace
 from playground.sharing.models import ExpiredLink, ShareLink
-from tests.classroom.student_world import hand_made_key, library_program, puzzle
+from tests.classroom.student_world import assignment, hand_made_key, library_program, puzzle
 from tests.e2e import csp_world
 from tests.e2e.conftest import session_cookie
+from tests.e2e.test_probe_page import _probe_run
+from tests.e2e.test_stepping_viewer import _stepping_run
 from tests.factories import ProgramFactory, UserFactory, store_traces
+from tests.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -58,6 +66,12 @@ class Row:
     who: str | None  # a username of the seeded world, or None: nobody signed in
     templates: tuple[str, ...]
     status: int = 200
+    # Send the page's form with these fields (a name starting with "-": that field removed; the
+    # name "@action": a form of its own to that address, with the page's CSRF token) and check
+    # the answer instead of the page.
+    submit: dict[str, str] | None = None
+    # "module.attribute": replaced, for this page only, by a function that raises (a crash).
+    fault: str | None = None
 
 
 def _at(key: str, suffix: str = "") -> Callable[[World], str]:
@@ -89,7 +103,9 @@ PAGES: list[Row] = [
         ("registration/password_reset_complete.html",)),
     Row("leaderboard", _path("/evaluations/"), ANON, ("benchmarks/leaderboard.html",)),
     Row("evaluation", _at("evaluation"), ANON,
-        ("benchmarks/detail.html", "benchmarks/_accuracy_table.html", "benchmarks/_chart.html")),
+        ("benchmarks/detail.html", "benchmarks/_accuracy_table.html", "benchmarks/_chart.html",
+         "benchmarks/_surprise_ranking.html")),
+    Row("evaluation under a rule", _at("rule_evaluation"), ANON, ("benchmarks/_paired.html",)),
     Row("evaluations compared", _at("evaluations_compare"), ANON,
         ("benchmarks/compare.html", "benchmarks/_compare_pairs.html")),
     Row("shared run", _at("share"), ANON, ("runs/run_detail.html",)),
@@ -104,6 +120,12 @@ PAGES: list[Row] = [
     Row("404", _path("/no-such-page/"), ANON, ("404.html",), 404),
     Row("400", _path("/library/?q=%00"), ANON, ("400.html", "_error_base.html"), 400),
     Row("405", _at("cancel_url"), STUDENT, ("405.html",), 405),
+    Row("403", _at("course", "manage/"), STUDENT, ("403.html",), 403),
+    Row("403 (form expired)", _path("/accounts/login/"), ANON, ("403_csrf.html",), 403,
+        submit={"username": "a", "password": "b", "-csrfmiddlewaretoken": ""}),
+    Row("429", _at("rule_evaluation"), STUDENT, ("429.html",), 429,
+        submit={"@action": "surprise/"}),
+    Row("500", _path("/"), ANON, ("500.html",), 500, fault="playground.views.ProgramForm"),
     # A signed-in student.
     Row("new program", _path("/programs/new/"), STUDENT, ("programs/program_form.html",)),
     Row("my programs", _path("/programs/mine/"), STUDENT, ("programs/my_programs.html",)),
@@ -121,6 +143,13 @@ PAGES: list[Row] = [
     Row("item: trace", _at("item_trace"), STUDENT, ("classroom/student/item.html",)),
     Row("item: divergence", _at("item_divergence"), STUDENT, ("classroom/student/item.html",)),
     Row("item: probes", _at("item_probes"), STUDENT, ("classroom/student/item.html",)),
+    Row("exam assignment", _at("exam"), STUDENT,
+        ("classroom/student/assignment.html", "classroom/student/_exam_clock.html")),
+    Row("invitation", _path("/courses/invitation/no-such-invitation/"), STUDENT,
+        ("classroom/student/invitation.html",), 400),
+    Row("run with probes", _at("probe_run"), STUDENT,
+        ("runs/_probes.html", "runs/_trace_viewer.html")),
+    Row("stepping run", _at("stepping_run"), STUDENT, ("runs/_stepping.html",)),
     Row("item: next state", _at("item_next_state"), STUDENT,
         ("classroom/student/item.html", "classroom/student/_next_state.html")),
     Row("report a program", _at("report"), STUDENT,
@@ -145,6 +174,7 @@ PAGES: list[Row] = [
         ("classroom/staff/course_gradebook.html",)),
     Row("override", _at("override"), TEACHER, ("classroom/staff/override.html",)),
     Row("audit log", _at("course", "audit/"), TEACHER, ("classroom/staff/audit_log.html",)),
+    Row("run under a rule", _at("rule_run"), TEACHER, ("runs/_standard_run.html",)),
     Row("item (staff view)", _at("item"), TEACHER,
         ("classroom/student/item.html", "runs/_trace_viewer.html")),
     # Site staff.
@@ -175,19 +205,12 @@ PENDING_ROWS: dict[str, str] = {
 }
 NOT_A_PAGE: dict[str, str] = {
     "registration/password_reset_email.html": "the body of an e-mail, not a page",
-    "403.html": "TODO",
-    "403_csrf.html": "TODO",
-    "413.html": "TODO",
-    "429.html": "TODO",
-    "500.html": "TODO",
-    "benchmarks/_surprise_ranking.html": "TODO",
-    "benchmarks/_paired.html": "TODO",
-    "benchmarks/_step_table.html": "TODO",
-    "classroom/student/_exam_clock.html": "TODO",
-    "classroom/student/invitation.html": "TODO",
-    "runs/_probes.html": "TODO",
-    "runs/_standard_run.html": "TODO",
-    "runs/_stepping.html": "TODO",
+    "413.html": "refused by the ASGI server's body limit (playground/lib/uploads.py), which the "
+    "in-process live server (WSGI) does not run; the frame of 400 (_error_base.html), one heading "
+    "and a sentence",
+    "benchmarks/_step_table.html": "NOT YET CHECKED: drawn for a stepping evaluation's per-step "
+    "results (plots.step_index), which the seeded world does not make yet; a table like "
+    "_accuracy_table.html (caption, th scope=col), which is checked",
 }
 
 
@@ -269,10 +292,21 @@ def seed_world() -> World:
         key = hand_made_key(new, real=key_real, emulated=emulated, prediction="940", owner=teacher)
         if mode == Mode.RULE:
             Run.objects.filter(pk=key.pk).update(rule=RULE, method="real")
+            Trace.objects.create(run=key, kind=Trace.Kind.STANDARD, status="ok", data=real)
+            w["rule_run"] = key.get_absolute_url()
         w[key_name] = new.get_absolute_url()
     w["item_puzzle"] = Item.objects.create(
         assignment=loops, mode=Mode.PUZZLE, puzzle=puzzle(name="Repeat_1:0"), title="A puzzle"
     ).get_absolute_url()
+    w["rule_evaluation"] = Evaluation.objects.create(
+        dataset="cruxeval", method="direct", model="smollm2-135m", status="done", rule=RULE,
+        title="Under a rule", total=0, owner=student,
+    ).get_absolute_url()  # fmt: skip
+    w["exam"] = assignment(
+        loops.course, title="Midterm", time_limit=20, opens_at=timezone.now()
+    ).get_absolute_url()
+    w["probe_run"] = _probe_run(student, 2)[0].get_absolute_url()
+    w["stepping_run"] = _stepping_run(student)[0].get_absolute_url()
     return w
 
 
@@ -295,6 +329,56 @@ def compared_run(user: Any) -> Run:
     return run
 
 
+@contextmanager
+def faulty(target: str | None) -> Iterator[None]:
+    """``target`` ("module.attribute") raises while the block runs: the site's 500 page."""
+    if target is None:
+        yield
+        return
+    module, name = target.rsplit(".", 1)
+    owner = importlib.import_module(module)
+    saved = getattr(owner, name)
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a crash, on purpose (tests/e2e/test_accessibility.py)")
+
+    setattr(owner, name, crash)
+    try:
+        yield
+    finally:
+        setattr(owner, name, saved)
+
+
+def visit(page: Page, url: str, submit: dict[str, str] | None) -> Response:
+    """Load ``url``; with ``submit``, then send its main content's form with those fields."""
+    response = page.goto(url)
+    if submit is not None:
+        with page.expect_navigation() as sent:
+            page.evaluate(
+                """fields => {
+                  let form = document.querySelector("main form[method=post]");
+                  if (fields["@action"]) {
+                    form = document.createElement("form");
+                    form.method = "post";
+                    form.action = fields["@action"];
+                    const token = document.querySelector("[name=csrfmiddlewaretoken]");
+                    form.append(token.cloneNode());
+                    document.body.append(form);
+                    delete fields["@action"];
+                  }
+                  for (const [name, value] of Object.entries(fields)) {
+                    if (name.startsWith("-")) form.elements.namedItem(name.slice(1)).remove();
+                    else form.elements.namedItem(name).value = value;
+                  }
+                  form.submit();
+                }""",
+                submit,
+            )
+        response = sent.value
+    assert response is not None
+    return response
+
+
 @pytest.fixture
 def axe_context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
@@ -308,7 +392,7 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
         page.add_script_tag(path=str(AXE))
     result: dict[str, Any] = page.evaluate(
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: "
-        "['violations']})",
+        "['violations'], iframes: false})",
         WCAG_TAGS,
     )
     violations: list[dict[str, Any]] = result["violations"]
@@ -337,7 +421,11 @@ def sign_in_as(context: BrowserContext, who: str | None, base: str) -> None:
         context.add_cookies([session_cookie(user, base)])
 
 
-def test_every_listed_page_passes_axe(axe_context: BrowserContext, live_server: LiveServer) -> None:
+def test_every_listed_page_passes_axe(
+    axe_context: BrowserContext, live_server: LiveServer, settings: Settings
+) -> None:
+    # The 429 row: asking for an evaluation's surprise is over the limit from the first time.
+    settings.PLAYGROUND_LIMITS = {**settings.PLAYGROUND_LIMITS, "surprises.user": "0/h"}
     world = seed_world()
     rendered: list[str] = []
 
@@ -357,8 +445,8 @@ def test_every_listed_page_passes_axe(axe_context: BrowserContext, live_server: 
                 who = row.who
                 sign_in_as(axe_context, who, live_server.url)
             rendered.clear()
-            response = page.goto(live_server.url + row.url(world))
-            assert response is not None
+            with faulty(row.fault):
+                response = visit(page, live_server.url + row.url(world), row.submit)
             if response.status != row.status:
                 problems.append(f"{row.name}: HTTP {response.status}, not {row.status}")
             missing = set(row.templates) - set(rendered)
@@ -375,3 +463,51 @@ def test_every_listed_page_passes_axe(axe_context: BrowserContext, live_server: 
     if never:
         problems.append(f"templates no page rendered: {sorted(never)}")
     assert problems == [], "\n".join(problems)
+
+
+# Every text the page's polite region (#announcer) holds, in order, sampled every 20 ms (what a
+# screen reader is given to say).
+HEARD = """
+window.__heard = [];
+window.setInterval(() => {
+  const el = document.getElementById("announcer");
+  const text = el ? el.textContent : "";
+  if (text && text !== window.__heard[window.__heard.length - 1]) window.__heard.push(text);
+}, 20);
+"""
+
+
+def test_a_live_run_is_announced_at_milestones_not_token_by_token(
+    stack: Stack, browser: Browser
+) -> None:
+    """The embedded model thinks aloud, live: the streamed text is not a live region (it would
+    be read again with every token); the polite region says the status as it changes, a count
+    of lines every twenty, and the verdict once the finished page is in. A short answer: the
+    shared site's model is busy on every core while it writes."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_init_script(HEARD)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"http://127.0.0.1:{stack.port}/library/?dataset=cruxeval&q=sample_5")
+    page.get_by_role("link", name="CRUXEval sample_5", exact=True).click()
+    page.get_by_label("Method").select_option("cot")
+    page.locator("summary", has_text="Limits for this run").click()
+    page.get_by_label("Longest model answer").fill("80")
+    page.get_by_role("button", name="Run and ask the model").click()
+    page.wait_for_url("**/runs/*/")
+    output = page.locator("#model-output")
+    expect(output).to_be_visible()
+    assert output.get_attribute("aria-live") is None
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("role", "status")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#verdict")).to_be_visible(timeout=120_000)
+    headline = page.locator("#verdict strong").first.text_content() or ""
+    expect(announcer).to_have_text(f"The run finished. {' '.join(headline.split())}", timeout=5_000)
+    heard: list[str] = page.evaluate("window.__heard")
+    lines = len((page.locator("#model-output").text_content() or "").splitlines())
+    context.close()
+    assert heard[-1].startswith("The run finished."), heard
+    assert len(heard) <= 4 + lines // 20, f"the region spoke too often: {heard}"
+    if lines >= 20:
+        assert "The model has written 20 lines." in heard, heard
