@@ -39,6 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 # while it answers): under pytest-xdist (`make test` runs two workers) the tests that use them
 # share one worker, so that the model starts once and two models never compete for the cores.
 _MODEL_FIXTURES = {"embedded_llm"}
+# Costly fixtures of a wider scope that several modules share: their users share one worker, so
+# the work is done once (tests/sandbox/conftest.py's 800 plain CRUXEval traces took about 40 s
+# on each of the two workers when test_cruxeval.py and test_coc.py ran apart).
+_SHARED_FIXTURE_GROUPS = {"cruxeval_plain_traces": "cruxeval-plain-traces"}
 
 
 # tryfirst: before xdist reads the groups (its hook would otherwise run first).
@@ -48,8 +52,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # `--dist loadgroup`: a module's tests stay together on one worker (its module-scoped
         # fixtures, such as a private site or a browser, start once), and so do the model's.
         fixtures = set(getattr(item, "fixturenames", ()))
+        shared = sorted(_SHARED_FIXTURE_GROUPS[f] for f in fixtures & _SHARED_FIXTURE_GROUPS.keys())
         if fixtures & _MODEL_FIXTURES or _uses_the_shared_site(item):
             group = "embedded-model"
+        elif shared:
+            group = shared[0]
         else:
             group = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))

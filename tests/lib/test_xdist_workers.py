@@ -40,3 +40,33 @@ def test_settings_take_the_workers_database_unless_a_redis_url_is_given() -> Non
     assert _redis_url(PYTEST_XDIST_WORKER="gw1") == paths.embedded_redis_url(paths.var_dir(), db=2)
     given = "redis://127.0.0.1:6390/5"
     assert _redis_url(PYTEST_XDIST_WORKER="gw1", REDIS_URL=given) == given
+
+
+def test_the_users_of_a_costly_shared_fixture_run_on_one_worker() -> None:
+    """`--dist loadgroup` keeps the users of a shared costly fixture (the 800 plain CRUXEval
+    traces) on one worker, and the rest of their modules by module: apart, each worker paid for
+    the fixture (about 40 s each)."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+            "-p", "tests.lib.print_groups",
+            "tests/sandbox/test_cruxeval.py", "tests/sandbox/test_coc.py",
+        ],
+        capture_output=True, text=True, cwd=paths.REPO_DIR, timeout=120, check=False,
+    )  # fmt: skip
+    groups = dict(
+        line.split("\t", 1)[1].split("\t") for line in done.stdout.splitlines() if "\t" in line
+    )
+    assert groups, done.stdout + done.stderr
+    traces = {
+        "tests/sandbox/test_cruxeval.py::test_all_800_cruxeval_programs_return_the_expected_output",
+        "tests/sandbox/test_coc.py::"
+        "test_fidelity_a_program_with_no_failing_line_traces_as_in_plain_mode",
+    }
+    assert {groups[n] for n in traces} == {"cruxeval-plain-traces"}
+    others = {
+        g
+        for n, g in groups.items()
+        if n.startswith("tests/sandbox/test_coc.py") and n not in traces
+    }
+    assert others == {"tests/sandbox/test_coc.py"}
