@@ -119,6 +119,7 @@ def _remember_links(run_ids: list[int]) -> None:
 
 
 LTI_LAUNCH = "lti.Launch"
+LTI_SCORE_LOG = "lti.ScoreLog"
 
 
 def _lti_launches(cutoff: datetime) -> QuerySet[Any]:
@@ -126,6 +127,12 @@ def _lti_launches(cutoff: datetime) -> QuerySet[Any]:
     # whether or not the app (or the model) is there yet.
     model = apps.get_model(LTI_LAUNCH)
     return model.objects.filter(created_at__lt=cutoff)
+
+
+def _lti_score_log(cutoff: datetime) -> QuerySet[Any]:
+    # Each try at sending a grade to the LMS (the passback's trail): the grade itself stays in
+    # the submission and in the LMS.
+    return apps.get_model(LTI_SCORE_LOG).objects.filter(at__lt=cutoff)
 
 
 RULES: list[Rule] = [
@@ -136,6 +143,7 @@ RULES: list[Rule] = [
     Rule("runs", "PLAYGROUND_RETAIN_RUNS_DAYS", old_runs, before_delete=_remember_links),
     Rule("invitations", "PLAYGROUND_RETAIN_INVITATIONS_DAYS", old_invitations),
     Rule("lti_launches", "PLAYGROUND_RETAIN_LTI_DAYS", _lti_launches, app="playground.lti"),
+    Rule("lti_score_log", "PLAYGROUND_RETAIN_LTI_DAYS", _lti_score_log, app="playground.lti"),
 ]
 
 

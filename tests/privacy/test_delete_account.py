@@ -19,6 +19,7 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from playground.classroom.models import AuditEvent, Item, Membership, Role, Submission
+from playground.lti.models import ScoreLog
 from playground.privacy import deletion
 from playground.programs.models import Program
 from playground.runs import pipeline
@@ -171,6 +172,11 @@ def test_the_only_instructor_of_a_course_is_refused_with_the_course_named() -> N
     assert not get_user_model().objects.filter(pk=world.teacher.pk).exists()
     assert Item.objects.get(pk=world.item.pk).key_run_id == key.pk
     assert Run.objects.get(pk=key.pk).owner is None
+    # Nothing names the teacher any more: audit rows, a regrade's history, the LTI score log's
+    # resend (which stays, under the pseudonym).
+    assert _tables_naming(world.teacher.username) == {}
+    assert _rows_referring_to(world.teacher.pk) == []
+    assert ScoreLog.objects.get(pk=world.lti.log.pk).by.startswith("deleted account #")
 
 
 def test_attempts_are_limited(settings: Settings) -> None:

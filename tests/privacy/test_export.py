@@ -96,6 +96,9 @@ def test_the_download_holds_everything_about_the_student_and_no_secret() -> None
     actions = {e["action"] for e in sections["audit_events"]}
     assert {"member.joined", "invitation.sent"} <= actions
     assert sections["moderation_reports"][0]["note"] == "zq report note"
+    lms = {r["kind"]: r for r in sections["lti"]}
+    assert lms["lms_identity"]["sub"] == "zq-lms-sub-77"
+    assert lms["score_sent"]["score_given"] == 1.0
     # Nobody else's things: the teacher's run of the student's public program is not in it.
     assert world.others_run.pk not in {r["id"] for r in sections["runs"]}
 

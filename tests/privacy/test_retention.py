@@ -22,6 +22,7 @@ from pytest_django.fixtures import Settings
 from playground.celery import app
 from playground.classroom.models import Invitation, StepPrediction, Submission
 from playground.lib import paths
+from playground.lti.models import ScoreLog
 from playground.privacy.retention import RULES, apply_retention
 from playground.runs.models import Run
 from playground.sharing.models import ShareLink
@@ -33,6 +34,7 @@ from tests.classroom.staff_factories import (
     student_of,
 )
 from tests.factories import ProgramFactory, RunFactory, UserFactory
+from tests.privacy.world import lti_world
 
 
 def _ago(days: float) -> Any:
@@ -80,6 +82,10 @@ def test_each_period_deletes_what_it_has_passed_and_nothing_else(settings: Setti
     Invitation.objects.filter(pk__in=[answered.pk, expired.pk]).update(created_at=_ago(31))
     Invitation.objects.filter(pk=pending.pk).update(created_at=_ago(1))
 
+    lti = lti_world(ended, student, teacher)
+    fresh_log = ScoreLog.objects.create(send=lti.send, outcome="sent again")
+    ScoreLog.objects.filter(pk=lti.log.pk).update(at=_ago(31))
+
     counts = apply_retention()
 
     assert counts["submissions"] == 1
@@ -92,6 +98,9 @@ def test_each_period_deletes_what_it_has_passed_and_nothing_else(settings: Setti
     # The share link of a deleted run says "expired".
     assert "expired" in Client().get(link.get_absolute_url()).content.decode().lower()
     assert list(Invitation.objects.values_list("email", flat=True)) == ["c@uni.example"]
+    # The LMS passback's old tries go; the grade sent stays (ScoreSend), and the recent try.
+    assert counts["lti_score_log"] == 1
+    assert list(ScoreLog.objects.values_list("pk", flat=True)) == [fresh_log.pk]
     # Applied again: nothing more to delete.
     assert sum(apply_retention().values()) == 0
 

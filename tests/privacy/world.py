@@ -23,6 +23,7 @@ from playground.classroom.models import (
     Role,
     StepPrediction,
 )
+from playground.lti.models import LtiContext, LtiUser, Platform, ResourceLink, ScoreLog, ScoreSend
 from playground.moderation.models import Report
 from playground.runs.models import Run, RunSurprise, Trace
 from playground.sharing.models import ShareLink
@@ -90,11 +91,28 @@ def student_world() -> SimpleNamespace:
         reason="spam",
         note="zq report note",
     )
+    lti = lti_world(course, student, teacher)
     client = Client()
     client.force_login(student)
     return SimpleNamespace(
         student=student, email=email, teacher=teacher, course=course, item=item,
         submission=submission, private=private, public=public, run=run, queued=queued,
         link=link, others_run=others_run, token=token, secret=secret, client=client,
-        audit_count=AuditEvent.objects.count(),
+        audit_count=AuditEvent.objects.count(), lti=lti,
     )  # fmt: skip
+
+
+def lti_world(course: Any, student: Any, teacher: Any) -> SimpleNamespace:
+    """The course linked from an LMS: the student's LMS identity, a grade sent back for them,
+    and the teacher's resend of it in the score log."""
+    platform = Platform.objects.create(
+        name="Canvas (test)", issuer="https://lms.example", client_id="zq-client",
+        auth_login_url="https://lms.example/auth", auth_token_url="https://lms.example/token",
+        jwks_url="https://lms.example/jwks",
+    )  # fmt: skip
+    context = LtiContext.objects.create(platform=platform, context_id="ctx-1", course=course)
+    link = ResourceLink.objects.create(context=context, resource_link_id="link-1")
+    identity = LtiUser.objects.create(platform=platform, sub="zq-lms-sub-77", user=student)
+    send = ScoreSend.objects.create(link=link, student=student, score_given=1.0, score_maximum=1)
+    log = ScoreLog.objects.create(send=send, outcome="sent", by=teacher.get_username())
+    return SimpleNamespace(identity=identity, send=send, log=log)
