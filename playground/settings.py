@@ -310,7 +310,7 @@ PLAYGROUND_ANON_RUN_TTL_HOURS = env.int("PLAYGROUND_ANON_RUN_TTL_HOURS", default
 # playground/privacy/retention.py (docs/PRIVACY.md): submissions, step predictions, exam starts
 # and extensions after their course's last assignment closed; runs after they were made (a
 # course item's answer key excepted); invitations by e-mail once answered or expired; the LTI
-# app's launch records.
+# app's score log (and launch records, once it keeps them).
 PLAYGROUND_RETAIN_SUBMISSIONS_DAYS = env.int("PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", default=0)
 PLAYGROUND_RETAIN_RUNS_DAYS = env.int("PLAYGROUND_RETAIN_RUNS_DAYS", default=0)
 PLAYGROUND_RETAIN_INVITATIONS_DAYS = env.int("PLAYGROUND_RETAIN_INVITATIONS_DAYS", default=0)
