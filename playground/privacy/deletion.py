@@ -142,10 +142,12 @@ class _Pseudonym:
 
 
 def _mentions(user: Any) -> Q:
+    name = user.get_username()
     about = Q(actor_ref=user.pk) | Q(subject_ref=user.pk)
+    about |= Q(actor_name__iexact=name) | Q(subject_name__iexact=name)
     if user.email:
         about |= Q(subject_name__iexact=user.email)
-    return about | Q(detail_text__icontains=user.get_username())
+    return about | Q(detail_text__icontains=name)
 
 
 def _rewrite_audit(user: Any, pseudonym: _Pseudonym) -> int:
@@ -168,7 +170,11 @@ def _rewrite_audit(user: Any, pseudonym: _Pseudonym) -> int:
     for row in rows:
         changes = {
             "actor_ref": alias.pk if row.actor_ref == user.pk else row.actor_ref,
-            "actor_name": name if row.actor_ref == user.pk else row.actor_name,
+            "actor_name": (
+                name
+                if row.actor_ref == user.pk or row.actor_name.lower() in words
+                else row.actor_name
+            ),
             "subject_ref": alias.pk if row.subject_ref == user.pk else row.subject_ref,
             "subject_name": (
                 name
