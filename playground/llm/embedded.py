@@ -66,6 +66,11 @@ def server_argv(port: int | None = None, threads: int | None = None) -> list[str
         # By default a new request cuts the stream being generated short: queue it instead
         # (several viewers, an evaluation's concurrent requests).
         "--interrupt_requests", "False",
+        # llama-cpp-python's server keeps every evaluated position's logits by default (a row
+        # of the whole vocabulary per prompt token): nothing asks it for them (surprise scores
+        # the GGUF file in the worker's own process), and without them it holds 266 MiB instead
+        # of 618 MiB, answering the same text (bench/embedded_logits.py, docs/BENCHMARKS.md).
+        "--logits_all", "False",
     ]  # fmt: skip
 
 
