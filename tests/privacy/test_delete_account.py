@@ -106,6 +106,9 @@ def test_nothing_names_the_deleted_student_but_the_grades_stay_under_a_pseudonym
     # The audit log keeps its rows, with the pseudonym in place of the person.
     assert AuditEvent.objects.filter(subject_ref=alias.pk, action="member.joined").exists()
     assert AuditEvent.objects.filter(action="account.deleted", course_ref=world.course.pk).exists()
+    assert AuditEvent.objects.filter(
+        action="account.deleted", course_ref=None, subject_ref=alias.pk
+    ).exists()
     gradebook = world_client(world.teacher).get(
         reverse("classroom:course_gradebook", args=[world.course.pk])
     )
