@@ -115,8 +115,14 @@ def programs(user: Any) -> Records:
 
 
 def runs(user: Any) -> Records:
-    queryset = Run.objects.filter(owner=user).order_by("id").prefetch_related("traces")
+    queryset = (
+        Run.objects.filter(owner=user)
+        .order_by("id")
+        .select_related("surprise")
+        .prefetch_related("traces")
+    )
     for run in queryset.iterator(CHUNK):
+        surprise = getattr(run, "surprise", None)
         yield {
             **_values(
                 run,
@@ -150,6 +156,10 @@ def runs(user: Any) -> Records:
             "traces": [
                 _values(t, "kind", "status", "step_count", "data") for t in run.traces.all()
             ],
+            # The model's surprise along the real trace, where it was scored (runs/surprise.py).
+            "surprise": None
+            if surprise is None
+            else _values(surprise, "state", "model", "engine", "mean", "max_step", "data"),
         }
 
 

@@ -83,6 +83,7 @@ def test_the_download_holds_everything_about_the_student_and_no_secret() -> None
     run = next(r for r in sections["runs"] if r["id"] == world.run.pk)
     assert run["emulated_text"] == "The model thinks: zq-model-text"
     assert run["traces"][0]["kind"] == "real"
+    assert run["surprise"]["mean"] == 1.5
     assert {r["id"] for r in sections["runs"]} == {world.run.pk, world.queued.pk}
     assert sections["share_links"][0]["url"] == world.link.get_absolute_url()
     assert sections["courses"] == [

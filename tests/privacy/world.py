@@ -75,6 +75,7 @@ def student_world() -> SimpleNamespace:
         run=run, kind="real", status="ok", step_count=1, data={"status": "ok", "steps": [{}]}
     )
     link = ShareLink.objects.create(run=run, created_by=student)
+    RunSurprise.objects.create(run=run, state="done", mean=1.5, requested_at=timezone.now())
     queued = RunFactory(program=private, owner=student)  # still queued: in progress
     others_run = RunFactory(program=public, owner=teacher, status=Run.Status.DONE)
     # A run of an evaluation (nobody's) whose surprise the student asked to score: its
