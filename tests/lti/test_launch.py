@@ -56,6 +56,9 @@ def test_launches_land_in_the_course_and_assignment_with_the_lms_role(
     page = student.get(tool + homework.get_absolute_url())
     assert page.status_code == 200
     assert "Loops homework" in page.text
+    # The top bar greets them by the name the LMS gave, not by the made-up username.
+    greeting = f'title="Signed in as {alan.username}: your account and API tokens">Alan Turing</a>'
+    assert greeting in page.text
     # The staff page stays closed to them.
     assert student.get(tool + f"/courses/{course.pk}/manage/").status_code == 403
     link = ResourceLink.objects.get(resource_link_id="link-hw")
@@ -67,6 +70,14 @@ def test_launches_land_in_the_course_and_assignment_with_the_lms_role(
     assert again.status_code == 302
     assert LtiUser.objects.filter(sub=STUDENT.sub).count() == 1
     assert LtiContext.objects.count() == 1
+
+    # A name that is markup is shown as text.
+    mallory = Person("lms-student-666", [LEARNER], '<img src=x onerror="alert(1)">', "&amp;")
+    hostile = browser()
+    assert launch(hostile, sim, sim.prepare(Prepared(mallory)), tool).status_code == 302
+    top = hostile.get(tool + homework.get_absolute_url()).text
+    assert ">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp;amp;</a>" in top
+    assert "<img src=x" not in top
 
 
 def test_the_role_is_what_the_lms_says_for_that_course(
