@@ -219,7 +219,8 @@ def delete_account(request: HttpRequest) -> HttpResponse:
         # Every attempt is counted (a wrong password too): a borrowed session cannot guess.
         refused = ratelimits.exceeded(request, "account_deletions")
         if refused is not None:
-            form.add_error(None, refused.message)
+            # Unbound: past the limit the password is not even checked (the page would tell).
+            form = DeleteAccountForm(user)
         elif form.is_valid():
             try:
                 done = deletion.delete_account(user)
@@ -238,8 +239,14 @@ def delete_account(request: HttpRequest) -> HttpResponse:
         "form": form,
         "blocked": blocked,
         "has_password": user.has_usable_password(),  # type: ignore[union-attr]
+        "refusal": refused.message if refused is not None else "",
     }
-    status = 429 if refused is not None else (400 if form.errors else 200)
+    # A refused page never checks the password (its status would tell a guess from the right
+    # one, outside the attempts' limit).
+    if blocked:
+        status = 409 if request.method == "POST" else 200
+    else:
+        status = 429 if refused is not None else (400 if form.errors else 200)
     page = render(request, "privacy/delete_account.html", context, status=status)
     page["Cache-Control"] = "no-store"
     return with_refusal(page, refused) if refused is not None else page

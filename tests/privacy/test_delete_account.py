@@ -164,7 +164,10 @@ def test_the_only_instructor_of_a_course_is_refused_with_the_course_named() -> N
     assert "only instructor of “Execution 101”" in text(page)
     assert 'id="delete-form"' not in page.content.decode()
     response = teacher.post(reverse("delete_account"), {"password": PASSWORD, "confirm": "on"})
+    assert response.status_code == 409
     assert "only instructor" in text(response)
+    # The same answer for a wrong password: a refused page checks none.
+    assert teacher.post(reverse("delete_account"), {"password": "x"}).status_code == 409
     assert get_user_model().objects.filter(pk=world.teacher.pk).exists()
     # With a second instructor, the first may go; the course stays.
     Membership.objects.filter(course=world.course, user=world.student).update(role=Role.INSTRUCTOR)
@@ -187,7 +190,9 @@ def test_attempts_are_limited(settings: Settings) -> None:
     world = student_world()
     for _ in range(2):
         assert _delete(world.client, password="guess").status_code == 400
-    assert_refused(_delete(world.client), "attempts to delete the account")
+    right = assert_refused(_delete(world.client), "attempts to delete the account")
+    wrong = assert_refused(_delete(world.client, "guess"), "attempts to delete the account")
+    assert right == wrong  # past the limit, the page says nothing of the password
     assert get_user_model().objects.filter(pk=world.student.pk).exists()
 
 
