@@ -74,7 +74,10 @@ class Gradebook:
         }
 
 
-def build(assignment: Assignment) -> Gradebook:
+def build(assignment: Assignment, *, student_id: int | None = None) -> Gradebook:
+    """The whole gradebook, or with ``student_id`` only that student's row (none if they are
+    not a student of the course), counted the same way from their submissions alone: what the
+    LMS passback needs for one grade without reading the whole class's."""
     items = list(assignment.items.order_by("position", "id"))
     students = (
         Membership.objects.filter(course_id=assignment.course_id, role=Role.STUDENT)
@@ -88,6 +91,9 @@ def build(assignment: Assignment) -> Gradebook:
         .select_related("variant")
         .order_by("submitted_at", "id")
     )
+    if student_id is not None:
+        students = students.filter(user_id=student_id)
+        graded = graded.filter(student_id=student_id)
     for sub in graded:
         seen = answered.setdefault(sub.student_id, [])
         if sub.item_id not in seen:

@@ -69,8 +69,9 @@ class Score:
 
 def current(assignment: Assignment, student_id: int) -> Score:
     """The student's grade on the assignment as the gradebook counts it (best attempts,
-    overrides, their draw of each pool)."""
-    book = gradebook.build(assignment)
+    overrides, their draw of each pool), from that student's row alone: a regrade of a class
+    sends one task per student, and each reads one student's submissions, not the class's."""
+    book = gradebook.build(assignment, student_id=student_id)
     row = next((r for r in book.rows if r.student_id == student_id), None)
     if row is None:  # no longer a student of the course: nothing to grade
         return Score(0.0, book.possible or 1.0, "NotReady", "Initialized")
