@@ -156,7 +156,11 @@ class ScoreSend(models.Model):
     grading_progress = models.CharField(max_length=20, blank=True)
     activity_progress = models.CharField(max_length=20, blank=True)
     tries = models.PositiveIntegerField(default=0)
+    # Times the periodic sweep sent it again since it was last queued by a grade change or a
+    # resend (tasks.resend_stale_scores); past worktimes.MAX_RESENDS it is left failed.
+    resends = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # When its task was last sent to the broker (queued, resent, or a retry scheduled).
     queued_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

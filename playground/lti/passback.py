@@ -52,7 +52,12 @@ def queue(*, assignment_id: int, student_id: int, by: str = "") -> list[int]:
         row, _ = ScoreSend.objects.update_or_create(
             link=link,
             student_id=student_id,
-            defaults={"status": ScoreSend.Status.QUEUED, "queued_at": timezone.now(), "error": ""},
+            defaults={
+                "status": ScoreSend.Status.QUEUED,
+                "queued_at": timezone.now(),
+                "error": "",
+                "resends": 0,
+            },
         )
         send_score.delay(row.pk, by)
         sent.append(row.pk)

@@ -6,24 +6,36 @@ message is handed out again; every try is a ScoreLog line."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from celery import Task, shared_task
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from playground.lib import worktimes
 from playground.lti import ags, passback, protocol
 from playground.lti.models import ResourceLink, ScoreLog, ScoreSend
 
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 6
+# The first retry's wait (doubling after); the fault tests shorten it.
+_RETRY_RAW = os.environ.get("PLAYGROUND_LTI_RETRY_S", "")
+RETRY_S = int(_RETRY_RAW) if _RETRY_RAW.isdigit() and 0 < int(_RETRY_RAW) <= 10 else 10
+# A send still queued (or failed) this long after its task was last sent to the broker is sent
+# again by the sweep (resend_stale_scores): longer than a retry's longest wait plus a try, and
+# than the broker's visibility timeout, so that a message a dead worker held has come back by
+# itself first. What a sweep sends again at once at most.
+STALE_AFTER_S = worktimes.UNCLAIMED_AFTER_S
+SWEEP_BATCH = 500
+SWEEP_BY = "sweep: sent again"
 
 
 def _backoff(retries: int) -> int:
-    return min(600, 10 * 2**retries)
+    return min(600, RETRY_S * 2**retries)
 
 
 @shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90, max_retries=MAX_RETRIES)
@@ -124,6 +136,8 @@ def _record(
         fields.update(
             status=ScoreSend.Status.FAILED if failed else ScoreSend.Status.QUEUED, error=outcome
         )
+        if not failed:  # a retry is queued now: the sweep leaves it alone for STALE_AFTER_S
+            fields.update(queued_at=now)
     ScoreSend.objects.filter(pk=row.pk).update(**fields)
     ScoreLog.objects.create(
         send=row,
@@ -158,3 +172,40 @@ def send_revealed_scores() -> int:
             passback.queue(assignment_id=assignment.pk, student_id=row.student_id)
             queued += 1
     return queued
+
+
+def resend_stale_scores(now: datetime | None = None) -> list[int]:
+    """Send again every score whose task was lost: still queued (or failed) ``STALE_AFTER_S``
+    after its task was last sent to the broker (a message the broker lost, a worker killed
+    mid-send whose message has not come back, an LMS down longer than the retries). Run by the
+    reaper's sweep (playground/reaper.py). Each row is claimed under ``FOR UPDATE SKIP LOCKED``
+    and its ``queued_at`` moved to now in the same transaction, so two sweeps at once send each
+    row once; the task is sent after the commit. A row sent again ``worktimes.MAX_RESENDS``
+    times since the last grade change or "Send again" is left failed, with a message that says
+    so (the staff's page shows it, with its "Send again"). The ids sent again."""
+    now = now or timezone.now()
+    before = now - timedelta(seconds=STALE_AFTER_S)
+    stale = Q(status=ScoreSend.Status.QUEUED) | Q(status=ScoreSend.Status.FAILED)
+    with transaction.atomic():
+        rows = list(
+            ScoreSend.objects.select_for_update(skip_locked=True)
+            .filter(stale, queued_at__lt=before)
+            .exclude(status=ScoreSend.Status.FAILED, resends__gte=worktimes.MAX_RESENDS)
+            .order_by("queued_at", "pk")
+            .values_list("pk", "resends")[:SWEEP_BATCH]
+        )
+        again = [pk for pk, resends in rows if resends < worktimes.MAX_RESENDS]
+        given_up = [pk for pk, resends in rows if resends >= worktimes.MAX_RESENDS]
+        if given_up:
+            ScoreSend.objects.filter(pk__in=given_up).update(
+                status=ScoreSend.Status.FAILED,
+                error=f"Sent again {worktimes.MAX_RESENDS} times with no answer: use Send again.",
+            )
+        if again:
+            ScoreSend.objects.filter(pk__in=again).update(
+                status=ScoreSend.Status.QUEUED, queued_at=now, resends=F("resends") + 1
+            )
+            transaction.on_commit(lambda: [send_score.delay(pk, SWEEP_BY) for pk in again])
+    if again or given_up:
+        log.warning("LTI scores sent again: %s; given up: %s", again, given_up)
+    return again
