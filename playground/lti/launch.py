@@ -9,6 +9,7 @@ even with a fresh state."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -56,15 +57,31 @@ def find_platform(iss: str, client_id: str) -> Platform:
     return platforms[0]
 
 
+# The longest login parameter taken (an LMS's issuer, hints and URLs are far shorter).
+MAX_PARAM = 2048
+# What a state made here looks like (secrets.token_urlsafe(32)): anything else is not ours, and
+# must not reach a cache key.
+STATE_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,100}")
+
+
+def _param(params: Any, name: str) -> str:
+    """A login parameter as text: refused when it could not be stored or looked up (too long,
+    or holding a NUL or another control character)."""
+    value = str(params.get(name) or "")
+    if len(value) > MAX_PARAM or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise LaunchRefused(f"The LMS's login request has an unreadable {name}.")
+    return value
+
+
 def begin_login(params: Any, *, launch_url: str) -> LoginRedirect:
     """The OIDC third-party login initiation: where to send the browser (the platform's auth
     endpoint), with a new state and nonce kept in the cache."""
-    iss = str(params.get("iss") or "")
-    login_hint = str(params.get("login_hint") or "")
-    target = str(params.get("target_link_uri") or "")
+    iss = _param(params, "iss")
+    login_hint = _param(params, "login_hint")
+    target = _param(params, "target_link_uri")
     if not iss or not login_hint or not target:
         raise LaunchRefused("The LMS's login request lacks iss, login_hint or target_link_uri.")
-    platform = find_platform(iss, str(params.get("client_id") or ""))
+    platform = find_platform(iss, _param(params, "client_id"))
     if urlsplit(target).netloc != urlsplit(launch_url).netloc:
         raise LaunchRefused("The launch's target is not this site.")
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -80,7 +97,7 @@ def begin_login(params: Any, *, launch_url: str) -> LoginRedirect:
         "state": state,
         "nonce": nonce,
     }
-    if params.get("lti_message_hint"):
+    if _param(params, "lti_message_hint"):
         query["lti_message_hint"] = str(params["lti_message_hint"])
     separator = "&" if "?" in platform.auth_login_url else "?"
     return LoginRedirect(platform.auth_login_url + separator + urlencode(query), state)
@@ -119,7 +136,7 @@ def verify(
     """The verified claims of a launch POST; raises LaunchRefused with the reason."""
     if not state or not id_token:
         raise LaunchRefused("The launch lacks its state or id_token.")
-    saved = cache.get(f"lti:state:{state}") if len(state) < 200 else None
+    saved = cache.get(f"lti:state:{state}") if STATE_SHAPE.fullmatch(state) else None
     if not isinstance(saved, dict):
         raise LaunchRefused("This launch is unknown or expired: start it again from the LMS.")
     if state_cookie != state:
