@@ -4,7 +4,7 @@ of anonymous visitors' runs.
 
 The periods are settings in days (0: kept for ever, the default of each): the table ``RULES``
 says which rows each one deletes and from which date it counts. Another app extends the table
-with one ``Rule`` here naming its model by label ("lti.Launch") and a function that returns the
+with one ``Rule`` here naming its model by label ("lti.ScoreLog") and a function that returns the
 rows older than a cutoff; a rule whose app is not installed is skipped. docs/PRIVACY.md lists
 the rules for people.
 
@@ -118,15 +118,7 @@ def _remember_links(run_ids: list[int]) -> None:
     )
 
 
-LTI_LAUNCH = "lti.Launch"
 LTI_SCORE_LOG = "lti.ScoreLog"
-
-
-def _lti_launches(cutoff: datetime) -> QuerySet[Any]:
-    # The LTI app's launch records (playground/lti); by label, so that this module works
-    # whether or not the app (or the model) is there yet.
-    model = apps.get_model(LTI_LAUNCH)
-    return model.objects.filter(created_at__lt=cutoff)
 
 
 def _lti_score_log(cutoff: datetime) -> QuerySet[Any]:
@@ -142,7 +134,6 @@ RULES: list[Rule] = [
     Rule("extensions", "PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", old_extensions),
     Rule("runs", "PLAYGROUND_RETAIN_RUNS_DAYS", old_runs, before_delete=_remember_links),
     Rule("invitations", "PLAYGROUND_RETAIN_INVITATIONS_DAYS", old_invitations),
-    Rule("lti_launches", "PLAYGROUND_RETAIN_LTI_DAYS", _lti_launches, app="playground.lti"),
     Rule("lti_score_log", "PLAYGROUND_RETAIN_LTI_DAYS", _lti_score_log, app="playground.lti"),
 ]
 
