@@ -7,6 +7,7 @@ what it received; a test may make it misbehave (a wrong key, a 500 once)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import secrets
@@ -94,9 +95,15 @@ class Simulator:
             self.scores: list[dict[str, Any]] = []
             self.deep_link_returns: list[dict[str, Any]] = []
             self.fail_scores = 0
+            # Scores to take and then hold unanswered (a worker to kill mid-send): ``held`` is
+            # set when one is held, ``release`` lets it answer (or the close does).
+            self.hold_scores = 0
+            self.held = threading.Event()
+            self.release = threading.Event()
             self.refused: list[str] = []
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -333,6 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(415, {"error": "content type"})
                 return
             with sim.lock:
+                holding = False
                 if sim.fail_scores > 0:
                     sim.fail_scores -= 1
                     failing = True
@@ -340,8 +348,16 @@ class _Handler(BaseHTTPRequestHandler):
                     failing = False
                     url = sim.base + parts.path.removesuffix("/scores")
                     sim.scores.append({"lineitem": url, **json.loads(body)})
+                    if sim.hold_scores > 0:
+                        sim.hold_scores -= 1
+                        holding = True
             if failing:
                 self._send(500, {"error": "the LMS is having a bad day"})
+            elif holding:  # taken, then no answer until released: the sender may die meanwhile
+                sim.held.set()
+                sim.release.wait(60)
+                with contextlib.suppress(OSError):  # the sender may be gone
+                    self._send(200, {})
             else:
                 self._send(200, {})
         elif parts.path.startswith("/lineitems/"):
