@@ -21,7 +21,13 @@ class _EmptyToFieldIsThePrimaryKey:
 
 
 class PlaygroundUserAdmin(_EmptyToFieldIsThePrimaryKey, UserAdmin):
-    pass
+    """No deleting here: the admin's delete would cascade through a person's grades and leave
+    their name in the grade audit. ``manage.py privacy delete USERNAME`` (or the person's own
+    account page) deletes an account as docs/PRIVACY.md says: grades kept under a pseudonym,
+    the audit rewritten, the only instructor of a course refused."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class PlaygroundGroupAdmin(_EmptyToFieldIsThePrimaryKey, GroupAdmin):
