@@ -125,6 +125,26 @@
     }).observe(document.body, { childList: true, subtree: true });
   });
 
+  // A form that htmx replaces with its answer takes the focus with it (the button pressed is
+  // gone): the focus goes to the first field of what came in its place, or to that region, so
+  // that the keyboard goes on from there instead of from the top of the page (WCAG 2.4.3).
+  var swapping = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    swapping = elt && elt.contains(document.activeElement) ? elt.getAttribute("hx-target") : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!swapping || (document.activeElement && document.activeElement !== document.body)) return;
+    var region = document.querySelector(swapping);
+    swapping = null;
+    if (!region) return;
+    var field = region.querySelector(
+      "input:not([type=hidden]):not([disabled]), textarea:not([disabled]), select, button:not([disabled])");
+    if (field) { field.focus(); return; }
+    region.setAttribute("tabindex", "-1");
+    region.focus();
+  });
+
   // <input data-enter-searches> inside a bigger form: Enter searches (htmx listens for it)
   // instead of sending the form.
   document.addEventListener("keydown", function (event) {

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
@@ -19,7 +21,6 @@ from playground.classroom.models import Item, StepPrediction, Submission
 from playground.runs.models import Run
 from tests.e2e.conftest import session_cookie
 from tests.e2e.test_accessibility import STUDENT, TEACHER, World, seed_world
-from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -60,7 +61,7 @@ def world(live_server: LiveServer) -> World:
 
 
 @pytest.fixture
-def keyboard(browser: Browser) -> BrowserContext:
+def keyboard(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     yield context
     context.close()
@@ -68,7 +69,7 @@ def keyboard(browser: Browser) -> BrowserContext:
 
 def signed_in(context: BrowserContext, base: str, username: str) -> Page:
     context.clear_cookies()
-    user = UserFactory._meta.model.objects.get(username=username)
+    user = get_user_model().objects.get(username=username)
     context.add_cookies([session_cookie(user, base)])
     page = context.pages[0] if context.pages else context.new_page()
     page.set_default_timeout(15_000)
@@ -219,6 +220,8 @@ def test_every_answer_form_by_keyboard(
         expect(announcer).to_be_empty()  # nothing is said when the page arrives
         item = Item.objects.get(pk=int(world[key].rstrip("/").split("/")[-1]))
         answer_by_keyboard(page, {**ANSWERS, "answer": CALLS.get(key, ANSWERS["answer"])})
+        # The focus stays where the answer came in, not back at the top of the page.
+        expect(page.locator(":is(#answer, #next-state) :focus")).to_have_count(1)
         if key == "item_next_state":
             expect(page.locator("#step-4 .step-mark")).to_have_text("right")
             # The mark is said in the page's polite region, not the whole list again.
