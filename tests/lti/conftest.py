@@ -15,8 +15,9 @@ from playground.lti.models import Platform
 from tests.lti.simulator import Simulator
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def simulator() -> Iterator[Simulator]:
+    """One platform for the session (its keys take a while to make); ``sim`` resets it."""
     sim = Simulator()
     yield sim
     sim.close()

@@ -93,6 +93,7 @@ def test_an_instructor_picks_assignments_and_the_lms_gets_signed_links(
     assert launch(browser(), sim, hint, tool).status_code == 404
 
 
+@pytest.mark.django_db  # no live server: a rolled-back test, not a flushed one
 def test_an_admin_registers_a_platform_with_the_command(db: None) -> None:
     out = StringIO()
     args = [

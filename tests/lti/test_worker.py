@@ -156,7 +156,7 @@ def test_a_real_worker_sends_retries_and_a_killed_one_loses_and_doubles_nothing(
         assert sorted(found, key=len) == [[], [row.pk]]
         _until(lambda: len(sim.scores) == 4, what="the score sent again")
         _until(lambda: ScoreSend.objects.get(pk=row.pk).status == ScoreSend.Status.SENT)
-        time.sleep(2)  # nothing else comes
+        time.sleep(1)  # nothing else comes
     finally:
         for worker in workers:
             _kill(worker, signal.SIGTERM)
