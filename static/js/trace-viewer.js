@@ -245,6 +245,20 @@
     n: over, N: over, o: out, O: out, s: step, S: step, b: back, B: back, g: focusGoto, G: focusGoto,
   };
   if (model) { keys.d = keys.D = model.nextWrong; }
+  // The letter keys can be turned off (WCAG 2.1.4: speech input types letters too); the choice
+  // is kept in this browser. Arrows, Home and End stay.
+  var letters = document.getElementById("letter-keys");
+  var LETTERS = "playground.letter-keys";
+  if (letters) {
+    try { letters.checked = window.localStorage.getItem(LETTERS) !== "off"; } catch (e) { /* no storage */ }
+    letters.addEventListener("change", function () {
+      try { window.localStorage.setItem(LETTERS, letters.checked ? "on" : "off"); } catch (e) { /* no storage */ }
+    });
+  }
+  Object.keys(keys).forEach(function (key) {
+    var act = keys[key];
+    keys[key] = function () { return letters && !letters.checked ? false : act(); };
+  });
   TS.stepper({
     slider: slider, buttons: viewer.querySelectorAll("[data-go]"), attribute: "data-go",
     count: steps.length, show: show, at: function () { return current; },

@@ -124,6 +124,17 @@ def test_the_viewers_and_the_run_form_by_keyboard(
     expect(info).to_contain_text("Step 7 of")
     page.keyboard.press("o")
     expect(info).not_to_contain_text("in f()")
+    # The letter keys can be turned off (and on again) from the keyboard.
+    tab_to(page, "#letter-keys")
+    page.keyboard.press("Space")
+    page.keyboard.press("Home")
+    page.keyboard.press("g")
+    assert not focused(page, "#goto-step")
+    page.keyboard.press("n")
+    expect(info).to_contain_text("Step 1 of")  # n did nothing; Home still works
+    page.keyboard.press("Space")
+    page.keyboard.press("n")
+    expect(info).to_contain_text("Step 2 of")
     # The focus goes on past the viewer and comes back (no trap).
     tab_to(page, "#predict-mode")
     tab_to(page, '#viewer [data-go="first"]', back=True)
