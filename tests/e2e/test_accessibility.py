@@ -33,7 +33,7 @@ from pytest_django.fixtures import Settings
 from pytest_django.live_server_helper import LiveServer
 
 from playground import sandbox
-from playground.benchmarks.models import Evaluation
+from playground.benchmarks.models import Evaluation, Result
 from playground.classroom.models import Assignment, Item, Mode, Submission
 from playground.compare import compare_traces
 from playground.lib import paths
@@ -108,6 +108,8 @@ PAGES: list[Row] = [
     Row("evaluation", _at("evaluation"), ANON,
         ("benchmarks/detail.html", "benchmarks/_accuracy_table.html", "benchmarks/_chart.html",
          "benchmarks/_surprise_ranking.html")),
+    Row("stepping evaluation", _at("stepping_evaluation"), ANON,
+        ("benchmarks/_step_table.html",)),
     Row("evaluation under a rule", _at("rule_evaluation"), ANON, ("benchmarks/_paired.html",)),
     Row("evaluations compared", _at("evaluations_compare"), ANON,
         ("benchmarks/compare.html", "benchmarks/_compare_pairs.html")),
@@ -207,15 +209,12 @@ PENDING_ROWS: dict[str, str] = {
     "lti/scores.html": "LTI 1.3, in progress",
     "privacy/delete_account.html": "privacy, in progress",
 }
-# ... not a page (mail), or not reachable by the in-process server, or not yet checked.
+# ... not a page (mail), or not reachable by the in-process server.
 NOT_A_PAGE: dict[str, str] = {
     "registration/password_reset_email.html": "the body of an e-mail, not a page",
     "413.html": "refused by the ASGI server's body limit (playground/lib/uploads.py), which the "
     "in-process live server (WSGI) does not run; the frame of 400 (_error_base.html), one heading "
     "and a sentence",
-    "benchmarks/_step_table.html": "NOT YET CHECKED: drawn for a stepping evaluation's per-step "
-    "results (plots.step_index), which the seeded world does not make yet; a table like "
-    "_accuracy_table.html (caption, th scope=col), which is checked",
 }
 
 
@@ -309,7 +308,17 @@ def seed_world() -> World:
         loops.course, title="Midterm", time_limit=20, opens_at=timezone.now()
     ).get_absolute_url()
     w["probe_run"] = _probe_run(student, 2)[0].get_absolute_url()
-    w["stepping_run"] = _stepping_run(student)[0].get_absolute_url()
+    stepping = _stepping_run(student)[0]
+    w["stepping_run"] = stepping.get_absolute_url()
+    steps = Evaluation.objects.create(
+        dataset="cruxeval", method="step", model="oracle", status="done", title="Stepping",
+        total=1,
+    )  # fmt: skip
+    Result.objects.create(
+        evaluation=steps, index=0, item_key="sample_0", passed=False, run=stepping,
+        status=Result.Status.DONE, score_status="wrong", lines=11, steps=30,
+    )  # fmt: skip
+    w["stepping_evaluation"] = steps.get_absolute_url()
     return w
 
 
