@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test.signals import template_rendered
 from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
@@ -37,6 +39,7 @@ from playground.benchmarks.models import Evaluation, Result
 from playground.classroom.models import Assignment, Item, Mode, Submission
 from playground.compare import compare_traces
 from playground.lib import paths
+from playground.lti.models import LtiContext, Platform, ResourceLink, ScoreSend
 from playground.programs.models import Task, TaskExample
 from playground.runs.models import Run, Trace
 from playground.sharing.models import ExpiredLink, ShareLink
@@ -70,8 +73,8 @@ class Row:
     templates: tuple[str, ...]
     status: int = 200
     # Send the page's form with these fields (a name starting with "-": that field removed; the
-    # name "@action": a form of its own to that address, with the page's CSRF token) and check
-    # the answer instead of the page.
+    # name "@action": a form of its own to that address, with the page's CSRF token; the value
+    # "*checked": every box of that name checked) and check the answer instead of the page.
     submit: dict[str, str] | None = None
     # "module.attribute": replaced, for this page only, by a function that raises (a crash).
     fault: str | None = None
@@ -197,6 +200,13 @@ PAGES: list[Row] = [
     Row("moderation account", _at("moderation_account"), ADMIN, ("moderation/account.html",)),
     Row("moderation log", _path("/moderation/log/"), ADMIN,
         ("moderation/log.html", "moderation/_events.html")),
+    # LTI 1.3 and privacy (issue 25).
+    Row("delete account", _path("/accounts/delete/"), STUDENT, ("privacy/delete_account.html",)),
+    Row("LTI refusal", _path("/lti/login/"), ANON, ("lti/error.html",), 400),
+    Row("LTI scores sent", _at("lti_scores"), TEACHER, ("lti/scores.html",)),
+    Row("LTI deep linking", _at("lti_deep_link"), TEACHER, ("lti/deep_link.html",)),
+    Row("LTI deep linking answered", _at("lti_deep_link_answer"), TEACHER,
+        ("lti/deep_link_return.html",), submit={"assignment": "*checked"}),
 ]  # fmt: skip
 
 # Templates no row is there for, each with the reason: rendered only inside a page a row covers
@@ -204,13 +214,7 @@ PAGES: list[Row] = [
 COVERED_ELSEWHERE: dict[str, str] = {}
 # Pages written at the same time as this list (issue 25's LTI 1.3 and privacy parts): each is
 # to get a row in PAGES (and leave this table) once its page settles.
-PENDING_ROWS: dict[str, str] = {
-    "lti/deep_link.html": "LTI 1.3, in progress",
-    "lti/deep_link_return.html": "LTI 1.3, in progress",
-    "lti/error.html": "LTI 1.3, in progress",
-    "lti/scores.html": "LTI 1.3, in progress",
-    "privacy/delete_account.html": "privacy, in progress",
-}
+PENDING_ROWS: dict[str, str] = {}
 # ... or not a page at all.
 NOT_A_PAGE: dict[str, str] = {
     "registration/password_reset_email.html": "the body of an e-mail, not a page",
@@ -318,7 +322,40 @@ def seed_world() -> World:
         status=Result.Status.DONE, score_status="wrong", lines=11, steps=30,
     )  # fmt: skip
     w["stepping_evaluation"] = steps.get_absolute_url()
+    w |= _lti_world(loops, teacher, student)
     return w
+
+
+def _lti_world(loops: Assignment, teacher: Any, student: Any) -> World:
+    """The course linked to an LMS (no grade service, so nothing is sent anywhere), a score
+    shown on the staff's page, and two deep-linking requests of the teacher's (one to look at,
+    one to answer: answering uses it up)."""
+    platform = Platform.objects.create(
+        name="Canvas (test)", issuer="https://lms.example", client_id="tool",
+        deployment_ids=["1"], auth_login_url="https://lms.example/auth",
+        auth_token_url="https://lms.example/token", jwks_url="https://lms.example/jwks",
+    )  # fmt: skip
+    context = LtiContext.objects.create(
+        platform=platform, context_id="c1", title="Loops", course=loops.course
+    )
+    link = ResourceLink.objects.create(context=context, resource_link_id="r1", assignment=loops)
+    ScoreSend.objects.create(
+        link=link, student=student, status=ScoreSend.Status.SENT, score_given=1,
+        score_maximum=2, grading_progress="FullyGraded", activity_progress="Completed",
+        tries=1, sent_at=timezone.now(),
+    )  # fmt: skip
+    found: World = {"lti_scores": f"/lti/courses/{loops.course_id}/scores/"}
+    for key in ("lti_deep_link", "lti_deep_link_answer"):
+        token = secrets.token_urlsafe(24)
+        cache.set(
+            f"lti:deeplink:{token}",
+            {"platform": platform.pk, "user": teacher.pk, "course": loops.course_id,
+             "deployment_id": "1", "return_url": "https://lms.example/deep-link-return",
+             "data": None, "multiple": True},
+            3600,
+        )  # fmt: skip
+        found[key] = f"/lti/deep-link/{token}/"
+    return found
 
 
 def compared_run(user: Any) -> Run:
@@ -379,7 +416,10 @@ def visit(page: Page, url: str, submit: dict[str, str] | None) -> Response:
                   }
                   for (const [name, value] of Object.entries(fields)) {
                     if (name.startsWith("-")) form.elements.namedItem(name.slice(1)).remove();
-                    else form.elements.namedItem(name).value = value;
+                    else if (value === "*checked") {
+                      const boxes = form.querySelectorAll(`[name="${name}"]`);
+                      for (const box of boxes) box.checked = true;
+                    } else form.elements.namedItem(name).value = value;
                   }
                   form.submit();
                 }""",
