@@ -128,7 +128,7 @@ async def watchable(
 def _too_many_fragment(message: str) -> str:
     return str(
         format_html(
-            '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{} This page '
+            '<div id="run-status" class="notice" hx-swap-oob="true">{} This page '
             "will still show the result when the run ends.</div>",
             message,
         )

@@ -105,8 +105,9 @@ def meter_fragment(event: Event) -> str:
 
 def _model_output(text: str) -> str:
     return format_html(
-        '<pre id="model-output" class="model-output live" aria-live="polite" '
-        'hx-swap-oob="true">{}</pre>',
+        # Not a live region: a screen reader would read the whole text again at each token.
+        # The page's one announcer (static/js/site.js) says the milestones (live-run.js).
+        '<pre id="model-output" class="model-output live" hx-swap-oob="true">{}</pre>',
         text,
     )
 
@@ -164,7 +165,10 @@ def status_fragment(event: Event) -> str:
     """The page's status line, saying what the event says."""
     return str(
         format_html(
-            '<div id="run-status" class="notice" role="status" hx-swap-oob="true">{}</div>',
+            # No role="status": the element is replaced at each change, and the announcer
+            # already says each new status (live-run.js reads this line), so it would be heard
+            # twice.
+            '<div id="run-status" class="notice" hx-swap-oob="true">{}</div>',
             status_text(event),
         )
     )

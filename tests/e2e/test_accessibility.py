@@ -554,6 +554,12 @@ def test_a_live_run_is_announced_at_milestones_not_token_by_token(
     announcer = page.locator("#announcer")
     expect(announcer).to_have_attribute("role", "status")
     expect(announcer).to_have_attribute("aria-live", "polite")
+    # Once the stream has replaced the text and the status line, neither speaks on its own
+    # (the announcer says them): each would be heard again at every token or change.
+    expect(output).not_to_be_empty(timeout=60_000)
+    if page.locator("#run-status").count():
+        assert page.locator("#run-status").get_attribute("role") is None
+        assert output.get_attribute("aria-live") is None
     expect(page.locator("#verdict")).to_be_visible(timeout=120_000)
     headline = page.locator("#verdict strong").first.text_content() or ""
     expect(announcer).to_have_text(f"The run finished. {' '.join(headline.split())}", timeout=5_000)
