@@ -24,7 +24,6 @@ from typing import Any
 from celery import shared_task
 from django.apps import apps
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -41,7 +40,7 @@ from playground.classroom.models import (
     Variant,
 )
 from playground.runs.models import Run
-from playground.sharing.models import ExpiredLink, ShareLink
+from playground.runs.retention import delete_in_batches, remember_links
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +110,6 @@ def old_invitations(cutoff: datetime) -> QuerySet[Invitation]:
     )
 
 
-def _remember_links(run_ids: list[int]) -> None:
-    tokens = ShareLink.objects.filter(run_id__in=run_ids).values_list("token", flat=True)
-    ExpiredLink.objects.bulk_create(
-        [ExpiredLink(token=token) for token in tokens], ignore_conflicts=True
-    )
-
-
 LTI_SCORE_LOG = "lti.ScoreLog"
 
 
@@ -132,36 +124,10 @@ RULES: list[Rule] = [
     Rule("step_predictions", "PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", old_step_predictions),
     Rule("exam_starts", "PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", old_exam_starts),
     Rule("extensions", "PLAYGROUND_RETAIN_SUBMISSIONS_DAYS", old_extensions),
-    Rule("runs", "PLAYGROUND_RETAIN_RUNS_DAYS", old_runs, before_delete=_remember_links),
+    Rule("runs", "PLAYGROUND_RETAIN_RUNS_DAYS", old_runs, before_delete=remember_links),
     Rule("invitations", "PLAYGROUND_RETAIN_INVITATIONS_DAYS", old_invitations),
     Rule("lti_score_log", "PLAYGROUND_RETAIN_LTI_DAYS", _lti_score_log, app="playground.lti"),
 ]
-
-
-def delete_in_batches(
-    queryset: QuerySet[Any],
-    batch_size: int,
-    before_delete: Callable[[list[int]], None] | None = None,
-) -> int:
-    """Delete the rows of ``queryset`` ``batch_size`` at a time, each batch in its own
-    transaction, rows another transaction holds skipped; returns how many went."""
-    model = queryset.model
-    deleted, after = 0, 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                queryset.filter(pk__gt=after)
-                .order_by("pk")
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
-                return deleted
-            if before_delete is not None:
-                before_delete(ids)
-            model.objects.filter(pk__in=ids).only("pk").delete()
-        deleted += len(ids)
-        after = ids[-1]
 
 
 def _usable(rule: Rule) -> bool:

@@ -57,7 +57,7 @@ def orphaned_programs(cutoff: datetime) -> QuerySet[Program]:
     )
 
 
-def _delete_in_batches(
+def delete_in_batches(
     queryset: QuerySet[Any],
     batch_size: int,
     before_delete: Callable[[list[int]], None] | None = None,
@@ -86,7 +86,8 @@ def _delete_in_batches(
         after = ids[-1]
 
 
-def _remember_links(run_ids: list[int]) -> None:
+def remember_links(run_ids: list[int]) -> None:
+    """Each share link of these runs answers "expired" (not "not found") once they are gone."""
     tokens = ShareLink.objects.filter(run_id__in=run_ids).values_list("token", flat=True)
     ExpiredLink.objects.bulk_create(
         [ExpiredLink(token=token) for token in tokens], ignore_conflicts=True
@@ -101,10 +102,10 @@ def expire_anonymous_runs(batch_size: int = BATCH) -> dict[str, int]:
         return {"runs": 0, "programs": 0, "links": 0}
     now = timezone.now()
     cutoff = now - timedelta(hours=hours)
-    runs = _delete_in_batches(expired_runs(cutoff), batch_size, before_delete=_remember_links)
-    programs = _delete_in_batches(orphaned_programs(cutoff), batch_size)
+    runs = delete_in_batches(expired_runs(cutoff), batch_size, before_delete=remember_links)
+    programs = delete_in_batches(orphaned_programs(cutoff), batch_size)
     forgotten = ExpiredLink.objects.filter(expired_at__lt=now - LINK_MEMORY)
-    links = _delete_in_batches(forgotten, batch_size)
+    links = delete_in_batches(forgotten, batch_size)
     if runs or programs:
         log.info("expired %d anonymous run(s) and %d anonymous program(s)", runs, programs)
     return {"runs": runs, "programs": programs, "links": links}
