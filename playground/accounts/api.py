@@ -13,6 +13,7 @@ from django.middleware.csrf import get_token
 from ninja import Router, Schema
 from ninja.errors import HttpError
 
+from playground.accounts import tokens
 from playground.lib import ratelimits
 from playground.privacy.export import export_response
 from playground.runs.api import ErrorOut
@@ -40,8 +41,15 @@ def csrf(request: HttpRequest) -> dict[str, str]:
 )
 def account_export(request: HttpRequest) -> StreamingHttpResponse:
     """The same file as the account page's "Download my data" (docs/PRIVACY.md), counted
-    against the same limit (``exports.user``)."""
-    if not request.user.is_authenticated:
-        raise HttpError(401, "Sign in or send a personal API token.")
+    against the same limit (``exports.user``). A personal API token only: with the session
+    cookie alone, another site could spend a signed-in person's exports with a plain GET (an
+    image's address), though never read the file; the account page's button is a POST with
+    its CSRF token."""
+    if not tokens.by_token(request):
+        raise HttpError(
+            401,
+            "Send a personal API token (Authorization: Bearer ...); in a browser, use "
+            "'Download my data' on your account page.",
+        )
     ratelimits.hit(request, "exports")
     return export_response(request, request.user)

@@ -135,6 +135,11 @@ def test_a_token_exports_through_the_api_and_anonymous_gets_401() -> None:
     data = json.loads(b"".join(response.streaming_content))
     assert data["sections"]["account"][0]["username"] == world.student.username
     assert Client().get("/api/account/export").status_code == 401
+    # The session cookie alone is not enough: a GET another site can make must not spend the
+    # person's exports (exports.user).
+    cookie = world.client.get("/api/account/export")
+    assert cookie.status_code == 401
+    assert "account page" in cookie.json()["detail"]
 
 
 def test_the_account_page_offers_the_download_and_the_deletion() -> None:
