@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 
@@ -28,7 +29,17 @@ def main() -> None:
         sock.listen()
         listeners.append(sock)
     abstract = socket.socket(socket.AF_UNIX)
-    abstract.bind("\0playground-test-worker")
+    # The name is the machine's (abstract names are per network namespace): the previous case's
+    # worker may still be exiting under load (EADDRINUSE in a clean run), so wait for it.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            abstract.bind("\0playground-test-worker")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     abstract.listen()
     # Descriptors a careless worker would hand down: a secret file and the sockets, inheritable.
     held = os.open(var / "secret_key", os.O_RDONLY)
