@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from playground.lti.models import ScoreLog
 from playground.privacy.retention import RULES, apply_retention
 from playground.runs.models import Run
 from playground.sharing.models import ShareLink
+from tests.at_once import twice_at_once
 from tests.classroom.staff_factories import (
     AssignmentFactory,
     ItemFactory,
@@ -120,25 +120,7 @@ def test_two_beats_at_once_delete_each_row_once(settings: Settings) -> None:
     user = UserFactory()
     for _ in range(30):
         _old_run(user, 2)
-    results: list[dict[str, int]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def beat() -> None:
-        try:
-            start.wait()
-            results.append(apply_retention(batch_size=3))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=beat) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    results = twice_at_once(lambda: apply_retention(batch_size=3))
     assert sum(r.get("runs", 0) for r in results) == 30
     assert Run.objects.count() == 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from playground.programs.models import Program
 from playground.runs.models import Run, Trace
 from playground.runs.retention import expire_anonymous_runs
 from playground.sharing.models import ExpiredLink, ShareLink
+from tests.at_once import twice_at_once
 from tests.factories import ProgramFactory, UserFactory
 
 TRACE = {"schema": 1, "status": "ok", "steps": [], "stdout": "", "result": "2", "error": None,
@@ -144,25 +144,7 @@ def test_two_copies_at_once_delete_each_row_once(settings: Any) -> None:
     program = ProgramFactory(is_public=True)
     for i in range(40):
         _run(program, days=1, token=f"visitor-{i}")
-    results: list[dict[str, int]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def beat() -> None:
-        try:
-            start.wait()
-            results.append(expire_anonymous_runs(batch_size=3))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=beat) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    results = twice_at_once(lambda: expire_anonymous_runs(batch_size=3))
     assert sum(r["runs"] for r in results) == 40
     assert Run.objects.count() == 0
     assert Trace.objects.count() == 0
